@@ -1,1 +1,753 @@
-//! TODO
+//! The sandbox: one fresh, isolated, measured container per invocation.
+//!
+//! This is the only module that forks into namespaces, mounts, pivots or writes cgroup files,
+//! and the only home of `unsafe`. One invocation, in order (DESIGN section 6):
+//!
+//! 1. The parent creates a fresh cgroup ([`cgroup`]) with the limits applied and read back, and
+//!    a scratch directory for the overlay's upper layer.
+//! 2. It forks a *launcher*, which joins the cgroup, leaves the terminal's session (so Ctrl-C
+//!    reaches benchbox, which then tears the container down), unshares the mount, pid, uts, ipc,
+//!    cgroup (and, for `network = "none"`, net) namespaces and forks the container's *init*:
+//!    pid 1 of the new pid namespace.
+//! 3. Init builds the filesystem ([`mounts`]), sets the hostname, brings `lo` up, and forks the
+//!    *workload* process. The workload must not be pid 1: pid 1 ignores signals it has no
+//!    handler for and must reap orphans, so init stays behind as a minimal init that forwards
+//!    SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps everything.
+//! 4. The workload reports "ready" and blocks; the parent resets the peak-memory counter and
+//!    notes the CPU counters (so setup is not charged to the workload), then says "go". The
+//!    workload's end of a close-on-exec pipe closes at the exact moment of `execve`: the wall
+//!    clock starts when the parent sees that EOF, and stops at the instant init reaps the
+//!    workload (init sends that CLOCK_MONOTONIC timestamp with the wait status).
+//! 5. When the workload exits, init exits, and the kernel kills whatever is left in the pid
+//!    namespace. On timeout or Ctrl-C the parent SIGKILLs every process in the cgroup. Then the
+//!    cgroup and the scratch directory are removed; the mounts died with the mount namespace.
+
+pub mod cgroup;
+pub mod mounts;
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
+use nix::sys::time::TimeValLike;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::time::{ClockId, clock_gettime};
+use nix::unistd::{ForkResult, Pid, fork, pipe2, sethostname, setsid};
+use serde::{Deserialize, Serialize};
+
+pub use cgroup::{Applied, Hierarchy, Limits};
+use mounts::MountPlan;
+
+/// The container's root filesystem.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RootSpec {
+    /// The host's `/`, read-only, with a private writable `/tmp` (overlay; `tmp_lower` is a
+    /// setup step's `/tmp` to show below it).
+    Host { tmp_lower: Option<PathBuf> },
+    /// An overlay of these directories (top first) with a fresh upper layer per invocation.
+    Overlay { lowers: Vec<PathBuf> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything that defines one invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub root: RootSpec,
+    pub volumes: Vec<Volume>,
+    pub workdir: Option<PathBuf>,
+    /// The workload's whole environment (nothing is inherited from benchbox).
+    pub env: Vec<(String, String)>,
+    pub argv: Vec<String>,
+    pub hostname: String,
+    /// `false`: a private network namespace with only loopback, up.
+    pub host_network: bool,
+    pub limits: Limits,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    pub timeout: Option<Duration>,
+    /// Parent directory for this invocation's scratch space (must not be on overlayfs).
+    pub scratch_base: PathBuf,
+    /// Keep the writable layer here after a successful run (a cell's setup step): the overlay
+    /// upper for a rootfs, the `/tmp` upper on the host filesystem.
+    pub keep_upper: Option<PathBuf>,
+}
+
+/// `wait4` resource usage of the whole tree, a cross-check of the cgroup's accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rusage {
+    pub user_s: f64,
+    pub system_s: f64,
+    pub max_rss_bytes: u64,
+    pub minor_faults: u64,
+    pub major_faults: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+}
+
+/// What one invocation measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// From the workload's exec to its exit.
+    pub wall: Duration,
+    pub cpu_user: Duration,
+    pub cpu_system: Duration,
+    pub memory_peak: Option<u64>,
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    pub timed_out: bool,
+    pub interrupted: bool,
+    pub nr_throttled: u64,
+    pub throttled: Duration,
+    pub rusage: Rusage,
+    pub applied: Applied,
+    /// Contents of the `BENCHBOX_METRICS` file the workload may have written.
+    pub metrics_file: String,
+}
+
+impl Outcome {
+    pub fn failed(&self) -> bool {
+        self.exit_code != Some(0) || self.oom_killed || self.timed_out || self.interrupted
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{0}")]
+    Cgroup(#[from] cgroup::CgroupError),
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the container: {0}")]
+    Sys(#[from] nix::Error),
+    #[error("container setup failed: {0}")]
+    Setup(String),
+    #[error("cannot run `{argv0}`: {message}")]
+    Exec { argv0: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, SandboxError>;
+
+/// Where the workload finds its metrics file.
+pub const METRICS_PATH: &str = "/run/benchbox/metrics";
+
+/// Run one invocation to completion (or timeout, or `cancel`), and tear everything down.
+pub fn run(
+    inv: &Invocation,
+    cgroups: &Hierarchy,
+    group_name: &str,
+    cancel: &AtomicBool,
+) -> Result<Outcome> {
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("inv-{}-", std::process::id()))
+        .tempdir_in(&inv.scratch_base)
+        .map_err(|source| SandboxError::Io {
+            action: "create scratch dir in",
+            path: inv.scratch_base.clone(),
+            source,
+        })?;
+    let group = cgroups.create(group_name, &inv.limits)?;
+    let result = run_in(inv, group.as_ref(), scratch.path(), cancel);
+    let removed = group.remove();
+    let outcome = result?;
+    removed?;
+    if let Some(keep) = &inv.keep_upper
+        && !outcome.failed()
+    {
+        fs::rename(scratch.path().join("upper"), keep).map_err(|source| SandboxError::Io {
+            action: "keep the setup layer at",
+            path: keep.clone(),
+            source,
+        })?;
+    }
+    drop(scratch);
+    Ok(outcome)
+}
+
+/// Messages from the container to the parent over the report pipe: a tag byte, a u32 length,
+/// the payload. Each message is far below PIPE_BUF, so writes from different processes never
+/// interleave.
+const MSG_READY: u8 = b'R';
+const MSG_ERROR: u8 = b'E';
+const MSG_EXEC_ERROR: u8 = b'X';
+const MSG_STATUS: u8 = b'S';
+
+fn send(fd: RawFd, tag: u8, payload: &[u8]) {
+    let mut msg = Vec::with_capacity(5 + payload.len());
+    msg.push(tag);
+    msg.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    msg.extend_from_slice(payload);
+    // SAFETY: writing a valid buffer to a descriptor we own.
+    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+}
+
+fn read_messages(file: &mut File) -> Vec<(u8, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let _ = file.read_to_end(&mut buf);
+    parse_messages(&buf)
+}
+
+fn parse_messages(mut buf: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while buf.len() >= 5 {
+        let len = u32::from_le_bytes(buf[1..5].try_into().unwrap()) as usize;
+        if buf.len() < 5 + len {
+            break;
+        }
+        out.push((buf[0], buf[5..5 + len].to_vec()));
+        buf = &buf[5 + len..];
+    }
+    out
+}
+
+fn read_one_message(file: &mut File) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    file.read_exact(&mut head).ok()?;
+    let len = u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize;
+    let mut payload = vec![0u8; len];
+    file.read_exact(&mut payload).ok()?;
+    Some((head[0], payload))
+}
+
+fn monotonic_ns() -> i64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.num_nanoseconds())
+        .unwrap_or(0)
+}
+
+/// Everything the child processes need, prepared before the fork so they allocate little.
+struct ChildPlan {
+    procs_files: Vec<PathBuf>,
+    unshare: CloneFlags,
+    mounts: MountPlan,
+    hostname: String,
+    loopback: bool,
+    workdir: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    path_var: String,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    report_w: RawFd,
+    go_r: RawFd,
+    exec_w: RawFd,
+    /// Descriptors the children must close (the parent's ends).
+    parent_fds: Vec<RawFd>,
+}
+
+fn cstring(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| SandboxError::Setup(format!("`{s}` contains a NUL byte")))
+}
+
+fn open_log(path: &Path) -> Result<OwnedFd> {
+    let file = File::create(path).map_err(|source| SandboxError::Io {
+        action: "create",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(OwnedFd::from(file))
+}
+
+fn run_in(
+    inv: &Invocation,
+    group: &dyn cgroup::Group,
+    scratch: &Path,
+    cancel: &AtomicBool,
+) -> Result<Outcome> {
+    let new_root = scratch.join("root");
+    let run_dir = scratch.join("run");
+    for dir in [&new_root, &run_dir] {
+        fs::create_dir(dir).map_err(|source| SandboxError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let metrics_host = run_dir.join("metrics");
+    File::create(&metrics_host).map_err(|source| SandboxError::Io {
+        action: "create",
+        path: metrics_host.clone(),
+        source,
+    })?;
+    fs::set_permissions(
+        &run_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .ok();
+    fs::set_permissions(
+        &metrics_host,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .ok();
+
+    let path_var = inv
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let (report_r, report_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (exec_r, exec_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if !inv.host_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let plan = ChildPlan {
+        procs_files: group.procs_files(),
+        unshare: flags,
+        mounts: MountPlan {
+            root: inv.root.clone(),
+            new_root,
+            scratch: scratch.to_path_buf(),
+            run_dir,
+            volumes: inv.volumes.clone(),
+        },
+        hostname: inv.hostname.clone(),
+        loopback: !inv.host_network,
+        workdir: cstring(
+            &inv.workdir
+                .as_deref()
+                .unwrap_or(Path::new("/"))
+                .display()
+                .to_string(),
+        )?,
+        argv: inv.argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
+        env: inv
+            .env
+            .iter()
+            .map(|(k, v)| cstring(&format!("{k}={v}")))
+            .collect::<Result<_>>()?,
+        path_var,
+        stdout: open_log(&inv.stdout)?,
+        stderr: open_log(&inv.stderr)?,
+        report_w: report_w.as_raw_fd(),
+        go_r: go_r.as_raw_fd(),
+        exec_w: exec_w.as_raw_fd(),
+        parent_fds: vec![report_r.as_raw_fd(), go_w.as_raw_fd(), exec_r.as_raw_fd()],
+    };
+    if plan.argv.is_empty() {
+        return Err(SandboxError::Setup("empty command".into()));
+    }
+
+    // SAFETY: the child only runs `launcher`, which ends in `_exit`; glibc's fork resets the
+    // allocator's locks in the child, so the little allocation the child does is sound.
+    let launcher = match unsafe { fork() }? {
+        ForkResult::Child => launcher(&plan),
+        ForkResult::Parent { child } => child,
+    };
+    drop(report_w);
+    drop(go_r);
+    drop(exec_w);
+    drop(plan);
+    let mut report = File::from(report_r);
+    let mut go = File::from(go_w);
+    let mut exec = File::from(exec_r);
+
+    // Watchdog: kills the whole group on timeout or Ctrl-C. It starts at the fork; setup
+    // takes milliseconds, so the timeout is effectively from the exec.
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let timed_out = AtomicBool::new(false);
+    let interrupted = AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
+        let (timed_out, interrupted) = (&timed_out, &interrupted);
+        scope.spawn(move || {
+            let started = std::time::Instant::now();
+            loop {
+                match stop_rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                }
+                let expired = inv.timeout.is_some_and(|t| started.elapsed() >= t);
+                if expired || cancel.load(Ordering::SeqCst) {
+                    if expired {
+                        timed_out.store(true, Ordering::SeqCst);
+                    } else {
+                        interrupted.store(true, Ordering::SeqCst);
+                    }
+                    let _ = kill(launcher, Signal::SIGKILL);
+                    let _ = group.kill_all();
+                    return;
+                }
+            }
+        });
+        let result = supervise(group, launcher, &mut report, &mut go, &mut exec);
+        let _ = stop_tx.send(());
+        result
+    });
+    let mut outcome = outcome?;
+    outcome.timed_out = timed_out.load(Ordering::SeqCst);
+    outcome.interrupted = interrupted.load(Ordering::SeqCst);
+    outcome.applied = group.applied();
+    outcome.metrics_file = fs::read_to_string(&metrics_host).unwrap_or_default();
+    Ok(outcome)
+}
+
+/// The parent's side of one invocation, from the fork to the launcher's exit.
+fn supervise(
+    group: &dyn cgroup::Group,
+    launcher: Pid,
+    report: &mut File,
+    go: &mut File,
+    exec: &mut File,
+) -> Result<Outcome> {
+    let ready = read_one_message(report);
+    let mut setup_error = None;
+    let mut baseline = cgroup::Counters::default();
+    let mut start_ns = 0;
+    match ready {
+        Some((MSG_READY, _)) => {
+            group.reset_peak()?;
+            baseline = group.counters()?;
+            let _ = go.write_all(b"g");
+            // EOF on this pipe is the workload's execve (or its death before that).
+            let mut byte = [0u8; 1];
+            let _ = exec.read(&mut byte);
+            start_ns = monotonic_ns();
+        }
+        Some((MSG_ERROR, msg)) => setup_error = Some(String::from_utf8_lossy(&msg).into_owned()),
+        _ => {}
+    }
+    let (status, rusage) = wait_with_rusage(launcher)?;
+    let end_fallback = monotonic_ns();
+    let messages = read_messages(report);
+    let counters = group.counters()?;
+
+    if let Some(message) = setup_error.or_else(|| {
+        messages
+            .iter()
+            .find(|(t, _)| *t == MSG_ERROR)
+            .map(|(_, m)| String::from_utf8_lossy(m).into_owned())
+    }) {
+        return Err(SandboxError::Setup(message));
+    }
+    if let Some((_, msg)) = messages.iter().find(|(t, _)| *t == MSG_EXEC_ERROR) {
+        let text = String::from_utf8_lossy(msg);
+        let (argv0, message) = text.split_once('\0').unwrap_or(("?", &text));
+        return Err(SandboxError::Exec {
+            argv0: argv0.into(),
+            message: message.into(),
+        });
+    }
+    let mut outcome = Outcome {
+        rusage,
+        ..Default::default()
+    };
+    let mut end_ns = end_fallback;
+    if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_STATUS)
+        && payload.len() == 12
+    {
+        let raw = i32::from_le_bytes(payload[0..4].try_into().unwrap());
+        end_ns = i64::from_le_bytes(payload[4..12].try_into().unwrap());
+        if libc::WIFEXITED(raw) {
+            outcome.exit_code = Some(libc::WEXITSTATUS(raw));
+        } else if libc::WIFSIGNALED(raw) {
+            outcome.signal = Some(libc::WTERMSIG(raw));
+        }
+    } else {
+        // Init never reported (killed on timeout or Ctrl-C): the launcher's own status.
+        match status {
+            WaitStatus::Signaled(_, sig, _) => outcome.signal = Some(sig as i32),
+            WaitStatus::Exited(_, code) => outcome.exit_code = Some(code),
+            _ => {}
+        }
+        if outcome.signal.is_none() && outcome.exit_code == Some(0) {
+            outcome.exit_code = None;
+        }
+    }
+    if start_ns > 0 {
+        outcome.wall = Duration::from_nanos(end_ns.saturating_sub(start_ns).max(0) as u64);
+    }
+    outcome.cpu_user = counters.cpu_user.saturating_sub(baseline.cpu_user);
+    outcome.cpu_system = counters.cpu_system.saturating_sub(baseline.cpu_system);
+    outcome.memory_peak = counters.memory_peak;
+    outcome.io_read_bytes = counters
+        .io_read_bytes
+        .map(|b| b.saturating_sub(baseline.io_read_bytes.unwrap_or(0)));
+    outcome.io_write_bytes = counters
+        .io_write_bytes
+        .map(|b| b.saturating_sub(baseline.io_write_bytes.unwrap_or(0)));
+    outcome.oom_killed = counters.oom_kills > 0;
+    outcome.nr_throttled = counters.nr_throttled.saturating_sub(baseline.nr_throttled);
+    outcome.throttled = counters.throttled.saturating_sub(baseline.throttled);
+    Ok(outcome)
+}
+
+fn wait_with_rusage(pid: Pid) -> Result<(WaitStatus, Rusage)> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: zeroed rusage is a valid out-parameter for wait4.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to locals.
+        let rc = unsafe { libc::wait4(pid.as_raw(), &mut status, 0, &mut ru) };
+        if rc < 0 {
+            let err = nix::Error::last();
+            if err == nix::Error::EINTR {
+                continue;
+            }
+            return Err(err.into());
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let rusage = Rusage {
+            user_s: tv(ru.ru_utime),
+            system_s: tv(ru.ru_stime),
+            max_rss_bytes: ru.ru_maxrss as u64 * 1024,
+            minor_faults: ru.ru_minflt as u64,
+            major_faults: ru.ru_majflt as u64,
+            voluntary_switches: ru.ru_nvcsw as u64,
+            involuntary_switches: ru.ru_nivcsw as u64,
+        };
+        return Ok((WaitStatus::from_raw(pid, status)?, rusage));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The child side. Everything below runs after fork and never returns: it ends in `_exit`.
+// ------------------------------------------------------------------------------------------
+
+fn die(report_w: RawFd, tag: u8, message: &str) -> ! {
+    send(report_w, tag, message.as_bytes());
+    // SAFETY: _exit is always safe; it skips destructors and atexit handlers on purpose.
+    unsafe { libc::_exit(if tag == MSG_EXEC_ERROR { 127 } else { 1 }) }
+}
+
+fn close_fds(fds: &[RawFd]) {
+    for &fd in fds {
+        // SAFETY: closing descriptors this process will never use again.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// The launcher: joins the cgroup, unshares the namespaces, forks init, waits for it.
+fn launcher(plan: &ChildPlan) -> ! {
+    close_fds(&plan.parent_fds);
+    let fail = |m: String| -> ! { die(plan.report_w, MSG_ERROR, &m) };
+    // If benchbox dies, so does the container.
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let _ = setsid();
+    let pid = std::process::id().to_string();
+    for file in &plan.procs_files {
+        if let Err(e) = fs::write(file, &pid) {
+            fail(format!("cannot join cgroup `{}`: {e}", file.display()));
+        }
+    }
+    if let Err(e) = unshare(plan.unshare) {
+        fail(format!(
+            "cannot create namespaces: {e} (hint: benchbox must run as root)"
+        ));
+    }
+    // SAFETY: single-threaded child; the grandchild runs `init` and ends in `_exit`.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => init(plan),
+        Ok(ForkResult::Parent { child }) => {
+            close_fds(&[plan.report_w, plan.go_r, plan.exec_w]);
+            let code = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => break code,
+                    Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+                    Err(nix::Error::EINTR) => continue,
+                    _ => break 1,
+                }
+            };
+            // SAFETY: see `die`.
+            unsafe { libc::_exit(code) }
+        }
+        Err(e) => fail(format!("cannot fork the container's init: {e}")),
+    }
+}
+
+static WORKLOAD_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = WORKLOAD_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Pid 1 of the container: builds the filesystem, forks the workload, forwards signals to it,
+/// reaps every process, and reports the workload's status.
+fn init(plan: &ChildPlan) -> ! {
+    let fail = |m: String| -> ! { die(plan.report_w, MSG_ERROR, &m) };
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if let Err(e) = mounts::setup_and_pivot(&plan.mounts) {
+        fail(e);
+    }
+    if let Err(e) = sethostname(&plan.hostname) {
+        fail(format!("cannot set the hostname `{}`: {e}", plan.hostname));
+    }
+    if plan.loopback
+        && let Err(e) = mounts::loopback_up()
+    {
+        fail(e);
+    }
+    // SAFETY: single-threaded; the child runs `workload`, which ends in exec or `_exit`.
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => workload(plan),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => fail(format!("cannot fork the workload: {e}")),
+    };
+    close_fds(&[plan.go_r, plan.exec_w]);
+    WORKLOAD_PID.store(child.as_raw(), Ordering::SeqCst);
+    let handler = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only calls async-signal-safe kill().
+        let _ = unsafe { sigaction(sig, &handler) };
+    }
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: valid pointer to a local.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == child.as_raw() {
+            let now = monotonic_ns();
+            let mut payload = Vec::with_capacity(12);
+            payload.extend_from_slice(&status.to_le_bytes());
+            payload.extend_from_slice(&now.to_le_bytes());
+            send(plan.report_w, MSG_STATUS, &payload);
+            // Exiting as pid 1 makes the kernel kill everything left in the namespace.
+            // SAFETY: see `die`.
+            unsafe { libc::_exit(0) }
+        }
+        if pid < 0 && nix::Error::last() != nix::Error::EINTR {
+            // SAFETY: see `die`.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+/// Find `argv0` on the container's PATH the way a shell would (after pivot_root).
+fn resolve(argv0: &[u8], path_var: &str) -> Option<CString> {
+    if argv0.contains(&b'/') {
+        return CString::new(argv0).ok();
+    }
+    let name = std::ffi::OsStr::from_bytes(argv0);
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .find_map(|dir| {
+            let candidate = Path::new(dir).join(name);
+            let c = CString::new(candidate.as_os_str().as_bytes()).ok()?;
+            // SAFETY: valid C string.
+            (unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 && candidate.is_file())
+                .then_some(c)
+        })
+}
+
+/// The workload process: stdio, working directory, environment, then wait for "go" and exec.
+fn workload(plan: &ChildPlan) -> ! {
+    let argv0 = plan.argv[0].to_string_lossy().into_owned();
+    let fail = |m: String| -> ! { die(plan.report_w, MSG_EXEC_ERROR, &format!("{argv0}\0{m}")) };
+    // Signal handlers and mask must not leak from init into the workload.
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: restoring default dispositions.
+        let _ = unsafe { sigaction(sig, &default) };
+    }
+    let _ = SigSet::all().thread_unblock();
+    // SAFETY: dup2/open on descriptors we own; /dev/null exists in the container's /dev.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        libc::dup2(null, 0);
+        libc::dup2(plan.stdout.as_raw_fd(), 1);
+        libc::dup2(plan.stderr.as_raw_fd(), 2);
+    }
+    // SAFETY: valid C string.
+    if unsafe { libc::chdir(plan.workdir.as_ptr()) } != 0 {
+        fail(format!(
+            "cannot enter the working directory `{}`: {} (hint: create it in the rootfs or mount a volume there)",
+            plan.workdir.to_string_lossy(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    let Some(path) = resolve(plan.argv[0].as_bytes(), &plan.path_var) else {
+        fail(format!(
+            "not found on PATH `{}` in the container",
+            plan.path_var
+        ));
+    };
+    send(plan.report_w, MSG_READY, b"");
+    let mut byte = [0u8; 1];
+    // SAFETY: reading into a local buffer.
+    if unsafe { libc::read(plan.go_r, byte.as_mut_ptr().cast(), 1) } != 1 {
+        // SAFETY: see `die`.
+        unsafe { libc::_exit(1) }
+    }
+    let argv: Vec<*const libc::c_char> = plan
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = plan
+        .env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    // SAFETY: NUL-terminated arrays of valid C strings. exec_w is close-on-exec: its closing
+    // at this very call is what starts the parent's clock.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    fail(std::io::Error::last_os_error().to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let mut buf = vec![MSG_READY, 0, 0, 0, 0];
+        buf.extend([MSG_ERROR, 3, 0, 0, 0, b'a', b'b', b'c']);
+        buf.extend([MSG_STATUS, 2, 0]); // truncated: ignored
+        assert_eq!(
+            parse_messages(&buf),
+            vec![(MSG_READY, vec![]), (MSG_ERROR, b"abc".to_vec())]
+        );
+    }
+}

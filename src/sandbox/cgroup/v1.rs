@@ -1,0 +1,406 @@
+//! cgroup v1: one hierarchy per controller (`<root>/cpu`, `<root>/memory`, ...).
+//!
+//! An invocation's group is a directory of the same name in every hierarchy benchbox uses,
+//! nested under the caller's own cgroup (from `/proc/self/cgroup`) plus `benchbox/`, so a
+//! limit placed on benchbox itself still holds for its workloads. v1 quirks handled here:
+//! a new cpuset group starts with no cpus and no mems (both must be copied down before a task
+//! may join); swap is only capped through `memory.memsw.limit_in_bytes` (when the kernel has
+//! swap accounting); peak memory is reset by writing 0 to `memory.max_usage_in_bytes`; there is
+//! no `cgroup.kill`, so killing means signalling every listed pid until none is left.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{
+    Applied, CgroupError, Counters, Group, Limits, Result, Version, keyed, kill_listed, make_dir,
+    read_file, read_pids, read_u64, remove_dir_retrying, write_file,
+};
+
+/// Controllers benchbox needs (must exist) and may use (used when present).
+const REQUIRED: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "pids"];
+const OPTIONAL: &[&str] = &["blkio"];
+
+const CFS_PERIOD_US: u64 = 100_000;
+
+#[derive(Debug, Clone)]
+pub struct V1 {
+    /// controller name -> benchbox's parent directory in that hierarchy.
+    parents: BTreeMap<String, PathBuf>,
+}
+
+impl V1 {
+    /// `proc_self_cgroup` is the text of `/proc/self/cgroup` (lines `id:controllers:/path`).
+    pub fn new(root: &Path, proc_self_cgroup: &str) -> Result<V1> {
+        let mut parents = BTreeMap::new();
+        for &controller in REQUIRED.iter().chain(OPTIONAL) {
+            let mount = root.join(controller);
+            if !mount.is_dir() {
+                if REQUIRED.contains(&controller) {
+                    return Err(CgroupError::MissingController {
+                        controller: controller.into(),
+                        root: root.to_path_buf(),
+                    });
+                }
+                continue;
+            }
+            let own = own_path(proc_self_cgroup, controller);
+            parents.insert(controller.to_string(), mount.join(own).join("benchbox"));
+        }
+        Ok(V1 { parents })
+    }
+
+    pub(crate) fn parent_dirs(&self) -> Vec<PathBuf> {
+        self.parents.values().cloned().collect()
+    }
+
+    pub fn create(&self, name: &str, limits: &Limits) -> Result<V1Group> {
+        for (controller, parent) in &self.parents {
+            if !parent.is_dir() {
+                std::fs::create_dir_all(parent).map_err(|source| CgroupError::Io {
+                    action: "create",
+                    path: parent.clone(),
+                    source,
+                })?;
+                if controller == "cpuset" {
+                    // A fresh v1 cpuset has empty cpus/mems: inherit them from the level above.
+                    let above = parent.parent().unwrap_or(parent);
+                    for file in ["cpuset.cpus", "cpuset.mems"] {
+                        let value = read_file(&above.join(file))?;
+                        write_file(&parent.join(file), value.trim())?;
+                    }
+                }
+            }
+        }
+        let mut dirs = BTreeMap::new();
+        for (controller, parent) in &self.parents {
+            let dir = parent.join(name);
+            if let Err(e) = make_dir(&dir) {
+                let group = V1Group {
+                    dirs,
+                    applied: Applied::default(),
+                };
+                let _ = group.remove();
+                return Err(e);
+            }
+            dirs.insert(controller.clone(), dir);
+        }
+        let mut group = V1Group {
+            dirs,
+            applied: Applied::default(),
+        };
+        match group.apply(limits) {
+            Ok(applied) => {
+                group.applied = applied;
+                Ok(group)
+            }
+            Err(e) => {
+                let _ = group.remove();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The cgroup path of this process in `controller`'s hierarchy ("" for the root).
+fn own_path(proc_self_cgroup: &str, controller: &str) -> String {
+    proc_self_cgroup
+        .lines()
+        .find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let _id = parts.next()?;
+            let controllers = parts.next()?;
+            let path = parts.next()?;
+            controllers
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.trim_start_matches('/').to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug)]
+pub struct V1Group {
+    dirs: BTreeMap<String, PathBuf>,
+    applied: Applied,
+}
+
+impl V1Group {
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs.get(controller).map(PathBuf::as_path)
+    }
+
+    fn apply(&self, limits: &Limits) -> Result<Applied> {
+        let cpuset = self.dir("cpuset").expect("cpuset is required");
+        let parent = cpuset.parent().unwrap_or(cpuset);
+        let parent_cpus = read_file(&parent.join("cpuset.cpus"))?;
+        let cpus = limits
+            .cpus
+            .clone()
+            .unwrap_or_else(|| parent_cpus.trim().to_string());
+        write_file(&cpuset.join("cpuset.cpus"), &cpus)?;
+        let mems = read_file(&parent.join("cpuset.mems"))?;
+        write_file(&cpuset.join("cpuset.mems"), mems.trim())?;
+
+        let cpu = self.dir("cpu").expect("cpu is required");
+        write_file(&cpu.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
+        let quota = match limits.cpu_quota {
+            Some(cores) => ((cores * CFS_PERIOD_US as f64).round() as i64).max(1000),
+            None => -1,
+        };
+        write_file(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
+
+        let memory = self.dir("memory").expect("memory is required");
+        if let Some(bytes) = limits.memory {
+            write_file(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
+            // memsw caps memory+swap: equal to the memory limit means no swap at all.
+            let memsw = memory.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                write_file(&memsw, &bytes.to_string())?;
+            }
+        }
+        // Never swap, limit or not: swapping would turn a memory benchmark into a disk one.
+        let _ = write_file(&memory.join("memory.swappiness"), "0");
+
+        let pids = self.dir("pids").expect("pids is required");
+        let max = limits.pids.map_or("max".to_string(), |p| p.to_string());
+        write_file(&pids.join("pids.max"), &max)?;
+
+        Ok(self.read_applied())
+    }
+
+    fn read_applied(&self) -> Applied {
+        let cpuset = self.dir("cpuset").unwrap();
+        let cpu = self.dir("cpu").unwrap();
+        let memory = self.dir("memory").unwrap();
+        let pids = self.dir("pids").unwrap();
+        let read = |p: PathBuf| read_file(&p).ok().map(|s| s.trim().to_string());
+        let limit_or_none = |v: Option<u64>| v.filter(|&b| b < (1 << 62));
+        Applied {
+            cgroup_version: Some(Version::V1),
+            cpus: read(cpuset.join("cpuset.cpus")),
+            mems: read(cpuset.join("cpuset.mems")),
+            cpu_quota_us: read(cpu.join("cpu.cfs_quota_us")).and_then(|s| s.parse().ok()),
+            cpu_period_us: read_u64(&cpu.join("cpu.cfs_period_us")),
+            memory_bytes: limit_or_none(read_u64(&memory.join("memory.limit_in_bytes"))),
+            memory_swap_bytes: limit_or_none(read_u64(&memory.join("memory.memsw.limit_in_bytes"))),
+            pids: read(pids.join("pids.max")).and_then(|s| s.parse().ok()),
+        }
+    }
+}
+
+/// Sum the `Read` and `Write` rows of a blkio `io_service_bytes` file.
+fn blkio_bytes(text: &str) -> (u64, u64) {
+    let mut read = 0;
+    let mut write = 0;
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if let [_, op, value] = parts[..] {
+            let value: u64 = value.parse().unwrap_or(0);
+            match op {
+                "Read" => read += value,
+                "Write" => write += value,
+                _ => {}
+            }
+        }
+    }
+    (read, write)
+}
+
+impl Group for V1Group {
+    fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs.values().cloned().collect()
+    }
+
+    fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.values().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    fn applied(&self) -> Applied {
+        self.applied.clone()
+    }
+
+    fn reset_peak(&self) -> Result<()> {
+        write_file(
+            &self
+                .dir("memory")
+                .unwrap()
+                .join("memory.max_usage_in_bytes"),
+            "0",
+        )
+    }
+
+    fn counters(&self) -> Result<Counters> {
+        let cpuacct = self.dir("cpuacct").unwrap();
+        let memory = self.dir("memory").unwrap();
+        let cpu_stat = read_file(&self.dir("cpu").unwrap().join("cpu.stat")).unwrap_or_default();
+        let oom = read_file(&memory.join("memory.oom_control")).unwrap_or_default();
+        let (io_read, io_write) = match self.dir("blkio") {
+            Some(blkio) => {
+                let text = read_file(&blkio.join("blkio.throttle.io_service_bytes_recursive"))
+                    .or_else(|_| read_file(&blkio.join("blkio.throttle.io_service_bytes")))
+                    .unwrap_or_default();
+                let (r, w) = blkio_bytes(&text);
+                (Some(r), Some(w))
+            }
+            None => (None, None),
+        };
+        Ok(Counters {
+            cpu_user: Duration::from_nanos(
+                read_u64(&cpuacct.join("cpuacct.usage_user")).unwrap_or(0),
+            ),
+            cpu_system: Duration::from_nanos(
+                read_u64(&cpuacct.join("cpuacct.usage_sys")).unwrap_or(0),
+            ),
+            memory_peak: read_u64(&memory.join("memory.max_usage_in_bytes")),
+            io_read_bytes: io_read,
+            io_write_bytes: io_write,
+            oom_kills: keyed(&oom, "oom_kill").unwrap_or(0),
+            nr_throttled: keyed(&cpu_stat, "nr_throttled").unwrap_or(0),
+            throttled: Duration::from_nanos(keyed(&cpu_stat, "throttled_time").unwrap_or(0)),
+        })
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        let mut all: Vec<i32> = Vec::new();
+        for file in self.procs_files() {
+            all.extend(read_pids(&file).unwrap_or_default());
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+
+    fn kill_all(&self) -> Result<()> {
+        // Each hierarchy lists the same tasks; the pids one is always present.
+        kill_listed(&self.procs_files())
+    }
+
+    fn remove(&self) -> Result<()> {
+        let killed = self.kill_all();
+        let mut first_err = killed.err();
+        for dir in self.dirs.values() {
+            if let Err(e) = remove_dir_retrying(dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    const SELF_CGROUP: &str =
+        "9:name=systemd:/\n8:pids:/\n4:memory:/outer/job\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+
+    fn fake_root() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for c in ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"] {
+            fs::create_dir(tmp.path().join(c)).unwrap();
+        }
+        fs::write(tmp.path().join("cpuset/cpuset.cpus"), "0-3\n").unwrap();
+        fs::write(tmp.path().join("cpuset/cpuset.mems"), "0\n").unwrap();
+        fs::create_dir_all(tmp.path().join("memory/outer/job")).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn own_path_reads_the_controller_line() {
+        assert_eq!(own_path(SELF_CGROUP, "memory"), "outer/job");
+        assert_eq!(own_path(SELF_CGROUP, "cpu"), "");
+        assert_eq!(own_path("2:cpu,cpuacct:/a\n", "cpuacct"), "a");
+    }
+
+    #[test]
+    fn limits_are_written_nested_under_our_own_cgroup() {
+        let root = fake_root();
+        let h = V1::new(root.path(), SELF_CGROUP).unwrap();
+        fs::create_dir_all(root.path().join("memory/outer/job/benchbox")).unwrap();
+        let limits = Limits {
+            cpus: Some("1".into()),
+            cpu_quota: Some(0.5),
+            memory: Some(64 << 20),
+            pids: Some(32),
+        };
+        let group = h.create("g1", &limits).unwrap();
+        let mem = root.path().join("memory/outer/job/benchbox/g1");
+        assert_eq!(
+            fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap(),
+            "67108864"
+        );
+        assert_eq!(
+            fs::read_to_string(root.path().join("cpu/benchbox/g1/cpu.cfs_quota_us")).unwrap(),
+            "50000"
+        );
+        assert_eq!(
+            fs::read_to_string(root.path().join("cpuset/benchbox/cpuset.cpus")).unwrap(),
+            "0-3"
+        );
+        assert_eq!(
+            fs::read_to_string(root.path().join("cpuset/benchbox/g1/cpuset.cpus")).unwrap(),
+            "1"
+        );
+        assert_eq!(
+            fs::read_to_string(root.path().join("pids/benchbox/g1/pids.max")).unwrap(),
+            "32"
+        );
+        let applied = group.applied();
+        assert_eq!(applied.cpus.as_deref(), Some("1"));
+        assert_eq!(applied.cpu_quota_us, Some(50_000));
+        assert_eq!(applied.memory_bytes, Some(64 << 20));
+        assert_eq!(applied.pids, Some(32));
+        // Counters from fake accounting files.
+        let acct = root.path().join("cpuacct/benchbox/g1");
+        fs::write(acct.join("cpuacct.usage_user"), "1500000000\n").unwrap();
+        fs::write(acct.join("cpuacct.usage_sys"), "250000000\n").unwrap();
+        fs::write(mem.join("memory.max_usage_in_bytes"), "4096\n").unwrap();
+        fs::write(
+            mem.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        )
+        .unwrap();
+        fs::write(
+            root.path()
+                .join("blkio/benchbox/g1/blkio.throttle.io_service_bytes"),
+            "8:0 Read 100\n8:0 Write 50\n8:16 Read 1\n8:0 Total 150\nTotal 151\n",
+        )
+        .unwrap();
+        fs::write(
+            root.path().join("cpu/benchbox/g1/cpu.stat"),
+            "nr_periods 10\nnr_throttled 3\nthrottled_time 7000\n",
+        )
+        .unwrap();
+        let c = group.counters().unwrap();
+        assert_eq!(c.cpu_user, Duration::from_millis(1500));
+        assert_eq!(c.cpu_system, Duration::from_millis(250));
+        assert_eq!(c.memory_peak, Some(4096));
+        assert_eq!(c.oom_kills, 1);
+        assert_eq!((c.io_read_bytes, c.io_write_bytes), (Some(101), Some(50)));
+        assert_eq!(
+            (c.nr_throttled, c.throttled),
+            (3, Duration::from_nanos(7000))
+        );
+        group.remove().unwrap();
+        assert!(!mem.exists());
+        assert!(!root.path().join("cpu/benchbox/g1").exists());
+    }
+
+    #[test]
+    fn an_existing_group_is_never_reused() {
+        let root = fake_root();
+        let h = V1::new(root.path(), SELF_CGROUP).unwrap();
+        let _g = h.create("same", &Limits::default()).unwrap();
+        assert!(h.create("same", &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn missing_required_controller_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("memory")).unwrap();
+        let err = V1::new(tmp.path(), "").unwrap_err().to_string();
+        assert!(err.contains("`cpu`"), "{err}");
+    }
+}

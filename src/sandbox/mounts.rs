@@ -1,0 +1,351 @@
+//! The container's filesystem, built inside its new mount namespace before `pivot_root`.
+//!
+//! Runs in the container's init process (pid 1 of the new pid namespace), so the `/proc` it
+//! mounts shows only the container's processes. Order matters: the root (an overlay of the
+//! rootfs layers with a fresh upper, or the host's `/` bound recursively and made read-only),
+//! then `/proc`, `/sys`, a minimal `/dev`, a private `/run` (host mode) and `/tmp`, the metrics
+//! directory, the volumes (last, so a volume may sit under `/tmp`), then `pivot_root`.
+//! Nothing here needs undoing: the mounts die with the namespace when its last process exits.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::unistd::{chdir, pivot_root};
+
+use super::{RootSpec, Volume};
+
+/// Everything the mount step needs, prepared by the parent before the fork.
+#[derive(Debug, Clone)]
+pub struct MountPlan {
+    pub root: RootSpec,
+    /// Where the new root is assembled (an empty directory on the host).
+    pub new_root: PathBuf,
+    /// Scratch directory of this invocation: overlay upper and work directories.
+    pub scratch: PathBuf,
+    /// Host directory shown at `/run/benchbox` (the metrics file lives there).
+    pub run_dir: PathBuf,
+    pub volumes: Vec<Volume>,
+}
+
+type Step<T> = Result<T, String>;
+
+fn ctx(what: impl FnOnce() -> String) -> impl FnOnce(nix::Error) -> String {
+    move |e| format!("{}: {e}", what())
+}
+
+fn do_mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Step<()> {
+    mount(src, target, fstype, flags, data).map_err(ctx(|| {
+        format!(
+            "cannot mount {} on `{}`",
+            fstype.or(src).unwrap_or("?"),
+            target.display()
+        )
+    }))
+}
+
+/// Make everything under `path` read-only, submounts included (mount_setattr, Linux 5.12+).
+fn make_readonly_recursive(path: &Path) -> Step<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: valid NUL-terminated path and a correctly sized, initialised mount_attr struct.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(format!("cannot make `{}` read-only: {err}", path.display()));
+    }
+    // Kernels before 5.12: remount the top mount read-only (submounts stay as they are).
+    do_mount(
+        None,
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        None,
+    )
+}
+
+fn mkdir_p(path: &Path) -> Step<()> {
+    fs::create_dir_all(path).map_err(|e| format!("cannot create `{}`: {e}", path.display()))
+}
+
+/// Overlay options need `:` and `,` escaped in paths.
+fn escape_overlay_path(p: &Path) -> String {
+    p.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace(',', "\\,")
+}
+
+fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Step<()> {
+    mkdir_p(upper)?;
+    mkdir_p(work)?;
+    let lower = lowers
+        .iter()
+        .map(|p| escape_overlay_path(p))
+        .collect::<Vec<_>>()
+        .join(":");
+    let data = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        escape_overlay_path(upper),
+        escape_overlay_path(work)
+    );
+    do_mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )
+}
+
+/// Build the container's filesystem and switch into it. Runs in the container's init.
+pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
+    // Nothing we mount may propagate back to the host (and pivot_root requires it).
+    do_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    let root = &plan.new_root;
+    match &plan.root {
+        RootSpec::Overlay { lowers } => {
+            mount_overlay(
+                lowers,
+                &plan.scratch.join("upper"),
+                &plan.scratch.join("work"),
+                root,
+            )?;
+        }
+        RootSpec::Host { tmp_lower } => {
+            do_mount(
+                Some("/"),
+                root,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            make_readonly_recursive(root)?;
+            // A private, writable /tmp: an overlay so a setup step's /tmp can sit below it.
+            let empty = plan.scratch.join("tmp-empty");
+            mkdir_p(&empty)?;
+            let lower = tmp_lower.clone().unwrap_or(empty);
+            mount_overlay(
+                &[lower],
+                &plan.scratch.join("upper"),
+                &plan.scratch.join("work"),
+                &root.join("tmp"),
+            )?;
+            fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
+                .map_err(|e| format!("cannot chmod /tmp: {e}"))?;
+            do_mount(
+                Some("tmpfs"),
+                &root.join("run"),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=755"),
+            )?;
+        }
+    }
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mkdir_p(&root.join("proc"))?;
+    do_mount(
+        Some("proc"),
+        &root.join("proc"),
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+    )?;
+    mkdir_p(&root.join("sys"))?;
+    // A fresh sysfs reflects the container's own network namespace; read-only.
+    do_mount(
+        Some("sysfs"),
+        &root.join("sys"),
+        Some("sysfs"),
+        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+        None,
+    )?;
+    setup_dev(&root.join("dev"))?;
+
+    let run = root.join("run/benchbox");
+    mkdir_p(&run)?;
+    do_mount(
+        Some(&plan.run_dir.display().to_string()),
+        &run,
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )?;
+
+    for volume in &plan.volumes {
+        mount_volume(root, volume, matches!(plan.root, RootSpec::Host { .. }))?;
+    }
+
+    chdir(root).map_err(ctx(|| format!("cannot chdir to `{}`", root.display())))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
+    // only the new root visible.
+    pivot_root(".", ".").map_err(ctx(|| "pivot_root failed".to_string()))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(ctx(|| "cannot detach the old root".to_string()))?;
+    chdir("/").map_err(ctx(|| "cannot chdir to /".to_string()))?;
+    Ok(())
+}
+
+/// A minimal /dev: a tmpfs with bind-mounted device nodes, a private devpts, and shm.
+fn setup_dev(dev: &Path) -> Step<()> {
+    mkdir_p(dev)?;
+    do_mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(node);
+        fs::write(&target, b"")
+            .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
+        do_mount(
+            Some(&format!("/dev/{node}")),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    let pts = dev.join("pts");
+    mkdir_p(&pts)?;
+    do_mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    let shm = dev.join("shm");
+    mkdir_p(&shm)?;
+    do_mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, dev.join(link)).map_err(|e| format!("cannot link /dev/{link}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn mount_volume(root: &Path, volume: &Volume, host_mode: bool) -> Step<()> {
+    let target = root.join(volume.target.strip_prefix("/").unwrap_or(&volume.target));
+    if !target.exists() {
+        let made = if volume.host.is_dir() {
+            fs::create_dir_all(&target)
+        } else {
+            target
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|_| fs::write(&target, b""))
+        };
+        made.map_err(|e| {
+            let hint = if host_mode {
+                " (hint: on the host filesystem only /tmp is writable: mount the volume at an existing path or under /tmp)"
+            } else {
+                ""
+            };
+            format!("cannot create volume target `{}`: {e}{hint}", volume.target.display())
+        })?;
+    }
+    do_mount(
+        Some(&volume.host.display().to_string()),
+        &target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    if volume.read_only {
+        make_readonly_recursive(&target)?;
+    }
+    Ok(())
+}
+
+/// Bring the loopback interface up (a new network namespace starts with it down).
+pub fn loopback_up() -> Step<()> {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq whose name we fill in; the socket is closed.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(format!(
+                "cannot open a socket: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut ifr);
+        if rc == 0 {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS, &ifr);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(sock);
+        if rc != 0 {
+            return Err(format!("cannot bring up the loopback interface: {err}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_paths_are_escaped() {
+        assert_eq!(escape_overlay_path(Path::new("/a:b,c")), "/a\\:b\\,c");
+    }
+}

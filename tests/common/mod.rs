@@ -1,0 +1,46 @@
+//! Shared helpers for the integration tests: privilege gating, a busybox root filesystem,
+//! and the built `benchbox` binary.
+#![allow(dead_code)]
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// True when this test may use real namespaces and cgroups. Skipping is allowed only when not
+/// root; with `BENCHBOX_REQUIRE_PRIVILEGED=1` (set by `.ci/run`) a skip is a failure.
+pub fn privileged() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        assert!(
+            std::env::var_os("BENCHBOX_REQUIRE_PRIVILEGED").is_none(),
+            "privileged test cannot run: not root, and BENCHBOX_REQUIRE_PRIVILEGED is set"
+        );
+        eprintln!("skipping: not root");
+    }
+    root
+}
+
+/// A root filesystem made of Debian's busybox-static: /bin/busybox and one symlink per applet.
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "busybox-static is not installed (apt-get install busybox-static)"
+    );
+    for sub in ["bin", "tmp", "proc", "sys", "dev", "etc", "run"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    let applets = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+        if applet != "busybox" {
+            let _ = symlink("busybox", dir.join("bin").join(applet));
+        }
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    dir.to_path_buf()
+}
+
+pub fn benchbox() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_benchbox"))
+}
