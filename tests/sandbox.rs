@@ -2,9 +2,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+use std::path::Path;
 
 use benchbox::sandbox::{self, Invocation, Limits, Outcome, RootSpec};
 
@@ -12,8 +13,9 @@ struct Fixture {
     dir: tempfile::TempDir,
     rootfs: std::path::PathBuf,
     cgroups: sandbox::Hierarchy,
-    seq: std::cell::Cell<u64>,
 }
+
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Fixture {
     fn new() -> Option<Fixture> {
@@ -28,7 +30,6 @@ impl Fixture {
             dir,
             rootfs,
             cgroups,
-            seq: 0.into(),
         })
     }
 
@@ -53,8 +54,8 @@ impl Fixture {
     }
 
     fn run(&self, inv: &Invocation) -> (Outcome, String) {
-        self.seq.set(self.seq.get() + 1);
-        let name = format!("test-{}-{}", std::process::id(), self.seq.get());
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("inv-{}-t{seq}", std::process::id());
         let outcome =
             sandbox::run(inv, &self.cgroups, &name, &AtomicBool::new(false)).expect("invocation");
         let out = std::fs::read_to_string(&inv.stdout).unwrap();
@@ -68,8 +69,6 @@ impl Fixture {
             .is_none()
     }
 }
-
-fn _unused(_: &Path) {}
 
 #[test]
 fn runs_a_workload_in_a_fresh_rootfs_and_cleans_up() {
@@ -87,4 +86,271 @@ fn runs_a_workload_in_a_fresh_rootfs_and_cleans_up() {
     let (o, out) = f.run(&f.invocation("cat /written 2>&1; true"));
     assert_eq!(o.exit_code, Some(0));
     assert!(out.contains("No such file"), "{out}");
+}
+
+/// Processes and mounts of ours still alive on the host: none may outlive an invocation.
+fn leftovers(f: &Fixture) -> Vec<String> {
+    let mut found = Vec::new();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let scratch = f.dir.path().join("scratch").display().to_string();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&scratch))
+            .map(String::from),
+    );
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read_to_string(entry.path().join("cmdline"))
+            && cmd.contains("benchbox-leftover-marker")
+        {
+            found.push(format!(
+                "process {}: {cmd}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    if !f.scratch_is_empty() {
+        found.push("scratch dir not empty".into());
+    }
+    found
+}
+
+#[test]
+fn cpuset_pins_the_workload() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("grep Cpus_allowed_list /proc/self/status; nproc");
+    inv.limits.cpus = Some("1".into());
+    let (o, out) = f.run(&inv);
+    assert_eq!(o.exit_code, Some(0));
+    assert!(out.contains("Cpus_allowed_list:\t1\n"), "{out}");
+    assert_eq!(out.lines().last(), Some("1"));
+    assert_eq!(o.applied.cpus.as_deref(), Some("1"));
+}
+
+#[test]
+fn memory_limit_oom_kills_and_caps_the_peak() {
+    let Some(f) = Fixture::new() else { return };
+    // Allocate ~128 MiB of distinct bytes in a shell variable under a 64 MiB limit.
+    let mut inv =
+        f.invocation("x=$(head -c 134217728 /dev/zero | tr '\\0' a); echo survived ${#x}");
+    let limit = 64u64 << 20;
+    inv.limits.memory = Some(limit);
+    let (o, out) = f.run(&inv);
+    assert!(o.oom_killed, "{o:?} {out}");
+    assert!(!out.contains("survived"), "{out}");
+    let peak = o.memory_peak.unwrap();
+    assert!(
+        peak <= limit + (1 << 20) && peak > limit / 2,
+        "peak {peak} vs limit {limit}"
+    );
+    assert_eq!(o.applied.memory_bytes, Some(limit));
+    assert_eq!(
+        o.applied.memory_swap_bytes,
+        Some(limit),
+        "swap must be off (memsw = memory)"
+    );
+}
+
+#[test]
+fn cpu_quota_half_a_core() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("timeout 1 sh -c 'while :; do :; done'; true");
+    inv.limits.cpu_quota = Some(0.5);
+    let (o, _) = f.run(&inv);
+    let cpu = (o.cpu_user + o.cpu_system).as_secs_f64();
+    let ratio = cpu / o.wall.as_secs_f64();
+    assert!(
+        (0.35..=0.6).contains(&ratio),
+        "cpu {cpu} wall {:?} ratio {ratio}",
+        o.wall
+    );
+    assert!(o.nr_throttled > 0);
+    assert_eq!(o.applied.cpu_quota_us, Some(50_000));
+}
+
+#[test]
+fn pids_limit_contains_a_fork_loop() {
+    let Some(f) = Fixture::new() else { return };
+    // Count the children that could be started, with shell builtins only (no fork left).
+    let mut inv = f.invocation(
+        "(i=0; while [ $i -lt 200 ]; do sleep 5 & echo x >> /tmp/started; i=$((i+1)); done) 2>/dev/null; \
+         n=0; while read l; do n=$((n+1)); done < /tmp/started; echo $n",
+    );
+    inv.limits.pids = Some(20);
+    inv.timeout = Some(Duration::from_secs(20));
+    let (o, out) = f.run(&inv);
+    let count: usize = out
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    assert!(count < 20 && count > 5, "{count} processes: {out} {o:?}");
+    assert_eq!(o.applied.pids, Some(20));
+    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+}
+
+#[test]
+fn pid_namespace_shows_only_the_container() {
+    let Some(f) = Fixture::new() else { return };
+    let (_, out) = f.run(&f.invocation("ps -o pid,comm | tail -n +2"));
+    let pids: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert!(pids.len() <= 4, "{out}");
+    assert!(pids.contains(&"1"), "{out}");
+}
+
+#[test]
+fn network_none_has_only_loopback_up() {
+    let Some(f) = Fixture::new() else { return };
+    let (o, out) = f.run(
+        &f.invocation("ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags"),
+    );
+    assert_eq!(o.exit_code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "lo", "{out}");
+    let flags = u32::from_str_radix(lines[2].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo must be up: {out}");
+}
+
+#[test]
+fn volumes_persist_rw_and_refuse_writes_ro() {
+    let Some(f) = Fixture::new() else { return };
+    let data = f.dir.path().join("data");
+    let ro = f.dir.path().join("ro");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("input"), "in").unwrap();
+    let mut inv =
+        f.invocation("echo kept > /data/file; cat /ro/input; echo; echo no > /ro/x && echo WROTE");
+    inv.volumes = vec![
+        sandbox::Volume {
+            host: data.clone(),
+            target: "/data".into(),
+            read_only: false,
+        },
+        sandbox::Volume {
+            host: ro.clone(),
+            target: "/ro".into(),
+            read_only: true,
+        },
+    ];
+    let (_, out) = f.run(&inv);
+    assert_eq!(
+        std::fs::read_to_string(data.join("file")).unwrap(),
+        "kept\n"
+    );
+    assert!(out.starts_with("in\n"), "{out}");
+    assert!(!out.contains("WROTE") && !ro.join("x").exists());
+}
+
+#[test]
+fn timeout_kills_the_whole_tree() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("sh -c 'exec -a benchbox-leftover-marker sleep 300' & sleep 300");
+    inv.timeout = Some(Duration::from_millis(500));
+    let (o, _) = f.run(&inv);
+    assert!(o.timed_out);
+    assert!(o.exit_code.is_none() && o.signal.is_some(), "{o:?}");
+    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+}
+
+#[test]
+fn background_children_die_with_the_workload() {
+    let Some(f) = Fixture::new() else { return };
+    let (o, _) = f.run(&f.invocation("(exec -a benchbox-leftover-marker sleep 300) & exit 3"));
+    assert_eq!(o.exit_code, Some(3));
+    assert!(o.failed());
+    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+}
+
+#[test]
+fn signals_and_exit_codes_are_reported() {
+    let Some(f) = Fixture::new() else { return };
+    let (o, _) = f.run(&f.invocation("kill -TERM $$"));
+    assert_eq!((o.exit_code, o.signal), (None, Some(15)));
+    let (o, _) = f.run(&f.invocation("exit 42"));
+    assert_eq!((o.exit_code, o.signal), (Some(42), None));
+}
+
+#[test]
+fn cgroup_cpu_accounting_agrees_with_rusage() {
+    let Some(f) = Fixture::new() else { return };
+    let (o, _) = f.run(&f.invocation("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"));
+    let cgroup = (o.cpu_user + o.cpu_system).as_secs_f64();
+    let rusage = o.rusage.user_s + o.rusage.system_s;
+    assert!(cgroup > 0.2, "busy loop too short: {cgroup}");
+    let diff = (cgroup - rusage).abs() / rusage;
+    assert!(diff < 0.05, "cgroup {cgroup} vs rusage {rusage}");
+}
+
+#[test]
+fn host_mode_is_read_only_with_a_private_tmp() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("touch /etc/benchbox-probe 2>/dev/null && echo ETC-WRITABLE; echo t > /tmp/benchbox-probe && echo tmp-ok; ls /sys/class/net");
+    inv.root = RootSpec::Host { tmp_lower: None };
+    inv.env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    let (o, out) = f.run(&inv);
+    assert_eq!(o.exit_code, Some(0), "{out}");
+    assert!(
+        !out.contains("ETC-WRITABLE") && out.contains("tmp-ok"),
+        "{out}"
+    );
+    assert!(!Path::new("/tmp/benchbox-probe").exists());
+    assert!(!Path::new("/etc/benchbox-probe").exists());
+}
+
+#[test]
+fn setup_layer_is_kept_below_later_invocations() {
+    let Some(f) = Fixture::new() else { return };
+    let layer = f.dir.path().join("setup-layer");
+    let mut setup = f.invocation("echo prepared > /prepared; rm /etc/passwd");
+    setup.keep_upper = Some(layer.clone());
+    let (o, _) = f.run(&setup);
+    assert_eq!(o.exit_code, Some(0));
+    let mut inv = f.invocation("cat /prepared; test -e /etc/passwd && echo PASSWD");
+    inv.root = RootSpec::Overlay {
+        lowers: vec![layer.clone(), f.rootfs.clone()],
+    };
+    let (_, out) = f.run(&inv);
+    assert_eq!(out, "prepared\n");
+}
+
+#[test]
+fn exec_failure_and_bad_workdir_are_errors() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("");
+    inv.argv = vec!["no-such-program".into()];
+    let err = sandbox::run(
+        &inv,
+        &f.cgroups,
+        &format!("inv-{}-x", std::process::id()),
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no-such-program"), "{err}");
+    let mut inv = f.invocation("true");
+    inv.workdir = Some("/does/not/exist".into());
+    let err = sandbox::run(
+        &inv,
+        &f.cgroups,
+        &format!("inv-{}-y", std::process::id()),
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/does/not/exist"), "{err}");
+    assert!(leftovers(&f).is_empty());
+}
+
+#[test]
+fn the_metrics_file_is_returned() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("echo \"ops 12.5 ops/s\" > $BENCHBOX_METRICS");
+    inv.env
+        .push(("BENCHBOX_METRICS".into(), sandbox::METRICS_PATH.into()));
+    let (o, _) = f.run(&inv);
+    assert_eq!(o.metrics_file, "ops 12.5 ops/s\n");
 }

@@ -417,6 +417,7 @@ fn supervise(
 ) -> Result<Outcome> {
     let ready = read_one_message(report);
     let mut setup_error = None;
+    let mut exec_error = None;
     let mut baseline = cgroup::Counters::default();
     let mut start_ns = 0;
     match ready {
@@ -430,6 +431,7 @@ fn supervise(
             start_ns = monotonic_ns();
         }
         Some((MSG_ERROR, msg)) => setup_error = Some(String::from_utf8_lossy(&msg).into_owned()),
+        Some((MSG_EXEC_ERROR, msg)) => exec_error = Some(msg),
         _ => {}
     }
     let (status, rusage) = wait_with_rusage(launcher)?;
@@ -445,8 +447,13 @@ fn supervise(
     }) {
         return Err(SandboxError::Setup(message));
     }
-    if let Some((_, msg)) = messages.iter().find(|(t, _)| *t == MSG_EXEC_ERROR) {
-        let text = String::from_utf8_lossy(msg);
+    if let Some(msg) = exec_error.or_else(|| {
+        messages
+            .iter()
+            .find(|(t, _)| *t == MSG_EXEC_ERROR)
+            .map(|(_, m)| m.clone())
+    }) {
+        let text = String::from_utf8_lossy(&msg);
         let (argv0, message) = text.split_once('\0').unwrap_or(("?", &text));
         return Err(SandboxError::Exec {
             argv0: argv0.into(),
@@ -542,9 +549,37 @@ fn close_fds(fds: &[RawFd]) {
     }
 }
 
+/// Close every descriptor but stdio and our own pipes and logs. Another thread of benchbox may
+/// have forked while its pipes were open (tests run invocations in parallel): a stray copy of
+/// its exec pipe held here would delay its clock until we exit.
+fn close_inherited_fds(plan: &ChildPlan) {
+    let keep = [
+        plan.report_w,
+        plan.go_r,
+        plan.exec_w,
+        plan.stdout.as_raw_fd(),
+        plan.stderr.as_raw_fd(),
+    ];
+    let Ok(entries) = fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor inherited from the parent that this process never uses
+            // (the read_dir handle's own descriptor may already be gone: EBADF is harmless).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 /// The launcher: joins the cgroup, unshares the namespaces, forks init, waits for it.
 fn launcher(plan: &ChildPlan) -> ! {
     close_fds(&plan.parent_fds);
+    close_inherited_fds(plan);
     let fail = |m: String| -> ! { die(plan.report_w, MSG_ERROR, &m) };
     // If benchbox dies, so does the container.
     // SAFETY: prctl with constant arguments.
