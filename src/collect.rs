@@ -1,1 +1,106 @@
-//! TODO
+//! Metrics a workload reports about itself, from two sources:
+//!
+//! - a `[[metric]]` `pattern`: a regex with one capture group, applied to the invocation's
+//!   stdout; when it matches several times the *last* match wins (tools that print progress
+//!   end with their final figure);
+//! - the `BENCHBOX_METRICS` file: one `name value [unit]` line per metric, `#` comments and
+//!   blank lines ignored; a later line for the same name wins.
+//!
+//! A declared metric found in both takes the file's value (the workload said it explicitly).
+//! Pure: strings in, numbers out.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extracted {
+    pub values: BTreeMap<String, f64>,
+    /// Units given in the metrics file.
+    pub units: BTreeMap<String, String>,
+    /// Lines or matches that could not be used, for the log and the run's warnings.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    patterns: Vec<(String, Regex)>,
+}
+
+impl Extractor {
+    /// `metrics`: (name, optional pattern). Patterns were validated by `spec`; an invalid one
+    /// here is still an error, never a panic.
+    pub fn new<'a>(metrics: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Result<Extractor, regex::Error> {
+        let mut patterns = Vec::new();
+        for (name, pattern) in metrics {
+            if let Some(p) = pattern {
+                patterns.push((name.to_string(), Regex::new(p)?));
+            }
+        }
+        Ok(Extractor { patterns })
+    }
+
+    pub fn extract(&self, stdout: &str, metrics_file: &str) -> Extracted {
+        let mut out = Extracted::default();
+        for (name, regex) in &self.patterns {
+            let Some(caps) = regex.captures_iter(stdout).last() else { continue };
+            let text = caps.get(1).or_else(|| caps.get(0)).map_or("", |m| m.as_str());
+            match parse_number(text) {
+                Some(v) => {
+                    out.values.insert(name.clone(), v);
+                }
+                None => out.problems.push(format!("metric `{name}`: matched `{text}`, which is not a number")),
+            }
+        }
+        for (lineno, line) in metrics_file.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                out.problems.push(format!("metrics file line {}: expected `name value [unit]`, got `{line}`", lineno + 1));
+                continue;
+            };
+            let Some(value) = parse_number(value) else {
+                out.problems.push(format!("metrics file line {}: `{value}` is not a number", lineno + 1));
+                continue;
+            };
+            out.values.insert(name.to_string(), value);
+            if let Some(unit) = parts.next() {
+                out.units.insert(name.to_string(), unit.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// A number as workloads print it: "1234", "1,234.5" (thousands separators), "1.2e3".
+fn parse_number(text: &str) -> Option<f64> {
+    let cleaned: String = text.trim().chars().filter(|&c| c != ',' && c != '_').collect();
+    cleaned.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_regex_match_wins_and_file_overrides() {
+        let ex = Extractor::new([("score", Some(r"Score:\s+([0-9.,]+)")), ("lat", Some(r"lat=(\d+)")), ("file_only", None)]).unwrap();
+        let got = ex.extract("Score: 1\nScore: 1,234.5\nlat=x\n", "# comment\nlat 7 ms\nfile_only 2e3\n\nbroken\nbad x\n");
+        assert_eq!(got.values["score"], 1234.5);
+        assert_eq!(got.values["lat"], 7.0);
+        assert_eq!(got.values["file_only"], 2000.0);
+        assert_eq!(got.units["lat"], "ms");
+        assert_eq!(got.problems.len(), 2, "{:?}", got.problems);
+    }
+
+    #[test]
+    fn non_numeric_capture_is_a_problem_not_a_value() {
+        let ex = Extractor::new([("m", Some(r"m=(\S+)"))]).unwrap();
+        let got = ex.extract("m=fast\n", "");
+        assert!(got.values.is_empty());
+        assert!(got.problems[0].contains("`fast`"));
+    }
+}

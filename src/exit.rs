@@ -1,1 +1,30 @@
-//! TODO
+//! Exit codes: documented in `--help` and the README, and never renumbered.
+
+/// Everything went as asked.
+pub const OK: i32 = 0;
+/// A bug or an unexpected system error.
+pub const INTERNAL: i32 = 1;
+/// Bad usage or an invalid matrix file.
+pub const USAGE: i32 = 2;
+/// This host cannot isolate: not root, a missing cgroup controller, no overlayfs.
+pub const ISOLATION: i32 = 3;
+/// An image could not be resolved.
+pub const IMAGE: i32 = 4;
+/// A workload failed (non-zero exit, OOM kill, timeout) and the matrix does not allow failures.
+pub const WORKLOAD_FAILED: i32 = 5;
+/// `compare` found a regression.
+pub const REGRESSION: i32 = 10;
+/// Interrupted by Ctrl-C (128 + SIGINT); the results so far are kept and can be resumed.
+pub const INTERRUPTED: i32 = 130;
+
+/// The table printed at the end of `--help`.
+pub const HELP_TABLE: &str = "\
+Exit codes:
+  0    ok
+  1    internal error
+  2    bad usage or an invalid matrix file
+  3    this host cannot isolate (not root, missing cgroup controller, no overlayfs)
+  4    an image could not be resolved
+  5    a workload failed (non-zero exit, OOM, timeout) and failures are not allowed
+  10   compare found a regression
+  130  interrupted (Ctrl-C); resume with --resume";

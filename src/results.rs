@@ -1,1 +1,389 @@
-//! TODO
+//! The results of a run on disk (`reports/<name>/<run-id>/`), written as the run goes:
+//!
+//! - `runs.csv`: tidy, one row per invocation, appended and flushed as each one ends, so a
+//!   crash loses at most the invocation in flight. It is the source of truth: `--resume` and
+//!   `report` read it back.
+//! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
+//!   seed, and per cell the applied limits, raw samples and summaries. Rewritten atomically
+//!   (temp file + rename), so a reader never sees half a file.
+//! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output.
+//! - `<name>/latest`: a symlink to the newest run.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Phase;
+use crate::sandbox::Applied;
+
+/// Bumped whenever a field of `results.json` changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One invocation, as one row of `runs.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub cell_id: String,
+    pub phase: Phase,
+    pub index: u32,
+    pub started_at: String,
+    pub wall_s: f64,
+    pub user_s: f64,
+    pub system_s: f64,
+    pub peak_memory_bytes: Option<u64>,
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    pub timed_out: bool,
+    /// wait4's max RSS of the tree: a cross-check of the cgroup's peak.
+    pub max_rss_bytes: u64,
+    pub throttled_s: f64,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl Sample {
+    pub fn failed(&self) -> bool {
+        self.exit_code != Some(0) || self.oom_killed || self.timed_out
+    }
+
+    pub fn cpu_s(&self) -> f64 {
+        self.user_s + self.system_s
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{path}` is not a benchbox runs.csv: {message}")]
+    Csv { path: PathBuf, message: String },
+}
+
+type Result<T> = std::result::Result<T, ResultsError>;
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ResultsError + '_ {
+    move |source| ResultsError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// The fixed columns of `runs.csv`, before the axis columns' values and the metric columns.
+const FIXED: &[&str] = &[
+    "phase",
+    "invocation",
+    "started_at",
+    "wall_s",
+    "user_s",
+    "system_s",
+    "peak_memory_bytes",
+    "io_read_bytes",
+    "io_write_bytes",
+    "exit_code",
+    "signal",
+    "oom_killed",
+    "timed_out",
+    "max_rss_bytes",
+    "throttled_s",
+];
+
+/// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
+pub fn csv_header(axes: &[String], metrics: &[String]) -> Vec<String> {
+    let mut h = vec!["cell".to_string(), "label".to_string()];
+    h.extend(axes.iter().cloned());
+    h.extend(FIXED.iter().map(|s| s.to_string()));
+    h.extend(metrics.iter().cloned());
+    h
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Appends rows to `runs.csv`, flushing each one to disk as it is written.
+pub struct CsvWriter {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+    metrics: Vec<String>,
+}
+
+impl CsvWriter {
+    /// Open for appending; writes the header when the file is new. An existing file must have
+    /// exactly this header (a resumed run of the same matrix).
+    pub fn open(path: &Path, axes: &[String], metrics: &[String]) -> Result<CsvWriter> {
+        let header = csv_header(axes, metrics);
+        let exists = path.exists() && fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        if exists {
+            let mut reader = csv::Reader::from_path(path).map_err(|e| ResultsError::Csv { path: path.into(), message: e.to_string() })?;
+            let found: Vec<String> = reader.headers().map_err(|e| ResultsError::Csv { path: path.into(), message: e.to_string() })?.iter().map(String::from).collect();
+            if found != header {
+                return Err(ResultsError::Csv {
+                    path: path.into(),
+                    message: format!("its columns ({}) differ from this matrix's ({}); was the matrix changed?", found.join(","), header.join(",")),
+                });
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io_err("open", path))?;
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        if !exists {
+            writer.write_record(&header).map_err(|e| ResultsError::Csv { path: path.into(), message: e.to_string() })?;
+            writer.flush().map_err(io_err("write", path))?;
+        }
+        Ok(CsvWriter { path: path.to_path_buf(), writer, metrics: metrics.to_vec() })
+    }
+
+    pub fn append(&mut self, sample: &Sample, label: &str, axis_values: &[String]) -> Result<()> {
+        let mut row = vec![sample.cell_id.clone(), label.to_string()];
+        row.extend(axis_values.iter().cloned());
+        row.extend([
+            sample.phase.to_string(),
+            sample.index.to_string(),
+            sample.started_at.clone(),
+            format!("{:.9}", sample.wall_s),
+            format!("{:.6}", sample.user_s),
+            format!("{:.6}", sample.system_s),
+            opt(sample.peak_memory_bytes),
+            opt(sample.io_read_bytes),
+            opt(sample.io_write_bytes),
+            opt(sample.exit_code),
+            opt(sample.signal),
+            sample.oom_killed.to_string(),
+            sample.timed_out.to_string(),
+            sample.max_rss_bytes.to_string(),
+            format!("{:.6}", sample.throttled_s),
+        ]);
+        row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
+        self.writer.write_record(&row).map_err(|e| ResultsError::Csv { path: self.path.clone(), message: e.to_string() })?;
+        self.writer.flush().map_err(io_err("write", &self.path))?;
+        self.writer.get_ref().sync_data().map_err(io_err("sync", &self.path))
+    }
+}
+
+/// Read every sample of a runs.csv back (for `--resume` and `report`). Axis columns are
+/// recognised as the columns between `label` and `phase`; metric columns follow `throttled_s`.
+pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<(Sample, String, Vec<String>)>)> {
+    let bad = |message: String| ResultsError::Csv { path: path.to_path_buf(), message };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let header: Vec<String> = reader.headers().map_err(|e| bad(e.to_string()))?.iter().map(String::from).collect();
+    let phase_at = header.iter().position(|h| h == "phase").ok_or_else(|| bad("no `phase` column".into()))?;
+    if header.first().map(String::as_str) != Some("cell") || header.len() < phase_at + FIXED.len() {
+        return Err(bad("unexpected columns".into()));
+    }
+    let axes = header[2..phase_at].to_vec();
+    let metrics_at = phase_at + FIXED.len();
+    let metric_names = header[metrics_at..].to_vec();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let r = record.map_err(|e| bad(e.to_string()))?;
+        let line = i + 2;
+        let f = |k: usize| r.get(phase_at + k).unwrap_or("");
+        let num = |k: usize| -> Result<f64> { f(k).parse().map_err(|_| bad(format!("line {line}: `{}` is not a number", f(k)))) };
+        let optu = |k: usize| f(k).parse::<u64>().ok();
+        let opti = |k: usize| f(k).parse::<i32>().ok();
+        let phase = match f(0) {
+            "warmup" => Phase::Warmup,
+            "measure" => Phase::Measure,
+            other => return Err(bad(format!("line {line}: unknown phase `{other}`"))),
+        };
+        let mut metrics = BTreeMap::new();
+        for (j, name) in metric_names.iter().enumerate() {
+            if let Ok(v) = r.get(metrics_at + j).unwrap_or("").parse::<f64>() {
+                metrics.insert(name.clone(), v);
+            }
+        }
+        let sample = Sample {
+            cell_id: r.get(0).unwrap_or("").to_string(),
+            phase,
+            index: f(1).parse().map_err(|_| bad(format!("line {line}: bad invocation index")))?,
+            started_at: f(2).to_string(),
+            wall_s: num(3)?,
+            user_s: num(4)?,
+            system_s: num(5)?,
+            peak_memory_bytes: optu(6),
+            io_read_bytes: optu(7),
+            io_write_bytes: optu(8),
+            exit_code: opti(9),
+            signal: opti(10),
+            oom_killed: f(11) == "true",
+            timed_out: f(12) == "true",
+            max_rss_bytes: optu(13).unwrap_or(0),
+            throttled_s: f(14).parse().unwrap_or(0.0),
+            metrics,
+        };
+        let label = r.get(1).unwrap_or("").to_string();
+        let axis_values = (0..axes.len()).map(|k| r.get(2 + k).unwrap_or("").to_string()).collect();
+        rows.push((sample, label, axis_values));
+    }
+    Ok((axes, rows))
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same directory, synced, renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temp file in", dir))?;
+    tmp.write_all(bytes).map_err(io_err("write", path))?;
+    tmp.as_file().sync_data().map_err(io_err("sync", path))?;
+    tmp.persist(path).map_err(|e| ResultsError::Io { action: "replace", path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// A new run directory `<out>/<name>/<run-id>`; the id is the UTC start time, made unique.
+pub fn create_run_dir(out: &Path, name: &str) -> Result<(String, PathBuf)> {
+    let base = out.join(name);
+    fs::create_dir_all(&base).map_err(io_err("create", &base))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    for n in 0..1000 {
+        let id = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let dir = base.join(&id);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("create", &dir)(e)),
+        }
+    }
+    Err(ResultsError::Io { action: "create", path: base, source: io::ErrorKind::AlreadyExists.into() })
+}
+
+/// Point `<run>/../latest` at `run` (replacing the old link atomically).
+pub fn update_latest(run_dir: &Path) -> Result<()> {
+    let Some(parent) = run_dir.parent() else { return Ok(()) };
+    let Some(id) = run_dir.file_name() else { return Ok(()) };
+    let tmp = parent.join(format!(".latest-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(id, &tmp).map_err(io_err("link", &tmp))?;
+    fs::rename(&tmp, parent.join("latest")).map_err(io_err("link", parent))
+}
+
+/// `logs/<cell slug>/<phase>-<index>.{out,err}`
+pub fn log_paths(run_dir: &Path, slug: &str, phase: &str, index: u32) -> Result<(PathBuf, PathBuf)> {
+    let dir = run_dir.join("logs").join(slug);
+    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    Ok((dir.join(format!("{phase}-{index}.out")), dir.join(format!("{phase}-{index}.err"))))
+}
+
+/// Per-cell part of results.json.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CellResult {
+    pub id: String,
+    pub label: String,
+    pub slug: String,
+    pub axes: Vec<(String, serde_json::Value)>,
+    /// Limits as read back from the kernel (from the cell's latest invocation).
+    pub applied_limits: Option<Applied>,
+    pub setup_error: Option<String>,
+    pub samples: Vec<Sample>,
+    /// Per metric (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom...), over successful measured
+    /// invocations.
+    pub summary: BTreeMap<String, crate::stats::Summary>,
+    pub failures: usize,
+    pub warnings: Vec<String>,
+}
+
+/// The whole of results.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    pub run_id: String,
+    /// `running`, `complete` or `interrupted`.
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub command_line: Vec<String>,
+    pub host: crate::host::HostInfo,
+    pub matrix_name: String,
+    pub matrix_path: String,
+    pub matrix_sha256: String,
+    pub seed: u64,
+    pub order: String,
+    pub stats: crate::stats::StatsOptions,
+    /// The expanded plan, as `benchbox plan --json` prints it.
+    pub plan: serde_json::Value,
+    pub cells: Vec<CellResult>,
+    pub warnings: Vec<String>,
+}
+
+impl RunResults {
+    pub fn write(&self, run_dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("results serialize");
+        write_atomic(&run_dir.join("results.json"), &json)
+    }
+
+    pub fn read(run_dir: &Path) -> Result<RunResults> {
+        let path = run_dir.join("results.json");
+        let text = fs::read_to_string(&path).map_err(io_err("read", &path))?;
+        serde_json::from_str(&text).map_err(|e| ResultsError::Csv { path, message: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(i: u32) -> Sample {
+        Sample {
+            cell_id: "abc123".into(),
+            phase: if i == 0 { Phase::Warmup } else { Phase::Measure },
+            index: i,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            wall_s: 1.25 + i as f64,
+            user_s: 1.0,
+            system_s: 0.125,
+            peak_memory_bytes: Some(4096),
+            io_read_bytes: None,
+            io_write_bytes: Some(0),
+            exit_code: Some(0),
+            signal: None,
+            oom_killed: false,
+            timed_out: false,
+            max_rss_bytes: 8192,
+            throttled_s: 0.0,
+            metrics: [("ops".to_string(), 12.5)].into(),
+        }
+    }
+
+    #[test]
+    fn csv_round_trips_and_appends_after_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let axes = vec!["jdk".to_string()];
+        let metrics = vec!["ops".to_string()];
+        let mut w = CsvWriter::open(&path, &axes, &metrics).unwrap();
+        w.append(&sample(0), "jdk=17", &["17".into()]).unwrap();
+        drop(w);
+        let mut w = CsvWriter::open(&path, &axes, &metrics).unwrap();
+        w.append(&sample(1), "jdk=17", &["17".into()]).unwrap();
+        let (got_axes, rows) = read_csv(&path).unwrap();
+        assert_eq!(got_axes, axes);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, sample(0));
+        assert_eq!(rows[1].0, sample(1));
+        assert_eq!(rows[1].2, vec!["17".to_string()]);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("cell,label,jdk,phase,invocation,started_at,wall_s,"), "{text}");
+        // A different matrix (other metric columns) must not append to this file.
+        assert!(CsvWriter::open(&path, &axes, &[]).is_err());
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_latest_points_at_the_newest_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (id1, dir1) = create_run_dir(tmp.path(), "m").unwrap();
+        let (id2, dir2) = create_run_dir(tmp.path(), "m").unwrap();
+        assert_ne!(id1, id2);
+        update_latest(&dir1).unwrap();
+        update_latest(&dir2).unwrap();
+        assert_eq!(fs::read_link(tmp.path().join("m/latest")).unwrap(), PathBuf::from(&id2));
+        write_atomic(&dir2.join("x.json"), b"1").unwrap();
+        write_atomic(&dir2.join("x.json"), b"2").unwrap();
+        assert_eq!(fs::read_to_string(dir2.join("x.json")).unwrap(), "2");
+        assert_eq!(fs::read_dir(&dir2).unwrap().count(), 1, "no temp file left");
+    }
+}

@@ -1,1 +1,545 @@
-//! TODO
+//! The runner: turns a validated matrix into measured invocations and results on disk.
+//!
+//! It never prints: it reports progress as [`Event`]s to a callback (the terminal UI, tests).
+//! Order of work: check the host can isolate, select cells (`--only`), open or resume the run
+//! directory, run each cell's `setup` once (its writes become a layer under the cell's
+//! invocations), then every scheduled invocation in a fresh container; each invocation is
+//! appended to `runs.csv` as soon as it ends, and `results.json` is rewritten atomically.
+//! A failed invocation (non-zero exit, OOM, timeout, a command that cannot start) is recorded
+//! and the run goes on; Ctrl-C (the `cancel` flag) tears down the invocation in flight, keeps
+//! everything finished, and marks the run `interrupted` so `--resume` can finish it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::collect::Extractor;
+use crate::host;
+use crate::plan::{self, Phase, Slot};
+use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
+use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
+use crate::spec::{Cell, Matrix, Network, Root, axis_value_text};
+use crate::stats::{self, StatsOptions};
+
+/// The PATH a workload gets unless the matrix sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Results go to `<out_dir>/<matrix name>/<run-id>/`.
+    pub out_dir: PathBuf,
+    pub runs: Option<u32>,
+    pub warmup: Option<u32>,
+    /// `--only axis=value` filters.
+    pub only: Vec<String>,
+    /// An existing run directory to complete.
+    pub resume: Option<PathBuf>,
+    /// Where overlay upper layers live during the run (not on overlayfs).
+    pub scratch_base: PathBuf,
+    pub stats: StatsOptions,
+    pub command_line: Vec<String>,
+}
+
+/// Progress of a run, for whoever is watching.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Started { run_id: &'a str, dir: &'a Path, cells: usize, invocations: usize, already_done: usize, seed: u64 },
+    SetupStarted { cell: &'a Cell },
+    SetupFinished { cell: &'a Cell, error: Option<&'a str> },
+    InvocationStarted { cell: &'a Cell, phase: Phase, index: u32, position: usize, total: usize },
+    InvocationFinished { cell: &'a Cell, sample: &'a Sample, position: usize, total: usize, problem: Option<&'a str> },
+    Finished { results: &'a RunResults, dir: &'a Path },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("this host cannot isolate benchmarks: {0}")]
+    Isolation(String),
+    #[error("{0}")]
+    Image(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Results(#[from] results::ResultsError),
+    #[error("{0}")]
+    Sandbox(#[from] sandbox::SandboxError),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Isolation(_) => crate::exit::ISOLATION,
+            RunError::Image(_) => crate::exit::IMAGE,
+            RunError::Usage(_) => crate::exit::USAGE,
+            RunError::Sandbox(sandbox::SandboxError::Cgroup(_)) => crate::exit::ISOLATION,
+            _ => crate::exit::INTERNAL,
+        }
+    }
+}
+
+/// What a finished (or interrupted) run left behind.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub dir: PathBuf,
+    pub results: RunResults,
+    /// Failed invocations plus cells whose setup failed.
+    pub failures: usize,
+    pub interrupted: bool,
+}
+
+/// Check that this host can run isolated invocations; returns the cgroup hierarchy to use.
+pub fn preflight() -> Result<Hierarchy, RunError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(RunError::Isolation(
+            "benchbox must run as root to create namespaces, mounts and cgroups\n  hint: run it with sudo".into(),
+        ));
+    }
+    if !host::has_overlay(&host::Roots::default()) {
+        return Err(RunError::Isolation("the kernel has no overlay filesystem\n  hint: modprobe overlay".into()));
+    }
+    sandbox::cgroup::detect_host().map_err(|e| RunError::Isolation(e.to_string()))
+}
+
+static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn next_group_name() -> String {
+    sandbox::cgroup::group_name(GROUP_SEQ.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Remove scratch directories of benchbox processes that died without cleaning up.
+fn sweep_stale_scratch(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("benchbox-run-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn axis_texts(cell: &Cell) -> Vec<String> {
+    cell.axes.iter().map(|(_, v)| axis_value_text(v)).collect()
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Every metric name a cell can report: the standard ones and the matrix's own.
+pub fn metric_columns(matrix: &Matrix) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for cell in &matrix.cells {
+        for m in &cell.metrics {
+            if !names.contains(&m.name) {
+                names.push(m.name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// Summaries per metric over a cell's successful measured invocations.
+pub fn summarize_cell(samples: &[Sample], opts: &StatsOptions) -> (BTreeMap<String, stats::Summary>, Vec<String>) {
+    let ok: Vec<&Sample> = samples.iter().filter(|s| s.phase == Phase::Measure && !s.failed()).collect();
+    let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for s in &ok {
+        let mut push = |k: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                series.entry(k.to_string()).or_default().push(v);
+            }
+        };
+        push("wall_s", Some(s.wall_s));
+        push("user_s", Some(s.user_s));
+        push("system_s", Some(s.system_s));
+        push("cpu_s", Some(s.cpu_s()));
+        push("peak_memory_bytes", s.peak_memory_bytes.map(|b| b as f64));
+        push("io_read_bytes", s.io_read_bytes.map(|b| b as f64));
+        push("io_write_bytes", s.io_write_bytes.map(|b| b as f64));
+        for (k, v) in &s.metrics {
+            push(k, Some(*v));
+        }
+    }
+    let mut warnings = Vec::new();
+    let failed = samples.iter().filter(|s| s.phase == Phase::Measure && s.failed()).count();
+    if failed > 0 {
+        warnings.push(format!("{failed} failed invocation(s) excluded from the statistics\n  hint: see the logs/ directory of the run"));
+    }
+    let summaries = series.into_iter().filter_map(|(k, v)| stats::summarize(&v, opts).map(|s| (k, s))).collect();
+    (summaries, warnings)
+}
+
+struct Run<'m> {
+    matrix: &'m Matrix,
+    cells: Vec<Cell>,
+    dir: PathBuf,
+    results: RunResults,
+    csv: CsvWriter,
+    cgroups: Hierarchy,
+    scratch: tempfile::TempDir,
+    setup_layers: HashMap<String, Result<Option<PathBuf>, String>>,
+    extractors: HashMap<String, Extractor>,
+    last_write: Instant,
+}
+
+pub fn run(
+    matrix: &Matrix,
+    opts: &RunOptions,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<RunOutcome, RunError> {
+    if let Some(cell) = matrix.cells.iter().find(|c| matches!(c.root, Root::Image(_))) {
+        let Root::Image(reference) = &cell.root else { unreachable!() };
+        return Err(RunError::Image(format!(
+            "cell {}: image `{reference}` cannot be resolved: this build of benchbox runs cells on a `rootfs` directory or the host filesystem only\n  hint: unpack the image into a directory and use `rootfs = \"...\"`",
+            cell.label
+        )));
+    }
+    let selected = plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
+    let cgroups = preflight()?;
+    cgroups.sweep_stale();
+
+    let mut cells: Vec<Cell> = matrix.cells.clone();
+    for cell in &mut cells {
+        if let Some(r) = opts.runs {
+            cell.runs = r;
+        }
+        if let Some(w) = opts.warmup {
+            cell.warmup = w;
+        }
+    }
+
+    // The run directory: new, or the one being resumed (with what it already holds).
+    let (run_id, dir, previous) = match &opts.resume {
+        Some(dir) => {
+            let previous = RunResults::read(dir).map_err(|e| {
+                RunError::Usage(format!("cannot resume `{}`: {e}\n  hint: pass a run directory such as reports/NAME/latest", dir.display()))
+            })?;
+            if previous.matrix_sha256 != matrix.source_sha256 {
+                return Err(RunError::Usage(format!(
+                    "cannot resume `{}`: it was run from a different version of `{}` (sha256 {} vs {})\n  hint: start a new run, or restore the matrix file",
+                    dir.display(),
+                    matrix.path.display(),
+                    &previous.matrix_sha256[..12.min(previous.matrix_sha256.len())],
+                    &matrix.source_sha256[..12]
+                )));
+            }
+            (previous.run_id.clone(), dir.clone(), Some(previous))
+        }
+        None => {
+            let (id, dir) = results::create_run_dir(&opts.out_dir, &matrix.name)?;
+            (id, dir, None)
+        }
+    };
+    let seed = previous.as_ref().map(|p| p.seed).or(matrix.seed).unwrap_or_else(rand::random);
+    let mut done: HashSet<(String, Phase, u32)> = HashSet::new();
+    let mut samples_by_cell: HashMap<String, Vec<Sample>> = HashMap::new();
+    let csv_path = dir.join("runs.csv");
+    if previous.is_some() && csv_path.exists() {
+        let (_, rows) = results::read_csv(&csv_path)?;
+        for (sample, _, _) in rows {
+            done.insert((sample.cell_id.clone(), sample.phase, sample.index));
+            samples_by_cell.entry(sample.cell_id.clone()).or_default().push(sample);
+        }
+    }
+    let axes: Vec<String> = matrix.axes.iter().map(|a| a.name.clone()).collect();
+    let csv = CsvWriter::open(&csv_path, &axes, &metric_columns(matrix))?;
+
+    fs::create_dir_all(&opts.scratch_base).map_err(|source| {
+        RunError::Sandbox(sandbox::SandboxError::Io { action: "create", path: opts.scratch_base.clone(), source })
+    })?;
+    sweep_stale_scratch(&opts.scratch_base);
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("benchbox-run-{}-", std::process::id()))
+        .tempdir_in(&opts.scratch_base)
+        .map_err(|source| RunError::Sandbox(sandbox::SandboxError::Io { action: "create scratch in", path: opts.scratch_base.clone(), source }))?;
+
+    let host = host::collect(&host::Roots::default(), Some(cgroups.version().to_string()));
+    let result_cells = cells
+        .iter()
+        .map(|c| {
+            let previous_cell = previous.as_ref().and_then(|p| p.cells.iter().find(|pc| pc.id == c.id));
+            CellResult {
+                id: c.id.clone(),
+                label: c.label.clone(),
+                slug: c.slug.clone(),
+                axes: c.axes.clone(),
+                applied_limits: previous_cell.and_then(|pc| pc.applied_limits.clone()),
+                samples: samples_by_cell.remove(&c.id).unwrap_or_default(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let results = RunResults {
+        schema_version: results::SCHEMA_VERSION,
+        tool: "benchbox".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        run_id: run_id.clone(),
+        status: "running".into(),
+        started_at: previous.as_ref().map_or_else(now_rfc3339, |p| p.started_at.clone()),
+        finished_at: None,
+        command_line: opts.command_line.clone(),
+        host,
+        matrix_name: matrix.name.clone(),
+        matrix_path: matrix.path.display().to_string(),
+        matrix_sha256: matrix.source_sha256.clone(),
+        seed,
+        order: matrix.order.to_string(),
+        stats: opts.stats.clone(),
+        plan: serde_json::from_str(&plan::render_json(matrix)).unwrap_or(serde_json::Value::Null),
+        cells: result_cells,
+        warnings: matrix.warnings.clone(),
+    };
+    let mut extractors = HashMap::new();
+    for cell in &cells {
+        let ex = Extractor::new(cell.metrics.iter().map(|m| (m.name.as_str(), m.pattern.as_deref())))
+            .map_err(|e| RunError::Usage(format!("cell {}: invalid metric pattern: {e}", cell.label)))?;
+        extractors.insert(cell.id.clone(), ex);
+    }
+    let mut run = Run {
+        matrix,
+        cells,
+        dir: dir.clone(),
+        results,
+        csv,
+        cgroups,
+        scratch,
+        setup_layers: HashMap::new(),
+        extractors,
+        last_write: Instant::now(),
+    };
+    run.results.write(&dir)?;
+    if previous.is_none() {
+        results::update_latest(&dir)?;
+    }
+
+    let slots = plan::schedule_selected(&run.cells, &selected, matrix.order, seed, &done);
+    on_event(&Event::Started {
+        run_id: &run_id,
+        dir: &dir,
+        cells: selected.len(),
+        invocations: slots.len(),
+        already_done: done.len(),
+        seed,
+    });
+
+    let mut interrupted = false;
+    let total = slots.len();
+    for (position, slot) in slots.iter().enumerate() {
+        if cancel.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        if !run.ensure_setup(slot.cell, cancel, on_event)? {
+            if cancel.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            continue;
+        }
+        match run.invocation(slot, position, total, cancel, on_event)? {
+            true => {}
+            false => {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+
+    run.finish(interrupted)?;
+    let failures = run.results.cells.iter().map(|c| c.failures + usize::from(c.setup_error.is_some())).sum();
+    on_event(&Event::Finished { results: &run.results, dir: &dir });
+    let Run { results, scratch, .. } = run;
+    drop(scratch);
+    Ok(RunOutcome { run_id, dir, results, failures, interrupted })
+}
+
+impl Run<'_> {
+    fn cell_result(&mut self, id: &str) -> &mut CellResult {
+        self.results.cells.iter_mut().find(|c| c.id == id).expect("every cell has a result entry")
+    }
+
+    fn env(&self, cell: &Cell, phase: &str, index: u32) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        env.insert("PATH".into(), DEFAULT_PATH.into());
+        env.extend(cell.env.clone());
+        env.insert("BENCHBOX_CELL".into(), cell.id.clone());
+        env.insert("BENCHBOX_CELL_LABEL".into(), cell.label.clone());
+        env.insert("BENCHBOX_PHASE".into(), phase.into());
+        env.insert("BENCHBOX_INVOCATION".into(), index.to_string());
+        env.insert("BENCHBOX_METRICS".into(), sandbox::METRICS_PATH.into());
+        env.into_iter().collect()
+    }
+
+    fn invocation_for(&self, cell: &Cell, argv: &[String], phase: &str, index: u32, layer: Option<&PathBuf>) -> Result<Invocation, RunError> {
+        let (stdout, stderr) = results::log_paths(&self.dir, &cell.slug, phase, index)?;
+        let root = match &cell.root {
+            Root::Host => RootSpec::Host { tmp_lower: layer.cloned() },
+            Root::Dir(dir) => RootSpec::Overlay { lowers: layer.into_iter().cloned().chain([dir.clone()]).collect() },
+            Root::Image(_) => unreachable!("rejected before the run"),
+        };
+        Ok(Invocation {
+            root,
+            volumes: cell
+                .volumes
+                .iter()
+                .map(|v| sandbox::Volume { host: v.host.clone(), target: v.target.clone(), read_only: v.read_only })
+                .collect(),
+            workdir: cell.workdir.clone(),
+            env: self.env(cell, phase, index),
+            argv: argv.to_vec(),
+            hostname: cell.slug.clone(),
+            host_network: cell.network == Network::Host,
+            limits: sandbox::Limits {
+                cpus: cell.limits.cpus.as_ref().map(|c| c.to_string()),
+                cpu_quota: cell.limits.cpu_quota,
+                memory: cell.limits.memory,
+                pids: cell.limits.pids,
+            },
+            stdout,
+            stderr,
+            timeout: cell.timeout,
+            scratch_base: self.scratch.path().to_path_buf(),
+            keep_upper: None,
+        })
+    }
+
+    /// Run the cell's setup once; false when it failed (the cell's invocations are skipped).
+    fn ensure_setup(&mut self, cell_index: usize, cancel: &AtomicBool, on_event: &mut dyn FnMut(&Event)) -> Result<bool, RunError> {
+        let cell = self.cells[cell_index].clone();
+        if let Some(state) = self.setup_layers.get(&cell.id) {
+            return Ok(state.is_ok());
+        }
+        let Some(setup) = &cell.setup else {
+            self.setup_layers.insert(cell.id.clone(), Ok(None));
+            return Ok(true);
+        };
+        on_event(&Event::SetupStarted { cell: &cell });
+        let layer = self.scratch.path().join(format!("setup-{}", cell.id));
+        let mut inv = self.invocation_for(&cell, setup, "setup", 0, None)?;
+        inv.keep_upper = Some(layer.clone());
+        let outcome = sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel);
+        let error = match outcome {
+            Ok(o) if !o.failed() => None,
+            Ok(o) if o.interrupted => Some("interrupted".to_string()),
+            Ok(o) => Some(format!(
+                "setup failed ({}); see {}",
+                describe_failure(o.exit_code, o.signal, o.oom_killed, o.timed_out),
+                inv.stderr.display()
+            )),
+            Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => Some(format!("setup failed: {e}")),
+            Err(e) => return Err(e.into()),
+        };
+        on_event(&Event::SetupFinished { cell: &cell, error: error.as_deref() });
+        let ok = error.is_none();
+        if let Some(e) = &error {
+            if !cancel.load(Ordering::SeqCst) {
+                self.cell_result(&cell.id).setup_error = Some(e.clone());
+            }
+            self.setup_layers.insert(cell.id.clone(), Err(e.clone()));
+            if cancel.load(Ordering::SeqCst) {
+                self.setup_layers.remove(&cell.id);
+            }
+        } else {
+            self.setup_layers.insert(cell.id.clone(), Ok(Some(layer)));
+        }
+        Ok(ok)
+    }
+
+    /// One scheduled invocation. Returns false when it was interrupted.
+    fn invocation(&mut self, slot: &Slot, position: usize, total: usize, cancel: &AtomicBool, on_event: &mut dyn FnMut(&Event)) -> Result<bool, RunError> {
+        let cell = self.cells[slot.cell].clone();
+        on_event(&Event::InvocationStarted { cell: &cell, phase: slot.phase, index: slot.index, position, total });
+        let layer = self.setup_layers.get(&cell.id).and_then(|r| r.as_ref().ok().cloned()).flatten();
+        let phase = slot.phase.to_string();
+        let inv = self.invocation_for(&cell, &cell.command, &phase, slot.index, layer.as_ref())?;
+        let started_at = now_rfc3339();
+        let (outcome, problem) = match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel) {
+            Ok(o) => (o, None),
+            // The container could not start the command: a failure of this invocation.
+            Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
+                let message = e.to_string();
+                let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
+                (sandbox::Outcome { exit_code: Some(127), ..Default::default() }, Some(message))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if outcome.interrupted {
+            return Ok(false);
+        }
+        let stdout = fs::read_to_string(&inv.stdout).unwrap_or_default();
+        let extracted = self.extractors[&cell.id].extract(&stdout, &outcome.metrics_file);
+        let sample = Sample {
+            cell_id: cell.id.clone(),
+            phase: slot.phase,
+            index: slot.index,
+            started_at,
+            wall_s: outcome.wall.as_secs_f64(),
+            user_s: outcome.cpu_user.as_secs_f64(),
+            system_s: outcome.cpu_system.as_secs_f64(),
+            peak_memory_bytes: outcome.memory_peak,
+            io_read_bytes: outcome.io_read_bytes,
+            io_write_bytes: outcome.io_write_bytes,
+            exit_code: outcome.exit_code,
+            signal: outcome.signal,
+            oom_killed: outcome.oom_killed,
+            timed_out: outcome.timed_out,
+            max_rss_bytes: outcome.rusage.max_rss_bytes,
+            throttled_s: outcome.throttled.as_secs_f64(),
+            metrics: extracted.values,
+        };
+        self.csv.append(&sample, &cell.label, &axis_texts(&cell))?;
+        let problem = problem.or_else(|| (!extracted.problems.is_empty()).then(|| extracted.problems.join("; ")));
+        {
+            let result = self.cell_result(&cell.id);
+            if outcome.applied.cgroup_version.is_some() {
+                result.applied_limits = Some(outcome.applied.clone());
+            }
+            if sample.failed() && sample.phase == Phase::Measure {
+                result.failures += 1;
+            }
+            result.samples.push(sample.clone());
+        }
+        on_event(&Event::InvocationFinished { cell: &cell, sample: &sample, position, total, problem: problem.as_deref() });
+        if self.last_write.elapsed() >= Duration::from_secs(1) {
+            self.results.write(&self.dir)?;
+            self.last_write = Instant::now();
+        }
+        Ok(true)
+    }
+
+    fn finish(&mut self, interrupted: bool) -> Result<(), RunError> {
+        let opts = self.results.stats.clone();
+        for cell in &mut self.results.cells {
+            let (summary, warnings) = summarize_cell(&cell.samples, &opts);
+            cell.summary = summary;
+            cell.warnings = warnings;
+            cell.failures = cell.samples.iter().filter(|s| s.phase == Phase::Measure && s.failed()).count();
+        }
+        self.results.status = if interrupted { "interrupted" } else { "complete" }.into();
+        self.results.finished_at = Some(now_rfc3339());
+        let _ = self.matrix;
+        self.results.write(&self.dir)?;
+        Ok(())
+    }
+}
+
+/// "exit 3", "killed by signal 9 (OOM)", "timed out".
+pub fn describe_failure(exit_code: Option<i32>, signal: Option<i32>, oom: bool, timed_out: bool) -> String {
+    if timed_out {
+        return "timed out".into();
+    }
+    if oom {
+        return "killed: out of memory".into();
+    }
+    match (exit_code, signal) {
+        (_, Some(sig)) => format!("killed by signal {sig}"),
+        (Some(code), None) => format!("exit {code}"),
+        (None, None) => "did not finish".into(),
+    }
+}

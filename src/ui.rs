@@ -1,1 +1,220 @@
-//! TODO
+//! The terminal: a progress bar while a run goes (plain lines when stderr is not a terminal),
+//! and the summary table at the end. It only consumes [`runner::Event`]s and results; nothing
+//! here affects what is measured.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::results::RunResults;
+use crate::runner::{Event, describe_failure};
+
+/// "812 µs", "12.3 ms", "1.234 s", "2m 3.4s".
+pub fn human_seconds(s: f64) -> String {
+    if !s.is_finite() {
+        return "-".into();
+    }
+    if s < 1e-3 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else if s < 60.0 {
+        format!("{s:.3} s")
+    } else {
+        format!("{}m {:.1}s", (s / 60.0).floor(), s % 60.0)
+    }
+}
+
+/// "512 B", "1.5 KiB", "12.3 MiB".
+pub fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{v:.0} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+/// Progress display for `benchbox run`, fed with runner events.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress { bar: None }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+        }
+    }
+
+    pub fn handle(&mut self, event: &Event) {
+        match event {
+            Event::Started { run_id, dir, cells, invocations, already_done, seed } => {
+                let resumed = if *already_done > 0 { format!(", {already_done} already done") } else { String::new() };
+                self.line(&format!(
+                    "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}",
+                    dir.display()
+                ));
+                if std::io::stderr().is_terminal() && *invocations > 0 {
+                    let bar = ProgressBar::new(*invocations as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} ETA {eta}  {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    self.bar = Some(bar);
+                }
+            }
+            Event::SetupStarted { cell } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("{}: setup", cell.label));
+                } else {
+                    self.line(&format!("setup {}", cell.label));
+                }
+            }
+            Event::SetupFinished { cell, error } => {
+                if let Some(e) = error {
+                    self.line(&format!("setup of {} failed: {e}", cell.label));
+                }
+            }
+            Event::InvocationStarted { cell, phase, index, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("{} {phase} #{}", cell.label, index + 1));
+                }
+            }
+            Event::InvocationFinished { cell, sample, position, total, problem } => {
+                let status = if sample.failed() {
+                    format!("FAILED: {}", describe_failure(sample.exit_code, sample.signal, sample.oom_killed, sample.timed_out))
+                } else {
+                    "ok".into()
+                };
+                let text = format!(
+                    "[{:>width$}/{total}] {} {} #{}: {} wall, {} cpu, {}",
+                    position + 1,
+                    cell.label,
+                    sample.phase,
+                    sample.index + 1,
+                    human_seconds(sample.wall_s),
+                    human_seconds(sample.cpu_s()),
+                    status,
+                    width = total.to_string().len()
+                );
+                match &self.bar {
+                    Some(bar) => {
+                        bar.inc(1);
+                        if sample.failed() {
+                            bar.println(text);
+                        }
+                    }
+                    None => self.line(&text),
+                }
+                if let Some(p) = problem {
+                    self.line(&format!("  warning: {}: {p}", cell.label));
+                }
+            }
+            Event::Finished { .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+/// The end-of-run table: per cell, median and spread (MAD) of wall, CPU and peak memory, and
+/// failures; then the cells' warnings.
+pub fn summary_table(results: &RunResults) -> String {
+    let header = ["cell", "n", "wall median", "± MAD", "cpu median", "peak memory", "failed"];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for cell in &results.cells {
+        if cell.samples.is_empty() && cell.setup_error.is_none() {
+            continue;
+        }
+        let wall = cell.summary.get("wall_s");
+        let cpu = cell.summary.get("cpu_s");
+        let mem = cell.summary.get("peak_memory_bytes");
+        let measured = cell.samples.iter().filter(|s| s.phase == crate::plan::Phase::Measure).count();
+        rows.push(vec![
+            cell.label.clone(),
+            wall.map_or("0".into(), |s| s.n.to_string()),
+            wall.map_or("-".into(), |s| human_seconds(s.median)),
+            wall.map_or("-".into(), |s| human_seconds(s.mad)),
+            cpu.map_or("-".into(), |s| human_seconds(s.median)),
+            mem.map_or("-".into(), |s| human_bytes(s.median)),
+            if cell.setup_error.is_some() { "setup".into() } else { format!("{}/{}", cell.failures, measured) },
+        ]);
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let fmt_row = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                let pad = w - c.chars().count();
+                if i == 0 { format!("{c}{}", " ".repeat(pad)) } else { format!("{}{c}", " ".repeat(pad)) }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = String::new();
+    out.push_str(&fmt_row(header.iter().map(|s| s.to_string()).collect()));
+    out.push('\n');
+    for row in rows {
+        out.push_str(&fmt_row(row));
+        out.push('\n');
+    }
+    for cell in &results.cells {
+        if let Some(e) = &cell.setup_error {
+            out.push_str(&format!("{}: {e}\n", cell.label));
+        }
+        for w in &cell.warnings {
+            out.push_str(&format!("{}: warning: {w}\n", cell.label));
+        }
+        for (metric, s) in &cell.summary {
+            for w in &s.warnings {
+                if metric == "wall_s" {
+                    out.push_str(&format!("{}: wall: {}\n", cell.label, w.message()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_seconds(0.0005), "500 µs");
+        assert_eq!(human_seconds(0.0123), "12.3 ms");
+        assert_eq!(human_seconds(1.5), "1.500 s");
+        assert_eq!(human_seconds(125.0), "2m 5.0s");
+        assert_eq!(human_bytes(512.0), "512 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(64.0 * 1024.0 * 1024.0), "64.0 MiB");
+    }
+}
