@@ -463,6 +463,16 @@ fn benjamini_hochberg_known_vectors() {
     assert_eq!((q[0], q[2]), (0.04, 0.04));
 }
 
+#[test]
+fn benjamini_hochberg_never_rounds_below_p() {
+    // Found by proptest: 0.9596267582760363 · 20 / 20 rounds below the input,
+    // which would break q >= p; computing p · (m / rank) cannot.
+    let mut p = vec![0.0; 20];
+    p[7] = 0.959_626_758_276_036_3;
+    let q = benjamini_hochberg(&p);
+    assert!(q[7] >= p[7]);
+}
+
 // ---------------------------------------------------------------------------
 // Invariants.
 
