@@ -1,0 +1,715 @@
+//! Statistics over per-invocation samples. Pure: no I/O, no clocks, no global state.
+//!
+//! The statistical unit is one *invocation* (one fresh container run of a workload).
+//! A cell has `n` samples of each metric, in invocation order. This module owns:
+//!
+//! - [`summarize`]: location, spread and percentiles of one metric, with uncertainty
+//!   (bootstrap and Student t intervals), Tukey outliers and plain-language
+//!   [`Warning`]s about anything that makes the numbers less trustworthy;
+//! - [`ratio_of_medians`]: candidate vs base, with a bootstrap interval;
+//! - [`mann_whitney_u`] and [`benjamini_hochberg`]: "did it change?" tests and their
+//!   correction for testing many cells and metrics at once;
+//! - small building blocks: [`quantile`], [`geometric_mean`], [`t_quantile`].
+//!
+//! Methods:
+//! - Quantiles: linear interpolation between order statistics, Hyndman & Fan (1996)
+//!   "type 7", the default of R and NumPy.
+//! - Intervals of the mean and median: Efron's bootstrap percentile interval
+//!   (Efron 1979; Efron & Tibshirani 1993, ch. 13), resampling invocations with
+//!   replacement. The mean additionally gets the classic Student t interval.
+//! - Outliers: Tukey's fences (Tukey 1977), mild beyond 1.5 IQR from the quartiles,
+//!   severe beyond 3 IQR.
+//! - Two-sample test: Mann-Whitney U (Mann & Whitney 1947). Exact null distribution
+//!   for small samples without ties; otherwise the normal approximation with
+//!   continuity correction and the tie-corrected variance.
+//! - Multiple comparisons: Benjamini-Hochberg (1995) step-up adjusted p-values
+//!   (q-values), controlling the false discovery rate.
+//!
+//! Determinism: every random draw comes from `ChaCha8Rng::seed_from_u64(opts.seed)`,
+//! and all computations run on the *sorted* finite samples, so the same multiset of
+//! samples and the same seed give bit-identical results whatever the invocation
+//! order (only the invocation-order facts, [`Warning::SlowFirst`] and outlier
+//! indices, depend on order).
+
+mod dist;
+
+pub use dist::{normal_cdf, normal_sf, t_cdf, t_quantile};
+
+use rand::SeedableRng;
+use rand::distributions::{Distribution, Uniform};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Below this many samples the bootstrap intervals are omitted: with n = 3 the
+/// percentile interval of the median is essentially [min, max] and covers the true
+/// median only ~75% of the time while claiming 95%.
+pub const MIN_BOOTSTRAP_SAMPLES: usize = 5;
+/// Fewer samples than this triggers [`Warning::TooFewSamples`]: intervals exist but
+/// are wide and their coverage is only approximately the nominal level.
+pub const RECOMMENDED_SAMPLES: usize = 10;
+/// Coefficient of variation above which [`Warning::HighVariation`] fires.
+pub const HIGH_VARIATION_CV: f64 = 0.10;
+/// First-invocation / median-of-the-rest ratio at or above which
+/// [`Warning::SlowFirst`] fires (if the first invocation is also the slowest).
+pub const SLOW_FIRST_RATIO: f64 = 1.2;
+/// [`Warning::NearTimerResolution`] fires when the median is below this many clock
+/// ticks, i.e. when quantisation alone can move the result by more than 1%.
+pub const TIMER_RESOLUTION_FACTOR: f64 = 100.0;
+/// Scales the MAD to a consistent estimator of the standard deviation under
+/// normality: 1 / Φ⁻¹(3/4).
+pub const MAD_TO_SIGMA: f64 = 1.482_602_218_505_602;
+/// Largest group size for which the exact Mann-Whitney distribution is computed
+/// (its cost grows as n_a² n_b²; beyond this the normal approximation is excellent).
+pub const MANN_WHITNEY_EXACT_MAX: usize = 50;
+
+/// Knobs for the resampling-based parts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StatsOptions {
+    /// Two-sided confidence level of every interval, in (0, 1). Intervals are
+    /// omitted (None) when it is outside that range.
+    pub confidence: f64,
+    /// Bootstrap resamples. 10,000 keeps the Monte Carlo error of a 95% percentile
+    /// endpoint well below the sampling error for typical n; 0 disables the bootstrap.
+    pub resamples: usize,
+    /// Seed of the bootstrap's ChaCha8 generator; record it to reproduce intervals.
+    pub seed: u64,
+}
+
+impl Default for StatsOptions {
+    fn default() -> Self {
+        Self {
+            confidence: 0.95,
+            resamples: 10_000,
+            seed: 0,
+        }
+    }
+}
+
+impl StatsOptions {
+    fn confidence_is_valid(&self) -> bool {
+        self.confidence > 0.0 && self.confidence < 1.0
+    }
+}
+
+/// A closed interval `[lower, upper]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl Interval {
+    /// Whether `x` lies inside the interval (endpoints included).
+    pub fn contains(&self, x: f64) -> bool {
+        self.lower <= x && x <= self.upper
+    }
+
+    pub fn width(&self) -> f64 {
+        self.upper - self.lower
+    }
+}
+
+/// Tukey's classification of a point outside the fences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutlierKind {
+    /// Beyond 1.5 IQR from the nearer quartile (but within 3 IQR).
+    Mild,
+    /// Beyond 3 IQR from the nearer quartile.
+    Severe,
+}
+
+/// One sample outside Tukey's fences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outlier {
+    /// Position in the input slice, i.e. the invocation number (0-based).
+    pub index: usize,
+    pub value: f64,
+    pub kind: OutlierKind,
+}
+
+/// Something that makes a summary less trustworthy than its numbers suggest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    /// Coefficient of variation above [`HIGH_VARIATION_CV`].
+    HighVariation { cv: f64 },
+    /// Fewer than `needed` samples ([`RECOMMENDED_SAMPLES`]).
+    TooFewSamples { n: usize, needed: usize },
+    /// The first invocation was the slowest, by `ratio` over the median of the rest:
+    /// typically a cold page cache, image layer or JIT.
+    SlowFirst { ratio: f64 },
+    /// The median is within [`TIMER_RESOLUTION_FACTOR`] ticks of the clock resolution
+    /// (only checked by [`summarize_with_resolution`]).
+    NearTimerResolution { median: f64 },
+    /// `count` samples lie beyond 3 IQR (Tukey's severe outliers).
+    SevereOutliers { count: usize },
+    /// `count` samples were NaN or infinite and were left out of every statistic.
+    IgnoredNonFinite { count: usize },
+}
+
+impl Warning {
+    /// One line for humans, ending with what to do about it.
+    pub fn message(&self) -> String {
+        match self {
+            Warning::HighVariation { cv } => format!(
+                "high variation: coefficient of variation is {:.1}% (above {:.0}%), so \
+                 differences smaller than that are hard to trust; hint: quiet the host \
+                 (pin CPUs, stop background load) or raise `runs`",
+                cv * 100.0,
+                HIGH_VARIATION_CV * 100.0
+            ),
+            Warning::TooFewSamples { n, needed } => {
+                let omitted = if *n < MIN_BOOTSTRAP_SAMPLES {
+                    "; bootstrap intervals are omitted"
+                } else {
+                    ""
+                };
+                format!(
+                    "only {n} invocation(s): intervals are wide and their coverage is \
+                     approximate below {needed}{omitted}; hint: raise `runs` to at least {needed}"
+                )
+            }
+            Warning::SlowFirst { ratio } => format!(
+                "the first invocation was the slowest, {ratio:.2}x the median of the rest \
+                 (cold cache or image pull?); hint: add a warm-up invocation (`warmup`) \
+                 that is not measured"
+            ),
+            Warning::NearTimerResolution { median } => format!(
+                "median {median:e} is within {TIMER_RESOLUTION_FACTOR:.0} ticks of the clock \
+                 resolution, so quantisation distorts it; hint: make each invocation do \
+                 more work"
+            ),
+            Warning::SevereOutliers { count } => format!(
+                "{count} invocation(s) lie beyond 3 IQR from the quartiles; hint: inspect \
+                 their logs for interference, and prefer the median over the mean"
+            ),
+            Warning::IgnoredNonFinite { count } => format!(
+                "{count} sample(s) were NaN or infinite and were ignored; hint: check the \
+                 metric's collector for those invocations"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+/// Descriptive statistics of one metric of one cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of finite samples used (NaN and ±∞ are ignored and reported).
+    pub n: usize,
+    pub mean: f64,
+    pub median: f64,
+    /// Sample standard deviation (divisor n - 1); 0 when n = 1, where it is
+    /// undefined (a [`Warning::TooFewSamples`] accompanies it).
+    pub stddev: f64,
+    /// Median absolute deviation from the median, unscaled.
+    pub mad: f64,
+    /// `mad * MAD_TO_SIGMA`: a robust estimate of the standard deviation.
+    pub mad_scaled: f64,
+    pub min: f64,
+    pub max: f64,
+    /// 5th and 95th percentiles (type 7; see [`quantile`]).
+    pub p5: f64,
+    pub p95: f64,
+    /// Coefficient of variation, stddev / |mean|; 0 when the mean is 0 (undefined).
+    pub cv: f64,
+    /// Bootstrap percentile interval of the mean; None when n < [`MIN_BOOTSTRAP_SAMPLES`].
+    pub mean_ci: Option<Interval>,
+    /// Bootstrap percentile interval of the median; None when n < [`MIN_BOOTSTRAP_SAMPLES`].
+    pub median_ci: Option<Interval>,
+    /// Student t interval of the mean (assumes roughly normal samples); None when n < 2.
+    pub t_interval: Option<Interval>,
+    /// Tukey outliers, in invocation order.
+    pub outliers: Vec<Outlier>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Summarizes one metric. `samples` must be in invocation order (the first one is
+/// checked for [`Warning::SlowFirst`]); NaN and infinite samples are ignored and
+/// reported. Returns None when no finite sample remains.
+///
+/// Does not check timer resolution, because it does not know the unit; use
+/// [`summarize_with_resolution`] for time metrics.
+pub fn summarize(samples: &[f64], opts: &StatsOptions) -> Option<Summary> {
+    summarize_with_resolution(samples, opts, None)
+}
+
+/// [`summarize`], plus [`Warning::NearTimerResolution`] when `resolution` (the clock
+/// tick, in the samples' unit) is given and the median is within
+/// [`TIMER_RESOLUTION_FACTOR`] ticks of it.
+pub fn summarize_with_resolution(
+    samples: &[f64],
+    opts: &StatsOptions,
+    resolution: Option<f64>,
+) -> Option<Summary> {
+    // Invocation order matters for SlowFirst and outlier indices; everything else
+    // is computed from the sorted copy so it cannot depend on order.
+    let in_order: Vec<(usize, f64)> = samples
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, x)| x.is_finite())
+        .collect();
+    if in_order.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<f64> = in_order.iter().map(|&(_, x)| x).collect();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let n = sorted.len();
+    let (min, max) = (sorted[0], sorted[n - 1]);
+
+    // Summing in sorted order keeps the mean bit-identical across permutations.
+    // Rounding can push sum/n a hair outside [min, max] for constant data; clamp.
+    let mean = (sorted.iter().sum::<f64>() / n as f64).clamp(min, max);
+    // Two-pass variance: stable for large offsets such as peak memory in bytes.
+    let stddev = if n > 1 {
+        let ss: f64 = sorted.iter().map(|x| (x - mean) * (x - mean)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    let median = quantile(&sorted, 0.5);
+    let mut deviations: Vec<f64> = sorted.iter().map(|x| (x - median).abs()).collect();
+    deviations.sort_unstable_by(f64::total_cmp);
+    let mad = quantile(&deviations, 0.5);
+    let cv = if mean != 0.0 {
+        stddev / mean.abs()
+    } else {
+        0.0
+    };
+
+    let t_interval = t_interval(mean, stddev, n, opts);
+    let (mean_ci, median_ci) = if bootstrap_allowed(n, opts) {
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let (mut means, mut medians) = bootstrap_mean_median(&sorted, opts.resamples, &mut rng);
+        (
+            Some(percentile_interval(&mut means, opts.confidence)),
+            Some(percentile_interval(&mut medians, opts.confidence)),
+        )
+    } else {
+        (None, None)
+    };
+
+    let outliers = tukey_outliers(&in_order, &sorted);
+
+    let mut warnings = Vec::new();
+    let ignored = samples.len() - n;
+    if ignored > 0 {
+        warnings.push(Warning::IgnoredNonFinite { count: ignored });
+    }
+    if n < RECOMMENDED_SAMPLES {
+        warnings.push(Warning::TooFewSamples {
+            n,
+            needed: RECOMMENDED_SAMPLES,
+        });
+    }
+    if n > 1 && cv > HIGH_VARIATION_CV {
+        warnings.push(Warning::HighVariation { cv });
+    }
+    if let Some(ratio) = slow_first_ratio(&in_order) {
+        warnings.push(Warning::SlowFirst { ratio });
+    }
+    if let Some(tick) = resolution
+        && tick > 0.0
+        && median.abs() < TIMER_RESOLUTION_FACTOR * tick
+    {
+        warnings.push(Warning::NearTimerResolution { median });
+    }
+    let severe = outliers
+        .iter()
+        .filter(|o| o.kind == OutlierKind::Severe)
+        .count();
+    if severe > 0 {
+        warnings.push(Warning::SevereOutliers { count: severe });
+    }
+
+    Some(Summary {
+        n,
+        mean,
+        median,
+        stddev,
+        mad,
+        mad_scaled: mad * MAD_TO_SIGMA,
+        min,
+        max,
+        p5: quantile(&sorted, 0.05),
+        p95: quantile(&sorted, 0.95),
+        cv,
+        mean_ci,
+        median_ci,
+        t_interval,
+        outliers,
+        warnings,
+    })
+}
+
+/// The `q`-quantile of ascending `sorted` data by linear interpolation between
+/// order statistics: Hyndman & Fan (1996) type 7, the default of R and NumPy.
+/// With h = (n - 1) q, the result is x[⌊h⌋] + (h - ⌊h⌋)(x[⌊h⌋ + 1] - x[⌊h⌋])
+/// (0-based). So q = 0 is the minimum, q = 1 the maximum and q = 0.5 the usual
+/// median (the mean of the two middle values for even n).
+///
+/// `q` is clamped to [0, 1]. Returns NaN for empty input. The caller guarantees the
+/// order (checked only in debug builds).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    debug_assert!(
+        sorted.windows(2).all(|w| w[0] <= w[1]),
+        "quantile needs ascending input"
+    );
+    if sorted.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    lerp(sorted[lo], sorted[hi], h - lo as f64)
+}
+
+/// `a + t (b - a)` for `a <= b`, `0 <= t <= 1`, kept inside [a, b] so that
+/// quantiles stay monotone despite rounding.
+fn lerp(a: f64, b: f64, t: f64) -> f64 {
+    if t == 0.0 || a == b {
+        return a;
+    }
+    (a + t * (b - a)).clamp(a, b)
+}
+
+/// Change of the median from base to candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    /// median(candidate) / median(base): above 1 means the candidate is larger
+    /// (slower, for a time metric).
+    pub ratio: f64,
+    /// Bootstrap percentile interval of the ratio; None when either side has fewer
+    /// than [`MIN_BOOTSTRAP_SAMPLES`] samples, or when a resample's ratio is not a
+    /// finite positive number (zeros or negative samples).
+    pub ci: Option<Interval>,
+}
+
+/// Ratio of medians, candidate over base, with a bootstrap interval that resamples
+/// both sides independently (they come from separate invocations). Only defined for
+/// positive metrics: None when either median is not > 0 or a side has no finite
+/// sample. NaN and infinite samples are ignored.
+pub fn ratio_of_medians(base: &[f64], candidate: &[f64], opts: &StatsOptions) -> Option<Ratio> {
+    let base = finite_sorted(base);
+    let candidate = finite_sorted(candidate);
+    if base.is_empty() || candidate.is_empty() {
+        return None;
+    }
+    let (base_median, candidate_median) = (quantile(&base, 0.5), quantile(&candidate, 0.5));
+    if !(base_median > 0.0 && candidate_median > 0.0) {
+        return None;
+    }
+    let ratio = candidate_median / base_median;
+    let ci = if bootstrap_allowed(base.len(), opts) && bootstrap_allowed(candidate.len(), opts) {
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let (mut base_buf, mut cand_buf) = (vec![0.0; base.len()], vec![0.0; candidate.len()]);
+        let (pick_base, pick_cand) = (index_sampler(base.len()), index_sampler(candidate.len()));
+        let mut ratios = Vec::with_capacity(opts.resamples);
+        let mut all_finite = true;
+        for _ in 0..opts.resamples {
+            resample_into(&base, &pick_base, &mut rng, &mut base_buf);
+            resample_into(&candidate, &pick_cand, &mut rng, &mut cand_buf);
+            let r = median_in_place(&mut cand_buf) / median_in_place(&mut base_buf);
+            if !(r.is_finite() && r > 0.0) {
+                all_finite = false;
+                break;
+            }
+            ratios.push(r);
+        }
+        all_finite.then(|| percentile_interval(&mut ratios, opts.confidence))
+    } else {
+        None
+    };
+    Some(Ratio { ratio, ci })
+}
+
+/// Geometric mean, the right average for ratios. None when `values` is empty or
+/// holds a value that is not finite and > 0 (rather than silently dropping it).
+pub fn geometric_mean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        return None;
+    }
+    // Average in log space: a product of many ratios can overflow or underflow.
+    let mean_log = values.iter().map(|v| v.ln()).sum::<f64>() / values.len() as f64;
+    Some(mean_log.exp())
+}
+
+/// Result of a two-sided Mann-Whitney U test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MannWhitney {
+    /// U of the first sample: the number of pairs (x from `a`, y from `b`) with
+    /// x > y, ties counting one half. The other sample's U is n_a n_b - u.
+    pub u: f64,
+    /// Two-sided p-value.
+    pub p_value: f64,
+    /// Whether `p_value` is exact (no ties, both groups <= [`MANN_WHITNEY_EXACT_MAX`])
+    /// rather than the normal approximation.
+    pub exact: bool,
+    /// u / (n_a n_b): the probability that a random `a` sample exceeds a random `b`
+    /// sample (ties half). 0.5 means no tendency; a scale-free effect size.
+    pub prob_a_greater: f64,
+}
+
+/// Two-sided Mann-Whitney U test (Wilcoxon rank-sum) of `a` against `b`: are values
+/// from one tend to be larger than from the other? Makes no normality assumption,
+/// which suits skewed timing data. NaN samples are ignored; None when either group
+/// is then empty.
+///
+/// Exact p-value when there are no ties and both groups have at most
+/// [`MANN_WHITNEY_EXACT_MAX`] samples; otherwise the normal approximation with
+/// continuity correction and tie-corrected variance
+/// σ² = n_a n_b / 12 · ((N + 1) - Σ(t³ - t) / (N (N - 1))).
+pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
+    let mut pooled: Vec<(f64, bool)> = a
+        .iter()
+        .filter(|x| !x.is_nan())
+        .map(|&x| (x, true))
+        .chain(b.iter().filter(|x| !x.is_nan()).map(|&x| (x, false)))
+        .collect();
+    let n_a = pooled.iter().filter(|p| p.1).count();
+    let n_b = pooled.len() - n_a;
+    if n_a == 0 || n_b == 0 {
+        return None;
+    }
+    pooled.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+
+    // Rank the pooled sample; a run of tied values shares the average of its ranks.
+    let total = pooled.len();
+    let mut rank_sum_a = 0.0;
+    let mut tie_term = 0.0; // Σ (t³ - t) over tie groups of size t
+    let mut start = 0;
+    while start < total {
+        // `==` (not total_cmp) so that -0.0 and +0.0 count as tied.
+        let mut end = start + 1;
+        while end < total && pooled[end].0 == pooled[start].0 {
+            end += 1;
+        }
+        let average_rank = (start + 1 + end) as f64 / 2.0; // ranks start+1 ..= end
+        let from_a = pooled[start..end].iter().filter(|p| p.1).count();
+        rank_sum_a += average_rank * from_a as f64;
+        let t = (end - start) as f64;
+        tie_term += t * t * t - t;
+        start = end;
+    }
+    let (na, nb) = (n_a as f64, n_b as f64);
+    let u = rank_sum_a - na * (na + 1.0) / 2.0;
+
+    let exact = tie_term == 0.0 && n_a <= MANN_WHITNEY_EXACT_MAX && n_b <= MANN_WHITNEY_EXACT_MAX;
+    let p_value = if exact {
+        let pmf = exact_u_distribution(n_a, n_b);
+        let k = u as usize; // no ties, so U is an integer
+        let at_most: f64 = pmf[..=k].iter().sum();
+        let at_least: f64 = pmf[k..].iter().sum();
+        (2.0 * at_most.min(at_least)).min(1.0)
+    } else {
+        normal_approx_p(u, na, nb, tie_term)
+    };
+    Some(MannWhitney {
+        u,
+        p_value,
+        exact,
+        prob_a_greater: u / (na * nb),
+    })
+}
+
+/// Two-sided p-value of U under the normal approximation, with continuity
+/// correction (|U - mean| shrunk by 1/2, since U moves in steps of 1) and the
+/// tie-corrected variance; `tie_term` is Σ (t³ - t) over tie groups.
+fn normal_approx_p(u: f64, na: f64, nb: f64, tie_term: f64) -> f64 {
+    let total = na + nb;
+    let variance = na * nb / 12.0 * ((total + 1.0) - tie_term / (total * (total - 1.0)));
+    if variance <= 0.0 {
+        return 1.0; // every value tied: no evidence of any difference
+    }
+    let z = ((u - na * nb / 2.0).abs() - 0.5).max(0.0) / variance.sqrt();
+    (2.0 * normal_sf(z)).min(1.0)
+}
+
+/// Null distribution of U for group sizes (m, n) without ties: element k is
+/// P(U = k), k = 0 ..= m n. Uses the recurrence on the largest pooled value: it comes
+/// from the first group with probability m / (m + n) and then beats all n values of
+/// the second group, so p(m, n, u) = m/(m+n) p(m-1, n, u-n) + n/(m+n) p(m, n-1, u).
+/// Working in probabilities (all terms positive) avoids both overflow of the
+/// binomial counts and cancellation in the tails that matter.
+fn exact_u_distribution(m: usize, n: usize) -> Vec<f64> {
+    // prev[j] = distribution for sizes (i - 1, j); with an empty group U is always 0.
+    let mut prev: Vec<Vec<f64>> = vec![vec![1.0]; n + 1];
+    for i in 1..=m {
+        let mut cur: Vec<Vec<f64>> = Vec::with_capacity(n + 1);
+        cur.push(vec![1.0]);
+        for j in 1..=n {
+            let mut pmf = vec![0.0; i * j + 1];
+            let from_first = i as f64 / (i + j) as f64;
+            for (k, p) in prev[j].iter().enumerate() {
+                pmf[k + j] += from_first * p;
+            }
+            let from_second = j as f64 / (i + j) as f64;
+            for (k, p) in cur[j - 1].iter().enumerate() {
+                pmf[k] += from_second * p;
+            }
+            cur.push(pmf);
+        }
+        prev = cur;
+    }
+    prev.swap_remove(n)
+}
+
+/// Benjamini-Hochberg adjusted p-values (q-values), in the input order: reject the
+/// hypotheses with q <= α to keep the expected false discovery rate at α.
+///
+/// q_(i) = min over j >= i of p_(j) m / j (ranks ascending), capped at 1, which makes
+/// q monotone in p and q >= p. NaN p-values stay NaN and do not count towards m
+/// (as in R's `p.adjust`).
+pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p_values.len())
+        .filter(|&i| !p_values[i].is_nan())
+        .collect();
+    order.sort_by(|&i, &j| p_values[i].total_cmp(&p_values[j]));
+    let m = order.len() as f64;
+    let mut q = vec![f64::NAN; p_values.len()];
+    // Walk from the largest p down, carrying the running minimum (the step-up rule).
+    let mut running = 1.0_f64;
+    for (rank0, &i) in order.iter().enumerate().rev() {
+        // p · (m / rank) rather than p · m / rank: m / rank >= 1 exactly, so the
+        // rounded product can never dip below p.
+        running = running.min(p_values[i] * (m / (rank0 + 1) as f64));
+        q[i] = running;
+    }
+    q
+}
+
+// ---------------------------------------------------------------------------
+// Internals.
+
+fn finite_sorted(samples: &[f64]) -> Vec<f64> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_unstable_by(f64::total_cmp);
+    v
+}
+
+fn bootstrap_allowed(n: usize, opts: &StatsOptions) -> bool {
+    n >= MIN_BOOTSTRAP_SAMPLES && opts.resamples > 0 && opts.confidence_is_valid()
+}
+
+fn t_interval(mean: f64, stddev: f64, n: usize, opts: &StatsOptions) -> Option<Interval> {
+    if n < 2 || !opts.confidence_is_valid() {
+        return None;
+    }
+    let t = t_quantile((n - 1) as f64, 0.5 + opts.confidence / 2.0);
+    let half_width = t * stddev / (n as f64).sqrt();
+    Some(Interval {
+        lower: mean - half_width,
+        upper: mean + half_width,
+    })
+}
+
+/// Uniform index sampler. Drawn as u32 (not usize) so the stream of indices is the
+/// same on 32- and 64-bit targets.
+fn index_sampler(n: usize) -> Uniform<u32> {
+    let n = u32::try_from(n).expect("more than u32::MAX samples");
+    Uniform::new(0, n)
+}
+
+/// Fills `buf` (length n) with a resample of `sorted`, with replacement.
+fn resample_into(sorted: &[f64], pick: &Uniform<u32>, rng: &mut ChaCha8Rng, buf: &mut [f64]) {
+    for slot in buf.iter_mut() {
+        *slot = sorted[pick.sample(rng) as usize];
+    }
+}
+
+/// Median (type 7) of `buf`, reordering it: O(n) selection instead of a sort.
+fn median_in_place(buf: &mut [f64]) -> f64 {
+    let len = buf.len();
+    let (left, upper, _) = buf.select_nth_unstable_by(len / 2, f64::total_cmp);
+    let upper = *upper;
+    if len % 2 == 1 {
+        upper
+    } else {
+        // Even n: the lower middle value is the largest of the left partition.
+        let lower = left.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        lerp(lower, upper, 0.5)
+    }
+}
+
+/// Bootstrap replicates of the mean and median from one shared set of resamples.
+/// One buffer is reused for every resample; only the two result vectors allocate.
+fn bootstrap_mean_median(
+    sorted: &[f64],
+    resamples: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = sorted.len();
+    let (min, max) = (sorted[0], sorted[n - 1]);
+    let pick = index_sampler(n);
+    let mut buf = vec![0.0; n];
+    let mut means = Vec::with_capacity(resamples);
+    let mut medians = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        resample_into(sorted, &pick, rng, &mut buf);
+        // Clamped like the point estimate, so constant data gives a point interval.
+        means.push((buf.iter().sum::<f64>() / n as f64).clamp(min, max));
+        medians.push(median_in_place(&mut buf));
+    }
+    (means, medians)
+}
+
+/// Efron's percentile interval: the α/2 and 1 - α/2 quantiles of the replicates.
+fn percentile_interval(replicates: &mut [f64], confidence: f64) -> Interval {
+    replicates.sort_unstable_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    Interval {
+        lower: quantile(replicates, alpha / 2.0),
+        upper: quantile(replicates, 1.0 - alpha / 2.0),
+    }
+}
+
+/// Tukey's fences on the quartiles (type 7), reported in invocation order.
+fn tukey_outliers(in_order: &[(usize, f64)], sorted: &[f64]) -> Vec<Outlier> {
+    let (q1, q3) = (quantile(sorted, 0.25), quantile(sorted, 0.75));
+    let iqr = q3 - q1;
+    let (mild_low, mild_high) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
+    let (severe_low, severe_high) = (q1 - 3.0 * iqr, q3 + 3.0 * iqr);
+    in_order
+        .iter()
+        .filter_map(|&(index, value)| {
+            let kind = if value < severe_low || value > severe_high {
+                OutlierKind::Severe
+            } else if value < mild_low || value > mild_high {
+                OutlierKind::Mild
+            } else {
+                return None;
+            };
+            Some(Outlier { index, value, kind })
+        })
+        .collect()
+}
+
+/// first / median(rest) when the first invocation is strictly the largest and the
+/// ratio reaches [`SLOW_FIRST_RATIO`]. Requiring "strictly the largest" keeps
+/// ordinary noise from firing it at small n.
+fn slow_first_ratio(in_order: &[(usize, f64)]) -> Option<f64> {
+    if in_order.len() < 3 {
+        return None;
+    }
+    let first = in_order[0].1;
+    let mut rest: Vec<f64> = in_order[1..].iter().map(|&(_, x)| x).collect();
+    rest.sort_unstable_by(f64::total_cmp);
+    let rest_median = quantile(&rest, 0.5);
+    let rest_max = rest[rest.len() - 1];
+    if rest_median <= 0.0 || first <= rest_max {
+        return None;
+    }
+    let ratio = first / rest_median;
+    (ratio >= SLOW_FIRST_RATIO).then_some(ratio)
+}
+
+#[cfg(test)]
+mod tests;
