@@ -1,0 +1,302 @@
+//! End to end through the `benchbox` binary: real containers, real cgroups, real files.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn run_cmd(cmd: &mut Command) -> Output {
+    cmd.output().expect("benchbox runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A temp dir with a busybox rootfs and a matrix file written from `toml` (with `ROOTFS`
+/// replaced by the rootfs path).
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(toml: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        common::busybox_rootfs(&dir.path().join("rootfs"));
+        fs::create_dir(dir.path().join("scratch")).unwrap();
+        fs::write(dir.path().join("m.toml"), toml).unwrap();
+        Project { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = common::benchbox();
+        c.current_dir(self.dir.path()).args(args).env("BENCHBOX_SCRATCH", self.path("scratch"));
+        c
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["run", "m.toml", "--out", "out", "--resamples", "200"];
+        args.extend_from_slice(extra);
+        run_cmd(&mut self.cmd(&args))
+    }
+
+    fn latest(&self, name: &str) -> PathBuf {
+        fs::canonicalize(self.path(&format!("out/{name}/latest"))).unwrap()
+    }
+
+    fn csv_rows(&self, name: &str) -> Vec<csv::StringRecord> {
+        let mut r = csv::Reader::from_path(self.latest(name).join("runs.csv")).unwrap();
+        r.records().map(|r| r.unwrap()).collect()
+    }
+
+    fn csv_header(&self, name: &str) -> Vec<String> {
+        let mut r = csv::Reader::from_path(self.latest(name).join("runs.csv")).unwrap();
+        r.headers().unwrap().iter().map(String::from).collect()
+    }
+
+    fn results(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(self.latest(name).join("results.json")).unwrap()).unwrap()
+    }
+
+    /// The scratch dir is empty and no cgroup of ours is left.
+    fn assert_no_leftovers(&self) {
+        let left: Vec<_> = fs::read_dir(self.path("scratch")).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "scratch left: {left:?}");
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let scratch = self.path("scratch").display().to_string();
+        assert!(!mounts.contains(&scratch), "a mount is left under {scratch}");
+    }
+}
+
+const TWO_CELLS: &str = r#"
+name = "two"
+[matrix]
+word = ["alpha", "beta"]
+[environment]
+rootfs = "./rootfs"
+env = { WORD = "{word}" }
+[limits]
+cpus = "0"
+memory = "128MiB"
+pids = 64
+[run]
+command = "echo value: ${#WORD}; echo \"extra 7 widgets\" > $BENCHBOX_METRICS; test ! -e /marker && touch /marker"
+warmup = 1
+runs = 2
+[[metric]]
+name = "length"
+pattern = 'value: (\d+)'
+[[metric]]
+name = "extra"
+"#;
+
+#[test]
+fn every_example_matrix_passes_check() {
+    let envs = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs");
+    let mut n = 0;
+    for entry in fs::read_dir(&envs).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "toml") {
+            let o = run_cmd(common::benchbox().arg("check").arg(entry.path()));
+            assert!(o.status.success(), "{}: {}", entry.path().display(), text(&o));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn a_bad_matrix_is_exit_2_with_a_position_and_leaves_nothing() {
+    let p = Project::new("name = \"bad\"\n[limits]\nmemroy = \"1GiB\"\n[run]\ncommand = \"true\"\n");
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("m.toml:3:1"), "{err}");
+    assert!(err.contains("memory"), "{err}");
+    assert!(!p.path("out").exists(), "nothing may be created on disk");
+    let o = run_cmd(&mut p.cmd(&["check", "m.toml"]));
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(TWO_CELLS);
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let header = p.csv_header("two");
+    assert_eq!(&header[..4], ["cell", "label", "word", "phase"]);
+    assert_eq!(&header[header.len() - 2..], ["length", "extra"]);
+    let rows = p.csv_rows("two");
+    assert_eq!(rows.len(), 6, "2 cells x (1 warm-up + 2 runs)");
+    let length_col = header.iter().position(|h| h == "length").unwrap();
+    let extra_col = header.iter().position(|h| h == "extra").unwrap();
+    let exit_col = header.iter().position(|h| h == "exit_code").unwrap();
+    for row in &rows {
+        // Every invocation saw a fresh filesystem: `/marker` never survived.
+        assert_eq!(&row[exit_col], "0", "{row:?}");
+        let expected = if &row[2] == "alpha" { "5" } else { "4" };
+        assert_eq!(&row[length_col], expected);
+        assert_eq!(&row[extra_col], "7");
+    }
+    let json = p.results("two");
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["status"], "complete");
+    assert!(json["host"]["kernel"].as_str().unwrap().len() > 1);
+    assert_eq!(json["matrix_sha256"].as_str().unwrap().len(), 64);
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2);
+    assert_eq!(cells[0]["applied_limits"]["cpus"], "0");
+    assert_eq!(cells[0]["applied_limits"]["memory_bytes"], 128u64 << 20);
+    assert_eq!(cells[0]["summary"]["wall_s"]["n"], 2);
+    let slug = cells[0]["slug"].as_str().unwrap();
+    assert!(p.latest("two").join("logs").join(slug).join("measure-0.out").exists());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("word=alpha") && stdout.contains("wall median"), "{stdout}");
+    p.assert_no_leftovers();
+}
+
+#[test]
+fn failures_are_recorded_the_run_goes_on_and_exit_is_5() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(
+        r#"
+name = "fails"
+[matrix]
+kind = ["ok", "exit", "oom", "slow"]
+[environment]
+rootfs = "./rootfs"
+[limits]
+memory = "32MiB"
+[run]
+command = "case {kind} in ok) true;; exit) exit 3;; oom) x=$(head -c 67108864 /dev/zero | tr '\\0' a);; slow) sleep 30 & sleep 30;; esac"
+warmup = 0
+runs = 2
+timeout = "300ms"
+"#,
+    );
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let rows = p.csv_rows("fails");
+    assert_eq!(rows.len(), 8);
+    let header = p.csv_header("fails");
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    for row in &rows {
+        match &row[2] {
+            "ok" => assert_eq!(&row[col("exit_code")], "0"),
+            "exit" => assert_eq!(&row[col("exit_code")], "3"),
+            "oom" => assert_eq!(&row[col("oom_killed")], "true", "{row:?}"),
+            "slow" => assert_eq!(&row[col("timed_out")], "true"),
+            other => panic!("{other}"),
+        }
+    }
+    p.assert_no_leftovers();
+    // The same matrix with failures allowed exits 0.
+    let allowed = fs::read_to_string(p.path("m.toml")).unwrap().replace("runs = 2", "runs = 1\nallow-failures = true");
+    fs::write(p.path("m.toml"), allowed).unwrap();
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn resume_runs_exactly_the_missing_invocations() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(TWO_CELLS);
+    let o = p.run(&["--runs", "1", "--warmup", "0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.csv_rows("two").len(), 2);
+    let dir = p.latest("two");
+    let o = p.run(&["--resume", dir.to_str().unwrap(), "--runs", "3", "--warmup", "0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = p.csv_rows("two");
+    assert_eq!(rows.len(), 6, "1 done + 2 missing per cell");
+    let mut keys: Vec<(String, String)> = rows.iter().map(|r| (r[0].to_string(), r[4].to_string())).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 6, "no (cell, invocation) pair twice");
+    assert_eq!(p.latest("two"), dir, "resume continues the same run");
+}
+
+#[test]
+fn ctrl_c_tears_down_keeps_results_and_prints_how_to_resume() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(&TWO_CELLS.replace("test ! -e /marker && touch /marker", "sleep 0.4").replace("runs = 2", "runs = 20"));
+    let child = p
+        .cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--resume"), "{err}");
+    let done = p.csv_rows("two").len();
+    assert!(done >= 1 && done < 42, "{done}");
+    assert_eq!(p.results("two")["status"], "interrupted");
+    p.assert_no_leftovers();
+    let o = p.run(&["--resume", "latest"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.csv_rows("two").len(), 42);
+}
+
+#[test]
+fn plan_json_lists_stable_cell_ids() {
+    let p = Project::new(TWO_CELLS);
+    let plan = |args: &[&str]| {
+        let o = run_cmd(&mut p.cmd(args));
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let a = plan(&["plan", "m.toml", "--json"]);
+    fs::write(p.path("m.toml"), TWO_CELLS.replace("runs = 2", "runs = 9")).unwrap();
+    let b = plan(&["plan", "m.toml", "--json"]);
+    let ids = |v: &serde_json::Value| v["cells"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b), "more runs keep the cell ids");
+    assert_eq!(ids(&a).len(), 2);
+    let text_plan = run_cmd(&mut p.cmd(&["plan", "m.toml"]));
+    assert!(String::from_utf8_lossy(&text_plan.stdout).contains("word=alpha"));
+}
+
+#[test]
+fn the_quickstart_runs_on_the_host_filesystem() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new("");
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let o = run_cmd(&mut p.cmd(&["run", quickstart.to_str().unwrap(), "--out", "out", "--runs", "1", "--warmup", "0", "--resamples", "100"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let header = p.csv_header("quickstart");
+    let col = header.iter().position(|h| h == "compressed").unwrap();
+    let rows = p.csv_rows("quickstart");
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert!(row[col].parse::<u64>().unwrap() > 1_000_000, "{row:?}");
+    }
+    p.assert_no_leftovers();
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let o = run_cmd(common::benchbox().arg("--help"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for code in ["0 ", "2 ", "3 ", "5 ", "10 ", "130 "] {
+        assert!(out.contains(&format!("  {code}")), "{out}");
+    }
+}
