@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end cost per invocation of `/bin/true` through `benchbox run` on a rootfs directory,
+# measured in the same hyperfine session beside a bare fork+exec of /bin/true and
+# `unshare -m -p -f -i -u -n true` (namespaces without mounts, cgroups or measurement).
+#
+#   sudo benches/overhead.sh [INVOCATIONS]     (default 200)
+#
+# benchbox's figure is the whole `benchbox run` (start-up, matrix parsing, results files
+# included) divided by the number of invocations. Targets: <= 10 ms per invocation and
+# <= 3x the unshare figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-200}"
+cargo build --release --quiet
+bin="$PWD/target/release/benchbox"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/rootfs/bin" "$work/scratch"
+cp /bin/busybox "$work/rootfs/bin/busybox"
+ln -s busybox "$work/rootfs/bin/true"
+cat > "$work/m.toml" <<TOML
+name = "overhead"
+[environment]
+rootfs = "./rootfs"
+[limits]
+cpus = "0"
+memory = "64MiB"
+[run]
+command = ["/bin/true"]
+warmup = 0
+runs = $n
+TOML
+cd "$work"
+hyperfine --style basic -N --warmup 20 --runs "$n" --export-json bare.json '/bin/true' 'unshare -m -p -f -i -u -n true' >/dev/null
+BENCHBOX_SCRATCH="$work/scratch" hyperfine --style basic --warmup 1 --runs 5 --export-json bb.json \
+    "$bin run m.toml --out $work/out --resamples 100" >/dev/null
+python3 - "$n" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+bare = json.load(open("bare.json"))["results"]
+bb = json.load(open("bb.json"))["results"][0]
+true_ms = bare[0]["median"] * 1e3
+unshare_ms = bare[1]["median"] * 1e3
+bb_ms = bb["median"] * 1e3 / n
+print(f"bare fork+exec /bin/true      median {true_ms:7.3f} ms")
+print(f"unshare -m -p -f -i -u -n     median {unshare_ms:7.3f} ms")
+print(f"benchbox run, per invocation  median {bb_ms:7.3f} ms  ({n} invocations per run, 5 runs)")
+print(f"ratio benchbox / unshare      {bb_ms / unshare_ms:5.2f}x   (target <= 3x)")
+print(f"target <= 10 ms per invocation: {'met' if bb_ms <= 10 else 'NOT met'}")
+PY
