@@ -1,1 +1,335 @@
-//! TODO
+//! The matrix file: parse, expand and validate it into typed cells.
+//!
+//! `spec` owns the file format of `envs/*.toml` (DESIGN.md section 2) and every error a user can
+//! make in it. It is pure: apart from reading the file and checking that rootfs/volume paths
+//! exist (when [`ValidationContext::check_paths`] is set) it touches nothing; host facts such as
+//! the online cpus are passed in.
+//!
+//! Pipeline ([`parse`]): TOML (with spans) -> the `[matrix]` axes expanded into cells (cartesian
+//! product, minus `exclude`, plus `include`) -> per cell, `{axis}` placeholders substituted into
+//! the template values -> typed [`Cell`]s -> ids and slugs.
+//!
+//! Decisions where the brief was silent (also see `units` for size suffixes):
+//! - A cell's id hashes rootfs and volume host paths *as written* in the file (relative paths stay
+//!   relative), so moving the checkout (CI vs laptop) keeps ids and `compare` still pairs cells.
+//! - The text of an axis value (labels, `--only`, placeholders) is the string itself, or the
+//!   number/boolean as JSON prints it; a table value is named by its `name` field if it has one.
+//! - `exclude` values that match no value of their axis are an error (a typo would silently
+//!   exclude nothing). Values match when equal, or when their texts are equal (`17` vs `"17"`).
+//! - `timeout` also takes an integer number of seconds; env values may be numbers or booleans.
+//! - `order`, `seed` and `allow-failures` are matrix-wide: they are not substituted.
+
+mod build;
+mod cpuset;
+mod node;
+mod template;
+pub mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use cpuset::{CpuSet, CpuSetError, MAX_CPU};
+
+/// Host facts and switches the validation needs; passed in so `spec` stays pure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationContext {
+    /// Cpus a cell may be pinned to; also bounds `cpu-quota`.
+    pub online_cpus: CpuSet,
+    /// Check that rootfs directories and volume host paths exist (off for `plan` on another host).
+    pub check_paths: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    pub name: String,
+    pub description: Option<String>,
+    /// The matrix file, as given.
+    pub path: PathBuf,
+    /// Hex sha256 of the file's bytes.
+    pub source_sha256: String,
+    pub axes: Vec<Axis>,
+    pub cells: Vec<Cell>,
+    pub order: Order,
+    pub seed: Option<u64>,
+    pub allow_failures: bool,
+    /// Things that are allowed but probably not meant (an axis no template value uses, ...).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Axis {
+    pub name: String,
+    pub values: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// 12 lowercase hex chars of the sha256 of everything that defines the cell (not the number
+    /// of runs, timeout or metrics: asking for more runs tops the same cell up).
+    pub id: String,
+    /// "jdk=17 gc=G1", or "default" when the matrix has no axes.
+    pub label: String,
+    /// Hostname- and directory-safe: `[a-z0-9-]`, at most 63 chars, unique in the matrix.
+    pub slug: String,
+    /// In axis declaration order.
+    pub axes: Vec<(String, serde_json::Value)>,
+    pub root: Root,
+    /// Absolute, inside the container.
+    pub workdir: Option<PathBuf>,
+    pub volumes: Vec<Volume>,
+    pub env: BTreeMap<String, String>,
+    pub network: Network,
+    pub limits: Limits,
+    /// argv; a plain string `s` in the file becomes `["/bin/sh", "-c", s]`.
+    pub command: Vec<String>,
+    pub setup: Option<Vec<String>>,
+    pub warmup: u32,
+    pub runs: u32,
+    /// `None`: no timeout. Serialized as seconds.
+    #[serde(with = "opt_secs")]
+    pub timeout: Option<Duration>,
+    pub metrics: Vec<MetricSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Root {
+    /// The host's filesystem, read-only, with a private /tmp.
+    Host,
+    /// A local directory: absolute (canonical when it was checked to exist).
+    Dir(PathBuf),
+    /// An OCI image reference, as written; resolved by another module.
+    Image(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Absolute (canonical when it was checked to exist).
+    pub host: PathBuf,
+    /// Absolute, inside the container.
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// A private network namespace with loopback only.
+    #[default]
+    None,
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    pub cpus: Option<CpuSet>,
+    /// Cores' worth of CPU time.
+    pub cpu_quota: Option<f64>,
+    /// Bytes.
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSpec {
+    pub name: String,
+    /// A regex with exactly one capture group: the number.
+    pub pattern: String,
+    pub unit: Option<String>,
+    pub better: Better,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    #[default]
+    Lower,
+    Higher,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Round by round, cells shuffled per round with a seed.
+    #[default]
+    Interleaved,
+    /// Cell by cell, in declaration order.
+    Grouped,
+}
+
+impl fmt::Display for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Order::Interleaved => "interleaved",
+            Order::Grouped => "grouped",
+        })
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Network::None => "none",
+            Network::Host => "host",
+        })
+    }
+}
+
+impl fmt::Display for Better {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Better::Lower => "lower",
+            Better::Higher => "higher",
+        })
+    }
+}
+
+/// An error in (or reading) a matrix file. Every variant is the user's to fix: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error(
+        "{}: cannot read the matrix file: {}\n  hint: check the path",
+        path.display(),
+        units::lowercase_first(&source.to_string())
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostic),
+}
+
+impl SpecError {
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+
+    /// The positioned diagnostic, when the error is in the file's content.
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            SpecError::Invalid(d) => Some(d),
+            SpecError::Read { .. } => None,
+        }
+    }
+}
+
+/// `file:line:col: message` and an optional `  hint: ...` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub col: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and parses a matrix file.
+pub fn load(path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
+    let source = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&source, path, ctx)
+}
+
+/// Parses a matrix from its text. `path` names the file in messages, gives the default name,
+/// and relative rootfs/volume paths are relative to its directory.
+pub fn parse(source: &str, path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
+    build::build(source, path, ctx)
+}
+
+/// The text of an axis value: strings as themselves, numbers and booleans as JSON prints them,
+/// a table by its `name` field when it has a plain one, anything else as compact JSON.
+pub fn axis_value_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => match map.get("name") {
+            Some(name @ (serde_json::Value::String(_) | serde_json::Value::Number(_))) => {
+                axis_value_text(name)
+            }
+            _ => value.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_-]*`: what an axis may be called (and so what `{...}` may name).
+pub fn is_axis_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// "did you mean `x`? {what}: a, b, c" (or just the list when nothing is close), for hints.
+pub fn suggest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str> + Clone,
+    what: &str,
+) -> String {
+    let word_l = word.to_lowercase();
+    // Close enough: a typo or two (transpositions count once), or a similar-looking prefix.
+    let best = candidates
+        .clone()
+        .map(|c| {
+            let c_l = c.to_lowercase();
+            (
+                strsim::damerau_levenshtein(&word_l, &c_l),
+                strsim::jaro_winkler(&word_l, &c_l),
+                c,
+            )
+        })
+        .filter(|(dist, jw, _)| *dist <= word.chars().count() / 3 || *jw >= 0.8)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let list = candidates.collect::<Vec<_>>().join(", ");
+    match best {
+        Some((_, _, c)) => format!("did you mean `{c}`? {what}: {list}"),
+        None => format!("{what}: {list}"),
+    }
+}
+
+/// Serde for `Option<Duration>` as (fractional) seconds: readable by pandas/jq as a number.
+mod opt_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let secs = Option::<f64>::deserialize(d)?;
+        secs.map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

@@ -1,0 +1,851 @@
+//! Tests of the whole pipeline: expansion, substitution, typed values, ids, and every user
+//! error with its exact position and hint.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+
+fn ctx() -> ValidationContext {
+    ValidationContext {
+        online_cpus: "0-1".parse().unwrap(),
+        check_paths: false,
+    }
+}
+
+fn ok(src: &str) -> Matrix {
+    match parse(src, Path::new("envs/x.toml"), &ctx()) {
+        Ok(m) => m,
+        Err(e) => panic!("unexpected error:\n{e}"),
+    }
+}
+
+fn err(src: &str) -> String {
+    match parse(src, Path::new("envs/x.toml"), &ctx()) {
+        Ok(m) => panic!("expected an error, got {} cells", m.cells.len()),
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2);
+            e.to_string()
+        }
+    }
+}
+
+fn labels(m: &Matrix) -> Vec<&str> {
+    m.cells.iter().map(|c| c.label.as_str()).collect()
+}
+
+const RUN: &str = "[run]\ncommand = \"true\"\n";
+
+#[test]
+fn minimal_matrix_is_one_default_cell() {
+    let m = ok(RUN);
+    assert_eq!(m.name, "x");
+    assert_eq!(m.description, None);
+    assert_eq!(m.path, Path::new("envs/x.toml"));
+    assert_eq!(m.source_sha256.len(), 64);
+    assert!(m.axes.is_empty());
+    assert_eq!(m.order, Order::Interleaved);
+    assert_eq!(m.seed, None);
+    assert!(!m.allow_failures);
+    assert!(m.warnings.is_empty());
+    let [c] = m.cells.as_slice() else { panic!() };
+    assert_eq!(c.label, "default");
+    assert_eq!(c.slug, "default");
+    assert!(c.axes.is_empty());
+    assert_eq!(c.root, Root::Host);
+    assert_eq!(c.network, Network::None);
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.command, ["/bin/sh", "-c", "true"]);
+    assert_eq!(c.setup, None);
+    assert_eq!((c.warmup, c.runs), (1, 10));
+    assert_eq!(c.timeout, Some(Duration::from_secs(600)));
+    assert!(c.metrics.is_empty());
+    assert_eq!(c.id.len(), 12);
+    assert!(
+        c.id.chars()
+            .all(|ch| ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase())
+    );
+}
+
+const FULL: &str = r#"name = "jvm-gc"
+description = "JDK 17 vs 21"
+
+[matrix]
+jdk = ["17", "21"]
+gc  = ["G1", "Parallel"]
+exclude = [{ jdk = "17", gc = "Parallel" }]
+include = [{ jdk = "21", gc = "Z" }]
+
+[environment]
+image = "docker.io/library/eclipse-temurin:{jdk}-jre"
+workdir = "/bench"
+volumes = ["./workloads:/bench:ro", "/tmp/out:/out"]
+env = { JAVA_TOOL_OPTIONS = "-XX:+Use{gc}GC", N = 3 }
+network = "host"
+
+[limits]
+cpus = "0"
+cpu-quota = 1.0
+memory = "1GiB"
+pids = 512
+
+[run]
+command = ["java", "-jar", "/bench/app.jar"]
+setup = "echo {jdk}"
+warmup = 2
+runs = 5
+timeout = "2m"
+order = "grouped"
+seed = 42
+allow-failures = true
+
+[[metric]]
+name = "throughput"
+pattern = 'Score:\s+([0-9.]+)'
+unit = "ops/s"
+better = "higher"
+"#;
+
+#[test]
+fn full_example() {
+    let m = ok(FULL);
+    assert_eq!(m.name, "jvm-gc");
+    assert_eq!(m.description.as_deref(), Some("JDK 17 vs 21"));
+    assert_eq!(
+        labels(&m),
+        [
+            "jdk=17 gc=G1",
+            "jdk=21 gc=G1",
+            "jdk=21 gc=Parallel",
+            "jdk=21 gc=Z"
+        ]
+    );
+    assert_eq!(m.order, Order::Grouped);
+    assert_eq!(m.seed, Some(42));
+    assert!(m.allow_failures);
+    assert_eq!(
+        m.axes[1].values,
+        vec![json!("G1"), json!("Parallel"), json!("Z")]
+    );
+    let c = &m.cells[3];
+    assert_eq!(c.slug, "jdk-21-gc-z");
+    assert_eq!(
+        c.axes,
+        vec![
+            ("jdk".to_string(), json!("21")),
+            ("gc".to_string(), json!("Z"))
+        ]
+    );
+    assert_eq!(
+        c.root,
+        Root::Image("docker.io/library/eclipse-temurin:21-jre".into())
+    );
+    assert_eq!(c.workdir.as_deref(), Some(Path::new("/bench")));
+    let cwd = std::path::absolute(".").unwrap();
+    assert_eq!(
+        c.volumes,
+        vec![
+            Volume {
+                host: cwd.join("envs/workloads"),
+                target: "/bench".into(),
+                read_only: true
+            },
+            Volume {
+                host: "/tmp/out".into(),
+                target: "/out".into(),
+                read_only: false
+            },
+        ]
+    );
+    assert_eq!(c.env["JAVA_TOOL_OPTIONS"], "-XX:+UseZGC");
+    assert_eq!(c.env["N"], "3");
+    assert_eq!(c.network, Network::Host);
+    assert_eq!(
+        c.limits,
+        Limits {
+            cpus: Some(CpuSet::new([0])),
+            cpu_quota: Some(1.0),
+            memory: Some(1 << 30),
+            pids: Some(512)
+        }
+    );
+    assert_eq!(c.command, ["java", "-jar", "/bench/app.jar"]);
+    assert_eq!(
+        c.setup.as_deref(),
+        Some(&["/bin/sh".to_string(), "-c".into(), "echo 21".into()][..])
+    );
+    assert_eq!((c.warmup, c.runs), (2, 5));
+    assert_eq!(c.timeout, Some(Duration::from_secs(120)));
+    assert_eq!(
+        c.metrics,
+        vec![MetricSpec {
+            name: "throughput".into(),
+            pattern: r"Score:\s+([0-9.]+)".into(),
+            unit: Some("ops/s".into()),
+            better: Better::Higher
+        }]
+    );
+    // Results files read the plan back.
+    let json = serde_json::to_string(&m).unwrap();
+    let back: Matrix = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, m);
+}
+
+#[test]
+fn cartesian_product_order_and_count() {
+    let m = ok(&format!(
+        "[matrix]\na = [1, 2, 3]\nb = [\"x\", \"y\"]\nc = [true, false]\n{RUN}"
+    ));
+    assert_eq!(m.cells.len(), 12);
+    assert_eq!(m.cells[0].label, "a=1 b=x c=true");
+    assert_eq!(m.cells[1].label, "a=1 b=x c=false");
+    assert_eq!(m.cells[11].label, "a=3 b=y c=false");
+    // Three unused axes: warnings, not errors.
+    assert_eq!(m.warnings.len(), 3);
+    assert!(
+        m.warnings[0].starts_with("axis `a` is not used"),
+        "{:?}",
+        m.warnings
+    );
+}
+
+#[test]
+fn exclude_is_a_partial_match() {
+    let m = ok(&format!(
+        "[matrix]\na = [1, 2, 3]\nb = [\"x\", \"y\"]\nexclude = [{{ b = \"y\" }}, {{ a = 1, b = \"x\" }}]\n{RUN}"
+    ));
+    assert_eq!(labels(&m), ["a=2 b=x", "a=3 b=x"]);
+    // `exclude` may name a value by its text: 2 matches "2".
+    let m = ok(&format!(
+        "[matrix]\na = [\"1\", \"2\"]\nexclude = [{{ a = 2 }}]\n{RUN}"
+    ));
+    assert_eq!(labels(&m), ["a=1"]);
+}
+
+#[test]
+fn include_adds_cells_and_values() {
+    let m = ok(&format!(
+        "[matrix]\na = [\"1\", \"2\"]\nb = [\"x\"]\ninclude = [{{ b = \"z\", a = 1 }}, {{ a = \"3\", b = \"x\" }}]\n{RUN}"
+    ));
+    assert_eq!(labels(&m), ["a=1 b=x", "a=2 b=x", "a=1 b=z", "a=3 b=x"]);
+    // The declared "1" is reused for the include's 1 (same value, same id as a product cell would have).
+    assert_eq!(m.cells[2].axes[0].1, json!("1"));
+    assert_eq!(m.axes[0].values, vec![json!("1"), json!("2"), json!("3")]);
+    assert_eq!(m.axes[1].values, vec![json!("x"), json!("z")]);
+    // include can bring back an excluded combination.
+    let m = ok(&format!(
+        "[matrix]\na = [1, 2]\nexclude = [{{ a = 1 }}, {{ a = 2 }}]\ninclude = [{{ a = 1 }}]\n{RUN}"
+    ));
+    assert_eq!(labels(&m), ["a=1"]);
+}
+
+#[test]
+fn array_of_tables_axis_and_include_syntax() {
+    let m = ok(r#"[[matrix.py]]
+name = "cpython"
+bin = "/usr/bin/python3"
+[[matrix.py]]
+name = "pypy"
+bin = "/usr/bin/pypy3"
+[[matrix.include]]
+py = { name = "graal", bin = "/opt/graal/bin/python" }
+[run]
+command = ["{py.bin}", "bench.py", "--impl={py.name}"]
+"#);
+    assert_eq!(labels(&m), ["py=cpython", "py=pypy", "py=graal"]);
+    assert_eq!(
+        m.cells[2].command,
+        ["/opt/graal/bin/python", "bench.py", "--impl=graal"]
+    );
+}
+
+#[test]
+fn substitution_everywhere() {
+    let m = ok(r#"[matrix]
+v = [{ name = "a", threads = 4, flags = ["-x", "-y"] }, { name = "b", threads = 8, flags = ["-z"] }]
+quota = [0.5, 1]
+mem = ["512MiB", 1073741824]
+[environment]
+rootfs = "./roots/{v.name}"
+env = { THREADS = "{v.threads}", LIT = "{{v}}", Q = "{quota}" }
+volumes = ["./data/{v}:/data/{v.name}"]
+[limits]
+cpu-quota = "{quota}"
+memory = "{mem}"
+pids = "{v.threads}"
+[run]
+command = "run --threads {v.threads} && echo {{done}}"
+setup = "{v.flags}"
+[[metric]]
+name = "m_{v.name}"
+pattern = '(\d{{2,}}) {v.name}'
+"#
+    .replace("{v}:", "{v.name}:")
+    .as_str());
+    assert_eq!(m.cells.len(), 8);
+    let c = &m.cells[0];
+    assert_eq!(c.label, "v=a quota=0.5 mem=512MiB");
+    assert_eq!(c.limits.cpu_quota, Some(0.5));
+    assert_eq!(c.limits.memory, Some(512 << 20));
+    assert_eq!(c.limits.pids, Some(4));
+    assert_eq!(c.env["THREADS"], "4");
+    assert_eq!(c.env["LIT"], "{v}");
+    assert_eq!(c.env["Q"], "0.5");
+    assert_eq!(c.command[2], "run --threads 4 && echo {done}");
+    assert_eq!(c.setup, Some(vec!["-x".to_string(), "-y".to_string()]));
+    assert_eq!(c.metrics[0].name, "m_a");
+    assert_eq!(c.metrics[0].pattern, r"(\d{2,}) a");
+    assert!(c.volumes[0].target.ends_with("data/a"));
+    match &c.root {
+        Root::Dir(p) => assert!(p.ends_with("envs/roots/a"), "{p:?}"),
+        other => panic!("{other:?}"),
+    }
+    let c = &m.cells[7];
+    assert_eq!(c.label, "v=b quota=1 mem=1073741824");
+    assert_eq!(c.limits.cpu_quota, Some(1.0));
+    assert_eq!(c.limits.memory, Some(1 << 30));
+}
+
+#[test]
+fn exact_placeholder_keeps_the_type_of_table_fields_and_arrays() {
+    // `setup = "{v.flags}"`: the array element becomes the array itself, which is an error;
+    // `setup = "{v.flags}"` takes the array as the argv.
+    let m = ok(r#"[matrix]
+v = [{ cmd = ["./a", "-q"] }]
+[run]
+command = "{v.cmd}"
+"#);
+    assert_eq!(m.cells[0].command, ["./a", "-q"]);
+    assert_eq!(m.cells[0].label, r#"v={"cmd":["./a","-q"]}"#);
+}
+
+#[test]
+fn ids_are_stable_and_ignore_run_counts() {
+    let base = "[matrix]\njdk = [\"17\", \"21\"]\n[limits]\nmemory = \"1GiB\"\n[run]\ncommand = \"java -version {jdk}\"\n";
+    let a = ok(base);
+    let b = ok(base);
+    assert_eq!(a.cells[0].id, b.cells[0].id);
+    assert_ne!(a.cells[0].id, a.cells[1].id);
+    let more = ok(&format!(
+        "{base}runs = 50\nwarmup = 5\ntimeout = \"none\"\n[[metric]]\nname = \"x\"\npattern = \"(1)\"\n"
+    ));
+    assert_eq!(more.cells[0].id, a.cells[0].id);
+    assert_eq!(more.cells[1].id, a.cells[1].id);
+    let limited = ok(&base.replace("1GiB", "2GiB"));
+    assert_ne!(limited.cells[0].id, a.cells[0].id);
+    // The same size written differently is the same cell.
+    let same = ok(&base.replace("\"1GiB\"", "1073741824"));
+    assert_eq!(same.cells[0].id, a.cells[0].id);
+    // The file's directory does not enter the id (paths hash as written).
+    let elsewhere = parse(base, Path::new("/somewhere/else/x.toml"), &ctx()).unwrap();
+    assert_eq!(elsewhere.cells[0].id, a.cells[0].id);
+    let env_change = ok(&base.replace("[run]", "[environment]\nenv = { A = \"1\" }\n[run]"));
+    assert_ne!(env_change.cells[0].id, a.cells[0].id);
+}
+
+#[test]
+fn slugs_are_safe_short_and_unique() {
+    let m = ok(&format!(
+        "[matrix]\njdk = [\"17\"]\ngc = [\"G1\", \"Parallel\"]\n{RUN}"
+    ));
+    assert_eq!(m.cells[0].slug, "jdk-17-gc-g1");
+    assert_eq!(m.cells[1].slug, "jdk-17-gc-parallel");
+    // "a.b" and "a-b" collide as slugs: both get their id appended.
+    let m = ok(&format!("[matrix]\nx = [\"a.b\", \"a-b\", \"c\"]\n{RUN}"));
+    assert_eq!(m.cells[0].slug, format!("x-a-b-{}", m.cells[0].id));
+    assert_eq!(m.cells[1].slug, format!("x-a-b-{}", m.cells[1].id));
+    assert_eq!(m.cells[2].slug, "x-c");
+    let long = "v".repeat(100);
+    let m = ok(&format!("[matrix]\nx = [\"{long}1\", \"{long}2\"]\n{RUN}"));
+    for c in &m.cells {
+        assert!(c.slug.len() <= 63, "{}", c.slug);
+        assert!(c.slug.ends_with(&c.id));
+        assert!(
+            c.slug
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        );
+    }
+    assert_ne!(m.cells[0].slug, m.cells[1].slug);
+}
+
+#[test]
+fn timeouts_commands_and_defaults() {
+    let t = |v: &str| ok(&format!("[run]\ncommand = [\"x\"]\ntimeout = {v}\n")).cells[0].timeout;
+    assert_eq!(t("\"none\""), None);
+    assert_eq!(t("0"), None);
+    assert_eq!(t("\"0s\""), None);
+    assert_eq!(t("90"), Some(Duration::from_secs(90)));
+    assert_eq!(t("\"1h 30m\""), Some(Duration::from_secs(5400)));
+    let m = ok("[run]\ncommand = [\"x\"]\nwarmup = 0\nruns = 1\n");
+    assert_eq!((m.cells[0].warmup, m.cells[0].runs), (0, 1));
+    assert_eq!(m.cells[0].command, ["x"]);
+    let m = ok("[limits]\ncpus = 1\ncpu-quota = 2\n[run]\ncommand = [\"x\"]\n");
+    assert_eq!(m.cells[0].limits.cpus, Some(CpuSet::new([1])));
+    assert_eq!(
+        m.warnings,
+        ["cell default: cpu-quota 2 is more than its 1 pinned cpu(s) can use"]
+    );
+}
+
+#[test]
+fn name_defaults_to_a_safe_file_stem() {
+    let m = parse(RUN, Path::new("my env.toml"), &ctx()).unwrap();
+    assert_eq!(m.name, "my-env");
+}
+
+// ---- errors: exact position, message and hint ----
+
+#[test]
+fn toml_syntax_error_has_a_position() {
+    let e = err("[run]\ncommand = \"x\"\nruns = = 3\n");
+    assert!(e.starts_with("envs/x.toml:3:8: invalid toml: "), "{e}");
+    let e = err("[run]\ncommand = \"x\"\ncommand = \"y\"\n");
+    assert!(
+        e.starts_with("envs/x.toml:3:1: invalid toml: duplicate key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_keys_everywhere() {
+    assert_eq!(
+        err(&format!("[limits]\ncpus = \"0\"\nmemroy = \"1G\"\n{RUN}")),
+        "envs/x.toml:3:1: unknown key `memroy` in [limits]\n  hint: did you mean `memory`? valid keys: cpus, cpu-quota, memory, pids"
+    );
+    assert_eq!(
+        err(&format!("[limit]\n{RUN}")),
+        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, run, metric"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, order, seed, allow-failures"
+    );
+    assert_eq!(
+        err("[environment]\nimg = \"x\"\n"),
+        "envs/x.toml:2:1: unknown key `img` in [environment]\n  hint: did you mean `image`? valid keys: image, rootfs, workdir, volumes, env, network"
+    );
+    assert_eq!(
+        err(&format!(
+            "{RUN}[[metric]]\nname = \"x\"\npatern = \"(1)\"\n"
+        )),
+        "envs/x.toml:5:1: unknown key `patern` in [[metric]]\n  hint: did you mean `pattern`? valid keys: name, pattern, unit, better"
+    );
+    // Dotted keys point at the key itself.
+    assert_eq!(
+        err("run.command = \"x\"\nlimits.memroy = 1\n"),
+        "envs/x.toml:2:8: unknown key `memroy` in [limits]\n  hint: did you mean `memory`? valid keys: cpus, cpu-quota, memory, pids"
+    );
+}
+
+#[test]
+fn wrong_types() {
+    assert_eq!(
+        err("[run]\ncommand = 3\n"),
+        "envs/x.toml:2:11: expected a string or an array of strings for `command`, found the integer `3`"
+    );
+    assert_eq!(
+        err("[run]\ncommand = [\"a\", 1]\n"),
+        "envs/x.toml:2:17: expected a string for `command`, found the integer `1`"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nruns = \"10\"\n"),
+        "envs/x.toml:3:8: expected an integer for `runs`, found the string `10`"
+    );
+    assert_eq!(
+        err("limits = 3\n[run]\ncommand = \"x\"\n"),
+        "envs/x.toml:1:10: expected a table for `limits`, found the integer `3`\n  hint: write it as a `[limits]` section"
+    );
+    assert_eq!(
+        err(&format!("[matrix]\njdk = \"17\"\n{RUN}")),
+        "envs/x.toml:2:7: expected an array of values for axis `jdk`, found the string `17`\n  hint: an axis lists its values: `jdk = [\"a\", \"b\"]`"
+    );
+    assert_eq!(
+        err(&format!("[matrix]\njdk = [[1]]\n{RUN}")),
+        "envs/x.toml:2:8: expected a string, number, boolean or table as a value of axis `jdk`, found an array"
+    );
+    assert_eq!(
+        err(&format!("[environment]\nenv = {{ A = [1] }}\n{RUN}")),
+        "envs/x.toml:2:13: expected a string for `A`, found an array"
+    );
+    assert_eq!(
+        err(&format!("{RUN}[metric]\nname = \"x\"\n")),
+        "envs/x.toml:3:1: expected an array of tables for `metric`, found a table\n  hint: declare each metric in its own `[[metric]]` section"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nallow-failures = \"yes\"\n"),
+        "envs/x.toml:3:18: expected a boolean for `allow-failures`, found the string `yes`"
+    );
+}
+
+#[test]
+fn placeholder_errors() {
+    assert_eq!(
+        err("[matrix]\njdk = [\"17\"]\n[run]\ncommand = \"java{jkd}\"\n"),
+        "envs/x.toml:4:11: `{jkd}` names no axis\n  hint: did you mean `jdk`? axes: jdk"
+    );
+    assert_eq!(
+        err("[matrix]\njdk = [\"17\", \"21\"]\n[run]\ncommand = [\"java\", \"{jdk.path}\"]\n"),
+        "envs/x.toml:4:20: `{jdk.path}`: axis `jdk` has the plain value `17`, which has no fields in cell jdk=17\n  hint: use `{jdk}`, or make the values of `jdk` tables like { path = ... }"
+    );
+    assert_eq!(
+        err("[matrix]\nv = [{ p = \"/a\" }, { q = \"/b\" }]\n[run]\ncommand = \"{v.p}\"\n"),
+        "envs/x.toml:4:11: `{v.p}`: this value of axis `v` has no field `p` in cell v={\"q\":\"/b\"}\n  hint: fields: q"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\n[[metric]]\nname = \"t\"\npattern = '(\\d{3})'\n"),
+        "envs/x.toml:5:11: `{3}` in `(\\d{3})` is not a placeholder\n  hint: placeholders look like `{axis}` or `{axis.field}`; write `{{` and `}}` for literal braces (regex quantifiers too: `\\d{{3}}`)"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"echo }\"\n"),
+        "envs/x.toml:2:11: unmatched `}` in `echo }`\n  hint: write `{{` and `}}` for literal braces (regex quantifiers too: `\\d{{3}}`)"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"echo {x}\"\n"),
+        "envs/x.toml:2:11: `{x}` names no axis\n  hint: the matrix has no axes; write `{{` and `}}` for literal braces (regex quantifiers too: `\\d{{3}}`)"
+    );
+}
+
+#[test]
+fn substituted_value_errors_name_the_cell() {
+    assert_eq!(
+        err(
+            "[matrix]\nmem = [\"1G\", \"lots\"]\n[limits]\nmemory = \"{mem}\"\n[run]\ncommand = \"x\"\n"
+        ),
+        "envs/x.toml:4:10: invalid size `lots` for `memory`: it does not start with a number in cell mem=lots\n  hint: write bytes or a size like \"512MiB\", \"1GiB\", \"1.5G\" (K/M/G/T are 1024-based, KB/MB/GB/TB 1000-based)"
+    );
+    assert_eq!(
+        err("[matrix]\nq = [1, \"x\"]\n[limits]\ncpu-quota = \"{q}\"\n[run]\ncommand = \"x\"\n"),
+        "envs/x.toml:4:13: expected a number of cores for `cpu-quota`, found the string `x` in cell q=x"
+    );
+}
+
+#[test]
+fn value_errors() {
+    let limits = |body: &str| err(&format!("[limits]\n{body}\n{RUN}"));
+    assert_eq!(
+        limits("memory = \"1 GiBs\""),
+        "envs/x.toml:2:10: invalid size `1 GiBs` for `memory`: unknown unit `GiBs`\n  hint: write bytes or a size like \"512MiB\", \"1GiB\", \"1.5G\" (K/M/G/T are 1024-based, KB/MB/GB/TB 1000-based)"
+    );
+    assert_eq!(
+        limits("memory = 0"),
+        "envs/x.toml:2:10: `memory` must be at least 1, found `0`"
+    );
+    assert_eq!(
+        limits("cpus = \"3-1\""),
+        "envs/x.toml:2:8: invalid cpuset `3-1`: range `3-1` ends before it starts\n  hint: write a kernel cpu list such as \"0\", \"0-3\" or \"0,2-3\""
+    );
+    assert_eq!(
+        limits("cpus = \"0,7\""),
+        "envs/x.toml:2:8: cpu 7 is not online on this host (online: 0-1)\n  hint: pick cpus from 0-1"
+    );
+    assert_eq!(
+        limits("cpus = 7"),
+        "envs/x.toml:2:8: cpu 7 is not online on this host (online: 0-1)\n  hint: pick cpus from 0-1"
+    );
+    assert_eq!(
+        limits("cpu-quota = 3"),
+        "envs/x.toml:2:13: cpu-quota `3` is out of range: it must be above 0 and at most 2 (the online cpus)\n  hint: cpu-quota is in cores: 0.5 is half a core"
+    );
+    assert_eq!(
+        limits("cpu-quota = 0.0"),
+        "envs/x.toml:2:13: cpu-quota `0` is out of range: it must be above 0 and at most 2 (the online cpus)\n  hint: cpu-quota is in cores: 0.5 is half a core"
+    );
+    assert_eq!(
+        limits("pids = 0"),
+        "envs/x.toml:2:8: `pids` must be at least 1, found `0`\n  hint: remove `pids` for no limit"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\ntimeout = \"2 fortnights\"\n"),
+        "envs/x.toml:3:11: invalid duration `2 fortnights` for `timeout`: unknown time unit \"fortnights\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)\n  hint: write a duration like \"90s\", \"2m\" or \"1h 30m\", or \"none\""
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nruns = 0\n"),
+        "envs/x.toml:3:8: `runs` must be at least 1, found `0`\n  hint: a cell needs at least one measured run; to skip cells use `exclude` or --only"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nwarmup = -1\n"),
+        "envs/x.toml:3:10: `warmup` must be at least 0, found `-1`"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\norder = \"random\"\n"),
+        "envs/x.toml:3:9: invalid order `random`\n  hint: valid orders: interleaved, grouped"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\norder = \"grouped \"\n"),
+        "envs/x.toml:3:9: invalid order `grouped `\n  hint: did you mean `grouped`? valid orders: interleaved, grouped"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nseed = -3\n"),
+        "envs/x.toml:3:8: `seed` must be at least 0, found `-3`\n  hint: a seed is a non-negative integer"
+    );
+    assert_eq!(
+        err(&format!("[environment]\nnetwork = \"bridge\"\n{RUN}")),
+        "envs/x.toml:2:11: invalid network `bridge`\n  hint: valid networks: none (loopback only, the default), host"
+    );
+    assert_eq!(
+        err("name = \"a/b\"\n[run]\ncommand = \"x\"\n"),
+        "envs/x.toml:1:8: invalid matrix name `a/b`\n  hint: results go to reports/<name>/: use letters, digits, `.`, `_` and `-`, starting with a letter or digit"
+    );
+}
+
+#[test]
+fn command_errors() {
+    assert_eq!(
+        err("[run]\ncommand = []\n"),
+        "envs/x.toml:2:11: `command` is empty\n  hint: give the program to run, e.g. `command = [\"./bench\", \"--fast\"]`"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"  \"\n"),
+        "envs/x.toml:2:11: `command` is empty\n  hint: give the program to run, e.g. `command = [\"./bench\", \"--fast\"]`"
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nsetup = [\"\"]\n"),
+        "envs/x.toml:3:9: `setup` is empty\n  hint: give the program to run, e.g. `setup = [\"./bench\", \"--fast\"]`"
+    );
+    assert_eq!(
+        err("[run]\nruns = 3\n"),
+        "envs/x.toml:1:1: missing `command` in [run]\n  hint: add `command = [\"./bench\"]` (or a string, run with /bin/sh -c)"
+    );
+    assert_eq!(
+        err("[limits]\npids = 3\n"),
+        "envs/x.toml:1:1: missing [run] section\n  hint: add `[run]` with `command = [\"./bench\"]`"
+    );
+}
+
+#[test]
+fn environment_errors() {
+    let env = |body: &str| err(&format!("[environment]\n{body}\n{RUN}"));
+    assert_eq!(
+        env("image = \"a\"\nrootfs = \"./r\""),
+        "envs/x.toml:3:1: both `image` and `rootfs` are set in [environment]\n  hint: a cell runs in an image or in a local directory: remove one"
+    );
+    assert_eq!(
+        env("workdir = \"bench\""),
+        "envs/x.toml:2:11: workdir `bench` is not an absolute path\n  hint: paths inside the container start with `/`, e.g. `/bench`"
+    );
+    assert_eq!(
+        env("volumes = [\"./w:bench\"]"),
+        "envs/x.toml:2:12: volume target `bench` is not an absolute path\n  hint: paths inside the container start with `/`, e.g. `/bench`"
+    );
+    assert_eq!(
+        env("volumes = [\"./w\"]"),
+        "envs/x.toml:2:12: invalid volume `./w`\n  hint: write volumes as `host:target`, `host:target:ro` or `host:target:rw`"
+    );
+    assert_eq!(
+        env("volumes = [\"/a:/b:c:d\"]"),
+        "envs/x.toml:2:12: invalid volume `/a:/b:c:d`\n  hint: write volumes as `host:target`, `host:target:ro` or `host:target:rw`"
+    );
+    assert_eq!(
+        env("volumes = [\"/a:/b:rx\"]"),
+        "envs/x.toml:2:12: invalid volume mode `rx` in `/a:/b:rx`\n  hint: valid modes: ro, rw (the default)"
+    );
+    assert_eq!(
+        env("volumes = [\"/a:/b\", \"/c:/b/\"]"),
+        "envs/x.toml:2:21: two volumes mount onto `/b`\n  hint: give each volume its own target"
+    );
+    assert_eq!(
+        env("volumes = \"/a:/b\""),
+        "envs/x.toml:2:11: expected an array of strings for `volumes`, found the string `/a:/b`"
+    );
+    assert_eq!(
+        env("env = { \"A=B\" = \"1\" }"),
+        "envs/x.toml:2:9: invalid environment variable name `A=B`\n  hint: names may not be empty or contain `=`"
+    );
+}
+
+#[test]
+fn matrix_errors() {
+    assert_eq!(
+        err(&format!("[matrix]\njdk = []\n{RUN}")),
+        "envs/x.toml:2:7: axis `jdk` has no values\n  hint: give it at least one value, or remove it"
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\njdk = [\"17\"]\nexclude = [{{ jdk = \"17\" }}]\n{RUN}"
+        )),
+        "envs/x.toml:1:1: the matrix expands to no cells\n  hint: every combination is excluded: loosen `exclude` or add `include` entries"
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\njdk = [\"17\"]\nexclude = [{{ jkd = \"17\" }}]\n{RUN}"
+        )),
+        "envs/x.toml:3:14: unknown axis `jkd` in `exclude`\n  hint: did you mean `jdk`? axes: jdk"
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\njdk = [\"17\"]\nexclude = [{{ jdk = \"18\" }}]\n{RUN}"
+        )),
+        "envs/x.toml:3:20: `18` is not a value of axis `jdk`\n  hint: values of `jdk`: 17"
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\njdk = [\"17\"]\nexclude = [{{}}]\n{RUN}"
+        )),
+        "envs/x.toml:3:12: an empty `exclude` entry would drop every cell\n  hint: name the axis values to exclude, e.g. { jdk = \"17\" }"
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\njdk = [\"17\"]\ngc = [\"G1\"]\ninclude = [{{ jdk = \"21\" }}]\n{RUN}"
+        )),
+        "envs/x.toml:4:12: `include` entry is missing axis `gc`\n  hint: an include entry gives a value for every axis: jdk, gc"
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\njdk = [\"17\"]\ninclude = [{{ jdk = \"21\", os = \"x\" }}]\n{RUN}"
+        )),
+        "envs/x.toml:3:26: unknown axis `os` in `include`\n  hint: axes: jdk"
+    );
+    assert_eq!(
+        err(&format!("[matrix]\njdk = [\"17\", \"21\"]\ninclude = [{{ jdk = \"21\" }}]\n{RUN}")),
+        "envs/x.toml:3:12: cells `jdk=21` and `jdk=21` expand to the same cell (id ID)\n  hint: remove the duplicate `include` entry or axis value"
+            .replace("ID", &ok(&format!("[matrix]\njdk = [\"17\", \"21\"]\n{RUN}")).cells[1].id)
+    );
+    assert_eq!(
+        err(&format!("[matrix]\njdk = [\"17\", 17]\n{RUN}")),
+        "envs/x.toml:2:14: duplicate value `17` in axis `jdk`\n  hint: each value of an axis must be distinct"
+    );
+    assert_eq!(
+        err(&format!("[matrix]\n\"1jdk\" = [\"17\"]\n{RUN}")),
+        "envs/x.toml:2:1: invalid axis name `1jdk`\n  hint: axis names match [A-Za-z_][A-Za-z0-9_-]* (they are used in `{axis}` placeholders)"
+    );
+    assert_eq!(
+        err(&format!("[matrix]\nexclude = {{ a = 1 }}\n{RUN}")),
+        "envs/x.toml:2:11: expected an array of tables for `exclude`, found a table\n  hint: write `exclude = [{ axis = \"value\" }]`"
+    );
+}
+
+#[test]
+fn metric_errors() {
+    let metric = |body: &str| err(&format!("{RUN}[[metric]]\n{body}\n"));
+    assert_eq!(
+        metric("name = \"t\"\npattern = '([0-9]+'"),
+        "envs/x.toml:5:11: invalid regex `([0-9]+`: unclosed group\n  hint: literal braces in patterns are written `{{` and `}}` (placeholder escaping)"
+    );
+    assert_eq!(
+        metric("name = \"t\"\npattern = 'Score: [0-9]+'"),
+        "envs/x.toml:5:11: pattern `Score: [0-9]+` has 0 capture groups; it needs exactly one\n  hint: capture the number with `( )` and make other groups non-capturing with `(?: )`"
+    );
+    assert_eq!(
+        metric("name = \"t\"\npattern = '(a)(b)'"),
+        "envs/x.toml:5:11: pattern `(a)(b)` has 2 capture groups; it needs exactly one\n  hint: capture the number with `( )` and make other groups non-capturing with `(?: )`"
+    );
+    assert_eq!(
+        metric("name = \"t\"\npattern = '(1)'\n[[metric]]\nname = \"t\"\npattern = '(2)'"),
+        "envs/x.toml:7:8: duplicate metric name `t`\n  hint: the first `t` is on line 4; rename one"
+    );
+    assert_eq!(
+        metric("pattern = '(1)'"),
+        "envs/x.toml:3:1: missing `name` in [[metric]]\n  hint: add `name = \"throughput\"`"
+    );
+    assert_eq!(
+        metric("name = \"t\"\npattern = '(1)'\nbetter = \"more\""),
+        "envs/x.toml:6:10: invalid value `more` for `better`\n  hint: valid values: lower (the default), higher"
+    );
+    assert_eq!(
+        metric("name = \"my metric\"\npattern = '(1)'"),
+        "envs/x.toml:4:8: invalid metric name `my metric`\n  hint: metric names become CSV columns: letters, digits, `_`, `.` and `-`, starting with a letter or `_`"
+    );
+}
+
+#[test]
+fn paths_are_checked_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rootfs/17")).unwrap();
+    std::fs::create_dir_all(dir.path().join("work")).unwrap();
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    let file = dir.path().join("m.toml");
+    let check = ValidationContext {
+        online_cpus: CpuSet::new([0]),
+        check_paths: true,
+    };
+    let src = "[matrix]\njdk = [\"17\"]\n[environment]\nrootfs = \"./rootfs/{jdk}\"\nvolumes = [\"work:/w:ro\", \"file:/f\"]\n[run]\ncommand = \"x\"\n";
+    std::fs::write(&file, src).unwrap();
+    let m = load(&file, &check).unwrap();
+    let canon = dir.path().canonicalize().unwrap();
+    assert_eq!(m.cells[0].root, Root::Dir(canon.join("rootfs/17")));
+    assert_eq!(m.cells[0].volumes[0].host, canon.join("work"));
+    assert_eq!(m.cells[0].volumes[1].host, canon.join("file"));
+
+    let e = parse(&src.replace("[\"17\"]", "[\"17\", \"21\"]"), &file, &check)
+        .unwrap_err()
+        .to_string();
+    let shown = file.display();
+    let base = dir.path().display();
+    assert_eq!(
+        e,
+        format!(
+            "{shown}:4:10: rootfs `./rootfs/21` does not exist ({base}/rootfs/21) in cell jdk=21\n  hint: relative paths are relative to the matrix file's directory, {base}"
+        )
+    );
+    let e = parse(&src.replace("./rootfs/{jdk}", "file"), &file, &check)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{shown}:4:10: rootfs `file` is not a directory ({base}/file)\n  hint: relative paths are relative to the matrix file's directory, {base}"
+        )
+    );
+    let e = parse(&src.replace("work:", "nowork:"), &file, &check)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{shown}:5:12: volume host path `nowork` does not exist ({base}/nowork)\n  hint: relative paths are relative to the matrix file's directory, {base}"
+        )
+    );
+    // Without the check, the same file parses (another host may have the paths).
+    let unchecked = ValidationContext {
+        check_paths: false,
+        ..check
+    };
+    assert!(parse(&src.replace("work:", "nowork:"), &file, &unchecked).is_ok());
+}
+
+#[test]
+fn unreadable_file_is_a_usage_error() {
+    let e = load(Path::new("/nonexistent/m.toml"), &ctx()).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.diagnostic().is_none());
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/m.toml: cannot read the matrix file: no such file or directory (os error 2)\n  hint: check the path"
+    );
+}
+
+#[test]
+fn diagnostics_expose_their_parts() {
+    let e = parse("[run]\ncommand = 3\n", Path::new("m.toml"), &ctx()).unwrap_err();
+    let d = e.diagnostic().unwrap();
+    assert_eq!((d.line, d.col), (2, 11));
+    assert_eq!(d.file, Path::new("m.toml"));
+    assert!(d.hint.is_none());
+}
+
+#[test]
+fn axis_value_texts() {
+    assert_eq!(axis_value_text(&json!("17")), "17");
+    assert_eq!(axis_value_text(&json!(17)), "17");
+    assert_eq!(axis_value_text(&json!(1.0)), "1.0");
+    assert_eq!(axis_value_text(&json!(0.5)), "0.5");
+    assert_eq!(axis_value_text(&json!(true)), "true");
+    assert_eq!(
+        axis_value_text(&json!({"name": "pypy", "bin": "x"})),
+        "pypy"
+    );
+    assert_eq!(axis_value_text(&json!({"bin": "x"})), r#"{"bin":"x"}"#);
+}
+
+#[test]
+fn axis_names() {
+    for good in ["a", "_", "jdk", "gc-type", "A_1"] {
+        assert!(is_axis_name(good), "{good}");
+    }
+    for bad in ["", "1a", "-a", "a.b", "a b", "é"] {
+        assert!(!is_axis_name(bad), "{bad}");
+    }
+}
