@@ -31,6 +31,7 @@ enum Command {
     /// Print every cell of a matrix: id, axis values, root, limits, command.
     #[command(after_help = exit::HELP_TABLE)]
     Plan {
+        /// The matrix file.
         file: PathBuf,
         /// Machine-readable output.
         #[arg(long)]
@@ -43,6 +44,7 @@ enum Command {
     /// finish the run later with --resume. Must run as root.
     #[command(after_help = exit::HELP_TABLE)]
     Run {
+        /// The matrix file.
         file: PathBuf,
         /// Measured invocations per cell (overrides `runs` in the file; the cell ids stay).
         #[arg(long)]

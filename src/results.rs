@@ -70,7 +70,7 @@ pub enum ResultsError {
 
 type Result<T> = std::result::Result<T, ResultsError>;
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ResultsError + '_ {
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ResultsError + 'a {
     move |source| ResultsError::Io { action, path: path.to_path_buf(), source }
 }
 

@@ -297,7 +297,7 @@ pub fn run(
     };
     let mut extractors = HashMap::new();
     for cell in &cells {
-        let ex = Extractor::new(cell.metrics.iter().map(|m| (m.name.as_str(), m.pattern.as_deref())))
+        let ex = Extractor::new(cell.metrics.iter().map(|m| (m.name.as_str(), Some(m.pattern.as_str()))))
             .map_err(|e| RunError::Usage(format!("cell {}: invalid metric pattern: {e}", cell.label)))?;
         extractors.insert(cell.id.clone(), ex);
     }

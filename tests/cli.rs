@@ -181,7 +181,7 @@ memory = "32MiB"
 command = "case {kind} in ok) true;; exit) exit 3;; oom) x=$(head -c 67108864 /dev/zero | tr '\\0' a);; slow) sleep 30 & sleep 30;; esac"
 warmup = 0
 runs = 2
-timeout = "300ms"
+timeout = "2s"
 "#,
     );
     let o = p.run(&[]);
