@@ -387,3 +387,316 @@ pub fn render_json(matrix: &Matrix) -> String {
     // Serializing plain data into a String cannot fail; keep a visible fallback anyway.
     serde_json::to_string_pretty(&plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::spec::{self, CpuSet, ValidationContext};
+
+    fn cell(id: &str, warmup: u32, runs: u32) -> Cell {
+        let m = spec::parse("[run]\ncommand = \"x\"\n", Path::new("m.toml"), &ctx()).unwrap();
+        Cell {
+            id: id.to_string(),
+            warmup,
+            runs,
+            ..m.cells[0].clone()
+        }
+    }
+
+    fn ctx() -> ValidationContext {
+        ValidationContext {
+            online_cpus: CpuSet::new([0, 1]),
+            check_paths: false,
+        }
+    }
+
+    /// The round a slot belongs to.
+    fn round(cells: &[Cell], s: &Slot) -> u32 {
+        match s.phase {
+            Phase::Warmup => s.index,
+            Phase::Measure => cells[s.cell].warmup + s.index,
+        }
+    }
+
+    fn all_pairs(cells: &[Cell]) -> Vec<(usize, Phase, u32)> {
+        let mut out = Vec::new();
+        for (i, c) in cells.iter().enumerate() {
+            out.extend((0..c.warmup).map(|k| (i, Phase::Warmup, k)));
+            out.extend((0..c.runs).map(|k| (i, Phase::Measure, k)));
+        }
+        out
+    }
+
+    #[test]
+    fn grouped_runs_cells_in_order() {
+        let cells = vec![cell("a", 1, 2), cell("b", 0, 1)];
+        let slots = schedule(&cells, Order::Grouped, 7, &HashSet::new());
+        let got: Vec<(usize, Phase, u32)> =
+            slots.iter().map(|s| (s.cell, s.phase, s.index)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, Phase::Warmup, 0),
+                (0, Phase::Measure, 0),
+                (0, Phase::Measure, 1),
+                (1, Phase::Measure, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn interleaved_rounds_mix_warmup_and_measure() {
+        // Round 0: a's warm-up and b's first measure; round 2: only a.
+        let cells = vec![cell("a", 1, 2), cell("b", 0, 2)];
+        let slots = schedule(&cells, Order::Interleaved, 1, &HashSet::new());
+        assert_eq!(slots.len(), 5);
+        let rounds: Vec<u32> = slots.iter().map(|s| round(&cells, s)).collect();
+        assert_eq!(rounds, [0, 0, 1, 1, 2]);
+        assert_eq!(
+            slots[4],
+            Slot {
+                cell: 0,
+                phase: Phase::Measure,
+                index: 1
+            }
+        );
+    }
+
+    #[test]
+    fn interleaved_shuffles_and_the_seed_decides() {
+        let cells: Vec<Cell> = (0..12).map(|i| cell(&format!("c{i}"), 0, 4)).collect();
+        let none = HashSet::new();
+        let a = schedule(&cells, Order::Interleaved, 1, &none);
+        assert_eq!(a, schedule(&cells, Order::Interleaved, 1, &none));
+        let b = schedule(&cells, Order::Interleaved, 2, &none);
+        assert_ne!(a, b);
+        // Not declaration order, and not the same order every round.
+        let order = |r: usize| {
+            a[r * 12..(r + 1) * 12]
+                .iter()
+                .map(|s| s.cell)
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(order(0), (0..12).collect::<Vec<_>>());
+        assert_ne!(order(0), order(1));
+    }
+
+    #[test]
+    fn more_runs_keep_the_earlier_rounds() {
+        let few: Vec<Cell> = (0..5).map(|i| cell(&format!("c{i}"), 1, 3)).collect();
+        let many: Vec<Cell> = (0..5).map(|i| cell(&format!("c{i}"), 1, 6)).collect();
+        let none = HashSet::new();
+        let a = schedule(&few, Order::Interleaved, 9, &none);
+        let b = schedule(&many, Order::Interleaved, 9, &none);
+        assert_eq!(a[..], b[..a.len()]);
+    }
+
+    #[test]
+    fn resume_runs_exactly_the_missing_pairs() {
+        let cells = vec![cell("a", 1, 3), cell("b", 2, 2)];
+        let done: HashSet<(String, Phase, u32)> = [
+            ("a".to_string(), Phase::Warmup, 0),
+            ("a".to_string(), Phase::Measure, 1),
+            ("b".to_string(), Phase::Measure, 0),
+            ("zzz".to_string(), Phase::Measure, 0),
+        ]
+        .into_iter()
+        .collect();
+        let slots = schedule(&cells, Order::Interleaved, 3, &done);
+        let mut got: Vec<(usize, Phase, u32)> =
+            slots.iter().map(|s| (s.cell, s.phase, s.index)).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (0, Phase::Measure, 0),
+                (0, Phase::Measure, 2),
+                (1, Phase::Warmup, 0),
+                (1, Phase::Warmup, 1),
+                (1, Phase::Measure, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn selected_cells_keep_their_indices() {
+        let cells = vec![cell("a", 0, 1), cell("b", 0, 1), cell("c", 0, 1)];
+        let slots = schedule_selected(&cells, &[2, 0, 9], Order::Grouped, 0, &HashSet::new());
+        assert_eq!(slots.iter().map(|s| s.cell).collect::<Vec<_>>(), [2, 0]);
+        assert!(schedule(&[], Order::Interleaved, 0, &HashSet::new()).is_empty());
+    }
+
+    #[test]
+    fn phase_text() {
+        assert_eq!(Phase::Warmup.to_string(), "warmup");
+        assert_eq!(
+            serde_json::to_string(&Phase::Measure).unwrap(),
+            "\"measure\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Phase>("\"warmup\"").unwrap(),
+            Phase::Warmup
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn schedule_invariants(
+            shape in proptest::collection::vec((0u32..4, 1u32..6), 0..8),
+            seed in any::<u64>(),
+            grouped in any::<bool>(),
+            done_mask in proptest::collection::vec(any::<bool>(), 80),
+        ) {
+            let cells: Vec<Cell> = shape.iter().enumerate().map(|(i, &(w, r))| cell(&format!("c{i}"), w, r)).collect();
+            let pairs = all_pairs(&cells);
+            let done: HashSet<(String, Phase, u32)> = pairs
+                .iter()
+                .zip(done_mask.iter().cycle())
+                .filter(|(_, d)| **d)
+                .map(|(&(c, p, k), _)| (cells[c].id.clone(), p, k))
+                .collect();
+            let order = if grouped { Order::Grouped } else { Order::Interleaved };
+            let slots = schedule(&cells, order, seed, &done);
+
+            // Every missing pair exactly once, no done pair.
+            let mut got: Vec<(usize, Phase, u32)> = slots.iter().map(|s| (s.cell, s.phase, s.index)).collect();
+            got.sort();
+            let mut want: Vec<(usize, Phase, u32)> = pairs
+                .into_iter()
+                .filter(|&(c, p, k)| !done.contains(&(cells[c].id.clone(), p, k)))
+                .collect();
+            want.sort();
+            prop_assert_eq!(got, want);
+
+            // Deterministic for a seed.
+            prop_assert_eq!(&slots, &schedule(&cells, order, seed, &done));
+
+            // Within a cell: warm-ups before measures, indices ascending.
+            for c in 0..cells.len() {
+                let rounds: Vec<u32> = slots.iter().filter(|s| s.cell == c).map(|s| round(&cells, s)).collect();
+                prop_assert!(rounds.windows(2).all(|w| w[0] < w[1]));
+            }
+            if grouped {
+                // Each cell's slots are contiguous, cells in declaration order.
+                let seq: Vec<usize> = slots.iter().map(|s| s.cell).collect();
+                prop_assert!(seq.windows(2).all(|w| w[0] <= w[1]));
+            } else {
+                // No cell's round r+1 before every cell's round r.
+                let rounds: Vec<u32> = slots.iter().map(|s| round(&cells, s)).collect();
+                prop_assert!(rounds.windows(2).all(|w| w[0] <= w[1]));
+            }
+        }
+    }
+
+    const MATRIX: &str = r#"name = "demo"
+description = "two axes"
+[matrix]
+jdk = ["17", "21"]
+gc = ["G1", "Parallel"]
+include = [{ jdk = "22", gc = "Z" }]
+[environment]
+image = "temurin:{jdk}"
+env = { OPTS = "-XX:+Use{gc}GC" }
+volumes = ["/tmp:/data:ro"]
+[limits]
+cpus = "0-1"
+cpu-quota = 1.0
+memory = "1GiB"
+pids = 64
+[run]
+command = "java -jar 'app.jar'"
+warmup = 2
+runs = 5
+timeout = "2m"
+seed = 5
+[[metric]]
+name = "score"
+pattern = '(\d+)'
+unit = "ops/s"
+better = "higher"
+"#;
+
+    fn matrix() -> Matrix {
+        spec::parse(MATRIX, Path::new("envs/demo.toml"), &ctx()).unwrap()
+    }
+
+    #[test]
+    fn only_filters_and_across_axes_or_within_one() {
+        let m = matrix();
+        let only =
+            |e: &[&str]| filter_only(&m, &e.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(only(&[]).unwrap(), [0, 1, 2, 3, 4]);
+        assert_eq!(only(&["jdk=17"]).unwrap(), [0, 1]);
+        assert_eq!(only(&["jdk=17", "jdk=22"]).unwrap(), [0, 1, 4]);
+        assert_eq!(only(&["jdk=17", "gc=Parallel"]).unwrap(), [1]);
+        assert_eq!(only(&[" gc = Z "]).unwrap(), [4]);
+        assert_eq!(
+            only(&["jkd=17"]).unwrap_err().to_string(),
+            "unknown axis `jkd` in --only `jkd=17`\n  hint: did you mean `jdk`? axes: jdk, gc"
+        );
+        assert_eq!(
+            only(&["jdk=18"]).unwrap_err().to_string(),
+            "axis `jdk` has no value `18` (in --only `jdk=18`)\n  hint: values of `jdk`: 17, 21, 22"
+        );
+        assert_eq!(
+            only(&["jdk"]).unwrap_err().to_string(),
+            "invalid --only `jdk`: expected `axis=value`\n  hint: for example --only jdk=17"
+        );
+        let e = only(&["jdk=17", "gc=Z"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--only jdk=17 gc=Z matches no cell\n  hint: `benchbox plan` lists the cells"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn text_rendering() {
+        let m = matrix();
+        let text = render_text(&m);
+        let c = &m.cells[0];
+        let expected_cell = format!(
+            "{}  jdk=17 gc=G1
+  root     image temurin:17
+  volumes  /tmp -> /data (ro)
+  env      OPTS=-XX:+UseG1GC
+  network  none
+  limits   cpus 0-1, cpu-quota 1 core, memory 1 GiB, pids 64
+  command  /bin/sh -c 'java -jar '\\''app.jar'\\'''
+  runs     2 warm-up + 5 measured, timeout 2m
+  metrics  score (ops/s, higher is better)
+",
+            c.id
+        );
+        assert!(text.contains(&expected_cell), "{text}");
+        assert!(text.starts_with(&format!(
+            "matrix demo (envs/demo.toml, sha256 {})\ntwo axes\n5 cells, interleaved order, seed 5\naxis jdk: 17, 21, 22\naxis gc: G1, Parallel, Z\n",
+            &m.source_sha256[..12]
+        )), "{text}");
+        assert_eq!(text.matches("  root ").count(), 5);
+    }
+
+    #[test]
+    fn json_rendering() {
+        let m = matrix();
+        let v: serde_json::Value = serde_json::from_str(&render_json(&m)).unwrap();
+        assert_eq!(v["name"], "demo");
+        assert_eq!(v["description"], "two axes");
+        assert_eq!(v["source_sha256"], m.source_sha256.as_str());
+        assert_eq!(v["axes"][0]["name"], "jdk");
+        assert_eq!(v["cells"].as_array().unwrap().len(), 5);
+        let c = &v["cells"][0];
+        assert_eq!(c["id"], m.cells[0].id.as_str());
+        assert_eq!(c["root"]["image"], "temurin:17");
+        assert_eq!(c["limits"]["cpus"], "0-1");
+        assert_eq!(c["limits"]["memory"], 1u64 << 30);
+        assert_eq!(c["timeout"], 120.0);
+        assert_eq!(c["metrics"][0]["better"], "higher");
+        let cells: Vec<Cell> = serde_json::from_value(v["cells"].clone()).unwrap();
+        assert_eq!(cells, m.cells);
+    }
+}

@@ -800,7 +800,10 @@ fn build_cell(
             let value = match &var.value.kind {
                 Kind::Str(s) => s.clone(),
                 Kind::Int(i) => i.to_string(),
-                Kind::Float(f) => f.to_string(),
+                // Same text as a float axis value pasted by a placeholder (`1.0`, not `1`).
+                Kind::Float(f) => {
+                    serde_json::Number::from_f64(*f).map_or(f.to_string(), |n| n.to_string())
+                }
                 Kind::Bool(b) => b.to_string(),
                 _ => return Err(r.wrong_type(&var.key, &var.value, "a string")),
             };

@@ -9,6 +9,13 @@
 //! product, minus `exclude`, plus `include`) -> per cell, `{axis}` placeholders substituted into
 //! the template values -> typed [`Cell`]s -> ids and slugs.
 //!
+//! Substitution (see `template`): every string in `[environment]`, `[limits]`, `[run]` and
+//! `[[metric]]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
+//! braces (so a regex quantifier is written `\d{{3}}`), any other brace is an error. A string
+//! that is exactly one placeholder takes the value's own type. `exclude` and `include` are
+//! reserved names in `[matrix]`, never axes; `Axis::values` lists the declared values followed
+//! by any new value an `include` entry brings.
+//!
 //! Decisions where the brief was silent (also see `units` for size suffixes):
 //! - A cell's id hashes rootfs and volume host paths *as written* in the file (relative paths stay
 //!   relative), so moving the checkout (CI vs laptop) keeps ids and `compare` still pairs cells.
@@ -66,6 +73,7 @@ pub struct Matrix {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Axis {
     pub name: String,
+    /// Declared values, then values that only `include` entries bring.
     pub values: Vec<serde_json::Value>,
 }
 

@@ -161,6 +161,11 @@ fn full_example() {
     );
     assert_eq!(c.env["JAVA_TOOL_OPTIONS"], "-XX:+UseZGC");
     assert_eq!(c.env["N"], "3");
+    let floats = ok(&format!(
+        "[environment]\nenv = {{ F = 1.0, B = true }}\n{RUN}"
+    ));
+    assert_eq!(floats.cells[0].env["F"], "1.0");
+    assert_eq!(floats.cells[0].env["B"], "true");
     assert_eq!(c.network, Network::Host);
     assert_eq!(
         c.limits,
