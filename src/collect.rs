@@ -30,7 +30,9 @@ pub struct Extractor {
 impl Extractor {
     /// `metrics`: (name, optional pattern). Patterns were validated by `spec`; an invalid one
     /// here is still an error, never a panic.
-    pub fn new<'a>(metrics: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Result<Extractor, regex::Error> {
+    pub fn new<'a>(
+        metrics: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<Extractor, regex::Error> {
         let mut patterns = Vec::new();
         for (name, pattern) in metrics {
             if let Some(p) = pattern {
@@ -43,13 +45,20 @@ impl Extractor {
     pub fn extract(&self, stdout: &str, metrics_file: &str) -> Extracted {
         let mut out = Extracted::default();
         for (name, regex) in &self.patterns {
-            let Some(caps) = regex.captures_iter(stdout).last() else { continue };
-            let text = caps.get(1).or_else(|| caps.get(0)).map_or("", |m| m.as_str());
+            let Some(caps) = regex.captures_iter(stdout).last() else {
+                continue;
+            };
+            let text = caps
+                .get(1)
+                .or_else(|| caps.get(0))
+                .map_or("", |m| m.as_str());
             match parse_number(text) {
                 Some(v) => {
                     out.values.insert(name.clone(), v);
                 }
-                None => out.problems.push(format!("metric `{name}`: matched `{text}`, which is not a number")),
+                None => out.problems.push(format!(
+                    "metric `{name}`: matched `{text}`, which is not a number"
+                )),
             }
         }
         for (lineno, line) in metrics_file.lines().enumerate() {
@@ -59,11 +68,17 @@ impl Extractor {
             }
             let mut parts = line.split_whitespace();
             let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
-                out.problems.push(format!("metrics file line {}: expected `name value [unit]`, got `{line}`", lineno + 1));
+                out.problems.push(format!(
+                    "metrics file line {}: expected `name value [unit]`, got `{line}`",
+                    lineno + 1
+                ));
                 continue;
             };
             let Some(value) = parse_number(value) else {
-                out.problems.push(format!("metrics file line {}: `{value}` is not a number", lineno + 1));
+                out.problems.push(format!(
+                    "metrics file line {}: `{value}` is not a number",
+                    lineno + 1
+                ));
                 continue;
             };
             out.values.insert(name.to_string(), value);
@@ -77,7 +92,11 @@ impl Extractor {
 
 /// A number as workloads print it: "1234", "1,234.5" (thousands separators), "1.2e3".
 fn parse_number(text: &str) -> Option<f64> {
-    let cleaned: String = text.trim().chars().filter(|&c| c != ',' && c != '_').collect();
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|&c| c != ',' && c != '_')
+        .collect();
     cleaned.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
@@ -87,8 +106,16 @@ mod tests {
 
     #[test]
     fn last_regex_match_wins_and_file_overrides() {
-        let ex = Extractor::new([("score", Some(r"Score:\s+([0-9.,]+)")), ("lat", Some(r"lat=(\d+)")), ("file_only", None)]).unwrap();
-        let got = ex.extract("Score: 1\nScore: 1,234.5\nlat=x\n", "# comment\nlat 7 ms\nfile_only 2e3\n\nbroken\nbad x\n");
+        let ex = Extractor::new([
+            ("score", Some(r"Score:\s+([0-9.,]+)")),
+            ("lat", Some(r"lat=(\d+)")),
+            ("file_only", None),
+        ])
+        .unwrap();
+        let got = ex.extract(
+            "Score: 1\nScore: 1,234.5\nlat=x\n",
+            "# comment\nlat 7 ms\nfile_only 2e3\n\nbroken\nbad x\n",
+        );
         assert_eq!(got.values["score"], 1234.5);
         assert_eq!(got.values["lat"], 7.0);
         assert_eq!(got.values["file_only"], 2000.0);

@@ -37,7 +37,10 @@ pub struct Roots {
 
 impl Default for Roots {
     fn default() -> Self {
-        Roots { proc: "/proc".into(), sys: "/sys".into() }
+        Roots {
+            proc: "/proc".into(),
+            sys: "/sys".into(),
+        }
     }
 }
 
@@ -62,7 +65,14 @@ pub fn count_cpu_list(list: &str) -> usize {
 fn meminfo_kib(meminfo: &str, key: &str) -> u64 {
     meminfo
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.trim_start_matches(':').split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -73,23 +83,35 @@ pub fn collect(roots: &Roots, cgroup_version: Option<String>) -> HostInfo {
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            matches!(k.trim(), "model name" | "Processor" | "cpu model").then(|| v.trim().to_string())
+            matches!(k.trim(), "model name" | "Processor" | "cpu model")
+                .then(|| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into());
     let online = read_trim(&roots.sys.join("devices/system/cpu/online")).unwrap_or_default();
     let meminfo = fs::read_to_string(roots.proc.join("meminfo")).unwrap_or_default();
-    let intel_no_turbo = read_trim(&roots.sys.join("devices/system/cpu/intel_pstate/no_turbo")).map(|v| v == "0");
+    let intel_no_turbo =
+        read_trim(&roots.sys.join("devices/system/cpu/intel_pstate/no_turbo")).map(|v| v == "0");
     let boost = read_trim(&roots.sys.join("devices/system/cpu/cpufreq/boost")).map(|v| v == "1");
     HostInfo {
-        hostname: uname.as_ref().map(|u| u.nodename().to_string_lossy().into_owned()).unwrap_or_default(),
-        kernel: uname.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        hostname: uname
+            .as_ref()
+            .map(|u| u.nodename().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        kernel: uname
+            .as_ref()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
         architecture: std::env::consts::ARCH.to_string(),
         cpu_model,
         logical_cpus: count_cpu_list(&online),
         online_cpus: online,
         memory_bytes: meminfo_kib(&meminfo, "MemTotal") * 1024,
         cgroup_version,
-        governor: read_trim(&roots.sys.join("devices/system/cpu/cpu0/cpufreq/scaling_governor")),
+        governor: read_trim(
+            &roots
+                .sys
+                .join("devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        ),
         smt_active: read_trim(&roots.sys.join("devices/system/cpu/smt/active")).map(|v| v == "1"),
         swap_bytes: meminfo_kib(&meminfo, "SwapTotal") * 1024,
         turbo: intel_no_turbo.or(boost),
@@ -107,38 +129,111 @@ pub struct Finding {
 }
 
 /// What on this host adds noise to measurements or blocks isolation.
-pub fn doctor(host: &HostInfo, is_root: bool, overlay: bool, cgroup_error: Option<String>) -> Vec<Finding> {
+pub fn doctor(
+    host: &HostInfo,
+    is_root: bool,
+    overlay: bool,
+    cgroup_error: Option<String>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut push = |ok: bool, blocking: bool, what: String, hint: Option<&str>| {
-        out.push(Finding { ok, blocking, what, hint: hint.map(String::from) })
+        out.push(Finding {
+            ok,
+            blocking,
+            what,
+            hint: hint.map(String::from),
+        })
     };
-    push(is_root, true, format!("running as root: {}", if is_root { "yes" } else { "no" }), Some("benchbox creates namespaces, mounts and cgroups: run it as root"));
+    push(
+        is_root,
+        true,
+        format!("running as root: {}", if is_root { "yes" } else { "no" }),
+        Some("benchbox creates namespaces, mounts and cgroups: run it as root"),
+    );
     match (&host.cgroup_version, cgroup_error) {
-        (Some(v), _) => push(true, true, format!("cgroup {v} with the cpu, cpuset, memory and pids controllers"), None),
-        (None, err) => push(false, true, format!("no usable cgroup hierarchy: {}", err.unwrap_or_default()), Some("mount cgroup2 at /sys/fs/cgroup or the v1 controllers")),
+        (Some(v), _) => push(
+            true,
+            true,
+            format!("cgroup {v} with the cpu, cpuset, memory and pids controllers"),
+            None,
+        ),
+        (None, err) => push(
+            false,
+            true,
+            format!("no usable cgroup hierarchy: {}", err.unwrap_or_default()),
+            Some("mount cgroup2 at /sys/fs/cgroup or the v1 controllers"),
+        ),
     }
-    push(overlay, true, format!("overlay filesystem: {}", if overlay { "available" } else { "missing" }), Some("modprobe overlay"));
+    push(
+        overlay,
+        true,
+        format!(
+            "overlay filesystem: {}",
+            if overlay { "available" } else { "missing" }
+        ),
+        Some("modprobe overlay"),
+    );
     match host.governor.as_deref() {
-        Some("performance") => push(true, false, "cpu frequency governor: performance".into(), None),
-        Some(g) => push(false, false, format!("cpu frequency governor: {g}"), Some("cpupower frequency-set -g performance (frequency scaling adds noise)")),
-        None => push(true, false, "cpu frequency governor: not exposed (virtual machine or no cpufreq)".into(), None),
+        Some("performance") => push(
+            true,
+            false,
+            "cpu frequency governor: performance".into(),
+            None,
+        ),
+        Some(g) => push(
+            false,
+            false,
+            format!("cpu frequency governor: {g}"),
+            Some("cpupower frequency-set -g performance (frequency scaling adds noise)"),
+        ),
+        None => push(
+            true,
+            false,
+            "cpu frequency governor: not exposed (virtual machine or no cpufreq)".into(),
+            None,
+        ),
     }
     if let Some(turbo) = host.turbo {
-        push(!turbo, false, format!("turbo boost: {}", if turbo { "on" } else { "off" }), Some("disable turbo for stable clocks (echo 1 > /sys/devices/system/cpu/intel_pstate/no_turbo)"));
+        push(
+            !turbo,
+            false,
+            format!("turbo boost: {}", if turbo { "on" } else { "off" }),
+            Some(
+                "disable turbo for stable clocks (echo 1 > /sys/devices/system/cpu/intel_pstate/no_turbo)",
+            ),
+        );
     }
     match host.smt_active {
-        Some(true) => push(false, false, "simultaneous multithreading: on".into(), Some("pin cells to whole cores (cpus = one sibling per core) or disable SMT")),
+        Some(true) => push(
+            false,
+            false,
+            "simultaneous multithreading: on".into(),
+            Some("pin cells to whole cores (cpus = one sibling per core) or disable SMT"),
+        ),
         Some(false) => push(true, false, "simultaneous multithreading: off".into(), None),
         None => {}
     }
-    push(host.swap_bytes == 0, false, format!("swap: {} bytes", host.swap_bytes), Some("benchbox disables swap per cgroup; host swap still affects other processes (swapoff -a)"));
-    push(host.logical_cpus > 1, false, format!("online cpus: {} ({})", host.logical_cpus, host.online_cpus), Some("with one cpu, benchbox and the workload share it"));
+    push(
+        host.swap_bytes == 0,
+        false,
+        format!("swap: {} bytes", host.swap_bytes),
+        Some(
+            "benchbox disables swap per cgroup; host swap still affects other processes (swapoff -a)",
+        ),
+    );
+    push(
+        host.logical_cpus > 1,
+        false,
+        format!("online cpus: {} ({})", host.logical_cpus, host.online_cpus),
+        Some("with one cpu, benchbox and the workload share it"),
+    );
     out
 }
 
 /// Is overlayfs known to the kernel (`/proc/filesystems`)?
 pub fn has_overlay(roots: &Roots) -> bool {
-    fs::read_to_string(roots.proc.join("filesystems")).is_ok_and(|t| t.lines().any(|l| l.trim_end().ends_with("overlay")))
+    fs::read_to_string(roots.proc.join("filesystems"))
+        .is_ok_and(|t| t.lines().any(|l| l.trim_end().ends_with("overlay")))
 }
 
 #[cfg(test)]
@@ -160,11 +255,23 @@ mod tests {
         fs::create_dir_all(&proc_).unwrap();
         fs::create_dir_all(sys.join("devices/system/cpu/cpu0/cpufreq")).unwrap();
         fs::create_dir_all(sys.join("devices/system/cpu/smt")).unwrap();
-        fs::write(proc_.join("cpuinfo"), "processor\t: 0\nmodel name\t: Fake CPU @ 3GHz\n").unwrap();
-        fs::write(proc_.join("meminfo"), "MemTotal:       1024 kB\nSwapTotal:      2048 kB\n").unwrap();
+        fs::write(
+            proc_.join("cpuinfo"),
+            "processor\t: 0\nmodel name\t: Fake CPU @ 3GHz\n",
+        )
+        .unwrap();
+        fs::write(
+            proc_.join("meminfo"),
+            "MemTotal:       1024 kB\nSwapTotal:      2048 kB\n",
+        )
+        .unwrap();
         fs::write(proc_.join("filesystems"), "nodev\tproc\nnodev\toverlay\n").unwrap();
         fs::write(sys.join("devices/system/cpu/online"), "0-7\n").unwrap();
-        fs::write(sys.join("devices/system/cpu/cpu0/cpufreq/scaling_governor"), "powersave\n").unwrap();
+        fs::write(
+            sys.join("devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            "powersave\n",
+        )
+        .unwrap();
         fs::write(sys.join("devices/system/cpu/smt/active"), "1\n").unwrap();
         let roots = Roots { proc: proc_, sys };
         let h = collect(&roots, Some("v2".into()));
@@ -176,9 +283,16 @@ mod tests {
         assert_eq!(h.smt_active, Some(true));
         assert!(has_overlay(&roots));
         let findings = doctor(&h, true, true, None);
-        let noisy: Vec<_> = findings.iter().filter(|f| !f.ok).map(|f| f.what.as_str()).collect();
+        let noisy: Vec<_> = findings
+            .iter()
+            .filter(|f| !f.ok)
+            .map(|f| f.what.as_str())
+            .collect();
         assert!(noisy.iter().any(|w| w.contains("powersave")), "{noisy:?}");
-        assert!(noisy.iter().any(|w| w.contains("multithreading")), "{noisy:?}");
+        assert!(
+            noisy.iter().any(|w| w.contains("multithreading")),
+            "{noisy:?}"
+        );
         assert!(noisy.iter().any(|w| w.contains("swap")), "{noisy:?}");
         assert!(findings.iter().all(|f| f.ok || !f.blocking));
     }

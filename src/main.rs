@@ -76,12 +76,18 @@ enum Command {
 }
 
 fn online_cpus() -> CpuSet {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
-    text.trim().parse().unwrap_or_else(|_| "0".parse().expect("0 is a cpuset"))
+    let text =
+        std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| "0".parse().expect("0 is a cpuset"))
 }
 
 fn load(file: &Path) -> Result<spec::Matrix, ExitCode> {
-    let ctx = ValidationContext { online_cpus: online_cpus(), check_paths: true };
+    let ctx = ValidationContext {
+        online_cpus: online_cpus(),
+        check_paths: true,
+    };
     spec::load(file, &ctx).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(e.exit_code() as u8)
@@ -116,7 +122,16 @@ fn main() -> ExitCode {
             }
             Err(c) => c,
         },
-        Command::Run { file, runs, warmup, only, out, resume, scratch, resamples } => {
+        Command::Run {
+            file,
+            runs,
+            warmup,
+            only,
+            out,
+            resume,
+            scratch,
+            resamples,
+        } => {
             let matrix = match load(&file) {
                 Ok(m) => m,
                 Err(c) => return c,
@@ -126,7 +141,11 @@ fn main() -> ExitCode {
             }
             let resume = resume.map(|r| {
                 let p = PathBuf::from(&r);
-                if p.join("results.json").exists() { p } else { out.join(&matrix.name).join(&r) }
+                if p.join("results.json").exists() {
+                    p
+                } else {
+                    out.join(&matrix.name).join(&r)
+                }
             });
             let cancel = Arc::new(AtomicBool::new(false));
             let flag = cancel.clone();
@@ -140,7 +159,10 @@ fn main() -> ExitCode {
                 only,
                 resume,
                 scratch_base: scratch.unwrap_or_else(std::env::temp_dir),
-                stats: stats::StatsOptions { resamples, ..Default::default() },
+                stats: stats::StatsOptions {
+                    resamples,
+                    ..Default::default()
+                },
                 command_line: std::env::args().collect(),
             };
             let mut progress = ui::Progress::new();
@@ -179,13 +201,33 @@ fn main() -> ExitCode {
             };
             let roots = host::Roots::default();
             let info = host::collect(&roots, version);
-            println!("host: {} ({}), kernel {}, {} cpus, {}", info.hostname, info.cpu_model, info.kernel, info.logical_cpus, ui::human_bytes(info.memory_bytes as f64));
-            let findings = host::doctor(&info, nix::unistd::geteuid().is_root(), host::has_overlay(&roots), err);
+            println!(
+                "host: {} ({}), kernel {}, {} cpus, {}",
+                info.hostname,
+                info.cpu_model,
+                info.kernel,
+                info.logical_cpus,
+                ui::human_bytes(info.memory_bytes as f64)
+            );
+            let findings = host::doctor(
+                &info,
+                nix::unistd::geteuid().is_root(),
+                host::has_overlay(&roots),
+                err,
+            );
             let mut blocked = false;
             for f in &findings {
-                let mark = if f.ok { "ok  " } else if f.blocking { "FAIL" } else { "warn" };
+                let mark = if f.ok {
+                    "ok  "
+                } else if f.blocking {
+                    "FAIL"
+                } else {
+                    "warn"
+                };
                 println!("[{mark}] {}", f.what);
-                if !f.ok && let Some(h) = &f.hint {
+                if !f.ok
+                    && let Some(h) = &f.hint
+                {
                     println!("       hint: {h}");
                 }
                 blocked |= !f.ok && f.blocking;

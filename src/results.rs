@@ -71,7 +71,11 @@ pub enum ResultsError {
 type Result<T> = std::result::Result<T, ResultsError>;
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ResultsError + 'a {
-    move |source| ResultsError::Io { action, path: path.to_path_buf(), source }
+    move |source| ResultsError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The fixed columns of `runs.csv`, before the axis columns' values and the metric columns.
@@ -120,22 +124,52 @@ impl CsvWriter {
         let header = csv_header(axes, metrics);
         let exists = path.exists() && fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
         if exists {
-            let mut reader = csv::Reader::from_path(path).map_err(|e| ResultsError::Csv { path: path.into(), message: e.to_string() })?;
-            let found: Vec<String> = reader.headers().map_err(|e| ResultsError::Csv { path: path.into(), message: e.to_string() })?.iter().map(String::from).collect();
+            let mut reader = csv::Reader::from_path(path).map_err(|e| ResultsError::Csv {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+            let found: Vec<String> = reader
+                .headers()
+                .map_err(|e| ResultsError::Csv {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?
+                .iter()
+                .map(String::from)
+                .collect();
             if found != header {
                 return Err(ResultsError::Csv {
                     path: path.into(),
-                    message: format!("its columns ({}) differ from this matrix's ({}); was the matrix changed?", found.join(","), header.join(",")),
+                    message: format!(
+                        "its columns ({}) differ from this matrix's ({}); was the matrix changed?",
+                        found.join(","),
+                        header.join(",")
+                    ),
                 });
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io_err("open", path))?;
-        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
         if !exists {
-            writer.write_record(&header).map_err(|e| ResultsError::Csv { path: path.into(), message: e.to_string() })?;
+            writer
+                .write_record(&header)
+                .map_err(|e| ResultsError::Csv {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
             writer.flush().map_err(io_err("write", path))?;
         }
-        Ok(CsvWriter { path: path.to_path_buf(), writer, metrics: metrics.to_vec() })
+        Ok(CsvWriter {
+            path: path.to_path_buf(),
+            writer,
+            metrics: metrics.to_vec(),
+        })
     }
 
     pub fn append(&mut self, sample: &Sample, label: &str, axis_values: &[String]) -> Result<()> {
@@ -159,19 +193,38 @@ impl CsvWriter {
             format!("{:.6}", sample.throttled_s),
         ]);
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
-        self.writer.write_record(&row).map_err(|e| ResultsError::Csv { path: self.path.clone(), message: e.to_string() })?;
+        self.writer
+            .write_record(&row)
+            .map_err(|e| ResultsError::Csv {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
         self.writer.flush().map_err(io_err("write", &self.path))?;
-        self.writer.get_ref().sync_data().map_err(io_err("sync", &self.path))
+        self.writer
+            .get_ref()
+            .sync_data()
+            .map_err(io_err("sync", &self.path))
     }
 }
 
 /// Read every sample of a runs.csv back (for `--resume` and `report`). Axis columns are
 /// recognised as the columns between `label` and `phase`; metric columns follow `throttled_s`.
 pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<(Sample, String, Vec<String>)>)> {
-    let bad = |message: String| ResultsError::Csv { path: path.to_path_buf(), message };
+    let bad = |message: String| ResultsError::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
-    let header: Vec<String> = reader.headers().map_err(|e| bad(e.to_string()))?.iter().map(String::from).collect();
-    let phase_at = header.iter().position(|h| h == "phase").ok_or_else(|| bad("no `phase` column".into()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| bad(e.to_string()))?
+        .iter()
+        .map(String::from)
+        .collect();
+    let phase_at = header
+        .iter()
+        .position(|h| h == "phase")
+        .ok_or_else(|| bad("no `phase` column".into()))?;
     if header.first().map(String::as_str) != Some("cell") || header.len() < phase_at + FIXED.len() {
         return Err(bad("unexpected columns".into()));
     }
@@ -183,7 +236,10 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<(Sample, String, Vec<St
         let r = record.map_err(|e| bad(e.to_string()))?;
         let line = i + 2;
         let f = |k: usize| r.get(phase_at + k).unwrap_or("");
-        let num = |k: usize| -> Result<f64> { f(k).parse().map_err(|_| bad(format!("line {line}: `{}` is not a number", f(k)))) };
+        let num = |k: usize| -> Result<f64> {
+            f(k).parse()
+                .map_err(|_| bad(format!("line {line}: `{}` is not a number", f(k))))
+        };
         let optu = |k: usize| f(k).parse::<u64>().ok();
         let opti = |k: usize| f(k).parse::<i32>().ok();
         let phase = match f(0) {
@@ -200,7 +256,9 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<(Sample, String, Vec<St
         let sample = Sample {
             cell_id: r.get(0).unwrap_or("").to_string(),
             phase,
-            index: f(1).parse().map_err(|_| bad(format!("line {line}: bad invocation index")))?,
+            index: f(1)
+                .parse()
+                .map_err(|_| bad(format!("line {line}: bad invocation index")))?,
             started_at: f(2).to_string(),
             wall_s: num(3)?,
             user_s: num(4)?,
@@ -217,7 +275,9 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<(Sample, String, Vec<St
             metrics,
         };
         let label = r.get(1).unwrap_or("").to_string();
-        let axis_values = (0..axes.len()).map(|k| r.get(2 + k).unwrap_or("").to_string()).collect();
+        let axis_values = (0..axes.len())
+            .map(|k| r.get(2 + k).unwrap_or("").to_string())
+            .collect();
         rows.push((sample, label, axis_values));
     }
     Ok((axes, rows))
@@ -226,10 +286,15 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<(Sample, String, Vec<St
 /// Write `bytes` to `path` atomically: a temp file in the same directory, synced, renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temp file in", dir))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temp file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("write", path))?;
     tmp.as_file().sync_data().map_err(io_err("sync", path))?;
-    tmp.persist(path).map_err(|e| ResultsError::Io { action: "replace", path: path.to_path_buf(), source: e.error })?;
+    tmp.persist(path).map_err(|e| ResultsError::Io {
+        action: "replace",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -239,7 +304,11 @@ pub fn create_run_dir(out: &Path, name: &str) -> Result<(String, PathBuf)> {
     fs::create_dir_all(&base).map_err(io_err("create", &base))?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     for n in 0..1000 {
-        let id = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let id = if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
         let dir = base.join(&id);
         match fs::create_dir(&dir) {
             Ok(()) => return Ok((id, dir)),
@@ -247,13 +316,21 @@ pub fn create_run_dir(out: &Path, name: &str) -> Result<(String, PathBuf)> {
             Err(e) => return Err(io_err("create", &dir)(e)),
         }
     }
-    Err(ResultsError::Io { action: "create", path: base, source: io::ErrorKind::AlreadyExists.into() })
+    Err(ResultsError::Io {
+        action: "create",
+        path: base,
+        source: io::ErrorKind::AlreadyExists.into(),
+    })
 }
 
 /// Point `<run>/../latest` at `run` (replacing the old link atomically).
 pub fn update_latest(run_dir: &Path) -> Result<()> {
-    let Some(parent) = run_dir.parent() else { return Ok(()) };
-    let Some(id) = run_dir.file_name() else { return Ok(()) };
+    let Some(parent) = run_dir.parent() else {
+        return Ok(());
+    };
+    let Some(id) = run_dir.file_name() else {
+        return Ok(());
+    };
     let tmp = parent.join(format!(".latest-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(id, &tmp).map_err(io_err("link", &tmp))?;
@@ -261,10 +338,18 @@ pub fn update_latest(run_dir: &Path) -> Result<()> {
 }
 
 /// `logs/<cell slug>/<phase>-<index>.{out,err}`
-pub fn log_paths(run_dir: &Path, slug: &str, phase: &str, index: u32) -> Result<(PathBuf, PathBuf)> {
+pub fn log_paths(
+    run_dir: &Path,
+    slug: &str,
+    phase: &str,
+    index: u32,
+) -> Result<(PathBuf, PathBuf)> {
     let dir = run_dir.join("logs").join(slug);
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    Ok((dir.join(format!("{phase}-{index}.out")), dir.join(format!("{phase}-{index}.err"))))
+    Ok((
+        dir.join(format!("{phase}-{index}.out")),
+        dir.join(format!("{phase}-{index}.err")),
+    ))
 }
 
 /// Per-cell part of results.json.
@@ -319,7 +404,10 @@ impl RunResults {
     pub fn read(run_dir: &Path) -> Result<RunResults> {
         let path = run_dir.join("results.json");
         let text = fs::read_to_string(&path).map_err(io_err("read", &path))?;
-        serde_json::from_str(&text).map_err(|e| ResultsError::Csv { path, message: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| ResultsError::Csv {
+            path,
+            message: e.to_string(),
+        })
     }
 }
 
@@ -330,7 +418,11 @@ mod tests {
     fn sample(i: u32) -> Sample {
         Sample {
             cell_id: "abc123".into(),
-            phase: if i == 0 { Phase::Warmup } else { Phase::Measure },
+            phase: if i == 0 {
+                Phase::Warmup
+            } else {
+                Phase::Measure
+            },
             index: i,
             started_at: "2026-01-01T00:00:00Z".into(),
             wall_s: 1.25 + i as f64,
@@ -367,7 +459,10 @@ mod tests {
         assert_eq!(rows[1].0, sample(1));
         assert_eq!(rows[1].2, vec!["17".to_string()]);
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("cell,label,jdk,phase,invocation,started_at,wall_s,"), "{text}");
+        assert!(
+            text.starts_with("cell,label,jdk,phase,invocation,started_at,wall_s,"),
+            "{text}"
+        );
         // A different matrix (other metric columns) must not append to this file.
         assert!(CsvWriter::open(&path, &axes, &[]).is_err());
     }
@@ -380,7 +475,10 @@ mod tests {
         assert_ne!(id1, id2);
         update_latest(&dir1).unwrap();
         update_latest(&dir2).unwrap();
-        assert_eq!(fs::read_link(tmp.path().join("m/latest")).unwrap(), PathBuf::from(&id2));
+        assert_eq!(
+            fs::read_link(tmp.path().join("m/latest")).unwrap(),
+            PathBuf::from(&id2)
+        );
         write_atomic(&dir2.join("x.json"), b"1").unwrap();
         write_atomic(&dir2.join("x.json"), b"2").unwrap();
         assert_eq!(fs::read_to_string(dir2.join("x.json")).unwrap(), "2");

@@ -45,12 +45,39 @@ pub struct RunOptions {
 /// Progress of a run, for whoever is watching.
 #[derive(Debug)]
 pub enum Event<'a> {
-    Started { run_id: &'a str, dir: &'a Path, cells: usize, invocations: usize, already_done: usize, seed: u64 },
-    SetupStarted { cell: &'a Cell },
-    SetupFinished { cell: &'a Cell, error: Option<&'a str> },
-    InvocationStarted { cell: &'a Cell, phase: Phase, index: u32, position: usize, total: usize },
-    InvocationFinished { cell: &'a Cell, sample: &'a Sample, position: usize, total: usize, problem: Option<&'a str> },
-    Finished { results: &'a RunResults, dir: &'a Path },
+    Started {
+        run_id: &'a str,
+        dir: &'a Path,
+        cells: usize,
+        invocations: usize,
+        already_done: usize,
+        seed: u64,
+    },
+    SetupStarted {
+        cell: &'a Cell,
+    },
+    SetupFinished {
+        cell: &'a Cell,
+        error: Option<&'a str>,
+    },
+    InvocationStarted {
+        cell: &'a Cell,
+        phase: Phase,
+        index: u32,
+        position: usize,
+        total: usize,
+    },
+    InvocationFinished {
+        cell: &'a Cell,
+        sample: &'a Sample,
+        position: usize,
+        total: usize,
+        problem: Option<&'a str>,
+    },
+    Finished {
+        results: &'a RunResults,
+        dir: &'a Path,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +125,9 @@ pub fn preflight() -> Result<Hierarchy, RunError> {
         ));
     }
     if !host::has_overlay(&host::Roots::default()) {
-        return Err(RunError::Isolation("the kernel has no overlay filesystem\n  hint: modprobe overlay".into()));
+        return Err(RunError::Isolation(
+            "the kernel has no overlay filesystem\n  hint: modprobe overlay".into(),
+        ));
     }
     sandbox::cgroup::detect_host().map_err(|e| RunError::Isolation(e.to_string()))
 }
@@ -111,10 +140,15 @@ fn next_group_name() -> String {
 
 /// Remove scratch directories of benchbox processes that died without cleaning up.
 fn sweep_stale_scratch(base: &Path) {
-    let Ok(entries) = fs::read_dir(base) else { return };
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.strip_prefix("benchbox-run-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        let pid = name
+            .strip_prefix("benchbox-run-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
@@ -145,8 +179,14 @@ pub fn metric_columns(matrix: &Matrix) -> Vec<String> {
 }
 
 /// Summaries per metric over a cell's successful measured invocations.
-pub fn summarize_cell(samples: &[Sample], opts: &StatsOptions) -> (BTreeMap<String, stats::Summary>, Vec<String>) {
-    let ok: Vec<&Sample> = samples.iter().filter(|s| s.phase == Phase::Measure && !s.failed()).collect();
+pub fn summarize_cell(
+    samples: &[Sample],
+    opts: &StatsOptions,
+) -> (BTreeMap<String, stats::Summary>, Vec<String>) {
+    let ok: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && !s.failed())
+        .collect();
     let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for s in &ok {
         let mut push = |k: &str, v: Option<f64>| {
@@ -166,11 +206,17 @@ pub fn summarize_cell(samples: &[Sample], opts: &StatsOptions) -> (BTreeMap<Stri
         }
     }
     let mut warnings = Vec::new();
-    let failed = samples.iter().filter(|s| s.phase == Phase::Measure && s.failed()).count();
+    let failed = samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && s.failed())
+        .count();
     if failed > 0 {
         warnings.push(format!("{failed} failed invocation(s) excluded from the statistics\n  hint: see the logs/ directory of the run"));
     }
-    let summaries = series.into_iter().filter_map(|(k, v)| stats::summarize(&v, opts).map(|s| (k, s))).collect();
+    let summaries = series
+        .into_iter()
+        .filter_map(|(k, v)| stats::summarize(&v, opts).map(|s| (k, s)))
+        .collect();
     (summaries, warnings)
 }
 
@@ -193,14 +239,21 @@ pub fn run(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<RunOutcome, RunError> {
-    if let Some(cell) = matrix.cells.iter().find(|c| matches!(c.root, Root::Image(_))) {
-        let Root::Image(reference) = &cell.root else { unreachable!() };
+    if let Some(cell) = matrix
+        .cells
+        .iter()
+        .find(|c| matches!(c.root, Root::Image(_)))
+    {
+        let Root::Image(reference) = &cell.root else {
+            unreachable!()
+        };
         return Err(RunError::Image(format!(
             "cell {}: image `{reference}` cannot be resolved: this build of benchbox runs cells on a `rootfs` directory or the host filesystem only\n  hint: unpack the image into a directory and use `rootfs = \"...\"`",
             cell.label
         )));
     }
-    let selected = plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
+    let selected =
+        plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
     let cgroups = preflight()?;
     cgroups.sweep_stale();
 
@@ -236,7 +289,11 @@ pub fn run(
             (id, dir, None)
         }
     };
-    let seed = previous.as_ref().map(|p| p.seed).or(matrix.seed).unwrap_or_else(rand::random);
+    let seed = previous
+        .as_ref()
+        .map(|p| p.seed)
+        .or(matrix.seed)
+        .unwrap_or_else(rand::random);
     let mut done: HashSet<(String, Phase, u32)> = HashSet::new();
     let mut samples_by_cell: HashMap<String, Vec<Sample>> = HashMap::new();
     let csv_path = dir.join("runs.csv");
@@ -244,26 +301,41 @@ pub fn run(
         let (_, rows) = results::read_csv(&csv_path)?;
         for (sample, _, _) in rows {
             done.insert((sample.cell_id.clone(), sample.phase, sample.index));
-            samples_by_cell.entry(sample.cell_id.clone()).or_default().push(sample);
+            samples_by_cell
+                .entry(sample.cell_id.clone())
+                .or_default()
+                .push(sample);
         }
     }
     let axes: Vec<String> = matrix.axes.iter().map(|a| a.name.clone()).collect();
     let csv = CsvWriter::open(&csv_path, &axes, &metric_columns(matrix))?;
 
     fs::create_dir_all(&opts.scratch_base).map_err(|source| {
-        RunError::Sandbox(sandbox::SandboxError::Io { action: "create", path: opts.scratch_base.clone(), source })
+        RunError::Sandbox(sandbox::SandboxError::Io {
+            action: "create",
+            path: opts.scratch_base.clone(),
+            source,
+        })
     })?;
     sweep_stale_scratch(&opts.scratch_base);
     let scratch = tempfile::Builder::new()
         .prefix(&format!("benchbox-run-{}-", std::process::id()))
         .tempdir_in(&opts.scratch_base)
-        .map_err(|source| RunError::Sandbox(sandbox::SandboxError::Io { action: "create scratch in", path: opts.scratch_base.clone(), source }))?;
+        .map_err(|source| {
+            RunError::Sandbox(sandbox::SandboxError::Io {
+                action: "create scratch in",
+                path: opts.scratch_base.clone(),
+                source,
+            })
+        })?;
 
     let host = host::collect(&host::Roots::default(), Some(cgroups.version().to_string()));
     let result_cells = cells
         .iter()
         .map(|c| {
-            let previous_cell = previous.as_ref().and_then(|p| p.cells.iter().find(|pc| pc.id == c.id));
+            let previous_cell = previous
+                .as_ref()
+                .and_then(|p| p.cells.iter().find(|pc| pc.id == c.id));
             CellResult {
                 id: c.id.clone(),
                 label: c.label.clone(),
@@ -281,7 +353,9 @@ pub fn run(
         tool_version: env!("CARGO_PKG_VERSION").into(),
         run_id: run_id.clone(),
         status: "running".into(),
-        started_at: previous.as_ref().map_or_else(now_rfc3339, |p| p.started_at.clone()),
+        started_at: previous
+            .as_ref()
+            .map_or_else(now_rfc3339, |p| p.started_at.clone()),
         finished_at: None,
         command_line: opts.command_line.clone(),
         host,
@@ -297,8 +371,14 @@ pub fn run(
     };
     let mut extractors = HashMap::new();
     for cell in &cells {
-        let ex = Extractor::new(cell.metrics.iter().map(|m| (m.name.as_str(), Some(m.pattern.as_str()))))
-            .map_err(|e| RunError::Usage(format!("cell {}: invalid metric pattern: {e}", cell.label)))?;
+        let ex = Extractor::new(
+            cell.metrics
+                .iter()
+                .map(|m| (m.name.as_str(), m.pattern.as_deref())),
+        )
+        .map_err(|e| {
+            RunError::Usage(format!("cell {}: invalid metric pattern: {e}", cell.label))
+        })?;
         extractors.insert(cell.id.clone(), ex);
     }
     let mut run = Run {
@@ -352,16 +432,36 @@ pub fn run(
     }
 
     run.finish(interrupted)?;
-    let failures = run.results.cells.iter().map(|c| c.failures + usize::from(c.setup_error.is_some())).sum();
-    on_event(&Event::Finished { results: &run.results, dir: &dir });
-    let Run { results, scratch, .. } = run;
+    let failures = run
+        .results
+        .cells
+        .iter()
+        .map(|c| c.failures + usize::from(c.setup_error.is_some()))
+        .sum();
+    on_event(&Event::Finished {
+        results: &run.results,
+        dir: &dir,
+    });
+    let Run {
+        results, scratch, ..
+    } = run;
     drop(scratch);
-    Ok(RunOutcome { run_id, dir, results, failures, interrupted })
+    Ok(RunOutcome {
+        run_id,
+        dir,
+        results,
+        failures,
+        interrupted,
+    })
 }
 
 impl Run<'_> {
     fn cell_result(&mut self, id: &str) -> &mut CellResult {
-        self.results.cells.iter_mut().find(|c| c.id == id).expect("every cell has a result entry")
+        self.results
+            .cells
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("every cell has a result entry")
     }
 
     fn env(&self, cell: &Cell, phase: &str, index: u32) -> Vec<(String, String)> {
@@ -376,11 +476,22 @@ impl Run<'_> {
         env.into_iter().collect()
     }
 
-    fn invocation_for(&self, cell: &Cell, argv: &[String], phase: &str, index: u32, layer: Option<&PathBuf>) -> Result<Invocation, RunError> {
+    fn invocation_for(
+        &self,
+        cell: &Cell,
+        argv: &[String],
+        phase: &str,
+        index: u32,
+        layer: Option<&PathBuf>,
+    ) -> Result<Invocation, RunError> {
         let (stdout, stderr) = results::log_paths(&self.dir, &cell.slug, phase, index)?;
         let root = match &cell.root {
-            Root::Host => RootSpec::Host { tmp_lower: layer.cloned() },
-            Root::Dir(dir) => RootSpec::Overlay { lowers: layer.into_iter().cloned().chain([dir.clone()]).collect() },
+            Root::Host => RootSpec::Host {
+                tmp_lower: layer.cloned(),
+            },
+            Root::Dir(dir) => RootSpec::Overlay {
+                lowers: layer.into_iter().cloned().chain([dir.clone()]).collect(),
+            },
             Root::Image(_) => unreachable!("rejected before the run"),
         };
         Ok(Invocation {
@@ -388,7 +499,11 @@ impl Run<'_> {
             volumes: cell
                 .volumes
                 .iter()
-                .map(|v| sandbox::Volume { host: v.host.clone(), target: v.target.clone(), read_only: v.read_only })
+                .map(|v| sandbox::Volume {
+                    host: v.host.clone(),
+                    target: v.target.clone(),
+                    read_only: v.read_only,
+                })
                 .collect(),
             workdir: cell.workdir.clone(),
             env: self.env(cell, phase, index),
@@ -410,7 +525,12 @@ impl Run<'_> {
     }
 
     /// Run the cell's setup once; false when it failed (the cell's invocations are skipped).
-    fn ensure_setup(&mut self, cell_index: usize, cancel: &AtomicBool, on_event: &mut dyn FnMut(&Event)) -> Result<bool, RunError> {
+    fn ensure_setup(
+        &mut self,
+        cell_index: usize,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<bool, RunError> {
         let cell = self.cells[cell_index].clone();
         if let Some(state) = self.setup_layers.get(&cell.id) {
             return Ok(state.is_ok());
@@ -432,10 +552,15 @@ impl Run<'_> {
                 describe_failure(o.exit_code, o.signal, o.oom_killed, o.timed_out),
                 inv.stderr.display()
             )),
-            Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => Some(format!("setup failed: {e}")),
+            Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
+                Some(format!("setup failed: {e}"))
+            }
             Err(e) => return Err(e.into()),
         };
-        on_event(&Event::SetupFinished { cell: &cell, error: error.as_deref() });
+        on_event(&Event::SetupFinished {
+            cell: &cell,
+            error: error.as_deref(),
+        });
         let ok = error.is_none();
         if let Some(e) = &error {
             if !cancel.load(Ordering::SeqCst) {
@@ -452,20 +577,44 @@ impl Run<'_> {
     }
 
     /// One scheduled invocation. Returns false when it was interrupted.
-    fn invocation(&mut self, slot: &Slot, position: usize, total: usize, cancel: &AtomicBool, on_event: &mut dyn FnMut(&Event)) -> Result<bool, RunError> {
+    fn invocation(
+        &mut self,
+        slot: &Slot,
+        position: usize,
+        total: usize,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<bool, RunError> {
         let cell = self.cells[slot.cell].clone();
-        on_event(&Event::InvocationStarted { cell: &cell, phase: slot.phase, index: slot.index, position, total });
-        let layer = self.setup_layers.get(&cell.id).and_then(|r| r.as_ref().ok().cloned()).flatten();
+        on_event(&Event::InvocationStarted {
+            cell: &cell,
+            phase: slot.phase,
+            index: slot.index,
+            position,
+            total,
+        });
+        let layer = self
+            .setup_layers
+            .get(&cell.id)
+            .and_then(|r| r.as_ref().ok().cloned())
+            .flatten();
         let phase = slot.phase.to_string();
         let inv = self.invocation_for(&cell, &cell.command, &phase, slot.index, layer.as_ref())?;
         let started_at = now_rfc3339();
-        let (outcome, problem) = match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel) {
+        let (outcome, problem) = match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel)
+        {
             Ok(o) => (o, None),
             // The container could not start the command: a failure of this invocation.
             Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
                 let message = e.to_string();
                 let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
-                (sandbox::Outcome { exit_code: Some(127), ..Default::default() }, Some(message))
+                (
+                    sandbox::Outcome {
+                        exit_code: Some(127),
+                        ..Default::default()
+                    },
+                    Some(message),
+                )
             }
             Err(e) => return Err(e.into()),
         };
@@ -494,7 +643,8 @@ impl Run<'_> {
             metrics: extracted.values,
         };
         self.csv.append(&sample, &cell.label, &axis_texts(&cell))?;
-        let problem = problem.or_else(|| (!extracted.problems.is_empty()).then(|| extracted.problems.join("; ")));
+        let problem = problem
+            .or_else(|| (!extracted.problems.is_empty()).then(|| extracted.problems.join("; ")));
         {
             let result = self.cell_result(&cell.id);
             if outcome.applied.cgroup_version.is_some() {
@@ -505,7 +655,13 @@ impl Run<'_> {
             }
             result.samples.push(sample.clone());
         }
-        on_event(&Event::InvocationFinished { cell: &cell, sample: &sample, position, total, problem: problem.as_deref() });
+        on_event(&Event::InvocationFinished {
+            cell: &cell,
+            sample: &sample,
+            position,
+            total,
+            problem: problem.as_deref(),
+        });
         if self.last_write.elapsed() >= Duration::from_secs(1) {
             self.results.write(&self.dir)?;
             self.last_write = Instant::now();
@@ -519,9 +675,18 @@ impl Run<'_> {
             let (summary, warnings) = summarize_cell(&cell.samples, &opts);
             cell.summary = summary;
             cell.warnings = warnings;
-            cell.failures = cell.samples.iter().filter(|s| s.phase == Phase::Measure && s.failed()).count();
+            cell.failures = cell
+                .samples
+                .iter()
+                .filter(|s| s.phase == Phase::Measure && s.failed())
+                .count();
         }
-        self.results.status = if interrupted { "interrupted" } else { "complete" }.into();
+        self.results.status = if interrupted {
+            "interrupted"
+        } else {
+            "complete"
+        }
+        .into();
         self.results.finished_at = Some(now_rfc3339());
         let _ = self.matrix;
         self.results.write(&self.dir)?;
@@ -530,7 +695,12 @@ impl Run<'_> {
 }
 
 /// "exit 3", "killed by signal 9 (OOM)", "timed out".
-pub fn describe_failure(exit_code: Option<i32>, signal: Option<i32>, oom: bool, timed_out: bool) -> String {
+pub fn describe_failure(
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    oom: bool,
+    timed_out: bool,
+) -> String {
     if timed_out {
         return "timed out".into();
     }

@@ -35,7 +35,11 @@ pub fn human_bytes(b: f64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{v:.0} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// Progress display for `benchbox run`, fed with runner events.
@@ -59,8 +63,19 @@ impl Progress {
 
     pub fn handle(&mut self, event: &Event) {
         match event {
-            Event::Started { run_id, dir, cells, invocations, already_done, seed } => {
-                let resumed = if *already_done > 0 { format!(", {already_done} already done") } else { String::new() };
+            Event::Started {
+                run_id,
+                dir,
+                cells,
+                invocations,
+                already_done,
+                seed,
+            } => {
+                let resumed = if *already_done > 0 {
+                    format!(", {already_done} already done")
+                } else {
+                    String::new()
+                };
                 self.line(&format!(
                     "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}",
                     dir.display()
@@ -87,14 +102,30 @@ impl Progress {
                     self.line(&format!("setup of {} failed: {e}", cell.label));
                 }
             }
-            Event::InvocationStarted { cell, phase, index, .. } => {
+            Event::InvocationStarted {
+                cell, phase, index, ..
+            } => {
                 if let Some(bar) = &self.bar {
                     bar.set_message(format!("{} {phase} #{}", cell.label, index + 1));
                 }
             }
-            Event::InvocationFinished { cell, sample, position, total, problem } => {
+            Event::InvocationFinished {
+                cell,
+                sample,
+                position,
+                total,
+                problem,
+            } => {
                 let status = if sample.failed() {
-                    format!("FAILED: {}", describe_failure(sample.exit_code, sample.signal, sample.oom_killed, sample.timed_out))
+                    format!(
+                        "FAILED: {}",
+                        describe_failure(
+                            sample.exit_code,
+                            sample.signal,
+                            sample.oom_killed,
+                            sample.timed_out
+                        )
+                    )
                 } else {
                     "ok".into()
                 };
@@ -140,7 +171,15 @@ impl Default for Progress {
 /// The end-of-run table: per cell, median and spread (MAD) of wall, CPU and peak memory, and
 /// failures; then the cells' warnings.
 pub fn summary_table(results: &RunResults) -> String {
-    let header = ["cell", "n", "wall median", "± MAD", "cpu median", "peak memory", "failed"];
+    let header = [
+        "cell",
+        "n",
+        "wall median",
+        "± MAD",
+        "cpu median",
+        "peak memory",
+        "failed",
+    ];
     let mut rows: Vec<Vec<String>> = Vec::new();
     for cell in &results.cells {
         if cell.samples.is_empty() && cell.setup_error.is_none() {
@@ -149,7 +188,11 @@ pub fn summary_table(results: &RunResults) -> String {
         let wall = cell.summary.get("wall_s");
         let cpu = cell.summary.get("cpu_s");
         let mem = cell.summary.get("peak_memory_bytes");
-        let measured = cell.samples.iter().filter(|s| s.phase == crate::plan::Phase::Measure).count();
+        let measured = cell
+            .samples
+            .iter()
+            .filter(|s| s.phase == crate::plan::Phase::Measure)
+            .count();
         rows.push(vec![
             cell.label.clone(),
             wall.map_or("0".into(), |s| s.n.to_string()),
@@ -157,7 +200,11 @@ pub fn summary_table(results: &RunResults) -> String {
             wall.map_or("-".into(), |s| human_seconds(s.mad)),
             cpu.map_or("-".into(), |s| human_seconds(s.median)),
             mem.map_or("-".into(), |s| human_bytes(s.median)),
-            if cell.setup_error.is_some() { "setup".into() } else { format!("{}/{}", cell.failures, measured) },
+            if cell.setup_error.is_some() {
+                "setup".into()
+            } else {
+                format!("{}/{}", cell.failures, measured)
+            },
         ]);
     }
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -173,7 +220,11 @@ pub fn summary_table(results: &RunResults) -> String {
             .enumerate()
             .map(|(i, (c, w))| {
                 let pad = w - c.chars().count();
-                if i == 0 { format!("{c}{}", " ".repeat(pad)) } else { format!("{}{c}", " ".repeat(pad)) }
+                if i == 0 {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
             })
             .collect::<Vec<_>>()
             .join("  ")

@@ -12,7 +12,11 @@ fn run_cmd(cmd: &mut Command) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A temp dir with a busybox rootfs and a matrix file written from `toml` (with `ROOTFS`
@@ -36,7 +40,9 @@ impl Project {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = common::benchbox();
-        c.current_dir(self.dir.path()).args(args).env("BENCHBOX_SCRATCH", self.path("scratch"));
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env("BENCHBOX_SCRATCH", self.path("scratch"));
         c
     }
 
@@ -61,16 +67,24 @@ impl Project {
     }
 
     fn results(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(self.latest(name).join("results.json")).unwrap()).unwrap()
+        serde_json::from_str(&fs::read_to_string(self.latest(name).join("results.json")).unwrap())
+            .unwrap()
     }
 
     /// The scratch dir is empty and no cgroup of ours is left.
     fn assert_no_leftovers(&self) {
-        let left: Vec<_> = fs::read_dir(self.path("scratch")).unwrap().flatten().map(|e| e.path()).collect();
+        let left: Vec<_> = fs::read_dir(self.path("scratch"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         assert!(left.is_empty(), "scratch left: {left:?}");
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
         let scratch = self.path("scratch").display().to_string();
-        assert!(!mounts.contains(&scratch), "a mount is left under {scratch}");
+        assert!(
+            !mounts.contains(&scratch),
+            "a mount is left under {scratch}"
+        );
     }
 }
 
@@ -103,7 +117,12 @@ fn every_example_matrix_passes_check() {
     for entry in fs::read_dir(&envs).unwrap().flatten() {
         if entry.path().extension().is_some_and(|e| e == "toml") {
             let o = run_cmd(common::benchbox().arg("check").arg(entry.path()));
-            assert!(o.status.success(), "{}: {}", entry.path().display(), text(&o));
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                entry.path().display(),
+                text(&o)
+            );
             n += 1;
         }
     }
@@ -112,7 +131,8 @@ fn every_example_matrix_passes_check() {
 
 #[test]
 fn a_bad_matrix_is_exit_2_with_a_position_and_leaves_nothing() {
-    let p = Project::new("name = \"bad\"\n[limits]\nmemroy = \"1GiB\"\n[run]\ncommand = \"true\"\n");
+    let p =
+        Project::new("name = \"bad\"\n[limits]\nmemroy = \"1GiB\"\n[run]\ncommand = \"true\"\n");
     let o = p.run(&[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -157,9 +177,18 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
     assert_eq!(cells[0]["applied_limits"]["memory_bytes"], 128u64 << 20);
     assert_eq!(cells[0]["summary"]["wall_s"]["n"], 2);
     let slug = cells[0]["slug"].as_str().unwrap();
-    assert!(p.latest("two").join("logs").join(slug).join("measure-0.out").exists());
+    assert!(
+        p.latest("two")
+            .join("logs")
+            .join(slug)
+            .join("measure-0.out")
+            .exists()
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("word=alpha") && stdout.contains("wall median"), "{stdout}");
+    assert!(
+        stdout.contains("word=alpha") && stdout.contains("wall median"),
+        "{stdout}"
+    );
     p.assert_no_leftovers();
 }
 
@@ -201,7 +230,9 @@ timeout = "2s"
     }
     p.assert_no_leftovers();
     // The same matrix with failures allowed exits 0.
-    let allowed = fs::read_to_string(p.path("m.toml")).unwrap().replace("runs = 2", "runs = 1\nallow-failures = true");
+    let allowed = fs::read_to_string(p.path("m.toml"))
+        .unwrap()
+        .replace("runs = 2", "runs = 1\nallow-failures = true");
     fs::write(p.path("m.toml"), allowed).unwrap();
     let o = p.run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -217,11 +248,21 @@ fn resume_runs_exactly_the_missing_invocations() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(p.csv_rows("two").len(), 2);
     let dir = p.latest("two");
-    let o = p.run(&["--resume", dir.to_str().unwrap(), "--runs", "3", "--warmup", "0"]);
+    let o = p.run(&[
+        "--resume",
+        dir.to_str().unwrap(),
+        "--runs",
+        "3",
+        "--warmup",
+        "0",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let rows = p.csv_rows("two");
     assert_eq!(rows.len(), 6, "1 done + 2 missing per cell");
-    let mut keys: Vec<(String, String)> = rows.iter().map(|r| (r[0].to_string(), r[4].to_string())).collect();
+    let mut keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r[0].to_string(), r[4].to_string()))
+        .collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 6, "no (cell, invocation) pair twice");
@@ -233,7 +274,11 @@ fn ctrl_c_tears_down_keeps_results_and_prints_how_to_resume() {
     if !common::privileged() {
         return;
     }
-    let p = Project::new(&TWO_CELLS.replace("test ! -e /marker && touch /marker", "sleep 0.4").replace("runs = 2", "runs = 20"));
+    let p = Project::new(
+        &TWO_CELLS
+            .replace("test ! -e /marker && touch /marker", "sleep 0.4")
+            .replace("runs = 2", "runs = 20"),
+    );
     let child = p
         .cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"])
         .stdout(Stdio::piped())
@@ -241,7 +286,11 @@ fn ctrl_c_tears_down_keeps_results_and_prints_how_to_resume() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -266,7 +315,14 @@ fn plan_json_lists_stable_cell_ids() {
     let a = plan(&["plan", "m.toml", "--json"]);
     fs::write(p.path("m.toml"), TWO_CELLS.replace("runs = 2", "runs = 9")).unwrap();
     let b = plan(&["plan", "m.toml", "--json"]);
-    let ids = |v: &serde_json::Value| v["cells"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let ids = |v: &serde_json::Value| {
+        v["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&a), ids(&b), "more runs keep the cell ids");
     assert_eq!(ids(&a).len(), 2);
     let text_plan = run_cmd(&mut p.cmd(&["plan", "m.toml"]));
@@ -280,7 +336,18 @@ fn the_quickstart_runs_on_the_host_filesystem() {
     }
     let p = Project::new("");
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
-    let o = run_cmd(&mut p.cmd(&["run", quickstart.to_str().unwrap(), "--out", "out", "--runs", "1", "--warmup", "0", "--resamples", "100"]));
+    let o = run_cmd(&mut p.cmd(&[
+        "run",
+        quickstart.to_str().unwrap(),
+        "--out",
+        "out",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--resamples",
+        "100",
+    ]));
     assert!(o.status.success(), "{}", text(&o));
     let header = p.csv_header("quickstart");
     let col = header.iter().position(|h| h == "compressed").unwrap();

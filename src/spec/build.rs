@@ -1188,40 +1188,37 @@ fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>
                 Some(format!("the first `{name}` is on line {line}; rename one")),
             ));
         }
-        let Some(pattern_e) = t.get("pattern") else {
-            return Err(r.at(
-                &t.span,
-                format!("missing `pattern` in [[metric]] `{name}`"),
-                Some(
-                    "add a regex with one capture group, e.g. `pattern = 'Score:\\s+([0-9.]+)'`"
-                        .into(),
-                ),
-            ));
+        // No pattern: the workload reports the metric in its BENCHBOX_METRICS file.
+        let pattern = match t.get("pattern") {
+            None => None,
+            Some(pattern_e) => {
+                let pattern = r.string(pattern_e)?;
+                let re = regex::Regex::new(pattern).map_err(|e| {
+                    let text = e.to_string();
+                    let why = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("error: "))
+                        .unwrap_or(text.lines().last().unwrap_or_default());
+                    r.node(
+                        &pattern_e.value,
+                        format!("invalid regex `{pattern}`: {why}"),
+                        Some(
+                            "literal braces in patterns are written `{{` and `}}` (placeholder escaping)"
+                                .into(),
+                        ),
+                    )
+                })?;
+                let groups = re.captures_len() - 1;
+                if groups != 1 {
+                    return Err(r.node(
+                        &pattern_e.value,
+                        format!("pattern `{pattern}` has {groups} capture groups; it needs exactly one"),
+                        Some("capture the number with `( )` and make other groups non-capturing with `(?: )`".into()),
+                    ));
+                }
+                Some(pattern.to_string())
+            }
         };
-        let pattern = r.string(pattern_e)?;
-        let re = regex::Regex::new(pattern).map_err(|e| {
-            let text = e.to_string();
-            let why = text
-                .lines()
-                .find_map(|l| l.strip_prefix("error: "))
-                .unwrap_or(text.lines().last().unwrap_or_default());
-            r.node(
-                &pattern_e.value,
-                format!("invalid regex `{pattern}`: {why}"),
-                Some(
-                    "literal braces in patterns are written `{{` and `}}` (placeholder escaping)"
-                        .into(),
-                ),
-            )
-        })?;
-        let groups = re.captures_len() - 1;
-        if groups != 1 {
-            return Err(r.node(
-                &pattern_e.value,
-                format!("pattern `{pattern}` has {groups} capture groups; it needs exactly one"),
-                Some("capture the number with `( )` and make other groups non-capturing with `(?: )`".into()),
-            ));
-        }
         let unit = match t.get("unit") {
             Some(e) => Some(r.string(e)?.to_string()),
             None => None,
@@ -1243,7 +1240,7 @@ fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>
         first_at.push(name_e.value.span.clone());
         out.push(MetricSpec {
             name: name.to_string(),
-            pattern: pattern.to_string(),
+            pattern,
             unit,
             better,
         });

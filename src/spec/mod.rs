@@ -149,7 +149,8 @@ pub struct Limits {
 pub struct MetricSpec {
     pub name: String,
     /// A regex with exactly one capture group: the number.
-    pub pattern: String,
+    /// `None`: the metric comes only from the `BENCHBOX_METRICS` file.
+    pub pattern: Option<String>,
     pub unit: Option<String>,
     pub better: Better,
 }

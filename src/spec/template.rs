@@ -53,6 +53,11 @@ pub(crate) fn parse(s: &str) -> Result<Vec<Segment>, (String, Option<String>)> {
         } else if let Some(after) = tail.strip_prefix("}}") {
             lit.push('}');
             rest = after;
+        } else if lit.ends_with('$') && tail.starts_with('{') && tail.contains('}') {
+            // `${...}` is the shell's parameter expansion, passed through untouched.
+            let end = tail.find('}').expect("checked above");
+            lit.push_str(&tail[..=end]);
+            rest = &tail[end + 1..];
         } else if tail.starts_with('}') {
             return Err((
                 format!("unmatched `}}` in `{s}`"),
@@ -334,6 +339,12 @@ mod tests {
             parse("{{{a}}}").unwrap(),
             vec![lit("{"), r("a", None), lit("}")]
         );
+        // Shell parameter expansion passes through; a placeholder right after it still works.
+        assert_eq!(
+            parse("echo ${#WORD} ${HOME:-/} {a}").unwrap(),
+            vec![lit("echo ${#WORD} ${HOME:-/} "), r("a", None)]
+        );
+        assert_eq!(parse("x=${a}").unwrap(), vec![lit("x=${a}")]);
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn full_example() {
         c.metrics,
         vec![MetricSpec {
             name: "throughput".into(),
-            pattern: r"Score:\s+([0-9.]+)".into(),
+            pattern: Some(r"Score:\s+([0-9.]+)".into()),
             unit: Some("ops/s".into()),
             better: Better::Higher
         }]
@@ -301,7 +301,7 @@ pattern = '(\d{{2,}}) {v.name}'
     assert_eq!(c.command[2], "run --threads 4 && echo {done}");
     assert_eq!(c.setup, Some(vec!["-x".to_string(), "-y".to_string()]));
     assert_eq!(c.metrics[0].name, "m_a");
-    assert_eq!(c.metrics[0].pattern, r"(\d{2,}) a");
+    assert_eq!(c.metrics[0].pattern.as_deref(), Some(r"(\d{2,}) a"));
     assert!(c.volumes[0].target.ends_with("data/a"));
     match &c.root {
         Root::Dir(p) => assert!(p.ends_with("envs/roots/a"), "{p:?}"),
