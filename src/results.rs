@@ -209,7 +209,10 @@ impl CsvWriter {
 
 /// Read every sample of a runs.csv back (for `--resume` and `report`). Axis columns are
 /// recognised as the columns between `label` and `phase`; metric columns follow `throttled_s`.
-pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<(Sample, String, Vec<String>)>)> {
+/// A row read back from runs.csv: the sample, the cell label and the axis values as text.
+pub type CsvRow = (Sample, String, Vec<String>);
+
+pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
     let bad = |message: String| ResultsError::Csv {
         path: path.to_path_buf(),
         message,

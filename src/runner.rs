@@ -364,7 +364,7 @@ pub fn run(
         matrix_sha256: matrix.source_sha256.clone(),
         seed,
         order: matrix.order.to_string(),
-        stats: opts.stats.clone(),
+        stats: opts.stats,
         plan: serde_json::from_str(&plan::render_json(matrix)).unwrap_or(serde_json::Value::Null),
         cells: result_cells,
         warnings: matrix.warnings.clone(),
@@ -670,7 +670,7 @@ impl Run<'_> {
     }
 
     fn finish(&mut self, interrupted: bool) -> Result<(), RunError> {
-        let opts = self.results.stats.clone();
+        let opts = self.results.stats;
         for cell in &mut self.results.cells {
             let (summary, warnings) = summarize_cell(&cell.samples, &opts);
             cell.summary = summary;

@@ -296,7 +296,7 @@ fn ctrl_c_tears_down_keeps_results_and_prints_how_to_resume() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--resume"), "{err}");
     let done = p.csv_rows("two").len();
-    assert!(done >= 1 && done < 42, "{done}");
+    assert!((1..42).contains(&done), "{done}");
     assert_eq!(p.results("two")["status"], "interrupted");
     p.assert_no_leftovers();
     let o = p.run(&["--resume", "latest"]);

@@ -158,17 +158,17 @@ impl Hierarchy {
             };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = owner_pid(&name) {
-                    if !Path::new(&format!("/proc/{pid}")).exists() {
-                        let dir = entry.path();
-                        for pid in read_pids(&dir.join("cgroup.procs")).unwrap_or_default() {
-                            let _ = nix::sys::signal::kill(
-                                nix::unistd::Pid::from_raw(pid),
-                                nix::sys::signal::Signal::SIGKILL,
-                            );
-                        }
-                        let _ = remove_dir_retrying(&dir);
+                if let Some(pid) = owner_pid(&name)
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    let dir = entry.path();
+                    for pid in read_pids(&dir.join("cgroup.procs")).unwrap_or_default() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
                     }
+                    let _ = remove_dir_retrying(&dir);
                 }
             }
         }
@@ -312,7 +312,7 @@ fn is_cgroupfs(dir: &Path) -> bool {
     const CGROUP2_SUPER_MAGIC: i64 = 0x63677270;
     match nix::sys::statfs::statfs(dir) {
         Ok(s) => {
-            let t = s.filesystem_type().0 as i64;
+            let t = s.filesystem_type().0;
             t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
         }
         Err(_) => false,
