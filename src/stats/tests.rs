@@ -570,6 +570,27 @@ proptest! {
     }
 
     #[test]
+    fn resampler_matches_an_explicit_resample(x in samples_strategy(), seed in any::<u64>()) {
+        let mut sorted = x;
+        sorted.sort_by(f64::total_cmp);
+        let mut resampler = Resampler::new(&sorted);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for _ in 0..5 {
+            let (mean, median) = resampler.draw(&mut rng);
+            // Expand the counts back into the resample they stand for.
+            let expanded: Vec<f64> = sorted
+                .iter()
+                .zip(&resampler.counts)
+                .flat_map(|(&v, &c)| std::iter::repeat_n(v, c as usize))
+                .collect();
+            prop_assert_eq!(expanded.len(), sorted.len());
+            prop_assert_eq!(median, quantile(&expanded, 0.5));
+            let naive = expanded.iter().sum::<f64>() / expanded.len() as f64;
+            prop_assert!((mean - naive).abs() <= 1e-12 * naive.abs().max(1.0));
+        }
+    }
+
+    #[test]
     fn quantile_is_monotone_in_q(x in samples_strategy(), q1 in 0.0..=1.0_f64, q2 in 0.0..=1.0_f64) {
         let mut s = x;
         s.sort_by(f64::total_cmp);
