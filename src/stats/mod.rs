@@ -620,9 +620,11 @@ fn index_sampler(n: usize) -> Uniform<u32> {
 
 /// Draws bootstrap resamples of sorted data. A resample is held as how many times
 /// each sorted position was drawn: since the data are sorted, its median is then
-/// read off by a cumulative scan, with no copying of values and no selection
-/// (measured ~2x faster than `select_nth_unstable` on a copied buffer at n = 10,000).
-/// The one counts buffer is reused for every resample.
+/// read off by a cumulative scan, with no copying of values and no selection.
+/// Against copying values into a buffer and using `select_nth_unstable`, this (with
+/// the partial sums in [`Resampler::sum`]) halved `summarize` with 10,000 resamples
+/// both at n = 10 (1.41 -> 0.67 ms) and n = 10,000 (462 -> 231 ms). The one counts
+/// buffer is reused for every resample.
 struct Resampler<'a> {
     sorted: &'a [f64],
     pick: Uniform<u32>,
