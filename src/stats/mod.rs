@@ -410,14 +410,14 @@ pub fn ratio_of_medians(base: &[f64], candidate: &[f64], opts: &StatsOptions) ->
     let ratio = candidate_median / base_median;
     let ci = if bootstrap_allowed(base.len(), opts) && bootstrap_allowed(candidate.len(), opts) {
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-        let (mut base_buf, mut cand_buf) = (vec![0.0; base.len()], vec![0.0; candidate.len()]);
-        let (pick_base, pick_cand) = (index_sampler(base.len()), index_sampler(candidate.len()));
+        let (mut base_resampler, mut cand_resampler) =
+            (Resampler::new(&base), Resampler::new(&candidate));
         let mut ratios = Vec::with_capacity(opts.resamples);
         let mut all_finite = true;
         for _ in 0..opts.resamples {
-            resample_into(&base, &pick_base, &mut rng, &mut base_buf);
-            resample_into(&candidate, &pick_cand, &mut rng, &mut cand_buf);
-            let r = median_in_place(&mut cand_buf) / median_in_place(&mut base_buf);
+            let (_, base_median) = base_resampler.draw(&mut rng);
+            let (_, cand_median) = cand_resampler.draw(&mut rng);
+            let r = cand_median / base_median;
             if !(r.is_finite() && r > 0.0) {
                 all_finite = false;
                 break;
@@ -618,45 +618,96 @@ fn index_sampler(n: usize) -> Uniform<u32> {
     Uniform::new(0, n)
 }
 
-/// Fills `buf` (length n) with a resample of `sorted`, with replacement.
-fn resample_into(sorted: &[f64], pick: &Uniform<u32>, rng: &mut ChaCha8Rng, buf: &mut [f64]) {
-    for slot in buf.iter_mut() {
-        *slot = sorted[pick.sample(rng) as usize];
-    }
+/// Draws bootstrap resamples of sorted data. A resample is held as how many times
+/// each sorted position was drawn: since the data are sorted, its median is then
+/// read off by a cumulative scan, with no copying of values and no selection.
+/// Against copying values into a buffer and using `select_nth_unstable`, this (with
+/// the partial sums in [`Resampler::sum`]) halved `summarize` with 10,000 resamples
+/// both at n = 10 (1.41 -> 0.67 ms) and n = 10,000 (462 -> 231 ms). The one counts
+/// buffer is reused for every resample.
+struct Resampler<'a> {
+    sorted: &'a [f64],
+    pick: Uniform<u32>,
+    counts: Vec<u32>,
 }
 
-/// Median (type 7) of `buf`, reordering it: O(n) selection instead of a sort.
-fn median_in_place(buf: &mut [f64]) -> f64 {
-    let len = buf.len();
-    let (left, upper, _) = buf.select_nth_unstable_by(len / 2, f64::total_cmp);
-    let upper = *upper;
-    if len % 2 == 1 {
-        upper
-    } else {
-        // Even n: the lower middle value is the largest of the left partition.
-        let lower = left.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        lerp(lower, upper, 0.5)
+impl<'a> Resampler<'a> {
+    /// `sorted` must be ascending and non-empty.
+    fn new(sorted: &'a [f64]) -> Self {
+        Self {
+            sorted,
+            pick: index_sampler(sorted.len()),
+            counts: vec![0; sorted.len()],
+        }
+    }
+
+    /// Draws one resample of size n, with replacement; returns its (mean, median).
+    fn draw(&mut self, rng: &mut ChaCha8Rng) -> (f64, f64) {
+        let n = self.sorted.len();
+        self.counts.fill(0);
+        for _ in 0..n {
+            self.counts[self.pick.sample(rng) as usize] += 1;
+        }
+        // Clamped like the point estimate, so constant data gives a point interval.
+        let mean = (self.sum() / n as f64).clamp(self.sorted[0], self.sorted[n - 1]);
+        (mean, self.median())
+    }
+
+    /// Sum of the current resample, Σ count_i · x_i. Four partial sums break the
+    /// floating-point add dependency chain, which otherwise dominated the run time
+    /// at large n; the fixed grouping keeps the result deterministic.
+    fn sum(&self) -> f64 {
+        let mut partial = [0.0; 4];
+        let values = self.sorted.chunks_exact(4);
+        let counts = self.counts.chunks_exact(4);
+        let tail: f64 = values
+            .remainder()
+            .iter()
+            .zip(counts.remainder())
+            .map(|(&x, &c)| x * f64::from(c))
+            .sum();
+        for (x, c) in values.zip(counts) {
+            for k in 0..4 {
+                partial[k] += x[k] * f64::from(c[k]);
+            }
+        }
+        (partial[0] + partial[1]) + (partial[2] + partial[3]) + tail
+    }
+
+    /// Type-7 median of the current resample: the order statistics at 0-based
+    /// ranks (n-1)/2 and n/2 (equal for odd n), averaged.
+    fn median(&self) -> f64 {
+        let n = self.sorted.len();
+        let (rank_low, rank_high) = ((n - 1) / 2, n / 2);
+        let mut seen = 0;
+        let mut lower = f64::NAN;
+        for (&value, &count) in self.sorted.iter().zip(&self.counts) {
+            let before = seen;
+            seen += count as usize;
+            if before <= rank_low && rank_low < seen {
+                lower = value;
+            }
+            if rank_high < seen {
+                return lerp(lower, value, 0.5);
+            }
+        }
+        unreachable!("counts sum to n, so rank n/2 is always reached")
     }
 }
 
 /// Bootstrap replicates of the mean and median from one shared set of resamples.
-/// One buffer is reused for every resample; only the two result vectors allocate.
 fn bootstrap_mean_median(
     sorted: &[f64],
     resamples: usize,
     rng: &mut ChaCha8Rng,
 ) -> (Vec<f64>, Vec<f64>) {
-    let n = sorted.len();
-    let (min, max) = (sorted[0], sorted[n - 1]);
-    let pick = index_sampler(n);
-    let mut buf = vec![0.0; n];
+    let mut resampler = Resampler::new(sorted);
     let mut means = Vec::with_capacity(resamples);
     let mut medians = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        resample_into(sorted, &pick, rng, &mut buf);
-        // Clamped like the point estimate, so constant data gives a point interval.
-        means.push((buf.iter().sum::<f64>() / n as f64).clamp(min, max));
-        medians.push(median_in_place(&mut buf));
+        let (mean, median) = resampler.draw(rng);
+        means.push(mean);
+        medians.push(median);
     }
     (means, medians)
 }

@@ -570,6 +570,27 @@ proptest! {
     }
 
     #[test]
+    fn resampler_matches_an_explicit_resample(x in samples_strategy(), seed in any::<u64>()) {
+        let mut sorted = x;
+        sorted.sort_by(f64::total_cmp);
+        let mut resampler = Resampler::new(&sorted);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for _ in 0..5 {
+            let (mean, median) = resampler.draw(&mut rng);
+            // Expand the counts back into the resample they stand for.
+            let expanded: Vec<f64> = sorted
+                .iter()
+                .zip(&resampler.counts)
+                .flat_map(|(&v, &c)| std::iter::repeat_n(v, c as usize))
+                .collect();
+            prop_assert_eq!(expanded.len(), sorted.len());
+            prop_assert_eq!(median, quantile(&expanded, 0.5));
+            let naive = expanded.iter().sum::<f64>() / expanded.len() as f64;
+            prop_assert!((mean - naive).abs() <= 1e-12 * naive.abs().max(1.0));
+        }
+    }
+
+    #[test]
     fn quantile_is_monotone_in_q(x in samples_strategy(), q1 in 0.0..=1.0_f64, q2 in 0.0..=1.0_f64) {
         let mut s = x;
         s.sort_by(f64::total_cmp);
@@ -584,6 +605,9 @@ proptest! {
 
 const DATASETS: usize = 400;
 const N: usize = 20;
+/// Fewer resamples than the default keeps these tests fast in debug builds; the
+/// Monte Carlo error this adds to each endpoint is small next to sampling error.
+const COVERAGE_RESAMPLES: usize = 1000;
 
 /// Fraction of datasets whose median CI covers `true_median` and whose t-interval
 /// covers `true_mean`.
@@ -595,7 +619,7 @@ fn coverage(draw: impl Fn(&mut ChaCha8Rng) -> f64, true_median: f64, true_mean: 
         for v in x.iter_mut() {
             *v = draw(&mut rng);
         }
-        let s = summarize(&x, &opts(2000, dataset as u64)).unwrap();
+        let s = summarize(&x, &opts(COVERAGE_RESAMPLES, dataset as u64)).unwrap();
         median_hits += usize::from(s.median_ci.unwrap().contains(true_median));
         mean_hits += usize::from(s.t_interval.unwrap().contains(true_mean));
     }
@@ -608,6 +632,7 @@ fn coverage(draw: impl Fn(&mut ChaCha8Rng) -> f64, true_median: f64, true_mean: 
 #[test]
 fn coverage_normal() {
     let (median, mean) = coverage(|rng| 10.0 + 2.0 * std_normal(rng), 10.0, 10.0);
+    eprintln!("normal: median CI coverage {median}, t-interval coverage {mean}");
     assert!(
         (0.90..=0.98).contains(&median),
         "median CI coverage {median}"
@@ -624,6 +649,7 @@ fn coverage_lognormal() {
         1.0,
         (sigma * sigma / 2.0).exp(),
     );
+    eprintln!("lognormal: median CI coverage {median}, t-interval coverage {mean}");
     assert!(
         (0.90..=0.98).contains(&median),
         "median CI coverage {median}"
@@ -641,9 +667,10 @@ fn power_ratio_ci_detects_ten_percent_shift() {
         let cand: Vec<f64> = (0..10)
             .map(|_| 1.1 * (1.0 + 0.02 * std_normal(&mut rng)))
             .collect();
-        let r = ratio_of_medians(&base, &cand, &opts(2000, seed)).unwrap();
+        let r = ratio_of_medians(&base, &cand, &opts(1000, seed)).unwrap();
         detected += usize::from(r.ci.unwrap().lower > 1.05);
     }
+    eprintln!("10% shift detected (CI above 1.05) in {detected} of 200");
     assert!(detected >= 190, "detected in only {detected} of 200");
 }
 
@@ -672,6 +699,7 @@ fn no_shift_false_alarms_stay_near_alpha() {
     }
     let run_rate = alarmed_runs as f64 / 200.0;
     let test_rate = raw_rejections as f64 / (200 * metrics) as f64;
+    eprintln!("no shift: BH run false-alarm rate {run_rate}, per-test rate {test_rate}");
     assert!(run_rate <= 0.08, "BH false-alarm rate {run_rate}");
     assert!(
         test_rate <= 0.065,
