@@ -670,6 +670,7 @@ impl Run<'_> {
     }
 
     fn finish(&mut self, interrupted: bool) -> Result<(), RunError> {
+        self.csv.sync()?;
         let opts = self.results.stats;
         for cell in &mut self.results.cells {
             let (summary, warnings) = summarize_cell(&cell.samples, &opts);
