@@ -199,6 +199,13 @@ impl CsvWriter {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
+        // Flushed to the kernel at once, so a crash of benchbox loses nothing; fsync'd only by
+        // `sync` (end of run): an fsync per row would cost more than a short invocation.
+        self.writer.flush().map_err(io_err("write", &self.path))
+    }
+
+    /// Make every row durable (power loss included).
+    pub fn sync(&mut self) -> Result<()> {
         self.writer.flush().map_err(io_err("write", &self.path))?;
         self.writer
             .get_ref()
