@@ -39,9 +39,11 @@ pub struct Sample {
     pub signal: Option<i32>,
     pub oom_killed: bool,
     pub timed_out: bool,
-    /// wait4's max RSS of the tree: a cross-check of the cgroup's peak.
-    pub max_rss_bytes: u64,
+    /// CPU time whose quota ran out in a period (the workload waited for the next one).
     pub throttled_s: f64,
+    /// `wait4` rusage of the whole tree (waited-for processes only): a cross-check of the
+    /// cgroup's accounting.
+    pub rusage: crate::sandbox::Rusage,
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -93,8 +95,14 @@ const FIXED: &[&str] = &[
     "signal",
     "oom_killed",
     "timed_out",
-    "max_rss_bytes",
     "throttled_s",
+    "rusage_user_s",
+    "rusage_system_s",
+    "max_rss_bytes",
+    "minor_faults",
+    "major_faults",
+    "voluntary_switches",
+    "involuntary_switches",
 ];
 
 /// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
@@ -189,8 +197,14 @@ impl CsvWriter {
             opt(sample.signal),
             sample.oom_killed.to_string(),
             sample.timed_out.to_string(),
-            sample.max_rss_bytes.to_string(),
             format!("{:.6}", sample.throttled_s),
+            format!("{:.6}", sample.rusage.user_s),
+            format!("{:.6}", sample.rusage.system_s),
+            sample.rusage.max_rss_bytes.to_string(),
+            sample.rusage.minor_faults.to_string(),
+            sample.rusage.major_faults.to_string(),
+            sample.rusage.voluntary_switches.to_string(),
+            sample.rusage.involuntary_switches.to_string(),
         ]);
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.writer
@@ -280,8 +294,16 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
             signal: opti(10),
             oom_killed: f(11) == "true",
             timed_out: f(12) == "true",
-            max_rss_bytes: optu(13).unwrap_or(0),
-            throttled_s: f(14).parse().unwrap_or(0.0),
+            throttled_s: f(13).parse().unwrap_or(0.0),
+            rusage: crate::sandbox::Rusage {
+                user_s: f(14).parse().unwrap_or(0.0),
+                system_s: f(15).parse().unwrap_or(0.0),
+                max_rss_bytes: optu(16).unwrap_or(0),
+                minor_faults: optu(17).unwrap_or(0),
+                major_faults: optu(18).unwrap_or(0),
+                voluntary_switches: optu(19).unwrap_or(0),
+                involuntary_switches: optu(20).unwrap_or(0),
+            },
             metrics,
         };
         let label = r.get(1).unwrap_or("").to_string();
@@ -445,8 +467,16 @@ mod tests {
             signal: None,
             oom_killed: false,
             timed_out: false,
-            max_rss_bytes: 8192,
             throttled_s: 0.0,
+            rusage: crate::sandbox::Rusage {
+                user_s: 1.0,
+                system_s: 0.125,
+                max_rss_bytes: 8192,
+                minor_faults: 10,
+                major_faults: 0,
+                voluntary_switches: 3,
+                involuntary_switches: 1,
+            },
             metrics: [("ops".to_string(), 12.5)].into(),
         }
     }

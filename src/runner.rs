@@ -638,8 +638,8 @@ impl Run<'_> {
             signal: outcome.signal,
             oom_killed: outcome.oom_killed,
             timed_out: outcome.timed_out,
-            max_rss_bytes: outcome.rusage.max_rss_bytes,
             throttled_s: outcome.throttled.as_secs_f64(),
+            rusage: outcome.rusage,
             metrics: extracted.values,
         };
         self.csv.append(&sample, &cell.label, &axis_texts(&cell))?;
