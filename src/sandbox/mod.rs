@@ -585,6 +585,9 @@ fn launcher(plan: &ChildPlan) -> ! {
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let _ = setsid();
+    // The OOM killer must pick the workload, not the launcher or init (which would lose the
+    // workload's status); the workload puts its own score back before exec.
+    let _ = fs::write("/proc/self/oom_score_adj", "-1000");
     let pid = std::process::id().to_string();
     for file in &plan.procs_files {
         if let Err(e) = fs::write(file, &pid) {
@@ -725,6 +728,7 @@ fn workload(plan: &ChildPlan) -> ! {
         let _ = unsafe { sigaction(sig, &default) };
     }
     let _ = SigSet::all().thread_unblock();
+    let _ = fs::write("/proc/self/oom_score_adj", "0");
     // SAFETY: dup2/open on descriptors we own; /dev/null exists in the container's /dev.
     unsafe {
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
