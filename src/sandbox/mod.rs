@@ -5,7 +5,7 @@
 //!
 //! 1. The parent creates a fresh cgroup ([`cgroup`]) with the limits applied and read back, and
 //!    a scratch directory for the overlay's upper layer.
-//! 2. It forks a *launcher*, which joins the cgroup, leaves the terminal's session (so Ctrl-C
+//! 2. It forks a *launcher*, which moves itself into the cgroup, leaves the terminal's session (so Ctrl-C
 //!    reaches benchbox, which then tears the container down), unshares the mount, pid, uts, ipc,
 //!    cgroup (and, for `network = "none"`, net) namespaces and forks the container's *init*:
 //!    pid 1 of the new pid namespace.
@@ -237,7 +237,7 @@ fn monotonic_ns() -> i64 {
 
 /// Everything the child processes need, prepared before the fork so they allocate little.
 struct ChildPlan {
-    procs_files: Vec<PathBuf>,
+    join_files: Vec<PathBuf>,
     unshare: CloneFlags,
     mounts: MountPlan,
     hostname: String,
@@ -318,7 +318,7 @@ fn run_in(
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let plan = ChildPlan {
-        procs_files: group.procs_files(),
+        join_files: group.join_files(),
         unshare: flags,
         mounts: MountPlan {
             root: inv.root.clone(),
@@ -588,9 +588,9 @@ fn launcher(plan: &ChildPlan) -> ! {
     // The OOM killer must pick the workload, not the launcher or init (which would lose the
     // workload's status); the workload puts its own score back before exec.
     let _ = fs::write("/proc/self/oom_score_adj", "-1000");
-    let pid = std::process::id().to_string();
-    for file in &plan.procs_files {
-        if let Err(e) = fs::write(file, &pid) {
+    // This process is single-threaded (a fork's child): "0" moves it, see `Group::join_files`.
+    for file in &plan.join_files {
+        if let Err(e) = fs::write(file, "0") {
             fail(format!("cannot join cgroup `{}`: {e}", file.display()));
         }
     }

@@ -107,8 +107,10 @@ pub type Result<T> = std::result::Result<T, CgroupError>;
 pub trait Group: Send + Sync {
     /// The directories that make up this group (for messages and tests).
     fn dirs(&self) -> Vec<PathBuf>;
-    /// The `cgroup.procs` files a process writes its pid into to join the group.
+    /// The `cgroup.procs` files that list the group's processes.
     fn procs_files(&self) -> Vec<PathBuf>;
+    /// The files a *single-threaded* process writes "0" into to move itself into the group.
+    fn join_files(&self) -> Vec<PathBuf>;
     /// The limits as read back from the kernel after applying them.
     fn applied(&self) -> Applied;
     /// Forget the peak memory so far (called just before the workload's exec).

@@ -194,6 +194,12 @@ impl Group for V2Group {
         vec![self.dir.join("cgroup.procs")]
     }
 
+    /// v2 moves whole processes only (`cgroup.threads` is for threaded subtrees); "0" means
+    /// the writer itself.
+    fn join_files(&self) -> Vec<PathBuf> {
+        vec![self.dir.join("cgroup.procs")]
+    }
+
     fn applied(&self) -> Applied {
         self.applied.clone()
     }
