@@ -354,3 +354,25 @@ fn the_metrics_file_is_returned() {
     let (o, _) = f.run(&inv);
     assert_eq!(o.metrics_file, "ops 12.5 ops/s\n");
 }
+
+#[test]
+fn the_container_sees_its_own_cgroup_limits() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max; cat /proc/self/cgroup | grep memory; echo 1 > /sys/fs/cgroup/pids/pids.max && echo WRITABLE; true");
+    inv.limits.memory = Some(96 << 20);
+    inv.limits.cpu_quota = Some(1.5);
+    inv.limits.pids = Some(77);
+    let (o, out) = f.run(&inv);
+    assert_eq!(o.exit_code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..3],
+        [(96u64 << 20).to_string().as_str(), "150000", "77"],
+        "{out}"
+    );
+    assert!(
+        lines[3].ends_with(":memory:/"),
+        "cgroup namespace root: {out}"
+    );
+    assert!(!out.contains("WRITABLE"));
+}

@@ -167,7 +167,13 @@ pub fn run(
             source,
         })?;
     let group = cgroups.create(group_name, &inv.limits)?;
-    let result = run_in(inv, group.as_ref(), scratch.path(), cancel);
+    let result = run_in(
+        inv,
+        group.as_ref(),
+        &cgroups.container_mounts(),
+        scratch.path(),
+        cancel,
+    );
     let removed = group.remove();
     let outcome = result?;
     removed?;
@@ -183,6 +189,8 @@ pub fn run(
     drop(scratch);
     Ok(outcome)
 }
+
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Messages from the container to the parent over the report pipe: a tag byte, a u32 length,
 /// the payload. Each message is far below PIPE_BUF, so writes from different processes never
@@ -271,6 +279,7 @@ fn open_log(path: &Path) -> Result<OwnedFd> {
 fn run_in(
     inv: &Invocation,
     group: &dyn cgroup::Group,
+    cgroup_mounts: &[(String, String, String)],
     scratch: &Path,
     cancel: &AtomicBool,
 ) -> Result<Outcome> {
@@ -306,6 +315,10 @@ fn run_in(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    // From the pipes' creation until the parent has closed the child's ends, no other thread of
+    // this process may fork: its child would inherit our exec pipe's write end and delay the
+    // EOF that starts our clock (tests run invocations in parallel threads).
+    let fork_guard = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let (report_r, report_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (exec_r, exec_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -326,6 +339,7 @@ fn run_in(
             scratch: scratch.to_path_buf(),
             run_dir,
             volumes: inv.volumes.clone(),
+            cgroup_mounts: cgroup_mounts.to_vec(),
         },
         hostname: inv.hostname.clone(),
         loopback: !inv.host_network,
@@ -364,6 +378,7 @@ fn run_in(
     drop(go_r);
     drop(exec_w);
     drop(plan);
+    drop(fork_guard);
     let mut report = File::from(report_r);
     let mut go = File::from(go_w);
     let mut exec = File::from(exec_r);

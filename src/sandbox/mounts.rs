@@ -28,6 +28,8 @@ pub struct MountPlan {
     /// Host directory shown at `/run/benchbox` (the metrics file lives there).
     pub run_dir: PathBuf,
     pub volumes: Vec<Volume>,
+    /// cgroup filesystems for `/sys/fs/cgroup` (see `Hierarchy::container_mounts`).
+    pub cgroup_mounts: Vec<(String, String, String)>,
 }
 
 type Step<T> = Result<T, String>;
@@ -201,6 +203,7 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
         nosuid_nodev_noexec | MsFlags::MS_RDONLY,
         None,
     )?;
+    setup_cgroup_fs(&root.join("sys/fs/cgroup"), &plan.cgroup_mounts)?;
     setup_dev(&root.join("dev"))?;
 
     let run = root.join("run/benchbox");
@@ -224,6 +227,41 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
     umount2(".", MntFlags::MNT_DETACH).map_err(ctx(|| "cannot detach the old root".to_string()))?;
     chdir("/").map_err(ctx(|| "cannot chdir to /".to_string()))?;
     Ok(())
+}
+
+/// The container's own cgroups, read-only, at /sys/fs/cgroup (a tmpfs holding one mount per
+/// v1 controller, or the cgroup2 mount itself).
+fn setup_cgroup_fs(target: &Path, mounts: &[(String, String, String)]) -> Step<()> {
+    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    if mounts.iter().all(|(dir, _, _)| dir.is_empty()) {
+        for (_, fstype, data) in mounts {
+            do_mount(Some("cgroup"), target, Some(fstype), ro, Some(data))?;
+        }
+        return Ok(());
+    }
+    do_mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )?;
+    for (dir, fstype, data) in mounts {
+        let path = target.join(dir);
+        mkdir_p(&path)?;
+        do_mount(Some("cgroup"), &path, Some(fstype), ro, Some(data))?;
+    }
+    do_mount(
+        None,
+        target,
+        None,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
 }
 
 /// A minimal /dev: a tmpfs with bind-mounted device nodes, a private devpts, and shm.

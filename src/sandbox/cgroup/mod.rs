@@ -132,6 +132,21 @@ pub enum Hierarchy {
 }
 
 impl Hierarchy {
+    /// The cgroup filesystems to mount inside a container at `/sys/fs/cgroup`, as
+    /// (directory under it, or "" for the mount point itself; fstype; mount data). Inside the
+    /// container's cgroup namespace their root is the invocation's own group, so runtimes that
+    /// size themselves from cgroup limits (the JVM's heap, Go's GOMAXPROCS...) see the limits.
+    pub fn container_mounts(&self) -> Vec<(String, String, String)> {
+        match self {
+            Hierarchy::V1(h) => h
+                .controllers()
+                .into_iter()
+                .map(|c| (c.clone(), "cgroup".to_string(), c))
+                .collect(),
+            Hierarchy::V2(_) => vec![(String::new(), "cgroup2".into(), String::new())],
+        }
+    }
+
     pub fn version(&self) -> Version {
         match self {
             Hierarchy::V1(_) => Version::V1,

@@ -50,6 +50,11 @@ impl V1 {
         Ok(V1 { parents })
     }
 
+    /// The controllers in use, by name.
+    pub fn controllers(&self) -> Vec<String> {
+        self.parents.keys().cloned().collect()
+    }
+
     pub(crate) fn parent_dirs(&self) -> Vec<PathBuf> {
         self.parents.values().cloned().collect()
     }
