@@ -167,13 +167,7 @@ pub fn run(
             source,
         })?;
     let group = cgroups.create(group_name, &inv.limits)?;
-    let result = run_in(
-        inv,
-        group.as_ref(),
-        &cgroups.container_mounts(),
-        scratch.path(),
-        cancel,
-    );
+    let result = run_in(inv, group.as_ref(), scratch.path(), cancel);
     let removed = group.remove();
     let outcome = result?;
     removed?;
@@ -279,7 +273,6 @@ fn open_log(path: &Path) -> Result<OwnedFd> {
 fn run_in(
     inv: &Invocation,
     group: &dyn cgroup::Group,
-    cgroup_mounts: &[(String, String, String)],
     scratch: &Path,
     cancel: &AtomicBool,
 ) -> Result<Outcome> {
@@ -339,7 +332,7 @@ fn run_in(
             scratch: scratch.to_path_buf(),
             run_dir,
             volumes: inv.volumes.clone(),
-            cgroup_mounts: cgroup_mounts.to_vec(),
+            cgroup_view: group.container_view(),
         },
         hostname: inv.hostname.clone(),
         loopback: !inv.host_network,

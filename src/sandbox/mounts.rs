@@ -28,8 +28,9 @@ pub struct MountPlan {
     /// Host directory shown at `/run/benchbox` (the metrics file lives there).
     pub run_dir: PathBuf,
     pub volumes: Vec<Volume>,
-    /// cgroup filesystems for `/sys/fs/cgroup` (see `Hierarchy::container_mounts`).
-    pub cgroup_mounts: Vec<(String, String, String)>,
+    /// The invocation's cgroup directories to show at `/sys/fs/cgroup` (see
+    /// `Group::container_view`).
+    pub cgroup_view: Vec<(String, PathBuf)>,
 }
 
 type Step<T> = Result<T, String>;
@@ -203,7 +204,7 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
         nosuid_nodev_noexec | MsFlags::MS_RDONLY,
         None,
     )?;
-    setup_cgroup_fs(&root.join("sys/fs/cgroup"), &plan.cgroup_mounts)?;
+    setup_cgroup_fs(&root.join("sys/fs/cgroup"), &plan.cgroup_view)?;
     setup_dev(&root.join("dev"))?;
 
     let run = root.join("run/benchbox");
@@ -229,39 +230,48 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
     Ok(())
 }
 
-/// The container's own cgroups, read-only, at /sys/fs/cgroup (a tmpfs holding one mount per
-/// v1 controller, or the cgroup2 mount itself).
-fn setup_cgroup_fs(target: &Path, mounts: &[(String, String, String)]) -> Step<()> {
-    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-    if mounts.iter().all(|(dir, _, _)| dir.is_empty()) {
-        for (_, fstype, data) in mounts {
-            do_mount(Some("cgroup"), target, Some(fstype), ro, Some(data))?;
-        }
-        return Ok(());
-    }
-    do_mount(
-        Some("tmpfs"),
-        target,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=755"),
-    )?;
-    for (dir, fstype, data) in mounts {
-        let path = target.join(dir);
-        mkdir_p(&path)?;
-        do_mount(Some("cgroup"), &path, Some(fstype), ro, Some(data))?;
-    }
-    do_mount(
-        None,
-        target,
-        None,
-        MsFlags::MS_REMOUNT
+/// The container's own cgroups, read-only, at /sys/fs/cgroup: bind mounts of the invocation's
+/// group directories (a tmpfs holds one per v1 controller). Binds, not fresh cgroup mounts: a
+/// v1 cgroup mount waits for dying groups (the previous invocation's) to go offline.
+/// Inside the cgroup namespace the binds' roots show as `/` in /proc/self/mountinfo and
+/// /proc/self/cgroup, exactly as container-aware runtimes expect.
+fn setup_cgroup_fs(target: &Path, view: &[(String, PathBuf)]) -> Step<()> {
+    let bind_ro = |source: &Path, path: &Path| -> Step<()> {
+        do_mount(
+            Some(&source.display().to_string()),
+            path,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+        let ro = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
             | MsFlags::MS_RDONLY
             | MsFlags::MS_NOSUID
             | MsFlags::MS_NODEV
-            | MsFlags::MS_NOEXEC,
+            | MsFlags::MS_NOEXEC;
+        do_mount(None, path, None, ro, None)
+    };
+    if let [(dir, source)] = view
+        && dir.is_empty()
+    {
+        return bind_ro(source, target);
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    do_mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        flags,
         Some("mode=755"),
-    )
+    )?;
+    for (dir, source) in view {
+        let path = target.join(dir);
+        mkdir_p(&path)?;
+        bind_ro(source, &path)?;
+    }
+    let ro = flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    do_mount(None, target, None, ro, Some("mode=755"))
 }
 
 /// A minimal /dev: a tmpfs with bind-mounted device nodes, a private devpts, and shm.

@@ -107,6 +107,9 @@ pub type Result<T> = std::result::Result<T, CgroupError>;
 pub trait Group: Send + Sync {
     /// The directories that make up this group (for messages and tests).
     fn dirs(&self) -> Vec<PathBuf>;
+    /// What a container shows at `/sys/fs/cgroup`: (directory under it, "" for the mount
+    /// point itself; the group's directory to bind there). v1: one per controller; v2: one.
+    fn container_view(&self) -> Vec<(String, PathBuf)>;
     /// The `cgroup.procs` files that list the group's processes.
     fn procs_files(&self) -> Vec<PathBuf>;
     /// The files a *single-threaded* process writes "0" into to move itself into the group.
@@ -132,21 +135,6 @@ pub enum Hierarchy {
 }
 
 impl Hierarchy {
-    /// The cgroup filesystems to mount inside a container at `/sys/fs/cgroup`, as
-    /// (directory under it, or "" for the mount point itself; fstype; mount data). Inside the
-    /// container's cgroup namespace their root is the invocation's own group, so runtimes that
-    /// size themselves from cgroup limits (the JVM's heap, Go's GOMAXPROCS...) see the limits.
-    pub fn container_mounts(&self) -> Vec<(String, String, String)> {
-        match self {
-            Hierarchy::V1(h) => h
-                .controllers()
-                .into_iter()
-                .map(|c| (c.clone(), "cgroup".to_string(), c))
-                .collect(),
-            Hierarchy::V2(_) => vec![(String::new(), "cgroup2".into(), String::new())],
-        }
-    }
-
     pub fn version(&self) -> Version {
         match self {
             Hierarchy::V1(_) => Version::V1,

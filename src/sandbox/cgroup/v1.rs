@@ -50,11 +50,6 @@ impl V1 {
         Ok(V1 { parents })
     }
 
-    /// The controllers in use, by name.
-    pub fn controllers(&self) -> Vec<String> {
-        self.parents.keys().cloned().collect()
-    }
-
     pub(crate) fn parent_dirs(&self) -> Vec<PathBuf> {
         self.parents.values().cloned().collect()
     }
@@ -215,6 +210,13 @@ fn blkio_bytes(text: &str) -> (u64, u64) {
 impl Group for V1Group {
     fn dirs(&self) -> Vec<PathBuf> {
         self.dirs.values().cloned().collect()
+    }
+
+    fn container_view(&self) -> Vec<(String, PathBuf)> {
+        self.dirs
+            .iter()
+            .map(|(c, d)| (c.clone(), d.clone()))
+            .collect()
     }
 
     fn procs_files(&self) -> Vec<PathBuf> {

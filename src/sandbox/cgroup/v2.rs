@@ -190,6 +190,10 @@ impl Group for V2Group {
         vec![self.dir.clone()]
     }
 
+    fn container_view(&self) -> Vec<(String, PathBuf)> {
+        vec![(String::new(), self.dir.clone())]
+    }
+
     fn procs_files(&self) -> Vec<PathBuf> {
         vec![self.dir.join("cgroup.procs")]
     }
