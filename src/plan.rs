@@ -266,6 +266,9 @@ fn render_cell(out: &mut String, cell: &Cell) {
             Root::Image(i) => format!("image {i}"),
         },
     );
+    if let Some(u) = &cell.user {
+        line("user", u.clone());
+    }
     if let Some(w) = &cell.workdir {
         line("workdir", w.display().to_string());
     }

@@ -506,6 +506,7 @@ impl Run<'_> {
                 })
                 .collect(),
             workdir: cell.workdir.clone(),
+            user: cell.user.clone(),
             env: self.env(cell, phase, index),
             argv: argv.to_vec(),
             hostname: cell.slug.clone(),

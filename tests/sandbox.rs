@@ -40,6 +40,7 @@ impl Fixture {
             },
             volumes: vec![],
             workdir: None,
+            user: None,
             env: vec![("PATH".into(), "/bin".into())],
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             hostname: "cell".into(),
@@ -375,4 +376,34 @@ fn the_container_sees_its_own_cgroup_limits() {
         "cgroup namespace root: {out}"
     );
     assert!(!out.contains("WRITABLE"));
+}
+
+#[test]
+fn the_workload_runs_as_the_configured_user() {
+    let Some(f) = Fixture::new() else { return };
+    std::fs::write(
+        f.rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nbench:x:1000:1000::/tmp:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.rootfs.join("etc/group"),
+        "root:x:0:\nbench:x:1000:\nperf:x:1500:bench\n",
+    )
+    .unwrap();
+    let mut inv = f.invocation("id -u; id -g; id -G");
+    inv.user = Some("bench".into());
+    let (o, out) = f.run(&inv);
+    assert_eq!(o.exit_code, Some(0), "{out}");
+    assert_eq!(out, "1000\n1000\n1000 1500\n");
+    let mut inv = f.invocation("true");
+    inv.user = Some("nobody".into());
+    let err = sandbox::run(
+        &inv,
+        &f.cgroups,
+        &format!("inv-{}-u", std::process::id()),
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("`nobody`"), "{err}");
 }

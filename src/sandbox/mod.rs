@@ -24,6 +24,7 @@
 
 pub mod cgroup;
 pub mod mounts;
+pub mod user;
 
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -69,6 +70,8 @@ pub struct Invocation {
     pub root: RootSpec,
     pub volumes: Vec<Volume>,
     pub workdir: Option<PathBuf>,
+    /// Run the workload as this user (see [`user`]); `None`: root.
+    pub user: Option<String>,
     /// The workload's whole environment (nothing is inherited from benchbox).
     pub env: Vec<(String, String)>,
     pub argv: Vec<String>,
@@ -245,6 +248,7 @@ struct ChildPlan {
     hostname: String,
     loopback: bool,
     workdir: CString,
+    user: Option<String>,
     argv: Vec<CString>,
     env: Vec<CString>,
     path_var: String,
@@ -343,6 +347,7 @@ fn run_in(
                 .display()
                 .to_string(),
         )?,
+        user: inv.user.clone(),
         argv: inv.argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
         env: inv
             .env
@@ -751,6 +756,22 @@ fn workload(plan: &ChildPlan) -> ! {
             plan.workdir.to_string_lossy(),
             std::io::Error::last_os_error()
         ));
+    }
+    if let Some(spec) = &plan.user {
+        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let group = fs::read_to_string("/etc/group").unwrap_or_default();
+        let ids = user::resolve(spec, &passwd, &group).unwrap_or_else(|e| fail(e));
+        let gids: Vec<nix::unistd::Gid> = ids
+            .groups
+            .iter()
+            .map(|&g| nix::unistd::Gid::from_raw(g))
+            .collect();
+        let switched = nix::unistd::setgroups(&gids)
+            .and_then(|_| nix::unistd::setgid(nix::unistd::Gid::from_raw(ids.gid)))
+            .and_then(|_| nix::unistd::setuid(nix::unistd::Uid::from_raw(ids.uid)));
+        if let Err(e) = switched {
+            fail(format!("cannot switch to user `{spec}`: {e}"));
+        }
     }
     let Some(path) = resolve(plan.argv[0].as_bytes(), &plan.path_var) else {
         fail(format!(

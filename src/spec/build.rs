@@ -26,7 +26,9 @@ const TOP_KEYS: &[&str] = &[
     "run",
     "metric",
 ];
-const ENV_KEYS: &[&str] = &["image", "rootfs", "workdir", "volumes", "env", "network"];
+const ENV_KEYS: &[&str] = &[
+    "image", "rootfs", "workdir", "volumes", "env", "network", "user",
+];
 const LIMIT_KEYS: &[&str] = &["cpus", "cpu-quota", "memory", "pids"];
 const RUN_KEYS: &[&str] = &[
     "command",
@@ -708,6 +710,8 @@ struct Identity {
     axes: Vec<(String, Value)>,
     root: IdRoot,
     workdir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
     volumes: Vec<(PathBuf, PathBuf, bool)>,
     env: BTreeMap<String, String>,
     network: Network,
@@ -753,6 +757,13 @@ fn build_cell(
 
     let workdir = match env_t.get("workdir") {
         Some(e) => Some(container_path(r, &e.value, r.string(e)?, "workdir")?),
+        None => None,
+    };
+
+    // `user` is resolved inside the container (its /etc/passwd): "name", "uid", "uid:gid",
+    // "name:group".
+    let user = match env_t.get("user") {
+        Some(e) => Some(non_empty(r, e)?.to_string()),
         None => None,
     };
 
@@ -897,6 +908,7 @@ fn build_cell(
         axes: exp.values.clone(),
         root: id_root,
         workdir: workdir.clone(),
+        user: user.clone(),
         volumes: id_volumes,
         env: env.clone(),
         network,
@@ -911,6 +923,7 @@ fn build_cell(
         axes: exp.values.clone(),
         root,
         workdir,
+        user,
         volumes,
         env,
         network,

@@ -91,6 +91,10 @@ pub struct Cell {
     pub root: Root,
     /// Absolute, inside the container.
     pub workdir: Option<PathBuf>,
+    /// Run the workload as this user ("name", "uid", "uid:gid", "name:group"), resolved in
+    /// the container's /etc/passwd and /etc/group. `None`: root.
+    #[serde(default)]
+    pub user: Option<String>,
     pub volumes: Vec<Volume>,
     pub env: BTreeMap<String, String>,
     pub network: Network,

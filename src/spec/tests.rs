@@ -430,7 +430,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
-        "envs/x.toml:2:1: unknown key `img` in [environment]\n  hint: did you mean `image`? valid keys: image, rootfs, workdir, volumes, env, network"
+        "envs/x.toml:2:1: unknown key `img` in [environment]\n  hint: did you mean `image`? valid keys: image, rootfs, workdir, volumes, env, network, user"
     );
     assert_eq!(
         err(&format!(
