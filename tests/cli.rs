@@ -367,3 +367,66 @@ fn help_documents_the_exit_codes() {
         assert!(out.contains(&format!("  {code}")), "{out}");
     }
 }
+
+#[test]
+fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_scratch() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(
+        &TWO_CELLS
+            .replace(
+                "test ! -e /marker && touch /marker",
+                "exec -a benchbox-crash-marker sleep 30",
+            )
+            .replace("runs = 2", "runs = 1"),
+    );
+    let mut child = p
+        .cmd(&["run", "m.toml", "--out", "out"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // The container died with benchbox (parent-death signal).
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !cmd.contains("benchbox-crash-marker"),
+            "a workload outlived benchbox: {cmd}"
+        );
+    }
+    let stale = Path::new("/sys/fs/cgroup/pids/benchbox").join(format!("inv-{pid}-0"));
+    let had_stale = stale.exists();
+    // The next run removes what the killed one left: its cgroups and its scratch directory.
+    fs::write(
+        p.path("m.toml"),
+        TWO_CELLS
+            .replace("runs = 2", "runs = 1")
+            .replace("warmup = 1", "warmup = 0"),
+    )
+    .unwrap();
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !stale.exists(),
+        "stale cgroup {} (existed before: {had_stale})",
+        stale.display()
+    );
+    p.assert_no_leftovers();
+    // What the killed run had finished is on disk: its results.json says it never finished.
+    let runs: Vec<_> = fs::read_dir(p.path("out/two"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "latest" && e.path().join("results.json").exists())
+        .collect();
+    assert_eq!(runs.len(), 2);
+}
