@@ -405,7 +405,7 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
         );
     }
     let stale = Path::new("/sys/fs/cgroup/pids/benchbox").join(format!("inv-{pid}-0"));
-    let had_stale = stale.exists();
+    assert!(stale.exists(), "the killed run's cgroup should still be there: {}", stale.display());
     // The next run removes what the killed one left: its cgroups and its scratch directory.
     fs::write(
         p.path("m.toml"),
