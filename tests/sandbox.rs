@@ -90,7 +90,7 @@ fn runs_a_workload_in_a_fresh_rootfs_and_cleans_up() {
 }
 
 /// Processes and mounts of ours still alive on the host: none may outlive an invocation.
-fn leftovers(f: &Fixture) -> Vec<String> {
+fn leftovers(f: &Fixture, marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let scratch = f.dir.path().join("scratch").display().to_string();
@@ -102,7 +102,7 @@ fn leftovers(f: &Fixture) -> Vec<String> {
     );
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmd) = std::fs::read_to_string(entry.path().join("cmdline"))
-            && cmd.contains("benchbox-leftover-marker")
+            && cmd.contains(marker)
         {
             found.push(format!(
                 "process {}: {cmd}",
@@ -174,7 +174,7 @@ fn pids_limit_contains_a_fork_loop() {
     let Some(f) = Fixture::new() else { return };
     // Count the children that could be started, with shell builtins only (no fork left).
     let mut inv = f.invocation(
-        "(i=0; while [ $i -lt 200 ]; do sleep 5 & echo x >> /tmp/started; i=$((i+1)); done) 2>/dev/null; \
+        "(i=0; while [ $i -lt 200 ]; do sleep 987653 & echo x >> /tmp/started; i=$((i+1)); done) 2>/dev/null; \
          n=0; while read l; do n=$((n+1)); done < /tmp/started; echo $n",
     );
     inv.limits.pids = Some(20);
@@ -189,7 +189,11 @@ fn pids_limit_contains_a_fork_loop() {
         .unwrap_or(0);
     assert!(count < 20 && count > 5, "{count} processes: {out} {o:?}");
     assert_eq!(o.applied.pids, Some(20));
-    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+    assert!(
+        leftovers(&f, "no-marker").is_empty(),
+        "{:?}",
+        leftovers(&f, "no-marker")
+    );
 }
 
 #[test]
@@ -251,21 +255,29 @@ fn volumes_persist_rw_and_refuse_writes_ro() {
 #[test]
 fn timeout_kills_the_whole_tree() {
     let Some(f) = Fixture::new() else { return };
-    let mut inv = f.invocation("sh -c 'exec -a benchbox-leftover-marker sleep 300' & sleep 300");
+    let mut inv = f.invocation("sh -c 'sleep 987651' & sleep 300");
     inv.timeout = Some(Duration::from_millis(500));
     let (o, _) = f.run(&inv);
     assert!(o.timed_out);
     assert!(o.exit_code.is_none() && o.signal.is_some(), "{o:?}");
-    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+    assert!(
+        leftovers(&f, "987651").is_empty(),
+        "{:?}",
+        leftovers(&f, "987651")
+    );
 }
 
 #[test]
 fn background_children_die_with_the_workload() {
     let Some(f) = Fixture::new() else { return };
-    let (o, _) = f.run(&f.invocation("(exec -a benchbox-leftover-marker sleep 300) & exit 3"));
+    let (o, _) = f.run(&f.invocation("sleep 987652 & exit 3"));
     assert_eq!(o.exit_code, Some(3));
     assert!(o.failed());
-    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+    assert!(
+        leftovers(&f, "987652").is_empty(),
+        "{:?}",
+        leftovers(&f, "987652")
+    );
 }
 
 #[test]
@@ -343,7 +355,7 @@ fn exec_failure_and_bad_workdir_are_errors() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("/does/not/exist"), "{err}");
-    assert!(leftovers(&f).is_empty());
+    assert!(leftovers(&f, "no-marker").is_empty());
 }
 
 #[test]
@@ -406,4 +418,25 @@ fn the_workload_runs_as_the_configured_user() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("`nobody`"), "{err}");
+}
+
+#[test]
+fn the_leftover_probe_sees_a_live_marker_process() {
+    // Guards the leftover checks above against passing vacuously.
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("sleep 987659");
+    inv.timeout = Some(Duration::from_millis(1500));
+    let seen = std::thread::scope(|s| {
+        let probe = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read_to_string(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.contains("987659"))
+            })
+        });
+        let (o, _) = f.run(&inv);
+        assert!(o.timed_out);
+        probe.join().unwrap()
+    });
+    assert!(seen, "the marker process was not visible while running");
 }
