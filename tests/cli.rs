@@ -23,6 +23,8 @@ fn text(o: &Output) -> String {
 /// replaced by the rootfs path).
 struct Project {
     dir: tempfile::TempDir,
+    /// Pids of the benchbox processes run, to look for their cgroups afterwards.
+    pids: std::cell::RefCell<Vec<u32>>,
 }
 
 impl Project {
@@ -31,7 +33,10 @@ impl Project {
         common::busybox_rootfs(&dir.path().join("rootfs"));
         fs::create_dir(dir.path().join("scratch")).unwrap();
         fs::write(dir.path().join("m.toml"), toml).unwrap();
-        Project { dir }
+        Project {
+            dir,
+            pids: Default::default(),
+        }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -49,7 +54,14 @@ impl Project {
     fn run(&self, extra: &[&str]) -> Output {
         let mut args = vec!["run", "m.toml", "--out", "out", "--resamples", "200"];
         args.extend_from_slice(extra);
-        run_cmd(&mut self.cmd(&args))
+        let child = self
+            .cmd(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("benchbox runs");
+        self.pids.borrow_mut().push(child.id());
+        child.wait_with_output().unwrap()
     }
 
     fn latest(&self, name: &str) -> PathBuf {
