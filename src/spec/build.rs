@@ -847,21 +847,31 @@ fn build_cell(
     let limits = parse_limits(r, ctx, limits_t, &exp.label, warnings)?;
 
     // [run]
-    let Some(run_t) = parts.run.as_ref() else {
-        return Err(r.at(
-            &(0..0),
-            "missing [run] section",
-            Some("add `[run]` with `command = [\"./bench\"]`".into()),
-        ));
+    // With an image, no command means the image's own Entrypoint + Cmd (an empty argv here).
+    let from_image = matches!(root, Root::Image(_));
+    let empty_run = Node::new(0..0, Kind::Table(Vec::new()));
+    let run_t = match parts.run.as_ref() {
+        Some(t) => t,
+        None if from_image => &empty_run,
+        None => {
+            return Err(r.at(
+                &(0..0),
+                "missing [run] section",
+                Some("add `[run]` with `command = [\"./bench\"]`".into()),
+            ));
+        }
     };
-    let Some(command_e) = run_t.get("command") else {
-        return Err(r.at(
-            &run_t.span,
-            "missing `command` in [run]",
-            Some("add `command = [\"./bench\"]` (or a string, run with /bin/sh -c)".into()),
-        ));
+    let command = match run_t.get("command") {
+        Some(command_e) => argv(r, command_e)?,
+        None if from_image => Vec::new(),
+        None => {
+            return Err(r.at(
+                &run_t.span,
+                "missing `command` in [run]",
+                Some("add `command = [\"./bench\"]` (or a string, run with /bin/sh -c)".into()),
+            ));
+        }
     };
-    let command = argv(r, command_e)?;
     let setup = match run_t.get("setup") {
         Some(e) => Some(argv(r, e)?),
         None => None,
@@ -922,6 +932,7 @@ fn build_cell(
         slug: String::new(),
         axes: exp.values.clone(),
         root,
+        image_digest: None,
         workdir,
         user,
         volumes,

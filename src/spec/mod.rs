@@ -89,6 +89,10 @@ pub struct Cell {
     /// In axis declaration order.
     pub axes: Vec<(String, serde_json::Value)>,
     pub root: Root,
+    /// The manifest digest an image reference resolved to (from the lock file or a pull);
+    /// filled in after parsing, and part of the id then.
+    #[serde(default)]
+    pub image_digest: Option<String>,
     /// Absolute, inside the container.
     pub workdir: Option<PathBuf>,
     /// Run the workload as this user ("name", "uid", "uid:gid", "name:group"), resolved in
@@ -344,5 +348,23 @@ mod opt_secs {
         let secs = Option::<f64>::deserialize(d)?;
         secs.map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+/// Fold resolved image digests into the cells (once, right after parsing): `image_digest` is
+/// set and the id re-derived from the spec id and the digest, so the same tag pulled at two
+/// digests gives two cells, and `compare` can tell (it pairs them by axis values, with a
+/// warning). `digests` maps an image reference as written in the file to its manifest digest.
+pub fn pin_images(matrix: &mut Matrix, digests: &BTreeMap<String, String>) {
+    use sha2::{Digest, Sha256};
+    for cell in &mut matrix.cells {
+        if let Root::Image(reference) = &cell.root
+            && cell.image_digest.is_none()
+            && let Some(digest) = digests.get(reference)
+        {
+            let hash = Sha256::digest(format!("{}@{digest}", cell.id).as_bytes());
+            cell.id = hex::encode(hash)[..12].to_string();
+            cell.image_digest = Some(digest.clone());
+        }
     }
 }
