@@ -141,11 +141,13 @@ pub enum ImageError {
 }
 
 fn io_hint(e: &std::io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+    use std::io::ErrorKind;
+    // By kind, not errno: wrappers (tempfile adds the path) keep the kind but not the errno.
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
             "\n  hint: the disk is full; free space or point BENCHBOX_CACHE at a larger disk (nothing partial was kept)"
         }
-        Some(libc::EACCES) | Some(libc::EPERM) => {
+        ErrorKind::PermissionDenied => {
             "\n  hint: benchbox unpacks images as root (ownership, device nodes, overlay xattrs)"
         }
         _ => "",

@@ -292,7 +292,8 @@ impl Remote {
             }
             hasher.update(&chunk);
             // Page-cache writes: short enough not to need a blocking thread.
-            tmp.write_all(&chunk)
+            tmp.as_file_mut()
+                .write_all(&chunk)
                 .map_err(|e| Attempt::Fatal(ImageError::io(tmp.path(), e)))?;
             if let Some(b) = bar {
                 b.set_position(got);

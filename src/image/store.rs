@@ -214,7 +214,8 @@ impl Store {
             return Ok(digest);
         }
         let mut tmp = self.temp_file()?;
-        tmp.write_all(bytes)
+        tmp.as_file_mut()
+            .write_all(bytes)
             .map_err(|e| ImageError::io(tmp.path(), e))?;
         let dest = self.blob_path(&digest);
         tmp.persist(&dest)
@@ -320,7 +321,8 @@ impl Store {
     fn write_json<T: serde::Serialize>(&self, dest: &Path, value: &T) -> Result<(), ImageError> {
         let text = serde_json::to_vec_pretty(value).expect("store records serialize");
         let mut tmp = self.temp_file()?;
-        tmp.write_all(&text)
+        tmp.as_file_mut()
+            .write_all(&text)
             .map_err(|e| ImageError::io(tmp.path(), e))?;
         tmp.persist(dest)
             .map_err(|e| ImageError::io(dest, e.error))?;

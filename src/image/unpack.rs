@@ -165,8 +165,7 @@ impl State {
             entry: shown.clone(),
             why: why.into(),
         };
-        let rel =
-            clean_path(Path::new(OsStr::from_bytes(&raw))).map_err(|why| unsafe_entry(why))?;
+        let rel = clean_path(Path::new(OsStr::from_bytes(&raw))).map_err(&unsafe_entry)?;
         let kind = entry.header().entry_type();
         let meta = self.meta(entry, &shown)?;
 
