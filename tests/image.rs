@@ -360,11 +360,6 @@ fn malicious_layers_are_rejected_and_nothing_kept() {
             "../../../../../../../../tmp/slip",
         ),
         (
-            "absolute",
-            layer(&[E::File(&target_s, b"x")], false),
-            &target_s,
-        ),
-        (
             "symlink",
             layer(
                 &[
@@ -418,6 +413,23 @@ fn malicious_layers_are_rejected_and_nothing_kept() {
         assert!(tmp_is_empty(&store), "{name}: tmp not cleaned");
         assert!(image::list(&store).is_empty());
     }
+    // An absolute entry is rooted at the layer (as Docker does): accepted, and confined.
+    let reference = format!("{}/evil/absolute:1", reg.addr);
+    push_image(
+        &[good, layer(&[E::File(&target_s, b"x")], false)],
+        &reference,
+    );
+    let (_d, store) = new_store();
+    let img = image::pull(&store, &reference, &opts()).unwrap();
+    assert!(
+        !target.exists(),
+        "an absolute entry was written outside the layer"
+    );
+    assert!(
+        img.layers[0]
+            .join(target.strip_prefix("/").unwrap())
+            .exists()
+    );
 }
 
 /// Incompressible bytes (xorshift), so layer sizes are what they say.
@@ -805,4 +817,41 @@ fn import_is_reproducible_and_a_valid_image() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+}
+
+/// Not a test: the measuring end of `benches/pull.sh` (until the CLI's `benchbox pull` is wired).
+/// BENCH_MODE=pull times one pull of BENCH_REF into the store BENCH_STORE; BENCH_MODE=ensure
+/// times `ensure` of an already cached image (median of BENCH_N calls).
+#[test]
+#[ignore = "driver for benches/pull.sh"]
+fn bench_driver() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    let (reference, root) = (var("BENCH_REF"), PathBuf::from(var("BENCH_STORE")));
+    let store = Store::open(&root).unwrap();
+    match var("BENCH_MODE").as_str() {
+        "pull" => {
+            let t = std::time::Instant::now();
+            let img = image::pull(&store, &reference, &opts()).unwrap();
+            println!(
+                "BENCH pull_seconds={:.3} layers={} bytes={}",
+                t.elapsed().as_secs_f64(),
+                img.layers.len(),
+                img.downloaded_bytes
+            );
+        }
+        "ensure" => {
+            let n: usize = var("BENCH_N").parse().unwrap();
+            let mut times: Vec<f64> = (0..n)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let img = image::ensure(&store, &reference, None, &opts()).unwrap();
+                    assert_eq!(img.downloaded_blobs, 0);
+                    t.elapsed().as_secs_f64() * 1e6
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            println!("BENCH ensure_us={:.1}", times[n / 2]);
+        }
+        other => panic!("BENCH_MODE {other:?}: pull or ensure"),
+    }
 }

@@ -14,10 +14,11 @@
 //! owner, mtime and extended attributes (PAX `SCHILY.xattr.*`). `trusted.overlay.*` xattrs from a
 //! tarball are dropped: only our own whiteout translation may speak to overlayfs.
 //!
-//! Safety: the destination is a fresh private directory. An entry with an absolute path or a
-//! `..` component, an entry whose parent is (through an earlier entry) a symlink, and a hardlink
-//! whose target is outside the layer or not a file of it are rejected with an error naming the
-//! entry; the caller then deletes the whole directory. We never follow a symlink while writing:
+//! Safety: the destination is a fresh private directory. An entry with a `..` component, an entry
+//! whose parent is (through an earlier entry) a symlink, and a hardlink whose target is outside
+//! the layer or not a file of it are rejected with an error naming the entry; the caller then
+//! deletes the whole directory. An absolute path (`/`, `/etc/passwd`; umoci writes the root as
+//! `/`) is read relative to the layer root, as Docker and containerd do: it cannot escape. We never follow a symlink while writing:
 //! every parent is checked with lstat (only this process writes in the directory), files are
 //! created with O_EXCL (so an existing symlink is never opened), and an entry replaces whatever
 //! an earlier entry put at its path (tar semantics: the last one wins).
@@ -443,9 +444,9 @@ fn set_mtime(path: &Path, secs: i64) -> io::Result<()> {
     utimensat(None, path, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(io::Error::from)
 }
 
-/// A relative path with no `.` components, or why the entry is unsafe. `./a/b` and `a/b/` are
-/// fine; `/a`, `a/../b` are not (even when they would stay inside: no legitimate tool writes
-/// them, and refusing is simpler to reason about than resolving).
+/// The path of an entry relative to the layer root, or why the entry is unsafe. `./a/b`, `a/b/`
+/// and `/a/b` (rooted at the layer) are fine; `a/../b` is not, even where it would stay inside:
+/// no legitimate tool writes it, and refusing is simpler to reason about than resolving.
 pub fn clean_path(p: &Path) -> Result<PathBuf, &'static str> {
     let mut out = PathBuf::new();
     for c in p.components() {
@@ -453,9 +454,9 @@ pub fn clean_path(p: &Path) -> Result<PathBuf, &'static str> {
             Component::Normal(n) => out.push(n),
             Component::CurDir => {}
             Component::ParentDir => return Err("has a '..' component (it could escape the layer)"),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("is an absolute path (it could escape the layer)");
-            }
+            // Rooted at the layer, never at the host.
+            Component::RootDir => {}
+            Component::Prefix(_) => return Err("has a path prefix"),
         }
     }
     Ok(out)
@@ -549,8 +550,8 @@ mod tests {
                 "../evil",
             ),
             (
-                archive(vec![(header(EntryType::Regular, "/etc/evil", 1), b"x")]),
-                "/etc/evil",
+                archive(vec![(header(EntryType::Regular, "a/../../evil", 1), b"x")]),
+                "a/../../evil",
             ),
             (
                 archive(vec![
@@ -597,6 +598,23 @@ mod tests {
         r.unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"safe");
         assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"evil");
+    }
+
+    #[test]
+    fn absolute_paths_are_rooted_at_the_layer() {
+        let outside = tempfile::tempdir().unwrap();
+        let abs = outside.path().join("evil");
+        let tar = archive(vec![
+            (header(EntryType::Directory, "/", 0), b""),
+            (header(EntryType::Regular, abs.to_str().unwrap(), 1), b"x"),
+        ]);
+        let (dir, r) = run(&tar);
+        r.unwrap();
+        assert!(
+            !abs.exists(),
+            "an absolute entry was written outside the layer"
+        );
+        assert!(dir.path().join(abs.strip_prefix("/").unwrap()).exists());
     }
 
     #[test]
