@@ -92,23 +92,38 @@ pub fn unpack(mut input: impl io::BufRead, dest: &Path) -> Result<Unpacked, Unpa
     let mut hashing = HashingReader {
         inner: decoded,
         hasher: Sha256::new(),
+        real_len: 0,
+        padded: 0,
     };
     let mut state = State {
         dest: dest.to_path_buf(),
         known_dirs: HashSet::new(),
         dir_times: Vec::new(),
         entries: 0,
+        last_data_end: 0,
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
         let entries = archive.entries().map_err(|e| bad_tar(dest, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| bad_tar(dest, e))?;
+            let data_end = entry.raw_file_position() + entry.size();
             state.entry(&mut entry)?;
             state.entries += 1;
+            state.last_data_end = data_end;
         }
     }
+    // Zeros were made up past the end: fine only when the stream ended right after the last
+    // entry's data (what Go's archive/tar, and so Docker and umoci, accept: umoci writes such
+    // layers), never inside an entry.
+    if hashing.padded > 0 && hashing.real_len != state.last_data_end {
+        return Err(UnpackError::Unsupported(format!(
+            "truncated archive: it ends at byte {} inside an entry",
+            hashing.real_len
+        )));
+    }
     // The diff id covers the whole stream, including the end-of-archive blocks and padding.
+    hashing.padded = MAX_PAD;
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| bad_tar(dest, e))?;
     // Directory mtimes last (creating their children changed them), deepest first.
     for (path, mtime) in state.dir_times.iter().rev() {
@@ -128,15 +143,32 @@ fn bad_tar(dest: &Path, e: io::Error) -> UnpackError {
     }
 }
 
+/// Hashes what it reads; past the real end, reads as up to [`MAX_PAD`] zero bytes (not hashed)
+/// so that an archive missing its final padding and end blocks still parses (checked after).
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
+    real_len: u64,
+    padded: u64,
 }
+
+/// Enough zeros for the last entry's padding (< 512) and the two end-of-archive blocks.
+const MAX_PAD: u64 = 1535;
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.padded == 0 || self.padded == MAX_PAD {
+            // Real bytes (and, once padding is spent or switched off, the real EOF).
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() || self.padded == MAX_PAD {
+                self.hasher.update(&buf[..n]);
+                self.real_len += n as u64;
+                return Ok(n);
+            }
+        }
+        let n = buf.len().min((MAX_PAD - self.padded.min(MAX_PAD)) as usize);
+        buf[..n].fill(0);
+        self.padded += n as u64;
         Ok(n)
     }
 }
@@ -147,6 +179,8 @@ struct State {
     known_dirs: HashSet<PathBuf>,
     dir_times: Vec<(PathBuf, i64)>,
     entries: u64,
+    /// Where the data of the last entry ends in the uncompressed stream.
+    last_data_end: u64,
 }
 
 /// The metadata of an entry, PAX records applied over the header.
@@ -615,6 +649,24 @@ mod tests {
             "an absolute entry was written outside the layer"
         );
         assert!(dir.path().join(abs.strip_prefix("/").unwrap()).exists());
+    }
+
+    #[test]
+    fn a_missing_end_of_archive_is_tolerated_but_a_cut_entry_is_not() {
+        let full = archive(vec![(
+            header(EntryType::Regular, "a", 700),
+            &[7u8; 700][..],
+        )]);
+        // Header + data, without the data's padding and the end blocks (as umoci writes).
+        let short = &full[..512 + 700];
+        let (dir, r) = run(short);
+        assert_eq!(
+            r.unwrap().diff_id,
+            crate::image::store::sha256_digest(short)
+        );
+        assert_eq!(fs::read(dir.path().join("a")).unwrap(), vec![7u8; 700]);
+        let (_d, r) = run(&full[..512 + 600]);
+        assert!(matches!(r, Err(UnpackError::Unsupported(_))), "{r:?}");
     }
 
     #[test]
