@@ -10,6 +10,7 @@
 pub mod collect;
 pub mod exit;
 pub mod host;
+pub mod image;
 pub mod plan;
 pub mod results;
 pub mod runner;
