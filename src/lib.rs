@@ -12,6 +12,7 @@ pub mod exit;
 pub mod host;
 pub mod image;
 pub mod plan;
+pub mod resolve;
 pub mod results;
 pub mod runner;
 pub mod sandbox;

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
+use benchbox::image::{self, PullOptions, Store};
+use benchbox::resolve::{self, LockMode};
 use benchbox::spec::{self, CpuSet, ValidationContext};
 use benchbox::{exit, host, plan, runner, stats, ui};
 
@@ -69,10 +71,89 @@ enum Command {
         /// Bootstrap resamples for the confidence intervals.
         #[arg(long, default_value_t = 10_000)]
         resamples: usize,
+        /// Fail (exit 4) unless the lock file pins every image; never write it (for CI).
+        #[arg(long)]
+        locked: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Fetch and pin images: for a matrix FILE every image it names (recording the digests in
+    /// its lock file, envs/NAME.lock), or one image REF.
+    ///
+    /// References are written as users write them: `eclipse-temurin:21-jre` is
+    /// docker.io/library/eclipse-temurin:21-jre; tags, @sha256: digests and host:port
+    /// registries work. Registries on localhost/127.0.0.1 are reached over plain HTTP; add more
+    /// with BENCHBOX_INSECURE_REGISTRIES=host:port,... Credentials come from
+    /// ~/.docker/config.json when present.
+    #[command(after_help = exit::HELP_TABLE)]
+    Pull {
+        /// A matrix file (*.toml) or an image reference.
+        target: String,
+        /// Re-resolve every tag at its registry, even when the lock file pins it.
+        #[arg(long)]
+        update: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// List the cached images (references, digest, size, last use), or prune them.
+    #[command(after_help = exit::HELP_TABLE)]
+    Images {
+        #[command(subcommand)]
+        action: Option<ImagesAction>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Make a reproducible single-layer image from a directory (sorted entries, owner 0:0,
+    /// fixed mtimes: the same input gives the same digest), store it, optionally push it.
+    #[command(after_help = exit::HELP_TABLE)]
+    Import {
+        /// The directory that becomes the image's root filesystem.
+        dir: PathBuf,
+        /// The reference to store it under (e.g. 127.0.0.1:5000/bench/busybox:1).
+        #[arg(long)]
+        tag: String,
+        /// Also push it to its registry (to the --tag reference, or to this one).
+        #[arg(long, value_name = "REF", num_args = 0..=1, default_missing_value = "")]
+        push: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// What on this host adds noise to measurements or blocks isolation.
     #[command(after_help = exit::HELP_TABLE)]
     Doctor,
+}
+
+#[derive(clap::Args)]
+struct CacheArgs {
+    /// The image cache directory (default: $XDG_CACHE_HOME/benchbox or ~/.cache/benchbox).
+    #[arg(long, env = "BENCHBOX_CACHE", value_name = "DIR")]
+    cache: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    fn open(&self) -> Result<Store, ExitCode> {
+        let root = match &self.cache {
+            Some(dir) => dir.join(benchbox::image::store::LAYOUT),
+            None => Store::default_root(),
+        };
+        Store::open(&root).map_err(|e| {
+            eprintln!("error: {e}");
+            code(e.exit_code())
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum ImagesAction {
+    /// Remove what no lock file under envs/ and no run under reports/ of the last 30 days uses.
+    Prune {
+        /// Lock files to honour (default: envs/*.lock).
+        #[arg(long, value_name = "FILE")]
+        lock: Vec<PathBuf>,
+        /// Results directory whose recent runs keep their images.
+        #[arg(long, default_value = "reports", value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn online_cpus() -> CpuSet {
@@ -112,7 +193,11 @@ fn main() -> ExitCode {
             Err(c) => c,
         },
         Command::Plan { file, json } => match load(&file) {
-            Ok(m) => {
+            Ok(mut m) => {
+                if let Err(e) = resolve::pin_from_lock(&mut m) {
+                    eprintln!("error: {e}");
+                    return code(e.exit_code());
+                }
                 if json {
                     println!("{}", plan::render_json(&m));
                 } else {
@@ -131,13 +216,43 @@ fn main() -> ExitCode {
             resume,
             scratch,
             resamples,
+            locked,
+            cache,
         } => {
-            let matrix = match load(&file) {
+            let mut matrix = match load(&file) {
                 Ok(m) => m,
                 Err(c) => return c,
             };
             for w in &matrix.warnings {
                 eprintln!("warning: {w}");
+            }
+            // Isolation first: nothing is pulled for a run that could not start.
+            if let Err(e) = runner::preflight() {
+                eprintln!("error: {e}");
+                return code(e.exit_code());
+            }
+            let mut images = Default::default();
+            if !resolve::image_refs(&matrix).is_empty() {
+                let store = match cache.open() {
+                    Ok(s) => s,
+                    Err(c) => return c,
+                };
+                let mode = if locked {
+                    LockMode::Locked
+                } else {
+                    LockMode::Use
+                };
+                let opts = PullOptions {
+                    progress: true,
+                    ..Default::default()
+                };
+                match resolve::resolve(&mut matrix, &store, &opts, mode) {
+                    Ok(i) => images = i,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
+                }
             }
             let resume = resume.map(|r| {
                 let p = PathBuf::from(&r);
@@ -164,6 +279,7 @@ fn main() -> ExitCode {
                     ..Default::default()
                 },
                 command_line: std::env::args().collect(),
+                images,
             };
             let mut progress = ui::Progress::new();
             match runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e)) {
@@ -192,6 +308,150 @@ fn main() -> ExitCode {
                     code(e.exit_code())
                 }
             }
+        }
+        Command::Pull {
+            target,
+            update,
+            cache,
+        } => {
+            let store = match cache.open() {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let opts = PullOptions {
+                progress: true,
+                ..Default::default()
+            };
+            let is_file = target.ends_with(".toml") || Path::new(&target).is_file();
+            if is_file {
+                let mut matrix = match load(Path::new(&target)) {
+                    Ok(m) => m,
+                    Err(c) => return c,
+                };
+                let mode = if update {
+                    LockMode::Update
+                } else {
+                    LockMode::Use
+                };
+                match resolve::resolve(&mut matrix, &store, &opts, mode) {
+                    Ok(images) if images.is_empty() => {
+                        println!(
+                            "{target}: no images (cells run on a rootfs directory or the host)"
+                        );
+                    }
+                    Ok(images) => {
+                        for (r, i) in &images {
+                            println!(
+                                "{r}  {}  {}  {} layer(s)",
+                                i.digest,
+                                i.platform,
+                                i.layers.len()
+                            );
+                        }
+                        println!("pinned in {}", resolve::lock_path(&matrix).display());
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
+                }
+            } else {
+                match image::pull(&store, &target, &opts) {
+                    Ok(i) => println!(
+                        "{}  {}  {}  {} layer(s)",
+                        i.reference,
+                        i.digest,
+                        i.platform,
+                        i.layers.len()
+                    ),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
+                }
+            }
+            code(exit::OK)
+        }
+        Command::Images { action, cache } => {
+            let store = match cache.open() {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            match action {
+                None => {
+                    let list = image::list(&store);
+                    if list.is_empty() {
+                        println!("no cached images in {}", store.root().display());
+                    }
+                    for img in list {
+                        let age = img
+                            .last_used
+                            .elapsed()
+                            .map(|d| d.as_secs() / 86_400)
+                            .unwrap_or(0);
+                        println!(
+                            "{}  {}  {}  {}  last used {} day(s) ago",
+                            img.references.join(", "),
+                            &img.digest[..img.digest.len().min(19)],
+                            img.platform,
+                            ui::human_bytes(img.size as f64),
+                            age
+                        );
+                    }
+                }
+                Some(ImagesAction::Prune { lock, out }) => {
+                    let keep = match images_in_use(&lock, &out) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return code(exit::USAGE);
+                        }
+                    };
+                    let report = image::prune(&store, &keep);
+                    println!(
+                        "removed {} image(s), {} blob(s), {} layer(s), {}; kept {} pinned or recently used",
+                        report.images.len(),
+                        report.blobs,
+                        report.layers,
+                        ui::human_bytes(report.bytes as f64),
+                        keep.len()
+                    );
+                    for e in &report.errors {
+                        eprintln!("warning: {e}");
+                    }
+                }
+            }
+            code(exit::OK)
+        }
+        Command::Import {
+            dir,
+            tag,
+            push,
+            cache,
+        } => {
+            let store = match cache.open() {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let imported = match image::import_dir(&store, &dir, &tag) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(e.exit_code());
+                }
+            };
+            println!("{}  {}", imported.reference, imported.digest);
+            if let Some(dest) = push {
+                let dest = if dest.is_empty() { tag.clone() } else { dest };
+                match image::push(&store, &tag, &dest, &PullOptions::default()) {
+                    Ok(d) => println!("pushed {dest}  {d}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
+                }
+            }
+            code(exit::OK)
         }
         Command::Doctor => {
             let hierarchy = benchbox::sandbox::cgroup::detect_host();
@@ -235,4 +495,57 @@ fn main() -> ExitCode {
             code(if blocked { exit::ISOLATION } else { exit::OK })
         }
     }
+}
+
+/// Digests to keep when pruning: every lock file given (default `envs/*.lock`) and every image
+/// a run under `out` used in the last 30 days.
+fn images_in_use(
+    locks: &[PathBuf],
+    out: &Path,
+) -> Result<std::collections::HashSet<String>, String> {
+    let mut keep = std::collections::HashSet::new();
+    let mut files: Vec<PathBuf> = locks.to_vec();
+    if files.is_empty()
+        && let Ok(entries) = std::fs::read_dir("envs")
+    {
+        files.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "lock")),
+        );
+    }
+    for file in files {
+        match image::lock::LockFile::read(&file) {
+            Ok(Some(lock)) => keep.extend(lock.images.values().map(|l| l.digest.clone())),
+            Ok(None) => return Err(format!("lock file `{}` does not exist", file.display())),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let recent = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    for matrix_dir in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        for run in std::fs::read_dir(matrix_dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let results = run.path().join("results.json");
+            let fresh = std::fs::metadata(&results)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= recent);
+            if run.file_name() == "latest" || !fresh {
+                continue;
+            }
+            if let Ok(r) = benchbox::results::RunResults::read(&run.path())
+                && let Some(cells) = r.plan.get("cells").and_then(|c| c.as_array())
+            {
+                keep.extend(
+                    cells
+                        .iter()
+                        .filter_map(|c| c.get("image_digest")?.as_str().map(String::from)),
+                );
+            }
+        }
+    }
+    Ok(keep)
 }

@@ -263,7 +263,10 @@ fn render_cell(out: &mut String, cell: &Cell) {
         match &cell.root {
             Root::Host => "host filesystem (read-only)".to_string(),
             Root::Dir(p) => format!("dir {}", p.display()),
-            Root::Image(i) => format!("image {i}"),
+            Root::Image(i) => match &cell.image_digest {
+                Some(d) => format!("image {i} @ {d}"),
+                None => format!("image {i} (not pinned yet: `benchbox pull` or a run will pin it)"),
+            },
         },
     );
     if let Some(u) = &cell.user {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::collect::Extractor;
 use crate::host;
+use crate::image::ResolvedImage;
 use crate::plan::{self, Phase, Slot};
 use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
@@ -40,6 +41,8 @@ pub struct RunOptions {
     pub scratch_base: PathBuf,
     pub stats: StatsOptions,
     pub command_line: Vec<String>,
+    /// The matrix's images, resolved and unpacked (see `resolve::resolve`), by reference.
+    pub images: BTreeMap<String, ResolvedImage>,
 }
 
 /// Progress of a run, for whoever is watching.
@@ -230,6 +233,7 @@ struct Run<'m> {
     scratch: tempfile::TempDir,
     setup_layers: HashMap<String, Result<Option<PathBuf>, String>>,
     extractors: HashMap<String, Extractor>,
+    images: BTreeMap<String, ResolvedImage>,
     last_write: Instant,
 }
 
@@ -239,18 +243,12 @@ pub fn run(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<RunOutcome, RunError> {
-    if let Some(cell) = matrix
-        .cells
-        .iter()
-        .find(|c| matches!(c.root, Root::Image(_)))
-    {
-        let Root::Image(reference) = &cell.root else {
-            unreachable!()
-        };
-        return Err(RunError::Image(format!(
-            "cell {}: image `{reference}` cannot be resolved: this build of benchbox runs cells on a `rootfs` directory or the host filesystem only\n  hint: unpack the image into a directory and use `rootfs = \"...\"`",
-            cell.label
-        )));
+    for reference in crate::resolve::image_refs(matrix) {
+        if !opts.images.contains_key(&reference) {
+            return Err(RunError::Image(format!(
+                "image `{reference}` was not resolved before the run (a bug: resolve::resolve must run first)"
+            )));
+        }
     }
     let selected =
         plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
@@ -391,6 +389,7 @@ pub fn run(
         scratch,
         setup_layers: HashMap::new(),
         extractors,
+        images: opts.images.clone(),
         last_write: Instant::now(),
     };
     run.results.write(&dir)?;
@@ -464,9 +463,22 @@ impl Run<'_> {
             .expect("every cell has a result entry")
     }
 
+    fn image(&self, cell: &Cell) -> Option<&ResolvedImage> {
+        match &cell.root {
+            Root::Image(r) => self.images.get(r),
+            _ => None,
+        }
+    }
+
+    /// The workload's environment: the image's `Env` (if any), a default `PATH` unless one is
+    /// set, the matrix's `env` over both, then the `BENCHBOX_*` variables.
     fn env(&self, cell: &Cell, phase: &str, index: u32) -> Vec<(String, String)> {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
-        env.insert("PATH".into(), DEFAULT_PATH.into());
+        if let Some(image) = self.image(cell) {
+            env.extend(image.config.env.iter().cloned());
+        }
+        env.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.into());
         env.extend(cell.env.clone());
         env.insert("BENCHBOX_CELL".into(), cell.id.clone());
         env.insert("BENCHBOX_CELL_LABEL".into(), cell.label.clone());
@@ -485,6 +497,7 @@ impl Run<'_> {
         layer: Option<&PathBuf>,
     ) -> Result<Invocation, RunError> {
         let (stdout, stderr) = results::log_paths(&self.dir, &cell.slug, phase, index)?;
+        let image = self.image(cell);
         let root = match &cell.root {
             Root::Host => RootSpec::Host {
                 tmp_lower: layer.cloned(),
@@ -492,8 +505,46 @@ impl Run<'_> {
             Root::Dir(dir) => RootSpec::Overlay {
                 lowers: layer.into_iter().cloned().chain([dir.clone()]).collect(),
             },
-            Root::Image(_) => unreachable!("rejected before the run"),
+            Root::Image(r) => {
+                let image =
+                    image.ok_or_else(|| RunError::Image(format!("image `{r}` is not resolved")))?;
+                RootSpec::Overlay {
+                    lowers: layer
+                        .into_iter()
+                        .cloned()
+                        .chain(image.layers.iter().cloned())
+                        .collect(),
+                }
+            }
         };
+        // The image config supplies what the matrix leaves out: command, workdir, user.
+        let argv: Vec<String> = match (argv.is_empty(), image) {
+            (true, Some(image)) => image
+                .config
+                .entrypoint
+                .iter()
+                .chain(&image.config.cmd)
+                .cloned()
+                .collect(),
+            _ => argv.to_vec(),
+        };
+        if argv.is_empty() {
+            return Err(RunError::Usage(format!(
+                "cell {}: no command, and the image has neither Entrypoint nor Cmd\n  hint: set `command` in [run]",
+                cell.label
+            )));
+        }
+        let workdir = cell.workdir.clone().or_else(|| {
+            image
+                .and_then(|i| i.config.working_dir.clone())
+                .filter(|w| !w.is_empty())
+                .map(PathBuf::from)
+        });
+        let user = cell.user.clone().or_else(|| {
+            image
+                .and_then(|i| i.config.user.clone())
+                .filter(|u| !u.is_empty())
+        });
         Ok(Invocation {
             root,
             volumes: cell
@@ -505,10 +556,10 @@ impl Run<'_> {
                     read_only: v.read_only,
                 })
                 .collect(),
-            workdir: cell.workdir.clone(),
-            user: cell.user.clone(),
+            workdir,
+            user,
             env: self.env(cell, phase, index),
-            argv: argv.to_vec(),
+            argv,
             hostname: cell.slug.clone(),
             host_network: cell.network == Network::Host,
             limits: sandbox::Limits {

@@ -1,0 +1,132 @@
+//! Image references of a matrix -> pinned, unpacked images, through its lock file.
+//!
+//! `envs/NAME.lock` (beside `envs/NAME.toml`) records the manifest digest every image reference
+//! resolved to. Three modes:
+//! - [`LockMode::Use`] (`run`, `pull FILE`): a pinned reference uses its digest; an unpinned one is
+//!   resolved (cache first, then the registry) and added to the lock file, like Cargo.lock.
+//! - [`LockMode::Locked`] (`run --locked`, for CI): the lock file must pin every reference;
+//!   nothing is resolved and the file is never written.
+//! - [`LockMode::Update`] (`pull --update`): every tag is re-resolved at its registry.
+//!
+//! Then the digests are folded into the cells ([`crate::spec::pin_images`]), so a cell's id
+//! changes when its image does.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::image::{self, ImageError, PullOptions, ResolvedImage, Store, lock};
+use crate::spec::{self, Matrix, Root};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Use,
+    Locked,
+    Update,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0}")]
+    Image(#[from] ImageError),
+    #[error("{0}")]
+    Locked(String),
+}
+
+impl ResolveError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ResolveError::Image(e) => e.exit_code(),
+            ResolveError::Locked(_) => crate::exit::IMAGE,
+        }
+    }
+}
+
+/// The distinct image references of a matrix, as written, in cell order.
+pub fn image_refs(matrix: &Matrix) -> Vec<String> {
+    let mut refs: Vec<String> = Vec::new();
+    for cell in &matrix.cells {
+        if let Root::Image(r) = &cell.root
+            && !refs.contains(r)
+        {
+            refs.push(r.clone());
+        }
+    }
+    refs
+}
+
+pub fn lock_path(matrix: &Matrix) -> PathBuf {
+    lock::lock_path(&matrix.path)
+}
+
+/// Pin the cells to the digests the lock file already holds; no store, no network (`plan`).
+pub fn pin_from_lock(matrix: &mut Matrix) -> Result<(), ResolveError> {
+    let Some(lockfile) = lock::LockFile::read(&lock_path(matrix))? else {
+        return Ok(());
+    };
+    let digests: BTreeMap<String, String> = image_refs(matrix)
+        .into_iter()
+        .filter_map(|r| lockfile.get(&r).map(|l| (r, l.digest.clone())))
+        .collect();
+    spec::pin_images(matrix, &digests);
+    Ok(())
+}
+
+/// Resolve and unpack every image of the matrix, update its lock file as `mode` says, and pin
+/// the cells. Returns the images by reference as written.
+pub fn resolve(
+    matrix: &mut Matrix,
+    store: &Store,
+    opts: &PullOptions,
+    mode: LockMode,
+) -> Result<BTreeMap<String, ResolvedImage>, ResolveError> {
+    let refs = image_refs(matrix);
+    let mut images = BTreeMap::new();
+    if refs.is_empty() {
+        return Ok(images);
+    }
+    let path = lock_path(matrix);
+    let existing = lock::LockFile::read(&path)?;
+    if mode == LockMode::Locked {
+        let Some(lockfile) = &existing else {
+            return Err(ResolveError::Locked(format!(
+                "`{}` does not exist, and --locked needs every image pinned\n  hint: run `benchbox pull {}` and commit the lock file",
+                path.display(),
+                matrix.path.display()
+            )));
+        };
+        let missing = lockfile.missing(refs.iter().map(String::as_str));
+        if !missing.is_empty() {
+            return Err(ResolveError::Locked(format!(
+                "`{}` is out of date: no pin for {}\n  hint: run `benchbox pull {}` and commit the lock file",
+                path.display(),
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                matrix.path.display()
+            )));
+        }
+    }
+    let mut lockfile = existing.clone().unwrap_or_else(lock::LockFile::new);
+    for r in &refs {
+        let resolved = match mode {
+            LockMode::Update => image::pull(store, r, opts)?,
+            LockMode::Use | LockMode::Locked => {
+                let pinned = lockfile.get(r).map(|l| l.digest.clone());
+                image::ensure(store, r, pinned.as_deref(), opts)?
+            }
+        };
+        lockfile.set(r, &resolved.digest, &resolved.platform)?;
+        images.insert(r.clone(), resolved);
+    }
+    if mode != LockMode::Locked && existing.as_ref() != Some(&lockfile) {
+        lockfile.write(&path)?;
+    }
+    let digests = images
+        .iter()
+        .map(|(r, i)| (r.clone(), i.digest.clone()))
+        .collect();
+    spec::pin_images(matrix, &digests);
+    Ok(images)
+}

@@ -1,0 +1,270 @@
+//! Cells on real OCI images, end to end through the binary: images built from busybox-static,
+//! pushed to a real registry, pulled, pinned in a lock file, run, retagged.
+
+mod common;
+#[path = "common/registry.rs"]
+mod registry;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Output;
+
+fn text(o: &Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    registry: registry::Registry,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("scratch")).unwrap();
+        Env {
+            dir,
+            registry: registry::Registry::start(),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        common::benchbox()
+            .current_dir(self.dir.path())
+            .args(args)
+            .env("BENCHBOX_SCRATCH", self.path("scratch"))
+            .env("BENCHBOX_CACHE", self.path("cache"))
+            .output()
+            .unwrap()
+    }
+
+    /// A busybox root filesystem with /etc/flavour, imported and pushed as `bb:<tag>`.
+    fn push_flavour(&self, tag: &str, flavour: &str) -> String {
+        let root = self.path(&format!("root-{tag}-{flavour}"));
+        common::busybox_rootfs(&root);
+        fs::write(root.join("etc/flavour"), flavour).unwrap();
+        let reference = format!("{}/bench/bb:{tag}", self.registry.addr);
+        let o = self.cmd(&[
+            "import",
+            root.to_str().unwrap(),
+            "--tag",
+            &reference,
+            "--push",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        reference
+    }
+
+    fn log(&self, name: &str, slug: &str) -> String {
+        let dir = fs::canonicalize(self.path(&format!("out/{name}/latest"))).unwrap();
+        fs::read_to_string(dir.join("logs").join(slug).join("measure-0.out")).unwrap()
+    }
+}
+
+const MATRIX: &str = r#"
+name = "imgs"
+[matrix]
+flavour = ["a", "b"]
+[environment]
+image = "ADDR/bench/bb:{flavour}"
+[limits]
+memory = "64MiB"
+[run]
+command = "cat /etc/flavour; echo; test ! -e /written && echo > /written"
+warmup = 0
+runs = 2
+"#;
+
+fn plan_ids(env: &Env) -> Vec<(String, String)> {
+    let o = env.cmd(&["plan", "m.toml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["image_digest"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_cells_on_two_images_are_pinned_run_and_survive_a_retag() {
+    if !common::privileged() {
+        return;
+    }
+    let env = Env::new();
+    env.push_flavour("a", "A");
+    env.push_flavour("b", "B");
+    fs::write(
+        env.path("m.toml"),
+        MATRIX.replace("ADDR", &env.registry.addr),
+    )
+    .unwrap();
+
+    // --locked without a lock file: exit 4, nothing run.
+    let o = env.cmd(&["run", "m.toml", "--out", "out", "--locked"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("m.lock"),
+        "{}",
+        text(&o)
+    );
+    assert!(!env.path("out").exists());
+
+    // A plain run resolves, pins and runs each cell on its own image.
+    let o = env.cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(env.log("imgs", "flavour-a"), "A\n");
+    assert_eq!(env.log("imgs", "flavour-b"), "B\n");
+    let lock = fs::read_to_string(env.path("m.lock")).unwrap();
+    assert_eq!(lock.matches("digest = \"sha256:").count(), 2, "{lock}");
+    let pinned = plan_ids(&env);
+    assert!(
+        pinned.iter().all(|(_, d)| d.starts_with("sha256:")),
+        "{pinned:?}"
+    );
+    let results: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(
+            fs::canonicalize(env.path("out/imgs/latest"))
+                .unwrap()
+                .join("results.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        results["plan"]["cells"][0]["image_digest"],
+        pinned[0].1.as_str()
+    );
+
+    // The tag moves; a locked run still uses the pinned image.
+    env.push_flavour("b", "B2");
+    let o = env.cmd(&[
+        "run",
+        "m.toml",
+        "--out",
+        "out",
+        "--locked",
+        "--resamples",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(env.log("imgs", "flavour-b"), "B\n");
+    assert_eq!(plan_ids(&env), pinned, "a locked run changes nothing");
+
+    // `pull --update` re-resolves: the new image runs, and its cell gets a new id.
+    let o = env.cmd(&["pull", "m.toml", "--update"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let updated = plan_ids(&env);
+    assert_eq!(updated[0], pinned[0]);
+    assert_ne!(updated[1], pinned[1]);
+    let o = env.cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(env.log("imgs", "flavour-b"), "B2\n");
+
+    // `images` lists them; prune keeps what the lock file pins.
+    let o = env.cmd(&["images"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("bench/bb:a"),
+        "{}",
+        text(&o)
+    );
+    let o = env.cmd(&["images", "prune", "--lock", "m.lock", "--out", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = env.cmd(&[
+        "run",
+        "m.toml",
+        "--out",
+        "out",
+        "--locked",
+        "--resamples",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn an_unknown_tag_is_exit_4_naming_the_reference() {
+    if !common::privileged() {
+        return;
+    }
+    let env = Env::new();
+    fs::write(
+        env.path("m.toml"),
+        MATRIX.replace("ADDR", &env.registry.addr),
+    )
+    .unwrap();
+    let o = env.cmd(&["run", "m.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bench/bb:a"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !env.path("out").exists(),
+        "nothing is created when an image cannot be resolved"
+    );
+    assert!(!env.path("m.lock").exists());
+}
+
+#[test]
+fn the_image_config_supplies_command_env_workdir_and_user() {
+    if !common::privileged() {
+        return;
+    }
+    let env = Env::new();
+    let root = env.path("root");
+    common::busybox_rootfs(&root);
+    fs::create_dir_all(root.join("work")).unwrap();
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nbench:x:1000:1000::/work:/bin/sh\n",
+    )
+    .unwrap();
+    // A layer tar of the rootfs (the library's import takes layers and a config).
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", &root).unwrap();
+    let layer = tar.into_inner().unwrap();
+    let store =
+        benchbox::image::Store::open(&env.path("cache").join(benchbox::image::store::LAYOUT))
+            .unwrap();
+    let config = benchbox::image::ImageConfig {
+        env: vec![
+            ("GREETING".into(), "from-image".into()),
+            ("PATH".into(), "/bin".into()),
+        ],
+        working_dir: Some("/work".into()),
+        entrypoint: vec!["/bin/sh".into(), "-c".into()],
+        cmd: vec!["echo $GREETING $OVERRIDE; pwd; id -u".into()],
+        user: Some("bench".into()),
+    };
+    let reference = format!("{}/bench/configured:1", env.registry.addr);
+    benchbox::image::import_layers(&store, &[layer], &config, &reference).unwrap();
+    benchbox::image::push(&store, &reference, &reference, &Default::default()).unwrap();
+    fs::write(
+        env.path("m.toml"),
+        format!("name = \"cfg\"\n[environment]\nimage = \"{reference}\"\nenv = {{ OVERRIDE = \"from-matrix\" }}\n[run]\nwarmup = 0\nruns = 1\n"),
+    )
+    .unwrap();
+    let o = env.cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        env.log("cfg", "default"),
+        "from-image from-matrix\n/work\n1000\n"
+    );
+}
