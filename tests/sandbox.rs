@@ -403,11 +403,11 @@ fn the_workload_runs_as_the_configured_user() {
         "root:x:0:\nbench:x:1000:\nperf:x:1500:bench\n",
     )
     .unwrap();
-    let mut inv = f.invocation("id -u; id -g; id -G");
+    let mut inv = f.invocation("id -u; id -g; id -G; head -c 4 /dev/zero > /dev/null && echo dev-ok");
     inv.user = Some("bench".into());
     let (o, out) = f.run(&inv);
     assert_eq!(o.exit_code, Some(0), "{out}");
-    assert_eq!(out, "1000\n1000\n1000 1500\n");
+    assert_eq!(out, "1000\n1000\n1000 1500\ndev-ok\n");
     let mut inv = f.invocation("true");
     inv.user = Some("nobody".into());
     let err = sandbox::run(
