@@ -17,6 +17,14 @@ struct Fixture {
 
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Tests whose assertions are about CPU time take turns: on a 2-core machine two busy loops
+/// plus the other tests would starve each other and make CPU/wall ratios meaningless.
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cpu_turn() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Fixture {
     fn new() -> Option<Fixture> {
         if !common::privileged() {
@@ -63,11 +71,17 @@ impl Fixture {
         (outcome, out)
     }
 
+    /// Nothing is left in the scratch base but the two shared, empty directories (the root
+    /// mount point and host mode's empty /tmp layer).
     fn scratch_is_empty(&self) -> bool {
         std::fs::read_dir(self.dir.path().join("scratch"))
             .unwrap()
-            .next()
-            .is_none()
+            .flatten()
+            .all(|e| {
+                let name = e.file_name();
+                (name == "mnt" || name == "empty")
+                    && std::fs::read_dir(e.path()).unwrap().next().is_none()
+            })
     }
 }
 
@@ -155,6 +169,7 @@ fn memory_limit_oom_kills_and_caps_the_peak() {
 #[test]
 fn cpu_quota_half_a_core() {
     let Some(f) = Fixture::new() else { return };
+    let _turn = cpu_turn();
     let mut inv = f.invocation("timeout 1 sh -c 'while :; do :; done'; true");
     inv.limits.cpu_quota = Some(0.5);
     let (o, _) = f.run(&inv);
@@ -292,7 +307,8 @@ fn signals_and_exit_codes_are_reported() {
 #[test]
 fn cgroup_cpu_accounting_agrees_with_rusage() {
     let Some(f) = Fixture::new() else { return };
-    let (o, _) = f.run(&f.invocation("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"));
+    let _turn = cpu_turn();
+    let (o, _) = f.run(&f.invocation("i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done"));
     let cgroup = (o.cpu_user + o.cpu_system).as_secs_f64();
     let rusage = o.rusage.user_s + o.rusage.system_s;
     assert!(cgroup > 0.2, "busy loop too short: {cgroup}");
@@ -403,7 +419,8 @@ fn the_workload_runs_as_the_configured_user() {
         "root:x:0:\nbench:x:1000:\nperf:x:1500:bench\n",
     )
     .unwrap();
-    let mut inv = f.invocation("id -u; id -g; id -G; head -c 4 /dev/zero > /dev/null && echo dev-ok");
+    let mut inv =
+        f.invocation("id -u; id -g; id -G; head -c 4 /dev/zero > /dev/null && echo dev-ok");
     inv.user = Some("bench".into());
     let (o, out) = f.run(&inv);
     assert_eq!(o.exit_code, Some(0), "{out}");

@@ -27,6 +27,8 @@ pub struct MountPlan {
     pub scratch: PathBuf,
     /// Host directory shown at `/run/benchbox` (the metrics file lives there).
     pub run_dir: PathBuf,
+    /// An empty directory (the lower layer of host mode's /tmp when there is no setup layer).
+    pub empty_dir: PathBuf,
     pub volumes: Vec<Volume>,
     /// The invocation's cgroup directories to show at `/sys/fs/cgroup` (see
     /// `Group::container_view`).
@@ -166,9 +168,7 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
             )?;
             make_readonly_recursive(root)?;
             // A private, writable /tmp: an overlay so a setup step's /tmp can sit below it.
-            let empty = plan.scratch.join("tmp-empty");
-            mkdir_p(&empty)?;
-            let lower = tmp_lower.clone().unwrap_or(empty);
+            let lower = tmp_lower.clone().unwrap_or_else(|| plan.empty_dir.clone());
             mount_overlay(
                 &[lower],
                 &plan.scratch.join("upper"),
@@ -177,15 +177,18 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
             )?;
             fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
                 .map_err(|e| format!("cannot chmod /tmp: {e}"))?;
-            do_mount(
-                Some("tmpfs"),
-                &root.join("run"),
-                Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some("mode=755"),
-            )?;
         }
     }
+    // A private /run (a tmpfs, as runtimes expect it to start empty); the metrics directory
+    // is bound under it, so nothing is created in the overlay's upper layer.
+    mkdir_p(&root.join("run"))?;
+    do_mount(
+        Some("tmpfs"),
+        &root.join("run"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )?;
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mkdir_p(&root.join("proc"))?;
     do_mount(
