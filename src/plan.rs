@@ -265,7 +265,7 @@ fn render_cell(out: &mut String, cell: &Cell) {
             Root::Dir(p) => format!("dir {}", p.display()),
             Root::Image(i) => match &cell.image_digest {
                 Some(d) => format!("image {i} @ {d}"),
-                None => format!("image {i} (not pinned yet: `benchbox pull` or a run will pin it)"),
+                None => format!("image {i} (unpinned)"),
             },
         },
     );
@@ -667,7 +667,7 @@ better = "higher"
         let c = &m.cells[0];
         let expected_cell = format!(
             "{}  jdk=17 gc=G1
-  root     image temurin:17
+  root     image temurin:17 (unpinned)
   volumes  /tmp -> /data (ro)
   env      OPTS=-XX:+UseG1GC
   network  none
