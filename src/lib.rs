@@ -11,6 +11,7 @@ pub mod collect;
 pub mod exit;
 pub mod host;
 pub mod plan;
+pub mod render;
 pub mod results;
 pub mod runner;
 pub mod sandbox;
