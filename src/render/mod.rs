@@ -578,8 +578,12 @@ pub fn write_all(
     opts: &RenderOptions,
 ) -> Result<Vec<PathBuf>> {
     fixed_reference(results, opts)?;
+    let plots = plots(results, opts)?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
-        (run_dir.join(HTML_FILE), html(results, opts)?.into_bytes()),
+        (
+            run_dir.join(HTML_FILE),
+            html::html_with_plots(results, opts, &plots)?.into_bytes(),
+        ),
         (run_dir.join(LATEX_FILE), latex(results, opts)?.into_bytes()),
         (
             run_dir.join(STATS_CSV_FILE),
@@ -588,7 +592,7 @@ pub fn write_all(
         (run_dir.join(BMF_FILE), bmf_json(results).into_bytes()),
     ];
     let plots_dir = run_dir.join(PLOTS_DIR);
-    for plot in plots(results, opts)? {
+    for plot in plots {
         files.push((
             plots_dir.join(format!("{}.svg", plot.stem)),
             plot.svg.into_bytes(),
