@@ -14,8 +14,8 @@
 use std::fmt::Write;
 
 use super::{
-    MetricTable, RenderOptions, Result, axes, format_ratio, metric_tables, palette, plots,
-    verdict, warning_tag,
+    MetricTable, RenderOptions, Result, axes, format_ratio, metric_tables, palette, plots, verdict,
+    warning_tag,
 };
 use crate::results::{CellResult, RunResults};
 use crate::sandbox::Applied;
@@ -154,11 +154,7 @@ fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[M
                 format!("<code>{}</code> ({})", escape(&a.name), values.join(", "))
             })
             .collect();
-        format!(
-            "{} cells over {}",
-            results.cells.len(),
-            list.join(" × ")
-        )
+        format!("{} cells over {}", results.cells.len(), list.join(" × "))
     };
     let host = &results.host;
     let invocations: usize = results
@@ -217,7 +213,10 @@ fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[M
             escape(&t.metric.title)
         );
     }
-    let _ = writeln!(h, "<a href=\"#environment\">Environment</a>\n</nav>\n</header>");
+    let _ = writeln!(
+        h,
+        "<a href=\"#environment\">Environment</a>\n</nav>\n</header>"
+    );
 }
 
 fn anchor(key: &str) -> String {
@@ -271,7 +270,10 @@ fn metric_section(
                 } else {
                     "no successful invocation"
                 };
-                let _ = writeln!(h, "<td class=\"num\">0</td><td colspan=\"6\" class=\"warn\">{why}</td></tr>");
+                let _ = writeln!(
+                    h,
+                    "<td class=\"num\">0</td><td colspan=\"6\" class=\"warn\">{why}</td></tr>"
+                );
                 continue;
             }
             Some(sum) => {
@@ -290,15 +292,21 @@ fn metric_section(
                 let (ratio, ratio_ci, words) = match (&row.ratio, row.is_reference) {
                     (_, true) => ("1".to_string(), "–".to_string(), "reference".to_string()),
                     (Some(r), false) => {
-                        let ci = r
-                            .ci
-                            .map(|c| format!("{} – {}", format_ratio(c.lower), format_ratio(c.upper)))
+                        let ci =
+                            r.ci.map(|c| {
+                                format!("{} – {}", format_ratio(c.lower), format_ratio(c.upper))
+                            })
                             .unwrap_or_else(|| "–".into());
                         let words = match verdict(m, r) {
                             Some("better") => "<span class=\"better\">better</span>".to_string(),
                             Some("worse") => "<span class=\"worse\">worse</span>".to_string(),
                             Some(other) => other.to_string(),
-                            None => "too few runs to tell".to_string(),
+                            None if sum.n < crate::stats::MIN_BOOTSTRAP_SAMPLES => {
+                                "too few runs to tell".to_string()
+                            }
+                            // The bootstrap met a zero median (coarse counters, such as
+                            // CPU time in 4 ms ticks), so the ratio has no interval.
+                            None => "no interval (zero values)".to_string(),
                         };
                         (format!("{}×", format_ratio(r.ratio)), ci, words)
                     }
@@ -362,9 +370,10 @@ fn limits_text(applied: &Applied) -> String {
         parts.push(format!("cpus {cpus}"));
     }
     match (applied.cpu_quota_us, applied.cpu_period_us) {
-        (Some(q), Some(p)) if q > 0 && p > 0 => {
-            parts.push(format!("CPU quota {} cores ({q} µs / {p} µs)", format_ratio(q as f64 / p as f64)))
-        }
+        (Some(q), Some(p)) if q > 0 && p > 0 => parts.push(format!(
+            "CPU quota {} cores ({q} µs / {p} µs)",
+            format_ratio(q as f64 / p as f64)
+        )),
         (Some(_), Some(_)) | (None, Some(_)) => parts.push("no CPU quota".into()),
         _ => {}
     }
@@ -422,7 +431,10 @@ fn root_text(plan: Option<&serde_json::Value>) -> String {
 }
 
 fn command_text(plan: Option<&serde_json::Value>) -> String {
-    let Some(argv) = plan.and_then(|p| p.get("command")).and_then(|c| c.as_array()) else {
+    let Some(argv) = plan
+        .and_then(|p| p.get("command"))
+        .and_then(|c| c.as_array())
+    else {
         return String::new();
     };
     let words: Vec<String> = argv.iter().map(axis_value_text).collect();
@@ -451,7 +463,10 @@ fn environment(h: &mut String, results: &RunResults) {
             .count();
         let mut extra = String::new();
         if let Some(e) = &cell.setup_error {
-            extra = format!("<br><span class=\"warn\">setup failed: {}</span>", escape(e));
+            extra = format!(
+                "<br><span class=\"warn\">setup failed: {}</span>",
+                escape(e)
+            );
         }
         for w in &cell.warnings {
             extra.push_str(&format!("<br><span class=\"warn\">{}</span>", escape(w)));
@@ -487,7 +502,9 @@ fn environment(h: &mut String, results: &RunResults) {
         ("Kernel", format!("{} ({})", host.kernel, host.architecture)),
         (
             "cgroup",
-            host.cgroup_version.clone().unwrap_or_else(|| "unknown".into()),
+            host.cgroup_version
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
         ),
         (
             "CPU governor",
@@ -524,10 +541,7 @@ fn environment(h: &mut String, results: &RunResults) {
                 results.stats.seed
             ),
         ),
-        (
-            "Tool",
-            format!("{} {}", results.tool, results.tool_version),
-        ),
+        ("Tool", format!("{} {}", results.tool, results.tool_version)),
         ("Command line", results.command_line.join(" ")),
     ];
     let _ = writeln!(h, "<h3>Run</h3>\n<dl class=\"facts\">");
@@ -543,7 +557,10 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

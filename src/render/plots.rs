@@ -106,6 +106,10 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 }
 
 type DrawResult = std::result::Result<(), String>;
+/// A confidence interval in display units, when there is one.
+type Band = Option<(f64, f64)>;
+/// A row of the ratio plot: (cell label, ratio, CI).
+type RatioRow = (String, f64, Band);
 
 /// A categorical axis: category `i` sits at `i` on a continuous scale (so points can be
 /// jittered or dodged around it), ticks are at the integers, and each tick is labelled with
@@ -175,11 +179,11 @@ enum Figure {
         x_title: String,
         y_title: String,
         /// (series label, points (x, median, CI)), x ascending.
-        series: Vec<(String, Vec<(f64, f64, Option<(f64, f64)>)>)>,
+        series: Vec<Line>,
     },
     Ratios {
         /// (cell label, ratio, CI), top to bottom.
-        rows: Vec<(String, f64, Option<(f64, f64)>)>,
+        rows: Vec<RatioRow>,
         x_title: String,
     },
 }
@@ -367,7 +371,7 @@ fn draw_distribution<DB: DrawingBackend>(
 fn draw_ratios<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     g: Geom,
-    rows: &[(String, f64, Option<(f64, f64)>)],
+    rows: &[RatioRow],
     x_title: &str,
 ) -> DrawResult {
     let n = rows.len();
@@ -550,7 +554,8 @@ fn draw_medians<DB: DrawingBackend>(
     root.present().map_err(err)
 }
 
-type Line = (String, Vec<(f64, f64, Option<(f64, f64)>)>);
+/// A line of the line plot: (series label, points (x, median, CI)).
+type Line = (String, Vec<(f64, f64, Band)>);
 
 fn draw_line<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -895,7 +900,7 @@ fn figures_for(table: &MetricTable, axes: &[Axis]) -> Vec<(String, String, Figur
 
     // Ratios to the reference.
     if let Some(reference) = table.reference_label() {
-        let rows: Vec<(String, f64, Option<(f64, f64)>)> = table
+        let rows: Vec<RatioRow> = table
             .rows
             .iter()
             .filter_map(|r| {
