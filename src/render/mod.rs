@@ -632,7 +632,7 @@ mod tests {
         assert_eq!(Scale::for_values(&time, &[0.12, 0.5]).unit, "ms");
         assert_eq!(Scale::for_values(&time, &[2.0, 5.0]).unit, "s");
         assert_eq!(Scale::for_values(&time, &[2e-5]).unit, "µs");
-        assert_eq!(Scale::for_values(&time, &[]).unit, "ns");
+        assert_eq!(Scale::for_values(&time, &[]).unit, "s");
         let mem = Metric::builtin("peak_memory_bytes", "Peak memory", Kind::Bytes);
         let s = Scale::for_values(&mem, &[2.0 * 1024.0 * 1024.0]);
         assert_eq!(
