@@ -2,9 +2,10 @@
 //!
 //! Data flows one way (see `README.md`):
 //! matrix file -> [`spec`] -> [`plan`] -> [`sandbox`] (one container per invocation)
-//! -> [`collect`] -> [`results`] -> [`stats`] -> terminal summary.
+//! -> [`collect`] -> [`results`] -> [`stats`] -> [`render`] (reports) and the terminal summary.
+//! [`image`] (the only network code) and [`resolve`] turn image references into layers.
 //!
-//! `spec`, `plan`, `collect` and `stats` are pure; `sandbox` is the only module that
+//! `spec`, `plan`, `collect`, `stats` and `render` are pure; `sandbox` is the only module that
 //! unshares, mounts or writes cgroup files, and the only home of `unsafe`.
 
 pub mod collect;
@@ -12,6 +13,7 @@ pub mod exit;
 pub mod host;
 pub mod image;
 pub mod plan;
+pub mod render;
 pub mod resolve;
 pub mod results;
 pub mod runner;

@@ -284,6 +284,14 @@ fn main() -> ExitCode {
             let mut progress = ui::Progress::new();
             match runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e)) {
                 Ok(outcome) => {
+                    // Reports are a view of the raw data: a failure to render one is a warning,
+                    // never a lost run (`benchbox report` can redo them).
+                    let render_opts = benchbox::render::RenderOptions::default();
+                    if let Err(e) =
+                        benchbox::render::write_all(&outcome.results, &outcome.dir, &render_opts)
+                    {
+                        eprintln!("warning: cannot write the reports: {e}");
+                    }
                     print!("{}", ui::summary_table(&outcome.results));
                     println!("results: {}", outcome.dir.display());
                     if outcome.interrupted {

@@ -43,6 +43,7 @@ pub struct Sample {
     pub throttled_s: f64,
     /// `wait4` rusage of the whole tree (waited-for processes only): a cross-check of the
     /// cgroup's accounting.
+    #[serde(default)]
     pub rusage: crate::sandbox::Rusage,
     pub metrics: BTreeMap<String, f64>,
 }
@@ -322,6 +323,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temp file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("write", path))?;
     tmp.as_file().sync_data().map_err(io_err("sync", path))?;
+    // tempfile creates 0600; results are meant to be read by others (CI artifacts, web servers).
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .map_err(io_err("chmod", path))?;
     tmp.persist(path).map_err(|e| ResultsError::Io {
         action: "replace",
         path: path.to_path_buf(),

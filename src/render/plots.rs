@@ -1,0 +1,979 @@
+//! Plots for papers and for the HTML report, drawn with `plotters`, each as SVG and as PNG.
+//!
+//! Per report metric (wall time, CPU time, peak memory, custom metrics):
+//! - `distribution-<metric>`: every measured invocation per cell, as a horizontal box plot
+//!   (box = quartiles, bar = median, whiskers = the furthest points within 1.5 IQR, Tukey)
+//!   with the points on top, jittered vertically by a fixed sequence (not random), points
+//!   beyond the whiskers in vermillion.
+//! - `medians-<metric>`: medians with their 95% CI whiskers, grouped along the x axis by the
+//!   matrix's first axis and faceted (one panel each) by its second; further axes become
+//!   coloured series side by side. One axis gives one panel, no axes one point.
+//! - `line-<metric>-<axis>`: the median over a numeric axis with at least three values, as a
+//!   line with its CI as a band, one line per combination of the other axes.
+//! - `ratios-<metric>`: each cell's median over the reference cell's, with the bootstrap CI of
+//!   the ratio, and a dashed line at 1.
+//!
+//! Memory over time per cell is not plotted: the runner records no samples of memory over
+//! time yet (only the peak), so there is nothing to draw.
+//!
+//! Publication quality: sized for one column of a two-column paper (480 x ~300 SVG pixels,
+//! i.e. 3.3 in at 144 px/in with 8-9 pt text; a faceted plot widens towards a full page
+//! width), axis titles with units, the Okabe-Ito palette ([`super::palette`]), and text in
+//! DejaVu Sans embedded in the binary, so PNGs are legible on a host with no fonts at all.
+//! PNGs are drawn at 3x (about 400 dpi in a 3.5 in column). Output is deterministic: no
+//! timestamps, no randomness, cells in result order.
+
+use std::sync::Once;
+
+use std::ops::Range;
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::palette;
+use super::{MetricTable, RenderError, RenderOptions, Result, axes, axis_text, metric_tables};
+use crate::results::RunResults;
+use crate::spec::Axis;
+use crate::stats::quantile;
+
+/// One plot, ready to write as `plots/<stem>.svg` and `plots/<stem>.png`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plot {
+    pub stem: String,
+    /// The metric's key (`wall_s`, ...), so a report can place the plot under its metric.
+    pub metric: String,
+    /// One sentence saying what the plot shows, for captions and alt text.
+    pub caption: String,
+    pub svg: String,
+    pub png: Vec<u8>,
+}
+
+/// The family name registered with plotters; it is written verbatim into the SVG's
+/// `font-family`, so it doubles as a CSS fallback list for SVG viewers.
+const FONT: &str = "DejaVu Sans, sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// PNG pixels per SVG pixel.
+const PNG_SCALE: f64 = 3.0;
+/// Width of a single-panel plot, in SVG pixels.
+const WIDTH: u32 = 480;
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in; if it failed to parse, every text draw would fail and say so.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
+    });
+}
+
+/// Sizes in SVG pixels, multiplied by the backend's scale.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    scale: f64,
+}
+
+impl Geom {
+    fn px(&self, v: f64) -> i32 {
+        (v * self.scale).round() as i32
+    }
+    fn upx(&self, v: f64) -> u32 {
+        (v * self.scale).round().max(1.0) as u32
+    }
+    /// A text style of `size` pixels (plotters divides by 1.24 to get the CSS font size).
+    fn font(&self, size: f64) -> TextStyle<'static> {
+        (FONT, size * 1.24 * self.scale).into_font().color(&BLACK)
+    }
+}
+
+fn rgb((r, g, b): (u8, u8, u8)) -> RGBColor {
+    RGBColor(r, g, b)
+}
+
+/// A tick label: at most three decimals, trailing zeros dropped ("100", "0.25", "1.5").
+fn tick(v: &f64) -> String {
+    let text = format!("{v:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+type DrawResult = std::result::Result<(), String>;
+/// A confidence interval in display units, when there is one.
+type Band = Option<(f64, f64)>;
+/// A row of the ratio plot: (cell label, ratio, CI).
+type RatioRow = (String, f64, Band);
+
+/// A categorical axis: category `i` sits at `i` on a continuous scale (so points can be
+/// jittered or dodged around it), ticks are at the integers, and each tick is labelled with
+/// its category's name. plotters' own key-point binding has no label formatting.
+#[derive(Debug, Clone)]
+struct Categories {
+    /// By position: `labels[i]` is drawn at `i`.
+    labels: Vec<String>,
+    lo: f64,
+    hi: f64,
+}
+
+impl Categories {
+    fn new(labels: Vec<String>, pad: f64) -> Categories {
+        let n = labels.len() as f64;
+        Categories {
+            labels,
+            lo: -0.5 - pad,
+            hi: n - 0.5 + pad,
+        }
+    }
+}
+
+impl Ranged for Categories {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let t = (value - self.lo) / (self.hi - self.lo);
+        limit.0 + (t * (limit.1 - limit.0) as f64).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        (0..self.labels.len()).map(|i| i as f64).collect()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+impl ValueFormatter<f64> for Categories {
+    fn format_ext(&self, value: &f64) -> String {
+        usize::try_from(value.round() as i64)
+            .ok()
+            .and_then(|i| self.labels.get(i).cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// A figure's data, already scaled to display units; drawn once per backend.
+enum Figure {
+    Distribution {
+        /// (cell label, values), top to bottom.
+        cells: Vec<(String, Vec<f64>)>,
+        x_title: String,
+    },
+    Medians {
+        x_labels: Vec<String>,
+        x_title: String,
+        y_title: String,
+        /// (panel title, points (x index, series index, median, CI)).
+        facets: Vec<(Option<String>, Vec<Point>)>,
+        series: Vec<String>,
+    },
+    Line {
+        x_title: String,
+        y_title: String,
+        /// (series label, points (x, median, CI)), x ascending.
+        series: Vec<Line>,
+    },
+    Ratios {
+        /// (cell label, ratio, CI), top to bottom.
+        rows: Vec<RatioRow>,
+        x_title: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    x: usize,
+    series: usize,
+    median: f64,
+    ci: Option<(f64, f64)>,
+}
+
+impl Figure {
+    /// Size in SVG pixels.
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Figure::Distribution { cells, .. } => (WIDTH, 70 + 34 * cells.len().max(2) as u32),
+            Figure::Ratios { rows, .. } => (WIDTH, 70 + 26 * rows.len().max(2) as u32),
+            Figure::Medians { facets, series, .. } => {
+                let legend = if series.len() > 1 { 22 } else { 0 };
+                (
+                    WIDTH.max(80 + 200 * facets.len() as u32),
+                    300 + legend * series.len().div_ceil(3) as u32,
+                )
+            }
+            Figure::Line { .. } => (WIDTH, 300),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, g: Geom) -> DrawResult {
+        root.fill(&WHITE).map_err(err)?;
+        match self {
+            Figure::Distribution { cells, x_title } => draw_distribution(root, g, cells, x_title),
+            Figure::Ratios { rows, x_title } => draw_ratios(root, g, rows, x_title),
+            Figure::Medians {
+                x_labels,
+                x_title,
+                y_title,
+                facets,
+                series,
+            } => draw_medians(root, g, x_labels, x_title, y_title, facets, series),
+            Figure::Line {
+                x_title,
+                y_title,
+                series,
+            } => draw_line(root, g, x_title, y_title, series),
+        }
+    }
+}
+
+/// `[lo, hi]` padded by 5% of its width on each side (or by 1 unit around a single value).
+fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = if hi > lo {
+        (hi - lo) * 0.05
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
+    (lo - pad, hi + pad)
+}
+
+/// The width of the label area for category names of up to `longest` characters.
+fn label_area(g: Geom, labels: &[String]) -> u32 {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
+    g.upx((longest as f64 * 6.6 + 14.0).clamp(40.0, 220.0))
+}
+
+/// A deterministic jitter in [-0.5, 0.5): the fractional parts of multiples of the golden
+/// ratio are evenly spread, so points do not pile up and the same data lands the same way.
+fn jitter(i: usize) -> f64 {
+    let golden = 0.618_033_988_749_895_f64;
+    (i as f64 * golden).fract() - 0.5
+}
+
+fn draw_distribution<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    g: Geom,
+    cells: &[(String, Vec<f64>)],
+    x_title: &str,
+) -> DrawResult {
+    let n = cells.len();
+    let all = cells.iter().flat_map(|(_, v)| v.iter().copied());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let (lo, hi) = padded(lo, hi);
+    // Cell i is drawn at y = n - 1 - i, so the first cell is on top.
+    let labels: Vec<String> = cells.iter().rev().map(|(l, _)| l.clone()).collect();
+    let mut chart = ChartBuilder::on(root)
+        .margin(g.px(10.0))
+        .x_label_area_size(g.px(40.0))
+        .y_label_area_size(label_area(g, &labels))
+        .build_cartesian_2d(lo..hi, Categories::new(labels, 0.1))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(220, 220, 220))
+        .x_desc(x_title)
+        .x_label_formatter(&tick)
+        .label_style(g.font(11.0))
+        .axis_desc_style(g.font(12.0))
+        .x_labels(6)
+        .draw()
+        .map_err(err)?;
+
+    let stroke = g.upx(1.2);
+    let box_colour = RGBColor(60, 60, 60);
+    let point_colour = rgb(palette::series(0));
+    let outlier_colour = rgb(palette::OKABE_ITO[5]);
+    for (i, (_, values)) in cells.iter().enumerate() {
+        if values.is_empty() {
+            continue;
+        }
+        let y = (n - 1 - i) as f64;
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (q1, q2, q3) = (
+            quantile(&sorted, 0.25),
+            quantile(&sorted, 0.5),
+            quantile(&sorted, 0.75),
+        );
+        let iqr = q3 - q1;
+        let (lo_fence, hi_fence) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
+        let whisker_lo = sorted
+            .iter()
+            .copied()
+            .find(|v| *v >= lo_fence)
+            .unwrap_or(q1);
+        let whisker_hi = sorted
+            .iter()
+            .rev()
+            .copied()
+            .find(|v| *v <= hi_fence)
+            .unwrap_or(q3);
+        let h = 0.28;
+        let line = box_colour.stroke_width(stroke);
+        chart
+            .draw_series([
+                Rectangle::new([(q1, y - h), (q3, y + h)], RGBColor(232, 232, 232).filled()),
+                Rectangle::new([(q1, y - h), (q3, y + h)], line),
+            ])
+            .map_err(err)?;
+        chart
+            .draw_series([
+                PathElement::new(
+                    vec![(q2, y - h), (q2, y + h)],
+                    box_colour.stroke_width(g.upx(2.4)),
+                ),
+                PathElement::new(vec![(whisker_lo, y), (q1, y)], line),
+                PathElement::new(vec![(q3, y), (whisker_hi, y)], line),
+                PathElement::new(
+                    vec![(whisker_lo, y - h / 2.0), (whisker_lo, y + h / 2.0)],
+                    line,
+                ),
+                PathElement::new(
+                    vec![(whisker_hi, y - h / 2.0), (whisker_hi, y + h / 2.0)],
+                    line,
+                ),
+            ])
+            .map_err(err)?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(k, &v)| {
+                let colour = if v < lo_fence || v > hi_fence {
+                    outlier_colour
+                } else {
+                    point_colour
+                };
+                Circle::new(
+                    (v, y + jitter(k) * 0.4),
+                    g.upx(2.6),
+                    colour.mix(0.8).filled(),
+                )
+            }))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+fn draw_ratios<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    g: Geom,
+    rows: &[RatioRow],
+    x_title: &str,
+) -> DrawResult {
+    let n = rows.len();
+    let (mut lo, mut hi) = (1.0f64, 1.0f64);
+    for (_, r, ci) in rows {
+        let (a, b) = ci.unwrap_or((*r, *r));
+        lo = lo.min(a).min(*r);
+        hi = hi.max(b).max(*r);
+    }
+    let (lo, hi) = padded(lo, hi);
+    let labels: Vec<String> = rows.iter().rev().map(|(l, _, _)| l.clone()).collect();
+    let mut chart = ChartBuilder::on(root)
+        .margin(g.px(10.0))
+        .x_label_area_size(g.px(40.0))
+        .y_label_area_size(label_area(g, &labels))
+        .build_cartesian_2d(lo..hi, Categories::new(labels, 0.1))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(220, 220, 220))
+        .x_desc(x_title)
+        .x_label_formatter(&|x: &f64| format!("{}×", tick(x)))
+        .label_style(g.font(11.0))
+        .axis_desc_style(g.font(12.0))
+        .x_labels(6)
+        .draw()
+        .map_err(err)?;
+    // The line of no difference.
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(1.0, -0.6), (1.0, n as f64 - 0.4)],
+            g.px(5.0),
+            g.px(4.0),
+            BLACK.stroke_width(g.upx(1.0)),
+        ))
+        .map_err(err)?;
+    let colour = rgb(palette::series(0));
+    let line = colour.stroke_width(g.upx(1.6));
+    for (i, (_, ratio, ci)) in rows.iter().enumerate() {
+        let y = (n - 1 - i) as f64;
+        if let Some((a, b)) = ci {
+            let cap = 0.15;
+            chart
+                .draw_series([
+                    PathElement::new(vec![(*a, y), (*b, y)], line),
+                    PathElement::new(vec![(*a, y - cap), (*a, y + cap)], line),
+                    PathElement::new(vec![(*b, y - cap), (*b, y + cap)], line),
+                ])
+                .map_err(err)?;
+        }
+        chart
+            .draw_series([Circle::new((*ratio, y), g.upx(3.5), colour.filled())])
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+fn y_range<'a>(points: impl Iterator<Item = &'a (f64, Option<(f64, f64)>)>) -> (f64, f64) {
+    let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (m, ci)| {
+        let (l, h) = ci.unwrap_or((*m, *m));
+        (a.min(l).min(*m), b.max(h).max(*m))
+    });
+    padded(lo, hi)
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    g: Geom,
+    series: &[String],
+) -> DrawResult {
+    // A row of swatches under the panels: a legend inside a small panel would hide points.
+    let per_row = 3;
+    let (w, _) = area.dim_in_pixel();
+    let col = w as i32 / per_row as i32;
+    for (k, label) in series.iter().enumerate() {
+        let x = (k % per_row) as i32 * col + g.px(16.0);
+        let y = (k / per_row) as i32 * g.px(22.0) + g.px(11.0);
+        let colour = rgb(palette::series(k));
+        area.draw(&Circle::new((x, y), g.upx(4.0), colour.filled()))
+            .map_err(err)?;
+        area.draw(&Text::new(
+            label.clone(),
+            (x + g.px(10.0), y - g.px(7.0)),
+            g.font(11.0),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn draw_medians<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    g: Geom,
+    x_labels: &[String],
+    x_title: &str,
+    y_title: &str,
+    facets: &[(Option<String>, Vec<Point>)],
+    series: &[String],
+) -> DrawResult {
+    let (_, height) = root.dim_in_pixel();
+    let legend_height = if series.len() > 1 {
+        g.px(22.0) as u32 * series.len().div_ceil(3) as u32
+    } else {
+        0
+    };
+    let (plot_area, legend_area) = root.split_vertically(height - legend_height);
+    let all: Vec<(f64, Option<(f64, f64)>)> = facets
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| (p.median, p.ci)))
+        .collect();
+    let (lo, hi) = y_range(all.iter());
+    // The first panel also carries the y axis labels, so it is wider by their area.
+    let y_area = g.px(62.0) as u32;
+    let (w, _) = plot_area.dim_in_pixel();
+    let panel_w = (w.saturating_sub(y_area)) / facets.len().max(1) as u32;
+    let mut widths: Vec<u32> = vec![panel_w; facets.len()];
+    widths[0] += y_area;
+    let mut panels = Vec::new();
+    let mut rest = plot_area;
+    for (k, width) in widths.iter().enumerate() {
+        if k + 1 == widths.len() {
+            panels.push(rest.clone());
+        } else {
+            let (left, right) = rest.split_horizontally(*width);
+            panels.push(left);
+            rest = right;
+        }
+    }
+    let dodge = 0.5 / series.len().max(1) as f64;
+    for (k, ((title, points), panel)) in facets.iter().zip(&panels).enumerate() {
+        let mut builder = ChartBuilder::on(panel);
+        builder
+            .margin(g.px(8.0))
+            .x_label_area_size(g.px(40.0))
+            .y_label_area_size(if k == 0 { y_area } else { 0 });
+        if let Some(title) = title {
+            builder.caption(title, g.font(12.0));
+        }
+        let mut chart = builder
+            .build_cartesian_2d(Categories::new(x_labels.to_vec(), 0.0), lo..hi)
+            .map_err(err)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh()
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(220, 220, 220))
+            .x_desc(x_title)
+            .label_style(g.font(11.0))
+            .axis_desc_style(g.font(12.0))
+            .y_labels(6);
+        if k == 0 {
+            mesh.y_desc(y_title).y_label_formatter(&tick);
+        } else {
+            mesh.y_label_formatter(&|_| String::new());
+        }
+        mesh.draw().map_err(err)?;
+        for p in points {
+            let x = p.x as f64 + (p.series as f64 - (series.len().max(1) - 1) as f64 / 2.0) * dodge;
+            let colour = rgb(palette::series(p.series));
+            let line = colour.stroke_width(g.upx(1.6));
+            if let Some((a, b)) = p.ci {
+                let cap = 0.06;
+                chart
+                    .draw_series([
+                        PathElement::new(vec![(x, a), (x, b)], line),
+                        PathElement::new(vec![(x - cap, a), (x + cap, a)], line),
+                        PathElement::new(vec![(x - cap, b), (x + cap, b)], line),
+                    ])
+                    .map_err(err)?;
+            }
+            chart
+                .draw_series([Circle::new((x, p.median), g.upx(3.5), colour.filled())])
+                .map_err(err)?;
+        }
+    }
+    if series.len() > 1 {
+        draw_legend(&legend_area, g, series)?;
+    }
+    root.present().map_err(err)
+}
+
+/// A line of the line plot: (series label, points (x, median, CI)).
+type Line = (String, Vec<(f64, f64, Band)>);
+
+fn draw_line<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    g: Geom,
+    x_title: &str,
+    y_title: &str,
+    series: &[Line],
+) -> DrawResult {
+    let all: Vec<(f64, Option<(f64, f64)>)> = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|(_, m, ci)| (*m, *ci)))
+        .collect();
+    let (lo, hi) = y_range(all.iter());
+    let (x_lo, x_hi) = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    let (x_lo, x_hi) = padded(x_lo, x_hi);
+    let mut chart = ChartBuilder::on(root)
+        .margin(g.px(10.0))
+        .x_label_area_size(g.px(40.0))
+        .y_label_area_size(g.px(62.0))
+        .build_cartesian_2d(x_lo..x_hi, lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(220, 220, 220))
+        .x_desc(x_title)
+        .y_desc(y_title)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .label_style(g.font(11.0))
+        .axis_desc_style(g.font(12.0))
+        .x_labels(8)
+        .y_labels(6)
+        .draw()
+        .map_err(err)?;
+    for (k, (label, points)) in series.iter().enumerate() {
+        let colour = rgb(palette::series(k));
+        // The band: upper bounds left to right, then lower bounds back.
+        let band: Vec<(f64, f64)> = points
+            .iter()
+            .filter_map(|(x, _, ci)| ci.map(|(_, b)| (*x, b)))
+            .chain(
+                points
+                    .iter()
+                    .rev()
+                    .filter_map(|(x, _, ci)| ci.map(|(a, _)| (*x, a))),
+            )
+            .collect();
+        if band.len() >= 4 {
+            chart
+                .draw_series([Polygon::new(band, colour.mix(0.2).filled())])
+                .map_err(err)?;
+        }
+        let drawn = chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|(x, m, _)| (*x, *m)),
+                colour.stroke_width(g.upx(1.8)),
+            ))
+            .map_err(err)?;
+        if series.len() > 1 {
+            let size = g.px(12.0);
+            drawn.label(label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + size, y)], colour.stroke_width(3))
+            });
+        }
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|(x, m, _)| Circle::new((*x, *m), g.upx(3.0), colour.filled())),
+            )
+            .map_err(err)?;
+    }
+    if series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font(g.font(10.0))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+/// Draws `figure` as SVG text and as PNG bytes.
+fn render(stem: &str, figure: &Figure) -> Result<(String, Vec<u8>)> {
+    register_font();
+    let fail = |message: String| RenderError::Plot {
+        plot: stem.to_string(),
+        message,
+    };
+    let (w, h) = figure.size();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        figure.draw(&root, Geom { scale: 1.0 }).map_err(fail)?;
+    }
+    let (pw, ph) = (
+        (w as f64 * PNG_SCALE).round() as u32,
+        (h as f64 * PNG_SCALE).round() as u32,
+    );
+    let mut rgb_buf = vec![0u8; pw as usize * ph as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb_buf, (pw, ph)).into_drawing_area();
+        figure
+            .draw(&root, Geom { scale: PNG_SCALE })
+            .map_err(fail)?;
+    }
+    let png = encode_png(&rgb_buf, pw, ph).map_err(|e| fail(e.to_string()))?;
+    Ok((svg, png))
+}
+
+/// An 8-bit RGB PNG with no metadata chunks (no time, no software name): same pixels, same
+/// bytes.
+fn encode_png(rgb_buf: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        // 300 dpi, so a paper that places the PNG by its own size gets ~3.5 in.
+        encoder.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: 11_811,
+            yppu: 11_811,
+            unit: png::Unit::Meter,
+        }));
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(rgb_buf)?;
+    }
+    Ok(out)
+}
+
+/// A metric key as a file-name part: `[A-Za-z0-9_-]`, anything else as `-`.
+fn file_part(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Axis values that are all numbers, with at least three distinct ones: worth a line.
+fn numeric_values(axis: &Axis) -> Option<Vec<f64>> {
+    let mut values: Vec<f64> = axis
+        .values
+        .iter()
+        .map(|v| v.as_f64())
+        .collect::<Option<Vec<f64>>>()?;
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    (values.len() >= 3).then_some(values)
+}
+
+/// The label of a cell restricted to some axes ("gc=G1 heap=2g"); "" for no axes.
+fn sub_label(cell: &crate::results::CellResult, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("{n}={}", axis_text(cell, n)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn figures_for(table: &MetricTable, axes: &[Axis]) -> Vec<(String, String, Figure)> {
+    let m = &table.metric;
+    let key = file_part(&m.key);
+    let scale = &table.scale;
+    let y_title = scale.axis_title(&m.title);
+    let mut out = Vec::new();
+    let scaled_ci = |s: &crate::stats::Summary| {
+        s.median_ci
+            .map(|ci| (ci.lower * scale.factor, ci.upper * scale.factor))
+    };
+
+    // Distribution of invocations.
+    let cells: Vec<(String, Vec<f64>)> = table
+        .rows
+        .iter()
+        .filter(|r| r.summary.is_some())
+        .map(|r| {
+            let values = m.values(r.cell).iter().map(|v| v * scale.factor).collect();
+            (r.cell.label.clone(), values)
+        })
+        .collect();
+    if cells.is_empty() {
+        return out;
+    }
+    out.push((
+        format!("distribution-{key}"),
+        format!(
+            "{}: every measured invocation per cell, with box plots (quartiles, median, 1.5 IQR whiskers).",
+            m.title
+        ),
+        Figure::Distribution {
+            cells,
+            x_title: y_title.clone(),
+        },
+    ));
+
+    // Medians grouped by the first axis, faceted by the second, series by the rest.
+    let names: Vec<&str> = axes.iter().map(|a| a.name.as_str()).collect();
+    let present = |axis: &Axis| -> Vec<String> {
+        axis.values
+            .iter()
+            .map(crate::spec::axis_value_text)
+            .filter(|v| {
+                table
+                    .rows
+                    .iter()
+                    .any(|r| r.summary.is_some() && axis_text(r.cell, &axis.name) == *v)
+            })
+            .collect()
+    };
+    let (x_labels, x_title) = match axes.first() {
+        Some(a) => (present(a), a.name.clone()),
+        None => (
+            table.rows.iter().map(|r| r.cell.label.clone()).collect(),
+            "cell".to_string(),
+        ),
+    };
+    let facet_values: Vec<Option<String>> = match axes.get(1) {
+        Some(a) => present(a).into_iter().map(Some).collect(),
+        None => vec![None],
+    };
+    let rest: Vec<&str> = names.iter().skip(2).copied().collect();
+    let mut series: Vec<String> = Vec::new();
+    for r in table.rows.iter().filter(|r| r.summary.is_some()) {
+        let s = sub_label(r.cell, &rest);
+        if !series.contains(&s) {
+            series.push(s);
+        }
+    }
+    let facets: Vec<(Option<String>, Vec<Point>)> = facet_values
+        .iter()
+        .map(|fv| {
+            let points = table
+                .rows
+                .iter()
+                .filter_map(|r| {
+                    let s = r.summary?;
+                    if let (Some(fv), Some(a)) = (fv, axes.get(1))
+                        && axis_text(r.cell, &a.name) != *fv
+                    {
+                        return None;
+                    }
+                    let x = match axes.first() {
+                        Some(a) => x_labels
+                            .iter()
+                            .position(|l| *l == axis_text(r.cell, &a.name))?,
+                        None => r.index,
+                    };
+                    let series = series.iter().position(|l| *l == sub_label(r.cell, &rest))?;
+                    Some(Point {
+                        x,
+                        series,
+                        median: s.median * scale.factor,
+                        ci: scaled_ci(s),
+                    })
+                })
+                .collect();
+            let title = fv
+                .as_ref()
+                .map(|v| format!("{}={v}", axes.get(1).map(|a| a.name.as_str()).unwrap_or("")));
+            (title, points)
+        })
+        .collect();
+    let grouping = match (axes.first(), axes.get(1)) {
+        (Some(a), Some(b)) => format!(", by {} (x) and {} (panels)", a.name, b.name),
+        (Some(a), None) => format!(", by {}", a.name),
+        _ => String::new(),
+    };
+    out.push((
+        format!("medians-{key}"),
+        format!(
+            "{}: median per cell with its 95% confidence interval{grouping}.",
+            m.title
+        ),
+        Figure::Medians {
+            x_labels,
+            x_title,
+            y_title: y_title.clone(),
+            facets,
+            series: if series.len() > 1 { series } else { Vec::new() },
+        },
+    ));
+
+    // A line over each numeric axis with enough values.
+    for axis in axes {
+        if numeric_values(axis).is_none() {
+            continue;
+        }
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != axis.name).collect();
+        let mut lines: Vec<Line> = Vec::new();
+        for r in &table.rows {
+            let Some(s) = r.summary else { continue };
+            let Some(x) = r
+                .cell
+                .axes
+                .iter()
+                .find(|(n, _)| *n == axis.name)
+                .and_then(|(_, v)| v.as_f64())
+            else {
+                continue;
+            };
+            let label = sub_label(r.cell, &others);
+            let point = (x, s.median * scale.factor, scaled_ci(s));
+            match lines.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, pts)) => pts.push(point),
+                None => lines.push((label, vec![point])),
+            }
+        }
+        for (_, pts) in &mut lines {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        lines.retain(|(_, pts)| pts.len() >= 2);
+        if lines.is_empty() {
+            continue;
+        }
+        out.push((
+            format!("line-{key}-{}", file_part(&axis.name)),
+            format!(
+                "{}: median over {} with its 95% confidence interval as a band.",
+                m.title, axis.name
+            ),
+            Figure::Line {
+                x_title: axis.name.clone(),
+                y_title: y_title.clone(),
+                series: lines,
+            },
+        ));
+    }
+
+    // Ratios to the reference.
+    if let Some(reference) = table.reference_label() {
+        let rows: Vec<RatioRow> = table
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let ratio = r.ratio.as_ref()?;
+                let label = if r.is_reference {
+                    format!("{} (ref.)", r.cell.label)
+                } else {
+                    r.cell.label.clone()
+                };
+                Some((label, ratio.ratio, ratio.ci.map(|c| (c.lower, c.upper))))
+            })
+            .collect();
+        if rows.len() >= 2 {
+            out.push((
+                format!("ratios-{key}"),
+                format!(
+                    "{}: median of each cell over the median of {reference}, with the 95% bootstrap interval of the ratio.",
+                    m.title
+                ),
+                Figure::Ratios {
+                    rows,
+                    x_title: format!("{} relative to {reference}", m.short_title()),
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Every plot of the run, in a stable order: per report metric, its distribution, medians,
+/// lines and ratios.
+pub fn plots(results: &RunResults, opts: &RenderOptions) -> Result<Vec<Plot>> {
+    let tables = metric_tables(results, opts)?;
+    let axes = axes(results);
+    let mut out = Vec::new();
+    for table in &tables {
+        for (stem, caption, figure) in figures_for(table, &axes) {
+            let (svg, png) = render(&stem, &figure)?;
+            out.push(Plot {
+                stem,
+                metric: table.metric.key.clone(),
+                caption,
+                svg,
+                png,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_is_fixed_and_spread() {
+        let j: Vec<f64> = (0..10).map(jitter).collect();
+        assert!(j.iter().all(|v| (-0.5..0.5).contains(v)));
+        assert_eq!(j, (0..10).map(jitter).collect::<Vec<_>>());
+        let mut sorted = j.clone();
+        sorted.sort_by(f64::total_cmp);
+        // No two of the first ten closer than 1/20 of the range.
+        assert!(sorted.windows(2).all(|w| w[1] - w[0] > 0.05));
+    }
+
+    #[test]
+    fn only_numeric_axes_with_three_values_get_a_line() {
+        let axis = |values: serde_json::Value| Axis {
+            name: "a".into(),
+            values: serde_json::from_value(values).unwrap(),
+        };
+        assert!(numeric_values(&axis(serde_json::json!([1, 6, 9]))).is_some());
+        assert!(numeric_values(&axis(serde_json::json!([0.5, 1.0]))).is_none());
+        assert!(numeric_values(&axis(serde_json::json!(["1", "2", "3"]))).is_none());
+    }
+}

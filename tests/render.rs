@@ -1,0 +1,514 @@
+//! The renderers on real results: `tests/fixtures/*.results.json` are copies of the
+//! `results.json` of runs of `envs/quickstart.toml` (one numeric axis, a custom metric) and
+//! `envs/cpu-quota.toml` (two axes, one of them a table axis).
+//!
+//! Snapshots live in `tests/fixtures/expected/`; `BENCHBOX_UPDATE_SNAPSHOTS=1 cargo test --test
+//! render` rewrites them (review the diff before committing). The browser test needs Debian's
+//! `chromium`; it skips without it unless `BENCHBOX_REQUIRE_BROWSER=1`, which makes that a failure.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use benchbox::render::{self, RenderError, RenderOptions};
+use benchbox::results::RunResults;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn fixture(name: &str) -> RunResults {
+    let path = fixtures().join(format!("{name}.results.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn default_opts() -> RenderOptions {
+    RenderOptions::default()
+}
+
+/// Compares `actual` with `tests/fixtures/expected/<name>`, or rewrites it when
+/// `BENCHBOX_UPDATE_SNAPSHOTS=1`.
+fn snapshot(name: &str, actual: &str) {
+    let path = fixtures().join("expected").join(name);
+    if std::env::var("BENCHBOX_UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read snapshot {}: {e} (hint: BENCHBOX_UPDATE_SNAPSHOTS=1 writes it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from its snapshot at line {}:\n  expected: {:?}\n  actual:   {:?}\n\
+             (hint: if the change is intended, BENCHBOX_UPDATE_SNAPSHOTS=1 rewrites it)",
+            line + 1,
+            expected.lines().nth(line),
+            actual.lines().nth(line)
+        );
+    }
+}
+
+/// The text a reader sees in the HTML: tags, the style sheet and inline SVGs removed, one
+/// line per block, whitespace collapsed. Plot internals are tested separately.
+fn html_text(html: &str) -> String {
+    let mut s = html.to_string();
+    for (open, close) in [("<style>", "</style>"), ("<svg", "</svg>")] {
+        while let Some(start) = s.find(open) {
+            let end = s[start..]
+                .find(close)
+                .map(|e| start + e + close.len())
+                .unwrap();
+            s.replace_range(start..end, "[svg]");
+        }
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn snapshots_of_the_text_formats() {
+    for name in ["quickstart", "cpu-quota"] {
+        let r = fixture(name);
+        snapshot(
+            &format!("{name}.table.tex"),
+            &render::latex(&r, &default_opts()).unwrap(),
+        );
+        snapshot(&format!("{name}.results.csv"), &render::stats_csv(&r));
+        snapshot(&format!("{name}.bencher.json"), &render::bmf_json(&r));
+        snapshot(
+            &format!("{name}.report.txt"),
+            &html_text(&render::html(&r, &default_opts()).unwrap()),
+        );
+    }
+}
+
+#[test]
+fn rendering_twice_gives_identical_bytes() {
+    let r = fixture("cpu-quota");
+    let a = render::plots(&r, &default_opts()).unwrap();
+    let b = render::plots(&r, &default_opts()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        render::html(&r, &default_opts()).unwrap(),
+        render::html(&r, &default_opts()).unwrap()
+    );
+    assert_eq!(
+        render::latex(&r, &default_opts()).unwrap(),
+        render::latex(&r, &default_opts()).unwrap()
+    );
+    assert_eq!(render::stats_csv(&r), render::stats_csv(&r));
+    assert_eq!(render::bmf_json(&r), render::bmf_json(&r));
+}
+
+/// Every text node of an SVG, after checking that it parses as XML.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("bad SVG: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    doc.descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[test]
+fn svg_plots_parse_and_carry_labels_and_axis_titles() {
+    let r = fixture("quickstart");
+    let plots = render::plots(&r, &default_opts()).unwrap();
+    let stems: Vec<&str> = plots.iter().map(|p| p.stem.as_str()).collect();
+    for stem in [
+        "distribution-wall_s",
+        "medians-wall_s",
+        "line-wall_s-level",
+        "ratios-wall_s",
+        "distribution-peak_memory_bytes",
+        "distribution-compressed",
+    ] {
+        assert!(stems.contains(&stem), "{stem} missing from {stems:?}");
+    }
+    // Memory over time is not sampled yet, so there is no such plot.
+    assert!(!stems.iter().any(|s| s.contains("over-time")));
+    for p in &plots {
+        let texts = svg_texts(&p.svg);
+        let all = texts.join("\n");
+        if p.stem.starts_with("distribution-") || p.stem.starts_with("ratios-") {
+            for label in ["level=1", "level=6", "level=9"] {
+                assert!(all.contains(label), "{}: no {label} in {texts:?}", p.stem);
+            }
+        }
+        if p.stem == "distribution-wall_s" {
+            assert!(texts.contains(&"Wall time (ms)".to_string()), "{texts:?}");
+        }
+        if p.stem == "distribution-peak_memory_bytes" {
+            assert!(
+                texts.contains(&"Peak memory (MiB)".to_string()),
+                "{texts:?}"
+            );
+        }
+        if p.stem.starts_with("medians-") || p.stem.starts_with("line-") {
+            assert!(
+                texts.contains(&"level".to_string()),
+                "{}: {texts:?}",
+                p.stem
+            );
+            // One axis: a single panel, so no facet titles.
+            assert!(!all.contains("level="), "{}: {texts:?}", p.stem);
+        }
+        if p.stem == "ratios-wall_s" {
+            assert!(all.contains("Wall time relative to level=1"), "{texts:?}");
+        }
+    }
+}
+
+#[test]
+fn two_axes_give_one_panel_per_value_of_the_second() {
+    let r = fixture("cpu-quota");
+    let plots = render::plots(&r, &default_opts()).unwrap();
+    let medians = plots.iter().find(|p| p.stem == "medians-wall_s").unwrap();
+    let texts = svg_texts(&medians.svg);
+    for t in [
+        "mem=small",
+        "mem=large",
+        "quota",
+        "0.5",
+        "1.0",
+        "Wall time (ms)",
+    ] {
+        assert!(texts.contains(&t.to_string()), "no {t} in {texts:?}");
+    }
+    // Two quota values only: no line over it.
+    assert!(!plots.iter().any(|p| p.stem.starts_with("line-")));
+}
+
+#[test]
+fn pngs_decode_and_are_not_blank() {
+    let r = fixture("quickstart");
+    for p in render::plots(&r, &default_opts()).unwrap() {
+        let decoder = png::Decoder::new(p.png.as_slice());
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert!(info.width >= 1000, "{}: {} px wide", p.stem, info.width);
+        let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(3).collect();
+        let distinct: HashSet<&[u8]> = pixels.iter().copied().collect();
+        // Antialiased text and lines in several colours give many distinct values.
+        assert!(
+            distinct.len() > 50,
+            "{}: {} colours",
+            p.stem,
+            distinct.len()
+        );
+        let ink = pixels
+            .iter()
+            .filter(|px| px.iter().any(|c| *c < 128))
+            .count();
+        assert!(ink * 200 > pixels.len(), "{}: too little ink", p.stem);
+    }
+}
+
+#[test]
+fn a_chosen_reference_is_used_for_every_ratio() {
+    let r = fixture("quickstart");
+    let opts = RenderOptions {
+        reference: Some("level=6".into()),
+    };
+    let tables = render::metric_tables(&r, &opts).unwrap();
+    for t in &tables {
+        assert_eq!(t.reference_label(), Some("level=6"));
+        let row = &t.rows[1];
+        assert!(row.is_reference);
+        assert_eq!(row.ratio.as_ref().unwrap().ratio, 1.0);
+    }
+    assert!(
+        render::html(&r, &opts)
+            .unwrap()
+            .contains("Ratio to <code>level=6</code>")
+    );
+    // By default, the best median: level=1 is fastest, level=6 compresses best.
+    let tables = render::metric_tables(&r, &default_opts()).unwrap();
+    let by_key = |k: &str| tables.iter().find(|t| t.metric.key == k).unwrap();
+    assert_eq!(by_key("wall_s").reference_label(), Some("level=1"));
+    assert_eq!(by_key("compressed").reference_label(), Some("level=6"));
+}
+
+#[test]
+fn a_bad_reference_is_an_error_that_lists_the_cells() {
+    let r = fixture("cpu-quota");
+    let opts = |s: &str| RenderOptions {
+        reference: Some(s.into()),
+    };
+    let e = render::html(&r, &opts("quota=1.0")).unwrap_err();
+    assert!(
+        matches!(e, RenderError::AmbiguousReference { count: 2, .. }),
+        "{e}"
+    );
+    let e = render::write_all(&r, Path::new("/nonexistent"), &opts("gc=G1")).unwrap_err();
+    assert!(e.to_string().contains("`quota=0.5 mem=small`"), "{e}");
+    assert!(render::latex(&r, &opts("quota=1.0 mem=large")).is_ok());
+    assert!(render::latex(&r, &opts("quota=1.0,mem=small")).is_ok());
+}
+
+#[test]
+fn labels_with_special_characters_are_escaped_everywhere() {
+    let mut r = fixture("quickstart");
+    let nasty = r#"50%_fast & <b>"x"</b> #1 {y} ~z"#;
+    r.cells[0].label = nasty.into();
+    r.cells[0].axes[0].1 = serde_json::Value::String(nasty.into());
+    let tex = render::latex(&r, &default_opts()).unwrap();
+    assert!(
+        tex.contains(r#"50\%\_fast \& \textless{}b\textgreater{}"x"\textless{}/b\textgreater{} \#1 \{y\} \textasciitilde{}z"#),
+        "{tex}"
+    );
+    let html = render::html(&r, &default_opts()).unwrap();
+    assert!(!html.contains("<b>"));
+    assert!(html.contains("50%_fast &amp; &lt;b&gt;&quot;x&quot;&lt;/b&gt;"));
+    for p in render::plots(&r, &default_opts()).unwrap() {
+        svg_texts(&p.svg);
+    }
+    let csv = render::stats_csv(&r);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let labels: Vec<String> = reader
+        .records()
+        .map(|rec| rec.unwrap()[1].to_string())
+        .collect();
+    assert!(labels.contains(&nasty.to_string()));
+}
+
+#[test]
+fn html_is_self_contained() {
+    let html = render::html(&fixture("cpu-quota"), &default_opts()).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("default-src 'none'"));
+    for needle in [
+        "<script",
+        "src=",
+        "href=\"http",
+        "url(",
+        "@import",
+        "<link",
+        "<?xml",
+    ] {
+        assert!(!html.contains(needle), "report.html contains {needle}");
+    }
+    // Environment: limits as applied, host, seed, matrix hash, tool version.
+    for fact in [
+        "CPU quota 0.50 cores",
+        "memory 64.0 MiB, no swap",
+        "memory 512.0 MiB, no swap",
+        "AMD EPYC",
+        &fixture("cpu-quota").seed.to_string(),
+        &fixture("cpu-quota").matrix_sha256,
+        "benchbox 0.1.0",
+    ] {
+        assert!(html.contains(fact), "report.html lacks {fact}");
+    }
+}
+
+#[test]
+fn write_all_writes_every_format_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = fixture("quickstart");
+    let written = render::write_all(&results, dir.path(), &default_opts()).unwrap();
+    let names: Vec<PathBuf> = written
+        .iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf())
+        .collect();
+    for f in [
+        "report.html",
+        "table.tex",
+        "results.csv",
+        "bencher.json",
+        "plots/distribution-wall_s.svg",
+        "plots/distribution-wall_s.png",
+    ] {
+        assert!(names.contains(&PathBuf::from(f)), "{f} not in {names:?}");
+    }
+    for p in &written {
+        assert!(p.exists(), "{}", p.display());
+    }
+    // Nothing but what was listed (no temp files left behind).
+    let on_disk = walk(dir.path());
+    assert_eq!(on_disk.len(), written.len());
+    if let Ok(out) = std::env::var("BENCHBOX_RENDER_OUT") {
+        for p in &written {
+            let to = Path::new(&out).join(p.strip_prefix(dir.path()).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(p, to).unwrap();
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The Chromium binary, if installed (Debian's `chromium`).
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+            })
+        })
+}
+
+/// Hosts Chromium itself talks to in the background (updates, sign-in), whatever the page.
+/// They are sent to a dead proxy below, so nothing leaves the machine; they are not the page's.
+fn browser_own_host(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':', '?']).next())
+        .unwrap_or("");
+    [
+        "google.com",
+        "googleapis.com",
+        "gstatic.com",
+        "gvt1.com",
+        "chromium.org",
+    ]
+    .iter()
+    .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
+#[test]
+fn a_real_browser_opens_the_report_with_no_error_and_no_request() {
+    let Some(browser) = chromium() else {
+        if std::env::var("BENCHBOX_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!(
+                "chromium is not installed and BENCHBOX_REQUIRE_BROWSER=1 (hint: apt-get install -y chromium)"
+            );
+        }
+        eprintln!(
+            "SKIPPED: chromium is not installed (apt-get install -y chromium); set BENCHBOX_REQUIRE_BROWSER=1 to fail instead"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let results = fixture("cpu-quota");
+    render::write_all(&results, dir.path(), &default_opts()).unwrap();
+    let report = dir.path().join("report.html");
+    let profile = dir.path().join("profile");
+    let shot = dir.path().join("shot.png");
+    let netlog = dir.path().join("net.json");
+    let output = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--no-pings",
+            // Whatever Chromium or the page might try goes nowhere: a closed local port, and no
+            // name resolves.
+            "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--log-net-log={}", netlog.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "chromium failed: {stderr}");
+
+    // The page has no script, so any console message is a problem: a CSP violation (a blocked
+    // request), a parse error...
+    let console: Vec<&str> = stderr.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+
+    // The net log records every URL request; the page may make none but its own file.
+    let log = std::fs::read_to_string(&netlog).unwrap();
+    let log: serde_json::Value = serde_json::from_str(&log)
+        // Chromium may leave the JSON's closing brackets off if killed; be lenient.
+        .or_else(|_| serde_json::from_str(&format!("{}]}}", log.trim_end().trim_end_matches(','))))
+        .unwrap();
+    let mut urls: Vec<String> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["params"]["url"].as_str().map(String::from))
+        .filter(|u| !browser_own_host(u))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    let report_url = format!("file://{}", report.display());
+    assert!(
+        urls.iter().all(|u| *u == report_url),
+        "requests besides the report itself: {urls:?}"
+    );
+
+    // The screenshot shows a page, not a blank.
+    let bytes = std::fs::read(&shot).unwrap();
+    let mut reader = png::Decoder::new(bytes.as_slice()).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    let distinct: HashSet<&[u8]> = pixels.iter().copied().collect();
+    let ink = pixels
+        .iter()
+        .filter(|px| px.iter().take(3).any(|c| *c < 160))
+        .count();
+    assert!(distinct.len() > 100, "{} colours", distinct.len());
+    assert!(
+        ink * 100 > pixels.len(),
+        "too little ink: {ink} of {}",
+        pixels.len()
+    );
+}
+
+#[test]
+#[ignore = "writes the cpu-quota plots to $BENCHBOX_RENDER_OUT for a person to look at"]
+fn dump_cpu_quota() {
+    let out = std::env::var("BENCHBOX_RENDER_OUT").unwrap();
+    render::write_all(&fixture("cpu-quota"), Path::new(&out), &default_opts()).unwrap();
+}
