@@ -15,9 +15,11 @@
 //!    SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps everything.
 //! 4. The workload reports "ready" and blocks; the parent resets the peak-memory counter and
 //!    notes the CPU counters (so setup is not charged to the workload), then says "go". The
-//!    workload's end of a close-on-exec pipe closes at the exact moment of `execve`: the wall
-//!    clock starts when the parent sees that EOF, and stops at the instant init reaps the
-//!    workload (init sends that CLOCK_MONOTONIC timestamp with the wait status).
+//!    workload reads CLOCK_MONOTONIC immediately before its `execve` and sends it: the wall
+//!    clock starts there (its end of a close-on-exec pipe closes at the exec itself, which tells
+//!    the parent the exec happened), and stops at the instant init reaps the workload (init
+//!    sends that timestamp with the wait status). Both readings are taken inside the container,
+//!    so a busy host delaying the parent does not stretch or shrink the measurement.
 //! 5. When the workload exits, init exits, and the kernel kills whatever is left in the pid
 //!    namespace. On timeout or Ctrl-C the parent SIGKILLs every process in the cgroup. Then the
 //!    cgroup and the scratch directory are removed; the mounts died with the mount namespace.
@@ -196,6 +198,7 @@ const MSG_READY: u8 = b'R';
 const MSG_ERROR: u8 = b'E';
 const MSG_EXEC_ERROR: u8 = b'X';
 const MSG_STATUS: u8 = b'S';
+const MSG_EXEC_TIME: u8 = b'T';
 
 fn send(fd: RawFd, tag: u8, payload: &[u8]) {
     let mut msg = Vec::with_capacity(5 + payload.len());
@@ -514,6 +517,11 @@ fn supervise(
             outcome.exit_code = None;
         }
     }
+    if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_EXEC_TIME)
+        && payload.len() == 8
+    {
+        start_ns = i64::from_le_bytes(payload[..].try_into().unwrap());
+    }
     if start_ns > 0 {
         outcome.wall = Duration::from_nanos(end_ns.saturating_sub(start_ns).max(0) as u64);
     }
@@ -813,8 +821,11 @@ fn workload(plan: &ChildPlan) -> ! {
         .map(|a| a.as_ptr())
         .chain([std::ptr::null()])
         .collect();
-    // SAFETY: NUL-terminated arrays of valid C strings. exec_w is close-on-exec: its closing
-    // at this very call is what starts the parent's clock.
+    // The clock starts here, read by this process immediately before the exec: the parent's
+    // own reading (on the exec pipe's EOF) can lag by a scheduling delay on a busy host.
+    send(plan.report_w, MSG_EXEC_TIME, &monotonic_ns().to_le_bytes());
+    // SAFETY: NUL-terminated arrays of valid C strings. exec_w is close-on-exec: its closing at
+    // this very call tells the parent that the exec happened.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     fail(std::io::Error::last_os_error().to_string());
 }
