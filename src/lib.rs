@@ -8,9 +8,11 @@
 //! unshares, mounts or writes cgroup files, and the only home of `unsafe`.
 
 pub mod collect;
+pub mod compare;
 pub mod exit;
 pub mod host;
 pub mod plan;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod sandbox;
