@@ -63,6 +63,11 @@ pub const STANDARD_METRICS: &[(&str, &[&str])] = &[
 /// Standard metrics that get a table in `summary.md` (custom metrics always do).
 const HEADLINE_METRICS: &[&str] = &["wall_s", "cpu_s", "peak_memory_bytes"];
 
+/// Whether `summary.md` shows this metric: the headline standard metrics and every custom one.
+fn is_headline(metric: &str) -> bool {
+    HEADLINE_METRICS.contains(&metric) || !STANDARD_METRICS.iter().any(|(n, _)| *n == metric)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(
@@ -356,7 +361,16 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
         .flatten()
         .filter_map(|a| a["name"].as_str().map(String::from))
         .collect();
-    for (sample, label, axis_values) in rows {
+    // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
+    // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
+    // 100,000 rows). Each cell's samples are put back into file order afterwards.
+    let mut rows = rows;
+    let mut moved = 0usize;
+    while let Some((sample, label, axis_values)) = rows.pop() {
+        moved += 1;
+        if moved % 8192 == 0 {
+            rows.shrink_to_fit();
+        }
         let i = match index.get(&sample.cell_id) {
             Some(&i) => i,
             None => {
@@ -378,6 +392,9 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
             }
         };
         cells[i].samples.push(sample);
+    }
+    for cell in &mut cells {
+        cell.samples.reverse();
     }
     Ok(RunResults {
         schema_version: meta.schema_version,
@@ -417,14 +434,32 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
         .filter(|s| s.phase == Phase::Measure && !s.failed())
         .count();
     let resamples = resamples_for(n, opts.resamples);
-    let scaled = StatsOptions { resamples, ..*opts };
-    let (summary, mut warnings) = crate::runner::summarize_cell(&cell.samples, &scaled);
-    if resamples < opts.resamples {
+    let (summary, warnings) = if resamples < opts.resamples {
+        // A large cell: every metric's point statistics and t interval, but bootstrap intervals
+        // only for the metrics reports show (wall, CPU, peak memory, custom), with fewer
+        // resamples.
+        let no_bootstrap = StatsOptions {
+            resamples: 0,
+            ..*opts
+        };
+        let (mut summary, mut warnings) =
+            crate::runner::summarize_cell(&cell.samples, &no_bootstrap);
+        let scaled = StatsOptions { resamples, ..*opts };
+        let shown: Vec<String> = summary.keys().filter(|m| is_headline(m)).cloned().collect();
+        for metric in shown {
+            let values = metric_values(&cell.samples, &metric);
+            if let Some(s) = stats::summarize(&values, &scaled) {
+                summary.insert(metric, s);
+            }
+        }
         warnings.push(format!(
-            "bootstrap intervals use {resamples} resamples (not {}) because the cell has {n} invocations\n  hint: at this n the intervals are narrow; the Monte Carlo error of their endpoints is small next to their width",
+            "the cell has {n} invocations, so its bootstrap intervals use {resamples} resamples (not {}) and cover only wall, CPU, peak memory and custom metrics\n  hint: at this n the intervals are narrow and the Monte Carlo error of their endpoints is small next to their width",
             opts.resamples
         ));
-    }
+        (summary, warnings)
+    } else {
+        crate::runner::summarize_cell(&cell.samples, opts)
+    };
     cell.summary = summary;
     cell.warnings = warnings;
     cell.failures = cell
@@ -432,6 +467,32 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
         .iter()
         .filter(|s| s.phase == Phase::Measure && s.failed())
         .count();
+}
+
+/// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
+/// long as `f` is: items are independent.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(k, item)| f(c * chunk + k, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a report thread panicked"))
+            .collect()
+    })
 }
 
 /// Recompute every cell's summaries with the run's recorded options, using all cores. Each
@@ -816,6 +877,23 @@ fn render_metric_table(
     );
     out.push_str("|---|---:|---:|---|---|\n");
     let ref_values = reference.map(|r| metric_values(&run.cells[r.index].samples, &info.name));
+    // The ratios' bootstraps dominate the cost of the summary: compute them on all cores.
+    let ratios: Vec<Option<String>> = parallel_map(&run.cells, |i, cell| {
+        let (Some(r), Some(base)) = (reference, &ref_values) else {
+            return None;
+        };
+        if r.index == i || !cell.summary.contains_key(&info.name) {
+            return None;
+        }
+        let values = metric_values(&cell.samples, &info.name);
+        // The same resample scaling as the summaries (see BOOTSTRAP_BUDGET).
+        let opts = StatsOptions {
+            resamples: resamples_for(base.len().max(values.len()), run.stats.resamples),
+            ..run.stats
+        };
+        stats::ratio_of_medians(base, &values, &opts)
+            .map(|ratio| describe_ratio(ratio.ratio, ratio.ci, info, conf))
+    });
     for (i, cell) in run.cells.iter().enumerate() {
         let Some(s) = cell.summary.get(&info.name) else {
             let status = match &cell.setup_error {
@@ -829,16 +907,9 @@ fn render_metric_table(
         let ci = s.median_ci.map_or("-".to_string(), |c| {
             format!("{} to {}", info.format(c.lower), info.format(c.upper))
         });
-        let vs = match (reference, &ref_values) {
-            (Some(r), _) if r.index == i => "**reference**".to_string(),
-            (Some(_), Some(base)) => {
-                let values = metric_values(&cell.samples, &info.name);
-                match stats::ratio_of_medians(base, &values, &run.stats) {
-                    Some(ratio) => describe_ratio(ratio.ratio, ratio.ci, info, conf),
-                    None => "-".into(),
-                }
-            }
-            _ => "-".into(),
+        let vs = match reference {
+            Some(r) if r.index == i => "**reference**".to_string(),
+            _ => ratios[i].clone().unwrap_or_else(|| "-".into()),
         };
         let _ = writeln!(
             out,
