@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::report::{MetricInfo, axis_texts, metric_info, metric_values, significant};
+use crate::report::{MetricInfo, axis_texts, metric_info, metric_values};
 use crate::results::{CellResult, RunResults};
 use crate::spec::Better;
 use crate::stats::{self, Interval, StatsOptions};
@@ -402,6 +402,12 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
     }
 }
 
+/// 0.05 -> "5", 0.025 -> "2.5": the threshold as the user wrote it.
+fn percent(fraction: f64) -> String {
+    let text = format!("{:.3}", fraction * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn significant_q(q: f64) -> String {
     if q < 0.001 {
         "<0.001".into()
@@ -496,7 +502,7 @@ fn method_line(cmp: &Comparison) -> String {
         cmp.candidate_run,
         cmp.base_run,
         cmp.confidence * 100.0,
-        significant(cmp.threshold * 100.0, 3),
+        percent(cmp.threshold),
         cmp.pairs.len()
     )
 }
@@ -1005,6 +1011,7 @@ mod tests {
         let md = render_markdown(&cmp, &cand, false);
         assert!(md.starts_with("## benchbox compare: 1 regression(s), 0 improvement(s), 0 unchanged, 0 inconclusive: FAIL (exit 10)\n"), "{md}");
         assert!(md.contains("| cell | metric | n (base / cand.) |"), "{md}");
+        assert!(md.contains("threshold ±5%;"), "{md}");
         assert!(md.contains("| jdk=17 | wall_s | 10 / 10 |"), "{md}");
         let json: serde_json::Value = serde_json::from_str(&render_json(&cmp)).unwrap();
         assert_eq!(json["pairs"][0]["verdict"], "regression");

@@ -368,7 +368,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
     let mut moved = 0usize;
     while let Some((sample, label, axis_values)) = rows.pop() {
         moved += 1;
-        if moved % 8192 == 0 {
+        if moved.is_multiple_of(8192) {
             rows.shrink_to_fit();
         }
         let i = match index.get(&sample.cell_id) {
@@ -1015,6 +1015,14 @@ fn render_warnings(out: &mut String, run: &RunResults) {
         for w in &cell.warnings {
             lines.push(format!("`{label}`: {}", md(w)));
         }
+        // One line per distinct message, naming every metric it applies to: "only 6
+        // invocations" is the same news for wall, CPU and memory.
+        let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+        let mut add =
+            |message: String, metric: &str| match grouped.iter_mut().find(|(m, _)| *m == message) {
+                Some((_, metrics)) => metrics.push(metric.to_string()),
+                None => grouped.push((message, vec![metric.to_string()])),
+            };
         for metric in &interesting {
             let Some(s) = cell.summary.get(metric) else {
                 continue;
@@ -1025,26 +1033,37 @@ fn render_warnings(out: &mut String, run: &RunResults) {
                     .iter()
                     .filter(|o| o.kind == stats::OutlierKind::Severe)
                     .count();
-                lines.push(format!(
-                    "`{label}` {metric}: {} outlier(s) by Tukey's fences ({severe} severe), kept in the statistics",
-                    s.outliers.len()
-                ));
+                add(
+                    format!(
+                        "{} outlier(s) by Tukey's fences ({severe} severe), kept in the statistics",
+                        s.outliers.len()
+                    ),
+                    metric,
+                );
             }
             for w in &s.warnings {
                 if !matches!(w, stats::Warning::SevereOutliers { .. }) {
-                    lines.push(format!("`{label}` {metric}: {}", md(&w.message())));
+                    add(md(&w.message()), metric);
                 }
             }
+        }
+        for (message, metrics) in grouped {
+            lines.push(format!("`{label}` {}: {message}", metrics.join(", ")));
         }
     }
     if lines.is_empty() {
         return;
     }
-    out.push_str("### Warnings\n\n");
+    // Folded, so a PR comment leads with the numbers.
+    let _ = writeln!(
+        out,
+        "<details><summary>Warnings ({})</summary>\n",
+        lines.len()
+    );
     for l in lines {
         let _ = writeln!(out, "- {l}");
     }
-    out.push('\n');
+    out.push_str("\n</details>\n");
 }
 
 #[cfg(test)]
@@ -1243,7 +1262,7 @@ mod tests {
         // Geometric means along each axis, against the reference's value of that axis.
         assert!(md.contains("- `jdk=17` vs `jdk=21`: 1.25x slower (geometric mean over 2 pair(s) of cells differing only in `jdk`; single ratios 1.25 to 1.25)"), "{md}");
         assert!(md.contains("- `gc=Par` vs `gc=G1`: 1.10x slower"), "{md}");
-        assert!(md.contains("### Warnings\n"), "{md}");
+        assert!(md.contains("<details><summary>Warnings ("), "{md}");
         assert!(
             md.contains("`jdk=21 gc=Par`: 1 failed invocation(s) excluded"),
             "{md}"
