@@ -9,11 +9,13 @@
 //! unshares, mounts or writes cgroup files, and the only home of `unsafe`.
 
 pub mod collect;
+pub mod compare;
 pub mod exit;
 pub mod host;
 pub mod image;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod resolve;
 pub mod results;
 pub mod runner;

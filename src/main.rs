@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use benchbox::image::{self, PullOptions, Store};
 use benchbox::resolve::{self, LockMode};
 use benchbox::spec::{self, CpuSet, ValidationContext};
-use benchbox::{exit, host, plan, runner, stats, ui};
+use benchbox::{compare, exit, host, plan, report, runner, stats, ui};
 
 const ABOUT: &str = "Reproducible benchmarks: a TOML matrix of cells, each invocation in a fresh, isolated container \
 with pinned cgroup limits, measured from exec to exit.";
@@ -121,6 +121,96 @@ enum Command {
     /// What on this host adds noise to measurements or blocks isolation.
     #[command(after_help = exit::HELP_TABLE)]
     Doctor,
+    /// Rebuild a run's summaries and summary.md from its runs.csv.
+    ///
+    /// runs.csv is the source of truth: every cell's samples, statistics, warnings and failure
+    /// count are recomputed from it with the run's recorded seed and options, then results.json
+    /// (atomically) and summary.md are rewritten. Running it again gives the same bytes.
+    #[command(after_help = exit::HELP_TABLE)]
+    Report {
+        /// A run directory, e.g. reports/NAME/latest.
+        run: PathBuf,
+        /// The cell the others are compared with: axis=value[,axis=value...]. The first cell
+        /// (in matrix order) with all these values is used; default: the fastest median wall time.
+        #[arg(long, value_name = "AXIS=VALUE")]
+        reference: Option<String>,
+        /// Which reports to write besides results.json and summary.md (repeatable or
+        /// comma-separated): html (report.html), tex (table.tex), csv (results.csv, the
+        /// statistics), bmf (bencher.json), plots (plots/*.svg, *.png), all.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+        format: Vec<ReportFormat>,
+    },
+    /// Compare two runs cell by cell and gate on regressions.
+    ///
+    /// Cells are paired by id; cells whose ids differ (a new image digest) but whose axis values
+    /// are identical are paired with a warning. Per pair: the change of the median (candidate /
+    /// base - 1) with its bootstrap confidence interval, a Mann-Whitney U test, and q, its
+    /// p-value adjusted by Benjamini-Hochberg across every pair and metric of the report.
+    ///
+    /// Verdicts, with threshold t (for lower-is-better metrics; mirrored for higher-is-better):
+    ///   regression    the whole CI lies above +t, and q <= 0.05
+    ///   improvement   the whole CI lies below -t, and q <= 0.05
+    ///   unchanged     the whole CI lies within [-t, +t]
+    ///   inconclusive  anything else (a CI straddling a bound, too few invocations to
+    ///                 form an interval, no successful invocation on one side)
+    ///
+    /// Exit status: 0 when no pair regressed; 10 when one did. With --strict, an inconclusive
+    /// pair also exits 10. Unpaired cells are listed and never fail the gate. When
+    /// GITHUB_STEP_SUMMARY is set, the Markdown report is appended to that file.
+    #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
+    Compare {
+        /// The base run directory (e.g. reports/NAME/latest of the main branch).
+        base: PathBuf,
+        /// The candidate run directory.
+        candidate: PathBuf,
+        /// Metric to compare: wall, cpu, memory, user, system, io_read, io_write or a custom
+        /// metric's name. Repeat to compare several (one FDR correction spans them all).
+        #[arg(long, default_value = "wall", value_name = "M")]
+        metric: Vec<String>,
+        /// Smallest change that matters, in percent ("5%" or "5").
+        #[arg(long, default_value = "5%", value_name = "P")]
+        threshold: String,
+        /// Inconclusive pairs fail too (exit 10).
+        #[arg(long)]
+        strict: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Bootstrap resamples for the intervals of the ratios.
+        #[arg(long, default_value_t = 10_000)]
+        resamples: usize,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Md,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    All,
+    Html,
+    Tex,
+    Csv,
+    Bmf,
+    Plots,
+}
+
+impl ReportFormat {
+    fn render_format(self) -> Option<benchbox::render::Format> {
+        use benchbox::render::Format;
+        match self {
+            ReportFormat::All => None,
+            ReportFormat::Html => Some(Format::Html),
+            ReportFormat::Tex => Some(Format::Latex),
+            ReportFormat::Csv => Some(Format::StatsCsv),
+            ReportFormat::Bmf => Some(Format::Bmf),
+            ReportFormat::Plots => Some(Format::Plots),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -283,9 +373,14 @@ fn main() -> ExitCode {
             };
             let mut progress = ui::Progress::new();
             match runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e)) {
-                Ok(outcome) => {
-                    // Reports are a view of the raw data: a failure to render one is a warning,
-                    // never a lost run (`benchbox report` can redo them).
+                Ok(mut outcome) => {
+                    // Summaries and summary.md from runs.csv, exactly as `benchbox report` makes
+                    // them; then the reports. They are views of the raw data: failing to write
+                    // one is a warning, never a lost run (`benchbox report` can redo them).
+                    match report::rebuild(&outcome.dir, None) {
+                        Ok((rebuilt, _)) => outcome.results = rebuilt,
+                        Err(e) => eprintln!("warning: cannot write summary.md: {e}"),
+                    }
                     let render_opts = benchbox::render::RenderOptions::default();
                     if let Err(e) =
                         benchbox::render::write_all(&outcome.results, &outcome.dir, &render_opts)
@@ -501,6 +596,124 @@ fn main() -> ExitCode {
                 blocked |= !f.ok && f.blocking;
             }
             code(if blocked { exit::ISOLATION } else { exit::OK })
+        }
+        Command::Report {
+            run,
+            reference,
+            format,
+        } => match report::rebuild(&run, reference.as_deref()) {
+            Ok((results, written)) => {
+                print!("{}", ui::summary_table(&results));
+                println!("wrote {}", written.results_json.display());
+                println!("wrote {}", written.summary_md.display());
+                let formats: Vec<benchbox::render::Format> = if format.contains(&ReportFormat::All)
+                {
+                    benchbox::render::Format::ALL.to_vec()
+                } else {
+                    format.iter().filter_map(|f| f.render_format()).collect()
+                };
+                let opts = benchbox::render::RenderOptions { reference };
+                match benchbox::render::write(&results, &run, &opts, &formats) {
+                    Ok(paths) => {
+                        let plots = paths
+                            .iter()
+                            .filter(|p| p.parent().is_some_and(|d| d.ends_with("plots")))
+                            .count();
+                        for p in paths
+                            .iter()
+                            .filter(|p| !p.parent().is_some_and(|d| d.ends_with("plots")))
+                        {
+                            println!("wrote {}", p.display());
+                        }
+                        if plots > 0 {
+                            println!(
+                                "wrote {plots} plot files in {}",
+                                run.join("plots").display()
+                            );
+                        }
+                        code(exit::OK)
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        code(exit::USAGE)
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code(match e {
+                    report::ReportError::Write { .. } => exit::INTERNAL,
+                    _ => exit::USAGE,
+                })
+            }
+        },
+        Command::Compare {
+            base,
+            candidate,
+            metric,
+            threshold,
+            strict,
+            format,
+            resamples,
+        } => {
+            let load = |p: &Path| {
+                report::load(p).map_err(|e| {
+                    eprintln!("error: {e}");
+                    code(exit::USAGE)
+                })
+            };
+            let (base, candidate) = match (load(&base), load(&candidate)) {
+                (Ok(b), Ok(c)) => (b, c),
+                (Err(c), _) | (_, Err(c)) => return c,
+            };
+            let threshold = match compare::parse_threshold(&threshold) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(exit::USAGE);
+                }
+            };
+            let mut metrics = Vec::new();
+            for m in &metric {
+                match compare::resolve_metric(m, &[&base, &candidate]) {
+                    Ok(m) if !metrics.contains(&m) => metrics.push(m),
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(exit::USAGE);
+                    }
+                }
+            }
+            let opts = compare::CompareOptions {
+                metrics,
+                threshold,
+                stats: stats::StatsOptions {
+                    resamples,
+                    ..Default::default()
+                },
+            };
+            let cmp = compare::compare(&base, &candidate, &opts);
+            let markdown = compare::render_markdown(&cmp, &candidate, strict);
+            match format {
+                Format::Table => print!("{}", compare::render_table(&cmp, &candidate, strict)),
+                Format::Md => print!("{markdown}"),
+                Format::Json => println!("{}", compare::render_json(&cmp)),
+            }
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                use std::io::Write as _;
+                let appended = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| writeln!(f, "{markdown}"));
+                if let Err(e) = appended {
+                    eprintln!(
+                        "warning: cannot append to GITHUB_STEP_SUMMARY `{}`: {e}",
+                        Path::new(&path).display()
+                    );
+                }
+            }
+            code(cmp.exit_code(strict))
         }
     }
 }

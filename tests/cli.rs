@@ -21,7 +21,18 @@ fn text(o: &Output) -> String {
 
 /// A temp dir with a busybox rootfs and a matrix file written from `toml` (with `ROOTFS`
 /// replaced by the rootfs path).
+/// Runs sweep the cgroups of dead benchbox processes: the test that kills benchbox on purpose
+/// must not have its evidence swept by another test's run, so it runs alone.
+static EXCLUSIVE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+#[allow(dead_code)]
+enum Turn {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Alone(std::sync::RwLockWriteGuard<'static, ()>),
+}
+
 struct Project {
+    _turn: Turn,
     dir: tempfile::TempDir,
     /// Pids of the benchbox processes run, to look for their cgroups afterwards.
     pids: std::cell::RefCell<Vec<u32>>,
@@ -29,11 +40,22 @@ struct Project {
 
 impl Project {
     fn new(toml: &str) -> Project {
+        let turn = Turn::Shared(EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner()));
+        Project::with_turn(toml, turn)
+    }
+
+    fn alone(toml: &str) -> Project {
+        let turn = Turn::Alone(EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner()));
+        Project::with_turn(toml, turn)
+    }
+
+    fn with_turn(toml: &str, turn: Turn) -> Project {
         let dir = tempfile::tempdir().unwrap();
         common::busybox_rootfs(&dir.path().join("rootfs"));
         fs::create_dir(dir.path().join("scratch")).unwrap();
         fs::write(dir.path().join("m.toml"), toml).unwrap();
         Project {
+            _turn: turn,
             dir,
             pids: Default::default(),
         }
@@ -385,7 +407,7 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
     if !common::privileged() {
         return;
     }
-    let p = Project::new(
+    let p = Project::alone(
         &TWO_CELLS
             .replace("test ! -e /marker && touch /marker", "sleep 876543")
             .replace("runs = 2", "runs = 1"),

@@ -570,39 +570,84 @@ pub const STATS_CSV_FILE: &str = "results.csv";
 pub const BMF_FILE: &str = "bencher.json";
 pub const PLOTS_DIR: &str = "plots";
 
-/// Renders every format into `run_dir`, each file replaced atomically; returns the paths
-/// written, in a stable order. A bad reference fails before anything is written.
+/// One of the files `write` can produce (`benchbox report --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Latex,
+    StatsCsv,
+    Bmf,
+    Plots,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Html,
+        Format::Latex,
+        Format::StatsCsv,
+        Format::Bmf,
+        Format::Plots,
+    ];
+}
+
+/// Writes every format into `run_dir` (atomically, file by file); returns the paths written.
 pub fn write_all(
     results: &RunResults,
     run_dir: &Path,
     opts: &RenderOptions,
 ) -> Result<Vec<PathBuf>> {
+    write(results, run_dir, opts, &Format::ALL)
+}
+
+/// Writes the chosen formats into `run_dir` (atomically, file by file); returns the paths.
+/// The reference is checked first, so a bad `--reference` writes nothing.
+pub fn write(
+    results: &RunResults,
+    run_dir: &Path,
+    opts: &RenderOptions,
+    formats: &[Format],
+) -> Result<Vec<PathBuf>> {
     fixed_reference(results, opts)?;
-    let plots = plots(results, opts)?;
-    let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
-        (
+    let wants = |f: Format| formats.contains(&f);
+    // The HTML embeds the plots: draw them once for both.
+    let plots = if wants(Format::Plots) || wants(Format::Html) {
+        plots(results, opts)?
+    } else {
+        Vec::new()
+    };
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    if wants(Format::Html) {
+        files.push((
             run_dir.join(HTML_FILE),
             html::html_with_plots(results, opts, &plots)?.into_bytes(),
-        ),
-        (run_dir.join(LATEX_FILE), latex(results, opts)?.into_bytes()),
-        (
+        ));
+    }
+    if wants(Format::Latex) {
+        files.push((run_dir.join(LATEX_FILE), latex(results, opts)?.into_bytes()));
+    }
+    if wants(Format::StatsCsv) {
+        files.push((
             run_dir.join(STATS_CSV_FILE),
             stats_csv(results).into_bytes(),
-        ),
-        (run_dir.join(BMF_FILE), bmf_json(results).into_bytes()),
-    ];
-    let plots_dir = run_dir.join(PLOTS_DIR);
-    for plot in plots {
-        files.push((
-            plots_dir.join(format!("{}.svg", plot.stem)),
-            plot.svg.into_bytes(),
         ));
-        files.push((plots_dir.join(format!("{}.png", plot.stem)), plot.png));
     }
-    fs::create_dir_all(&plots_dir).map_err(|source| RenderError::CreateDir {
-        path: plots_dir.clone(),
-        source,
-    })?;
+    if wants(Format::Bmf) {
+        files.push((run_dir.join(BMF_FILE), bmf_json(results).into_bytes()));
+    }
+    let plots_dir = run_dir.join(PLOTS_DIR);
+    if wants(Format::Plots) {
+        for plot in plots {
+            files.push((
+                plots_dir.join(format!("{}.svg", plot.stem)),
+                plot.svg.into_bytes(),
+            ));
+            files.push((plots_dir.join(format!("{}.png", plot.stem)), plot.png));
+        }
+        fs::create_dir_all(&plots_dir).map_err(|source| RenderError::CreateDir {
+            path: plots_dir.clone(),
+            source,
+        })?;
+    }
     let mut written = Vec::with_capacity(files.len());
     for (path, bytes) in files {
         crate::results::write_atomic(&path, &bytes)?;

@@ -1,0 +1,1023 @@
+//! A/B comparison of two runs (`benchbox compare BASE CANDIDATE`): pairing, verdicts, and the
+//! terminal, Markdown and JSON renderings. Pure: runs in, a [`Comparison`] out.
+//!
+//! Methods:
+//! - Pairing: cells with the same id; then cells whose ids differ but whose axis values are
+//!   identical (and unique on both sides), with a warning naming the settings that differ
+//!   (an image digest, a command...). Everything else is listed as unpaired.
+//! - Per pair and metric: the ratio of medians candidate / base with Efron's bootstrap
+//!   percentile interval ([`stats::ratio_of_medians`]), a two-sided Mann-Whitney U test
+//!   ([`stats::mann_whitney_u`]), and Benjamini-Hochberg q-values across all pairs and metrics
+//!   of the report ([`stats::benjamini_hochberg`]).
+//! - Verdict with threshold t (see [`verdict`]): for a lower-is-better metric, a regression when
+//!   the whole interval lies above 1 + t, an improvement when it lies below 1 - t (mirrored for
+//!   higher-is-better), unchanged when it lies within [1 - t, 1 + t], inconclusive otherwise.
+//!   Decision where the issue is silent: a regression or an improvement also needs q <= 1 -
+//!   confidence (0.05), so testing many cells cannot manufacture a finding; without it, the pair
+//!   is inconclusive. A pair without an interval (fewer than 5 invocations a side, a median of
+//!   0) is inconclusive.
+//! - Exit codes: 0 when no pair regressed, 10 when one did; with `--strict` an inconclusive pair
+//!   also gives 10 (one code for "the gate did not pass"). Unpaired cells never fail the gate;
+//!   they are listed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::report::{MetricInfo, axis_texts, metric_info, metric_values};
+use crate::results::{CellResult, RunResults};
+use crate::spec::Better;
+use crate::stats::{self, Interval, StatsOptions};
+
+/// The default `--threshold`: 5%.
+pub const DEFAULT_THRESHOLD: f64 = 0.05;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareOptions {
+    /// Canonical metric names (see [`resolve_metric`]).
+    pub metrics: Vec<String>,
+    /// Relative change that matters, e.g. 0.05 for 5%.
+    pub threshold: f64,
+    /// Confidence, resamples and seed of the ratio intervals.
+    pub stats: StatsOptions,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            metrics: vec!["wall_s".into()],
+            threshold: DEFAULT_THRESHOLD,
+            stats: StatsOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("unknown metric `{given}`\n  hint: valid metrics are {valid}")]
+    UnknownMetric { given: String, valid: String },
+    #[error(
+        "invalid threshold `{given}`\n  hint: give a percentage such as 5% or 2.5 (meaning 2.5%)"
+    )]
+    Threshold { given: String },
+}
+
+/// `wall`, `cpu`, `memory` and the other aliases, or a standard or custom metric name that one
+/// of the runs has.
+pub fn resolve_metric(given: &str, runs: &[&RunResults]) -> Result<String, CompareError> {
+    let canonical = crate::report::canonical_metric(given);
+    let mut valid: Vec<String> = Vec::new();
+    for run in runs {
+        for name in crate::report::metric_names(run) {
+            if !valid.contains(&name) {
+                valid.push(name);
+            }
+        }
+    }
+    if valid.contains(&canonical) {
+        return Ok(canonical);
+    }
+    Err(CompareError::UnknownMetric {
+        given: given.to_string(),
+        valid: format!("wall, cpu, memory, {}", valid.join(", ")),
+    })
+}
+
+/// "5%", "5", "0.05%" -> a fraction (5 and 5% both mean 5%).
+pub fn parse_threshold(given: &str) -> Result<f64, CompareError> {
+    let number = given.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(p) if p.is_finite() && (0.0..100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(CompareError::Threshold {
+            given: given.to_string(),
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Regression,
+    Improvement,
+    Unchanged,
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Regression => "regression",
+            Verdict::Improvement => "improvement",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The verdict of one pair from the interval of candidate / base, the metric's direction, the
+/// threshold and whether the difference survived the FDR correction. Bounds: "wholly beyond"
+/// is strict (an interval touching 1 + t is not a regression), "inside" is inclusive.
+pub fn verdict(ci: Option<Interval>, better: Better, threshold: f64, significant: bool) -> Verdict {
+    let Some(ci) = ci else {
+        return Verdict::Inconclusive;
+    };
+    let (high, low) = (1.0 + threshold, 1.0 - threshold);
+    let above = ci.lower > high;
+    let below = ci.upper < low;
+    let (worse, better_side) = match better {
+        Better::Lower => (above, below),
+        Better::Higher => (below, above),
+    };
+    if worse && significant {
+        Verdict::Regression
+    } else if better_side && significant {
+        Verdict::Improvement
+    } else if ci.lower >= low && ci.upper <= high {
+        Verdict::Unchanged
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+/// One cell of both runs, for one metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairResult {
+    pub label: String,
+    pub base_id: String,
+    pub candidate_id: String,
+    pub metric: String,
+    pub better: Better,
+    pub base_n: usize,
+    pub candidate_n: usize,
+    pub base_median: Option<f64>,
+    pub candidate_median: Option<f64>,
+    /// median(candidate) / median(base).
+    pub ratio: Option<f64>,
+    pub ci: Option<Interval>,
+    pub p_value: Option<f64>,
+    /// Benjamini-Hochberg adjusted p-value across every pair and metric of the comparison.
+    pub q_value: Option<f64>,
+    pub verdict: Verdict,
+    /// Why the verdict is inconclusive, when something other than the interval decided it.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub base_run: String,
+    pub candidate_run: String,
+    pub metrics: Vec<String>,
+    pub threshold: f64,
+    pub confidence: f64,
+    pub pairs: Vec<PairResult>,
+    /// Labels of base cells with no partner in the candidate.
+    pub unpaired_base: Vec<String>,
+    pub unpaired_candidate: Vec<String>,
+    /// The hosts' fingerprints differ: numbers may not be comparable at all.
+    pub host_differs: bool,
+    pub warnings: Vec<String>,
+    pub regressions: usize,
+    pub improvements: usize,
+    pub unchanged: usize,
+    pub inconclusive: usize,
+}
+
+impl Comparison {
+    /// 0 (pass) or 10 (a regression; with `strict`, also an inconclusive pair).
+    pub fn exit_code(&self, strict: bool) -> i32 {
+        if self.regressions > 0 || (strict && self.inconclusive > 0) {
+            crate::exit::REGRESSION
+        } else {
+            crate::exit::OK
+        }
+    }
+}
+
+/// Pairs of (base cell index, candidate cell index), and warnings about axis pairing.
+fn pair_cells(base: &RunResults, candidate: &RunResults) -> (Vec<(usize, usize)>, Vec<String>) {
+    let mut pairs = Vec::new();
+    let mut warnings = Vec::new();
+    let mut base_left: Vec<usize> = Vec::new();
+    let mut cand_used = vec![false; candidate.cells.len()];
+    for (i, b) in base.cells.iter().enumerate() {
+        match candidate.cells.iter().position(|c| c.id == b.id) {
+            Some(j) if !cand_used[j] => {
+                cand_used[j] = true;
+                pairs.push((i, j));
+            }
+            _ => base_left.push(i),
+        }
+    }
+    let cand_left: Vec<usize> = (0..candidate.cells.len())
+        .filter(|&j| !cand_used[j])
+        .collect();
+    for &i in &base_left {
+        let axes = axis_texts(&base.cells[i]);
+        let same_base: Vec<usize> = base_left
+            .iter()
+            .copied()
+            .filter(|&k| axis_texts(&base.cells[k]) == axes)
+            .collect();
+        let same_cand: Vec<usize> = cand_left
+            .iter()
+            .copied()
+            .filter(|&k| axis_texts(&candidate.cells[k]) == axes)
+            .collect();
+        // Only an unambiguous match: one cell on each side with these axis values.
+        if let ([_], [j]) = (same_base.as_slice(), same_cand.as_slice()) {
+            let differs = plan_differences(base, &base.cells[i], candidate, &candidate.cells[*j]);
+            warnings.push(format!(
+                "cell `{}`: ids differ ({} in base, {} in candidate), paired by axis values; {}\n  hint: make sure the two runs measure the same thing",
+                base.cells[i].label,
+                base.cells[i].id,
+                candidate.cells[*j].id,
+                if differs.is_empty() {
+                    "the plans do not say what changed (an image digest?)".to_string()
+                } else {
+                    format!("what changed: {}", differs.join(", "))
+                }
+            ));
+            pairs.push((i, *j));
+        }
+    }
+    (pairs, warnings)
+}
+
+/// Top-level settings of a cell's plan entry that differ between the runs (ignoring the id and
+/// settings that do not define the cell).
+fn plan_differences(
+    base: &RunResults,
+    b: &CellResult,
+    candidate: &RunResults,
+    c: &CellResult,
+) -> Vec<String> {
+    let find = |run: &RunResults, id: &str| {
+        run.plan["cells"]
+            .as_array()
+            .and_then(|cells| cells.iter().find(|x| x["id"] == id))
+            .and_then(|x| x.as_object())
+            .cloned()
+    };
+    let (Some(pb), Some(pc)) = (find(base, &b.id), find(candidate, &c.id)) else {
+        return Vec::new();
+    };
+    let ignore = [
+        "id", "runs", "warmup", "timeout", "metrics", "slug", "label",
+    ];
+    let mut keys: Vec<&String> = pb.keys().chain(pc.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| !ignore.contains(&k.as_str()) && pb.get(*k) != pc.get(*k))
+        .cloned()
+        .collect()
+}
+
+fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
+    let (a, b) = (&base.host, &candidate.host);
+    let mut out = Vec::new();
+    if a.cpu_model != b.cpu_model {
+        out.push(format!("CPU model `{}` vs `{}`", a.cpu_model, b.cpu_model));
+    }
+    if a.kernel != b.kernel {
+        out.push(format!("kernel `{}` vs `{}`", a.kernel, b.kernel));
+    }
+    if a.cgroup_version != b.cgroup_version {
+        out.push(format!(
+            "cgroup `{}` vs `{}`",
+            a.cgroup_version.as_deref().unwrap_or("?"),
+            b.cgroup_version.as_deref().unwrap_or("?")
+        ));
+    }
+    out
+}
+
+/// Compare `candidate` against `base` (see the module doc for the methods).
+pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions) -> Comparison {
+    let (pairs, mut warnings) = pair_cells(base, candidate);
+    let hosts = host_differences(base, candidate);
+    if !hosts.is_empty() {
+        warnings.insert(
+            0,
+            format!(
+                "THE RUNS COME FROM DIFFERENT HOSTS ({}): differences may come from the machines, not the change\n  hint: run base and candidate on the same machine (in CI: the same runner type, one job)",
+                hosts.join("; ")
+            ),
+        );
+    }
+    let alpha = 1.0 - opts.stats.confidence;
+    let mut results: Vec<PairResult> = Vec::new();
+    for metric in &opts.metrics {
+        let info: MetricInfo = metric_info(candidate, metric);
+        for &(i, j) in &pairs {
+            let (b, c) = (&base.cells[i], &candidate.cells[j]);
+            let bv = metric_values(&b.samples, metric);
+            let cv = metric_values(&c.samples, metric);
+            let median = |v: &[f64]| {
+                let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+                s.sort_unstable_by(f64::total_cmp);
+                (!s.is_empty()).then(|| stats::quantile(&s, 0.5))
+            };
+            let ratio = stats::ratio_of_medians(&bv, &cv, &opts.stats);
+            let mw = stats::mann_whitney_u(&cv, &bv);
+            let note = if bv.is_empty() || cv.is_empty() {
+                Some(format!(
+                    "no successful invocation in {}",
+                    if bv.is_empty() { "base" } else { "candidate" }
+                ))
+            } else if ratio.is_none() {
+                Some("ratio undefined (a median is not positive)".into())
+            } else if ratio.is_some_and(|r| r.ci.is_none()) {
+                Some(format!(
+                    "no interval: fewer than {} invocations on a side",
+                    stats::MIN_BOOTSTRAP_SAMPLES
+                ))
+            } else {
+                None
+            };
+            results.push(PairResult {
+                label: c.label.clone(),
+                base_id: b.id.clone(),
+                candidate_id: c.id.clone(),
+                metric: metric.clone(),
+                better: info.better,
+                base_n: bv.len(),
+                candidate_n: cv.len(),
+                base_median: median(&bv),
+                candidate_median: median(&cv),
+                ratio: ratio.map(|r| r.ratio),
+                ci: ratio.and_then(|r| r.ci),
+                p_value: mw.map(|m| m.p_value),
+                q_value: None,
+                verdict: Verdict::Inconclusive,
+                note,
+            });
+        }
+    }
+    // One correction across every test of the report.
+    let p: Vec<f64> = results
+        .iter()
+        .map(|r| r.p_value.unwrap_or(f64::NAN))
+        .collect();
+    let q = stats::benjamini_hochberg(&p);
+    for (r, q) in results.iter_mut().zip(q) {
+        r.q_value = (!q.is_nan()).then_some(q);
+        let significant = r.q_value.is_some_and(|q| q <= alpha);
+        r.verdict = verdict(r.ci, r.better, opts.threshold, significant);
+        let beyond = r
+            .ci
+            .is_some_and(|ci| ci.lower > 1.0 + opts.threshold || ci.upper < 1.0 - opts.threshold);
+        if beyond && !significant && r.note.is_none() {
+            r.note = Some(format!(
+                "interval beyond the threshold but q = {} > {alpha:.2} after the FDR correction",
+                r.q_value.map_or("-".into(), significant_q)
+            ));
+        }
+    }
+    let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    let paired_base: Vec<usize> = pairs.iter().map(|p| p.0).collect();
+    let paired_cand: Vec<usize> = pairs.iter().map(|p| p.1).collect();
+    Comparison {
+        base_run: base.run_id.clone(),
+        candidate_run: candidate.run_id.clone(),
+        metrics: opts.metrics.clone(),
+        threshold: opts.threshold,
+        confidence: opts.stats.confidence,
+        regressions: count(Verdict::Regression),
+        improvements: count(Verdict::Improvement),
+        unchanged: count(Verdict::Unchanged),
+        inconclusive: count(Verdict::Inconclusive),
+        pairs: results,
+        unpaired_base: (0..base.cells.len())
+            .filter(|i| !paired_base.contains(i))
+            .map(|i| base.cells[i].label.clone())
+            .collect(),
+        unpaired_candidate: (0..candidate.cells.len())
+            .filter(|j| !paired_cand.contains(j))
+            .map(|j| candidate.cells[j].label.clone())
+            .collect(),
+        host_differs: !hosts.is_empty(),
+        warnings,
+    }
+}
+
+/// 0.05 -> "5", 0.025 -> "2.5": the threshold as the user wrote it.
+fn percent(fraction: f64) -> String {
+    let text = format!("{:.3}", fraction * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn significant_q(q: f64) -> String {
+    if q < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{q:.3}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Rendering.
+
+struct Row {
+    cells: Vec<String>,
+}
+
+fn rows(cmp: &Comparison, infos: &BTreeMap<String, MetricInfo>) -> Vec<Row> {
+    cmp.pairs
+        .iter()
+        .map(|p| {
+            let info = &infos[&p.metric];
+            let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| info.format(v));
+            let change = p
+                .ratio
+                .map_or("-".to_string(), |r| format!("{:+.1}%", (r - 1.0) * 100.0));
+            let ci = p.ci.map_or("-".to_string(), |ci| {
+                format!(
+                    "{:+.1}% to {:+.1}%",
+                    (ci.lower - 1.0) * 100.0,
+                    (ci.upper - 1.0) * 100.0
+                )
+            });
+            let mut verdict = p.verdict.as_str().to_uppercase();
+            if let Some(n) = &p.note {
+                verdict = format!("{verdict} ({n})");
+            }
+            Row {
+                cells: vec![
+                    p.label.clone(),
+                    p.metric.clone(),
+                    format!("{} / {}", p.base_n, p.candidate_n),
+                    fmt(p.base_median),
+                    fmt(p.candidate_median),
+                    change,
+                    ci,
+                    p.q_value.map_or("-".into(), significant_q),
+                    verdict,
+                ],
+            }
+        })
+        .collect()
+}
+
+const HEADER: [&str; 9] = [
+    "cell",
+    "metric",
+    "n (base / cand.)",
+    "base median",
+    "candidate median",
+    "change",
+    "CI of change",
+    "q",
+    "verdict",
+];
+
+fn infos(cmp: &Comparison, candidate: &RunResults) -> BTreeMap<String, MetricInfo> {
+    cmp.metrics
+        .iter()
+        .map(|m| (m.clone(), metric_info(candidate, m)))
+        .collect()
+}
+
+fn headline(cmp: &Comparison, strict: bool) -> String {
+    let code = cmp.exit_code(strict);
+    format!(
+        "{} regression(s), {} improvement(s), {} unchanged, {} inconclusive{}: {}",
+        cmp.regressions,
+        cmp.improvements,
+        cmp.unchanged,
+        cmp.inconclusive,
+        if strict { " (strict)" } else { "" },
+        if code == crate::exit::OK {
+            "pass".to_string()
+        } else {
+            format!("FAIL (exit {code})")
+        }
+    )
+}
+
+fn method_line(cmp: &Comparison) -> String {
+    format!(
+        "candidate `{}` vs base `{}`; change = median ratio - 1 with its {:.0}% bootstrap CI; threshold ±{}%; q = Mann-Whitney p adjusted by Benjamini-Hochberg across {} test(s)",
+        cmp.candidate_run,
+        cmp.base_run,
+        cmp.confidence * 100.0,
+        percent(cmp.threshold),
+        cmp.pairs.len()
+    )
+}
+
+/// The terminal table. `candidate` supplies metric units and directions.
+pub fn render_table(cmp: &Comparison, candidate: &RunResults, strict: bool) -> String {
+    let rows = rows(cmp, &infos(cmp, candidate));
+    let mut widths: Vec<usize> = HEADER.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(&r.cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            let pad = " ".repeat(w - c.chars().count());
+            // Left-align text columns, right-align numbers; no padding after the last column.
+            match i {
+                0 | 1 => s.push_str(&format!("{c}{pad}  ")),
+                8 => s.push_str(c),
+                _ => s.push_str(&format!("{pad}{c}  ")),
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = String::new();
+    for w in &cmp.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let _ = writeln!(out, "{}", method_line(cmp).replace('`', ""));
+    let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
+    let _ = writeln!(out, "{}", line(&header));
+    for r in &rows {
+        let _ = writeln!(out, "{}", line(&r.cells));
+    }
+    for l in &cmp.unpaired_base {
+        let _ = writeln!(out, "only in base: {l}");
+    }
+    for l in &cmp.unpaired_candidate {
+        let _ = writeln!(out, "only in candidate: {l}");
+    }
+    let _ = writeln!(out, "{}", headline(cmp, strict));
+    out
+}
+
+/// Markdown for a PR comment or `$GITHUB_STEP_SUMMARY`.
+pub fn render_markdown(cmp: &Comparison, candidate: &RunResults, strict: bool) -> String {
+    let rows = rows(cmp, &infos(cmp, candidate));
+    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = String::new();
+    let _ = writeln!(out, "## benchbox compare: {}\n", headline(cmp, strict));
+    for w in &cmp.warnings {
+        let _ = writeln!(out, "> **warning**: {}\n", esc(w));
+    }
+    let _ = writeln!(out, "{}\n", method_line(cmp));
+    let _ = writeln!(out, "| {} |", HEADER.join(" | "));
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|---:|---|");
+    for r in &rows {
+        let cells: Vec<String> = r.cells.iter().map(|c| esc(c)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    if !cmp.unpaired_base.is_empty() || !cmp.unpaired_candidate.is_empty() {
+        out.push('\n');
+        for l in &cmp.unpaired_base {
+            let _ = writeln!(out, "- only in base: `{}`", esc(l));
+        }
+        for l in &cmp.unpaired_candidate {
+            let _ = writeln!(out, "- only in candidate: `{}`", esc(l));
+        }
+    }
+    out
+}
+
+/// The whole comparison as JSON.
+pub fn render_json(cmp: &Comparison) -> String {
+    serde_json::to_string_pretty(cmp).expect("a comparison serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Phase;
+    use crate::results::Sample;
+    use rand::SeedableRng;
+    use rand::distributions::Distribution;
+    use rand_chacha::ChaCha8Rng;
+
+    fn sample(cell: &str, i: u32, wall: f64) -> Sample {
+        Sample {
+            cell_id: cell.into(),
+            phase: Phase::Measure,
+            index: i,
+            started_at: String::new(),
+            wall_s: wall,
+            user_s: wall * 0.9,
+            system_s: wall * 0.1,
+            peak_memory_bytes: Some(1 << 20),
+            io_read_bytes: Some(0),
+            io_write_bytes: Some(0),
+            exit_code: Some(0),
+            signal: None,
+            oom_killed: false,
+            timed_out: false,
+            rusage: crate::sandbox::Rusage {
+                max_rss_bytes: 0,
+                ..Default::default()
+            },
+            throttled_s: 0.0,
+            metrics: Default::default(),
+        }
+    }
+
+    fn cell(id: &str, axes: &[(&str, &str)], walls: &[f64]) -> CellResult {
+        CellResult {
+            id: id.into(),
+            label: axes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            slug: id.into(),
+            axes: axes
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+                .collect(),
+            samples: walls
+                .iter()
+                .enumerate()
+                .map(|(i, w)| sample(id, i as u32, *w))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn run(id: &str, cells: Vec<CellResult>) -> RunResults {
+        RunResults {
+            schema_version: 1,
+            tool: "benchbox".into(),
+            tool_version: "0".into(),
+            run_id: id.into(),
+            status: "complete".into(),
+            started_at: String::new(),
+            finished_at: None,
+            command_line: vec![],
+            host: crate::host::HostInfo {
+                cpu_model: "Test CPU".into(),
+                kernel: "6.1".into(),
+                cgroup_version: Some("v2".into()),
+                ..Default::default()
+            },
+            matrix_name: "m".into(),
+            matrix_path: "m.toml".into(),
+            matrix_sha256: "0".repeat(64),
+            seed: 1,
+            order: "interleaved".into(),
+            stats: StatsOptions::default(),
+            plan: serde_json::Value::Null,
+            cells,
+            warnings: vec![],
+        }
+    }
+
+    fn normal(rng: &mut ChaCha8Rng, n: usize, mean: f64, sd: f64) -> Vec<f64> {
+        let dist = rand_distr_normal();
+        (0..n).map(|_| mean + sd * dist.sample(rng)).collect()
+    }
+
+    /// Standard normal by Box-Muller (rand 0.8 has no normal distribution without rand_distr).
+    fn rand_distr_normal() -> impl Distribution<f64> {
+        struct Normal;
+        impl Distribution<f64> for Normal {
+            fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+                let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+                let u2: f64 = rng.r#gen();
+                (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+            }
+        }
+        Normal
+    }
+
+    fn fast_opts() -> CompareOptions {
+        CompareOptions {
+            stats: StatsOptions {
+                resamples: 2000,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    const TEN: [f64; 10] = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.0];
+
+    #[test]
+    fn cells_pair_by_id_then_by_axes_with_a_warning() {
+        let base = run(
+            "b",
+            vec![
+                cell("aaa", &[("jdk", "17")], &TEN),
+                cell("bbb", &[("jdk", "21")], &TEN),
+                cell("ccc", &[("jdk", "11")], &TEN),
+            ],
+        );
+        let cand = run(
+            "c",
+            vec![
+                cell("bbb", &[("jdk", "21")], &TEN),
+                cell("zzz", &[("jdk", "17")], &TEN),
+                cell("ddd", &[("jdk", "22")], &TEN),
+            ],
+        );
+        let cmp = compare(&base, &cand, &fast_opts());
+        let got: Vec<(&str, &str)> = cmp
+            .pairs
+            .iter()
+            .map(|p| (p.base_id.as_str(), p.candidate_id.as_str()))
+            .collect();
+        assert_eq!(got, [("bbb", "bbb"), ("aaa", "zzz")]);
+        assert_eq!(cmp.unpaired_base, ["jdk=11"]);
+        assert_eq!(cmp.unpaired_candidate, ["jdk=22"]);
+        assert_eq!(cmp.warnings.len(), 1, "{:?}", cmp.warnings);
+        assert!(cmp.warnings[0].contains("paired by axis values"));
+        assert!(cmp.warnings[0].contains("aaa") && cmp.warnings[0].contains("zzz"));
+        assert!(!cmp.host_differs);
+    }
+
+    #[test]
+    fn ambiguous_axis_matches_stay_unpaired() {
+        let base = run(
+            "b",
+            vec![
+                cell("a1", &[("x", "1")], &TEN),
+                cell("a2", &[("x", "1")], &TEN),
+            ],
+        );
+        let cand = run("c", vec![cell("b1", &[("x", "1")], &TEN)]);
+        let cmp = compare(&base, &cand, &fast_opts());
+        assert!(cmp.pairs.is_empty());
+        assert_eq!(cmp.unpaired_base.len(), 2);
+        assert_eq!(cmp.unpaired_candidate.len(), 1);
+    }
+
+    #[test]
+    fn different_hosts_warn_loudly() {
+        let base = run("b", vec![cell("a", &[], &TEN)]);
+        let mut cand = run("c", vec![cell("a", &[], &TEN)]);
+        cand.host.kernel = "5.10".into();
+        cand.host.cgroup_version = Some("v1".into());
+        let cmp = compare(&base, &cand, &fast_opts());
+        assert!(cmp.host_differs);
+        assert!(cmp.warnings[0].starts_with("THE RUNS COME FROM DIFFERENT HOSTS"));
+        assert!(cmp.warnings[0].contains("kernel `6.1` vs `5.10`"));
+        assert!(cmp.warnings[0].contains("cgroup `v2` vs `v1`"));
+        assert!(!cmp.warnings[0].contains("CPU model"));
+    }
+
+    fn iv(lower: f64, upper: f64) -> Option<Interval> {
+        Some(Interval { lower, upper })
+    }
+
+    #[test]
+    fn verdicts_at_the_boundaries() {
+        let t = 0.05;
+        let (hi, lo) = (1.0 + t, 1.0 - t);
+        use Verdict::*;
+        // Lower is better.
+        let v = |ci, sig| verdict(ci, Better::Lower, t, sig);
+        assert_eq!(
+            v(iv(hi, 1.2), true),
+            Inconclusive,
+            "touching 1+t is not beyond it"
+        );
+        assert_eq!(v(iv(hi + 1e-9, 1.2), true), Regression);
+        assert_eq!(
+            v(iv(hi + 1e-9, 1.2), false),
+            Inconclusive,
+            "needs q <= alpha"
+        );
+        assert_eq!(v(iv(0.8, lo), true), Inconclusive);
+        assert_eq!(v(iv(0.8, lo - 1e-9), true), Improvement);
+        assert_eq!(v(iv(lo, hi), false), Unchanged, "inside is inclusive");
+        assert_eq!(v(iv(lo - 1e-9, hi), false), Inconclusive);
+        assert_eq!(v(iv(lo, hi + 1e-9), false), Inconclusive);
+        assert_eq!(v(iv(0.99, 1.01), true), Unchanged);
+        assert_eq!(v(iv(0.9, 1.1), true), Inconclusive);
+        assert_eq!(v(None, true), Inconclusive);
+        // Higher is better: mirrored.
+        let v = |ci, sig| verdict(ci, Better::Higher, t, sig);
+        assert_eq!(v(iv(0.8, lo - 1e-9), true), Regression);
+        assert_eq!(v(iv(hi + 1e-9, 1.2), true), Improvement);
+        assert_eq!(v(iv(0.8, lo), true), Inconclusive);
+        assert_eq!(v(iv(lo, hi), true), Unchanged);
+        // A zero threshold: any significant interval off 1 counts.
+        assert_eq!(
+            verdict(iv(1.001, 1.002), Better::Lower, 0.0, true),
+            Regression
+        );
+        assert_eq!(verdict(iv(1.0, 1.0), Better::Lower, 0.0, false), Unchanged);
+    }
+
+    #[test]
+    fn q_values_are_corrected_across_all_pairs() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let ids = ["a", "b", "c", "d"];
+        let shifts = [1.0, 1.0, 1.0, 1.3];
+        let base = run(
+            "b",
+            ids.iter()
+                .map(|id| cell(id, &[("k", id)], &normal(&mut rng, 10, 1.0, 0.02)))
+                .collect(),
+        );
+        let cand = run(
+            "c",
+            ids.iter()
+                .zip(shifts)
+                .map(|(id, s)| cell(id, &[("k", id)], &normal(&mut rng, 10, s, 0.02)))
+                .collect(),
+        );
+        let cmp = compare(&base, &cand, &fast_opts());
+        let p: Vec<f64> = cmp.pairs.iter().map(|r| r.p_value.unwrap()).collect();
+        let q: Vec<f64> = cmp.pairs.iter().map(|r| r.q_value.unwrap()).collect();
+        assert_eq!(q, stats::benjamini_hochberg(&p));
+        for (p, q) in p.iter().zip(&q) {
+            assert!(q >= p);
+        }
+        assert_eq!(cmp.pairs[3].verdict, Verdict::Regression);
+        assert_eq!(cmp.regressions, 1);
+        assert_eq!(cmp.exit_code(false), crate::exit::REGRESSION);
+        // Two metrics: the correction spans both.
+        let opts = CompareOptions {
+            metrics: vec!["wall_s".into(), "cpu_s".into()],
+            ..fast_opts()
+        };
+        let cmp2 = compare(&base, &cand, &opts);
+        assert_eq!(cmp2.pairs.len(), 8);
+        let p2: Vec<f64> = cmp2.pairs.iter().map(|r| r.p_value.unwrap()).collect();
+        let q2: Vec<f64> = cmp2.pairs.iter().map(|r| r.q_value.unwrap()).collect();
+        assert_eq!(q2, stats::benjamini_hochberg(&p2));
+    }
+
+    #[test]
+    fn a_run_compared_with_itself_is_unchanged() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let r = run(
+            "r",
+            (0..4)
+                .map(|i| {
+                    let id = format!("c{i}");
+                    cell(
+                        &id,
+                        &[("i", &id)],
+                        &normal(&mut rng, 10, 1.0 + i as f64, 0.03),
+                    )
+                })
+                .collect(),
+        );
+        let cmp = compare(&r, &r, &fast_opts());
+        assert_eq!(cmp.regressions, 0);
+        assert_eq!(cmp.exit_code(true), 0, "{}", render_table(&cmp, &r, true));
+        assert!(cmp.pairs.iter().all(|p| p.ratio == Some(1.0)));
+    }
+
+    /// Two runs of the same distributions (A/A) across many seeds: (almost) never a regression.
+    #[test]
+    fn a_a_runs_rarely_if_ever_regress() {
+        let seeds = 200;
+        let mut regressions = 0;
+        let mut unchanged = 0;
+        for seed in 0..seeds {
+            let mut rng = ChaCha8Rng::seed_from_u64(1000 + seed);
+            let mk = |rng: &mut ChaCha8Rng, id| {
+                run(
+                    id,
+                    (0..3)
+                        .map(|i| {
+                            let id = format!("c{i}");
+                            cell(&id, &[("i", &id)], &normal(rng, 10, 1.0, 0.02))
+                        })
+                        .collect(),
+                )
+            };
+            let (a, b) = (mk(&mut rng, "a"), mk(&mut rng, "b"));
+            let cmp = compare(&a, &b, &fast_opts());
+            regressions += cmp.regressions;
+            unchanged += cmp.unchanged;
+        }
+        assert_eq!(regressions, 0, "A/A regressions in {seeds} x 3 pairs");
+        assert!(unchanged as f64 >= 0.9 * (seeds * 3) as f64, "{unchanged}");
+    }
+
+    /// 10% slower, 2% noise, n = 10: called a regression in at least 95% of seeds.
+    #[test]
+    fn a_ten_percent_shift_is_found() {
+        let seeds = 200;
+        let mut found = 0;
+        for seed in 0..seeds {
+            let mut rng = ChaCha8Rng::seed_from_u64(5000 + seed);
+            let base = run("a", vec![cell("x", &[], &normal(&mut rng, 10, 1.0, 0.02))]);
+            let cand = run("b", vec![cell("x", &[], &normal(&mut rng, 10, 1.1, 0.02))]);
+            let cmp = compare(&base, &cand, &fast_opts());
+            if cmp.pairs[0].verdict == Verdict::Regression {
+                found += 1;
+            }
+        }
+        assert!(found as f64 >= 0.95 * seeds as f64, "{found}/{seeds}");
+    }
+
+    #[test]
+    fn higher_is_better_custom_metrics_mirror() {
+        let with = |v: f64, id: &str| {
+            let mut c = cell("x", &[], &TEN);
+            for (i, s) in c.samples.iter_mut().enumerate() {
+                s.metrics
+                    .insert("ops".into(), v * (1.0 + 0.01 * (i % 3) as f64));
+            }
+            let mut r = run(id, vec![c]);
+            r.plan = serde_json::json!({"cells": [{"id": "x", "metrics": [
+                {"name": "ops", "unit": "ops/s", "better": "higher"}]}]});
+            r
+        };
+        let base = with(100.0, "a");
+        let cand = with(80.0, "b");
+        let metric = resolve_metric("ops", &[&base, &cand]).unwrap();
+        let opts = CompareOptions {
+            metrics: vec![metric],
+            ..fast_opts()
+        };
+        let cmp = compare(&base, &cand, &opts);
+        assert_eq!(
+            cmp.pairs[0].verdict,
+            Verdict::Regression,
+            "fewer ops/s is worse"
+        );
+        let cmp = compare(&cand, &base, &opts);
+        assert_eq!(cmp.pairs[0].verdict, Verdict::Improvement);
+    }
+
+    #[test]
+    fn metrics_resolve_by_alias_and_unknown_ones_list_the_valid_ones() {
+        let r = run("a", vec![cell("x", &[], &TEN)]);
+        assert_eq!(resolve_metric("wall", &[&r]).unwrap(), "wall_s");
+        assert_eq!(resolve_metric("cpu", &[&r]).unwrap(), "cpu_s");
+        assert_eq!(
+            resolve_metric("memory", &[&r]).unwrap(),
+            "peak_memory_bytes"
+        );
+        let e = resolve_metric("walltime", &[&r]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "unknown metric `walltime`\n  hint: valid metrics are wall, cpu, memory, wall_s"
+            ),
+            "{e}"
+        );
+        assert_eq!(parse_threshold("5%").unwrap(), 0.05);
+        assert_eq!(parse_threshold("2.5").unwrap(), 0.025);
+        assert!(parse_threshold("-1").is_err());
+        assert!(parse_threshold("x").is_err());
+    }
+
+    #[test]
+    fn few_invocations_or_no_samples_are_inconclusive_and_fail_only_strict() {
+        let base = run(
+            "a",
+            vec![cell("x", &[], &[1.0, 1.0, 1.0]), cell("y", &[], &TEN)],
+        );
+        let cand = run(
+            "b",
+            vec![cell("x", &[], &[2.0, 2.0, 2.0]), cell("y", &[], &[])],
+        );
+        let cmp = compare(&base, &cand, &fast_opts());
+        assert_eq!(cmp.pairs[0].verdict, Verdict::Inconclusive);
+        assert!(
+            cmp.pairs[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("fewer than 5")
+        );
+        assert_eq!(cmp.pairs[1].verdict, Verdict::Inconclusive);
+        assert!(cmp.pairs[1].note.as_deref().unwrap().contains("candidate"));
+        assert_eq!(cmp.exit_code(false), 0);
+        assert_eq!(cmp.exit_code(true), crate::exit::REGRESSION);
+    }
+
+    #[test]
+    fn renderings_name_the_cell_and_the_verdict() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let base = run(
+            "base-run",
+            vec![cell(
+                "x",
+                &[("jdk", "17")],
+                &normal(&mut rng, 10, 1.0, 0.01),
+            )],
+        );
+        let cand = run(
+            "cand-run",
+            vec![cell(
+                "x",
+                &[("jdk", "17")],
+                &normal(&mut rng, 10, 1.5, 0.01),
+            )],
+        );
+        let cmp = compare(&base, &cand, &fast_opts());
+        let table = render_table(&cmp, &cand, false);
+        assert!(table.contains("jdk=17"), "{table}");
+        assert!(table.contains("REGRESSION"), "{table}");
+        assert!(table.trim_end().ends_with("FAIL (exit 10)"), "{table}");
+        let md = render_markdown(&cmp, &cand, false);
+        assert!(md.starts_with("## benchbox compare: 1 regression(s), 0 improvement(s), 0 unchanged, 0 inconclusive: FAIL (exit 10)\n"), "{md}");
+        assert!(md.contains("| cell | metric | n (base / cand.) |"), "{md}");
+        assert!(md.contains("threshold ±5%;"), "{md}");
+        assert!(md.contains("| jdk=17 | wall_s | 10 / 10 |"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&render_json(&cmp)).unwrap();
+        assert_eq!(json["pairs"][0]["verdict"], "regression");
+        assert_eq!(json["regressions"], 1);
+    }
+}

@@ -1,0 +1,1340 @@
+//! Reports of one run: rebuilding `results.json` and `summary.md` from the raw data.
+//!
+//! `report` owns three things:
+//!
+//! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
+//!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
+//!   applied limits). The samples stored in `results.json` are skipped, never trusted.
+//! - [`rebuild`]: [`load`], then every cell's summaries, warnings and failure count recomputed
+//!   (with [`crate::runner::summarize_cell`] and the recorded [`StatsOptions`]), then
+//!   `results.json` (atomically) and `summary.md` written. Nothing in the output depends on the
+//!   clock or on thread timing, so re-running it gives the same bytes (`finished_at` is kept).
+//! - [`summary_markdown`]: the GitHub-flavoured summary of a run, short enough for a PR comment.
+//!
+//! Methods and decisions:
+//! - Ratios to the reference cell are ratios of medians with Efron's bootstrap percentile
+//!   interval ([`stats::ratio_of_medians`]); "1.23x faster" means the reference's median is
+//!   1.23 times this cell's, for a lower-is-better metric.
+//! - Geometric mean of ratios along an axis (Fleming & Wallace 1986: the mean that is
+//!   consistent for ratios): for axis A and value v, the cells with A = v are paired with the
+//!   cells that have A = the reference's value and identical other axes; the geometric mean of
+//!   the pairs' ratios of medians is shown with the range of the individual ratios.
+//! - Reference: `--reference axis=value[,axis=value...]` picks the first cell (in matrix order)
+//!   that has every given value; when several match, the summary says which one was used, so
+//!   `--reference jdk=17` also works as "the jdk axis' baseline is 17" for the geometric means.
+//!   Without it, the reference is the cell with the lowest median wall time.
+//! - Bootstrap cost: a resample costs O(n), so 10,000 resamples of a 5,000-invocation cell for
+//!   each of its ~7 metrics takes seconds. Cells with many invocations get fewer resamples,
+//!   `max(MIN_RESAMPLES, BOOTSTRAP_BUDGET / n)` (never more than recorded): at such n the
+//!   interval is narrow and the Monte Carlo error of its endpoints stays small next to it. The
+//!   cell gets a warning saying so. Cells are summarized in parallel (deterministically).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::plan::Phase;
+use crate::results::{self, CellResult, ResultsError, RunResults, Sample};
+use crate::spec::{Better, axis_value_text};
+use crate::stats::{self, StatsOptions};
+use crate::ui::{human_bytes, human_seconds};
+
+/// Bootstrap work per cell and metric, in resampled values: cells with more invocations than
+/// `BOOTSTRAP_BUDGET / resamples` get proportionally fewer resamples.
+pub const BOOTSTRAP_BUDGET: usize = 1_000_000;
+/// The fewest resamples [`BOOTSTRAP_BUDGET`] may scale a cell down to.
+pub const MIN_RESAMPLES: usize = 200;
+
+/// The standard metrics, in the order reports show them, with their aliases on the CLI.
+pub const STANDARD_METRICS: &[(&str, &[&str])] = &[
+    ("wall_s", &["wall"]),
+    ("cpu_s", &["cpu"]),
+    ("peak_memory_bytes", &["memory", "mem", "peak_memory"]),
+    ("user_s", &["user"]),
+    ("system_s", &["system", "sys"]),
+    ("io_read_bytes", &["io_read"]),
+    ("io_write_bytes", &["io_write"]),
+];
+
+/// Standard metrics that get a table in `summary.md` (custom metrics always do).
+const HEADLINE_METRICS: &[&str] = &["wall_s", "cpu_s", "peak_memory_bytes"];
+
+/// Whether `summary.md` shows this metric: the headline standard metrics and every custom one.
+fn is_headline(metric: &str) -> bool {
+    HEADLINE_METRICS.contains(&metric) || !STANDARD_METRICS.iter().any(|(n, _)| *n == metric)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "`{}` is not a benchbox run directory: {reason}\n  hint: pass a run directory such as reports/NAME/latest (it holds results.json and runs.csv)",
+        path.display()
+    )]
+    NotARun { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Results(#[from] ResultsError),
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "no cell matches the reference `{given}`\n  hint: use axis=value pairs of this run's axes ({valid})"
+    )]
+    Reference { given: String, valid: String },
+}
+
+// ---------------------------------------------------------------------------
+// Metrics: names, units, direction.
+
+/// How a metric's values are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Seconds,
+    Bytes,
+    Other,
+}
+
+/// What a report needs to know about one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricInfo {
+    pub name: String,
+    pub unit: Unit,
+    /// The unit a custom metric declared, if any.
+    pub unit_text: Option<String>,
+    pub better: Better,
+}
+
+impl MetricInfo {
+    /// "wall time", "peak memory", or the custom metric's name.
+    pub fn title(&self) -> String {
+        match self.name.as_str() {
+            "wall_s" => "wall time".into(),
+            "cpu_s" => "CPU time (user + system)".into(),
+            "user_s" => "user CPU time".into(),
+            "system_s" => "system CPU time".into(),
+            "peak_memory_bytes" => "peak memory".into(),
+            "io_read_bytes" => "I/O read".into(),
+            "io_write_bytes" => "I/O written".into(),
+            other => match &self.unit_text {
+                Some(u) => format!("{other} ({u})"),
+                None => other.to_string(),
+            },
+        }
+    }
+
+    pub fn format(&self, v: f64) -> String {
+        match self.unit {
+            Unit::Seconds => human_seconds(v),
+            Unit::Bytes => human_bytes(v),
+            Unit::Other => {
+                let number = significant(v, 4);
+                match &self.unit_text {
+                    Some(u) => format!("{number} {u}"),
+                    None => number,
+                }
+            }
+        }
+    }
+
+    /// Words for "this cell is better / worse" by a factor.
+    pub fn words(&self) -> (&'static str, &'static str) {
+        match self.unit {
+            Unit::Seconds => ("faster", "slower"),
+            Unit::Bytes => ("smaller", "larger"),
+            Unit::Other => ("better", "worse"),
+        }
+    }
+}
+
+/// `v` with about `digits` significant digits, no exponent for everyday magnitudes.
+pub fn significant(v: f64, digits: i32) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (digits - 1 - magnitude).clamp(0, 9) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// The metric `name` of `run`: a standard one, or a custom one declared in the plan (unit and
+/// direction from its `[[metric]]`); a custom metric not in the plan is lower-is-better.
+pub fn metric_info(run: &RunResults, name: &str) -> MetricInfo {
+    let unit = match name {
+        "wall_s" | "cpu_s" | "user_s" | "system_s" => Unit::Seconds,
+        "peak_memory_bytes" | "io_read_bytes" | "io_write_bytes" => Unit::Bytes,
+        _ => Unit::Other,
+    };
+    let mut info = MetricInfo {
+        name: name.to_string(),
+        unit,
+        unit_text: None,
+        better: Better::Lower,
+    };
+    if unit != Unit::Other {
+        return info;
+    }
+    let declared = run.plan["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["metrics"].as_array().into_iter().flatten())
+        .find(|m| m["name"] == name);
+    if let Some(m) = declared {
+        info.unit_text = m["unit"].as_str().map(String::from);
+        if m["better"] == "higher" {
+            info.better = Better::Higher;
+        }
+    }
+    info
+}
+
+/// Every metric of a run: the standard ones, then custom ones (declared in the plan, or found
+/// in the samples) in name order.
+pub fn metric_names(run: &RunResults) -> Vec<String> {
+    let mut names: Vec<String> = STANDARD_METRICS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let mut custom = BTreeSet::new();
+    for c in run.plan["cells"].as_array().into_iter().flatten() {
+        for m in c["metrics"].as_array().into_iter().flatten() {
+            if let Some(n) = m["name"].as_str() {
+                custom.insert(n.to_string());
+            }
+        }
+    }
+    for cell in &run.cells {
+        for s in &cell.samples {
+            custom.extend(s.metrics.keys().cloned());
+        }
+    }
+    for name in custom {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The canonical name of `given` (an alias such as `wall`, or a metric name).
+pub fn canonical_metric(given: &str) -> String {
+    STANDARD_METRICS
+        .iter()
+        .find(|(name, aliases)| *name == given || aliases.contains(&given))
+        .map_or_else(|| given.to_string(), |(name, _)| name.to_string())
+}
+
+/// The values of `metric` over a cell's successful measured invocations, in invocation order:
+/// the same series [`crate::runner::summarize_cell`] summarizes.
+pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
+    samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && !s.failed())
+        .filter_map(|s| match metric {
+            "wall_s" => Some(s.wall_s),
+            "user_s" => Some(s.user_s),
+            "system_s" => Some(s.system_s),
+            "cpu_s" => Some(s.cpu_s()),
+            "peak_memory_bytes" => s.peak_memory_bytes.map(|b| b as f64),
+            "io_read_bytes" => s.io_read_bytes.map(|b| b as f64),
+            "io_write_bytes" => s.io_write_bytes.map(|b| b as f64),
+            custom => s.metrics.get(custom).copied(),
+        })
+        .collect()
+}
+
+/// "jdk=17 gc=G1": a cell's axis values as `(axis, text)` pairs.
+pub fn axis_texts(cell: &CellResult) -> Vec<(String, String)> {
+    cell.axes
+        .iter()
+        .map(|(k, v)| (k.clone(), axis_value_text(v)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Loading and rebuilding.
+
+/// `results.json` without the samples and summaries: they are rebuilt from `runs.csv`. Serde
+/// skips the unknown `samples` arrays without building them, which keeps memory flat.
+#[derive(Deserialize)]
+struct Meta {
+    schema_version: u32,
+    tool: String,
+    tool_version: String,
+    run_id: String,
+    status: String,
+    started_at: String,
+    finished_at: Option<String>,
+    command_line: Vec<String>,
+    host: crate::host::HostInfo,
+    matrix_name: String,
+    matrix_path: String,
+    matrix_sha256: String,
+    seed: u64,
+    order: String,
+    stats: StatsOptions,
+    plan: serde_json::Value,
+    cells: Vec<CellMeta>,
+    warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CellMeta {
+    id: String,
+    label: String,
+    slug: String,
+    axes: Vec<(String, serde_json::Value)>,
+    applied_limits: Option<crate::sandbox::Applied>,
+    setup_error: Option<String>,
+}
+
+/// The directory of a run given as a directory (or `reports/NAME/latest`) or its results.json.
+pub fn run_dir(given: &Path) -> Result<PathBuf, ReportError> {
+    let dir = if given.file_name().is_some_and(|f| f == "results.json") {
+        given.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        given.to_path_buf()
+    };
+    if !dir.join("results.json").is_file() {
+        return Err(ReportError::NotARun {
+            path: given.to_path_buf(),
+            reason: "it has no results.json".into(),
+        });
+    }
+    Ok(dir)
+}
+
+/// A run with its samples read from `runs.csv` (in file order, i.e. invocation order) and its
+/// metadata from `results.json`. Summaries are left empty: see [`summarize`].
+pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
+    let dir = run_dir(dir)?;
+    let json_path = dir.join("results.json");
+    // One read into memory and a parse from the slice: much faster than a streaming reader, and
+    // the buffer is freed before the CSV is read.
+    let meta: Meta = {
+        let bytes = fs::read(&json_path).map_err(|source| ResultsError::Io {
+            action: "read",
+            path: json_path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ReportError::NotARun {
+            path: dir.clone(),
+            reason: format!("results.json does not parse: {e}"),
+        })?
+    };
+    let csv_path = dir.join("runs.csv");
+    let rows = if csv_path.exists() {
+        results::read_csv(&csv_path)?.1
+    } else {
+        Vec::new()
+    };
+    let mut cells: Vec<CellResult> = meta
+        .cells
+        .into_iter()
+        .map(|c| CellResult {
+            id: c.id,
+            label: c.label,
+            slug: c.slug,
+            axes: c.axes,
+            applied_limits: c.applied_limits,
+            setup_error: c.setup_error,
+            ..Default::default()
+        })
+        .collect();
+    let mut index: HashMap<String, usize> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.clone(), i))
+        .collect();
+    let axis_names: Vec<String> = meta.plan["axes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str().map(String::from))
+        .collect();
+    // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
+    // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
+    // 100,000 rows). Each cell's samples are put back into file order afterwards.
+    let mut rows = rows;
+    let mut moved = 0usize;
+    while let Some((sample, label, axis_values)) = rows.pop() {
+        moved += 1;
+        if moved.is_multiple_of(8192) {
+            rows.shrink_to_fit();
+        }
+        let i = match index.get(&sample.cell_id) {
+            Some(&i) => i,
+            None => {
+                // A cell the metadata does not know (results.json older than the CSV): keep
+                // its samples; its axes come from the CSV's columns.
+                cells.push(CellResult {
+                    id: sample.cell_id.clone(),
+                    slug: sample.cell_id.clone(),
+                    label,
+                    axes: axis_names
+                        .iter()
+                        .cloned()
+                        .zip(axis_values.into_iter().map(serde_json::Value::String))
+                        .collect(),
+                    ..Default::default()
+                });
+                index.insert(sample.cell_id.clone(), cells.len() - 1);
+                cells.len() - 1
+            }
+        };
+        cells[i].samples.push(sample);
+    }
+    for cell in &mut cells {
+        cell.samples.reverse();
+    }
+    Ok(RunResults {
+        schema_version: meta.schema_version,
+        tool: meta.tool,
+        tool_version: meta.tool_version,
+        run_id: meta.run_id,
+        status: meta.status,
+        started_at: meta.started_at,
+        finished_at: meta.finished_at,
+        command_line: meta.command_line,
+        host: meta.host,
+        matrix_name: meta.matrix_name,
+        matrix_path: meta.matrix_path,
+        matrix_sha256: meta.matrix_sha256,
+        seed: meta.seed,
+        order: meta.order,
+        stats: meta.stats,
+        plan: meta.plan,
+        cells,
+        warnings: meta.warnings,
+    })
+}
+
+/// Resamples for a cell with `n` successful invocations (see [`BOOTSTRAP_BUDGET`]).
+pub fn resamples_for(n: usize, recorded: usize) -> usize {
+    if n == 0 {
+        return recorded;
+    }
+    recorded.min((BOOTSTRAP_BUDGET / n).max(MIN_RESAMPLES))
+}
+
+/// Recompute one cell's summaries, warnings and failure count from its samples.
+pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
+    let n = cell
+        .samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && !s.failed())
+        .count();
+    let resamples = resamples_for(n, opts.resamples);
+    let (summary, warnings) = if resamples < opts.resamples {
+        // A large cell: every metric's point statistics and t interval, but bootstrap intervals
+        // only for the metrics reports show (wall, CPU, peak memory, custom), with fewer
+        // resamples.
+        let no_bootstrap = StatsOptions {
+            resamples: 0,
+            ..*opts
+        };
+        let (mut summary, mut warnings) =
+            crate::runner::summarize_cell(&cell.samples, &no_bootstrap);
+        let scaled = StatsOptions { resamples, ..*opts };
+        let shown: Vec<String> = summary.keys().filter(|m| is_headline(m)).cloned().collect();
+        for metric in shown {
+            let values = metric_values(&cell.samples, &metric);
+            if let Some(s) = stats::summarize(&values, &scaled) {
+                summary.insert(metric, s);
+            }
+        }
+        warnings.push(format!(
+            "the cell has {n} invocations, so its bootstrap intervals use {resamples} resamples (not {}) and cover only wall, CPU, peak memory and custom metrics\n  hint: at this n the intervals are narrow and the Monte Carlo error of their endpoints is small next to their width",
+            opts.resamples
+        ));
+        (summary, warnings)
+    } else {
+        crate::runner::summarize_cell(&cell.samples, opts)
+    };
+    cell.summary = summary;
+    cell.warnings = warnings;
+    cell.failures = cell
+        .samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && s.failed())
+        .count();
+}
+
+/// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
+/// long as `f` is: items are independent.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(k, item)| f(c * chunk + k, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a report thread panicked"))
+            .collect()
+    })
+}
+
+/// Recompute every cell's summaries with the run's recorded options, using all cores. Each
+/// cell's result depends only on its samples and the seed, so the thread split cannot change
+/// a byte.
+pub fn summarize(run: &mut RunResults) {
+    let opts = run.stats;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Interleave cells across threads so big and small cells spread evenly.
+    let mut buckets: Vec<Vec<&mut CellResult>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, cell) in run.cells.iter_mut().enumerate() {
+        buckets[i % threads].push(cell);
+    }
+    std::thread::scope(|scope| {
+        for bucket in buckets {
+            scope.spawn(move || {
+                for cell in bucket {
+                    summarize_one(cell, &opts);
+                }
+            });
+        }
+    });
+}
+
+/// Where [`rebuild`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub results_json: PathBuf,
+    pub summary_md: PathBuf,
+}
+
+/// Rebuild a run's summaries from `runs.csv` and write `results.json` and `summary.md`.
+pub fn rebuild(dir: &Path, reference: Option<&str>) -> Result<(RunResults, Written), ReportError> {
+    let dir = run_dir(dir)?;
+    let mut run = load(&dir)?;
+    summarize(&mut run);
+    let markdown = summary_markdown_checked(&run, reference)?;
+    let results_json = dir.join("results.json");
+    write_json_atomic(&results_json, &run)?;
+    let summary_md = dir.join("summary.md");
+    results::write_atomic(&summary_md, markdown.as_bytes())?;
+    Ok((
+        run,
+        Written {
+            results_json,
+            summary_md,
+        },
+    ))
+}
+
+/// Like [`RunResults::write`] (same bytes), but streamed to the temp file: the pretty JSON of
+/// 100,000 samples is tens of MB, and holding it in memory would double the peak.
+fn write_json_atomic(path: &Path, run: &RunResults) -> Result<(), ReportError> {
+    let write_err = |source: io::Error| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
+    let mut out = BufWriter::with_capacity(1 << 20, tmp);
+    serde_json::to_writer_pretty(&mut out, run).map_err(|e| write_err(e.into()))?;
+    let tmp = out.into_inner().map_err(|e| write_err(e.into_error()))?;
+    tmp.as_file().sync_data().map_err(write_err)?;
+    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The reference cell.
+
+/// The reference cell chosen by `--reference`, or the one with the best median wall time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub index: usize,
+    /// Why this cell: "fastest median wall time", or which cells matched the given values.
+    pub why: String,
+    /// The axis values given with `--reference` (empty for the default).
+    pub given: Vec<(String, String)>,
+}
+
+/// Parse `axis=value[,axis=value...]`.
+fn parse_reference(given: &str) -> Option<Vec<(String, String)>> {
+    given
+        .split(',')
+        .map(|part| {
+            let (k, v) = part.split_once('=')?;
+            let (k, v) = (k.trim(), v.trim());
+            (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The reference cell of `run` (see the module doc for the rules). None when no cell has a
+/// wall-time summary and no reference was given.
+pub fn choose_reference(
+    run: &RunResults,
+    given: Option<&str>,
+) -> Result<Option<Reference>, ReportError> {
+    if let Some(given) = given {
+        let wanted = parse_reference(given);
+        let matching: Vec<usize> = match &wanted {
+            Some(wanted) => run
+                .cells
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| {
+                    let axes = axis_texts(c);
+                    wanted.iter().all(|w| axes.contains(w))
+                })
+                .map(|(i, _)| i)
+                .collect(),
+            None => Vec::new(),
+        };
+        let Some(&index) = matching.first() else {
+            let valid = run.plan["axes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    let values: Vec<String> = a["values"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(axis_value_text)
+                        .collect();
+                    format!("{}={}", a["name"].as_str().unwrap_or("?"), values.join("|"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ReportError::Reference {
+                given: given.to_string(),
+                valid: if valid.is_empty() {
+                    "this run has no axes".into()
+                } else {
+                    valid
+                },
+            });
+        };
+        let why = if matching.len() > 1 {
+            format!(
+                "`{given}` matches {} cells; the first in matrix order is used (give more axis=value pairs to pick another)",
+                matching.len()
+            )
+        } else {
+            format!("`--reference {given}`")
+        };
+        return Ok(Some(Reference {
+            index,
+            why,
+            given: wanted.unwrap_or_default(),
+        }));
+    }
+    let fastest = run
+        .cells
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.summary.get("wall_s").map(|s| (i, s.median)))
+        // Ties go to the earlier cell, so the choice is stable.
+        .fold(None, |best: Option<(usize, f64)>, (i, m)| match best {
+            Some((_, b)) if b <= m => best,
+            _ => Some((i, m)),
+        });
+    Ok(fastest.map(|(index, _)| Reference {
+        index,
+        why: "fastest median wall time".into(),
+        given: Vec::new(),
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Markdown.
+
+/// "1.23x faster (95% CI 1.19 to 1.27)": `ratio` is this cell's median over the reference's
+/// (with its interval); the factor is always >= 1 and the word says which way is better.
+pub fn describe_ratio(
+    ratio: f64,
+    ci: Option<stats::Interval>,
+    info: &MetricInfo,
+    confidence: f64,
+) -> String {
+    let (better_word, worse_word) = info.words();
+    let cell_is_better = match info.better {
+        Better::Lower => ratio < 1.0,
+        Better::Higher => ratio > 1.0,
+    };
+    let word = if cell_is_better {
+        better_word
+    } else {
+        worse_word
+    };
+    // Express "how many times" as a factor >= 1: invert when the ratio is below 1.
+    let invert = ratio < 1.0;
+    let factor = if invert { 1.0 / ratio } else { ratio };
+    let mut out = format!("{factor:.2}x {word}");
+    if ratio == 1.0 {
+        out = "1.00x (same)".into();
+    }
+    if let Some(ci) = ci {
+        let (lo, hi) = if invert {
+            (1.0 / ci.upper, 1.0 / ci.lower)
+        } else {
+            (ci.lower, ci.upper)
+        };
+        let _ = write!(out, " ({:.0}% CI {lo:.2} to {hi:.2})", confidence * 100.0);
+    }
+    out
+}
+
+fn host_line(run: &RunResults) -> String {
+    let h = &run.host;
+    let mut parts = vec![
+        if h.cpu_model.is_empty() {
+            "unknown CPU".to_string()
+        } else {
+            h.cpu_model.clone()
+        },
+        format!("{} cpus", h.logical_cpus),
+        format!("kernel {}", h.kernel),
+    ];
+    if let Some(v) = &h.cgroup_version {
+        parts.push(format!("cgroup {v}"));
+    }
+    if let Some(g) = &h.governor {
+        parts.push(format!("governor {g}"));
+    }
+    if let Some(smt) = h.smt_active {
+        parts.push(format!("SMT {}", if smt { "on" } else { "off" }));
+    }
+    if let Some(t) = h.turbo {
+        parts.push(format!("turbo {}", if t { "on" } else { "off" }));
+    }
+    parts.join(", ")
+}
+
+/// Escape what would break a Markdown table cell.
+fn md(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn metrics_of_interest(run: &RunResults) -> Vec<String> {
+    let present: BTreeSet<&str> = run
+        .cells
+        .iter()
+        .flat_map(|c| c.summary.keys().map(String::as_str))
+        .collect();
+    let mut out: Vec<String> = HEADLINE_METRICS
+        .iter()
+        .filter(|m| present.contains(**m))
+        .map(|m| m.to_string())
+        .collect();
+    let standard: Vec<&str> = STANDARD_METRICS.iter().map(|(n, _)| *n).collect();
+    out.extend(
+        present
+            .iter()
+            .filter(|m| !standard.contains(m))
+            .map(|m| m.to_string()),
+    );
+    out
+}
+
+/// [`summary_markdown`], failing on a `reference` that matches no cell.
+pub fn summary_markdown_checked(
+    run: &RunResults,
+    reference: Option<&str>,
+) -> Result<String, ReportError> {
+    let reference = choose_reference(run, reference)?;
+    Ok(render_markdown(run, reference.as_ref()))
+}
+
+/// The run's summary for a PR comment. A `reference` that matches no cell falls back to the
+/// default (the fastest cell) with a note; [`rebuild`] rejects such a reference instead.
+pub fn summary_markdown(run: &RunResults, reference: Option<&str>) -> String {
+    match choose_reference(run, reference) {
+        Ok(r) => render_markdown(run, r.as_ref()),
+        Err(e) => {
+            let r = choose_reference(run, None).ok().flatten();
+            let mut out = render_markdown(run, r.as_ref());
+            let _ = writeln!(out, "\n> note: {}", md(&e.to_string()));
+            out
+        }
+    }
+}
+
+fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
+    let mut out = String::new();
+    let conf = run.stats.confidence;
+    let _ = writeln!(
+        out,
+        "## benchbox: `{}` run `{}`\n",
+        md(&run.matrix_name),
+        md(&run.run_id)
+    );
+    if let Some(d) = run.plan["description"].as_str() {
+        let _ = writeln!(out, "{}\n", md(d));
+    }
+    let axes: Vec<String> = run.plan["axes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let values: Vec<String> = a["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(axis_value_text)
+                .collect();
+            format!(
+                "`{}` ({})",
+                a["name"].as_str().unwrap_or("?"),
+                values.join(", ")
+            )
+        })
+        .collect();
+    let measured: usize = run
+        .cells
+        .iter()
+        .map(|c| {
+            c.samples
+                .iter()
+                .filter(|s| s.phase == Phase::Measure)
+                .count()
+        })
+        .sum();
+    let _ = writeln!(
+        out,
+        "- **matrix**: `{}` (sha256 `{}`), {} cell(s){}, {} measured invocation(s), {} order, status {}",
+        md(&run.matrix_path),
+        &run.matrix_sha256[..12.min(run.matrix_sha256.len())],
+        run.cells.len(),
+        if axes.is_empty() {
+            String::new()
+        } else {
+            format!(" over {}", axes.join(" x "))
+        },
+        measured,
+        run.order,
+        run.status
+    );
+    let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
+    let _ = writeln!(
+        out,
+        "- **statistics**: seed {}; medians with {:.0}% bootstrap CIs ({} resamples); failed invocations excluded",
+        run.seed,
+        conf * 100.0,
+        run.stats.resamples
+    );
+    if let Some(r) = reference {
+        let _ = writeln!(
+            out,
+            "- **reference**: `{}` ({})",
+            md(&run.cells[r.index].label),
+            md(&r.why)
+        );
+    }
+    out.push('\n');
+
+    for metric in metrics_of_interest(run) {
+        let info = metric_info(run, &metric);
+        render_metric_table(&mut out, run, reference, &info);
+    }
+
+    render_warnings(&mut out, run);
+    out
+}
+
+fn render_metric_table(
+    out: &mut String,
+    run: &RunResults,
+    reference: Option<&Reference>,
+    info: &MetricInfo,
+) {
+    let conf = run.stats.confidence;
+    let better = match info.better {
+        Better::Lower => "lower is better",
+        Better::Higher => "higher is better",
+    };
+    let _ = writeln!(out, "### {} ({better})\n", info.title());
+    let _ = writeln!(
+        out,
+        "| cell | n | median | {:.0}% CI of median | vs reference |",
+        conf * 100.0
+    );
+    out.push_str("|---|---:|---:|---|---|\n");
+    let ref_values = reference.map(|r| metric_values(&run.cells[r.index].samples, &info.name));
+    // The ratios' bootstraps dominate the cost of the summary: compute them on all cores.
+    let ratios: Vec<Option<String>> = parallel_map(&run.cells, |i, cell| {
+        let (Some(r), Some(base)) = (reference, &ref_values) else {
+            return None;
+        };
+        if r.index == i || !cell.summary.contains_key(&info.name) {
+            return None;
+        }
+        let values = metric_values(&cell.samples, &info.name);
+        // The same resample scaling as the summaries (see BOOTSTRAP_BUDGET).
+        let opts = StatsOptions {
+            resamples: resamples_for(base.len().max(values.len()), run.stats.resamples),
+            ..run.stats
+        };
+        stats::ratio_of_medians(base, &values, &opts)
+            .map(|ratio| describe_ratio(ratio.ratio, ratio.ci, info, conf))
+    });
+    for (i, cell) in run.cells.iter().enumerate() {
+        let Some(s) = cell.summary.get(&info.name) else {
+            let status = match &cell.setup_error {
+                Some(_) => "setup failed",
+                None if cell.samples.is_empty() => "not run",
+                None => "no successful invocation",
+            };
+            let _ = writeln!(out, "| {} | 0 | - | - | {status} |", md(&cell.label));
+            continue;
+        };
+        let ci = s.median_ci.map_or("-".to_string(), |c| {
+            format!("{} to {}", info.format(c.lower), info.format(c.upper))
+        });
+        let vs = match reference {
+            Some(r) if r.index == i => "**reference**".to_string(),
+            _ => ratios[i].clone().unwrap_or_else(|| "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ci} | {vs} |",
+            md(&cell.label),
+            s.n,
+            info.format(s.median)
+        );
+    }
+    out.push('\n');
+    if let Some(r) = reference {
+        for line in axis_geomeans(run, r, info) {
+            let _ = writeln!(out, "- {line}");
+        }
+        out.push('\n');
+    }
+}
+
+/// The geometric mean of ratios along each axis (matrices with >= 2 axes), against the
+/// reference cell's value of that axis. One line per (axis, other value).
+fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> Vec<String> {
+    let axes: Vec<String> = run.cells[reference.index]
+        .axes
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    if axes.len() < 2 {
+        return Vec::new();
+    }
+    let ref_axes = axis_texts(&run.cells[reference.index]);
+    let medians: Vec<Option<f64>> = run
+        .cells
+        .iter()
+        .map(|c| c.summary.get(&info.name).map(|s| s.median))
+        .collect();
+    let mut lines = Vec::new();
+    for (a, axis) in axes.iter().enumerate() {
+        let base_value = &ref_axes[a].1;
+        // Other values of this axis, in cell order.
+        let mut values: Vec<String> = Vec::new();
+        for c in &run.cells {
+            let v = axis_texts(c)
+                .get(a)
+                .map(|p| p.1.clone())
+                .unwrap_or_default();
+            if &v != base_value && !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        for value in values {
+            let mut ratios = Vec::new();
+            for (i, c) in run.cells.iter().enumerate() {
+                let texts = axis_texts(c);
+                if texts.get(a).map(|p| &p.1) != Some(&value) {
+                    continue;
+                }
+                // Its partner: same values on every other axis, the base value on this one.
+                let partner = run.cells.iter().position(|p| {
+                    let pt = axis_texts(p);
+                    pt.len() == texts.len()
+                        && pt.iter().enumerate().all(|(k, pair)| {
+                            if k == a {
+                                &pair.1 == base_value
+                            } else {
+                                pair == &texts[k]
+                            }
+                        })
+                });
+                if let (Some(j), Some(m)) = (partner, medians[i])
+                    && let Some(b) = medians[j]
+                    && b > 0.0
+                    && m > 0.0
+                {
+                    ratios.push(m / b);
+                }
+            }
+            let Some(g) = stats::geometric_mean(&ratios) else {
+                continue;
+            };
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                    (lo.min(*r), hi.max(*r))
+                });
+            lines.push(format!(
+                "`{axis}={value}` vs `{axis}={base_value}`: {} (geometric mean over {} pair(s) of cells differing only in `{axis}`; single ratios {lo:.2} to {hi:.2})",
+                describe_ratio(g, None, info, run.stats.confidence),
+                ratios.len()
+            ));
+        }
+    }
+    lines
+}
+
+fn render_warnings(out: &mut String, run: &RunResults) {
+    let interesting = metrics_of_interest(run);
+    let mut lines: Vec<String> = run.warnings.iter().map(|w| md(w)).collect();
+    for cell in &run.cells {
+        let label = md(&cell.label);
+        if let Some(e) = &cell.setup_error {
+            lines.push(format!("`{label}`: {}", md(e)));
+        }
+        for w in &cell.warnings {
+            lines.push(format!("`{label}`: {}", md(w)));
+        }
+        // One line per distinct message, naming every metric it applies to: "only 6
+        // invocations" is the same news for wall, CPU and memory.
+        let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+        let mut add =
+            |message: String, metric: &str| match grouped.iter_mut().find(|(m, _)| *m == message) {
+                Some((_, metrics)) => metrics.push(metric.to_string()),
+                None => grouped.push((message, vec![metric.to_string()])),
+            };
+        for metric in &interesting {
+            let Some(s) = cell.summary.get(metric) else {
+                continue;
+            };
+            if !s.outliers.is_empty() {
+                let severe = s
+                    .outliers
+                    .iter()
+                    .filter(|o| o.kind == stats::OutlierKind::Severe)
+                    .count();
+                add(
+                    format!(
+                        "{} outlier(s) by Tukey's fences ({severe} severe), kept in the statistics",
+                        s.outliers.len()
+                    ),
+                    metric,
+                );
+            }
+            for w in &s.warnings {
+                if !matches!(w, stats::Warning::SevereOutliers { .. }) {
+                    add(md(&w.message()), metric);
+                }
+            }
+        }
+        for (message, metrics) in grouped {
+            lines.push(format!("`{label}` {}: {message}", metrics.join(", ")));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    // Folded, so a PR comment leads with the numbers.
+    let _ = writeln!(
+        out,
+        "<details><summary>Warnings ({})</summary>\n",
+        lines.len()
+    );
+    for l in lines {
+        let _ = writeln!(out, "- {l}");
+    }
+    out.push_str("\n</details>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::CsvWriter;
+
+    fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
+        Sample {
+            cell_id: cell.into(),
+            phase,
+            index: i,
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            wall_s: wall,
+            user_s: wall * 0.75,
+            system_s: wall * 0.125,
+            peak_memory_bytes: Some(8 << 20),
+            io_read_bytes: Some(0),
+            io_write_bytes: Some(4096),
+            exit_code: Some(0),
+            signal: None,
+            oom_killed: false,
+            timed_out: false,
+            rusage: crate::sandbox::Rusage {
+                max_rss_bytes: 8 << 20,
+                ..Default::default()
+            },
+            throttled_s: 0.0,
+            metrics: [("ops".to_string(), ops)].into(),
+        }
+    }
+
+    /// A 2x2 matrix (jdk x gc) run directory: jdk=21 is 20% faster than jdk=17, and each cell
+    /// has one warm-up and ten measured invocations; the last cell has one failure.
+    fn write_run(dir: &Path) -> RunResults {
+        let axes = ["jdk", "gc"];
+        let combos = [("17", "G1"), ("17", "Par"), ("21", "G1"), ("21", "Par")];
+        let mut cells = Vec::new();
+        let mut plan_cells = Vec::new();
+        let mut csv = CsvWriter::open(
+            &dir.join("runs.csv"),
+            &axes.map(String::from),
+            &["ops".to_string()],
+        )
+        .unwrap();
+        for (k, (jdk, gc)) in combos.iter().enumerate() {
+            let id = format!("cell{k}");
+            let label = format!("jdk={jdk} gc={gc}");
+            let base = if *jdk == "17" { 1.0 } else { 0.8 } * if *gc == "G1" { 1.0 } else { 1.1 };
+            let mut samples = vec![sample(&id, Phase::Warmup, 0, base * 2.0, 1.0)];
+            for i in 0..10u32 {
+                let jitter = 1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0);
+                samples.push(sample(
+                    &id,
+                    Phase::Measure,
+                    i,
+                    base * jitter,
+                    100.0 / (base * jitter),
+                ));
+            }
+            if k == 3 {
+                samples[10].exit_code = Some(1);
+            }
+            for s in &samples {
+                csv.append(s, &label, &[jdk.to_string(), gc.to_string()])
+                    .unwrap();
+            }
+            plan_cells.push(serde_json::json!({"id": id, "runs": 10, "warmup": 1,
+                "metrics": [{"name": "ops", "unit": "ops/s", "better": "higher", "pattern": null}]}));
+            cells.push(CellResult {
+                id: id.clone(),
+                label,
+                slug: id.clone(),
+                axes: vec![
+                    ("jdk".into(), serde_json::json!(jdk)),
+                    ("gc".into(), serde_json::json!(gc)),
+                ],
+                // Stale samples in results.json must be ignored: runs.csv is the truth.
+                samples: vec![sample(&id, Phase::Measure, 0, 99.0, 1.0)],
+                ..Default::default()
+            });
+        }
+        let run = RunResults {
+            schema_version: 1,
+            tool: "benchbox".into(),
+            tool_version: "0.1.0".into(),
+            run_id: "20260101T000000Z".into(),
+            status: "complete".into(),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            finished_at: Some("2026-01-01T00:01:00.000Z".into()),
+            command_line: vec!["benchbox".into(), "run".into(), "m.toml".into()],
+            host: crate::host::HostInfo {
+                hostname: "box".into(),
+                kernel: "6.1.0".into(),
+                cpu_model: "Test CPU @ 3.0GHz".into(),
+                logical_cpus: 8,
+                cgroup_version: Some("v2".into()),
+                governor: Some("performance".into()),
+                ..Default::default()
+            },
+            matrix_name: "jvm".into(),
+            matrix_path: "envs/jvm.toml".into(),
+            matrix_sha256: "ab".repeat(32),
+            seed: 42,
+            order: "interleaved".into(),
+            stats: StatsOptions {
+                resamples: 1000,
+                ..Default::default()
+            },
+            plan: serde_json::json!({"description": "two JDKs, two collectors",
+                "axes": [{"name": "jdk", "values": ["17", "21"]}, {"name": "gc", "values": ["G1", "Par"]}],
+                "cells": plan_cells}),
+            cells,
+            warnings: vec![],
+        };
+        run.write(dir).unwrap();
+        run
+    }
+
+    #[test]
+    fn rebuild_is_deterministic_and_uses_the_csv_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        let first_json = fs::read(&written.results_json).unwrap();
+        let first_md = fs::read(&written.summary_md).unwrap();
+        assert_eq!(run.cells[0].samples.len(), 11, "warm-up + 10 from the CSV");
+        assert!(
+            run.cells
+                .iter()
+                .all(|c| c.samples.iter().all(|s| s.wall_s < 10.0))
+        );
+        assert_eq!(run.cells[0].summary["wall_s"].n, 10);
+        assert_eq!(run.cells[3].summary["wall_s"].n, 9);
+        assert_eq!(run.cells[3].failures, 1);
+        assert!(run.cells[3].warnings[0].starts_with("1 failed invocation(s) excluded"));
+        assert_eq!(
+            run.finished_at.as_deref(),
+            Some("2026-01-01T00:01:00.000Z"),
+            "kept"
+        );
+        // Same bytes again.
+        rebuild(tmp.path(), None).unwrap();
+        assert!(fs::read(&written.results_json).unwrap() == first_json);
+        assert!(fs::read(&written.summary_md).unwrap() == first_md);
+        // The streamed JSON is byte for byte what `RunResults::write` writes.
+        assert!(serde_json::to_vec_pretty(&run).unwrap() == first_json);
+
+        // Strip every summary and sample from results.json: the rebuild restores them.
+        let mut stripped = RunResults::read(tmp.path()).unwrap();
+        for c in &mut stripped.cells {
+            c.summary.clear();
+            c.samples.clear();
+            c.warnings.clear();
+            c.failures = 0;
+        }
+        stripped.write(tmp.path()).unwrap();
+        fs::remove_file(&written.summary_md).unwrap();
+        rebuild(tmp.path(), None).unwrap();
+        assert!(fs::read(&written.results_json).unwrap() == first_json);
+        assert!(fs::read(&written.summary_md).unwrap() == first_md);
+    }
+
+    #[test]
+    fn summary_markdown_shows_the_run_ratios_and_geometric_means() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        let (run, _) = rebuild(tmp.path(), None).unwrap();
+        let md = summary_markdown(&run, None);
+        assert!(
+            md.starts_with(
+                "## benchbox: `jvm` run `20260101T000000Z`\n\ntwo JDKs, two collectors\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "4 cell(s) over `jdk` (17, 21) x `gc` (G1, Par), 40 measured invocation(s)"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- **host**: Test CPU @ 3.0GHz, 8 cpus, kernel 6.1.0, cgroup v2, governor performance\n"), "{md}");
+        assert!(md.contains("seed 42"), "{md}");
+        // Default reference: the fastest cell.
+        assert!(
+            md.contains("- **reference**: `jdk=21 gc=G1` (fastest median wall time)"),
+            "{md}"
+        );
+        assert!(md.contains("### wall time (lower is better)\n\n| cell | n | median | 95% CI of median | vs reference |\n|---|---:|---:|---|---|\n"), "{md}");
+        assert!(md.contains("| jdk=21 gc=G1 | 10 | 800.0 ms |"), "{md}");
+        assert!(md.contains("| **reference** |"), "{md}");
+        assert!(
+            md.contains("| jdk=17 gc=G1 | 10 | 1.000 s | ") && md.contains("1.25x slower (95% CI "),
+            "{md}"
+        );
+        // Higher-is-better custom metric: direction and unit from the plan.
+        assert!(md.contains("### ops (ops/s) (higher is better)"), "{md}");
+        assert!(md.contains("1.25x worse"), "{md}");
+        // Geometric means along each axis, against the reference's value of that axis.
+        assert!(md.contains("- `jdk=17` vs `jdk=21`: 1.25x slower (geometric mean over 2 pair(s) of cells differing only in `jdk`; single ratios 1.25 to 1.25)"), "{md}");
+        assert!(md.contains("- `gc=Par` vs `gc=G1`: 1.10x slower"), "{md}");
+        assert!(md.contains("<details><summary>Warnings ("), "{md}");
+        assert!(
+            md.contains("`jdk=21 gc=Par`: 1 failed invocation(s) excluded"),
+            "{md}"
+        );
+
+        // An explicit reference that matches two cells: the first is used, and the summary says so.
+        let md = summary_markdown(&run, Some("jdk=17"));
+        assert!(md.contains("- **reference**: `jdk=17 gc=G1` (`jdk=17` matches 2 cells; the first in matrix order is used"), "{md}");
+        assert!(md.contains("- `jdk=21` vs `jdk=17`: 1.25x faster"), "{md}");
+        let md = summary_markdown(&run, Some("jdk=21,gc=Par"));
+        assert!(
+            md.contains("- **reference**: `jdk=21 gc=Par` (`--reference jdk=21,gc=Par`)"),
+            "{md}"
+        );
+        // A reference that matches nothing is an error for `report`, with the valid values.
+        let e = rebuild(tmp.path(), Some("jdk=8")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "no cell matches the reference `jdk=8`\n  hint: use axis=value pairs of this run's axes (jdk=17|21, gc=G1|Par)"
+        );
+    }
+
+    #[test]
+    fn ratios_read_the_right_way_round() {
+        let time = MetricInfo {
+            name: "wall_s".into(),
+            unit: Unit::Seconds,
+            unit_text: None,
+            better: Better::Lower,
+        };
+        let ci = Some(stats::Interval {
+            lower: 0.8,
+            upper: 0.9,
+        });
+        assert_eq!(
+            describe_ratio(0.8, ci, &time, 0.95),
+            "1.25x faster (95% CI 1.11 to 1.25)"
+        );
+        let ci = Some(stats::Interval {
+            lower: 1.19,
+            upper: 1.27,
+        });
+        assert_eq!(
+            describe_ratio(1.23, ci, &time, 0.95),
+            "1.23x slower (95% CI 1.19 to 1.27)"
+        );
+        let ops = MetricInfo {
+            better: Better::Higher,
+            unit: Unit::Other,
+            ..time.clone()
+        };
+        assert_eq!(describe_ratio(1.5, None, &ops, 0.95), "1.50x better");
+        assert_eq!(describe_ratio(0.5, None, &ops, 0.95), "2.00x worse");
+    }
+
+    #[test]
+    fn large_cells_get_fewer_resamples_and_say_so() {
+        assert_eq!(resamples_for(10, 10_000), 10_000);
+        assert_eq!(resamples_for(100, 10_000), 10_000);
+        assert_eq!(resamples_for(5_000, 10_000), 200);
+        assert_eq!(resamples_for(1_000, 10_000), 1_000);
+        assert_eq!(resamples_for(1_000_000, 10_000), MIN_RESAMPLES);
+        assert_eq!(resamples_for(5_000, 100), 100, "never more than recorded");
+    }
+
+    #[test]
+    fn not_a_run_directory_has_a_hint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = load(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("is not a benchbox run directory: it has no results.json\n  hint: pass a run directory such as reports/NAME/latest"), "{e}");
+    }
+}
