@@ -189,6 +189,24 @@ impl V1Group {
     }
 }
 
+/// User and system CPU time. `cpuacct.usage` is exact (the scheduler's nanoseconds), but the
+/// user/system split files are sampled at timer ticks (4 ms steps at HZ=250): the total comes
+/// from the exact counter, split in the sampled proportion -- as the kernel itself does for
+/// getrusage. With no tick sampled yet, the time is counted as user time.
+fn split_cpu(total: Option<u64>, user: u64, system: u64) -> (Duration, Duration) {
+    let Some(total) = total else {
+        return (Duration::from_nanos(user), Duration::from_nanos(system));
+    };
+    if user + system == 0 {
+        return (Duration::from_nanos(total), Duration::ZERO);
+    }
+    let user_part = (total as u128 * user as u128 / (user + system) as u128) as u64;
+    (
+        Duration::from_nanos(user_part),
+        Duration::from_nanos(total - user_part),
+    )
+}
+
 /// Sum the `Read` and `Write` rows of a blkio `io_service_bytes` file.
 fn blkio_bytes(text: &str) -> (u64, u64) {
     let mut read = 0;
@@ -260,13 +278,14 @@ impl Group for V1Group {
             }
             None => (None, None),
         };
+        let (cpu_user, cpu_system) = split_cpu(
+            read_u64(&cpuacct.join("cpuacct.usage")),
+            read_u64(&cpuacct.join("cpuacct.usage_user")).unwrap_or(0),
+            read_u64(&cpuacct.join("cpuacct.usage_sys")).unwrap_or(0),
+        );
         Ok(Counters {
-            cpu_user: Duration::from_nanos(
-                read_u64(&cpuacct.join("cpuacct.usage_user")).unwrap_or(0),
-            ),
-            cpu_system: Duration::from_nanos(
-                read_u64(&cpuacct.join("cpuacct.usage_sys")).unwrap_or(0),
-            ),
+            cpu_user,
+            cpu_system,
             memory_peak: read_u64(&memory.join("memory.max_usage_in_bytes")),
             io_read_bytes: io_read,
             io_write_bytes: io_write,
@@ -320,6 +339,21 @@ mod tests {
         fs::write(tmp.path().join("cpuset/cpuset.mems"), "0\n").unwrap();
         fs::create_dir_all(tmp.path().join("memory/outer/job")).unwrap();
         tmp
+    }
+
+    #[test]
+    fn cpu_total_is_exact_and_split_in_the_sampled_proportion() {
+        let (u, s) = split_cpu(Some(1_000_000_001), 3, 1);
+        assert_eq!(u + s, Duration::from_nanos(1_000_000_001));
+        assert_eq!(u, Duration::from_nanos(750_000_000));
+        assert_eq!(
+            split_cpu(Some(5), 0, 0),
+            (Duration::from_nanos(5), Duration::ZERO)
+        );
+        assert_eq!(
+            split_cpu(None, 7, 8),
+            (Duration::from_nanos(7), Duration::from_nanos(8))
+        );
     }
 
     #[test]
