@@ -462,11 +462,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     };
     cell.summary = summary;
     cell.warnings = warnings;
-    cell.failures = cell
-        .samples
-        .iter()
-        .filter(|s| s.phase == Phase::Measure && s.failed())
-        .count();
+    cell.failures = cell.count_failures();
 }
 
 /// `f(index, item)` for every item, on all cores, results in input order. Deterministic as

@@ -409,6 +409,16 @@ pub struct CellResult {
     pub warnings: Vec<String>,
 }
 
+impl CellResult {
+    /// Measured invocations that failed (non-zero exit, OOM, timeout).
+    pub fn count_failures(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure && s.failed())
+            .count()
+    }
+}
+
 /// The whole of results.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResults {

@@ -728,11 +728,7 @@ impl Run<'_> {
             let (summary, warnings) = summarize_cell(&cell.samples, &opts);
             cell.summary = summary;
             cell.warnings = warnings;
-            cell.failures = cell
-                .samples
-                .iter()
-                .filter(|s| s.phase == Phase::Measure && s.failed())
-                .count();
+            cell.failures = cell.count_failures();
         }
         self.results.status = if interrupted {
             "interrupted"

@@ -657,6 +657,16 @@ fn launcher(plan: &ChildPlan) -> ! {
 
 static WORKLOAD_PID: AtomicI32 = AtomicI32::new(0);
 
+/// What init passes on to the workload (and the workload resets to the default).
+const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
 extern "C" fn forward_signal(sig: libc::c_int) {
     let pid = WORKLOAD_PID.load(Ordering::SeqCst);
     if pid > 0 {
@@ -695,14 +705,7 @@ fn init(plan: &ChildPlan) -> ! {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for sig in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
+    for sig in FORWARDED_SIGNALS {
         // SAFETY: the handler only calls async-signal-safe kill().
         let _ = unsafe { sigaction(sig, &handler) };
     }
@@ -751,15 +754,7 @@ fn workload(plan: &ChildPlan) -> ! {
     let fail = |m: String| -> ! { die(plan.report_w, MSG_EXEC_ERROR, &format!("{argv0}\0{m}")) };
     // Signal handlers and mask must not leak from init into the workload.
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for sig in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGPIPE,
-    ] {
+    for sig in FORWARDED_SIGNALS.into_iter().chain([Signal::SIGPIPE]) {
         // SAFETY: restoring default dispositions.
         let _ = unsafe { sigaction(sig, &default) };
     }
