@@ -175,8 +175,10 @@ fn cpu_quota_half_a_core() {
     let (o, _) = f.run(&inv);
     let cpu = (o.cpu_user + o.cpu_system).as_secs_f64();
     let ratio = cpu / o.wall.as_secs_f64();
+    // The quota caps the loop near 0.5 of a core; the lower bound only says the loop ran (a
+    // loaded 2-core host may give it less than its quota).
     assert!(
-        (0.35..=0.6).contains(&ratio),
+        (0.25..=0.6).contains(&ratio),
         "cpu {cpu} wall {:?} ratio {ratio}",
         o.wall
     );
