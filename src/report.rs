@@ -295,6 +295,8 @@ struct CellMeta {
     axes: Vec<(String, serde_json::Value)>,
     applied_limits: Option<crate::sandbox::Applied>,
     setup_error: Option<String>,
+    #[serde(default)]
+    memory_timeline: Vec<(f64, u64)>,
 }
 
 /// The directory of a run given as a directory (or `reports/NAME/latest`) or its results.json.
@@ -347,6 +349,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
             axes: c.axes,
             applied_limits: c.applied_limits,
             setup_error: c.setup_error,
+            memory_timeline: c.memory_timeline,
             ..Default::default()
         })
         .collect();

@@ -401,6 +401,10 @@ pub struct CellResult {
     /// Limits as read back from the kernel (from the cell's latest invocation).
     pub applied_limits: Option<Applied>,
     pub setup_error: Option<String>,
+    /// Memory use over time (seconds since the exec, bytes) of the cell's last successful
+    /// measured invocation; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_timeline: Vec<(f64, u64)>,
     pub samples: Vec<Sample>,
     /// Per metric (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom...), over successful measured
     /// invocations.

@@ -571,6 +571,7 @@ impl Run<'_> {
             stdout,
             stderr,
             timeout: cell.timeout,
+            memory_interval: cell.memory_interval,
             scratch_base: self.scratch.path().to_path_buf(),
             keep_upper: None,
         })
@@ -673,6 +674,18 @@ impl Run<'_> {
         if outcome.interrupted {
             return Ok(false);
         }
+        if !outcome.memory_timeline.is_empty() {
+            let path = inv.stdout.with_extension("memory.csv");
+            let mut text = String::from("t_s,memory_bytes\n");
+            for (t, bytes) in &outcome.memory_timeline {
+                text.push_str(&format!("{t:.3},{bytes}\n"));
+            }
+            fs::write(&path, text).map_err(|source| results::ResultsError::Io {
+                action: "write",
+                path,
+                source,
+            })?;
+        }
         let stdout = fs::read_to_string(&inv.stdout).unwrap_or_default();
         let extracted = self.extractors[&cell.id].extract(&stdout, &outcome.metrics_file);
         let sample = Sample {
@@ -704,6 +717,12 @@ impl Run<'_> {
             }
             if sample.failed() && sample.phase == Phase::Measure {
                 result.failures += 1;
+            }
+            if !sample.failed()
+                && sample.phase == Phase::Measure
+                && !outcome.memory_timeline.is_empty()
+            {
+                result.memory_timeline = outcome.memory_timeline.clone();
             }
             result.samples.push(sample.clone());
         }

@@ -512,3 +512,42 @@ fn dump_cpu_quota() {
     let out = std::env::var("BENCHBOX_RENDER_OUT").unwrap();
     render::write_all(&fixture("cpu-quota"), Path::new(&out), &default_opts()).unwrap();
 }
+
+#[test]
+fn memory_over_time_is_plotted_only_when_sampled() {
+    let mut results = fixture("quickstart");
+    let stems = |r: &RunResults| -> Vec<String> {
+        render::plots(r, &default_opts())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.stem)
+            .collect()
+    };
+    assert!(
+        !stems(&results).iter().any(|s| s == "memory-over-time"),
+        "no samples, no plot"
+    );
+    for (k, cell) in results.cells.iter_mut().enumerate() {
+        cell.memory_timeline = (0..20)
+            .map(|i| (i as f64 * 0.05, (1 + k as u64) << 20 | (i as u64) << 12))
+            .collect();
+    }
+    let all = render::plots(&results, &default_opts()).unwrap();
+    let plot = all
+        .iter()
+        .find(|p| p.stem == "memory-over-time")
+        .expect("a memory-over-time plot");
+    let doc = roxmltree::Document::parse(&plot.svg).unwrap();
+    let text: String = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("Time since exec (s)") && text.contains("Memory (MiB)"),
+        "{text}"
+    );
+    for cell in &results.cells {
+        assert!(text.contains(&cell.label), "{text}");
+    }
+}

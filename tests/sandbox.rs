@@ -57,6 +57,7 @@ impl Fixture {
             stdout: self.dir.path().join("out"),
             stderr: self.dir.path().join("err"),
             timeout: Some(Duration::from_secs(60)),
+            memory_interval: Some(Duration::from_millis(50)),
             scratch_base: self.dir.path().join("scratch"),
             keep_upper: None,
         }
@@ -458,4 +459,29 @@ fn the_leftover_probe_sees_a_live_marker_process() {
         probe.join().unwrap()
     });
     assert!(seen, "the marker process was not visible while running");
+}
+
+#[test]
+fn memory_is_sampled_over_time_from_the_exec() {
+    let Some(f) = Fixture::new() else { return };
+    // Hold ~32 MiB for a while, then exit: the samples must see it.
+    let (o, _) =
+        f.run(&f.invocation("x=$(head -c 33554432 /dev/zero | tr '\\0' a); sleep 0.4; echo ${#x}"));
+    assert_eq!(o.exit_code, Some(0));
+    let t = &o.memory_timeline;
+    assert!(t.len() >= 5, "{t:?}");
+    assert!(
+        t.windows(2).all(|w| w[0].0 < w[1].0),
+        "times increase: {t:?}"
+    );
+    assert!(
+        t[0].0 >= 0.0 && t.last().unwrap().0 <= o.wall.as_secs_f64() + 0.1,
+        "{t:?}"
+    );
+    let max = t.iter().map(|s| s.1).max().unwrap();
+    assert!(
+        max > 30 << 20 && max <= o.memory_peak.unwrap(),
+        "max {max} peak {:?}",
+        o.memory_peak
+    );
 }

@@ -948,7 +948,47 @@ pub fn plots(results: &RunResults, opts: &RenderOptions) -> Result<Vec<Plot>> {
             });
         }
     }
+    if let Some((stem, caption, figure)) = memory_over_time(results) {
+        let (svg, png) = render(&stem, &figure)?;
+        out.push(Plot {
+            stem,
+            metric: "peak_memory_bytes".into(),
+            caption,
+            svg,
+            png,
+        });
+    }
     Ok(out)
+}
+
+/// Memory in use over time, one line per cell (its last successful measured invocation, as
+/// sampled from the cgroup every `memory-interval`); `None` when nothing was sampled.
+fn memory_over_time(results: &RunResults) -> Option<(String, String, Figure)> {
+    let series: Vec<Line> = results
+        .cells
+        .iter()
+        .filter(|c| !c.memory_timeline.is_empty())
+        .map(|c| {
+            let points = c
+                .memory_timeline
+                .iter()
+                .map(|&(t, bytes)| (t, bytes as f64 / (1024.0 * 1024.0), None))
+                .collect();
+            (c.label.clone(), points)
+        })
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    Some((
+        "memory-over-time".to_string(),
+        "Memory in use over time since the exec, per cell (its last successful measured invocation), sampled from the cgroup.".to_string(),
+        Figure::Line {
+            x_title: "Time since exec (s)".into(),
+            y_title: "Memory (MiB)".into(),
+            series,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -84,6 +84,8 @@ pub struct Invocation {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
     pub timeout: Option<Duration>,
+    /// Sample the group's memory use this often (`None`: not sampled).
+    pub memory_interval: Option<Duration>,
     /// Parent directory for this invocation's scratch space (must not be on overlayfs).
     pub scratch_base: PathBuf,
     /// Keep the writable layer here after a successful run (a cell's setup step): the overlay
@@ -124,6 +126,9 @@ pub struct Outcome {
     pub applied: Applied,
     /// Contents of the `BENCHBOX_METRICS` file the workload may have written.
     pub metrics_file: String,
+    /// The group's memory use (bytes) sampled every `memory_interval`: (seconds since the
+    /// exec, bytes).
+    pub memory_timeline: Vec<(f64, u64)>,
 }
 
 impl Outcome {
@@ -406,12 +411,26 @@ fn run_in(
     let interrupted = AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
         let (timed_out, interrupted) = (&timed_out, &interrupted);
-        scope.spawn(move || {
+        let sampler = scope.spawn(move || {
+            // Also samples the group's memory every `memory_interval` (the memory-over-time
+            // plot): one small file read, from this thread, which is not in the container.
             let started = std::time::Instant::now();
+            let tick = inv.memory_interval.map_or(Duration::from_millis(20), |i| {
+                i.min(Duration::from_millis(20))
+            });
+            let mut samples: Vec<(i64, u64)> = Vec::new();
+            let mut last_sample: Option<std::time::Instant> = None;
             loop {
-                match stop_rx.recv_timeout(Duration::from_millis(20)) {
-                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                match stop_rx.recv_timeout(tick) {
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return samples,
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
+                }
+                if let Some(interval) = inv.memory_interval
+                    && last_sample.is_none_or(|t| t.elapsed() >= interval)
+                    && let Some(bytes) = group.memory_current()
+                {
+                    samples.push((monotonic_ns(), bytes));
+                    last_sample = Some(std::time::Instant::now());
                 }
                 let expired = inv.timeout.is_some_and(|t| started.elapsed() >= t);
                 if expired || cancel.load(Ordering::SeqCst) {
@@ -422,13 +441,24 @@ fn run_in(
                     }
                     let _ = kill(launcher, Signal::SIGKILL);
                     let _ = group.kill_all();
-                    return;
+                    return samples;
                 }
             }
         });
         let result = supervise(group, launcher, &mut report, &mut go, &mut exec);
         let _ = stop_tx.send(());
-        result
+        let samples = sampler.join().unwrap_or_default();
+        result.map(|(mut outcome, start_ns)| {
+            // Seconds since the exec; samples from before the exec (the container's setup) and
+            // after the workload's end (the teardown) are dropped.
+            let end_ns = start_ns + outcome.wall.as_nanos() as i64;
+            outcome.memory_timeline = samples
+                .into_iter()
+                .filter(|&(ns, _)| start_ns > 0 && ns >= start_ns && ns <= end_ns)
+                .map(|(ns, bytes)| ((ns - start_ns) as f64 / 1e9, bytes))
+                .collect();
+            outcome
+        })
     });
     let mut outcome = outcome?;
     outcome.timed_out = timed_out.load(Ordering::SeqCst);
@@ -445,7 +475,7 @@ fn supervise(
     report: &mut File,
     go: &mut File,
     exec: &mut File,
-) -> Result<Outcome> {
+) -> Result<(Outcome, i64)> {
     let ready = read_one_message(report);
     let mut setup_error = None;
     let mut exec_error = None;
@@ -537,7 +567,7 @@ fn supervise(
     outcome.oom_killed = counters.oom_kills > 0;
     outcome.nr_throttled = counters.nr_throttled.saturating_sub(baseline.nr_throttled);
     outcome.throttled = counters.throttled.saturating_sub(baseline.throttled);
-    Ok(outcome)
+    Ok((outcome, start_ns))
 }
 
 fn wait_with_rusage(pid: Pid) -> Result<(WaitStatus, Rusage)> {

@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Axis, Better, Cell, CpuSet, Diagnostic, Limits, Matrix, MetricSpec, Network, Order, Root,
-    SpecError, ValidationContext, Volume, axis_value_text, is_axis_name, suggest, units,
+    Axis, Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec,
+    Network, Order, Root, SpecError, ValidationContext, Volume, axis_value_text, is_axis_name,
+    suggest, units,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -36,6 +37,7 @@ const RUN_KEYS: &[&str] = &[
     "warmup",
     "runs",
     "timeout",
+    "memory-interval",
     "order",
     "seed",
     "allow-failures",
@@ -911,6 +913,37 @@ fn build_cell(
         },
     };
 
+    // How often the cgroup's memory is sampled during an invocation (the memory-over-time
+    // plot); "none" or 0 turns sampling off.
+    let memory_interval = match run_t.get("memory-interval") {
+        None => Some(DEFAULT_MEMORY_INTERVAL),
+        Some(e) => match &e.value.kind {
+            Kind::Str(s) => units::parse_timeout(s).map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid duration `{s}` for `memory-interval`: {why}"),
+                    Some("write a duration like \"100ms\" or \"1s\", or \"none\"".into()),
+                )
+            })?,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a duration string such as \"100ms\"")),
+        },
+    };
+    if let Some(i) = memory_interval
+        && i < Duration::from_millis(10)
+    {
+        let e = run_t
+            .get("memory-interval")
+            .expect("only a written value can be this small");
+        return Err(r.node(
+            &e.value,
+            format!("`memory-interval` of {i:?} is too short"),
+            Some(
+                "sampling more often than every 10 ms would perturb the workload; use 10ms or more"
+                    .into(),
+            ),
+        ));
+    }
+
     let metrics = parse_metrics(r, parts.metrics.as_ref())?;
 
     let identity = Identity {
@@ -944,6 +977,7 @@ fn build_cell(
         warmup,
         runs,
         timeout,
+        memory_interval,
         metrics,
     };
     Ok((cell, identity))

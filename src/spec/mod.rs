@@ -111,6 +111,10 @@ pub struct Cell {
     /// `None`: no timeout. Serialized as seconds.
     #[serde(with = "opt_secs")]
     pub timeout: Option<Duration>,
+    /// How often the cgroup's memory is sampled during an invocation; `None`: not sampled.
+    /// Not part of the id (it changes what is recorded, not what runs).
+    #[serde(with = "opt_secs", default = "default_memory_interval")]
+    pub memory_interval: Option<Duration>,
     pub metrics: Vec<MetricSpec>,
 }
 
@@ -367,4 +371,11 @@ pub fn pin_images(matrix: &mut Matrix, digests: &BTreeMap<String, String>) {
             cell.image_digest = Some(digest.clone());
         }
     }
+}
+
+/// Default of `[run] memory-interval`.
+pub const DEFAULT_MEMORY_INTERVAL: Duration = Duration::from_millis(100);
+
+fn default_memory_interval() -> Option<Duration> {
+    Some(DEFAULT_MEMORY_INTERVAL)
 }

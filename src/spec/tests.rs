@@ -426,7 +426,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, order, seed, allow-failures"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, order, seed, allow-failures"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),

@@ -119,6 +119,8 @@ pub trait Group: Send + Sync {
     /// Forget the peak memory so far (called just before the workload's exec).
     fn reset_peak(&self) -> Result<()>;
     fn counters(&self) -> Result<Counters>;
+    /// Memory in use right now (v1 `memory.usage_in_bytes`, v2 `memory.current`).
+    fn memory_current(&self) -> Option<u64>;
     /// Every pid currently in the group.
     fn pids(&self) -> Result<Vec<i32>>;
     /// SIGKILL every process in the group until it is empty (or `Busy` after a few seconds).

@@ -295,6 +295,10 @@ impl Group for V1Group {
         })
     }
 
+    fn memory_current(&self) -> Option<u64> {
+        read_u64(&self.dir("memory")?.join("memory.usage_in_bytes"))
+    }
+
     fn pids(&self) -> Result<Vec<i32>> {
         let mut all: Vec<i32> = Vec::new();
         for file in self.procs_files() {

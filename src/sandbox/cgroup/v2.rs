@@ -251,6 +251,10 @@ impl Group for V2Group {
         })
     }
 
+    fn memory_current(&self) -> Option<u64> {
+        read_u64(&self.dir.join("memory.current"))
+    }
+
     fn pids(&self) -> Result<Vec<i32>> {
         read_pids(&self.dir.join("cgroup.procs"))
     }
