@@ -741,6 +741,7 @@ impl Run<'_> {
     }
 
     fn finish(&mut self, interrupted: bool) -> Result<(), RunError> {
+        sandbox::wait_for_cleanup();
         self.csv.sync()?;
         let opts = self.results.stats;
         for cell in &mut self.results.cells {

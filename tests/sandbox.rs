@@ -75,6 +75,7 @@ impl Fixture {
     /// Nothing is left in the scratch base but the two shared, empty directories (the root
     /// mount point and host mode's empty /tmp layer).
     fn scratch_is_empty(&self) -> bool {
+        sandbox::wait_for_cleanup();
         std::fs::read_dir(self.dir.path().join("scratch"))
             .unwrap()
             .flatten()
