@@ -91,13 +91,14 @@ impl Fixture {
 fn runs_a_workload_in_a_fresh_rootfs_and_cleans_up() {
     let Some(f) = Fixture::new() else { return };
     let (o, out) = f.run(&f.invocation(
-        "echo hello; hostname; echo $$; ls /proc | grep -c '^[0-9]'; echo x > /written",
+        "echo hello; hostname; echo $$; ls /proc | grep -c '^[0-9]'; echo x > /written; ls /run; touch /dev/shm/s && echo shm-ok",
     ));
     assert_eq!(o.exit_code, Some(0), "{o:?}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hello");
     assert_eq!(lines[1], "cell");
     assert_ne!(lines[2], "1", "the workload must not be pid 1");
+    assert_eq!(&lines[4..], ["benchbox", "shm-ok"], "{out}");
     assert!(o.wall > Duration::ZERO);
     assert!(f.scratch_is_empty());
     let (o, out) = f.run(&f.invocation("cat /written 2>&1; true"));

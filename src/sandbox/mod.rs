@@ -328,20 +328,23 @@ fn run_in(
             _ => {}
         }
     }
+    // The container's /run (a bind of this directory: fresh per invocation, no tmpfs to mount
+    // and tear down), with the metrics file in /run/benchbox.
     let run_dir = scratch.join("run");
-    fs::create_dir(&run_dir).map_err(|source| SandboxError::Io {
+    let metrics_dir = run_dir.join("benchbox");
+    fs::create_dir_all(&metrics_dir).map_err(|source| SandboxError::Io {
         action: "create",
-        path: run_dir.clone(),
+        path: metrics_dir.clone(),
         source,
     })?;
-    let metrics_host = run_dir.join("metrics");
+    let metrics_host = metrics_dir.join("metrics");
     File::create(&metrics_host).map_err(|source| SandboxError::Io {
         action: "create",
         path: metrics_host.clone(),
         source,
     })?;
     fs::set_permissions(
-        &run_dir,
+        &metrics_dir,
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .ok();

@@ -25,7 +25,7 @@ pub struct MountPlan {
     pub new_root: PathBuf,
     /// Scratch directory of this invocation: overlay upper and work directories.
     pub scratch: PathBuf,
-    /// Host directory shown at `/run/benchbox` (the metrics file lives there).
+    /// Host directory shown at `/run` (the metrics file is its `benchbox/metrics`).
     pub run_dir: PathBuf,
     /// An empty directory (the lower layer of host mode's /tmp when there is no setup layer).
     pub empty_dir: PathBuf,
@@ -179,15 +179,15 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
                 .map_err(|e| format!("cannot chmod /tmp: {e}"))?;
         }
     }
-    // A private /run (a tmpfs, as runtimes expect it to start empty); the metrics directory
-    // is bound under it, so nothing is created in the overlay's upper layer.
+    // A private /run, empty but for the metrics directory: a bind of the invocation's own
+    // scratch directory (a bind costs less to set up and tear down than a tmpfs).
     mkdir_p(&root.join("run"))?;
     do_mount(
-        Some("tmpfs"),
+        Some(&plan.run_dir.display().to_string()),
         &root.join("run"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=755"),
+        None,
+        MsFlags::MS_BIND,
+        None,
     )?;
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mkdir_p(&root.join("proc"))?;
@@ -209,16 +209,6 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
     )?;
     setup_cgroup_fs(&root.join("sys/fs/cgroup"), &plan.cgroup_view)?;
     setup_dev(&root.join("dev"))?;
-
-    let run = root.join("run/benchbox");
-    mkdir_p(&run)?;
-    do_mount(
-        Some(&plan.run_dir.display().to_string()),
-        &run,
-        None,
-        MsFlags::MS_BIND,
-        None,
-    )?;
 
     for volume in &plan.volumes {
         mount_volume(root, volume, matches!(plan.root, RootSpec::Host { .. }))?;
@@ -271,7 +261,7 @@ fn setup_cgroup_fs(target: &Path, view: &[(String, PathBuf)]) -> Step<()> {
     make_readonly_recursive(target)
 }
 
-/// A minimal /dev: a tmpfs with device nodes, a private devpts, and shm.
+/// A minimal /dev: a tmpfs with device nodes, a private devpts, and a shm directory.
 fn setup_dev(dev: &Path) -> Step<()> {
     mkdir_p(dev)?;
     do_mount(
@@ -313,15 +303,11 @@ fn setup_dev(dev: &Path) -> Step<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620"),
     )?;
+    // /dev/shm is a sticky, world-writable directory of the /dev tmpfs (one tmpfs less).
     let shm = dev.join("shm");
     mkdir_p(&shm)?;
-    do_mount(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    )?;
+    fs::set_permissions(&shm, fs::Permissions::from_mode(0o1777))
+        .map_err(|e| format!("cannot chmod /dev/shm: {e}"))?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
