@@ -1,3 +1,6 @@
+//! Tests of the statistics: hand-computed values, property tests of the summaries' invariants,
+//! and simulations of interval coverage, power and false alarms.
+
 use super::*;
 use proptest::prelude::*;
 use rand::Rng;
