@@ -373,13 +373,12 @@ fn main() -> ExitCode {
             };
             let mut progress = ui::Progress::new();
             match runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e)) {
-                Ok(mut outcome) => {
+                Ok(outcome) => {
                     // Summaries and summary.md from runs.csv, exactly as `benchbox report` makes
                     // them; then the reports. They are views of the raw data: failing to write
                     // one is a warning, never a lost run (`benchbox report` can redo them).
-                    match report::rebuild(&outcome.dir, None) {
-                        Ok((rebuilt, _)) => outcome.results = rebuilt,
-                        Err(e) => eprintln!("warning: cannot write summary.md: {e}"),
+                    if let Some(problem) = &outcome.report_problem {
+                        eprintln!("warning: {problem}");
                     }
                     let render_opts = benchbox::render::RenderOptions::default();
                     if let Err(e) =

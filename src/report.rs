@@ -6,7 +6,7 @@
 //!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
 //!   applied limits). The samples stored in `results.json` are skipped, never trusted.
 //! - [`rebuild`]: [`load`], then every cell's summaries, warnings and failure count recomputed
-//!   (with [`crate::runner::summarize_cell`] and the recorded [`StatsOptions`]), then
+//!   (with [`summarize_samples`] and the recorded [`StatsOptions`]), then
 //!   `results.json` (atomically) and `summary.md` written. Nothing in the output depends on the
 //!   clock or on thread timing, so re-running it gives the same bytes (`finished_at` is kept).
 //! - [`summary_markdown`]: the GitHub-flavoured summary of a run, short enough for a PR comment.
@@ -29,7 +29,7 @@
 //!   interval is narrow and the Monte Carlo error of its endpoints stays small next to it. The
 //!   cell gets a warning saying so. Cells are summarized in parallel (deterministically).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
@@ -234,7 +234,7 @@ pub fn canonical_metric(given: &str) -> String {
 }
 
 /// The values of `metric` over a cell's successful measured invocations, in invocation order:
-/// the same series [`crate::runner::summarize_cell`] summarizes.
+/// the series [`summarize_samples`] summarizes.
 pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
     samples
         .iter()
@@ -250,6 +250,37 @@ pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
             custom => s.metrics.get(custom).copied(),
         })
         .collect()
+}
+
+/// Summaries per metric (the standard ones and every custom metric the samples carry) over a
+/// cell's successful measured invocations, and a warning when failed ones were left out.
+pub fn summarize_samples(
+    samples: &[Sample],
+    opts: &StatsOptions,
+) -> (BTreeMap<String, stats::Summary>, Vec<String>) {
+    let mut names: BTreeSet<String> = STANDARD_METRICS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    for s in samples {
+        names.extend(s.metrics.keys().cloned());
+    }
+    let summaries = names
+        .into_iter()
+        .filter_map(|name| {
+            let summary = stats::summarize(&metric_values(samples, &name), opts)?;
+            Some((name, summary))
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    let failed = samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && s.failed())
+        .count();
+    if failed > 0 {
+        warnings.push(format!("{failed} failed invocation(s) excluded from the statistics\n  hint: see the logs/ directory of the run"));
+    }
+    (summaries, warnings)
 }
 
 /// "jdk=17 gc=G1": a cell's axis values as `(axis, text)` pairs.
@@ -445,8 +476,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
             resamples: 0,
             ..*opts
         };
-        let (mut summary, mut warnings) =
-            crate::runner::summarize_cell(&cell.samples, &no_bootstrap);
+        let (mut summary, mut warnings) = summarize_samples(&cell.samples, &no_bootstrap);
         let scaled = StatsOptions { resamples, ..*opts };
         let shown: Vec<String> = summary.keys().filter(|m| is_headline(m)).cloned().collect();
         for metric in shown {
@@ -461,7 +491,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
         ));
         (summary, warnings)
     } else {
-        crate::runner::summarize_cell(&cell.samples, opts)
+        summarize_samples(&cell.samples, opts)
     };
     cell.summary = summary;
     cell.warnings = warnings;

@@ -22,7 +22,7 @@ use crate::plan::{self, Phase, Slot};
 use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
 use crate::spec::{Cell, Matrix, Network, Root, axis_value_text};
-use crate::stats::{self, StatsOptions};
+use crate::stats::StatsOptions;
 
 /// The PATH a workload gets unless the matrix sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -118,6 +118,8 @@ pub struct RunOutcome {
     /// Failed invocations plus cells whose setup failed.
     pub failures: usize,
     pub interrupted: bool,
+    /// Set when summary.md could not be written (the raw results are complete).
+    pub report_problem: Option<String>,
 }
 
 /// Check that this host can run isolated invocations; returns the cgroup hierarchy to use.
@@ -181,50 +183,7 @@ pub fn metric_columns(matrix: &Matrix) -> Vec<String> {
     names
 }
 
-/// Summaries per metric over a cell's successful measured invocations.
-pub fn summarize_cell(
-    samples: &[Sample],
-    opts: &StatsOptions,
-) -> (BTreeMap<String, stats::Summary>, Vec<String>) {
-    let ok: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.phase == Phase::Measure && !s.failed())
-        .collect();
-    let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for s in &ok {
-        let mut push = |k: &str, v: Option<f64>| {
-            if let Some(v) = v {
-                series.entry(k.to_string()).or_default().push(v);
-            }
-        };
-        push("wall_s", Some(s.wall_s));
-        push("user_s", Some(s.user_s));
-        push("system_s", Some(s.system_s));
-        push("cpu_s", Some(s.cpu_s()));
-        push("peak_memory_bytes", s.peak_memory_bytes.map(|b| b as f64));
-        push("io_read_bytes", s.io_read_bytes.map(|b| b as f64));
-        push("io_write_bytes", s.io_write_bytes.map(|b| b as f64));
-        for (k, v) in &s.metrics {
-            push(k, Some(*v));
-        }
-    }
-    let mut warnings = Vec::new();
-    let failed = samples
-        .iter()
-        .filter(|s| s.phase == Phase::Measure && s.failed())
-        .count();
-    if failed > 0 {
-        warnings.push(format!("{failed} failed invocation(s) excluded from the statistics\n  hint: see the logs/ directory of the run"));
-    }
-    let summaries = series
-        .into_iter()
-        .filter_map(|(k, v)| stats::summarize(&v, opts).map(|s| (k, s)))
-        .collect();
-    (summaries, warnings)
-}
-
-struct Run<'m> {
-    matrix: &'m Matrix,
+struct Run {
     cells: Vec<Cell>,
     dir: PathBuf,
     results: RunResults,
@@ -380,7 +339,6 @@ pub fn run(
         extractors.insert(cell.id.clone(), ex);
     }
     let mut run = Run {
-        matrix,
         cells,
         dir: dir.clone(),
         results,
@@ -430,7 +388,7 @@ pub fn run(
         }
     }
 
-    run.finish(interrupted)?;
+    let report_problem = run.finish(interrupted)?;
     let failures = run
         .results
         .cells
@@ -451,10 +409,11 @@ pub fn run(
         results,
         failures,
         interrupted,
+        report_problem,
     })
 }
 
-impl Run<'_> {
+impl Run {
     fn cell_result(&mut self, id: &str) -> &mut CellResult {
         self.results
             .cells
@@ -740,16 +699,10 @@ impl Run<'_> {
         Ok(true)
     }
 
-    fn finish(&mut self, interrupted: bool) -> Result<(), RunError> {
+    /// Returns a problem that left the run's results intact (its summary.md unwritten).
+    fn finish(&mut self, interrupted: bool) -> Result<Option<String>, RunError> {
         sandbox::wait_for_cleanup();
         self.csv.sync()?;
-        let opts = self.results.stats;
-        for cell in &mut self.results.cells {
-            let (summary, warnings) = summarize_cell(&cell.samples, &opts);
-            cell.summary = summary;
-            cell.warnings = warnings;
-            cell.failures = cell.count_failures();
-        }
         self.results.status = if interrupted {
             "interrupted"
         } else {
@@ -757,9 +710,19 @@ impl Run<'_> {
         }
         .into();
         self.results.finished_at = Some(now_rfc3339());
-        let _ = self.matrix;
         self.results.write(&self.dir)?;
-        Ok(())
+        // Summaries and summary.md come from runs.csv, exactly as `benchbox report` makes them,
+        // so a run and a later report of it agree to the byte.
+        match crate::report::rebuild(&self.dir, None) {
+            Ok((rebuilt, _)) => {
+                self.results = rebuilt;
+                Ok(None)
+            }
+            Err(e) => {
+                crate::report::summarize(&mut self.results);
+                Ok(Some(format!("cannot write summary.md: {e}")))
+            }
+        }
     }
 }
 
