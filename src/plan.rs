@@ -295,6 +295,9 @@ fn render_cell(out: &mut String, cell: &Cell) {
         line("env", env.join(" "));
     }
     line("network", cell.network.to_string());
+    if !cell.scratch.is_memory() {
+        line("scratch", cell.scratch.to_string());
+    }
     line("limits", render_limits(cell));
     if let Some(setup) = &cell.setup {
         line("setup", render_argv(setup));

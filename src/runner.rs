@@ -21,7 +21,7 @@ use crate::image::ResolvedImage;
 use crate::plan::{self, Phase, Slot};
 use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
-use crate::spec::{Cell, Matrix, Network, Root, axis_value_text};
+use crate::spec::{Cell, Matrix, Network, Root, Scratch, axis_value_text};
 use crate::stats::StatsOptions;
 
 /// The PATH a workload gets unless the matrix sets one.
@@ -532,6 +532,7 @@ impl Run {
             timeout: cell.timeout,
             memory_interval: cell.memory_interval,
             scratch_base: self.scratch.path().to_path_buf(),
+            upper_on_disk: cell.scratch == Scratch::Disk,
             keep_upper: None,
         })
     }

@@ -59,6 +59,7 @@ impl Fixture {
             timeout: Some(Duration::from_secs(60)),
             memory_interval: Some(Duration::from_millis(50)),
             scratch_base: self.dir.path().join("scratch"),
+            upper_on_disk: false,
             keep_upper: None,
         }
     }
@@ -81,7 +82,7 @@ impl Fixture {
             .flatten()
             .all(|e| {
                 let name = e.file_name();
-                (name == "mnt" || name == "empty")
+                (name == "mnt" || name == "tmpfs" || name == "empty")
                     && std::fs::read_dir(e.path()).unwrap().next().is_none()
             })
     }
@@ -379,6 +380,32 @@ fn exec_failure_and_bad_workdir_are_errors() {
     assert!(leftovers(&f, "no-marker").is_empty());
 }
 
+/// By default the writable layer is a tmpfs of the container's own (what the workload writes
+/// there counts toward its memory); `upper_on_disk` puts it in a directory under the scratch
+/// base instead. Either way nothing of it is left afterwards.
+#[test]
+fn the_writable_layer_lives_in_memory_or_on_disk() {
+    let Some(f) = Fixture::new() else { return };
+    let scratch = f.dir.path().join("scratch").display().to_string();
+    let script =
+        "dd if=/dev/zero of=/big bs=1M count=16 2>/dev/null; grep ' / / ' /proc/self/mountinfo";
+    let (o, out) = f.run(&f.invocation(script));
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert!(
+        out.contains(&format!("upperdir={scratch}/tmpfs/upper")),
+        "{out}"
+    );
+    assert!(o.memory_peak.unwrap() >= 16 << 20, "{o:?}");
+    assert!(leftovers(&f, "no-marker").is_empty());
+
+    let mut inv = f.invocation(script);
+    inv.upper_on_disk = true;
+    let (o, out) = f.run(&inv);
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert!(out.contains(&format!("upperdir={scratch}/inv-")), "{out}");
+    assert!(leftovers(&f, "no-marker").is_empty());
+}
+
 #[test]
 fn the_metrics_file_is_returned() {
     let Some(f) = Fixture::new() else { return };
@@ -387,6 +414,13 @@ fn the_metrics_file_is_returned() {
         .push(("BENCHBOX_METRICS".into(), sandbox::METRICS_PATH.into()));
     let (o, _) = f.run(&inv);
     assert_eq!(o.metrics_file, "ops 12.5 ops/s\n");
+    // More than a pipe holds: passed on (up to 1 MiB), no deadlock.
+    let mut inv = f.invocation("yes 'ops 1' | head -c 3000000 > $BENCHBOX_METRICS");
+    inv.env
+        .push(("BENCHBOX_METRICS".into(), sandbox::METRICS_PATH.into()));
+    let (o, _) = f.run(&inv);
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert_eq!(o.metrics_file.len(), 1 << 20);
 }
 
 #[test]

@@ -88,6 +88,9 @@ pub struct Invocation {
     pub memory_interval: Option<Duration>,
     /// Parent directory for this invocation's scratch space (must not be on overlayfs).
     pub scratch_base: PathBuf,
+    /// Where the writable layer lives: in a tmpfs private to the container (`false`), or on
+    /// disk in a directory under `scratch_base` (`true`; always so with `keep_upper`).
+    pub upper_on_disk: bool,
     /// Keep the writable layer here after a successful run (a cell's setup step): the overlay
     /// upper for a rootfs, the `/tmp` upper on the host filesystem.
     pub keep_upper: Option<PathBuf>,
@@ -168,19 +171,37 @@ pub fn run(
     group_name: &str,
     cancel: &AtomicBool,
 ) -> Result<Outcome> {
-    let scratch = tempfile::Builder::new()
-        .prefix(&format!("inv-{}-", std::process::id()))
-        .tempdir_in(&inv.scratch_base)
-        .map_err(|source| SandboxError::Io {
-            action: "create scratch dir in",
-            path: inv.scratch_base.clone(),
-            source,
-        })?;
+    // By default nothing of an invocation touches the disk: its writable layer and /run live in
+    // a tmpfs mounted inside its own mount namespace, which vanishes with it. (Creating and
+    // deleting a handful of inodes per invocation on ext4 cost ~1 ms, and more the more inodes
+    // were deleted in the last minutes: ext4 without a journal skips recently freed inodes.)
+    let disk_scratch = if inv.upper_on_disk || inv.keep_upper.is_some() {
+        Some(
+            tempfile::Builder::new()
+                .prefix(&format!("inv-{}-", std::process::id()))
+                .tempdir_in(&inv.scratch_base)
+                .map_err(|source| SandboxError::Io {
+                    action: "create scratch dir in",
+                    path: inv.scratch_base.clone(),
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
     let group = cgroups.create(group_name, &inv.limits)?;
-    let result = run_in(inv, group.as_ref(), scratch.path(), cancel);
+    let result = run_in(
+        inv,
+        group.as_ref(),
+        disk_scratch.as_ref().map(|d| d.path()),
+        cancel,
+    );
     let removed = group.remove();
     let outcome = result?;
     removed?;
+    let Some(scratch) = disk_scratch else {
+        return Ok(outcome);
+    };
     if let Some(keep) = &inv.keep_upper
         && !outcome.failed()
     {
@@ -190,9 +211,10 @@ pub fn run(
             source,
         })?;
     }
-    // Deleting the writable layer costs ~1 ms on ext4 (more after heavy writes): it happens on
-    // a thread, overlapping the next invocation's container setup, and `supervise` waits for it
-    // before that invocation's workload may start, so it never overlaps a measurement.
+    // Deleting a writable layer on disk costs ~1 ms on ext4 (more after heavy writes): it
+    // happens on a thread, overlapping the next invocation's container setup, and `supervise`
+    // waits for it before that invocation's workload may start, so it never overlaps a
+    // measurement.
     let path = scratch.keep();
     let deletion = std::thread::spawn(move || {
         let _ = fs::remove_dir_all(&path);
@@ -220,21 +242,35 @@ pub fn wait_for_cleanup() {
 static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Messages from the container to the parent over the report pipe: a tag byte, a u32 length,
-/// the payload. Each message is far below PIPE_BUF, so writes from different processes never
-/// interleave.
+/// the payload. Only the metrics file may exceed PIPE_BUF, and init sends it when no other
+/// process of the container writes to the pipe any more, so messages never interleave.
 const MSG_READY: u8 = b'R';
 const MSG_ERROR: u8 = b'E';
 const MSG_EXEC_ERROR: u8 = b'X';
 const MSG_STATUS: u8 = b'S';
 const MSG_EXEC_TIME: u8 = b'T';
+const MSG_METRICS: u8 = b'M';
+
+/// The most of the metrics file init passes on (a runaway workload could fill its tmpfs).
+const METRICS_LIMIT: u64 = 1 << 20;
 
 fn send(fd: RawFd, tag: u8, payload: &[u8]) {
     let mut msg = Vec::with_capacity(5 + payload.len());
     msg.push(tag);
     msg.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     msg.extend_from_slice(payload);
-    // SAFETY: writing a valid buffer to a descriptor we own.
-    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+    let mut rest = &msg[..];
+    while !rest.is_empty() {
+        // SAFETY: writing a valid buffer to a descriptor we own.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 && nix::Error::last() == nix::Error::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
 }
 
 fn read_messages(file: &mut File) -> Vec<(u8, Vec<u8>)> {
@@ -308,15 +344,16 @@ fn open_log(path: &Path) -> Result<OwnedFd> {
 fn run_in(
     inv: &Invocation,
     group: &dyn cgroup::Group,
-    scratch: &Path,
+    disk_scratch: Option<&Path>,
     cancel: &AtomicBool,
 ) -> Result<Outcome> {
-    // The mount point of the new root and host mode's empty /tmp layer are shared by all
-    // invocations under the scratch base: mounts happen in each container's private mount
-    // namespace, and creating and deleting directories costs ~0.1 ms each on ext4.
+    // The mount points of the new root and of the container's tmpfs, and host mode's empty
+    // /tmp layer, are shared by all invocations under the scratch base: mounts happen in each
+    // container's private mount namespace.
     let new_root = inv.scratch_base.join("mnt");
+    let tmpfs_dir = inv.scratch_base.join("tmpfs");
     let empty_dir = inv.scratch_base.join("empty");
-    for dir in [&new_root, &empty_dir] {
+    for dir in [&new_root, &tmpfs_dir, &empty_dir] {
         match fs::create_dir(dir) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(SandboxError::Io {
@@ -328,32 +365,6 @@ fn run_in(
             _ => {}
         }
     }
-    // The container's /run (a bind of this directory: fresh per invocation, no tmpfs to mount
-    // and tear down), with the metrics file in /run/benchbox.
-    let run_dir = scratch.join("run");
-    let metrics_dir = run_dir.join("benchbox");
-    fs::create_dir_all(&metrics_dir).map_err(|source| SandboxError::Io {
-        action: "create",
-        path: metrics_dir.clone(),
-        source,
-    })?;
-    let metrics_host = metrics_dir.join("metrics");
-    File::create(&metrics_host).map_err(|source| SandboxError::Io {
-        action: "create",
-        path: metrics_host.clone(),
-        source,
-    })?;
-    fs::set_permissions(
-        &metrics_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .ok();
-    fs::set_permissions(
-        &metrics_host,
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .ok();
-
     let path_var = inv
         .env
         .iter()
@@ -381,8 +392,8 @@ fn run_in(
         mounts: MountPlan {
             root: inv.root.clone(),
             new_root,
-            scratch: scratch.to_path_buf(),
-            run_dir,
+            tmpfs_dir,
+            disk_scratch: disk_scratch.map(Path::to_path_buf),
             empty_dir,
             volumes: inv.volumes.clone(),
             cgroup_view: group.container_view(),
@@ -490,7 +501,6 @@ fn run_in(
     outcome.timed_out = timed_out.load(Ordering::SeqCst);
     outcome.interrupted = interrupted.load(Ordering::SeqCst);
     outcome.applied = group.applied();
-    outcome.metrics_file = fs::read_to_string(&metrics_host).unwrap_or_default();
     Ok(outcome)
 }
 
@@ -523,9 +533,11 @@ fn supervise(
         Some((MSG_EXEC_ERROR, msg)) => exec_error = Some(msg),
         _ => {}
     }
+    // Everything init sends, up to the EOF of its exit; only then the launcher's status (init
+    // may send more than a pipe holds, so waiting first could deadlock).
+    let messages = read_messages(report);
     let (status, rusage) = wait_with_rusage(launcher)?;
     let end_fallback = monotonic_ns();
-    let messages = read_messages(report);
     let counters = group.counters()?;
 
     if let Some(message) = setup_error.or_else(|| {
@@ -574,6 +586,9 @@ fn supervise(
         if outcome.signal.is_none() && outcome.exit_code == Some(0) {
             outcome.exit_code = None;
         }
+    }
+    if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_METRICS) {
+        outcome.metrics_file = String::from_utf8_lossy(payload).into_owned();
     }
     if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_EXEC_TIME)
         && payload.len() == 8
@@ -777,6 +792,8 @@ fn init(plan: &ChildPlan) -> ! {
             payload.extend_from_slice(&status.to_le_bytes());
             payload.extend_from_slice(&now.to_le_bytes());
             send(plan.report_w, MSG_STATUS, &payload);
+            // The metrics file lives in the container's tmpfs, which dies with init: pass it on.
+            send(plan.report_w, MSG_METRICS, &read_metrics_file());
             // Exiting as pid 1 makes the kernel kill everything left in the namespace.
             // SAFETY: see `die`.
             unsafe { libc::_exit(0) }
@@ -786,6 +803,21 @@ fn init(plan: &ChildPlan) -> ! {
             unsafe { libc::_exit(1) }
         }
     }
+}
+
+/// The workload's metrics file, as init sees it after the workload's exit (at most
+/// `METRICS_LIMIT` bytes; not through a symlink the workload may have put in its place).
+fn read_metrics_file() -> Vec<u8> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut content = Vec::new();
+    if let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(METRICS_PATH)
+    {
+        let _ = file.take(METRICS_LIMIT).read_to_end(&mut content);
+    }
+    content
 }
 
 /// Find `argv0` on the container's PATH the way a shell would (after pivot_root).

@@ -3,8 +3,10 @@
 //! Runs in the container's init process (pid 1 of the new pid namespace), so the `/proc` it
 //! mounts shows only the container's processes. Order matters: the root (an overlay of the
 //! rootfs layers with a fresh upper, or the host's `/` bound recursively and made read-only),
-//! then `/proc`, `/sys`, a minimal `/dev`, a private `/run` (host mode) and `/tmp`, the metrics
-//! directory, the volumes (last, so a volume may sit under `/tmp`), then `pivot_root`.
+//! then `/proc`, `/sys`, a minimal `/dev`, a private `/run` and (host mode) `/tmp`, the metrics
+//! directory, the volumes (last, so a volume may sit under `/tmp`), then `pivot_root`. First of
+//! all, a tmpfs private to the container holds its writable layer (unless that is on disk) and
+//! its `/run`.
 //! Nothing here needs undoing: the mounts die with the namespace when its last process exits.
 
 use std::ffi::CString;
@@ -23,10 +25,12 @@ pub struct MountPlan {
     pub root: RootSpec,
     /// Where the new root is assembled (an empty directory on the host).
     pub new_root: PathBuf,
-    /// Scratch directory of this invocation: overlay upper and work directories.
-    pub scratch: PathBuf,
-    /// Host directory shown at `/run` (the metrics file is its `benchbox/metrics`).
-    pub run_dir: PathBuf,
+    /// Where the container's private tmpfs is mounted (an empty directory on the host): it holds
+    /// `/run` (with the metrics file) and, unless `disk_scratch` is set, the overlay's upper and
+    /// work directories.
+    pub tmpfs_dir: PathBuf,
+    /// This invocation's own directory on disk for the upper and work directories.
+    pub disk_scratch: Option<PathBuf>,
     /// An empty directory (the lower layer of host mode's /tmp when there is no setup layer).
     pub empty_dir: PathBuf,
     pub volumes: Vec<Volume>,
@@ -148,15 +152,35 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     )?;
+    // The container's tmpfs: one mount for its writable layer and its /run (a tmpfs is charged
+    // to the container's memory cgroup as the workload writes to it).
+    do_mount(
+        Some("tmpfs"),
+        &plan.tmpfs_dir,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=755"),
+    )?;
+    let run_dir = plan.tmpfs_dir.join("run");
+    let metrics_dir = run_dir.join("benchbox");
+    mkdir_p(&metrics_dir)?;
+    let metrics_file = Path::new(super::METRICS_PATH)
+        .file_name()
+        .map(|name| metrics_dir.join(name))
+        .unwrap_or_default();
+    fs::write(&metrics_file, b"")
+        .map_err(|e| format!("cannot create `{}`: {e}", metrics_file.display()))?;
+    // Any user the workload runs as may write its metrics.
+    for (path, mode) in [(&metrics_dir, 0o777), (&metrics_file, 0o666)] {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot chmod `{}`: {e}", path.display()))?;
+    }
+    let scratch = plan.disk_scratch.as_ref().unwrap_or(&plan.tmpfs_dir);
+    let (upper, work) = (scratch.join("upper"), scratch.join("work"));
     let root = &plan.new_root;
     match &plan.root {
         RootSpec::Overlay { lowers } => {
-            mount_overlay(
-                lowers,
-                &plan.scratch.join("upper"),
-                &plan.scratch.join("work"),
-                root,
-            )?;
+            mount_overlay(lowers, &upper, &work, root)?;
         }
         RootSpec::Host { tmp_lower } => {
             do_mount(
@@ -169,21 +193,15 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
             make_readonly_recursive(root)?;
             // A private, writable /tmp: an overlay so a setup step's /tmp can sit below it.
             let lower = tmp_lower.clone().unwrap_or_else(|| plan.empty_dir.clone());
-            mount_overlay(
-                &[lower],
-                &plan.scratch.join("upper"),
-                &plan.scratch.join("work"),
-                &root.join("tmp"),
-            )?;
+            mount_overlay(&[lower], &upper, &work, &root.join("tmp"))?;
             fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
                 .map_err(|e| format!("cannot chmod /tmp: {e}"))?;
         }
     }
-    // A private /run, empty but for the metrics directory: a bind of the invocation's own
-    // scratch directory (a bind costs less to set up and tear down than a tmpfs).
+    // A private /run, empty but for the metrics directory: a directory of the tmpfs.
     mkdir_p(&root.join("run"))?;
     do_mount(
-        Some(&plan.run_dir.display().to_string()),
+        Some(&run_dir.display().to_string()),
         &root.join("run"),
         None,
         MsFlags::MS_BIND,

@@ -14,8 +14,8 @@ use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
     Axis, Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec,
-    Network, Order, Root, SpecError, ValidationContext, Volume, axis_value_text, is_axis_name,
-    suggest, units,
+    Network, Order, Root, Scratch, SpecError, ValidationContext, Volume, axis_value_text,
+    is_axis_name, suggest, units,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -28,7 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "metric",
 ];
 const ENV_KEYS: &[&str] = &[
-    "image", "rootfs", "workdir", "volumes", "env", "network", "user",
+    "image", "rootfs", "workdir", "volumes", "env", "network", "user", "scratch",
 ];
 const LIMIT_KEYS: &[&str] = &["cpus", "cpu-quota", "memory", "pids"];
 const RUN_KEYS: &[&str] = &[
@@ -717,6 +717,9 @@ struct Identity {
     volumes: Vec<(PathBuf, PathBuf, bool)>,
     env: BTreeMap<String, String>,
     network: Network,
+    /// Only when not the default, so adding the key left earlier ids unchanged.
+    #[serde(skip_serializing_if = "Scratch::is_memory")]
+    scratch: Scratch,
     limits: Limits,
     command: Vec<String>,
     setup: Option<Vec<String>>,
@@ -846,6 +849,21 @@ fn build_cell(
         },
     };
 
+    let scratch = match env_t.get("scratch") {
+        None => Scratch::Memory,
+        Some(e) => match r.string(e)? {
+            "memory" => Scratch::Memory,
+            "disk" => Scratch::Disk,
+            other => {
+                return Err(r.node(
+                    &e.value,
+                    format!("invalid scratch `{other}`"),
+                    Some("valid scratch places: memory (a tmpfs, the default), disk".into()),
+                ));
+            }
+        },
+    };
+
     let limits = parse_limits(r, ctx, limits_t, &exp.label, warnings)?;
 
     // [run]
@@ -955,6 +973,7 @@ fn build_cell(
         volumes: id_volumes,
         env: env.clone(),
         network,
+        scratch,
         limits: limits.clone(),
         command: command.clone(),
         setup: setup.clone(),
@@ -971,6 +990,7 @@ fn build_cell(
         volumes,
         env,
         network,
+        scratch,
         limits,
         command,
         setup,

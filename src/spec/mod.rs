@@ -102,6 +102,9 @@ pub struct Cell {
     pub volumes: Vec<Volume>,
     pub env: BTreeMap<String, String>,
     pub network: Network,
+    /// Where the container's throw-away writable layer lives.
+    #[serde(default)]
+    pub scratch: Scratch,
     pub limits: Limits,
     /// argv; a plain string `s` in the file becomes `["/bin/sh", "-c", s]`.
     pub command: Vec<String>,
@@ -145,6 +148,33 @@ pub enum Network {
     #[default]
     None,
     Host,
+}
+
+/// Where an invocation's writable layer (what it writes outside volumes) lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scratch {
+    /// A tmpfs private to the container: nothing touches the disk, and what the workload writes
+    /// counts toward its memory.
+    #[default]
+    Memory,
+    /// A directory on disk under the scratch directory (`--scratch`), deleted afterwards.
+    Disk,
+}
+
+impl Scratch {
+    pub fn is_memory(&self) -> bool {
+        *self == Scratch::Memory
+    }
+}
+
+impl fmt::Display for Scratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scratch::Memory => "memory",
+            Scratch::Disk => "disk",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

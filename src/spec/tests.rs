@@ -348,6 +348,13 @@ fn ids_are_stable_and_ignore_run_counts() {
     assert_eq!(elsewhere.cells[0].id, a.cells[0].id);
     let env_change = ok(&base.replace("[run]", "[environment]\nenv = { A = \"1\" }\n[run]"));
     assert_ne!(env_change.cells[0].id, a.cells[0].id);
+    // The default scratch place leaves ids as they were before the key existed; disk differs.
+    let memory = ok(&base.replace("[run]", "[environment]\nscratch = \"memory\"\n[run]"));
+    assert_eq!(memory.cells[0].id, a.cells[0].id);
+    assert_eq!(memory.cells[0].scratch, Scratch::Memory);
+    let disk = ok(&base.replace("[run]", "[environment]\nscratch = \"disk\"\n[run]"));
+    assert_ne!(disk.cells[0].id, a.cells[0].id);
+    assert_eq!(disk.cells[0].scratch, Scratch::Disk);
 }
 
 #[test]
@@ -430,7 +437,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
-        "envs/x.toml:2:1: unknown key `img` in [environment]\n  hint: did you mean `image`? valid keys: image, rootfs, workdir, volumes, env, network, user"
+        "envs/x.toml:2:1: unknown key `img` in [environment]\n  hint: did you mean `image`? valid keys: image, rootfs, workdir, volumes, env, network, user, scratch"
     );
     assert_eq!(
         err(&format!(
@@ -589,6 +596,10 @@ fn value_errors() {
     assert_eq!(
         err(&format!("[environment]\nnetwork = \"bridge\"\n{RUN}")),
         "envs/x.toml:2:11: invalid network `bridge`\n  hint: valid networks: none (loopback only, the default), host"
+    );
+    assert_eq!(
+        err(&format!("[environment]\nscratch = \"ssd\"\n{RUN}")),
+        "envs/x.toml:2:11: invalid scratch `ssd`\n  hint: valid scratch places: memory (a tmpfs, the default), disk"
     );
     assert_eq!(
         err("name = \"a/b\"\n[run]\ncommand = \"x\"\n"),
