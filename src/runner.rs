@@ -702,7 +702,7 @@ impl Run {
 
     /// Returns a problem that left the run's results intact (its summary.md unwritten).
     fn finish(&mut self, interrupted: bool) -> Result<Option<String>, RunError> {
-        sandbox::wait_for_cleanup();
+        sandbox::wait_for_cleanup()?;
         self.csv.sync()?;
         self.results.status = if interrupted {
             "interrupted"

@@ -76,7 +76,7 @@ impl Fixture {
     /// Nothing is left in the scratch base but the two shared, empty directories (the root
     /// mount point and host mode's empty /tmp layer).
     fn scratch_is_empty(&self) -> bool {
-        sandbox::wait_for_cleanup();
+        sandbox::wait_for_cleanup().expect("teardown");
         std::fs::read_dir(self.dir.path().join("scratch"))
             .unwrap()
             .flatten()
@@ -109,6 +109,7 @@ fn runs_a_workload_in_a_fresh_rootfs_and_cleans_up() {
 
 /// Processes and mounts of ours still alive on the host: none may outlive an invocation.
 fn leftovers(f: &Fixture, marker: &str) -> Vec<String> {
+    sandbox::wait_for_cleanup().expect("teardown");
     let mut found = Vec::new();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let scratch = f.dir.path().join("scratch").display().to_string();

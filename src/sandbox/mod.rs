@@ -190,53 +190,96 @@ pub fn run(
         None
     };
     let group = cgroups.create(group_name, &inv.limits)?;
-    let result = run_in(
+    let (outcome, launcher) = match run_in(
         inv,
         group.as_ref(),
         disk_scratch.as_ref().map(|d| d.path()),
         cancel,
-    );
-    let removed = group.remove();
-    let outcome = result?;
-    removed?;
-    let Some(scratch) = disk_scratch else {
-        return Ok(outcome);
+    ) {
+        Ok(settled) => settled,
+        Err(e) => {
+            let _ = group.remove();
+            return Err(e);
+        }
     };
-    if let Some(keep) = &inv.keep_upper
-        && !outcome.failed()
-    {
-        fs::rename(scratch.path().join("upper"), keep).map_err(|source| SandboxError::Io {
-            action: "keep the setup layer at",
-            path: keep.clone(),
-            source,
-        })?;
+    let mut teardown = Teardown {
+        launcher,
+        group,
+        disk_scratch: disk_scratch.map(tempfile::TempDir::keep),
+    };
+    if let Some(keep) = &inv.keep_upper {
+        // A setup step: its writable layer is kept once the container is gone for good.
+        teardown.reap_and_remove_group()?;
+        if !outcome.failed()
+            && let Some(scratch) = &teardown.disk_scratch
+        {
+            fs::rename(scratch.join("upper"), keep).map_err(|source| SandboxError::Io {
+                action: "keep the setup layer at",
+                path: keep.clone(),
+                source,
+            })?;
+        }
     }
-    // Deleting a writable layer on disk costs ~1 ms on ext4 (more after heavy writes): it
-    // happens on a thread, overlapping the next invocation's container setup, and `supervise`
-    // waits for it before that invocation's workload may start, so it never overlaps a
-    // measurement.
-    let path = scratch.keep();
-    let deletion = std::thread::spawn(move || {
-        let _ = fs::remove_dir_all(&path);
-    });
-    PENDING_CLEANUP
+    // The rest of the teardown (the namespaces dying, the launcher's exit, the cgroup's and a
+    // disk scratch directory's removal: ~0.7 ms) happens on a thread, overlapping the next
+    // invocation's container setup; `supervise` waits for it before the next workload may
+    // start, so it never overlaps a measurement.
+    let thread = std::thread::spawn(move || teardown.finish());
+    PENDING_TEARDOWNS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(deletion);
+        .push(thread);
     Ok(outcome)
 }
 
-/// Scratch directories of finished invocations being deleted in the background.
-static PENDING_CLEANUP: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+/// What is left of an invocation once its measurements are taken.
+struct Teardown {
+    /// The launcher, when it is still to be reaped (it exits once the namespaces are gone).
+    launcher: Option<Pid>,
+    group: Box<dyn cgroup::Group>,
+    disk_scratch: Option<PathBuf>,
+}
+
+impl Teardown {
+    fn reap_and_remove_group(&mut self) -> Result<()> {
+        if let Some(launcher) = self.launcher.take() {
+            wait_with_rusage(launcher)?;
+        }
+        self.group.remove()?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let done = self.reap_and_remove_group();
+        if let Some(dir) = &self.disk_scratch {
+            let _ = fs::remove_dir_all(dir);
+        }
+        done
+    }
+}
+
+/// Teardowns of finished invocations still running in the background.
+static PENDING_TEARDOWNS: std::sync::Mutex<Vec<std::thread::JoinHandle<Result<()>>>> =
     std::sync::Mutex::new(Vec::new());
 
-/// Wait until the scratch directories of finished invocations are deleted (before a workload
-/// starts, and before a run ends).
-pub fn wait_for_cleanup() {
-    let pending = std::mem::take(&mut *PENDING_CLEANUP.lock().unwrap_or_else(|e| e.into_inner()));
-    for deletion in pending {
-        let _ = deletion.join();
+/// Wait until every finished invocation is torn down: no process, mount, cgroup or scratch
+/// directory of it left (before a workload starts, and before a run ends). The first error
+/// of a teardown (a cgroup that would not go away) is returned.
+pub fn wait_for_cleanup() -> Result<()> {
+    let pending = std::mem::take(&mut *PENDING_TEARDOWNS.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut first_err = None;
+    for thread in pending {
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(SandboxError::Setup("a teardown thread panicked".into()));
+            }
+        }
     }
+    first_err.map_or(Ok(()), Err)
 }
 
 static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -273,26 +316,7 @@ fn send(fd: RawFd, tag: u8, payload: &[u8]) {
     }
 }
 
-fn read_messages(file: &mut File) -> Vec<(u8, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let _ = file.read_to_end(&mut buf);
-    parse_messages(&buf)
-}
-
-fn parse_messages(mut buf: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    while buf.len() >= 5 {
-        let len = u32::from_le_bytes(buf[1..5].try_into().unwrap()) as usize;
-        if buf.len() < 5 + len {
-            break;
-        }
-        out.push((buf[0], buf[5..5 + len].to_vec()));
-        buf = &buf[5 + len..];
-    }
-    out
-}
-
-fn read_one_message(file: &mut File) -> Option<(u8, Vec<u8>)> {
+fn read_one_message(file: &mut impl Read) -> Option<(u8, Vec<u8>)> {
     let mut head = [0u8; 5];
     file.read_exact(&mut head).ok()?;
     let len = u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize;
@@ -341,12 +365,14 @@ fn open_log(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
+/// One invocation up to its measurements; the launcher is returned when it is still to be
+/// reaped (the container's namespaces are still dying).
 fn run_in(
     inv: &Invocation,
     group: &dyn cgroup::Group,
     disk_scratch: Option<&Path>,
     cancel: &AtomicBool,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<Pid>)> {
     // The mount points of the new root and of the container's tmpfs, and host mode's empty
     // /tmp layer, are shared by all invocations under the scratch base: mounts happen in each
     // container's private mount namespace.
@@ -485,7 +511,7 @@ fn run_in(
         let result = supervise(group, launcher, &mut report, &mut go, &mut exec);
         let _ = stop_tx.send(());
         let samples = sampler.join().unwrap_or_default();
-        result.map(|(mut outcome, start_ns)| {
+        result.map(|(mut outcome, start_ns, pending)| {
             // Seconds since the exec; samples from before the exec (the container's setup) and
             // after the workload's end (the teardown) are dropped.
             let end_ns = start_ns + outcome.wall.as_nanos() as i64;
@@ -494,24 +520,26 @@ fn run_in(
                 .filter(|&(ns, _)| start_ns > 0 && ns >= start_ns && ns <= end_ns)
                 .map(|(ns, bytes)| ((ns - start_ns) as f64 / 1e9, bytes))
                 .collect();
-            outcome
+            (outcome, pending)
         })
     });
-    let mut outcome = outcome?;
+    let (mut outcome, pending) = outcome?;
     outcome.timed_out = timed_out.load(Ordering::SeqCst);
     outcome.interrupted = interrupted.load(Ordering::SeqCst);
     outcome.applied = group.applied();
-    Ok(outcome)
+    Ok((outcome, pending))
 }
 
-/// The parent's side of one invocation, from the fork to the launcher's exit.
+/// The parent's side of one invocation, from the fork to init's final report (or, when init
+/// never sends one, the launcher's exit). Returns the outcome, the exec's timestamp and the
+/// launcher when it is still to be reaped.
 fn supervise(
     group: &dyn cgroup::Group,
     launcher: Pid,
     report: &mut File,
     go: &mut File,
     exec: &mut File,
-) -> Result<(Outcome, i64)> {
+) -> Result<(Outcome, i64, Option<Pid>)> {
     let ready = read_one_message(report);
     let mut setup_error = None;
     let mut exec_error = None;
@@ -519,8 +547,8 @@ fn supervise(
     let mut start_ns = 0;
     match ready {
         Some((MSG_READY, _)) => {
-            // No deletion of an earlier invocation's files may overlap this workload.
-            wait_for_cleanup();
+            // No teardown of an earlier invocation may overlap this workload.
+            wait_for_cleanup()?;
             group.reset_peak()?;
             baseline = group.counters()?;
             let _ = go.write_all(b"g");
@@ -533,12 +561,43 @@ fn supervise(
         Some((MSG_EXEC_ERROR, msg)) => exec_error = Some(msg),
         _ => {}
     }
-    // Everything init sends, up to the EOF of its exit; only then the launcher's status (init
-    // may send more than a pipe holds, so waiting first could deadlock).
-    let messages = read_messages(report);
-    let (status, rusage) = wait_with_rusage(launcher)?;
+    // Messages up to init's final status, which it sends once the workload and everything it
+    // left behind are dead and reaped; or up to the EOF of init's death when it never gets
+    // there. (Reading before waiting: init may send more than a pipe holds.)
+    let mut messages = Vec::new();
+    while let Some(message) = read_one_message(report) {
+        let last = message.0 == MSG_STATUS;
+        messages.push(message);
+        if last {
+            break;
+        }
+    }
+    let final_status = messages
+        .last()
+        .filter(|(tag, payload)| *tag == MSG_STATUS && payload.len() == STATUS_LEN)
+        .map(|(_, payload)| payload.clone());
+    // With init's final status in hand, the counters are final: nothing of the workload is left
+    // to run, and the namespaces' teardown is not charged to it.
+    let (status, mut pending) = match final_status {
+        Some(_) => (None, Some(launcher)),
+        None => (Some(wait_with_rusage(launcher)?), None),
+    };
     let end_fallback = monotonic_ns();
-    let counters = group.counters()?;
+    let counters = group.counters();
+    // On an error, nothing of the container may outlive this call.
+    let reap_now = |pending: &mut Option<Pid>| -> Result<()> {
+        if let Some(launcher) = pending.take() {
+            wait_with_rusage(launcher)?;
+        }
+        Ok(())
+    };
+    let counters = match counters {
+        Ok(c) => c,
+        Err(e) => {
+            reap_now(&mut pending)?;
+            return Err(e.into());
+        }
+    };
 
     if let Some(message) = setup_error.or_else(|| {
         messages
@@ -546,6 +605,7 @@ fn supervise(
             .find(|(t, _)| *t == MSG_ERROR)
             .map(|(_, m)| String::from_utf8_lossy(m).into_owned())
     }) {
+        reap_now(&mut pending)?;
         return Err(SandboxError::Setup(message));
     }
     if let Some(msg) = exec_error.or_else(|| {
@@ -554,6 +614,7 @@ fn supervise(
             .find(|(t, _)| *t == MSG_EXEC_ERROR)
             .map(|(_, m)| m.clone())
     }) {
+        reap_now(&mut pending)?;
         let text = String::from_utf8_lossy(&msg);
         let (argv0, message) = text.split_once('\0').unwrap_or(("?", &text));
         return Err(SandboxError::Exec {
@@ -561,23 +622,20 @@ fn supervise(
             message: message.into(),
         });
     }
-    let mut outcome = Outcome {
-        rusage,
-        ..Default::default()
-    };
+    let mut outcome = Outcome::default();
     let mut end_ns = end_fallback;
-    if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_STATUS)
-        && payload.len() == 12
-    {
-        let raw = i32::from_le_bytes(payload[0..4].try_into().unwrap());
-        end_ns = i64::from_le_bytes(payload[4..12].try_into().unwrap());
+    if let Some(payload) = &final_status {
+        let (raw, end, rusage) = decode_status(payload);
+        end_ns = end;
+        outcome.rusage = rusage;
         if libc::WIFEXITED(raw) {
             outcome.exit_code = Some(libc::WEXITSTATUS(raw));
         } else if libc::WIFSIGNALED(raw) {
             outcome.signal = Some(libc::WTERMSIG(raw));
         }
-    } else {
+    } else if let Some((status, rusage)) = status {
         // Init never reported (killed on timeout or Ctrl-C): the launcher's own status.
+        outcome.rusage = rusage;
         match status {
             WaitStatus::Signaled(_, sig, _) => outcome.signal = Some(sig as i32),
             WaitStatus::Exited(_, code) => outcome.exit_code = Some(code),
@@ -610,7 +668,7 @@ fn supervise(
     outcome.oom_killed = counters.oom_kills > 0;
     outcome.nr_throttled = counters.nr_throttled.saturating_sub(baseline.nr_throttled);
     outcome.throttled = counters.throttled.saturating_sub(baseline.throttled);
-    Ok((outcome, start_ns))
+    Ok((outcome, start_ns, pending))
 }
 
 fn wait_with_rusage(pid: Pid) -> Result<(WaitStatus, Rusage)> {
@@ -627,18 +685,64 @@ fn wait_with_rusage(pid: Pid) -> Result<(WaitStatus, Rusage)> {
             }
             return Err(err.into());
         }
-        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        let rusage = Rusage {
-            user_s: tv(ru.ru_utime),
-            system_s: tv(ru.ru_stime),
-            max_rss_bytes: ru.ru_maxrss as u64 * 1024,
-            minor_faults: ru.ru_minflt as u64,
-            major_faults: ru.ru_majflt as u64,
-            voluntary_switches: ru.ru_nvcsw as u64,
-            involuntary_switches: ru.ru_nivcsw as u64,
-        };
-        return Ok((WaitStatus::from_raw(pid, status)?, rusage));
+        return Ok((WaitStatus::from_raw(pid, status)?, rusage_of(&ru)));
     }
+}
+
+fn rusage_of(ru: &libc::rusage) -> Rusage {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Rusage {
+        user_s: tv(ru.ru_utime),
+        system_s: tv(ru.ru_stime),
+        max_rss_bytes: ru.ru_maxrss as u64 * 1024,
+        minor_faults: ru.ru_minflt as u64,
+        major_faults: ru.ru_majflt as u64,
+        voluntary_switches: ru.ru_nvcsw as u64,
+        involuntary_switches: ru.ru_nivcsw as u64,
+    }
+}
+
+/// Init's final status message: the workload's wait status, the instant init reaped it, and
+/// the `wait` rusage of everything init reaped (the workload's whole tree).
+const STATUS_LEN: usize = 4 + 8 + 7 * 8;
+
+fn encode_status(raw: i32, end_ns: i64, ru: &libc::rusage) -> Vec<u8> {
+    let micros = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
+    let mut payload = Vec::with_capacity(STATUS_LEN);
+    payload.extend_from_slice(&raw.to_le_bytes());
+    payload.extend_from_slice(&end_ns.to_le_bytes());
+    for field in [
+        micros(ru.ru_utime),
+        micros(ru.ru_stime),
+        ru.ru_maxrss as u64,
+        ru.ru_minflt as u64,
+        ru.ru_majflt as u64,
+        ru.ru_nvcsw as u64,
+        ru.ru_nivcsw as u64,
+    ] {
+        payload.extend_from_slice(&field.to_le_bytes());
+    }
+    payload
+}
+
+fn decode_status(payload: &[u8]) -> (i32, i64, Rusage) {
+    let raw = i32::from_le_bytes(payload[0..4].try_into().unwrap());
+    let end_ns = i64::from_le_bytes(payload[4..12].try_into().unwrap());
+    let field = |i: usize| u64::from_le_bytes(payload[12 + 8 * i..20 + 8 * i].try_into().unwrap());
+    // SAFETY: zeroed rusage is a valid plain-data struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let timeval = |us: u64| libc::timeval {
+        tv_sec: (us / 1_000_000) as libc::time_t,
+        tv_usec: (us % 1_000_000) as libc::suseconds_t,
+    };
+    ru.ru_utime = timeval(field(0));
+    ru.ru_stime = timeval(field(1));
+    ru.ru_maxrss = field(2) as libc::c_long;
+    ru.ru_minflt = field(3) as libc::c_long;
+    ru.ru_majflt = field(4) as libc::c_long;
+    ru.ru_nvcsw = field(5) as libc::c_long;
+    ru.ru_nivcsw = field(6) as libc::c_long;
+    (raw, end_ns, rusage_of(&ru))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -662,13 +766,33 @@ fn close_fds(fds: &[RawFd]) {
 /// have forked while its pipes were open (tests run invocations in parallel): a stray copy of
 /// its exec pipe held here would delay its clock until we exit.
 fn close_inherited_fds(plan: &ChildPlan) {
-    let keep = [
+    let mut keep = [
         plan.report_w,
         plan.go_r,
         plan.exec_w,
         plan.stdout.as_raw_fd(),
         plan.stderr.as_raw_fd(),
     ];
+    keep.sort_unstable();
+    // close_range (Linux 5.9) over the gaps between the kept descriptors: a few syscalls where
+    // listing /proc/self/fd costs a directory read.
+    let mut from: libc::c_uint = 3;
+    let mut ok = true;
+    for fd in keep
+        .iter()
+        .map(|&fd| fd as libc::c_uint)
+        .chain([libc::c_uint::MAX])
+    {
+        if fd > from {
+            // SAFETY: closes descriptors this process never uses; no memory is involved.
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+            ok &= rc == 0;
+        }
+        from = from.max(fd.saturating_add(1));
+    }
+    if ok {
+        return;
+    }
     let Ok(entries) = fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -788,12 +912,17 @@ fn init(plan: &ChildPlan) -> ! {
         let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
         if pid == child.as_raw() {
             let now = monotonic_ns();
-            let mut payload = Vec::with_capacity(12);
-            payload.extend_from_slice(&status.to_le_bytes());
-            payload.extend_from_slice(&now.to_le_bytes());
-            send(plan.report_w, MSG_STATUS, &payload);
+            // What the workload left behind dies with it (as it would when init exits), now,
+            // so that the cgroup's counters are final when the parent gets the status.
+            kill_and_reap_the_rest();
+            // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointer to a local.
+            unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
             // The metrics file lives in the container's tmpfs, which dies with init: pass it on.
             send(plan.report_w, MSG_METRICS, &read_metrics_file());
+            // The status comes last: the parent stops reading at it.
+            send(plan.report_w, MSG_STATUS, &encode_status(status, now, &ru));
             // Exiting as pid 1 makes the kernel kill everything left in the namespace.
             // SAFETY: see `die`.
             unsafe { libc::_exit(0) }
@@ -801,6 +930,24 @@ fn init(plan: &ChildPlan) -> ! {
         if pid < 0 && nix::Error::last() != nix::Error::EINTR {
             // SAFETY: see `die`.
             unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+/// SIGKILL every other process of the pid namespace and reap them all (init's job once the
+/// workload is gone). Repeated until none is left: a process may fork while it is being killed.
+fn kill_and_reap_the_rest() {
+    loop {
+        // SAFETY: from pid 1 of a pid namespace, -1 reaches every other process in it only.
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+        let mut status: libc::c_int = 0;
+        // SAFETY: valid pointer to a local.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        match pid {
+            p if p > 0 => continue,
+            0 => std::thread::sleep(Duration::from_micros(100)),
+            _ if nix::Error::last() == nix::Error::EINTR => continue,
+            _ => return, // ECHILD: none left
         }
     }
 }
@@ -924,9 +1071,36 @@ mod tests {
         let mut buf = vec![MSG_READY, 0, 0, 0, 0];
         buf.extend([MSG_ERROR, 3, 0, 0, 0, b'a', b'b', b'c']);
         buf.extend([MSG_STATUS, 2, 0]); // truncated: ignored
+        let mut input = &buf[..];
+        assert_eq!(read_one_message(&mut input), Some((MSG_READY, vec![])));
         assert_eq!(
-            parse_messages(&buf),
-            vec![(MSG_READY, vec![]), (MSG_ERROR, b"abc".to_vec())]
+            read_one_message(&mut input),
+            Some((MSG_ERROR, b"abc".to_vec()))
         );
+        assert_eq!(read_one_message(&mut input), None);
+    }
+
+    #[test]
+    fn status_round_trips() {
+        // SAFETY: zeroed rusage is a valid plain-data struct.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        ru.ru_utime = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 250_000,
+        };
+        ru.ru_stime = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 5,
+        };
+        ru.ru_maxrss = 2048;
+        ru.ru_nivcsw = 7;
+        let payload = encode_status(256, 42, &ru);
+        assert_eq!(payload.len(), STATUS_LEN);
+        let (raw, end, rusage) = decode_status(&payload);
+        assert_eq!((raw, end), (256, 42));
+        assert_eq!(rusage.user_s, 1.25);
+        assert_eq!(rusage.system_s, 0.000005);
+        assert_eq!(rusage.max_rss_bytes, 2048 * 1024);
+        assert_eq!(rusage.involuntary_switches, 7);
     }
 }
