@@ -455,7 +455,7 @@ impl Run {
         index: u32,
         layer: Option<&PathBuf>,
     ) -> Result<Invocation, RunError> {
-        let (stdout, stderr) = results::log_paths(&self.dir, &cell.slug, phase, index)?;
+        let (stdout, stderr) = results::spool_paths(&self.dir)?;
         let image = self.image(cell);
         let root = match &cell.root {
             Root::Host => RootSpec::Host {
@@ -557,13 +557,21 @@ impl Run {
         let mut inv = self.invocation_for(&cell, setup, "setup", 0, None)?;
         inv.keep_upper = Some(layer.clone());
         let outcome = sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel);
+        let (log_out, log_err) = results::log_paths(&self.dir, &cell.slug, "setup", 0);
+        if let Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) =
+            &outcome
+        {
+            let _ = fs::write(&inv.stderr, format!("benchbox: {e}\n"));
+        }
+        results::keep_log(&inv.stdout, &log_out)?;
+        results::keep_log(&inv.stderr, &log_err)?;
         let error = match outcome {
             Ok(o) if !o.failed() => None,
             Ok(o) if o.interrupted => Some("interrupted".to_string()),
             Ok(o) => Some(format!(
                 "setup failed ({}); see {}",
                 describe_failure(o.exit_code, o.signal, o.oom_killed, o.timed_out),
-                inv.stderr.display()
+                log_err.display()
             )),
             Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
                 Some(format!("setup failed: {e}"))
@@ -634,19 +642,26 @@ impl Run {
         if outcome.interrupted {
             return Ok(false);
         }
+        let stdout = fs::read_to_string(&inv.stdout).unwrap_or_default();
+        let (log_out, log_err) = results::log_paths(&self.dir, &cell.slug, &phase, slot.index);
+        results::keep_log(&inv.stdout, &log_out)?;
+        results::keep_log(&inv.stderr, &log_err)?;
         if !outcome.memory_timeline.is_empty() {
-            let path = inv.stdout.with_extension("memory.csv");
+            let path = log_out.with_extension("memory.csv");
             let mut text = String::from("t_s,memory_bytes\n");
             for (t, bytes) in &outcome.memory_timeline {
                 text.push_str(&format!("{t:.3},{bytes}\n"));
             }
-            fs::write(&path, text).map_err(|source| results::ResultsError::Io {
+            let written = path
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|_| fs::write(&path, text));
+            written.map_err(|source| results::ResultsError::Io {
                 action: "write",
                 path,
                 source,
             })?;
         }
-        let stdout = fs::read_to_string(&inv.stdout).unwrap_or_default();
         let extracted = self.extractors[&cell.id].extract(&stdout, &outcome.metrics_file);
         let sample = Sample {
             cell_id: cell.id.clone(),
@@ -703,6 +718,7 @@ impl Run {
     /// Returns a problem that left the run's results intact (its summary.md unwritten).
     fn finish(&mut self, interrupted: bool) -> Result<Option<String>, RunError> {
         sandbox::wait_for_cleanup()?;
+        results::remove_spools(&self.dir);
         self.csv.sync()?;
         self.results.status = if interrupted {
             "interrupted"

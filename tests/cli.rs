@@ -211,13 +211,16 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
     assert_eq!(cells[0]["applied_limits"]["memory_bytes"], 128u64 << 20);
     assert_eq!(cells[0]["summary"]["wall_s"]["n"], 2);
     let slug = cells[0]["slug"].as_str().unwrap();
-    assert!(
-        p.latest("two")
-            .join("logs")
-            .join(slug)
-            .join("measure-0.out")
-            .exists()
-    );
+    let logs = p.latest("two").join("logs");
+    assert!(logs.join(slug).join("measure-0.out").exists());
+    // Empty output leaves no log, and the spool files are gone after the run.
+    assert!(!logs.join(slug).join("measure-0.err").exists());
+    let hidden: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("word=alpha") && stdout.contains("wall median"),
