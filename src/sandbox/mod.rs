@@ -3,26 +3,32 @@
 //! This is the only module that forks into namespaces, mounts, pivots or writes cgroup files,
 //! and the only home of `unsafe`. One invocation, in order (DESIGN section 6):
 //!
-//! 1. The parent creates a fresh cgroup ([`cgroup`]) with the limits applied and read back, and
-//!    a scratch directory for the overlay's upper layer.
-//! 2. It forks a *launcher*, which moves itself into the cgroup, leaves the terminal's session (so Ctrl-C
-//!    reaches benchbox, which then tears the container down), unshares the mount, pid, uts, ipc,
-//!    cgroup (and, for `network = "none"`, net) namespaces and forks the container's *init*:
-//!    pid 1 of the new pid namespace.
-//! 3. Init builds the filesystem ([`mounts`]), sets the hostname, brings `lo` up, and forks the
-//!    *workload* process. The workload must not be pid 1: pid 1 ignores signals it has no
-//!    handler for and must reap orphans, so init stays behind as a minimal init that forwards
-//!    SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps everything.
-//! 4. The workload reports "ready" and blocks; the parent resets the peak-memory counter and
-//!    notes the CPU counters (so setup is not charged to the workload), then says "go". The
-//!    workload reads CLOCK_MONOTONIC immediately before its `execve` and sends it: the wall
-//!    clock starts there (its end of a close-on-exec pipe closes at the exec itself, which tells
-//!    the parent the exec happened), and stops at the instant init reaps the workload (init
-//!    sends that timestamp with the wait status). Both readings are taken inside the container,
-//!    so a busy host delaying the parent does not stretch or shrink the measurement.
-//! 5. When the workload exits, init exits, and the kernel kills whatever is left in the pid
-//!    namespace. On timeout or Ctrl-C the parent SIGKILLs every process in the cgroup. Then the
-//!    cgroup and the scratch directory are removed; the mounts died with the mount namespace.
+//! 1. The parent forks a *launcher*, which leaves the terminal's session (so Ctrl-C reaches
+//!    benchbox, which then tears the container down), unshares the mount, pid, uts, ipc (and,
+//!    for `network = "none"`, net) namespaces and forks the container's *init*: pid 1 of the
+//!    new pid namespace.
+//! 2. Meanwhile the parent creates a fresh cgroup ([`cgroup`]) with the limits applied and read
+//!    back, and tells init where it is. Init builds the filesystem ([`mounts`]: the writable
+//!    layer and /run in a tmpfs of the container's own, unless the layer is asked on disk),
+//!    then joins the cgroup, unshares its cgroup namespace (rooted at the group), shows the
+//!    group at /sys/fs/cgroup, pivots into the new root, sets the hostname, brings `lo` up,
+//!    and forks the *workload* process, born in the group. The workload must not be pid 1:
+//!    pid 1 ignores signals it has no handler for and must reap orphans, so init stays behind
+//!    as a minimal init that forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps.
+//! 3. The workload reports "ready" and blocks; the parent waits until earlier invocations are
+//!    torn down, resets the peak-memory counter and notes the CPU counters (so setup is not
+//!    charged to the workload), then says "go". The workload reads CLOCK_MONOTONIC immediately
+//!    before its `execve` and sends it: the wall clock starts there (its end of a close-on-exec
+//!    pipe closes at the exec itself, which tells the parent the exec happened), and stops at
+//!    the instant init reaps the workload. Both readings are taken inside the container, so a
+//!    busy host delaying the parent does not stretch or shrink the measurement.
+//! 4. When the workload exits, init SIGKILLs and reaps whatever it left in the pid namespace,
+//!    then sends the metrics file and its final status (with the `wait` rusage of the tree).
+//!    The parent reads the cgroup's counters at that moment: final, and without the teardown.
+//!    On timeout or Ctrl-C the parent SIGKILLs every process in the cgroup instead.
+//! 5. The rest of the teardown (the namespaces and their mounts dying with init, the
+//!    launcher's exit, the cgroup's removal) finishes on a thread, overlapping the next
+//!    invocation's setup, and is waited for before the next workload starts.
 
 pub mod cgroup;
 pub mod mounts;
@@ -189,18 +195,24 @@ pub fn run(
     } else {
         None
     };
-    let group = cgroups.create(group_name, &inv.limits)?;
-    let (outcome, launcher) = match run_in(
+    let mut group = None;
+    let settled = run_in(
         inv,
-        group.as_ref(),
+        cgroups,
+        group_name,
+        &mut group,
         disk_scratch.as_ref().map(|d| d.path()),
         cancel,
-    ) {
-        Ok(settled) => settled,
-        Err(e) => {
-            let _ = group.remove();
+    );
+    let (outcome, launcher, group) = match (settled, group) {
+        (Ok((outcome, launcher)), Some(group)) => (outcome, launcher, group),
+        (Err(e), group) => {
+            if let Some(group) = group {
+                let _ = group.remove();
+            }
             return Err(e);
         }
+        (Ok(_), None) => unreachable!("run_in makes the group before it settles"),
     };
     let mut teardown = Teardown {
         launcher,
@@ -293,6 +305,9 @@ const MSG_EXEC_ERROR: u8 = b'X';
 const MSG_STATUS: u8 = b'S';
 const MSG_EXEC_TIME: u8 = b'T';
 const MSG_METRICS: u8 = b'M';
+/// From the parent to init, over their own pipe.
+const MSG_JOIN: u8 = b'J';
+const MSG_VIEW: u8 = b'V';
 
 /// The most of the metrics file init passes on (a runaway workload could fill its tmpfs).
 const METRICS_LIMIT: u64 = 1 << 20;
@@ -333,7 +348,6 @@ fn monotonic_ns() -> i64 {
 
 /// Everything the child processes need, prepared before the fork so they allocate little.
 struct ChildPlan {
-    join_files: Vec<PathBuf>,
     unshare: CloneFlags,
     mounts: MountPlan,
     hostname: String,
@@ -348,6 +362,8 @@ struct ChildPlan {
     report_w: RawFd,
     go_r: RawFd,
     exec_w: RawFd,
+    /// Where init reads the cgroup to join (see [`send_group`]).
+    group_r: RawFd,
     /// Descriptors the children must close (the parent's ends).
     parent_fds: Vec<RawFd>,
 }
@@ -366,10 +382,14 @@ fn open_log(path: &Path) -> Result<OwnedFd> {
 }
 
 /// One invocation up to its measurements; the launcher is returned when it is still to be
-/// reaped (the container's namespaces are still dying).
+/// reaped (the container's namespaces are still dying). The invocation's cgroup is made while
+/// the container sets up its namespaces and filesystem, and left in `group_slot` (to remove,
+/// whatever happened).
 fn run_in(
     inv: &Invocation,
-    group: &dyn cgroup::Group,
+    cgroups: &Hierarchy,
+    group_name: &str,
+    group_slot: &mut Option<Box<dyn cgroup::Group>>,
     disk_scratch: Option<&Path>,
     cancel: &AtomicBool,
 ) -> Result<(Outcome, Option<Pid>)> {
@@ -404,16 +424,16 @@ fn run_in(
     let (report_r, report_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (exec_r, exec_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (group_r, group_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // The cgroup namespace comes later, from init, once it is in the invocation's cgroup.
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWCGROUP;
+        | CloneFlags::CLONE_NEWIPC;
     if !inv.host_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let plan = ChildPlan {
-        join_files: group.join_files(),
         unshare: flags,
         mounts: MountPlan {
             root: inv.root.clone(),
@@ -422,7 +442,6 @@ fn run_in(
             disk_scratch: disk_scratch.map(Path::to_path_buf),
             empty_dir,
             volumes: inv.volumes.clone(),
-            cgroup_view: group.container_view(),
         },
         hostname: inv.hostname.clone(),
         loopback: !inv.host_network,
@@ -446,7 +465,13 @@ fn run_in(
         report_w: report_w.as_raw_fd(),
         go_r: go_r.as_raw_fd(),
         exec_w: exec_w.as_raw_fd(),
-        parent_fds: vec![report_r.as_raw_fd(), go_w.as_raw_fd(), exec_r.as_raw_fd()],
+        group_r: group_r.as_raw_fd(),
+        parent_fds: vec![
+            report_r.as_raw_fd(),
+            go_w.as_raw_fd(),
+            exec_r.as_raw_fd(),
+            group_w.as_raw_fd(),
+        ],
     };
     if plan.argv.is_empty() {
         return Err(SandboxError::Setup("empty command".into()));
@@ -461,11 +486,25 @@ fn run_in(
     drop(report_w);
     drop(go_r);
     drop(exec_w);
+    drop(group_r);
     drop(plan);
     drop(fork_guard);
     let mut report = File::from(report_r);
     let mut go = File::from(go_w);
     let mut exec = File::from(exec_r);
+
+    // The cgroup, made while the container builds itself (~0.4 ms on v1 that would otherwise
+    // come first); init joins it when told where it is.
+    let group: &dyn cgroup::Group = match cgroups.create(group_name, &inv.limits) {
+        Ok(group) => &**group_slot.insert(group),
+        Err(e) => {
+            let _ = kill(launcher, Signal::SIGKILL);
+            drop(group_w);
+            let _ = wait_with_rusage(launcher);
+            return Err(e.into());
+        }
+    };
+    send_group(group_w, group);
 
     // Watchdog: kills the whole group on timeout or Ctrl-C. It starts at the fork; setup
     // takes milliseconds, so the timeout is effectively from the exec.
@@ -770,6 +809,7 @@ fn close_inherited_fds(plan: &ChildPlan) {
         plan.report_w,
         plan.go_r,
         plan.exec_w,
+        plan.group_r,
         plan.stdout.as_raw_fd(),
         plan.stderr.as_raw_fd(),
     ];
@@ -809,7 +849,49 @@ fn close_inherited_fds(plan: &ChildPlan) {
     }
 }
 
-/// The launcher: joins the cgroup, unshares the namespaces, forks init, waits for it.
+/// Tell init which cgroup to join and what to show at /sys/fs/cgroup: one message per
+/// `tasks` file to write and per view directory, then the end of the pipe.
+fn send_group(group_w: OwnedFd, group: &dyn cgroup::Group) {
+    let fd = group_w.as_raw_fd();
+    for file in group.join_files() {
+        send(fd, MSG_JOIN, file.as_os_str().as_bytes());
+    }
+    for (dir, path) in group.container_view() {
+        let mut payload = dir.into_bytes();
+        payload.push(0);
+        payload.extend_from_slice(path.as_os_str().as_bytes());
+        send(fd, MSG_VIEW, &payload);
+    }
+}
+
+/// The `tasks` files to write, and the container's view of its cgroups (see `Group`).
+type GroupToJoin = (Vec<PathBuf>, Vec<(String, PathBuf)>);
+
+/// What `send_group` sent: the files to join through, the view to mount. `None` when the
+/// parent could not make the group (it closed the pipe without a word).
+fn receive_group(group_r: RawFd) -> Option<GroupToJoin> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStringExt;
+    // SAFETY: the descriptor is ours alone in this process and is not used after this.
+    let mut pipe = unsafe { File::from_raw_fd(group_r) };
+    let mut join = Vec::new();
+    let mut view = Vec::new();
+    while let Some((tag, payload)) = read_one_message(&mut pipe) {
+        match tag {
+            MSG_JOIN => join.push(PathBuf::from(std::ffi::OsString::from_vec(payload))),
+            MSG_VIEW => {
+                let split = payload.iter().position(|&b| b == 0)?;
+                let dir = String::from_utf8_lossy(&payload[..split]).into_owned();
+                let path = std::ffi::OsString::from_vec(payload[split + 1..].to_vec());
+                view.push((dir, PathBuf::from(path)));
+            }
+            _ => return None,
+        }
+    }
+    (!join.is_empty()).then_some((join, view))
+}
+
+/// The launcher: unshares the namespaces, forks init, waits for it.
 fn launcher(plan: &ChildPlan) -> ! {
     close_fds(&plan.parent_fds);
     close_inherited_fds(plan);
@@ -821,12 +903,6 @@ fn launcher(plan: &ChildPlan) -> ! {
     // The OOM killer must pick the workload, not the launcher or init (which would lose the
     // workload's status); the workload puts its own score back before exec.
     let _ = fs::write("/proc/self/oom_score_adj", "-1000");
-    // This process is single-threaded (a fork's child): "0" moves it, see `Group::join_files`.
-    for file in &plan.join_files {
-        if let Err(e) = fs::write(file, "0") {
-            fail(format!("cannot join cgroup `{}`: {e}", file.display()));
-        }
-    }
     if let Err(e) = unshare(plan.unshare) {
         fail(format!(
             "cannot create namespaces: {e} (hint: benchbox must run as root)"
@@ -836,7 +912,7 @@ fn launcher(plan: &ChildPlan) -> ! {
     match unsafe { fork() } {
         Ok(ForkResult::Child) => init(plan),
         Ok(ForkResult::Parent { child }) => {
-            close_fds(&[plan.report_w, plan.go_r, plan.exec_w]);
+            close_fds(&[plan.report_w, plan.go_r, plan.exec_w, plan.group_r]);
             let code = loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => break code,
@@ -878,7 +954,26 @@ fn init(plan: &ChildPlan) -> ! {
     let fail = |m: String| -> ! { die(plan.report_w, MSG_ERROR, &m) };
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    if let Err(e) = mounts::setup_and_pivot(&plan.mounts) {
+    if let Err(e) = mounts::setup(&plan.mounts) {
+        fail(e);
+    }
+    // Only now into the cgroup: the setup above ran on any CPU and was not charged to it.
+    let Some((join_files, cgroup_view)) = receive_group(plan.group_r) else {
+        // SAFETY: see `die`; the parent gave up on this invocation and reports why.
+        unsafe { libc::_exit(1) }
+    };
+    // Single-threaded: "0" moves this process, see `Group::join_files`; the workload is born
+    // in the group.
+    for file in &join_files {
+        if let Err(e) = fs::write(file, "0") {
+            fail(format!("cannot join cgroup `{}`: {e}", file.display()));
+        }
+    }
+    // The container's cgroup namespace is rooted at its own group.
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWCGROUP) {
+        fail(format!("cannot create the cgroup namespace: {e}"));
+    }
+    if let Err(e) = mounts::finish_and_pivot(&plan.mounts, &cgroup_view) {
         fail(e);
     }
     if let Err(e) = sethostname(&plan.hostname) {

@@ -1,7 +1,9 @@
 //! The container's filesystem, built inside its new mount namespace before `pivot_root`.
 //!
 //! Runs in the container's init process (pid 1 of the new pid namespace), so the `/proc` it
-//! mounts shows only the container's processes. Order matters: the root (an overlay of the
+//! mounts shows only the container's processes. It happens in two steps: [`setup`] while the
+//! parent creates the invocation's cgroup, [`finish_and_pivot`] once init has joined it.
+//! Order matters: the root (an overlay of the
 //! rootfs layers with a fresh upper, or the host's `/` bound recursively and made read-only),
 //! then `/proc`, `/sys`, a minimal `/dev`, a private `/run` and (host mode) `/tmp`, the metrics
 //! directory, the volumes (last, so a volume may sit under `/tmp`), then `pivot_root`. First of
@@ -34,9 +36,6 @@ pub struct MountPlan {
     /// An empty directory (the lower layer of host mode's /tmp when there is no setup layer).
     pub empty_dir: PathBuf,
     pub volumes: Vec<Volume>,
-    /// The invocation's cgroup directories to show at `/sys/fs/cgroup` (see
-    /// `Group::container_view`).
-    pub cgroup_view: Vec<(String, PathBuf)>,
 }
 
 type Step<T> = Result<T, String>;
@@ -142,8 +141,9 @@ fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     )
 }
 
-/// Build the container's filesystem and switch into it. Runs in the container's init.
-pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
+/// Build the container's filesystem, all but its cgroups (see [`finish_and_pivot`]). Runs in
+/// the container's init.
+pub fn setup(plan: &MountPlan) -> Step<()> {
     // Nothing we mount may propagate back to the host (and pivot_root requires it).
     do_mount(
         None,
@@ -225,13 +225,20 @@ pub fn setup_and_pivot(plan: &MountPlan) -> Step<()> {
         nosuid_nodev_noexec | MsFlags::MS_RDONLY,
         None,
     )?;
-    setup_cgroup_fs(&root.join("sys/fs/cgroup"), &plan.cgroup_view)?;
     setup_dev(&root.join("dev"))?;
 
     for volume in &plan.volumes {
         mount_volume(root, volume, matches!(plan.root, RootSpec::Host { .. }))?;
     }
+    Ok(())
+}
 
+/// Show the invocation's cgroup directories at `/sys/fs/cgroup` (see
+/// `Group::container_view`; they exist only once the parent made the group) and switch into
+/// the new root.
+pub fn finish_and_pivot(plan: &MountPlan, cgroup_view: &[(String, PathBuf)]) -> Step<()> {
+    let root = &plan.new_root;
+    setup_cgroup_fs(&root.join("sys/fs/cgroup"), cgroup_view)?;
     chdir(root).map_err(ctx(|| format!("cannot chdir to `{}`", root.display())))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
     // only the new root visible.
