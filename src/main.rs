@@ -65,7 +65,9 @@ enum Command {
         /// Exactly the missing (cell, invocation) pairs are run.
         #[arg(long, value_name = "RUN")]
         resume: Option<String>,
-        /// Scratch space for the containers' writable layers (not on overlayfs).
+        /// Scratch space (not on overlayfs): the mount points of the containers, setup steps'
+        /// layers, and the writable layers of cells with `scratch = "disk"` (by default a
+        /// container's writable layer is a tmpfs of its own). Default: the temp directory.
         #[arg(long, env = "BENCHBOX_SCRATCH", value_name = "DIR")]
         scratch: Option<PathBuf>,
         /// Bootstrap resamples for the confidence intervals.
