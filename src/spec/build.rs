@@ -112,6 +112,30 @@ impl Reporter<'_> {
             .ok_or_else(|| self.wrong_type(&e.key, &e.value, "a string"))
     }
 
+    /// A string naming one of `choices`; the default when the key is absent. `what` names the
+    /// setting in the error ("invalid network `x`"), `hint` lists the valid values.
+    fn choice<T: Copy>(
+        &self,
+        e: Option<&Entry>,
+        default: T,
+        what: &str,
+        choices: &[(&str, T)],
+        hint: &str,
+    ) -> Result<T> {
+        let Some(e) = e else {
+            return Ok(default);
+        };
+        let text = self.string(e)?;
+        match choices.iter().find(|(name, _)| *name == text) {
+            Some(&(_, value)) => Ok(value),
+            None => Err(self.node(
+                &e.value,
+                format!("invalid {what} `{text}`"),
+                Some(hint.into()),
+            )),
+        }
+    }
+
     fn int(&self, e: &Entry) -> Result<i64> {
         match e.value.kind {
             Kind::Int(i) => Ok(i),
@@ -834,35 +858,20 @@ fn build_cell(
         }
     }
 
-    let network = match env_t.get("network") {
-        None => Network::None,
-        Some(e) => match r.string(e)? {
-            "none" => Network::None,
-            "host" => Network::Host,
-            other => {
-                return Err(r.node(
-                    &e.value,
-                    format!("invalid network `{other}`"),
-                    Some("valid networks: none (loopback only, the default), host".into()),
-                ));
-            }
-        },
-    };
-
-    let scratch = match env_t.get("scratch") {
-        None => Scratch::Memory,
-        Some(e) => match r.string(e)? {
-            "memory" => Scratch::Memory,
-            "disk" => Scratch::Disk,
-            other => {
-                return Err(r.node(
-                    &e.value,
-                    format!("invalid scratch `{other}`"),
-                    Some("valid scratch places: memory (a tmpfs, the default), disk".into()),
-                ));
-            }
-        },
-    };
+    let network = r.choice(
+        env_t.get("network"),
+        Network::None,
+        "network",
+        &[("none", Network::None), ("host", Network::Host)],
+        "valid networks: none (loopback only, the default), host",
+    )?;
+    let scratch = r.choice(
+        env_t.get("scratch"),
+        Scratch::Memory,
+        "scratch",
+        &[("memory", Scratch::Memory), ("disk", Scratch::Disk)],
+        "valid scratch places: memory (a tmpfs, the default), disk",
+    )?;
 
     let limits = parse_limits(r, ctx, limits_t, &exp.label, warnings)?;
 
