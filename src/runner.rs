@@ -365,28 +365,32 @@ pub fn run(
         seed,
     });
 
-    let mut interrupted = false;
     let total = slots.len();
-    for (position, slot) in slots.iter().enumerate() {
-        if cancel.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
-        if !run.ensure_setup(slot.cell, cancel, on_event)? {
+    let mut run_slots = || -> Result<bool, RunError> {
+        for (position, slot) in slots.iter().enumerate() {
             if cancel.load(Ordering::SeqCst) {
-                interrupted = true;
-                break;
+                return Ok(true);
             }
-            continue;
-        }
-        match run.invocation(slot, position, total, cancel, on_event)? {
-            true => {}
-            false => {
-                interrupted = true;
-                break;
+            if !run.ensure_setup(slot.cell, cancel, on_event)? {
+                if cancel.load(Ordering::SeqCst) {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if !run.invocation(slot, position, total, cancel, on_event)? {
+                return Ok(true);
             }
         }
-    }
+        Ok(false)
+    };
+    let interrupted = match run_slots() {
+        Ok(interrupted) => interrupted,
+        Err(e) => {
+            // Even on a fatal error, the last invocation's teardown completes before we go.
+            let _ = sandbox::wait_for_cleanup();
+            return Err(e);
+        }
+    };
 
     let report_problem = run.finish(interrupted)?;
     let failures = run
