@@ -573,9 +573,13 @@ impl Run {
             Ok(o) if !o.failed() => None,
             Ok(o) if o.interrupted => Some("interrupted".to_string()),
             Ok(o) => Some(format!(
-                "setup failed ({}); see {}",
+                "setup failed ({}); {}",
                 describe_failure(o.exit_code, o.signal, o.oom_killed, o.timed_out),
-                log_err.display()
+                if log_err.exists() {
+                    format!("see {}", log_err.display())
+                } else {
+                    "it wrote nothing to stderr".to_string()
+                }
             )),
             Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
                 Some(format!("setup failed: {e}"))

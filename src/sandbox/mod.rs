@@ -169,6 +169,7 @@ pub type Result<T> = std::result::Result<T, SandboxError>;
 
 /// Where the workload finds its metrics file.
 pub const METRICS_PATH: &str = "/run/benchbox/metrics";
+const METRICS_PATH_C: &std::ffi::CStr = c"/run/benchbox/metrics";
 
 /// Run one invocation to completion (or timeout, or `cancel`), and tear everything down.
 pub fn run(
@@ -221,26 +222,37 @@ pub fn run(
     };
     if let Some(keep) = &inv.keep_upper {
         // A setup step: its writable layer is kept once the container is gone for good.
-        teardown.reap_and_remove_group()?;
-        if !outcome.failed()
-            && let Some(scratch) = &teardown.disk_scratch
-        {
-            fs::rename(scratch.join("upper"), keep).map_err(|source| SandboxError::Io {
-                action: "keep the setup layer at",
-                path: keep.clone(),
-                source,
-            })?;
+        let kept = teardown
+            .reap_and_remove_group()
+            .and_then(|()| match &teardown.disk_scratch {
+                Some(scratch) if !outcome.failed() => fs::rename(scratch.join("upper"), keep)
+                    .map_err(|source| SandboxError::Io {
+                        action: "keep the setup layer at",
+                        path: keep.clone(),
+                        source,
+                    }),
+                _ => Ok(()),
+            });
+        if let Err(e) = kept {
+            let _ = teardown.finish();
+            return Err(e);
         }
     }
     // The rest of the teardown (the namespaces dying, the launcher's exit, the cgroup's and a
     // disk scratch directory's removal: ~0.7 ms) happens on a thread, overlapping the next
     // invocation's container setup; `supervise` waits for it before the next workload may
     // start, so it never overlaps a measurement.
-    let thread = std::thread::spawn(move || teardown.finish());
-    PENDING_TEARDOWNS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(thread);
+    lock_teardowns().running += 1;
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| teardown.finish()))
+            .unwrap_or_else(|_| Err(SandboxError::Setup("a teardown thread panicked".into())));
+        let mut pending = lock_teardowns();
+        pending.running -= 1;
+        if let Err(e) = result {
+            pending.errors.push(e);
+        }
+        TEARDOWN_DONE.notify_all();
+    });
     Ok(outcome)
 }
 
@@ -254,11 +266,13 @@ struct Teardown {
 
 impl Teardown {
     fn reap_and_remove_group(&mut self) -> Result<()> {
-        if let Some(launcher) = self.launcher.take() {
-            wait_with_rusage(launcher)?;
-        }
-        self.group.remove()?;
-        Ok(())
+        let reaped = match self.launcher.take() {
+            Some(launcher) => wait_with_rusage(launcher).map(|_| ()),
+            None => Ok(()),
+        };
+        let removed = self.group.remove();
+        reaped?;
+        Ok(removed?)
     }
 
     fn finish(mut self) -> Result<()> {
@@ -270,28 +284,37 @@ impl Teardown {
     }
 }
 
-/// Teardowns of finished invocations still running in the background.
-static PENDING_TEARDOWNS: std::sync::Mutex<Vec<std::thread::JoinHandle<Result<()>>>> =
-    std::sync::Mutex::new(Vec::new());
+/// Teardowns of finished invocations still running in the background, and the errors of
+/// those that ended.
+struct Teardowns {
+    running: usize,
+    errors: Vec<SandboxError>,
+}
+
+static TEARDOWNS: std::sync::Mutex<Teardowns> = std::sync::Mutex::new(Teardowns {
+    running: 0,
+    errors: Vec::new(),
+});
+static TEARDOWN_DONE: std::sync::Condvar = std::sync::Condvar::new();
+
+fn lock_teardowns() -> std::sync::MutexGuard<'static, Teardowns> {
+    TEARDOWNS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Wait until every finished invocation is torn down: no process, mount, cgroup or scratch
-/// directory of it left (before a workload starts, and before a run ends). The first error
-/// of a teardown (a cgroup that would not go away) is returned.
+/// directory of it left (before a workload starts, and before a run ends), whichever thread
+/// ran it. The first error of a teardown (a cgroup that would not go away) is returned.
 pub fn wait_for_cleanup() -> Result<()> {
-    let pending = std::mem::take(&mut *PENDING_TEARDOWNS.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut first_err = None;
-    for thread in pending {
-        match thread.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                first_err.get_or_insert(e);
-            }
-            Err(_) => {
-                first_err.get_or_insert(SandboxError::Setup("a teardown thread panicked".into()));
-            }
-        }
+    let mut pending = lock_teardowns();
+    while pending.running > 0 {
+        pending = TEARDOWN_DONE
+            .wait(pending)
+            .unwrap_or_else(|e| e.into_inner());
     }
-    first_err.map_or(Ok(()), Err)
+    match pending.errors.drain(..).next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -305,6 +328,8 @@ const MSG_EXEC_ERROR: u8 = b'X';
 const MSG_STATUS: u8 = b'S';
 const MSG_EXEC_TIME: u8 = b'T';
 const MSG_METRICS: u8 = b'M';
+/// Init's last message: nothing follows.
+const MSG_END: u8 = b'Z';
 /// From the parent to init, over their own pipe.
 const MSG_JOIN: u8 = b'J';
 const MSG_VIEW: u8 = b'V';
@@ -312,22 +337,31 @@ const MSG_VIEW: u8 = b'V';
 /// The most of the metrics file init passes on (a runaway workload could fill its tmpfs).
 const METRICS_LIMIT: u64 = 1 << 20;
 
+/// One message in one `writev` (atomic on a pipe up to PIPE_BUF), with no allocation: init
+/// sends its last messages from a cgroup that may be full.
 fn send(fd: RawFd, tag: u8, payload: &[u8]) {
-    let mut msg = Vec::with_capacity(5 + payload.len());
-    msg.push(tag);
-    msg.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    msg.extend_from_slice(payload);
-    let mut rest = &msg[..];
-    while !rest.is_empty() {
-        // SAFETY: writing a valid buffer to a descriptor we own.
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+    let mut head = [tag, 0, 0, 0, 0];
+    head[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    let mut parts: [&[u8]; 2] = [&head, payload];
+    while parts.iter().any(|p| !p.is_empty()) {
+        let iov = parts.map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        });
+        // SAFETY: the iovecs point into live buffers of the given lengths.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
         if n < 0 && nix::Error::last() == nix::Error::EINTR {
             continue;
         }
         if n <= 0 {
             return;
         }
-        rest = &rest[n as usize..];
+        let mut written = n as usize;
+        for part in &mut parts {
+            let done = written.min(part.len());
+            *part = &part[done..];
+            written -= done;
+        }
     }
 }
 
@@ -536,14 +570,20 @@ fn run_in(
                 }
                 let expired = inv.timeout.is_some_and(|t| started.elapsed() >= t);
                 if expired || cancel.load(Ordering::SeqCst) {
-                    if expired {
-                        timed_out.store(true, Ordering::SeqCst);
-                    } else {
-                        interrupted.store(true, Ordering::SeqCst);
+                    let first =
+                        !timed_out.load(Ordering::SeqCst) && !interrupted.load(Ordering::SeqCst);
+                    if first {
+                        if expired {
+                            timed_out.store(true, Ordering::SeqCst);
+                        } else {
+                            interrupted.store(true, Ordering::SeqCst);
+                        }
+                        let _ = kill(launcher, Signal::SIGKILL);
                     }
-                    let _ = kill(launcher, Signal::SIGKILL);
+                    // Again at every tick until stopped: a container still setting up joins its
+                    // group only later (init dies with the launcher, but not in the instant
+                    // between its fork and its PR_SET_PDEATHSIG).
                     let _ = group.kill_all();
-                    return samples;
                 }
             }
         });
@@ -563,8 +603,11 @@ fn run_in(
         })
     });
     let (mut outcome, pending) = outcome?;
-    outcome.timed_out = timed_out.load(Ordering::SeqCst);
-    outcome.interrupted = interrupted.load(Ordering::SeqCst);
+    // A workload that ended by itself (init reported, and not our SIGKILL) is complete even
+    // when the timeout or Ctrl-C came a moment later.
+    let ended_by_itself = pending.is_some() && outcome.signal != Some(libc::SIGKILL);
+    outcome.timed_out = timed_out.load(Ordering::SeqCst) && !ended_by_itself;
+    outcome.interrupted = interrupted.load(Ordering::SeqCst) && !ended_by_itself;
     outcome.applied = group.applied();
     Ok((outcome, pending))
 }
@@ -586,10 +629,17 @@ fn supervise(
     let mut start_ns = 0;
     match ready {
         Some((MSG_READY, _)) => {
+            // On an error here, nothing of the container may outlive this call.
+            let abandon = |e: SandboxError| {
+                let _ = kill(launcher, Signal::SIGKILL);
+                let _ = group.kill_all();
+                let _ = wait_with_rusage(launcher);
+                e
+            };
             // No teardown of an earlier invocation may overlap this workload.
-            wait_for_cleanup()?;
-            group.reset_peak()?;
-            baseline = group.counters()?;
+            wait_for_cleanup().map_err(abandon)?;
+            group.reset_peak().map_err(|e| abandon(e.into()))?;
+            baseline = group.counters().map_err(|e| abandon(e.into()))?;
             let _ = go.write_all(b"g");
             // EOF on this pipe is the workload's execve (or its death before that).
             let mut byte = [0u8; 1];
@@ -600,20 +650,21 @@ fn supervise(
         Some((MSG_EXEC_ERROR, msg)) => exec_error = Some(msg),
         _ => {}
     }
-    // Messages up to init's final status, which it sends once the workload and everything it
-    // left behind are dead and reaped; or up to the EOF of init's death when it never gets
-    // there. (Reading before waiting: init may send more than a pipe holds.)
+    // Messages up to init's last, sent once the workload and everything it left behind are
+    // dead and reaped (its final status, the metrics file, the end); or up to the EOF of init's
+    // death when it never gets there. (Reading before waiting: init may send more than a pipe
+    // holds.)
     let mut messages = Vec::new();
     while let Some(message) = read_one_message(report) {
-        let last = message.0 == MSG_STATUS;
+        let last = message.0 == MSG_END;
         messages.push(message);
         if last {
             break;
         }
     }
     let final_status = messages
-        .last()
-        .filter(|(tag, payload)| *tag == MSG_STATUS && payload.len() == STATUS_LEN)
+        .iter()
+        .find(|(tag, payload)| *tag == MSG_STATUS && payload.len() == STATUS_LEN)
         .map(|(_, payload)| payload.clone());
     // With init's final status in hand, the counters are final: nothing of the workload is left
     // to run, and the namespaces' teardown is not charged to it.
@@ -685,7 +736,13 @@ fn supervise(
         }
     }
     if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_METRICS) {
-        outcome.metrics_file = String::from_utf8_lossy(payload).into_owned();
+        let mut text = &payload[..];
+        if text.len() as u64 >= METRICS_LIMIT {
+            // Cut at the limit: drop the partial last line rather than misread its number.
+            let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            text = &text[..whole];
+        }
+        outcome.metrics_file = String::from_utf8_lossy(text).into_owned();
     }
     if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_EXEC_TIME)
         && payload.len() == 8
@@ -745,12 +802,12 @@ fn rusage_of(ru: &libc::rusage) -> Rusage {
 /// the `wait` rusage of everything init reaped (the workload's whole tree).
 const STATUS_LEN: usize = 4 + 8 + 7 * 8;
 
-fn encode_status(raw: i32, end_ns: i64, ru: &libc::rusage) -> Vec<u8> {
+fn encode_status(raw: i32, end_ns: i64, ru: &libc::rusage) -> [u8; STATUS_LEN] {
     let micros = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
-    let mut payload = Vec::with_capacity(STATUS_LEN);
-    payload.extend_from_slice(&raw.to_le_bytes());
-    payload.extend_from_slice(&end_ns.to_le_bytes());
-    for field in [
+    let mut payload = [0u8; STATUS_LEN];
+    payload[0..4].copy_from_slice(&raw.to_le_bytes());
+    payload[4..12].copy_from_slice(&end_ns.to_le_bytes());
+    for (i, field) in [
         micros(ru.ru_utime),
         micros(ru.ru_stime),
         ru.ru_maxrss as u64,
@@ -758,8 +815,11 @@ fn encode_status(raw: i32, end_ns: i64, ru: &libc::rusage) -> Vec<u8> {
         ru.ru_majflt as u64,
         ru.ru_nvcsw as u64,
         ru.ru_nivcsw as u64,
-    ] {
-        payload.extend_from_slice(&field.to_le_bytes());
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        payload[12 + 8 * i..20 + 8 * i].copy_from_slice(&field.to_le_bytes());
     }
     payload
 }
@@ -862,13 +922,16 @@ fn send_group(group_w: OwnedFd, group: &dyn cgroup::Group) {
         payload.extend_from_slice(path.as_os_str().as_bytes());
         send(fd, MSG_VIEW, &payload);
     }
+    // An explicit end: init must not depend on every copy of this pipe being closed (another
+    // thread's fork may hold one for a moment).
+    send(fd, MSG_END, b"");
 }
 
 /// The `tasks` files to write, and the container's view of its cgroups (see `Group`).
 type GroupToJoin = (Vec<PathBuf>, Vec<(String, PathBuf)>);
 
 /// What `send_group` sent: the files to join through, the view to mount. `None` when the
-/// parent could not make the group (it closed the pipe without a word).
+/// parent could not make the group (it closed the pipe without an end).
 fn receive_group(group_r: RawFd) -> Option<GroupToJoin> {
     use std::os::fd::FromRawFd;
     use std::os::unix::ffi::OsStringExt;
@@ -885,10 +948,11 @@ fn receive_group(group_r: RawFd) -> Option<GroupToJoin> {
                 let path = std::ffi::OsString::from_vec(payload[split + 1..].to_vec());
                 view.push((dir, PathBuf::from(path)));
             }
+            MSG_END => return (!join.is_empty()).then_some((join, view)),
             _ => return None,
         }
     }
-    (!join.is_empty()).then_some((join, view))
+    None
 }
 
 /// The launcher: unshares the namespaces, forks init, waits for it.
@@ -1014,10 +1078,12 @@ fn init(plan: &ChildPlan) -> ! {
             let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
             // SAFETY: valid pointer to a local.
             unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-            // The metrics file lives in the container's tmpfs, which dies with init: pass it on.
-            send(plan.report_w, MSG_METRICS, &read_metrics_file());
-            // The status comes last: the parent stops reading at it.
+            // The status first: should init not get further (its cgroup may be full of the
+            // workload's files), the parent still has it. Nothing below allocates.
             send(plan.report_w, MSG_STATUS, &encode_status(status, now, &ru));
+            // The metrics file lives in the container's tmpfs, which dies with init: pass it on.
+            send_metrics_file(plan.report_w);
+            send(plan.report_w, MSG_END, b"");
             // Exiting as pid 1 makes the kernel kill everything left in the namespace.
             // SAFETY: see `die`.
             unsafe { libc::_exit(0) }
@@ -1047,19 +1113,67 @@ fn kill_and_reap_the_rest() {
     }
 }
 
-/// The workload's metrics file, as init sees it after the workload's exit (at most
-/// `METRICS_LIMIT` bytes; not through a symlink the workload may have put in its place).
-fn read_metrics_file() -> Vec<u8> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut content = Vec::new();
-    if let Ok(file) = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(METRICS_PATH)
-    {
-        let _ = file.take(METRICS_LIMIT).read_to_end(&mut content);
+/// Pass the workload's metrics file on, as init sees it after the workload's exit: at most
+/// `METRICS_LIMIT` bytes, not through a symlink the workload may have put in its place, copied
+/// by the kernel from the file to the pipe (no buffer in init's memory, which is charged to a
+/// cgroup that may be full).
+fn send_metrics_file(report_w: RawFd) {
+    // SAFETY: a NUL-terminated literal; the descriptor is closed below.
+    let file = unsafe {
+        libc::open(
+            METRICS_PATH_C.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if file < 0 {
+        return;
     }
-    content
+    // SAFETY: zeroed stat is a valid out-parameter; fstat on our own descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let regular =
+        unsafe { libc::fstat(file, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    if regular {
+        let len = (st.st_size.max(0) as u64).min(METRICS_LIMIT) as usize;
+        let mut head = [MSG_METRICS, 0, 0, 0, 0];
+        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
+        send_raw(report_w, &head);
+        let mut left = len;
+        while left > 0 {
+            // SAFETY: both descriptors are ours; a null offset reads from the file position.
+            let n = unsafe { libc::sendfile(report_w, file, std::ptr::null_mut(), left) };
+            if n < 0 && nix::Error::last() == nix::Error::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+            left -= n as usize;
+        }
+        // The file came out shorter than its size said: newlines keep the framing whole.
+        while left > 0 {
+            let pad = [b'\n'; 256];
+            let n = left.min(pad.len());
+            send_raw(report_w, &pad[..n]);
+            left -= n;
+        }
+    }
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(file) };
+}
+
+/// Write all of `bytes` (no framing).
+fn send_raw(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writing a valid buffer to a descriptor we own.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 && nix::Error::last() == nix::Error::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
 }
 
 /// Find `argv0` on the container's PATH the way a shell would (after pivot_root).
@@ -1173,6 +1287,11 @@ mod tests {
             Some((MSG_ERROR, b"abc".to_vec()))
         );
         assert_eq!(read_one_message(&mut input), None);
+    }
+
+    #[test]
+    fn the_metrics_path_is_the_same_for_init() {
+        assert_eq!(METRICS_PATH_C.to_str().unwrap(), METRICS_PATH);
     }
 
     #[test]

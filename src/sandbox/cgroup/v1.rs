@@ -92,7 +92,7 @@ impl V1 {
             dirs,
             applied: Applied::default(),
         };
-        match group.apply(limits, &self.parents["cpuset"]) {
+        match group.apply(limits, &self.parents) {
             Ok(applied) => {
                 group.applied = applied;
                 Ok(group)
@@ -147,12 +147,12 @@ impl V1Group {
         self.dirs.get(controller).map(PathBuf::as_path)
     }
 
-    /// `cpuset_parent`: benchbox's own cpuset directory (the cpus a group without a cpuset
-    /// limit runs on).
-    fn apply(&self, limits: &Limits, cpuset_parent: &Path) -> Result<Applied> {
+    /// `parents`: benchbox's own directories per controller (where a workload without a group
+    /// of its own in a hierarchy runs).
+    fn apply(&self, limits: &Limits, parents: &BTreeMap<String, PathBuf>) -> Result<Applied> {
         if let (Some(cpuset), Some(cpus)) = (self.dir("cpuset"), &limits.cpus) {
             write_file(&cpuset.join("cpuset.cpus"), cpus)?;
-            let mems = read_file(&cpuset_parent.join("cpuset.mems"))?;
+            let mems = read_file(&parents["cpuset"].join("cpuset.mems"))?;
             write_file(&cpuset.join("cpuset.mems"), mems.trim())?;
         }
 
@@ -178,16 +178,17 @@ impl V1Group {
             write_file(&pids.join("pids.max"), &max.to_string())?;
         }
 
-        Ok(self.read_applied(cpuset_parent))
+        Ok(self.read_applied(parents))
     }
 
     /// The limits as the kernel holds them; what has no group of its own is benchbox's.
-    fn read_applied(&self, cpuset_parent: &Path) -> Applied {
-        let cpuset = self.dir("cpuset").unwrap_or(cpuset_parent);
+    fn read_applied(&self, parents: &BTreeMap<String, PathBuf>) -> Applied {
+        let own_or_parent = |c: &str| self.dir(c).or_else(|| parents.get(c).map(PathBuf::as_path));
+        let cpuset = own_or_parent("cpuset").unwrap();
         let memory = self.dir("memory").unwrap();
         let read = |p: PathBuf| read_file(&p).ok().map(|s| s.trim().to_string());
         let limit_or_none = |v: Option<u64>| v.filter(|&b| b < (1 << 62));
-        let cpu = self.dir("cpu");
+        let cpu = own_or_parent("cpu");
         Applied {
             cgroup_version: Some(Version::V1),
             cpus: read(cpuset.join("cpuset.cpus")),
@@ -359,6 +360,9 @@ mod tests {
         for c in ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"] {
             fs::create_dir(tmp.path().join(c)).unwrap();
         }
+        // What a fresh cpu group holds (real cgroupfs fills it in; a temp dir does not).
+        fs::create_dir_all(tmp.path().join("cpu/benchbox")).unwrap();
+        fs::write(tmp.path().join("cpu/benchbox/cpu.cfs_quota_us"), "-1\n").unwrap();
         fs::write(tmp.path().join("cpuset/cpuset.cpus"), "0-3\n").unwrap();
         fs::write(tmp.path().join("cpuset/cpuset.mems"), "0\n").unwrap();
         fs::create_dir_all(tmp.path().join("memory/outer/job")).unwrap();
@@ -482,7 +486,7 @@ mod tests {
         // Unlimited: the cpus benchbox itself may use, no quota, no pids cap.
         let applied = group.applied();
         assert_eq!(applied.cpus.as_deref(), Some("0-3"));
-        assert_eq!(applied.cpu_quota_us, None);
+        assert_eq!(applied.cpu_quota_us, Some(-1));
         assert_eq!(applied.pids, None);
         let c = group.counters().unwrap();
         assert_eq!((c.nr_throttled, c.throttled), (0, Duration::ZERO));
