@@ -44,7 +44,7 @@ pub struct Sample {
     pub timed_out: bool,
     /// CPU time whose quota ran out in a period (the workload waited for the next one).
     pub throttled_s: f64,
-    /// `wait4` rusage of the whole tree (waited-for processes only): a cross-check of the
+    /// `wait` rusage of the workload's tree (the processes its init reaped): a cross-check of the
     /// cgroup's accounting.
     #[serde(default)]
     pub rusage: crate::sandbox::Rusage,

@@ -102,7 +102,8 @@ pub struct Invocation {
     pub keep_upper: Option<PathBuf>,
 }
 
-/// `wait4` resource usage of the whole tree, a cross-check of the cgroup's accounting.
+/// The `wait` resource usage of the workload's tree (everything its init reaped), a cross-check of
+/// the cgroup's accounting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rusage {
     pub user_s: f64,
