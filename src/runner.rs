@@ -541,6 +541,21 @@ impl Run {
         })
     }
 
+    /// After an invocation: its output, when there is any, moves from the spool files to its
+    /// logs. Returns the logs' paths.
+    fn keep_logs(
+        &self,
+        inv: &Invocation,
+        cell: &Cell,
+        phase: &str,
+        index: u32,
+    ) -> Result<(PathBuf, PathBuf), RunError> {
+        let (out, err) = results::log_paths(&self.dir, &cell.slug, phase, index);
+        results::keep_log(&inv.stdout, &out)?;
+        results::keep_log(&inv.stderr, &err)?;
+        Ok((out, err))
+    }
+
     /// Run the cell's setup once; false when it failed (the cell's invocations are skipped).
     fn ensure_setup(
         &mut self,
@@ -561,14 +576,12 @@ impl Run {
         let mut inv = self.invocation_for(&cell, setup, "setup", 0, None)?;
         inv.keep_upper = Some(layer.clone());
         let outcome = sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel);
-        let (log_out, log_err) = results::log_paths(&self.dir, &cell.slug, "setup", 0);
         if let Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) =
             &outcome
         {
             let _ = fs::write(&inv.stderr, format!("benchbox: {e}\n"));
         }
-        results::keep_log(&inv.stdout, &log_out)?;
-        results::keep_log(&inv.stderr, &log_err)?;
+        let (_, log_err) = self.keep_logs(&inv, &cell, "setup", 0)?;
         let error = match outcome {
             Ok(o) if !o.failed() => None,
             Ok(o) if o.interrupted => Some("interrupted".to_string()),
@@ -651,9 +664,7 @@ impl Run {
             return Ok(false);
         }
         let stdout = fs::read_to_string(&inv.stdout).unwrap_or_default();
-        let (log_out, log_err) = results::log_paths(&self.dir, &cell.slug, &phase, slot.index);
-        results::keep_log(&inv.stdout, &log_out)?;
-        results::keep_log(&inv.stderr, &log_err)?;
+        let (log_out, _) = self.keep_logs(&inv, &cell, &phase, slot.index)?;
         if !outcome.memory_timeline.is_empty() {
             let path = log_out.with_extension("memory.csv");
             let mut text = String::from("t_s,memory_bytes\n");

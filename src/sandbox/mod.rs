@@ -23,7 +23,7 @@
 //!    the instant init reaps the workload. Both readings are taken inside the container, so a
 //!    busy host delaying the parent does not stretch or shrink the measurement.
 //! 4. When the workload exits, init SIGKILLs and reaps whatever it left in the pid namespace,
-//!    then sends the metrics file and its final status (with the `wait` rusage of the tree).
+//!    then sends its final status (with the `wait` rusage of the tree) and the metrics file.
 //!    The parent reads the cgroup's counters at that moment: final, and without the teardown.
 //!    On timeout or Ctrl-C the parent SIGKILLs every process in the cgroup instead.
 //! 5. The rest of the teardown (the namespaces and their mounts dying with init, the
@@ -169,7 +169,11 @@ pub enum SandboxError {
 pub type Result<T> = std::result::Result<T, SandboxError>;
 
 /// Where the workload finds its metrics file.
-pub const METRICS_PATH: &str = "/run/benchbox/metrics";
+pub const METRICS_PATH: &str = match METRICS_PATH_C.to_str() {
+    Ok(path) => path,
+    Err(_) => panic!("the metrics path is UTF-8"),
+};
+/// The same, as init opens it.
 const METRICS_PATH_C: &std::ffi::CStr = c"/run/benchbox/metrics";
 
 /// Run one invocation to completion (or timeout, or `cancel`), and tear everything down.
@@ -343,7 +347,11 @@ const METRICS_LIMIT: u64 = 1 << 20;
 fn send(fd: RawFd, tag: u8, payload: &[u8]) {
     let mut head = [tag, 0, 0, 0, 0];
     head[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    let mut parts: [&[u8]; 2] = [&head, payload];
+    write_all(fd, [&head, payload]);
+}
+
+/// Write both buffers whole, in as few `writev`s as the pipe allows.
+fn write_all(fd: RawFd, mut parts: [&[u8]; 2]) {
     while parts.iter().any(|p| !p.is_empty()) {
         let iov = parts.map(|p| libc::iovec {
             iov_base: p.as_ptr() as *mut libc::c_void,
@@ -666,7 +674,7 @@ fn supervise(
     let final_status = messages
         .iter()
         .find(|(tag, payload)| *tag == MSG_STATUS && payload.len() == STATUS_LEN)
-        .map(|(_, payload)| payload.clone());
+        .map(|(_, payload)| decode_status(payload));
     // With init's final status in hand, the counters are final: nothing of the workload is left
     // to run, and the namespaces' teardown is not charged to it.
     let (status, mut pending) = match final_status {
@@ -715,8 +723,7 @@ fn supervise(
     }
     let mut outcome = Outcome::default();
     let mut end_ns = end_fallback;
-    if let Some(payload) = &final_status {
-        let (raw, end, rusage) = decode_status(payload);
+    if let Some((raw, end, rusage)) = final_status {
         end_ns = end;
         outcome.rusage = rusage;
         if libc::WIFEXITED(raw) {
@@ -1085,7 +1092,6 @@ fn init(plan: &ChildPlan) -> ! {
             // The metrics file lives in the container's tmpfs, which dies with init: pass it on.
             send_metrics_file(plan.report_w);
             send(plan.report_w, MSG_END, b"");
-            // Exiting as pid 1 makes the kernel kill everything left in the namespace.
             // SAFETY: see `die`.
             unsafe { libc::_exit(0) }
         }
@@ -1137,7 +1143,7 @@ fn send_metrics_file(report_w: RawFd) {
         let len = (st.st_size.max(0) as u64).min(METRICS_LIMIT) as usize;
         let mut head = [MSG_METRICS, 0, 0, 0, 0];
         head[1..].copy_from_slice(&(len as u32).to_le_bytes());
-        send_raw(report_w, &head);
+        write_all(report_w, [&head, &[]]);
         let mut left = len;
         while left > 0 {
             // SAFETY: both descriptors are ours; a null offset reads from the file position.
@@ -1154,27 +1160,12 @@ fn send_metrics_file(report_w: RawFd) {
         while left > 0 {
             let pad = [b'\n'; 256];
             let n = left.min(pad.len());
-            send_raw(report_w, &pad[..n]);
+            write_all(report_w, [&pad[..n], &[]]);
             left -= n;
         }
     }
     // SAFETY: closing our own descriptor.
     unsafe { libc::close(file) };
-}
-
-/// Write all of `bytes` (no framing).
-fn send_raw(fd: RawFd, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: writing a valid buffer to a descriptor we own.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 && nix::Error::last() == nix::Error::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            return;
-        }
-        bytes = &bytes[n as usize..];
-    }
 }
 
 /// Find `argv0` on the container's PATH the way a shell would (after pivot_root).
@@ -1288,11 +1279,6 @@ mod tests {
             Some((MSG_ERROR, b"abc".to_vec()))
         );
         assert_eq!(read_one_message(&mut input), None);
-    }
-
-    #[test]
-    fn the_metrics_path_is_the_same_for_init() {
-        assert_eq!(METRICS_PATH_C.to_str().unwrap(), METRICS_PATH);
     }
 
     #[test]

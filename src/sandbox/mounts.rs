@@ -3,12 +3,11 @@
 //! Runs in the container's init process (pid 1 of the new pid namespace), so the `/proc` it
 //! mounts shows only the container's processes. It happens in two steps: [`setup`] while the
 //! parent creates the invocation's cgroup, [`finish_and_pivot`] once init has joined it.
-//! Order matters: the root (an overlay of the
-//! rootfs layers with a fresh upper, or the host's `/` bound recursively and made read-only),
-//! then `/proc`, `/sys`, a minimal `/dev`, a private `/run` and (host mode) `/tmp`, the metrics
-//! directory, the volumes (last, so a volume may sit under `/tmp`), then `pivot_root`. First of
-//! all, a tmpfs private to the container holds its writable layer (unless that is on disk) and
-//! its `/run`.
+//! Order matters: first a tmpfs private to the container, for its writable layer (unless that
+//! is on disk) and its `/run`; the root (an overlay of the rootfs layers with a fresh upper, or
+//! the host's `/` bound recursively and made read-only), then `/proc`, `/sys`, a minimal `/dev`,
+//! a private `/run` with the metrics file and (host mode) `/tmp`, the volumes (last, so a volume
+//! may sit under `/tmp`); then `/sys/fs/cgroup` and `pivot_root`.
 //! Nothing here needs undoing: the mounts die with the namespace when its last process exits.
 
 use std::ffi::CString;
