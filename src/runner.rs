@@ -538,6 +538,7 @@ impl Run {
             scratch_base: self.scratch.path().to_path_buf(),
             upper_on_disk: cell.scratch == Scratch::Disk,
             keep_upper: None,
+            security: Default::default(),
         })
     }
 

@@ -61,6 +61,7 @@ impl Fixture {
             scratch_base: self.dir.path().join("scratch"),
             upper_on_disk: false,
             keep_upper: None,
+            security: Default::default(),
         }
     }
 

@@ -32,6 +32,7 @@
 
 pub mod cgroup;
 pub mod mounts;
+pub mod security;
 pub mod user;
 
 use std::ffi::CString;
@@ -100,6 +101,8 @@ pub struct Invocation {
     /// Keep the writable layer here after a successful run (a cell's setup step): the overlay
     /// upper for a rootfs, the `/tmp` upper on the host filesystem.
     pub keep_upper: Option<PathBuf>,
+    /// What the workload may do beyond the hardened defaults (see [`security`]).
+    pub security: security::Policy,
 }
 
 /// The `wait` resource usage of the workload's tree (everything its init reaped), a cross-check of
@@ -397,6 +400,8 @@ struct ChildPlan {
     loopback: bool,
     workdir: CString,
     user: Option<String>,
+    /// The capabilities to keep and the seccomp filter (compiled before the fork).
+    security: security::Prepared,
     argv: Vec<CString>,
     env: Vec<CString>,
     path_var: String,
@@ -496,6 +501,7 @@ fn run_in(
                 .to_string(),
         )?,
         user: inv.user.clone(),
+        security: security::prepare(&inv.security).map_err(SandboxError::Setup)?,
         argv: inv.argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?,
         env: inv
             .env
@@ -1213,10 +1219,21 @@ fn workload(plan: &ChildPlan) -> ! {
             std::io::Error::last_os_error()
         ));
     }
-    if let Some(spec) = &plan.user {
+    let ids = plan.user.as_ref().map(|spec| {
         let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
         let group = fs::read_to_string("/etc/group").unwrap_or_default();
-        let ids = user::resolve(spec, &passwd, &group).unwrap_or_else(|e| fail(e));
+        (
+            spec,
+            user::resolve(spec, &passwd, &group).unwrap_or_else(|e| fail(e)),
+        )
+    });
+    // Capabilities and the seccomp filter: the bounding set and the filter first (the filter
+    // is installed while this process still holds SYS_ADMIN), then the user, then the final
+    // capability sets.
+    if let Err(e) = security::restrict(&plan.security) {
+        fail(e);
+    }
+    if let Some((spec, ids)) = ids {
         let gids: Vec<nix::unistd::Gid> = ids
             .groups
             .iter()
@@ -1228,6 +1245,9 @@ fn workload(plan: &ChildPlan) -> ! {
         if let Err(e) = switched {
             fail(format!("cannot switch to user `{spec}`: {e}"));
         }
+    }
+    if let Err(e) = security::finish(&plan.security) {
+        fail(e);
     }
     let Some(path) = resolve(plan.argv[0].as_bytes(), &plan.path_var) else {
         fail(format!(

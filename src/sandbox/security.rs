@@ -1,0 +1,516 @@
+//! What a workload may do: its capabilities and its seccomp filter (the masked and read-only
+//! kernel files are mounts, see [`super::mounts`]).
+//!
+//! The defaults follow Docker's: of root's capabilities the workload keeps only Docker's default
+//! set, minus `MKNOD` (Docker pairs `MKNOD` with a device cgroup that allows only a few devices;
+//! benchbox runs none, so a workload that could `mknod` the host's disk could read it). The
+//! seccomp filter refuses with `EPERM` the system calls Docker's default profile refuses unless
+//! the container holds the capability that would make them legal (mount and friends, module
+//! loading, kexec, keyrings, bpf, new namespaces, reboot, swap, clock setting, ...), answers
+//! `clone3` with `ENOSYS` (so libc falls back to `clone`, whose namespace flags the filter can
+//! see), and refuses x32 system calls and 32-bit x86 ones outright: a deny list is only sound
+//! when the numbers it lists are the only way to reach those calls.
+//!
+//! Docker's profile is an allow list; this filter is a deny list of the same dangerous calls,
+//! which keeps new, harmless system calls working (the workload's own runtime may be newer than
+//! benchbox). Opt-outs (`[security]` in the matrix) add capabilities, which also allows the
+//! calls they guard, turn the filter off, or turn everything off (`privileged`).
+//!
+//! Pure but for [`apply`], which the workload process calls between its fork and its exec.
+
+use std::collections::BTreeMap;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch, sock_filter,
+};
+use serde::{Deserialize, Serialize};
+
+/// What one container's workload is allowed, beyond the hardened defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Capabilities added to [`DEFAULT_CAPABILITIES`] (names as in [`capability_name`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// `true`: no seccomp filter (`seccomp = "unconfined"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seccomp_unconfined: bool,
+    /// `true`: every capability, no seccomp filter, no masked or read-only kernel files. The
+    /// cgroup view stays read-only, but a privileged workload can remount it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+}
+
+impl Policy {
+    /// True when nothing is loosened.
+    pub fn is_default(&self) -> bool {
+        *self == Policy::default()
+    }
+
+    /// Mask and make read-only the kernel's sensitive files (`/proc/kcore`, `/proc/sys`, ...).
+    pub fn masks_kernel_files(&self) -> bool {
+        !self.privileged
+    }
+
+    /// The capabilities the workload keeps, sorted by number.
+    pub fn kept_capabilities(&self) -> Vec<Capability> {
+        let mut kept: Vec<Capability> = if self.privileged {
+            caps::all().into_iter().collect()
+        } else {
+            DEFAULT_CAPABILITIES
+                .iter()
+                .copied()
+                .chain(
+                    self.capabilities
+                        .iter()
+                        .filter_map(|name| parse_capability(name)),
+                )
+                .collect()
+        };
+        kept.sort_by_key(|c| c.index());
+        kept.dedup();
+        kept
+    }
+
+    /// One line for `plan` and the reports: "default", or what is loosened.
+    pub fn describe(&self) -> String {
+        if self.privileged {
+            return "privileged (all capabilities, no seccomp filter, kernel files unmasked)"
+                .into();
+        }
+        let mut parts = Vec::new();
+        if !self.capabilities.is_empty() {
+            parts.push(format!("+{}", self.capabilities.join(" +")));
+        }
+        if self.seccomp_unconfined {
+            parts.push("seccomp unconfined".into());
+        }
+        if parts.is_empty() {
+            "default".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Docker's default capabilities without `MKNOD` (see the module doc).
+pub const DEFAULT_CAPABILITIES: [Capability; 13] = [
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FSETID,
+    Capability::CAP_FOWNER,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_KILL,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+/// A capability as users write it: `SYS_PTRACE`, `sys_ptrace` or `CAP_SYS_PTRACE`.
+pub fn parse_capability(name: &str) -> Option<Capability> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    full.parse().ok()
+}
+
+/// The name users write: `SYS_PTRACE`.
+pub fn capability_name(cap: Capability) -> String {
+    cap.to_string()
+        .trim_start_matches("CAP_")
+        .to_ascii_uppercase()
+}
+
+/// Every capability name this build knows, for hints.
+pub fn capability_names() -> Vec<String> {
+    let mut all: Vec<Capability> = caps::all().into_iter().collect();
+    all.sort_by_key(|c| c.index());
+    all.into_iter().map(capability_name).collect()
+}
+
+/// The namespace flags of `clone`/`unshare` a workload may not use without `SYS_ADMIN`.
+const NAMESPACE_FLAGS: [u64; 7] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWCGROUP as u64,
+];
+
+/// System calls refused unless the workload holds the given capability (`None`: always
+/// refused by the filter), after Docker's default profile.
+fn guarded_syscalls() -> Vec<(Option<Capability>, Vec<libc::c_long>)> {
+    use Capability::*;
+    vec![
+        (
+            Some(CAP_SYS_ADMIN),
+            vec![
+                libc::SYS_mount,
+                libc::SYS_umount2,
+                libc::SYS_pivot_root,
+                libc::SYS_fsopen,
+                libc::SYS_fsconfig,
+                libc::SYS_fsmount,
+                libc::SYS_fspick,
+                libc::SYS_move_mount,
+                libc::SYS_open_tree,
+                libc::SYS_mount_setattr,
+                libc::SYS_setns,
+                libc::SYS_unshare,
+                libc::SYS_quotactl,
+                libc::SYS_quotactl_fd,
+                libc::SYS_lookup_dcookie,
+                libc::SYS_fanotify_init,
+                libc::SYS_sethostname,
+                libc::SYS_setdomainname,
+                libc::SYS_name_to_handle_at,
+            ],
+        ),
+        (Some(CAP_DAC_READ_SEARCH), vec![libc::SYS_open_by_handle_at]),
+        (
+            Some(CAP_SYS_MODULE),
+            vec![
+                libc::SYS_init_module,
+                libc::SYS_finit_module,
+                libc::SYS_delete_module,
+            ],
+        ),
+        (
+            Some(CAP_SYS_BOOT),
+            vec![
+                libc::SYS_reboot,
+                libc::SYS_kexec_load,
+                libc::SYS_kexec_file_load,
+            ],
+        ),
+        (
+            Some(CAP_SYS_TIME),
+            vec![
+                libc::SYS_settimeofday,
+                libc::SYS_clock_settime,
+                libc::SYS_clock_adjtime,
+                libc::SYS_adjtimex,
+            ],
+        ),
+        (Some(CAP_SYSLOG), vec![libc::SYS_syslog]),
+        (Some(CAP_SYS_PACCT), vec![libc::SYS_acct]),
+        (Some(CAP_SYS_RAWIO), vec![libc::SYS_iopl, libc::SYS_ioperm]),
+        (
+            Some(CAP_SYS_NICE),
+            vec![
+                libc::SYS_mbind,
+                libc::SYS_set_mempolicy,
+                libc::SYS_get_mempolicy,
+                libc::SYS_move_pages,
+            ],
+        ),
+        (Some(CAP_BPF), vec![libc::SYS_bpf]),
+        (Some(CAP_PERFMON), vec![libc::SYS_perf_event_open]),
+        (
+            None,
+            vec![
+                libc::SYS_add_key,
+                libc::SYS_keyctl,
+                libc::SYS_request_key,
+                libc::SYS_swapon,
+                libc::SYS_swapoff,
+                libc::SYS_userfaultfd,
+                libc::SYS_uselib,
+                libc::SYS_ustat,
+                libc::SYS_sysfs,
+                libc::SYS__sysctl,
+                libc::SYS_nfsservctl,
+                libc::SYS_vhangup,
+                // Docker 25 and later refuse io_uring: it bypasses this very filter.
+                libc::SYS_io_uring_setup,
+                libc::SYS_io_uring_enter,
+                libc::SYS_io_uring_register,
+            ],
+        ),
+    ]
+}
+
+/// The workload's seccomp filter, compiled before the fork; `None` when unconfined.
+pub fn seccomp_program(policy: &Policy) -> Result<Option<BpfProgram>, String> {
+    if policy.privileged || policy.seccomp_unconfined {
+        return Ok(None);
+    }
+    let kept = policy.kept_capabilities();
+    let holds = |cap: Capability| kept.contains(&cap);
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for (guard, calls) in guarded_syscalls() {
+        // bpf and perf_event_open are also legal with SYS_ADMIN, as in the kernel.
+        let allowed = guard.is_some_and(|cap| {
+            holds(cap)
+                || (matches!(cap, Capability::CAP_BPF | Capability::CAP_PERFMON)
+                    && holds(Capability::CAP_SYS_ADMIN))
+        });
+        if !allowed {
+            for call in calls {
+                rules.insert(call, Vec::new());
+            }
+        }
+    }
+    if !holds(Capability::CAP_SYS_ADMIN) {
+        // clone with a namespace flag. (clone3 passes its flags in memory the filter cannot
+        // read: it gets ENOSYS below, and libc falls back to clone.)
+        let with_flag = |flag: u64| -> Result<SeccompRule, String> {
+            let cond = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )
+            .map_err(|e| e.to_string())?;
+            SeccompRule::new(vec![cond]).map_err(|e| e.to_string())
+        };
+        rules.insert(
+            libc::SYS_clone,
+            NAMESPACE_FLAGS
+                .iter()
+                .map(|&f| with_flag(f))
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        target_arch()?,
+    )
+    .map_err(|e| e.to_string())?;
+    let body: BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let mut program = prologue(holds(Capability::CAP_SYS_ADMIN));
+    program.extend(body);
+    Ok(Some(program))
+}
+
+fn target_arch() -> Result<TargetArch, String> {
+    std::env::consts::ARCH
+        .try_into()
+        .map_err(|_| format!("no seccomp filter for `{}`", std::env::consts::ARCH))
+}
+
+/// Hand-written instructions before the compiled filter (relative jumps make prepending safe):
+/// x32 system calls (numbers with bit 30 set, which share x86-64's audit arch and so would slip
+/// past a deny list) and, without `SYS_ADMIN`, `clone3` get `ENOSYS`.
+fn prologue(sys_admin: bool) -> Vec<sock_filter> {
+    const LD_W_ABS: u16 = 0x20;
+    const JMP_JGE_K: u16 = 0x35;
+    const JMP_JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    const NR_OFFSET: u32 = 0; // seccomp_data.nr
+    let enosys = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    let mut program = Vec::new();
+    if cfg!(target_arch = "x86_64") {
+        program.extend([
+            sock_filter {
+                code: LD_W_ABS,
+                jt: 0,
+                jf: 0,
+                k: NR_OFFSET,
+            },
+            sock_filter {
+                code: JMP_JGE_K,
+                jt: 0,
+                jf: 1,
+                k: 0x4000_0000,
+            },
+            sock_filter {
+                code: RET_K,
+                jt: 0,
+                jf: 0,
+                k: enosys,
+            },
+        ]);
+    }
+    if !sys_admin {
+        program.extend([
+            sock_filter {
+                code: LD_W_ABS,
+                jt: 0,
+                jf: 0,
+                k: NR_OFFSET,
+            },
+            sock_filter {
+                code: JMP_JEQ_K,
+                jt: 0,
+                jf: 1,
+                k: libc::SYS_clone3 as u32,
+            },
+            sock_filter {
+                code: RET_K,
+                jt: 0,
+                jf: 0,
+                k: enosys,
+            },
+        ]);
+    }
+    program
+}
+
+/// The capabilities to keep and the filter to install, prepared before the fork.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// `None`: privileged, keep everything.
+    pub kept: Option<CapsHashSet>,
+    pub seccomp: Option<BpfProgram>,
+}
+
+pub fn prepare(policy: &Policy) -> Result<Prepared, String> {
+    Ok(Prepared {
+        kept: (!policy.privileged).then(|| policy.kept_capabilities().into_iter().collect()),
+        seccomp: seccomp_program(policy)?,
+    })
+}
+
+/// Step one, in the workload process before it changes user: shrink the bounding set (what any
+/// later exec can have) and install the seccomp filter (while it still holds `SYS_ADMIN`, so
+/// no `no_new_privs` is needed and set-uid programs work as under Docker).
+pub fn restrict(prepared: &Prepared) -> Result<(), String> {
+    if let Some(kept) = &prepared.kept {
+        for cap in caps::all() {
+            if !kept.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap)
+                    .map_err(|e| format!("cannot drop {cap} from the bounding set: {e}"))?;
+            }
+        }
+    }
+    if let Some(program) = &prepared.seccomp {
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the kernel copies the program; `fprog` points into a live vector.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "cannot install the seccomp filter: {} (hint: `benchbox doctor` checks seccomp support; `[security] seccomp = \"unconfined\"` runs without it)",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step two, after the user switch: the permitted and effective sets become the kept ones (a
+/// non-root user has none left by then), the inheritable and ambient sets empty (as Docker
+/// does since CVE-2022-24769).
+pub fn finish(prepared: &Prepared) -> Result<(), String> {
+    let Some(kept) = &prepared.kept else {
+        return Ok(());
+    };
+    let now = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
+    let target: CapsHashSet = now.intersection(kept).copied().collect();
+    caps::clear(None, CapSet::Ambient).map_err(|e| format!("cannot clear ambient caps: {e}"))?;
+    caps::clear(None, CapSet::Inheritable)
+        .map_err(|e| format!("cannot clear inheritable caps: {e}"))?;
+    caps::set(None, CapSet::Effective, &target)
+        .and_then(|()| caps::set(None, CapSet::Permitted, &target))
+        .map_err(|e| format!("cannot set the workload's capabilities: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_names_parse_in_every_spelling() {
+        for name in ["SYS_PTRACE", "sys_ptrace", "CAP_SYS_PTRACE", " Sys_Ptrace "] {
+            assert_eq!(
+                parse_capability(name),
+                Some(Capability::CAP_SYS_PTRACE),
+                "{name}"
+            );
+        }
+        assert_eq!(parse_capability("SYS_PTRACEX"), None);
+        assert_eq!(capability_name(Capability::CAP_SYS_PTRACE), "SYS_PTRACE");
+        assert!(capability_names().contains(&"NET_ADMIN".to_string()));
+    }
+
+    #[test]
+    fn default_keeps_docker_set_without_mknod_and_adds_what_is_asked() {
+        let default = Policy::default().kept_capabilities();
+        assert_eq!(default.len(), 13);
+        for dangerous in [
+            Capability::CAP_SYS_ADMIN,
+            Capability::CAP_DAC_READ_SEARCH,
+            Capability::CAP_SYS_MODULE,
+            Capability::CAP_SYS_RAWIO,
+            Capability::CAP_SYS_PTRACE,
+            Capability::CAP_NET_ADMIN,
+            Capability::CAP_SYS_TIME,
+            Capability::CAP_SYSLOG,
+            Capability::CAP_BPF,
+            Capability::CAP_PERFMON,
+            Capability::CAP_MKNOD,
+        ] {
+            assert!(!default.contains(&dangerous), "{dangerous}");
+        }
+        let ptrace = Policy {
+            capabilities: vec!["SYS_PTRACE".into()],
+            ..Policy::default()
+        };
+        let kept = ptrace.kept_capabilities();
+        assert_eq!(kept.len(), 14);
+        assert!(kept.contains(&Capability::CAP_SYS_PTRACE));
+        let privileged = Policy {
+            privileged: true,
+            ..Policy::default()
+        };
+        assert_eq!(privileged.kept_capabilities().len(), caps::all().len());
+    }
+
+    #[test]
+    fn filter_compiles_and_loosens_with_capabilities() {
+        let default = seccomp_program(&Policy::default()).unwrap().unwrap();
+        let admin = seccomp_program(&Policy {
+            capabilities: vec!["SYS_ADMIN".into()],
+            ..Policy::default()
+        })
+        .unwrap()
+        .unwrap();
+        // SYS_ADMIN allows the mount family and namespaces: fewer rules.
+        assert!(admin.len() < default.len());
+        assert!(
+            seccomp_program(&Policy {
+                seccomp_unconfined: true,
+                ..Policy::default()
+            })
+            .unwrap()
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn describe_says_what_is_loosened() {
+        assert_eq!(Policy::default().describe(), "default");
+        let p = Policy {
+            capabilities: vec!["SYS_PTRACE".into(), "PERFMON".into()],
+            seccomp_unconfined: true,
+            privileged: false,
+        };
+        assert_eq!(p.describe(), "+SYS_PTRACE +PERFMON, seccomp unconfined");
+    }
+}
