@@ -405,6 +405,8 @@ struct ChildPlan {
     argv: Vec<CString>,
     env: Vec<CString>,
     path_var: String,
+    /// Write ends of the pipes benchbox drains into the logs: never a file on the host's disk,
+    /// which the workload could use as a handle to reach the host's filesystem.
     stdout: OwnedFd,
     stderr: OwnedFd,
     report_w: RawFd,
@@ -420,13 +422,58 @@ fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| SandboxError::Setup(format!("`{s}` contains a NUL byte")))
 }
 
-fn open_log(path: &Path) -> Result<OwnedFd> {
-    let file = File::create(path).map_err(|source| SandboxError::Io {
+fn open_log(path: &Path) -> Result<File> {
+    File::create(path).map_err(|source| SandboxError::Io {
         action: "create",
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(OwnedFd::from(file))
+    })
+}
+
+/// Copy both pipes into their log files until both reach EOF. A write that fails (a full disk)
+/// does not stop the draining: the workload must never block on, or be failed by, its output.
+fn drain(logs: [(OwnedFd, File); 2]) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let [(out_r, mut out_file), (err_r, mut err_file)] = logs;
+    let mut open = [true, true];
+    let mut buf = vec![0u8; 64 * 1024];
+    while open.iter().any(|&o| o) {
+        let mut fds = Vec::with_capacity(2);
+        let mut which = Vec::with_capacity(2);
+        for (i, fd) in [&out_r, &err_r].into_iter().enumerate() {
+            if open[i] {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                which.push(i);
+            }
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        let ready: Vec<usize> = fds
+            .iter()
+            .zip(&which)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, &i)| i)
+            .collect();
+        for i in ready {
+            let (fd, file) = if i == 0 {
+                (&out_r, &mut out_file)
+            } else {
+                (&err_r, &mut err_file)
+            };
+            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(0) => open[i] = false,
+                Ok(n) => {
+                    let _ = file.write_all(&buf[..n]);
+                }
+                Err(nix::Error::EINTR) | Err(nix::Error::EAGAIN) => {}
+                Err(_) => open[i] = false,
+            }
+        }
+    }
 }
 
 /// One invocation up to its measurements; the launcher is returned when it is still to be
@@ -473,6 +520,12 @@ fn run_in(
     let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (exec_r, exec_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (group_r, group_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (stdout_r, stdout_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (stderr_r, stderr_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let logs = [
+        (stdout_r, open_log(&inv.stdout)?),
+        (stderr_r, open_log(&inv.stderr)?),
+    ];
     // The cgroup namespace comes later, from init, once it is in the invocation's cgroup.
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -489,7 +542,9 @@ fn run_in(
             tmpfs_dir,
             disk_scratch: disk_scratch.map(Path::to_path_buf),
             empty_dir,
+            scratch_base: inv.scratch_base.clone(),
             volumes: inv.volumes.clone(),
+            mask_kernel_files: inv.security.masks_kernel_files(),
         },
         hostname: inv.hostname.clone(),
         loopback: !inv.host_network,
@@ -509,8 +564,8 @@ fn run_in(
             .map(|(k, v)| cstring(&format!("{k}={v}")))
             .collect::<Result<_>>()?,
         path_var,
-        stdout: open_log(&inv.stdout)?,
-        stderr: open_log(&inv.stderr)?,
+        stdout: stdout_w,
+        stderr: stderr_w,
         report_w: report_w.as_raw_fd(),
         go_r: go_r.as_raw_fd(),
         exec_w: exec_w.as_raw_fd(),
@@ -520,6 +575,8 @@ fn run_in(
             go_w.as_raw_fd(),
             exec_r.as_raw_fd(),
             group_w.as_raw_fd(),
+            logs[0].0.as_raw_fd(),
+            logs[1].0.as_raw_fd(),
         ],
     };
     if plan.argv.is_empty() {
@@ -602,9 +659,14 @@ fn run_in(
                 }
             }
         });
+        // The workload's output, drained from its pipes by this process (outside the
+        // container's cgroup, so the logs are not charged to it) until every process that
+        // holds a write end is gone.
+        let drainer = scope.spawn(move || drain(logs));
         let result = supervise(group, launcher, &mut report, &mut go, &mut exec);
         let _ = stop_tx.send(());
         let samples = sampler.join().unwrap_or_default();
+        let _ = drainer.join();
         result.map(|(mut outcome, start_ns, pending)| {
             // Seconds since the exec; samples from before the exec (the container's setup) and
             // after the workload's end (the teardown) are dropped.
@@ -990,7 +1052,14 @@ fn launcher(plan: &ChildPlan) -> ! {
     match unsafe { fork() } {
         Ok(ForkResult::Child) => init(plan),
         Ok(ForkResult::Parent { child }) => {
-            close_fds(&[plan.report_w, plan.go_r, plan.exec_w, plan.group_r]);
+            close_fds(&[
+                plan.report_w,
+                plan.go_r,
+                plan.exec_w,
+                plan.group_r,
+                plan.stdout.as_raw_fd(),
+                plan.stderr.as_raw_fd(),
+            ]);
             let code = loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => break code,
@@ -1032,26 +1101,35 @@ fn init(plan: &ChildPlan) -> ! {
     let fail = |m: String| -> ! { die(plan.report_w, MSG_ERROR, &m) };
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    if let Err(e) = mounts::setup(&plan.mounts) {
-        fail(e);
-    }
+    let detached = mounts::setup(&plan.mounts).unwrap_or_else(|e| fail(e));
     // Only now into the cgroup: the setup above ran on any CPU and was not charged to it.
     let Some((join_files, cgroup_view)) = receive_group(plan.group_r) else {
         // SAFETY: see `die`; the parent gave up on this invocation and reports why.
         unsafe { libc::_exit(1) }
     };
+    // The group's files are host paths: held open across the pivot, written after it.
+    let join: Vec<File> = join_files
+        .iter()
+        .map(|file| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(file)
+                .unwrap_or_else(|e| fail(format!("cannot open `{}`: {e}", file.display())))
+        })
+        .collect();
+    let trees = mounts::pivot(&plan.mounts, detached, &cgroup_view).unwrap_or_else(|e| fail(e));
     // Single-threaded: "0" moves this process, see `Group::join_files`; the workload is born
     // in the group.
-    for file in &join_files {
-        if let Err(e) = fs::write(file, "0") {
-            fail(format!("cannot join cgroup `{}`: {e}", file.display()));
+    for (mut file, path) in join.into_iter().zip(&join_files) {
+        if let Err(e) = file.write_all(b"0") {
+            fail(format!("cannot join cgroup `{}`: {e}", path.display()));
         }
     }
     // The container's cgroup namespace is rooted at its own group.
     if let Err(e) = unshare(CloneFlags::CLONE_NEWCGROUP) {
         fail(format!("cannot create the cgroup namespace: {e}"));
     }
-    if let Err(e) = mounts::finish_and_pivot(&plan.mounts, &cgroup_view) {
+    if let Err(e) = mounts::mount_cgroups(trees) {
         fail(e);
     }
     if let Err(e) = sethostname(&plan.hostname) {
@@ -1068,7 +1146,14 @@ fn init(plan: &ChildPlan) -> ! {
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => fail(format!("cannot fork the workload: {e}")),
     };
-    close_fds(&[plan.go_r, plan.exec_w]);
+    // Init keeps no write end of the output pipes: they reach EOF when the workload's tree is
+    // gone.
+    close_fds(&[
+        plan.go_r,
+        plan.exec_w,
+        plan.stdout.as_raw_fd(),
+        plan.stderr.as_raw_fd(),
+    ]);
     WORKLOAD_PID.store(child.as_raw(), Ordering::SeqCst);
     let handler = SigAction::new(
         SigHandler::Handler(forward_signal),

@@ -1,17 +1,22 @@
-//! The container's filesystem, built inside its new mount namespace before `pivot_root`.
+//! The container's filesystem, built inside its new mount namespace by the container's init.
 //!
-//! Runs in the container's init process (pid 1 of the new pid namespace), so the `/proc` it
-//! mounts shows only the container's processes. It happens in two steps: [`setup`] while the
-//! parent creates the invocation's cgroup, [`finish_and_pivot`] once init has joined it.
-//! Order matters: first a tmpfs private to the container, for its writable layer (unless that
-//! is on disk) and its `/run`; the root (an overlay of the rootfs layers with a fresh upper, or
-//! the host's `/` bound recursively and made read-only), then `/proc`, `/sys`, a minimal `/dev`,
-//! a private `/run` with the metrics file and (host mode) `/tmp`, the volumes (last, so a volume
-//! may sit under `/tmp`); then `/sys/fs/cgroup` and `pivot_root`.
-//! Nothing here needs undoing: the mounts die with the namespace when its last process exits.
+//! Three steps. [`setup`], while the parent creates the invocation's cgroup: a tmpfs private
+//! to the container (its writable layer, unless that is on disk, and its `/run`); the root,
+//! either an overlay of the rootfs layers with a fresh upper, or (host mode) the host's tree
+//! through one throw-away overlay per mount point and a private `/tmp`; and detached copies
+//! (`open_tree`) of what will be mounted inside (`/run`, the volumes, read-only ones already
+//! read-only). [`pivot`], once the cgroup exists: the cgroup directories are held the same way,
+//! then `pivot_root` and the old root detached, and only then `/proc` (sensitive files masked
+//! or read-only), `/sys`, a minimal `/dev`, `/run` and the volumes are mounted: every path from
+//! here on (a volume target, a symlink in the image, `..`) resolves inside the container, so no
+//! content the image or the workload controls can point a mount or a `mkdir` at the host.
+//! [`mount_cgroups`], in the container's cgroup namespace: the group, read-only, at
+//! `/sys/fs/cgroup`. Nothing here needs undoing: the mounts die with the namespace.
 
 use std::ffi::CString;
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -34,7 +39,11 @@ pub struct MountPlan {
     pub disk_scratch: Option<PathBuf>,
     /// An empty directory (the lower layer of host mode's /tmp when there is no setup layer).
     pub empty_dir: PathBuf,
+    /// benchbox's scratch base: host mode never shows it to the container.
+    pub scratch_base: PathBuf,
     pub volumes: Vec<Volume>,
+    /// Cover or make read-only the kernel's sensitive files (all but privileged containers).
+    pub mask_kernel_files: bool,
 }
 
 type Step<T> = Result<T, String>;
@@ -59,8 +68,14 @@ fn do_mount(
     }))
 }
 
-/// Make everything under `path` read-only, submounts included (mount_setattr, Linux 5.12+).
-fn make_readonly_recursive(path: &Path) -> Step<()> {
+/// Make the mount at `path` (relative to nothing: absolute, or empty with `AT_EMPTY_PATH` on
+/// a detached tree's descriptor) read-only, with its submounts when `flags` has
+/// `AT_RECURSIVE` (mount_setattr, Linux 5.12+).
+fn set_readonly(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+) -> Result<(), std::io::Error> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -69,8 +84,6 @@ fn make_readonly_recursive(path: &Path) -> Step<()> {
         userns_fd: u64,
     }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
         attr_clr: 0,
@@ -81,28 +94,18 @@ fn make_readonly_recursive(path: &Path) -> Step<()> {
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            AT_RECURSIVE,
+            dirfd,
+            path.as_ptr(),
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     if rc == 0 {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ENOSYS) {
-        return Err(format!("cannot make `{}` read-only: {err}", path.display()));
-    }
-    // Kernels before 5.12: remount the top mount read-only (submounts stay as they are).
-    do_mount(
-        None,
-        path,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
-        None,
-    )
 }
 
 fn mkdir_p(path: &Path) -> Step<()> {
@@ -118,7 +121,13 @@ fn escape_overlay_path(p: &Path) -> String {
         .replace(',', "\\,")
 }
 
-fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Step<()> {
+fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    flags: MsFlags,
+) -> Step<()> {
     mkdir_p(upper)?;
     mkdir_p(work)?;
     let lower = lowers
@@ -131,18 +140,21 @@ fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         escape_overlay_path(upper),
         escape_overlay_path(work)
     );
-    do_mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-    )
+    do_mount(Some("overlay"), target, Some("overlay"), flags, Some(&data))
 }
 
-/// Build the container's filesystem, all but its cgroups (see [`finish_and_pivot`]). Runs in
-/// the container's init.
-pub fn setup(plan: &MountPlan) -> Step<()> {
+/// Mounts made before the pivot, attached inside the new root after it (see [`pivot`]).
+pub struct Detached {
+    /// The container's private /run (a directory of its tmpfs).
+    run: OwnedFd,
+    /// Each volume's host tree (already read-only when asked), with its target.
+    volumes: Vec<(PathBuf, OwnedFd, bool)>,
+}
+
+/// Build the container's root filesystem and take hold of what will be mounted in it (the
+/// cgroups come later, see [`pivot`]). Runs in the container's init, before it joins the
+/// invocation's cgroup.
+pub fn setup(plan: &MountPlan) -> Step<Detached> {
     // Nothing we mount may propagate back to the host (and pivot_root requires it).
     do_mount(
         None,
@@ -157,7 +169,7 @@ pub fn setup(plan: &MountPlan) -> Step<()> {
         Some("tmpfs"),
         &plan.tmpfs_dir,
         Some("tmpfs"),
-        MsFlags::empty(),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )?;
     let run_dir = plan.tmpfs_dir.join("run");
@@ -179,110 +191,340 @@ pub fn setup(plan: &MountPlan) -> Step<()> {
     let root = &plan.new_root;
     match &plan.root {
         RootSpec::Overlay { lowers } => {
-            mount_overlay(lowers, &upper, &work, root)?;
+            mount_overlay(lowers, &upper, &work, root, MsFlags::empty())?;
         }
         RootSpec::Host { tmp_lower } => {
-            do_mount(
-                Some("/"),
-                root,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            make_readonly_recursive(root)?;
+            host_overlays(plan, scratch)?;
             // A private, writable /tmp: an overlay so a setup step's /tmp can sit below it.
             let lower = tmp_lower.clone().unwrap_or_else(|| plan.empty_dir.clone());
-            mount_overlay(&[lower], &upper, &work, &root.join("tmp"))?;
-            fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
+            let tmp = root.join("tmp");
+            mount_overlay(
+                &[lower],
+                &upper,
+                &work,
+                &tmp,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            )?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
                 .map_err(|e| format!("cannot chmod /tmp: {e}"))?;
         }
     }
-    // A private /run, empty but for the metrics directory: a directory of the tmpfs.
-    mkdir_p(&root.join("run"))?;
-    do_mount(
-        Some(&run_dir.display().to_string()),
-        &root.join("run"),
-        None,
-        MsFlags::MS_BIND,
-        None,
-    )?;
-    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mkdir_p(&root.join("proc"))?;
-    do_mount(
-        Some("proc"),
-        &root.join("proc"),
-        Some("proc"),
-        nosuid_nodev_noexec,
-        None,
-    )?;
-    mkdir_p(&root.join("sys"))?;
-    // A fresh sysfs reflects the container's own network namespace; read-only.
-    do_mount(
-        Some("sysfs"),
-        &root.join("sys"),
-        Some("sysfs"),
-        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-        None,
-    )?;
-    setup_dev(&root.join("dev"))?;
+    let run = detach(&run_dir, false, false)?;
+    let volumes = plan
+        .volumes
+        .iter()
+        .map(|v| {
+            let tree = detach(&v.host, true, v.read_only)
+                .map_err(|e| format!("volume `{}`: {e}", v.host.display()))?;
+            Ok((v.target.clone(), tree, v.host.is_dir()))
+        })
+        .collect::<Step<_>>()?;
+    Ok(Detached { run, volumes })
+}
 
-    for volume in &plan.volumes {
-        mount_volume(root, volume, matches!(plan.root, RootSpec::Host { .. }))?;
+/// Host mode: the host's tree through throw-away overlays, one per mount point the container
+/// sees (an overlay does not reach into its lower layer's submounts), each with an upper layer
+/// of its own in the container's scratch. Writes anywhere succeed and vanish with the
+/// container; the host's files are only ever lower layers. A mount that cannot be an overlay
+/// lower (some network or FUSE file systems) is shown read-only instead.
+fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let hidden = [plan.new_root.as_path(), plan.tmpfs_dir.as_path()];
+    for (i, point) in host_mount_points(&mountinfo, &plan.scratch_base, &hidden)
+        .iter()
+        .enumerate()
+    {
+        let target = plan.new_root.join(point.strip_prefix("/").unwrap_or(point));
+        let layer = scratch.join("host").join(i.to_string());
+        let flags = MsFlags::empty();
+        if mount_overlay(
+            std::slice::from_ref(point),
+            &layer.join("upper"),
+            &layer.join("work"),
+            &target,
+            flags,
+        )
+        .is_err()
+        {
+            do_mount(
+                Some(&point.display().to_string()),
+                &target,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
+            do_mount(
+                None,
+                &target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+            )?;
+        }
     }
     Ok(())
 }
 
-/// Show the invocation's cgroup directories at `/sys/fs/cgroup` (see
-/// `Group::container_view`; they exist only once the parent made the group) and switch into
-/// the new root.
-pub fn finish_and_pivot(plan: &MountPlan, cgroup_view: &[(String, PathBuf)]) -> Step<()> {
+/// The host's mount points a host-mode container sees through overlays, parents first: every
+/// visible mount but the kernel's and the container's own (`/proc`, `/sys`, `/dev`, `/run`,
+/// `/tmp` and what is under them are replaced), benchbox's scratch, and `hidden`. Pure.
+pub fn host_mount_points(mountinfo: &str, scratch_base: &Path, hidden: &[&Path]) -> Vec<PathBuf> {
+    const REPLACED: [&str; 5] = ["/proc", "/sys", "/dev", "/run", "/tmp"];
+    let mut points: Vec<PathBuf> = Vec::new();
+    for line in mountinfo.lines() {
+        let Some(field) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let point = PathBuf::from(unescape_mountinfo(field));
+        let skip = REPLACED.iter().any(|r| point.starts_with(r))
+            || point.starts_with(scratch_base)
+            || hidden.iter().any(|h| point.starts_with(h));
+        if skip {
+            continue;
+        }
+        // A later mount on the same point hides the earlier one, and whatever was under it.
+        points.retain(|p| !p.starts_with(&point));
+        points.push(point);
+    }
+    points.sort_by_key(|p| p.components().count());
+    points
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && let Ok(code) = u8::from_str_radix(&field[i + 1..i + 4], 8)
+        {
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// A detached copy of the mount tree at `path` (a host path, resolved now, before the pivot),
+/// made read-only when asked, to attach in the container later with [`attach`].
+fn detach(path: &Path, recursive: bool, read_only: bool) -> Step<OwnedFd> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: a valid NUL-terminated path; the result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot take hold of `{}`: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: open_tree returned a fresh descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    if read_only {
+        set_readonly(
+            fd.as_raw_fd(),
+            c"",
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+        )
+        .map_err(|e| format!("cannot make `{}` read-only: {e}", path.display()))?;
+    }
+    Ok(fd)
+}
+
+/// Attach a tree from [`detach`] at `target`, a path inside the container (after the pivot,
+/// so it resolves only within the container's own root).
+fn attach(tree: &OwnedFd, target: &Path) -> Step<()> {
+    let c_target = CString::new(target.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: a descriptor we own, an empty source path and a valid target path.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot mount on `{}`: {}",
+            target.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// The cgroup directories to show at /sys/fs/cgroup, held before the pivot.
+pub struct CgroupTrees(Vec<(String, OwnedFd)>);
+
+/// Take hold of the invocation's cgroup directories (see `Group::container_view`; they exist
+/// only once the parent made the group), switch into the new root for good, and build the
+/// rest of the container's filesystem there: `/proc` (with the kernel's sensitive files
+/// masked or read-only), `/sys`, `/dev`, `/run`, the volumes. From here on every path resolves
+/// inside the container: a symlink or `..` in the image or a volume target cannot reach the
+/// host. Creating a mount point writes only to the container's own writable layer.
+pub fn pivot(
+    plan: &MountPlan,
+    detached: Detached,
+    cgroup_view: &[(String, PathBuf)],
+) -> Step<CgroupTrees> {
+    let trees = cgroup_view
+        .iter()
+        .map(|(dir, source)| Ok((dir.clone(), detach(source, false, true)?)))
+        .collect::<Step<Vec<_>>>()?;
     let root = &plan.new_root;
-    setup_cgroup_fs(&root.join("sys/fs/cgroup"), cgroup_view)?;
     chdir(root).map_err(ctx(|| format!("cannot chdir to `{}`", root.display())))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
     // only the new root visible.
     pivot_root(".", ".").map_err(ctx(|| "pivot_root failed".to_string()))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(ctx(|| "cannot detach the old root".to_string()))?;
     chdir("/").map_err(ctx(|| "cannot chdir to /".to_string()))?;
-    Ok(())
+
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mkdir_p(Path::new("/proc"))?;
+    do_mount(
+        Some("proc"),
+        Path::new("/proc"),
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+    )?;
+    mkdir_p(Path::new("/sys"))?;
+    // A fresh sysfs reflects the container's own network namespace; read-only.
+    do_mount(
+        Some("sysfs"),
+        Path::new("/sys"),
+        Some("sysfs"),
+        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+        None,
+    )?;
+    setup_dev(Path::new("/dev"))?;
+    if plan.mask_kernel_files {
+        mask_kernel_files()?;
+    }
+    // A private /run, empty but for the metrics directory: a directory of the tmpfs.
+    mkdir_p(Path::new("/run"))?;
+    attach(&detached.run, Path::new("/run"))?;
+    for (target, tree, is_dir) in &detached.volumes {
+        make_volume_target(target, *is_dir)?;
+        attach(tree, target)?;
+    }
+    Ok(CgroupTrees(trees))
 }
 
-/// The container's own cgroups, read-only, at /sys/fs/cgroup: bind mounts of the invocation's
-/// group directories (a tmpfs holds one per v1 controller). Binds, not fresh cgroup mounts: a
-/// v1 cgroup mount waits for dying groups (the previous invocation's) to go offline.
-/// Inside the cgroup namespace the binds' roots show as `/` in /proc/self/mountinfo and
-/// /proc/self/cgroup, exactly as container-aware runtimes expect.
-fn setup_cgroup_fs(target: &Path, view: &[(String, PathBuf)]) -> Step<()> {
-    let bind = |source: &Path, path: &Path| -> Step<()> {
+/// Show the invocation's cgroups, read-only, at /sys/fs/cgroup (once init is in its cgroup
+/// namespace). Bind mounts of the group's directories (a tmpfs holds one per v1 controller),
+/// not fresh cgroup mounts: a v1 cgroup mount waits for dying groups (the previous
+/// invocation's) to go offline. Inside the cgroup namespace the binds' roots show as `/` in
+/// /proc/self/mountinfo and /proc/self/cgroup, exactly as container-aware runtimes expect.
+pub fn mount_cgroups(trees: CgroupTrees) -> Step<()> {
+    let target = Path::new("/sys/fs/cgroup");
+    if let [(dir, tree)] = &trees.0[..]
+        && dir.is_empty()
+    {
+        return attach(tree, target);
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    do_mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )?;
+    for (dir, tree) in &trees.0 {
+        let path = target.join(dir);
+        mkdir_p(&path)?;
+        attach(tree, &path)?;
+    }
+    do_mount(
+        None,
+        target,
+        None,
+        flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None,
+    )
+}
+
+/// Kernel files a workload must not read (addresses, keys, other tenants' timers) are
+/// covered, and the ones that would change the host for every later cell (sysctls, sysrq,
+/// IRQ affinity, bus devices) made read-only, as Docker and runc do. Paths this kernel lacks
+/// are skipped.
+fn mask_kernel_files() -> Step<()> {
+    const MASKED: [&str; 11] = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/key-users",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/kallsyms",
+        "/proc/latency_stats",
+        "/proc/acpi",
+        "/proc/scsi",
+        "/sys/firmware",
+    ];
+    const READ_ONLY: [&str; 5] = [
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+        "/proc/irq",
+        "/proc/bus",
+        "/proc/fs",
+    ];
+    for path in MASKED.iter().map(Path::new) {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => do_mount(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=000"),
+            )?,
+            Ok(_) => do_mount(Some("/dev/null"), path, None, MsFlags::MS_BIND, None)?,
+            Err(_) => {}
+        }
+    }
+    for path in READ_ONLY.iter().map(Path::new) {
+        if fs::symlink_metadata(path).is_err() {
+            continue;
+        }
         do_mount(
-            Some(&source.display().to_string()),
+            Some(&path.display().to_string()),
             path,
             None,
             MsFlags::MS_BIND,
             None,
-        )
-    };
-    if let [(dir, source)] = view
-        && dir.is_empty()
-    {
-        bind(source, target)?;
-    } else {
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        do_mount(
-            Some("tmpfs"),
-            target,
-            Some("tmpfs"),
-            flags,
-            Some("mode=755"),
         )?;
-        for (dir, source) in view {
-            let path = target.join(dir);
-            mkdir_p(&path)?;
-            bind(source, &path)?;
-        }
+        do_mount(
+            None,
+            path,
+            None,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None,
+        )?;
     }
-    // One call makes the whole tree read-only, instead of a remount per bind.
-    make_readonly_recursive(target)
+    Ok(())
 }
 
 /// A minimal /dev: a tmpfs with device nodes, a private devpts, and a shm directory.
@@ -344,37 +586,22 @@ fn setup_dev(dev: &Path) -> Step<()> {
     Ok(())
 }
 
-fn mount_volume(root: &Path, volume: &Volume, host_mode: bool) -> Step<()> {
-    let target = root.join(volume.target.strip_prefix("/").unwrap_or(&volume.target));
-    if !target.exists() {
-        let made = if volume.host.is_dir() {
-            fs::create_dir_all(&target)
-        } else {
-            target
-                .parent()
-                .map_or(Ok(()), fs::create_dir_all)
-                .and_then(|_| fs::write(&target, b""))
-        };
-        made.map_err(|e| {
-            let hint = if host_mode {
-                " (hint: on the host filesystem only /tmp is writable: mount the volume at an existing path or under /tmp)"
-            } else {
-                ""
-            };
-            format!("cannot create volume target `{}`: {e}{hint}", volume.target.display())
-        })?;
+/// The mount point of a volume, inside the container (after the pivot): a directory for a
+/// directory, an empty file for a file, created in the container's writable layer when
+/// missing.
+fn make_volume_target(target: &Path, is_dir: bool) -> Step<()> {
+    if target.exists() {
+        return Ok(());
     }
-    do_mount(
-        Some(&volume.host.display().to_string()),
-        &target,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )?;
-    if volume.read_only {
-        make_readonly_recursive(&target)?;
-    }
-    Ok(())
+    let made = if is_dir {
+        fs::create_dir_all(target)
+    } else {
+        target
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|_| fs::write(target, b""))
+    };
+    made.map_err(|e| format!("cannot create volume target `{}`: {e}", target.display()))
 }
 
 /// Bring the loopback interface up (a new network namespace starts with it down).
