@@ -1,0 +1,1729 @@
+//! Attacks on the sandbox, each one a real hostile workload in a real container: every test
+//! asserts that the attack fails inside AND that the host is untouched (its files, sysctls,
+//! mounts, the group's cgroup limits).
+//!
+//! Most attacks are shell one-liners in a busybox root filesystem; the rest use a small static
+//! C probe (`tests/security/probe.c`, built here with `gcc -static`) that makes the raw system
+//! calls and prints one `name=OK:<result>` or `name=ERR:<ERRNO>` line per attempt.
+//!
+//! Tests named `hole_*` demonstrate holes found while writing this suite: they FAIL until the
+//! sandbox is fixed (see each one's doc comment for the reproduction).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use benchbox::sandbox::{self, Invocation, Limits, Outcome, RootSpec, Volume, security::Policy};
+
+// ---------------------------------------------------------------------------------------------
+// Fixture
+// ---------------------------------------------------------------------------------------------
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    rootfs: PathBuf,
+    cgroups: sandbox::Hierarchy,
+}
+
+/// What one invocation gave: its outcome, its stdout and its stderr.
+struct Run {
+    o: Outcome,
+    out: String,
+    err: String,
+}
+
+impl Run {
+    /// The probe's `name=value` lines.
+    fn probe(&self) -> BTreeMap<String, String> {
+        self.out
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--- outcome: exit {:?} signal {:?} oom {}\n--- stdout\n{}--- stderr\n{}",
+            self.o.exit_code, self.o.signal, self.o.oom_killed, self.out, self.err
+        )
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// CPU-bound tests take turns (2 cores shared with the other tests).
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cpu_turn() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Fixture {
+    fn new() -> Option<Fixture> {
+        if !common::privileged() {
+            return None;
+        }
+        let dir = tempdir();
+        let rootfs = common::busybox_rootfs(&dir.path().join("rootfs"));
+        fs::create_dir(dir.path().join("scratch")).unwrap();
+        let cgroups = sandbox::cgroup::detect_host().expect("cgroups");
+        Some(Fixture {
+            dir,
+            rootfs,
+            cgroups,
+        })
+    }
+
+    /// A fixture whose rootfs has the probe at /bin/probe (`None`: no C toolchain, skipped).
+    fn with_probe() -> Option<Fixture> {
+        let f = Fixture::new()?;
+        let probe = probe_binary()?;
+        fs::copy(probe, f.rootfs.join("bin/probe")).unwrap();
+        Some(f)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn invocation(&self, script: &str) -> Invocation {
+        Invocation {
+            root: RootSpec::Overlay {
+                lowers: vec![self.rootfs.clone()],
+            },
+            volumes: vec![],
+            workdir: None,
+            user: None,
+            env: vec![("PATH".into(), "/bin".into())],
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            hostname: "cell".into(),
+            host_network: false,
+            limits: Limits::default(),
+            stdout: self.path("out"),
+            stderr: self.path("err"),
+            timeout: Some(Duration::from_secs(60)),
+            memory_interval: None,
+            scratch_base: self.path("scratch"),
+            upper_on_disk: false,
+            keep_upper: None,
+            security: Policy::default(),
+        }
+    }
+
+    /// On the host's filesystem (its own shell and tools), with the probe, when there is one,
+    /// at /probe-bin/probe through a read-only volume.
+    fn host_invocation(&self, script: &str) -> Invocation {
+        let mut inv = self.invocation(script);
+        inv.root = RootSpec::Host { tmp_lower: None };
+        inv.env = vec![(
+            "PATH".into(),
+            "/probe-bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        )];
+        if self.rootfs.join("bin/probe").exists() {
+            let dir = self.path("probe-bin");
+            fs::create_dir_all(&dir).unwrap();
+            fs::copy(self.rootfs.join("bin/probe"), dir.join("probe")).unwrap();
+            inv.volumes.push(Volume {
+                host: dir,
+                target: "/probe-bin".into(),
+                read_only: true,
+            });
+        }
+        inv
+    }
+
+    fn group_name() -> String {
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        format!("inv-{}-sec{seq}", std::process::id())
+    }
+
+    fn try_run(&self, inv: &Invocation) -> sandbox::Result<Run> {
+        self.try_run_named(inv, &Fixture::group_name())
+    }
+
+    fn try_run_named(&self, inv: &Invocation, group: &str) -> sandbox::Result<Run> {
+        let o = sandbox::run(inv, &self.cgroups, group, &AtomicBool::new(false))?;
+        sandbox::wait_for_cleanup()?;
+        Ok(Run {
+            o,
+            out: fs::read_to_string(&inv.stdout).unwrap_or_default(),
+            err: fs::read_to_string(&inv.stderr).unwrap_or_default(),
+        })
+    }
+
+    fn run(&self, inv: &Invocation) -> Run {
+        self.try_run(inv).expect("invocation")
+    }
+
+    /// Run `inv`; once its stdout has a line `ready`, call `during` (from this test's thread,
+    /// on the host) while the workload goes on.
+    fn run_observed<T: Send>(
+        &self,
+        inv: &Invocation,
+        ready: &str,
+        during: impl FnOnce(&str) -> T + Send,
+    ) -> (Run, Option<T>) {
+        let group = Fixture::group_name();
+        std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(30) {
+                    let out = fs::read_to_string(&inv.stdout).unwrap_or_default();
+                    if out.lines().any(|l| l == ready) {
+                        return Some(during(&group));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                None
+            });
+            let run = self.try_run_named(inv, &group).expect("invocation");
+            (run, watcher.join().unwrap())
+        })
+    }
+}
+
+/// The probe, built once per test process (`None`: no gcc, and skipping is allowed).
+fn probe_binary() -> Option<PathBuf> {
+    static PROBE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/security/probe.c");
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let tmp = dir.join(format!("security-probe.{}", std::process::id()));
+            let built = Command::new("gcc")
+                .args(["-static", "-O1", "-Wall", "-Werror", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .output();
+            let missing = |why: String| {
+                assert!(
+                    std::env::var_os("BENCHBOX_REQUIRE_PRIVILEGED").is_none(),
+                    "the security probe cannot be built ({why}) and BENCHBOX_REQUIRE_PRIVILEGED \
+                     is set (hint: apt-get install gcc libc6-dev)"
+                );
+                eprintln!("skipping: the security probe cannot be built: {why}");
+                None
+            };
+            match built {
+                Err(e) => missing(format!("gcc: {e}")),
+                Ok(o) if !o.status.success() => {
+                    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+                    if err.contains("No such file or directory") || err.contains("cannot find -l") {
+                        missing(err)
+                    } else {
+                        panic!("tests/security/probe.c does not compile:\n{err}")
+                    }
+                }
+                Ok(_) => {
+                    let probe = dir.join("security-probe");
+                    fs::rename(&tmp, &probe).unwrap();
+                    Some(probe)
+                }
+            }
+        })
+        .clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host: what must be untouched
+// ---------------------------------------------------------------------------------------------
+
+/// This suite's temporary directories, named so that the mount checks can tell them apart.
+const TMP_PREFIX: &str = "benchbox-sec-";
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempdir()
+        .unwrap()
+}
+
+/// The mounts of this (the host's) mount namespace. Other programs on the machine (other test
+/// suites) mount and unmount in their own temporary directories meanwhile: those are left out,
+/// but not this suite's own.
+fn host_mounts() -> BTreeSet<String> {
+    let tmp = std::env::temp_dir();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let point = Path::new(l.split(' ').nth(4).unwrap_or(""));
+            point == tmp || !point.starts_with(&tmp) || l.contains(TMP_PREFIX)
+        })
+        .map(String::from)
+        .collect()
+}
+
+fn assert_host_mounts_unchanged(before: &BTreeSet<String>) {
+    let after = host_mounts();
+    let added: Vec<_> = after.difference(before).collect();
+    let removed: Vec<_> = before.difference(&after).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "the host's mount table changed: added {added:#?} removed {removed:#?}"
+    );
+}
+
+/// A host file that must keep its content (or stay absent).
+struct Watched(Vec<(PathBuf, Option<Vec<u8>>)>);
+
+impl Watched {
+    fn new(paths: &[&Path]) -> Watched {
+        Watched(
+            paths
+                .iter()
+                .map(|p| (p.to_path_buf(), fs::read(p).ok()))
+                .collect(),
+        )
+    }
+
+    fn assert_unchanged(&self) {
+        for (path, before) in &self.0 {
+            let now = fs::read(path).ok();
+            if now.is_some() && before.is_none() {
+                let _ = fs::remove_file(path);
+            }
+            assert!(
+                &now == before,
+                "host file `{}` changed: {:?} -> {:?}",
+                path.display(),
+                before
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+                now.as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            );
+        }
+    }
+}
+
+/// A host sysctl, put back on drop should a test find it changed.
+struct Sysctl {
+    path: PathBuf,
+    before: String,
+}
+
+impl Sysctl {
+    fn read(name: &str) -> Sysctl {
+        let path = Path::new("/proc/sys").join(name);
+        let before = fs::read_to_string(&path).unwrap();
+        Sysctl { path, before }
+    }
+
+    fn now(&self) -> String {
+        fs::read_to_string(&self.path).unwrap()
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if self.now() != self.before {
+            let _ = fs::write(&self.path, self.before.trim_end());
+        }
+    }
+}
+
+/// The directory of group `group` for `controller` on the host (v1: one hierarchy per
+/// controller; v2: the unified one), as benchbox makes it: under the caller's own group
+/// plus `benchbox/`.
+fn host_group_dir(controller: &str, group: &str) -> PathBuf {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let v1 = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mut r = right.split(' ');
+        let fstype = r.next()?;
+        let opts = r.nth(1)?;
+        (fstype == "cgroup" && opts.split(',').any(|o| o == controller))
+            .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+    });
+    if let Some(mount) = v1 {
+        let path = own
+            .lines()
+            .find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+                ctrls.split(',').any(|c| c == controller).then_some(path)
+            })
+            .unwrap();
+        return mount
+            .join(path.trim_start_matches('/'))
+            .join("benchbox")
+            .join(group);
+    }
+    let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    Path::new("/sys/fs/cgroup")
+        .join(path.trim_start_matches('/'))
+        .join("benchbox")
+        .join(group)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities
+// ---------------------------------------------------------------------------------------------
+
+/// Docker's default capabilities (moby's `oci/caps/defaults.go`), by number.
+const DOCKER_DEFAULT_CAPS: [(&str, u32); 14] = [
+    ("CHOWN", 0),
+    ("DAC_OVERRIDE", 1),
+    ("FOWNER", 3),
+    ("FSETID", 4),
+    ("KILL", 5),
+    ("SETGID", 6),
+    ("SETUID", 7),
+    ("SETPCAP", 8),
+    ("NET_BIND_SERVICE", 10),
+    ("NET_RAW", 13),
+    ("SYS_CHROOT", 18),
+    ("MKNOD", 27),
+    ("AUDIT_WRITE", 29),
+    ("SETFCAP", 31),
+];
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Docker's defaults minus MKNOD.
+fn default_cap_mask() -> u64 {
+    DOCKER_DEFAULT_CAPS
+        .iter()
+        .filter(|(name, _)| *name != "MKNOD")
+        .fold(0, |mask, (_, bit)| mask | 1 << bit)
+}
+
+/// Every capability benchbox itself may hand out: this kernel's, within this process's own
+/// bounding set (a CI sandbox may lack some, e.g. SYS_RESOURCE).
+fn full_cap_mask() -> u64 {
+    let last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let own = fs::read_to_string("/proc/self/status").unwrap();
+    ((1u64 << (last + 1)) - 1) & cap_field(&own, "CapBnd")
+}
+
+/// `Field:\tvalue` of a /proc/PID/status dump.
+fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+        .trim()
+}
+
+fn cap_field(status: &str, field: &str) -> u64 {
+    u64::from_str_radix(status_field(status, field), 16).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Remounting /, writing the host's directories
+// ---------------------------------------------------------------------------------------------
+
+fn marker(name: &str) -> String {
+    format!("benchbox-sec-{}-{name}", std::process::id())
+}
+
+const HOST_DIRS: [&str; 3] = ["/etc", "/root", "/var/tmp"];
+
+/// Remount / read-write, then write the host's /etc, /root and /var/tmp: in a rootfs the
+/// writes land in the container's own layer, never in the host's directories nor in the
+/// rootfs directory (an overlay lower).
+#[test]
+fn remount_root_rw_then_write_host_dirs_in_a_rootfs() {
+    let Some(f) = Fixture::new() else { return };
+    let m = marker("remount");
+    let mounts = host_mounts();
+    let passwd = f.rootfs.join("etc/passwd");
+    let mut watched: Vec<PathBuf> = HOST_DIRS.iter().map(|d| Path::new(d).join(&m)).collect();
+    watched.push(passwd.clone());
+    watched.extend(HOST_DIRS.iter().map(|d| f.rootfs.join(&d[1..]).join(&m)));
+    let watched = Watched::new(&watched.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    let run = f.run(&f.invocation(&format!(
+        "mount -o remount,rw /; echo remount=$?; mount -o remount,rw,suid,dev /; echo remount_dev=$?; \
+         for d in /etc /root /var/tmp; do mkdir -p $d; echo pwned > $d/{m} && echo wrote=$d; done; \
+         echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd && echo wrote=passwd"
+    )));
+    let r = run.probe();
+    assert_ne!(r["remount"], "0", "{run:?}");
+    assert_ne!(r["remount_dev"], "0", "{run:?}");
+    assert!(run.err.contains("permission denied"), "{run:?}");
+    // The writes themselves succeed: they go to the container's throw-away layer.
+    assert_eq!(run.out.matches("wrote=").count(), 4, "{run:?}");
+    watched.assert_unchanged();
+    assert_host_mounts_unchanged(&mounts);
+    let again = f.run(&f.invocation(&format!("cat /etc/{m} 2>&1; grep -c evil /etc/passwd")));
+    assert!(again.out.contains("No such file"), "{again:?}");
+    assert!(again.out.ends_with("0\n"), "{again:?}");
+}
+
+/// The same on the host's own filesystem: the writes succeed inside (each host mount is a
+/// throw-away overlay) and vanish with the container.
+#[test]
+fn remount_root_rw_then_write_host_dirs_in_host_mode() {
+    let Some(f) = Fixture::new() else { return };
+    let m = marker("host-remount");
+    let mounts = host_mounts();
+    let targets: Vec<PathBuf> = HOST_DIRS.iter().map(|d| Path::new(d).join(&m)).collect();
+    let watched = Watched::new(
+        &targets
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([Path::new("/etc/hostname"), Path::new("/etc/passwd")])
+            .collect::<Vec<_>>(),
+    );
+    let run = f.run(&f.host_invocation(&format!(
+        "mount -o remount,rw /; echo remount=$?; mount -o remount,rw /etc 2>/dev/null; \
+         for d in /etc /root /var/tmp; do echo pwned > $d/{m} && cat $d/{m} >/dev/null && echo wrote=$d; done; \
+         echo pwned > /etc/hostname && echo wrote=hostname; \
+         echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd && echo wrote=passwd"
+    )));
+    assert_ne!(run.probe()["remount"], "0", "{run:?}");
+    assert_eq!(run.out.matches("wrote=").count(), 5, "{run:?}");
+    watched.assert_unchanged();
+    assert_host_mounts_unchanged(&mounts);
+    // Gone with the container: the next one on the host sees none of it.
+    let again = f.run(&f.host_invocation(&format!(
+        "ls /etc/{m} /root/{m} /var/tmp/{m} 2>&1; grep -c evil: /etc/passwd"
+    )));
+    assert_eq!(again.out.matches("No such file").count(), 3, "{again:?}");
+    assert!(again.out.ends_with("0\n"), "{again:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounts and namespaces
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn mount_tmpfs_proc_and_cgroup_are_refused() {
+    let Some(f) = Fixture::new() else { return };
+    let mounts = host_mounts();
+    let run = f.run(&f.invocation(
+        "mkdir -p /tmp/a /tmp/b /tmp/c; \
+         mount -t tmpfs none /tmp/a; echo tmpfs=$?; \
+         mount -t proc proc /tmp/b; echo proc=$?; \
+         mount -t cgroup -o memory cgroup /tmp/c; echo cgroup=$?; \
+         mount -o bind / /tmp/a; echo bind=$?; \
+         umount /proc/kallsyms; echo umount_kallsyms=$?; \
+         echo tmp_mounts=$(grep -c ' /tmp/' /proc/self/mountinfo); \
+         echo kallsyms=$(wc -c < /proc/kallsyms)",
+    ));
+    let r = run.probe();
+    for attempt in ["tmpfs", "proc", "cgroup", "bind", "umount_kallsyms"] {
+        assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
+    }
+    assert_eq!(r["tmp_mounts"], "0", "a mount appeared: {run:?}");
+    assert_eq!(r["kallsyms"], "0", "the mask was removed: {run:?}");
+    assert_host_mounts_unchanged(&mounts);
+}
+
+#[test]
+fn unshare_user_and_mount_namespaces_are_refused() {
+    let Some(f) = Fixture::new() else { return };
+    let mounts = host_mounts();
+    let run = f.run(&f.invocation(
+        "unshare -U true; echo user=$?; unshare -m true; echo mnt=$?; \
+         unshare -r -m sh -c 'mount -t tmpfs none /tmp && echo MOUNTED'; echo root_map=$?; \
+         unshare -n true; echo net=$?; unshare -p -f true; echo pid=$?; unshare -u -i true; echo uts_ipc=$?; \
+         readlink /proc/self/ns/user /proc/1/ns/user 2>&1",
+    ));
+    let r = run.probe();
+    for ns in ["user", "mnt", "root_map", "net", "pid", "uts_ipc"] {
+        assert_ne!(r[ns], "0", "unshare {ns}: {run:?}");
+    }
+    assert!(!run.out.contains("MOUNTED"), "{run:?}");
+    assert_host_mounts_unchanged(&mounts);
+}
+
+#[test]
+fn pivot_root_and_chroot_escape_stay_in_the_container() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    // A file the host has and the container does not.
+    let host_marker = f.path("host-marker");
+    fs::write(&host_marker, "host").unwrap();
+    let run = f.run(&f.invocation(&format!(
+        "mkdir -p /tmp/old; pivot_root / /tmp/old; echo pivot=$?; \
+         probe chroot-escape {}",
+        host_marker.display()
+    )));
+    let r = run.probe();
+    assert_ne!(r["pivot"], "0", "{run:?}");
+    // CAP_SYS_CHROOT is Docker's default: the chroot works, the escape leads to the
+    // container's root, never the host's.
+    assert_eq!(r["chroot_jail"], "OK:0", "{run:?}");
+    assert_eq!(r["marker_visible"], "no", "{run:?}");
+    assert_eq!(r["container_root"], "yes", "{run:?}");
+    // The marker is really there for a process on the host.
+    assert!(host_marker.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel settings
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sysctl_writes_are_read_only_and_the_host_keeps_its_values() {
+    let Some(f) = Fixture::new() else { return };
+    let swappiness = Sysctl::read("vm/swappiness");
+    let core_pattern = Sysctl::read("kernel/core_pattern");
+    let hostname = Sysctl::read("kernel/hostname");
+    let other = (swappiness.before.trim().parse::<u32>().unwrap() + 7) % 100;
+    let run = f.run(&f.invocation(&format!(
+        "echo {other} > /proc/sys/vm/swappiness; echo swappiness=$?; \
+         echo '|/tmp/evil %p' > /proc/sys/kernel/core_pattern; echo core_pattern=$?; \
+         echo pwned > /proc/sys/kernel/hostname; echo hostname=$?; \
+         echo 1 > /proc/sys/kernel/sysrq; echo sysrq=$?; \
+         echo h > /proc/sysrq-trigger; echo sysrq_trigger=$?; \
+         echo never > /sys/kernel/mm/transparent_hugepage/enabled; echo sysfs=$?; \
+         cat /proc/sys/vm/swappiness"
+    )));
+    let r = run.probe();
+    for attempt in [
+        "swappiness",
+        "core_pattern",
+        "hostname",
+        "sysrq",
+        "sysrq_trigger",
+        "sysfs",
+    ] {
+        assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
+    }
+    assert!(run.err.contains("Read-only file system"), "{run:?}");
+    // The container reads the host's value: the write really was refused.
+    assert_eq!(run.out.lines().last(), Some(swappiness.before.trim()));
+    assert_eq!(swappiness.now(), swappiness.before);
+    assert_eq!(core_pattern.now(), core_pattern.before);
+    assert_eq!(hostname.now(), hostname.before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cgroup limits and counters
+// ---------------------------------------------------------------------------------------------
+
+fn is_v1(f: &Fixture) -> bool {
+    f.cgroups.version() == sandbox::cgroup::Version::V1
+}
+
+/// Raise the memory limit from inside (and turn the OOM killer off), then allocate past it:
+/// the writes fail, the workload is OOM-killed, the group's limit on the host is unchanged.
+#[test]
+fn raising_the_cgroup_memory_limit_from_inside_fails_and_oom_still_kills() {
+    let Some(f) = Fixture::new() else { return };
+    let limit = 64u64 << 20;
+    let (limit_file, raise) = if is_v1(&f) {
+        (
+            "memory/memory.limit_in_bytes",
+            "echo 1073741824 > /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes; echo memsw=$?; \
+             echo 1073741824 > /sys/fs/cgroup/memory/memory.limit_in_bytes; echo limit=$?; \
+             echo 1 > /sys/fs/cgroup/memory/memory.oom_control; echo oom_control=$?; \
+             echo 0 > /sys/fs/cgroup/memory/memory.swappiness; echo swappiness=$?",
+        )
+    } else {
+        (
+            "memory.max",
+            "echo 1073741824 > /sys/fs/cgroup/memory.swap.max; echo memsw=$?; \
+             echo 1073741824 > /sys/fs/cgroup/memory.max; echo limit=$?; \
+             echo 0 > /sys/fs/cgroup/memory.oom.group; echo oom_control=$?; \
+             echo max > /sys/fs/cgroup/memory.high; echo swappiness=$?",
+        )
+    };
+    let mut inv = f.invocation(&format!(
+        "{raise}; cat /sys/fs/cgroup/{limit_file}; echo attempted; sleep 1; \
+         x=$(head -c 134217728 /dev/zero | tr '\\0' a); echo survived ${{#x}}"
+    ));
+    inv.limits.memory = Some(limit);
+    let host_file = Path::new(limit_file).file_name().unwrap().to_owned();
+    let (run, host_limit) = f.run_observed(&inv, "attempted", |group| {
+        fs::read_to_string(host_group_dir("memory", group).join(&host_file)).unwrap()
+    });
+    let r = run.probe();
+    for attempt in ["memsw", "limit", "oom_control", "swappiness"] {
+        assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
+    }
+    assert!(run.err.contains("Read-only file system"), "{run:?}");
+    assert!(run.o.oom_killed, "{run:?}");
+    assert!(!run.out.contains("survived"), "{run:?}");
+    assert!(run.out.contains(&format!("\n{limit}\n")), "{run:?}");
+    assert_eq!(
+        host_limit
+            .expect("the workload never got to its allocation")
+            .trim(),
+        limit.to_string()
+    );
+    assert_eq!(run.o.applied.memory_bytes, Some(limit));
+}
+
+#[test]
+fn raising_the_cgroup_pids_limit_from_inside_fails() {
+    let Some(f) = Fixture::new() else { return };
+    let pids_file = if is_v1(&f) {
+        "pids/pids.max"
+    } else {
+        "pids.max"
+    };
+    let mut inv = f.invocation(&format!(
+        "echo max > /sys/fs/cgroup/{pids_file}; echo pids=$?; echo 100000 > /sys/fs/cgroup/{pids_file}; echo pids_num=$?; \
+         echo attempted; sleep 1; \
+         (i=0; while [ $i -lt 60 ]; do sleep 987611 & echo x >> /tmp/started; i=$((i+1)); done) 2>/dev/null; \
+         n=0; while read l; do n=$((n+1)); done < /tmp/started; echo started=$n"
+    ));
+    inv.limits.pids = Some(20);
+    inv.timeout = Some(Duration::from_secs(30));
+    let (run, host_max) = f.run_observed(&inv, "attempted", |group| {
+        fs::read_to_string(host_group_dir("pids", group).join("pids.max")).unwrap()
+    });
+    let r = run.probe();
+    assert_ne!(r["pids"], "0", "{run:?}");
+    assert_ne!(r["pids_num"], "0", "{run:?}");
+    let started: usize = r["started"].parse().unwrap();
+    assert!((5..20).contains(&started), "{started} processes: {run:?}");
+    assert_eq!(host_max.expect("never attempted").trim(), "20");
+}
+
+#[test]
+fn lifting_the_cgroup_cpu_quota_from_inside_fails() {
+    let Some(f) = Fixture::new() else { return };
+    let _turn = cpu_turn();
+    let (quota_file, lift) = if is_v1(&f) {
+        (
+            "cpu.cfs_quota_us",
+            "echo -1 > /sys/fs/cgroup/cpu/cpu.cfs_quota_us; echo quota=$?; \
+             echo 1000000 > /sys/fs/cgroup/cpu/cpu.cfs_period_us; echo period=$?; \
+             echo 0-1 > /sys/fs/cgroup/cpuset/cpuset.cpus; echo cpus=$?",
+        )
+    } else {
+        (
+            "cpu.max",
+            "echo max > /sys/fs/cgroup/cpu.max; echo quota=$?; \
+             echo 10000 > /sys/fs/cgroup/cpu.weight; echo period=$?; \
+             echo 0-1 > /sys/fs/cgroup/cpuset.cpus; echo cpus=$?",
+        )
+    };
+    let mut inv = f.invocation(&format!(
+        "{lift}; echo attempted; timeout 1 sh -c 'while :; do :; done'; true"
+    ));
+    inv.limits.cpu_quota = Some(0.5);
+    let (run, host_quota) = f.run_observed(&inv, "attempted", |group| {
+        fs::read_to_string(host_group_dir("cpu", group).join(quota_file)).unwrap()
+    });
+    let r = run.probe();
+    for attempt in ["quota", "period", "cpus"] {
+        assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
+    }
+    let cpu = (run.o.cpu_user + run.o.cpu_system).as_secs_f64();
+    let ratio = cpu / run.o.wall.as_secs_f64();
+    assert!(
+        ratio <= 0.6,
+        "the quota did not hold: cpu {cpu} ratio {ratio}"
+    );
+    assert!(run.o.nr_throttled > 0, "{run:?}");
+    let host_quota = host_quota.expect("never attempted");
+    assert!(
+        host_quota.starts_with("50000"),
+        "host quota file: {host_quota}"
+    );
+    assert_eq!(run.o.applied.cpu_quota_us, Some(50_000));
+}
+
+/// Burn CPU, then zero the accounting: impossible, and the CPU reported is the real work
+/// (the `wait` rusage of the workload's tree agrees).
+#[test]
+fn zeroing_cpu_and_memory_counters_from_inside_fails() {
+    let Some(f) = Fixture::new() else { return };
+    let _turn = cpu_turn();
+    let zero = if is_v1(&f) {
+        "echo 0 > /sys/fs/cgroup/cpuacct/cpuacct.usage; echo cpuacct=$?; \
+         echo 0 > /sys/fs/cgroup/memory/memory.max_usage_in_bytes; echo max_usage=$?; \
+         echo 0 > /sys/fs/cgroup/memory/memory.force_empty; echo force_empty=$?"
+    } else {
+        "echo 0 > /sys/fs/cgroup/cpu.stat; echo cpuacct=$?; \
+         echo 0 > /sys/fs/cgroup/memory.peak; echo max_usage=$?; \
+         echo 0 > /sys/fs/cgroup/memory.reclaim; echo force_empty=$?"
+    };
+    let run = f.run(&f.invocation(&format!(
+        "x=$(head -c 16777216 /dev/zero | tr '\\0' a); \
+         i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done; {zero}"
+    )));
+    let r = run.probe();
+    for attempt in ["cpuacct", "max_usage", "force_empty"] {
+        assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
+    }
+    let cgroup = (run.o.cpu_user + run.o.cpu_system).as_secs_f64();
+    let rusage = run.o.rusage.user_s + run.o.rusage.system_s;
+    assert!(
+        cgroup > 0.2,
+        "busy loop too short or counter reset: {cgroup}"
+    );
+    let diff = (cgroup - rusage).abs() / rusage;
+    assert!(diff < 0.05, "cgroup {cgroup} vs rusage {rusage}");
+    assert!(
+        run.o.memory_peak.unwrap() > 16 << 20,
+        "the peak was reset: {:?}",
+        run.o.memory_peak
+    );
+}
+
+/// cgroup v1's release_agent escape (CVE-2022-0492): the container's view holds its own
+/// group only (no release_agent), read-only.
+#[test]
+fn cgroup_release_agent_escape_is_impossible() {
+    let Some(f) = Fixture::new() else { return };
+    let run = f.run(&f.invocation(
+        "ls /sys/fs/cgroup/*/release_agent /sys/fs/cgroup/release_agent 2>/dev/null | wc -l; \
+         for c in /sys/fs/cgroup/*/; do echo 1 > ${c}notify_on_release 2>/dev/null && echo WROTE=$c; done; \
+         mkdir /sys/fs/cgroup/memory/child; echo mkdir=$?; \
+         echo $$ > /sys/fs/cgroup/memory/../tasks; echo escape=$?",
+    ));
+    let r = run.probe();
+    assert_eq!(run.out.lines().next(), Some("0"), "{run:?}");
+    assert!(!run.out.contains("WROTE"), "{run:?}");
+    assert_ne!(r["mkdir"], "0", "{run:?}");
+    assert_ne!(r["escape"], "0", "{run:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// File handles: "shocker"
+// ---------------------------------------------------------------------------------------------
+
+/// The directory at the root of the mount holding `path` (walk up while the device stays).
+fn mount_root_of(path: &Path) -> PathBuf {
+    let dev = fs::metadata(path).unwrap().dev();
+    let mut root = path.to_path_buf();
+    while let Some(parent) = root.parent() {
+        if fs::metadata(parent).unwrap().dev() != dev {
+            break;
+        }
+        root = parent.to_path_buf();
+    }
+    root
+}
+
+/// `bytes:type:hex` of `path`'s file handle, taken on the host by the probe.
+fn host_handle(probe: &Path, path: &Path) -> String {
+    let o = Command::new(probe)
+        .arg("handle")
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.trim()
+        .strip_prefix("handle=")
+        .unwrap_or_else(|| panic!("no handle for {}: {text}", path.display()))
+        .to_string()
+}
+
+/// The classic "shocker" (open_by_handle_at of the host filesystem's root through a volume's
+/// file, or the stdout descriptor) fails with EPERM, by the seccomp filter and, with the filter
+/// off, by the missing CAP_DAC_READ_SEARCH. The same probe run on the host, and in a container
+/// granted DAC_READ_SEARCH, does reach the host's root: the attack is real.
+#[test]
+fn open_by_handle_at_shocker_cannot_reach_the_host_root() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let vol = f.path("vol");
+    fs::create_dir(&vol).unwrap();
+    fs::write(vol.join("file"), "in a volume").unwrap();
+    let root = mount_root_of(&vol);
+    let probe = f.rootfs.join("bin/probe");
+    let handle = host_handle(&probe, &root);
+    // The positive control: on the host the probe opens the root (and lists it).
+    let on_host = Command::new(&probe)
+        .args([
+            "shocker".as_ref(),
+            vol.join("file").as_os_str(),
+            handle.as_ref(),
+        ])
+        .output()
+        .unwrap();
+    let on_host = String::from_utf8_lossy(&on_host.stdout).into_owned();
+    assert!(
+        on_host.contains("open_by_handle_exact=OK"),
+        "the probe does not work: {on_host}"
+    );
+    let mounts = host_mounts();
+    let created = f.path("created-by-shocker");
+    let rel = created.strip_prefix(&root).unwrap().display().to_string();
+    let mut inv = f.invocation(&format!("probe shocker /vol/file {handle} {rel}"));
+    inv.volumes = vec![Volume {
+        host: vol.clone(),
+        target: "/vol".into(),
+        read_only: false,
+    }];
+    for (label, security) in [
+        ("default", Policy::default()),
+        (
+            "seccomp unconfined",
+            Policy {
+                seccomp_unconfined: true,
+                ..Policy::default()
+            },
+        ),
+    ] {
+        inv.security = security;
+        let run = f.run(&inv);
+        let r = run.probe();
+        assert!(r["open_volume_file"].starts_with("OK"), "{label}: {run:?}");
+        for call in [
+            "open_by_handle_classic",
+            "open_by_handle_classic_stdout",
+            "open_by_handle_exact",
+        ] {
+            assert_eq!(r[call], "ERR:EPERM", "{label}: {call}: {run:?}");
+        }
+        assert!(!run.out.contains("_entry="), "{label}: {run:?}");
+        assert!(!created.exists(), "{label}: created on the host: {run:?}");
+        if label == "default" {
+            assert_eq!(r["name_to_handle_volume"], "ERR:EPERM", "{run:?}");
+        }
+    }
+    // Granted DAC_READ_SEARCH (an opt-out), the same workload does reach the host's root:
+    // that capability must stay an explicit, documented decision.
+    inv.security = Policy {
+        capabilities: vec!["DAC_READ_SEARCH".into()],
+        ..Policy::default()
+    };
+    let run = f.run(&inv);
+    let r = run.probe();
+    assert!(r["open_by_handle_exact"].starts_with("OK"), "{run:?}");
+    assert!(
+        r["create_on_host"].starts_with("OK") && created.exists(),
+        "{run:?}"
+    );
+    assert_host_mounts_unchanged(&mounts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Volume targets
+// ---------------------------------------------------------------------------------------------
+
+/// A volume whose target goes through an absolute symlink of the image (`/evil_link -> /etc`)
+/// or a relative one climbing past the root: the mount lands inside the container, nothing is
+/// created on the host nor in the rootfs directory.
+#[test]
+fn volume_targets_through_image_symlinks_stay_inside() {
+    let Some(f) = Fixture::new() else { return };
+    let m = marker("link");
+    symlink("/etc", f.rootfs.join("evil_link")).unwrap();
+    symlink("../../../../../../../../etc", f.rootfs.join("evil_rel")).unwrap();
+    let data = f.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("input"), "volume-data").unwrap();
+    fs::write(f.path("single"), "single-file").unwrap();
+    let watched = [
+        Path::new("/etc").join(&m),
+        Path::new("/etc").join(format!("{m}-rel")),
+        Path::new("/etc").join(format!("{m}-file")),
+        f.rootfs.join("etc").join(&m),
+    ];
+    let mut dirs_before = BTreeSet::new();
+    for dir in ["/etc", "/"] {
+        dirs_before.extend(fs::read_dir(dir).unwrap().flatten().map(|e| e.path()));
+    }
+    let mounts = host_mounts();
+    let mut inv = f.invocation(&format!(
+        "cat /etc/{m}/input; echo; cat /etc/{m}-rel/input; echo; cat /etc/{m}-file; echo; \
+         grep -c {m} /proc/self/mountinfo"
+    ));
+    inv.volumes = vec![
+        Volume {
+            host: data.clone(),
+            target: Path::new("/evil_link").join(&m),
+            read_only: true,
+        },
+        Volume {
+            host: data.clone(),
+            target: Path::new("/evil_rel").join(format!("{m}-rel")),
+            read_only: true,
+        },
+        Volume {
+            host: f.path("single"),
+            target: Path::new("/evil_link").join(format!("{m}-file")),
+            read_only: true,
+        },
+    ];
+    let run = f.run(&inv);
+    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+    assert_eq!(
+        run.out, "volume-data\nvolume-data\nsingle-file\n3\n",
+        "{run:?}"
+    );
+    for path in &watched {
+        assert!(!path.exists(), "`{}` was created", path.display());
+    }
+    let mut dirs_after = BTreeSet::new();
+    for dir in ["/etc", "/"] {
+        dirs_after.extend(fs::read_dir(dir).unwrap().flatten().map(|e| e.path()));
+    }
+    let new: Vec<_> = dirs_after.difference(&dirs_before).collect();
+    assert!(
+        new.iter().all(|p| !p.to_string_lossy().contains(&m)),
+        "{new:?}"
+    );
+    assert_host_mounts_unchanged(&mounts);
+}
+
+/// A target with `..` (the library takes it as given; the matrix parser normalizes it): it
+/// resolves inside the container's root, as `/etc/...` there.
+#[test]
+fn volume_target_with_dotdot_stays_inside() {
+    let Some(f) = Fixture::new() else { return };
+    let m = marker("dotdot");
+    let data = f.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("input"), "volume-data").unwrap();
+    let mounts = host_mounts();
+    for root in ["rootfs", "host"] {
+        let script = format!("cat /etc/{m}/input");
+        let mut inv = if root == "host" {
+            f.host_invocation(&script)
+        } else {
+            f.invocation(&script)
+        };
+        inv.volumes.push(Volume {
+            host: data.clone(),
+            target: PathBuf::from(format!("/../../../etc/{m}")),
+            read_only: false,
+        });
+        match f.try_run(&inv) {
+            Ok(run) => assert_eq!(run.out, "volume-data", "{root}: {run:?}"),
+            // Refusing the target outright is fine too, with a message that names it.
+            Err(e) => assert!(e.to_string().contains(&m), "{root}: {e}"),
+        }
+        assert!(
+            !Path::new("/etc").join(&m).exists(),
+            "{root}: host /etc written"
+        );
+        assert!(
+            !f.rootfs.join("etc").join(&m).exists(),
+            "{root}: rootfs written"
+        );
+    }
+    assert_host_mounts_unchanged(&mounts);
+}
+
+/// Host mode with a volume at a path the host lacks: the mount point is made in the
+/// container's throw-away layer; the host never gets the directory.
+#[test]
+fn host_mode_volume_at_a_missing_path_leaves_no_trace() {
+    let Some(f) = Fixture::new() else { return };
+    let target = PathBuf::from(format!("/bench-{}", std::process::id()));
+    let nested = PathBuf::from(format!("/var/bench-{}/deep/er", std::process::id()));
+    assert!(!target.exists() && !nested.parent().unwrap().exists());
+    let data = f.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("input"), "from-the-host").unwrap();
+    let mounts = host_mounts();
+    let mut inv = f.host_invocation(&format!(
+        "cat {t}/input; echo; cat {n}/input; echo; echo new > {t}/output",
+        t = target.display(),
+        n = nested.display()
+    ));
+    inv.volumes = vec![
+        Volume {
+            host: data.clone(),
+            target: target.clone(),
+            read_only: false,
+        },
+        Volume {
+            host: data.clone(),
+            target: nested.clone(),
+            read_only: true,
+        },
+    ];
+    let run = f.run(&inv);
+    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+    assert_eq!(run.out, "from-the-host\nfrom-the-host\n", "{run:?}");
+    assert_eq!(fs::read_to_string(data.join("output")).unwrap(), "new\n");
+    assert!(
+        !target.exists(),
+        "the volume target was created on the host"
+    );
+    assert!(
+        !Path::new(&format!("/var/bench-{}", std::process::id())).exists(),
+        "the nested target was created on the host"
+    );
+    assert_host_mounts_unchanged(&mounts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descriptors and output
+// ---------------------------------------------------------------------------------------------
+
+/// The workload's stdout and stderr are pipes (benchbox drains them), stdin is /dev/null, and
+/// it inherits no other descriptor (`ls` itself holds one more: the directory it reads). Seen
+/// here: the workload also gets the container's /dev/null a second time, as fd 3 (the
+/// descriptor `workload()` opens for stdin is never closed): untidy, harmless, allowed.
+#[test]
+fn stdout_and_stderr_are_pipes_and_nothing_else_is_inherited() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("");
+    inv.argv = vec!["/bin/ls".into(), "-l".into(), "/proc/self/fd/".into()];
+    let run = f.run(&inv);
+    let fds: BTreeMap<&str, &str> = run
+        .out
+        .lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .map(|(left, target)| (left.rsplit(' ').next().unwrap(), target))
+        .collect();
+    assert_eq!(fds.get("0"), Some(&"/dev/null"), "{run:?}");
+    assert!(fds["1"].starts_with("pipe:["), "{run:?}");
+    assert!(fds["2"].starts_with("pipe:["), "{run:?}");
+    let others: Vec<_> = fds
+        .iter()
+        .filter(|(fd, target)| {
+            !["0", "1", "2"].contains(fd) && !target.ends_with("/fd") && **target != "/dev/null"
+        })
+        .collect();
+    assert!(
+        others.is_empty(),
+        "descriptors leaked into the workload: {others:?} {run:?}"
+    );
+}
+
+/// The same end to end through the CLI: the log is written by benchbox from a pipe.
+#[test]
+fn cli_stdout_is_a_pipe_and_a_hostile_cell_leaves_the_host_untouched() {
+    if !common::privileged() {
+        return;
+    }
+    let dir = tempdir();
+    common::busybox_rootfs(&dir.path().join("rootfs"));
+    fs::create_dir(dir.path().join("scratch")).unwrap();
+    let m = marker("cli");
+    let swappiness = Sysctl::read("vm/swappiness");
+    let mounts = host_mounts();
+    fs::write(
+        dir.path().join("m.toml"),
+        format!(
+            r#"
+name = "hostile"
+[environment]
+rootfs = "./rootfs"
+[limits]
+memory = "64MiB"
+pids = 32
+[run]
+command = "readlink /proc/self/fd/1; mount -o remount,rw / || echo remount-refused; echo 1 > /proc/sys/vm/swappiness || echo sysctl-refused; echo 1073741824 > /sys/fs/cgroup/memory/memory.limit_in_bytes || echo cgroup-refused; unshare -U true || echo userns-refused; echo x > /etc/{m}"
+warmup = 0
+runs = 1
+"#
+        ),
+    )
+    .unwrap();
+    let o = common::benchbox()
+        .current_dir(dir.path())
+        .args(["run", "m.toml", "--out", "out", "--resamples", "100"])
+        .env("BENCHBOX_SCRATCH", dir.path().join("scratch"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    let logs = fs::canonicalize(dir.path().join("out/hostile/latest/logs")).unwrap();
+    let log = walk(&logs)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "measure-0.out"))
+        .unwrap_or_else(|| panic!("no measure-0.out under {}", logs.display()));
+    let log = fs::read_to_string(log).unwrap();
+    assert!(log.starts_with("pipe:["), "{log}");
+    for refused in ["remount", "sysctl", "cgroup", "userns"] {
+        assert!(
+            log.contains(&format!("{refused}-refused")),
+            "{refused}: {log}"
+        );
+    }
+    assert!(!Path::new("/etc").join(&m).exists());
+    assert_eq!(swappiness.now(), swappiness.before);
+    assert_host_mounts_unchanged(&mounts);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The metrics file replaced by a symlink to a host file (in host mode the workload can name
+/// any host path) or a hard link: init does not follow it, and a hard link across mounts is
+/// refused.
+#[test]
+fn a_symlinked_metrics_file_is_not_followed() {
+    let Some(f) = Fixture::new() else { return };
+    let secret = Path::new("/etc/hostname");
+    let host_text = fs::read_to_string(secret).unwrap();
+    assert!(!host_text.trim().is_empty());
+    let mut inv = f.host_invocation(&format!(
+        "ln -sf {} $BENCHBOX_METRICS; ls -l $BENCHBOX_METRICS; \
+         ln -f /etc/passwd /run/benchbox/hard; echo hardlink=$?",
+        secret.display()
+    ));
+    inv.env
+        .push(("BENCHBOX_METRICS".into(), sandbox::METRICS_PATH.into()));
+    let run = f.run(&inv);
+    assert!(run.out.contains("->"), "the symlink was not made: {run:?}");
+    assert_eq!(run.o.metrics_file, "", "{run:?}");
+    assert_ne!(run.probe()["hardlink"], "0", "{run:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities, seccomp, kernel files
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn capabilities_are_dockers_default_minus_mknod_under_seccomp() {
+    let Some(f) = Fixture::new() else { return };
+    assert_eq!(default_cap_mask(), 0x0000_0000_a004_25fb);
+    let run = f.run(&f.invocation("cat /proc/self/status"));
+    let expected = default_cap_mask();
+    for field in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(
+            cap_field(&run.out, field),
+            expected,
+            "{field}: {:#x} vs {expected:#x}",
+            cap_field(&run.out, field)
+        );
+    }
+    assert_eq!(cap_field(&run.out, "CapInh"), 0);
+    assert_eq!(cap_field(&run.out, "CapAmb"), 0);
+    assert_eq!(status_field(&run.out, "Seccomp"), "2");
+    assert_eq!(status_field(&run.out, "NoNewPrivs"), "0");
+}
+
+#[test]
+fn a_non_root_user_has_no_capabilities() {
+    let Some(f) = Fixture::new() else { return };
+    fs::write(
+        f.rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nbench:x:1000:1000::/tmp:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(f.rootfs.join("etc/group"), "root:x:0:\nbench:x:1000:\n").unwrap();
+    let mut inv = f.invocation(
+        "cat /proc/self/status; echo 1 > /sys/fs/cgroup/pids/pids.max; echo pids=$?; \
+         cat /proc/1/environ > /dev/null; echo environ=$?",
+    );
+    inv.user = Some("bench".into());
+    let run = f.run(&inv);
+    assert_eq!(
+        status_field(&run.out, "Uid").split_whitespace().next(),
+        Some("1000")
+    );
+    assert_eq!(cap_field(&run.out, "CapEff"), 0);
+    assert_eq!(cap_field(&run.out, "CapPrm"), 0);
+    assert_eq!(cap_field(&run.out, "CapBnd"), default_cap_mask());
+    assert_eq!(status_field(&run.out, "Seccomp"), "2");
+    let r = run.probe();
+    assert_ne!(r["pids"], "0", "{run:?}");
+    assert_ne!(r["environ"], "0", "{run:?}");
+}
+
+#[test]
+fn opt_out_sys_ptrace_adds_exactly_that_capability() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation("cat /proc/self/status");
+    inv.security = Policy {
+        capabilities: vec!["SYS_PTRACE".into()],
+        ..Policy::default()
+    };
+    let run = f.run(&inv);
+    let expected = default_cap_mask() | 1 << CAP_SYS_PTRACE;
+    assert_eq!(cap_field(&run.out, "CapEff"), expected, "{run:?}");
+    assert_eq!(cap_field(&run.out, "CapBnd"), expected, "{run:?}");
+    assert_eq!(status_field(&run.out, "Seccomp"), "2");
+}
+
+/// `seccomp_unconfined` removes the filter (Seccomp: 0), and only the filter: what it alone
+/// refused (a user namespace, keyrings, io_uring) now works, which also shows that the
+/// default refusals come from it.
+#[test]
+fn opt_out_seccomp_unconfined_removes_the_filter_only() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let mut inv = f.invocation("grep -E '^(Seccomp|CapEff):' /proc/self/status; probe syscalls");
+    inv.security = Policy {
+        seccomp_unconfined: true,
+        ..Policy::default()
+    };
+    let run = f.run(&inv);
+    assert_eq!(status_field(&run.out, "Seccomp"), "0", "{run:?}");
+    assert_eq!(cap_field(&run.out, "CapEff"), default_cap_mask());
+    let r = run.probe();
+    assert!(r["unshare_user"].starts_with("OK"), "{run:?}");
+    assert!(r["add_key"].starts_with("OK"), "{run:?}");
+    assert!(r["io_uring_setup"].starts_with("OK"), "{run:?}");
+    // Capabilities still refuse what needs them.
+    assert_eq!(r["ptrace_attach_init"], "ERR:EPERM", "{run:?}");
+    assert_eq!(r["open_init_root"], "ERR:EACCES", "{run:?}");
+}
+
+#[test]
+fn opt_out_privileged_has_every_capability_and_unmasked_kernel_files() {
+    let Some(f) = Fixture::new() else { return };
+    let mut inv = f.invocation(
+        "cat /proc/self/status; echo kallsyms=$(head -n 1 /proc/kallsyms | wc -c); \
+         echo 1 > /proc/sys/kernel/ns_last_pid && echo proc-sys-writable",
+    );
+    inv.security = Policy {
+        privileged: true,
+        ..Policy::default()
+    };
+    let run = f.run(&inv);
+    assert_eq!(cap_field(&run.out, "CapEff"), full_cap_mask(), "{run:?}");
+    assert_ne!(full_cap_mask() & !default_cap_mask(), 0);
+    assert_eq!(status_field(&run.out, "Seccomp"), "0", "{run:?}");
+    assert_ne!(
+        run.probe()["kallsyms"],
+        "0",
+        "kallsyms still masked: {run:?}"
+    );
+    assert!(run.out.contains("proc-sys-writable"), "{run:?}");
+}
+
+/// dmesg, kernel symbols, keys, kcore and the kernel's timers: masked or refused.
+#[test]
+fn kernel_logs_symbols_and_keys_are_hidden() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let run = f.run(&f.invocation(
+        "dmesg > /dev/null; echo dmesg=$?; \
+         head -c 1 /proc/kmsg > /dev/null; echo kmsg=$?; \
+         for p in kallsyms keys key-users kcore timer_list sched_debug timer_stats latency_stats; do \
+           echo $p=$(cat /proc/$p 2>/dev/null | wc -c); done; \
+         echo firmware=$(ls -A /sys/firmware | wc -l) acpi=$(ls -A /proc/acpi | wc -l); \
+         probe syscalls",
+    ));
+    let r = run.probe();
+    assert_ne!(r["dmesg"], "0", "{run:?}");
+    assert_ne!(r["kmsg"], "0", "{run:?}");
+    // Masked: empty inside, whatever the host shows.
+    for masked in [
+        "kallsyms",
+        "keys",
+        "key-users",
+        "kcore",
+        "timer_list",
+        "sched_debug",
+        "timer_stats",
+        "latency_stats",
+    ] {
+        assert_eq!(r[masked], "0", "/proc/{masked} is readable: {run:?}");
+    }
+    assert!(run.out.contains("firmware=0 acpi=0\n"), "{run:?}");
+    for call in ["bpf", "add_key", "keyctl", "request_key", "syslog"] {
+        assert_eq!(r[call], "ERR:EPERM", "{call}: {run:?}");
+    }
+    // The host does have them: the masks hide something.
+    for file in ["/proc/kallsyms", "/proc/timer_list"] {
+        assert!(
+            !fs::read(file).unwrap().is_empty(),
+            "{file} is empty on the host"
+        );
+    }
+}
+
+/// Every dangerous system call the probe knows, one by one, under the default policy.
+#[test]
+fn dangerous_syscalls_are_refused() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let mounts = host_mounts();
+    let hostname = Sysctl::read("kernel/hostname");
+    let run = f.run(&f.invocation("probe syscalls; hostname"));
+    let r = run.probe();
+    let eperm = [
+        "bpf",
+        "add_key",
+        "keyctl",
+        "request_key",
+        "io_uring_setup",
+        "perf_event_open",
+        "userfaultfd",
+        "clone_newuser",
+        "clone_newns",
+        "setns",
+        "mount_tmpfs",
+        "remount_root_rw",
+        "umount_kcore",
+        "umount_proc_sys",
+        "fsopen",
+        "open_tree",
+        "pivot_root",
+        "syslog",
+        "name_to_handle_at",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "kexec_load",
+        "reboot",
+        "swapon",
+        "settimeofday",
+        "sethostname",
+        "iopl",
+        "ioperm",
+        "acct",
+        "fanotify_init",
+        "vhangup",
+        "mknod_block",
+        "mknod_char_mem",
+        "sched_fifo",
+        "unshare_user",
+        "unshare_mnt",
+    ];
+    for call in eperm {
+        assert_eq!(
+            r.get(call).map(String::as_str),
+            Some("ERR:EPERM"),
+            "{call}: {run:?}"
+        );
+    }
+    // clone3 hides its flags from the filter: refused as if unknown (libc falls back to
+    // clone). x32 system calls: refused whatever the number (this kernel has no x32 at all).
+    for call in ["clone3_newuser", "x32_getpid", "x32_mount", "x32_unshare"] {
+        assert_eq!(r[call], "ERR:ENOSYS", "{call}: {run:?}");
+    }
+    // Raising one's priority needs CAP_SYS_NICE.
+    assert_eq!(r["setpriority_nice"], "ERR:EACCES", "{run:?}");
+    assert_eq!(run.out.lines().last(), Some("cell"), "{run:?}");
+    assert_eq!(hostname.now(), hostname.before);
+    assert_host_mounts_unchanged(&mounts);
+}
+
+/// A 32-bit system call (int 0x80) kills the workload (SIGSYS): the filter's arch check. With
+/// the filter off the same call runs: the probe works.
+#[test]
+fn int80_32bit_syscalls_kill_the_workload() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    // i386: 20 = getpid, 21 = mount, 310 = unshare.
+    let mut inv = f.invocation(
+        "probe int80 20; echo getpid=$?; probe int80 21; echo mount=$?; probe int80 310; echo unshare=$?",
+    );
+    let run = f.run(&inv);
+    let r = run.probe();
+    for call in ["getpid", "mount", "unshare"] {
+        assert_eq!(r[call], (128 + libc::SIGSYS).to_string(), "{call}: {run:?}");
+    }
+    assert!(!run.out.contains("int80="), "{run:?}");
+    inv.security = Policy {
+        seccomp_unconfined: true,
+        ..Policy::default()
+    };
+    let run = f.run(&inv);
+    assert_eq!(run.probe()["getpid"], "0", "{run:?}");
+    assert!(run.out.contains("int80="), "{run:?}");
+}
+
+/// pid 1 of the container is benchbox's init, with every capability and no seccomp filter: the
+/// workload must not reach it (its root, descriptors, memory, environment, ptrace).
+#[test]
+fn init_is_out_of_the_workloads_reach() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let run = f.run(&f.invocation(
+        "readlink /proc/1/fd/1; echo readlink_fd=$?; ls /proc/1/root/ > /dev/null; echo ls_root=$?; \
+         readlink /proc/1/exe; echo readlink_exe=$?; \
+         kill -9 1; echo kill=$?; probe syscalls",
+    ));
+    let r = run.probe();
+    for attempt in ["readlink_fd", "ls_root", "readlink_exe"] {
+        assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
+    }
+    for call in [
+        "ptrace_attach_init",
+        "pidfd_getfd_init",
+        "process_vm_readv_init",
+        "kcmp_init",
+    ] {
+        assert_eq!(r[call], "ERR:EPERM", "{call}: {run:?}");
+    }
+    for file in [
+        "open_init_root",
+        "open_init_fd",
+        "open_init_environ",
+        "open_init_mem",
+        "open_init_exe",
+    ] {
+        assert_eq!(r[file], "ERR:EACCES", "{file}: {run:?}");
+    }
+    // SIGKILL to the namespace's init from inside is ignored; init reported this run.
+    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+}
+
+/// The workload cannot shield itself from the OOM killer nor take the CPU away from the host
+/// (negative nice, real-time scheduling).
+#[test]
+fn oom_score_and_scheduling_priority_cannot_be_raised() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let run = f.run(&f.invocation(
+        "echo -1000 > /proc/self/oom_score_adj; echo oom=$?; echo adj=$(cat /proc/self/oom_score_adj); \
+         probe syscalls",
+    ));
+    let r = run.probe();
+    assert_ne!(r["oom"], "0", "{run:?}");
+    assert_eq!(r["adj"], "0", "{run:?}");
+    assert_eq!(r["setpriority_nice"], "ERR:EACCES", "{run:?}");
+    assert_eq!(r["sched_fifo"], "ERR:EPERM", "{run:?}");
+}
+
+/// /dev has only the harmless nodes; creating another (the host's disk) is refused, and the
+/// terminal is not the host's.
+#[test]
+fn dev_has_only_harmless_nodes_and_mknod_is_refused() {
+    let Some(f) = Fixture::new() else { return };
+    let dev = fs::metadata(f.dir.path()).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let run = f.run(&f.invocation(&format!(
+        "ls /dev | tr '\\n' ' '; echo; mknod /tmp/disk b {major} {minor}; echo mknod=$?; \
+         mknod /dev/disk b {major} {minor}; echo mknod_dev=$?; \
+         mknod /tmp/kmsg c 1 11; echo mknod_kmsg=$?; \
+         echo x > /dev/tty; echo tty=$?"
+    )));
+    let nodes: BTreeSet<&str> = run.out.lines().next().unwrap().split_whitespace().collect();
+    let allowed: BTreeSet<&str> = [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx", "fd", "stdin",
+        "stdout", "stderr",
+    ]
+    .into();
+    assert!(
+        nodes.is_subset(&allowed),
+        "unexpected /dev entries: {:?}",
+        nodes.difference(&allowed)
+    );
+    let r = run.probe();
+    for attempt in ["mknod", "mknod_dev", "mknod_kmsg", "tty"] {
+        assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
+    }
+}
+
+/// With `network = "none"` the host's loopback services are out of reach (a private network
+/// namespace); with the host's network the same connection goes through.
+#[test]
+fn network_none_cannot_reach_the_hosts_loopback_services() {
+    let Some(f) = Fixture::new() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut inv = f.invocation(&format!(
+        "timeout 5 nc -w 1 127.0.0.1 {port} < /dev/null; echo nc=$?"
+    ));
+    let run = f.run(&inv);
+    assert_ne!(run.probe()["nc"], "0", "{run:?}");
+    assert!(
+        listener.accept().is_err(),
+        "a container without network reached the host's loopback"
+    );
+    inv.host_network = true;
+    let run = f.run(&inv);
+    assert!(
+        listener.accept().is_ok(),
+        "the control with the host's network did not connect: {run:?}"
+    );
+}
+
+/// Host mode shows the host's files, but not its unix sockets (a throw-away overlay does not
+/// pass connections through), and a private network namespace hides abstract sockets.
+#[test]
+fn host_mode_cannot_connect_to_host_unix_sockets() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let path = PathBuf::from(format!("/var/tmp/{}.sock", marker("sock")));
+    let _ = fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let abstract_name = marker("abstract");
+    let abstract_listener = {
+        use std::os::linux::net::SocketAddrExt;
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        std::os::unix::net::UnixListener::bind_addr(&addr).unwrap()
+    };
+    abstract_listener.set_nonblocking(true).unwrap();
+    // The probe can connect: on the host, it reaches the listener.
+    let control = Command::new(f.rootfs.join("bin/probe"))
+        .arg("connect")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&control.stdout).contains("connect=OK"),
+        "the probe cannot connect on the host"
+    );
+    drop(listener.accept().unwrap());
+    let run = f.run(&f.host_invocation(&format!(
+        "ls -l {p}; probe connect {p}; probe connect @{abstract_name}",
+        p = path.display()
+    )));
+    let _ = fs::remove_file(&path);
+    assert!(run.out.contains(&path.display().to_string()), "{run:?}");
+    assert!(!run.out.contains("connect=OK"), "{run:?}");
+    assert!(
+        listener.accept().is_err(),
+        "a container connected to the host's socket"
+    );
+    assert!(abstract_listener.accept().is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holes: these tests fail until the sandbox is fixed
+// ---------------------------------------------------------------------------------------------
+
+/// The host kernel's log, as far as it goes now (records of /dev/kmsg).
+fn host_kernel_log() -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut kmsg = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .unwrap();
+    let mut log = String::new();
+    let mut record = vec![0u8; 16384];
+    loop {
+        match kmsg.read(&mut record) {
+            Ok(0) => break,
+            Ok(n) => log.push_str(&String::from_utf8_lossy(&record[..n])),
+            // A record overwritten while we read (EPIPE): go on with the next one.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(_) => break,
+        }
+    }
+    log
+}
+
+/// HOLE: a device node shipped in the image reaches the host's devices.
+///
+/// Image layers are unpacked with their device nodes (src/image/unpack.rs recreates `Char` and
+/// `Block` entries with mknod; `benchbox import` of a directory keeps them too), the root
+/// overlay is mounted without `nodev`, and benchbox sets up no device cgroup -- Docker's
+/// defence, which lets a container open only null/zero/full/random/urandom/tty/console/pts
+/// whatever nodes its image holds. Dropping MKNOD stops the workload from *creating* a node,
+/// not from opening one its image ships. Reproduction: an image (here: the rootfs directory,
+/// an overlay lower exactly like an unpacked layer) with `c 1 11` (/dev/kmsg) and a block node
+/// of the host's disk; the workload writes a line into the HOST's kernel log (it shows in
+/// `dmesg` on the host), and on a host that does not itself forbid block devices to root
+/// processes (this CI VM does) reads -- or writes -- the raw disk. Fix: mount the root overlay
+/// (and host mode's overlays) `nodev`, and/or a device cgroup (v1 `devices.deny a` plus the
+/// few allowed; v2 a BPF device program), and/or refuse device entries other than whiteouts
+/// when unpacking.
+#[test]
+fn hole_device_nodes_in_the_image_reach_the_host_kernel_log_and_disk() {
+    let Some(f) = Fixture::new() else { return };
+    let dev = fs::metadata(f.dir.path()).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    for (name, kind, major, minor) in [
+        ("hostdisk", libc::S_IFBLK, major, minor),
+        ("kmsg", libc::S_IFCHR, 1, 11),
+    ] {
+        let path = std::ffi::CString::new(f.rootfs.join(name).to_str().unwrap()).unwrap();
+        // SAFETY: a valid path; what an image unpack does for a device entry.
+        let rc = unsafe { libc::mknod(path.as_ptr(), kind | 0o600, libc::makedev(major, minor)) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    }
+    let m = marker("kmsg");
+    let run = f.run(&f.invocation(&format!(
+        "echo '{m}: written into the host kernel log by a container' > /kmsg; echo kmsg_write=$?; \
+         echo disk_bytes=$(head -c 4096 /hostdisk | wc -c); \
+         dmesg > /dev/null; echo dmesg=$?"
+    )));
+    let r = run.probe();
+    assert_ne!(r["dmesg"], "0", "{run:?}");
+    let host_log = host_kernel_log();
+    assert!(
+        !host_log.contains(&m),
+        "HOLE: the workload wrote into the host's kernel log through a device node of its image \
+         (kmsg_write={}): {run:?}",
+        r["kmsg_write"]
+    );
+    assert_ne!(
+        r["kmsg_write"], "0",
+        "HOLE: the workload opened the host's /dev/kmsg through a device node of its image: {run:?}"
+    );
+    assert_eq!(
+        r["disk_bytes"], "0",
+        "HOLE: the workload read the host's raw disk ({major}:{minor}) through a device node of \
+         its image: {run:?}"
+    );
+}
+
+/// HOLE: the `SYS_PTRACE` opt-out hands the workload pid 1, which holds every capability and
+/// no seccomp filter, and with it the host.
+///
+/// Docker users add SYS_PTRACE routinely (perf, strace, gdb): under Docker pid 1 is the
+/// workload itself, so the capability reaches nothing more privileged. Under benchbox pid 1 is
+/// benchbox's init, which never drops a capability nor installs the filter (and still holds
+/// benchbox's own stdin/stdout/stderr). Reproduction: `Policy { capabilities:
+/// ["SYS_PTRACE"] }` and a volume on the host's filesystem; the probe PTRACE_SEIZEs pid 1,
+/// injects `openat(volume)` and `open_by_handle_at(<handle of the host filesystem's root>)`
+/// into it (init holds CAP_DAC_READ_SEARCH), takes the resulting descriptor with
+/// `pidfd_getfd`, and creates a file in the host's directory of this test. Fix: init drops to
+/// the workload's capabilities (and filter) once its privileged setup is done, or the workload
+/// is made unable to ptrace it.
+#[test]
+fn hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let vol = f.path("vol");
+    fs::create_dir(&vol).unwrap();
+    let root = mount_root_of(&vol);
+    let handle = host_handle(&f.rootfs.join("bin/probe"), &root);
+    let escaped = f.path("escaped-via-init");
+    let rel = escaped.strip_prefix(&root).unwrap().to_path_buf();
+    let mut inv = f.invocation(&format!(
+        "probe ptrace-escape /vol {handle} {}",
+        rel.display()
+    ));
+    // Read-write, as a benchmark's data directory often is (read-only, the host's whole tree
+    // is still readable through it).
+    inv.volumes = vec![Volume {
+        host: vol,
+        target: "/vol".into(),
+        read_only: false,
+    }];
+    inv.security = Policy {
+        capabilities: vec!["SYS_PTRACE".into()],
+        ..Policy::default()
+    };
+    let run = f.run(&inv);
+    let r = run.probe();
+    assert!(
+        !escaped.exists(),
+        "HOLE: with SYS_PTRACE the workload hijacked init and created `{}` on the host: {run:?}",
+        escaped.display()
+    );
+    assert!(
+        r.get("init_open_by_handle_at")
+            .is_none_or(|v| v.starts_with('-')),
+        "HOLE: init opened the host's root for the workload: {run:?}"
+    );
+}
