@@ -1727,3 +1727,99 @@ fn hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host() {
         "HOLE: init opened the host's root for the workload: {run:?}"
     );
 }
+
+/// HOLE: a read-write volume lets the workload redirect, for the next invocation, any host path
+/// benchbox resolves under it: another volume's host path, or the rootfs directory.
+///
+/// The sandbox resolves the host paths of volumes (`open_tree` in `mounts::detach`) and of the
+/// overlay lowers (`lowerdir=`) anew at every invocation, by name, following symlinks, on the
+/// host (before the pivot). A workload with a read-write volume whose host tree holds such a
+/// path replaces the directory with a symlink to `/`: the next invocation (the next run of the
+/// same cell, and every later `benchbox run`, whose spec canonicalizes the path to `/`) mounts
+/// the HOST's root filesystem -- read-write, for a volume. Reproduction (matrix form):
+/// `volumes = ["./data:/data", "./data/sub:/sub"]`, command `rm -rf /data/sub && ln -s /
+/// /data/sub`; the next invocation reads and writes the host's `/` at `/sub`. Likewise
+/// `rootfs = "./proj/rootfs"` with `volumes = ["./proj:/proj"]` and `ln -s / /proj/rootfs`:
+/// the next invocation's root is the host's `/`. Fix: open every host path once, without
+/// following symlinks the workload could have planted (openat2 RESOLVE_NO_SYMLINKS, or O_PATH
+/// descriptors taken when the run starts and handed to open_tree/overlay by descriptor), or
+/// refuse a path that no longer canonicalizes to itself.
+#[test]
+fn hole_a_rw_volume_redirects_later_volumes_and_rootfs_to_the_host_root() {
+    let Some(f) = Fixture::new() else { return };
+    // What only the host's root shows: a file of this test (when the temporary directory is
+    // on the root filesystem) and the host's os-release (the busybox rootfs has none).
+    let marker_file = f.path("host-only");
+    let secret = marker("host-only");
+    fs::write(&marker_file, &secret).unwrap();
+    assert!(Path::new("/etc/os-release").exists());
+    let host_root = |run: &Run| run.out.contains(&secret) || run.out.contains("HOST-ROOT");
+    let mut holes = Vec::new();
+
+    // Another volume's host path, under a read-write volume.
+    let data = f.path("data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    fs::write(data.join("sub/input"), "dataset").unwrap();
+    let mut inv = f.invocation("cat /sub/input; echo; rm -rf /data/sub && ln -s / /data/sub");
+    inv.volumes = vec![
+        Volume {
+            host: data.clone(),
+            target: "/data".into(),
+            read_only: false,
+        },
+        Volume {
+            host: data.join("sub"),
+            target: "/sub".into(),
+            read_only: false,
+        },
+    ];
+    let run = f.run(&inv);
+    assert!(run.out.starts_with("dataset"), "{run:?}");
+    let written = f.path("written-through-the-swapped-volume");
+    inv.argv[2] = format!(
+        "cat /sub{}; test -e /sub/etc/os-release && echo HOST-ROOT; echo pwned > /sub{}; \
+         ls /sub/input",
+        marker_file.display(),
+        written.display()
+    );
+    match f.try_run(&inv) {
+        Ok(run) if host_root(&run) => holes.push(format!(
+            "HOLE: the next invocation got the host's root filesystem as the volume at /sub \
+             (and wrote `{}` on the host: {}): {run:?}",
+            written.display(),
+            written.exists()
+        )),
+        Ok(run) => assert!(run.out.contains("/sub/input"), "{run:?}"),
+        Err(e) => eprintln!("refused, as it may be: {e}"),
+    }
+
+    // The rootfs directory, under a read-write volume.
+    let proj = f.path("proj");
+    fs::create_dir(&proj).unwrap();
+    fs::rename(&f.rootfs, proj.join("rootfs")).unwrap();
+    let mut inv = f.invocation("mv /proj/rootfs /proj/rootfs.orig && ln -s / /proj/rootfs");
+    inv.root = RootSpec::Overlay {
+        lowers: vec![proj.join("rootfs")],
+    };
+    inv.volumes = vec![Volume {
+        host: proj.clone(),
+        target: "/proj".into(),
+        read_only: false,
+    }];
+    let run = f.run(&inv);
+    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+    inv.volumes.clear();
+    inv.env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    inv.argv[2] = format!(
+        "cat {}; test -e /etc/os-release && echo HOST-ROOT",
+        marker_file.display()
+    );
+    match f.try_run(&inv) {
+        Ok(run) if host_root(&run) => holes.push(format!(
+            "HOLE: the next invocation's root filesystem was the host's `/`: {run:?}"
+        )),
+        Ok(run) => assert_ne!(run.o.exit_code, Some(0), "{run:?}"),
+        Err(e) => eprintln!("refused, as it may be: {e}"),
+    }
+    assert!(holes.is_empty(), "{}", holes.join("\n"));
+}
