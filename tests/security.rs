@@ -559,6 +559,7 @@ fn pivot_root_and_chroot_escape_stay_in_the_container() {
     )));
     let r = run.probe();
     assert_ne!(r["pivot"], "0", "{run:?}");
+    assert!(run.err.contains("Operation not permitted"), "{run:?}");
     // CAP_SYS_CHROOT is Docker's default: the chroot works, the escape leads to the
     // container's root, never the host's.
     assert_eq!(r["chroot_jail"], "OK:0", "{run:?}");
@@ -578,6 +579,10 @@ fn sysctl_writes_are_read_only_and_the_host_keeps_its_values() {
     let swappiness = Sysctl::read("vm/swappiness");
     let core_pattern = Sysctl::read("kernel/core_pattern");
     let hostname = Sysctl::read("kernel/hostname");
+    // Not on every kernel (this CI kernel has no magic SysRq): guarded where it exists.
+    let _sysrq = Path::new("/proc/sys/kernel/sysrq")
+        .exists()
+        .then(|| Sysctl::read("kernel/sysrq"));
     let other = (swappiness.before.trim().parse::<u32>().unwrap() + 7) % 100;
     let run = f.run(&f.invocation(&format!(
         "echo {other} > /proc/sys/vm/swappiness; echo swappiness=$?; \
@@ -1165,6 +1170,112 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A CLI project: a busybox rootfs and `m.toml` with one cell running `command` (put in a TOML
+/// literal string), run once; returns the project directory, benchbox's output and the run's
+/// directory.
+fn cli_run(command: &str) -> (tempfile::TempDir, std::process::Output, PathBuf) {
+    let dir = tempdir();
+    common::busybox_rootfs(&dir.path().join("rootfs"));
+    fs::create_dir(dir.path().join("scratch")).unwrap();
+    fs::write(
+        dir.path().join("m.toml"),
+        format!(
+            "name = \"hostile\"\n[environment]\nrootfs = \"./rootfs\"\n[limits]\n\
+             memory = \"64MiB\"\npids = 32\n[run]\ncommand = '''{command}'''\nwarmup = 0\nruns = 1\n"
+        ),
+    )
+    .unwrap();
+    let o = common::benchbox()
+        .current_dir(dir.path())
+        .args(["run", "m.toml", "--out", "out", "--resamples", "100"])
+        .env("BENCHBOX_SCRATCH", dir.path().join("scratch"))
+        .output()
+        .unwrap();
+    let latest = dir.path().join("out/hostile/latest");
+    let run_dir = fs::canonicalize(&latest).unwrap_or(latest);
+    (dir, o, run_dir)
+}
+
+/// What a hostile workload writes to its metrics file and stdout: HTML, and terminal control
+/// sequences (set the window title, clear the screen, write the clipboard with OSC 52).
+const HOSTILE_OUTPUT: &str = r"printf 'ok 1\n\033]0;PWNED-TITLE\007\n<script>alert(1)</script> 2 <b>unit</b>\n' > $BENCHBOX_METRICS; printf '\033[2J\033]52;c;cHduZWQ=\007<img src=x onerror=alert(2)>\n'";
+
+fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Names, units and text of a hostile workload are escaped in the reports people open.
+#[test]
+fn cli_hostile_metric_names_are_escaped_in_the_reports() {
+    if !common::privileged() {
+        return;
+    }
+    let (_dir, o, run_dir) = cli_run(HOSTILE_OUTPUT);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let results = fs::read_to_string(run_dir.join("results.json")).unwrap();
+    assert!(
+        results.contains("<script>alert(1)</script>"),
+        "the hostile metric is not in the results at all: {results}"
+    );
+    let mut checked = 0;
+    for report in walk(&run_dir) {
+        let name = report.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.ends_with(".html") || name.ends_with(".md") || name.ends_with(".svg")) {
+            continue;
+        }
+        checked += 1;
+        let text = fs::read_to_string(&report).unwrap();
+        for raw in ["<script>alert(1)", "<b>unit</b>", "<img src=x", "\u{1b}"] {
+            assert!(
+                !text.contains(raw),
+                "{name} holds the workload's raw `{}`",
+                raw.escape_debug()
+            );
+        }
+    }
+    assert!(
+        checked >= 2,
+        "no report.html / summary.md in {}",
+        run_dir.display()
+    );
+}
+
+/// HOLE (low): the workload's text reaches the operator's terminal raw.
+///
+/// A metrics-file line that does not parse is quoted in benchbox's warning on stderr
+/// (`warning: default: metrics file line 2: expected ..., got `<the line>``) without
+/// neutralising control characters, so the workload sends terminal escape sequences to the
+/// terminal of whoever runs benchbox (set the title, rewrite the screen to hide failures,
+/// OSC 52 clipboard writes on terminals that allow them). Reproduction: a command writing
+/// `printf '\033]0;PWNED-TITLE\007\n' > $BENCHBOX_METRICS` (see HOSTILE_OUTPUT). Fix: escape
+/// control characters (e.g. `escape_debug`) in every message that quotes workload output.
+#[test]
+fn hole_workload_output_reaches_the_terminal_with_escape_sequences() {
+    if !common::privileged() {
+        return;
+    }
+    let (_dir, o, _) = cli_run(HOSTILE_OUTPUT);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let printed = [&o.stdout[..], &o.stderr[..]].concat();
+    let text = String::from_utf8_lossy(&printed);
+    assert!(
+        text.contains("PWNED-TITLE"),
+        "the metrics line is not quoted at all: {text}"
+    );
+    for raw in ["\u{1b}]0;PWNED", "\u{1b}]52;", "\u{1b}[2J"] {
+        assert!(
+            !text.contains(raw),
+            "HOLE: benchbox printed the workload's escape sequence `{}` to the terminal: {}",
+            raw.escape_debug(),
+            text.escape_debug()
+        );
+    }
+}
+
 /// The metrics file replaced by a symlink to a host file (in host mode the workload can name
 /// any host path) or a hard link: init does not follow it, and a hard link across mounts is
 /// refused.
@@ -1446,13 +1557,15 @@ fn init_is_out_of_the_workloads_reach() {
     let Some(f) = Fixture::with_probe() else {
         return;
     };
-    let run = f.run(&f.invocation(
+    // This test process, as seen from the host: not from the container's pid namespace.
+    let host_pid = std::process::id();
+    let run = f.run(&f.invocation(&format!(
         "readlink /proc/1/fd/1; echo readlink_fd=$?; ls /proc/1/root/ > /dev/null; echo ls_root=$?; \
-         readlink /proc/1/exe; echo readlink_exe=$?; \
-         kill -9 1; echo kill=$?; probe syscalls",
-    ));
+         readlink /proc/1/exe; echo readlink_exe=$?; kill -0 {host_pid}; echo kill_host=$?; \
+         kill -9 1; echo kill=$?; probe syscalls"
+    )));
     let r = run.probe();
-    for attempt in ["readlink_fd", "ls_root", "readlink_exe"] {
+    for attempt in ["readlink_fd", "ls_root", "readlink_exe", "kill_host"] {
         assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
     }
     for call in [
@@ -1685,7 +1798,9 @@ fn hole_device_nodes_in_the_image_reach_the_host_kernel_log_and_disk() {
 /// ["SYS_PTRACE"] }` and a volume on the host's filesystem; the probe PTRACE_SEIZEs pid 1,
 /// injects `openat(volume)` and `open_by_handle_at(<handle of the host filesystem's root>)`
 /// into it (init holds CAP_DAC_READ_SEARCH), takes the resulting descriptor with
-/// `pidfd_getfd`, and creates a file in the host's directory of this test. Fix: init drops to
+/// `pidfd_getfd`, and creates a file in the host's directory of this test. (Even without the
+/// injection, `/proc/1/fd/1` and `/proc/1/fd/2` are benchbox's own stdout and stderr: host
+/// files, such as the operator's log, that the workload can then reopen.) Fix: init drops to
 /// the workload's capabilities (and filter) once its privileged setup is done, or the workload
 /// is made unable to ptrace it.
 #[test]
@@ -1700,7 +1815,7 @@ fn hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host() {
     let escaped = f.path("escaped-via-init");
     let rel = escaped.strip_prefix(&root).unwrap().to_path_buf();
     let mut inv = f.invocation(&format!(
-        "probe ptrace-escape /vol {handle} {}",
+        "ls -l /proc/1/fd/; probe ptrace-escape /vol {handle} {}",
         rel.display()
     ));
     // Read-write, as a benchmark's data directory often is (read-only, the host's whole tree
