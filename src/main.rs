@@ -319,7 +319,7 @@ fn main() -> ExitCode {
                 eprintln!("warning: {w}");
             }
             // Isolation first: nothing is pulled for a run that could not start.
-            if let Err(e) = runner::preflight() {
+            if let Err(e) = runner::preflight(true) {
                 eprintln!("error: {e}");
                 return code(e.exit_code());
             }
@@ -577,6 +577,7 @@ fn main() -> ExitCode {
                 &info,
                 nix::unistd::geteuid().is_root(),
                 host::has_overlay(&roots),
+                benchbox::sandbox::security::kernel_support(),
                 err,
             );
             let mut blocked = false;

@@ -123,7 +123,9 @@ pub struct RunOutcome {
 }
 
 /// Check that this host can run isolated invocations; returns the cgroup hierarchy to use.
-pub fn preflight() -> Result<Hierarchy, RunError> {
+/// `needs_seccomp`: some cell runs under the seccomp filter (a kernel without seccomp filters
+/// is refused, never silently downgraded; only an explicit `seccomp = "unconfined"` runs there).
+pub fn preflight(needs_seccomp: bool) -> Result<Hierarchy, RunError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(RunError::Isolation(
             "benchbox must run as root to create namespaces, mounts and cgroups\n  hint: run it with sudo".into(),
@@ -132,6 +134,17 @@ pub fn preflight() -> Result<Hierarchy, RunError> {
     if !host::has_overlay(&host::Roots::default()) {
         return Err(RunError::Isolation(
             "the kernel has no overlay filesystem\n  hint: modprobe overlay".into(),
+        ));
+    }
+    let support = sandbox::security::kernel_support();
+    if !support.mount_api {
+        return Err(RunError::Isolation(
+            "the kernel lacks open_tree, move_mount or mount_setattr, which benchbox needs to build a container's mounts inside its own root\n  hint: Linux 5.12 or later".into(),
+        ));
+    }
+    if needs_seccomp && !support.seccomp_filter {
+        return Err(RunError::Isolation(
+            "the kernel cannot install seccomp filters (CONFIG_SECCOMP_FILTER)\n  hint: use a kernel with seccomp, or accept running without the filter: `[security] seccomp = \"unconfined\"` (recorded in the results)".into(),
         ));
     }
     sandbox::cgroup::detect_host().map_err(|e| RunError::Isolation(e.to_string()))
@@ -211,7 +224,7 @@ pub fn run(
     }
     let selected =
         plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
-    let cgroups = preflight()?;
+    let cgroups = preflight(true)?;
     cgroups.sweep_stale();
 
     let mut cells: Vec<Cell> = matrix.cells.clone();

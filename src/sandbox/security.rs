@@ -431,6 +431,56 @@ pub fn finish(prepared: &Prepared) -> Result<(), String> {
     Ok(())
 }
 
+/// What this kernel offers the sandbox, probed with harmless calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSupport {
+    /// seccomp filters with the `errno` action (CONFIG_SECCOMP_FILTER).
+    pub seccomp_filter: bool,
+    /// `open_tree`, `move_mount` and `mount_setattr` (Linux 5.12+): how the container's mounts
+    /// are made inside its own root after the pivot.
+    pub mount_api: bool,
+}
+
+pub fn kernel_support() -> KernelSupport {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+    let errno_action: u32 = 0x0005_0000;
+    // SAFETY: a query that reads one u32 we own.
+    let seccomp_filter = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &errno_action as *const u32,
+        )
+    } == 0;
+    // Each call is given a bad descriptor: EBADF says the call exists, ENOSYS that it does not.
+    let exists = |rc: libc::c_long| rc == 0 || nix::Error::last() != nix::Error::ENOSYS;
+    // SAFETY: invalid descriptors and null/empty arguments: the kernel only validates them.
+    let mount_api = unsafe {
+        exists(libc::syscall(libc::SYS_open_tree, -1, c"".as_ptr(), 0))
+            && exists(libc::syscall(
+                libc::SYS_move_mount,
+                -1,
+                c"".as_ptr(),
+                -1,
+                c"".as_ptr(),
+                0,
+            ))
+            && exists(libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                0,
+                std::ptr::null::<u8>(),
+                0,
+            ))
+    };
+    KernelSupport {
+        seccomp_filter,
+        mount_api,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +551,13 @@ mod tests {
             .unwrap()
             .is_none()
         );
+    }
+
+    #[test]
+    fn this_kernel_supports_the_sandbox() {
+        // The development and CI hosts run Linux 6.x.
+        let support = kernel_support();
+        assert!(support.seccomp_filter && support.mount_api, "{support:?}");
     }
 
     #[test]
