@@ -6,7 +6,8 @@ pub const OK: i32 = 0;
 pub const INTERNAL: i32 = 1;
 /// Bad usage or an invalid matrix file.
 pub const USAGE: i32 = 2;
-/// This host cannot isolate: not root, a missing cgroup controller, no overlayfs.
+/// This host cannot isolate: not root, a missing cgroup controller, no overlayfs, a kernel
+/// without seccomp filters or the mount API.
 pub const ISOLATION: i32 = 3;
 /// An image could not be resolved.
 pub const IMAGE: i32 = 4;
@@ -23,7 +24,8 @@ Exit codes:
   0    ok
   1    internal error
   2    bad usage or an invalid matrix file
-  3    this host cannot isolate (not root, missing cgroup controller, no overlayfs)
+  3    this host cannot isolate (not root, missing cgroup controller, no overlayfs,
+       no seccomp filters or mount API)
   4    an image could not be resolved
   5    a workload failed (non-zero exit, OOM, timeout) and failures are not allowed
   10   compare found a regression
