@@ -323,7 +323,7 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             let mw = stats::mann_whitney_u(&cv, &bv);
             let note = if bv.is_empty() || cv.is_empty() {
                 Some(format!(
-                    "no successful invocation in {}",
+                    "no invocation with status ok in {}",
                     if bv.is_empty() { "base" } else { "candidate" }
                 ))
             } else if ratio.is_none() {
@@ -612,6 +612,9 @@ mod tests {
                 ..Default::default()
             },
             throttled_s: 0.0,
+            status: crate::status::Status::Ok,
+            flags: Vec::new(),
+            reason: String::new(),
             metrics: Default::default(),
         }
     }

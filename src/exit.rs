@@ -11,7 +11,8 @@ pub const USAGE: i32 = 2;
 pub const ISOLATION: i32 = 3;
 /// An image could not be resolved.
 pub const IMAGE: i32 = 4;
-/// A workload failed (non-zero exit, OOM kill, timeout) and the matrix does not allow failures.
+/// A workload failed (non-zero exit, OOM kill, timeout, could not start) or an invocation is
+/// suspect (its counters cannot be trusted), and the matrix does not allow failures.
 pub const WORKLOAD_FAILED: i32 = 5;
 /// `compare` found a regression.
 pub const REGRESSION: i32 = 10;
@@ -27,6 +28,7 @@ Exit codes:
   3    this host cannot isolate (not root, missing cgroup controller, no overlayfs,
        no seccomp filters or mount API)
   4    an image could not be resolved
-  5    a workload failed (non-zero exit, OOM, timeout) and failures are not allowed
+  5    a workload failed (non-zero exit, OOM, timeout, cannot start) or an invocation is
+       suspect (counters that cannot be trusted), and failures are not allowed
   10   compare found a regression
   130  interrupted (Ctrl-C); resume with --resume";

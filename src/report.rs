@@ -41,6 +41,7 @@ use crate::plan::Phase;
 use crate::results::{self, CellResult, ResultsError, RunResults, Sample};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
+use crate::status::{self, Status};
 use crate::ui::{human_bytes, human_seconds};
 
 /// Bootstrap work per cell and metric, in resampled values: cells with more invocations than
@@ -233,12 +234,12 @@ pub fn canonical_metric(given: &str) -> String {
         .map_or_else(|| given.to_string(), |(name, _)| name.to_string())
 }
 
-/// The values of `metric` over a cell's successful measured invocations, in invocation order:
-/// the series [`summarize_samples`] summarizes.
+/// The values of `metric` over a cell's invocations that count toward the statistics (measured,
+/// status `ok`), in invocation order: the series [`summarize_samples`] summarizes.
 pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
     samples
         .iter()
-        .filter(|s| s.phase == Phase::Measure && !s.failed())
+        .filter(|s| s.counts_toward_statistics())
         .filter_map(|s| match metric {
             "wall_s" => Some(s.wall_s),
             "user_s" => Some(s.user_s),
@@ -253,7 +254,8 @@ pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
 }
 
 /// Summaries per metric (the standard ones and every custom metric the samples carry) over a
-/// cell's successful measured invocations, and a warning when failed ones were left out.
+/// cell's invocations that count toward the statistics, and a warning when failed or suspect
+/// ones were left out.
 pub fn summarize_samples(
     samples: &[Sample],
     opts: &StatsOptions,
@@ -273,12 +275,35 @@ pub fn summarize_samples(
         })
         .collect();
     let mut warnings = Vec::new();
-    let failed = samples
-        .iter()
-        .filter(|s| s.phase == Phase::Measure && s.failed())
-        .count();
+    let measured = samples.iter().filter(|s| s.phase == Phase::Measure);
+    let failed = measured.clone().filter(|s| s.status.is_failure()).count();
     if failed > 0 {
         warnings.push(format!("{failed} failed invocation(s) excluded from the statistics\n  hint: see the logs/ directory of the run"));
+    }
+    let suspect: Vec<&Sample> = measured
+        .clone()
+        .filter(|s| s.status == Status::Suspect)
+        .collect();
+    if let Some(first) = suspect.first() {
+        let mut kinds: Vec<&str> = Vec::new();
+        for s in &suspect {
+            let kind = status::suspect_kind(&s.reason);
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        warnings.push(format!(
+            "{} of {} invocations suspect: {}; excluded from the statistics\n  hint: measured invocation {}: {}; the `reason` column of runs.csv has every one",
+            suspect.len(),
+            measured.count(),
+            kinds.join("; "),
+            first.index,
+            if first.reason.is_empty() {
+                "no reason recorded"
+            } else {
+                &first.reason
+            }
+        ));
     }
     (summaries, warnings)
 }
@@ -452,7 +477,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
     })
 }
 
-/// Resamples for a cell with `n` successful invocations (see [`BOOTSTRAP_BUDGET`]).
+/// Resamples for a cell with `n` invocations that count toward the statistics (see [`BOOTSTRAP_BUDGET`]).
 pub fn resamples_for(n: usize, recorded: usize) -> usize {
     if n == 0 {
         return recorded;
@@ -465,7 +490,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     let n = cell
         .samples
         .iter()
-        .filter(|s| s.phase == Phase::Measure && !s.failed())
+        .filter(|s| s.counts_toward_statistics())
         .count();
     let resamples = resamples_for(n, opts.resamples);
     let (summary, warnings) = if resamples < opts.resamples {
@@ -496,6 +521,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     cell.summary = summary;
     cell.warnings = warnings;
     cell.failures = cell.count_failures();
+    cell.suspect = cell.count_suspect();
 }
 
 /// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
@@ -863,7 +889,7 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
         out,
-        "- **statistics**: seed {}; medians with {:.0}% bootstrap CIs ({} resamples); failed invocations excluded",
+        "- **statistics**: seed {}; medians with {:.0}% bootstrap CIs ({} resamples); only invocations with status ok (failed and suspect ones excluded)",
         run.seed,
         conf * 100.0,
         run.stats.resamples
@@ -928,7 +954,7 @@ fn render_metric_table(
             let status = match &cell.setup_error {
                 Some(_) => "setup failed",
                 None if cell.samples.is_empty() => "not run",
-                None => "no successful invocation",
+                None => "no invocation with status ok",
             };
             let _ = writeln!(out, "| {} | 0 | - | - | {status} |", md(&cell.label));
             continue;
@@ -1121,6 +1147,9 @@ mod tests {
                 ..Default::default()
             },
             throttled_s: 0.0,
+            status: crate::status::Status::Ok,
+            flags: Vec::new(),
+            reason: String::new(),
             metrics: [("ops".to_string(), ops)].into(),
         }
     }
@@ -1155,6 +1184,7 @@ mod tests {
             }
             if k == 3 {
                 samples[10].exit_code = Some(1);
+                (samples[10].status, samples[10].reason) = crate::status::judge(&samples[10]);
             }
             for s in &samples {
                 csv.append(s, &label, &[jdk.to_string(), gc.to_string()])
@@ -1254,6 +1284,54 @@ mod tests {
         rebuild(tmp.path(), None).unwrap();
         assert!(fs::read(&written.results_json).unwrap() == first_json);
         assert!(fs::read(&written.summary_md).unwrap() == first_md);
+    }
+
+    #[test]
+    fn suspect_rows_are_excluded_and_warned_whatever_their_numbers() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        // Two measured rows of the first cell say `suspect`; their numbers look like the rest.
+        let path = tmp.path().join("runs.csv");
+        let reason = "cgroup CPU 0.008 s is below 90% of the reaped tree's 0.742 s (were the counters reset?)";
+        let text: String = fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut l = l.to_string();
+                if l.starts_with("cell0,")
+                    && (l.contains(",measure,3,") || l.contains(",measure,7,"))
+                {
+                    l = l.replace(",ok,,,", &format!(",suspect,,{reason},"));
+                }
+                l + "\n"
+            })
+            .collect();
+        fs::write(&path, text).unwrap();
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        let cell = &run.cells[0];
+        assert_eq!(cell.summary["wall_s"].n, 8);
+        assert_eq!((cell.suspect, cell.failures), (2, 0));
+        assert_eq!(
+            cell.warnings,
+            [format!(
+                "2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics\n  hint: measured invocation 3: {reason}; the `reason` column of runs.csv has every one"
+            )]
+        );
+        assert_eq!((run.cells[3].suspect, run.cells[3].failures), (0, 1));
+        let md = fs::read_to_string(&written.summary_md).unwrap();
+        assert!(md.contains("| jdk=17 gc=G1 | 8 |"), "{md}");
+        assert!(
+            md.contains("`jdk=17 gc=G1`: 2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics   hint: measured invocation 3: cgroup CPU 0.008 s"),
+            "{md}"
+        );
+        let json = RunResults::read(tmp.path()).unwrap();
+        assert_eq!(json.cells[0].suspect, 2);
+        assert_eq!(json.cells[0].samples[4].status, Status::Suspect);
+        assert_eq!(json.cells[0].samples[4].reason, reason);
+        // Same bytes again.
+        let first = fs::read(&written.results_json).unwrap();
+        rebuild(tmp.path(), None).unwrap();
+        assert!(fs::read(&written.results_json).unwrap() == first);
     }
 
     #[test]

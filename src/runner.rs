@@ -6,8 +6,10 @@
 //! invocations), then every scheduled invocation in a fresh container; each invocation is
 //! appended to `runs.csv` as soon as it ends, and `results.json` is rewritten atomically.
 //! A failed invocation (non-zero exit, OOM, timeout, a command that cannot start) is recorded
-//! and the run goes on; Ctrl-C (the `cancel` flag) tears down the invocation in flight, keeps
-//! everything finished, and marks the run `interrupted` so `--resume` can finish it.
+//! with its status and the run goes on, and so is one whose counters cannot be trusted
+//! (`suspect`, see [`status::judge`]); Ctrl-C (the `cancel` flag) tears down the invocation in
+//! flight, keeps everything finished, and marks the run `interrupted` so `--resume` can finish
+//! it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -23,6 +25,7 @@ use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
 use crate::spec::{Cell, Matrix, Network, Root, Scratch, axis_value_text};
 use crate::stats::StatsOptions;
+use crate::status::{self, Status};
 
 /// The PATH a workload gets unless the matrix sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -115,8 +118,10 @@ pub struct RunOutcome {
     pub run_id: String,
     pub dir: PathBuf,
     pub results: RunResults,
-    /// Failed invocations plus cells whose setup failed.
+    /// Failed measured invocations plus cells whose setup failed.
     pub failures: usize,
+    /// Measured invocations whose status is `suspect` (their numbers cannot be trusted).
+    pub suspect: usize,
     pub interrupted: bool,
     /// Set when summary.md could not be written (the raw results are complete).
     pub report_problem: Option<String>,
@@ -278,7 +283,13 @@ pub fn run(
         }
     }
     let axes: Vec<String> = matrix.axes.iter().map(|a| a.name.clone()).collect();
-    let csv = CsvWriter::open(&csv_path, &axes, &metric_columns(matrix))?;
+    let csv = CsvWriter::open(&csv_path, &axes, &metric_columns(matrix)).map_err(|e| match e {
+        // An older benchbox's runs.csv: refused rather than appended to with other columns.
+        results::ResultsError::OldLayout { .. } => {
+            RunError::Usage(format!("cannot resume `{}`: {e}", dir.display()))
+        }
+        e => e.into(),
+    })?;
 
     fs::create_dir_all(&opts.scratch_base).map_err(|source| {
         RunError::Sandbox(sandbox::SandboxError::Io {
@@ -412,6 +423,7 @@ pub fn run(
         .iter()
         .map(|c| c.failures + usize::from(c.setup_error.is_some()))
         .sum();
+    let suspect = run.results.cells.iter().map(|c| c.suspect).sum();
     on_event(&Event::Finished {
         results: &run.results,
         dir: &dir,
@@ -425,6 +437,7 @@ pub fn run(
         dir,
         results,
         failures,
+        suspect,
         interrupted,
         report_problem,
     })
@@ -657,23 +670,24 @@ impl Run {
         let phase = slot.phase.to_string();
         let inv = self.invocation_for(&cell, &cell.command, &phase, slot.index, layer.as_ref())?;
         let started_at = now_rfc3339();
-        let (outcome, problem) = match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel)
-        {
-            Ok(o) => (o, None),
-            // The container could not start the command: a failure of this invocation.
-            Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
-                let message = e.to_string();
-                let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
-                (
-                    sandbox::Outcome {
-                        exit_code: Some(127),
-                        ..Default::default()
-                    },
-                    Some(message),
-                )
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (outcome, start_error) =
+            match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel) {
+                Ok(o) => (o, None),
+                // The container could not start the command: this invocation is `start-failed`
+                // (exit code 127, as a shell reports a command it cannot run).
+                Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
+                    let message = e.to_string();
+                    let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
+                    (
+                        sandbox::Outcome {
+                            exit_code: Some(127),
+                            ..Default::default()
+                        },
+                        Some(message),
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            };
         if outcome.interrupted {
             return Ok(false);
         }
@@ -696,7 +710,7 @@ impl Run {
             })?;
         }
         let extracted = self.extractors[&cell.id].extract(&stdout, &outcome.metrics_file);
-        let sample = Sample {
+        let mut sample = Sample {
             cell_id: cell.id.clone(),
             phase: slot.phase,
             index: slot.index,
@@ -713,23 +727,30 @@ impl Run {
             timed_out: outcome.timed_out,
             throttled_s: outcome.throttled.as_secs_f64(),
             rusage: outcome.rusage,
+            status: Status::Ok,
+            flags: Vec::new(),
+            reason: String::new(),
             metrics: extracted.values,
         };
+        (sample.status, sample.reason) = match start_error {
+            Some(message) => (Status::StartFailed, message),
+            None => status::judge(&sample),
+        };
         self.csv.append(&sample, &cell.label, &axis_texts(&cell))?;
-        let problem = problem
-            .or_else(|| (!extracted.problems.is_empty()).then(|| extracted.problems.join("; ")));
+        let problem = (!extracted.problems.is_empty()).then(|| extracted.problems.join("; "));
         {
             let result = self.cell_result(&cell.id);
             if outcome.applied.cgroup_version.is_some() {
                 result.applied_limits = Some(outcome.applied.clone());
             }
-            if sample.failed() && sample.phase == Phase::Measure {
-                result.failures += 1;
+            if sample.phase == Phase::Measure {
+                if sample.status == Status::Suspect {
+                    result.suspect += 1;
+                } else if sample.status.is_failure() {
+                    result.failures += 1;
+                }
             }
-            if !sample.failed()
-                && sample.phase == Phase::Measure
-                && !outcome.memory_timeline.is_empty()
-            {
+            if sample.counts_toward_statistics() && !outcome.memory_timeline.is_empty() {
                 result.memory_timeline = outcome.memory_timeline.clone();
             }
             result.samples.push(sample.clone());
@@ -776,22 +797,4 @@ impl Run {
     }
 }
 
-/// "exit 3", "killed by signal 9 (OOM)", "timed out".
-pub fn describe_failure(
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    oom: bool,
-    timed_out: bool,
-) -> String {
-    if timed_out {
-        return "timed out".into();
-    }
-    if oom {
-        return "killed: out of memory".into();
-    }
-    match (exit_code, signal) {
-        (_, Some(sig)) => format!("killed by signal {sig}"),
-        (Some(code), None) => format!("exit {code}"),
-        (None, None) => "did not finish".into(),
-    }
-}
+pub use crate::status::describe_failure;

@@ -264,6 +264,17 @@ timeout = "2s"
             "slow" => assert_eq!(&row[col("timed_out")], "true"),
             other => panic!("{other}"),
         }
+        let (status, reason) = match &row[2] {
+            "ok" => ("ok", ""),
+            "exit" => ("failed", "exit 3"),
+            "oom" => ("oom", "killed: out of memory"),
+            _ => ("timeout", "timed out"),
+        };
+        assert_eq!(
+            (&row[col("status")], &row[col("flags")], &row[col("reason")]),
+            (status, "", reason),
+            "{row:?}"
+        );
     }
     p.assert_no_leftovers();
     // The same matrix with failures allowed exits 0.
@@ -273,6 +284,43 @@ timeout = "2s"
     fs::write(p.path("m.toml"), allowed).unwrap();
     let o = p.run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_command_that_cannot_start_is_start_failed_with_a_reason() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(
+        r#"
+name = "nostart"
+[environment]
+rootfs = "./rootfs"
+[run]
+command = ["/no/such/program"]
+warmup = 0
+runs = 1
+"#,
+    );
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let header = p.csv_header("nostart");
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let rows = p.csv_rows("nostart");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][col("status")], "start-failed", "{:?}", rows[0]);
+    assert_eq!(&rows[0][col("exit_code")], "127");
+    assert!(
+        rows[0][col("reason")].contains("/no/such/program"),
+        "{:?}",
+        rows[0]
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("FAILED: ") && stderr.contains("/no/such/program"),
+        "{stderr}"
+    );
+    p.assert_no_leftovers();
 }
 
 #[test]
@@ -394,6 +442,165 @@ fn the_quickstart_runs_on_the_host_filesystem() {
         assert!(row[col].parse::<u64>().unwrap() > 1_000_000, "{row:?}");
     }
     p.assert_no_leftovers();
+}
+
+/// A copy of `reports/example` (a run written before runs.csv had `status`, `flags` and
+/// `reason`): its results.json and runs.csv, in a temp dir.
+fn copy_of_the_example_run() -> tempfile::TempDir {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["results.json", "runs.csv"] {
+        fs::copy(example.join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
+    let old = copy_of_the_example_run();
+    let o = run_cmd(common::benchbox().arg("report").arg(old.path()));
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("level=1  10 ") && !stdout.contains("suspect"),
+        "{stdout}"
+    );
+
+    // The same run in the new layout, where two measured rows of level=1 say `suspect`: their
+    // numbers are as good as the others', but the status column is the truth.
+    let new = copy_of_the_example_run();
+    let path = new.path().join("runs.csv");
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let at = header
+        .iter()
+        .position(|h| h == "involuntary_switches")
+        .unwrap()
+        + 1;
+    let mut writer = csv::Writer::from_path(new.path().join("runs.new.csv")).unwrap();
+    let mut h = header.clone();
+    h.splice(at..at, ["status", "flags", "reason"].map(String::from));
+    writer.write_record(&h).unwrap();
+    let reason =
+        "cgroup CPU 0.008 s is below 90% of the reaped tree's 0.742 s (were the counters reset?)";
+    let mut suspect = 0;
+    for record in reader.records() {
+        let mut row: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        let mark = row[2] == "1" && row[3] == "measure" && suspect < 2;
+        suspect += usize::from(mark);
+        let inserted = if mark {
+            ["suspect", "", reason]
+        } else {
+            ["ok", "", ""]
+        };
+        row.splice(at..at, inserted.map(String::from));
+        writer.write_record(&row).unwrap();
+    }
+    writer.flush().unwrap();
+    fs::rename(new.path().join("runs.new.csv"), &path).unwrap();
+
+    let o = run_cmd(common::benchbox().arg("report").arg(new.path()));
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("failed  suspect"), "{stdout}");
+    assert!(
+        stdout.contains("level=1   8 ") && stdout.contains("0/10     2/10"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("level=1: warning: 2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(new.path().join("results.json")).unwrap())
+            .unwrap();
+    let cell = json["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "level=1")
+        .unwrap();
+    assert_eq!(cell["suspect"], 2);
+    assert_eq!(cell["failures"], 0);
+    assert_eq!(cell["summary"]["wall_s"]["n"], 8);
+    assert!(
+        cell["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("hint: measured invocation "),
+        "{cell}"
+    );
+    let statuses: Vec<&str> = cell["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "suspect").count(), 2);
+    let md = fs::read_to_string(new.path().join("summary.md")).unwrap();
+    assert!(md.contains("| level=1 | 8 |"), "{md}");
+    assert!(
+        md.contains("`level=1`: 2 of 10 invocations suspect"),
+        "{md}"
+    );
+    let html = fs::read_to_string(new.path().join("report.html")).unwrap();
+    assert!(html.contains("2 suspect"), "{html}");
+    // Rebuilt to the same bytes.
+    let first = fs::read(new.path().join("results.json")).unwrap();
+    let o = run_cmd(common::benchbox().arg("report").arg(new.path()));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(fs::read(new.path().join("results.json")).unwrap() == first);
+    // compare sees 8 invocations of level=1 in the new run against 10 in the old.
+    let o = run_cmd(
+        common::benchbox()
+            .args(["compare", "--format", "json"])
+            .arg(old.path())
+            .arg(new.path()),
+    );
+    assert!(
+        o.status.code().is_some_and(|c| c == 0 || c == 10),
+        "{}",
+        text(&o)
+    );
+    let cmp: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pair = cmp["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == "level=1" && p["metric"] == "wall_s")
+        .unwrap();
+    assert_eq!(
+        (&pair["base_n"], &pair["candidate_n"]),
+        (&10.into(), &8.into())
+    );
+}
+
+#[test]
+fn resume_refuses_an_older_runs_csv_and_leaves_it_alone() {
+    if !common::privileged() {
+        return;
+    }
+    let old = copy_of_the_example_run();
+    let before = fs::read(old.path().join("runs.csv")).unwrap();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let o = run_cmd(
+        common::benchbox()
+            .arg("run")
+            .arg(&quickstart)
+            .arg("--out")
+            .arg(old.path().join("out"))
+            .arg("--resume")
+            .arg(old.path())
+            .arg("--runs")
+            .arg("11"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot resume") && err.contains("written by an older benchbox"),
+        "{err}"
+    );
+    assert!(fs::read(old.path().join("runs.csv")).unwrap() == before);
 }
 
 #[test]

@@ -176,7 +176,7 @@ fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[M
         "<dl class=\"facts\">\n\
          <dt>Compared</dt><dd>{compared}</dd>\n\
          <dt>Measured</dt><dd>{invocations} invocations, each in a fresh container, order {order}; \
-         statistics over successful ones ({conf:.0}% intervals, {resamples} bootstrap resamples)</dd>\n\
+         statistics over those with status ok, not failed or suspect ones ({conf:.0}% intervals, {resamples} bootstrap resamples)</dd>\n\
          <dt>Host</dt><dd><code>{hostname}</code>: {cpu}, {cpus} logical CPUs, {mem}, Linux {kernel} ({arch}), cgroup {cg}</dd>\n\
          <dt>Run</dt><dd><code>{run}</code>, {status}, started {started}</dd>\n\
          <dt>Reference</dt><dd>{reference}</dd>\n</dl>\n",
@@ -268,7 +268,7 @@ fn metric_section(
                 let why = if row.cell.setup_error.is_some() {
                     "setup failed"
                 } else {
-                    "no successful invocation"
+                    "no invocation with status ok"
                 };
                 let _ = writeln!(
                     h,
@@ -318,6 +318,9 @@ fn metric_section(
                 }
                 if row.cell.failures > 0 {
                     tags.push(format!("{} failed", row.cell.failures));
+                }
+                if row.cell.suspect > 0 {
+                    tags.push(format!("{} suspect", row.cell.suspect));
                 }
                 let _ = writeln!(
                     h,
@@ -473,13 +476,18 @@ fn environment(h: &mut String, results: &RunResults) {
         }
         let _ = writeln!(
             h,
-            "<tr><td>{}{extra}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{measured} ({} failed)</td></tr>",
+            "<tr><td>{}{extra}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{measured} ({} failed{})</td></tr>",
             escape(&cell.label),
             escape(&cell.id),
             escape(&root_text(plan)),
             escape(&command_text(plan)),
             escape(&limits),
-            cell.failures
+            cell.failures,
+            if cell.suspect > 0 {
+                format!(", {} suspect", cell.suspect)
+            } else {
+                String::new()
+            }
         );
     }
     let _ = writeln!(h, "</tbody></table></div>");
