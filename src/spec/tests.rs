@@ -357,6 +357,28 @@ fn ids_are_stable_and_ignore_run_counts() {
     assert_eq!(disk.cells[0].scratch, Scratch::Disk);
 }
 
+/// Ids are how `compare` and `--resume` find a cell again: an existing matrix must keep them
+/// whatever keys are added later. These are the ids of `reports/example/` (and of the render
+/// fixtures), runs of the quick start.
+#[test]
+fn ids_of_an_existing_matrix_never_change() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let m = load(&path, &ctx()).unwrap();
+    let ids: Vec<(&str, &str)> = m
+        .cells
+        .iter()
+        .map(|c| (c.label.as_str(), c.id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("level=1", "0b6e9b94bbc7"),
+            ("level=6", "fb54c36c5013"),
+            ("level=9", "79ccd99a1e7e")
+        ]
+    );
+}
+
 #[test]
 fn slugs_are_safe_short_and_unique() {
     let m = ok(&format!(
