@@ -9,8 +9,8 @@
 //! product, minus `exclude`, plus `include`) -> per cell, `{axis}` placeholders substituted into
 //! the template values -> typed [`Cell`]s -> ids and slugs.
 //!
-//! Substitution (see `template`): every string in `[environment]`, `[limits]`, `[run]` and
-//! `[[metric]]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
+//! Substitution (see `template`): every string in `[environment]`, `[limits]`, `[security]`,
+//! `[run]` and `[[metric]]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
 //! braces (so a regex quantifier is written `\d{{3}}`), any other brace is an error. A string
 //! that is exactly one placeholder takes the value's own type. `exclude` and `include` are
 //! reserved names in `[matrix]`, never axes; `Axis::values` lists the declared values followed
@@ -106,6 +106,13 @@ pub struct Cell {
     #[serde(default)]
     pub scratch: Scratch,
     pub limits: Limits,
+    /// What the workload may do beyond the hardened defaults (`[security]`); left out of the
+    /// JSON when nothing is loosened, so plans written before the key existed read the same.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::sandbox::security::Policy::is_default"
+    )]
+    pub security: crate::sandbox::security::Policy,
     /// argv; a plain string `s` in the file becomes `["/bin/sh", "-c", s]`.
     pub command: Vec<String>,
     pub setup: Option<Vec<String>>,
