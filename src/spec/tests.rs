@@ -703,9 +703,9 @@ fn security_section() {
     );
 
     // Written as such: one warning for the whole matrix, not one per cell.
-    let m = ok(&format!(
-        "[matrix]\nv = [1, 2]\n[security]\nprivileged = true\nseccomp = \"unconfined\"\n[run]\ncommand = \"echo {{v}}\"\n"
-    ));
+    let m = ok(
+        "[matrix]\nv = [1, 2]\n[security]\nprivileged = true\nseccomp = \"unconfined\"\n[run]\ncommand = \"echo {v}\"\n",
+    );
     assert!(m.cells.iter().all(|c| c.security.privileged));
     assert_eq!(
         m.warnings,
