@@ -25,6 +25,11 @@
 //!   exclude nothing). Values match when equal, or when their texts are equal (`17` vs `"17"`).
 //! - `timeout` also takes an integer number of seconds; env values may be numbers or booleans.
 //! - `order`, `seed` and `allow-failures` are matrix-wide: they are not substituted.
+//! - `[security]` enters a cell's id only when it loosens something (like `scratch`), with
+//!   capability names canonical and sorted, so the defaults, written out or not, keep the ids
+//!   cells had before the section existed. A capability already in the default set is kept as
+//!   written (it changes the id, nothing else) with a warning, like `privileged = true` beside
+//!   `capabilities` or `seccomp`.
 
 mod build;
 mod cpuset;
