@@ -350,6 +350,8 @@ struct CellMeta {
     slug: String,
     axes: Vec<(String, serde_json::Value)>,
     applied_limits: Option<crate::sandbox::Applied>,
+    #[serde(default)]
+    security: Option<crate::sandbox::security::Effective>,
     setup_error: Option<String>,
     #[serde(default)]
     memory_timeline: Vec<(f64, u64)>,
@@ -404,6 +406,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
             slug: c.slug,
             axes: c.axes,
             applied_limits: c.applied_limits,
+            security: c.security,
             setup_error: c.setup_error,
             memory_timeline: c.memory_timeline,
             ..Default::default()
@@ -782,6 +785,31 @@ fn host_line(run: &RunResults) -> String {
     parts.join(", ")
 }
 
+/// Every cell's `[security]` policy: "default (every cell)", or per cell when they differ.
+/// `None` for a run recorded before benchbox recorded policies.
+fn security_line(run: &RunResults) -> Option<String> {
+    if run.cells.iter().all(|c| c.security.is_none()) {
+        return None;
+    }
+    let described: Vec<(&str, String)> = run
+        .cells
+        .iter()
+        .map(|c| {
+            let d = c.security.as_ref().map(|s| s.policy().describe());
+            (c.label.as_str(), d.unwrap_or_else(|| "not recorded".into()))
+        })
+        .collect();
+    let (_, first) = described.first()?;
+    if described.iter().all(|(_, d)| d == first) {
+        return Some(format!("{} (every cell)", md(first)));
+    }
+    let per_cell: Vec<String> = described
+        .iter()
+        .map(|(label, d)| format!("`{}` {}", md(label), md(d)))
+        .collect();
+    Some(per_cell.join("; "))
+}
+
 /// Escape what would break a Markdown table cell.
 fn md(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -902,7 +930,21 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
             md(&r.why)
         );
     }
+    if let Some(line) = security_line(run) {
+        let _ = writeln!(out, "- **security**: {line}");
+    }
     out.push('\n');
+    // Loosened cells lead, unfolded: the numbers of a workload that could do more are not the
+    // numbers of the hardened default.
+    let loosened: Vec<String> = run
+        .cells
+        .iter()
+        .filter_map(|c| c.security_warning())
+        .map(|w| md(&w))
+        .collect();
+    if !loosened.is_empty() {
+        let _ = writeln!(out, "> [!WARNING]\n> {}\n", loosened.join("\n>\n> "));
+    }
 
     for metric in metrics_of_interest(run) {
         let info = metric_info(run, &metric);
@@ -1125,6 +1167,7 @@ fn render_warnings(out: &mut String, run: &RunResults) {
 mod tests {
     use super::*;
     use crate::results::CsvWriter;
+    use crate::sandbox::security::Policy;
 
     fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
         Sample {
@@ -1202,6 +1245,19 @@ mod tests {
                 ],
                 // Stale samples in results.json must be ignored: runs.csv is the truth.
                 samples: vec![sample(&id, Phase::Measure, 0, 99.0, 1.0)],
+                // The last cell traces its processes without a seccomp filter.
+                security: Some(
+                    if k == 3 {
+                        Policy {
+                            capabilities: vec!["SYS_PTRACE".into()],
+                            seccomp_unconfined: true,
+                            privileged: false,
+                        }
+                    } else {
+                        Policy::default()
+                    }
+                    .effective(),
+                ),
                 ..Default::default()
             });
         }
@@ -1259,6 +1315,15 @@ mod tests {
         assert_eq!(run.cells[3].summary["wall_s"].n, 9);
         assert_eq!(run.cells[3].failures, 1);
         assert!(run.cells[3].warnings[0].starts_with("1 failed invocation(s) excluded"));
+        // The policies recorded by the run survive the rebuild (they are not in runs.csv).
+        assert_eq!(run.cells[0].security, Some(Policy::default().effective()));
+        assert_eq!(
+            run.cells[3]
+                .security
+                .as_ref()
+                .map(|s| s.policy().describe()),
+            Some("+SYS_PTRACE, seccomp unconfined".to_string())
+        );
         assert_eq!(
             run.finished_at.as_deref(),
             Some("2026-01-01T00:01:00.000Z"),
@@ -1354,6 +1419,11 @@ mod tests {
         );
         assert!(md.contains("- **host**: Test CPU @ 3.0GHz, 8 cpus, kernel 6.1.0, cgroup v2, governor performance\n"), "{md}");
         assert!(md.contains("seed 42"), "{md}");
+        // Every cell's policy, and the loosened one called out before the numbers.
+        assert!(md.contains("- **security**: `jdk=17 gc=G1` default; `jdk=17 gc=Par` default; `jdk=21 gc=G1` default; `jdk=21 gc=Par` +SYS_PTRACE, seccomp unconfined\n"), "{md}");
+        let warning = "\n> [!WARNING]\n> cell `jdk=21 gc=Par` runs with +SYS_PTRACE, seccomp unconfined: its workload holds SYS_PTRACE beyond the default capabilities";
+        assert!(md.contains(warning), "{md}");
+        assert!(md.find(warning) < md.find("### wall time"), "{md}");
         // Default reference: the fastest cell.
         assert!(
             md.contains("- **reference**: `jdk=21 gc=G1` (fastest median wall time)"),
@@ -1392,6 +1462,38 @@ mod tests {
         assert_eq!(
             e,
             "no cell matches the reference `jdk=8`\n  hint: use axis=value pairs of this run's axes (jdk=17|21, gc=G1|Par)"
+        );
+    }
+
+    #[test]
+    fn security_in_the_summary_when_all_cells_agree_and_when_not_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = write_run(tmp.path());
+        for c in &mut run.cells {
+            c.security = Some(Policy::default().effective());
+        }
+        let md = summary_markdown(&run, None);
+        assert!(
+            md.contains("- **security**: default (every cell)\n"),
+            "{md}"
+        );
+        assert!(!md.contains("[!WARNING]"), "{md}");
+        // A results.json from before policies were recorded says nothing rather than guess.
+        for c in &mut run.cells {
+            c.security = None;
+        }
+        let md = summary_markdown(&run, None);
+        assert!(!md.contains("**security**"), "{md}");
+        let privileged = Policy {
+            privileged: true,
+            ..Policy::default()
+        };
+        run.cells[1].security = Some(privileged.effective());
+        let md = summary_markdown(&run, None);
+        assert!(md.contains("- **security**: `jdk=17 gc=G1` not recorded; `jdk=17 gc=Par` privileged (all capabilities, no seccomp filter, kernel files unmasked); `jdk=21 gc=G1` not recorded"), "{md}");
+        assert!(
+            md.contains("> [!WARNING]\n> cell `jdk=17 gc=Par` runs privileged: "),
+            "{md}"
         );
     }
 

@@ -546,6 +546,10 @@ pub struct CellResult {
     pub axes: Vec<(String, serde_json::Value)>,
     /// Limits as read back from the kernel (from the cell's latest invocation).
     pub applied_limits: Option<Applied>,
+    /// What the workload was allowed: capabilities kept, seccomp, privileged. `None` only in
+    /// results.json files written before benchbox recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::sandbox::security::Effective>,
     pub setup_error: Option<String>,
     /// Memory use over time (seconds since the exec, bytes) of the cell's last measured
     /// invocation whose status is `ok`; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
@@ -564,6 +568,12 @@ pub struct CellResult {
 }
 
 impl CellResult {
+    /// "cell `X` runs with ...: its workload can ..." when the cell's recorded policy loosens
+    /// the defaults.
+    pub fn security_warning(&self) -> Option<String> {
+        self.security.as_ref()?.policy().warning(&self.label)
+    }
+
     /// Measured invocations that failed (any status but `ok` and `suspect`).
     pub fn count_failures(&self) -> usize {
         self.samples

@@ -58,6 +58,8 @@ pub enum Event<'a> {
         invocations: usize,
         already_done: usize,
         seed: u64,
+        /// One warning per selected cell whose `[security]` loosens the defaults.
+        loosened: &'a [String],
     },
     SetupStarted {
         cell: &'a Cell,
@@ -323,6 +325,7 @@ pub fn run(
                 slug: c.slug.clone(),
                 axes: c.axes.clone(),
                 applied_limits: previous_cell.and_then(|pc| pc.applied_limits.clone()),
+                security: Some(c.security.effective()),
                 samples: samples_by_cell.remove(&c.id).unwrap_or_default(),
                 ..Default::default()
             }
@@ -380,6 +383,10 @@ pub fn run(
     }
 
     let slots = plan::schedule_selected(&run.cells, &selected, matrix.order, seed, &done);
+    let loosened: Vec<String> = selected
+        .iter()
+        .filter_map(|&i| run.cells[i].security.warning(&run.cells[i].label))
+        .collect();
     on_event(&Event::Started {
         run_id: &run_id,
         dir: &dir,
@@ -387,6 +394,7 @@ pub fn run(
         invocations: slots.len(),
         already_done: done.len(),
         seed,
+        loosened: &loosened,
     });
 
     let total = slots.len();
@@ -564,7 +572,7 @@ impl Run {
             scratch_base: self.scratch.path().to_path_buf(),
             upper_on_disk: cell.scratch == Scratch::Disk,
             keep_upper: None,
-            security: Default::default(),
+            security: cell.security.clone(),
         })
     }
 

@@ -71,6 +71,7 @@ impl Progress {
                 invocations,
                 already_done,
                 seed,
+                loosened,
             } => {
                 let resumed = if *already_done > 0 {
                     format!(", {already_done} already done")
@@ -81,6 +82,10 @@ impl Progress {
                     "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}",
                     dir.display()
                 ));
+                // Before any invocation, so nobody misses that a workload runs loosened.
+                for w in loosened.iter() {
+                    self.line(&format!("warning: {w}"));
+                }
                 if std::io::stderr().is_terminal() && *invocations > 0 {
                     let bar = ProgressBar::new(*invocations as u64);
                     bar.set_style(

@@ -210,6 +210,21 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
     assert_eq!(cells[0]["applied_limits"]["cpus"], "0");
     assert_eq!(cells[0]["applied_limits"]["memory_bytes"], 128u64 << 20);
     assert_eq!(cells[0]["summary"]["wall_s"]["n"], 2);
+    // What the workload could do, recorded even at the default.
+    assert_eq!(cells[0]["security"]["seccomp"], "default");
+    assert_eq!(cells[0]["security"]["privileged"], false);
+    assert_eq!(
+        cells[0]["security"]["added_capabilities"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        cells[0]["security"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        13
+    );
+    assert!(json["plan"]["cells"][0].get("security").is_none());
     let slug = cells[0]["slug"].as_str().unwrap();
     let logs = p.latest("two").join("logs");
     assert!(logs.join(slug).join("measure-0.out").exists());
@@ -412,6 +427,152 @@ fn plan_json_lists_stable_cell_ids() {
     assert_eq!(ids(&a).len(), 2);
     let text_plan = run_cmd(&mut p.cmd(&["plan", "m.toml"]));
     assert!(String::from_utf8_lossy(&text_plan.stdout).contains("word=alpha"));
+}
+
+#[test]
+fn plan_shows_each_cells_security_and_check_rejects_a_bad_one() {
+    let loosened = TWO_CELLS.replace(
+        "[run]",
+        "[security]\ncapabilities = [\"{word}\", \"cap_sys_ptrace\"]\n[run]",
+    );
+    let p = Project::new(&loosened.replace(
+        "word = [\"alpha\", \"beta\"]",
+        "word = [\"PERFMON\", \"SYS_PTRACE\"]",
+    ));
+    let o = run_cmd(&mut p.cmd(&["plan", "m.toml"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("  security +PERFMON +SYS_PTRACE\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  security +SYS_PTRACE\n"), "{stdout}");
+    let o = run_cmd(&mut p.cmd(&["plan", "m.toml", "--json"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        plan["cells"][0]["security"],
+        serde_json::json!({ "capabilities": ["PERFMON", "SYS_PTRACE"] })
+    );
+    assert_eq!(
+        plan["cells"][1]["security"],
+        serde_json::json!({ "capabilities": ["SYS_PTRACE"] })
+    );
+
+    // The default is shown too, in the text; the JSON leaves it out as plans always did.
+    let p = Project::new(TWO_CELLS);
+    let o = run_cmd(&mut p.cmd(&["plan", "m.toml"]));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .matches("  security default\n")
+            .count(),
+        2,
+        "{}",
+        text(&o)
+    );
+
+    let p = Project::new(&TWO_CELLS.replace("[run]", "[security]\nseccomp = \"off\"\n[run]"));
+    let o = run_cmd(&mut p.cmd(&["check", "m.toml"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("m.toml:13:11: invalid seccomp `off`\n  hint: valid seccomp values: default"),
+        "{err}"
+    );
+    // Redundant, not wrong: a warning, and the file passes.
+    let p = Project::new(&TWO_CELLS.replace(
+        "[run]",
+        "[security]\nprivileged = true\ncapabilities = [\"SYS_ADMIN\"]\n[run]",
+    ));
+    let o = run_cmd(&mut p.cmd(&["check", "m.toml"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("warning: `privileged = true` in [security] already grants every capability"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_loosened_cell_gets_its_capability_and_is_called_out() {
+    if !common::privileged() {
+        return;
+    }
+    // An exact placeholder keeps the axis field's type: an array of capability names.
+    let p = Project::new(
+        r#"
+name = "caps"
+[matrix]
+cap = [{ name = "default", add = [] }, { name = "ptrace", add = ["SYS_PTRACE"] }]
+[environment]
+rootfs = "./rootfs"
+[security]
+capabilities = "{cap.add}"
+[run]
+command = "grep CapEff /proc/self/status"
+warmup = 0
+runs = 1
+"#,
+    );
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("warning: cell `cap=ptrace` runs with +SYS_PTRACE: its workload holds SYS_PTRACE beyond the default capabilities"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cell `cap=default` runs"), "{stderr}");
+    let json = p.results("caps");
+    let cells = json["cells"].as_array().unwrap();
+    let ptrace = serde_json::json!("SYS_PTRACE");
+    assert_eq!(
+        cells[0]["security"]["added_capabilities"],
+        serde_json::json!([])
+    );
+    assert!(
+        !cells[0]["security"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&ptrace)
+    );
+    assert_eq!(
+        cells[1]["security"]["added_capabilities"],
+        serde_json::json!([ptrace])
+    );
+    assert!(
+        cells[1]["security"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&ptrace)
+    );
+    // The workloads really hold what was recorded: CAP_SYS_PTRACE is bit 19 of CapEff.
+    let cap_eff = |cell: &serde_json::Value| {
+        let log = p
+            .latest("caps")
+            .join("logs")
+            .join(cell["slug"].as_str().unwrap())
+            .join("measure-0.out");
+        let out = fs::read_to_string(log).unwrap();
+        u64::from_str_radix(out.trim().trim_start_matches("CapEff:").trim(), 16).unwrap()
+    };
+    assert_eq!(cap_eff(&cells[0]) & (1 << 19), 0);
+    assert_ne!(cap_eff(&cells[1]) & (1 << 19), 0);
+    let summary = fs::read_to_string(p.latest("caps").join("summary.md")).unwrap();
+    assert!(
+        summary.contains("- **security**: `cap=default` default; `cap=ptrace` +SYS_PTRACE\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("> [!WARNING]\n> cell `cap=ptrace` runs with +SYS_PTRACE"),
+        "{summary}"
+    );
+    // `report` rebuilds the same bytes, policies included.
+    let before = fs::read(p.latest("caps").join("results.json")).unwrap();
+    let o = run_cmd(&mut p.cmd(&["report", "out/caps/latest"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(fs::read(p.latest("caps").join("results.json")).unwrap() == before);
+    p.assert_no_leftovers();
 }
 
 #[test]

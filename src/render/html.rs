@@ -2,8 +2,9 @@
 //!
 //! Order: what was compared, on what host; then per metric a table (cell, n, median, CI of
 //! the median, ratio to the reference with its CI and what it means, warnings) and the plots;
-//! then the environment (per cell: root or image, command, limits as the kernel applied them;
-//! the host; seed, matrix hash, tool version).
+//! then the environment (per cell: root or image, command, limits as the kernel applied them,
+//! what `[security]` loosened; the host; seed, matrix hash, tool version). A cell with a
+//! loosened policy is also named at the top.
 //!
 //! Self-contained on purpose: CSS is inline, plots are inline SVG, there is no script and no
 //! font, image or style sheet fetched from anywhere. A Content-Security-Policy
@@ -203,6 +204,9 @@ fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[M
     }
     for w in &results.warnings {
         let _ = writeln!(h, "<p class=\"warn\">{}</p>", escape(w));
+    }
+    for w in results.cells.iter().filter_map(|c| c.security_warning()) {
+        let _ = writeln!(h, "<p class=\"warn\"><strong>{}</strong></p>", escape(&w));
     }
     let _ = writeln!(h, "<nav>");
     for t in tables {
@@ -451,13 +455,17 @@ fn environment(h: &mut String, results: &RunResults) {
     let _ = writeln!(
         h,
         "<section id=\"environment\">\n<h2>Environment</h2>\n<h3>Cells</h3>\n<div class=\"scroll\"><table>\n\
-         <thead><tr><th>Cell</th><th>Id</th><th>Root</th><th>Command</th><th>Limits as applied</th><th class=\"num\">Invocations</th></tr></thead>\n<tbody>"
+         <thead><tr><th>Cell</th><th>Id</th><th>Root</th><th>Command</th><th>Limits as applied</th><th>Security</th><th class=\"num\">Invocations</th></tr></thead>\n<tbody>"
     );
     for cell in &results.cells {
         let plan = plan_cell(results, cell);
         let limits = match &cell.applied_limits {
             Some(a) => limits_text(a),
             None => "not read back (no invocation ran)".into(),
+        };
+        let security = match &cell.security {
+            Some(s) => s.policy().describe(),
+            None => "not recorded".into(),
         };
         let measured = cell
             .samples
@@ -476,12 +484,13 @@ fn environment(h: &mut String, results: &RunResults) {
         }
         let _ = writeln!(
             h,
-            "<tr><td>{}{extra}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{measured} ({} failed{})</td></tr>",
+            "<tr><td>{}{extra}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{measured} ({} failed{})</td></tr>",
             escape(&cell.label),
             escape(&cell.id),
             escape(&root_text(plan)),
             escape(&command_text(plan)),
             escape(&limits),
+            escape(&security),
             cell.failures,
             if cell.suspect > 0 {
                 format!(", {} suspect", cell.suspect)
