@@ -8,6 +8,11 @@
 # benchbox's figure is the whole `benchbox run` (start-up, matrix parsing, results files
 # included) divided by the number of invocations. Targets: <= 10 ms per invocation and
 # <= 3x the unshare figure.
+#
+#   BASELINE=/path/to/other/benchbox sudo -E benches/overhead.sh [INVOCATIONS]
+#
+# also runs another build of benchbox (say, the last release) in the same hyperfine session,
+# right after this one, for a before/after comparison measured side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-200}"
@@ -34,8 +39,12 @@ cd "$work"
 hyperfine --style basic -N --warmup 20 --runs "$n" --export-json bare.json '/bin/true' 'unshare -m -p -f -i -u -n true' >/dev/null
 # A 2 s pause before each whole run lets the kernel finish tearing down the previous run's 200
 # namespaces and cgroups (deferred work); what happens within one run is still counted.
+commands=("$bin run m.toml --out $work/out --resamples 100")
+if [[ -n "${BASELINE:-}" ]]; then
+    commands+=("$BASELINE run m.toml --out $work/out-baseline --resamples 100")
+fi
 BENCHBOX_SCRATCH="$work/scratch" hyperfine --style basic --warmup 1 --runs 5 --prepare 'sleep 2' --export-json bb.json \
-    "$bin run m.toml --out $work/out --resamples 100" >/dev/null
+    "${commands[@]}" >/dev/null
 python3 - "$n" <<'PY'
 import json, sys
 n = int(sys.argv[1])
@@ -49,4 +58,9 @@ print(f"unshare -m -p -f -i -u -n     median {unshare_ms:7.3f} ms")
 print(f"benchbox run, per invocation  median {bb_ms:7.3f} ms  ({n} invocations per run, 5 runs)")
 print(f"ratio benchbox / unshare      {bb_ms / unshare_ms:5.2f}x   (target <= 3x)")
 print(f"target <= 10 ms per invocation: {'met' if bb_ms <= 10 else 'NOT met'}")
+results = json.load(open("bb.json"))["results"]
+if len(results) > 1:
+    base_ms = results[1]["median"] * 1e3 / n
+    print(f"baseline build, per invocation median {base_ms:7.3f} ms  ratio to unshare {base_ms / unshare_ms:5.2f}x")
+    print(f"this build / baseline         {bb_ms / base_ms:5.2f}x")
 PY

@@ -61,11 +61,14 @@ fn generate(dir: &Path) {
                     max_rss_bytes: 100_000_000,
                     ..Default::default()
                 },
+                status: benchbox::status::Status::Ok,
+                flags: Vec::new(),
+                reason: String::new(),
                 metrics: [("throughput".to_string(), 1000.0 / wall)].into(),
             };
             writeln!(
                 csv,
-                "{id},{label},{jdk},{gc},measure,{i},{},{:.9},{:.6},{:.6},{},{},{},0,,false,false,{:.6},{:.6},{:.6},{},0,0,0,0,{}",
+                "{id},{label},{jdk},{gc},measure,{i},{},{:.9},{:.6},{:.6},{},{},{},0,,false,false,{:.6},{:.6},{:.6},{},0,0,0,0,ok,,,{}",
                 s.started_at,
                 s.wall_s,
                 s.user_s,

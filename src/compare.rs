@@ -4,7 +4,8 @@
 //! Methods:
 //! - Pairing: cells with the same id; then cells whose ids differ but whose axis values are
 //!   identical (and unique on both sides), with a warning naming the settings that differ
-//!   (an image digest, a command...). Everything else is listed as unpaired.
+//!   (an image digest, a command...). Everything else is listed as unpaired. A pair whose
+//!   recorded security policies differ (`[security]`, or benchbox's defaults) gets a warning.
 //! - Per pair and metric: the ratio of medians candidate / base with Efron's bootstrap
 //!   percentile interval ([`stats::ratio_of_medians`]), a two-sided Mann-Whitney U test
 //!   ([`stats::mann_whitney_u`]), and Benjamini-Hochberg q-values across all pairs and metrics
@@ -274,6 +275,44 @@ fn plan_differences(
         .collect()
 }
 
+/// A warning when a paired cell ran under different security policies. Compares what each
+/// run recorded as effective, so a change of benchbox's defaults between the runs shows too;
+/// a run recorded before policies were is not compared.
+fn security_difference(b: &CellResult, c: &CellResult) -> Option<String> {
+    let (Some(sb), Some(sc)) = (&b.security, &c.security) else {
+        return None;
+    };
+    if sb == sc {
+        return None;
+    }
+    let (db, dc) = (sb.policy().describe(), sc.policy().describe());
+    let what = if db != dc {
+        format!("base {db}, candidate {dc}")
+    } else {
+        let only = |x: &[String], y: &[String]| {
+            let names: Vec<&str> = x
+                .iter()
+                .filter(|n| !y.contains(n))
+                .map(String::as_str)
+                .collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(" ")
+            }
+        };
+        format!(
+            "both {db}, but the defaults differ: capabilities only base kept: {}; only candidate kept: {}",
+            only(&sb.capabilities, &sc.capabilities),
+            only(&sc.capabilities, &sb.capabilities)
+        )
+    };
+    Some(format!(
+        "cell `{}`: the runs' security policies differ ({what})\n  hint: what a workload may do can change what it does and how fast; compare runs with the same [security]",
+        c.label
+    ))
+}
+
 fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
     let (a, b) = (&base.host, &candidate.host);
     let mut out = Vec::new();
@@ -296,6 +335,9 @@ fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
 /// Compare `candidate` against `base` (see the module doc for the methods).
 pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions) -> Comparison {
     let (pairs, mut warnings) = pair_cells(base, candidate);
+    for &(i, j) in &pairs {
+        warnings.extend(security_difference(&base.cells[i], &candidate.cells[j]));
+    }
     let hosts = host_differences(base, candidate);
     if !hosts.is_empty() {
         warnings.insert(
@@ -323,7 +365,7 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             let mw = stats::mann_whitney_u(&cv, &bv);
             let note = if bv.is_empty() || cv.is_empty() {
                 Some(format!(
-                    "no successful invocation in {}",
+                    "no invocation with status ok in {}",
                     if bv.is_empty() { "base" } else { "candidate" }
                 ))
             } else if ratio.is_none() {
@@ -612,6 +654,9 @@ mod tests {
                 ..Default::default()
             },
             throttled_s: 0.0,
+            status: crate::status::Status::Ok,
+            flags: Vec::new(),
+            reason: String::new(),
             metrics: Default::default(),
         }
     }
@@ -757,6 +802,67 @@ mod tests {
         assert!(cmp.warnings[0].contains("kernel `6.1` vs `5.10`"));
         assert!(cmp.warnings[0].contains("cgroup `v2` vs `v1`"));
         assert!(!cmp.warnings[0].contains("CPU model"));
+    }
+
+    #[test]
+    fn paired_cells_with_different_policies_warn() {
+        use crate::sandbox::security::Policy;
+        let with = |id: &str, label: &str, policy: Option<Policy>| CellResult {
+            security: policy.map(|p| p.effective()),
+            ..cell(id, &[("x", label)], &TEN)
+        };
+        let ptrace = Policy {
+            capabilities: vec!["SYS_PTRACE".into()],
+            ..Policy::default()
+        };
+        let base = run(
+            "b",
+            vec![
+                with("a", "same", Some(Policy::default())),
+                with("b", "loosened", Some(Policy::default())),
+                with("c", "old", None),
+            ],
+        );
+        let cand = run(
+            "c",
+            vec![
+                with("a", "same", Some(Policy::default())),
+                with("b2", "loosened", Some(ptrace)),
+                with("c", "old", Some(Policy::default())),
+            ],
+        );
+        let cmp = compare(&base, &cand, &fast_opts());
+        assert_eq!(cmp.pairs.len(), 3);
+        // One for the id pairing, one for the policies; none for a run that recorded none.
+        let security: Vec<&String> = cmp
+            .warnings
+            .iter()
+            .filter(|w| w.contains("security policies"))
+            .collect();
+        assert_eq!(
+            security,
+            [
+                "cell `x=loosened`: the runs' security policies differ (base default, candidate +SYS_PTRACE)\n  hint: what a workload may do can change what it does and how fast; compare runs with the same [security]"
+            ]
+        );
+
+        // Same opt-outs, but benchbox's defaults changed between the runs: the kept sets say so.
+        let mut older = Policy::default().effective();
+        older.capabilities.push("MKNOD".into());
+        let base = run(
+            "b",
+            vec![CellResult {
+                security: Some(older),
+                ..cell("a", &[], &TEN)
+            }],
+        );
+        let cand = run("c", vec![with("a", "", Some(Policy::default()))]);
+        let cmp = compare(&base, &cand, &fast_opts());
+        assert!(
+            cmp.warnings[0].contains("(both default, but the defaults differ: capabilities only base kept: MKNOD; only candidate kept: none)"),
+            "{:?}",
+            cmp.warnings
+        );
     }
 
     fn iv(lower: f64, upper: f64) -> Option<Interval> {

@@ -6,11 +6,13 @@ pub const OK: i32 = 0;
 pub const INTERNAL: i32 = 1;
 /// Bad usage or an invalid matrix file.
 pub const USAGE: i32 = 2;
-/// This host cannot isolate: not root, a missing cgroup controller, no overlayfs.
+/// This host cannot isolate: not root, a missing cgroup controller, no overlayfs, a kernel
+/// without seccomp filters or the mount API.
 pub const ISOLATION: i32 = 3;
 /// An image could not be resolved.
 pub const IMAGE: i32 = 4;
-/// A workload failed (non-zero exit, OOM kill, timeout) and the matrix does not allow failures.
+/// A workload failed (non-zero exit, OOM kill, timeout, could not start) or an invocation is
+/// suspect (its counters cannot be trusted), and the matrix does not allow failures.
 pub const WORKLOAD_FAILED: i32 = 5;
 /// `compare` found a regression.
 pub const REGRESSION: i32 = 10;
@@ -23,8 +25,10 @@ Exit codes:
   0    ok
   1    internal error
   2    bad usage or an invalid matrix file
-  3    this host cannot isolate (not root, missing cgroup controller, no overlayfs)
+  3    this host cannot isolate (not root, missing cgroup controller, no overlayfs,
+       no seccomp filters or mount API)
   4    an image could not be resolved
-  5    a workload failed (non-zero exit, OOM, timeout) and failures are not allowed
+  5    a workload failed (non-zero exit, OOM, timeout, cannot start) or an invocation is
+       suspect (counters that cannot be trusted), and failures are not allowed
   10   compare found a regression
   130  interrupted (Ctrl-C); resume with --resume";

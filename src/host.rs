@@ -133,6 +133,7 @@ pub fn doctor(
     host: &HostInfo,
     is_root: bool,
     overlay: bool,
+    kernel: crate::sandbox::security::KernelSupport,
     cgroup_error: Option<String>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -172,6 +173,34 @@ pub fn doctor(
             if overlay { "available" } else { "missing" }
         ),
         Some("modprobe overlay"),
+    );
+    push(
+        kernel.mount_api,
+        true,
+        format!(
+            "mount API (open_tree, move_mount, mount_setattr): {}",
+            if kernel.mount_api {
+                "available"
+            } else {
+                "missing"
+            }
+        ),
+        Some("Linux 5.12 or later: containers build their mounts inside their own root with it"),
+    );
+    push(
+        kernel.seccomp_filter,
+        true,
+        format!(
+            "seccomp filters: {}",
+            if kernel.seccomp_filter {
+                "available"
+            } else {
+                "missing"
+            }
+        ),
+        Some(
+            "a kernel with CONFIG_SECCOMP_FILTER; without it only cells with `[security] seccomp = \"unconfined\"` can run",
+        ),
     );
     match host.governor.as_deref() {
         Some("performance") => push(
@@ -282,7 +311,11 @@ mod tests {
         assert_eq!(h.governor.as_deref(), Some("powersave"));
         assert_eq!(h.smt_active, Some(true));
         assert!(has_overlay(&roots));
-        let findings = doctor(&h, true, true, None);
+        let full = crate::sandbox::security::KernelSupport {
+            seccomp_filter: true,
+            mount_api: true,
+        };
+        let findings = doctor(&h, true, true, full, None);
         let noisy: Vec<_> = findings
             .iter()
             .filter(|f| !f.ok)
@@ -295,5 +328,15 @@ mod tests {
         );
         assert!(noisy.iter().any(|w| w.contains("swap")), "{noisy:?}");
         assert!(findings.iter().all(|f| f.ok || !f.blocking));
+        // A kernel without seccomp filters blocks (exit 3), with a hint naming the opt-out.
+        let old = crate::sandbox::security::KernelSupport {
+            seccomp_filter: false,
+            mount_api: true,
+        };
+        let findings = doctor(&h, true, true, old, None);
+        let blocked: Vec<_> = findings.iter().filter(|f| !f.ok && f.blocking).collect();
+        assert_eq!(blocked.len(), 1, "{blocked:?}");
+        assert!(blocked[0].what.contains("seccomp"));
+        assert!(blocked[0].hint.as_deref().unwrap().contains("unconfined"));
     }
 }

@@ -22,4 +22,5 @@ pub mod runner;
 pub mod sandbox;
 pub mod spec;
 pub mod stats;
+pub mod status;
 pub mod ui;

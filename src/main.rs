@@ -154,7 +154,7 @@ enum Command {
     ///   improvement   the whole CI lies below -t, and q <= 0.05
     ///   unchanged     the whole CI lies within [-t, +t]
     ///   inconclusive  anything else (a CI straddling a bound, too few invocations to
-    ///                 form an interval, no successful invocation on one side)
+    ///                 form an interval, no invocation with status ok on one side)
     ///
     /// Exit status: 0 when no pair regressed; 10 when one did. With --strict, an inconclusive
     /// pair also exits 10. Unpaired cells are listed and never fail the gate. When
@@ -319,7 +319,7 @@ fn main() -> ExitCode {
                 eprintln!("warning: {w}");
             }
             // Isolation first: nothing is pulled for a run that could not start.
-            if let Err(e) = runner::preflight() {
+            if let Err(e) = runner::preflight(true) {
                 eprintln!("error: {e}");
                 return code(e.exit_code());
             }
@@ -398,11 +398,21 @@ fn main() -> ExitCode {
                         );
                         return code(exit::INTERRUPTED);
                     }
-                    if outcome.failures > 0 && !matrix.allow_failures {
-                        eprintln!(
-                            "error: {} invocation(s) failed\n  hint: see the logs/ directory; set `allow-failures = true` in [run] to accept failures",
-                            outcome.failures
-                        );
+                    // A suspect invocation's numbers cannot be trusted: like a failure, it fails
+                    // the run unless failures are allowed.
+                    if (outcome.failures > 0 || outcome.suspect > 0) && !matrix.allow_failures {
+                        if outcome.failures > 0 {
+                            eprintln!(
+                                "error: {} invocation(s) failed\n  hint: see the logs/ directory; set `allow-failures = true` in [run] to accept failures",
+                                outcome.failures
+                            );
+                        }
+                        if outcome.suspect > 0 {
+                            eprintln!(
+                                "error: {} invocation(s) suspect: their cgroup counters disagree with the kernel's accounting of the processes, so their numbers were excluded\n  hint: see the `reason` column of runs.csv; set `allow-failures = true` in [run] to accept them",
+                                outcome.suspect
+                            );
+                        }
                         return code(exit::WORKLOAD_FAILED);
                     }
                     code(exit::OK)
@@ -577,6 +587,7 @@ fn main() -> ExitCode {
                 &info,
                 nix::unistd::geteuid().is_root(),
                 host::has_overlay(&roots),
+                benchbox::sandbox::security::kernel_support(),
                 err,
             );
             let mut blocked = false;

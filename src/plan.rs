@@ -298,6 +298,8 @@ fn render_cell(out: &mut String, cell: &Cell) {
     if !cell.scratch.is_memory() {
         line("scratch", cell.scratch.to_string());
     }
+    // Always shown, default or not: what the workload may do is never left implicit.
+    line("security", cell.security.describe());
     line("limits", render_limits(cell));
     if let Some(setup) = &cell.setup {
         line("setup", render_argv(setup));
@@ -674,6 +676,7 @@ better = "higher"
   volumes  /tmp -> /data (ro)
   env      OPTS=-XX:+UseG1GC
   network  none
+  security default
   limits   cpus 0-1, cpu-quota 1 core, memory 1 GiB, pids 64
   command  /bin/sh -c 'java -jar '\\''app.jar'\\'''
   runs     2 warm-up + 5 measured, timeout 2m
@@ -705,7 +708,40 @@ better = "higher"
         assert_eq!(c["limits"]["memory"], 1u64 << 30);
         assert_eq!(c["timeout"], 120.0);
         assert_eq!(c["metrics"][0]["better"], "higher");
+        // The default policy is left out, as in plans written before `[security]` existed.
+        assert!(c.get("security").is_none(), "{c}");
         let cells: Vec<Cell> = serde_json::from_value(v["cells"].clone()).unwrap();
         assert_eq!(cells, m.cells);
+    }
+
+    #[test]
+    fn loosened_security_is_shown_per_cell() {
+        // Each cell adds the capability its `jdk` value names.
+        let source = MATRIX
+            .replace("[run]", "[security]\ncapabilities = [\"{jdk}\"]\n[run]")
+            .replace(
+                "jdk = [\"17\", \"21\"]",
+                "jdk = [\"SYS_PTRACE\", \"PERFMON\"]",
+            )
+            .replace("include = [{ jdk = \"22\", gc = \"Z\" }]", "")
+            .replace("image = \"temurin:{jdk}\"", "image = \"temurin:21\"");
+        let m = spec::parse(&source, Path::new("envs/demo.toml"), &ctx()).unwrap();
+        let text = render_text(&m);
+        assert!(text.contains("  security +SYS_PTRACE\n"), "{text}");
+        assert!(text.contains("  security +PERFMON\n"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&render_json(&m)).unwrap();
+        assert_eq!(
+            v["cells"][0]["security"],
+            serde_json::json!({ "capabilities": ["SYS_PTRACE"] })
+        );
+        let privileged = spec::parse(
+            &MATRIX.replace("[run]", "[security]\nprivileged = true\n[run]"),
+            Path::new("envs/demo.toml"),
+            &ctx(),
+        )
+        .unwrap();
+        assert!(render_text(&privileged).contains(
+            "  security privileged (all capabilities, no seccomp filter, kernel files unmasked)\n"
+        ));
     }
 }

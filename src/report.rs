@@ -41,6 +41,7 @@ use crate::plan::Phase;
 use crate::results::{self, CellResult, ResultsError, RunResults, Sample};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
+use crate::status::{self, Status};
 use crate::ui::{human_bytes, human_seconds};
 
 /// Bootstrap work per cell and metric, in resampled values: cells with more invocations than
@@ -233,12 +234,12 @@ pub fn canonical_metric(given: &str) -> String {
         .map_or_else(|| given.to_string(), |(name, _)| name.to_string())
 }
 
-/// The values of `metric` over a cell's successful measured invocations, in invocation order:
-/// the series [`summarize_samples`] summarizes.
+/// The values of `metric` over a cell's invocations that count toward the statistics (measured,
+/// status `ok`), in invocation order: the series [`summarize_samples`] summarizes.
 pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
     samples
         .iter()
-        .filter(|s| s.phase == Phase::Measure && !s.failed())
+        .filter(|s| s.counts_toward_statistics())
         .filter_map(|s| match metric {
             "wall_s" => Some(s.wall_s),
             "user_s" => Some(s.user_s),
@@ -253,7 +254,8 @@ pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
 }
 
 /// Summaries per metric (the standard ones and every custom metric the samples carry) over a
-/// cell's successful measured invocations, and a warning when failed ones were left out.
+/// cell's invocations that count toward the statistics, and a warning when failed or suspect
+/// ones were left out.
 pub fn summarize_samples(
     samples: &[Sample],
     opts: &StatsOptions,
@@ -273,12 +275,35 @@ pub fn summarize_samples(
         })
         .collect();
     let mut warnings = Vec::new();
-    let failed = samples
-        .iter()
-        .filter(|s| s.phase == Phase::Measure && s.failed())
-        .count();
+    let measured = samples.iter().filter(|s| s.phase == Phase::Measure);
+    let failed = measured.clone().filter(|s| s.status.is_failure()).count();
     if failed > 0 {
         warnings.push(format!("{failed} failed invocation(s) excluded from the statistics\n  hint: see the logs/ directory of the run"));
+    }
+    let suspect: Vec<&Sample> = measured
+        .clone()
+        .filter(|s| s.status == Status::Suspect)
+        .collect();
+    if let Some(first) = suspect.first() {
+        let mut kinds: Vec<&str> = Vec::new();
+        for s in &suspect {
+            let kind = status::suspect_kind(&s.reason);
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        warnings.push(format!(
+            "{} of {} invocations suspect: {}; excluded from the statistics\n  hint: measured invocation {}: {}; the `reason` column of runs.csv has every one",
+            suspect.len(),
+            measured.count(),
+            kinds.join("; "),
+            first.index,
+            if first.reason.is_empty() {
+                "no reason recorded"
+            } else {
+                &first.reason
+            }
+        ));
     }
     (summaries, warnings)
 }
@@ -325,6 +350,8 @@ struct CellMeta {
     slug: String,
     axes: Vec<(String, serde_json::Value)>,
     applied_limits: Option<crate::sandbox::Applied>,
+    #[serde(default)]
+    security: Option<crate::sandbox::security::Effective>,
     setup_error: Option<String>,
     #[serde(default)]
     memory_timeline: Vec<(f64, u64)>,
@@ -379,6 +406,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
             slug: c.slug,
             axes: c.axes,
             applied_limits: c.applied_limits,
+            security: c.security,
             setup_error: c.setup_error,
             memory_timeline: c.memory_timeline,
             ..Default::default()
@@ -452,7 +480,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
     })
 }
 
-/// Resamples for a cell with `n` successful invocations (see [`BOOTSTRAP_BUDGET`]).
+/// Resamples for a cell with `n` invocations that count toward the statistics (see [`BOOTSTRAP_BUDGET`]).
 pub fn resamples_for(n: usize, recorded: usize) -> usize {
     if n == 0 {
         return recorded;
@@ -465,7 +493,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     let n = cell
         .samples
         .iter()
-        .filter(|s| s.phase == Phase::Measure && !s.failed())
+        .filter(|s| s.counts_toward_statistics())
         .count();
     let resamples = resamples_for(n, opts.resamples);
     let (summary, warnings) = if resamples < opts.resamples {
@@ -496,6 +524,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     cell.summary = summary;
     cell.warnings = warnings;
     cell.failures = cell.count_failures();
+    cell.suspect = cell.count_suspect();
 }
 
 /// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
@@ -756,6 +785,31 @@ fn host_line(run: &RunResults) -> String {
     parts.join(", ")
 }
 
+/// Every cell's `[security]` policy: "default (every cell)", or per cell when they differ.
+/// `None` for a run recorded before benchbox recorded policies.
+fn security_line(run: &RunResults) -> Option<String> {
+    if run.cells.iter().all(|c| c.security.is_none()) {
+        return None;
+    }
+    let described: Vec<(&str, String)> = run
+        .cells
+        .iter()
+        .map(|c| {
+            let d = c.security.as_ref().map(|s| s.policy().describe());
+            (c.label.as_str(), d.unwrap_or_else(|| "not recorded".into()))
+        })
+        .collect();
+    let (_, first) = described.first()?;
+    if described.iter().all(|(_, d)| d == first) {
+        return Some(format!("{} (every cell)", md(first)));
+    }
+    let per_cell: Vec<String> = described
+        .iter()
+        .map(|(label, d)| format!("`{}` {}", md(label), md(d)))
+        .collect();
+    Some(per_cell.join("; "))
+}
+
 /// Escape what would break a Markdown table cell.
 fn md(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -863,7 +917,7 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
         out,
-        "- **statistics**: seed {}; medians with {:.0}% bootstrap CIs ({} resamples); failed invocations excluded",
+        "- **statistics**: seed {}; medians with {:.0}% bootstrap CIs ({} resamples); only invocations with status ok (failed and suspect ones excluded)",
         run.seed,
         conf * 100.0,
         run.stats.resamples
@@ -876,7 +930,21 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
             md(&r.why)
         );
     }
+    if let Some(line) = security_line(run) {
+        let _ = writeln!(out, "- **security**: {line}");
+    }
     out.push('\n');
+    // Loosened cells lead, unfolded: the numbers of a workload that could do more are not the
+    // numbers of the hardened default.
+    let loosened: Vec<String> = run
+        .cells
+        .iter()
+        .filter_map(|c| c.security_warning())
+        .map(|w| md(&w))
+        .collect();
+    if !loosened.is_empty() {
+        let _ = writeln!(out, "> [!WARNING]\n> {}\n", loosened.join("\n>\n> "));
+    }
 
     for metric in metrics_of_interest(run) {
         let info = metric_info(run, &metric);
@@ -928,7 +996,7 @@ fn render_metric_table(
             let status = match &cell.setup_error {
                 Some(_) => "setup failed",
                 None if cell.samples.is_empty() => "not run",
-                None => "no successful invocation",
+                None => "no invocation with status ok",
             };
             let _ = writeln!(out, "| {} | 0 | - | - | {status} |", md(&cell.label));
             continue;
@@ -1099,6 +1167,7 @@ fn render_warnings(out: &mut String, run: &RunResults) {
 mod tests {
     use super::*;
     use crate::results::CsvWriter;
+    use crate::sandbox::security::Policy;
 
     fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
         Sample {
@@ -1121,6 +1190,9 @@ mod tests {
                 ..Default::default()
             },
             throttled_s: 0.0,
+            status: crate::status::Status::Ok,
+            flags: Vec::new(),
+            reason: String::new(),
             metrics: [("ops".to_string(), ops)].into(),
         }
     }
@@ -1155,6 +1227,7 @@ mod tests {
             }
             if k == 3 {
                 samples[10].exit_code = Some(1);
+                (samples[10].status, samples[10].reason) = crate::status::judge(&samples[10]);
             }
             for s in &samples {
                 csv.append(s, &label, &[jdk.to_string(), gc.to_string()])
@@ -1172,6 +1245,19 @@ mod tests {
                 ],
                 // Stale samples in results.json must be ignored: runs.csv is the truth.
                 samples: vec![sample(&id, Phase::Measure, 0, 99.0, 1.0)],
+                // The last cell traces its processes without a seccomp filter.
+                security: Some(
+                    if k == 3 {
+                        Policy {
+                            capabilities: vec!["SYS_PTRACE".into()],
+                            seccomp_unconfined: true,
+                            privileged: false,
+                        }
+                    } else {
+                        Policy::default()
+                    }
+                    .effective(),
+                ),
                 ..Default::default()
             });
         }
@@ -1229,6 +1315,15 @@ mod tests {
         assert_eq!(run.cells[3].summary["wall_s"].n, 9);
         assert_eq!(run.cells[3].failures, 1);
         assert!(run.cells[3].warnings[0].starts_with("1 failed invocation(s) excluded"));
+        // The policies recorded by the run survive the rebuild (they are not in runs.csv).
+        assert_eq!(run.cells[0].security, Some(Policy::default().effective()));
+        assert_eq!(
+            run.cells[3]
+                .security
+                .as_ref()
+                .map(|s| s.policy().describe()),
+            Some("+SYS_PTRACE, seccomp unconfined".to_string())
+        );
         assert_eq!(
             run.finished_at.as_deref(),
             Some("2026-01-01T00:01:00.000Z"),
@@ -1257,6 +1352,54 @@ mod tests {
     }
 
     #[test]
+    fn suspect_rows_are_excluded_and_warned_whatever_their_numbers() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        // Two measured rows of the first cell say `suspect`; their numbers look like the rest.
+        let path = tmp.path().join("runs.csv");
+        let reason = "cgroup CPU 0.008 s is below 90% of the reaped tree's 0.742 s (were the counters reset?)";
+        let text: String = fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut l = l.to_string();
+                if l.starts_with("cell0,")
+                    && (l.contains(",measure,3,") || l.contains(",measure,7,"))
+                {
+                    l = l.replace(",ok,,,", &format!(",suspect,,{reason},"));
+                }
+                l + "\n"
+            })
+            .collect();
+        fs::write(&path, text).unwrap();
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        let cell = &run.cells[0];
+        assert_eq!(cell.summary["wall_s"].n, 8);
+        assert_eq!((cell.suspect, cell.failures), (2, 0));
+        assert_eq!(
+            cell.warnings,
+            [format!(
+                "2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics\n  hint: measured invocation 3: {reason}; the `reason` column of runs.csv has every one"
+            )]
+        );
+        assert_eq!((run.cells[3].suspect, run.cells[3].failures), (0, 1));
+        let md = fs::read_to_string(&written.summary_md).unwrap();
+        assert!(md.contains("| jdk=17 gc=G1 | 8 |"), "{md}");
+        assert!(
+            md.contains("`jdk=17 gc=G1`: 2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics   hint: measured invocation 3: cgroup CPU 0.008 s"),
+            "{md}"
+        );
+        let json = RunResults::read(tmp.path()).unwrap();
+        assert_eq!(json.cells[0].suspect, 2);
+        assert_eq!(json.cells[0].samples[4].status, Status::Suspect);
+        assert_eq!(json.cells[0].samples[4].reason, reason);
+        // Same bytes again.
+        let first = fs::read(&written.results_json).unwrap();
+        rebuild(tmp.path(), None).unwrap();
+        assert!(fs::read(&written.results_json).unwrap() == first);
+    }
+
+    #[test]
     fn summary_markdown_shows_the_run_ratios_and_geometric_means() {
         let tmp = tempfile::tempdir().unwrap();
         write_run(tmp.path());
@@ -1276,6 +1419,11 @@ mod tests {
         );
         assert!(md.contains("- **host**: Test CPU @ 3.0GHz, 8 cpus, kernel 6.1.0, cgroup v2, governor performance\n"), "{md}");
         assert!(md.contains("seed 42"), "{md}");
+        // Every cell's policy, and the loosened one called out before the numbers.
+        assert!(md.contains("- **security**: `jdk=17 gc=G1` default; `jdk=17 gc=Par` default; `jdk=21 gc=G1` default; `jdk=21 gc=Par` +SYS_PTRACE, seccomp unconfined\n"), "{md}");
+        let warning = "\n> [!WARNING]\n> cell `jdk=21 gc=Par` runs with +SYS_PTRACE, seccomp unconfined: its workload holds SYS_PTRACE beyond the default capabilities";
+        assert!(md.contains(warning), "{md}");
+        assert!(md.find(warning) < md.find("### wall time"), "{md}");
         // Default reference: the fastest cell.
         assert!(
             md.contains("- **reference**: `jdk=21 gc=G1` (fastest median wall time)"),
@@ -1314,6 +1462,38 @@ mod tests {
         assert_eq!(
             e,
             "no cell matches the reference `jdk=8`\n  hint: use axis=value pairs of this run's axes (jdk=17|21, gc=G1|Par)"
+        );
+    }
+
+    #[test]
+    fn security_in_the_summary_when_all_cells_agree_and_when_not_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = write_run(tmp.path());
+        for c in &mut run.cells {
+            c.security = Some(Policy::default().effective());
+        }
+        let md = summary_markdown(&run, None);
+        assert!(
+            md.contains("- **security**: default (every cell)\n"),
+            "{md}"
+        );
+        assert!(!md.contains("[!WARNING]"), "{md}");
+        // A results.json from before policies were recorded says nothing rather than guess.
+        for c in &mut run.cells {
+            c.security = None;
+        }
+        let md = summary_markdown(&run, None);
+        assert!(!md.contains("**security**"), "{md}");
+        let privileged = Policy {
+            privileged: true,
+            ..Policy::default()
+        };
+        run.cells[1].security = Some(privileged.effective());
+        let md = summary_markdown(&run, None);
+        assert!(md.contains("- **security**: `jdk=17 gc=G1` not recorded; `jdk=17 gc=Par` privileged (all capabilities, no seccomp filter, kernel files unmasked); `jdk=21 gc=G1` not recorded"), "{md}");
+        assert!(
+            md.contains("> [!WARNING]\n> cell `jdk=17 gc=Par` runs privileged: "),
+            "{md}"
         );
     }
 

@@ -2,7 +2,7 @@
 //!
 //! - `runs.csv`: tidy, one row per invocation, appended and flushed as each one ends, so a
 //!   crash loses at most the invocation in flight. It is the source of truth: `--resume` and
-//!   `report` read it back.
+//!   `report` read it back, each row's `status` included (see [`crate::status`]).
 //! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
 //!   seed, and per cell the applied limits, raw samples and summaries. Rewritten atomically
 //!   (temp file + rename), so a reader never sees half a file.
@@ -21,12 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::Phase;
 use crate::sandbox::Applied;
+use crate::status::{self, Flag, Status};
 
 /// Bumped whenever a field of `results.json` changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One invocation, as one row of `runs.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SampleRecord")]
 pub struct Sample {
     pub cell_id: String,
     pub phase: Phase,
@@ -46,18 +48,87 @@ pub struct Sample {
     pub throttled_s: f64,
     /// `wait` rusage of the workload's tree (the processes its init reaped): a cross-check of the
     /// cgroup's accounting.
-    #[serde(default)]
     pub rusage: crate::sandbox::Rusage,
+    /// What became of the invocation; only `ok` counts toward the statistics.
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
+    /// Why the status is not `ok` (empty when it is).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
     pub metrics: BTreeMap<String, f64>,
 }
 
 impl Sample {
-    pub fn failed(&self) -> bool {
-        self.exit_code != Some(0) || self.oom_killed || self.timed_out
+    /// Whether this invocation enters the statistics (summaries, ratios, `compare`, plots,
+    /// every report): a measured one whose status is `ok`.
+    pub fn counts_toward_statistics(&self) -> bool {
+        self.phase == Phase::Measure && self.status.counts()
     }
 
     pub fn cpu_s(&self) -> f64 {
         self.user_s + self.system_s
+    }
+}
+
+/// A sample as `results.json` holds it: written by a benchbox before the `status` column, it
+/// has none, and gets the one its exit code, signal, OOM kill and timeout imply.
+#[derive(Deserialize)]
+struct SampleRecord {
+    cell_id: String,
+    phase: Phase,
+    index: u32,
+    started_at: String,
+    wall_s: f64,
+    user_s: f64,
+    system_s: f64,
+    peak_memory_bytes: Option<u64>,
+    io_read_bytes: Option<u64>,
+    io_write_bytes: Option<u64>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    oom_killed: bool,
+    timed_out: bool,
+    throttled_s: f64,
+    #[serde(default)]
+    rusage: crate::sandbox::Rusage,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    flags: Vec<Flag>,
+    #[serde(default)]
+    reason: String,
+    metrics: BTreeMap<String, f64>,
+}
+
+impl From<SampleRecord> for Sample {
+    fn from(r: SampleRecord) -> Sample {
+        let (status, reason) = match r.status {
+            Some(status) => (status, r.reason),
+            None => status::from_end(r.exit_code, r.signal, r.oom_killed, r.timed_out),
+        };
+        Sample {
+            cell_id: r.cell_id,
+            phase: r.phase,
+            index: r.index,
+            started_at: r.started_at,
+            wall_s: r.wall_s,
+            user_s: r.user_s,
+            system_s: r.system_s,
+            peak_memory_bytes: r.peak_memory_bytes,
+            io_read_bytes: r.io_read_bytes,
+            io_write_bytes: r.io_write_bytes,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            oom_killed: r.oom_killed,
+            timed_out: r.timed_out,
+            throttled_s: r.throttled_s,
+            rusage: r.rusage,
+            status,
+            flags: r.flags,
+            reason,
+            metrics: r.metrics,
+        }
     }
 }
 
@@ -72,6 +143,10 @@ pub enum ResultsError {
     },
     #[error("`{path}` is not a benchbox runs.csv: {message}")]
     Csv { path: PathBuf, message: String },
+    #[error(
+        "`{path}` was written by an older benchbox, without the `status`, `flags` and `reason` columns; appending to it would mix two layouts in one file\n  hint: start a new run (`benchbox report` still reads this one)"
+    )]
+    OldLayout { path: PathBuf },
 }
 
 type Result<T> = std::result::Result<T, ResultsError>;
@@ -84,7 +159,9 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// The fixed columns of `runs.csv`, before the axis columns' values and the metric columns.
+/// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. A
+/// runs.csv written before `status` existed ends them at `involuntary_switches`
+/// ([`LEGACY_FIXED`] columns): the new columns come last so every other column keeps its place.
 const FIXED: &[&str] = &[
     "phase",
     "invocation",
@@ -107,13 +184,23 @@ const FIXED: &[&str] = &[
     "major_faults",
     "voluntary_switches",
     "involuntary_switches",
+    "status",
+    "flags",
+    "reason",
 ];
+
+/// How many of [`FIXED`] a runs.csv without `status`, `flags` and `reason` has.
+const LEGACY_FIXED: usize = FIXED.len() - 3;
 
 /// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
 pub fn csv_header(axes: &[String], metrics: &[String]) -> Vec<String> {
+    header_with(axes, FIXED, metrics)
+}
+
+fn header_with(axes: &[String], fixed: &[&str], metrics: &[String]) -> Vec<String> {
     let mut h = vec!["cell".to_string(), "label".to_string()];
     h.extend(axes.iter().cloned());
-    h.extend(FIXED.iter().map(|s| s.to_string()));
+    h.extend(fixed.iter().map(|s| s.to_string()));
     h.extend(metrics.iter().cloned());
     h
 }
@@ -149,6 +236,9 @@ impl CsvWriter {
                 .iter()
                 .map(String::from)
                 .collect();
+            if found == header_with(axes, &FIXED[..LEGACY_FIXED], metrics) {
+                return Err(ResultsError::OldLayout { path: path.into() });
+            }
             if found != header {
                 return Err(ResultsError::Csv {
                     path: path.into(),
@@ -209,6 +299,9 @@ impl CsvWriter {
             sample.rusage.major_faults.to_string(),
             sample.rusage.voluntary_switches.to_string(),
             sample.rusage.involuntary_switches.to_string(),
+            sample.status.to_string(),
+            status::format_flags(&sample.flags),
+            sample.reason.clone(),
         ]);
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.writer
@@ -232,11 +325,14 @@ impl CsvWriter {
     }
 }
 
-/// Read every sample of a runs.csv back (for `--resume` and `report`). Axis columns are
-/// recognised as the columns between `label` and `phase`; metric columns follow `throttled_s`.
 /// A row read back from runs.csv: the sample, the cell label and the axis values as text.
 pub type CsvRow = (Sample, String, Vec<String>);
 
+/// Read every sample of a runs.csv back (for `--resume` and `report`). Axis columns are
+/// recognised as the columns between `label` and `phase`; metric columns follow the fixed
+/// ones. A runs.csv written before `status`, `flags` and `reason` existed (its fixed columns
+/// end at `involuntary_switches`) is read too: each row's status and reason come from its
+/// exit code, signal, OOM kill and timeout. When the `status` column is there, it is the truth.
 pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
     let bad = |message: String| ResultsError::Csv {
         path: path.to_path_buf(),
@@ -253,11 +349,19 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
         .iter()
         .position(|h| h == "phase")
         .ok_or_else(|| bad("no `phase` column".into()))?;
-    if header.first().map(String::as_str) != Some("cell") || header.len() < phase_at + FIXED.len() {
+    if header.first().map(String::as_str) != Some("cell") || header.len() < phase_at + LEGACY_FIXED
+    {
         return Err(bad("unexpected columns".into()));
     }
+    let has_status = (LEGACY_FIXED..FIXED.len())
+        .all(|k| header.get(phase_at + k).map(String::as_str) == Some(FIXED[k]));
     let axes = header[2..phase_at].to_vec();
-    let metrics_at = phase_at + FIXED.len();
+    let metrics_at = phase_at
+        + if has_status {
+            FIXED.len()
+        } else {
+            LEGACY_FIXED
+        };
     let metric_names = header[metrics_at..].to_vec();
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
@@ -274,6 +378,20 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
             "warmup" => Phase::Warmup,
             "measure" => Phase::Measure,
             other => return Err(bad(format!("line {line}: unknown phase `{other}`"))),
+        };
+        let exit_code = opti(9);
+        let signal = opti(10);
+        let oom_killed = f(11) == "true";
+        let timed_out = f(12) == "true";
+        let (status, flags, reason) = if has_status {
+            let status = f(21)
+                .parse::<Status>()
+                .map_err(|e| bad(format!("line {line}: {e}")))?;
+            let flags = status::parse_flags(f(22)).map_err(|e| bad(format!("line {line}: {e}")))?;
+            (status, flags, f(23).to_string())
+        } else {
+            let (status, reason) = status::from_end(exit_code, signal, oom_killed, timed_out);
+            (status, Vec::new(), reason)
         };
         let mut metrics = BTreeMap::new();
         for (j, name) in metric_names.iter().enumerate() {
@@ -294,10 +412,10 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
             peak_memory_bytes: optu(6),
             io_read_bytes: optu(7),
             io_write_bytes: optu(8),
-            exit_code: opti(9),
-            signal: opti(10),
-            oom_killed: f(11) == "true",
-            timed_out: f(12) == "true",
+            exit_code,
+            signal,
+            oom_killed,
+            timed_out,
             throttled_s: f(13).parse().unwrap_or(0.0),
             rusage: crate::sandbox::Rusage {
                 user_s: f(14).parse().unwrap_or(0.0),
@@ -308,6 +426,9 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
                 voluntary_switches: optu(19).unwrap_or(0),
                 involuntary_switches: optu(20).unwrap_or(0),
             },
+            status,
+            flags,
+            reason,
             metrics,
         };
         let label = r.get(1).unwrap_or("").to_string();
@@ -425,25 +546,47 @@ pub struct CellResult {
     pub axes: Vec<(String, serde_json::Value)>,
     /// Limits as read back from the kernel (from the cell's latest invocation).
     pub applied_limits: Option<Applied>,
+    /// What the workload was allowed: capabilities kept, seccomp, privileged. `None` only in
+    /// results.json files written before benchbox recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::sandbox::security::Effective>,
     pub setup_error: Option<String>,
-    /// Memory use over time (seconds since the exec, bytes) of the cell's last successful
-    /// measured invocation; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
+    /// Memory use over time (seconds since the exec, bytes) of the cell's last measured
+    /// invocation whose status is `ok`; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memory_timeline: Vec<(f64, u64)>,
     pub samples: Vec<Sample>,
-    /// Per metric (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom...), over successful measured
-    /// invocations.
+    /// Per metric (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom...), over the measured
+    /// invocations whose status is `ok`.
     pub summary: BTreeMap<String, crate::stats::Summary>,
+    /// Measured invocations that failed (excluded from the statistics).
     pub failures: usize,
+    /// Measured invocations whose status is `suspect` (excluded from the statistics).
+    #[serde(default)]
+    pub suspect: usize,
     pub warnings: Vec<String>,
 }
 
 impl CellResult {
-    /// Measured invocations that failed (non-zero exit, OOM, timeout).
+    /// "cell `X` runs with ...: its workload can ..." when the cell's recorded policy loosens
+    /// the defaults.
+    pub fn security_warning(&self) -> Option<String> {
+        self.security.as_ref()?.policy().warning(&self.label)
+    }
+
+    /// Measured invocations that failed (any status but `ok` and `suspect`).
     pub fn count_failures(&self) -> usize {
         self.samples
             .iter()
-            .filter(|s| s.phase == Phase::Measure && s.failed())
+            .filter(|s| s.phase == Phase::Measure && s.status.is_failure())
+            .count()
+    }
+
+    /// Measured invocations whose status is `suspect`.
+    pub fn count_suspect(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure && s.status == Status::Suspect)
             .count()
     }
 }
@@ -523,6 +666,9 @@ mod tests {
                 voluntary_switches: 3,
                 involuntary_switches: 1,
             },
+            status: crate::status::Status::Ok,
+            flags: Vec::new(),
+            reason: String::new(),
             metrics: [("ops".to_string(), 12.5)].into(),
         }
     }
@@ -551,6 +697,150 @@ mod tests {
         );
         // A different matrix (other metric columns) must not append to this file.
         assert!(CsvWriter::open(&path, &axes, &[]).is_err());
+    }
+
+    #[test]
+    fn status_flags_and_reason_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut s = sample(1);
+        s.status = Status::Suspect;
+        s.flags = vec![Flag::Disturbed, Flag::Rerun];
+        s.reason = "cgroup CPU 0.008 s is below 90%, \"quoted\"".into();
+        w.append(&s, "", &[]).unwrap();
+        w.append(&sample(2), "", &[]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.ends_with(",involuntary_switches,status,flags,reason,ops"),
+            "{header}"
+        );
+        assert!(
+            text.contains(",suspect,disturbed;rerun,\"cgroup CPU"),
+            "{text}"
+        );
+        assert!(
+            text.lines().nth(2).unwrap().ends_with(",ok,,,12.5"),
+            "{text}"
+        );
+        let (_, rows) = read_csv(&path).unwrap();
+        assert_eq!(rows[0].0, s);
+        assert_eq!(rows[1].0, sample(2));
+    }
+
+    #[test]
+    fn the_status_column_is_the_truth_and_must_be_known() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let mut w = CsvWriter::open(&path, &[], &[]).unwrap();
+        let mut s = sample(1);
+        s.status = Status::Suspect;
+        w.append(&s, "", &[]).unwrap();
+        drop(w);
+        let (_, rows) = read_csv(&path).unwrap();
+        assert_eq!(rows[0].0.status, Status::Suspect, "exit 0, yet suspect");
+        assert!(!rows[0].0.counts_toward_statistics());
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace(",suspect,", ",fine,");
+        fs::write(&path, text).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: unknown status `fine` (known: ok, failed"),
+            "{e}"
+        );
+    }
+
+    /// A runs.csv as benchbox wrote it before `status`, `flags` and `reason`.
+    const OLD_CSV: &str = "\
+cell,label,jdk,phase,invocation,started_at,wall_s,user_s,system_s,peak_memory_bytes,io_read_bytes,io_write_bytes,exit_code,signal,oom_killed,timed_out,throttled_s,rusage_user_s,rusage_system_s,max_rss_bytes,minor_faults,major_faults,voluntary_switches,involuntary_switches,ops
+c1,jdk=17,17,warmup,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,12.5
+c1,jdk=17,17,measure,0,2026-01-01T00:00:01Z,1.0,0.0,0.0,4096,,0,0,,false,false,0,1.0,0.0,8192,10,0,3,1,13
+c1,jdk=17,17,measure,1,2026-01-01T00:00:02Z,1.0,1.0,0.0,4096,,0,3,,false,false,0,1.0,0.0,8192,10,0,3,1,
+c1,jdk=17,17,measure,2,2026-01-01T00:00:03Z,1.0,1.0,0.0,4096,,0,,9,true,false,0,1.0,0.0,8192,10,0,3,1,
+c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,1.0,0.0,8192,10,0,3,1,
+";
+
+    #[test]
+    fn an_older_runs_csv_reads_with_derived_statuses_and_is_not_appended_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        fs::write(&path, OLD_CSV).unwrap();
+        let (axes, rows) = read_csv(&path).unwrap();
+        assert_eq!(axes, ["jdk"]);
+        assert_eq!(rows[0].0, {
+            let mut s = sample(0);
+            s.cell_id = "c1".into();
+            s
+        });
+        let got: Vec<(Status, &str, Option<f64>)> = rows
+            .iter()
+            .map(|(s, _, _)| (s.status, s.reason.as_str(), s.metrics.get("ops").copied()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Status::Ok, "", Some(12.5)),
+                // No cgroup CPU beside 1 s of rusage CPU: an old row is never made suspect.
+                (Status::Ok, "", Some(13.0)),
+                (Status::Failed, "exit 3", None),
+                (Status::Oom, "killed: out of memory", None),
+                (Status::Timeout, "timed out", None),
+            ]
+        );
+        assert!(rows.iter().all(|(s, _, _)| s.flags.is_empty()));
+        // Appending would mix two layouts: refused, and the file is untouched.
+        let e = CsvWriter::open(&path, &axes, &["ops".to_string()])
+            .err()
+            .unwrap();
+        assert!(matches!(e, ResultsError::OldLayout { .. }), "{e}");
+        assert!(
+            e.to_string().contains(
+                "written by an older benchbox, without the `status`, `flags` and `reason` columns"
+            ),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), OLD_CSV);
+    }
+
+    #[test]
+    fn the_example_run_is_an_older_runs_csv_that_still_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example/runs.csv");
+        let (axes, rows) = read_csv(&path).unwrap();
+        assert_eq!(axes, ["level"]);
+        assert_eq!(rows.len(), 33);
+        assert!(
+            rows.iter()
+                .all(|(s, _, _)| s.status == Status::Ok && s.metrics.contains_key("compressed"))
+        );
+    }
+
+    #[test]
+    fn results_json_samples_without_a_status_get_one() {
+        let mut json = serde_json::to_value(sample(1)).unwrap();
+        assert_eq!(json["status"], "ok");
+        assert!(json.get("flags").is_none() && json.get("reason").is_none());
+        let object = json.as_object_mut().unwrap();
+        object.remove("status");
+        object.insert("exit_code".into(), serde_json::json!(null));
+        object.insert("signal".into(), serde_json::json!(9));
+        object.insert("timed_out".into(), serde_json::json!(true));
+        let s: Sample = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            (s.status, s.reason.as_str()),
+            (Status::Timeout, "timed out")
+        );
+        let mut suspect = sample(1);
+        suspect.status = Status::Suspect;
+        suspect.reason = "why".into();
+        suspect.flags = vec![Flag::LogTruncated];
+        let json = serde_json::to_string(&suspect).unwrap();
+        assert!(
+            json.contains(r#""status":"suspect","flags":["log-truncated"],"reason":"why""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), suspect);
     }
 
     #[test]

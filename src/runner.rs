@@ -6,8 +6,10 @@
 //! invocations), then every scheduled invocation in a fresh container; each invocation is
 //! appended to `runs.csv` as soon as it ends, and `results.json` is rewritten atomically.
 //! A failed invocation (non-zero exit, OOM, timeout, a command that cannot start) is recorded
-//! and the run goes on; Ctrl-C (the `cancel` flag) tears down the invocation in flight, keeps
-//! everything finished, and marks the run `interrupted` so `--resume` can finish it.
+//! with its status and the run goes on, and so is one whose counters cannot be trusted
+//! (`suspect`, see [`status::judge`]); Ctrl-C (the `cancel` flag) tears down the invocation in
+//! flight, keeps everything finished, and marks the run `interrupted` so `--resume` can finish
+//! it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -23,6 +25,7 @@ use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
 use crate::spec::{Cell, Matrix, Network, Root, Scratch, axis_value_text};
 use crate::stats::StatsOptions;
+use crate::status::{self, Status};
 
 /// The PATH a workload gets unless the matrix sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -55,6 +58,8 @@ pub enum Event<'a> {
         invocations: usize,
         already_done: usize,
         seed: u64,
+        /// One warning per selected cell whose `[security]` loosens the defaults.
+        loosened: &'a [String],
     },
     SetupStarted {
         cell: &'a Cell,
@@ -115,15 +120,19 @@ pub struct RunOutcome {
     pub run_id: String,
     pub dir: PathBuf,
     pub results: RunResults,
-    /// Failed invocations plus cells whose setup failed.
+    /// Failed measured invocations plus cells whose setup failed.
     pub failures: usize,
+    /// Measured invocations whose status is `suspect` (their numbers cannot be trusted).
+    pub suspect: usize,
     pub interrupted: bool,
     /// Set when summary.md could not be written (the raw results are complete).
     pub report_problem: Option<String>,
 }
 
 /// Check that this host can run isolated invocations; returns the cgroup hierarchy to use.
-pub fn preflight() -> Result<Hierarchy, RunError> {
+/// `needs_seccomp`: some cell runs under the seccomp filter (a kernel without seccomp filters
+/// is refused, never silently downgraded; only an explicit `seccomp = "unconfined"` runs there).
+pub fn preflight(needs_seccomp: bool) -> Result<Hierarchy, RunError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(RunError::Isolation(
             "benchbox must run as root to create namespaces, mounts and cgroups\n  hint: run it with sudo".into(),
@@ -132,6 +141,17 @@ pub fn preflight() -> Result<Hierarchy, RunError> {
     if !host::has_overlay(&host::Roots::default()) {
         return Err(RunError::Isolation(
             "the kernel has no overlay filesystem\n  hint: modprobe overlay".into(),
+        ));
+    }
+    let support = sandbox::security::kernel_support();
+    if !support.mount_api {
+        return Err(RunError::Isolation(
+            "the kernel lacks open_tree, move_mount or mount_setattr, which benchbox needs to build a container's mounts inside its own root\n  hint: Linux 5.12 or later".into(),
+        ));
+    }
+    if needs_seccomp && !support.seccomp_filter {
+        return Err(RunError::Isolation(
+            "the kernel cannot install seccomp filters (CONFIG_SECCOMP_FILTER)\n  hint: use a kernel with seccomp, or accept running without the filter: `[security] seccomp = \"unconfined\"` (recorded in the results)".into(),
         ));
     }
     sandbox::cgroup::detect_host().map_err(|e| RunError::Isolation(e.to_string()))
@@ -211,7 +231,7 @@ pub fn run(
     }
     let selected =
         plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
-    let cgroups = preflight()?;
+    let cgroups = preflight(true)?;
     cgroups.sweep_stale();
 
     let mut cells: Vec<Cell> = matrix.cells.clone();
@@ -265,7 +285,13 @@ pub fn run(
         }
     }
     let axes: Vec<String> = matrix.axes.iter().map(|a| a.name.clone()).collect();
-    let csv = CsvWriter::open(&csv_path, &axes, &metric_columns(matrix))?;
+    let csv = CsvWriter::open(&csv_path, &axes, &metric_columns(matrix)).map_err(|e| match e {
+        // An older benchbox's runs.csv: refused rather than appended to with other columns.
+        results::ResultsError::OldLayout { .. } => {
+            RunError::Usage(format!("cannot resume `{}`: {e}", dir.display()))
+        }
+        e => e.into(),
+    })?;
 
     fs::create_dir_all(&opts.scratch_base).map_err(|source| {
         RunError::Sandbox(sandbox::SandboxError::Io {
@@ -299,6 +325,7 @@ pub fn run(
                 slug: c.slug.clone(),
                 axes: c.axes.clone(),
                 applied_limits: previous_cell.and_then(|pc| pc.applied_limits.clone()),
+                security: Some(c.security.effective()),
                 samples: samples_by_cell.remove(&c.id).unwrap_or_default(),
                 ..Default::default()
             }
@@ -356,6 +383,10 @@ pub fn run(
     }
 
     let slots = plan::schedule_selected(&run.cells, &selected, matrix.order, seed, &done);
+    let loosened: Vec<String> = selected
+        .iter()
+        .filter_map(|&i| run.cells[i].security.warning(&run.cells[i].label))
+        .collect();
     on_event(&Event::Started {
         run_id: &run_id,
         dir: &dir,
@@ -363,6 +394,7 @@ pub fn run(
         invocations: slots.len(),
         already_done: done.len(),
         seed,
+        loosened: &loosened,
     });
 
     let total = slots.len();
@@ -399,6 +431,7 @@ pub fn run(
         .iter()
         .map(|c| c.failures + usize::from(c.setup_error.is_some()))
         .sum();
+    let suspect = run.results.cells.iter().map(|c| c.suspect).sum();
     on_event(&Event::Finished {
         results: &run.results,
         dir: &dir,
@@ -412,6 +445,7 @@ pub fn run(
         dir,
         results,
         failures,
+        suspect,
         interrupted,
         report_problem,
     })
@@ -538,7 +572,7 @@ impl Run {
             scratch_base: self.scratch.path().to_path_buf(),
             upper_on_disk: cell.scratch == Scratch::Disk,
             keep_upper: None,
-            security: Default::default(),
+            security: cell.security.clone(),
         })
     }
 
@@ -644,23 +678,24 @@ impl Run {
         let phase = slot.phase.to_string();
         let inv = self.invocation_for(&cell, &cell.command, &phase, slot.index, layer.as_ref())?;
         let started_at = now_rfc3339();
-        let (outcome, problem) = match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel)
-        {
-            Ok(o) => (o, None),
-            // The container could not start the command: a failure of this invocation.
-            Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
-                let message = e.to_string();
-                let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
-                (
-                    sandbox::Outcome {
-                        exit_code: Some(127),
-                        ..Default::default()
-                    },
-                    Some(message),
-                )
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (outcome, start_error) =
+            match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel) {
+                Ok(o) => (o, None),
+                // The container could not start the command: this invocation is `start-failed`
+                // (exit code 127, as a shell reports a command it cannot run).
+                Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
+                    let message = e.to_string();
+                    let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
+                    (
+                        sandbox::Outcome {
+                            exit_code: Some(127),
+                            ..Default::default()
+                        },
+                        Some(message),
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            };
         if outcome.interrupted {
             return Ok(false);
         }
@@ -683,7 +718,7 @@ impl Run {
             })?;
         }
         let extracted = self.extractors[&cell.id].extract(&stdout, &outcome.metrics_file);
-        let sample = Sample {
+        let mut sample = Sample {
             cell_id: cell.id.clone(),
             phase: slot.phase,
             index: slot.index,
@@ -700,23 +735,30 @@ impl Run {
             timed_out: outcome.timed_out,
             throttled_s: outcome.throttled.as_secs_f64(),
             rusage: outcome.rusage,
+            status: Status::Ok,
+            flags: Vec::new(),
+            reason: String::new(),
             metrics: extracted.values,
         };
+        (sample.status, sample.reason) = match start_error {
+            Some(message) => (Status::StartFailed, message),
+            None => status::judge(&sample),
+        };
         self.csv.append(&sample, &cell.label, &axis_texts(&cell))?;
-        let problem = problem
-            .or_else(|| (!extracted.problems.is_empty()).then(|| extracted.problems.join("; ")));
+        let problem = (!extracted.problems.is_empty()).then(|| extracted.problems.join("; "));
         {
             let result = self.cell_result(&cell.id);
             if outcome.applied.cgroup_version.is_some() {
                 result.applied_limits = Some(outcome.applied.clone());
             }
-            if sample.failed() && sample.phase == Phase::Measure {
-                result.failures += 1;
+            if sample.phase == Phase::Measure {
+                if sample.status == Status::Suspect {
+                    result.suspect += 1;
+                } else if sample.status.is_failure() {
+                    result.failures += 1;
+                }
             }
-            if !sample.failed()
-                && sample.phase == Phase::Measure
-                && !outcome.memory_timeline.is_empty()
-            {
+            if sample.counts_toward_statistics() && !outcome.memory_timeline.is_empty() {
                 result.memory_timeline = outcome.memory_timeline.clone();
             }
             result.samples.push(sample.clone());
@@ -763,22 +805,4 @@ impl Run {
     }
 }
 
-/// "exit 3", "killed by signal 9 (OOM)", "timed out".
-pub fn describe_failure(
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    oom: bool,
-    timed_out: bool,
-) -> String {
-    if timed_out {
-        return "timed out".into();
-    }
-    if oom {
-        return "killed: out of memory".into();
-    }
-    match (exit_code, signal) {
-        (_, Some(sig)) => format!("killed by signal {sig}"),
-        (Some(code), None) => format!("exit {code}"),
-        (None, None) => "did not finish".into(),
-    }
-}
+pub use crate::status::describe_failure;

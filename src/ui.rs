@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::results::RunResults;
 use crate::runner::{Event, describe_failure};
+use crate::status::Status;
 
 /// "812 µs", "12.3 ms", "1.234 s", "2m 3.4s".
 pub fn human_seconds(s: f64) -> String {
@@ -70,6 +71,7 @@ impl Progress {
                 invocations,
                 already_done,
                 seed,
+                loosened,
             } => {
                 let resumed = if *already_done > 0 {
                     format!(", {already_done} already done")
@@ -80,6 +82,10 @@ impl Progress {
                     "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}",
                     dir.display()
                 ));
+                // Before any invocation, so nobody misses that a workload runs loosened.
+                for w in loosened.iter() {
+                    self.line(&format!("warning: {w}"));
+                }
                 if std::io::stderr().is_terminal() && *invocations > 0 {
                     let bar = ProgressBar::new(*invocations as u64);
                     bar.set_style(
@@ -116,18 +122,20 @@ impl Progress {
                 total,
                 problem,
             } => {
-                let status = if sample.failed() {
-                    format!(
-                        "FAILED: {}",
-                        describe_failure(
-                            sample.exit_code,
-                            sample.signal,
-                            sample.oom_killed,
-                            sample.timed_out
-                        )
+                let reason = if sample.reason.is_empty() {
+                    describe_failure(
+                        sample.exit_code,
+                        sample.signal,
+                        sample.oom_killed,
+                        sample.timed_out,
                     )
                 } else {
-                    "ok".into()
+                    sample.reason.clone()
+                };
+                let status = match sample.status {
+                    Status::Ok => "ok".to_string(),
+                    Status::Suspect => format!("SUSPECT: {reason}"),
+                    _ => format!("FAILED: {reason}"),
                 };
                 let text = format!(
                     "[{:>width$}/{total}] {} {} #{}: {} wall, {} cpu, {}",
@@ -143,7 +151,7 @@ impl Progress {
                 match &self.bar {
                     Some(bar) => {
                         bar.inc(1);
-                        if sample.failed() {
+                        if sample.status != Status::Ok {
                             bar.println(text);
                         }
                     }
@@ -169,9 +177,10 @@ impl Default for Progress {
 }
 
 /// The end-of-run table: per cell, median and spread (MAD) of wall, CPU and peak memory, and
-/// failures; then the cells' warnings.
+/// failures (and, when any cell has some, suspect invocations); then the cells' warnings.
 pub fn summary_table(results: &RunResults) -> String {
-    let header = [
+    let any_suspect = results.cells.iter().any(|c| c.suspect > 0);
+    let mut header = vec![
         "cell",
         "n",
         "wall median",
@@ -180,6 +189,9 @@ pub fn summary_table(results: &RunResults) -> String {
         "peak memory",
         "failed",
     ];
+    if any_suspect {
+        header.push("suspect");
+    }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for cell in &results.cells {
         if cell.samples.is_empty() && cell.setup_error.is_none() {
@@ -193,7 +205,7 @@ pub fn summary_table(results: &RunResults) -> String {
             .iter()
             .filter(|s| s.phase == crate::plan::Phase::Measure)
             .count();
-        rows.push(vec![
+        let mut row = vec![
             cell.label.clone(),
             wall.map_or("0".into(), |s| s.n.to_string()),
             wall.map_or("-".into(), |s| human_seconds(s.median)),
@@ -205,7 +217,11 @@ pub fn summary_table(results: &RunResults) -> String {
             } else {
                 format!("{}/{}", cell.failures, measured)
             },
-        ]);
+        ];
+        if any_suspect {
+            row.push(format!("{}/{}", cell.suspect, measured));
+        }
+        rows.push(row);
     }
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {

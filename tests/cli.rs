@@ -210,6 +210,21 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
     assert_eq!(cells[0]["applied_limits"]["cpus"], "0");
     assert_eq!(cells[0]["applied_limits"]["memory_bytes"], 128u64 << 20);
     assert_eq!(cells[0]["summary"]["wall_s"]["n"], 2);
+    // What the workload could do, recorded even at the default.
+    assert_eq!(cells[0]["security"]["seccomp"], "default");
+    assert_eq!(cells[0]["security"]["privileged"], false);
+    assert_eq!(
+        cells[0]["security"]["added_capabilities"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        cells[0]["security"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        13
+    );
+    assert!(json["plan"]["cells"][0].get("security").is_none());
     let slug = cells[0]["slug"].as_str().unwrap();
     let logs = p.latest("two").join("logs");
     assert!(logs.join(slug).join("measure-0.out").exists());
@@ -264,6 +279,17 @@ timeout = "2s"
             "slow" => assert_eq!(&row[col("timed_out")], "true"),
             other => panic!("{other}"),
         }
+        let (status, reason) = match &row[2] {
+            "ok" => ("ok", ""),
+            "exit" => ("failed", "exit 3"),
+            "oom" => ("oom", "killed: out of memory"),
+            _ => ("timeout", "timed out"),
+        };
+        assert_eq!(
+            (&row[col("status")], &row[col("flags")], &row[col("reason")]),
+            (status, "", reason),
+            "{row:?}"
+        );
     }
     p.assert_no_leftovers();
     // The same matrix with failures allowed exits 0.
@@ -273,6 +299,43 @@ timeout = "2s"
     fs::write(p.path("m.toml"), allowed).unwrap();
     let o = p.run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_command_that_cannot_start_is_start_failed_with_a_reason() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(
+        r#"
+name = "nostart"
+[environment]
+rootfs = "./rootfs"
+[run]
+command = ["/no/such/program"]
+warmup = 0
+runs = 1
+"#,
+    );
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let header = p.csv_header("nostart");
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let rows = p.csv_rows("nostart");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][col("status")], "start-failed", "{:?}", rows[0]);
+    assert_eq!(&rows[0][col("exit_code")], "127");
+    assert!(
+        rows[0][col("reason")].contains("/no/such/program"),
+        "{:?}",
+        rows[0]
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("FAILED: ") && stderr.contains("/no/such/program"),
+        "{stderr}"
+    );
+    p.assert_no_leftovers();
 }
 
 #[test]
@@ -367,6 +430,152 @@ fn plan_json_lists_stable_cell_ids() {
 }
 
 #[test]
+fn plan_shows_each_cells_security_and_check_rejects_a_bad_one() {
+    let loosened = TWO_CELLS.replace(
+        "[run]",
+        "[security]\ncapabilities = [\"{word}\", \"cap_sys_ptrace\"]\n[run]",
+    );
+    let p = Project::new(&loosened.replace(
+        "word = [\"alpha\", \"beta\"]",
+        "word = [\"PERFMON\", \"SYS_PTRACE\"]",
+    ));
+    let o = run_cmd(&mut p.cmd(&["plan", "m.toml"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("  security +PERFMON +SYS_PTRACE\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  security +SYS_PTRACE\n"), "{stdout}");
+    let o = run_cmd(&mut p.cmd(&["plan", "m.toml", "--json"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        plan["cells"][0]["security"],
+        serde_json::json!({ "capabilities": ["PERFMON", "SYS_PTRACE"] })
+    );
+    assert_eq!(
+        plan["cells"][1]["security"],
+        serde_json::json!({ "capabilities": ["SYS_PTRACE"] })
+    );
+
+    // The default is shown too, in the text; the JSON leaves it out as plans always did.
+    let p = Project::new(TWO_CELLS);
+    let o = run_cmd(&mut p.cmd(&["plan", "m.toml"]));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .matches("  security default\n")
+            .count(),
+        2,
+        "{}",
+        text(&o)
+    );
+
+    let p = Project::new(&TWO_CELLS.replace("[run]", "[security]\nseccomp = \"off\"\n[run]"));
+    let o = run_cmd(&mut p.cmd(&["check", "m.toml"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("m.toml:13:11: invalid seccomp `off`\n  hint: valid seccomp values: default"),
+        "{err}"
+    );
+    // Redundant, not wrong: a warning, and the file passes.
+    let p = Project::new(&TWO_CELLS.replace(
+        "[run]",
+        "[security]\nprivileged = true\ncapabilities = [\"SYS_ADMIN\"]\n[run]",
+    ));
+    let o = run_cmd(&mut p.cmd(&["check", "m.toml"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("warning: `privileged = true` in [security] already grants every capability"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_loosened_cell_gets_its_capability_and_is_called_out() {
+    if !common::privileged() {
+        return;
+    }
+    // An exact placeholder keeps the axis field's type: an array of capability names.
+    let p = Project::new(
+        r#"
+name = "caps"
+[matrix]
+cap = [{ name = "default", add = [] }, { name = "ptrace", add = ["SYS_PTRACE"] }]
+[environment]
+rootfs = "./rootfs"
+[security]
+capabilities = "{cap.add}"
+[run]
+command = "grep CapEff /proc/self/status"
+warmup = 0
+runs = 1
+"#,
+    );
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("warning: cell `cap=ptrace` runs with +SYS_PTRACE: its workload holds SYS_PTRACE beyond the default capabilities"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cell `cap=default` runs"), "{stderr}");
+    let json = p.results("caps");
+    let cells = json["cells"].as_array().unwrap();
+    let ptrace = serde_json::json!("SYS_PTRACE");
+    assert_eq!(
+        cells[0]["security"]["added_capabilities"],
+        serde_json::json!([])
+    );
+    assert!(
+        !cells[0]["security"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&ptrace)
+    );
+    assert_eq!(
+        cells[1]["security"]["added_capabilities"],
+        serde_json::json!([ptrace])
+    );
+    assert!(
+        cells[1]["security"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&ptrace)
+    );
+    // The workloads really hold what was recorded: CAP_SYS_PTRACE is bit 19 of CapEff.
+    let cap_eff = |cell: &serde_json::Value| {
+        let log = p
+            .latest("caps")
+            .join("logs")
+            .join(cell["slug"].as_str().unwrap())
+            .join("measure-0.out");
+        let out = fs::read_to_string(log).unwrap();
+        u64::from_str_radix(out.trim().trim_start_matches("CapEff:").trim(), 16).unwrap()
+    };
+    assert_eq!(cap_eff(&cells[0]) & (1 << 19), 0);
+    assert_ne!(cap_eff(&cells[1]) & (1 << 19), 0);
+    let summary = fs::read_to_string(p.latest("caps").join("summary.md")).unwrap();
+    assert!(
+        summary.contains("- **security**: `cap=default` default; `cap=ptrace` +SYS_PTRACE\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("> [!WARNING]\n> cell `cap=ptrace` runs with +SYS_PTRACE"),
+        "{summary}"
+    );
+    // `report` rebuilds the same bytes, policies included.
+    let before = fs::read(p.latest("caps").join("results.json")).unwrap();
+    let o = run_cmd(&mut p.cmd(&["report", "out/caps/latest"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(fs::read(p.latest("caps").join("results.json")).unwrap() == before);
+    p.assert_no_leftovers();
+}
+
+#[test]
 fn the_quickstart_runs_on_the_host_filesystem() {
     if !common::privileged() {
         return;
@@ -394,6 +603,165 @@ fn the_quickstart_runs_on_the_host_filesystem() {
         assert!(row[col].parse::<u64>().unwrap() > 1_000_000, "{row:?}");
     }
     p.assert_no_leftovers();
+}
+
+/// A copy of `reports/example` (a run written before runs.csv had `status`, `flags` and
+/// `reason`): its results.json and runs.csv, in a temp dir.
+fn copy_of_the_example_run() -> tempfile::TempDir {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["results.json", "runs.csv"] {
+        fs::copy(example.join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
+    let old = copy_of_the_example_run();
+    let o = run_cmd(common::benchbox().arg("report").arg(old.path()));
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("level=1  10 ") && !stdout.contains("suspect"),
+        "{stdout}"
+    );
+
+    // The same run in the new layout, where two measured rows of level=1 say `suspect`: their
+    // numbers are as good as the others', but the status column is the truth.
+    let new = copy_of_the_example_run();
+    let path = new.path().join("runs.csv");
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let at = header
+        .iter()
+        .position(|h| h == "involuntary_switches")
+        .unwrap()
+        + 1;
+    let mut writer = csv::Writer::from_path(new.path().join("runs.new.csv")).unwrap();
+    let mut h = header.clone();
+    h.splice(at..at, ["status", "flags", "reason"].map(String::from));
+    writer.write_record(&h).unwrap();
+    let reason =
+        "cgroup CPU 0.008 s is below 90% of the reaped tree's 0.742 s (were the counters reset?)";
+    let mut suspect = 0;
+    for record in reader.records() {
+        let mut row: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        let mark = row[2] == "1" && row[3] == "measure" && suspect < 2;
+        suspect += usize::from(mark);
+        let inserted = if mark {
+            ["suspect", "", reason]
+        } else {
+            ["ok", "", ""]
+        };
+        row.splice(at..at, inserted.map(String::from));
+        writer.write_record(&row).unwrap();
+    }
+    writer.flush().unwrap();
+    fs::rename(new.path().join("runs.new.csv"), &path).unwrap();
+
+    let o = run_cmd(common::benchbox().arg("report").arg(new.path()));
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("failed  suspect"), "{stdout}");
+    assert!(
+        stdout.contains("level=1   8 ") && stdout.contains("0/10     2/10"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("level=1: warning: 2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(new.path().join("results.json")).unwrap())
+            .unwrap();
+    let cell = json["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "level=1")
+        .unwrap();
+    assert_eq!(cell["suspect"], 2);
+    assert_eq!(cell["failures"], 0);
+    assert_eq!(cell["summary"]["wall_s"]["n"], 8);
+    assert!(
+        cell["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("hint: measured invocation "),
+        "{cell}"
+    );
+    let statuses: Vec<&str> = cell["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "suspect").count(), 2);
+    let md = fs::read_to_string(new.path().join("summary.md")).unwrap();
+    assert!(md.contains("| level=1 | 8 |"), "{md}");
+    assert!(
+        md.contains("`level=1`: 2 of 10 invocations suspect"),
+        "{md}"
+    );
+    let html = fs::read_to_string(new.path().join("report.html")).unwrap();
+    assert!(html.contains("2 suspect"), "{html}");
+    // Rebuilt to the same bytes.
+    let first = fs::read(new.path().join("results.json")).unwrap();
+    let o = run_cmd(common::benchbox().arg("report").arg(new.path()));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(fs::read(new.path().join("results.json")).unwrap() == first);
+    // compare sees 8 invocations of level=1 in the new run against 10 in the old.
+    let o = run_cmd(
+        common::benchbox()
+            .args(["compare", "--format", "json"])
+            .arg(old.path())
+            .arg(new.path()),
+    );
+    assert!(
+        o.status.code().is_some_and(|c| c == 0 || c == 10),
+        "{}",
+        text(&o)
+    );
+    let cmp: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pair = cmp["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == "level=1" && p["metric"] == "wall_s")
+        .unwrap();
+    assert_eq!(
+        (&pair["base_n"], &pair["candidate_n"]),
+        (&10.into(), &8.into())
+    );
+}
+
+#[test]
+fn resume_refuses_an_older_runs_csv_and_leaves_it_alone() {
+    if !common::privileged() {
+        return;
+    }
+    let old = copy_of_the_example_run();
+    let before = fs::read(old.path().join("runs.csv")).unwrap();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let o = run_cmd(
+        common::benchbox()
+            .arg("run")
+            .arg(&quickstart)
+            .arg("--out")
+            .arg(old.path().join("out"))
+            .arg("--resume")
+            .arg(old.path())
+            .arg("--runs")
+            .arg("11"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot resume") && err.contains("written by an older benchbox"),
+        "{err}"
+    );
+    assert!(fs::read(old.path().join("runs.csv")).unwrap() == before);
 }
 
 #[test]

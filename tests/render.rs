@@ -551,3 +551,43 @@ fn memory_over_time_is_plotted_only_when_sampled() {
         assert!(text.contains(&cell.label), "{text}");
     }
 }
+
+#[test]
+fn the_security_policy_is_shown_and_a_loosened_one_leads_the_page() {
+    use benchbox::sandbox::security::Policy;
+
+    // The fixtures record the default policy for every cell: no warning, "default" per cell.
+    let html = html_text(&render::html(&fixture("quickstart"), &default_opts()).unwrap());
+    assert!(!html.contains(" runs with "), "{html}");
+    assert_eq!(
+        html.matches(" pids 64 default 10 (0 failed)").count(),
+        3,
+        "{html}"
+    );
+
+    let mut results = fixture("quickstart");
+    results.cells[1].security = Some(
+        Policy {
+            seccomp_unconfined: true,
+            ..Policy::default()
+        }
+        .effective(),
+    );
+    // A results.json written before policies were recorded.
+    results.cells[2].security = None;
+    let html = html_text(&render::html(&results, &default_opts()).unwrap());
+    let warning = "cell `level=6` runs with seccomp unconfined: its workload has no seccomp filter";
+    let at = html.find(warning).expect("a warning for the loosened cell");
+    assert!(
+        at < html.find("Wall time (ms, lower is better)").unwrap(),
+        "before the numbers:\n{html}"
+    );
+    assert!(
+        html.contains(" pids 64 seccomp unconfined 10 (0 failed)"),
+        "{html}"
+    );
+    assert!(
+        html.contains(" pids 64 not recorded 10 (0 failed)"),
+        "{html}"
+    );
+}

@@ -2,8 +2,9 @@
 //!
 //! Order: what was compared, on what host; then per metric a table (cell, n, median, CI of
 //! the median, ratio to the reference with its CI and what it means, warnings) and the plots;
-//! then the environment (per cell: root or image, command, limits as the kernel applied them;
-//! the host; seed, matrix hash, tool version).
+//! then the environment (per cell: root or image, command, limits as the kernel applied them,
+//! what `[security]` loosened; the host; seed, matrix hash, tool version). A cell with a
+//! loosened policy is also named at the top.
 //!
 //! Self-contained on purpose: CSS is inline, plots are inline SVG, there is no script and no
 //! font, image or style sheet fetched from anywhere. A Content-Security-Policy
@@ -176,7 +177,7 @@ fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[M
         "<dl class=\"facts\">\n\
          <dt>Compared</dt><dd>{compared}</dd>\n\
          <dt>Measured</dt><dd>{invocations} invocations, each in a fresh container, order {order}; \
-         statistics over successful ones ({conf:.0}% intervals, {resamples} bootstrap resamples)</dd>\n\
+         statistics over those with status ok, not failed or suspect ones ({conf:.0}% intervals, {resamples} bootstrap resamples)</dd>\n\
          <dt>Host</dt><dd><code>{hostname}</code>: {cpu}, {cpus} logical CPUs, {mem}, Linux {kernel} ({arch}), cgroup {cg}</dd>\n\
          <dt>Run</dt><dd><code>{run}</code>, {status}, started {started}</dd>\n\
          <dt>Reference</dt><dd>{reference}</dd>\n</dl>\n",
@@ -203,6 +204,9 @@ fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[M
     }
     for w in &results.warnings {
         let _ = writeln!(h, "<p class=\"warn\">{}</p>", escape(w));
+    }
+    for w in results.cells.iter().filter_map(|c| c.security_warning()) {
+        let _ = writeln!(h, "<p class=\"warn\"><strong>{}</strong></p>", escape(&w));
     }
     let _ = writeln!(h, "<nav>");
     for t in tables {
@@ -268,7 +272,7 @@ fn metric_section(
                 let why = if row.cell.setup_error.is_some() {
                     "setup failed"
                 } else {
-                    "no successful invocation"
+                    "no invocation with status ok"
                 };
                 let _ = writeln!(
                     h,
@@ -318,6 +322,9 @@ fn metric_section(
                 }
                 if row.cell.failures > 0 {
                     tags.push(format!("{} failed", row.cell.failures));
+                }
+                if row.cell.suspect > 0 {
+                    tags.push(format!("{} suspect", row.cell.suspect));
                 }
                 let _ = writeln!(
                     h,
@@ -448,13 +455,17 @@ fn environment(h: &mut String, results: &RunResults) {
     let _ = writeln!(
         h,
         "<section id=\"environment\">\n<h2>Environment</h2>\n<h3>Cells</h3>\n<div class=\"scroll\"><table>\n\
-         <thead><tr><th>Cell</th><th>Id</th><th>Root</th><th>Command</th><th>Limits as applied</th><th class=\"num\">Invocations</th></tr></thead>\n<tbody>"
+         <thead><tr><th>Cell</th><th>Id</th><th>Root</th><th>Command</th><th>Limits as applied</th><th>Security</th><th class=\"num\">Invocations</th></tr></thead>\n<tbody>"
     );
     for cell in &results.cells {
         let plan = plan_cell(results, cell);
         let limits = match &cell.applied_limits {
             Some(a) => limits_text(a),
             None => "not read back (no invocation ran)".into(),
+        };
+        let security = match &cell.security {
+            Some(s) => s.policy().describe(),
+            None => "not recorded".into(),
         };
         let measured = cell
             .samples
@@ -473,13 +484,19 @@ fn environment(h: &mut String, results: &RunResults) {
         }
         let _ = writeln!(
             h,
-            "<tr><td>{}{extra}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{measured} ({} failed)</td></tr>",
+            "<tr><td>{}{extra}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{measured} ({} failed{})</td></tr>",
             escape(&cell.label),
             escape(&cell.id),
             escape(&root_text(plan)),
             escape(&command_text(plan)),
             escape(&limits),
-            cell.failures
+            escape(&security),
+            cell.failures,
+            if cell.suspect > 0 {
+                format!(", {} suspect", cell.suspect)
+            } else {
+                String::new()
+            }
         );
     }
     let _ = writeln!(h, "</tbody></table></div>");

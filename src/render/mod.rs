@@ -30,7 +30,6 @@ pub mod stats_csv;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::plan::Phase;
 use crate::results::{CellResult, ResultsError, RunResults, Sample};
 use crate::spec::{Axis, Better, axis_value_text};
 use crate::stats::{self, Ratio, Summary};
@@ -143,12 +142,13 @@ impl Metric {
         }
     }
 
-    /// The values the cell's summary was computed from: successful measured invocations, in
-    /// invocation order (the same selection as `runner::summarize_cell`).
+    /// The values the cell's summary was computed from: the invocations that count toward the
+    /// statistics (measured, status `ok`), in invocation order (the same selection as
+    /// `report::metric_values`).
     pub fn values(&self, cell: &CellResult) -> Vec<f64> {
         cell.samples
             .iter()
-            .filter(|s| s.phase == Phase::Measure && !s.failed())
+            .filter(|s| s.counts_toward_statistics())
             .filter_map(|s| self.value(s))
             .filter(|v| v.is_finite())
             .collect()

@@ -961,7 +961,7 @@ pub fn plots(results: &RunResults, opts: &RenderOptions) -> Result<Vec<Plot>> {
     Ok(out)
 }
 
-/// Memory in use over time, one line per cell (its last successful measured invocation, as
+/// Memory in use over time, one line per cell (its last measured invocation with status ok, as
 /// sampled from the cgroup every `memory-interval`); `None` when nothing was sampled.
 fn memory_over_time(results: &RunResults) -> Option<(String, String, Figure)> {
     let series: Vec<Line> = results
@@ -982,7 +982,7 @@ fn memory_over_time(results: &RunResults) -> Option<(String, String, Figure)> {
     }
     Some((
         "memory-over-time".to_string(),
-        "Memory in use over time since the exec, per cell (its last successful measured invocation), sampled from the cgroup.".to_string(),
+        "Memory in use over time since the exec, per cell (its last measured invocation with status ok), sampled from the cgroup.".to_string(),
         Figure::Line {
             x_title: "Time since exec (s)".into(),
             y_title: "Memory (MiB)".into(),

@@ -1,27 +1,31 @@
 //! The sandbox: one fresh, isolated, measured container per invocation.
 //!
 //! This is the only module that forks into namespaces, mounts, pivots or writes cgroup files,
-//! and the only home of `unsafe`. One invocation, in order (DESIGN section 6):
+//! and the only home of `unsafe`. One invocation, in order:
 //!
 //! 1. The parent forks a *launcher*, which leaves the terminal's session (so Ctrl-C reaches
 //!    benchbox, which then tears the container down), unshares the mount, pid, uts, ipc (and,
 //!    for `network = "none"`, net) namespaces and forks the container's *init*: pid 1 of the
 //!    new pid namespace.
 //! 2. Meanwhile the parent creates a fresh cgroup ([`cgroup`]) with the limits applied and read
-//!    back, and tells init where it is. Init builds the filesystem ([`mounts`]: the writable
-//!    layer and /run in a tmpfs of the container's own, unless the layer is asked on disk),
-//!    then joins the cgroup, unshares its cgroup namespace (rooted at the group), shows the
-//!    group at /sys/fs/cgroup, pivots into the new root, sets the hostname, brings `lo` up,
-//!    and forks the *workload* process, born in the group. The workload must not be pid 1:
-//!    pid 1 ignores signals it has no handler for and must reap orphans, so init stays behind
-//!    as a minimal init that forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps.
-//! 3. The workload reports "ready" and blocks; the parent waits until earlier invocations are
+//!    back, and tells init where it is. Init builds the root filesystem ([`mounts`]: the
+//!    writable layer and /run in a tmpfs of the container's own, unless the layer is asked on
+//!    disk), pivots into it and only then mounts /proc (sensitive files masked), /sys, /dev,
+//!    /run and the volumes, so every path resolves inside the container; then it joins the
+//!    cgroup, unshares its cgroup namespace (rooted at the group), shows the group read-only at
+//!    /sys/fs/cgroup, sets the hostname, brings `lo` up, and forks the *workload* process, born
+//!    in the group. The workload must not be pid 1: pid 1 ignores signals it has no handler for
+//!    and must reap orphans, so init stays behind as a minimal init that forwards
+//!    SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps.
+//! 3. The workload drops to its capabilities and installs its seccomp filter ([`security`]),
+//!    switches user, reports "ready" and blocks; the parent waits until earlier invocations are
 //!    torn down, resets the peak-memory counter and notes the CPU counters (so setup is not
 //!    charged to the workload), then says "go". The workload reads CLOCK_MONOTONIC immediately
 //!    before its `execve` and sends it: the wall clock starts there (its end of a close-on-exec
 //!    pipe closes at the exec itself, which tells the parent the exec happened), and stops at
 //!    the instant init reaps the workload. Both readings are taken inside the container, so a
-//!    busy host delaying the parent does not stretch or shrink the measurement.
+//!    busy host delaying the parent does not stretch or shrink the measurement. Its stdout and
+//!    stderr are pipes that a thread of the parent drains into the logs.
 //! 4. When the workload exits, init SIGKILLs and reaps whatever it left in the pid namespace,
 //!    then sends its final status (with the `wait` rusage of the tree) and the metrics file.
 //!    The parent reads the cgroup's counters at that moment: final, and without the teardown.

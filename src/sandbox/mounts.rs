@@ -638,6 +638,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_mode_overlays_every_visible_mount_but_the_replaced_ones() {
+        let mountinfo = "\
+22 1 254:0 / / rw - ext4 /dev/vda rw
+23 22 0:5 / /proc rw - proc proc rw
+24 23 0:6 / /proc/sys/fs/binfmt_misc rw - binfmt_misc x rw
+25 22 0:7 / /sys rw - sysfs sysfs rw
+26 22 0:8 / /dev rw - devtmpfs udev rw
+27 22 0:9 / /run rw - tmpfs tmpfs rw
+28 22 254:1 / /home rw - ext4 /dev/vdb rw
+29 28 0:10 / /home/a\\040b rw - tmpfs tmpfs rw
+30 22 0:11 / /tmp rw - tmpfs tmpfs rw
+31 22 0:12 / /var/lib/benchbox/scratch/x rw - tmpfs tmpfs rw
+32 22 0:13 / /mnt/data rw - ext4 /dev/vdc rw
+33 22 0:14 / /mnt rw - tmpfs tmpfs rw
+34 22 0:15 / /srv/new-root rw - overlay overlay rw
+";
+        let points = host_mount_points(
+            mountinfo,
+            Path::new("/var/lib/benchbox/scratch"),
+            &[Path::new("/srv/new-root")],
+        );
+        // /mnt/data is hidden by the later mount on /mnt; parents come before children.
+        assert_eq!(
+            points,
+            ["/", "/home", "/mnt", "/home/a b"]
+                .map(PathBuf::from)
+                .to_vec()
+        );
+    }
+
+    #[test]
     fn overlay_paths_are_escaped() {
         assert_eq!(escape_overlay_path(Path::new("/a:b,c")), "/a\\:b\\,c");
     }

@@ -94,6 +94,90 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// What the workload ends up with, as `results.json` records it.
+    pub fn effective(&self) -> Effective {
+        Effective {
+            capabilities: self
+                .kept_capabilities()
+                .into_iter()
+                .map(capability_name)
+                .collect(),
+            added_capabilities: self.capabilities.clone(),
+            seccomp: if self.privileged || self.seccomp_unconfined {
+                Seccomp::Unconfined
+            } else {
+                Seccomp::Default
+            },
+            privileged: self.privileged,
+        }
+    }
+
+    /// For the warnings of `run`, summary.md and report.html: "cell `X` runs with seccomp
+    /// unconfined: its workload ...", saying what the opt-outs let the workload do; `None` for
+    /// the default.
+    pub fn warning(&self, cell_label: &str) -> Option<String> {
+        if self.privileged {
+            return Some(format!(
+                "cell `{cell_label}` runs privileged: its workload holds every capability, has no seccomp filter and sees the kernel's files unmasked, so it can take over the host (mount its disks, load kernel modules, write to /proc/sys)"
+            ));
+        }
+        let mut can = Vec::new();
+        if !self.capabilities.is_empty() {
+            can.push(format!(
+                "holds {} beyond the default capabilities, with the system calls they guard",
+                self.capabilities.join(", ")
+            ));
+        }
+        if self.seccomp_unconfined {
+            can.push(
+                "has no seccomp filter, so it can make every system call its capabilities allow (io_uring, keyrings, userfaultfd, and with SYS_ADMIN mounts and namespaces)"
+                    .to_string(),
+            );
+        }
+        (!can.is_empty()).then(|| {
+            format!(
+                "cell `{cell_label}` runs with {}: its workload {}",
+                self.describe(),
+                can.join(", and ")
+            )
+        })
+    }
+}
+
+/// A cell's policy as `results.json` records it, every field present even at the default: a
+/// reader of an old file learns what the workload could do without knowing that version's
+/// defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effective {
+    /// The capabilities the workload kept (`CHOWN`, ...), in the kernel's order.
+    pub capabilities: Vec<String>,
+    /// What the matrix added to the defaults (`[security] capabilities`).
+    pub added_capabilities: Vec<String>,
+    pub seccomp: Seccomp,
+    pub privileged: bool,
+}
+
+impl Effective {
+    /// The opt-outs this was made from (for [`Policy::describe`] and [`Policy::warning`]).
+    pub fn policy(&self) -> Policy {
+        Policy {
+            capabilities: self.added_capabilities.clone(),
+            seccomp_unconfined: !self.privileged && self.seccomp == Seccomp::Unconfined,
+            privileged: self.privileged,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seccomp {
+    /// The deny filter of this module.
+    Default,
+    /// No filter.
+    Unconfined,
+}
+
 /// Docker's default capabilities without `MKNOD` (see the module doc).
 pub const DEFAULT_CAPABILITIES: [Capability; 13] = [
     Capability::CAP_CHOWN,
@@ -431,6 +515,56 @@ pub fn finish(prepared: &Prepared) -> Result<(), String> {
     Ok(())
 }
 
+/// What this kernel offers the sandbox, probed with harmless calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSupport {
+    /// seccomp filters with the `errno` action (CONFIG_SECCOMP_FILTER).
+    pub seccomp_filter: bool,
+    /// `open_tree`, `move_mount` and `mount_setattr` (Linux 5.12+): how the container's mounts
+    /// are made inside its own root after the pivot.
+    pub mount_api: bool,
+}
+
+pub fn kernel_support() -> KernelSupport {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+    let errno_action: u32 = 0x0005_0000;
+    // SAFETY: a query that reads one u32 we own.
+    let seccomp_filter = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &errno_action as *const u32,
+        )
+    } == 0;
+    // Each call is given a bad descriptor: EBADF says the call exists, ENOSYS that it does not.
+    let exists = |rc: libc::c_long| rc == 0 || nix::Error::last() != nix::Error::ENOSYS;
+    // SAFETY: invalid descriptors and null/empty arguments: the kernel only validates them.
+    let mount_api = unsafe {
+        exists(libc::syscall(libc::SYS_open_tree, -1, c"".as_ptr(), 0))
+            && exists(libc::syscall(
+                libc::SYS_move_mount,
+                -1,
+                c"".as_ptr(),
+                -1,
+                c"".as_ptr(),
+                0,
+            ))
+            && exists(libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                0,
+                std::ptr::null::<u8>(),
+                0,
+            ))
+    };
+    KernelSupport {
+        seccomp_filter,
+        mount_api,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +634,86 @@ mod tests {
             })
             .unwrap()
             .is_none()
+        );
+    }
+
+    #[test]
+    fn this_kernel_supports_the_sandbox() {
+        // The development and CI hosts run Linux 6.x.
+        let support = kernel_support();
+        assert!(support.seccomp_filter && support.mount_api, "{support:?}");
+    }
+
+    #[test]
+    fn effective_records_every_field_and_gives_the_policy_back() {
+        let default = Policy::default().effective();
+        assert_eq!(
+            serde_json::to_value(&default).unwrap(),
+            serde_json::json!({
+                "capabilities": [
+                    "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+                    "SETPCAP", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "AUDIT_WRITE",
+                    "SETFCAP"
+                ],
+                "added_capabilities": [],
+                "seccomp": "default",
+                "privileged": false
+            })
+        );
+        assert!(default.policy().is_default());
+        for policy in [
+            Policy {
+                capabilities: vec!["SYS_PTRACE".into()],
+                seccomp_unconfined: true,
+                privileged: false,
+            },
+            Policy {
+                privileged: true,
+                ..Policy::default()
+            },
+        ] {
+            assert_eq!(policy.effective().policy(), policy);
+        }
+        let privileged = Policy {
+            privileged: true,
+            ..Policy::default()
+        }
+        .effective();
+        assert_eq!(privileged.seccomp, Seccomp::Unconfined);
+        assert_eq!(privileged.capabilities.len(), caps::all().len());
+        assert!(privileged.capabilities.contains(&"SYS_ADMIN".to_string()));
+    }
+
+    #[test]
+    fn warnings_say_what_the_workload_can_do() {
+        assert_eq!(Policy::default().warning("a"), None);
+        let seccomp = Policy {
+            seccomp_unconfined: true,
+            ..Policy::default()
+        };
+        assert_eq!(
+            seccomp.warning("level=1").unwrap(),
+            "cell `level=1` runs with seccomp unconfined: its workload has no seccomp filter, so it can make every system call its capabilities allow (io_uring, keyrings, userfaultfd, and with SYS_ADMIN mounts and namespaces)"
+        );
+        let both = Policy {
+            capabilities: vec!["SYS_PTRACE".into()],
+            seccomp_unconfined: true,
+            privileged: false,
+        };
+        let w = both.warning("x").unwrap();
+        assert!(
+            w.starts_with("cell `x` runs with +SYS_PTRACE, seccomp unconfined: its workload holds SYS_PTRACE beyond the default capabilities, with the system calls they guard, and has no seccomp filter"),
+            "{w}"
+        );
+        let privileged = Policy {
+            privileged: true,
+            ..Policy::default()
+        };
+        assert!(
+            privileged
+                .warning("x")
+                .unwrap()
+                .starts_with("cell `x` runs privileged: its workload holds every capability")
         );
     }
 

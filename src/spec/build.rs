@@ -17,6 +17,7 @@ use super::{
     Network, Order, Root, Scratch, SpecError, ValidationContext, Volume, axis_value_text,
     is_axis_name, suggest, units,
 };
+use crate::sandbox::security::{self, Policy};
 
 const TOP_KEYS: &[&str] = &[
     "name",
@@ -24,6 +25,7 @@ const TOP_KEYS: &[&str] = &[
     "matrix",
     "environment",
     "limits",
+    "security",
     "run",
     "metric",
 ];
@@ -31,6 +33,7 @@ const ENV_KEYS: &[&str] = &[
     "image", "rootfs", "workdir", "volumes", "env", "network", "user", "scratch",
 ];
 const LIMIT_KEYS: &[&str] = &["cpus", "cpu-quota", "memory", "pids"];
+const SECURITY_KEYS: &[&str] = &["capabilities", "seccomp", "privileged"];
 const RUN_KEYS: &[&str] = &[
     "command",
     "setup",
@@ -221,6 +224,7 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
     let matrix = r.section(&root, "matrix")?;
     let environment = r.section(&root, "environment")?;
     let limits = r.section(&root, "limits")?;
+    let security = r.section(&root, "security")?;
     let run = r.section(&root, "run")?;
     let metrics = metric_tables(&r, &root)?;
     let metrics_node = metrics.as_ref().map(|m| m.0);
@@ -236,6 +240,9 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
     }
     if let Some(t) = limits {
         r.check_keys(t, LIMIT_KEYS, "in [limits]")?;
+    }
+    if let Some(t) = security {
+        r.check_keys(t, SECURITY_KEYS, "in [security]")?;
     }
     if let Some(t) = run {
         r.check_keys(t, RUN_KEYS, "in [run]")?;
@@ -255,7 +262,7 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
 
     // Placeholders are checked once on the template, so such errors are not reported per cell.
     let mut used = BTreeSet::new();
-    let templates = [environment, limits, run, metrics_node];
+    let templates = [environment, limits, security, run, metrics_node];
     for t in templates.into_iter().flatten() {
         template::check(t, &axis_names, &mut used).map_err(|p| r.problem(p))?;
     }
@@ -285,6 +292,7 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
         let parts = Parts {
             environment: sub(environment)?,
             limits: sub(limits)?,
+            security: sub(security)?,
             run: sub(run)?,
             metrics: sub(metrics_node)?,
         };
@@ -725,6 +733,7 @@ fn run_settings(r: &Reporter, run: Option<&Node>) -> Result<(Order, Option<u64>,
 struct Parts {
     environment: Option<Node>,
     limits: Option<Node>,
+    security: Option<Node>,
     run: Option<Node>,
     metrics: Option<Node>,
 }
@@ -745,6 +754,9 @@ struct Identity {
     #[serde(skip_serializing_if = "Scratch::is_memory")]
     scratch: Scratch,
     limits: Limits,
+    /// Only when something is loosened, like `scratch`.
+    #[serde(skip_serializing_if = "Policy::is_default")]
+    security: Policy,
     command: Vec<String>,
     setup: Option<Vec<String>>,
 }
@@ -768,6 +780,7 @@ fn build_cell(
     let empty = Node::new(0..0, Kind::Table(Vec::new()));
     let env_t = parts.environment.as_ref().unwrap_or(&empty);
     let limits_t = parts.limits.as_ref().unwrap_or(&empty);
+    let security_t = parts.security.as_ref().unwrap_or(&empty);
 
     // Root filesystem.
     let (root, id_root) = if let Some(e) = env_t.get("image") {
@@ -874,6 +887,7 @@ fn build_cell(
     )?;
 
     let limits = parse_limits(r, ctx, limits_t, &exp.label, warnings)?;
+    let security = parse_security(r, security_t, &exp.label, warnings)?;
 
     // [run]
     // With an image, no command means the image's own Entrypoint + Cmd (an empty argv here).
@@ -984,6 +998,7 @@ fn build_cell(
         network,
         scratch,
         limits: limits.clone(),
+        security: security.clone(),
         command: command.clone(),
         setup: setup.clone(),
     };
@@ -1001,6 +1016,7 @@ fn build_cell(
         network,
         scratch,
         limits,
+        security,
         command,
         setup,
         warmup,
@@ -1191,6 +1207,87 @@ fn parse_limits(
         limits.pids = Some(r.int_in(e, 1, i64::MAX, Some("remove `pids` for no limit"))? as u64);
     }
     Ok(limits)
+}
+
+/// `[security]`: what the workload may do beyond the hardened defaults (see
+/// `sandbox::security`). Capability names are stored in their canonical spelling, sorted and
+/// deduplicated, so `sys_ptrace` and `CAP_SYS_PTRACE` are the same cell.
+fn parse_security(
+    r: &Reporter,
+    t: &Node,
+    label: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Policy> {
+    let mut policy = Policy::default();
+    let capabilities = t.get("capabilities");
+    if let Some(e) = capabilities {
+        let Kind::Array(items) = &e.value.kind else {
+            return Err(r.wrong_type(&e.key, &e.value, "an array of capability names"));
+        };
+        for item in items {
+            let name = item.as_str().ok_or_else(|| {
+                r.wrong_type(&e.key, item, "a capability name such as \"SYS_PTRACE\"")
+            })?;
+            let Some(cap) = security::parse_capability(name) else {
+                // Suggest from the bare name: `CAP_SYS_PTRAC` is close to `SYS_PTRACE`.
+                let upper = name.trim().to_ascii_uppercase();
+                let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+                let names = security::capability_names();
+                return Err(r.node(
+                    item,
+                    format!("unknown capability `{name}`"),
+                    Some(suggest(
+                        bare,
+                        names.iter().map(String::as_str),
+                        "valid capabilities",
+                    )),
+                ));
+            };
+            if security::DEFAULT_CAPABILITIES.contains(&cap) {
+                warnings.push(format!(
+                    "{}capability `{}` in [security] is in the default set already: listing it changes nothing but the cell's id",
+                    cell_prefix(label, [item]),
+                    security::capability_name(cap)
+                ));
+            }
+            policy.capabilities.push(security::capability_name(cap));
+        }
+        policy.capabilities.sort();
+        policy.capabilities.dedup();
+    }
+    let seccomp = t.get("seccomp");
+    policy.seccomp_unconfined = r.choice(
+        seccomp,
+        false,
+        "seccomp",
+        &[("default", false), ("unconfined", true)],
+        "valid seccomp values: default (a filter after Docker's default profile), unconfined (no filter)",
+    )?;
+    if let Some(e) = t.get("privileged") {
+        policy.privileged = match e.value.kind {
+            Kind::Bool(b) => b,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a boolean")),
+        };
+        // Redundant, not wrong: the file still says what was meant.
+        if policy.privileged && (capabilities.is_some() || seccomp.is_some()) {
+            let nodes = [Some(e), capabilities, seccomp].into_iter().flatten();
+            warnings.push(format!(
+                "{}`privileged = true` in [security] already grants every capability and turns the seccomp filter off: `capabilities` and `seccomp` have no effect",
+                cell_prefix(label, nodes.map(|e| &e.value))
+            ));
+        }
+    }
+    Ok(policy)
+}
+
+/// "cell jdk=17: " when one of `nodes` came from a placeholder (the warning may hold for some
+/// cells only), else nothing (one warning for the whole matrix, as the duplicates are dropped).
+fn cell_prefix<'n>(label: &str, nodes: impl IntoIterator<Item = &'n Node>) -> String {
+    if nodes.into_iter().any(|n| n.substituted) {
+        format!("cell {label}: ")
+    } else {
+        String::new()
+    }
 }
 
 /// A command: an argv array, or a string run with `/bin/sh -c`.

@@ -9,8 +9,8 @@
 //! product, minus `exclude`, plus `include`) -> per cell, `{axis}` placeholders substituted into
 //! the template values -> typed [`Cell`]s -> ids and slugs.
 //!
-//! Substitution (see `template`): every string in `[environment]`, `[limits]`, `[run]` and
-//! `[[metric]]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
+//! Substitution (see `template`): every string in `[environment]`, `[limits]`, `[security]`,
+//! `[run]` and `[[metric]]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
 //! braces (so a regex quantifier is written `\d{{3}}`), any other brace is an error. A string
 //! that is exactly one placeholder takes the value's own type. `exclude` and `include` are
 //! reserved names in `[matrix]`, never axes; `Axis::values` lists the declared values followed
@@ -25,6 +25,11 @@
 //!   exclude nothing). Values match when equal, or when their texts are equal (`17` vs `"17"`).
 //! - `timeout` also takes an integer number of seconds; env values may be numbers or booleans.
 //! - `order`, `seed` and `allow-failures` are matrix-wide: they are not substituted.
+//! - `[security]` enters a cell's id only when it loosens something (like `scratch`), with
+//!   capability names canonical and sorted, so the defaults, written out or not, keep the ids
+//!   cells had before the section existed. A capability already in the default set is kept as
+//!   written (it changes the id, nothing else) with a warning, like `privileged = true` beside
+//!   `capabilities` or `seccomp`.
 
 mod build;
 mod cpuset;
@@ -106,6 +111,13 @@ pub struct Cell {
     #[serde(default)]
     pub scratch: Scratch,
     pub limits: Limits,
+    /// What the workload may do beyond the hardened defaults (`[security]`); left out of the
+    /// JSON when nothing is loosened, so plans written before the key existed read the same.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::sandbox::security::Policy::is_default"
+    )]
+    pub security: crate::sandbox::security::Policy,
     /// argv; a plain string `s` in the file becomes `["/bin/sh", "-c", s]`.
     pub command: Vec<String>,
     pub setup: Option<Vec<String>>,

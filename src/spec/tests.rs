@@ -355,6 +355,56 @@ fn ids_are_stable_and_ignore_run_counts() {
     let disk = ok(&base.replace("[run]", "[environment]\nscratch = \"disk\"\n[run]"));
     assert_ne!(disk.cells[0].id, a.cells[0].id);
     assert_eq!(disk.cells[0].scratch, Scratch::Disk);
+    // Likewise [security]: written out at its defaults, it is the same cell; loosened, another.
+    let security = |body: &str| ok(&base.replace("[run]", &format!("[security]\n{body}\n[run]")));
+    let defaults = security("capabilities = []\nseccomp = \"default\"\nprivileged = false");
+    assert_eq!(defaults.cells[0].id, a.cells[0].id);
+    assert_eq!(defaults.cells[1].id, a.cells[1].id);
+    assert!(defaults.cells[0].security.is_default());
+    let ptrace = security("capabilities = [\"SYS_PTRACE\"]");
+    assert_ne!(ptrace.cells[0].id, a.cells[0].id);
+    for other in [
+        security("seccomp = \"unconfined\""),
+        security("privileged = true"),
+        security("capabilities = [\"PERFMON\"]"),
+    ] {
+        assert_ne!(other.cells[0].id, a.cells[0].id);
+        assert_ne!(other.cells[0].id, ptrace.cells[0].id);
+    }
+    // Spelling and order of capability names do not matter.
+    let spelled = security("capabilities = [\"cap_sys_ptrace\", \"SYS_PTRACE\", \"sys_ptrace\"]");
+    assert_eq!(spelled.cells[0].id, ptrace.cells[0].id);
+}
+
+/// Ids are how `compare` and `--resume` find a cell again: an existing matrix must keep them
+/// whatever keys are added later. These are the ids of `reports/example/` (and of the render
+/// fixtures), runs of the quick start.
+#[test]
+fn ids_of_an_existing_matrix_never_change() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let m = load(&path, &ctx()).unwrap();
+    let ids: Vec<(&str, &str)> = m
+        .cells
+        .iter()
+        .map(|c| (c.label.as_str(), c.id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("level=1", "0b6e9b94bbc7"),
+            ("level=6", "fb54c36c5013"),
+            ("level=9", "79ccd99a1e7e")
+        ]
+    );
+    // The same with `[security]` written out at its defaults.
+    let source = std::fs::read_to_string(&path).unwrap()
+        + "\n[security]\ncapabilities = []\nseccomp = \"default\"\nprivileged = false\n";
+    let explicit = parse(&source, &path, &ctx()).unwrap();
+    let explicit_ids: Vec<&str> = explicit.cells.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        explicit_ids,
+        ["0b6e9b94bbc7", "fb54c36c5013", "79ccd99a1e7e"]
+    );
 }
 
 #[test]
@@ -429,7 +479,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err(&format!("[limit]\n{RUN}")),
-        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, run, metric"
+        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, security, run, metric"
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
@@ -604,6 +654,146 @@ fn value_errors() {
     assert_eq!(
         err("name = \"a/b\"\n[run]\ncommand = \"x\"\n"),
         "envs/x.toml:1:8: invalid matrix name `a/b`\n  hint: results go to reports/<name>/: use letters, digits, `.`, `_` and `-`, starting with a letter or digit"
+    );
+}
+
+#[test]
+fn security_section() {
+    use crate::sandbox::security::Policy;
+
+    // Absent: the default, and nothing about it in the cell's JSON (plans read as before).
+    let m = ok(RUN);
+    assert!(m.cells[0].security.is_default());
+    let json = serde_json::to_value(&m.cells[0]).unwrap();
+    assert!(json.get("security").is_none(), "{json}");
+
+    // Names in any spelling become canonical, sorted, without duplicates.
+    let m = ok(&format!(
+        "[security]\ncapabilities = [\"sys_ptrace\", \"CAP_PERFMON\", \"SYS_PTRACE\"]\nseccomp = \"unconfined\"\n{RUN}"
+    ));
+    assert_eq!(
+        m.cells[0].security,
+        Policy {
+            capabilities: vec!["PERFMON".into(), "SYS_PTRACE".into()],
+            seccomp_unconfined: true,
+            privileged: false,
+        }
+    );
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    let json = serde_json::to_value(&m.cells[0]).unwrap();
+    assert_eq!(
+        json["security"],
+        json!({ "capabilities": ["PERFMON", "SYS_PTRACE"], "seccomp_unconfined": true })
+    );
+
+    // Templated per cell, like [limits]: an exact placeholder keeps the axis value's type.
+    let m = ok(&format!(
+        "[matrix]\ntool = [{{ name = \"perf\", cap = \"PERFMON\", priv = false }}, {{ name = \"gdb\", cap = \"SYS_PTRACE\", priv = true }}]\n\
+         [security]\ncapabilities = [\"{{tool.cap}}\"]\nprivileged = \"{{tool.priv}}\"\n{RUN}"
+    ));
+    assert_eq!(m.cells[0].security.capabilities, ["PERFMON"]);
+    assert!(!m.cells[0].security.privileged);
+    assert!(m.cells[1].security.privileged);
+    // privileged with capabilities is redundant: a warning naming the cell it came from.
+    assert_eq!(
+        m.warnings,
+        [
+            "cell tool=gdb: `privileged = true` in [security] already grants every capability and turns the seccomp filter off: `capabilities` and `seccomp` have no effect"
+        ]
+    );
+
+    // Written as such: one warning for the whole matrix, not one per cell.
+    let m = ok(
+        "[matrix]\nv = [1, 2]\n[security]\nprivileged = true\nseccomp = \"unconfined\"\n[run]\ncommand = \"echo {v}\"\n",
+    );
+    assert!(m.cells.iter().all(|c| c.security.privileged));
+    assert_eq!(
+        m.warnings,
+        [
+            "`privileged = true` in [security] already grants every capability and turns the seccomp filter off: `capabilities` and `seccomp` have no effect"
+        ]
+    );
+    let m = ok(&format!("[security]\ncapabilities = [\"CHOWN\"]\n{RUN}"));
+    assert_eq!(
+        m.warnings,
+        [
+            "capability `CHOWN` in [security] is in the default set already: listing it changes nothing but the cell's id"
+        ]
+    );
+}
+
+#[test]
+fn security_errors() {
+    let all = crate::sandbox::security::capability_names().join(", ");
+    assert_eq!(
+        err(&format!(
+            "[security]\ncapabilities = [\"SYS_PTRACE\", \"SYS_PTRAC\"]\n{RUN}"
+        )),
+        format!(
+            "envs/x.toml:2:31: unknown capability `SYS_PTRAC`\n  hint: did you mean `SYS_PTRACE`? valid capabilities: {all}"
+        )
+    );
+    // The hint is the bare name, whatever the spelling.
+    assert_eq!(
+        err(&format!(
+            "[security]\ncapabilities = [\"cap_net_admn\"]\n{RUN}"
+        )),
+        format!(
+            "envs/x.toml:2:17: unknown capability `cap_net_admn`\n  hint: did you mean `NET_ADMIN`? valid capabilities: {all}"
+        )
+    );
+    assert_eq!(
+        err(&format!("[security]\ncapabilities = [\"\"]\n{RUN}")),
+        format!("envs/x.toml:2:17: unknown capability ``\n  hint: valid capabilities: {all}")
+    );
+    assert_eq!(
+        err(&format!("[security]\nseccomp = \"off\"\n{RUN}")),
+        "envs/x.toml:2:11: invalid seccomp `off`\n  hint: valid seccomp values: default (a filter after Docker's default profile), unconfined (no filter)"
+    );
+    assert_eq!(
+        err(&format!("[security]\nseccomp = false\n{RUN}")),
+        "envs/x.toml:2:11: expected a string for `seccomp`, found the boolean `false`"
+    );
+    assert_eq!(
+        err(&format!("[security]\ncapabilities = \"SYS_PTRACE\"\n{RUN}")),
+        "envs/x.toml:2:16: expected an array of capability names for `capabilities`, found the string `SYS_PTRACE`"
+    );
+    assert_eq!(
+        err(&format!(
+            "[security]\ncapabilities = [\"SYS_PTRACE\", 7]\n{RUN}"
+        )),
+        "envs/x.toml:2:31: expected a capability name such as \"SYS_PTRACE\" for `capabilities`, found the integer `7`"
+    );
+    assert_eq!(
+        err(&format!("[security]\nprivileged = \"yes\"\n{RUN}")),
+        "envs/x.toml:2:14: expected a boolean for `privileged`, found the string `yes`"
+    );
+    assert_eq!(
+        err(&format!("security = 3\n{RUN}")),
+        "envs/x.toml:1:12: expected a table for `security`, found the integer `3`\n  hint: write it as a `[security]` section"
+    );
+    assert_eq!(
+        err(&format!("[security]\nprivileges = true\n{RUN}")),
+        "envs/x.toml:2:1: unknown key `privileges` in [security]\n  hint: did you mean `privileged`? valid keys: capabilities, seccomp, privileged"
+    );
+    assert_eq!(
+        err(&format!("[security]\ncapabilites = []\n{RUN}")),
+        "envs/x.toml:2:1: unknown key `capabilites` in [security]\n  hint: did you mean `capabilities`? valid keys: capabilities, seccomp, privileged"
+    );
+    // A bad value that came from an axis names the cell; a bad placeholder is caught once.
+    assert_eq!(
+        err(&format!(
+            "[matrix]\ncap = [\"SYS_PTRACE\", \"PTRACE\"]\n[security]\ncapabilities = [\"{{cap}}\"]\n{RUN}"
+        )),
+        format!(
+            "envs/x.toml:4:17: unknown capability `PTRACE` in cell cap=PTRACE\n  hint: did you mean `SYS_PTRACE`? valid capabilities: {all}"
+        )
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\ncap = [\"SYS_PTRACE\"]\n[security]\ncapabilities = [\"{{cpa}}\"]\n{RUN}"
+        )),
+        "envs/x.toml:4:17: `{cpa}` names no axis\n  hint: did you mean `cap`? axes: cap"
     );
 }
 
