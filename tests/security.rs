@@ -1103,48 +1103,17 @@ fn cli_stdout_is_a_pipe_and_a_hostile_cell_leaves_the_host_untouched() {
     if !common::privileged() {
         return;
     }
-    let dir = tempdir();
-    common::busybox_rootfs(&dir.path().join("rootfs"));
-    fs::create_dir(dir.path().join("scratch")).unwrap();
     let m = marker("cli");
     let swappiness = Sysctl::read("vm/swappiness");
     let mounts = host_mounts();
-    fs::write(
-        dir.path().join("m.toml"),
-        format!(
-            r#"
-name = "hostile"
-[environment]
-rootfs = "./rootfs"
-[limits]
-memory = "64MiB"
-pids = 32
-[run]
-command = "readlink /proc/self/fd/1; mount -o remount,rw / || echo remount-refused; echo 1 > /proc/sys/vm/swappiness || echo sysctl-refused; echo 1073741824 > /sys/fs/cgroup/memory/memory.limit_in_bytes || echo cgroup-refused; unshare -U true || echo userns-refused; echo x > /etc/{m}"
-warmup = 0
-runs = 1
-"#
-        ),
-    )
-    .unwrap();
-    let o = common::benchbox()
-        .current_dir(dir.path())
-        .args(["run", "m.toml", "--out", "out", "--resamples", "100"])
-        .env("BENCHBOX_SCRATCH", dir.path().join("scratch"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{text}");
-    let logs = fs::canonicalize(dir.path().join("out/hostile/latest/logs")).unwrap();
-    let log = walk(&logs)
-        .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n == "measure-0.out"))
-        .unwrap_or_else(|| panic!("no measure-0.out under {}", logs.display()));
-    let log = fs::read_to_string(log).unwrap();
+    let (_dir, o, run_dir) = cli_run(&format!(
+        "readlink /proc/self/fd/1; mount -o remount,rw / || echo remount-refused; \
+         echo 1 > /proc/sys/vm/swappiness || echo sysctl-refused; \
+         echo 1073741824 > /sys/fs/cgroup/memory/memory.limit_in_bytes || echo cgroup-refused; \
+         unshare -U true || echo userns-refused; echo x > /etc/{m}"
+    ));
+    assert!(o.status.success(), "{}", output_text(&o));
+    let log = cli_log(&run_dir);
     assert!(log.starts_with("pipe:["), "{log}");
     for refused in ["remount", "sysctl", "cgroup", "userns"] {
         assert!(
@@ -1170,18 +1139,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A CLI project: a busybox rootfs and `m.toml` with one cell running `command` (put in a TOML
-/// literal string), run once; returns the project directory, benchbox's output and the run's
-/// directory.
-fn cli_run(command: &str) -> (tempfile::TempDir, std::process::Output, PathBuf) {
+/// A CLI project: a busybox rootfs and `m.toml` with one cell, run once. `prepare` gets the
+/// project directory (to add files) and returns the cell's command (put in a TOML literal
+/// string); `environment` and `security` are extra lines of those tables. Returns the project
+/// directory, benchbox's output and the run's directory.
+fn cli_run_with(
+    environment: &str,
+    security: &str,
+    prepare: impl FnOnce(&Path) -> String,
+) -> (tempfile::TempDir, std::process::Output, PathBuf) {
     let dir = tempdir();
     common::busybox_rootfs(&dir.path().join("rootfs"));
     fs::create_dir(dir.path().join("scratch")).unwrap();
+    let command = prepare(dir.path());
     fs::write(
         dir.path().join("m.toml"),
         format!(
-            "name = \"hostile\"\n[environment]\nrootfs = \"./rootfs\"\n[limits]\n\
-             memory = \"64MiB\"\npids = 32\n[run]\ncommand = '''{command}'''\nwarmup = 0\nruns = 1\n"
+            "name = \"hostile\"\n[environment]\nrootfs = \"./rootfs\"\n{environment}\n[limits]\n\
+             memory = \"64MiB\"\npids = 32\n[security]\n{security}\n[run]\n\
+             command = '''{command}'''\nwarmup = 0\nruns = 1\n"
         ),
     )
     .unwrap();
@@ -1194,6 +1170,19 @@ fn cli_run(command: &str) -> (tempfile::TempDir, std::process::Output, PathBuf) 
     let latest = dir.path().join("out/hostile/latest");
     let run_dir = fs::canonicalize(&latest).unwrap_or(latest);
     (dir, o, run_dir)
+}
+
+fn cli_run(command: &str) -> (tempfile::TempDir, std::process::Output, PathBuf) {
+    cli_run_with("", "", |_| command.to_string())
+}
+
+/// The log of the run's one measured invocation.
+fn cli_log(run_dir: &Path) -> String {
+    walk(&run_dir.join("logs"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "measure-0.out"))
+        .map(|p| fs::read_to_string(p).unwrap())
+        .unwrap_or_default()
 }
 
 /// What a hostile workload writes to its metrics file and stdout: HTML, and terminal control
@@ -1937,4 +1926,41 @@ fn hole_a_rw_volume_redirects_later_volumes_and_rootfs_to_the_host_root() {
         Err(e) => eprintln!("refused, as it may be: {e}"),
     }
     assert!(holes.is_empty(), "{}", holes.join("\n"));
+}
+
+/// HOLE, end to end: the `[security] capabilities = ["SYS_PTRACE"]` that the README suggests
+/// for profilers gives a cell's workload the host (see the library test above). The matrix:
+/// `volumes = ["./vol:/vol"]` and `[security] capabilities = ["SYS_PTRACE"]`; the workload's
+/// `probe ptrace-escape` creates a file in the project directory on the host, and `ls -l
+/// /proc/1/fd` shows init holding benchbox's own stdout and stderr.
+#[test]
+fn hole_cli_sys_ptrace_for_a_profiler_hands_the_host_to_the_workload() {
+    if !common::privileged() {
+        return;
+    }
+    let Some(probe) = probe_binary() else { return };
+    let mut escaped = PathBuf::new();
+    let (_dir, o, run_dir) = cli_run_with(
+        "volumes = [\"./vol:/vol\"]",
+        "capabilities = [\"SYS_PTRACE\"]",
+        |dir| {
+            fs::copy(&probe, dir.join("rootfs/bin/probe")).unwrap();
+            fs::create_dir(dir.join("vol")).unwrap();
+            let root = mount_root_of(&dir.join("vol"));
+            escaped = dir.join("escaped-via-init");
+            format!(
+                "ls -l /proc/1/fd/; probe ptrace-escape /vol {} {}",
+                host_handle(&probe, &root),
+                escaped.strip_prefix(&root).unwrap().display()
+            )
+        },
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let log = cli_log(&run_dir);
+    assert!(log.contains("seize_init="), "the probe did not run: {log}");
+    assert!(
+        !escaped.exists(),
+        "HOLE: a cell with SYS_PTRACE hijacked init and created `{}` on the host:\n{log}",
+        escaped.display()
+    );
 }
