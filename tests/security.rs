@@ -308,6 +308,14 @@ impl Watched {
     }
 }
 
+/// Tests that read a host sysctl before and after take turns with the one that changes it
+/// (a hole test): otherwise they would see its change.
+static SYSCTLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn sysctl_turn() -> std::sync::MutexGuard<'static, ()> {
+    SYSCTLS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A host sysctl, put back on drop should a test find it changed.
 struct Sysctl {
     path: PathBuf,
@@ -576,6 +584,7 @@ fn pivot_root_and_chroot_escape_stay_in_the_container() {
 #[test]
 fn sysctl_writes_are_read_only_and_the_host_keeps_its_values() {
     let Some(f) = Fixture::new() else { return };
+    let _turn = sysctl_turn();
     let swappiness = Sysctl::read("vm/swappiness");
     let core_pattern = Sysctl::read("kernel/core_pattern");
     let hostname = Sysctl::read("kernel/hostname");
@@ -1104,6 +1113,7 @@ fn cli_stdout_is_a_pipe_and_a_hostile_cell_leaves_the_host_untouched() {
         return;
     }
     let m = marker("cli");
+    let _turn = sysctl_turn();
     let swappiness = Sysctl::read("vm/swappiness");
     let mounts = host_mounts();
     let (_dir, o, run_dir) = cli_run(&format!(
@@ -1963,4 +1973,53 @@ fn hole_cli_sys_ptrace_for_a_profiler_hands_the_host_to_the_workload() {
         "HOLE: a cell with SYS_PTRACE hijacked init and created `{}` on the host:\n{log}",
         escaped.display()
     );
+}
+
+/// HOLE: an image defeats every /proc mask, and /proc/sys becomes writable, with two symlinks.
+///
+/// `mounts::pivot` mounts proc at the path `/proc` (following the image's symlinks), then
+/// mounts the fresh /dev, and only then applies the masks and read-only binds by the paths
+/// `/proc/...`, skipping those that do not exist. An image with `/proc -> /dev/link` and
+/// `/dev/link -> /realproc` gets proc mounted on /realproc; the new /dev hides `link`, so every
+/// `/proc/...` path is missing when the masks are applied and all are skipped: /realproc is
+/// an unmasked proc with a WRITABLE /realproc/sys (kernel.core_pattern there runs a program
+/// as root on the host at the next crash; this test only touches vm.swappiness and puts it
+/// back). The image needs nothing but two symlinks (an image layer, or `benchbox import` of a
+/// directory, keeps them). runc refuses a /proc that is not a real directory for this reason
+/// (CVE-2019-16884, CVE-2019-19921). Fix: refuse (or replace) symlinks at /proc, /sys, /dev,
+/// /run and their parents in the new root, or mount proc detached (fsopen/fsmount or
+/// open_tree), apply the masks inside the detached tree, then attach it without following
+/// symlinks; and fail the setup when a mask cannot be applied instead of skipping it.
+#[test]
+fn hole_image_symlinks_through_dev_unmask_proc_and_make_sysctls_writable() {
+    let Some(f) = Fixture::new() else { return };
+    fs::remove_dir(f.rootfs.join("proc")).unwrap();
+    symlink("/dev/link", f.rootfs.join("proc")).unwrap();
+    symlink("/realproc", f.rootfs.join("dev/link")).unwrap();
+    fs::create_dir(f.rootfs.join("realproc")).unwrap();
+    let _turn = sysctl_turn();
+    let swappiness = Sysctl::read("vm/swappiness");
+    let other = (swappiness.before.trim().parse::<u32>().unwrap() + 7) % 100;
+    let run = f.run(&f.invocation(&format!(
+        "echo kallsyms=$(cat /realproc/kallsyms /proc/kallsyms 2>/dev/null | wc -c); \
+         echo {other} > /realproc/sys/vm/swappiness; echo swappiness=$?; \
+         echo {other} > /proc/sys/vm/swappiness; echo swappiness_proc=$?"
+    )));
+    let now = swappiness.now();
+    drop(swappiness); // puts the host's value back
+    let r = run.probe();
+    let mut holes = Vec::new();
+    if r["swappiness"] == "0" || r["swappiness_proc"] == "0" {
+        holes.push(format!(
+            "HOLE: the workload wrote the host's vm.swappiness (now {}; put back)",
+            now.trim()
+        ));
+    }
+    if r["kallsyms"] != "0" {
+        holes.push(format!(
+            "HOLE: the workload read {} bytes of /proc/kallsyms",
+            r["kallsyms"]
+        ));
+    }
+    assert!(holes.is_empty(), "{}: {run:?}", holes.join("; "));
 }
