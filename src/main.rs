@@ -319,7 +319,11 @@ fn main() -> ExitCode {
                 eprintln!("warning: {w}");
             }
             // Isolation first: nothing is pulled for a run that could not start.
-            if let Err(e) = runner::preflight(true) {
+            let needs_seccomp = matrix
+                .cells
+                .iter()
+                .any(|c| !c.security.privileged && !c.security.seccomp_unconfined);
+            if let Err(e) = runner::preflight(needs_seccomp) {
                 eprintln!("error: {e}");
                 return code(e.exit_code());
             }

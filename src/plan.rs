@@ -261,7 +261,7 @@ fn render_cell(out: &mut String, cell: &Cell) {
     line(
         "root",
         match &cell.root {
-            Root::Host => "host filesystem (read-only)".to_string(),
+            Root::Host => "host filesystem (throw-away overlay)".to_string(),
             Root::Dir(p) => format!("dir {}", p.display()),
             Root::Image(i) => match &cell.image_digest {
                 Some(d) => format!("image {i} @ {d}"),

@@ -231,7 +231,11 @@ pub fn run(
     }
     let selected =
         plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
-    let cgroups = preflight(true)?;
+    let needs_seccomp = matrix
+        .cells
+        .iter()
+        .any(|c| !c.security.privileged && !c.security.seccomp_unconfined);
+    let cgroups = preflight(needs_seccomp)?;
     cgroups.sweep_stale();
 
     let mut cells: Vec<Cell> = matrix.cells.clone();

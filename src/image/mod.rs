@@ -155,7 +155,7 @@ fn io_hint(e: &std::io::Error) -> &'static str {
 }
 
 impl ImageError {
-    /// The process exit code for this error (DESIGN section 3): 4 when the image cannot be
+    /// The process exit code for this error: 4 when the image cannot be
     /// resolved or used, 2 for a malformed reference, 1 for local system errors.
     pub fn exit_code(&self) -> i32 {
         match self {

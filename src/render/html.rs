@@ -418,7 +418,7 @@ fn root_text(plan: Option<&serde_json::Value>) -> String {
     };
     let mut text = match p.get("root") {
         Some(serde_json::Value::String(s)) if s == "host" => {
-            "host filesystem (read-only, private /tmp)".to_string()
+            "host filesystem (throw-away overlay, private /tmp)".to_string()
         }
         Some(serde_json::Value::Object(o)) => o
             .iter()

@@ -1081,6 +1081,26 @@ fn container_path(r: &Reporter, node: &Node, written: &str, what: &str) -> Resul
             )),
         ));
     }
+    // `..` above `/` would mean a path outside the container; inside it the kernel stops at the
+    // root anyway, so such a path is a mistake (or an attempt), never what the user meant.
+    let mut depth = 0usize;
+    for c in Path::new(written).components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir if depth == 0 => {
+                return Err(r.node(
+                    node,
+                    format!("{what} `{written}` climbs above the container's root with `..`"),
+                    Some(
+                        "container paths stay inside the container: write the path without `..`"
+                            .into(),
+                    ),
+                ));
+            }
+            Component::ParentDir => depth -= 1,
+            _ => {}
+        }
+    }
     Ok(normalize(Path::new(written)))
 }
 

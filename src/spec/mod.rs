@@ -1,6 +1,6 @@
 //! The matrix file: parse, expand and validate it into typed cells.
 //!
-//! `spec` owns the file format of `envs/*.toml` (DESIGN.md section 2) and every error a user can
+//! `spec` owns the file format of `envs/*.toml` and every error a user can
 //! make in it. It is pure: apart from reading the file and checking that rootfs/volume paths
 //! exist (when [`ValidationContext::check_paths`] is set) it touches nothing; host facts such as
 //! the online cpus are passed in.
@@ -136,7 +136,7 @@ pub struct Cell {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Root {
-    /// The host's filesystem, read-only, with a private /tmp.
+    /// The host's filesystem through a throw-away overlay, with a private /tmp.
     Host,
     /// A local directory: absolute (canonical when it was checked to exist).
     Dir(PathBuf),

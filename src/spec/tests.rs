@@ -825,6 +825,14 @@ fn command_errors() {
 fn environment_errors() {
     let env = |body: &str| err(&format!("[environment]\n{body}\n{RUN}"));
     assert_eq!(
+        env("volumes = [\"/tmp:/../../etc/x\"]"),
+        "envs/x.toml:2:12: volume target `/../../etc/x` climbs above the container's root with `..`\n  hint: container paths stay inside the container: write the path without `..`"
+    );
+    assert_eq!(
+        env("workdir = \"/a/../../b\""),
+        "envs/x.toml:2:11: workdir `/a/../../b` climbs above the container's root with `..`\n  hint: container paths stay inside the container: write the path without `..`"
+    );
+    assert_eq!(
         env("image = \"a\"\nrootfs = \"./r\""),
         "envs/x.toml:3:1: both `image` and `rootfs` are set in [environment]\n  hint: a cell runs in an image or in a local directory: remove one"
     );
