@@ -1149,13 +1149,14 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A CLI project: a busybox rootfs and `m.toml` with one cell, run once. `prepare` gets the
-/// project directory (to add files) and returns the cell's command (put in a TOML literal
-/// string); `environment` and `security` are extra lines of those tables. Returns the project
-/// directory, benchbox's output and the run's directory.
+/// A CLI project: a busybox rootfs and `m.toml` with one cell, run `runs` times. `prepare`
+/// gets the project directory (to add files) and returns the cell's command (put in a TOML
+/// literal string); `environment` and `security` are extra lines of those tables. Returns the
+/// project directory, benchbox's output and the run's directory.
 fn cli_run_with(
     environment: &str,
     security: &str,
+    runs: u32,
     prepare: impl FnOnce(&Path) -> String,
 ) -> (tempfile::TempDir, std::process::Output, PathBuf) {
     let dir = tempdir();
@@ -1167,7 +1168,7 @@ fn cli_run_with(
         format!(
             "name = \"hostile\"\n[environment]\nrootfs = \"./rootfs\"\n{environment}\n[limits]\n\
              memory = \"64MiB\"\npids = 32\n[security]\n{security}\n[run]\n\
-             command = '''{command}'''\nwarmup = 0\nruns = 1\n"
+             command = '''{command}'''\nwarmup = 0\nruns = {runs}\n"
         ),
     )
     .unwrap();
@@ -1183,7 +1184,7 @@ fn cli_run_with(
 }
 
 fn cli_run(command: &str) -> (tempfile::TempDir, std::process::Output, PathBuf) {
-    cli_run_with("", "", |_| command.to_string())
+    cli_run_with("", "", 1, |_| command.to_string())
 }
 
 /// The log of the run's one measured invocation.
@@ -1953,6 +1954,7 @@ fn hole_cli_sys_ptrace_for_a_profiler_hands_the_host_to_the_workload() {
     let (_dir, o, run_dir) = cli_run_with(
         "volumes = [\"./vol:/vol\"]",
         "capabilities = [\"SYS_PTRACE\"]",
+        1,
         |dir| {
             fs::copy(&probe, dir.join("rootfs/bin/probe")).unwrap();
             fs::create_dir(dir.join("vol")).unwrap();
@@ -2022,4 +2024,44 @@ fn hole_image_symlinks_through_dev_unmask_proc_and_make_sysctls_writable() {
         ));
     }
     assert!(holes.is_empty(), "{}: {run:?}", holes.join("; "));
+}
+
+/// HOLE: with the project directory (holding benchbox's output directory) mounted read-write,
+/// the workload makes benchbox write the next invocation's stdout into any host file.
+///
+/// benchbox spools each invocation's stdout in `<out>/<name>/<run>/logs/.stdout.spool`, opened
+/// with `File::create`, which follows a symlink. A workload that sees the output directory
+/// through a read-write volume (`volumes = ["./:/project"]` with the default `--out reports`
+/// in the project directory) replaces the spool with a symlink to any host path; the next
+/// invocation's output, which the workload writes, is then written there by benchbox as root
+/// (think `/etc/cron.d/x` or `/root/.ssh/authorized_keys`; here a file in another temporary
+/// directory). Fix: open the spools (and every file benchbox writes in the output directory)
+/// with O_NOFOLLOW|O_EXCL in a directory created fresh, or keep them outside the output
+/// directory (e.g. in the scratch directory, which no container sees), and refuse to run with
+/// a read-write volume that contains the output or scratch directory.
+#[test]
+fn hole_a_rw_volume_over_the_output_directory_lets_the_workload_write_host_files() {
+    if !common::privileged() {
+        return;
+    }
+    let victim_dir = tempdir();
+    let victim = victim_dir.path().join("written-by-benchbox-as-root");
+    let script = format!(
+        "if [ -e /project/planted ]; then echo 'PAYLOAD chosen by the workload'; else \
+         run=$(ls -d /project/out/hostile/2* | tail -n 1); rm -f $run/logs/.stdout.spool; \
+         ln -s {} $run/logs/.stdout.spool; touch /project/planted; fi",
+        victim.display()
+    );
+    let (_dir, o, run_dir) = cli_run_with("volumes = [\"./:/project\"]", "", 2, |_| script.clone());
+    assert!(
+        run_dir.join("runs.csv").exists(),
+        "the run did not happen: {}",
+        output_text(&o)
+    );
+    assert!(
+        !victim.exists(),
+        "HOLE: benchbox wrote the workload's output into the host file `{}`: {:?}",
+        victim.display(),
+        fs::read_to_string(&victim)
+    );
 }
