@@ -1788,6 +1788,42 @@ fn hole_device_nodes_in_the_image_reach_the_host_kernel_log_and_disk() {
     );
 }
 
+/// A file removed on drop.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// HOLE: in host mode, every device node on the host's filesystems (outside the replaced /dev)
+/// is usable: host mode's overlays are mounted without `nodev`, and there is no device cgroup.
+/// Hosts keep such nodes in chroots, build roots and container storage. Reproduction: `mknod
+/// /var/tmp/kmsg c 1 11` on the host, then a host-mode cell writes the host's kernel log
+/// through `/var/tmp/kmsg`. Fix: `nodev` on host mode's overlays (and read-only fallbacks).
+#[test]
+fn hole_host_mode_opens_device_nodes_of_the_hosts_filesystem() {
+    let Some(f) = Fixture::new() else { return };
+    let node = Removed(PathBuf::from(format!("/var/tmp/{}", marker("kmsg-node"))));
+    let path = std::ffi::CString::new(node.0.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    let rc = unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 11)) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    let m = marker("host-mode-kmsg");
+    let run = f.run(&f.host_invocation(&format!(
+        "echo '{m}: written into the host kernel log from a host-mode container' > {}; \
+         echo kmsg_write=$?",
+        node.0.display()
+    )));
+    assert!(
+        !host_kernel_log().contains(&m),
+        "HOLE: a host-mode workload wrote into the host's kernel log through a device node of \
+         the host's filesystem: {run:?}"
+    );
+    assert_ne!(run.probe()["kmsg_write"], "0", "{run:?}");
+}
+
 /// HOLE: the `SYS_PTRACE` opt-out hands the workload pid 1, which holds every capability and
 /// no seccomp filter, and with it the host.
 ///
