@@ -7,7 +7,21 @@
 //! calls and prints one `name=OK:<result>` or `name=ERR:<ERRNO>` line per attempt.
 //!
 //! Tests named `hole_*` demonstrate holes found while writing this suite: they FAIL until the
-//! sandbox is fixed (see each one's doc comment for the reproduction).
+//! sandbox is fixed (see each one's doc comment for the reproduction and a fix):
+//!
+//! - `hole_image_symlinks_through_dev_unmask_proc_and_make_sysctls_writable`: two symlinks in
+//!   an image skip every /proc mask; /proc/sys is writable (host sysctls, core_pattern).
+//! - `hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host` (and its CLI
+//!   twin): with SYS_PTRACE the workload injects system calls into init, which keeps every
+//!   capability and no filter.
+//! - `hole_a_rw_volume_redirects_later_volumes_and_rootfs_to_the_host_root`: host paths are
+//!   resolved anew at each invocation through symlinks a read-write volume lets it plant.
+//! - `hole_a_rw_volume_over_the_output_directory_lets_the_workload_write_host_files`: the
+//!   stdout spool is opened following a symlink the workload planted.
+//! - `hole_device_nodes_in_the_image_reach_the_host_kernel_log_and_disk` and
+//!   `hole_host_mode_opens_device_nodes_of_the_hosts_filesystem`: no `nodev`, no device cgroup.
+//! - `hole_workload_output_reaches_the_terminal_with_escape_sequences` (low): raw control
+//!   characters in benchbox's warnings.
 
 mod common;
 
