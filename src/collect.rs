@@ -57,7 +57,8 @@ impl Extractor {
                     out.values.insert(name.clone(), v);
                 }
                 None => out.problems.push(format!(
-                    "metric `{name}`: matched `{text}`, which is not a number"
+                    "metric `{name}`: matched `{}`, which is not a number",
+                    printable(text)
                 )),
             }
         }
@@ -69,25 +70,62 @@ impl Extractor {
             let mut parts = line.split_whitespace();
             let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
                 out.problems.push(format!(
-                    "metrics file line {}: expected `name value [unit]`, got `{line}`",
-                    lineno + 1
+                    "metrics file line {}: expected `name value [unit]`, got `{}`",
+                    lineno + 1,
+                    printable(line)
                 ));
                 continue;
             };
+            if name.chars().any(char::is_control) {
+                out.problems.push(format!(
+                    "metrics file line {}: the name `{}` contains control characters",
+                    lineno + 1,
+                    printable(name)
+                ));
+                continue;
+            }
             let Some(value) = parse_number(value) else {
                 out.problems.push(format!(
-                    "metrics file line {}: `{value}` is not a number",
-                    lineno + 1
+                    "metrics file line {}: `{}` is not a number",
+                    lineno + 1,
+                    printable(value)
                 ));
                 continue;
             };
             out.values.insert(name.to_string(), value);
             if let Some(unit) = parts.next() {
-                out.units.insert(name.to_string(), unit.to_string());
+                if unit.chars().any(char::is_control) {
+                    out.problems.push(format!(
+                        "metrics file line {}: the unit `{}` contains control characters",
+                        lineno + 1,
+                        printable(unit)
+                    ));
+                } else {
+                    out.units.insert(name.to_string(), unit.to_string());
+                }
             }
         }
         out
     }
+}
+
+/// Workload text as benchbox quotes it in a message: control characters escaped (a workload
+/// must not send escape sequences to the terminal of whoever runs benchbox) and at most 120
+/// characters.
+pub fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 120 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A number as workloads print it: "1234", "1,234.5" (thousands separators), "1.2e3".
@@ -102,6 +140,23 @@ fn parse_number(text: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn workload_text_in_messages_cannot_drive_the_terminal() {
+        let ex = Extractor::new(std::iter::empty()).unwrap();
+        let got = ex.extract("", "ok 1\n\u{1b}]0;PWNED\u{7}\nx\u{1b}[2J 3 u\u{1b}[1m\n");
+        assert_eq!(got.values.get("ok"), Some(&1.0));
+        assert!(!got.values.contains_key("x\u{1b}[2J"));
+        let text = got.problems.join("\n");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+        assert!(text.contains("\\u{1b}]0;PWNED"), "{text}");
+        assert!(got.units.is_empty());
+        assert_eq!(printable(&"a".repeat(300)).chars().count(), 121);
+    }
+
     use super::*;
 
     #[test]

@@ -163,6 +163,17 @@ fn next_group_name() -> String {
     sandbox::cgroup::group_name(GROUP_SEQ.fetch_add(1, Ordering::SeqCst))
 }
 
+/// `path` with every symlink and `..` resolved (see the loop over cells in [`run`]).
+fn canonical(path: &Path) -> Result<PathBuf, RunError> {
+    fs::canonicalize(path).map_err(|source| {
+        RunError::Sandbox(sandbox::SandboxError::Io {
+            action: "resolve",
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
 /// Remove scratch directories of benchbox processes that died without cleaning up.
 fn sweep_stale_scratch(base: &Path) {
     let Ok(entries) = fs::read_dir(base) else {
@@ -246,6 +257,15 @@ pub fn run(
         if let Some(w) = opts.warmup {
             cell.warmup = w;
         }
+        // Host paths that containers mount, canonical from here on: the sandbox then opens them
+        // without following any symlink, so a workload that swaps one for a symlink (through
+        // a read-write volume) cannot point a later container at the host.
+        if let Root::Dir(dir) = &mut cell.root {
+            *dir = canonical(dir)?;
+        }
+        for volume in &mut cell.volumes {
+            volume.host = canonical(&volume.host)?;
+        }
     }
 
     // The run directory: new, or the one being resumed (with what it already holds).
@@ -304,10 +324,11 @@ pub fn run(
             source,
         })
     })?;
-    sweep_stale_scratch(&opts.scratch_base);
+    let scratch_base = canonical(&opts.scratch_base)?;
+    sweep_stale_scratch(&scratch_base);
     let scratch = tempfile::Builder::new()
         .prefix(&format!("benchbox-run-{}-", std::process::id()))
-        .tempdir_in(&opts.scratch_base)
+        .tempdir_in(&scratch_base)
         .map_err(|source| {
             RunError::Sandbox(sandbox::SandboxError::Io {
                 action: "create scratch in",

@@ -118,9 +118,10 @@ impl Store {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(|e| ImageError::io(&p, e))?;
         }
-        let store = Store {
-            root: root.to_path_buf(),
-        };
+        // Canonical, so layer paths contain no symlink: the sandbox opens lower layers without
+        // following any.
+        let root = fs::canonicalize(root).map_err(|e| ImageError::io(root, e))?;
+        let store = Store { root };
         store.clean_stale_tmp();
         Ok(store)
     }

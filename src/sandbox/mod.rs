@@ -1039,6 +1039,20 @@ fn receive_group(group_r: RawFd) -> Option<GroupToJoin> {
 fn launcher(plan: &ChildPlan) -> ! {
     close_fds(&plan.parent_fds);
     close_inherited_fds(plan);
+    // Not benchbox's terminal or output: init (in the container's pid namespace) would hold
+    // them for the whole run.
+    // SAFETY: open and dup2 on descriptors this process owns.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
     let fail = |m: String| -> ! { die(plan.report_w, MSG_ERROR, &m) };
     // If benchbox dies, so does the container.
     // SAFETY: prctl with constant arguments.
@@ -1158,6 +1172,13 @@ fn init(plan: &ChildPlan) -> ! {
         plan.stdout.as_raw_fd(),
         plan.stderr.as_raw_fd(),
     ]);
+    // Nothing of init's privileges may outlive the setup: the workload shares its pid
+    // namespace. (Init cannot report an error any more, the workload owns the pipe's messages
+    // now; a failure kills the container, which the parent sees as init's death.)
+    if security::confine_init(&plan.security).is_err() {
+        // SAFETY: see `die`.
+        unsafe { libc::_exit(1) }
+    }
     WORKLOAD_PID.store(child.as_raw(), Ordering::SeqCst);
     let handler = SigAction::new(
         SigHandler::Handler(forward_signal),

@@ -130,9 +130,15 @@ fn mount_overlay(
 ) -> Step<()> {
     mkdir_p(upper)?;
     mkdir_p(work)?;
-    let lower = lowers
+    // Each lower layer by descriptor, so what is mounted is what was checked (see
+    // `open_host_path`); the descriptors live until the mount is made.
+    let held = lowers
         .iter()
-        .map(|p| escape_overlay_path(p))
+        .map(|p| open_host_path(p))
+        .collect::<Step<Vec<_>>>()?;
+    let lower = held
+        .iter()
+        .map(|fd| escape_overlay_path(&fd_path(fd)))
         .collect::<Vec<_>>()
         .join(":");
     let data = format!(
@@ -191,7 +197,9 @@ pub fn setup(plan: &MountPlan) -> Step<Detached> {
     let root = &plan.new_root;
     match &plan.root {
         RootSpec::Overlay { lowers } => {
-            mount_overlay(lowers, &upper, &work, root, MsFlags::empty())?;
+            // nodev: a device node shipped in an image (the host's disk, /dev/kmsg) stays inert;
+            // the container's own devices live in its /dev.
+            mount_overlay(lowers, &upper, &work, root, MsFlags::MS_NODEV)?;
         }
         RootSpec::Host { tmp_lower } => {
             host_overlays(plan, scratch)?;
@@ -237,7 +245,7 @@ fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
     {
         let target = plan.new_root.join(point.strip_prefix("/").unwrap_or(point));
         let layer = scratch.join("host").join(i.to_string());
-        let flags = MsFlags::empty();
+        let flags = MsFlags::MS_NODEV;
         if mount_overlay(
             std::slice::from_ref(point),
             &layer.join("upper"),
@@ -258,7 +266,7 @@ fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
                 None,
                 &target,
                 None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
                 None,
             )?;
         }
@@ -311,6 +319,53 @@ fn unescape_mountinfo(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Open a host path benchbox mounts into a container (a lower layer, a volume's source)
+/// without following any symlink on the way (openat2 `RESOLVE_NO_SYMLINKS`). The paths are
+/// canonical when the run starts; a symlink in one now means a workload replaced a directory
+/// it could write (inside a read-write volume, say) to point the next container at the host.
+fn open_host_path(path: &Path) -> Step<OwnedFd> {
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: a valid path and a correctly sized open_how; the result is a new descriptor.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        let hint = if err.raw_os_error() == Some(libc::ELOOP) {
+            " (a symlink appeared in a path benchbox mounts: was it replaced by a workload through a read-write volume? refusing to follow it)"
+        } else {
+            ""
+        };
+        return Err(format!("cannot open `{}`: {err}{hint}", path.display()));
+    }
+    // SAFETY: openat2 returned a fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `/proc/self/fd/N` of a descriptor: a path the kernel resolves to exactly that directory.
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
@@ -318,13 +373,14 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 /// A detached copy of the mount tree at `path` (a host path, resolved now, before the pivot),
 /// made read-only when asked, to attach in the container later with [`attach`].
 fn detach(path: &Path, recursive: bool, read_only: bool) -> Step<OwnedFd> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    let source = open_host_path(path)?;
+    let mut flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= AT_RECURSIVE;
     }
-    // SAFETY: a valid NUL-terminated path; the result is a new descriptor we own.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
+    // SAFETY: a descriptor we own and an empty path; the result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
     if fd < 0 {
         return Err(format!(
             "cannot take hold of `{}`: {}",

@@ -515,6 +515,40 @@ pub fn finish(prepared: &Prepared) -> Result<(), String> {
     Ok(())
 }
 
+/// What init still needs once the workload is forked: to SIGKILL what the workload leaves
+/// (of any user) and to read the metrics file whatever its mode. Both are in the workload's
+/// default set, so a workload able to ptrace init (with `SYS_PTRACE`) gains nothing by it.
+const INIT_CAPABILITIES: [Capability; 2] = [Capability::CAP_KILL, Capability::CAP_DAC_OVERRIDE];
+
+/// Init's own confinement, right after it forks the workload: it stays in the container's pid
+/// namespace for the whole run, so it must hold nothing the workload could take from it. It
+/// becomes non-dumpable (only a `SYS_PTRACE` holder may ptrace it or open its /proc files)
+/// and keeps only [`INIT_CAPABILITIES`]. A privileged container's init keeps everything.
+pub fn confine_init(prepared: &Prepared) -> Result<(), String> {
+    // SAFETY: prctl with constant arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "cannot make init non-dumpable: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if prepared.kept.is_none() {
+        return Ok(());
+    }
+    let keep: CapsHashSet = INIT_CAPABILITIES.into_iter().collect();
+    for cap in caps::all() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| format!("init cannot drop {cap}: {e}"))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(|e| e.to_string())?;
+    caps::clear(None, CapSet::Inheritable).map_err(|e| e.to_string())?;
+    caps::set(None, CapSet::Effective, &keep)
+        .and_then(|()| caps::set(None, CapSet::Permitted, &keep))
+        .map_err(|e| format!("init cannot set its capabilities: {e}"))
+}
+
 /// What this kernel offers the sandbox, probed with harmless calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelSupport {
