@@ -163,6 +163,70 @@ fn next_group_name() -> String {
     sandbox::cgroup::group_name(GROUP_SEQ.fetch_add(1, Ordering::SeqCst))
 }
 
+/// A read-write volume must not contain what benchbox trusts: the run directory (the workload
+/// could rewrite earlier invocations' results, or swap the log spools for symlinks to host
+/// files that benchbox, as root, then writes), the scratch directory, a rootfs or an image's
+/// layers (the lower layers of later invocations, and the cache other runs share). All paths
+/// are canonical.
+fn refuse_writable_volumes_over(
+    cells: &[Cell],
+    images: &BTreeMap<String, ResolvedImage>,
+    run_paths: &[PathBuf],
+) -> Result<(), RunError> {
+    for cell in cells {
+        let mut protected: Vec<(&Path, &str)> = run_paths
+            .iter()
+            .map(|p| (p.as_path(), "benchbox's run or scratch directory"))
+            .collect();
+        match &cell.root {
+            Root::Dir(dir) => protected.push((dir, "the cell's rootfs")),
+            Root::Image(r) => {
+                if let Some(image) = images.get(r) {
+                    protected.extend(
+                        image
+                            .layers
+                            .iter()
+                            .map(|l| (l.as_path(), "the image cache")),
+                    );
+                }
+            }
+            Root::Host => {}
+        }
+        for volume in cell.volumes.iter().filter(|v| !v.read_only) {
+            if let Some((path, what)) = protected.iter().find(|(p, _)| p.starts_with(&volume.host))
+            {
+                return Err(RunError::Usage(format!(
+                    "cell {}: the read-write volume `{}` contains {what} (`{}`): its workload could change what benchbox reads and writes\n  hint: mount it read-only (`:ro`), or keep results and scratch elsewhere (--out, --scratch)",
+                    cell.label,
+                    volume.host.display(),
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` canonical as far as it exists, the rest appended as written (for a directory that
+/// is yet to be made).
+fn canonical_prefix(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(found) = fs::canonicalize(existing) {
+            return rest.iter().rev().fold(found, |p, c| p.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 /// `path` with every symlink and `..` resolved (see the loop over cells in [`run`]).
 fn canonical(path: &Path) -> Result<PathBuf, RunError> {
     fs::canonicalize(path).map_err(|source| {
@@ -268,6 +332,16 @@ pub fn run(
         }
     }
 
+    // Before anything is created: nothing a workload may write may hold what benchbox trusts.
+    refuse_writable_volumes_over(
+        &cells,
+        &opts.images,
+        &[
+            canonical_prefix(&opts.out_dir),
+            canonical_prefix(&opts.scratch_base),
+        ],
+    )?;
+
     // The run directory: new, or the one being resumed (with what it already holds).
     let (run_id, dir, previous) = match &opts.resume {
         Some(dir) => {
@@ -336,7 +410,6 @@ pub fn run(
                 source,
             })
         })?;
-
     let host = host::collect(&host::Roots::default(), Some(cgroups.version().to_string()));
     let result_cells = cells
         .iter()

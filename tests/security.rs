@@ -1934,26 +1934,16 @@ impl Drop for HostKey {
     }
 }
 
-/// HOLE: with the `SYS_PTRACE` opt-out the workload still drives init, and init has no
-/// seccomp filter: every system call the filter refuses and no capability guards is the
-/// workload's again.
-///
-/// Since c440ad9 init drops to KILL and DAC_OVERRIDE, so it no longer reaches the host's files,
-/// but it never installs the workload's filter, and non-dumpable does not stop a SYS_PTRACE
-/// holder. Under Docker every process of the container, pid 1 included, runs under the filter.
-/// What is regained: keyrings (not namespaced: the container shares benchbox's session keyring,
-/// which for a root process without one is root's user-session keyring), io_uring (which the
-/// filter refuses because it bypasses it), userfaultfd, and new user namespaces
-/// (`unshare(CLONE_NEWUSER)` needs no capability), i.e. the kernel surface the filter exists
-/// to close. Reproduction: the host holds a key in its session keyring; a cell with
-/// `capabilities = ["SYS_PTRACE"]` runs `probe ptrace-keyring DESC`: its own `keyctl` gets
-/// EPERM, then it PTRACE_SEIZEs pid 1, injects `keyctl(KEYCTL_SEARCH)` and `keyctl(KEYCTL_READ)`
-/// into it and reads the host's secret out of init's memory. Fix: init installs the same
-/// seccomp filter (it needs nothing the filter refuses once the workload is forked), and/or
-/// the container gets a session keyring of its own (`KEYCTL_JOIN_SESSION_KEYRING`, as runc
-/// does).
+/// With the `SYS_PTRACE` opt-out the workload can ptrace init, which stays in its pid
+/// namespace: init must give it nothing the filter refuses. Found by this test: init ran
+/// without the seccomp filter and shared benchbox's session keyring, so a workload that
+/// injected `keyctl` into init read a key the host holds. Now init installs the workload's
+/// filter and keeps two capabilities once the workload is forked, and every container joins a
+/// session keyring of its own (as runc does). Reproduction: the host holds a key in its session
+/// keyring; a cell with `capabilities = ["SYS_PTRACE"]` runs `probe ptrace-keyring DESC`, which
+/// PTRACE_SEIZEs pid 1 and injects `keyctl(KEYCTL_SEARCH)`/`keyctl(KEYCTL_READ)` into it.
 #[test]
-fn hole_sys_ptrace_opt_out_lets_the_workload_use_init_to_bypass_seccomp() {
+fn sys_ptrace_opt_out_cannot_use_init_to_bypass_seccomp() {
     let Some(f) = Fixture::with_probe() else {
         return;
     };
@@ -2117,23 +2107,15 @@ fn cli_sys_ptrace_for_a_profiler_cannot_use_init_to_reach_the_host() {
     );
 }
 
-/// HOLE: an image defeats every /proc mask, and /proc/sys becomes writable, with two symlinks.
-///
-/// `mounts::pivot` mounts proc at the path `/proc` (following the image's symlinks), then
-/// mounts the fresh /dev, and only then applies the masks and read-only binds by the paths
-/// `/proc/...`, skipping those that do not exist. An image with `/proc -> /dev/link` and
-/// `/dev/link -> /realproc` gets proc mounted on /realproc; the new /dev hides `link`, so every
-/// `/proc/...` path is missing when the masks are applied and all are skipped: /realproc is
-/// an unmasked proc with a WRITABLE /realproc/sys (kernel.core_pattern there runs a program
-/// as root on the host at the next crash; this test only touches vm.swappiness and puts it
-/// back). The image needs nothing but two symlinks (an image layer, or `benchbox import` of a
-/// directory, keeps them). runc refuses a /proc that is not a real directory for this reason
-/// (CVE-2019-16884, CVE-2019-19921). Fix: refuse (or replace) symlinks at /proc, /sys, /dev,
-/// /run and their parents in the new root, or mount proc detached (fsopen/fsmount or
-/// open_tree), apply the masks inside the detached tree, then attach it without following
-/// symlinks; and fail the setup when a mask cannot be applied instead of skipping it.
+/// An image must not defeat the /proc masks. Found by this test: an image with `/proc ->
+/// /dev/link` and `/dev/link -> /realproc` got proc mounted on /realproc (the mount followed the
+/// symlinks), the fresh /dev then hid `link`, every `/proc/...` mask path was missing and
+/// skipped, and /realproc/sys was writable (vm.swappiness changed on the host; the test puts it
+/// back). runc refuses such a /proc (CVE-2019-16884). Now /proc, /sys, /dev and /run are made
+/// real directories in the container's writable layer before anything is mounted on them, and
+/// the masks check that /proc and /sys are the kernel's before applying themselves.
 #[test]
-fn hole_image_symlinks_through_dev_unmask_proc_and_make_sysctls_writable() {
+fn image_symlinks_at_proc_and_dev_cannot_unmask_proc_or_make_sysctls_writable() {
     let Some(f) = Fixture::new() else { return };
     fs::remove_dir(f.rootfs.join("proc")).unwrap();
     symlink("/dev/link", f.rootfs.join("proc")).unwrap();
@@ -2166,21 +2148,13 @@ fn hole_image_symlinks_through_dev_unmask_proc_and_make_sysctls_writable() {
     assert!(holes.is_empty(), "{}: {run:?}", holes.join("; "));
 }
 
-/// HOLE: with the project directory (holding benchbox's output directory) mounted read-write,
-/// the workload makes benchbox write the next invocation's stdout into any host file.
-///
-/// benchbox spools each invocation's stdout in `<out>/<name>/<run>/logs/.stdout.spool`, opened
-/// with `File::create`, which follows a symlink. A workload that sees the output directory
-/// through a read-write volume (`volumes = ["./:/project"]` with the default `--out reports`
-/// in the project directory) replaces the spool with a symlink to any host path; the next
-/// invocation's output, which the workload writes, is then written there by benchbox as root
-/// (think `/etc/cron.d/x` or `/root/.ssh/authorized_keys`; here a file in another temporary
-/// directory). Fix: open the spools (and every file benchbox writes in the output directory)
-/// with O_NOFOLLOW|O_EXCL in a directory created fresh, or keep them outside the output
-/// directory (e.g. in the scratch directory, which no container sees), and refuse to run with
-/// a read-write volume that contains the output or scratch directory.
+/// With the project directory (holding benchbox's output directory) mounted read-write, a
+/// workload could rewrite earlier results, or swap `<run>/logs/.stdout.spool` for a symlink to
+/// a host file that benchbox, as root, then fills with the workload's output (think
+/// `/etc/cron.d/x`). Such a volume is refused before anything is created (exit 2); read-only,
+/// the same attack fails inside and the host file is never written.
 #[test]
-fn hole_a_rw_volume_over_the_output_directory_lets_the_workload_write_host_files() {
+fn a_rw_volume_over_the_output_directory_is_refused() {
     if !common::privileged() {
         return;
     }
@@ -2192,12 +2166,25 @@ fn hole_a_rw_volume_over_the_output_directory_lets_the_workload_write_host_files
          ln -s {} $run/logs/.stdout.spool; touch /project/planted; fi",
         victim.display()
     );
-    let (_dir, o, run_dir) = cli_run_with("volumes = [\"./:/project\"]", "", 2, |_| script.clone());
+    let (dir, o, _) = cli_run_with("volumes = [\"./:/project\"]", "", 2, |_| script.clone());
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    let text = output_text(&o);
     assert!(
-        run_dir.join("runs.csv").exists(),
-        "the run did not happen: {}",
-        output_text(&o)
+        text.contains("read-write volume") && text.contains("hint: mount it read-only"),
+        "{text}"
     );
+    assert!(
+        !dir.path().join("out").exists(),
+        "a refused run left {text}"
+    );
+    assert!(!victim.exists());
+
+    // Read-only, the workload's writes fail (and it exits 0 regardless, so the run succeeds).
+    let (_dir, o, run_dir) = cli_run_with("volumes = [\"./:/project:ro\"]", "", 2, |_| {
+        format!("{script} 2>/dev/null; true")
+    });
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(run_dir.join("runs.csv").exists(), "{}", output_text(&o));
     assert!(
         !victim.exists(),
         "HOLE: benchbox wrote the workload's output into the host file `{}`: {:?}",

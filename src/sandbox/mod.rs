@@ -427,11 +427,19 @@ fn cstring(s: &str) -> Result<CString> {
 }
 
 fn open_log(path: &Path) -> Result<File> {
-    File::create(path).map_err(|source| SandboxError::Io {
-        action: "create",
-        path: path.to_path_buf(),
-        source,
-    })
+    use std::os::unix::fs::OpenOptionsExt;
+    // Never through a symlink: benchbox writes here as root.
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| SandboxError::Io {
+            action: "create",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Copy both pipes into their log files until both reach EOF. A write that fails (a full disk)
@@ -1158,12 +1166,32 @@ fn init(plan: &ChildPlan) -> ! {
     {
         fail(e);
     }
+    // A session keyring of the container's own: not benchbox's (a workload without the seccomp
+    // filter could otherwise read the host session's keys).
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl with a null name: join a new anonymous session keyring.
+    if unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0) } < 0 {
+        fail(format!(
+            "cannot give the container a session keyring of its own: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // The workload reports ready only once init has given up its privileges (below), so
+    // nothing of the workload runs while init still holds them.
+    let (confined_r, confined_w) = match pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pair) => pair,
+        Err(e) => fail(format!("cannot create a pipe: {e}")),
+    };
     // SAFETY: single-threaded; the child runs `workload`, which ends in exec or `_exit`.
     let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => workload(plan),
+        Ok(ForkResult::Child) => {
+            drop(confined_w);
+            workload(plan, confined_r)
+        }
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => fail(format!("cannot fork the workload: {e}")),
     };
+    drop(confined_r);
     // Init keeps no write end of the output pipes: they reach EOF when the workload's tree is
     // gone.
     close_fds(&[
@@ -1179,6 +1207,8 @@ fn init(plan: &ChildPlan) -> ! {
         // SAFETY: see `die`.
         unsafe { libc::_exit(1) }
     }
+    let _ = nix::unistd::write(&confined_w, b"c");
+    drop(confined_w);
     WORKLOAD_PID.store(child.as_raw(), Ordering::SeqCst);
     let handler = SigAction::new(
         SigHandler::Handler(forward_signal),
@@ -1303,7 +1333,7 @@ fn resolve(argv0: &[u8], path_var: &str) -> Option<CString> {
 }
 
 /// The workload process: stdio, working directory, environment, then wait for "go" and exec.
-fn workload(plan: &ChildPlan) -> ! {
+fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
     let argv0 = plan.argv[0].to_string_lossy().into_owned();
     let fail = |m: String| -> ! { die(plan.report_w, MSG_EXEC_ERROR, &format!("{argv0}\0{m}")) };
     // Signal handlers and mask must not leak from init into the workload.
@@ -1365,6 +1395,15 @@ fn workload(plan: &ChildPlan) -> ! {
             plan.path_var
         ));
     };
+    // Not before init has dropped its privileges (see `init`).
+    let mut byte = [0u8; 1];
+    if !matches!(
+        nix::unistd::read(init_confined.as_raw_fd(), &mut byte),
+        Ok(1)
+    ) {
+        fail("the container's init did not confine itself".into());
+    }
+    drop(init_confined);
     send(plan.report_w, MSG_READY, b"");
     let mut byte = [0u8; 1];
     // SAFETY: reading into a local buffer.

@@ -453,7 +453,7 @@ pub fn pivot(
     chdir("/").map_err(ctx(|| "cannot chdir to /".to_string()))?;
 
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mkdir_p(Path::new("/proc"))?;
+    mount_point("/proc")?;
     do_mount(
         Some("proc"),
         Path::new("/proc"),
@@ -461,7 +461,7 @@ pub fn pivot(
         nosuid_nodev_noexec,
         None,
     )?;
-    mkdir_p(Path::new("/sys"))?;
+    mount_point("/sys")?;
     // A fresh sysfs reflects the container's own network namespace; read-only.
     do_mount(
         Some("sysfs"),
@@ -475,13 +475,40 @@ pub fn pivot(
         mask_kernel_files()?;
     }
     // A private /run, empty but for the metrics directory: a directory of the tmpfs.
-    mkdir_p(Path::new("/run"))?;
+    mount_point("/run")?;
     attach(&detached.run, Path::new("/run"))?;
     for (target, tree, is_dir) in &detached.volumes {
         make_volume_target(target, *is_dir)?;
         attach(tree, target)?;
     }
     Ok(CgroupTrees(trees))
+}
+
+/// Make `path` (a top-level directory of the container: /proc, /sys, /dev, /run) a real
+/// directory to mount on. An image may ship it as a symlink (`/proc -> /dev/x`, with `/dev/x
+/// -> /elsewhere`): mounting through it would put proc where the masks, applied by path
+/// afterwards, cannot find it (runc's CVE-2019-16884). Whatever is there is replaced in the
+/// container's writable layer (a whiteout over the image's entry; the image is untouched).
+fn mount_point(path: &str) -> Step<()> {
+    let path = Path::new(path);
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(meta) => {
+            let removed = if meta.file_type().is_symlink() || meta.is_file() {
+                fs::remove_file(path)
+            } else {
+                fs::remove_file(path).or_else(|_| fs::remove_dir_all(path))
+            };
+            removed.map_err(|e| {
+                format!(
+                    "cannot replace `{}` (not a directory) in the container: {e}",
+                    path.display()
+                )
+            })?;
+        }
+        Err(_) => {}
+    }
+    fs::create_dir(path).map_err(|e| format!("cannot create `{}`: {e}", path.display()))
 }
 
 /// Show the invocation's cgroups, read-only, at /sys/fs/cgroup (once init is in its cgroup
@@ -523,6 +550,20 @@ pub fn mount_cgroups(trees: CgroupTrees) -> Step<()> {
 /// IRQ affinity, bus devices) made read-only, as Docker and runc do. Paths this kernel lacks
 /// are skipped.
 fn mask_kernel_files() -> Step<()> {
+    // The masks go by path: make sure the paths are the kernel's, not something an image
+    // arranged (see `mount_point`).
+    for (path, magic, name) in [
+        ("/proc", libc::PROC_SUPER_MAGIC, "proc"),
+        ("/sys", libc::SYSFS_MAGIC, "sysfs"),
+    ] {
+        let fs =
+            nix::sys::statfs::statfs(path).map_err(ctx(|| format!("cannot check `{path}`")))?;
+        if fs.filesystem_type().0 != magic {
+            return Err(format!(
+                "`{path}` in the container is not {name}: refusing to run with its kernel files unmasked"
+            ));
+        }
+    }
     const MASKED: [&str; 11] = [
         "/proc/kcore",
         "/proc/keys",
@@ -585,7 +626,7 @@ fn mask_kernel_files() -> Step<()> {
 
 /// A minimal /dev: a tmpfs with device nodes, a private devpts, and a shm directory.
 fn setup_dev(dev: &Path) -> Step<()> {
-    mkdir_p(dev)?;
+    mount_point(&dev.display().to_string())?;
     do_mount(
         Some("tmpfs"),
         dev,

@@ -474,25 +474,31 @@ pub fn restrict(prepared: &Prepared) -> Result<(), String> {
         }
     }
     if let Some(program) = &prepared.seccomp {
-        let fprog = libc::sock_fprog {
-            len: program.len() as u16,
-            filter: program.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: the kernel copies the program; `fprog` points into a live vector.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0,
-                &fprog as *const libc::sock_fprog,
-            )
-        };
-        if rc != 0 {
-            return Err(format!(
-                "cannot install the seccomp filter: {} (hint: `benchbox doctor` checks seccomp support; `[security] seccomp = \"unconfined\"` runs without it)",
-                std::io::Error::last_os_error()
-            ));
-        }
+        install(program)?;
+    }
+    Ok(())
+}
+
+/// Install a seccomp filter on this thread (which holds `SYS_ADMIN`, so without `no_new_privs`).
+fn install(program: &BpfProgram) -> Result<(), String> {
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: the kernel copies the program; `fprog` points into a live vector.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot install the seccomp filter: {} (hint: `benchbox doctor` checks seccomp support; `[security] seccomp = \"unconfined\"` runs without it)",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -522,8 +528,10 @@ const INIT_CAPABILITIES: [Capability; 2] = [Capability::CAP_KILL, Capability::CA
 
 /// Init's own confinement, right after it forks the workload: it stays in the container's pid
 /// namespace for the whole run, so it must hold nothing the workload could take from it. It
-/// becomes non-dumpable (only a `SYS_PTRACE` holder may ptrace it or open its /proc files)
-/// and keeps only [`INIT_CAPABILITIES`]. A privileged container's init keeps everything.
+/// becomes non-dumpable (only a `SYS_PTRACE` holder may ptrace it or open its /proc files),
+/// installs the workload's seccomp filter (so a workload that can ptrace it cannot make
+/// through it the calls the filter refuses) and keeps only [`INIT_CAPABILITIES`]. A
+/// privileged container's init keeps everything.
 pub fn confine_init(prepared: &Prepared) -> Result<(), String> {
     // SAFETY: prctl with constant arguments.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -531,6 +539,9 @@ pub fn confine_init(prepared: &Prepared) -> Result<(), String> {
             "cannot make init non-dumpable: {}",
             std::io::Error::last_os_error()
         ));
+    }
+    if let Some(program) = &prepared.seccomp {
+        install(program)?;
     }
     if prepared.kept.is_none() {
         return Ok(());
