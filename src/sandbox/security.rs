@@ -783,7 +783,7 @@ mod tests {
                 4 => arch,
                 16..=63 => {
                     let arg = args[((offset - 16) / 8) as usize];
-                    if offset % 8 == 0 {
+                    if offset.is_multiple_of(8) {
                         arg as u32
                     } else {
                         (arg >> 32) as u32
