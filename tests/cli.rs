@@ -806,7 +806,12 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
             "a workload outlived benchbox: {cmd}"
         );
     }
-    let stale = Path::new("/sys/fs/cgroup/pids/benchbox").join(format!("inv-{pid}-0"));
+    // Its group: v1 makes one per controller (pids, since the cell has a pids limit); v2 one.
+    let parent = match benchbox::sandbox::cgroup::detect_host().unwrap().version() {
+        benchbox::sandbox::cgroup::Version::V1 => "/sys/fs/cgroup/pids/benchbox",
+        benchbox::sandbox::cgroup::Version::V2 => "/sys/fs/cgroup/benchbox",
+    };
+    let stale = Path::new(parent).join(format!("inv-{pid}-0"));
     assert!(
         stale.exists(),
         "the killed run's cgroup should still be there: {}",

@@ -642,6 +642,11 @@ fn is_v1(f: &Fixture) -> bool {
     f.cgroups.version() == sandbox::cgroup::Version::V1
 }
 
+/// For the tests that go through the CLI (no fixture).
+fn host_is_v1() -> bool {
+    sandbox::cgroup::detect_host().expect("cgroups").version() == sandbox::cgroup::Version::V1
+}
+
 /// Raise the memory limit from inside (and turn the OOM killer off), then allocate past it:
 /// the writes fail, the workload is OOM-killed, the group's limit on the host is unchanged.
 #[test]
@@ -780,7 +785,7 @@ fn zeroing_cpu_and_memory_counters_from_inside_fails() {
     };
     let run = f.run(&f.invocation(&format!(
         "x=$(head -c 16777216 /dev/zero | tr '\\0' a); \
-         i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done; {zero}"
+         timeout 1 sh -c 'while :; do :; done'; {zero}"
     )));
     let r = run.probe();
     for attempt in ["cpuacct", "max_usage", "force_empty"] {
@@ -802,21 +807,37 @@ fn zeroing_cpu_and_memory_counters_from_inside_fails() {
 }
 
 /// cgroup v1's release_agent escape (CVE-2022-0492): the container's view holds its own
-/// group only (no release_agent), read-only.
+/// group only (no release_agent), read-only. v2 has no release_agent; its view is as read-only:
+/// no child group, no moving processes, no controllers for a subtree.
 #[test]
 fn cgroup_release_agent_escape_is_impossible() {
     let Some(f) = Fixture::new() else { return };
-    let run = f.run(&f.invocation(
+    let (child, escape) = if is_v1(&f) {
+        (
+            "/sys/fs/cgroup/memory/child",
+            "echo $$ > /sys/fs/cgroup/memory/../tasks",
+        )
+    } else {
+        (
+            "/sys/fs/cgroup/child",
+            "echo +memory > /sys/fs/cgroup/cgroup.subtree_control; echo subtree=$?; \
+             echo $$ > /sys/fs/cgroup/cgroup.procs",
+        )
+    };
+    let run = f.run(&f.invocation(&format!(
         "ls /sys/fs/cgroup/*/release_agent /sys/fs/cgroup/release_agent 2>/dev/null | wc -l; \
-         for c in /sys/fs/cgroup/*/; do echo 1 > ${c}notify_on_release 2>/dev/null && echo WROTE=$c; done; \
-         mkdir /sys/fs/cgroup/memory/child; echo mkdir=$?; \
-         echo $$ > /sys/fs/cgroup/memory/../tasks; echo escape=$?",
-    ));
+         for c in /sys/fs/cgroup/*/; do echo 1 > ${{c}}notify_on_release 2>/dev/null && echo WROTE=$c; done; \
+         mkdir {child}; echo mkdir=$?; \
+         {escape}; echo escape=$?"
+    )));
     let r = run.probe();
     assert_eq!(run.out.lines().next(), Some("0"), "{run:?}");
     assert!(!run.out.contains("WROTE"), "{run:?}");
     assert_ne!(r["mkdir"], "0", "{run:?}");
     assert_ne!(r["escape"], "0", "{run:?}");
+    if !is_v1(&f) {
+        assert_ne!(r["subtree"], "0", "{run:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1129,10 +1150,15 @@ fn cli_stdout_is_a_pipe_and_a_hostile_cell_leaves_the_host_untouched() {
     let _turn = sysctl_turn();
     let swappiness = Sysctl::read("vm/swappiness");
     let mounts = host_mounts();
+    let memory_limit = if host_is_v1() {
+        "memory/memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
     let (_dir, o, run_dir) = cli_run(&format!(
         "readlink /proc/self/fd/1; mount -o remount,rw / || echo remount-refused; \
          echo 1 > /proc/sys/vm/swappiness || echo sysctl-refused; \
-         echo 1073741824 > /sys/fs/cgroup/memory/memory.limit_in_bytes || echo cgroup-refused; \
+         echo 1073741824 > /sys/fs/cgroup/{memory_limit} || echo cgroup-refused; \
          unshare -U true || echo userns-refused; echo x > /etc/{m}"
     ));
     assert!(o.status.success(), "{}", output_text(&o));
@@ -1344,10 +1370,15 @@ fn a_non_root_user_has_no_capabilities() {
     )
     .unwrap();
     fs::write(f.rootfs.join("etc/group"), "root:x:0:\nbench:x:1000:\n").unwrap();
-    let mut inv = f.invocation(
-        "cat /proc/self/status; echo 1 > /sys/fs/cgroup/pids/pids.max; echo pids=$?; \
-         cat /proc/1/environ > /dev/null; echo environ=$?",
-    );
+    let pids_max = if is_v1(&f) {
+        "pids/pids.max"
+    } else {
+        "pids.max"
+    };
+    let mut inv = f.invocation(&format!(
+        "cat /proc/self/status; echo 1 > /sys/fs/cgroup/{pids_max}; echo pids=$?; \
+         cat /proc/1/environ > /dev/null; echo environ=$?"
+    ));
     inv.user = Some("bench".into());
     let run = f.run(&inv);
     assert_eq!(
@@ -2197,16 +2228,56 @@ fn a_rw_volume_over_the_output_directory_is_refused() {
 /// (only a privileged one can remount the view) is caught by the rusage cross-check. Its row is
 /// `suspect`, it is left out of the statistics, and the run fails (exit 5) unless failures
 /// are allowed.
+///
+/// cgroup v2 has no counter to zero (`cpu.stat` cannot be written) and counts every group's CPU
+/// in its parent's: a privileged workload that makes the view writable, burns in a child group
+/// of its own and tries to zero `cpu.stat` is still fully counted (its row is `ok`, the cgroup's
+/// CPU agrees with the rusage), and its child group goes with the invocation's.
 #[test]
 fn a_privileged_workload_that_zeroes_its_cpu_counter_is_suspect() {
     if !common::privileged() {
         return;
     }
-    let burn_then_zero = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; \
-         mount -o remount,bind,rw /sys/fs/cgroup/cpuacct && echo 0 > /sys/fs/cgroup/cpuacct/cpuacct.usage \
-         && echo zeroed";
-    let (_dir, o, run_dir) =
-        cli_run_with("", "privileged = true", 1, |_| burn_then_zero.to_string());
+    // One second of CPU, however fast the machine (the VM lane emulates its CPUs).
+    let burn = "timeout 1 sh -c 'while :; do :; done'";
+    if !host_is_v1() {
+        let hide = "mount -o remount,bind,rw /sys/fs/cgroup && mkdir /sys/fs/cgroup/hide \
+             && echo $$ > /sys/fs/cgroup/hide/cgroup.procs && echo moved";
+        let (_dir, o, run_dir) = cli_run_with("", "privileged = true", 1, |_| {
+            format!("{hide}; {burn}; echo 0 > /sys/fs/cgroup/cpu.stat && echo zeroed; true")
+        });
+        assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+        let log = cli_log(&run_dir);
+        assert!(log.contains("moved") && !log.contains("zeroed"), "{log}");
+        let csv = fs::read_to_string(run_dir.join("runs.csv")).unwrap();
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header = rows.headers().unwrap().clone();
+        let row = rows.records().next().unwrap().unwrap();
+        let get = |name: &str| row[header.iter().position(|h| h == name).unwrap()].to_string();
+        assert_eq!(get("status"), "ok", "{csv}");
+        let cgroup_cpu: f64 =
+            get("user_s").parse::<f64>().unwrap() + get("system_s").parse::<f64>().unwrap();
+        let rusage_cpu: f64 = get("rusage_user_s").parse::<f64>().unwrap()
+            + get("rusage_system_s").parse::<f64>().unwrap();
+        assert!(
+            cgroup_cpu > 0.5 && (cgroup_cpu - rusage_cpu).abs() < 0.05 * rusage_cpu,
+            "{csv}"
+        );
+        // No group of benchbox's is left with the workload's child group in it.
+        let left: Vec<_> = fs::read_dir("/sys/fs/cgroup/benchbox")
+            .unwrap()
+            .flatten()
+            .map(|group| group.path().join("hide"))
+            .filter(|hide| hide.exists())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        return;
+    }
+    let burn_then_zero = format!(
+        "{burn}; mount -o remount,bind,rw /sys/fs/cgroup/cpuacct && echo 0 > /sys/fs/cgroup/cpuacct/cpuacct.usage \
+         && echo zeroed"
+    );
+    let (_dir, o, run_dir) = cli_run_with("", "privileged = true", 1, |_| burn_then_zero.clone());
     assert_eq!(o.status.code(), Some(5), "{}", output_text(&o));
     let csv = fs::read_to_string(run_dir.join("runs.csv")).unwrap();
     let mut rows = csv::Reader::from_reader(csv.as_bytes());

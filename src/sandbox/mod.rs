@@ -110,7 +110,10 @@ pub struct Invocation {
 }
 
 /// The `wait` resource usage of the workload's tree (everything its init reaped), a cross-check of
-/// the cgroup's accounting.
+/// the cgroup's accounting. Its CPU times count from the same instant as the cgroup's: what the
+/// workload process used before it reported ready (its own setup, mostly attaching the seccomp
+/// filter, which the kernel does by running the filter for every system call number) is taken
+/// out, as it is of the cgroup's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rusage {
     pub user_s: f64,
@@ -715,9 +718,11 @@ fn supervise(
     let mut setup_error = None;
     let mut exec_error = None;
     let mut baseline = cgroup::Counters::default();
+    let mut setup_cpu = (0.0, 0.0);
     let mut start_ns = 0;
     match ready {
-        Some((MSG_READY, _)) => {
+        Some((MSG_READY, payload)) => {
+            setup_cpu = decode_cpu(&payload);
             // On an error here, nothing of the container may outlive this call.
             let abandon = |e: SandboxError| {
                 let _ = kill(launcher, Signal::SIGKILL);
@@ -840,6 +845,8 @@ fn supervise(
     if start_ns > 0 {
         outcome.wall = Duration::from_nanos(end_ns.saturating_sub(start_ns).max(0) as u64);
     }
+    outcome.rusage.user_s = (outcome.rusage.user_s - setup_cpu.0).max(0.0);
+    outcome.rusage.system_s = (outcome.rusage.system_s - setup_cpu.1).max(0.0);
     outcome.cpu_user = counters.cpu_user.saturating_sub(baseline.cpu_user);
     outcome.cpu_system = counters.cpu_system.saturating_sub(baseline.cpu_system);
     outcome.memory_peak = counters.memory_peak;
@@ -884,6 +891,24 @@ fn rusage_of(ru: &libc::rusage) -> Rusage {
         voluntary_switches: ru.ru_nvcsw as u64,
         involuntary_switches: ru.ru_nivcsw as u64,
     }
+}
+
+/// The user and system CPU time in `ru`, as the workload's ready message carries it.
+fn encode_cpu(ru: &libc::rusage) -> [u8; 16] {
+    let micros = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
+    let mut payload = [0u8; 16];
+    payload[..8].copy_from_slice(&micros(ru.ru_utime).to_le_bytes());
+    payload[8..].copy_from_slice(&micros(ru.ru_stime).to_le_bytes());
+    payload
+}
+
+/// (user, system) seconds from [`encode_cpu`]'s payload; nothing from any other.
+fn decode_cpu(payload: &[u8]) -> (f64, f64) {
+    if payload.len() != 16 {
+        return (0.0, 0.0);
+    }
+    let micros = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap()) as f64 / 1e6;
+    (micros(&payload[..8]), micros(&payload[8..]))
 }
 
 /// Init's final status message: the workload's wait status, the instant init reaped it, and
@@ -1404,7 +1429,13 @@ fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
         fail("the container's init did not confine itself".into());
     }
     drop(init_confined);
-    send(plan.report_w, MSG_READY, b"");
+    // The CPU time of this process's setup so far, which the cgroup's baseline (taken on this
+    // message) leaves out: the parent takes it out of the tree's rusage too.
+    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    send(plan.report_w, MSG_READY, &encode_cpu(&ru));
     let mut byte = [0u8; 1];
     // SAFETY: reading into a local buffer.
     if unsafe { libc::read(plan.go_r, byte.as_mut_ptr().cast(), 1) } != 1 {
@@ -1472,5 +1503,7 @@ mod tests {
         assert_eq!(rusage.system_s, 0.000005);
         assert_eq!(rusage.max_rss_bytes, 2048 * 1024);
         assert_eq!(rusage.involuntary_switches, 7);
+        assert_eq!(decode_cpu(&encode_cpu(&ru)), (1.25, 0.000005));
+        assert_eq!(decode_cpu(b""), (0.0, 0.0));
     }
 }

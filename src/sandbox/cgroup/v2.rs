@@ -389,6 +389,33 @@ mod tests {
         assert!(!d.exists());
     }
 
+    /// Linux 6.12+: writing to `memory.peak` resets the peak for that open file, so the file
+    /// written at the reset is the one read at the end. This fake-file test is the only check of
+    /// that path: the VM lane's kernel (Debian 12's 6.1) has a read-only memory.peak (see
+    /// `v2_memory_peak_and_its_reset_on_this_kernel` in tests/sandbox.rs).
+    #[test]
+    fn the_peak_is_reset_and_read_through_one_open_file() {
+        let root = fake_root("cpu memory pids\n");
+        let g = V2::new(root.path())
+            .unwrap()
+            .create("g", &Limits::default())
+            .unwrap();
+        let peak = root.path().join("benchbox/g/memory.peak");
+        fs::write(&peak, "999999\n").unwrap();
+        g.reset_peak().unwrap();
+        assert!(fs::read_to_string(&peak).unwrap().starts_with("reset\n"));
+        // The kernel's answer through that file after the reset (the same inode, rewritten).
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&peak)
+            .unwrap()
+            .write_all(b"4096\n")
+            .unwrap();
+        assert_eq!(g.counters().unwrap().memory_peak, Some(4096));
+        g.remove().unwrap();
+    }
+
     #[test]
     fn missing_memory_controller_is_an_error() {
         let root = fake_root("cpu pids\n");
