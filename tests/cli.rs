@@ -7,6 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+/// Polls `done` until it holds (at most two minutes).
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn run_cmd(cmd: &mut Command) -> Output {
     cmd.output().expect("benchbox runs")
 }
@@ -262,7 +274,7 @@ memory = "32MiB"
 command = "case {kind} in ok) true;; exit) exit 3;; oom) x=$(head -c 67108864 /dev/zero | tr '\\0' a);; slow) sleep 30 & sleep 30;; esac"
 warmup = 0
 runs = 2
-timeout = "2s"
+timeout = "5s"
 "#,
     );
     let o = p.run(&[]);
@@ -385,7 +397,11 @@ fn ctrl_c_tears_down_keeps_results_and_prints_how_to_resume() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Interrupted once some invocations are done (however slow the machine: the VM lane
+    // emulates its CPUs).
+    wait_until("an invocation in runs.csv", || {
+        fs::read_to_string(p.path("out/two/latest/runs.csv")).is_ok_and(|t| t.lines().count() > 1)
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -790,7 +806,20 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
         .spawn()
         .unwrap();
     let pid = child.id();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Its group: v1 makes one per controller (pids, since the cell has a pids limit); v2 one.
+    let parent = match benchbox::sandbox::cgroup::detect_host().unwrap().version() {
+        benchbox::sandbox::cgroup::Version::V1 => "/sys/fs/cgroup/pids/benchbox",
+        benchbox::sandbox::cgroup::Version::V2 => "/sys/fs/cgroup/benchbox",
+    };
+    let stale = Path::new(parent).join(format!("inv-{pid}-0"));
+    // Killed once its first workload runs (however slow the machine).
+    wait_until("the first workload", || {
+        stale.exists()
+            && fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                fs::read_to_string(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == "sleep\u{0}876543\u{0}")
+            })
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -806,12 +835,6 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
             "a workload outlived benchbox: {cmd}"
         );
     }
-    // Its group: v1 makes one per controller (pids, since the cell has a pids limit); v2 one.
-    let parent = match benchbox::sandbox::cgroup::detect_host().unwrap().version() {
-        benchbox::sandbox::cgroup::Version::V1 => "/sys/fs/cgroup/pids/benchbox",
-        benchbox::sandbox::cgroup::Version::V2 => "/sys/fs/cgroup/benchbox",
-    };
-    let stale = Path::new(parent).join(format!("inv-{pid}-0"));
     assert!(
         stale.exists(),
         "the killed run's cgroup should still be there: {}",

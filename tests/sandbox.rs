@@ -622,9 +622,9 @@ fn v2_group(f: &Fixture, limits: Limits) -> Box<dyn sandbox::cgroup::Group> {
 }
 
 /// `script` run by /bin/sh directly in `group` (no container: the host's tools), from its
-/// first instruction. Returns its wait status and the CPU seconds of its whole tree (the
-/// `wait4` rusage).
-fn run_in_group(group: &dyn sandbox::cgroup::Group, script: &str) -> (i32, f64) {
+/// first instruction. Returns its wait status, the CPU seconds of its whole tree (the `wait4`
+/// rusage) and its wall time in seconds.
+fn run_in_group(group: &dyn sandbox::cgroup::Group, script: &str) -> (i32, f64, f64) {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
     let join = std::ffi::CString::new(group.join_files()[0].as_os_str().as_bytes()).unwrap();
@@ -643,15 +643,17 @@ fn run_in_group(group: &dyn sandbox::cgroup::Group, script: &str) -> (i32, f64) 
             Ok(())
         });
     }
-    let child = cmd.spawn().expect("the command starts in the group");
-    let pid = child.id() as i32;
+    let start = std::time::Instant::now();
+    // Reaped below with wait4, for its rusage.
+    let pid = cmd.spawn().expect("the command starts in the group").id() as i32;
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid out-parameter for wait4.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers to locals; the child is ours and not waited for elsewhere.
     assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut ru) }, pid);
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (status, tv(ru.ru_utime) + tv(ru.ru_stime))
+    let wall = start.elapsed().as_secs_f64();
+    (status, tv(ru.ru_utime) + tv(ru.ru_stime), wall)
 }
 
 /// `key`'s value in a flat keyed cgroup file ("key value" lines) of `group`.
@@ -705,13 +707,13 @@ fn v2_cpu_stat_is_the_groups_cpu_and_its_throttling() {
             ..Default::default()
         },
     );
-    let (status, rusage_cpu) = run_in_group(&*g, "timeout 1 sh -c 'while :; do :; done'");
+    let (status, rusage_cpu, wall) = run_in_group(&*g, "timeout 1 sh -c 'while :; do :; done'");
     assert!(libc::WIFEXITED(status), "{status}");
     let c = g.counters().unwrap();
     let cpu = (c.cpu_user + c.cpu_system).as_secs_f64();
     assert!(
-        (0.2..=0.65).contains(&cpu),
-        "half a core for a second: {cpu} s ({c:?})"
+        cpu > 0.2 && cpu / wall <= 0.6,
+        "half a core: {cpu} s of CPU in {wall} s ({c:?})"
     );
     assert!(
         (cpu - rusage_cpu).abs() <= 0.05 * rusage_cpu + 0.005,
@@ -746,7 +748,7 @@ fn v2_memory_events_count_the_oom_kill() {
             ..Default::default()
         },
     );
-    let (status, _) = run_in_group(
+    let (status, _, _) = run_in_group(
         &*g,
         "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#x}",
     );
@@ -779,24 +781,26 @@ fn v2_memory_events_count_the_oom_kill() {
 fn v2_memory_peak_and_its_reset_on_this_kernel() {
     let Some(f) = v2_fixture() else { return };
     let g = v2_group(&f, Limits::default());
-    let (status, _) = run_in_group(&*g, "x=$(head -c 33554432 /dev/zero | tr '\\0' a)");
+    let (status, _, _) = run_in_group(&*g, "x=$(head -c 33554432 /dev/zero | tr '\\0' a)");
     assert!(libc::WIFEXITED(status), "{status}");
     let first = g.counters().unwrap().memory_peak.unwrap();
     assert!(first >= 32 << 20, "peak {first}");
     g.reset_peak().unwrap();
-    let (status, _) = run_in_group(&*g, "true");
+    let (status, _, _) = run_in_group(&*g, "true");
     assert!(libc::WIFEXITED(status), "{status}");
     let c = g.counters().unwrap();
     let after = c.memory_peak.unwrap();
+    // (cgroupfs opens any file for writing; a file without a write handler refuses the write.)
     let writable = std::fs::OpenOptions::new()
         .write(true)
         .open(g.dirs()[0].join("memory.peak"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"reset\n"))
         .is_ok();
     if kernel_version() >= (6, 12) {
-        assert!(writable, "memory.peak is writable from Linux 6.12");
+        assert!(writable, "memory.peak takes a write from Linux 6.12");
         assert!(after < 16 << 20, "reset, then `true`: peak {after}");
     } else {
-        assert!(!writable, "memory.peak is read-only before Linux 6.12");
+        assert!(!writable, "memory.peak refuses writes before Linux 6.12");
         assert!(
             after >= first,
             "the group's peak since it was made: {after} < {first}"
@@ -815,7 +819,7 @@ fn v2_io_stat_counts_the_groups_block_io() {
     }
     let g = v2_group(&f, Limits::default());
     let file = f.dir.path().join("io-probe");
-    let (status, _) = run_in_group(
+    let (status, _, _) = run_in_group(
         &*g,
         &format!(
             "dd if=/dev/zero of={0} bs=1M count=8 oflag=direct 2>/dev/null && \
@@ -826,8 +830,8 @@ fn v2_io_stat_counts_the_groups_block_io() {
     assert_eq!(status, 0);
     let c = g.counters().unwrap();
     let (read, write) = (c.io_read_bytes.unwrap(), c.io_write_bytes.unwrap());
-    assert!(write >= 8 << 20 && write < 64 << 20, "written {write}");
-    assert!(read >= 8 << 20 && read < 64 << 20, "read {read}");
+    assert!((8 << 20..64 << 20).contains(&write), "written {write}");
+    assert!((8 << 20..64 << 20).contains(&read), "read {read}");
     g.remove().unwrap();
 }
 
@@ -860,6 +864,6 @@ fn v2_each_invocation_has_its_own_peak_and_io() {
     let (o, _) = f.run(&inv);
     assert_eq!(o.exit_code, Some(0), "{o:?}");
     let (read, write) = (o.io_read_bytes.unwrap(), o.io_write_bytes.unwrap());
-    assert!(write >= 8 << 20 && write < 64 << 20, "written {write}");
-    assert!(read >= 8 << 20 && read < 64 << 20, "read {read}");
+    assert!((8 << 20..64 << 20).contains(&write), "written {write}");
+    assert!((8 << 20..64 << 20).contains(&read), "read {read}");
 }

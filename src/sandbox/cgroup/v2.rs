@@ -171,6 +171,25 @@ fn is_real(dir: &Path) -> bool {
     dir.join("cgroup.procs").exists()
 }
 
+/// `dir` and every directory below it, deepest first. A group's child groups are directories;
+/// the workload makes them when it may write its cgroup view (a privileged one can remount it),
+/// as systemd or a container runtime inside it would.
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&entry.path(), out);
+                }
+            }
+        }
+        out.push(dir.to_path_buf());
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
 /// Sum `rbytes=` and `wbytes=` over the devices of an `io.stat` file.
 fn io_stat_bytes(text: &str) -> (u64, u64) {
     let mut read = 0;
@@ -259,18 +278,27 @@ impl Group for V2Group {
         read_pids(&self.dir.join("cgroup.procs"))
     }
 
+    /// Kills the processes of the child groups too: `cgroup.kill` kills the whole subtree, and
+    /// without it (before 5.14) every group's `cgroup.procs` is emptied.
     fn kill_all(&self) -> Result<()> {
         let kill = self.dir.join("cgroup.kill");
         if kill.exists() && is_real(&self.dir) {
             let _ = write_file(&kill, "1");
         }
-        kill_listed(&self.procs_files())
+        let procs: Vec<PathBuf> = subtree(&self.dir)
+            .iter()
+            .map(|dir| dir.join("cgroup.procs"))
+            .collect();
+        kill_listed(&procs)
     }
 
+    /// Removes the child groups first: a group with children cannot be removed (EBUSY).
     fn remove(&self) -> Result<()> {
         *self.peak.lock().unwrap() = None;
         let killed = self.kill_all();
-        remove_dir_retrying(&self.dir)?;
+        for dir in subtree(&self.dir) {
+            remove_dir_retrying(&dir)?;
+        }
         killed
     }
 }
@@ -414,6 +442,25 @@ mod tests {
             .unwrap();
         assert_eq!(g.counters().unwrap().memory_peak, Some(4096));
         g.remove().unwrap();
+    }
+
+    #[test]
+    fn child_groups_are_removed_with_the_group() {
+        let root = fake_root("cpu memory pids\n");
+        let g = V2::new(root.path())
+            .unwrap()
+            .create("g", &Limits::default())
+            .unwrap();
+        let d = root.path().join("benchbox/g");
+        fs::create_dir_all(d.join("a/b")).unwrap();
+        fs::create_dir(d.join("c")).unwrap();
+        let order = subtree(&d);
+        assert_eq!(order.len(), 4);
+        assert_eq!(order.last(), Some(&d), "the group itself last");
+        let pos = |p: &Path| order.iter().position(|o| o == p).unwrap();
+        assert!(pos(&d.join("a/b")) < pos(&d.join("a")), "{order:?}");
+        g.remove().unwrap();
+        assert!(!d.exists());
     }
 
     #[test]
