@@ -211,8 +211,8 @@ fn micros(s: f64) -> i64 {
 
 /// The suspect rule: `Some(reason)` when the cgroup's CPU (user + system) is below 90% of the
 /// CPU in the `wait` rusage of the reaped tree and the latter is at least 10 ms. Every process
-/// the workload's init reaped was born in the cgroup, so the cgroup's CPU can only be
-/// smaller by the little the workload spent before its `execve`; much smaller means its
+/// the workload's init reaped was born in the cgroup, and both count from the moment the
+/// workload was ready, so the two agree but for scheduling noise; much smaller means its
 /// counters were reset or lost under the invocation. Peak memory is deliberately not compared
 /// with max RSS: the cgroup charge rightly leaves out shared file pages.
 pub fn suspect_cpu(
