@@ -852,11 +852,12 @@ fn supervise(
     // The workload's last moments on a CPU (its exit, after it woke init) reach the group's
     // counters only when it is switched out for good, which can come after init reported when
     // the machine is loaded or emulated (the VM lane); the rusage init read has them already.
-    // So counters that the suspect rule would flag are read again, a few times over 50 ms,
-    // before they are believed. On real hardware the gap is microseconds: this runs only when
+    // So counters that the suspect rule would flag are read again, for up to 200 ms (a vCPU of
+    // an emulated machine on a busy host can wait that long for its turn), before they are
+    // believed. On real hardware the gap is microseconds: this runs only when
     // the counters really were reset (and cannot hide that), or under emulation, where the
     // later reading may include init's own exit.
-    for _ in 0..10 {
+    for _ in 0..20 {
         let short = crate::status::suspect_cpu(
             outcome.cpu_user.as_secs_f64(),
             outcome.cpu_system.as_secs_f64(),
@@ -866,7 +867,7 @@ fn supervise(
         if short.is_none() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(10));
         let Ok(later) = group.counters() else { break };
         outcome.cpu_user = later.cpu_user.saturating_sub(baseline.cpu_user);
         outcome.cpu_system = later.cpu_system.saturating_sub(baseline.cpu_system);
