@@ -854,9 +854,9 @@ fn supervise(
     // the machine is loaded or emulated (the VM lane); the rusage init read has them already.
     // So counters that the suspect rule would flag are read again, for up to 200 ms (a vCPU of
     // an emulated machine on a busy host can wait that long for its turn), before they are
-    // believed. On real hardware the gap is microseconds: this runs only when
-    // the counters really were reset (and cannot hide that), or under emulation, where the
-    // later reading may include init's own exit.
+    // believed. On real hardware the gap is microseconds: this runs only when the counters
+    // really were reset (and cannot hide that), or under emulation, where the later reading may
+    // include init's own exit.
     for _ in 0..20 {
         let short = crate::status::suspect_cpu(
             outcome.cpu_user.as_secs_f64(),
