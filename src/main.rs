@@ -1,5 +1,6 @@
 //! The `benchbox` command line: parse arguments, call the library, map errors to exit codes.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,8 +49,9 @@ enum Command {
     Run {
         /// The matrix file.
         file: PathBuf,
-        /// Measured invocations per cell (overrides `runs` in the file; the cell ids stay).
-        #[arg(long)]
+        /// Measured invocations per cell, at least 1 (overrides `runs` in the file; the cell ids
+        /// stay).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         runs: Option<u32>,
         /// Warm-up invocations per cell (overrides `warmup`).
         #[arg(long)]
@@ -267,6 +269,18 @@ fn load(file: &Path) -> Result<spec::Matrix, ExitCode> {
     })
 }
 
+/// [`load`] without keeping the cells (see [`spec::open`]).
+fn open(file: &Path) -> Result<spec::LazyMatrix, ExitCode> {
+    let ctx = ValidationContext {
+        online_cpus: online_cpus(),
+        check_paths: true,
+    };
+    spec::open(file, &ctx).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(e.exit_code() as u8)
+    })
+}
+
 fn code(c: i32) -> ExitCode {
     ExitCode::from(c as u8)
 }
@@ -274,28 +288,42 @@ fn code(c: i32) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { file } => match load(&file) {
+        // Both walk the cells one at a time: a large matrix costs time, not memory.
+        Command::Check { file } => match open(&file) {
             Ok(m) => {
                 for w in &m.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!("{}: ok, {} cell(s)", file.display(), m.cells.len());
+                println!("{}: ok, {} cell(s)", file.display(), m.len());
                 code(exit::OK)
             }
             Err(c) => c,
         },
-        Command::Plan { file, json } => match load(&file) {
+        Command::Plan { file, json } => match open(&file) {
             Ok(mut m) => {
-                if let Err(e) = resolve::pin_from_lock(&mut m) {
-                    eprintln!("error: {e}");
-                    return code(e.exit_code());
+                match resolve::lock_digests(m.path(), m.image_refs()) {
+                    Ok(digests) => m.pin_images(digests),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
                 }
-                if json {
-                    println!("{}", plan::render_json(&m));
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+                let written = if json {
+                    plan::write_json(&mut out, &m).and_then(|()| writeln!(out))
                 } else {
-                    print!("{}", plan::render_text(&m));
+                    plan::write_text(&mut out, &m)
+                };
+                match written.and_then(|()| out.flush()) {
+                    Ok(()) => code(exit::OK),
+                    // `benchbox plan ... | head`: the reader has what it wanted.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code(exit::OK),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        code(exit::USAGE)
+                    }
                 }
-                code(exit::OK)
             }
             Err(c) => c,
         },

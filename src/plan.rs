@@ -10,13 +10,15 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Axis, Cell, Matrix, Order, Root, axis_value_text, units};
+use crate::spec::{Axis, Cell, LazyMatrix, Matrix, Order, Root, axis_value_text, units};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -210,47 +212,123 @@ fn axis_texts(axis: &Axis) -> Vec<String> {
     axis.values.iter().map(axis_value_text).collect()
 }
 
+/// A matrix as `plan` shows it: every cell at hand ([`Matrix`]), or built one at a time
+/// ([`LazyMatrix`], which is how `benchbox plan` walks a large matrix in bounded memory).
+pub trait PlanSource {
+    fn head(&self) -> Head<'_>;
+    /// Calls `f` with every cell, in order; stops at the first error.
+    fn each_cell(&self, f: &mut dyn FnMut(&Cell) -> io::Result<()>) -> io::Result<()>;
+}
+
+/// Everything `plan` shows of a matrix but its cells.
+pub struct Head<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub path: &'a Path,
+    pub source_sha256: &'a str,
+    pub order: Order,
+    pub seed: Option<u64>,
+    pub allow_failures: bool,
+    pub axes: &'a [Axis],
+    pub cells: usize,
+    pub warnings: &'a [String],
+}
+
+impl PlanSource for Matrix {
+    fn head(&self) -> Head<'_> {
+        Head {
+            name: &self.name,
+            description: self.description.as_deref(),
+            path: &self.path,
+            source_sha256: &self.source_sha256,
+            order: self.order,
+            seed: self.seed,
+            allow_failures: self.allow_failures,
+            axes: &self.axes,
+            cells: self.cells.len(),
+            warnings: &self.warnings,
+        }
+    }
+
+    fn each_cell(&self, f: &mut dyn FnMut(&Cell) -> io::Result<()>) -> io::Result<()> {
+        self.cells.iter().try_for_each(f)
+    }
+}
+
+impl PlanSource for LazyMatrix {
+    fn head(&self) -> Head<'_> {
+        Head {
+            name: self.name(),
+            description: self.description(),
+            path: self.path(),
+            source_sha256: self.source_sha256(),
+            order: self.order(),
+            seed: self.seed(),
+            allow_failures: self.allow_failures(),
+            axes: self.axes(),
+            cells: self.len(),
+            warnings: &self.warnings,
+        }
+    }
+
+    fn each_cell(&self, f: &mut dyn FnMut(&Cell) -> io::Result<()>) -> io::Result<()> {
+        for i in 0..self.len() {
+            let cell = self.cell(i).map_err(io::Error::other)?;
+            f(&cell)?;
+        }
+        Ok(())
+    }
+}
+
 /// `benchbox plan FILE`: every cell with what it runs, where and on what.
 pub fn render_text(matrix: &Matrix) -> String {
-    let mut out = String::new();
-    let sha = matrix
-        .source_sha256
-        .get(..12)
-        .unwrap_or(&matrix.source_sha256);
-    let _ = writeln!(
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and a Matrix's cells are all built.
+    let _ = write_text(&mut out, matrix);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`render_text`], written to `out` cell by cell.
+pub fn write_text(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Result<()> {
+    let head = matrix.head();
+    let sha = head.source_sha256.get(..12).unwrap_or(head.source_sha256);
+    writeln!(
         out,
         "matrix {} ({}, sha256 {sha})",
-        matrix.name,
-        matrix.path.display()
-    );
-    if let Some(d) = &matrix.description {
-        let _ = writeln!(out, "{d}");
+        head.name,
+        head.path.display()
+    )?;
+    if let Some(d) = head.description {
+        writeln!(out, "{d}")?;
     }
-    let cells = matrix.cells.len();
-    let _ = write!(
+    let cells = head.cells;
+    write!(
         out,
         "{cells} cell{}, {} order",
         if cells == 1 { "" } else { "s" },
-        matrix.order
-    );
-    if let Some(seed) = matrix.seed {
-        let _ = write!(out, ", seed {seed}");
+        head.order
+    )?;
+    if let Some(seed) = head.seed {
+        write!(out, ", seed {seed}")?;
     }
-    if matrix.allow_failures {
-        out.push_str(", failures allowed");
+    if head.allow_failures {
+        write!(out, ", failures allowed")?;
     }
-    out.push('\n');
-    for axis in &matrix.axes {
-        let _ = writeln!(out, "axis {}: {}", axis.name, axis_texts(axis).join(", "));
+    writeln!(out)?;
+    for axis in head.axes {
+        writeln!(out, "axis {}: {}", axis.name, axis_texts(axis).join(", "))?;
     }
-    for cell in &matrix.cells {
-        out.push('\n');
-        render_cell(&mut out, cell);
+    let mut text = String::new();
+    matrix.each_cell(&mut |cell| {
+        text.clear();
+        text.push('\n');
+        render_cell(&mut text, cell);
+        out.write_all(text.as_bytes())
+    })?;
+    for w in head.warnings {
+        writeln!(out, "\nwarning: {w}")?;
     }
-    for w in &matrix.warnings {
-        let _ = writeln!(out, "\nwarning: {w}");
-    }
-    out
+    Ok(())
 }
 
 fn render_cell(out: &mut String, cell: &Cell) {
@@ -372,33 +450,63 @@ fn quote(s: &str) -> String {
 
 /// `benchbox plan FILE --json`.
 pub fn render_json(matrix: &Matrix) -> String {
+    let mut out = Vec::new();
+    // Serializing plain data into a Vec cannot fail; keep a visible fallback anyway.
+    match write_json(&mut out, matrix) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(e) => format!("{{\"error\": \"{e}\"}}"),
+    }
+}
+
+/// [`render_json`], written to `out` cell by cell (pretty JSON, no newline at the end).
+pub fn write_json(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Result<()> {
     #[derive(Serialize)]
     struct PlanJson<'a> {
         name: &'a str,
-        description: &'a Option<String>,
+        description: Option<&'a str>,
         source_sha256: &'a str,
         order: Order,
         seed: Option<u64>,
         allow_failures: bool,
         axes: &'a [Axis],
-        cells: &'a [Cell],
+        cells: Cells<'a>,
         warnings: &'a [String],
     }
+    /// The cells as a JSON array, each built as it is written.
+    struct Cells<'a>(&'a dyn PlanSource, usize);
+    impl Serialize for Cells<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{Error as _, SerializeSeq};
+            let mut seq = serializer.serialize_seq(Some(self.1))?;
+            let mut failed: Option<S::Error> = None;
+            let walked = self.0.each_cell(&mut |cell| {
+                seq.serialize_element(cell).map_err(|e| {
+                    let message = e.to_string();
+                    failed = Some(e);
+                    io::Error::other(message)
+                })
+            });
+            match (failed, walked) {
+                (Some(e), _) => Err(e),
+                (None, Err(e)) => Err(S::Error::custom(e)),
+                (None, Ok(())) => seq.end(),
+            }
+        }
+    }
+    let head = matrix.head();
     let plan = PlanJson {
-        name: &matrix.name,
-        description: &matrix.description,
-        source_sha256: &matrix.source_sha256,
-        order: matrix.order,
-        seed: matrix.seed,
-        allow_failures: matrix.allow_failures,
-        axes: &matrix.axes,
-        cells: &matrix.cells,
-        warnings: &matrix.warnings,
+        name: head.name,
+        description: head.description,
+        source_sha256: head.source_sha256,
+        order: head.order,
+        seed: head.seed,
+        allow_failures: head.allow_failures,
+        axes: head.axes,
+        cells: Cells(matrix, head.cells),
+        warnings: head.warnings,
     };
-    // Serializing plain data into a String cannot fail; keep a visible fallback anyway.
-    serde_json::to_string_pretty(&plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    serde_json::to_writer_pretty(out, &plan).map_err(io::Error::from)
 }
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;

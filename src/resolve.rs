@@ -12,7 +12,7 @@
 //! changes when its image does.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::image::{self, ImageError, PullOptions, ResolvedImage, Store, lock};
 use crate::spec::{self, Matrix, Root};
@@ -43,10 +43,11 @@ impl ResolveError {
 
 /// The distinct image references of a matrix, as written, in cell order.
 pub fn image_refs(matrix: &Matrix) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
     let mut refs: Vec<String> = Vec::new();
     for cell in &matrix.cells {
         if let Root::Image(r) = &cell.root
-            && !refs.contains(r)
+            && seen.insert(r.as_str())
         {
             refs.push(r.clone());
         }
@@ -60,15 +61,25 @@ pub fn lock_path(matrix: &Matrix) -> PathBuf {
 
 /// Pin the cells to the digests the lock file already holds; no store, no network (`plan`).
 pub fn pin_from_lock(matrix: &mut Matrix) -> Result<(), ResolveError> {
-    let Some(lockfile) = lock::LockFile::read(&lock_path(matrix))? else {
-        return Ok(());
-    };
-    let digests: BTreeMap<String, String> = image_refs(matrix)
-        .into_iter()
-        .filter_map(|r| lockfile.get(&r).map(|l| (r, l.digest.clone())))
-        .collect();
+    let refs = image_refs(matrix);
+    let digests = lock_digests(&matrix.path, &refs)?;
     spec::pin_images(matrix, &digests);
     Ok(())
+}
+
+/// The digests the lock file of the matrix at `matrix_path` pins for `refs` (references as
+/// written), by reference; empty without a lock file. What [`pin_from_lock`] folds into cells.
+pub fn lock_digests(
+    matrix_path: &Path,
+    refs: &[String],
+) -> Result<BTreeMap<String, String>, ResolveError> {
+    let Some(lockfile) = lock::LockFile::read(&lock::lock_path(matrix_path))? else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(refs
+        .iter()
+        .filter_map(|r| lockfile.get(r).map(|l| (r.clone(), l.digest.clone())))
+        .collect())
 }
 
 /// Resolve and unpack every image of the matrix, update its lock file as `mode` says, and pin

@@ -1,7 +1,8 @@
 //! The pipeline behind [`super::parse`]: TOML with spans -> expanded axes -> substituted,
 //! typed cells -> ids and slugs. Every user error is raised here, pointing at the original file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -10,12 +11,12 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::expand::{Expansion, expand};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Axis, Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec,
-    Network, Order, Root, Scratch, SpecError, ValidationContext, Volume, axis_value_text,
-    is_axis_name, suggest, units,
+    Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec, Network,
+    Order, Root, Scratch, SpecError, ValidationContext, Volume, suggest, units,
 };
 use crate::sandbox::security::{self, Policy};
 
@@ -55,7 +56,7 @@ const ID_VERSION: u32 = 1;
 
 /// Turns spans into `file:line:col` diagnostics; `cell` is set while building one cell.
 #[derive(Clone, Copy)]
-struct Reporter<'a> {
+pub(crate) struct Reporter<'a> {
     file: &'a Path,
     source: &'a str,
     cell: Option<&'a str>,
@@ -64,7 +65,7 @@ struct Reporter<'a> {
 type Result<T> = std::result::Result<T, SpecError>;
 
 impl Reporter<'_> {
-    fn at(
+    pub(crate) fn at(
         &self,
         span: &Range<usize>,
         message: impl Into<String>,
@@ -196,20 +197,201 @@ impl Reporter<'_> {
     }
 }
 
-/// One cell of the expansion, before substitution.
-struct Expanded {
-    values: Vec<(String, Value)>,
-    label: String,
-    /// Where the cell comes from: the `[matrix]` table, or its `include` entry.
-    origin: Range<usize>,
+/// A matrix file parsed and checked as far as its cells: everything building one cell needs.
+/// Cells are built on demand ([`Prepared::cell`]), so a caller can walk a million of them
+/// without holding them.
+pub(crate) struct Prepared {
+    file: PathBuf,
+    source: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub source_sha256: String,
+    pub expansion: Expansion,
+    environment: Option<Template>,
+    limits: Option<Template>,
+    security: Option<Template>,
+    run: Option<Template>,
+    metrics: Option<Template>,
+    pub order: Order,
+    pub seed: Option<u64>,
+    pub allow_failures: bool,
+    base_dir: PathBuf,
+    /// Warnings about the whole matrix (an unused axis), before any cell's.
+    pub warnings: Vec<String>,
+    /// Per cell: another cell has the same slug base, so both get their id appended.
+    slug_collides: Vec<bool>,
+}
+
+/// A template section (`[run]`, ...), its strings parsed once. A section without a brace is
+/// the same for every cell and is used as it is, not copied per cell.
+struct Template(template::Compiled);
+
+impl Template {
+    fn substitute(
+        &self,
+        values: &[(String, Value)],
+    ) -> std::result::Result<Cow<'_, Node>, Problem> {
+        match &self.0 {
+            template::Compiled::Fixed(node) => Ok(Cow::Borrowed(node)),
+            compiled => compiled.substitute(values).map(Cow::Owned),
+        }
+    }
+}
+
+/// Warnings in first-seen order, each once (a warning about a template value is raised by every
+/// cell; only the first is kept, without a list of a million copies in between).
+#[derive(Default)]
+pub(crate) struct Warnings {
+    list: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl Warnings {
+    pub fn push(&mut self, warning: String) {
+        if !self.seen.contains(&warning) {
+            self.seen.insert(warning.clone());
+            self.list.push(warning);
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.list
+    }
+}
+
+impl Prepared {
+    /// Parses the file and checks everything that is not per cell: TOML, keys, the expansion,
+    /// placeholders, the matrix-wide run settings.
+    pub fn new(source: String, path: &Path) -> Result<Prepared> {
+        let r = Reporter {
+            file: path,
+            source: &source,
+            cell: None,
+        };
+        let p = prepare(&r)?;
+        Ok(Prepared {
+            file: path.to_path_buf(),
+            source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
+            source,
+            ..p
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.expansion.len()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    fn reporter(&self) -> Reporter<'_> {
+        Reporter {
+            file: &self.file,
+            source: &self.source,
+            cell: None,
+        }
+    }
+
+    /// Builds cell `i`, with its id and slug; warnings about it go to `warnings`.
+    pub fn cell(&self, i: usize, ctx: &ValidationContext, warnings: &mut Warnings) -> Result<Cell> {
+        let label = self.expansion.label(i);
+        let values = self.expansion.values(i);
+        let cr = Reporter {
+            cell: Some(&label),
+            ..self.reporter()
+        };
+        fn sub<'t>(
+            t: &'t Option<Template>,
+            values: &[(String, Value)],
+            r: &Reporter,
+        ) -> Result<Option<Cow<'t, Node>>> {
+            t.as_ref()
+                .map(|t| t.substitute(values))
+                .transpose()
+                .map_err(|p| r.problem(p))
+        }
+        let parts = Parts {
+            environment: sub(&self.environment, &values, &cr)?,
+            limits: sub(&self.limits, &values, &cr)?,
+            security: sub(&self.security, &values, &cr)?,
+            run: sub(&self.run, &values, &cr)?,
+            metrics: sub(&self.metrics, &values, &cr)?,
+        };
+        let (mut cell, id_parts) = build_cell(&cr, ctx, &self.base_dir, &label, &parts, warnings)?;
+        cell.id = cell_id(&Identity::of(&cell, &values, id_parts));
+        let base = slugify(&label);
+        cell.slug = if base.is_empty() {
+            cell.id.clone()
+        } else if self.slug_collides[i] {
+            let mut prefix = base;
+            prefix.truncate(SLUG_MAX - cell.id.len() - 1);
+            format!("{}-{}", prefix.trim_end_matches('-'), cell.id)
+        } else {
+            base
+        };
+        cell.axes = values;
+        cell.label = label;
+        Ok(cell)
+    }
+
+    /// Builds every cell in order, hands each to `f`, and refuses two cells with one id.
+    /// Returns the warnings: the matrix's, then the cells'.
+    pub fn walk(&self, ctx: &ValidationContext, f: &mut dyn FnMut(Cell)) -> Result<Vec<String>> {
+        let mut warnings = Warnings::default();
+        for w in &self.warnings {
+            warnings.push(w.clone());
+        }
+        // Ids are 12 hex digits: their 48 bits as the key, the first cell's index as the value.
+        let mut seen: HashMap<u64, u32> = HashMap::with_capacity(self.len());
+        for i in 0..self.len() {
+            let cell = self.cell(i, ctx, &mut warnings)?;
+            let key = u64::from_str_radix(&cell.id, 16).unwrap_or_default();
+            if let Some(&first) = seen.get(&key) {
+                return Err(self.reporter().at(
+                    &self.expansion.origin(i),
+                    format!(
+                        "cells `{}` and `{}` expand to the same cell (id {})",
+                        self.expansion.label(first as usize),
+                        cell.label,
+                        cell.id
+                    ),
+                    Some("remove the duplicate `include` entry or axis value".into()),
+                ));
+            }
+            seen.insert(key, i as u32);
+            f(cell);
+        }
+        Ok(warnings.into_vec())
+    }
+
+    /// The whole matrix, every cell built.
+    pub fn into_matrix(self, ctx: &ValidationContext) -> Result<Matrix> {
+        let mut cells = Vec::with_capacity(self.len());
+        let warnings = self.walk(ctx, &mut |c| cells.push(c))?;
+        Ok(Matrix {
+            name: self.name,
+            description: self.description,
+            path: self.file,
+            source_sha256: self.source_sha256,
+            axes: self.expansion.axes,
+            cells,
+            order: self.order,
+            seed: self.seed,
+            allow_failures: self.allow_failures,
+            warnings,
+        })
+    }
 }
 
 pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Result<Matrix> {
-    let r = Reporter {
-        file: path,
-        source,
-        cell: None,
-    };
+    Prepared::new(source.to_string(), path)?.into_matrix(ctx)
+}
+
+/// Everything of [`Prepared`] but the file's path, text and hash.
+fn prepare(r: &Reporter) -> Result<Prepared> {
+    let source = r.source;
+    let path = r.file;
     let doc = toml_edit::ImDocument::parse(source).map_err(|e| {
         let message = e.message().trim().replace('\n', "; ");
         r.at(
@@ -226,7 +408,7 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
     let limits = r.section(&root, "limits")?;
     let security = r.section(&root, "security")?;
     let run = r.section(&root, "run")?;
-    let metrics = metric_tables(&r, &root)?;
+    let metrics = metric_tables(r, &root)?;
     let metrics_node = metrics.as_ref().map(|m| m.0);
     if let Some(t) = environment {
         r.check_keys(t, ENV_KEYS, "in [environment]")?;
@@ -251,22 +433,29 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
         r.check_keys(m, METRIC_KEYS, "in [[metric]]")?;
     }
 
-    let name = matrix_name(&r, &root, path)?;
+    let name = matrix_name(r, &root, path)?;
     let description = match root.get("description") {
         Some(e) => Some(r.string(e)?.to_string()),
         None => None,
     };
 
-    let (axes, expanded) = expand(&r, matrix)?;
-    let axis_names: Vec<String> = axes.iter().map(|a| a.name.clone()).collect();
+    let expansion = expand(r, matrix)?;
+    let axis_names: Vec<String> = expansion.axes.iter().map(|a| a.name.clone()).collect();
 
     // Placeholders are checked once on the template, so such errors are not reported per cell.
     let mut used = BTreeSet::new();
-    let templates = [environment, limits, security, run, metrics_node];
-    for t in templates.into_iter().flatten() {
+    let mut template = |t: Option<&Node>| -> Result<Option<Template>> {
+        let Some(t) = t else { return Ok(None) };
         template::check(t, &axis_names, &mut used).map_err(|p| r.problem(p))?;
-    }
-    let mut warnings: Vec<String> = axis_names
+        let compiled = template::compile(t).map_err(|p| r.problem(p))?;
+        Ok(Some(Template(compiled)))
+    };
+    let environment = template(environment)?;
+    let limits = template(limits)?;
+    let security = template(security)?;
+    let run_t = template(run)?;
+    let metrics = template(metrics_node)?;
+    let warnings: Vec<String> = axis_names
         .iter()
         .filter(|a| !used.contains(*a))
         .map(|a| {
@@ -274,58 +463,28 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
         })
         .collect();
 
-    let (order, seed, allow_failures) = run_settings(&r, run)?;
+    let (order, seed, allow_failures) = run_settings(r, run)?;
 
-    let base_dir = base_dir(path);
-    let mut cells = Vec::with_capacity(expanded.len());
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for exp in &expanded {
-        let cr = Reporter {
-            cell: Some(&exp.label),
-            ..r
-        };
-        let sub = |t: Option<&Node>| -> Result<Option<Node>> {
-            t.map(|t| template::substitute(t, &exp.values))
-                .transpose()
-                .map_err(|p| cr.problem(p))
-        };
-        let parts = Parts {
-            environment: sub(environment)?,
-            limits: sub(limits)?,
-            security: sub(security)?,
-            run: sub(run)?,
-            metrics: sub(metrics_node)?,
-        };
-        let (cell, identity) = build_cell(&cr, ctx, &base_dir, exp, &parts, &mut warnings)?;
-        let id = cell_id(&identity);
-        if let Some(&first) = seen.get(&id) {
-            let first: &Cell = &cells[first];
-            return Err(r.at(
-                &exp.origin,
-                format!(
-                    "cells `{}` and `{}` expand to the same cell (id {id})",
-                    first.label, exp.label
-                ),
-                Some("remove the duplicate `include` entry or axis value".into()),
-            ));
-        }
-        seen.insert(id.clone(), cells.len());
-        cells.push(Cell { id, ..cell });
-    }
-    assign_slugs(&mut cells);
-    dedup_keep_order(&mut warnings);
+    let slug_collides = slug_collisions(&expansion);
 
-    Ok(Matrix {
+    Ok(Prepared {
+        file: PathBuf::new(),
+        source: String::new(),
         name,
         description,
-        path: path.to_path_buf(),
-        source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
-        axes,
-        cells,
+        source_sha256: String::new(),
+        expansion,
+        environment,
+        limits,
+        security,
+        run: run_t,
+        metrics,
         order,
         seed,
         allow_failures,
+        base_dir: base_dir(path),
         warnings,
+        slug_collides,
     })
 }
 
@@ -397,301 +556,6 @@ fn matrix_name(r: &Reporter, root: &Node, path: &Path) -> Result<String> {
     })
 }
 
-/// Axes as declared, plus the cells: product minus `exclude`, plus `include`.
-fn expand(r: &Reporter, matrix: Option<&Node>) -> Result<(Vec<Axis>, Vec<Expanded>)> {
-    let Some(matrix) = matrix else {
-        return Ok((Vec::new(), vec![expanded(Vec::new(), 0..0)]));
-    };
-    let mut axes: Vec<Axis> = Vec::new();
-    for e in matrix.entries() {
-        if e.key == "exclude" || e.key == "include" {
-            continue;
-        }
-        if !is_axis_name(&e.key) {
-            return Err(r.at(
-                &e.key_span,
-                format!("invalid axis name `{}`", e.key),
-                Some("axis names match [A-Za-z_][A-Za-z0-9_-]* (they are used in `{axis}` placeholders)".into()),
-            ));
-        }
-        let Kind::Array(items) = &e.value.kind else {
-            return Err(r.at(
-                &e.value.span,
-                format!(
-                    "expected an array of values for axis `{}`, found {}",
-                    e.key,
-                    e.value.describe()
-                ),
-                Some(format!(
-                    "an axis lists its values: `{} = [\"a\", \"b\"]`",
-                    e.key
-                )),
-            ));
-        };
-        if items.is_empty() {
-            return Err(r.at(
-                &e.value.span,
-                format!("axis `{}` has no values", e.key),
-                Some("give it at least one value, or remove it".into()),
-            ));
-        }
-        let mut values: Vec<Value> = Vec::new();
-        for item in items {
-            let v = axis_value(r, &e.key, item)?;
-            if values
-                .iter()
-                .any(|old| axis_value_text(old) == axis_value_text(&v))
-            {
-                return Err(r.at(
-                    &item.span,
-                    format!(
-                        "duplicate value `{}` in axis `{}`",
-                        axis_value_text(&v),
-                        e.key
-                    ),
-                    Some("each value of an axis must be distinct".into()),
-                ));
-            }
-            values.push(v);
-        }
-        axes.push(Axis {
-            name: e.key.clone(),
-            values,
-        });
-    }
-    let owned_names: Vec<String> = axes.iter().map(|a| a.name.clone()).collect();
-    let names: Vec<&str> = owned_names.iter().map(String::as_str).collect();
-
-    // Cartesian product, first axis outermost, as nested loops would read.
-    let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
-    for axis in &axes {
-        combos = combos
-            .into_iter()
-            .flat_map(|prefix| {
-                axis.values.iter().map(move |v| {
-                    let mut c = prefix.clone();
-                    c.push((axis.name.clone(), v.clone()));
-                    c
-                })
-            })
-            .collect();
-    }
-
-    if let Some(e) = matrix.get("exclude") {
-        let rules = rule_tables(r, e)?;
-        for rule in &rules {
-            if rule.entries().is_empty() {
-                return Err(r.at(
-                    &rule.span,
-                    "an empty `exclude` entry would drop every cell",
-                    Some("name the axis values to exclude, e.g. { jdk = \"17\" }".into()),
-                ));
-            }
-            for re in rule.entries() {
-                let axis = find_axis(r, &axes, &names, re, "exclude")?;
-                let given = axis_value(r, &re.key, &re.value)?;
-                if !axis.values.iter().any(|v| values_match(&given, v)) {
-                    return Err(r.at(
-                        &re.value.span,
-                        format!(
-                            "`{}` is not a value of axis `{}`",
-                            axis_value_text(&given),
-                            axis.name
-                        ),
-                        Some(format!(
-                            "values of `{}`: {}",
-                            axis.name,
-                            value_list(&axis.values)
-                        )),
-                    ));
-                }
-            }
-        }
-        combos.retain(|combo| {
-            !rules.iter().any(|rule| {
-                rule.entries().iter().all(|re| {
-                    let given = json_of(&re.value);
-                    combo
-                        .iter()
-                        .any(|(n, v)| *n == re.key && values_match(&given, v))
-                })
-            })
-        });
-    }
-
-    let mut cells: Vec<Expanded> = combos
-        .into_iter()
-        .map(|c| expanded(c, matrix.span.clone()))
-        .collect();
-
-    if let Some(e) = matrix.get("include") {
-        for entry in rule_tables(r, e)? {
-            let mut given: Vec<(usize, Value)> = Vec::new();
-            for ie in entry.entries() {
-                find_axis(r, &axes, &names, ie, "include")?;
-                let index = names.iter().position(|n| *n == ie.key).unwrap_or(0);
-                given.push((index, axis_value(r, &ie.key, &ie.value)?));
-            }
-            if let Some(missing) = names
-                .iter()
-                .enumerate()
-                .find(|(i, _)| !given.iter().any(|(g, _)| g == i))
-            {
-                return Err(r.at(
-                    &entry.span,
-                    format!("`include` entry is missing axis `{}`", missing.1),
-                    Some(format!(
-                        "an include entry gives a value for every axis: {}",
-                        names.join(", ")
-                    )),
-                ));
-            }
-            given.sort_by_key(|(i, _)| *i);
-            let mut values = Vec::new();
-            for (i, v) in given {
-                let axis = &mut axes[i];
-                // Reuse the declared value when it is the same (`17` vs `"17"`): same cell, same id.
-                let v = match axis.values.iter().find(|d| values_match(&v, d)) {
-                    Some(d) => d.clone(),
-                    None => {
-                        axis.values.push(v.clone());
-                        v
-                    }
-                };
-                values.push((axis.name.clone(), v));
-            }
-            cells.push(expanded(values, entry.span.clone()));
-        }
-    }
-
-    if cells.is_empty() {
-        return Err(r.at(
-            &matrix.span,
-            "the matrix expands to no cells",
-            Some("every combination is excluded: loosen `exclude` or add `include` entries".into()),
-        ));
-    }
-    Ok((axes, cells))
-}
-
-fn expanded(values: Vec<(String, Value)>, origin: Range<usize>) -> Expanded {
-    let label = if values.is_empty() {
-        "default".to_string()
-    } else {
-        values
-            .iter()
-            .map(|(n, v)| format!("{n}={}", axis_value_text(v)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    Expanded {
-        values,
-        label,
-        origin,
-    }
-}
-
-fn rule_tables<'n>(r: &Reporter, e: &'n Entry) -> Result<Vec<&'n Node>> {
-    let err = |node: &Node| {
-        r.at(
-            &node.span,
-            format!(
-                "expected an array of tables for `{}`, found {}",
-                e.key,
-                node.describe()
-            ),
-            Some(format!("write `{} = [{{ axis = \"value\" }}]`", e.key)),
-        )
-    };
-    let Kind::Array(items) = &e.value.kind else {
-        return Err(err(&e.value));
-    };
-    items
-        .iter()
-        .map(|i| {
-            if matches!(i.kind, Kind::Table(_)) {
-                Ok(i)
-            } else {
-                Err(err(i))
-            }
-        })
-        .collect()
-}
-
-fn find_axis<'a>(
-    r: &Reporter,
-    axes: &'a [Axis],
-    names: &[&str],
-    e: &Entry,
-    what: &str,
-) -> Result<&'a Axis> {
-    axes.iter().find(|a| a.name == e.key).ok_or_else(|| {
-        let hint = if names.is_empty() {
-            "the matrix declares no axes".to_string()
-        } else {
-            suggest(&e.key, names.iter().copied(), "axes")
-        };
-        r.at(
-            &e.key_span,
-            format!("unknown axis `{}` in `{what}`", e.key),
-            Some(hint),
-        )
-    })
-}
-
-/// Equal values, or a plain value naming the other by its text (`17` matches `"17"`).
-fn values_match(given: &Value, declared: &Value) -> bool {
-    given == declared
-        || (!given.is_object()
-            && !given.is_array()
-            && axis_value_text(given) == axis_value_text(declared))
-}
-
-fn value_list(values: &[Value]) -> String {
-    values
-        .iter()
-        .map(axis_value_text)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// An axis value as JSON: a scalar or a table (whose fields may hold anything but datetimes
-/// become strings).
-fn axis_value(r: &Reporter, axis: &str, node: &Node) -> Result<Value> {
-    match &node.kind {
-        Kind::Array(_) | Kind::Datetime(_) => Err(r.at(
-            &node.span,
-            format!(
-                "expected a string, number, boolean or table as a value of axis `{axis}`, found {}",
-                node.describe()
-            ),
-            None,
-        )),
-        Kind::Float(f) if !f.is_finite() => Err(r.at(
-            &node.span,
-            format!("axis `{axis}` has the non-finite value `{f}`"),
-            Some("axis values are recorded as JSON, which has no nan or inf".into()),
-        )),
-        _ => Ok(json_of(node)),
-    }
-}
-
-fn json_of(node: &Node) -> Value {
-    match &node.kind {
-        Kind::Str(s) | Kind::Datetime(s) => Value::String(s.clone()),
-        Kind::Int(i) => Value::from(*i),
-        Kind::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        Kind::Bool(b) => Value::Bool(*b),
-        Kind::Array(items) => Value::Array(items.iter().map(json_of).collect()),
-        Kind::Table(entries) => Value::Object(
-            entries
-                .iter()
-                .map(|e| (e.key.clone(), json_of(&e.value)))
-                .collect(),
-        ),
-    }
-}
-
 /// `order`, `seed`, `allow-failures`: matrix-wide, read from the template as written.
 fn run_settings(r: &Reporter, run: Option<&Node>) -> Result<(Order, Option<u64>, bool)> {
     let Some(run) = run else {
@@ -730,35 +594,62 @@ fn run_settings(r: &Reporter, run: Option<&Node>) -> Result<(Order, Option<u64>,
 }
 
 /// One cell's template sections after substitution.
-struct Parts {
-    environment: Option<Node>,
-    limits: Option<Node>,
-    security: Option<Node>,
-    run: Option<Node>,
-    metrics: Option<Node>,
+struct Parts<'t> {
+    environment: Option<Cow<'t, Node>>,
+    limits: Option<Cow<'t, Node>>,
+    security: Option<Cow<'t, Node>>,
+    run: Option<Cow<'t, Node>>,
+    metrics: Option<Cow<'t, Node>>,
 }
 
 /// What the id hashes: everything that defines the cell, paths as written (see module doc).
+/// Borrowed from the cell: hashing copies nothing.
 #[derive(Serialize)]
-struct Identity {
+struct Identity<'c> {
     v: u32,
-    axes: Vec<(String, Value)>,
+    axes: &'c [(String, Value)],
     root: IdRoot,
-    workdir: Option<PathBuf>,
+    workdir: &'c Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<String>,
+    user: &'c Option<String>,
     volumes: Vec<(PathBuf, PathBuf, bool)>,
-    env: BTreeMap<String, String>,
+    env: &'c BTreeMap<String, String>,
     network: Network,
     /// Only when not the default, so adding the key left earlier ids unchanged.
     #[serde(skip_serializing_if = "Scratch::is_memory")]
     scratch: Scratch,
-    limits: Limits,
+    limits: &'c Limits,
     /// Only when something is loosened, like `scratch`.
     #[serde(skip_serializing_if = "Policy::is_default")]
-    security: Policy,
-    command: Vec<String>,
-    setup: Option<Vec<String>>,
+    security: &'c Policy,
+    command: &'c [String],
+    setup: &'c Option<Vec<String>>,
+}
+
+/// The parts of a cell's identity that are not in the cell as such: paths as written.
+struct IdParts {
+    root: IdRoot,
+    volumes: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl<'c> Identity<'c> {
+    fn of(cell: &'c Cell, axes: &'c [(String, Value)], parts: IdParts) -> Identity<'c> {
+        Identity {
+            v: ID_VERSION,
+            axes,
+            root: parts.root,
+            workdir: &cell.workdir,
+            user: &cell.user,
+            volumes: parts.volumes,
+            env: &cell.env,
+            network: cell.network,
+            scratch: cell.scratch,
+            limits: &cell.limits,
+            security: &cell.security,
+            command: &cell.command,
+            setup: &cell.setup,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -769,18 +660,20 @@ enum IdRoot {
     Image(String),
 }
 
+/// One cell's typed values, from its substituted sections. `id`, `slug`, `label` and `axes`
+/// are left empty for the caller.
 fn build_cell(
     r: &Reporter,
     ctx: &ValidationContext,
     base_dir: &Path,
-    exp: &Expanded,
+    label: &str,
     parts: &Parts,
-    warnings: &mut Vec<String>,
-) -> Result<(Cell, Identity)> {
+    warnings: &mut Warnings,
+) -> Result<(Cell, IdParts)> {
     let empty = Node::new(0..0, Kind::Table(Vec::new()));
-    let env_t = parts.environment.as_ref().unwrap_or(&empty);
-    let limits_t = parts.limits.as_ref().unwrap_or(&empty);
-    let security_t = parts.security.as_ref().unwrap_or(&empty);
+    let env_t = parts.environment.as_deref().unwrap_or(&empty);
+    let limits_t = parts.limits.as_deref().unwrap_or(&empty);
+    let security_t = parts.security.as_deref().unwrap_or(&empty);
 
     // Root filesystem.
     let (root, id_root) = if let Some(e) = env_t.get("image") {
@@ -886,14 +779,14 @@ fn build_cell(
         "valid scratch places: memory (a tmpfs, the default), disk",
     )?;
 
-    let limits = parse_limits(r, ctx, limits_t, &exp.label, warnings)?;
-    let security = parse_security(r, security_t, &exp.label, warnings)?;
+    let limits = parse_limits(r, ctx, limits_t, label, warnings)?;
+    let security = parse_security(r, security_t, label, warnings)?;
 
     // [run]
     // With an image, no command means the image's own Entrypoint + Cmd (an empty argv here).
     let from_image = matches!(root, Root::Image(_));
     let empty_run = Node::new(0..0, Kind::Table(Vec::new()));
-    let run_t = match parts.run.as_ref() {
+    let run_t = match parts.run.as_deref() {
         Some(t) => t,
         None if from_image => &empty_run,
         None => {
@@ -985,28 +878,13 @@ fn build_cell(
         ));
     }
 
-    let metrics = parse_metrics(r, parts.metrics.as_ref())?;
+    let metrics = parse_metrics(r, parts.metrics.as_deref())?;
 
-    let identity = Identity {
-        v: ID_VERSION,
-        axes: exp.values.clone(),
-        root: id_root,
-        workdir: workdir.clone(),
-        user: user.clone(),
-        volumes: id_volumes,
-        env: env.clone(),
-        network,
-        scratch,
-        limits: limits.clone(),
-        security: security.clone(),
-        command: command.clone(),
-        setup: setup.clone(),
-    };
     let cell = Cell {
         id: String::new(),
-        label: exp.label.clone(),
+        label: String::new(),
         slug: String::new(),
-        axes: exp.values.clone(),
+        axes: Vec::new(),
         root,
         image_digest: None,
         workdir,
@@ -1025,7 +903,13 @@ fn build_cell(
         memory_interval,
         metrics,
     };
-    Ok((cell, identity))
+    Ok((
+        cell,
+        IdParts {
+            root: id_root,
+            volumes: id_volumes,
+        },
+    ))
 }
 
 fn non_empty<'n>(r: &Reporter, e: &'n Entry) -> Result<&'n str> {
@@ -1153,7 +1037,7 @@ fn parse_limits(
     ctx: &ValidationContext,
     t: &Node,
     label: &str,
-    warnings: &mut Vec<String>,
+    warnings: &mut Warnings,
 ) -> Result<Limits> {
     let mut limits = Limits::default();
     let online = &ctx.online_cpus;
@@ -1232,12 +1116,7 @@ fn parse_limits(
 /// `[security]`: what the workload may do beyond the hardened defaults (see
 /// `sandbox::security`). Capability names are stored in their canonical spelling, sorted and
 /// deduplicated, so `sys_ptrace` and `CAP_SYS_PTRACE` are the same cell.
-fn parse_security(
-    r: &Reporter,
-    t: &Node,
-    label: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Policy> {
+fn parse_security(r: &Reporter, t: &Node, label: &str, warnings: &mut Warnings) -> Result<Policy> {
     let mut policy = Policy::default();
     let capabilities = t.get("capabilities");
     if let Some(e) = capabilities {
@@ -1452,43 +1331,131 @@ fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>
     Ok(out)
 }
 
-/// 12 hex chars of sha256 over the canonical JSON (sorted keys) of the identity.
+/// 12 hex chars of sha256 over the canonical JSON (keys sorted at every level) of the identity.
 fn cell_id(identity: &Identity) -> String {
-    let value = serde_json::to_value(identity).unwrap_or(Value::Null);
-    let mut text = String::new();
-    canonical_json(&value, &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))[..12].to_string()
+    let mut text = Vec::with_capacity(256);
+    identity_json(identity, &mut text);
+    let digest = Sha256::digest(&text);
+    hex::encode(&digest[..6])
 }
 
-/// JSON with object keys sorted, whatever serde_json's map ordering feature says.
-fn canonical_json(value: &Value, out: &mut String) {
+/// The canonical JSON of an identity, written field by field in sorted key order: the same
+/// bytes as [`canonical_json`] of its `serde_json::to_value` (a test holds them equal), in a
+/// fraction of the time, which is most of what building a cell costs. `security`, rarely
+/// loosened, goes through the generic path; `limits` is destructured, so a field added to it
+/// does not compile until it is hashed here.
+fn identity_json(id: &Identity, out: &mut Vec<u8>) {
+    let key = |out: &mut Vec<u8>, k: &str| {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        json_scalar(k, out);
+        out.push(b':');
+    };
+    out.push(b'{');
+    key(out, "axes");
+    out.push(b'[');
+    for (i, (name, value)) in id.axes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_scalar(name, out);
+        out.push(b',');
+        canonical_json(value, out);
+        out.push(b']');
+    }
+    out.push(b']');
+    key(out, "command");
+    json_scalar(id.command, out);
+    // A BTreeMap of strings: keys already in sorted (byte) order.
+    key(out, "env");
+    json_scalar(id.env, out);
+    // Limits' fields, sorted (`cpu_quota` < `cpus`).
+    key(out, "limits");
+    let Limits {
+        cpus,
+        cpu_quota,
+        memory,
+        pids,
+    } = id.limits;
+    out.extend_from_slice(b"{\"cpu_quota\":");
+    json_scalar(cpu_quota, out);
+    out.extend_from_slice(b",\"cpus\":");
+    json_scalar(cpus, out);
+    out.extend_from_slice(b",\"memory\":");
+    json_scalar(memory, out);
+    out.extend_from_slice(b",\"pids\":");
+    json_scalar(pids, out);
+    out.push(b'}');
+    key(out, "network");
+    json_scalar(&id.network, out);
+    key(out, "root");
+    json_scalar(&id.root, out);
+    if !id.scratch.is_memory() {
+        key(out, "scratch");
+        json_scalar(&id.scratch, out);
+    }
+    if !id.security.is_default() {
+        key(out, "security");
+        canonical(id.security, out);
+    }
+    key(out, "setup");
+    json_scalar(id.setup, out);
+    if id.user.is_some() {
+        key(out, "user");
+        json_scalar(id.user, out);
+    }
+    key(out, "v");
+    json_scalar(&id.v, out);
+    key(out, "volumes");
+    json_scalar(&id.volumes, out);
+    key(out, "workdir");
+    json_scalar(id.workdir, out);
+    out.push(b'}');
+}
+
+/// Any value's canonical JSON, through `serde_json::to_value`.
+fn canonical<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    canonical_json(&serde_json::to_value(value).unwrap_or(Value::Null), out);
+}
+
+/// JSON with object keys sorted, whatever serde_json's map ordering feature says. Written
+/// straight into `out`: a cell's id costs no allocation per key or value.
+fn canonical_json(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
+            keys.sort_unstable();
+            out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
+                json_scalar(k, out);
+                out.push(b':');
                 canonical_json(&map[k], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical_json(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => json_scalar(other, out),
     }
+}
+
+/// A string, number, boolean or null as serde_json writes it.
+fn json_scalar<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing plain data into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// Max length of a hostname label.
@@ -1507,29 +1474,37 @@ pub(crate) fn slugify(label: &str) -> String {
     slug.trim_matches('-').to_string()
 }
 
-/// Slugs from labels; where two collide (after truncation) or one is empty, append the id.
-fn assign_slugs(cells: &mut [Cell]) {
-    let bases: Vec<String> = cells.iter().map(|c| slugify(&c.label)).collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for b in &bases {
-        *counts.entry(b).or_default() += 1;
+/// Which cells share their slug base (from the label) with another cell. Linear in practice:
+/// each base is hashed once and the hashes sorted; only cells whose hashes are equal have
+/// their bases compared as text, so a collision of hashes never merges two slugs.
+fn slug_collisions(expansion: &Expansion) -> Vec<bool> {
+    let mut hashes: Vec<(u64, u32)> = (0..expansion.len())
+        .map(|i| (fnv1a(slugify(&expansion.label(i)).as_bytes()), i as u32))
+        .collect();
+    hashes.sort_unstable();
+    let mut collides = vec![false; expansion.len()];
+    for group in hashes.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        let slugs: Vec<String> = group
+            .iter()
+            .map(|&(_, i)| slugify(&expansion.label(i as usize)))
+            .collect();
+        // Large groups are real: labels longer than a slug share their first 63 characters.
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for slug in &slugs {
+            *counts.entry(slug).or_default() += 1;
+        }
+        for (slug, &(_, i)) in slugs.iter().zip(group) {
+            collides[i as usize] = counts[slug.as_str()] > 1;
+        }
     }
-    for (cell, base) in cells.iter_mut().zip(&bases) {
-        cell.slug = if base.is_empty() {
-            cell.id.clone()
-        } else if counts[base.as_str()] > 1 {
-            let mut prefix = base.clone();
-            prefix.truncate(SLUG_MAX - cell.id.len() - 1);
-            format!("{}-{}", prefix.trim_end_matches('-'), cell.id)
-        } else {
-            base.clone()
-        };
-    }
+    collides
 }
 
-fn dedup_keep_order(items: &mut Vec<String>) {
-    let mut seen = BTreeSet::new();
-    items.retain(|w| seen.insert(w.clone()));
+/// 64-bit FNV-1a: a fixed, fast hash (the standard library's may change between versions).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The matrix file's directory, absolute.
@@ -1564,4 +1539,87 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The identity's hand-written canonical JSON is byte for byte the generic one (serde's
+    /// value, keys sorted at every level), for cells that use every part of the identity.
+    #[test]
+    fn identity_json_is_the_generic_canonical_json() {
+        let ctx = ValidationContext {
+            online_cpus: "0-1".parse().unwrap(),
+            check_paths: false,
+        };
+        let sources = [
+            "[run]\ncommand = \"true\"\n",
+            r#"[matrix]
+v = [{ name = "a", n = 1.5, deep = { z = 1, a = [1, { y = 2, b = "x\"q" }] } }, { name = "b", n = 2 }]
+q = [0.5, 1]
+u = ["bench", "1000:1000"]
+[environment]
+image = "busybox:{v.name}"
+workdir = "/w/{v.name}"
+user = "{u}"
+volumes = ["/tmp/a:/data:ro", "./b:/b"]
+env = { Z = "1", A = "{v.name}", "ü" = "é\n" }
+network = "host"
+scratch = "disk"
+[limits]
+cpus = "0-1"
+cpu-quota = "{q}"
+memory = "1GiB"
+pids = 64
+[security]
+capabilities = ["SYS_PTRACE", "perfmon"]
+seccomp = "unconfined"
+[run]
+command = ["./x", "n={v.n}", "ü\t\"'"]
+setup = "make {v.name}"
+"#,
+            "[matrix]\nr = [\"a\"]\n[environment]\nrootfs = \"./roots/{r}\"\n[security]\nprivileged = true\n[run]\ncommand = \"true\"\n",
+        ];
+        let mut checked = 0;
+        for source in sources {
+            let p = Prepared::new(source.to_string(), Path::new("envs/x.toml")).unwrap();
+            for i in 0..p.len() {
+                let label = p.expansion.label(i);
+                let values = p.expansion.values(i);
+                let r = p.reporter();
+                let sub = |t: &Option<Template>| -> Option<Cow<'static, Node>> {
+                    t.as_ref()
+                        .map(|t| Cow::Owned(t.substitute(&values).unwrap().into_owned()))
+                };
+                let parts = Parts {
+                    environment: sub(&p.environment),
+                    limits: sub(&p.limits),
+                    security: sub(&p.security),
+                    run: sub(&p.run),
+                    metrics: sub(&p.metrics),
+                };
+                let (cell, id_parts) = build_cell(
+                    &r,
+                    &ctx,
+                    &p.base_dir,
+                    &label,
+                    &parts,
+                    &mut Warnings::default(),
+                )
+                .unwrap();
+                let identity = Identity::of(&cell, &values, id_parts);
+                let mut fast = Vec::new();
+                identity_json(&identity, &mut fast);
+                let mut generic = Vec::new();
+                canonical(&identity, &mut generic);
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(generic).unwrap()
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 1 + 8 + 1);
+    }
 }

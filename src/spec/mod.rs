@@ -33,6 +33,7 @@
 
 mod build;
 mod cpuset;
+mod expand;
 mod node;
 mod template;
 pub mod units;
@@ -48,6 +49,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use cpuset::{CpuSet, CpuSetError, MAX_CPU};
+pub use expand::MAX_CELLS;
 
 /// Host facts and switches the validation needs; passed in so `spec` stays pure.
 #[derive(Debug, Clone, PartialEq)]
@@ -315,17 +317,122 @@ impl fmt::Display for Diagnostic {
 
 /// Reads and parses a matrix file.
 pub fn load(path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
-    let source = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&source, path, ctx)
+    let source = read(path)?;
+    build::Prepared::new(source, path)?.into_matrix(ctx)
 }
 
 /// Parses a matrix from its text. `path` names the file in messages, gives the default name,
 /// and relative rootfs/volume paths are relative to its directory.
 pub fn parse(source: &str, path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
     build::build(source, path, ctx)
+}
+
+/// Reads and checks a matrix file as [`load`] does (every cell is built and checked), keeping
+/// none of its cells: [`LazyMatrix::cell`] builds them again one at a time. What `check` and
+/// `plan` use, so a matrix of [`MAX_CELLS`] cells costs seconds and tens of megabytes, not the
+/// gigabyte its cells would take at once.
+pub fn open(path: &Path, ctx: &ValidationContext) -> Result<LazyMatrix, SpecError> {
+    let source = read(path)?;
+    let prepared = build::Prepared::new(source, path)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut image_refs = Vec::new();
+    let warnings = prepared.walk(ctx, &mut |cell| {
+        if let Root::Image(r) = cell.root
+            && seen.insert(r.clone())
+        {
+            image_refs.push(r);
+        }
+    })?;
+    Ok(LazyMatrix {
+        prepared,
+        ctx: ctx.clone(),
+        warnings,
+        image_refs,
+        digests: BTreeMap::new(),
+    })
+}
+
+fn read(path: &Path) -> Result<String, SpecError> {
+    std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A checked matrix whose cells are built when asked for (see [`open`]). Everything else is
+/// as in [`Matrix`].
+pub struct LazyMatrix {
+    prepared: build::Prepared,
+    ctx: ValidationContext,
+    /// As [`Matrix::warnings`].
+    pub warnings: Vec<String>,
+    image_refs: Vec<String>,
+    /// Image digests to fold into the cells as they are built (see [`pin_images`]).
+    digests: BTreeMap<String, String>,
+}
+
+impl LazyMatrix {
+    pub fn name(&self) -> &str {
+        &self.prepared.name
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.prepared.description.as_deref()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.prepared.path()
+    }
+
+    pub fn source_sha256(&self) -> &str {
+        &self.prepared.source_sha256
+    }
+
+    pub fn axes(&self) -> &[Axis] {
+        &self.prepared.expansion.axes
+    }
+
+    pub fn order(&self) -> Order {
+        self.prepared.order
+    }
+
+    pub fn seed(&self) -> Option<u64> {
+        self.prepared.seed
+    }
+
+    pub fn allow_failures(&self) -> bool {
+        self.prepared.allow_failures
+    }
+
+    /// The distinct image references of the cells, as written, in cell order.
+    pub fn image_refs(&self) -> &[String] {
+        &self.image_refs
+    }
+
+    /// The number of cells.
+    pub fn len(&self) -> usize {
+        self.prepared.len()
+    }
+
+    /// Never true: a matrix has at least one cell.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cell `i` (in `0..len()`), exactly as [`load`] would have it. It was checked when the
+    /// matrix was opened; only a file system that changed since (a rootfs removed) can fail it.
+    pub fn cell(&self, i: usize) -> Result<Cell, SpecError> {
+        let mut cell = self
+            .prepared
+            .cell(i, &self.ctx, &mut build::Warnings::default())?;
+        pin_cell(&mut cell, &self.digests);
+        Ok(cell)
+    }
+
+    /// As [`pin_images`], for the cells [`LazyMatrix::cell`] builds from now on.
+    pub fn pin_images(&mut self, digests: BTreeMap<String, String>) {
+        self.digests = digests;
+    }
 }
 
 /// The text of an axis value: strings as themselves, numbers and booleans as JSON prints them,
@@ -402,16 +509,20 @@ mod opt_secs {
 /// digests gives two cells, and `compare` can tell (it pairs them by axis values, with a
 /// warning). `digests` maps an image reference as written in the file to its manifest digest.
 pub fn pin_images(matrix: &mut Matrix, digests: &BTreeMap<String, String>) {
-    use sha2::{Digest, Sha256};
     for cell in &mut matrix.cells {
-        if let Root::Image(reference) = &cell.root
-            && cell.image_digest.is_none()
-            && let Some(digest) = digests.get(reference)
-        {
-            let hash = Sha256::digest(format!("{}@{digest}", cell.id).as_bytes());
-            cell.id = hex::encode(hash)[..12].to_string();
-            cell.image_digest = Some(digest.clone());
-        }
+        pin_cell(cell, digests);
+    }
+}
+
+fn pin_cell(cell: &mut Cell, digests: &BTreeMap<String, String>) {
+    use sha2::{Digest, Sha256};
+    if let Root::Image(reference) = &cell.root
+        && cell.image_digest.is_none()
+        && let Some(digest) = digests.get(reference)
+    {
+        let hash = Sha256::digest(format!("{}@{digest}", cell.id).as_bytes());
+        cell.id = hex::encode(hash)[..12].to_string();
+        cell.image_digest = Some(digest.clone());
     }
 }
 
