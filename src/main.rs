@@ -339,9 +339,16 @@ fn main() -> ExitCode {
             locked,
             cache,
         } => {
-            let mut matrix = match load(&file) {
+            let ctx = ValidationContext {
+                online_cpus: online_cpus(),
+                check_paths: true,
+            };
+            let mut matrix = match spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS) {
                 Ok(m) => m,
-                Err(c) => return c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(e.exit_code());
+                }
             };
             for w in &matrix.warnings {
                 eprintln!("warning: {w}");

@@ -36,6 +36,12 @@ impl fmt::Display for Phase {
     }
 }
 
+/// The most cells `run` takes (the matrix's, whatever `--only` selects): a run holds every
+/// cell several times over and records them all in results.json, which it rewrites as it goes.
+/// At 50,000 cells it reaches its first invocation in about 2.5 s with 0.5 GB; at 100,000, 7 s
+/// with 1 GB (see the README). `check` and `plan` take [`crate::spec::MAX_CELLS`].
+pub const MAX_RUN_CELLS: usize = 50_000;
+
 /// One invocation to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Slot {

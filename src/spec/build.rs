@@ -5,13 +5,14 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::expand::{Expansion, expand};
+use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
@@ -222,6 +223,28 @@ pub(crate) struct Prepared {
     slug_collides: Vec<bool>,
 }
 
+/// Below this many cells a walk does not start threads.
+const PARALLEL_MIN: usize = 10_000;
+
+/// What [`Prepared::walk`] gives back.
+pub(crate) struct Walked<T> {
+    /// What the callback made of each chunk of cells, chunks in cell order.
+    pub states: Vec<T>,
+    /// Every cell's id (its 12 hex digits as a number), in cell order.
+    pub ids: Vec<u64>,
+    /// The matrix's warnings, then its cells'.
+    pub warnings: Vec<String>,
+}
+
+/// One thread's share of a walk.
+struct Chunk<T> {
+    state: T,
+    ids: Vec<u64>,
+    warnings: Warnings,
+    /// The first error in the chunk, with its cell's index.
+    error: Option<(usize, SpecError)>,
+}
+
 /// A template section (`[run]`, ...), its strings parsed once. A section without a brace is
 /// the same for every cell and is used as it is, not copied per cell.
 struct Template(template::Compiled);
@@ -285,6 +308,23 @@ impl Prepared {
         &self.file
     }
 
+    /// An error at `[matrix]` when the matrix has more than `max` cells (for `run`).
+    pub fn refuse_more_than(&self, max: usize) -> Result<()> {
+        if self.len() <= max {
+            return Ok(());
+        }
+        Err(self.reporter().at(
+            &self.expansion.origin(0),
+            format!(
+                "the matrix expands to {} cells; `run` takes at most {} (`check` and `plan` take {})",
+                thousands(self.len() as u128),
+                thousands(max as u128),
+                thousands(super::MAX_CELLS as u128)
+            ),
+            Some("a run records every cell in results.json and holds them all in memory: split the matrix into several files".into()),
+        ))
+    }
+
     fn reporter(&self) -> Reporter<'_> {
         Reporter {
             file: &self.file,
@@ -293,8 +333,15 @@ impl Prepared {
         }
     }
 
-    /// Builds cell `i`, with its id and slug; warnings about it go to `warnings`.
-    pub fn cell(&self, i: usize, ctx: &ValidationContext, warnings: &mut Warnings) -> Result<Cell> {
+    /// Builds cell `i`, with its id and slug; warnings about it go to `warnings`. `id`, when
+    /// known from an earlier walk, spares hashing the cell again.
+    pub fn cell(
+        &self,
+        i: usize,
+        ctx: &ValidationContext,
+        warnings: &mut Warnings,
+        id: Option<u64>,
+    ) -> Result<Cell> {
         let label = self.expansion.label(i);
         let values = self.expansion.values(i);
         let cr = Reporter {
@@ -319,7 +366,10 @@ impl Prepared {
             metrics: sub(&self.metrics, &values, &cr)?,
         };
         let (mut cell, id_parts) = build_cell(&cr, ctx, &self.base_dir, &label, &parts, warnings)?;
-        cell.id = cell_id(&Identity::of(&cell, &values, id_parts));
+        cell.id = match id {
+            Some(id) => format!("{id:012x}"),
+            None => cell_id(&Identity::of(&cell, &values, id_parts)),
+        };
         let base = slugify(&label);
         cell.slug = if base.is_empty() {
             cell.id.clone()
@@ -335,40 +385,127 @@ impl Prepared {
         Ok(cell)
     }
 
-    /// Builds every cell in order, hands each to `f`, and refuses two cells with one id.
-    /// Returns the warnings: the matrix's, then the cells'.
-    pub fn walk(&self, ctx: &ValidationContext, f: &mut dyn FnMut(Cell)) -> Result<Vec<String>> {
+    /// Builds every cell, hands each to `f` (with the state `init` made for its chunk of
+    /// cells), and refuses two cells with one id; the first error in cell order wins, as if the
+    /// cells were built one after the other. Large matrices are split into one chunk per
+    /// available cpu, built in parallel.
+    pub fn walk<T: Send>(
+        &self,
+        ctx: &ValidationContext,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, Cell) + Sync,
+    ) -> Result<Walked<T>> {
+        let n = self.len();
+        let threads = if n < PARALLEL_MIN {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |p| p.get().min(8))
+        };
+        let size = n.div_ceil(threads);
+        let first_error = AtomicUsize::new(usize::MAX);
+        let bounds = |t: usize| ((t * size).min(n), ((t + 1) * size).min(n));
+        let chunk = |t: usize| {
+            let (lo, hi) = bounds(t);
+            let mut out = Chunk {
+                state: init(),
+                ids: Vec::with_capacity(hi - lo),
+                warnings: Warnings::default(),
+                error: None,
+            };
+            for i in lo..hi {
+                // A cell after an error found elsewhere cannot change the outcome.
+                if i > first_error.load(Ordering::Relaxed) {
+                    break;
+                }
+                match self.cell(i, ctx, &mut out.warnings, None) {
+                    Ok(cell) => {
+                        out.ids
+                            .push(u64::from_str_radix(&cell.id, 16).unwrap_or_default());
+                        f(&mut out.state, cell);
+                    }
+                    Err(e) => {
+                        first_error.fetch_min(i, Ordering::Relaxed);
+                        out.error = Some((i, e));
+                        break;
+                    }
+                }
+            }
+            out
+        };
+        let chunks: Vec<Chunk<T>> = if threads == 1 {
+            vec![chunk(0)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let chunk = &chunk;
+                        scope.spawn(move || chunk(t))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+
+        // The ids of the cells before the first error, in order: every chunk up to the first
+        // one that stopped early is complete.
+        let mut ids: Vec<u64> = Vec::with_capacity(n);
+        let mut error: Option<(usize, SpecError)> = None;
         let mut warnings = Warnings::default();
         for w in &self.warnings {
             warnings.push(w.clone());
         }
+        let mut states = Vec::with_capacity(chunks.len());
+        let mut complete = true;
+        for (t, c) in chunks.into_iter().enumerate() {
+            if complete {
+                ids.extend_from_slice(&c.ids);
+                let (lo, hi) = bounds(t);
+                complete = c.ids.len() == hi - lo;
+            }
+            if let Some((i, e)) = c.error
+                && error.as_ref().is_none_or(|(first, _)| i < *first)
+            {
+                error = Some((i, e));
+            }
+            for w in c.warnings.into_vec() {
+                warnings.push(w);
+            }
+            states.push(c.state);
+        }
         // Ids are 12 hex digits: their 48 bits as the key, the first cell's index as the value.
-        let mut seen: HashMap<u64, u32> = HashMap::with_capacity(self.len());
-        for i in 0..self.len() {
-            let cell = self.cell(i, ctx, &mut warnings)?;
-            let key = u64::from_str_radix(&cell.id, 16).unwrap_or_default();
-            if let Some(&first) = seen.get(&key) {
+        let mut seen: HashMap<u64, u32> = HashMap::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            if let Some(&first) = seen.get(&id) {
                 return Err(self.reporter().at(
                     &self.expansion.origin(i),
                     format!(
-                        "cells `{}` and `{}` expand to the same cell (id {})",
+                        "cells `{}` and `{}` expand to the same cell (id {id:012x})",
                         self.expansion.label(first as usize),
-                        cell.label,
-                        cell.id
+                        self.expansion.label(i),
                     ),
                     Some("remove the duplicate `include` entry or axis value".into()),
                 ));
             }
-            seen.insert(key, i as u32);
-            f(cell);
+            seen.insert(id, i as u32);
         }
-        Ok(warnings.into_vec())
+        if let Some((_, e)) = error {
+            return Err(e);
+        }
+        Ok(Walked {
+            states,
+            ids,
+            warnings: warnings.into_vec(),
+        })
     }
 
     /// The whole matrix, every cell built.
     pub fn into_matrix(self, ctx: &ValidationContext) -> Result<Matrix> {
-        let mut cells = Vec::with_capacity(self.len());
-        let warnings = self.walk(ctx, &mut |c| cells.push(c))?;
+        let walked = self.walk(ctx, Vec::new, |cells: &mut Vec<Cell>, c| cells.push(c))?;
+        let warnings = walked.warnings;
+        let cells = walked.states.concat();
         Ok(Matrix {
             name: self.name,
             description: self.description,

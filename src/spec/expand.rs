@@ -361,7 +361,7 @@ fn too_many(r: &Reporter, span: &Range<usize>, factors: &[usize], what: &str) ->
 }
 
 /// 1234567 -> "1,234,567".
-fn thousands(n: u128) -> String {
+pub(crate) fn thousands(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -321,6 +321,19 @@ pub fn load(path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
     build::Prepared::new(source, path)?.into_matrix(ctx)
 }
 
+/// [`load`], refusing a matrix of more than `max_cells` cells before building any of them:
+/// `run` holds every cell several times over (see `plan::MAX_RUN_CELLS`).
+pub fn load_for_run(
+    path: &Path,
+    ctx: &ValidationContext,
+    max_cells: usize,
+) -> Result<Matrix, SpecError> {
+    let source = read(path)?;
+    let prepared = build::Prepared::new(source, path)?;
+    prepared.refuse_more_than(max_cells)?;
+    prepared.into_matrix(ctx)
+}
+
 /// Parses a matrix from its text. `path` names the file in messages, gives the default name,
 /// and relative rootfs/volume paths are relative to its directory.
 pub fn parse(source: &str, path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
@@ -334,19 +347,30 @@ pub fn parse(source: &str, path: &Path, ctx: &ValidationContext) -> Result<Matri
 pub fn open(path: &Path, ctx: &ValidationContext) -> Result<LazyMatrix, SpecError> {
     let source = read(path)?;
     let prepared = build::Prepared::new(source, path)?;
+    // Per chunk of cells, its distinct image references in order.
+    let walked = prepared.walk(
+        ctx,
+        || (Vec::new(), std::collections::HashSet::new()),
+        |(refs, seen): &mut (Vec<String>, std::collections::HashSet<String>), cell| {
+            if let Root::Image(r) = cell.root
+                && seen.insert(r.clone())
+            {
+                refs.push(r);
+            }
+        },
+    )?;
     let mut seen = std::collections::HashSet::new();
-    let mut image_refs = Vec::new();
-    let warnings = prepared.walk(ctx, &mut |cell| {
-        if let Root::Image(r) = cell.root
-            && seen.insert(r.clone())
-        {
-            image_refs.push(r);
-        }
-    })?;
+    let image_refs = walked
+        .states
+        .into_iter()
+        .flat_map(|(refs, _)| refs)
+        .filter(|r| seen.insert(r.clone()))
+        .collect();
     Ok(LazyMatrix {
         prepared,
         ctx: ctx.clone(),
-        warnings,
+        warnings: walked.warnings,
+        ids: walked.ids,
         image_refs,
         digests: BTreeMap::new(),
     })
@@ -366,6 +390,8 @@ pub struct LazyMatrix {
     ctx: ValidationContext,
     /// As [`Matrix::warnings`].
     pub warnings: Vec<String>,
+    /// Every cell's id, from the walk that checked it (spares hashing each cell again).
+    ids: Vec<u64>,
     image_refs: Vec<String>,
     /// Image digests to fold into the cells as they are built (see [`pin_images`]).
     digests: BTreeMap<String, String>,
@@ -422,9 +448,12 @@ impl LazyMatrix {
     /// Cell `i` (in `0..len()`), exactly as [`load`] would have it. It was checked when the
     /// matrix was opened; only a file system that changed since (a rootfs removed) can fail it.
     pub fn cell(&self, i: usize) -> Result<Cell, SpecError> {
-        let mut cell = self
-            .prepared
-            .cell(i, &self.ctx, &mut build::Warnings::default())?;
+        let mut cell = self.prepared.cell(
+            i,
+            &self.ctx,
+            &mut build::Warnings::default(),
+            self.ids.get(i).copied(),
+        )?;
         pin_cell(&mut cell, &self.digests);
         Ok(cell)
     }

@@ -225,7 +225,7 @@ impl Compiled {
                         Segment::Lit(l) => text.push_str(l),
                         Segment::Ref { axis, field } => {
                             let value = lookup(&node, values, axis, field.as_deref())?;
-                            text.push_str(&scalar_text(&node, value, axis, field.as_deref())?);
+                            push_scalar(&mut text, &node, value, axis, field.as_deref())?;
                             substituted = true;
                         }
                     }
@@ -318,15 +318,24 @@ fn lookup<'v>(
     }
 }
 
-fn scalar_text(
+/// Appends a scalar's text (a string as itself, a number or boolean as JSON writes it).
+fn push_scalar(
+    text: &mut String,
     node: &Node,
     value: &Value,
     axis: &str,
     field: Option<&str>,
-) -> Result<String, Problem> {
+) -> Result<(), Problem> {
+    use std::fmt::Write as _;
     match value {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(_) | Value::Bool(_) => Ok(value.to_string()),
+        Value::String(s) => {
+            text.push_str(s);
+            Ok(())
+        }
+        Value::Number(_) | Value::Bool(_) => {
+            let _ = write!(text, "{value}");
+            Ok(())
+        }
         _ => {
             let placeholder = Segment::placeholder(axis, field);
             Err(Problem {
