@@ -828,6 +828,39 @@ better = "higher"
         assert_eq!(cells, m.cells);
     }
 
+    /// `benchbox plan` writes a matrix cell by cell (built one at a time): the same bytes as
+    /// rendering the whole matrix, text and JSON, pinned digests included.
+    #[test]
+    fn streamed_plans_are_the_rendered_plans() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("demo.toml");
+        std::fs::write(&file, MATRIX).unwrap();
+        let mut whole = spec::load(&file, &ctx()).unwrap();
+        let mut lazy = spec::open(&file, &ctx()).unwrap();
+        assert_eq!(
+            lazy.image_refs(),
+            ["temurin:17", "temurin:21", "temurin:22"]
+        );
+        for pin in [false, true] {
+            if pin {
+                let digests: std::collections::BTreeMap<String, String> = [(
+                    "temurin:21".to_string(),
+                    format!("sha256:{}", "c".repeat(64)),
+                )]
+                .into();
+                spec::pin_images(&mut whole, &digests);
+                lazy.pin_images(digests);
+            }
+            let mut text = Vec::new();
+            write_text(&mut text, &lazy).unwrap();
+            assert_eq!(String::from_utf8(text).unwrap(), render_text(&whole));
+            let mut json = Vec::new();
+            write_json(&mut json, &lazy).unwrap();
+            assert_eq!(String::from_utf8(json).unwrap(), render_json(&whole));
+        }
+        assert!(render_text(&whole).contains(&format!("@ sha256:{}", "c".repeat(64))));
+    }
+
     #[test]
     fn loosened_security_is_shown_per_cell() {
         // Each cell adds the capability its `jdk` value names.

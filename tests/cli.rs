@@ -177,6 +177,44 @@ fn a_bad_matrix_is_exit_2_with_a_position_and_leaves_nothing() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// `--runs 0` on the command line is refused like `runs = 0` in the file, and so is a matrix
+/// too large for `run` (which `check` still takes): exit 2, nothing created.
+#[test]
+fn run_refuses_runs_0_and_a_matrix_past_its_limit_before_creating_anything() {
+    let p = Project::new(TWO_CELLS);
+    let o = p.run(&["--runs", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid value '0' for '--runs <RUNS>'"),
+        "{err}"
+    );
+    assert!(!p.path("out").exists(), "nothing may be created on disk");
+
+    let values = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let big = format!(
+        "[matrix]\na = [{}]\nb = [{}]\n[environment]\nrootfs = \"./rootfs\"\n[run]\ncommand = \"echo {{a}} {{b}}\"\n",
+        values(250),
+        values(201)
+    );
+    fs::write(p.path("m.toml"), big).unwrap();
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("m.toml:1:1: the matrix expands to 50,250 cells; `run` takes at most 50,000"),
+        "{}",
+        text(&o)
+    );
+    assert!(!p.path("out").exists(), "nothing may be created on disk");
+    let o = run_cmd(&mut p.cmd(&["check", "m.toml"]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "m.toml: ok, 50250 cell(s)\n"
+    );
+}
+
 #[test]
 fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
     if !common::privileged() {

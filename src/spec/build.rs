@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -16,8 +17,8 @@ use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec, Network,
-    Order, Root, Scratch, SpecError, ValidationContext, Volume, suggest, units,
+    Axis, Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec,
+    Network, Order, Root, Scratch, SpecError, ValidationContext, Volume, suggest, units,
 };
 use crate::sandbox::security::{self, Policy};
 
@@ -48,6 +49,13 @@ const RUN_KEYS: &[&str] = &[
     "allow-failures",
 ];
 const METRIC_KEYS: &[&str] = &["name", "pattern", "unit", "better"];
+
+/// The least `memory` a cell may have: Docker's floor. Far below it (`memory = "4096"`) every
+/// invocation is killed as "out of memory" before the workload does anything.
+pub(crate) const MIN_MEMORY: u64 = 6 << 20;
+/// The CFS period benchbox gives every cgroup with a CPU quota, and the kernel's least quota.
+const CPU_PERIOD_US: f64 = 100_000.0;
+const MIN_CPU_QUOTA_US: f64 = 1_000.0;
 
 const DEFAULT_WARMUP: u32 = 1;
 const DEFAULT_RUNS: u32 = 10;
@@ -221,6 +229,7 @@ pub(crate) struct Prepared {
     pub warnings: Vec<String>,
     /// Per cell: another cell has the same slug base, so both get their id appended.
     slug_collides: Vec<bool>,
+    accounts: AccountFiles,
 }
 
 /// Below this many cells a walk does not start threads.
@@ -365,7 +374,18 @@ impl Prepared {
             run: sub(&self.run, &values, &cr)?,
             metrics: sub(&self.metrics, &values, &cr)?,
         };
-        let (mut cell, id_parts) = build_cell(&cr, ctx, &self.base_dir, &label, &parts, warnings)?;
+        let (mut cell, id_parts) = build_cell(
+            &cr,
+            &Shared {
+                ctx,
+                base_dir: &self.base_dir,
+                accounts: &self.accounts,
+                axes: &self.expansion.axes,
+            },
+            &label,
+            &parts,
+            warnings,
+        )?;
         cell.id = match id {
             Some(id) => format!("{id:012x}"),
             None => cell_id(&Identity::of(&cell, &values, id_parts)),
@@ -529,6 +549,14 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
 fn prepare(r: &Reporter) -> Result<Prepared> {
     let source = r.source;
     let path = r.file;
+    // The TOML parser's own message for it is empty.
+    if let Some(at) = source.find('\0') {
+        return Err(r.at(
+            &(at..at),
+            "the file contains a NUL byte",
+            Some("a matrix is a TOML text file: remove the byte (was a binary or UTF-16 file given?)".into()),
+        ));
+    }
     let doc = toml_edit::ImDocument::parse(source).map_err(|e| {
         let message = e.message().trim().replace('\n', "; ");
         r.at(
@@ -622,6 +650,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
         base_dir: base_dir(path),
         warnings,
         slug_collides,
+        accounts: AccountFiles::default(),
     })
 }
 
@@ -797,16 +826,30 @@ enum IdRoot {
     Image(String),
 }
 
+/// What building any cell of a matrix needs besides the cell's own sections.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    ctx: &'a ValidationContext,
+    base_dir: &'a Path,
+    accounts: &'a AccountFiles,
+    axes: &'a [Axis],
+}
+
 /// One cell's typed values, from its substituted sections. `id`, `slug`, `label` and `axes`
 /// are left empty for the caller.
 fn build_cell(
     r: &Reporter,
-    ctx: &ValidationContext,
-    base_dir: &Path,
+    shared: &Shared,
     label: &str,
     parts: &Parts,
     warnings: &mut Warnings,
 ) -> Result<(Cell, IdParts)> {
+    let Shared {
+        ctx,
+        base_dir,
+        accounts,
+        axes,
+    } = *shared;
     let empty = Node::new(0..0, Kind::Table(Vec::new()));
     let env_t = parts.environment.as_deref().unwrap_or(&empty);
     let limits_t = parts.limits.as_deref().unwrap_or(&empty);
@@ -815,6 +858,15 @@ fn build_cell(
     // Root filesystem.
     let (root, id_root) = if let Some(e) = env_t.get("image") {
         let image = non_empty(r, e)?;
+        if let Err(crate::image::ImageError::BadReference { why, .. }) =
+            crate::image::Reference::parse(image)
+        {
+            return Err(r.node(
+                &e.value,
+                format!("invalid image reference `{image}`: {why}"),
+                Some("write an image as docker does: `name`, `name:tag`, `registry.example.com:5000/team/name:tag` or `name@sha256:<64 hex digits>`".into()),
+            ));
+        }
         (
             Root::Image(image.to_string()),
             IdRoot::Image(image.to_string()),
@@ -835,7 +887,7 @@ fn build_cell(
     // `user` is resolved inside the container (its /etc/passwd): "name", "uid", "uid:gid",
     // "name:group".
     let user = match env_t.get("user") {
-        Some(e) => Some(non_empty(r, e)?.to_string()),
+        Some(e) => Some(user_spec(r, e)?),
         None => None,
     };
 
@@ -964,58 +1016,26 @@ fn build_cell(
     };
     let timeout = match run_t.get("timeout") {
         None => Some(DEFAULT_TIMEOUT),
-        Some(e) => match &e.value.kind {
-            Kind::Str(s) => units::parse_timeout(s).map_err(|why| {
-                r.node(
-                    &e.value,
-                    format!("invalid duration `{s}` for `timeout`: {why}"),
-                    Some("write a duration like \"90s\", \"2m\" or \"1h 30m\", or \"none\"".into()),
-                )
-            })?,
-            Kind::Int(0) => None,
-            Kind::Int(_) => Some(Duration::from_secs(r.int_in(e, 0, i64::MAX, None)? as u64)),
-            _ => {
-                return Err(r.wrong_type(
-                    &e.key,
-                    &e.value,
-                    "a duration string or a number of seconds",
-                ));
-            }
-        },
+        Some(e) => duration_setting(r, e, &TIMEOUT_BOUNDS)?,
     };
-
     // How often the cgroup's memory is sampled during an invocation (the memory-over-time
-    // plot); "none" or 0 turns sampling off.
+    // plot); "none" turns sampling off.
     let memory_interval = match run_t.get("memory-interval") {
         None => Some(DEFAULT_MEMORY_INTERVAL),
-        Some(e) => match &e.value.kind {
-            Kind::Str(s) => units::parse_timeout(s).map_err(|why| {
-                r.node(
-                    &e.value,
-                    format!("invalid duration `{s}` for `memory-interval`: {why}"),
-                    Some("write a duration like \"100ms\" or \"1s\", or \"none\"".into()),
-                )
-            })?,
-            _ => return Err(r.wrong_type(&e.key, &e.value, "a duration string such as \"100ms\"")),
-        },
+        Some(e) => duration_setting(r, e, &MEMORY_INTERVAL_BOUNDS)?,
     };
-    if let Some(i) = memory_interval
-        && i < Duration::from_millis(10)
-    {
-        let e = run_t
-            .get("memory-interval")
-            .expect("only a written value can be this small");
-        return Err(r.node(
-            &e.value,
-            format!("`memory-interval` of {i:?} is too short"),
-            Some(
-                "sampling more often than every 10 ms would perturb the workload; use 10ms or more"
-                    .into(),
-            ),
-        ));
-    }
 
-    let metrics = parse_metrics(r, parts.metrics.as_deref())?;
+    let metrics = parse_metrics(r, parts.metrics.as_deref(), axes)?;
+    if let (Some(spec), Some(e)) = (&user, env_t.get("user")) {
+        let covered = setup.is_some()
+            || volumes.iter().any(|v| {
+                ["/etc", "/etc/passwd", "/etc/group"].contains(&v.target.to_str().unwrap_or(""))
+            });
+        // A setup step may add the user, a volume may bring its own account files.
+        if ctx.check_paths && !covered {
+            check_accounts(r, &e.value, spec, &root, accounts)?;
+        }
+    }
 
     let cell = Cell {
         id: String::new(),
@@ -1046,6 +1066,249 @@ fn build_cell(
             root: id_root,
             volumes: id_volumes,
         },
+    ))
+}
+
+/// What a duration setting that "none" switches off may be, and what to say when it is not.
+struct DurationBounds {
+    min: Duration,
+    max: Duration,
+    /// `min` and `max` as the messages write them.
+    min_text: &'static str,
+    max_text: &'static str,
+    /// Integers are seconds (`timeout = 90`); otherwise only strings.
+    seconds: bool,
+    /// "the timeout": what zero would switch off.
+    feature: &'static str,
+    /// Why not shorter than `min`, why not longer than `max`.
+    too_short: &'static str,
+    too_long: &'static str,
+    example: &'static str,
+}
+
+/// `[run] timeout`: from 100 ms (the watchdog looks every 20 ms from the container's start,
+/// which itself takes milliseconds) to 7 days.
+const TIMEOUT_BOUNDS: DurationBounds = DurationBounds {
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(7 * 86_400),
+    min_text: "100ms",
+    max_text: "7 days",
+    seconds: true,
+    feature: "the timeout",
+    too_short: "the watchdog checks every 20 ms from the start of the container, which itself takes a few: a shorter timeout kills invocations that barely started",
+    too_long: "for no timeout at all write \"none\"",
+    example: "\"90s\", \"2m\" or \"1h 30m\"",
+};
+
+/// `[run] memory-interval`: from 10 ms (more often perturbs the workload) to an hour.
+const MEMORY_INTERVAL_BOUNDS: DurationBounds = DurationBounds {
+    min: Duration::from_millis(10),
+    max: Duration::from_secs(3_600),
+    min_text: "10ms",
+    max_text: "1h",
+    seconds: false,
+    feature: "memory sampling",
+    too_short: "sampling more often than every 10 ms would perturb the workload; use 10ms or more",
+    too_long: "sampling less often than hourly draws no curve of memory use; to not sample at all write \"none\"",
+    example: "\"100ms\" or \"1s\"",
+};
+
+/// A duration setting: "none" (`None`), or a duration within `b`. Zero is refused rather than
+/// read as "off": only "none" switches a feature off.
+fn duration_setting(r: &Reporter, e: &Entry, b: &DurationBounds) -> Result<Option<Duration>> {
+    let key = &e.key;
+    let (written, duration) = match &e.value.kind {
+        Kind::Str(s) => {
+            let d = units::parse_duration_or_none(s).map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid duration `{s}` for `{key}`: {why}"),
+                    Some(format!("write a duration like {}, or \"none\"", b.example)),
+                )
+            })?;
+            (s.trim().to_string(), d)
+        }
+        Kind::Int(i) if b.seconds => {
+            let secs = r.int_in(e, 0, i64::MAX, None)? as u64;
+            (format!("{i}"), Some(Duration::from_secs(secs)))
+        }
+        _ if b.seconds => {
+            return Err(r.wrong_type(key, &e.value, "a duration string or a number of seconds"));
+        }
+        _ => {
+            return Err(r.wrong_type(
+                key,
+                &e.value,
+                &format!("a duration string such as {}", b.example),
+            ));
+        }
+    };
+    let Some(d) = duration else {
+        return Ok(None);
+    };
+    if d.is_zero() {
+        return Err(r.node(
+            &e.value,
+            format!("a `{key}` of `{written}` would switch {} off", b.feature),
+            Some(format!(
+                "to switch it off write `{key} = \"none\"`; otherwise give a duration like {}",
+                b.example
+            )),
+        ));
+    }
+    if d < b.min {
+        return Err(r.node(
+            &e.value,
+            format!(
+                "`{key}` of `{written}` is shorter than the minimum of {}",
+                b.min_text
+            ),
+            Some(b.too_short.into()),
+        ));
+    }
+    if d > b.max {
+        return Err(r.node(
+            &e.value,
+            format!(
+                "`{key}` of `{written}` is longer than the maximum of {}",
+                b.max_text
+            ),
+            Some(b.too_long.into()),
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// `user`: "name", "uid", "uid:gid", "name:group" (names or ids on either side of the `:`),
+/// checked for what can never resolve: a negative or out-of-range id, a malformed name.
+fn user_spec(r: &Reporter, e: &Entry) -> Result<String> {
+    let spec = non_empty(r, e)?;
+    let hint = || {
+        Some("write a user name, a uid from 0 to 4294967294, or `user:group` with names or ids: \"bench\", \"1000\", \"1000:1000\", \"bench:staff\"".to_string())
+    };
+    let invalid = |why: String| r.node(&e.value, format!("invalid user `{spec}`: {why}"), hint());
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if group.is_some_and(|g| g.contains(':')) {
+        return Err(invalid("it has more than one `:`".into()));
+    }
+    for (part, what) in [(Some(user), "user"), (group, "group")] {
+        let Some(part) = part else { continue };
+        if part.is_empty() {
+            return Err(invalid(format!("the {what} is empty")));
+        }
+        let digits = part.strip_prefix('-').unwrap_or(part);
+        if digits.chars().all(|c| c.is_ascii_digit()) {
+            if part.starts_with('-') {
+                return Err(invalid(format!("`{part}` is a negative id")));
+            }
+            // (uid_t)-1 means "unchanged" to setuid: no process can run as it.
+            if !matches!(part.parse::<u32>(), Ok(id) if id < u32::MAX) {
+                return Err(invalid(format!(
+                    "id `{part}` is out of range (0 to 4294967294)"
+                )));
+            }
+        } else {
+            let name_ok = !part.starts_with('-')
+                && part
+                    .trim_end_matches('$')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if !name_ok {
+                return Err(invalid(format!("`{part}` is not a valid {what} name")));
+            }
+        }
+    }
+    Ok(spec.to_string())
+}
+
+/// The account files of root directories, read once per directory (a matrix may name the same
+/// rootfs in a million cells): `None` where they cannot be read safely (a symlinked `etc`).
+#[derive(Default)]
+pub(crate) struct AccountFiles(Mutex<HashMap<PathBuf, Option<Arc<Accounts>>>>);
+
+/// The text of `/etc/passwd` and of `/etc/group`.
+type Accounts = (String, String);
+
+impl AccountFiles {
+    /// `/etc/passwd` and `/etc/group` under `root` (a missing file is empty, as in the sandbox).
+    fn get(&self, root: &Path) -> Option<Arc<Accounts>> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(root.to_path_buf())
+            .or_insert_with(|| {
+                // Not through a symlink: in the container it would resolve inside the rootfs,
+                // here on the host.
+                let etc = root.join("etc");
+                let read = |name: &str| -> Option<String> {
+                    let path = etc.join(name);
+                    match std::fs::symlink_metadata(&path) {
+                        Err(_) => Some(String::new()),
+                        Ok(m) if m.file_type().is_symlink() => None,
+                        Ok(_) => std::fs::read(&path)
+                            .ok()
+                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    }
+                };
+                if std::fs::symlink_metadata(&etc).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return None;
+                }
+                Some(Arc::new((read("passwd")?, read("group")?)))
+            })
+            .clone()
+    }
+}
+
+/// A named user (and group) must be in the account files of the cell's root: the rootfs's, or
+/// the host's for a cell on the host's files. Ids need no entry; images are checked by `run`
+/// once they are unpacked.
+fn check_accounts(
+    r: &Reporter,
+    node: &Node,
+    spec: &str,
+    root: &Root,
+    accounts: &AccountFiles,
+) -> Result<()> {
+    let (dir, place) = match root {
+        Root::Image(_) => return Ok(()),
+        Root::Dir(dir) => (dir.as_path(), "the rootfs's"),
+        Root::Host => (Path::new("/"), "the host's"),
+    };
+    let Some(files) = accounts.get(dir) else {
+        return Ok(());
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let named = |part: &str| !part.chars().all(|c| c.is_ascii_digit());
+    let listed = |text: &str, name: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .any(|l| l.split(':').next() == Some(name))
+    };
+    let missing = if named(user) && !listed(&files.0, user) {
+        Some(("user", user, "passwd"))
+    } else {
+        group
+            .filter(|g| named(g) && !listed(&files.1, g))
+            .map(|g| ("group", g, "group"))
+    };
+    let Some((what, name, file)) = missing else {
+        return Ok(());
+    };
+    let which = match root {
+        Root::Host => "a cell without `image` or `rootfs` runs on the host's files".to_string(),
+        _ => dir.join("etc").join(file).display().to_string(),
+    };
+    Err(r.node(
+        node,
+        format!("{what} `{name}` is not in {place} /etc/{file} ({which})"),
+        Some(format!(
+            "name a {what} of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the {what} in `setup`"
+        )),
     ))
 }
 
@@ -1213,6 +1476,17 @@ fn parse_limits(
                 Some("cpu-quota is in cores: 0.5 is half a core".into()),
             ));
         }
+        // What the cgroup gets: microseconds per 100 ms period, at least 1 ms (the kernel's
+        // minimum; the sandbox would raise a smaller quota to it without a word).
+        if (quota * CPU_PERIOD_US).round() < MIN_CPU_QUOTA_US {
+            return Err(r.node(
+                &e.value,
+                format!(
+                    "cpu-quota `{quota}` is below the kernel's minimum of 0.01 cores (1 ms of CPU time per 100 ms period)"
+                ),
+                Some("cpu-quota is in cores: 0.01 is the least, 0.5 is half a core".into()),
+            ));
+        }
         if let Some(cpus) = &limits.cpus
             && quota > cpus.len() as f64
         {
@@ -1232,14 +1506,17 @@ fn parse_limits(
                     Some("write bytes or a size like \"512MiB\", \"1GiB\", \"1.5G\" (K/M/G/T are 1024-based, KB/MB/GB/TB 1000-based)".into()),
                 )
             })?,
-            Kind::Int(_) => r.int_in(e, 1, i64::MAX, None)? as u64,
+            Kind::Int(_) => r.int_in(e, 0, i64::MAX, None)? as u64,
             _ => return Err(r.wrong_type(&e.key, &e.value, "a size such as \"1GiB\" or a number of bytes")),
         };
-        if bytes == 0 {
+        if bytes < MIN_MEMORY {
             return Err(r.node(
                 &e.value,
-                "`memory` must be above 0",
-                Some("remove `memory` for no limit".into()),
+                format!(
+                    "`memory` of {} is below the floor of 6 MiB",
+                    units::format_size(bytes)
+                ),
+                Some("with less, invocations are killed for lack of memory before the workload does anything (Docker refuses less than 6 MiB too); give \"6MiB\" or more, or remove `memory` for no limit".into()),
             ));
         }
         limits.memory = Some(bytes);
@@ -1367,7 +1644,7 @@ fn argv(r: &Reporter, e: &Entry) -> Result<Vec<String>> {
     Ok(argv)
 }
 
-fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>> {
+fn parse_metrics(r: &Reporter, metrics: Option<&Node>, axes: &[Axis]) -> Result<Vec<MetricSpec>> {
     let Some(Node {
         kind: Kind::Array(tables),
         ..
@@ -1398,6 +1675,40 @@ fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>
                 &name_e.value,
                 format!("invalid metric name `{name}`"),
                 Some("metric names become CSV columns: letters, digits, `_`, `.` and `-`, starting with a letter or `_`".into()),
+            ));
+        }
+        if builtin_columns().iter().any(|c| c == name) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of a column runs.csv always has"),
+                Some(format!(
+                    "rename the metric; runs.csv's own columns are {}",
+                    builtin_columns().join(", ")
+                )),
+            ));
+        }
+        if let Some((standard, _)) = crate::report::STANDARD_METRICS
+            .iter()
+            .find(|(n, _)| *n == name)
+        {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{standard}` has the name of a standard metric"),
+                Some(format!(
+                    "rename the metric; the standard metrics are {}",
+                    crate::report::STANDARD_METRICS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ));
+        }
+        if axes.iter().any(|a| a.name == name) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of axis `{name}`: runs.csv would have two `{name}` columns"),
+                Some("rename the metric or the axis".into()),
             ));
         }
         if let Some(i) = out.iter().position(|m| m.name == name) {
@@ -1595,6 +1906,14 @@ fn json_scalar<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(&mut *out, value);
 }
 
+/// The columns every runs.csv has, whatever its axes and metrics (`cell`, `label`, `phase`,
+/// `wall_s`, ... `status`, `flags`, `reason`): no axis or metric may take one of these names,
+/// or runs.csv would have two columns of that name and could not be read back.
+pub(crate) fn builtin_columns() -> &'static [String] {
+    static COLUMNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| crate::results::csv_header(&[], &[]))
+}
+
 /// Max length of a hostname label.
 const SLUG_MAX: usize = 63;
 
@@ -1736,15 +2055,14 @@ setup = "make {v.name}"
                     run: sub(&p.run),
                     metrics: sub(&p.metrics),
                 };
-                let (cell, id_parts) = build_cell(
-                    &r,
-                    &ctx,
-                    &p.base_dir,
-                    &label,
-                    &parts,
-                    &mut Warnings::default(),
-                )
-                .unwrap();
+                let shared = Shared {
+                    ctx: &ctx,
+                    base_dir: &p.base_dir,
+                    accounts: &AccountFiles::default(),
+                    axes: &p.expansion.axes,
+                };
+                let (cell, id_parts) =
+                    build_cell(&r, &shared, &label, &parts, &mut Warnings::default()).unwrap();
                 let identity = Identity::of(&cell, &values, id_parts);
                 let mut fast = Vec::new();
                 identity_json(&identity, &mut fast);

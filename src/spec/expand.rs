@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use super::build::Reporter;
+use super::build::{Reporter, builtin_columns};
 use super::node::{Entry, Kind, Node};
 use super::{Axis, SpecError, axis_value_text, is_axis_name, suggest};
 
@@ -138,6 +138,19 @@ pub(crate) fn expand(r: &Reporter, matrix: Option<&Node>) -> Result<Expansion> {
                 &e.key_span,
                 format!("invalid axis name `{}`", e.key),
                 Some("axis names match [A-Za-z_][A-Za-z0-9_-]* (they are used in `{axis}` placeholders)".into()),
+            ));
+        }
+        if builtin_columns().contains(&e.key) {
+            return Err(r.at(
+                &e.key_span,
+                format!(
+                    "axis `{}` has the name of a column runs.csv always has",
+                    e.key
+                ),
+                Some(format!(
+                    "rename the axis; runs.csv's own columns are {}",
+                    builtin_columns().join(", ")
+                )),
             ));
         }
         let Kind::Array(items) = &e.value.kind else {

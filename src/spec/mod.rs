@@ -376,10 +376,27 @@ pub fn open(path: &Path, ctx: &ValidationContext) -> Result<LazyMatrix, SpecErro
     })
 }
 
+/// The file's text. Bytes that are not UTF-8 are an error at the first of them.
 fn read(path: &Path) -> Result<String, SpecError> {
-    std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let valid = String::from_utf8_lossy(&bytes[..at]);
+        let (line, col) = node::line_col(&valid, at);
+        SpecError::Invalid(Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            col,
+            message: format!("invalid UTF-8: byte 0x{:02x}", bytes[at]),
+            hint: Some(
+                "a matrix is TOML, which is UTF-8: save the file as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8`)"
+                    .into(),
+            ),
+        })
     })
 }
 
