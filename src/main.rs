@@ -262,6 +262,7 @@ fn load(file: &Path) -> Result<spec::Matrix, ExitCode> {
     let ctx = ValidationContext {
         online_cpus: online_cpus(),
         check_paths: true,
+        image_accounts: Default::default(),
     };
     spec::load(file, &ctx).map_err(|e| {
         eprintln!("error: {e}");
@@ -274,6 +275,7 @@ fn open(file: &Path) -> Result<spec::LazyMatrix, ExitCode> {
     let ctx = ValidationContext {
         online_cpus: online_cpus(),
         check_paths: true,
+        image_accounts: Default::default(),
     };
     spec::open(file, &ctx).map_err(|e| {
         eprintln!("error: {e}");
@@ -342,6 +344,7 @@ fn main() -> ExitCode {
             let ctx = ValidationContext {
                 online_cpus: online_cpus(),
                 check_paths: true,
+                image_accounts: Default::default(),
             };
             let mut matrix = match spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS) {
                 Ok(m) => m,
@@ -380,6 +383,27 @@ fn main() -> ExitCode {
                 match resolve::resolve(&mut matrix, &store, &opts, mode) {
                     Ok(i) => images = i,
                     Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
+                }
+                // A named user of an image cell could only be checked now that the image is
+                // unpacked: the file is checked again with the images' account files, so the
+                // error points at the line, before any invocation.
+                let named_user = |c: &spec::Cell| {
+                    matches!(c.root, spec::Root::Image(_))
+                        && c.user.as_deref().is_some_and(|u| u.parse::<u32>().is_err())
+                };
+                if matrix.cells.iter().any(named_user) {
+                    let image_accounts = images
+                        .iter()
+                        .filter_map(|(r, i)| Some((r.clone(), resolve::image_accounts(i)?)))
+                        .collect();
+                    let ctx = ValidationContext {
+                        image_accounts,
+                        ..ctx
+                    };
+                    if let Err(e) = spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS) {
                         eprintln!("error: {e}");
                         return code(e.exit_code());
                     }

@@ -536,6 +536,7 @@ mod tests {
         ValidationContext {
             online_cpus: CpuSet::new([0, 1]),
             check_paths: false,
+            image_accounts: Default::default(),
         }
     }
 

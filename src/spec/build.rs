@@ -1033,7 +1033,7 @@ fn build_cell(
             });
         // A setup step may add the user, a volume may bring its own account files.
         if ctx.check_paths && !covered {
-            check_accounts(r, &e.value, spec, &root, accounts)?;
+            check_accounts(r, ctx, &e.value, spec, &root, accounts)?;
         }
     }
 
@@ -1261,23 +1261,34 @@ impl AccountFiles {
     }
 }
 
-/// A named user (and group) must be in the account files of the cell's root: the rootfs's, or
-/// the host's for a cell on the host's files. Ids need no entry; images are checked by `run`
-/// once they are unpacked.
+/// A named user (and group) must be in the account files of the cell's root: the rootfs's, the
+/// host's for a cell on the host's files, an image's when `run` has unpacked it
+/// ([`ValidationContext::image_accounts`]). Ids need no entry.
 fn check_accounts(
     r: &Reporter,
+    ctx: &ValidationContext,
     node: &Node,
     spec: &str,
     root: &Root,
     accounts: &AccountFiles,
 ) -> Result<()> {
-    let (dir, place) = match root {
-        Root::Image(_) => return Ok(()),
-        Root::Dir(dir) => (dir.as_path(), "the rootfs's"),
-        Root::Host => (Path::new("/"), "the host's"),
-    };
-    let Some(files) = accounts.get(dir) else {
-        return Ok(());
+    let (files, place, which) = match root {
+        Root::Image(reference) => match ctx.image_accounts.get(reference) {
+            Some(files) => (Arc::new(files.clone()), "the image's", reference.clone()),
+            None => return Ok(()),
+        },
+        Root::Dir(dir) => match accounts.get(dir) {
+            Some(files) => (files, "the rootfs's", dir.join("etc").display().to_string()),
+            None => return Ok(()),
+        },
+        Root::Host => match accounts.get(Path::new("/")) {
+            Some(files) => (
+                files,
+                "the host's",
+                "a cell without `image` or `rootfs` runs on the host's files".to_string(),
+            ),
+            None => return Ok(()),
+        },
     };
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -1300,8 +1311,8 @@ fn check_accounts(
         return Ok(());
     };
     let which = match root {
-        Root::Host => "a cell without `image` or `rootfs` runs on the host's files".to_string(),
-        _ => dir.join("etc").join(file).display().to_string(),
+        Root::Dir(_) => format!("{which}/{file}"),
+        _ => which,
     };
     Err(r.node(
         node,
@@ -2008,6 +2019,7 @@ mod tests {
         let ctx = ValidationContext {
             online_cpus: "0-1".parse().unwrap(),
             check_paths: false,
+            image_accounts: Default::default(),
         };
         let sources = [
             "[run]\ncommand = \"true\"\n",

@@ -56,8 +56,13 @@ pub use expand::MAX_CELLS;
 pub struct ValidationContext {
     /// Cpus a cell may be pinned to; also bounds `cpu-quota`.
     pub online_cpus: CpuSet,
-    /// Check that rootfs directories and volume host paths exist (off for `plan` on another host).
+    /// Check that rootfs directories and volume host paths exist (off for `plan` on another host),
+    /// and that a named `user` is in the rootfs's (or the host's) /etc/passwd.
     pub check_paths: bool,
+    /// The text of `/etc/passwd` and `/etc/group` of images, by reference as written: `run` fills
+    /// it in once the images are unpacked, so that a named `user` of an image cell is checked
+    /// before any invocation too. An image missing here is not checked.
+    pub image_accounts: BTreeMap<String, (String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

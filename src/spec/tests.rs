@@ -12,6 +12,7 @@ fn ctx() -> ValidationContext {
     ValidationContext {
         online_cpus: "0-1".parse().unwrap(),
         check_paths: false,
+        image_accounts: Default::default(),
     }
 }
 
@@ -975,6 +976,7 @@ fn paths_are_checked_when_asked() {
     let check = ValidationContext {
         online_cpus: CpuSet::new([0]),
         check_paths: true,
+        image_accounts: Default::default(),
     };
     let src = "[matrix]\njdk = [\"17\"]\n[environment]\nrootfs = \"./rootfs/{jdk}\"\nvolumes = [\"work:/w:ro\", \"file:/f\"]\n[run]\ncommand = \"x\"\n";
     std::fs::write(&file, src).unwrap();
@@ -1255,6 +1257,7 @@ fn users_are_looked_up_in_the_roots_account_files() {
     let check = ValidationContext {
         online_cpus: "0-1".parse().unwrap(),
         check_paths: true,
+        image_accounts: Default::default(),
     };
     let parse_with = |env: &str, extra: &str| {
         parse(
@@ -1676,4 +1679,45 @@ fn lazy_cells_are_the_loaded_cells() {
         format!("x-a-b-n-0-unused-1-{}", whole.cells[0].id)
     );
     assert_eq!(whole.cells[8000].slug, "x-c-n-0-unused-1");
+}
+
+/// Image cells: `run` passes the unpacked images' account files in, and the same check applies.
+#[test]
+fn image_users_are_looked_up_once_run_has_the_image() {
+    let mut ctx = ValidationContext {
+        image_accounts: [(
+            "busybox".to_string(),
+            (
+                "root:x:0:0::/root:/bin/sh\nbench:x:1000:1000::/:/bin/sh\n".to_string(),
+                "root:x:0:\n".to_string(),
+            ),
+        )]
+        .into(),
+        ..ctx()
+    };
+    let src = |user: &str| format!("[environment]\nimage = \"busybox\"\nuser = \"{user}\"\n");
+    // Only when paths are checked (as `run` does).
+    parse(&src("nobody"), Path::new("envs/x.toml"), &ctx).unwrap();
+    ctx.check_paths = true;
+    parse(&src("bench"), Path::new("envs/x.toml"), &ctx).unwrap();
+    parse(&src("4242:4242"), Path::new("envs/x.toml"), &ctx).unwrap();
+    assert_eq!(
+        parse(&src("nobody"), Path::new("envs/x.toml"), &ctx)
+            .unwrap_err()
+            .to_string(),
+        "envs/x.toml:3:8: user `nobody` is not in the image's /etc/passwd (busybox)\n  hint: name a user of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the user in `setup`"
+    );
+    assert_eq!(
+        parse(&src("bench:staff"), Path::new("envs/x.toml"), &ctx)
+            .unwrap_err()
+            .to_string(),
+        "envs/x.toml:3:8: group `staff` is not in the image's /etc/group (busybox)\n  hint: name a group of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the group in `setup`"
+    );
+    // An image whose files are not known is not judged.
+    parse(
+        "[environment]\nimage = \"alpine\"\nuser = \"nobody\"\n",
+        Path::new("envs/x.toml"),
+        &ctx,
+    )
+    .unwrap();
 }
