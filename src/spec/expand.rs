@@ -367,7 +367,7 @@ fn too_many(r: &Reporter, span: &Range<usize>, factors: &[usize], what: &str) ->
             thousands(MAX_CELLS as u128)
         ),
         Some(
-            "split it into several matrix files, or drop axis values (`exclude` counts only after the product)"
+            "split it into several matrix files, or use fewer axis values (the limit applies to the product, before `exclude`)"
                 .into(),
         ),
     )

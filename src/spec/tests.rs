@@ -1532,7 +1532,7 @@ fn a_long_axis_expands() {
 /// not finish, or abort on memory, as it did).
 #[test]
 fn matrices_past_the_limit_are_refused_before_expansion() {
-    let hint = "  hint: split it into several matrix files, or drop axis values (`exclude` counts only after the product)";
+    let hint = "  hint: split it into several matrix files, or use fewer axis values (the limit applies to the product, before `exclude`)";
     assert_eq!(
         err(&format!(
             "[matrix]\n{}{}{}{RUN}",
