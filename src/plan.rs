@@ -222,9 +222,17 @@ fn axis_texts(axis: &Axis) -> Vec<String> {
 /// ([`LazyMatrix`], which is how `benchbox plan` walks a large matrix in bounded memory).
 pub trait PlanSource {
     fn head(&self) -> Head<'_>;
-    /// Calls `f` with every cell, in order; stops at the first error.
-    fn each_cell(&self, f: &mut dyn FnMut(&Cell) -> io::Result<()>) -> io::Result<()>;
+    /// Writes every cell, in order, as `render` puts it into a string, `separator` between two.
+    fn write_cells(
+        &self,
+        out: &mut dyn io::Write,
+        separator: &str,
+        render: &RenderCell,
+    ) -> io::Result<()>;
 }
+
+/// Appends one cell's text to the string.
+pub type RenderCell = dyn Fn(&Cell, &mut String) -> io::Result<()> + Sync;
 
 /// Everything `plan` shows of a matrix but its cells.
 pub struct Head<'a> {
@@ -256,8 +264,22 @@ impl PlanSource for Matrix {
         }
     }
 
-    fn each_cell(&self, f: &mut dyn FnMut(&Cell) -> io::Result<()>) -> io::Result<()> {
-        self.cells.iter().try_for_each(f)
+    fn write_cells(
+        &self,
+        out: &mut dyn io::Write,
+        separator: &str,
+        render: &RenderCell,
+    ) -> io::Result<()> {
+        let mut text = String::new();
+        for (i, cell) in self.cells.iter().enumerate() {
+            text.clear();
+            if i > 0 {
+                text.push_str(separator);
+            }
+            render(cell, &mut text)?;
+            out.write_all(text.as_bytes())?;
+        }
+        Ok(())
     }
 }
 
@@ -277,12 +299,64 @@ impl PlanSource for LazyMatrix {
         }
     }
 
-    fn each_cell(&self, f: &mut dyn FnMut(&Cell) -> io::Result<()>) -> io::Result<()> {
-        for i in 0..self.len() {
-            let cell = self.cell(i).map_err(io::Error::other)?;
-            f(&cell)?;
+    /// Builds and renders the cells in batches on one thread per available cpu (thread `t`
+    /// takes batches `t`, `t + threads`, ...), each at most two batches ahead of the writer,
+    /// which writes them in order: a million cells in seconds, a few megabytes at a time.
+    fn write_cells(
+        &self,
+        out: &mut dyn io::Write,
+        separator: &str,
+        render: &RenderCell,
+    ) -> io::Result<()> {
+        const BATCH: usize = 2048;
+        let n = self.len();
+        let batches = n.div_ceil(BATCH);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |p| p.get().min(8))
+            .min(batches);
+        let batch = |k: usize| -> io::Result<String> {
+            let mut text = String::new();
+            for i in k * BATCH..((k + 1) * BATCH).min(n) {
+                if i > 0 {
+                    text.push_str(separator);
+                }
+                let cell = self.cell(i).map_err(io::Error::other)?;
+                render(&cell, &mut text)?;
+            }
+            Ok(text)
+        };
+        if threads <= 1 {
+            for k in 0..batches {
+                out.write_all(batch(k)?.as_bytes())?;
+            }
+            return Ok(());
         }
-        Ok(())
+        std::thread::scope(|scope| {
+            let receivers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<String>>(1);
+                    let batch = &batch;
+                    scope.spawn(move || {
+                        for k in (t..batches).step_by(threads) {
+                            let text = batch(k);
+                            let failed = text.is_err();
+                            // The writer stopped (an error): nothing more is wanted.
+                            if tx.send(text).is_err() || failed {
+                                return;
+                            }
+                        }
+                    });
+                    rx
+                })
+                .collect();
+            for k in 0..batches {
+                let text = receivers[k % threads]
+                    .recv()
+                    .map_err(|_| io::Error::other("a plan worker stopped"))??;
+                out.write_all(text.as_bytes())?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -324,12 +398,10 @@ pub fn write_text(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Resul
     for axis in head.axes {
         writeln!(out, "axis {}: {}", axis.name, axis_texts(axis).join(", "))?;
     }
-    let mut text = String::new();
-    matrix.each_cell(&mut |cell| {
-        text.clear();
-        text.push('\n');
-        render_cell(&mut text, cell);
-        out.write_all(text.as_bytes())
+    writeln!(out)?;
+    matrix.write_cells(out, "\n", &|cell, text| {
+        render_cell(text, cell);
+        Ok(())
     })?;
     for w in head.warnings {
         writeln!(out, "\nwarning: {w}")?;
@@ -464,42 +536,12 @@ pub fn render_json(matrix: &Matrix) -> String {
     }
 }
 
-/// [`render_json`], written to `out` cell by cell (pretty JSON, no newline at the end).
+/// [`render_json`], written to `out` cell by cell (pretty JSON, no newline at the end): the
+/// bytes `serde_json::to_string_pretty` makes of the whole plan (a test holds them equal), with
+/// each cell serialized on its own, so that they can be built in parallel.
 pub fn write_json(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Result<()> {
-    #[derive(Serialize)]
-    struct PlanJson<'a> {
-        name: &'a str,
-        description: Option<&'a str>,
-        source_sha256: &'a str,
-        order: Order,
-        seed: Option<u64>,
-        allow_failures: bool,
-        axes: &'a [Axis],
-        cells: Cells<'a>,
-        warnings: &'a [String],
-    }
-    /// The cells as a JSON array, each built as it is written.
-    struct Cells<'a>(&'a dyn PlanSource, usize);
-    impl Serialize for Cells<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::{Error as _, SerializeSeq};
-            let mut seq = serializer.serialize_seq(Some(self.1))?;
-            let mut failed: Option<S::Error> = None;
-            let walked = self.0.each_cell(&mut |cell| {
-                seq.serialize_element(cell).map_err(|e| {
-                    let message = e.to_string();
-                    failed = Some(e);
-                    io::Error::other(message)
-                })
-            });
-            match (failed, walked) {
-                (Some(e), _) => Err(e),
-                (None, Err(e)) => Err(S::Error::custom(e)),
-                (None, Ok(())) => seq.end(),
-            }
-        }
-    }
     let head = matrix.head();
+    let empty: [Cell; 0] = [];
     let plan = PlanJson {
         name: head.name,
         description: head.description,
@@ -508,11 +550,50 @@ pub fn write_json(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Resul
         seed: head.seed,
         allow_failures: head.allow_failures,
         axes: head.axes,
-        cells: Cells(matrix, head.cells),
+        cells: &empty,
         warnings: head.warnings,
     };
-    serde_json::to_writer_pretty(out, &plan).map_err(io::Error::from)
+    let text = serde_json::to_string_pretty(&plan).map_err(io::Error::other)?;
+    // The top-level key is the only one indented by exactly two spaces (keys inside axis
+    // values are deeper), and JSON strings cannot hold a raw newline or quote.
+    const MARK: &str = "\n  \"cells\": []";
+    let at = text
+        .find(MARK)
+        .ok_or_else(|| io::Error::other("no cells key in the plan"))?
+        + MARK.len()
+        - 2;
+    out.write_all(&text.as_bytes()[..at])?;
+    out.write_all(b"[\n")?;
+    matrix.write_cells(out, ",\n", &|cell, text| {
+        // An element of an array in the top-level object: four spaces deeper than alone.
+        let json = serde_json::to_string_pretty(cell).map_err(io::Error::other)?;
+        for (k, line) in json.split('\n').enumerate() {
+            if k > 0 {
+                text.push('\n');
+            }
+            text.push_str("    ");
+            text.push_str(line);
+        }
+        Ok(())
+    })?;
+    out.write_all(b"\n  ]")?;
+    out.write_all(&text.as_bytes()[at + 2..])
 }
+
+/// What `plan --json` prints.
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    source_sha256: &'a str,
+    order: Order,
+    seed: Option<u64>,
+    allow_failures: bool,
+    axes: &'a [Axis],
+    cells: &'a [Cell],
+    warnings: &'a [String],
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -860,6 +941,51 @@ better = "higher"
             assert_eq!(String::from_utf8(json).unwrap(), render_json(&whole));
         }
         assert!(render_text(&whole).contains(&format!("@ sha256:{}", "c".repeat(64))));
+        // The JSON is what serde makes of the whole plan at once, even with a `cells` key
+        // inside an axis value and quotes and newlines in strings.
+        let tricky = "description = \"a \\\"cells\\\": []\\n\"\n[matrix]\nv = [{ name = \"x\", cells = [] }]\n[run]\ncommand = \"echo '\\\"cells\\\": []'\"\n";
+        for m in [
+            whole,
+            spec::parse(tricky, Path::new("t.toml"), &ctx()).unwrap(),
+        ] {
+            let reference = serde_json::to_string_pretty(&PlanJson {
+                name: &m.name,
+                description: m.description.as_deref(),
+                source_sha256: &m.source_sha256,
+                order: m.order,
+                seed: m.seed,
+                allow_failures: m.allow_failures,
+                axes: &m.axes,
+                cells: &m.cells,
+                warnings: &m.warnings,
+            })
+            .unwrap();
+            assert_eq!(render_json(&m), reference);
+        }
+    }
+
+    /// Large matrices are rendered on several threads, in batches: still in cell order.
+    #[test]
+    fn large_streamed_plans_keep_the_cell_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.toml");
+        let values: Vec<String> = (0..3001).map(|i| i.to_string()).collect();
+        std::fs::write(
+            &file,
+            format!(
+                "[matrix]\nx = [{}]\ny = [\"a\", \"b\"]\n[run]\ncommand = \"echo {{x}} {{y}}\"\n",
+                values.join(", ")
+            ),
+        )
+        .unwrap();
+        let whole = spec::load(&file, &ctx()).unwrap();
+        let lazy = spec::open(&file, &ctx()).unwrap();
+        let mut text = Vec::new();
+        write_text(&mut text, &lazy).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), render_text(&whole));
+        let mut json = Vec::new();
+        write_json(&mut json, &lazy).unwrap();
+        assert_eq!(String::from_utf8(json).unwrap(), render_json(&whole));
     }
 
     #[test]

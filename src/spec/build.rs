@@ -342,9 +342,9 @@ impl Prepared {
         }
     }
 
-    /// Builds cell `i`, with its id and slug; warnings about it go to `warnings`. `id`, when
-    /// known from an earlier walk, spares hashing the cell again.
-    pub fn cell(
+    /// Builds cell `i` with its id, but no slug (see [`Prepared::cell`]); warnings about it go
+    /// to `warnings`. `id`, when known from an earlier walk, spares hashing the cell again.
+    pub fn build(
         &self,
         i: usize,
         ctx: &ValidationContext,
@@ -390,8 +390,28 @@ impl Prepared {
             Some(id) => format!("{id:012x}"),
             None => cell_id(&Identity::of(&cell, &values, id_parts)),
         };
-        let base = slugify(&label);
-        cell.slug = if base.is_empty() {
+        cell.axes = values;
+        cell.label = label;
+        Ok(cell)
+    }
+
+    /// Builds cell `i` with its slug: [`Prepared::build`], which leaves the slug to this.
+    pub fn cell(
+        &self,
+        i: usize,
+        ctx: &ValidationContext,
+        warnings: &mut Warnings,
+        id: Option<u64>,
+    ) -> Result<Cell> {
+        let mut cell = self.build(i, ctx, warnings, id)?;
+        cell.slug = self.slug(i, &cell);
+        Ok(cell)
+    }
+
+    /// Cell `i`'s slug: from its label, with its id appended where two labels give one slug.
+    fn slug(&self, i: usize, cell: &Cell) -> String {
+        let base = slugify(&cell.label);
+        if base.is_empty() {
             cell.id.clone()
         } else if self.slug_collides[i] {
             let mut prefix = base;
@@ -399,21 +419,18 @@ impl Prepared {
             format!("{}-{}", prefix.trim_end_matches('-'), cell.id)
         } else {
             base
-        };
-        cell.axes = values;
-        cell.label = label;
-        Ok(cell)
+        }
     }
 
-    /// Builds every cell, hands each to `f` (with the state `init` made for its chunk of
-    /// cells), and refuses two cells with one id; the first error in cell order wins, as if the
+    /// Builds every cell (without its slug: [`Prepared::slug`]), hands each and its index to
+    /// `f` (with the state `init` made for its chunk of cells), and refuses two cells with one id; the first error in cell order wins, as if the
     /// cells were built one after the other. Large matrices are split into one chunk per
     /// available cpu, built in parallel.
     pub fn walk<T: Send>(
         &self,
         ctx: &ValidationContext,
         init: impl Fn() -> T + Sync,
-        f: impl Fn(&mut T, Cell) + Sync,
+        f: impl Fn(&mut T, usize, Cell) + Sync,
     ) -> Result<Walked<T>> {
         let n = self.len();
         let threads = if n < PARALLEL_MIN {
@@ -437,11 +454,11 @@ impl Prepared {
                 if i > first_error.load(Ordering::Relaxed) {
                     break;
                 }
-                match self.cell(i, ctx, &mut out.warnings, None) {
+                match self.build(i, ctx, &mut out.warnings, None) {
                     Ok(cell) => {
                         out.ids
                             .push(u64::from_str_radix(&cell.id, 16).unwrap_or_default());
-                        f(&mut out.state, cell);
+                        f(&mut out.state, i, cell);
                     }
                     Err(e) => {
                         first_error.fetch_min(i, Ordering::Relaxed);
@@ -523,7 +540,10 @@ impl Prepared {
 
     /// The whole matrix, every cell built.
     pub fn into_matrix(self, ctx: &ValidationContext) -> Result<Matrix> {
-        let walked = self.walk(ctx, Vec::new, |cells: &mut Vec<Cell>, c| cells.push(c))?;
+        let walked = self.walk(ctx, Vec::new, |cells: &mut Vec<Cell>, i, mut c| {
+            c.slug = self.slug(i, &c);
+            cells.push(c);
+        })?;
         let warnings = walked.warnings;
         let cells = walked.states.concat();
         Ok(Matrix {

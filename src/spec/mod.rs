@@ -356,7 +356,7 @@ pub fn open(path: &Path, ctx: &ValidationContext) -> Result<LazyMatrix, SpecErro
     let walked = prepared.walk(
         ctx,
         || (Vec::new(), std::collections::HashSet::new()),
-        |(refs, seen): &mut (Vec<String>, std::collections::HashSet<String>), cell| {
+        |(refs, seen): &mut (Vec<String>, std::collections::HashSet<String>), _, cell| {
             if let Root::Image(r) = cell.root
                 && seen.insert(r.clone())
             {
