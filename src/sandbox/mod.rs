@@ -422,6 +422,20 @@ struct ChildPlan {
     parent_fds: Vec<RawFd>,
 }
 
+impl ChildPlan {
+    /// The children's ends of the pipes (the launcher closes them once init is forked).
+    fn child_fds(&self) -> [RawFd; 6] {
+        [
+            self.report_w,
+            self.go_r,
+            self.exec_w,
+            self.group_r,
+            self.stdout.as_raw_fd(),
+            self.stderr.as_raw_fd(),
+        ]
+    }
+}
+
 fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| SandboxError::Setup(format!("`{s}` contains a NUL byte")))
 }
@@ -953,14 +967,7 @@ fn close_fds(fds: &[RawFd]) {
 /// have forked while its pipes were open (tests run invocations in parallel): a stray copy of
 /// its exec pipe held here would delay its clock until we exit.
 fn close_inherited_fds(plan: &ChildPlan) {
-    let mut keep = [
-        plan.report_w,
-        plan.go_r,
-        plan.exec_w,
-        plan.group_r,
-        plan.stdout.as_raw_fd(),
-        plan.stderr.as_raw_fd(),
-    ];
+    let mut keep = plan.child_fds();
     keep.sort_unstable();
     // close_range (Linux 5.9) over the gaps between the kept descriptors: a few syscalls where
     // listing /proc/self/fd costs a directory read.
@@ -1078,14 +1085,7 @@ fn launcher(plan: &ChildPlan) -> ! {
     match unsafe { fork() } {
         Ok(ForkResult::Child) => init(plan),
         Ok(ForkResult::Parent { child }) => {
-            close_fds(&[
-                plan.report_w,
-                plan.go_r,
-                plan.exec_w,
-                plan.group_r,
-                plan.stdout.as_raw_fd(),
-                plan.stderr.as_raw_fd(),
-            ]);
+            close_fds(&plan.child_fds());
             let code = loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => break code,
