@@ -973,6 +973,41 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
     }
 
     #[test]
+    fn the_reserve_grows_in_steps_and_is_released() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(Reserve::FILE);
+        let mut reserve = Reserve::new(tmp.path());
+        reserve.ensure(1).unwrap();
+        let allocated = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(p).unwrap().blocks() * 512
+        };
+        assert_eq!(fs::metadata(&path).unwrap().len(), 64 << 10);
+        assert!(allocated(&path) >= 64 << 10, "blocks, not a sparse file");
+        reserve.ensure(64 << 10).unwrap();
+        reserve.ensure((64 << 10) + 1).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 128 << 10);
+        reserve.release();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_run_is_marked_failed_in_place_as_a_last_resort() {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = "{\n  \"run_id\": \"x\",\n  \"status\": \"running\",\n  \"cells\": []\n}";
+        fs::write(tmp.path().join("results.json"), json).unwrap();
+        mark_failed_in_place(tmp.path()).unwrap();
+        let text = fs::read_to_string(tmp.path().join("results.json")).unwrap();
+        assert_eq!(text.len(), json.len());
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["status"], "failed");
+        assert!(
+            mark_failed_in_place(tmp.path()).is_err(),
+            "nothing left to mark"
+        );
+    }
+
+    #[test]
     fn atomic_write_replaces_and_latest_points_at_the_newest_run() {
         let tmp = tempfile::tempdir().unwrap();
         let (id1, dir1) = create_run_dir(tmp.path(), "m").unwrap();

@@ -130,12 +130,12 @@ impl std::fmt::Display for Stopped {
         }
         writeln!(
             f,
-            "  no invocation was marked failed for it: runs.csv holds every invocation that finished, and the one in flight will run again"
+            "  the workload is not blamed: runs.csv holds every invocation that finished, whole; the one in flight is not recorded and runs again on --resume"
         )?;
         match &self.unrecorded {
             None => writeln!(
                 f,
-                "  {} says `failed`, with this reason",
+                "  {} is marked `failed`, with this reason",
                 self.dir.join("results.json").display()
             )?,
             Some(e) => writeln!(f, "  results.json could not be marked `failed` either: {e}")?,

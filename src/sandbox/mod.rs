@@ -1588,6 +1588,99 @@ mod tests {
         assert_eq!(read_one_message(&mut input), None);
     }
 
+    /// Drain two pipes fed by threads writing `sizes` bytes ("x", a newline every 100) into
+    /// files in `dir` (or `/dev/full`); returns what the drain reported and the files' bytes.
+    fn drain_through(
+        sizes: [usize; 2],
+        max_log: Option<u64>,
+        full: bool,
+    ) -> (Drained, [Vec<u8>; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = if full {
+            [PathBuf::from("/dev/full"), PathBuf::from("/dev/full")]
+        } else {
+            [dir.path().join("out"), dir.path().join("err")]
+        };
+        let mut logs = Vec::new();
+        let mut writers = Vec::new();
+        for (path, size) in paths.iter().zip(sizes) {
+            let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .or_else(|_| File::create(path))
+                .unwrap();
+            logs.push((r, file));
+            writers.push(std::thread::spawn(move || {
+                let mut w = File::from(w);
+                let line = [b"x".repeat(99), b"\n".to_vec()].concat();
+                let chunk = line.repeat(640);
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    w.write_all(&chunk[..n]).unwrap();
+                    left -= n;
+                }
+            }));
+        }
+        let [out, err]: [(OwnedFd, File); 2] = logs.try_into().unwrap();
+        let drained = drain([out, err], [&paths[0], &paths[1]], max_log);
+        for w in writers {
+            w.join()
+                .expect("the writer never blocks for good, nor fails");
+        }
+        let read = |p: &Path| {
+            if full {
+                Vec::new()
+            } else {
+                fs::read(p).unwrap()
+            }
+        };
+        (drained, [read(&paths[0]), read(&paths[1])])
+    }
+
+    #[test]
+    fn the_drain_keeps_max_log_bytes_marks_the_cut_and_reads_everything() {
+        let mib = 1usize << 20;
+        let (drained, [out, err]) = drain_through([50 * mib + 7, 1000], Some(mib as u64), false);
+        assert!(drained.error.is_none());
+        assert_eq!(drained.truncated, [true, false]);
+        assert_eq!(err.len(), 1000, "under the cap: kept whole, no marker");
+        let text = String::from_utf8(out).unwrap();
+        let (kept, marker) = text.split_at(text.rfind(TRUNCATION_MARKER).unwrap());
+        // 1 MiB does not end on a line: the marker starts its own.
+        assert_eq!(kept.len(), mib + 1);
+        assert!(kept.ends_with("x\n"));
+        assert_eq!(
+            marker,
+            format!(
+                "{TRUNCATION_MARKER} (1 MiB); {} more bytes were read and discarded]\n",
+                49 * mib + 7
+            )
+        );
+        assert_eq!(kept_output(&text, true), &kept[..mib]);
+        assert_eq!(kept_output(&text, false), text);
+        // Exactly at the cap: nothing discarded, nothing marked.
+        let (drained, [out, _]) = drain_through([mib, 0], Some(mib as u64), false);
+        assert_eq!((drained.truncated, out.len()), ([false, false], mib));
+        // No cap.
+        let (drained, [out, _]) = drain_through([3 * mib, 0], None, false);
+        assert_eq!((drained.truncated, out.len()), ([false, false], 3 * mib));
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_is_reported_and_the_pipes_still_drain() {
+        // /dev/full: every write fails with ENOSPC, as on a full output disk.
+        let (drained, _) = drain_through([4 << 20, 1 << 20], None, true);
+        match drained.error {
+            Some(SandboxError::Output { path, source }) => {
+                assert_eq!(path, Path::new("/dev/full"));
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn status_round_trips() {
         // SAFETY: zeroed rusage is a valid plain-data struct.
