@@ -1,12 +1,13 @@
 //! The results of a run on disk (`reports/<name>/<run-id>/`), written as the run goes:
 //!
-//! - `runs.csv`: tidy, one row per invocation, appended and flushed as each one ends, so a
-//!   crash loses at most the invocation in flight. It is the source of truth: `--resume` and
+//! - `runs.csv`: tidy, one row per invocation, appended as each one ends (in one write, whole
+//!   or not at all), so a crash or a full disk loses at most the invocation in flight. It is the source of truth: `--resume` and
 //!   `report` read it back, each row's `status` included (see [`crate::status`]).
 //! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
 //!   seed, and per cell the applied limits, raw samples and summaries. Rewritten atomically
 //!   (temp file + rename), so a reader never sees half a file.
-//! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output, when it wrote any.
+//! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output, when it wrote any (at
+//!   most `[run] max-log` of each stream, see [`crate::sandbox::TRUNCATION_MARKER`]).
 //!   Output goes to two spool files reused from one invocation to the next, and a spool that
 //!   holds something is renamed to its log: an empty log would cost an inode per invocation
 //!   (~0.2 ms each on a busy ext4 without a journal, which skips recently freed inodes).

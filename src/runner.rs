@@ -9,7 +9,9 @@
 //! with its status and the run goes on, and so is one whose counters cannot be trusted
 //! (`suspect`, see [`status::judge`]); Ctrl-C (the `cancel` flag) tears down the invocation in
 //! flight, keeps everything finished, and marks the run `interrupted` so `--resume` can finish
-//! it.
+//! it. An error of benchbox's own (a full output disk, a log that cannot be written) is never a
+//! workload's status: it stops the run, marked `failed` with the reason ([`RunError::Stopped`]),
+//! with the invocation in flight unrecorded, and `--resume` finishes it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
