@@ -692,6 +692,7 @@ mod tests {
             status: "complete".into(),
             started_at: String::new(),
             finished_at: None,
+            reason: None,
             command_line: vec![],
             host: crate::host::HostInfo {
                 cpu_model: "Test CPU".into(),

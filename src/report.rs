@@ -328,6 +328,8 @@ struct Meta {
     tool_version: String,
     run_id: String,
     status: String,
+    #[serde(default)]
+    reason: Option<String>,
     started_at: String,
     finished_at: Option<String>,
     command_line: Vec<String>,
@@ -466,6 +468,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
         status: meta.status,
         started_at: meta.started_at,
         finished_at: meta.finished_at,
+        reason: meta.reason,
         command_line: meta.command_line,
         host: meta.host,
         matrix_name: meta.matrix_name,
@@ -1269,6 +1272,7 @@ mod tests {
             status: "complete".into(),
             started_at: "2026-01-01T00:00:00.000Z".into(),
             finished_at: Some("2026-01-01T00:01:00.000Z".into()),
+            reason: None,
             command_line: vec!["benchbox".into(), "run".into(), "m.toml".into()],
             host: crate::host::HostInfo {
                 hostname: "box".into(),

@@ -1,12 +1,13 @@
 //! The results of a run on disk (`reports/<name>/<run-id>/`), written as the run goes:
 //!
-//! - `runs.csv`: tidy, one row per invocation, appended and flushed as each one ends, so a
-//!   crash loses at most the invocation in flight. It is the source of truth: `--resume` and
+//! - `runs.csv`: tidy, one row per invocation, appended as each one ends (in one write, whole
+//!   or not at all), so a crash or a full disk loses at most the invocation in flight. It is the source of truth: `--resume` and
 //!   `report` read it back, each row's `status` included (see [`crate::status`]).
 //! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
 //!   seed, and per cell the applied limits, raw samples and summaries. Rewritten atomically
 //!   (temp file + rename), so a reader never sees half a file.
-//! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output, when it wrote any.
+//! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output, when it wrote any (at
+//!   most `[run] max-log` of each stream, see [`crate::sandbox::TRUNCATION_MARKER`]).
 //!   Output goes to two spool files reused from one invocation to the next, and a spool that
 //!   holds something is renamed to its log: an empty log would cost an inode per invocation
 //!   (~0.2 ms each on a busy ext4 without a journal, which skips recently freed inodes).
@@ -209,10 +210,14 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Appends rows to `runs.csv`, flushing each one to disk as it is written.
+/// Appends rows to `runs.csv`, each with one write as it is written. A row is written whole
+/// or not at all: a write that fails part-way (a full disk) is cut off again, so the file only
+/// ever ends in a whole row.
 pub struct CsvWriter {
     path: PathBuf,
-    writer: csv::Writer<File>,
+    file: File,
+    /// The file's length: where the row being written starts.
+    len: u64,
     metrics: Vec<String>,
 }
 
@@ -255,23 +260,50 @@ impl CsvWriter {
             .append(true)
             .open(path)
             .map_err(io_err("open", path))?;
-        let mut writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(file);
-        if !exists {
-            writer
-                .write_record(&header)
-                .map_err(|e| ResultsError::Csv {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-            writer.flush().map_err(io_err("write", path))?;
-        }
-        Ok(CsvWriter {
+        let len = file.metadata().map_err(io_err("open", path))?.len();
+        let mut writer = CsvWriter {
             path: path.to_path_buf(),
-            writer,
+            file,
+            len,
             metrics: metrics.to_vec(),
-        })
+        };
+        if !exists {
+            writer.write_whole(&header)?;
+        }
+        Ok(writer)
+    }
+
+    /// One record, written whole or not at all (see [`CsvWriter`]).
+    fn write_whole(&mut self, record: &[String]) -> Result<()> {
+        let mut line = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        let bytes = line
+            .write_record(record)
+            .map_err(|e| e.to_string())
+            .and_then(|()| line.into_inner().map_err(|e| e.to_string()))
+            .map_err(|message| ResultsError::Csv {
+                path: self.path.clone(),
+                message,
+            })?;
+        // Written to the kernel at once, so a crash of benchbox loses nothing; fsync'd only by
+        // `sync` (end of run): an fsync per row would cost more than a short invocation.
+        match self.file.write_all(&bytes) {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                // Part of the row may have made it (a full disk): cut it off again. Shrinking
+                // a file needs no free space.
+                let _ = self.file.set_len(self.len);
+                Err(ResultsError::Io {
+                    action: "append a row to",
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
     }
 
     pub fn append(&mut self, sample: &Sample, label: &str, axis_values: &[String]) -> Result<()> {
@@ -304,24 +336,12 @@ impl CsvWriter {
             sample.reason.clone(),
         ]);
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
-        self.writer
-            .write_record(&row)
-            .map_err(|e| ResultsError::Csv {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-        // Flushed to the kernel at once, so a crash of benchbox loses nothing; fsync'd only by
-        // `sync` (end of run): an fsync per row would cost more than a short invocation.
-        self.writer.flush().map_err(io_err("write", &self.path))
+        self.write_whole(&row)
     }
 
     /// Make every row durable (power loss included).
     pub fn sync(&mut self) -> Result<()> {
-        self.writer.flush().map_err(io_err("write", &self.path))?;
-        self.writer
-            .get_ref()
-            .sync_data()
-            .map_err(io_err("sync", &self.path))
+        self.file.sync_data().map_err(io_err("sync", &self.path))
     }
 }
 
@@ -537,6 +557,110 @@ pub fn remove_spools(run_dir: &Path) {
     }
 }
 
+/// Room kept on the output disk so that a run can always record how it ended: a file of
+/// allocated blocks (`.reserve` in the run directory) as large as the next `results.json`
+/// could be, released right before that file is written for the last time (at the end of the
+/// run, or when it stops on an error). Without it a full disk would leave `results.json`
+/// saying `running`. A file system that cannot preallocate gets no reserve.
+pub struct Reserve {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+}
+
+impl Reserve {
+    pub const FILE: &'static str = ".reserve";
+    /// Room for what is not yet in results.json: per invocation since its last write, and for
+    /// a failure's reason.
+    pub const PER_SAMPLE: u64 = 2 << 10;
+    pub const SLACK: u64 = 16 << 10;
+    const STEP: u64 = 64 << 10;
+
+    pub fn new(run_dir: &Path) -> Reserve {
+        Reserve {
+            path: run_dir.join(Self::FILE),
+            file: None,
+            size: 0,
+        }
+    }
+
+    /// Grow the reserve to at least `bytes` (in steps of 64 KiB, so this is rarely a system
+    /// call). A full disk is an error: the run must stop while it can still say why.
+    pub fn ensure(&mut self, bytes: u64) -> Result<()> {
+        if bytes <= self.size {
+            return Ok(());
+        }
+        let size = bytes.div_ceil(Self::STEP) * Self::STEP;
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.path)
+                .map_err(io_err("create", &self.path))?;
+            self.file = Some(file);
+        }
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        use std::os::fd::AsRawFd;
+        match nix::fcntl::fallocate(
+            file.as_raw_fd(),
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            size as libc::off_t,
+        ) {
+            Ok(()) => {
+                self.size = size;
+                Ok(())
+            }
+            // This file system cannot preallocate: no reserve, as before it existed.
+            Err(nix::Error::EOPNOTSUPP) => {
+                self.release();
+                self.size = u64::MAX;
+                Ok(())
+            }
+            Err(e) => Err(ResultsError::Io {
+                action: "reserve room for results.json in",
+                path: self.path.clone(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Give the room back (before the last write of results.json).
+    pub fn release(&mut self) {
+        self.file = None;
+        self.size = 0;
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Last resort when even the reserve could not make room for results.json: its `"status":
+/// "running"` overwritten in place with `"status": "failed" ` (same length, so no new block
+/// is needed). The reason is then only in benchbox's error message.
+pub fn mark_failed_in_place(run_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = run_dir.join("results.json");
+    let text = fs::read(&path).map_err(io_err("read", &path))?;
+    const RUNNING: &[u8] = br#""status": "running""#;
+    const FAILED: &[u8] = br#""status": "failed" "#;
+    let at = text
+        .windows(RUNNING.len())
+        .position(|w| w == RUNNING)
+        .ok_or_else(|| ResultsError::Csv {
+            path: path.clone(),
+            message: "no `\"status\": \"running\"` to mark failed".into(),
+        })?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    file.write_all_at(FAILED, at as u64)
+        .and_then(|()| file.sync_data())
+        .map_err(io_err("write", &path))
+}
+
 /// Per-cell part of results.json.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CellResult {
@@ -598,8 +722,12 @@ pub struct RunResults {
     pub tool: String,
     pub tool_version: String,
     pub run_id: String,
-    /// `running`, `complete` or `interrupted`.
+    /// `running`, `complete`, `interrupted`, or `failed` (benchbox itself could not go on, for
+    /// example on a full output disk: see `reason`).
     pub status: String,
+    /// Why a `failed` run stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub command_line: Vec<String>,
@@ -617,9 +745,11 @@ pub struct RunResults {
 }
 
 impl RunResults {
-    pub fn write(&self, run_dir: &Path) -> Result<()> {
+    /// Write results.json atomically; returns its size.
+    pub fn write(&self, run_dir: &Path) -> Result<u64> {
         let json = serde_json::to_vec_pretty(self).expect("results serialize");
-        write_atomic(&run_dir.join("results.json"), &json)
+        write_atomic(&run_dir.join("results.json"), &json)?;
+        Ok(json.len() as u64)
     }
 
     pub fn read(run_dir: &Path) -> Result<RunResults> {
@@ -841,6 +971,41 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
             "{json}"
         );
         assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), suspect);
+    }
+
+    #[test]
+    fn the_reserve_grows_in_steps_and_is_released() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(Reserve::FILE);
+        let mut reserve = Reserve::new(tmp.path());
+        reserve.ensure(1).unwrap();
+        let allocated = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(p).unwrap().blocks() * 512
+        };
+        assert_eq!(fs::metadata(&path).unwrap().len(), 64 << 10);
+        assert!(allocated(&path) >= 64 << 10, "blocks, not a sparse file");
+        reserve.ensure(64 << 10).unwrap();
+        reserve.ensure((64 << 10) + 1).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 128 << 10);
+        reserve.release();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_run_is_marked_failed_in_place_as_a_last_resort() {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = "{\n  \"run_id\": \"x\",\n  \"status\": \"running\",\n  \"cells\": []\n}";
+        fs::write(tmp.path().join("results.json"), json).unwrap();
+        mark_failed_in_place(tmp.path()).unwrap();
+        let text = fs::read_to_string(tmp.path().join("results.json")).unwrap();
+        assert_eq!(text.len(), json.len());
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["status"], "failed");
+        assert!(
+            mark_failed_in_place(tmp.path()).is_err(),
+            "nothing left to mark"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! with its status and the run goes on, and so is one whose counters cannot be trusted
 //! (`suspect`, see [`status::judge`]); Ctrl-C (the `cancel` flag) tears down the invocation in
 //! flight, keeps everything finished, and marks the run `interrupted` so `--resume` can finish
-//! it.
+//! it. An error of benchbox's own (a full output disk, a log that cannot be written) is never a
+//! workload's status: it stops the run, marked `failed` with the reason ([`RunError::Stopped`]),
+//! with the invocation in flight unrecorded, and `--resume` finishes it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -100,6 +102,75 @@ pub enum RunError {
     Results(#[from] results::ResultsError),
     #[error("{0}")]
     Sandbox(#[from] sandbox::SandboxError),
+    /// An error of benchbox's own (`cause`) stopped a run under way: see [`Stopped`].
+    #[error("{0}")]
+    Stopped(Box<Stopped>),
+}
+
+/// A run stopped by an error of benchbox's own (most often an output disk that is full):
+/// results.json is marked `failed` with the reason, runs.csv holds every invocation that
+/// finished (whole rows only), the invocation in flight is not recorded, and `--resume`
+/// finishes the run once the cause is gone. No invocation is blamed for it.
+#[derive(Debug)]
+pub struct Stopped {
+    pub cause: RunError,
+    pub dir: PathBuf,
+    /// How to finish the run: `benchbox run FILE --resume DIR`.
+    pub resume: String,
+    /// Why results.json could not be marked `failed` (it should not happen: see
+    /// [`results::Reserve`]).
+    pub unrecorded: Option<String>,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cause = self.cause.to_string();
+        let (first, hints) = cause.split_once('\n').unwrap_or((&cause, ""));
+        writeln!(f, "the run stopped on an error of benchbox's own: {first}")?;
+        if !hints.is_empty() {
+            writeln!(f, "{hints}")?;
+        }
+        writeln!(
+            f,
+            "  the workload is not blamed: runs.csv holds every invocation that finished, whole; the one in flight is not recorded and runs again on --resume"
+        )?;
+        match &self.unrecorded {
+            None => writeln!(
+                f,
+                "  {} is marked `failed`, with this reason",
+                self.dir.join("results.json").display()
+            )?,
+            Some(e) => writeln!(f, "  results.json could not be marked `failed` either: {e}")?,
+        }
+        if is_disk_full(&self.cause) {
+            write!(
+                f,
+                "  hint: free space on the output disk (`df {}`), then finish the run: {}",
+                self.dir.display(),
+                self.resume
+            )
+        } else {
+            write!(
+                f,
+                "  hint: once the cause is fixed, finish the run: {}",
+                self.resume
+            )
+        }
+    }
+}
+
+/// Whether an error comes down to a full disk (or quota): ENOSPC or EDQUOT.
+pub fn is_disk_full(e: &RunError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl RunError {
@@ -109,6 +180,7 @@ impl RunError {
             RunError::Image(_) => crate::exit::IMAGE,
             RunError::Usage(_) => crate::exit::USAGE,
             RunError::Sandbox(sandbox::SandboxError::Cgroup(_)) => crate::exit::ISOLATION,
+            RunError::Stopped(stopped) => stopped.cause.exit_code(),
             _ => crate::exit::INTERNAL,
         }
     }
@@ -289,6 +361,11 @@ struct Run {
     extractors: HashMap<String, Extractor>,
     images: BTreeMap<String, ResolvedImage>,
     last_write: Instant,
+    /// Room kept to record how the run ended, even on a full disk.
+    reserve: results::Reserve,
+    /// The size of results.json when last written, and the samples recorded since.
+    json_len: u64,
+    unwritten: u64,
 }
 
 pub fn run(
@@ -439,6 +516,7 @@ pub fn run(
             .as_ref()
             .map_or_else(now_rfc3339, |p| p.started_at.clone()),
         finished_at: None,
+        reason: None,
         command_line: opts.command_line.clone(),
         host,
         matrix_name: matrix.name.clone(),
@@ -474,10 +552,23 @@ pub fn run(
         extractors,
         images: opts.images.clone(),
         last_write: Instant::now(),
+        reserve: results::Reserve::new(&dir),
+        json_len: 0,
+        unwritten: 0,
     };
-    run.results.write(&dir)?;
-    if previous.is_none() {
-        results::update_latest(&dir)?;
+    let resume_command = format!(
+        "benchbox run {} --resume {}",
+        matrix.path.display(),
+        dir.display()
+    );
+    let opened = run.write_results().and_then(|()| {
+        if previous.is_none() {
+            results::update_latest(&dir)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = opened {
+        return Err(run.fail(e, &resume_command));
     }
 
     let slots = plan::schedule_selected(&run.cells, &selected, matrix.order, seed, &done);
@@ -513,16 +604,16 @@ pub fn run(
         }
         Ok(false)
     };
+    // An error of benchbox's own (a full output disk, a cgroup that cannot be made) stops the
+    // run: recorded as `failed`, never as a failure of the workload.
     let interrupted = match run_slots() {
         Ok(interrupted) => interrupted,
-        Err(e) => {
-            // Even on a fatal error, the last invocation's teardown completes before we go.
-            let _ = sandbox::wait_for_cleanup();
-            return Err(e);
-        }
+        Err(e) => return Err(run.fail(e, &resume_command)),
     };
-
-    let report_problem = run.finish(interrupted)?;
+    let report_problem = match run.finish(interrupted) {
+        Ok(problem) => problem,
+        Err(e) => return Err(run.fail(e, &resume_command)),
+    };
     let failures = run
         .results
         .cells
@@ -550,6 +641,42 @@ pub fn run(
 }
 
 impl Run {
+    /// Rewrite results.json (atomically) and keep the reserve as large as the next one.
+    fn write_results(&mut self) -> Result<(), RunError> {
+        self.json_len = self.results.write(&self.dir)?;
+        self.unwritten = 0;
+        self.last_write = Instant::now();
+        self.reserve
+            .ensure(self.json_len + results::Reserve::SLACK)?;
+        Ok(())
+    }
+
+    /// Stop the run on `cause`, an error of benchbox's own: wait for the last teardown, drop
+    /// the in-flight invocation's output and the reserve (room for what follows), and mark
+    /// results.json `failed` with the reason (in place as a last resort).
+    fn fail(&mut self, cause: RunError, resume: &str) -> RunError {
+        let _ = sandbox::wait_for_cleanup();
+        results::remove_spools(&self.dir);
+        self.reserve.release();
+        let reason = cause.to_string();
+        self.results.status = "failed".into();
+        self.results.reason = Some(reason.lines().next().unwrap_or_default().to_string());
+        self.results.finished_at = Some(now_rfc3339());
+        let unrecorded = match self.results.write(&self.dir) {
+            Ok(_) => None,
+            Err(e) => results::mark_failed_in_place(&self.dir)
+                .err()
+                .map(|_| e.to_string()),
+        };
+        let _ = self.csv.sync();
+        RunError::Stopped(Box::new(Stopped {
+            cause,
+            dir: self.dir.clone(),
+            resume: resume.to_string(),
+            unrecorded,
+        }))
+    }
+
     fn cell_result(&mut self, id: &str) -> &mut CellResult {
         self.results
             .cells
@@ -665,6 +792,7 @@ impl Run {
             },
             stdout,
             stderr,
+            max_log: cell.max_log,
             timeout: cell.timeout,
             memory_interval: cell.memory_interval,
             scratch_base: self.scratch.path().to_path_buf(),
@@ -712,7 +840,7 @@ impl Run {
         if let Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) =
             &outcome
         {
-            let _ = fs::write(&inv.stderr, format!("benchbox: {e}\n"));
+            write_spool(&inv.stderr, &format!("benchbox: {e}\n"))?;
         }
         let (_, log_err) = self.keep_logs(&inv, &cell, "setup", 0)?;
         let error = match outcome {
@@ -779,25 +907,22 @@ impl Run {
         let (outcome, start_error) =
             match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel) {
                 Ok(o) => (o, None),
-                // The container could not start the command: this invocation is `start-failed`
-                // (exit code 127, as a shell reports a command it cannot run).
+                // The container could not start the command: this invocation is `start-failed`,
+                // with no exit code (it never ran, so it never exited) and the why in `reason`.
                 Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
                     let message = e.to_string();
-                    let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
-                    (
-                        sandbox::Outcome {
-                            exit_code: Some(127),
-                            ..Default::default()
-                        },
-                        Some(message),
-                    )
+                    write_spool(&inv.stderr, &format!("benchbox: {message}\n"))?;
+                    (sandbox::Outcome::default(), Some(message))
                 }
                 Err(e) => return Err(e.into()),
             };
         if outcome.interrupted {
             return Ok(false);
         }
-        let stdout = fs::read_to_string(&inv.stdout).unwrap_or_default();
+        // Metric patterns see what the log kept (at most `max-log`), not the marker line.
+        let stdout = fs::read(&inv.stdout).unwrap_or_default();
+        let stdout = String::from_utf8_lossy(&stdout);
+        let stdout = sandbox::kept_output(&stdout, outcome.output_truncated[0]);
         let (log_out, _) = self.keep_logs(&inv, &cell, &phase, slot.index)?;
         if !outcome.memory_timeline.is_empty() {
             let path = log_out.with_extension("memory.csv");
@@ -815,7 +940,7 @@ impl Run {
                 source,
             })?;
         }
-        let extracted = self.extractors[&cell.id].extract(&stdout, &outcome.metrics_file);
+        let extracted = self.extractors[&cell.id].extract(stdout, &outcome.metrics_file);
         let mut sample = Sample {
             cell_id: cell.id.clone(),
             phase: slot.phase,
@@ -842,8 +967,23 @@ impl Run {
             Some(message) => (Status::StartFailed, message),
             None => status::judge(&sample),
         };
+        let mut problems = extracted.problems;
+        let truncated: Vec<&str> = ["stdout", "stderr"]
+            .into_iter()
+            .zip(outcome.output_truncated)
+            .filter_map(|(name, t)| t.then_some(name))
+            .collect();
+        if !truncated.is_empty() {
+            sample.flags.push(status::Flag::LogTruncated);
+            problems.push(format!(
+                "{} truncated at max-log ({}): the log keeps the beginning, and metric patterns saw only that",
+                truncated.join(" and "),
+                inv.max_log
+                    .map_or_else(|| "none".into(), crate::spec::units::format_size)
+            ));
+        }
         self.csv.append(&sample, &cell.label, &axis_texts(&cell))?;
-        let problem = (!extracted.problems.is_empty()).then(|| extracted.problems.join("; "));
+        let problem = (!problems.is_empty()).then(|| problems.join("; "));
         {
             let result = self.cell_result(&cell.id);
             if outcome.applied.cgroup_version.is_some() {
@@ -869,8 +1009,14 @@ impl Run {
             problem: problem.as_deref(),
         });
         if self.last_write.elapsed() >= Duration::from_secs(1) {
-            self.results.write(&self.dir)?;
-            self.last_write = Instant::now();
+            self.write_results()?;
+        } else {
+            self.unwritten += 1;
+            self.reserve.ensure(
+                self.json_len
+                    + self.unwritten * results::Reserve::PER_SAMPLE
+                    + results::Reserve::SLACK,
+            )?;
         }
         Ok(true)
     }
@@ -880,6 +1026,8 @@ impl Run {
         sandbox::wait_for_cleanup()?;
         results::remove_spools(&self.dir);
         self.csv.sync()?;
+        // The reserve made sure this last write finds room.
+        self.reserve.release();
         self.results.status = if interrupted {
             "interrupted"
         } else {
@@ -904,3 +1052,15 @@ impl Run {
 }
 
 pub use crate::status::describe_failure;
+
+/// benchbox's own message into a spool file (a command that could not start); failing to write
+/// it is benchbox's failure.
+fn write_spool(path: &Path, text: &str) -> Result<(), RunError> {
+    fs::write(path, text).map_err(|source| {
+        RunError::Results(results::ResultsError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}

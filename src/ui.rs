@@ -137,15 +137,22 @@ impl Progress {
                     Status::Suspect => format!("SUSPECT: {reason}"),
                     _ => format!("FAILED: {reason}"),
                 };
+                // A command that never started has no times to show.
+                let times = if sample.status == Status::StartFailed {
+                    "did not start".to_string()
+                } else {
+                    format!(
+                        "{} wall, {} cpu",
+                        human_seconds(sample.wall_s),
+                        human_seconds(sample.cpu_s())
+                    )
+                };
                 let text = format!(
-                    "[{:>width$}/{total}] {} {} #{}: {} wall, {} cpu, {}",
+                    "[{:>width$}/{total}] {} {} #{}: {times}, {status}",
                     position + 1,
                     cell.label,
                     sample.phase,
                     sample.index + 1,
-                    human_seconds(sample.wall_s),
-                    human_seconds(sample.cpu_s()),
-                    status,
                     width = total.to_string().len()
                 );
                 match &self.bar {

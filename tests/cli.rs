@@ -324,7 +324,11 @@ runs = 1
     let rows = p.csv_rows("nostart");
     assert_eq!(rows.len(), 1);
     assert_eq!(&rows[0][col("status")], "start-failed", "{:?}", rows[0]);
-    assert_eq!(&rows[0][col("exit_code")], "127");
+    assert_eq!(
+        &rows[0][col("exit_code")],
+        "",
+        "it never ran, so it has no exit code"
+    );
     assert!(
         rows[0][col("reason")].contains("/no/such/program"),
         "{:?}",
