@@ -29,7 +29,7 @@
 //!   interval is narrow and the Monte Carlo error of its endpoints stays small next to it. The
 //!   cell gets a warning saying so. Cells are summarized in parallel (deterministically).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
@@ -37,8 +37,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::markdown::code;
 use crate::plan::Phase;
-use crate::results::{self, CellResult, ResultsError, RunResults, Sample};
+use crate::results::{self, CellResult, Planned, ResultsError, RunResults, Sample};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
 use crate::status::{self, Status};
@@ -76,6 +77,11 @@ pub enum ReportError {
         path.display()
     )]
     NotARun { path: PathBuf, reason: String },
+    #[error(
+        "`{}` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory",
+        path.display()
+    )]
+    NoRunsCsv { path: PathBuf },
     #[error("{0}")]
     Results(#[from] ResultsError),
     #[error("cannot write `{}`: {source}", path.display())]
@@ -354,6 +360,8 @@ struct CellMeta {
     security: Option<crate::sandbox::security::Effective>,
     setup_error: Option<String>,
     #[serde(default)]
+    planned: Option<Planned>,
+    #[serde(default)]
     memory_timeline: Vec<(f64, u64)>,
 }
 
@@ -376,6 +384,15 @@ pub fn run_dir(given: &Path) -> Result<PathBuf, ReportError> {
 /// A run with its samples read from `runs.csv` (in file order, i.e. invocation order) and its
 /// metadata from `results.json`. Summaries are left empty: see [`summarize`].
 pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
+    load_checked(dir).map(|(run, _)| run)
+}
+
+/// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
+/// [`results::Torn`]). runs.csv is validated ([`results::read_csv`]) and checked against the
+/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
+/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
+/// data is gone.
+pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
     let dir = run_dir(dir)?;
     let json_path = dir.join("results.json");
     // One read into memory and a parse from the slice: much faster than a streaming reader, and
@@ -392,11 +409,11 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
         })?
     };
     let csv_path = dir.join("runs.csv");
-    let rows = if csv_path.exists() {
-        results::read_csv(&csv_path)?.1
-    } else {
-        Vec::new()
-    };
+    if !csv_path.exists() {
+        return Err(ReportError::NoRunsCsv { path: csv_path });
+    }
+    let data = results::read_csv(&csv_path)?;
+    let warnings: Vec<String> = data.torn.iter().map(|t| t.warning(&csv_path)).collect();
     let mut cells: Vec<CellResult> = meta
         .cells
         .into_iter()
@@ -408,57 +425,53 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
             applied_limits: c.applied_limits,
             security: c.security,
             setup_error: c.setup_error,
+            planned: c.planned,
             memory_timeline: c.memory_timeline,
             ..Default::default()
         })
         .collect();
-    let mut index: HashMap<String, usize> = cells
+    if cells.iter().all(|c| c.planned.is_none()) {
+        // Written before benchbox recorded each cell's plan: from the plan and the command line.
+        let with_rows: HashSet<&str> = data
+            .rows
+            .iter()
+            .map(|r| r.sample.cell_id.as_str())
+            .collect();
+        for cell in &mut cells {
+            cell.planned = planned_from_plan(
+                &meta.plan,
+                &meta.command_line,
+                &cell.id,
+                with_rows.contains(cell.id.as_str()),
+            );
+        }
+    }
+    let plan: HashMap<&str, Option<Planned>> =
+        cells.iter().map(|c| (c.id.as_str(), c.planned)).collect();
+    results::check_plan(&csv_path, &data.rows, &plan)?;
+    let index: HashMap<String, usize> = cells
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id.clone(), i))
         .collect();
-    let axis_names: Vec<String> = meta.plan["axes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["name"].as_str().map(String::from))
-        .collect();
     // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
     // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
     // 100,000 rows). Each cell's samples are put back into file order afterwards.
-    let mut rows = rows;
+    let mut rows = data.rows;
     let mut moved = 0usize;
-    while let Some((sample, label, axis_values)) = rows.pop() {
+    while let Some(row) = rows.pop() {
         moved += 1;
         if moved.is_multiple_of(8192) {
             rows.shrink_to_fit();
         }
-        let i = match index.get(&sample.cell_id) {
-            Some(&i) => i,
-            None => {
-                // A cell the metadata does not know (results.json older than the CSV): keep
-                // its samples; its axes come from the CSV's columns.
-                cells.push(CellResult {
-                    id: sample.cell_id.clone(),
-                    slug: sample.cell_id.clone(),
-                    label,
-                    axes: axis_names
-                        .iter()
-                        .cloned()
-                        .zip(axis_values.into_iter().map(serde_json::Value::String))
-                        .collect(),
-                    ..Default::default()
-                });
-                index.insert(sample.cell_id.clone(), cells.len() - 1);
-                cells.len() - 1
-            }
-        };
-        cells[i].samples.push(sample);
+        // Every row's cell is known: check_plan said so.
+        let i = index[&row.sample.cell_id];
+        cells[i].samples.push(row.sample);
     }
     for cell in &mut cells {
         cell.samples.reverse();
     }
-    Ok(RunResults {
+    let run = RunResults {
         schema_version: meta.schema_version,
         tool: meta.tool,
         tool_version: meta.tool_version,
@@ -477,6 +490,46 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
         plan: meta.plan,
         cells,
         warnings: meta.warnings,
+    };
+    Ok((run, warnings))
+}
+
+/// A cell's planned invocations for a results.json written before benchbox recorded them:
+/// `runs` and `warmup` of its plan entry, or `--runs`/`--warmup` when the command line gave
+/// them. `None` when the plan does not say, and for a cell without rows in a run restricted
+/// with `--only` (it was not part of the run).
+fn planned_from_plan(
+    plan: &serde_json::Value,
+    command_line: &[String],
+    id: &str,
+    has_rows: bool,
+) -> Option<Planned> {
+    let option = |name: &str| -> Option<u32> {
+        let flag = format!("--{name}");
+        let prefixed = format!("--{name}=");
+        let mut value = None;
+        for (i, arg) in command_line.iter().enumerate() {
+            if *arg == flag {
+                value = command_line.get(i + 1).and_then(|v| v.parse().ok());
+            } else if let Some(v) = arg.strip_prefix(&prefixed) {
+                value = v.parse().ok();
+            }
+        }
+        value
+    };
+    if !has_rows && command_line.iter().any(|a| a.starts_with("--only")) {
+        return None;
+    }
+    let cell = plan["cells"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_str() == Some(id))?;
+    let field = |name: &str| -> Option<u32> {
+        option(name).or_else(|| cell[name].as_u64().and_then(|n| u32::try_from(n).ok()))
+    };
+    Some(Planned {
+        warmup: field("warmup")?,
+        runs: field("runs")?,
     })
 }
 
@@ -523,8 +576,38 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     };
     cell.summary = summary;
     cell.warnings = warnings;
+    if let Some(missing) = missing_warning(cell) {
+        cell.warnings.insert(0, missing);
+    }
     cell.failures = cell.count_failures();
     cell.suspect = cell.count_suspect();
+}
+
+/// "4 of 6 measured invocations in runs.csv (2 missing) ..." when the cell has fewer rows than
+/// its plan (an interrupted run, rows deleted). Not for a cell whose setup failed: its setup
+/// error says why nothing ran.
+fn missing_warning(cell: &CellResult) -> Option<String> {
+    let planned = cell.planned?;
+    if cell.setup_error.is_some() {
+        return None;
+    }
+    let measured = cell.count_measured();
+    let warmups = cell.samples.len() - measured;
+    if measured >= planned.runs as usize && warmups >= planned.warmup as usize {
+        return None;
+    }
+    let mut parts = vec![format!(
+        "{measured} of {} measured invocations in runs.csv ({} missing)",
+        planned.runs,
+        (planned.runs as usize).saturating_sub(measured)
+    )];
+    if warmups < planned.warmup as usize {
+        parts.push(format!("{warmups} of {} warm-ups", planned.warmup));
+    }
+    Some(format!(
+        "{}; the statistics cover only the invocations present\n  hint: finish the run with `benchbox run MATRIX --resume RUN`",
+        parts.join(", ")
+    ))
 }
 
 /// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
@@ -575,30 +658,76 @@ pub fn summarize(run: &mut RunResults) {
     });
 }
 
-/// Where [`rebuild`] wrote.
+/// Where [`rebuild`] wrote, and what the reader should know (a torn row left out, a run that
+/// was never finished).
 #[derive(Debug, Clone)]
 pub struct Written {
     pub results_json: PathBuf,
     pub summary_md: PathBuf,
+    pub warnings: Vec<String>,
 }
 
-/// Rebuild a run's summaries from `runs.csv` and write `results.json` and `summary.md`.
+/// [`load_checked`], then every cell's summaries recomputed: the run as the reports show it.
+/// Nothing is written.
+pub fn rebuilt(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
+    let (mut run, warnings) = load_checked(dir)?;
+    summarize(&mut run);
+    Ok((run, warnings))
+}
+
+/// `benchbox report`: rebuild a run's summaries from `runs.csv`, write `summary.md`, then
+/// `results.json`. The caller holds the run's lock ([`crate::lock`]), so no benchbox is running
+/// it: a status still `running` was left by one that died (killed, crashed) before the end, and
+/// becomes `complete` when every planned invocation is in runs.csv, `interrupted` otherwise.
 pub fn rebuild(dir: &Path, reference: Option<&str>) -> Result<(RunResults, Written), ReportError> {
     let dir = run_dir(dir)?;
-    let mut run = load(&dir)?;
-    summarize(&mut run);
-    let markdown = summary_markdown_checked(&run, reference)?;
-    let results_json = dir.join("results.json");
-    write_json_atomic(&results_json, &run)?;
-    let summary_md = dir.join("summary.md");
-    results::write_atomic(&summary_md, markdown.as_bytes())?;
+    let (mut run, mut warnings) = rebuilt(&dir)?;
+    if run.status == "running" {
+        let whole = warnings.is_empty() && run.cells.iter().all(|c| missing_warning(c).is_none());
+        run.status = if whole { "complete" } else { "interrupted" }.into();
+        warnings.push(format!(
+            "the run was never finished: the benchbox that ran it stopped before the end (killed or crashed); {}",
+            if whole {
+                "every planned invocation is in runs.csv, so it is now marked `complete`".to_string()
+            } else {
+                format!(
+                    "it is now marked `interrupted`\n  hint: finish it with `benchbox run MATRIX --resume {}`",
+                    dir.display()
+                )
+            }
+        ));
+    }
+    let summary_md = write_summary(&dir, &run, reference)?;
+    let results_json = write_results(&dir, &run)?;
     Ok((
         run,
         Written {
             results_json,
             summary_md,
+            warnings,
         },
     ))
+}
+
+/// Write `summary.md` of a rebuilt run; a `reference` that matches no cell is an error and
+/// writes nothing.
+pub fn write_summary(
+    dir: &Path,
+    run: &RunResults,
+    reference: Option<&str>,
+) -> Result<PathBuf, ReportError> {
+    let markdown = summary_markdown_checked(run, reference)?;
+    let path = dir.join("summary.md");
+    results::write_atomic(&path, markdown.as_bytes())?;
+    Ok(path)
+}
+
+/// Write `results.json` (atomically, mode 0644). Runs and reports write it last, so a
+/// `complete` run always has its other files.
+pub fn write_results(dir: &Path, run: &RunResults) -> Result<PathBuf, ReportError> {
+    let path = dir.join("results.json");
+    write_json_atomic(&path, run)?;
+    Ok(path)
 }
 
 /// Like [`RunResults::write`] (same bytes), but streamed to the temp file: the pretty JSON of
@@ -614,6 +743,13 @@ fn write_json_atomic(path: &Path, run: &RunResults) -> Result<(), ReportError> {
     serde_json::to_writer_pretty(&mut out, run).map_err(|e| write_err(e.into()))?;
     let tmp = out.into_inner().map_err(|e| write_err(e.into_error()))?;
     tmp.as_file().sync_data().map_err(write_err)?;
+    // tempfile creates 0600; results.json is read by others like every other output (a CI
+    // step without sudo, a web server).
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .map_err(write_err)?;
     tmp.persist(path).map_err(|e| write_err(e.error))?;
     Ok(())
 }
@@ -805,14 +941,19 @@ fn security_line(run: &RunResults) -> Option<String> {
     }
     let per_cell: Vec<String> = described
         .iter()
-        .map(|(label, d)| format!("`{}` {}", md(label), md(d)))
+        .map(|(label, d)| format!("{} {}", code(label), md(d)))
         .collect();
     Some(per_cell.join("; "))
 }
 
-/// Escape what would break a Markdown table cell.
+/// Any value as literal Markdown text (see [`crate::markdown`]).
 fn md(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    crate::markdown::text(text)
+}
+
+/// One of benchbox's messages (values quoted in backticks) as Markdown.
+fn msg(text: &str) -> String {
+    crate::markdown::message(text)
 }
 
 fn metrics_of_interest(run: &RunResults) -> Vec<String> {
@@ -853,7 +994,7 @@ pub fn summary_markdown(run: &RunResults, reference: Option<&str>) -> String {
         Err(e) => {
             let r = choose_reference(run, None).ok().flatten();
             let mut out = render_markdown(run, r.as_ref());
-            let _ = writeln!(out, "\n> note: {}", md(&e.to_string()));
+            let _ = writeln!(out, "\n> note: {}", msg(&e.to_string()));
             out
         }
     }
@@ -864,12 +1005,12 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
     let conf = run.stats.confidence;
     let _ = writeln!(
         out,
-        "## benchbox: `{}` run `{}`\n",
-        md(&run.matrix_name),
-        md(&run.run_id)
+        "## benchbox: {} run {}\n",
+        code(&run.matrix_name),
+        code(&run.run_id)
     );
     if let Some(d) = run.plan["description"].as_str() {
-        let _ = writeln!(out, "{}\n", md(d));
+        let _ = writeln!(out, "{}\n", crate::markdown::line(d));
     }
     let axes: Vec<String> = run.plan["axes"]
         .as_array()
@@ -883,9 +1024,9 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
                 .map(axis_value_text)
                 .collect();
             format!(
-                "`{}` ({})",
-                a["name"].as_str().unwrap_or("?"),
-                values.join(", ")
+                "{} ({})",
+                code(a["name"].as_str().unwrap_or("?")),
+                md(&values.join(", "))
             )
         })
         .collect();
@@ -901,9 +1042,9 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
         .sum();
     let _ = writeln!(
         out,
-        "- **matrix**: `{}` (sha256 `{}`), {} cell(s){}, {} measured invocation(s), {} order, status {}",
-        md(&run.matrix_path),
-        &run.matrix_sha256[..12.min(run.matrix_sha256.len())],
+        "- **matrix**: {} (sha256 {}), {} cell(s){}, {} measured invocation(s), {} order, status {}",
+        code(&run.matrix_path),
+        code(run.matrix_sha256.get(..12).unwrap_or(&run.matrix_sha256)),
         run.cells.len(),
         if axes.is_empty() {
             String::new()
@@ -911,8 +1052,8 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
             format!(" over {}", axes.join(" x "))
         },
         measured,
-        run.order,
-        run.status
+        md(&run.order),
+        md(&run.status)
     );
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
@@ -925,9 +1066,9 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
     if let Some(r) = reference {
         let _ = writeln!(
             out,
-            "- **reference**: `{}` ({})",
-            md(&run.cells[r.index].label),
-            md(&r.why)
+            "- **reference**: {} ({})",
+            code(&run.cells[r.index].label),
+            msg(&r.why)
         );
     }
     if let Some(line) = security_line(run) {
@@ -940,7 +1081,7 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
         .cells
         .iter()
         .filter_map(|c| c.security_warning())
-        .map(|w| md(&w))
+        .map(|w| msg(&w))
         .collect();
     if !loosened.is_empty() {
         let _ = writeln!(out, "> [!WARNING]\n> {}\n", loosened.join("\n>\n> "));
@@ -966,7 +1107,7 @@ fn render_metric_table(
         Better::Lower => "lower is better",
         Better::Higher => "higher is better",
     };
-    let _ = writeln!(out, "### {} ({better})\n", info.title());
+    let _ = writeln!(out, "### {} ({better})\n", md(&info.title()));
     let _ = writeln!(
         out,
         "| cell | n | median | {:.0}% CI of median | vs reference |",
@@ -998,11 +1139,20 @@ fn render_metric_table(
                 None if cell.samples.is_empty() => "not run",
                 None => "no invocation with status ok",
             };
-            let _ = writeln!(out, "| {} | 0 | - | - | {status} |", md(&cell.label));
+            let _ = writeln!(
+                out,
+                "| {} | {} | - | - | {status} |",
+                md(&cell.label),
+                cell.n_of_planned(0)
+            );
             continue;
         };
         let ci = s.median_ci.map_or("-".to_string(), |c| {
-            format!("{} to {}", info.format(c.lower), info.format(c.upper))
+            md(&format!(
+                "{} to {}",
+                info.format(c.lower),
+                info.format(c.upper)
+            ))
         });
         let vs = match reference {
             Some(r) if r.index == i => "**reference**".to_string(),
@@ -1012,8 +1162,8 @@ fn render_metric_table(
             out,
             "| {} | {} | {} | {ci} | {vs} |",
             md(&cell.label),
-            s.n,
-            info.format(s.median)
+            cell.n_of_planned(s.n),
+            md(&info.format(s.median))
         );
     }
     out.push('\n');
@@ -1092,9 +1242,12 @@ fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> 
                     (lo.min(*r), hi.max(*r))
                 });
             lines.push(format!(
-                "`{axis}={value}` vs `{axis}={base_value}`: {} (geometric mean over {} pair(s) of cells differing only in `{axis}`; single ratios {lo:.2} to {hi:.2})",
-                describe_ratio(g, None, info, run.stats.confidence),
-                ratios.len()
+                "{} vs {}: {} (geometric mean over {} pair(s) of cells differing only in {}; single ratios {lo:.2} to {hi:.2})",
+                code(&format!("{axis}={value}")),
+                code(&format!("{axis}={base_value}")),
+                md(&describe_ratio(g, None, info, run.stats.confidence)),
+                ratios.len(),
+                code(axis)
             ));
         }
     }
@@ -1103,14 +1256,14 @@ fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> 
 
 fn render_warnings(out: &mut String, run: &RunResults) {
     let interesting = metrics_of_interest(run);
-    let mut lines: Vec<String> = run.warnings.iter().map(|w| md(w)).collect();
+    let mut lines: Vec<String> = run.warnings.iter().map(|w| msg(w)).collect();
     for cell in &run.cells {
-        let label = md(&cell.label);
+        let label = code(&cell.label);
         if let Some(e) = &cell.setup_error {
-            lines.push(format!("`{label}`: {}", md(e)));
+            lines.push(format!("{label}: {}", msg(e)));
         }
         for w in &cell.warnings {
-            lines.push(format!("`{label}`: {}", md(w)));
+            lines.push(format!("{label}: {}", msg(w)));
         }
         // One line per distinct message, naming every metric it applies to: "only 6
         // invocations" is the same news for wall, CPU and memory.
@@ -1140,12 +1293,12 @@ fn render_warnings(out: &mut String, run: &RunResults) {
             }
             for w in &s.warnings {
                 if !matches!(w, stats::Warning::SevereOutliers { .. }) {
-                    add(md(&w.message()), metric);
+                    add(msg(&w.message()), metric);
                 }
             }
         }
         for (message, metrics) in grouped {
-            lines.push(format!("`{label}` {}: {message}", metrics.join(", ")));
+            lines.push(format!("{label} {}: {message}", md(&metrics.join(", "))));
         }
     }
     if lines.is_empty() {
@@ -1384,7 +1537,7 @@ mod tests {
         );
         assert_eq!((run.cells[3].suspect, run.cells[3].failures), (0, 1));
         let md = fs::read_to_string(&written.summary_md).unwrap();
-        assert!(md.contains("| jdk=17 gc=G1 | 8 |"), "{md}");
+        assert!(md.contains("| jdk=17 gc=G1 | 8 of 10 |"), "{md}");
         assert!(
             md.contains("`jdk=17 gc=G1`: 2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics   hint: measured invocation 3: cgroup CPU 0.008 s"),
             "{md}"
