@@ -356,11 +356,20 @@ pub struct Torn {
 }
 
 impl Torn {
-    pub fn warning(&self, path: &Path) -> String {
+    /// "`runs.csv` line 12: the last row is incomplete (...)".
+    pub fn describe(&self, path: &Path) -> String {
         format!(
-            "`{}` line {}: the last row is incomplete (an interrupted write: a crash or a full disk); it is left out, and `--resume` runs that invocation again",
+            "`{}` line {}: the last row is incomplete (an interrupted write: a crash or a full disk)",
             path.display(),
             self.line
+        )
+    }
+
+    /// What `report` and `compare` say when they leave it out.
+    pub fn warning(&self, path: &Path) -> String {
+        format!(
+            "{}; it is left out, and `--resume` runs that invocation again",
+            self.describe(path)
         )
     }
 }

@@ -418,9 +418,8 @@ pub fn run(
                 source,
             })?;
             torn_warning = Some(format!(
-                "{}; cut off here",
-                torn.warning(&csv_path)
-                    .trim_end_matches(", and `--resume` runs that invocation again")
+                "{}; it was cut off, and that invocation runs again",
+                torn.describe(&csv_path)
             ));
         }
         for row in data.rows {

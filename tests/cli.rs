@@ -665,7 +665,8 @@ fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("failed  suspect"), "{stdout}");
     assert!(
-        stdout.contains("level=1   8 ") && stdout.contains("0/10     2/10"),
+        // "n of N": the excluded invocations show beside the planned count.
+        stdout.contains("level=1  8 of 10 ") && stdout.contains("0/10     2/10"),
         "{stdout}"
     );
     assert!(
@@ -699,7 +700,7 @@ fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
         .collect();
     assert_eq!(statuses.iter().filter(|s| **s == "suspect").count(), 2);
     let md = fs::read_to_string(new.path().join("summary.md")).unwrap();
-    assert!(md.contains("| level=1 | 8 |"), "{md}");
+    assert!(md.contains("| level=1 | 8 of 10 |"), "{md}");
     assert!(
         md.contains("`level=1`: 2 of 10 invocations suspect"),
         "{md}"
