@@ -1316,13 +1316,14 @@ fn render_warnings(out: &mut String, run: &RunResults) {
     out.push_str("\n</details>\n");
 }
 
+/// A run directory for the tests of this module and its property test.
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::results::CsvWriter;
     use crate::sandbox::security::Policy;
 
-    fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
+    pub fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
         Sample {
             cell_id: cell.into(),
             phase,
@@ -1352,7 +1353,7 @@ mod tests {
 
     /// A 2x2 matrix (jdk x gc) run directory: jdk=21 is 20% faster than jdk=17, and each cell
     /// has one warm-up and ten measured invocations; the last cell has one failure.
-    fn write_run(dir: &Path) -> RunResults {
+    pub fn write_run(dir: &Path) -> RunResults {
         let axes = ["jdk", "gc"];
         let combos = [("17", "G1"), ("17", "Par"), ("21", "G1"), ("21", "Par")];
         let mut cells = Vec::new();
@@ -1450,6 +1451,13 @@ mod tests {
         run.write(dir).unwrap();
         run
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::write_run;
+    use super::*;
+    use crate::sandbox::security::Policy;
 
     #[test]
     fn rebuild_is_deterministic_and_uses_the_csv_alone() {
@@ -1698,5 +1706,479 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let e = load(tmp.path()).unwrap_err().to_string();
         assert!(e.contains("is not a benchbox run directory: it has no results.json\n  hint: pass a run directory such as reports/NAME/latest"), "{e}");
+    }
+
+    /// `runs.csv` without the rows whose line (1 = header) `drop` accepts.
+    fn drop_lines(dir: &Path, drop: impl Fn(usize, &str) -> bool) {
+        let path = dir.join("runs.csv");
+        let text: String = fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .enumerate()
+            .filter(|(i, l)| !drop(i + 1, l))
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        fs::write(path, text).unwrap();
+    }
+
+    /// Issue 10: a runs.csv missing rows gave n = 1 and nothing said "1 of 6"; no runs.csv at
+    /// all was exit 0.
+    #[test]
+    fn missing_rows_show_as_n_of_n_everywhere_and_a_missing_runs_csv_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        // cell0 keeps its warm-up and 1 of its 10 measured invocations.
+        drop_lines(tmp.path(), |_, l| {
+            l.starts_with("cell0,") && l.contains(",measure,") && !l.contains(",measure,0,")
+        });
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        assert!(written.warnings.is_empty(), "{:?}", written.warnings);
+        let cell = &run.cells[0];
+        assert_eq!(
+            cell.planned,
+            Some(Planned {
+                warmup: 1,
+                runs: 10
+            }),
+            "from the plan"
+        );
+        assert_eq!(cell.summary["wall_s"].n, 1);
+        let missing = "1 of 10 measured invocations in runs.csv (9 missing); the statistics cover only the invocations present\n  hint: finish the run with `benchbox run MATRIX --resume RUN`";
+        assert_eq!(cell.warnings[0], missing);
+        // results.json carries the warning; summary.md, the terminal table and report.html n of N.
+        let json = RunResults::read(tmp.path()).unwrap();
+        assert_eq!(json.cells[0].warnings[0], missing);
+        assert_eq!(
+            json.cells[0].planned,
+            Some(Planned {
+                warmup: 1,
+                runs: 10
+            })
+        );
+        let md = fs::read_to_string(&written.summary_md).unwrap();
+        assert!(md.contains("| jdk=17 gc=G1 | 1 of 10 | 980.0 ms |"), "{md}");
+        assert!(
+            md.contains("| jdk=17 gc=Par | 10 |"),
+            "complete cells stay plain: {md}"
+        );
+        assert!(
+            md.contains("`jdk=17 gc=G1`: 1 of 10 measured invocations in runs.csv (9 missing)"),
+            "{md}"
+        );
+        let table = crate::ui::summary_table(&run);
+        assert!(table.contains("jdk=17 gc=G1   1 of 10 "), "{table}");
+        assert!(
+            table.contains("jdk=17 gc=G1: warning: 1 of 10 measured invocations"),
+            "{table}"
+        );
+        let html = crate::render::html(&run, &Default::default()).unwrap();
+        assert!(
+            html.contains("<td>jdk=17 gc=G1</td><td class=\"num\">1 of 10</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"num\">1 of 10 (0 failed)</td>"),
+            "{html}"
+        );
+
+        // A cell with no row at all: "0 of 10", not silence.
+        drop_lines(tmp.path(), |_, l| l.starts_with("cell0,"));
+        let (run, _) = rebuild(tmp.path(), None).unwrap();
+        let md = summary_markdown(&run, None);
+        assert!(
+            md.contains("| jdk=17 gc=G1 | 0 of 10 | - | - | not run |"),
+            "{md}"
+        );
+        assert!(crate::ui::summary_table(&run).contains("jdk=17 gc=G1   0 of 10 "));
+
+        // No runs.csv: an error, for `report` and for `compare` (both read through `load`).
+        fs::remove_file(tmp.path().join("runs.csv")).unwrap();
+        let e = rebuild(tmp.path(), None).unwrap_err().to_string();
+        assert!(
+            e.ends_with("runs.csv` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory"),
+            "{e}"
+        );
+        assert!(load(tmp.path()).is_err());
+    }
+
+    #[test]
+    fn the_plan_of_an_older_results_json_comes_from_its_command_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        let mut meta = RunResults::read(tmp.path()).unwrap();
+        meta.command_line = [
+            "benchbox",
+            "run",
+            "m.toml",
+            "--runs",
+            "12",
+            "--warmup=1",
+            "--only",
+            "jdk=17",
+        ]
+        .map(String::from)
+        .to_vec();
+        meta.write(tmp.path()).unwrap();
+        drop_lines(tmp.path(), |_, l| {
+            l.starts_with("cell2,") || l.starts_with("cell3,")
+        });
+        let run = load(tmp.path()).unwrap();
+        let planned: Vec<Option<Planned>> = run.cells.iter().map(|c| c.planned).collect();
+        let twelve = Some(Planned {
+            warmup: 1,
+            runs: 12,
+        });
+        // Cells with no rows in a run restricted by --only were not part of it.
+        assert_eq!(planned, [twelve, twelve, None, None]);
+        // A recorded plan wins: the warm-up row beyond `--warmup=0` is then an error.
+        let mut meta = RunResults::read(tmp.path()).unwrap();
+        meta.cells[0].planned = Some(Planned {
+            warmup: 0,
+            runs: 10,
+        });
+        meta.write(tmp.path()).unwrap();
+        let e = load(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: warm-up 0 of cell `jdk=17 gc=G1` is beyond the plan (0 warm-ups"),
+            "{e}"
+        );
+    }
+
+    /// Issue 10: SIGKILL right after the last invocation left `complete` without reports. The
+    /// runner now writes its final status last; a `running` run nobody holds is finished by
+    /// `report`.
+    #[test]
+    fn report_finishes_a_run_left_running_by_a_dead_benchbox() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        let set_status = |status: &str| {
+            let mut meta = RunResults::read(tmp.path()).unwrap();
+            meta.status = status.into();
+            meta.write(tmp.path()).unwrap();
+        };
+        set_status("running");
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        assert_eq!(run.status, "complete", "every planned invocation is there");
+        assert!(
+            written.warnings[0].contains("it is now marked `complete`"),
+            "{:?}",
+            written.warnings
+        );
+        assert_eq!(RunResults::read(tmp.path()).unwrap().status, "complete");
+        // With a torn last row (a crash mid-write), rows are missing: `interrupted`.
+        set_status("running");
+        let path = tmp.path().join("runs.csv");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, &text[..text.len() - 5]).unwrap();
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        assert_eq!(run.status, "interrupted");
+        assert!(
+            written.warnings[0].contains("runs.csv` line 45: the last row is incomplete"),
+            "{:?}",
+            written.warnings
+        );
+        assert!(written.warnings[1].contains("it is now marked `interrupted`\n  hint: finish it with `benchbox run MATRIX --resume "), "{:?}", written.warnings);
+        // The torn row was cell3's failed invocation: 9 ok, 0 failed, 1 missing.
+        assert_eq!(
+            (run.cells[3].summary["wall_s"].n, run.cells[3].failures),
+            (9, 0)
+        );
+        assert!(
+            run.cells[3].warnings[0]
+                .starts_with("9 of 10 measured invocations in runs.csv (1 missing)")
+        );
+        // results.json is readable by everyone, like every other output.
+        let mode = fs::metadata(tmp.path().join("results.json"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o644
+        );
+    }
+
+    /// Issue 10: axis values went into summary.md (and $GITHUB_STEP_SUMMARY) as Markdown.
+    #[test]
+    fn summary_markdown_escapes_every_value() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = write_run(tmp.path());
+        run.matrix_name = "a`b".into();
+        run.plan["description"] = "# <img src=x onerror=alert(1)>".into();
+        run.plan["axes"][0]["values"] = serde_json::json!([
+            "<script>alert(1)</script>",
+            "![x](http://evil.example/p.png)"
+        ]);
+        run.cells[0].label = "jdk=<script>alert(1)</script> gc=G1".into();
+        run.cells[2].label = "jdk=![x](http://evil.example/p.png) gc=G1".into();
+        run.cells[0].axes[0].1 = "<script>alert(1)</script>".into();
+        run.cells[2].axes[0].1 = "![x](http://evil.example/p.png)".into();
+        run.cells[3].setup_error = Some("setup failed: **boom** | see `logs/x`".into());
+        run.write(tmp.path()).unwrap();
+        let (run, written) =
+            rebuild(tmp.path(), Some("jdk=![x](http://evil.example/p.png)")).unwrap();
+        let md = fs::read_to_string(&written.summary_md).unwrap();
+        assert_eq!(
+            md,
+            summary_markdown(&run, Some("jdk=![x](http://evil.example/p.png)"))
+        );
+        // Outside code spans no raw tag, image or emphasis survives.
+        let (title, rest) = md.split_once('\n').unwrap();
+        assert_eq!(title, "## benchbox: ``a`b`` run `20260101T000000Z`");
+        let outside_code: String = rest
+            .split('`')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(_, p)| p)
+            .collect();
+        // (A needle preceded by a backslash is escaped: it shows as text.)
+        for raw in ["<script>", "<img", "![", "**boom**"] {
+            let unescaped = outside_code
+                .match_indices(raw)
+                .any(|(i, _)| !outside_code[..i].ends_with('\\'));
+            assert!(!unescaped, "{raw}: {md}");
+        }
+        assert!(md.starts_with("## benchbox: ``a`b`` run `20260101T000000Z`\n\n\\# \\<img src=x onerror=alert(1)\\>\n"), "{md}");
+        assert!(
+            md.contains("| jdk=\\<script\\>alert(1)\\</script\\> gc=G1 | 10 |"),
+            "{md}"
+        );
+        assert!(md.contains("- **reference**: `jdk=![x](http://evil.example/p.png) gc=G1` (`--reference jdk=![x](http://evil.example/p.png)`)"), "{md}");
+        assert!(
+            md.contains("`jdk=<script>alert(1)</script>` vs `jdk=![x](http://evil.example/p.png)`"),
+            "{md}"
+        );
+        assert!(
+            md.contains("setup failed: \\*\\*boom\\*\\* \\| see `logs/x`"),
+            "{md}"
+        );
+    }
+}
+
+/// The property the issue asks for: mutated runs.csv files never make the loader panic, and it
+/// never returns counts that are silently wrong. Whatever it accepts holds no duplicate, no
+/// invocation beyond the plan and no value out of range; rows it drops are always visible (a
+/// warning, and "n of N" against the plan); and mutations that keep every row keep every count.
+#[cfg(test)]
+mod loader_properties {
+    use super::tests_support::write_run;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        /// Cut the file at this fraction (per 10,000) of its length.
+        Truncate(usize),
+        /// Delete a data line.
+        Delete(usize),
+        /// Copy a data line to another place.
+        Duplicate(usize, usize),
+        /// Swap two data lines.
+        Swap(usize, usize),
+        /// Set one field of a data line.
+        SetField(usize, usize, String),
+        /// Overwrite one byte anywhere (the header included).
+        FlipByte(usize, u8),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let value = prop_oneof![
+            prop::sample::select(vec![
+                "-1",
+                "NaN",
+                "inf",
+                "-inf",
+                "",
+                "1e400",
+                "2e9",
+                "x",
+                "-0.5",
+                "1.5",
+                "18446744073709551616",
+                "true",
+                "warmup",
+                "measure",
+                "cell1",
+                "cell9",
+                "99",
+                "0",
+                "9",
+                "\"",
+                ",",
+                "ok",
+                "failed",
+                "suspect",
+                "rerun",
+                "256",
+            ])
+            .prop_map(String::from),
+            "[ -~]{0,8}",
+        ];
+        prop_oneof![
+            (0usize..10_000).prop_map(Mutation::Truncate),
+            (0usize..1000).prop_map(Mutation::Delete),
+            (0usize..1000, 0usize..1000).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
+            (0usize..1000, 0usize..1000).prop_map(|(a, b)| Mutation::Swap(a, b)),
+            (0usize..1000, 0usize..64, value).prop_map(|(l, c, v)| Mutation::SetField(l, c, v)),
+            (0usize..100_000, any::<u8>()).prop_map(|(p, b)| Mutation::FlipByte(p, b)),
+        ]
+    }
+
+    type Counts = BTreeMap<(String, Phase), usize>;
+
+    fn counts_of_lines(lines: &[&str]) -> Counts {
+        let mut c = Counts::new();
+        for l in lines {
+            let f: Vec<&str> = l.split(',').collect();
+            let phase = if f[4] == "warmup" {
+                Phase::Warmup
+            } else {
+                Phase::Measure
+            };
+            *c.entry((f[0].to_string(), phase)).or_default() += 1;
+        }
+        c
+    }
+
+    fn counts_of_run(run: &RunResults) -> Counts {
+        let mut c = Counts::new();
+        for cell in &run.cells {
+            for s in &cell.samples {
+                *c.entry((s.cell_id.clone(), s.phase)).or_default() += 1;
+            }
+        }
+        c
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_runs_csv_never_panics_nor_miscounts(m in mutation()) {
+            let tmp = tempfile::tempdir().unwrap();
+            write_run(tmp.path());
+            let path = tmp.path().join("runs.csv");
+            let original = fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = original.lines().collect();
+            let (header, data) = (lines[0], &lines[1..]);
+            let n = data.len();
+            let join = |rows: &[&str]| {
+                let mut t = format!("{header}\n");
+                for r in rows {
+                    t.push_str(r);
+                    t.push('\n');
+                }
+                t
+            };
+            let all = counts_of_lines(data);
+            let mutated: Vec<u8> = match &m {
+                Mutation::Truncate(k) => original.as_bytes()[..original.len() * k / 10_000].to_vec(),
+                Mutation::Delete(l) => {
+                    let mut rows = data.to_vec();
+                    rows.remove(l % n);
+                    join(&rows).into_bytes()
+                }
+                Mutation::Duplicate(a, b) => {
+                    let mut rows = data.to_vec();
+                    rows.insert(b % (n + 1), data[a % n]);
+                    join(&rows).into_bytes()
+                }
+                Mutation::Swap(a, b) => {
+                    let mut rows = data.to_vec();
+                    rows.swap(a % n, b % n);
+                    join(&rows).into_bytes()
+                }
+                Mutation::SetField(l, c, v) => {
+                    let mut rows: Vec<String> = data.iter().map(|r| r.to_string()).collect();
+                    let mut f: Vec<&str> = data[l % n].split(',').collect();
+                    let k = c % f.len();
+                    f[k] = v;
+                    rows[l % n] = f.join(",");
+                    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+                    join(&refs).into_bytes()
+                }
+                Mutation::FlipByte(p, b) => {
+                    let mut bytes = original.clone().into_bytes();
+                    let at = p % bytes.len();
+                    bytes[at] = *b;
+                    bytes
+                }
+            };
+            fs::write(&path, &mutated).unwrap();
+
+            match load_checked(tmp.path()) {
+                Err(e) => {
+                    // Cutting, deleting and reordering rows leave a valid file.
+                    prop_assert!(
+                        !matches!(m, Mutation::Truncate(_) | Mutation::Delete(_) | Mutation::Swap(..)),
+                        "{m:?} was refused: {e}"
+                    );
+                }
+                Ok((mut run, warnings)) => {
+                    prop_assert!(!matches!(m, Mutation::Duplicate(..)), "a duplicate was accepted");
+                    // No duplicate, nothing beyond the plan, every value in range.
+                    let mut seen = HashSet::new();
+                    for cell in &run.cells {
+                        let planned = cell.planned.unwrap();
+                        for s in &cell.samples {
+                            prop_assert!(seen.insert((s.cell_id.clone(), s.phase, s.index)));
+                            let limit = match s.phase {
+                                Phase::Warmup => planned.warmup,
+                                Phase::Measure => planned.runs,
+                            };
+                            prop_assert!(s.index < limit);
+                            for v in [s.wall_s, s.user_s, s.system_s, s.throttled_s, s.rusage.user_s, s.rusage.system_s] {
+                                prop_assert!(v.is_finite() && (0.0..=results::MAX_SECONDS).contains(&v));
+                            }
+                            prop_assert!(s.metrics.values().all(|v| v.is_finite()));
+                        }
+                    }
+                    let got = counts_of_run(&run);
+                    let expected = match &m {
+                        Mutation::Truncate(k) => {
+                            // Exactly the rows whose line end made it.
+                            let cut = original.len() * k / 10_000;
+                            let kept = original[..cut].matches('\n').count().saturating_sub(1);
+                            let at_boundary = cut == 0 || original.as_bytes()[cut - 1] == b'\n';
+                            prop_assert_eq!(warnings.is_empty(), at_boundary, "{:?}", warnings);
+                            Some(counts_of_lines(&data[..kept]))
+                        }
+                        Mutation::Delete(l) => {
+                            prop_assert!(warnings.is_empty());
+                            let mut rows = data.to_vec();
+                            rows.remove(l % n);
+                            Some(counts_of_lines(&rows))
+                        }
+                        Mutation::Swap(..) => Some(all.clone()),
+                        _ => None,
+                    };
+                    let got_vs = |c: &Counts| -> Counts {
+                        c.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.clone(), *v)).collect()
+                    };
+                    if let Some(expected) = expected {
+                        prop_assert_eq!(got_vs(&got), got_vs(&expected));
+                    } else if got_vs(&got) != got_vs(&all) {
+                        // A row lost to a field or byte change: only ever as a torn last row,
+                        // which is said.
+                        prop_assert!(!warnings.is_empty(), "{m:?}: counts changed silently");
+                        for (k, v) in &got {
+                            prop_assert!(v <= all.get(k).unwrap_or(&0), "{m:?}: more rows than written");
+                        }
+                    }
+                    // Every cell with fewer rows than planned says "n of N".
+                    summarize(&mut run);
+                    for cell in &run.cells {
+                        let planned = cell.planned.unwrap();
+                        let measured = cell.count_measured();
+                        let short = measured < planned.runs as usize
+                            || cell.samples.len() - measured < planned.warmup as usize;
+                        prop_assert_eq!(short, missing_warning(cell).is_some());
+                        prop_assert_eq!(
+                            short,
+                            cell.warnings.first().is_some_and(|w| w.contains(" measured invocations in runs.csv ("))
+                        );
+                    }
+                }
+            }
+        }
     }
 }

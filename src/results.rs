@@ -1166,6 +1166,266 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         );
     }
 
+    /// A runs.csv of `n` measured invocations of cell `c1` (axis jdk, metric ops), as written.
+    fn written(dir: &Path, n: u32) -> (PathBuf, String) {
+        let path = dir.join("runs.csv");
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &["ops".into()]).unwrap();
+        for i in 0..n {
+            let mut s = sample(i);
+            s.phase = Phase::Measure;
+            w.append(&s, "jdk=17", &["17".into()]).unwrap();
+        }
+        (path.clone(), fs::read_to_string(&path).unwrap())
+    }
+
+    /// `text` with the field `column` of data line `line` (2 = the first row) set to `value`.
+    fn with_field(text: &str, line: usize, column: &str, value: &str) -> String {
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let k = header.iter().position(|h| *h == column).unwrap();
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i + 1 == line {
+                    let mut f: Vec<&str> = l.split(',').collect();
+                    f[k] = value;
+                    f.join(",") + "\n"
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    }
+
+    /// Issue 10: negative times, non-finite values and out-of-range counts were read as data.
+    #[test]
+    fn every_built_in_column_is_range_checked_and_errors_name_line_and_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, good) = written(tmp.path(), 3);
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "wall_s",
+                "-5.0",
+                "column `wall_s`: `-5.0` is negative; a time is never below 0",
+            ),
+            (
+                "wall_s",
+                "NaN",
+                "column `wall_s`: `NaN` is not a finite number",
+            ),
+            (
+                "user_s",
+                "inf",
+                "column `user_s`: `inf` is not a finite number",
+            ),
+            (
+                "system_s",
+                "1e400",
+                "column `system_s`: `1e400` is not a finite number",
+            ),
+            (
+                "throttled_s",
+                "2e9",
+                "column `throttled_s`: `2e9` is out of range (above 1e9 s, 31 years)",
+            ),
+            ("rusage_user_s", "", "column `rusage_user_s`: no value"),
+            ("wall_s", "fast", "column `wall_s`: `fast` is not a number"),
+            (
+                "peak_memory_bytes",
+                "-1",
+                "column `peak_memory_bytes`: `-1` is negative; byte counts and counters are never below 0",
+            ),
+            (
+                "io_read_bytes",
+                "1.5",
+                "column `io_read_bytes`: `1.5` is not a whole number",
+            ),
+            (
+                "io_write_bytes",
+                "18446744073709551616",
+                "column `io_write_bytes`: `18446744073709551616` is out of range (above 2^64 - 1)",
+            ),
+            (
+                "minor_faults",
+                "x",
+                "column `minor_faults`: `x` is not a whole number",
+            ),
+            ("max_rss_bytes", "", "column `max_rss_bytes`: no value"),
+            (
+                "exit_code",
+                "-1",
+                "column `exit_code`: `-1` is not a whole number from 0 to 255",
+            ),
+            (
+                "exit_code",
+                "256",
+                "column `exit_code`: `256` is not a whole number from 0 to 255",
+            ),
+            (
+                "signal",
+                "0",
+                "column `signal`: `0` is not a whole number from 1 to 64",
+            ),
+            (
+                "oom_killed",
+                "yes",
+                "column `oom_killed`: `yes` is neither `true` nor `false`",
+            ),
+            (
+                "invocation",
+                "-1",
+                "column `invocation`: `-1` is not an invocation number",
+            ),
+            (
+                "phase",
+                "warm",
+                "column `phase`: unknown phase `warm` (known: warmup, measure)",
+            ),
+            ("flags", "odd", "column `flags`: "),
+            ("cell", "", "column `cell`: no cell id"),
+            (
+                "ops",
+                "NaN",
+                "column `ops`: `NaN` is not a finite number (a metric may be negative",
+            ),
+            ("ops", "-inf", "column `ops`: `-inf` is not a finite number"),
+        ];
+        for (column, value, message) in cases {
+            fs::write(&path, with_field(&good, 3, column, value)).unwrap();
+            let e = read_csv(&path).unwrap_err();
+            assert!(
+                matches!(e, ResultsError::Invalid { line: 3, .. }),
+                "{column}={value}: {e}"
+            );
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("`{}` line 3: {message}", path.display())),
+                "{column}={value}: {text}"
+            );
+            assert!(
+                text.contains("\n  hint: runs.csv is the record of the run"),
+                "{text}"
+            );
+        }
+        // Custom metrics may be negative; optional columns may be empty.
+        let fine = with_field(
+            &with_field(&good, 2, "ops", "-3.5"),
+            3,
+            "peak_memory_bytes",
+            "",
+        );
+        fs::write(&path, fine).unwrap();
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample.metrics["ops"], -3.5);
+        assert_eq!(rows[1].sample.peak_memory_bytes, None);
+    }
+
+    /// Issue 10: duplicated rows entered the statistics (n = 9 for a 6-run plan).
+    #[test]
+    fn a_duplicate_invocation_is_an_error_naming_both_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, good) = written(tmp.path(), 3);
+        let second = good.lines().nth(2).unwrap();
+        fs::write(&path, format!("{good}{second}\n")).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 5: a second row for cell `abc123` measure invocation 1 (the first is on line 3: did two processes write this run at once?)"),
+            "{e}"
+        );
+        // The same invocation number in the other phase is another invocation.
+        let warmup = second.replace(",measure,", ",warmup,");
+        fs::write(&path, format!("{good}{warmup}\n")).unwrap();
+        assert_eq!(read_csv(&path).unwrap().rows.len(), 4);
+    }
+
+    /// Issue 10: a torn last row made `report` exit 2 and `--resume` exit 1.
+    #[test]
+    fn a_torn_last_row_is_recognised_and_left_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, good) = written(tmp.path(), 3);
+        let last_line_start = good[..good.len() - 1].rfind('\n').unwrap() as u64 + 1;
+        // Cut anywhere inside the last row, newline included: two complete rows and the torn one.
+        for cut in [1, 5, 40, good.len() as u64 - last_line_start - 1] {
+            fs::write(&path, &good[..(last_line_start + cut) as usize]).unwrap();
+            let data = read_csv(&path).unwrap();
+            assert_eq!(data.rows.len(), 2, "cut {cut}");
+            assert_eq!(
+                data.torn,
+                Some(Torn {
+                    line: 4,
+                    offset: last_line_start
+                })
+            );
+        }
+        // A last row with its line end but too few fields (the write stopped at a field).
+        let short = good[..good.len() - 1]
+            .rsplitn(4, ',')
+            .last()
+            .unwrap()
+            .to_string()
+            + "\n";
+        fs::write(&path, &short).unwrap();
+        assert_eq!(read_csv(&path).unwrap().torn.map(|t| t.line), Some(4));
+        // The same row in the middle of the file is no interrupted write: an error.
+        let middle = format!(
+            "{short}{}\n",
+            good.lines()
+                .nth(3)
+                .unwrap()
+                .replace(",measure,2,", ",measure,9,")
+        );
+        fs::write(&path, &middle).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4: 25 fields where the header has 28"),
+            "{e}"
+        );
+        // A write torn inside a multi-byte character of the reason is still just torn.
+        let row = good
+            .lines()
+            .nth(3)
+            .unwrap()
+            .replace(",measure,2,", ",measure,3,")
+            .replace(",ok,,,", ",suspect,,égal,");
+        let partial = &row.as_bytes()[..row.find('é').unwrap() + 1];
+        fs::write(&path, [good.as_bytes(), partial].concat()).unwrap();
+        let data = read_csv(&path).unwrap();
+        assert_eq!((data.rows.len(), data.torn.map(|t| t.line)), (3, Some(5)));
+        // Only part of a header: the run died creating the file; an empty file has no rows.
+        fs::write(&path, "cell,label,jd").unwrap();
+        assert_eq!(
+            read_csv(&path).unwrap().torn,
+            Some(Torn { line: 1, offset: 0 })
+        );
+        fs::write(&path, "").unwrap();
+        let data = read_csv(&path).unwrap();
+        assert!(data.rows.is_empty() && data.torn.is_none());
+    }
+
+    #[test]
+    fn rows_are_checked_against_the_plan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, _) = written(tmp.path(), 3);
+        let rows = read_csv(&path).unwrap().rows;
+        let plan = |p: Option<Planned>| HashMap::from([("abc123", p)]);
+        let three = Planned { warmup: 1, runs: 3 };
+        check_plan(&path, &rows, &plan(Some(three))).unwrap();
+        check_plan(&path, &rows, &plan(None)).unwrap();
+        let e = check_plan(&path, &rows, &plan(Some(Planned { warmup: 1, runs: 2 })))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4: measured invocation 2 of cell `jdk=17` is beyond the plan (2 measured invocations, numbered from 0)"),
+            "{e}"
+        );
+        let e = check_plan(&path, &rows, &HashMap::from([("other", Some(three))]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2: cell `abc123` is not one of this run's cells"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn results_json_samples_without_a_status_get_one() {
         let mut json = serde_json::to_value(sample(1)).unwrap();
