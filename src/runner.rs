@@ -399,13 +399,15 @@ pub fn run(
     if let Some(previous) = &previous
         && csv_path.exists()
     {
-        let data = results::read_csv(&csv_path)?;
         let plan: HashMap<&str, Option<results::Planned>> = previous
             .cells
             .iter()
             .map(|c| (c.id.as_str(), c.planned))
             .collect();
-        results::check_plan(&csv_path, &data.rows, &plan)?;
+        // A runs.csv that is no record of this run is not appended to (exit 2).
+        let data = results::read_csv(&csv_path)
+            .and_then(|data| results::check_plan(&csv_path, &data.rows, &plan).map(|_| data))
+            .map_err(|e| RunError::Usage(format!("cannot resume `{}`: {e}", dir.display())))?;
         if let Some(torn) = data.torn {
             // An interrupted write: cut it off; its invocation is not done, so it runs again.
             let cut = fs::OpenOptions::new()
