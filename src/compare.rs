@@ -469,16 +469,18 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             }
         }
     }
+    let with_ok = |run: &RunResults| -> std::collections::HashSet<String> {
+        run.cells
+            .iter()
+            .filter(|x| x.samples.iter().any(|s| s.counts_toward_statistics()))
+            .map(|x| x.id.clone())
+            .collect()
+    };
+    let (base_ok, candidate_ok) = (with_ok(base), with_ok(candidate));
     for r in &results {
         let (b, c) = (r.base_n == 0, r.candidate_n == 0);
-        let has_ok = |run: &RunResults, id: &str| {
-            run.cells
-                .iter()
-                .find(|x| x.id == id)
-                .is_some_and(|x| x.samples.iter().any(|s| s.counts_toward_statistics()))
-        };
         // A cell without ok invocations is reported once above; here, a metric without values.
-        if (b && has_ok(base, &r.base_id)) || (c && has_ok(candidate, &r.candidate_id)) {
+        if (b && base_ok.contains(&r.base_id)) || (c && candidate_ok.contains(&r.candidate_id)) {
             not_comparable.push(format!(
                 "cell `{}`: metric `{}` has no value in the {} run",
                 r.label,

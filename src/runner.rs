@@ -462,13 +462,19 @@ pub fn run(
             })
         })?;
     let host = host::collect(&host::Roots::default(), Some(cgroups.version().to_string()));
+    let mut is_selected = vec![false; cells.len()];
+    for &i in &selected {
+        is_selected[i] = true;
+    }
+    let previous_cells: HashMap<&str, &CellResult> = previous
+        .iter()
+        .flat_map(|p| p.cells.iter().map(|c| (c.id.as_str(), c)))
+        .collect();
     let result_cells = cells
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let previous_cell = previous
-                .as_ref()
-                .and_then(|p| p.cells.iter().find(|pc| pc.id == c.id));
+            let previous_cell = previous_cells.get(c.id.as_str()).copied();
             CellResult {
                 id: c.id.clone(),
                 label: c.label.clone(),
@@ -477,7 +483,7 @@ pub fn run(
                 applied_limits: previous_cell.and_then(|pc| pc.applied_limits.clone()),
                 // The selected cells' invocations, never fewer than an earlier run of this
                 // directory planned (its rows stay); the others keep what they had.
-                planned: if selected.contains(&i) {
+                planned: if is_selected[i] {
                     let before = previous_cell.and_then(|pc| pc.planned).unwrap_or_default();
                     Some(results::Planned {
                         warmup: c.warmup.max(before.warmup),
