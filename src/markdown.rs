@@ -16,7 +16,7 @@ const SPECIAL: &[char] = &[
 ];
 
 /// `s` as literal inline Markdown, inside a line or a table cell: line breaks and other control
-/// characters become spaces, and [`SPECIAL`] characters are backslash-escaped.
+/// characters become spaces, and markup characters (`\` `` ` `` `*` `_` `[` `]` `<` `>` `&` `!` `|` `~` `$` `#`) are backslash-escaped.
 pub fn text(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
@@ -39,7 +39,7 @@ pub fn text(s: &str) -> String {
 }
 
 /// [`text`] for the start of a line: also escaped is what would make it a list or a setext
-/// heading there (`-`, `+`, `=`, `1.`, `1)`; headings and quotes are in [`SPECIAL`]).
+/// heading there (`-`, `+`, `=`, `1.`, `1)`; headings and quotes are escaped anyway).
 pub fn line(s: &str) -> String {
     let mut out = text(s);
     if out.starts_with(['-', '+', '=']) {

@@ -4,7 +4,10 @@
 //!
 //! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
 //!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
-//!   applied limits). The samples stored in `results.json` are skipped, never trusted.
+//!   applied limits, each cell's planned invocations). The samples stored in `results.json` are
+//!   skipped, never trusted. runs.csv is validated and checked against the plan
+//!   ([`load_checked`]); rows missing from it are shown as "n of N" everywhere (a cell warning,
+//!   and the `n` columns of summary.md, report.html and the terminal table).
 //! - [`rebuild`]: [`load`], then every cell's summaries, warnings and failure count recomputed
 //!   (with [`summarize_samples`] and the recorded [`StatsOptions`]), then
 //!   `results.json` (atomically) and `summary.md` written. Nothing in the output depends on the

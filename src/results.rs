@@ -1,8 +1,11 @@
 //! The results of a run on disk (`reports/<name>/<run-id>/`), written as the run goes:
 //!
 //! - `runs.csv`: tidy, one row per invocation, appended and flushed as each one ends, so a
-//!   crash loses at most the invocation in flight. It is the source of truth: `--resume` and
-//!   `report` read it back, each row's `status` included (see [`crate::status`]).
+//!   crash loses at most the invocation in flight. It is the source of truth: `--resume`,
+//!   `report` and `compare` read it back, each row's `status` included (see
+//!   [`crate::status`]), through one validating loader ([`read_csv`], then [`check_plan`]): a
+//!   file that cannot be a record of the run is an error naming the line, and a torn last row
+//!   (an interrupted write) is recognised and left out ([`Torn`]).
 //! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
 //!   seed, and per cell the applied limits, raw samples and summaries. Rewritten atomically
 //!   (temp file + rename), so a reader never sees half a file.
