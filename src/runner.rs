@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::collect::Extractor;
 use crate::host;
 use crate::image::ResolvedImage;
+use crate::lock::RunLock;
 use crate::plan::{self, Phase, Slot};
 use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
@@ -84,6 +85,11 @@ pub enum Event<'a> {
         total: usize,
         problem: Option<&'a str>,
     },
+    /// Something the user should know that does not stop the run (a torn row of a resumed
+    /// runs.csv, cut off to be run again).
+    Warning {
+        message: &'a str,
+    },
     Finished {
         results: &'a RunResults,
         dir: &'a Path,
@@ -105,6 +111,10 @@ pub enum RunError {
     /// An error of benchbox's own (`cause`) stopped a run under way: see [`Stopped`].
     #[error("{0}")]
     Stopped(Box<Stopped>),
+    #[error("{0}")]
+    Lock(#[from] crate::lock::LockError),
+    #[error("{0}")]
+    Report(#[from] crate::report::ReportError),
 }
 
 /// A run stopped by an error of benchbox's own (most often an output disk that is full):
@@ -181,6 +191,7 @@ impl RunError {
             RunError::Usage(_) => crate::exit::USAGE,
             RunError::Sandbox(sandbox::SandboxError::Cgroup(_)) => crate::exit::ISOLATION,
             RunError::Stopped(stopped) => stopped.cause.exit_code(),
+            RunError::Lock(crate::lock::LockError::InUse { .. }) => crate::exit::IN_USE,
             _ => crate::exit::INTERNAL,
         }
     }
@@ -351,6 +362,8 @@ pub fn metric_columns(matrix: &Matrix) -> Vec<String> {
 }
 
 struct Run {
+    /// Held for the whole run: see [`crate::lock`].
+    _lock: RunLock,
     cells: Vec<Cell>,
     dir: PathBuf,
     results: RunResults,
@@ -420,8 +433,17 @@ pub fn run(
     )?;
 
     // The run directory: new, or the one being resumed (with what it already holds).
-    let (run_id, dir, previous) = match &opts.resume {
+    // Locked before anything in it is read: a second writer (a `--resume` of a run still
+    // going) is refused instead of running its invocations twice.
+    let (run_id, dir, previous, lock) = match &opts.resume {
         Some(dir) => {
+            if !dir.join("results.json").is_file() {
+                return Err(RunError::Usage(format!(
+                    "cannot resume `{}`: it is not a run directory (no results.json)\n  hint: pass a run directory such as reports/NAME/latest",
+                    dir.display()
+                )));
+            }
+            let lock = RunLock::acquire(dir, "run")?;
             let previous = RunResults::read(dir).map_err(|e| {
                 RunError::Usage(format!("cannot resume `{}`: {e}\n  hint: pass a run directory such as reports/NAME/latest", dir.display()))
             })?;
@@ -434,11 +456,12 @@ pub fn run(
                     &matrix.source_sha256[..12]
                 )));
             }
-            (previous.run_id.clone(), dir.clone(), Some(previous))
+            (previous.run_id.clone(), dir.clone(), Some(previous), lock)
         }
         None => {
             let (id, dir) = results::create_run_dir(&opts.out_dir, &matrix.name)?;
-            (id, dir, None)
+            let lock = RunLock::acquire(&dir, "run")?;
+            (id, dir, None, lock)
         }
     };
     let seed = previous
@@ -449,9 +472,37 @@ pub fn run(
     let mut done: HashSet<(String, Phase, u32)> = HashSet::new();
     let mut samples_by_cell: HashMap<String, Vec<Sample>> = HashMap::new();
     let csv_path = dir.join("runs.csv");
-    if previous.is_some() && csv_path.exists() {
-        let (_, rows) = results::read_csv(&csv_path)?;
-        for (sample, _, _) in rows {
+    let mut torn_warning = None;
+    if let Some(previous) = &previous
+        && csv_path.exists()
+    {
+        let plan: HashMap<&str, Option<results::Planned>> = previous
+            .cells
+            .iter()
+            .map(|c| (c.id.as_str(), c.planned))
+            .collect();
+        // A runs.csv that is no record of this run is not appended to (exit 2).
+        let data = results::read_csv(&csv_path)
+            .and_then(|data| results::check_plan(&csv_path, &data.rows, &plan).map(|_| data))
+            .map_err(|e| RunError::Usage(format!("cannot resume `{}`: {e}", dir.display())))?;
+        if let Some(torn) = data.torn {
+            // An interrupted write: cut it off; its invocation is not done, so it runs again.
+            let cut = fs::OpenOptions::new()
+                .write(true)
+                .open(&csv_path)
+                .and_then(|f| f.set_len(torn.offset));
+            cut.map_err(|source| results::ResultsError::Io {
+                action: "cut the torn last row of",
+                path: csv_path.clone(),
+                source,
+            })?;
+            torn_warning = Some(format!(
+                "{}; it was cut off, and that invocation runs again",
+                torn.describe(&csv_path)
+            ));
+        }
+        for row in data.rows {
+            let sample = row.sample;
             done.insert((sample.cell_id.clone(), sample.phase, sample.index));
             samples_by_cell
                 .entry(sample.cell_id.clone())
@@ -488,18 +539,36 @@ pub fn run(
             })
         })?;
     let host = host::collect(&host::Roots::default(), Some(cgroups.version().to_string()));
+    let mut is_selected = vec![false; cells.len()];
+    for &i in &selected {
+        is_selected[i] = true;
+    }
+    let previous_cells: HashMap<&str, &CellResult> = previous
+        .iter()
+        .flat_map(|p| p.cells.iter().map(|c| (c.id.as_str(), c)))
+        .collect();
     let result_cells = cells
         .iter()
-        .map(|c| {
-            let previous_cell = previous
-                .as_ref()
-                .and_then(|p| p.cells.iter().find(|pc| pc.id == c.id));
+        .enumerate()
+        .map(|(i, c)| {
+            let previous_cell = previous_cells.get(c.id.as_str()).copied();
             CellResult {
                 id: c.id.clone(),
                 label: c.label.clone(),
                 slug: c.slug.clone(),
                 axes: c.axes.clone(),
                 applied_limits: previous_cell.and_then(|pc| pc.applied_limits.clone()),
+                // The selected cells' invocations, never fewer than an earlier run of this
+                // directory planned (its rows stay); the others keep what they had.
+                planned: if is_selected[i] {
+                    let before = previous_cell.and_then(|pc| pc.planned).unwrap_or_default();
+                    Some(results::Planned {
+                        warmup: c.warmup.max(before.warmup),
+                        runs: c.runs.max(before.runs),
+                    })
+                } else {
+                    previous_cell.and_then(|pc| pc.planned)
+                },
                 security: Some(c.security.effective()),
                 samples: samples_by_cell.remove(&c.id).unwrap_or_default(),
                 ..Default::default()
@@ -542,6 +611,7 @@ pub fn run(
         extractors.insert(cell.id.clone(), ex);
     }
     let mut run = Run {
+        _lock: lock,
         cells,
         dir: dir.clone(),
         results,
@@ -585,6 +655,9 @@ pub fn run(
         seed,
         loosened: &loosened,
     });
+    if let Some(message) = &torn_warning {
+        on_event(&Event::Warning { message });
+    }
 
     let total = slots.len();
     let mut run_slots = || -> Result<bool, RunError> {
@@ -1021,33 +1094,54 @@ impl Run {
         Ok(true)
     }
 
-    /// Returns a problem that left the run's results intact (its summary.md unwritten).
+    /// Sync runs.csv, write the reports, and only then the final status: `complete` (or
+    /// `interrupted`) in results.json means the reports exist, so a run killed in between is
+    /// still `running` on disk, and `report` or `--resume` finishes it. Returns a problem that
+    /// left the run's data intact (a report that could not be written).
     fn finish(&mut self, interrupted: bool) -> Result<Option<String>, RunError> {
         sandbox::wait_for_cleanup()?;
         results::remove_spools(&self.dir);
         self.csv.sync()?;
-        // The reserve made sure this last write finds room.
+        self.results.finished_at = Some(now_rfc3339());
+        // The reserve made sure these last writes find room.
         self.reserve.release();
-        self.results.status = if interrupted {
+        // The metadata `rebuilt` reads (setup errors, limits, finished_at); still `running`.
+        self.results.write(&self.dir)?;
+        let status = if interrupted {
             "interrupted"
         } else {
             "complete"
-        }
-        .into();
-        self.results.finished_at = Some(now_rfc3339());
-        self.results.write(&self.dir)?;
-        // Summaries and summary.md come from runs.csv, exactly as `benchbox report` makes them,
-        // so a run and a later report of it agree to the byte.
-        match crate::report::rebuild(&self.dir, None) {
-            Ok((rebuilt, _)) => {
+        };
+        // Summaries, summary.md and the reports come from runs.csv, exactly as `benchbox
+        // report` makes them, so a run and a later report of it agree to the byte. They are
+        // views of the raw data: failing to write one is a warning, never a lost run.
+        let mut problems = Vec::new();
+        match crate::report::rebuilt(&self.dir) {
+            Ok((mut rebuilt, _)) => {
+                rebuilt.status = status.into();
+                if let Err(e) = crate::report::write_summary(&self.dir, &rebuilt, None) {
+                    problems.push(format!("cannot write summary.md: {e}"));
+                }
+                let opts = crate::render::RenderOptions::default();
+                if let Err(e) = crate::render::write_all(&rebuilt, &self.dir, &opts) {
+                    problems.push(format!("cannot write the reports: {e}"));
+                }
                 self.results = rebuilt;
-                Ok(None)
             }
             Err(e) => {
                 crate::report::summarize(&mut self.results);
-                Ok(Some(format!("cannot write summary.md: {e}")))
+                problems.push(format!("cannot rebuild the summaries from runs.csv: {e}"));
             }
         }
+        self.results.status = status.into();
+        crate::report::write_results(&self.dir, &self.results)?;
+        Ok((!problems.is_empty()).then(|| {
+            format!(
+                "{}\n  hint: `benchbox report {}` writes them again from runs.csv",
+                problems.join("; "),
+                self.dir.display()
+            )
+        }))
     }
 }
 

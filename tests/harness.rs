@@ -264,15 +264,15 @@ fn a_runs_csv_row_is_written_whole_or_not_at_all() {
         assert!(written < 100, "the disk never filled");
     };
     assert!(error.contains("No space left on device"), "{error}");
-    let (_, rows) = results::read_csv(&path).unwrap();
+    let rows = results::read_csv(&path).unwrap().rows;
     assert_eq!(rows.len() as u32, written);
     assert!(fs::read_to_string(&path).unwrap().ends_with('\n'));
     // With room again, appending goes on after the last whole row.
     disk.resize("64k");
     csv.append(&sample(written), "", &[]).unwrap();
-    let (_, rows) = results::read_csv(&path).unwrap();
+    let rows = results::read_csv(&path).unwrap().rows;
     assert_eq!(rows.len() as u32, written + 1);
-    assert_eq!(rows.last().unwrap().0, sample(written));
+    assert_eq!(rows.last().unwrap().sample, sample(written));
     drop(csv);
     drop(disk);
 }
