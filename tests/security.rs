@@ -125,6 +125,7 @@ impl Fixture {
             limits: Limits::default(),
             stdout: self.path("out"),
             stderr: self.path("err"),
+            max_log: None,
             timeout: Some(Duration::from_secs(60)),
             memory_interval: None,
             scratch_base: self.path("scratch"),
@@ -2191,4 +2192,36 @@ fn a_rw_volume_over_the_output_directory_is_refused() {
         victim.display(),
         fs::read_to_string(&victim)
     );
+}
+
+/// The second line behind the read-only cgroup view: a workload that does reset its counters
+/// (only a privileged one can remount the view) is caught by the rusage cross-check. Its row is
+/// `suspect`, it is left out of the statistics, and the run fails (exit 5) unless failures
+/// are allowed.
+#[test]
+fn a_privileged_workload_that_zeroes_its_cpu_counter_is_suspect() {
+    if !common::privileged() {
+        return;
+    }
+    let burn_then_zero = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; \
+         mount -o remount,bind,rw /sys/fs/cgroup/cpuacct && echo 0 > /sys/fs/cgroup/cpuacct/cpuacct.usage \
+         && echo zeroed";
+    let (_dir, o, run_dir) =
+        cli_run_with("", "privileged = true", 1, |_| burn_then_zero.to_string());
+    assert_eq!(o.status.code(), Some(5), "{}", output_text(&o));
+    let csv = fs::read_to_string(run_dir.join("runs.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let row = rows.records().next().unwrap().unwrap();
+    let get = |name: &str| row[header.iter().position(|h| h == name).unwrap()].to_string();
+    assert_eq!(get("status"), "suspect", "{csv}");
+    assert!(get("reason").contains("below 90%"), "{csv}");
+    let cgroup_cpu: f64 =
+        get("user_s").parse::<f64>().unwrap() + get("system_s").parse::<f64>().unwrap();
+    let rusage_cpu: f64 = get("rusage_user_s").parse::<f64>().unwrap()
+        + get("rusage_system_s").parse::<f64>().unwrap();
+    assert!(rusage_cpu > 0.05 && cgroup_cpu < 0.9 * rusage_cpu, "{csv}");
+    assert!(cli_log(&run_dir).contains("zeroed"));
+    let text = output_text(&o);
+    assert!(text.contains("suspect"), "{text}");
 }

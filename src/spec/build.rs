@@ -17,8 +17,9 @@ use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Axis, Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec,
-    Network, Order, Root, Scratch, SpecError, ValidationContext, Volume, suggest, units,
+    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits,
+    Matrix, MetricSpec, Network, Order, Root, Scratch, SpecError, ValidationContext, Volume,
+    suggest, units,
 };
 use crate::sandbox::security::{self, Policy};
 
@@ -44,6 +45,7 @@ const RUN_KEYS: &[&str] = &[
     "runs",
     "timeout",
     "memory-interval",
+    "max-log",
     "order",
     "seed",
     "allow-failures",
@@ -1057,6 +1059,34 @@ fn build_cell(
         }
     }
 
+    // How much of each stream's output an invocation's log keeps (what the metric patterns
+    // see); "none": all of it. Not part of the id: it changes what is kept, not what runs.
+    let max_log = match run_t.get("max-log") {
+        None => Some(DEFAULT_MAX_LOG),
+        Some(e) => {
+            let bytes = match &e.value.kind {
+                Kind::Str(s) if s.trim().eq_ignore_ascii_case("none") => None,
+                Kind::Str(s) => Some(units::parse_size(s).map_err(|why| {
+                    r.node(
+                        &e.value,
+                        format!("invalid size `{s}` for `max-log`: {why}"),
+                        Some("write a size like \"16MiB\" or \"1GiB\", or \"none\" to keep all output".into()),
+                    )
+                })?),
+                Kind::Int(_) => Some(r.int_in(e, 0, i64::MAX, None)? as u64),
+                _ => return Err(r.wrong_type(&e.key, &e.value, "a size such as \"16MiB\", or \"none\"")),
+            };
+            if bytes == Some(0) {
+                return Err(r.node(
+                    &e.value,
+                    "`max-log` of 0 bytes would keep no output (and no metric could match)",
+                    Some("write a size like \"16MiB\", or \"none\" to keep all output".into()),
+                ));
+            }
+            bytes
+        }
+    };
+
     let cell = Cell {
         id: String::new(),
         label: String::new(),
@@ -1078,6 +1108,7 @@ fn build_cell(
         runs,
         timeout,
         memory_interval,
+        max_log,
         metrics,
     };
     Ok((

@@ -137,6 +137,10 @@ pub struct Cell {
     /// Not part of the id (it changes what is recorded, not what runs).
     #[serde(with = "opt_secs", default = "default_memory_interval")]
     pub memory_interval: Option<Duration>,
+    /// Bytes of each stream (stdout, stderr) an invocation's log keeps; `None`: all. Not part
+    /// of the id (it changes what is kept, not what runs).
+    #[serde(default = "default_max_log")]
+    pub max_log: Option<u64>,
     pub metrics: Vec<MetricSpec>,
 }
 
@@ -582,4 +586,11 @@ pub const DEFAULT_MEMORY_INTERVAL: Duration = Duration::from_millis(100);
 
 fn default_memory_interval() -> Option<Duration> {
     Some(DEFAULT_MEMORY_INTERVAL)
+}
+
+/// Default of `[run] max-log`: 16 MiB per stream per invocation.
+pub const DEFAULT_MAX_LOG: u64 = 16 << 20;
+
+fn default_max_log() -> Option<u64> {
+    Some(DEFAULT_MAX_LOG)
 }

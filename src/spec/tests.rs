@@ -408,6 +408,42 @@ fn ids_of_an_existing_matrix_never_change() {
     );
 }
 
+/// `[run] max-log` bounds what each log keeps; whatever its value, ids stay (it changes what is
+/// kept, not what runs), so the quick start's pinned ids hold with it written out.
+#[test]
+fn max_log_is_a_size_or_none_and_never_changes_ids() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let pinned = ["0b6e9b94bbc7", "fb54c36c5013", "79ccd99a1e7e"];
+    let source = std::fs::read_to_string(&path).unwrap();
+    let with = |value: &str| {
+        let m = parse(
+            &source.replace("[run]\n", &format!("[run]\nmax-log = {value}\n")),
+            &path,
+            &ctx(),
+        )
+        .unwrap();
+        let ids: Vec<String> = m.cells.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, pinned, "max-log = {value}");
+        m.cells[0].max_log
+    };
+    assert_eq!(
+        load(&path, &ctx()).unwrap().cells[0].max_log,
+        Some(16 << 20)
+    );
+    assert_eq!(with("\"16MiB\""), Some(16 << 20));
+    assert_eq!(with("\"1MiB\""), Some(1 << 20));
+    assert_eq!(with("4096"), Some(4096));
+    assert_eq!(with("\"none\""), None);
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nmax-log = \"lots\"\n"),
+        "envs/x.toml:3:11: invalid size `lots` for `max-log`: it does not start with a number\n  hint: write a size like \"16MiB\" or \"1GiB\", or \"none\" to keep all output"
+    );
+    assert!(
+        err("[run]\ncommand = \"x\"\nmax-log = \"0KiB\"\n")
+            .starts_with("envs/x.toml:3:11: `max-log` of 0 bytes would keep no output")
+    );
+}
+
 #[test]
 fn slugs_are_safe_short_and_unique() {
     let m = ok(&format!(
@@ -485,7 +521,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, order, seed, allow-failures"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, order, seed, allow-failures"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
