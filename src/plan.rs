@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
@@ -231,8 +230,8 @@ pub trait PlanSource {
     ) -> io::Result<()>;
 }
 
-/// Appends one cell's text to the string.
-pub type RenderCell = dyn Fn(&Cell, &mut String) -> io::Result<()> + Sync;
+/// Appends one cell's text to the buffer.
+pub type RenderCell = dyn Fn(&Cell, &mut Vec<u8>) -> io::Result<()> + Sync;
 
 /// Everything `plan` shows of a matrix but its cells.
 pub struct Head<'a> {
@@ -270,14 +269,14 @@ impl PlanSource for Matrix {
         separator: &str,
         render: &RenderCell,
     ) -> io::Result<()> {
-        let mut text = String::new();
+        let mut text = Vec::new();
         for (i, cell) in self.cells.iter().enumerate() {
             text.clear();
             if i > 0 {
-                text.push_str(separator);
+                text.extend_from_slice(separator.as_bytes());
             }
             render(cell, &mut text)?;
-            out.write_all(text.as_bytes())?;
+            out.write_all(&text)?;
         }
         Ok(())
     }
@@ -314,11 +313,11 @@ impl PlanSource for LazyMatrix {
         let threads = std::thread::available_parallelism()
             .map_or(1, |p| p.get().min(8))
             .min(batches);
-        let batch = |k: usize| -> io::Result<String> {
-            let mut text = String::new();
+        let batch = |k: usize| -> io::Result<Vec<u8>> {
+            let mut text = Vec::new();
             for i in k * BATCH..((k + 1) * BATCH).min(n) {
                 if i > 0 {
-                    text.push_str(separator);
+                    text.extend_from_slice(separator.as_bytes());
                 }
                 let cell = self.cell(i).map_err(io::Error::other)?;
                 render(&cell, &mut text)?;
@@ -327,14 +326,14 @@ impl PlanSource for LazyMatrix {
         };
         if threads <= 1 {
             for k in 0..batches {
-                out.write_all(batch(k)?.as_bytes())?;
+                out.write_all(&batch(k)?)?;
             }
             return Ok(());
         }
         std::thread::scope(|scope| {
             let receivers: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<String>>(1);
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
                     let batch = &batch;
                     scope.spawn(move || {
                         for k in (t..batches).step_by(threads) {
@@ -353,7 +352,7 @@ impl PlanSource for LazyMatrix {
                 let text = receivers[k % threads]
                     .recv()
                     .map_err(|_| io::Error::other("a plan worker stopped"))??;
-                out.write_all(text.as_bytes())?;
+                out.write_all(&text)?;
             }
             Ok(())
         })
@@ -409,7 +408,8 @@ pub fn write_text(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Resul
     Ok(())
 }
 
-fn render_cell(out: &mut String, cell: &Cell) {
+fn render_cell(out: &mut Vec<u8>, cell: &Cell) {
+    use std::io::Write as _;
     let _ = writeln!(out, "{}  {}", cell.id, cell.label);
     let mut line = |key: &str, value: String| {
         let _ = writeln!(out, "  {key:<8} {value}");
@@ -565,19 +565,100 @@ pub fn write_json(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Resul
     out.write_all(&text.as_bytes()[..at])?;
     out.write_all(b"[\n")?;
     matrix.write_cells(out, ",\n", &|cell, text| {
-        // An element of an array in the top-level object: four spaces deeper than alone.
-        let json = serde_json::to_string_pretty(cell).map_err(io::Error::other)?;
-        for (k, line) in json.split('\n').enumerate() {
-            if k > 0 {
-                text.push('\n');
-            }
-            text.push_str("    ");
-            text.push_str(line);
-        }
-        Ok(())
+        // An element of an array in the top-level object: two levels deep.
+        text.extend_from_slice(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(text, Pretty::at_depth(2));
+        cell.serialize(&mut ser).map_err(io::Error::from)
     })?;
     out.write_all(b"\n  ]")?;
     out.write_all(&text.as_bytes()[at + 2..])
+}
+
+/// serde_json's pretty format (two spaces a level), starting `depth` levels deep: a value
+/// written with it is the bytes it has inside the whole document.
+struct Pretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    fn at_depth(depth: usize) -> Pretty {
+        Pretty {
+            depth,
+            has_value: false,
+        }
+    }
+
+    fn newline<W: ?Sized + io::Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
+        w.write_all(if first { b"\n" } else { b",\n" })?;
+        for _ in 0..self.depth {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn close<W: ?Sized + io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            w.write_all(b"\n")?;
+            for _ in 0..self.depth {
+                w.write_all(b"  ")?;
+            }
+        }
+        w.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.newline(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.newline(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// What `plan --json` prints.
