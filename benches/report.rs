@@ -108,6 +108,7 @@ fn generate(dir: &Path) {
         status: "complete".into(),
         started_at: "2026-01-01T00:00:00.000Z".into(),
         finished_at: Some("2026-01-02T00:00:00.000Z".into()),
+        reason: None,
         command_line: vec![],
         host: Default::default(),
         matrix_name: "big".into(),

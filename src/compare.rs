@@ -20,6 +20,14 @@
 //! - Exit codes: 0 when no pair regressed, 10 when one did; with `--strict` an inconclusive pair
 //!   also gives 10 (one code for "the gate did not pass"). Unpaired cells never fail the gate;
 //!   they are listed.
+//! - Nothing comparable (exit 6, checked before 10): a gate that compared nothing must not pass.
+//!   It fails when no pair of cells was compared; when a run is not `complete` (running,
+//!   interrupted), unless `--allow-partial` says a partial run will do; and when a compared cell
+//!   has no invocation with status `ok` on a side, or a compared metric has no value on a side
+//!   (a `--runs 0` run, a base whose every invocation failed). Decision where the issue is
+//!   silent: exit 6 wins over 10, because a comparison with holes is not a verdict on the
+//!   change, and the regressions it did find are still listed; `--allow-partial` relaxes only
+//!   the completeness of the runs, never a cell with nothing to compare.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,6 +50,9 @@ pub struct CompareOptions {
     pub threshold: f64,
     /// Confidence, resamples and seed of the ratio intervals.
     pub stats: StatsOptions,
+    /// A run that is not `complete` (still running, interrupted) is compared with a warning
+    /// instead of failing the gate with exit 6.
+    pub allow_partial: bool,
 }
 
 impl Default for CompareOptions {
@@ -50,6 +61,7 @@ impl Default for CompareOptions {
             metrics: vec!["wall_s".into()],
             threshold: DEFAULT_THRESHOLD,
             stats: StatsOptions::default(),
+            allow_partial: false,
         }
     }
 }
@@ -178,6 +190,8 @@ pub struct Comparison {
     /// The hosts' fingerprints differ: numbers may not be comparable at all.
     pub host_differs: bool,
     pub warnings: Vec<String>,
+    /// Why the comparison cannot pass as a gate (exit 6); empty when it can.
+    pub not_comparable: Vec<String>,
     pub regressions: usize,
     pub improvements: usize,
     pub unchanged: usize,
@@ -185,9 +199,12 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// 0 (pass) or 10 (a regression; with `strict`, also an inconclusive pair).
+    /// 6 (nothing comparable, see the module doc), 10 (a regression; with `strict`, also an
+    /// inconclusive pair) or 0 (pass).
     pub fn exit_code(&self, strict: bool) -> i32 {
-        if self.regressions > 0 || (strict && self.inconclusive > 0) {
+        if !self.not_comparable.is_empty() {
+            crate::exit::NOTHING_COMPARABLE
+        } else if self.regressions > 0 || (strict && self.inconclusive > 0) {
             crate::exit::REGRESSION
         } else {
             crate::exit::OK
@@ -417,6 +434,61 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             ));
         }
     }
+    let mut not_comparable = Vec::new();
+    for (side, run) in [("base", base), ("candidate", candidate)] {
+        if run.status != "complete" {
+            let message = format!(
+                "the {side} run {} is {}, not complete",
+                run.run_id, run.status
+            );
+            if opts.allow_partial {
+                warnings.push(format!("{message} (compared anyway: --allow-partial)"));
+            } else {
+                not_comparable.push(format!(
+                    "{message}\n  hint: finish it (`benchbox run MATRIX --resume RUN`), or pass --allow-partial to compare what it has"
+                ));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        not_comparable.push(
+            "no cell of the base run pairs with a cell of the candidate (by id or by axis values)\n  hint: compare two runs of the same matrix".into(),
+        );
+    }
+    for &(i, j) in &pairs {
+        let (b, c) = (&base.cells[i], &candidate.cells[j]);
+        for (side, cell) in [("base", b), ("candidate", c)] {
+            if !cell.samples.iter().any(|s| s.counts_toward_statistics()) {
+                not_comparable.push(format!(
+                    "cell `{}` has no measured invocation with status ok in the {side} run ({} measured, {} failed, {} suspect)",
+                    c.label,
+                    cell.n_of_planned(cell.count_measured()),
+                    cell.count_failures(),
+                    cell.count_suspect()
+                ));
+            }
+        }
+    }
+    let with_ok = |run: &RunResults| -> std::collections::HashSet<String> {
+        run.cells
+            .iter()
+            .filter(|x| x.samples.iter().any(|s| s.counts_toward_statistics()))
+            .map(|x| x.id.clone())
+            .collect()
+    };
+    let (base_ok, candidate_ok) = (with_ok(base), with_ok(candidate));
+    for r in &results {
+        let (b, c) = (r.base_n == 0, r.candidate_n == 0);
+        // A cell without ok invocations is reported once above; here, a metric without values.
+        if (b && base_ok.contains(&r.base_id)) || (c && candidate_ok.contains(&r.candidate_id)) {
+            not_comparable.push(format!(
+                "cell `{}`: metric `{}` has no value in the {} run",
+                r.label,
+                r.metric,
+                if b { "base" } else { "candidate" }
+            ));
+        }
+    }
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
     let paired_base: Vec<usize> = pairs.iter().map(|p| p.0).collect();
     let paired_cand: Vec<usize> = pairs.iter().map(|p| p.1).collect();
@@ -441,6 +513,7 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             .collect(),
         host_differs: !hosts.is_empty(),
         warnings,
+        not_comparable,
     }
 }
 
@@ -532,17 +605,20 @@ fn headline(cmp: &Comparison, strict: bool) -> String {
         if strict { " (strict)" } else { "" },
         if code == crate::exit::OK {
             "pass".to_string()
+        } else if code == crate::exit::NOTHING_COMPARABLE {
+            format!("FAIL (exit {code}: nothing comparable)")
         } else {
             format!("FAIL (exit {code})")
         }
     )
 }
 
-fn method_line(cmp: &Comparison) -> String {
+/// What was compared and how; `quote` shows a run id (a code span in Markdown).
+fn method_line(cmp: &Comparison, quote: fn(&str) -> String) -> String {
     format!(
-        "candidate `{}` vs base `{}`; change = median ratio - 1 with its {:.0}% bootstrap CI; threshold ±{}%; q = Mann-Whitney p adjusted by Benjamini-Hochberg across {} test(s)",
-        cmp.candidate_run,
-        cmp.base_run,
+        "candidate {} vs base {}; change = median ratio - 1 with its {:.0}% bootstrap CI; threshold ±{}%; q = Mann-Whitney p adjusted by Benjamini-Hochberg across {} test(s)",
+        quote(&cmp.candidate_run),
+        quote(&cmp.base_run),
         cmp.confidence * 100.0,
         percent(cmp.threshold),
         cmp.pairs.len()
@@ -575,7 +651,7 @@ pub fn render_table(cmp: &Comparison, candidate: &RunResults, strict: bool) -> S
     for w in &cmp.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let _ = writeln!(out, "{}", method_line(cmp).replace('`', ""));
+    let _ = writeln!(out, "{}", method_line(cmp, str::to_string));
     let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
     let _ = writeln!(out, "{}", line(&header));
     for r in &rows {
@@ -587,33 +663,43 @@ pub fn render_table(cmp: &Comparison, candidate: &RunResults, strict: bool) -> S
     for l in &cmp.unpaired_candidate {
         let _ = writeln!(out, "only in candidate: {l}");
     }
+    for n in &cmp.not_comparable {
+        let _ = writeln!(out, "not comparable: {n}");
+    }
     let _ = writeln!(out, "{}", headline(cmp, strict));
     out
 }
 
 /// Markdown for a PR comment or `$GITHUB_STEP_SUMMARY`.
 pub fn render_markdown(cmp: &Comparison, candidate: &RunResults, strict: bool) -> String {
+    use crate::markdown::{code, message, text};
     let rows = rows(cmp, &infos(cmp, candidate));
-    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = String::new();
-    let _ = writeln!(out, "## benchbox compare: {}\n", headline(cmp, strict));
-    for w in &cmp.warnings {
-        let _ = writeln!(out, "> **warning**: {}\n", esc(w));
+    let _ = writeln!(
+        out,
+        "## benchbox compare: {}\n",
+        text(&headline(cmp, strict))
+    );
+    for n in &cmp.not_comparable {
+        let _ = writeln!(out, "> **not comparable**: {}\n", message(n));
     }
-    let _ = writeln!(out, "{}\n", method_line(cmp));
+    for w in &cmp.warnings {
+        let _ = writeln!(out, "> **warning**: {}\n", message(w));
+    }
+    let _ = writeln!(out, "{}\n", method_line(cmp, code));
     let _ = writeln!(out, "| {} |", HEADER.join(" | "));
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|---:|---|");
     for r in &rows {
-        let cells: Vec<String> = r.cells.iter().map(|c| esc(c)).collect();
+        let cells: Vec<String> = r.cells.iter().map(|c| text(c)).collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     if !cmp.unpaired_base.is_empty() || !cmp.unpaired_candidate.is_empty() {
         out.push('\n');
         for l in &cmp.unpaired_base {
-            let _ = writeln!(out, "- only in base: `{}`", esc(l));
+            let _ = writeln!(out, "- only in base: {}", code(l));
         }
         for l in &cmp.unpaired_candidate {
-            let _ = writeln!(out, "- only in candidate: `{}`", esc(l));
+            let _ = writeln!(out, "- only in candidate: {}", code(l));
         }
     }
     out
@@ -692,6 +778,7 @@ mod tests {
             status: "complete".into(),
             started_at: String::new(),
             finished_at: None,
+            reason: None,
             command_line: vec![],
             host: crate::host::HostInfo {
                 cpu_model: "Test CPU".into(),
@@ -1069,15 +1156,9 @@ mod tests {
     }
 
     #[test]
-    fn few_invocations_or_no_samples_are_inconclusive_and_fail_only_strict() {
-        let base = run(
-            "a",
-            vec![cell("x", &[], &[1.0, 1.0, 1.0]), cell("y", &[], &TEN)],
-        );
-        let cand = run(
-            "b",
-            vec![cell("x", &[], &[2.0, 2.0, 2.0]), cell("y", &[], &[])],
-        );
+    fn few_invocations_are_inconclusive_and_fail_only_strict() {
+        let base = run("a", vec![cell("x", &[], &[1.0, 1.0, 1.0])]);
+        let cand = run("b", vec![cell("x", &[], &[2.0, 2.0, 2.0])]);
         let cmp = compare(&base, &cand, &fast_opts());
         assert_eq!(cmp.pairs[0].verdict, Verdict::Inconclusive);
         assert!(
@@ -1087,10 +1168,139 @@ mod tests {
                 .unwrap()
                 .contains("fewer than 5")
         );
-        assert_eq!(cmp.pairs[1].verdict, Verdict::Inconclusive);
-        assert!(cmp.pairs[1].note.as_deref().unwrap().contains("candidate"));
+        assert!(cmp.not_comparable.is_empty(), "{:?}", cmp.not_comparable);
         assert_eq!(cmp.exit_code(false), 0);
         assert_eq!(cmp.exit_code(true), crate::exit::REGRESSION);
+    }
+
+    /// Issue 10: a gate that compared nothing passed. Each case is now exit 6.
+    #[test]
+    fn a_gate_that_compared_nothing_fails_with_exit_6() {
+        let six = crate::exit::NOTHING_COMPARABLE;
+        let ok = run("a", vec![cell("x", &[("k", "1")], &TEN)]);
+
+        // No cell in common: 0 pairs.
+        let other = run("b", vec![cell("z", &[("k", "2")], &TEN)]);
+        let cmp = compare(&ok, &other, &fast_opts());
+        assert!(cmp.pairs.is_empty());
+        assert_eq!(cmp.exit_code(false), six);
+        assert!(cmp.not_comparable[0].starts_with("no cell of the base run pairs"));
+        assert!(
+            render_table(&cmp, &other, false)
+                .trim_end()
+                .ends_with("FAIL (exit 6: nothing comparable)")
+        );
+
+        // A candidate that is interrupted, or still running: 6, unless --allow-partial.
+        for status in ["interrupted", "running"] {
+            let mut partial = run("b", vec![cell("x", &[("k", "1")], &TEN)]);
+            partial.status = status.into();
+            let cmp = compare(&ok, &partial, &fast_opts());
+            assert_eq!(cmp.exit_code(false), six, "{status}");
+            assert_eq!(
+                cmp.not_comparable,
+                [format!(
+                    "the candidate run b is {status}, not complete\n  hint: finish it (`benchbox run MATRIX --resume RUN`), or pass --allow-partial to compare what it has"
+                )]
+            );
+            let allowed = CompareOptions {
+                allow_partial: true,
+                ..fast_opts()
+            };
+            let cmp = compare(&ok, &partial, &allowed);
+            assert_eq!(cmp.exit_code(false), 0, "{status} with --allow-partial");
+            assert!(
+                cmp.warnings
+                    .iter()
+                    .any(|w| w.contains("(compared anyway: --allow-partial)"))
+            );
+        }
+
+        // A `--runs 0` candidate, and a base whose every invocation failed: no ok invocation.
+        let empty = run("b", vec![cell("x", &[("k", "1")], &[])]);
+        let cmp = compare(&ok, &empty, &fast_opts());
+        assert_eq!(cmp.exit_code(false), six);
+        assert_eq!(
+            cmp.not_comparable,
+            [
+                "cell `k=1` has no measured invocation with status ok in the candidate run (0 measured, 0 failed, 0 suspect)"
+            ]
+        );
+        let mut failed = run("a", vec![cell("x", &[("k", "1")], &TEN)]);
+        for s in &mut failed.cells[0].samples {
+            s.exit_code = Some(1);
+            s.status = crate::status::Status::Failed;
+        }
+        let cmp = compare(
+            &failed,
+            &ok,
+            &CompareOptions {
+                allow_partial: true,
+                ..fast_opts()
+            },
+        );
+        assert_eq!(
+            cmp.exit_code(false),
+            six,
+            "--allow-partial does not excuse a cell with nothing"
+        );
+        assert!(
+            cmp.not_comparable[0].ends_with("in the base run (10 measured, 10 failed, 0 suspect)")
+        );
+
+        // A compared metric without a value on a side.
+        let opts = CompareOptions {
+            metrics: vec!["ops".into()],
+            ..fast_opts()
+        };
+        let cmp = compare(&ok, &ok, &opts);
+        assert_eq!(
+            cmp.not_comparable,
+            ["cell `k=1`: metric `ops` has no value in the base run"]
+        );
+
+        // 6 wins over 10: a regression found beside a hole is listed, but the gate says 6.
+        let slow = run(
+            "b",
+            vec![
+                cell("x", &[("k", "1")], &TEN.map(|w| w * 2.0)),
+                cell("y", &[("k", "3")], &[]),
+            ],
+        );
+        let base = run(
+            "a",
+            vec![
+                cell("x", &[("k", "1")], &TEN),
+                cell("y", &[("k", "3")], &TEN),
+            ],
+        );
+        let cmp = compare(&base, &slow, &fast_opts());
+        assert_eq!(cmp.regressions, 1);
+        assert_eq!(cmp.exit_code(false), six);
+        let md = render_markdown(&cmp, &slow, false);
+        assert!(
+            md.contains("> **not comparable**: cell `k=3` has no measured invocation"),
+            "{md}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&render_json(&cmp)).unwrap();
+        assert_eq!(json["not_comparable"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn compare_markdown_escapes_every_value() {
+        let evil = "<script>alert(1)</script> ![x](http://evil.example/p.png) | **b**";
+        let mut base = run("base`id", vec![cell("x", &[("w", evil)], &TEN)]);
+        base.cells.push(cell("only", &[("w", "`tick` <i>")], &TEN));
+        let cand = run("cand", vec![cell("x", &[("w", evil)], &TEN)]);
+        let md = render_markdown(&compare(&base, &cand, &fast_opts()), &cand, false);
+        assert!(
+            // `<i>` appears only inside a code span, where nothing is interpreted.
+            !md.contains("<script>") && !md.contains("!["),
+            "{md}"
+        );
+        assert!(md.contains("| w=\\<script\\>alert(1)\\</script\\> \\!\\[x\\](http://evil.example/p.png) \\| \\*\\*b\\*\\* | wall_s |"), "{md}");
+        assert!(md.contains("vs base ``base`id``;"), "{md}");
+        assert!(md.contains("- only in base: ``w=`tick` <i>``"), "{md}");
     }
 
     #[test]

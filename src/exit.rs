@@ -14,6 +14,11 @@ pub const IMAGE: i32 = 4;
 /// A workload failed (non-zero exit, OOM kill, timeout, could not start) or an invocation is
 /// suspect (its counters cannot be trusted), and the matrix does not allow failures.
 pub const WORKLOAD_FAILED: i32 = 5;
+/// `compare` had nothing it could honestly compare: no pair of cells, a side that is not
+/// `complete` (without `--allow-partial`), or a compared cell with no `ok` invocation on a side.
+pub const NOTHING_COMPARABLE: i32 = 6;
+/// The run directory is in use: another benchbox holds its lock (a run, a `--resume`, a `report`).
+pub const IN_USE: i32 = 7;
 /// `compare` found a regression.
 pub const REGRESSION: i32 = 10;
 /// Interrupted by Ctrl-C (128 + SIGINT); the results so far are kept and can be resumed.
@@ -30,5 +35,8 @@ Exit codes:
   4    an image could not be resolved
   5    a workload failed (non-zero exit, OOM, timeout, cannot start) or an invocation is
        suspect (counters that cannot be trusted), and failures are not allowed
+  6    compare had nothing comparable (no pair of cells; a side not complete, unless
+       --allow-partial; a compared cell with no ok invocation on a side)
+  7    the run directory is in use (another benchbox run, --resume or report holds its lock)
   10   compare found a regression
   130  interrupted (Ctrl-C); resume with --resume";

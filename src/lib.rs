@@ -13,6 +13,8 @@ pub mod compare;
 pub mod exit;
 pub mod host;
 pub mod image;
+pub mod lock;
+pub mod markdown;
 pub mod plan;
 pub mod render;
 pub mod report;

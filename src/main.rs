@@ -1,5 +1,6 @@
 //! The `benchbox` command line: parse arguments, call the library, map errors to exit codes.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +11,30 @@ use clap::{Parser, Subcommand};
 use benchbox::image::{self, PullOptions, Store};
 use benchbox::resolve::{self, LockMode};
 use benchbox::spec::{self, CpuSet, ValidationContext};
-use benchbox::{compare, exit, host, plan, report, runner, stats, ui};
+use benchbox::{compare, exit, host, lock, plan, report, runner, stats, ui};
+
+// Terminal output never fails a command: with stdout or stderr on a pipe that closed early
+// (`benchbox run ... 2>&1 | head -3`), the std macros would panic (exit 101) halfway through a
+// run. Rust ignores SIGPIPE, so a write to a closed pipe is an EPIPE error, dropped here: the
+// run goes on and its files are complete. These shadow the std macros in this file.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 const ABOUT: &str = "Reproducible benchmarks: a TOML matrix of cells, each invocation in a fresh, isolated container \
 with pinned cgroup limits, measured from exec to exit.";
@@ -48,8 +72,9 @@ enum Command {
     Run {
         /// The matrix file.
         file: PathBuf,
-        /// Measured invocations per cell (overrides `runs` in the file; the cell ids stay).
-        #[arg(long)]
+        /// Measured invocations per cell, at least 1 (overrides `runs` in the file; the cell ids
+        /// stay).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         runs: Option<u32>,
         /// Warm-up invocations per cell (overrides `warmup`).
         #[arg(long)]
@@ -157,8 +182,11 @@ enum Command {
     ///                 form an interval, no invocation with status ok on one side)
     ///
     /// Exit status: 0 when no pair regressed; 10 when one did. With --strict, an inconclusive
-    /// pair also exits 10. Unpaired cells are listed and never fail the gate. When
-    /// GITHUB_STEP_SUMMARY is set, the Markdown report is appended to that file.
+    /// pair also exits 10. Unpaired cells are listed and never fail the gate. Exit 6 (nothing
+    /// comparable, before 10) when no pair was compared, when a run is not complete (running,
+    /// interrupted; unless --allow-partial), or when a compared cell has no invocation with
+    /// status ok (or a compared metric no value) on a side. When GITHUB_STEP_SUMMARY is set,
+    /// the Markdown report is appended to that file.
     #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
     Compare {
         /// The base run directory (e.g. reports/NAME/latest of the main branch).
@@ -175,6 +203,10 @@ enum Command {
         /// Inconclusive pairs fail too (exit 10).
         #[arg(long)]
         strict: bool,
+        /// Compare runs that are not complete (still running, interrupted) with a warning,
+        /// instead of exit 6.
+        #[arg(long)]
+        allow_partial: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -260,8 +292,22 @@ fn load(file: &Path) -> Result<spec::Matrix, ExitCode> {
     let ctx = ValidationContext {
         online_cpus: online_cpus(),
         check_paths: true,
+        image_accounts: Default::default(),
     };
     spec::load(file, &ctx).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(e.exit_code() as u8)
+    })
+}
+
+/// [`load`] without keeping the cells (see [`spec::open`]).
+fn open(file: &Path) -> Result<spec::LazyMatrix, ExitCode> {
+    let ctx = ValidationContext {
+        online_cpus: online_cpus(),
+        check_paths: true,
+        image_accounts: Default::default(),
+    };
+    spec::open(file, &ctx).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(e.exit_code() as u8)
     })
@@ -274,28 +320,42 @@ fn code(c: i32) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { file } => match load(&file) {
+        // Both walk the cells one at a time: a large matrix costs time, not memory.
+        Command::Check { file } => match open(&file) {
             Ok(m) => {
                 for w in &m.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!("{}: ok, {} cell(s)", file.display(), m.cells.len());
+                println!("{}: ok, {} cell(s)", file.display(), m.len());
                 code(exit::OK)
             }
             Err(c) => c,
         },
-        Command::Plan { file, json } => match load(&file) {
+        Command::Plan { file, json } => match open(&file) {
             Ok(mut m) => {
-                if let Err(e) = resolve::pin_from_lock(&mut m) {
-                    eprintln!("error: {e}");
-                    return code(e.exit_code());
+                match resolve::lock_digests(m.path(), m.image_refs()) {
+                    Ok(digests) => m.pin_images(digests),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
                 }
-                if json {
-                    println!("{}", plan::render_json(&m));
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+                let written = if json {
+                    plan::write_json(&mut out, &m).and_then(|()| writeln!(out))
                 } else {
-                    print!("{}", plan::render_text(&m));
+                    plan::write_text(&mut out, &m)
+                };
+                match written.and_then(|()| out.flush()) {
+                    Ok(()) => code(exit::OK),
+                    // `benchbox plan ... | head`: the reader has what it wanted.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code(exit::OK),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        code(exit::USAGE)
+                    }
                 }
-                code(exit::OK)
             }
             Err(c) => c,
         },
@@ -311,9 +371,17 @@ fn main() -> ExitCode {
             locked,
             cache,
         } => {
-            let mut matrix = match load(&file) {
+            let ctx = ValidationContext {
+                online_cpus: online_cpus(),
+                check_paths: true,
+                image_accounts: Default::default(),
+            };
+            let mut matrix = match spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS) {
                 Ok(m) => m,
-                Err(c) => return c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(e.exit_code());
+                }
             };
             for w in &matrix.warnings {
                 eprintln!("warning: {w}");
@@ -349,6 +417,27 @@ fn main() -> ExitCode {
                         return code(e.exit_code());
                     }
                 }
+                // A named user of an image cell could only be checked now that the image is
+                // unpacked: the file is checked again with the images' account files, so the
+                // error points at the line, before any invocation.
+                let named_user = |c: &spec::Cell| {
+                    matches!(c.root, spec::Root::Image(_))
+                        && c.user.as_deref().is_some_and(|u| u.parse::<u32>().is_err())
+                };
+                if matrix.cells.iter().any(named_user) {
+                    let image_accounts = images
+                        .iter()
+                        .filter_map(|(r, i)| Some((r.clone(), resolve::image_accounts(i)?)))
+                        .collect();
+                    let ctx = ValidationContext {
+                        image_accounts,
+                        ..ctx
+                    };
+                    if let Err(e) = spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS) {
+                        eprintln!("error: {e}");
+                        return code(e.exit_code());
+                    }
+                }
             }
             let resume = resume.map(|r| {
                 let p = PathBuf::from(&r);
@@ -380,17 +469,10 @@ fn main() -> ExitCode {
             let mut progress = ui::Progress::new();
             match runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e)) {
                 Ok(outcome) => {
-                    // Summaries and summary.md from runs.csv, exactly as `benchbox report` makes
-                    // them; then the reports. They are views of the raw data: failing to write
-                    // one is a warning, never a lost run (`benchbox report` can redo them).
+                    // The runner wrote the summaries and reports (a failure there is a warning,
+                    // never a lost run: `benchbox report` can redo them).
                     if let Some(problem) = &outcome.report_problem {
                         eprintln!("warning: {problem}");
-                    }
-                    let render_opts = benchbox::render::RenderOptions::default();
-                    if let Err(e) =
-                        benchbox::render::write_all(&outcome.results, &outcome.dir, &render_opts)
-                    {
-                        eprintln!("warning: cannot write the reports: {e}");
                     }
                     print!("{}", ui::summary_table(&outcome.results));
                     println!("results: {}", outcome.dir.display());
@@ -617,121 +699,209 @@ fn main() -> ExitCode {
             run,
             reference,
             format,
-        } => match report::rebuild(&run, reference.as_deref()) {
-            Ok((results, written)) => {
-                print!("{}", ui::summary_table(&results));
-                println!("wrote {}", written.results_json.display());
-                println!("wrote {}", written.summary_md.display());
-                let formats: Vec<benchbox::render::Format> = if format.contains(&ReportFormat::All)
-                {
-                    benchbox::render::Format::ALL.to_vec()
-                } else {
-                    format.iter().filter_map(|f| f.render_format()).collect()
-                };
-                let opts = benchbox::render::RenderOptions { reference };
-                match benchbox::render::write(&results, &run, &opts, &formats) {
-                    Ok(paths) => {
-                        let plots = paths
-                            .iter()
-                            .filter(|p| p.parent().is_some_and(|d| d.ends_with("plots")))
-                            .count();
-                        for p in paths
-                            .iter()
-                            .filter(|p| !p.parent().is_some_and(|d| d.ends_with("plots")))
-                        {
-                            println!("wrote {}", p.display());
-                        }
-                        if plots > 0 {
-                            println!(
-                                "wrote {plots} plot files in {}",
-                                run.join("plots").display()
-                            );
-                        }
-                        code(exit::OK)
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        code(exit::USAGE)
-                    }
+        } => {
+            let dir = match report::run_dir(&run) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(exit::USAGE);
                 }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                code(match e {
-                    report::ReportError::Write { .. } => exit::INTERNAL,
-                    _ => exit::USAGE,
-                })
-            }
-        },
+            };
+            // A run still being written is left alone: its files are the writer's.
+            let _lock = match lock::RunLock::acquire(&dir, "report") {
+                Ok(l) => l,
+                Err(lock::LockError::InUse { holder, .. }) => {
+                    eprintln!(
+                        "error: the run `{}` is still running ({holder} holds its lock); report leaves its files as they are\n  hint: wait for it to finish, or look at it now with `benchbox compare --allow-partial`",
+                        dir.display()
+                    );
+                    return code(exit::IN_USE);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(exit::INTERNAL);
+                }
+            };
+            report_command(&dir, reference, &format)
+        }
         Command::Compare {
             base,
             candidate,
             metric,
             threshold,
             strict,
+            allow_partial,
             format,
             resamples,
-        } => {
-            let load = |p: &Path| {
-                report::load(p).map_err(|e| {
-                    eprintln!("error: {e}");
-                    code(exit::USAGE)
-                })
+        } => compare_command(
+            &base,
+            &candidate,
+            &metric,
+            &threshold,
+            strict,
+            allow_partial,
+            format,
+            resamples,
+        ),
+    }
+}
+
+/// `benchbox report`, with the run's lock held.
+fn report_command(run: &Path, reference: Option<String>, format: &[ReportFormat]) -> ExitCode {
+    match report::rebuild(run, reference.as_deref()) {
+        Ok((results, written)) => {
+            for w in &written.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", ui::summary_table(&results));
+            println!("wrote {}", written.results_json.display());
+            println!("wrote {}", written.summary_md.display());
+            let formats: Vec<benchbox::render::Format> = if format.contains(&ReportFormat::All) {
+                benchbox::render::Format::ALL.to_vec()
+            } else {
+                format.iter().filter_map(|f| f.render_format()).collect()
             };
-            let (base, candidate) = match (load(&base), load(&candidate)) {
-                (Ok(b), Ok(c)) => (b, c),
-                (Err(c), _) | (_, Err(c)) => return c,
-            };
-            let threshold = match compare::parse_threshold(&threshold) {
-                Ok(t) => t,
+            let opts = benchbox::render::RenderOptions { reference };
+            match benchbox::render::write(&results, run, &opts, &formats) {
+                Ok(paths) => {
+                    let plots = paths
+                        .iter()
+                        .filter(|p| p.parent().is_some_and(|d| d.ends_with("plots")))
+                        .count();
+                    for p in paths
+                        .iter()
+                        .filter(|p| !p.parent().is_some_and(|d| d.ends_with("plots")))
+                    {
+                        println!("wrote {}", p.display());
+                    }
+                    if plots > 0 {
+                        println!(
+                            "wrote {plots} plot files in {}",
+                            run.join("plots").display()
+                        );
+                    }
+                    code(exit::OK)
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return code(exit::USAGE);
-                }
-            };
-            let mut metrics = Vec::new();
-            for m in &metric {
-                match compare::resolve_metric(m, &[&base, &candidate]) {
-                    Ok(m) if !metrics.contains(&m) => metrics.push(m),
-                    Ok(_) => {}
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return code(exit::USAGE);
-                    }
+                    code(exit::USAGE)
                 }
             }
-            let opts = compare::CompareOptions {
-                metrics,
-                threshold,
-                stats: stats::StatsOptions {
-                    resamples,
-                    ..Default::default()
-                },
-            };
-            let cmp = compare::compare(&base, &candidate, &opts);
-            let markdown = compare::render_markdown(&cmp, &candidate, strict);
-            match format {
-                Format::Table => print!("{}", compare::render_table(&cmp, &candidate, strict)),
-                Format::Md => print!("{markdown}"),
-                Format::Json => println!("{}", compare::render_json(&cmp)),
-            }
-            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-                use std::io::Write as _;
-                let appended = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .and_then(|mut f| writeln!(f, "{markdown}"));
-                if let Err(e) = appended {
-                    eprintln!(
-                        "warning: cannot append to GITHUB_STEP_SUMMARY `{}`: {e}",
-                        Path::new(&path).display()
-                    );
-                }
-            }
-            code(cmp.exit_code(strict))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            code(match e {
+                report::ReportError::Write { .. } => exit::INTERNAL,
+                _ => exit::USAGE,
+            })
         }
     }
+}
+
+/// One side of `compare`: the run read back, validated against its plan, with what the reader
+/// must know (a torn last row left out; a run still going, or left `running` by a benchbox that
+/// died, which is then not complete).
+fn load_for_compare(
+    given: &Path,
+    side: &str,
+    warnings: &mut Vec<String>,
+) -> Result<benchbox::results::RunResults, ExitCode> {
+    let (mut run, read) = report::load_checked(given).map_err(|e| {
+        eprintln!("error: {e}");
+        code(exit::USAGE)
+    })?;
+    warnings.extend(read.into_iter().map(|w| format!("{side}: {w}")));
+    if let Ok(dir) = report::run_dir(given) {
+        match lock::holder(&dir) {
+            Some(holder) => {
+                run.status = "running".into();
+                warnings.push(format!(
+                    "the {side} run `{}` is still running ({holder} holds its lock)",
+                    dir.display()
+                ));
+            }
+            None if run.status == "running" => {
+                run.status = "interrupted".into();
+                warnings.push(format!(
+                    "the {side} run `{}` was never finished: the benchbox that ran it stopped before the end\n  hint: `benchbox report {0}` marks it, `benchbox run MATRIX --resume {0}` finishes it",
+                    dir.display()
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(run)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare_command(
+    base: &Path,
+    candidate: &Path,
+    metric: &[String],
+    threshold: &str,
+    strict: bool,
+    allow_partial: bool,
+    format: Format,
+    resamples: usize,
+) -> ExitCode {
+    let mut read_warnings = Vec::new();
+    let (base, candidate) = match (
+        load_for_compare(base, "base", &mut read_warnings),
+        load_for_compare(candidate, "candidate", &mut read_warnings),
+    ) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(c), _) | (_, Err(c)) => return c,
+    };
+    let threshold = match compare::parse_threshold(threshold) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return code(exit::USAGE);
+        }
+    };
+    let mut metrics = Vec::new();
+    for m in metric {
+        match compare::resolve_metric(m, &[&base, &candidate]) {
+            Ok(m) if !metrics.contains(&m) => metrics.push(m),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return code(exit::USAGE);
+            }
+        }
+    }
+    let opts = compare::CompareOptions {
+        metrics,
+        threshold,
+        stats: stats::StatsOptions {
+            resamples,
+            ..Default::default()
+        },
+        allow_partial,
+    };
+    let mut cmp = compare::compare(&base, &candidate, &opts);
+    cmp.warnings.splice(0..0, read_warnings);
+    let markdown = compare::render_markdown(&cmp, &candidate, strict);
+    match format {
+        Format::Table => print!("{}", compare::render_table(&cmp, &candidate, strict)),
+        Format::Md => print!("{markdown}"),
+        Format::Json => println!("{}", compare::render_json(&cmp)),
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write as _;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{markdown}"));
+        if let Err(e) = appended {
+            eprintln!(
+                "warning: cannot append to GITHUB_STEP_SUMMARY `{}`: {e}",
+                Path::new(&path).display()
+            );
+        }
+    }
+    code(cmp.exit_code(strict))
 }
 
 /// Digests to keep when pruning: every lock file given (default `envs/*.lock`) and every image

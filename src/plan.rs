@@ -9,14 +9,15 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Axis, Cell, Matrix, Order, Root, axis_value_text, units};
+use crate::spec::{Axis, Cell, LazyMatrix, Matrix, Order, Root, axis_value_text, units};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +34,12 @@ impl fmt::Display for Phase {
         })
     }
 }
+
+/// The most cells `run` takes (the matrix's, whatever `--only` selects): a run holds every
+/// cell several times over and records them all in results.json, which it rewrites as it goes.
+/// At 50,000 cells it reaches its first invocation in about 2.5 s with 0.5 GB; at 100,000, 7 s
+/// with 1 GB (see the README). `check` and `plan` take [`crate::spec::MAX_CELLS`].
+pub const MAX_RUN_CELLS: usize = 50_000;
 
 /// One invocation to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -210,50 +217,199 @@ fn axis_texts(axis: &Axis) -> Vec<String> {
     axis.values.iter().map(axis_value_text).collect()
 }
 
+/// A matrix as `plan` shows it: every cell at hand ([`Matrix`]), or built one at a time
+/// ([`LazyMatrix`], which is how `benchbox plan` walks a large matrix in bounded memory).
+pub trait PlanSource {
+    fn head(&self) -> Head<'_>;
+    /// Writes every cell, in order, as `render` puts it into a string, `separator` between two.
+    fn write_cells(
+        &self,
+        out: &mut dyn io::Write,
+        separator: &str,
+        render: &RenderCell,
+    ) -> io::Result<()>;
+}
+
+/// Appends one cell's text to the buffer.
+pub type RenderCell = dyn Fn(&Cell, &mut Vec<u8>) -> io::Result<()> + Sync;
+
+/// Everything `plan` shows of a matrix but its cells.
+pub struct Head<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub path: &'a Path,
+    pub source_sha256: &'a str,
+    pub order: Order,
+    pub seed: Option<u64>,
+    pub allow_failures: bool,
+    pub axes: &'a [Axis],
+    pub cells: usize,
+    pub warnings: &'a [String],
+}
+
+impl PlanSource for Matrix {
+    fn head(&self) -> Head<'_> {
+        Head {
+            name: &self.name,
+            description: self.description.as_deref(),
+            path: &self.path,
+            source_sha256: &self.source_sha256,
+            order: self.order,
+            seed: self.seed,
+            allow_failures: self.allow_failures,
+            axes: &self.axes,
+            cells: self.cells.len(),
+            warnings: &self.warnings,
+        }
+    }
+
+    fn write_cells(
+        &self,
+        out: &mut dyn io::Write,
+        separator: &str,
+        render: &RenderCell,
+    ) -> io::Result<()> {
+        let mut text = Vec::new();
+        for (i, cell) in self.cells.iter().enumerate() {
+            text.clear();
+            if i > 0 {
+                text.extend_from_slice(separator.as_bytes());
+            }
+            render(cell, &mut text)?;
+            out.write_all(&text)?;
+        }
+        Ok(())
+    }
+}
+
+impl PlanSource for LazyMatrix {
+    fn head(&self) -> Head<'_> {
+        Head {
+            name: self.name(),
+            description: self.description(),
+            path: self.path(),
+            source_sha256: self.source_sha256(),
+            order: self.order(),
+            seed: self.seed(),
+            allow_failures: self.allow_failures(),
+            axes: self.axes(),
+            cells: self.len(),
+            warnings: &self.warnings,
+        }
+    }
+
+    /// Builds and renders the cells in batches on one thread per available cpu (thread `t`
+    /// takes batches `t`, `t + threads`, ...), each at most two batches ahead of the writer,
+    /// which writes them in order: a million cells in seconds, a few megabytes at a time.
+    fn write_cells(
+        &self,
+        out: &mut dyn io::Write,
+        separator: &str,
+        render: &RenderCell,
+    ) -> io::Result<()> {
+        const BATCH: usize = 2048;
+        let n = self.len();
+        let batches = n.div_ceil(BATCH);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |p| p.get().min(8))
+            .min(batches);
+        let batch = |k: usize| -> io::Result<Vec<u8>> {
+            let mut text = Vec::new();
+            for i in k * BATCH..((k + 1) * BATCH).min(n) {
+                if i > 0 {
+                    text.extend_from_slice(separator.as_bytes());
+                }
+                let cell = self.cell(i).map_err(io::Error::other)?;
+                render(&cell, &mut text)?;
+            }
+            Ok(text)
+        };
+        if threads <= 1 {
+            for k in 0..batches {
+                out.write_all(&batch(k)?)?;
+            }
+            return Ok(());
+        }
+        std::thread::scope(|scope| {
+            let receivers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+                    let batch = &batch;
+                    scope.spawn(move || {
+                        for k in (t..batches).step_by(threads) {
+                            let text = batch(k);
+                            let failed = text.is_err();
+                            // The writer stopped (an error): nothing more is wanted.
+                            if tx.send(text).is_err() || failed {
+                                return;
+                            }
+                        }
+                    });
+                    rx
+                })
+                .collect();
+            for k in 0..batches {
+                let text = receivers[k % threads]
+                    .recv()
+                    .map_err(|_| io::Error::other("a plan worker stopped"))??;
+                out.write_all(&text)?;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// `benchbox plan FILE`: every cell with what it runs, where and on what.
 pub fn render_text(matrix: &Matrix) -> String {
-    let mut out = String::new();
-    let sha = matrix
-        .source_sha256
-        .get(..12)
-        .unwrap_or(&matrix.source_sha256);
-    let _ = writeln!(
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and a Matrix's cells are all built.
+    let _ = write_text(&mut out, matrix);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`render_text`], written to `out` cell by cell.
+pub fn write_text(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Result<()> {
+    let head = matrix.head();
+    let sha = head.source_sha256.get(..12).unwrap_or(head.source_sha256);
+    writeln!(
         out,
         "matrix {} ({}, sha256 {sha})",
-        matrix.name,
-        matrix.path.display()
-    );
-    if let Some(d) = &matrix.description {
-        let _ = writeln!(out, "{d}");
+        head.name,
+        head.path.display()
+    )?;
+    if let Some(d) = head.description {
+        writeln!(out, "{d}")?;
     }
-    let cells = matrix.cells.len();
-    let _ = write!(
+    let cells = head.cells;
+    write!(
         out,
         "{cells} cell{}, {} order",
         if cells == 1 { "" } else { "s" },
-        matrix.order
-    );
-    if let Some(seed) = matrix.seed {
-        let _ = write!(out, ", seed {seed}");
+        head.order
+    )?;
+    if let Some(seed) = head.seed {
+        write!(out, ", seed {seed}")?;
     }
-    if matrix.allow_failures {
-        out.push_str(", failures allowed");
+    if head.allow_failures {
+        write!(out, ", failures allowed")?;
     }
-    out.push('\n');
-    for axis in &matrix.axes {
-        let _ = writeln!(out, "axis {}: {}", axis.name, axis_texts(axis).join(", "));
+    writeln!(out)?;
+    for axis in head.axes {
+        writeln!(out, "axis {}: {}", axis.name, axis_texts(axis).join(", "))?;
     }
-    for cell in &matrix.cells {
-        out.push('\n');
-        render_cell(&mut out, cell);
+    writeln!(out)?;
+    matrix.write_cells(out, "\n", &|cell, text| {
+        render_cell(text, cell);
+        Ok(())
+    })?;
+    for w in head.warnings {
+        writeln!(out, "\nwarning: {w}")?;
     }
-    for w in &matrix.warnings {
-        let _ = writeln!(out, "\nwarning: {w}");
-    }
-    out
+    Ok(())
 }
 
-fn render_cell(out: &mut String, cell: &Cell) {
+fn render_cell(out: &mut Vec<u8>, cell: &Cell) {
+    use std::io::Write as _;
     let _ = writeln!(out, "{}  {}", cell.id, cell.label);
     let mut line = |key: &str, value: String| {
         let _ = writeln!(out, "  {key:<8} {value}");
@@ -372,31 +528,151 @@ fn quote(s: &str) -> String {
 
 /// `benchbox plan FILE --json`.
 pub fn render_json(matrix: &Matrix) -> String {
-    #[derive(Serialize)]
-    struct PlanJson<'a> {
-        name: &'a str,
-        description: &'a Option<String>,
-        source_sha256: &'a str,
-        order: Order,
-        seed: Option<u64>,
-        allow_failures: bool,
-        axes: &'a [Axis],
-        cells: &'a [Cell],
-        warnings: &'a [String],
+    let mut out = Vec::new();
+    // Serializing plain data into a Vec cannot fail; keep a visible fallback anyway.
+    match write_json(&mut out, matrix) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(e) => format!("{{\"error\": \"{e}\"}}"),
     }
+}
+
+/// [`render_json`], written to `out` cell by cell (pretty JSON, no newline at the end): the
+/// bytes `serde_json::to_string_pretty` makes of the whole plan (a test holds them equal), with
+/// each cell serialized on its own, so that they can be built in parallel.
+pub fn write_json(out: &mut dyn io::Write, matrix: &dyn PlanSource) -> io::Result<()> {
+    let head = matrix.head();
+    let empty: [Cell; 0] = [];
     let plan = PlanJson {
-        name: &matrix.name,
-        description: &matrix.description,
-        source_sha256: &matrix.source_sha256,
-        order: matrix.order,
-        seed: matrix.seed,
-        allow_failures: matrix.allow_failures,
-        axes: &matrix.axes,
-        cells: &matrix.cells,
-        warnings: &matrix.warnings,
+        name: head.name,
+        description: head.description,
+        source_sha256: head.source_sha256,
+        order: head.order,
+        seed: head.seed,
+        allow_failures: head.allow_failures,
+        axes: head.axes,
+        cells: &empty,
+        warnings: head.warnings,
     };
-    // Serializing plain data into a String cannot fail; keep a visible fallback anyway.
-    serde_json::to_string_pretty(&plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    let text = serde_json::to_string_pretty(&plan).map_err(io::Error::other)?;
+    // The top-level key is the only one indented by exactly two spaces (keys inside axis
+    // values are deeper), and JSON strings cannot hold a raw newline or quote.
+    const MARK: &str = "\n  \"cells\": []";
+    let at = text
+        .find(MARK)
+        .ok_or_else(|| io::Error::other("no cells key in the plan"))?
+        + MARK.len()
+        - 2;
+    out.write_all(&text.as_bytes()[..at])?;
+    out.write_all(b"[\n")?;
+    matrix.write_cells(out, ",\n", &|cell, text| {
+        // An element of an array in the top-level object: two levels deep.
+        text.extend_from_slice(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(text, Pretty::at_depth(2));
+        cell.serialize(&mut ser).map_err(io::Error::from)
+    })?;
+    out.write_all(b"\n  ]")?;
+    out.write_all(&text.as_bytes()[at + 2..])
+}
+
+/// serde_json's pretty format (two spaces a level), starting `depth` levels deep: a value
+/// written with it is the bytes it has inside the whole document.
+struct Pretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    fn at_depth(depth: usize) -> Pretty {
+        Pretty {
+            depth,
+            has_value: false,
+        }
+    }
+
+    fn newline<W: ?Sized + io::Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
+        w.write_all(if first { b"\n" } else { b",\n" })?;
+        for _ in 0..self.depth {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn close<W: ?Sized + io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            w.write_all(b"\n")?;
+            for _ in 0..self.depth {
+                w.write_all(b"  ")?;
+            }
+        }
+        w.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.newline(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.newline(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
+/// What `plan --json` prints.
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    source_sha256: &'a str,
+    order: Order,
+    seed: Option<u64>,
+    allow_failures: bool,
+    axes: &'a [Axis],
+    cells: &'a [Cell],
+    warnings: &'a [String],
 }
 
 #[cfg(test)]
@@ -422,6 +698,7 @@ mod tests {
         ValidationContext {
             online_cpus: CpuSet::new([0, 1]),
             check_paths: false,
+            image_accounts: Default::default(),
         }
     }
 
@@ -712,6 +989,84 @@ better = "higher"
         assert!(c.get("security").is_none(), "{c}");
         let cells: Vec<Cell> = serde_json::from_value(v["cells"].clone()).unwrap();
         assert_eq!(cells, m.cells);
+    }
+
+    /// `benchbox plan` writes a matrix cell by cell (built one at a time): the same bytes as
+    /// rendering the whole matrix, text and JSON, pinned digests included.
+    #[test]
+    fn streamed_plans_are_the_rendered_plans() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("demo.toml");
+        std::fs::write(&file, MATRIX).unwrap();
+        let mut whole = spec::load(&file, &ctx()).unwrap();
+        let mut lazy = spec::open(&file, &ctx()).unwrap();
+        assert_eq!(
+            lazy.image_refs(),
+            ["temurin:17", "temurin:21", "temurin:22"]
+        );
+        for pin in [false, true] {
+            if pin {
+                let digests: std::collections::BTreeMap<String, String> = [(
+                    "temurin:21".to_string(),
+                    format!("sha256:{}", "c".repeat(64)),
+                )]
+                .into();
+                spec::pin_images(&mut whole, &digests);
+                lazy.pin_images(digests);
+            }
+            let mut text = Vec::new();
+            write_text(&mut text, &lazy).unwrap();
+            assert_eq!(String::from_utf8(text).unwrap(), render_text(&whole));
+            let mut json = Vec::new();
+            write_json(&mut json, &lazy).unwrap();
+            assert_eq!(String::from_utf8(json).unwrap(), render_json(&whole));
+        }
+        assert!(render_text(&whole).contains(&format!("@ sha256:{}", "c".repeat(64))));
+        // The JSON is what serde makes of the whole plan at once, even with a `cells` key
+        // inside an axis value and quotes and newlines in strings.
+        let tricky = "description = \"a \\\"cells\\\": []\\n\"\n[matrix]\nv = [{ name = \"x\", cells = [] }]\n[run]\ncommand = \"echo '\\\"cells\\\": []'\"\n";
+        for m in [
+            whole,
+            spec::parse(tricky, Path::new("t.toml"), &ctx()).unwrap(),
+        ] {
+            let reference = serde_json::to_string_pretty(&PlanJson {
+                name: &m.name,
+                description: m.description.as_deref(),
+                source_sha256: &m.source_sha256,
+                order: m.order,
+                seed: m.seed,
+                allow_failures: m.allow_failures,
+                axes: &m.axes,
+                cells: &m.cells,
+                warnings: &m.warnings,
+            })
+            .unwrap();
+            assert_eq!(render_json(&m), reference);
+        }
+    }
+
+    /// Large matrices are rendered on several threads, in batches: still in cell order.
+    #[test]
+    fn large_streamed_plans_keep_the_cell_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.toml");
+        let values: Vec<String> = (0..3001).map(|i| i.to_string()).collect();
+        std::fs::write(
+            &file,
+            format!(
+                "[matrix]\nx = [{}]\ny = [\"a\", \"b\"]\n[run]\ncommand = \"echo {{x}} {{y}}\"\n",
+                values.join(", ")
+            ),
+        )
+        .unwrap();
+        let whole = spec::load(&file, &ctx()).unwrap();
+        let lazy = spec::open(&file, &ctx()).unwrap();
+        let mut text = Vec::new();
+        write_text(&mut text, &lazy).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), render_text(&whole));
+        let mut json = Vec::new();
+        write_json(&mut json, &lazy).unwrap();
+        assert_eq!(String::from_utf8(json).unwrap(), render_json(&whole));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //!
 //! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
 //!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
-//!   applied limits). The samples stored in `results.json` are skipped, never trusted.
+//!   applied limits, each cell's planned invocations). The samples stored in `results.json` are
+//!   skipped, never trusted. runs.csv is validated and checked against the plan
+//!   ([`load_checked`]); rows missing from it are shown as "n of N" everywhere (a cell warning,
+//!   and the `n` columns of summary.md, report.html and the terminal table).
 //! - [`rebuild`]: [`load`], then every cell's summaries, warnings and failure count recomputed
 //!   (with [`summarize_samples`] and the recorded [`StatsOptions`]), then
 //!   `results.json` (atomically) and `summary.md` written. Nothing in the output depends on the
@@ -29,7 +32,7 @@
 //!   interval is narrow and the Monte Carlo error of its endpoints stays small next to it. The
 //!   cell gets a warning saying so. Cells are summarized in parallel (deterministically).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
@@ -37,8 +40,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::markdown::code;
 use crate::plan::Phase;
-use crate::results::{self, CellResult, ResultsError, RunResults, Sample};
+use crate::results::{self, CellResult, Planned, ResultsError, RunResults, Sample};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
 use crate::status::{self, Status};
@@ -76,6 +80,11 @@ pub enum ReportError {
         path.display()
     )]
     NotARun { path: PathBuf, reason: String },
+    #[error(
+        "`{}` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory",
+        path.display()
+    )]
+    NoRunsCsv { path: PathBuf },
     #[error("{0}")]
     Results(#[from] ResultsError),
     #[error("cannot write `{}`: {source}", path.display())]
@@ -328,6 +337,8 @@ struct Meta {
     tool_version: String,
     run_id: String,
     status: String,
+    #[serde(default)]
+    reason: Option<String>,
     started_at: String,
     finished_at: Option<String>,
     command_line: Vec<String>,
@@ -354,6 +365,8 @@ struct CellMeta {
     security: Option<crate::sandbox::security::Effective>,
     setup_error: Option<String>,
     #[serde(default)]
+    planned: Option<Planned>,
+    #[serde(default)]
     memory_timeline: Vec<(f64, u64)>,
 }
 
@@ -376,6 +389,15 @@ pub fn run_dir(given: &Path) -> Result<PathBuf, ReportError> {
 /// A run with its samples read from `runs.csv` (in file order, i.e. invocation order) and its
 /// metadata from `results.json`. Summaries are left empty: see [`summarize`].
 pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
+    load_checked(dir).map(|(run, _)| run)
+}
+
+/// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
+/// [`results::Torn`]). runs.csv is validated ([`results::read_csv`]) and checked against the
+/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
+/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
+/// data is gone.
+pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
     let dir = run_dir(dir)?;
     let json_path = dir.join("results.json");
     // One read into memory and a parse from the slice: much faster than a streaming reader, and
@@ -392,11 +414,11 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
         })?
     };
     let csv_path = dir.join("runs.csv");
-    let rows = if csv_path.exists() {
-        results::read_csv(&csv_path)?.1
-    } else {
-        Vec::new()
-    };
+    if !csv_path.exists() {
+        return Err(ReportError::NoRunsCsv { path: csv_path });
+    }
+    let data = results::read_csv(&csv_path)?;
+    let warnings: Vec<String> = data.torn.iter().map(|t| t.warning(&csv_path)).collect();
     let mut cells: Vec<CellResult> = meta
         .cells
         .into_iter()
@@ -408,57 +430,53 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
             applied_limits: c.applied_limits,
             security: c.security,
             setup_error: c.setup_error,
+            planned: c.planned,
             memory_timeline: c.memory_timeline,
             ..Default::default()
         })
         .collect();
-    let mut index: HashMap<String, usize> = cells
+    if cells.iter().all(|c| c.planned.is_none()) {
+        // Written before benchbox recorded each cell's plan: from the plan and the command line.
+        let with_rows: HashSet<&str> = data
+            .rows
+            .iter()
+            .map(|r| r.sample.cell_id.as_str())
+            .collect();
+        for cell in &mut cells {
+            cell.planned = planned_from_plan(
+                &meta.plan,
+                &meta.command_line,
+                &cell.id,
+                with_rows.contains(cell.id.as_str()),
+            );
+        }
+    }
+    let plan: HashMap<&str, Option<Planned>> =
+        cells.iter().map(|c| (c.id.as_str(), c.planned)).collect();
+    results::check_plan(&csv_path, &data.rows, &plan)?;
+    let index: HashMap<String, usize> = cells
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id.clone(), i))
         .collect();
-    let axis_names: Vec<String> = meta.plan["axes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["name"].as_str().map(String::from))
-        .collect();
     // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
     // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
     // 100,000 rows). Each cell's samples are put back into file order afterwards.
-    let mut rows = rows;
+    let mut rows = data.rows;
     let mut moved = 0usize;
-    while let Some((sample, label, axis_values)) = rows.pop() {
+    while let Some(row) = rows.pop() {
         moved += 1;
         if moved.is_multiple_of(8192) {
             rows.shrink_to_fit();
         }
-        let i = match index.get(&sample.cell_id) {
-            Some(&i) => i,
-            None => {
-                // A cell the metadata does not know (results.json older than the CSV): keep
-                // its samples; its axes come from the CSV's columns.
-                cells.push(CellResult {
-                    id: sample.cell_id.clone(),
-                    slug: sample.cell_id.clone(),
-                    label,
-                    axes: axis_names
-                        .iter()
-                        .cloned()
-                        .zip(axis_values.into_iter().map(serde_json::Value::String))
-                        .collect(),
-                    ..Default::default()
-                });
-                index.insert(sample.cell_id.clone(), cells.len() - 1);
-                cells.len() - 1
-            }
-        };
-        cells[i].samples.push(sample);
+        // Every row's cell is known: check_plan said so.
+        let i = index[&row.sample.cell_id];
+        cells[i].samples.push(row.sample);
     }
     for cell in &mut cells {
         cell.samples.reverse();
     }
-    Ok(RunResults {
+    let run = RunResults {
         schema_version: meta.schema_version,
         tool: meta.tool,
         tool_version: meta.tool_version,
@@ -466,6 +484,7 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
         status: meta.status,
         started_at: meta.started_at,
         finished_at: meta.finished_at,
+        reason: meta.reason,
         command_line: meta.command_line,
         host: meta.host,
         matrix_name: meta.matrix_name,
@@ -477,6 +496,46 @@ pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
         plan: meta.plan,
         cells,
         warnings: meta.warnings,
+    };
+    Ok((run, warnings))
+}
+
+/// A cell's planned invocations for a results.json written before benchbox recorded them:
+/// `runs` and `warmup` of its plan entry, or `--runs`/`--warmup` when the command line gave
+/// them. `None` when the plan does not say, and for a cell without rows in a run restricted
+/// with `--only` (it was not part of the run).
+fn planned_from_plan(
+    plan: &serde_json::Value,
+    command_line: &[String],
+    id: &str,
+    has_rows: bool,
+) -> Option<Planned> {
+    let option = |name: &str| -> Option<u32> {
+        let flag = format!("--{name}");
+        let prefixed = format!("--{name}=");
+        let mut value = None;
+        for (i, arg) in command_line.iter().enumerate() {
+            if *arg == flag {
+                value = command_line.get(i + 1).and_then(|v| v.parse().ok());
+            } else if let Some(v) = arg.strip_prefix(&prefixed) {
+                value = v.parse().ok();
+            }
+        }
+        value
+    };
+    if !has_rows && command_line.iter().any(|a| a.starts_with("--only")) {
+        return None;
+    }
+    let cell = plan["cells"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_str() == Some(id))?;
+    let field = |name: &str| -> Option<u32> {
+        option(name).or_else(|| cell[name].as_u64().and_then(|n| u32::try_from(n).ok()))
+    };
+    Some(Planned {
+        warmup: field("warmup")?,
+        runs: field("runs")?,
     })
 }
 
@@ -523,8 +582,38 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     };
     cell.summary = summary;
     cell.warnings = warnings;
+    if let Some(missing) = missing_warning(cell) {
+        cell.warnings.insert(0, missing);
+    }
     cell.failures = cell.count_failures();
     cell.suspect = cell.count_suspect();
+}
+
+/// "4 of 6 measured invocations in runs.csv (2 missing) ..." when the cell has fewer rows than
+/// its plan (an interrupted run, rows deleted). Not for a cell whose setup failed: its setup
+/// error says why nothing ran.
+fn missing_warning(cell: &CellResult) -> Option<String> {
+    let planned = cell.planned?;
+    if cell.setup_error.is_some() {
+        return None;
+    }
+    let measured = cell.count_measured();
+    let warmups = cell.samples.len() - measured;
+    if measured >= planned.runs as usize && warmups >= planned.warmup as usize {
+        return None;
+    }
+    let mut parts = vec![format!(
+        "{measured} of {} measured invocations in runs.csv ({} missing)",
+        planned.runs,
+        (planned.runs as usize).saturating_sub(measured)
+    )];
+    if warmups < planned.warmup as usize {
+        parts.push(format!("{warmups} of {} warm-ups", planned.warmup));
+    }
+    Some(format!(
+        "{}; the statistics cover only the invocations present\n  hint: finish the run with `benchbox run MATRIX --resume RUN`",
+        parts.join(", ")
+    ))
 }
 
 /// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
@@ -575,30 +664,76 @@ pub fn summarize(run: &mut RunResults) {
     });
 }
 
-/// Where [`rebuild`] wrote.
+/// Where [`rebuild`] wrote, and what the reader should know (a torn row left out, a run that
+/// was never finished).
 #[derive(Debug, Clone)]
 pub struct Written {
     pub results_json: PathBuf,
     pub summary_md: PathBuf,
+    pub warnings: Vec<String>,
 }
 
-/// Rebuild a run's summaries from `runs.csv` and write `results.json` and `summary.md`.
+/// [`load_checked`], then every cell's summaries recomputed: the run as the reports show it.
+/// Nothing is written.
+pub fn rebuilt(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
+    let (mut run, warnings) = load_checked(dir)?;
+    summarize(&mut run);
+    Ok((run, warnings))
+}
+
+/// `benchbox report`: rebuild a run's summaries from `runs.csv`, write `summary.md`, then
+/// `results.json`. The caller holds the run's lock ([`crate::lock`]), so no benchbox is running
+/// it: a status still `running` was left by one that died (killed, crashed) before the end, and
+/// becomes `complete` when every planned invocation is in runs.csv, `interrupted` otherwise.
 pub fn rebuild(dir: &Path, reference: Option<&str>) -> Result<(RunResults, Written), ReportError> {
     let dir = run_dir(dir)?;
-    let mut run = load(&dir)?;
-    summarize(&mut run);
-    let markdown = summary_markdown_checked(&run, reference)?;
-    let results_json = dir.join("results.json");
-    write_json_atomic(&results_json, &run)?;
-    let summary_md = dir.join("summary.md");
-    results::write_atomic(&summary_md, markdown.as_bytes())?;
+    let (mut run, mut warnings) = rebuilt(&dir)?;
+    if run.status == "running" {
+        let whole = warnings.is_empty() && run.cells.iter().all(|c| missing_warning(c).is_none());
+        run.status = if whole { "complete" } else { "interrupted" }.into();
+        warnings.push(format!(
+            "the run was never finished: the benchbox that ran it stopped before the end (killed or crashed); {}",
+            if whole {
+                "every planned invocation is in runs.csv, so it is now marked `complete`".to_string()
+            } else {
+                format!(
+                    "it is now marked `interrupted`\n  hint: finish it with `benchbox run MATRIX --resume {}`",
+                    dir.display()
+                )
+            }
+        ));
+    }
+    let summary_md = write_summary(&dir, &run, reference)?;
+    let results_json = write_results(&dir, &run)?;
     Ok((
         run,
         Written {
             results_json,
             summary_md,
+            warnings,
         },
     ))
+}
+
+/// Write `summary.md` of a rebuilt run; a `reference` that matches no cell is an error and
+/// writes nothing.
+pub fn write_summary(
+    dir: &Path,
+    run: &RunResults,
+    reference: Option<&str>,
+) -> Result<PathBuf, ReportError> {
+    let markdown = summary_markdown_checked(run, reference)?;
+    let path = dir.join("summary.md");
+    results::write_atomic(&path, markdown.as_bytes())?;
+    Ok(path)
+}
+
+/// Write `results.json` (atomically, mode 0644). Runs and reports write it last, so a
+/// `complete` run always has its other files.
+pub fn write_results(dir: &Path, run: &RunResults) -> Result<PathBuf, ReportError> {
+    let path = dir.join("results.json");
+    write_json_atomic(&path, run)?;
+    Ok(path)
 }
 
 /// Like [`RunResults::write`] (same bytes), but streamed to the temp file: the pretty JSON of
@@ -614,6 +749,13 @@ fn write_json_atomic(path: &Path, run: &RunResults) -> Result<(), ReportError> {
     serde_json::to_writer_pretty(&mut out, run).map_err(|e| write_err(e.into()))?;
     let tmp = out.into_inner().map_err(|e| write_err(e.into_error()))?;
     tmp.as_file().sync_data().map_err(write_err)?;
+    // tempfile creates 0600; results.json is read by others like every other output (a CI
+    // step without sudo, a web server).
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .map_err(write_err)?;
     tmp.persist(path).map_err(|e| write_err(e.error))?;
     Ok(())
 }
@@ -805,14 +947,19 @@ fn security_line(run: &RunResults) -> Option<String> {
     }
     let per_cell: Vec<String> = described
         .iter()
-        .map(|(label, d)| format!("`{}` {}", md(label), md(d)))
+        .map(|(label, d)| format!("{} {}", code(label), md(d)))
         .collect();
     Some(per_cell.join("; "))
 }
 
-/// Escape what would break a Markdown table cell.
+/// Any value as literal Markdown text (see [`crate::markdown`]).
 fn md(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    crate::markdown::text(text)
+}
+
+/// One of benchbox's messages (values quoted in backticks) as Markdown.
+fn msg(text: &str) -> String {
+    crate::markdown::message(text)
 }
 
 fn metrics_of_interest(run: &RunResults) -> Vec<String> {
@@ -853,7 +1000,7 @@ pub fn summary_markdown(run: &RunResults, reference: Option<&str>) -> String {
         Err(e) => {
             let r = choose_reference(run, None).ok().flatten();
             let mut out = render_markdown(run, r.as_ref());
-            let _ = writeln!(out, "\n> note: {}", md(&e.to_string()));
+            let _ = writeln!(out, "\n> note: {}", msg(&e.to_string()));
             out
         }
     }
@@ -864,12 +1011,12 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
     let conf = run.stats.confidence;
     let _ = writeln!(
         out,
-        "## benchbox: `{}` run `{}`\n",
-        md(&run.matrix_name),
-        md(&run.run_id)
+        "## benchbox: {} run {}\n",
+        code(&run.matrix_name),
+        code(&run.run_id)
     );
     if let Some(d) = run.plan["description"].as_str() {
-        let _ = writeln!(out, "{}\n", md(d));
+        let _ = writeln!(out, "{}\n", crate::markdown::line(d));
     }
     let axes: Vec<String> = run.plan["axes"]
         .as_array()
@@ -883,9 +1030,9 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
                 .map(axis_value_text)
                 .collect();
             format!(
-                "`{}` ({})",
-                a["name"].as_str().unwrap_or("?"),
-                values.join(", ")
+                "{} ({})",
+                code(a["name"].as_str().unwrap_or("?")),
+                md(&values.join(", "))
             )
         })
         .collect();
@@ -901,9 +1048,9 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
         .sum();
     let _ = writeln!(
         out,
-        "- **matrix**: `{}` (sha256 `{}`), {} cell(s){}, {} measured invocation(s), {} order, status {}",
-        md(&run.matrix_path),
-        &run.matrix_sha256[..12.min(run.matrix_sha256.len())],
+        "- **matrix**: {} (sha256 {}), {} cell(s){}, {} measured invocation(s), {} order, status {}",
+        code(&run.matrix_path),
+        code(run.matrix_sha256.get(..12).unwrap_or(&run.matrix_sha256)),
         run.cells.len(),
         if axes.is_empty() {
             String::new()
@@ -911,8 +1058,8 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
             format!(" over {}", axes.join(" x "))
         },
         measured,
-        run.order,
-        run.status
+        md(&run.order),
+        md(&run.status)
     );
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
@@ -925,9 +1072,9 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
     if let Some(r) = reference {
         let _ = writeln!(
             out,
-            "- **reference**: `{}` ({})",
-            md(&run.cells[r.index].label),
-            md(&r.why)
+            "- **reference**: {} ({})",
+            code(&run.cells[r.index].label),
+            msg(&r.why)
         );
     }
     if let Some(line) = security_line(run) {
@@ -940,7 +1087,7 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
         .cells
         .iter()
         .filter_map(|c| c.security_warning())
-        .map(|w| md(&w))
+        .map(|w| msg(&w))
         .collect();
     if !loosened.is_empty() {
         let _ = writeln!(out, "> [!WARNING]\n> {}\n", loosened.join("\n>\n> "));
@@ -966,7 +1113,7 @@ fn render_metric_table(
         Better::Lower => "lower is better",
         Better::Higher => "higher is better",
     };
-    let _ = writeln!(out, "### {} ({better})\n", info.title());
+    let _ = writeln!(out, "### {} ({better})\n", md(&info.title()));
     let _ = writeln!(
         out,
         "| cell | n | median | {:.0}% CI of median | vs reference |",
@@ -998,11 +1145,20 @@ fn render_metric_table(
                 None if cell.samples.is_empty() => "not run",
                 None => "no invocation with status ok",
             };
-            let _ = writeln!(out, "| {} | 0 | - | - | {status} |", md(&cell.label));
+            let _ = writeln!(
+                out,
+                "| {} | {} | - | - | {status} |",
+                md(&cell.label),
+                cell.n_of_planned(0)
+            );
             continue;
         };
         let ci = s.median_ci.map_or("-".to_string(), |c| {
-            format!("{} to {}", info.format(c.lower), info.format(c.upper))
+            md(&format!(
+                "{} to {}",
+                info.format(c.lower),
+                info.format(c.upper)
+            ))
         });
         let vs = match reference {
             Some(r) if r.index == i => "**reference**".to_string(),
@@ -1012,8 +1168,8 @@ fn render_metric_table(
             out,
             "| {} | {} | {} | {ci} | {vs} |",
             md(&cell.label),
-            s.n,
-            info.format(s.median)
+            cell.n_of_planned(s.n),
+            md(&info.format(s.median))
         );
     }
     out.push('\n');
@@ -1092,9 +1248,12 @@ fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> 
                     (lo.min(*r), hi.max(*r))
                 });
             lines.push(format!(
-                "`{axis}={value}` vs `{axis}={base_value}`: {} (geometric mean over {} pair(s) of cells differing only in `{axis}`; single ratios {lo:.2} to {hi:.2})",
-                describe_ratio(g, None, info, run.stats.confidence),
-                ratios.len()
+                "{} vs {}: {} (geometric mean over {} pair(s) of cells differing only in {}; single ratios {lo:.2} to {hi:.2})",
+                code(&format!("{axis}={value}")),
+                code(&format!("{axis}={base_value}")),
+                md(&describe_ratio(g, None, info, run.stats.confidence)),
+                ratios.len(),
+                code(axis)
             ));
         }
     }
@@ -1103,14 +1262,14 @@ fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> 
 
 fn render_warnings(out: &mut String, run: &RunResults) {
     let interesting = metrics_of_interest(run);
-    let mut lines: Vec<String> = run.warnings.iter().map(|w| md(w)).collect();
+    let mut lines: Vec<String> = run.warnings.iter().map(|w| msg(w)).collect();
     for cell in &run.cells {
-        let label = md(&cell.label);
+        let label = code(&cell.label);
         if let Some(e) = &cell.setup_error {
-            lines.push(format!("`{label}`: {}", md(e)));
+            lines.push(format!("{label}: {}", msg(e)));
         }
         for w in &cell.warnings {
-            lines.push(format!("`{label}`: {}", md(w)));
+            lines.push(format!("{label}: {}", msg(w)));
         }
         // One line per distinct message, naming every metric it applies to: "only 6
         // invocations" is the same news for wall, CPU and memory.
@@ -1140,12 +1299,12 @@ fn render_warnings(out: &mut String, run: &RunResults) {
             }
             for w in &s.warnings {
                 if !matches!(w, stats::Warning::SevereOutliers { .. }) {
-                    add(md(&w.message()), metric);
+                    add(msg(&w.message()), metric);
                 }
             }
         }
         for (message, metrics) in grouped {
-            lines.push(format!("`{label}` {}: {message}", metrics.join(", ")));
+            lines.push(format!("{label} {}: {message}", md(&metrics.join(", "))));
         }
     }
     if lines.is_empty() {
@@ -1163,13 +1322,14 @@ fn render_warnings(out: &mut String, run: &RunResults) {
     out.push_str("\n</details>\n");
 }
 
+/// A run directory for the tests of this module and its property test.
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::results::CsvWriter;
     use crate::sandbox::security::Policy;
 
-    fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
+    pub fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
         Sample {
             cell_id: cell.into(),
             phase,
@@ -1199,7 +1359,7 @@ mod tests {
 
     /// A 2x2 matrix (jdk x gc) run directory: jdk=21 is 20% faster than jdk=17, and each cell
     /// has one warm-up and ten measured invocations; the last cell has one failure.
-    fn write_run(dir: &Path) -> RunResults {
+    pub fn write_run(dir: &Path) -> RunResults {
         let axes = ["jdk", "gc"];
         let combos = [("17", "G1"), ("17", "Par"), ("21", "G1"), ("21", "Par")];
         let mut cells = Vec::new();
@@ -1269,6 +1429,7 @@ mod tests {
             status: "complete".into(),
             started_at: "2026-01-01T00:00:00.000Z".into(),
             finished_at: Some("2026-01-01T00:01:00.000Z".into()),
+            reason: None,
             command_line: vec!["benchbox".into(), "run".into(), "m.toml".into()],
             host: crate::host::HostInfo {
                 hostname: "box".into(),
@@ -1297,6 +1458,13 @@ mod tests {
         run.write(dir).unwrap();
         run
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::write_run;
+    use super::*;
+    use crate::sandbox::security::Policy;
 
     #[test]
     fn rebuild_is_deterministic_and_uses_the_csv_alone() {
@@ -1384,7 +1552,7 @@ mod tests {
         );
         assert_eq!((run.cells[3].suspect, run.cells[3].failures), (0, 1));
         let md = fs::read_to_string(&written.summary_md).unwrap();
-        assert!(md.contains("| jdk=17 gc=G1 | 8 |"), "{md}");
+        assert!(md.contains("| jdk=17 gc=G1 | 8 of 10 |"), "{md}");
         assert!(
             md.contains("`jdk=17 gc=G1`: 2 of 10 invocations suspect: cgroup CPU below rusage CPU; excluded from the statistics   hint: measured invocation 3: cgroup CPU 0.008 s"),
             "{md}"
@@ -1545,5 +1713,479 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let e = load(tmp.path()).unwrap_err().to_string();
         assert!(e.contains("is not a benchbox run directory: it has no results.json\n  hint: pass a run directory such as reports/NAME/latest"), "{e}");
+    }
+
+    /// `runs.csv` without the rows whose line (1 = header) `drop` accepts.
+    fn drop_lines(dir: &Path, drop: impl Fn(usize, &str) -> bool) {
+        let path = dir.join("runs.csv");
+        let text: String = fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .enumerate()
+            .filter(|(i, l)| !drop(i + 1, l))
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        fs::write(path, text).unwrap();
+    }
+
+    /// Issue 10: a runs.csv missing rows gave n = 1 and nothing said "1 of 6"; no runs.csv at
+    /// all was exit 0.
+    #[test]
+    fn missing_rows_show_as_n_of_n_everywhere_and_a_missing_runs_csv_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        // cell0 keeps its warm-up and 1 of its 10 measured invocations.
+        drop_lines(tmp.path(), |_, l| {
+            l.starts_with("cell0,") && l.contains(",measure,") && !l.contains(",measure,0,")
+        });
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        assert!(written.warnings.is_empty(), "{:?}", written.warnings);
+        let cell = &run.cells[0];
+        assert_eq!(
+            cell.planned,
+            Some(Planned {
+                warmup: 1,
+                runs: 10
+            }),
+            "from the plan"
+        );
+        assert_eq!(cell.summary["wall_s"].n, 1);
+        let missing = "1 of 10 measured invocations in runs.csv (9 missing); the statistics cover only the invocations present\n  hint: finish the run with `benchbox run MATRIX --resume RUN`";
+        assert_eq!(cell.warnings[0], missing);
+        // results.json carries the warning; summary.md, the terminal table and report.html n of N.
+        let json = RunResults::read(tmp.path()).unwrap();
+        assert_eq!(json.cells[0].warnings[0], missing);
+        assert_eq!(
+            json.cells[0].planned,
+            Some(Planned {
+                warmup: 1,
+                runs: 10
+            })
+        );
+        let md = fs::read_to_string(&written.summary_md).unwrap();
+        assert!(md.contains("| jdk=17 gc=G1 | 1 of 10 | 980.0 ms |"), "{md}");
+        assert!(
+            md.contains("| jdk=17 gc=Par | 10 |"),
+            "complete cells stay plain: {md}"
+        );
+        assert!(
+            md.contains("`jdk=17 gc=G1`: 1 of 10 measured invocations in runs.csv (9 missing)"),
+            "{md}"
+        );
+        let table = crate::ui::summary_table(&run);
+        assert!(table.contains("jdk=17 gc=G1   1 of 10 "), "{table}");
+        assert!(
+            table.contains("jdk=17 gc=G1: warning: 1 of 10 measured invocations"),
+            "{table}"
+        );
+        let html = crate::render::html(&run, &Default::default()).unwrap();
+        assert!(
+            html.contains("<td>jdk=17 gc=G1</td><td class=\"num\">1 of 10</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"num\">1 of 10 (0 failed)</td>"),
+            "{html}"
+        );
+
+        // A cell with no row at all: "0 of 10", not silence.
+        drop_lines(tmp.path(), |_, l| l.starts_with("cell0,"));
+        let (run, _) = rebuild(tmp.path(), None).unwrap();
+        let md = summary_markdown(&run, None);
+        assert!(
+            md.contains("| jdk=17 gc=G1 | 0 of 10 | - | - | not run |"),
+            "{md}"
+        );
+        assert!(crate::ui::summary_table(&run).contains("jdk=17 gc=G1   0 of 10 "));
+
+        // No runs.csv: an error, for `report` and for `compare` (both read through `load`).
+        fs::remove_file(tmp.path().join("runs.csv")).unwrap();
+        let e = rebuild(tmp.path(), None).unwrap_err().to_string();
+        assert!(
+            e.ends_with("runs.csv` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory"),
+            "{e}"
+        );
+        assert!(load(tmp.path()).is_err());
+    }
+
+    #[test]
+    fn the_plan_of_an_older_results_json_comes_from_its_command_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        let mut meta = RunResults::read(tmp.path()).unwrap();
+        meta.command_line = [
+            "benchbox",
+            "run",
+            "m.toml",
+            "--runs",
+            "12",
+            "--warmup=1",
+            "--only",
+            "jdk=17",
+        ]
+        .map(String::from)
+        .to_vec();
+        meta.write(tmp.path()).unwrap();
+        drop_lines(tmp.path(), |_, l| {
+            l.starts_with("cell2,") || l.starts_with("cell3,")
+        });
+        let run = load(tmp.path()).unwrap();
+        let planned: Vec<Option<Planned>> = run.cells.iter().map(|c| c.planned).collect();
+        let twelve = Some(Planned {
+            warmup: 1,
+            runs: 12,
+        });
+        // Cells with no rows in a run restricted by --only were not part of it.
+        assert_eq!(planned, [twelve, twelve, None, None]);
+        // A recorded plan wins: the warm-up row beyond `--warmup=0` is then an error.
+        let mut meta = RunResults::read(tmp.path()).unwrap();
+        meta.cells[0].planned = Some(Planned {
+            warmup: 0,
+            runs: 10,
+        });
+        meta.write(tmp.path()).unwrap();
+        let e = load(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: warm-up 0 of cell `jdk=17 gc=G1` is beyond the plan (0 warm-ups"),
+            "{e}"
+        );
+    }
+
+    /// Issue 10: SIGKILL right after the last invocation left `complete` without reports. The
+    /// runner now writes its final status last; a `running` run nobody holds is finished by
+    /// `report`.
+    #[test]
+    fn report_finishes_a_run_left_running_by_a_dead_benchbox() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path());
+        let set_status = |status: &str| {
+            let mut meta = RunResults::read(tmp.path()).unwrap();
+            meta.status = status.into();
+            meta.write(tmp.path()).unwrap();
+        };
+        set_status("running");
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        assert_eq!(run.status, "complete", "every planned invocation is there");
+        assert!(
+            written.warnings[0].contains("it is now marked `complete`"),
+            "{:?}",
+            written.warnings
+        );
+        assert_eq!(RunResults::read(tmp.path()).unwrap().status, "complete");
+        // With a torn last row (a crash mid-write), rows are missing: `interrupted`.
+        set_status("running");
+        let path = tmp.path().join("runs.csv");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, &text[..text.len() - 5]).unwrap();
+        let (run, written) = rebuild(tmp.path(), None).unwrap();
+        assert_eq!(run.status, "interrupted");
+        assert!(
+            written.warnings[0].contains("runs.csv` line 45: the last row is incomplete"),
+            "{:?}",
+            written.warnings
+        );
+        assert!(written.warnings[1].contains("it is now marked `interrupted`\n  hint: finish it with `benchbox run MATRIX --resume "), "{:?}", written.warnings);
+        // The torn row was cell3's failed invocation: 9 ok, 0 failed, 1 missing.
+        assert_eq!(
+            (run.cells[3].summary["wall_s"].n, run.cells[3].failures),
+            (9, 0)
+        );
+        assert!(
+            run.cells[3].warnings[0]
+                .starts_with("9 of 10 measured invocations in runs.csv (1 missing)")
+        );
+        // results.json is readable by everyone, like every other output.
+        let mode = fs::metadata(tmp.path().join("results.json"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o644
+        );
+    }
+
+    /// Issue 10: axis values went into summary.md (and $GITHUB_STEP_SUMMARY) as Markdown.
+    #[test]
+    fn summary_markdown_escapes_every_value() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = write_run(tmp.path());
+        run.matrix_name = "a`b".into();
+        run.plan["description"] = "# <img src=x onerror=alert(1)>".into();
+        run.plan["axes"][0]["values"] = serde_json::json!([
+            "<script>alert(1)</script>",
+            "![x](http://evil.example/p.png)"
+        ]);
+        run.cells[0].label = "jdk=<script>alert(1)</script> gc=G1".into();
+        run.cells[2].label = "jdk=![x](http://evil.example/p.png) gc=G1".into();
+        run.cells[0].axes[0].1 = "<script>alert(1)</script>".into();
+        run.cells[2].axes[0].1 = "![x](http://evil.example/p.png)".into();
+        run.cells[3].setup_error = Some("setup failed: **boom** | see `logs/x`".into());
+        run.write(tmp.path()).unwrap();
+        let (run, written) =
+            rebuild(tmp.path(), Some("jdk=![x](http://evil.example/p.png)")).unwrap();
+        let md = fs::read_to_string(&written.summary_md).unwrap();
+        assert_eq!(
+            md,
+            summary_markdown(&run, Some("jdk=![x](http://evil.example/p.png)"))
+        );
+        // Outside code spans no raw tag, image or emphasis survives.
+        let (title, rest) = md.split_once('\n').unwrap();
+        assert_eq!(title, "## benchbox: ``a`b`` run `20260101T000000Z`");
+        let outside_code: String = rest
+            .split('`')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(_, p)| p)
+            .collect();
+        // (A needle preceded by a backslash is escaped: it shows as text.)
+        for raw in ["<script>", "<img", "![", "**boom**"] {
+            let unescaped = outside_code
+                .match_indices(raw)
+                .any(|(i, _)| !outside_code[..i].ends_with('\\'));
+            assert!(!unescaped, "{raw}: {md}");
+        }
+        assert!(md.starts_with("## benchbox: ``a`b`` run `20260101T000000Z`\n\n\\# \\<img src=x onerror=alert(1)\\>\n"), "{md}");
+        assert!(
+            md.contains("| jdk=\\<script\\>alert(1)\\</script\\> gc=G1 | 10 |"),
+            "{md}"
+        );
+        assert!(md.contains("- **reference**: `jdk=![x](http://evil.example/p.png) gc=G1` (`--reference jdk=![x](http://evil.example/p.png)`)"), "{md}");
+        assert!(
+            md.contains("`jdk=<script>alert(1)</script>` vs `jdk=![x](http://evil.example/p.png)`"),
+            "{md}"
+        );
+        assert!(
+            md.contains("setup failed: \\*\\*boom\\*\\* \\| see `logs/x`"),
+            "{md}"
+        );
+    }
+}
+
+/// The property the issue asks for: mutated runs.csv files never make the loader panic, and it
+/// never returns counts that are silently wrong. Whatever it accepts holds no duplicate, no
+/// invocation beyond the plan and no value out of range; rows it drops are always visible (a
+/// warning, and "n of N" against the plan); and mutations that keep every row keep every count.
+#[cfg(test)]
+mod loader_properties {
+    use super::tests_support::write_run;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        /// Cut the file at this fraction (per 10,000) of its length.
+        Truncate(usize),
+        /// Delete a data line.
+        Delete(usize),
+        /// Copy a data line to another place.
+        Duplicate(usize, usize),
+        /// Swap two data lines.
+        Swap(usize, usize),
+        /// Set one field of a data line.
+        SetField(usize, usize, String),
+        /// Overwrite one byte anywhere (the header included).
+        FlipByte(usize, u8),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let value = prop_oneof![
+            prop::sample::select(vec![
+                "-1",
+                "NaN",
+                "inf",
+                "-inf",
+                "",
+                "1e400",
+                "2e9",
+                "x",
+                "-0.5",
+                "1.5",
+                "18446744073709551616",
+                "true",
+                "warmup",
+                "measure",
+                "cell1",
+                "cell9",
+                "99",
+                "0",
+                "9",
+                "\"",
+                ",",
+                "ok",
+                "failed",
+                "suspect",
+                "rerun",
+                "256",
+            ])
+            .prop_map(String::from),
+            "[ -~]{0,8}",
+        ];
+        prop_oneof![
+            (0usize..10_000).prop_map(Mutation::Truncate),
+            (0usize..1000).prop_map(Mutation::Delete),
+            (0usize..1000, 0usize..1000).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
+            (0usize..1000, 0usize..1000).prop_map(|(a, b)| Mutation::Swap(a, b)),
+            (0usize..1000, 0usize..64, value).prop_map(|(l, c, v)| Mutation::SetField(l, c, v)),
+            (0usize..100_000, any::<u8>()).prop_map(|(p, b)| Mutation::FlipByte(p, b)),
+        ]
+    }
+
+    type Counts = BTreeMap<(String, Phase), usize>;
+
+    fn counts_of_lines(lines: &[&str]) -> Counts {
+        let mut c = Counts::new();
+        for l in lines {
+            let f: Vec<&str> = l.split(',').collect();
+            let phase = if f[4] == "warmup" {
+                Phase::Warmup
+            } else {
+                Phase::Measure
+            };
+            *c.entry((f[0].to_string(), phase)).or_default() += 1;
+        }
+        c
+    }
+
+    fn counts_of_run(run: &RunResults) -> Counts {
+        let mut c = Counts::new();
+        for cell in &run.cells {
+            for s in &cell.samples {
+                *c.entry((s.cell_id.clone(), s.phase)).or_default() += 1;
+            }
+        }
+        c
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_runs_csv_never_panics_nor_miscounts(m in mutation()) {
+            let tmp = tempfile::tempdir().unwrap();
+            write_run(tmp.path());
+            let path = tmp.path().join("runs.csv");
+            let original = fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = original.lines().collect();
+            let (header, data) = (lines[0], &lines[1..]);
+            let n = data.len();
+            let join = |rows: &[&str]| {
+                let mut t = format!("{header}\n");
+                for r in rows {
+                    t.push_str(r);
+                    t.push('\n');
+                }
+                t
+            };
+            let all = counts_of_lines(data);
+            let mutated: Vec<u8> = match &m {
+                Mutation::Truncate(k) => original.as_bytes()[..original.len() * k / 10_000].to_vec(),
+                Mutation::Delete(l) => {
+                    let mut rows = data.to_vec();
+                    rows.remove(l % n);
+                    join(&rows).into_bytes()
+                }
+                Mutation::Duplicate(a, b) => {
+                    let mut rows = data.to_vec();
+                    rows.insert(b % (n + 1), data[a % n]);
+                    join(&rows).into_bytes()
+                }
+                Mutation::Swap(a, b) => {
+                    let mut rows = data.to_vec();
+                    rows.swap(a % n, b % n);
+                    join(&rows).into_bytes()
+                }
+                Mutation::SetField(l, c, v) => {
+                    let mut rows: Vec<String> = data.iter().map(|r| r.to_string()).collect();
+                    let mut f: Vec<&str> = data[l % n].split(',').collect();
+                    let k = c % f.len();
+                    f[k] = v;
+                    rows[l % n] = f.join(",");
+                    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+                    join(&refs).into_bytes()
+                }
+                Mutation::FlipByte(p, b) => {
+                    let mut bytes = original.clone().into_bytes();
+                    let at = p % bytes.len();
+                    bytes[at] = *b;
+                    bytes
+                }
+            };
+            fs::write(&path, &mutated).unwrap();
+
+            match load_checked(tmp.path()) {
+                Err(e) => {
+                    // Cutting, deleting and reordering rows leave a valid file.
+                    prop_assert!(
+                        !matches!(m, Mutation::Truncate(_) | Mutation::Delete(_) | Mutation::Swap(..)),
+                        "{m:?} was refused: {e}"
+                    );
+                }
+                Ok((mut run, warnings)) => {
+                    prop_assert!(!matches!(m, Mutation::Duplicate(..)), "a duplicate was accepted");
+                    // No duplicate, nothing beyond the plan, every value in range.
+                    let mut seen = HashSet::new();
+                    for cell in &run.cells {
+                        let planned = cell.planned.unwrap();
+                        for s in &cell.samples {
+                            prop_assert!(seen.insert((s.cell_id.clone(), s.phase, s.index)));
+                            let limit = match s.phase {
+                                Phase::Warmup => planned.warmup,
+                                Phase::Measure => planned.runs,
+                            };
+                            prop_assert!(s.index < limit);
+                            for v in [s.wall_s, s.user_s, s.system_s, s.throttled_s, s.rusage.user_s, s.rusage.system_s] {
+                                prop_assert!(v.is_finite() && (0.0..=results::MAX_SECONDS).contains(&v));
+                            }
+                            prop_assert!(s.metrics.values().all(|v| v.is_finite()));
+                        }
+                    }
+                    let got = counts_of_run(&run);
+                    let expected = match &m {
+                        Mutation::Truncate(k) => {
+                            // Exactly the rows whose line end made it.
+                            let cut = original.len() * k / 10_000;
+                            let kept = original[..cut].matches('\n').count().saturating_sub(1);
+                            let at_boundary = cut == 0 || original.as_bytes()[cut - 1] == b'\n';
+                            prop_assert_eq!(warnings.is_empty(), at_boundary, "{:?}", warnings);
+                            Some(counts_of_lines(&data[..kept]))
+                        }
+                        Mutation::Delete(l) => {
+                            prop_assert!(warnings.is_empty());
+                            let mut rows = data.to_vec();
+                            rows.remove(l % n);
+                            Some(counts_of_lines(&rows))
+                        }
+                        Mutation::Swap(..) => Some(all.clone()),
+                        _ => None,
+                    };
+                    let got_vs = |c: &Counts| -> Counts {
+                        c.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.clone(), *v)).collect()
+                    };
+                    if let Some(expected) = expected {
+                        prop_assert_eq!(got_vs(&got), got_vs(&expected));
+                    } else if got_vs(&got) != got_vs(&all) {
+                        // A row lost to a field or byte change: only ever as a torn last row,
+                        // which is said.
+                        prop_assert!(!warnings.is_empty(), "{m:?}: counts changed silently");
+                        for (k, v) in &got {
+                            prop_assert!(v <= all.get(k).unwrap_or(&0), "{m:?}: more rows than written");
+                        }
+                    }
+                    // Every cell with fewer rows than planned says "n of N".
+                    summarize(&mut run);
+                    for cell in &run.cells {
+                        let planned = cell.planned.unwrap();
+                        let measured = cell.count_measured();
+                        let short = measured < planned.runs as usize
+                            || cell.samples.len() - measured < planned.warmup as usize;
+                        prop_assert_eq!(short, missing_warning(cell).is_some());
+                        prop_assert_eq!(
+                            short,
+                            cell.warnings.first().is_some_and(|w| w.contains(" measured invocations in runs.csv ("))
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! changes when its image does.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::image::{self, ImageError, PullOptions, ResolvedImage, Store, lock};
 use crate::spec::{self, Matrix, Root};
@@ -43,10 +43,11 @@ impl ResolveError {
 
 /// The distinct image references of a matrix, as written, in cell order.
 pub fn image_refs(matrix: &Matrix) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
     let mut refs: Vec<String> = Vec::new();
     for cell in &matrix.cells {
         if let Root::Image(r) = &cell.root
-            && !refs.contains(r)
+            && seen.insert(r.as_str())
         {
             refs.push(r.clone());
         }
@@ -60,15 +61,25 @@ pub fn lock_path(matrix: &Matrix) -> PathBuf {
 
 /// Pin the cells to the digests the lock file already holds; no store, no network (`plan`).
 pub fn pin_from_lock(matrix: &mut Matrix) -> Result<(), ResolveError> {
-    let Some(lockfile) = lock::LockFile::read(&lock_path(matrix))? else {
-        return Ok(());
-    };
-    let digests: BTreeMap<String, String> = image_refs(matrix)
-        .into_iter()
-        .filter_map(|r| lockfile.get(&r).map(|l| (r, l.digest.clone())))
-        .collect();
+    let refs = image_refs(matrix);
+    let digests = lock_digests(&matrix.path, &refs)?;
     spec::pin_images(matrix, &digests);
     Ok(())
+}
+
+/// The digests the lock file of the matrix at `matrix_path` pins for `refs` (references as
+/// written), by reference; empty without a lock file. What [`pin_from_lock`] folds into cells.
+pub fn lock_digests(
+    matrix_path: &Path,
+    refs: &[String],
+) -> Result<BTreeMap<String, String>, ResolveError> {
+    let Some(lockfile) = lock::LockFile::read(&lock::lock_path(matrix_path))? else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(refs
+        .iter()
+        .filter_map(|r| lockfile.get(r).map(|l| (r.clone(), l.digest.clone())))
+        .collect())
 }
 
 /// Resolve and unpack every image of the matrix, update its lock file as `mode` says, and pin
@@ -129,4 +140,110 @@ pub fn resolve(
         .collect();
     spec::pin_images(matrix, &digests);
     Ok(images)
+}
+
+/// The `/etc/passwd` and `/etc/group` an image's container sees, read from its unpacked layers
+/// (top first, as overlayfs stacks them: the topmost layer with the file wins, a whiteout or
+/// an opaque `/etc` hides the layers below). `None` when a layer makes them something only the
+/// container could resolve (a symlinked `/etc` or file): then the user is not checked.
+pub fn image_accounts(image: &ResolvedImage) -> Option<(String, String)> {
+    Some((
+        layered_etc_file(&image.layers, "passwd")?,
+        layered_etc_file(&image.layers, "group")?,
+    ))
+}
+
+/// `etc/NAME` through overlay layers, top first; missing is empty, as the sandbox reads it.
+fn layered_etc_file(layers: &[PathBuf], name: &str) -> Option<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let whiteout = |m: &std::fs::Metadata| m.file_type().is_char_device() && m.rdev() == 0;
+    for layer in layers {
+        let etc = layer.join("etc");
+        let Ok(m) = std::fs::symlink_metadata(&etc) else {
+            continue;
+        };
+        if m.file_type().is_symlink() {
+            return None;
+        }
+        if !m.is_dir() {
+            // A whiteout of /etc, or a file in its place: no account files at all.
+            return Some(String::new());
+        }
+        let file = etc.join(name);
+        match std::fs::symlink_metadata(&file) {
+            Ok(f) if f.file_type().is_symlink() => return None,
+            Ok(f) if whiteout(&f) => return Some(String::new()),
+            Ok(f) if f.is_file() => {
+                return std::fs::read(&file)
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+            }
+            Ok(_) => return Some(String::new()),
+            Err(_) => {}
+        }
+        let opaque = xattr::get(&etc, "trusted.overlay.opaque").ok().flatten();
+        if opaque.as_deref() == Some(b"y") {
+            return Some(String::new());
+        }
+    }
+    Some(String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// The account files as overlayfs would merge the layers: the topmost file wins, a
+    /// whiteout or an opaque /etc hides the lower layers, a symlink is not followed.
+    #[test]
+    fn account_files_through_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (top, mid, base) = (
+            dir.path().join("top"),
+            dir.path().join("mid"),
+            dir.path().join("base"),
+        );
+        for l in [&top, &mid, &base] {
+            std::fs::create_dir_all(l).unwrap();
+        }
+        write(&base.join("etc/passwd"), "root:x:0:0::/:/bin/sh\n");
+        write(&base.join("etc/group"), "root:x:0:\n");
+        write(&mid.join("etc/passwd"), "bench:x:1:1::/:/bin/sh\n");
+        let layers = vec![top.clone(), mid.clone(), base.clone()];
+        assert_eq!(
+            layered_etc_file(&layers, "passwd").as_deref(),
+            Some("bench:x:1:1::/:/bin/sh\n")
+        );
+        assert_eq!(
+            layered_etc_file(&layers, "group").as_deref(),
+            Some("root:x:0:\n")
+        );
+        assert_eq!(layered_etc_file(&layers, "shadow").as_deref(), Some(""));
+        // A symlink could point anywhere on the host: unknown.
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", top.join("etc/passwd")).unwrap();
+        assert_eq!(layered_etc_file(&layers, "passwd"), None);
+        std::fs::remove_file(top.join("etc/passwd")).unwrap();
+        // A whiteout (a 0/0 character device) deletes the file of the layers below; making one
+        // needs CAP_MKNOD, which the test suite has (it runs as root).
+        if nix::sys::stat::mknod(
+            &top.join("etc/group"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .is_ok()
+        {
+            assert_eq!(layered_etc_file(&layers, "group").as_deref(), Some(""));
+        }
+        // An opaque /etc hides everything below it (a trusted.* xattr: root only as well).
+        if xattr::set(top.join("etc"), "trusted.overlay.opaque", b"y").is_ok() {
+            assert_eq!(layered_etc_file(&layers, "passwd").as_deref(), Some(""));
+        }
+    }
 }

@@ -1,18 +1,22 @@
 //! The results of a run on disk (`reports/<name>/<run-id>/`), written as the run goes:
 //!
-//! - `runs.csv`: tidy, one row per invocation, appended and flushed as each one ends, so a
-//!   crash loses at most the invocation in flight. It is the source of truth: `--resume` and
-//!   `report` read it back, each row's `status` included (see [`crate::status`]).
+//! - `runs.csv`: tidy, one row per invocation, appended as each one ends (in one write, whole
+//!   or not at all), so a crash or a full disk loses at most the invocation in flight. It is
+//!   the source of truth: `--resume`, `report` and `compare` read it back, each row's `status`
+//!   included (see [`crate::status`]), through one validating loader ([`read_csv`], then
+//!   [`check_plan`]): a file that cannot be a record of the run is an error naming the line,
+//!   and a torn last row (an interrupted write) is recognised and left out ([`Torn`]).
 //! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
 //!   seed, and per cell the applied limits, raw samples and summaries. Rewritten atomically
 //!   (temp file + rename), so a reader never sees half a file.
-//! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output, when it wrote any.
+//! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output, when it wrote any (at
+//!   most `[run] max-log` of each stream, see [`crate::sandbox::TRUNCATION_MARKER`]).
 //!   Output goes to two spool files reused from one invocation to the next, and a spool that
 //!   holds something is renamed to its log: an empty log would cost an inode per invocation
 //!   (~0.2 ms each on a busy ext4 without a journal, which skips recently freed inodes).
 //! - `<name>/latest`: a symlink to the newest run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -144,6 +148,15 @@ pub enum ResultsError {
     #[error("`{path}` is not a benchbox runs.csv: {message}")]
     Csv { path: PathBuf, message: String },
     #[error(
+        "`{}` line {line}: {message}\n  hint: runs.csv is the record of the run: restore it from a copy; a row deleted by hand counts as missing, and `--resume` runs it again",
+        path.display()
+    )]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error(
         "`{path}` was written by an older benchbox, without the `status`, `flags` and `reason` columns; appending to it would mix two layouts in one file\n  hint: start a new run (`benchbox report` still reads this one)"
     )]
     OldLayout { path: PathBuf },
@@ -209,10 +222,14 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Appends rows to `runs.csv`, flushing each one to disk as it is written.
+/// Appends rows to `runs.csv`, each with one write as it is written. A row is written whole
+/// or not at all: a write that fails part-way (a full disk) is cut off again, so the file only
+/// ever ends in a whole row.
 pub struct CsvWriter {
     path: PathBuf,
-    writer: csv::Writer<File>,
+    file: File,
+    /// The file's length: where the row being written starts.
+    len: u64,
     metrics: Vec<String>,
 }
 
@@ -255,23 +272,50 @@ impl CsvWriter {
             .append(true)
             .open(path)
             .map_err(io_err("open", path))?;
-        let mut writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(file);
-        if !exists {
-            writer
-                .write_record(&header)
-                .map_err(|e| ResultsError::Csv {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-            writer.flush().map_err(io_err("write", path))?;
-        }
-        Ok(CsvWriter {
+        let len = file.metadata().map_err(io_err("open", path))?.len();
+        let mut writer = CsvWriter {
             path: path.to_path_buf(),
-            writer,
+            file,
+            len,
             metrics: metrics.to_vec(),
-        })
+        };
+        if !exists {
+            writer.write_whole(&header)?;
+        }
+        Ok(writer)
+    }
+
+    /// One record, written whole or not at all (see [`CsvWriter`]).
+    fn write_whole(&mut self, record: &[String]) -> Result<()> {
+        let mut line = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        let bytes = line
+            .write_record(record)
+            .map_err(|e| e.to_string())
+            .and_then(|()| line.into_inner().map_err(|e| e.to_string()))
+            .map_err(|message| ResultsError::Csv {
+                path: self.path.clone(),
+                message,
+            })?;
+        // Written to the kernel at once, so a crash of benchbox loses nothing; fsync'd only by
+        // `sync` (end of run): an fsync per row would cost more than a short invocation.
+        match self.file.write_all(&bytes) {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                // Part of the row may have made it (a full disk): cut it off again. Shrinking
+                // a file needs no free space.
+                let _ = self.file.set_len(self.len);
+                Err(ResultsError::Io {
+                    action: "append a row to",
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
     }
 
     pub fn append(&mut self, sample: &Sample, label: &str, axis_values: &[String]) -> Result<()> {
@@ -304,55 +348,139 @@ impl CsvWriter {
             sample.reason.clone(),
         ]);
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
-        self.writer
-            .write_record(&row)
-            .map_err(|e| ResultsError::Csv {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-        // Flushed to the kernel at once, so a crash of benchbox loses nothing; fsync'd only by
-        // `sync` (end of run): an fsync per row would cost more than a short invocation.
-        self.writer.flush().map_err(io_err("write", &self.path))
+        self.write_whole(&row)
     }
 
     /// Make every row durable (power loss included).
     pub fn sync(&mut self) -> Result<()> {
-        self.writer.flush().map_err(io_err("write", &self.path))?;
-        self.writer
-            .get_ref()
-            .sync_data()
-            .map_err(io_err("sync", &self.path))
+        self.file.sync_data().map_err(io_err("sync", &self.path))
     }
 }
 
-/// A row read back from runs.csv: the sample, the cell label and the axis values as text.
-pub type CsvRow = (Sample, String, Vec<String>);
+/// A row read back from runs.csv: the sample, the cell label, the axis values as text, and the
+/// line of the file it starts on (1 is the header).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvRow {
+    pub sample: Sample,
+    pub label: String,
+    pub axis_values: Vec<String>,
+    pub line: u64,
+}
 
-/// Read every sample of a runs.csv back (for `--resume` and `report`). Axis columns are
-/// recognised as the columns between `label` and `phase`; metric columns follow the fixed
-/// ones. A runs.csv written before `status`, `flags` and `reason` existed (its fixed columns
-/// end at `involuntary_switches`) is read too: each row's status and reason come from its
-/// exit code, signal, OOM kill and timeout. When the `status` column is there, it is the truth.
-pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
+/// The last record of a runs.csv cut short by an interrupted write (a crash, a full disk): it
+/// has no line end, or not as many fields as the header. `report` and `compare` leave it out
+/// with a warning; `--resume` cuts the file at `offset` and runs that invocation again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Torn {
+    /// The line the torn record starts on (1: the header itself is torn).
+    pub line: u64,
+    /// Its first byte: the length the file had before the interrupted write.
+    pub offset: u64,
+}
+
+impl Torn {
+    /// "`runs.csv` line 12: the last row is incomplete (...)".
+    pub fn describe(&self, path: &Path) -> String {
+        format!(
+            "`{}` line {}: the last row is incomplete (an interrupted write: a crash or a full disk)",
+            path.display(),
+            self.line
+        )
+    }
+
+    /// What `report` and `compare` say when they leave it out.
+    pub fn warning(&self, path: &Path) -> String {
+        format!(
+            "{}; it is left out, and `--resume` runs that invocation again",
+            self.describe(path)
+        )
+    }
+}
+
+/// Everything [`read_csv`] found in a runs.csv.
+#[derive(Debug, Clone, Default)]
+pub struct CsvData {
+    pub axes: Vec<String>,
+    pub rows: Vec<CsvRow>,
+    pub torn: Option<Torn>,
+}
+
+/// The largest time a runs.csv may hold: 10^9 s (31 years). Anything above is a corrupt value.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// Read every sample of a runs.csv back (for `--resume`, `report` and `compare`), validating
+/// it. Axis columns are the columns between `label` and the fixed columns; metric columns
+/// follow the fixed ones. A runs.csv written before `status`, `flags` and `reason` existed
+/// (its fixed columns end at `involuntary_switches`) is read too: each row's status and reason
+/// come from its exit code, signal, OOM kill and timeout. When the `status` column is there,
+/// it is the truth.
+///
+/// Errors name the line (and column): a row with the wrong number of fields (other than the
+/// last), a duplicate (cell, phase, invocation), a time that is negative, not finite or above
+/// [`MAX_SECONDS`], a byte count or counter that is not a whole number from 0 to 2^64-1, an exit
+/// code outside 0-255, a signal outside 1-64, a boolean other than `true`/`false`, an unknown
+/// phase, status or flag, and a custom metric that is not a finite number (metrics may be
+/// negative). The last record may be torn (see [`Torn`]); it is then left out and reported.
+pub fn read_csv(path: &Path) -> Result<CsvData> {
     let bad = |message: String| ResultsError::Csv {
         path: path.to_path_buf(),
         message,
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| bad(e.to_string()))?
-        .iter()
-        .map(String::from)
-        .collect();
-    let phase_at = header
-        .iter()
-        .position(|h| h == "phase")
-        .ok_or_else(|| bad("no `phase` column".into()))?;
-    if header.first().map(String::as_str) != Some("cell") || header.len() < phase_at + LEGACY_FIXED
-    {
-        return Err(bad("unexpected columns".into()));
+    let invalid = |line: u64, message: String| ResultsError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let file = File::open(path).map_err(io_err("read", path))?;
+    let len = file.metadata().map_err(io_err("read", path))?.len();
+    if len == 0 {
+        return Ok(CsvData::default());
     }
+    let ends_with_newline = {
+        let mut last = [0u8; 1];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1)
+            .map_err(io_err("read", path))?;
+        last[0] == b'\n'
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(io::BufReader::with_capacity(1 << 16, file));
+    let mut header_record = csv::ByteRecord::new();
+    let has_header = reader
+        .read_byte_record(&mut header_record)
+        .map_err(|e| bad(e.to_string()))?;
+    let mut record = csv::ByteRecord::new();
+    let mut next = csv::ByteRecord::new();
+    let mut has_record = reader
+        .read_byte_record(&mut record)
+        .map_err(|e| bad(e.to_string()))?;
+    if !has_header || (!has_record && !ends_with_newline) {
+        // Only (part of) a header: the run died while creating the file.
+        return Ok(CsvData {
+            torn: Some(Torn { line: 1, offset: 0 }),
+            ..Default::default()
+        });
+    }
+    let header: Vec<String> = header_record
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    if header.first().map(String::as_str) != Some("cell") {
+        return Err(bad("its first column is not `cell`".into()));
+    }
+    // The fixed columns are found as a block, so an axis named like one of them (which older
+    // versions accepted) cannot be taken for it.
+    let phase_at = (2..header.len())
+        .find(|&p| {
+            header.len() >= p + LEGACY_FIXED && (0..LEGACY_FIXED).all(|k| header[p + k] == FIXED[k])
+        })
+        .ok_or_else(|| {
+            bad(format!(
+                "its columns are not cell, label, the axes, then {}",
+                FIXED[..LEGACY_FIXED].join(", ")
+            ))
+        })?;
     let has_status = (LEGACY_FIXED..FIXED.len())
         .all(|k| header.get(phase_at + k).map(String::as_str) == Some(FIXED[k]));
     let axes = header[2..phase_at].to_vec();
@@ -363,81 +491,290 @@ pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<CsvRow>)> {
             LEGACY_FIXED
         };
     let metric_names = header[metrics_at..].to_vec();
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let r = record.map_err(|e| bad(e.to_string()))?;
-        let line = i + 2;
-        let f = |k: usize| r.get(phase_at + k).unwrap_or("");
-        let num = |k: usize| -> Result<f64> {
-            f(k).parse()
-                .map_err(|_| bad(format!("line {line}: `{}` is not a number", f(k))))
-        };
-        let optu = |k: usize| f(k).parse::<u64>().ok();
-        let opti = |k: usize| f(k).parse::<i32>().ok();
-        let phase = match f(0) {
-            "warmup" => Phase::Warmup,
-            "measure" => Phase::Measure,
-            other => return Err(bad(format!("line {line}: unknown phase `{other}`"))),
-        };
-        let exit_code = opti(9);
-        let signal = opti(10);
-        let oom_killed = f(11) == "true";
-        let timed_out = f(12) == "true";
-        let (status, flags, reason) = if has_status {
-            let status = f(21)
-                .parse::<Status>()
-                .map_err(|e| bad(format!("line {line}: {e}")))?;
-            let flags = status::parse_flags(f(22)).map_err(|e| bad(format!("line {line}: {e}")))?;
-            (status, flags, f(23).to_string())
-        } else {
-            let (status, reason) = status::from_end(exit_code, signal, oom_killed, timed_out);
-            (status, Vec::new(), reason)
-        };
-        let mut metrics = BTreeMap::new();
-        for (j, name) in metric_names.iter().enumerate() {
-            if let Ok(v) = r.get(metrics_at + j).unwrap_or("").parse::<f64>() {
-                metrics.insert(name.clone(), v);
+    let mut data = CsvData {
+        axes,
+        ..Default::default()
+    };
+    // (cell, phase, invocation) -> the line it was first seen on. Cell ids are interned.
+    let mut cell_ids: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<(usize, Phase, u32), u64> = HashMap::new();
+    while has_record {
+        let has_next = reader
+            .read_byte_record(&mut next)
+            .map_err(|e| bad(e.to_string()))?;
+        let position = record
+            .position()
+            .cloned()
+            .unwrap_or_else(csv::Position::new);
+        let line = position.line();
+        if !has_next && (!ends_with_newline || record.len() != header.len()) {
+            data.torn = Some(Torn {
+                line,
+                offset: position.byte(),
+            });
+            break;
+        }
+        if record.len() != header.len() {
+            return Err(invalid(
+                line,
+                format!(
+                    "{} fields where the header has {}",
+                    record.len(),
+                    header.len()
+                ),
+            ));
+        }
+        let row = parse_row(
+            &record,
+            &header,
+            phase_at,
+            has_status,
+            metrics_at,
+            &metric_names,
+        )
+        .map_err(|message| invalid(line, message))?;
+        let next_id = cell_ids.len();
+        let cell = *cell_ids.entry(row.0.cell_id.clone()).or_insert(next_id);
+        let key = (cell, row.0.phase, row.0.index);
+        if let Some(first) = seen.insert(key, line) {
+            return Err(invalid(
+                line,
+                format!(
+                    "a second row for cell `{}` {} invocation {} (the first is on line {first}: did two processes write this run at once?)",
+                    row.0.cell_id, row.0.phase, row.0.index
+                ),
+            ));
+        }
+        data.rows.push(CsvRow {
+            sample: row.0,
+            label: row.1,
+            axis_values: row.2,
+            line,
+        });
+        std::mem::swap(&mut record, &mut next);
+        has_record = has_next;
+    }
+    Ok(data)
+}
+
+/// One record of a runs.csv as (sample, label, axis values), or what is wrong with it (naming
+/// the column).
+fn parse_row(
+    r: &csv::ByteRecord,
+    header: &[String],
+    phase_at: usize,
+    has_status: bool,
+    metrics_at: usize,
+    metric_names: &[String],
+) -> std::result::Result<(Sample, String, Vec<String>), String> {
+    let text = |i: usize| -> std::result::Result<&str, String> {
+        std::str::from_utf8(r.get(i).unwrap_or(b""))
+            .map_err(|_| format!("column `{}`: not valid UTF-8", header[i]))
+    };
+    let field = |k: usize| text(phase_at + k);
+    let column = |k: usize| FIXED[k];
+    let seconds = |k: usize| -> std::result::Result<f64, String> {
+        let v = field(k)?;
+        let at = |what: String| format!("column `{}`: `{v}` {what}", column(k));
+        match v.parse::<f64>() {
+            Err(_) if v.is_empty() => Err(format!("column `{}`: no value", column(k))),
+            Err(_) => Err(at("is not a number".into())),
+            Ok(x) if !x.is_finite() => Err(at("is not a finite number".into())),
+            Ok(x) if x < 0.0 => Err(at("is negative; a time is never below 0".into())),
+            Ok(x) if x > MAX_SECONDS => Err(at(format!(
+                "is out of range (above {MAX_SECONDS:e} s, 31 years)"
+            ))),
+            Ok(x) => Ok(x),
+        }
+    };
+    let opt_count = |k: usize| -> std::result::Result<Option<u64>, String> {
+        let v = field(k)?;
+        if v.is_empty() {
+            return Ok(None);
+        }
+        v.parse::<u64>().map(Some).map_err(|_| {
+            let what = if v.starts_with('-') && v[1..].parse::<f64>().is_ok() {
+                "is negative; byte counts and counters are never below 0"
+            } else if v.parse::<f64>().is_ok_and(f64::is_finite)
+                && !v.bytes().all(|b| b.is_ascii_digit())
+            {
+                "is not a whole number"
+            } else if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                "is out of range (above 2^64 - 1)"
+            } else {
+                "is not a whole number"
+            };
+            format!("column `{}`: `{v}` {what}", column(k))
+        })
+    };
+    let count = |k: usize| -> std::result::Result<u64, String> {
+        opt_count(k)?.ok_or_else(|| format!("column `{}`: no value", column(k)))
+    };
+    let opt_int = |k: usize,
+                   range: std::ops::RangeInclusive<i32>|
+     -> std::result::Result<Option<i32>, String> {
+        let v = field(k)?;
+        if v.is_empty() {
+            return Ok(None);
+        }
+        match v.parse::<i32>() {
+            Ok(x) if range.contains(&x) => Ok(Some(x)),
+            _ => Err(format!(
+                "column `{}`: `{v}` is not a whole number from {} to {}",
+                column(k),
+                range.start(),
+                range.end()
+            )),
+        }
+    };
+    let boolean = |k: usize| -> std::result::Result<bool, String> {
+        match field(k)? {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            v => Err(format!(
+                "column `{}`: `{v}` is neither `true` nor `false`",
+                column(k)
+            )),
+        }
+    };
+    let cell_id = text(0)?;
+    if cell_id.is_empty() {
+        return Err("column `cell`: no cell id".into());
+    }
+    let phase = match field(0)? {
+        "warmup" => Phase::Warmup,
+        "measure" => Phase::Measure,
+        other => {
+            return Err(format!(
+                "column `phase`: unknown phase `{other}` (known: warmup, measure)"
+            ));
+        }
+    };
+    let index = field(1)?.parse::<u32>().map_err(|_| {
+        format!(
+            "column `invocation`: `{}` is not an invocation number (0 to 4294967295)",
+            field(1).unwrap_or("")
+        )
+    })?;
+    let exit_code = opt_int(9, 0..=255)?;
+    let signal = opt_int(10, 1..=64)?;
+    let oom_killed = boolean(11)?;
+    let timed_out = boolean(12)?;
+    let (status, flags, reason) = if has_status {
+        let status = field(21)?
+            .parse::<Status>()
+            .map_err(|e| format!("column `status`: {e}"))?;
+        let flags = status::parse_flags(field(22)?).map_err(|e| format!("column `flags`: {e}"))?;
+        (status, flags, field(23)?.to_string())
+    } else {
+        let (status, reason) = status::from_end(exit_code, signal, oom_killed, timed_out);
+        (status, Vec::new(), reason)
+    };
+    let mut metrics = BTreeMap::new();
+    for (j, name) in metric_names.iter().enumerate() {
+        let v = text(metrics_at + j)?;
+        if v.is_empty() {
+            continue;
+        }
+        match v.parse::<f64>() {
+            Ok(x) if x.is_finite() => {
+                metrics.insert(name.clone(), x);
+            }
+            _ => {
+                return Err(format!(
+                    "column `{name}`: `{v}` is not a finite number (a metric may be negative, but not missing a value, NaN or infinite)"
+                ));
             }
         }
-        let sample = Sample {
-            cell_id: r.get(0).unwrap_or("").to_string(),
-            phase,
-            index: f(1)
-                .parse()
-                .map_err(|_| bad(format!("line {line}: bad invocation index")))?,
-            started_at: f(2).to_string(),
-            wall_s: num(3)?,
-            user_s: num(4)?,
-            system_s: num(5)?,
-            peak_memory_bytes: optu(6),
-            io_read_bytes: optu(7),
-            io_write_bytes: optu(8),
-            exit_code,
-            signal,
-            oom_killed,
-            timed_out,
-            throttled_s: f(13).parse().unwrap_or(0.0),
-            rusage: crate::sandbox::Rusage {
-                user_s: f(14).parse().unwrap_or(0.0),
-                system_s: f(15).parse().unwrap_or(0.0),
-                max_rss_bytes: optu(16).unwrap_or(0),
-                minor_faults: optu(17).unwrap_or(0),
-                major_faults: optu(18).unwrap_or(0),
-                voluntary_switches: optu(19).unwrap_or(0),
-                involuntary_switches: optu(20).unwrap_or(0),
-            },
-            status,
-            flags,
-            reason,
-            metrics,
-        };
-        let label = r.get(1).unwrap_or("").to_string();
-        let axis_values = (0..axes.len())
-            .map(|k| r.get(2 + k).unwrap_or("").to_string())
-            .collect();
-        rows.push((sample, label, axis_values));
     }
-    Ok((axes, rows))
+    let sample = Sample {
+        cell_id: cell_id.to_string(),
+        phase,
+        index,
+        started_at: field(2)?.to_string(),
+        wall_s: seconds(3)?,
+        user_s: seconds(4)?,
+        system_s: seconds(5)?,
+        peak_memory_bytes: opt_count(6)?,
+        io_read_bytes: opt_count(7)?,
+        io_write_bytes: opt_count(8)?,
+        exit_code,
+        signal,
+        oom_killed,
+        timed_out,
+        throttled_s: seconds(13)?,
+        rusage: crate::sandbox::Rusage {
+            user_s: seconds(14)?,
+            system_s: seconds(15)?,
+            max_rss_bytes: count(16)?,
+            minor_faults: count(17)?,
+            major_faults: count(18)?,
+            voluntary_switches: count(19)?,
+            involuntary_switches: count(20)?,
+        },
+        status,
+        flags,
+        reason,
+        metrics,
+    };
+    let label = text(1)?.to_string();
+    let axis_values = (2..phase_at)
+        .map(|i| text(i).map(String::from))
+        .collect::<std::result::Result<Vec<String>, String>>()?;
+    Ok((sample, label, axis_values))
+}
+
+/// The invocations a run planned for one cell (after `--runs` and `--warmup`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planned {
+    pub warmup: u32,
+    pub runs: u32,
+}
+
+impl Planned {
+    fn of(&self, phase: Phase) -> u32 {
+        match phase {
+            Phase::Warmup => self.warmup,
+            Phase::Measure => self.runs,
+        }
+    }
+}
+
+/// Check rows against the run's plan: every row's cell is one of the run's, and its invocation
+/// is one the plan has (`plan`: cell id -> its planned invocations, `None` when unknown).
+pub fn check_plan(
+    path: &Path,
+    rows: &[CsvRow],
+    plan: &HashMap<&str, Option<Planned>>,
+) -> Result<()> {
+    for row in rows {
+        let s = &row.sample;
+        let invalid = |message: String| ResultsError::Invalid {
+            path: path.to_path_buf(),
+            line: row.line,
+            message,
+        };
+        match plan.get(s.cell_id.as_str()) {
+            None => {
+                return Err(invalid(format!(
+                    "cell `{}` is not one of this run's cells (see results.json)",
+                    s.cell_id
+                )));
+            }
+            Some(Some(p)) if s.index >= p.of(s.phase) => {
+                let (what, n) = match s.phase {
+                    Phase::Warmup => ("warm-up", p.warmup),
+                    Phase::Measure => ("measured invocation", p.runs),
+                };
+                return Err(invalid(format!(
+                    "{what} {} of cell `{}` is beyond the plan ({n} {what}s, numbered from 0)",
+                    s.index, row.label
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Write `bytes` to `path` atomically: a temp file in the same directory, synced, renamed.
@@ -537,6 +874,110 @@ pub fn remove_spools(run_dir: &Path) {
     }
 }
 
+/// Room kept on the output disk so that a run can always record how it ended: a file of
+/// allocated blocks (`.reserve` in the run directory) as large as the next `results.json`
+/// could be, released right before that file is written for the last time (at the end of the
+/// run, or when it stops on an error). Without it a full disk would leave `results.json`
+/// saying `running`. A file system that cannot preallocate gets no reserve.
+pub struct Reserve {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+}
+
+impl Reserve {
+    pub const FILE: &'static str = ".reserve";
+    /// Room for what is not yet in results.json: per invocation since its last write, and for
+    /// a failure's reason.
+    pub const PER_SAMPLE: u64 = 2 << 10;
+    pub const SLACK: u64 = 16 << 10;
+    const STEP: u64 = 64 << 10;
+
+    pub fn new(run_dir: &Path) -> Reserve {
+        Reserve {
+            path: run_dir.join(Self::FILE),
+            file: None,
+            size: 0,
+        }
+    }
+
+    /// Grow the reserve to at least `bytes` (in steps of 64 KiB, so this is rarely a system
+    /// call). A full disk is an error: the run must stop while it can still say why.
+    pub fn ensure(&mut self, bytes: u64) -> Result<()> {
+        if bytes <= self.size {
+            return Ok(());
+        }
+        let size = bytes.div_ceil(Self::STEP) * Self::STEP;
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.path)
+                .map_err(io_err("create", &self.path))?;
+            self.file = Some(file);
+        }
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        use std::os::fd::AsRawFd;
+        match nix::fcntl::fallocate(
+            file.as_raw_fd(),
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            size as libc::off_t,
+        ) {
+            Ok(()) => {
+                self.size = size;
+                Ok(())
+            }
+            // This file system cannot preallocate: no reserve, as before it existed.
+            Err(nix::Error::EOPNOTSUPP) => {
+                self.release();
+                self.size = u64::MAX;
+                Ok(())
+            }
+            Err(e) => Err(ResultsError::Io {
+                action: "reserve room for results.json in",
+                path: self.path.clone(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Give the room back (before the last write of results.json).
+    pub fn release(&mut self) {
+        self.file = None;
+        self.size = 0;
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Last resort when even the reserve could not make room for results.json: its `"status":
+/// "running"` overwritten in place with `"status": "failed" ` (same length, so no new block
+/// is needed). The reason is then only in benchbox's error message.
+pub fn mark_failed_in_place(run_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = run_dir.join("results.json");
+    let text = fs::read(&path).map_err(io_err("read", &path))?;
+    const RUNNING: &[u8] = br#""status": "running""#;
+    const FAILED: &[u8] = br#""status": "failed" "#;
+    let at = text
+        .windows(RUNNING.len())
+        .position(|w| w == RUNNING)
+        .ok_or_else(|| ResultsError::Csv {
+            path: path.clone(),
+            message: "no `\"status\": \"running\"` to mark failed".into(),
+        })?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    file.write_all_at(FAILED, at as u64)
+        .and_then(|()| file.sync_data())
+        .map_err(io_err("write", &path))
+}
+
 /// Per-cell part of results.json.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CellResult {
@@ -551,6 +992,11 @@ pub struct CellResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<crate::sandbox::security::Effective>,
     pub setup_error: Option<String>,
+    /// The invocations the run planned for this cell (after `--runs` and `--warmup`): what
+    /// "n of N" counts against. `None` for a cell `--only` left out of every run of the
+    /// directory (and in results.json files written before benchbox recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<Planned>,
     /// Memory use over time (seconds since the exec, bytes) of the cell's last measured
     /// invocation whose status is `ok`; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -582,6 +1028,24 @@ impl CellResult {
             .count()
     }
 
+    /// Measured invocations in runs.csv, whatever their status.
+    pub fn count_measured(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure)
+            .count()
+    }
+
+    /// "7" when the plan had 7 measured invocations (or is unknown), "5 of 7" when it had more:
+    /// `n` is a count of measured invocations (those in runs.csv, or those that count toward the
+    /// statistics).
+    pub fn n_of_planned(&self, n: usize) -> String {
+        match self.planned {
+            Some(p) if n < p.runs as usize => format!("{n} of {}", p.runs),
+            _ => n.to_string(),
+        }
+    }
+
     /// Measured invocations whose status is `suspect`.
     pub fn count_suspect(&self) -> usize {
         self.samples
@@ -598,8 +1062,12 @@ pub struct RunResults {
     pub tool: String,
     pub tool_version: String,
     pub run_id: String,
-    /// `running`, `complete` or `interrupted`.
+    /// `running`, `complete`, `interrupted`, or `failed` (benchbox itself could not go on, for
+    /// example on a full output disk: see `reason`).
     pub status: String,
+    /// Why a `failed` run stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub command_line: Vec<String>,
@@ -617,9 +1085,11 @@ pub struct RunResults {
 }
 
 impl RunResults {
-    pub fn write(&self, run_dir: &Path) -> Result<()> {
+    /// Write results.json atomically; returns its size.
+    pub fn write(&self, run_dir: &Path) -> Result<u64> {
         let json = serde_json::to_vec_pretty(self).expect("results serialize");
-        write_atomic(&run_dir.join("results.json"), &json)
+        write_atomic(&run_dir.join("results.json"), &json)?;
+        Ok(json.len() as u64)
     }
 
     pub fn read(run_dir: &Path) -> Result<RunResults> {
@@ -684,12 +1154,15 @@ mod tests {
         drop(w);
         let mut w = CsvWriter::open(&path, &axes, &metrics).unwrap();
         w.append(&sample(1), "jdk=17", &["17".into()]).unwrap();
-        let (got_axes, rows) = read_csv(&path).unwrap();
-        assert_eq!(got_axes, axes);
+        let data = read_csv(&path).unwrap();
+        assert_eq!(data.axes, axes);
+        assert_eq!(data.torn, None);
+        let rows = data.rows;
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].0, sample(0));
-        assert_eq!(rows[1].0, sample(1));
-        assert_eq!(rows[1].2, vec!["17".to_string()]);
+        assert_eq!(rows[0].sample, sample(0));
+        assert_eq!(rows[1].sample, sample(1));
+        assert_eq!(rows[1].axis_values, vec!["17".to_string()]);
+        assert_eq!((rows[0].line, rows[1].line), (2, 3));
         let text = fs::read_to_string(&path).unwrap();
         assert!(
             text.starts_with("cell,label,jdk,phase,invocation,started_at,wall_s,"),
@@ -724,9 +1197,9 @@ mod tests {
             text.lines().nth(2).unwrap().ends_with(",ok,,,12.5"),
             "{text}"
         );
-        let (_, rows) = read_csv(&path).unwrap();
-        assert_eq!(rows[0].0, s);
-        assert_eq!(rows[1].0, sample(2));
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample, s);
+        assert_eq!(rows[1].sample, sample(2));
     }
 
     #[test]
@@ -738,16 +1211,20 @@ mod tests {
         s.status = Status::Suspect;
         w.append(&s, "", &[]).unwrap();
         drop(w);
-        let (_, rows) = read_csv(&path).unwrap();
-        assert_eq!(rows[0].0.status, Status::Suspect, "exit 0, yet suspect");
-        assert!(!rows[0].0.counts_toward_statistics());
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(
+            rows[0].sample.status,
+            Status::Suspect,
+            "exit 0, yet suspect"
+        );
+        assert!(!rows[0].sample.counts_toward_statistics());
         let text = fs::read_to_string(&path)
             .unwrap()
             .replace(",suspect,", ",fine,");
         fs::write(&path, text).unwrap();
         let e = read_csv(&path).unwrap_err().to_string();
         assert!(
-            e.contains("line 2: unknown status `fine` (known: ok, failed"),
+            e.contains("line 2: column `status`: unknown status `fine` (known: ok, failed"),
             "{e}"
         );
     }
@@ -767,16 +1244,20 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
         fs::write(&path, OLD_CSV).unwrap();
-        let (axes, rows) = read_csv(&path).unwrap();
+        let CsvData { axes, rows, torn } = read_csv(&path).unwrap();
+        assert_eq!(torn, None);
         assert_eq!(axes, ["jdk"]);
-        assert_eq!(rows[0].0, {
+        assert_eq!(rows[0].sample, {
             let mut s = sample(0);
             s.cell_id = "c1".into();
             s
         });
         let got: Vec<(Status, &str, Option<f64>)> = rows
             .iter()
-            .map(|(s, _, _)| (s.status, s.reason.as_str(), s.metrics.get("ops").copied()))
+            .map(|r| {
+                let s = &r.sample;
+                (s.status, s.reason.as_str(), s.metrics.get("ops").copied())
+            })
             .collect();
         assert_eq!(
             got,
@@ -789,7 +1270,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
                 (Status::Timeout, "timed out", None),
             ]
         );
-        assert!(rows.iter().all(|(s, _, _)| s.flags.is_empty()));
+        assert!(rows.iter().all(|r| r.sample.flags.is_empty()));
         // Appending would mix two layouts: refused, and the file is untouched.
         let e = CsvWriter::open(&path, &axes, &["ops".to_string()])
             .err()
@@ -807,12 +1288,274 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
     #[test]
     fn the_example_run_is_an_older_runs_csv_that_still_reads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example/runs.csv");
-        let (axes, rows) = read_csv(&path).unwrap();
-        assert_eq!(axes, ["level"]);
-        assert_eq!(rows.len(), 33);
+        let data = read_csv(&path).unwrap();
+        assert_eq!(data.axes, ["level"]);
+        assert_eq!(data.rows.len(), 33);
         assert!(
-            rows.iter()
-                .all(|(s, _, _)| s.status == Status::Ok && s.metrics.contains_key("compressed"))
+            data.rows
+                .iter()
+                .all(|r| r.sample.status == Status::Ok
+                    && r.sample.metrics.contains_key("compressed"))
+        );
+    }
+
+    /// A runs.csv of `n` measured invocations of cell `c1` (axis jdk, metric ops), as written.
+    fn written(dir: &Path, n: u32) -> (PathBuf, String) {
+        let path = dir.join("runs.csv");
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &["ops".into()]).unwrap();
+        for i in 0..n {
+            let mut s = sample(i);
+            s.phase = Phase::Measure;
+            w.append(&s, "jdk=17", &["17".into()]).unwrap();
+        }
+        (path.clone(), fs::read_to_string(&path).unwrap())
+    }
+
+    /// `text` with the field `column` of data line `line` (2 = the first row) set to `value`.
+    fn with_field(text: &str, line: usize, column: &str, value: &str) -> String {
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let k = header.iter().position(|h| *h == column).unwrap();
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i + 1 == line {
+                    let mut f: Vec<&str> = l.split(',').collect();
+                    f[k] = value;
+                    f.join(",") + "\n"
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    }
+
+    /// Issue 10: negative times, non-finite values and out-of-range counts were read as data.
+    #[test]
+    fn every_built_in_column_is_range_checked_and_errors_name_line_and_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, good) = written(tmp.path(), 3);
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "wall_s",
+                "-5.0",
+                "column `wall_s`: `-5.0` is negative; a time is never below 0",
+            ),
+            (
+                "wall_s",
+                "NaN",
+                "column `wall_s`: `NaN` is not a finite number",
+            ),
+            (
+                "user_s",
+                "inf",
+                "column `user_s`: `inf` is not a finite number",
+            ),
+            (
+                "system_s",
+                "1e400",
+                "column `system_s`: `1e400` is not a finite number",
+            ),
+            (
+                "throttled_s",
+                "2e9",
+                "column `throttled_s`: `2e9` is out of range (above 1e9 s, 31 years)",
+            ),
+            ("rusage_user_s", "", "column `rusage_user_s`: no value"),
+            ("wall_s", "fast", "column `wall_s`: `fast` is not a number"),
+            (
+                "peak_memory_bytes",
+                "-1",
+                "column `peak_memory_bytes`: `-1` is negative; byte counts and counters are never below 0",
+            ),
+            (
+                "io_read_bytes",
+                "1.5",
+                "column `io_read_bytes`: `1.5` is not a whole number",
+            ),
+            (
+                "io_write_bytes",
+                "18446744073709551616",
+                "column `io_write_bytes`: `18446744073709551616` is out of range (above 2^64 - 1)",
+            ),
+            (
+                "minor_faults",
+                "x",
+                "column `minor_faults`: `x` is not a whole number",
+            ),
+            ("max_rss_bytes", "", "column `max_rss_bytes`: no value"),
+            (
+                "exit_code",
+                "-1",
+                "column `exit_code`: `-1` is not a whole number from 0 to 255",
+            ),
+            (
+                "exit_code",
+                "256",
+                "column `exit_code`: `256` is not a whole number from 0 to 255",
+            ),
+            (
+                "signal",
+                "0",
+                "column `signal`: `0` is not a whole number from 1 to 64",
+            ),
+            (
+                "oom_killed",
+                "yes",
+                "column `oom_killed`: `yes` is neither `true` nor `false`",
+            ),
+            (
+                "invocation",
+                "-1",
+                "column `invocation`: `-1` is not an invocation number",
+            ),
+            (
+                "phase",
+                "warm",
+                "column `phase`: unknown phase `warm` (known: warmup, measure)",
+            ),
+            ("flags", "odd", "column `flags`: "),
+            ("cell", "", "column `cell`: no cell id"),
+            (
+                "ops",
+                "NaN",
+                "column `ops`: `NaN` is not a finite number (a metric may be negative",
+            ),
+            ("ops", "-inf", "column `ops`: `-inf` is not a finite number"),
+        ];
+        for (column, value, message) in cases {
+            fs::write(&path, with_field(&good, 3, column, value)).unwrap();
+            let e = read_csv(&path).unwrap_err();
+            assert!(
+                matches!(e, ResultsError::Invalid { line: 3, .. }),
+                "{column}={value}: {e}"
+            );
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("`{}` line 3: {message}", path.display())),
+                "{column}={value}: {text}"
+            );
+            assert!(
+                text.contains("\n  hint: runs.csv is the record of the run"),
+                "{text}"
+            );
+        }
+        // Custom metrics may be negative; optional columns may be empty.
+        let fine = with_field(
+            &with_field(&good, 2, "ops", "-3.5"),
+            3,
+            "peak_memory_bytes",
+            "",
+        );
+        fs::write(&path, fine).unwrap();
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample.metrics["ops"], -3.5);
+        assert_eq!(rows[1].sample.peak_memory_bytes, None);
+    }
+
+    /// Issue 10: duplicated rows entered the statistics (n = 9 for a 6-run plan).
+    #[test]
+    fn a_duplicate_invocation_is_an_error_naming_both_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, good) = written(tmp.path(), 3);
+        let second = good.lines().nth(2).unwrap();
+        fs::write(&path, format!("{good}{second}\n")).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 5: a second row for cell `abc123` measure invocation 1 (the first is on line 3: did two processes write this run at once?)"),
+            "{e}"
+        );
+        // The same invocation number in the other phase is another invocation.
+        let warmup = second.replace(",measure,", ",warmup,");
+        fs::write(&path, format!("{good}{warmup}\n")).unwrap();
+        assert_eq!(read_csv(&path).unwrap().rows.len(), 4);
+    }
+
+    /// Issue 10: a torn last row made `report` exit 2 and `--resume` exit 1.
+    #[test]
+    fn a_torn_last_row_is_recognised_and_left_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, good) = written(tmp.path(), 3);
+        let last_line_start = good[..good.len() - 1].rfind('\n').unwrap() as u64 + 1;
+        // Cut anywhere inside the last row, newline included: two complete rows and the torn one.
+        for cut in [1, 5, 40, good.len() as u64 - last_line_start - 1] {
+            fs::write(&path, &good[..(last_line_start + cut) as usize]).unwrap();
+            let data = read_csv(&path).unwrap();
+            assert_eq!(data.rows.len(), 2, "cut {cut}");
+            assert_eq!(
+                data.torn,
+                Some(Torn {
+                    line: 4,
+                    offset: last_line_start
+                })
+            );
+        }
+        // A last row with its line end but too few fields (the write stopped at a field).
+        let short = good[..good.len() - 1]
+            .rsplitn(4, ',')
+            .last()
+            .unwrap()
+            .to_string()
+            + "\n";
+        fs::write(&path, &short).unwrap();
+        assert_eq!(read_csv(&path).unwrap().torn.map(|t| t.line), Some(4));
+        // The same row in the middle of the file is no interrupted write: an error.
+        let middle = format!(
+            "{short}{}\n",
+            good.lines()
+                .nth(3)
+                .unwrap()
+                .replace(",measure,2,", ",measure,9,")
+        );
+        fs::write(&path, &middle).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4: 25 fields where the header has 28"),
+            "{e}"
+        );
+        // A write torn inside a multi-byte character of the reason is still just torn.
+        let row = good
+            .lines()
+            .nth(3)
+            .unwrap()
+            .replace(",measure,2,", ",measure,3,")
+            .replace(",ok,,,", ",suspect,,égal,");
+        let partial = &row.as_bytes()[..row.find('é').unwrap() + 1];
+        fs::write(&path, [good.as_bytes(), partial].concat()).unwrap();
+        let data = read_csv(&path).unwrap();
+        assert_eq!((data.rows.len(), data.torn.map(|t| t.line)), (3, Some(5)));
+        // Only part of a header: the run died creating the file; an empty file has no rows.
+        fs::write(&path, "cell,label,jd").unwrap();
+        assert_eq!(
+            read_csv(&path).unwrap().torn,
+            Some(Torn { line: 1, offset: 0 })
+        );
+        fs::write(&path, "").unwrap();
+        let data = read_csv(&path).unwrap();
+        assert!(data.rows.is_empty() && data.torn.is_none());
+    }
+
+    #[test]
+    fn rows_are_checked_against_the_plan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, _) = written(tmp.path(), 3);
+        let rows = read_csv(&path).unwrap().rows;
+        let plan = |p: Option<Planned>| HashMap::from([("abc123", p)]);
+        let three = Planned { warmup: 1, runs: 3 };
+        check_plan(&path, &rows, &plan(Some(three))).unwrap();
+        check_plan(&path, &rows, &plan(None)).unwrap();
+        let e = check_plan(&path, &rows, &plan(Some(Planned { warmup: 1, runs: 2 })))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4: measured invocation 2 of cell `jdk=17` is beyond the plan (2 measured invocations, numbered from 0)"),
+            "{e}"
+        );
+        let e = check_plan(&path, &rows, &HashMap::from([("other", Some(three))]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2: cell `abc123` is not one of this run's cells"),
+            "{e}"
         );
     }
 
@@ -841,6 +1584,41 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
             "{json}"
         );
         assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), suspect);
+    }
+
+    #[test]
+    fn the_reserve_grows_in_steps_and_is_released() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(Reserve::FILE);
+        let mut reserve = Reserve::new(tmp.path());
+        reserve.ensure(1).unwrap();
+        let allocated = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(p).unwrap().blocks() * 512
+        };
+        assert_eq!(fs::metadata(&path).unwrap().len(), 64 << 10);
+        assert!(allocated(&path) >= 64 << 10, "blocks, not a sparse file");
+        reserve.ensure(64 << 10).unwrap();
+        reserve.ensure((64 << 10) + 1).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 128 << 10);
+        reserve.release();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_run_is_marked_failed_in_place_as_a_last_resort() {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = "{\n  \"run_id\": \"x\",\n  \"status\": \"running\",\n  \"cells\": []\n}";
+        fs::write(tmp.path().join("results.json"), json).unwrap();
+        mark_failed_in_place(tmp.path()).unwrap();
+        let text = fs::read_to_string(tmp.path().join("results.json")).unwrap();
+        assert_eq!(text.len(), json.len());
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["status"], "failed");
+        assert!(
+            mark_failed_in_place(tmp.path()).is_err(),
+            "nothing left to mark"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! with its status and the run goes on, and so is one whose counters cannot be trusted
 //! (`suspect`, see [`status::judge`]); Ctrl-C (the `cancel` flag) tears down the invocation in
 //! flight, keeps everything finished, and marks the run `interrupted` so `--resume` can finish
-//! it.
+//! it. An error of benchbox's own (a full output disk, a log that cannot be written) is never a
+//! workload's status: it stops the run, marked `failed` with the reason ([`RunError::Stopped`]),
+//! with the invocation in flight unrecorded, and `--resume` finishes it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::collect::Extractor;
 use crate::host;
 use crate::image::ResolvedImage;
+use crate::lock::RunLock;
 use crate::plan::{self, Phase, Slot};
 use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
@@ -82,6 +85,11 @@ pub enum Event<'a> {
         total: usize,
         problem: Option<&'a str>,
     },
+    /// Something the user should know that does not stop the run (a torn row of a resumed
+    /// runs.csv, cut off to be run again).
+    Warning {
+        message: &'a str,
+    },
     Finished {
         results: &'a RunResults,
         dir: &'a Path,
@@ -100,6 +108,79 @@ pub enum RunError {
     Results(#[from] results::ResultsError),
     #[error("{0}")]
     Sandbox(#[from] sandbox::SandboxError),
+    /// An error of benchbox's own (`cause`) stopped a run under way: see [`Stopped`].
+    #[error("{0}")]
+    Stopped(Box<Stopped>),
+    #[error("{0}")]
+    Lock(#[from] crate::lock::LockError),
+    #[error("{0}")]
+    Report(#[from] crate::report::ReportError),
+}
+
+/// A run stopped by an error of benchbox's own (most often an output disk that is full):
+/// results.json is marked `failed` with the reason, runs.csv holds every invocation that
+/// finished (whole rows only), the invocation in flight is not recorded, and `--resume`
+/// finishes the run once the cause is gone. No invocation is blamed for it.
+#[derive(Debug)]
+pub struct Stopped {
+    pub cause: RunError,
+    pub dir: PathBuf,
+    /// How to finish the run: `benchbox run FILE --resume DIR`.
+    pub resume: String,
+    /// Why results.json could not be marked `failed` (it should not happen: see
+    /// [`results::Reserve`]).
+    pub unrecorded: Option<String>,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cause = self.cause.to_string();
+        let (first, hints) = cause.split_once('\n').unwrap_or((&cause, ""));
+        writeln!(f, "the run stopped on an error of benchbox's own: {first}")?;
+        if !hints.is_empty() {
+            writeln!(f, "{hints}")?;
+        }
+        writeln!(
+            f,
+            "  the workload is not blamed: runs.csv holds every invocation that finished, whole; the one in flight is not recorded and runs again on --resume"
+        )?;
+        match &self.unrecorded {
+            None => writeln!(
+                f,
+                "  {} is marked `failed`, with this reason",
+                self.dir.join("results.json").display()
+            )?,
+            Some(e) => writeln!(f, "  results.json could not be marked `failed` either: {e}")?,
+        }
+        if is_disk_full(&self.cause) {
+            write!(
+                f,
+                "  hint: free space on the output disk (`df {}`), then finish the run: {}",
+                self.dir.display(),
+                self.resume
+            )
+        } else {
+            write!(
+                f,
+                "  hint: once the cause is fixed, finish the run: {}",
+                self.resume
+            )
+        }
+    }
+}
+
+/// Whether an error comes down to a full disk (or quota): ENOSPC or EDQUOT.
+pub fn is_disk_full(e: &RunError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl RunError {
@@ -109,6 +190,8 @@ impl RunError {
             RunError::Image(_) => crate::exit::IMAGE,
             RunError::Usage(_) => crate::exit::USAGE,
             RunError::Sandbox(sandbox::SandboxError::Cgroup(_)) => crate::exit::ISOLATION,
+            RunError::Stopped(stopped) => stopped.cause.exit_code(),
+            RunError::Lock(crate::lock::LockError::InUse { .. }) => crate::exit::IN_USE,
             _ => crate::exit::INTERNAL,
         }
     }
@@ -279,6 +362,8 @@ pub fn metric_columns(matrix: &Matrix) -> Vec<String> {
 }
 
 struct Run {
+    /// Held for the whole run: see [`crate::lock`].
+    _lock: RunLock,
     cells: Vec<Cell>,
     dir: PathBuf,
     results: RunResults,
@@ -289,6 +374,11 @@ struct Run {
     extractors: HashMap<String, Extractor>,
     images: BTreeMap<String, ResolvedImage>,
     last_write: Instant,
+    /// Room kept to record how the run ended, even on a full disk.
+    reserve: results::Reserve,
+    /// The size of results.json when last written, and the samples recorded since.
+    json_len: u64,
+    unwritten: u64,
 }
 
 pub fn run(
@@ -343,8 +433,17 @@ pub fn run(
     )?;
 
     // The run directory: new, or the one being resumed (with what it already holds).
-    let (run_id, dir, previous) = match &opts.resume {
+    // Locked before anything in it is read: a second writer (a `--resume` of a run still
+    // going) is refused instead of running its invocations twice.
+    let (run_id, dir, previous, lock) = match &opts.resume {
         Some(dir) => {
+            if !dir.join("results.json").is_file() {
+                return Err(RunError::Usage(format!(
+                    "cannot resume `{}`: it is not a run directory (no results.json)\n  hint: pass a run directory such as reports/NAME/latest",
+                    dir.display()
+                )));
+            }
+            let lock = RunLock::acquire(dir, "run")?;
             let previous = RunResults::read(dir).map_err(|e| {
                 RunError::Usage(format!("cannot resume `{}`: {e}\n  hint: pass a run directory such as reports/NAME/latest", dir.display()))
             })?;
@@ -357,11 +456,12 @@ pub fn run(
                     &matrix.source_sha256[..12]
                 )));
             }
-            (previous.run_id.clone(), dir.clone(), Some(previous))
+            (previous.run_id.clone(), dir.clone(), Some(previous), lock)
         }
         None => {
             let (id, dir) = results::create_run_dir(&opts.out_dir, &matrix.name)?;
-            (id, dir, None)
+            let lock = RunLock::acquire(&dir, "run")?;
+            (id, dir, None, lock)
         }
     };
     let seed = previous
@@ -372,9 +472,37 @@ pub fn run(
     let mut done: HashSet<(String, Phase, u32)> = HashSet::new();
     let mut samples_by_cell: HashMap<String, Vec<Sample>> = HashMap::new();
     let csv_path = dir.join("runs.csv");
-    if previous.is_some() && csv_path.exists() {
-        let (_, rows) = results::read_csv(&csv_path)?;
-        for (sample, _, _) in rows {
+    let mut torn_warning = None;
+    if let Some(previous) = &previous
+        && csv_path.exists()
+    {
+        let plan: HashMap<&str, Option<results::Planned>> = previous
+            .cells
+            .iter()
+            .map(|c| (c.id.as_str(), c.planned))
+            .collect();
+        // A runs.csv that is no record of this run is not appended to (exit 2).
+        let data = results::read_csv(&csv_path)
+            .and_then(|data| results::check_plan(&csv_path, &data.rows, &plan).map(|_| data))
+            .map_err(|e| RunError::Usage(format!("cannot resume `{}`: {e}", dir.display())))?;
+        if let Some(torn) = data.torn {
+            // An interrupted write: cut it off; its invocation is not done, so it runs again.
+            let cut = fs::OpenOptions::new()
+                .write(true)
+                .open(&csv_path)
+                .and_then(|f| f.set_len(torn.offset));
+            cut.map_err(|source| results::ResultsError::Io {
+                action: "cut the torn last row of",
+                path: csv_path.clone(),
+                source,
+            })?;
+            torn_warning = Some(format!(
+                "{}; it was cut off, and that invocation runs again",
+                torn.describe(&csv_path)
+            ));
+        }
+        for row in data.rows {
+            let sample = row.sample;
             done.insert((sample.cell_id.clone(), sample.phase, sample.index));
             samples_by_cell
                 .entry(sample.cell_id.clone())
@@ -411,18 +539,36 @@ pub fn run(
             })
         })?;
     let host = host::collect(&host::Roots::default(), Some(cgroups.version().to_string()));
+    let mut is_selected = vec![false; cells.len()];
+    for &i in &selected {
+        is_selected[i] = true;
+    }
+    let previous_cells: HashMap<&str, &CellResult> = previous
+        .iter()
+        .flat_map(|p| p.cells.iter().map(|c| (c.id.as_str(), c)))
+        .collect();
     let result_cells = cells
         .iter()
-        .map(|c| {
-            let previous_cell = previous
-                .as_ref()
-                .and_then(|p| p.cells.iter().find(|pc| pc.id == c.id));
+        .enumerate()
+        .map(|(i, c)| {
+            let previous_cell = previous_cells.get(c.id.as_str()).copied();
             CellResult {
                 id: c.id.clone(),
                 label: c.label.clone(),
                 slug: c.slug.clone(),
                 axes: c.axes.clone(),
                 applied_limits: previous_cell.and_then(|pc| pc.applied_limits.clone()),
+                // The selected cells' invocations, never fewer than an earlier run of this
+                // directory planned (its rows stay); the others keep what they had.
+                planned: if is_selected[i] {
+                    let before = previous_cell.and_then(|pc| pc.planned).unwrap_or_default();
+                    Some(results::Planned {
+                        warmup: c.warmup.max(before.warmup),
+                        runs: c.runs.max(before.runs),
+                    })
+                } else {
+                    previous_cell.and_then(|pc| pc.planned)
+                },
                 security: Some(c.security.effective()),
                 samples: samples_by_cell.remove(&c.id).unwrap_or_default(),
                 ..Default::default()
@@ -439,6 +585,7 @@ pub fn run(
             .as_ref()
             .map_or_else(now_rfc3339, |p| p.started_at.clone()),
         finished_at: None,
+        reason: None,
         command_line: opts.command_line.clone(),
         host,
         matrix_name: matrix.name.clone(),
@@ -464,6 +611,7 @@ pub fn run(
         extractors.insert(cell.id.clone(), ex);
     }
     let mut run = Run {
+        _lock: lock,
         cells,
         dir: dir.clone(),
         results,
@@ -474,10 +622,23 @@ pub fn run(
         extractors,
         images: opts.images.clone(),
         last_write: Instant::now(),
+        reserve: results::Reserve::new(&dir),
+        json_len: 0,
+        unwritten: 0,
     };
-    run.results.write(&dir)?;
-    if previous.is_none() {
-        results::update_latest(&dir)?;
+    let resume_command = format!(
+        "benchbox run {} --resume {}",
+        matrix.path.display(),
+        dir.display()
+    );
+    let opened = run.write_results().and_then(|()| {
+        if previous.is_none() {
+            results::update_latest(&dir)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = opened {
+        return Err(run.fail(e, &resume_command));
     }
 
     let slots = plan::schedule_selected(&run.cells, &selected, matrix.order, seed, &done);
@@ -494,6 +655,9 @@ pub fn run(
         seed,
         loosened: &loosened,
     });
+    if let Some(message) = &torn_warning {
+        on_event(&Event::Warning { message });
+    }
 
     let total = slots.len();
     let mut run_slots = || -> Result<bool, RunError> {
@@ -513,16 +677,16 @@ pub fn run(
         }
         Ok(false)
     };
+    // An error of benchbox's own (a full output disk, a cgroup that cannot be made) stops the
+    // run: recorded as `failed`, never as a failure of the workload.
     let interrupted = match run_slots() {
         Ok(interrupted) => interrupted,
-        Err(e) => {
-            // Even on a fatal error, the last invocation's teardown completes before we go.
-            let _ = sandbox::wait_for_cleanup();
-            return Err(e);
-        }
+        Err(e) => return Err(run.fail(e, &resume_command)),
     };
-
-    let report_problem = run.finish(interrupted)?;
+    let report_problem = match run.finish(interrupted) {
+        Ok(problem) => problem,
+        Err(e) => return Err(run.fail(e, &resume_command)),
+    };
     let failures = run
         .results
         .cells
@@ -550,6 +714,42 @@ pub fn run(
 }
 
 impl Run {
+    /// Rewrite results.json (atomically) and keep the reserve as large as the next one.
+    fn write_results(&mut self) -> Result<(), RunError> {
+        self.json_len = self.results.write(&self.dir)?;
+        self.unwritten = 0;
+        self.last_write = Instant::now();
+        self.reserve
+            .ensure(self.json_len + results::Reserve::SLACK)?;
+        Ok(())
+    }
+
+    /// Stop the run on `cause`, an error of benchbox's own: wait for the last teardown, drop
+    /// the in-flight invocation's output and the reserve (room for what follows), and mark
+    /// results.json `failed` with the reason (in place as a last resort).
+    fn fail(&mut self, cause: RunError, resume: &str) -> RunError {
+        let _ = sandbox::wait_for_cleanup();
+        results::remove_spools(&self.dir);
+        self.reserve.release();
+        let reason = cause.to_string();
+        self.results.status = "failed".into();
+        self.results.reason = Some(reason.lines().next().unwrap_or_default().to_string());
+        self.results.finished_at = Some(now_rfc3339());
+        let unrecorded = match self.results.write(&self.dir) {
+            Ok(_) => None,
+            Err(e) => results::mark_failed_in_place(&self.dir)
+                .err()
+                .map(|_| e.to_string()),
+        };
+        let _ = self.csv.sync();
+        RunError::Stopped(Box::new(Stopped {
+            cause,
+            dir: self.dir.clone(),
+            resume: resume.to_string(),
+            unrecorded,
+        }))
+    }
+
     fn cell_result(&mut self, id: &str) -> &mut CellResult {
         self.results
             .cells
@@ -665,6 +865,7 @@ impl Run {
             },
             stdout,
             stderr,
+            max_log: cell.max_log,
             timeout: cell.timeout,
             memory_interval: cell.memory_interval,
             scratch_base: self.scratch.path().to_path_buf(),
@@ -712,7 +913,7 @@ impl Run {
         if let Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) =
             &outcome
         {
-            let _ = fs::write(&inv.stderr, format!("benchbox: {e}\n"));
+            write_spool(&inv.stderr, &format!("benchbox: {e}\n"))?;
         }
         let (_, log_err) = self.keep_logs(&inv, &cell, "setup", 0)?;
         let error = match outcome {
@@ -779,25 +980,22 @@ impl Run {
         let (outcome, start_error) =
             match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel) {
                 Ok(o) => (o, None),
-                // The container could not start the command: this invocation is `start-failed`
-                // (exit code 127, as a shell reports a command it cannot run).
+                // The container could not start the command: this invocation is `start-failed`,
+                // with no exit code (it never ran, so it never exited) and the why in `reason`.
                 Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
                     let message = e.to_string();
-                    let _ = fs::write(&inv.stderr, format!("benchbox: {message}\n"));
-                    (
-                        sandbox::Outcome {
-                            exit_code: Some(127),
-                            ..Default::default()
-                        },
-                        Some(message),
-                    )
+                    write_spool(&inv.stderr, &format!("benchbox: {message}\n"))?;
+                    (sandbox::Outcome::default(), Some(message))
                 }
                 Err(e) => return Err(e.into()),
             };
         if outcome.interrupted {
             return Ok(false);
         }
-        let stdout = fs::read_to_string(&inv.stdout).unwrap_or_default();
+        // Metric patterns see what the log kept (at most `max-log`), not the marker line.
+        let stdout = fs::read(&inv.stdout).unwrap_or_default();
+        let stdout = String::from_utf8_lossy(&stdout);
+        let stdout = sandbox::kept_output(&stdout, outcome.output_truncated[0]);
         let (log_out, _) = self.keep_logs(&inv, &cell, &phase, slot.index)?;
         if !outcome.memory_timeline.is_empty() {
             let path = log_out.with_extension("memory.csv");
@@ -815,7 +1013,7 @@ impl Run {
                 source,
             })?;
         }
-        let extracted = self.extractors[&cell.id].extract(&stdout, &outcome.metrics_file);
+        let extracted = self.extractors[&cell.id].extract(stdout, &outcome.metrics_file);
         let mut sample = Sample {
             cell_id: cell.id.clone(),
             phase: slot.phase,
@@ -842,8 +1040,23 @@ impl Run {
             Some(message) => (Status::StartFailed, message),
             None => status::judge(&sample),
         };
+        let mut problems = extracted.problems;
+        let truncated: Vec<&str> = ["stdout", "stderr"]
+            .into_iter()
+            .zip(outcome.output_truncated)
+            .filter_map(|(name, t)| t.then_some(name))
+            .collect();
+        if !truncated.is_empty() {
+            sample.flags.push(status::Flag::LogTruncated);
+            problems.push(format!(
+                "{} truncated at max-log ({}): the log keeps the beginning, and metric patterns saw only that",
+                truncated.join(" and "),
+                inv.max_log
+                    .map_or_else(|| "none".into(), crate::spec::units::format_size)
+            ));
+        }
         self.csv.append(&sample, &cell.label, &axis_texts(&cell))?;
-        let problem = (!extracted.problems.is_empty()).then(|| extracted.problems.join("; "));
+        let problem = (!problems.is_empty()).then(|| problems.join("; "));
         {
             let result = self.cell_result(&cell.id);
             if outcome.applied.cgroup_version.is_some() {
@@ -869,38 +1082,79 @@ impl Run {
             problem: problem.as_deref(),
         });
         if self.last_write.elapsed() >= Duration::from_secs(1) {
-            self.results.write(&self.dir)?;
-            self.last_write = Instant::now();
+            self.write_results()?;
+        } else {
+            self.unwritten += 1;
+            self.reserve.ensure(
+                self.json_len
+                    + self.unwritten * results::Reserve::PER_SAMPLE
+                    + results::Reserve::SLACK,
+            )?;
         }
         Ok(true)
     }
 
-    /// Returns a problem that left the run's results intact (its summary.md unwritten).
+    /// Sync runs.csv, write the reports, and only then the final status: `complete` (or
+    /// `interrupted`) in results.json means the reports exist, so a run killed in between is
+    /// still `running` on disk, and `report` or `--resume` finishes it. Returns a problem that
+    /// left the run's data intact (a report that could not be written).
     fn finish(&mut self, interrupted: bool) -> Result<Option<String>, RunError> {
         sandbox::wait_for_cleanup()?;
         results::remove_spools(&self.dir);
         self.csv.sync()?;
-        self.results.status = if interrupted {
+        self.results.finished_at = Some(now_rfc3339());
+        // The reserve made sure these last writes find room.
+        self.reserve.release();
+        // The metadata `rebuilt` reads (setup errors, limits, finished_at); still `running`.
+        self.results.write(&self.dir)?;
+        let status = if interrupted {
             "interrupted"
         } else {
             "complete"
-        }
-        .into();
-        self.results.finished_at = Some(now_rfc3339());
-        self.results.write(&self.dir)?;
-        // Summaries and summary.md come from runs.csv, exactly as `benchbox report` makes them,
-        // so a run and a later report of it agree to the byte.
-        match crate::report::rebuild(&self.dir, None) {
-            Ok((rebuilt, _)) => {
+        };
+        // Summaries, summary.md and the reports come from runs.csv, exactly as `benchbox
+        // report` makes them, so a run and a later report of it agree to the byte. They are
+        // views of the raw data: failing to write one is a warning, never a lost run.
+        let mut problems = Vec::new();
+        match crate::report::rebuilt(&self.dir) {
+            Ok((mut rebuilt, _)) => {
+                rebuilt.status = status.into();
+                if let Err(e) = crate::report::write_summary(&self.dir, &rebuilt, None) {
+                    problems.push(format!("cannot write summary.md: {e}"));
+                }
+                let opts = crate::render::RenderOptions::default();
+                if let Err(e) = crate::render::write_all(&rebuilt, &self.dir, &opts) {
+                    problems.push(format!("cannot write the reports: {e}"));
+                }
                 self.results = rebuilt;
-                Ok(None)
             }
             Err(e) => {
                 crate::report::summarize(&mut self.results);
-                Ok(Some(format!("cannot write summary.md: {e}")))
+                problems.push(format!("cannot rebuild the summaries from runs.csv: {e}"));
             }
         }
+        self.results.status = status.into();
+        crate::report::write_results(&self.dir, &self.results)?;
+        Ok((!problems.is_empty()).then(|| {
+            format!(
+                "{}\n  hint: `benchbox report {}` writes them again from runs.csv",
+                problems.join("; "),
+                self.dir.display()
+            )
+        }))
     }
 }
 
 pub use crate::status::describe_failure;
+
+/// benchbox's own message into a spool file (a command that could not start); failing to write
+/// it is benchbox's failure.
+fn write_spool(path: &Path, text: &str) -> Result<(), RunError> {
+    fs::write(path, text).map_err(|source| {
+        RunError::Results(results::ResultsError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}

@@ -7,12 +7,18 @@
 //! - `ok`: the workload exited 0 and its counters are consistent.
 //! - `failed`: a non-zero exit or a signal. `oom`: killed by the cgroup's OOM killer.
 //!   `timeout`: killed at the cell's `timeout`. `start-failed`: the command never started (the
-//!   container could not be set up, or the `execve` failed). `service-failed`: reserved for a
+//!   container could not be set up, or the `execve` failed): it has no exit code (never 127,
+//!   which is a workload's own exit), and `reason` says why. `service-failed`: reserved for a
 //!   service the workload depends on.
 //! - `suspect`: the workload exited 0, but its numbers cannot be trusted (see [`suspect_cpu`]).
 //!
-//! Flags qualify a row without changing its status (none are produced yet): `disturbed`,
-//! `log-truncated`, `rerun`. In `runs.csv` they are `;`-separated.
+//! Flags qualify a row without changing its status: `disturbed` and `rerun` (not produced
+//! yet), `log-truncated` (the workload wrote more than `[run] max-log` to stdout or stderr: its
+//! log keeps the beginning and a marker line, and metric patterns saw only what was kept). In
+//! `runs.csv` they are `;`-separated.
+//!
+//! An error of benchbox's own (a full output disk) is never a status: it stops the run
+//! (`failed` in results.json) and the invocation in flight is not recorded at all.
 //!
 //! Rows written before the `status` column existed get theirs from how the invocation ended
 //! ([`from_end`]); no older row can be `suspect` or `start-failed`.

@@ -137,15 +137,22 @@ impl Progress {
                     Status::Suspect => format!("SUSPECT: {reason}"),
                     _ => format!("FAILED: {reason}"),
                 };
+                // A command that never started has no times to show.
+                let times = if sample.status == Status::StartFailed {
+                    "did not start".to_string()
+                } else {
+                    format!(
+                        "{} wall, {} cpu",
+                        human_seconds(sample.wall_s),
+                        human_seconds(sample.cpu_s())
+                    )
+                };
                 let text = format!(
-                    "[{:>width$}/{total}] {} {} #{}: {} wall, {} cpu, {}",
+                    "[{:>width$}/{total}] {} {} #{}: {times}, {status}",
                     position + 1,
                     cell.label,
                     sample.phase,
                     sample.index + 1,
-                    human_seconds(sample.wall_s),
-                    human_seconds(sample.cpu_s()),
-                    status,
                     width = total.to_string().len()
                 );
                 match &self.bar {
@@ -161,6 +168,7 @@ impl Progress {
                     self.line(&format!("  warning: {}: {p}", cell.label));
                 }
             }
+            Event::Warning { message } => self.line(&format!("warning: {message}")),
             Event::Finished { .. } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
@@ -194,7 +202,11 @@ pub fn summary_table(results: &RunResults) -> String {
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for cell in &results.cells {
-        if cell.samples.is_empty() && cell.setup_error.is_none() {
+        // A cell with nothing to show, unless the run planned some (then "0 of N" says so).
+        if cell.samples.is_empty()
+            && cell.setup_error.is_none()
+            && cell.planned.is_none_or(|p| p.runs == 0)
+        {
             continue;
         }
         let wall = cell.summary.get("wall_s");
@@ -207,7 +219,8 @@ pub fn summary_table(results: &RunResults) -> String {
             .count();
         let mut row = vec![
             cell.label.clone(),
-            wall.map_or("0".into(), |s| s.n.to_string()),
+            // "5 of 10" when invocations are missing, failed or suspect.
+            cell.n_of_planned(wall.map_or(0, |s| s.n)),
             wall.map_or("-".into(), |s| human_seconds(s.median)),
             wall.map_or("-".into(), |s| human_seconds(s.mad)),
             cpu.map_or("-".into(), |s| human_seconds(s.median)),

@@ -189,6 +189,44 @@ fn a_bad_matrix_is_exit_2_with_a_position_and_leaves_nothing() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// `--runs 0` on the command line is refused like `runs = 0` in the file, and so is a matrix
+/// too large for `run` (which `check` still takes): exit 2, nothing created.
+#[test]
+fn run_refuses_runs_0_and_a_matrix_past_its_limit_before_creating_anything() {
+    let p = Project::new(TWO_CELLS);
+    let o = p.run(&["--runs", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid value '0' for '--runs <RUNS>'"),
+        "{err}"
+    );
+    assert!(!p.path("out").exists(), "nothing may be created on disk");
+
+    let values = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let big = format!(
+        "[matrix]\na = [{}]\nb = [{}]\n[environment]\nrootfs = \"./rootfs\"\n[run]\ncommand = \"echo {{a}} {{b}}\"\n",
+        values(250),
+        values(201)
+    );
+    fs::write(p.path("m.toml"), big).unwrap();
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("m.toml:1:1: the matrix expands to 50,250 cells; `run` takes at most 50,000"),
+        "{}",
+        text(&o)
+    );
+    assert!(!p.path("out").exists(), "nothing may be created on disk");
+    let o = run_cmd(&mut p.cmd(&["check", "m.toml"]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "m.toml: ok, 50250 cell(s)\n"
+    );
+}
+
 #[test]
 fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
     if !common::privileged() {
@@ -336,7 +374,11 @@ runs = 1
     let rows = p.csv_rows("nostart");
     assert_eq!(rows.len(), 1);
     assert_eq!(&rows[0][col("status")], "start-failed", "{:?}", rows[0]);
-    assert_eq!(&rows[0][col("exit_code")], "127");
+    assert_eq!(
+        &rows[0][col("exit_code")],
+        "",
+        "it never ran, so it has no exit code"
+    );
     assert!(
         rows[0][col("reason")].contains("/no/such/program"),
         "{:?}",
@@ -681,7 +723,8 @@ fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("failed  suspect"), "{stdout}");
     assert!(
-        stdout.contains("level=1   8 ") && stdout.contains("0/10     2/10"),
+        // "n of N": the excluded invocations show beside the planned count.
+        stdout.contains("level=1  8 of 10 ") && stdout.contains("0/10     2/10"),
         "{stdout}"
     );
     assert!(
@@ -715,7 +758,7 @@ fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
         .collect();
     assert_eq!(statuses.iter().filter(|s| **s == "suspect").count(), 2);
     let md = fs::read_to_string(new.path().join("summary.md")).unwrap();
-    assert!(md.contains("| level=1 | 8 |"), "{md}");
+    assert!(md.contains("| level=1 | 8 of 10 |"), "{md}");
     assert!(
         md.contains("`level=1`: 2 of 10 invocations suspect"),
         "{md}"
@@ -787,6 +830,351 @@ fn help_documents_the_exit_codes() {
     for code in ["0 ", "2 ", "3 ", "5 ", "10 ", "130 "] {
         assert!(out.contains(&format!("  {code}")), "{out}");
     }
+    assert!(
+        out.contains("\n  6    compare had nothing comparable"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n  7    the run directory is in use"),
+        "{out}"
+    );
+    let o = run_cmd(common::benchbox().args(["compare", "--help"]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("--allow-partial") && out.contains("Exit 6"),
+        "{out}"
+    );
+}
+
+/// (cell, phase, invocation) of every row of a runs.csv, and whether one is there twice.
+fn invocation_keys(rows: &[csv::StringRecord], header: &[String]) -> (Vec<String>, bool) {
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let mut keys: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} {} {}", &r[0], &r[col("phase")], &r[col("invocation")]))
+        .collect();
+    keys.sort();
+    let len = keys.len();
+    keys.dedup();
+    let twice = keys.len() != len;
+    (keys, twice)
+}
+
+/// Issue 10: `run --resume latest` while the run was still going was accepted; runs.csv got
+/// 22 rows for a 14-invocation plan and both processes exited 0.
+#[test]
+fn a_second_writer_of_a_live_run_is_refused_with_exit_7_and_readers_see_it_running() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(
+        &TWO_CELLS
+            .replace("test ! -e /marker && touch /marker", "sleep 0.3")
+            .replace("runs = 2", "runs = 6"),
+    );
+    let live = p
+        .cmd(&["run", "m.toml", "--out", "out", "--resamples", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.pids.borrow_mut().push(live.id());
+    // Until the live run has written a row.
+    let csv = p.path("out/two/latest/runs.csv");
+    let started = std::time::Instant::now();
+    while fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the live run wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = p.run(&["--resume", "latest"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is in use: benchbox run (pid ") && err.contains("holds its lock"),
+        "{err}"
+    );
+    // `report` leaves a live run's files alone; `compare` says it is still running (exit 6),
+    // and compares what it has with --allow-partial.
+    let o = run_cmd(&mut p.cmd(&["report", "out/two/latest"]));
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is still running (benchbox run (pid "),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !p.path("out/two/latest/summary.md").exists(),
+        "report wrote into a live run"
+    );
+    let o = run_cmd(&mut p.cmd(&["compare", "out/two/latest", "out/two/latest"]));
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("is still running (benchbox run (pid "),
+        "{out}"
+    );
+    assert!(
+        out.contains("not comparable: the candidate run ")
+            && out.contains("is running, not complete"),
+        "{out}"
+    );
+    let o = run_cmd(&mut p.cmd(&[
+        "compare",
+        "out/two/latest",
+        "out/two/latest",
+        "--allow-partial",
+    ]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("(compared anyway: --allow-partial)")
+            && !out.contains("not comparable: the candidate run"),
+        "{}",
+        text(&o)
+    );
+
+    let o = live.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = p.csv_rows("two");
+    assert_eq!(
+        rows.len(),
+        14,
+        "2 cells x (1 warm-up + 6 runs), nothing twice"
+    );
+    let (_, twice) = invocation_keys(&rows, &p.csv_header("two"));
+    assert!(!twice);
+    assert_eq!(p.results("two")["status"], "complete");
+    // Free again: report and resume work.
+    let o = run_cmd(&mut p.cmd(&["report", "out/two/latest"]));
+    assert!(o.status.success(), "{}", text(&o));
+    p.assert_no_leftovers();
+}
+
+/// Issue 10: after a crash or a full disk, a torn last row made `report` exit 2 and `--resume`
+/// exit 1.
+#[test]
+fn a_torn_last_row_is_left_out_by_report_and_run_again_by_resume() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(TWO_CELLS);
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = p.latest("two").join("runs.csv");
+    let whole = fs::read_to_string(&csv).unwrap();
+    fs::write(&csv, &whole[..whole.len() - 12]).unwrap();
+    let o = run_cmd(&mut p.cmd(&["report", "out/two/latest"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("runs.csv` line 7: the last row is incomplete (an interrupted write: a crash or a full disk); it is left out, and `--resume` runs that invocation again"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1 of 2 "),
+        "{}",
+        text(&o)
+    );
+    let o = p.run(&["--resume", "latest"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("line 7: the last row is incomplete (an interrupted write: a crash or a full disk); it was cut off, and that invocation runs again"),
+        "{}",
+        text(&o)
+    );
+    let rows = p.csv_rows("two");
+    assert_eq!(rows.len(), 6);
+    assert!(!invocation_keys(&rows, &p.csv_header("two")).1);
+    assert_eq!(p.results("two")["status"], "complete");
+    p.assert_no_leftovers();
+}
+
+/// Issue 10: SIGKILL right after the last invocation left `complete` with no summary.md,
+/// report.html or plots. Now `complete` is written after them; a run left `running` is
+/// finished by `report`, and `--resume` of a complete run re-renders it. Also: results.json
+/// was 0600.
+#[test]
+fn complete_means_the_reports_exist_and_report_or_resume_finish_a_killed_run() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(&TWO_CELLS.replace("runs = 2", "runs = 3"));
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in ["results.json", "runs.csv", "summary.md", "report.html"] {
+        let mode = fs::metadata(p.latest("two").join(f)).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o644,
+            "{f}"
+        );
+    }
+
+    // Killed the moment its last row is written.
+    let mut child = p
+        .cmd(&["run", "m.toml", "--out", "killed", "--resamples", "200"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    p.pids.borrow_mut().push(child.id());
+    let started = std::time::Instant::now();
+    let dir = loop {
+        let found = fs::read_dir(p.path("killed/two"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|d| fs::read_to_string(d.join("runs.csv")).is_ok_and(|t| t.lines().count() == 9));
+        if let Some(d) = found {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no complete runs.csv"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let status = |d: &Path| -> String {
+        let json: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(d.join("results.json")).unwrap()).unwrap();
+        json["status"].as_str().unwrap().to_string()
+    };
+    // Whenever it died, `complete` comes with its reports.
+    match status(&dir).as_str() {
+        "running" => {}
+        "complete" => {
+            assert!(dir.join("summary.md").exists() && dir.join("report.html").exists());
+        }
+        other => panic!("status {other}"),
+    }
+    let copy = p.path("killed-copy");
+    fs::create_dir(&copy).unwrap();
+    for f in ["results.json", "runs.csv"] {
+        fs::copy(dir.join(f), copy.join(f)).unwrap();
+    }
+    let o = run_cmd(&mut p.cmd(&["report", dir.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(status(&dir), "complete");
+    assert!(dir.join("summary.md").exists() && dir.join("report.html").exists());
+    assert!(dir.join("plots").is_dir());
+    // The copy is finished by --resume instead: nothing to run, the reports are written.
+    let o = p.run(&["--resume", copy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("0 invocation(s), 8 already done"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(status(&copy), "complete");
+    assert!(copy.join("summary.md").exists() && copy.join("report.html").exists());
+    // And --resume of a complete run just re-renders: a deleted report comes back.
+    fs::remove_file(copy.join("report.html")).unwrap();
+    let rows = fs::read(copy.join("runs.csv")).unwrap();
+    let o = p.run(&["--resume", copy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(copy.join("report.html").exists());
+    assert!(
+        fs::read(copy.join("runs.csv")).unwrap() == rows,
+        "nothing was run again"
+    );
+    p.assert_no_leftovers();
+}
+
+/// Issue 10: `run ... 2>&1 | head -3` exited 101 (a panic writing to the closed pipe).
+#[test]
+fn a_closed_output_pipe_does_not_stop_the_run() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(TWO_CELLS);
+    let script = format!(
+        "set -o pipefail; '{}' run m.toml --out out --resamples 200 2>&1 | head -3; echo \"exit ${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_benchbox")
+    );
+    let o = run_cmd(
+        Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(p.dir.path())
+            .env("BENCHBOX_SCRATCH", p.path("scratch")),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(out.ends_with("exit 0\n"), "{out}");
+    assert_eq!(p.results("two")["status"], "complete");
+    assert!(p.latest("two").join("summary.md").exists());
+    // report and compare, cut short the same way.
+    for cmd in [
+        "report out/two/latest",
+        "compare out/two/latest out/two/latest",
+    ] {
+        let script = format!(
+            "'{}' {cmd} | head -1; echo \"exit ${{PIPESTATUS[0]}}\"",
+            env!("CARGO_BIN_EXE_benchbox")
+        );
+        let o = run_cmd(
+            Command::new("bash")
+                .arg("-c")
+                .arg(&script)
+                .current_dir(p.dir.path()),
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stdout).ends_with("exit 0\n"),
+            "{cmd}: {}",
+            text(&o)
+        );
+    }
+    p.assert_no_leftovers();
+}
+
+/// Issue 10: summary.md did not escape axis values, and it goes to $GITHUB_STEP_SUMMARY.
+#[test]
+fn axis_values_cannot_inject_markdown() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(&TWO_CELLS.replace(
+        "word = [\"alpha\", \"beta\"]",
+        "word = [\"<script>alert(1)</script>\", \"![x](http://evil.example/p.png)\"]",
+    ));
+    let o = p.run(&["--runs", "1", "--warmup", "0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary = fs::read_to_string(p.latest("two").join("summary.md")).unwrap();
+    assert!(
+        summary.contains("| word=\\<script\\>alert(1)\\</script\\> | 1 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| word=\\!\\[x\\](http://evil.example/p.png) | 1 |"),
+        "{summary}"
+    );
+    let step = p.path("step.md");
+    let o = run_cmd(
+        p.cmd(&[
+            "compare",
+            "out/two/latest",
+            "out/two/latest",
+            "--format",
+            "md",
+        ])
+        .env("GITHUB_STEP_SUMMARY", &step),
+    );
+    assert!(o.status.code().is_some(), "{}", text(&o));
+    let md = fs::read_to_string(&step).unwrap();
+    assert!(
+        md.contains("| word=\\<script\\>alert(1)\\</script\\> | wall_s |"),
+        "{md}"
+    );
+    assert!(!md.contains("<script>") && !md.contains("!["), "{md}");
 }
 
 #[test]

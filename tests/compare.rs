@@ -216,3 +216,101 @@ fn compare_of_a_missing_run_is_a_usage_error_with_a_hint() {
     );
     assert!(err.contains("\n  hint: pass a run directory such as reports/NAME/latest"));
 }
+
+/// Issue 10: `compare` exited 0 when it compared nothing: two runs with no cell in common, an
+/// interrupted candidate, a base in which every invocation failed. Each is exit 6 now, and a
+/// run without runs.csv is an error.
+#[test]
+fn a_gate_with_nothing_comparable_fails_with_exit_6() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new();
+    let base = p.run(1, "base");
+    let compare = |args: &[&str]| {
+        let mut all = vec!["compare", "--resamples", "500"];
+        all.extend_from_slice(args);
+        p.cmd(&all).output().unwrap()
+    };
+
+    // Every invocation of the base failed (the run itself exits 5).
+    fs::write(p.path("work/load.sh"), "exit 1\n").unwrap();
+    let o = p
+        .cmd(&["run", "m.toml", "--out", "failed", "--resamples", "200"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let o = compare(&["failed/loop/latest", base.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("not comparable: cell `size=small` has no measured invocation with status ok in the base run (6 measured, 6 failed, 0 suspect)"),
+        "{out}"
+    );
+    assert!(
+        out.trim_end()
+            .ends_with("FAIL (exit 6: nothing comparable)"),
+        "{out}"
+    );
+
+    // No cell in common.
+    fs::write(
+        p.path("other.toml"),
+        MATRIX
+            .replace("name = \"loop\"", "name = \"other\"")
+            .replace("size = [\"small\", \"large\"]", "size = [\"tiny\"]"),
+    )
+    .unwrap();
+    fs::write(p.path("work/load.sh"), script(1)).unwrap();
+    let o = p
+        .cmd(&[
+            "run",
+            "other.toml",
+            "--out",
+            "other",
+            "--runs",
+            "5",
+            "--resamples",
+            "200",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = compare(&[base.to_str().unwrap(), "other/other/latest"]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("not comparable: no cell of the base run pairs with a cell of the candidate"),
+        "{}",
+        text(&o)
+    );
+
+    // An interrupted candidate: 6, unless --allow-partial.
+    let partial = p.path("partial");
+    fs::create_dir(&partial).unwrap();
+    fs::copy(base.join("runs.csv"), partial.join("runs.csv")).unwrap();
+    let json = fs::read_to_string(base.join("results.json"))
+        .unwrap()
+        .replacen("\"status\": \"complete\"", "\"status\": \"interrupted\"", 1);
+    fs::write(partial.join("results.json"), json).unwrap();
+    let o = compare(&[base.to_str().unwrap(), "partial"]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("is interrupted, not complete\n  hint: finish it"),
+        "{}",
+        text(&o)
+    );
+    let o = compare(&[base.to_str().unwrap(), "partial", "--allow-partial"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // No runs.csv: an error naming it, not a verdict.
+    fs::remove_file(partial.join("runs.csv")).unwrap();
+    let o = compare(&[base.to_str().unwrap(), "partial", "--allow-partial"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("runs.csv` is missing"),
+        "{}",
+        text(&o)
+    );
+}

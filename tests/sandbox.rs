@@ -60,6 +60,7 @@ impl Fixture {
             limits: Limits::default(),
             stdout: self.dir.path().join("out"),
             stderr: self.dir.path().join("err"),
+            max_log: None,
             timeout: Some(Duration::from_secs(60)),
             memory_interval: Some(Duration::from_millis(50)),
             scratch_base: self.dir.path().join("scratch"),

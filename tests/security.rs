@@ -125,6 +125,7 @@ impl Fixture {
             limits: Limits::default(),
             stdout: self.path("out"),
             stderr: self.path("err"),
+            max_log: None,
             timeout: Some(Duration::from_secs(60)),
             memory_interval: None,
             scratch_base: self.path("scratch"),

@@ -74,6 +74,7 @@ impl Reference {
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
+        check_registry(&registry).map_err(|why| bad(&why))?;
         let registry = match registry.as_str() {
             "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
             _ => registry,
@@ -180,6 +181,42 @@ pub fn check_digest(digest: &str) -> Result<(), String> {
     }
 }
 
+/// A registry is `host` or `host:port`, as Docker reads it: dot-separated labels of letters,
+/// digits and inner `-` (or a bracketed IPv6 address), and a port from 1 to 65535.
+fn check_registry(registry: &str) -> Result<(), String> {
+    let (host, port) = match registry.rsplit_once(':') {
+        // `[::1]:5000` has a port, `[::1]` and `[::1` do not.
+        Some((h, p)) if !h.ends_with(':') && (!h.starts_with('[') || h.ends_with(']')) => {
+            (h, Some(p))
+        }
+        _ => (registry, None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => host.split('.').all(label_ok),
+    };
+    if !host_ok {
+        return Err(format!(
+            "{host:?} is not a valid registry host (letters, digits and '-' in labels separated by '.')"
+        ));
+    }
+    if let Some(port) = port
+        && !matches!(port.parse::<u16>(), Ok(p) if p > 0 && port.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(format!(
+            "{port:?} is not a valid registry port (a number from 1 to 65535)"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +249,11 @@ mod tests {
         assert_eq!(r.tag, None);
         assert_eq!(r.digest.as_deref(), Some(d.as_str()));
         assert_eq!(p("localhost/app"), "localhost/app:latest");
+        assert_eq!(p("[::1]:5000/app"), "[::1]:5000/app:latest");
+        assert_eq!(
+            p("my-registry.example.com/a/b"),
+            "my-registry.example.com/a/b:latest"
+        );
         assert_eq!(p("localhost:5000/app:v1"), "localhost:5000/app:v1");
         assert_eq!(
             p(&format!("ghcr.io/o/a:t@{d}")),
@@ -229,6 +271,14 @@ mod tests {
             "x@md5:00",
             "http://h/a",
             "a:",
+            "::::@@@",
+            "::::",
+            "host:99999/app",
+            "host:0/app",
+            "my_host.io/app",
+            "-host.io/app",
+            "host.io:/app",
+            "[::1/app",
         ] {
             let e = Reference::parse(bad).unwrap_err().to_string();
             assert!(e.contains("invalid image reference"), "{bad}: {e}");

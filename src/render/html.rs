@@ -276,7 +276,8 @@ fn metric_section(
                 };
                 let _ = writeln!(
                     h,
-                    "<td class=\"num\">0</td><td colspan=\"6\" class=\"warn\">{why}</td></tr>"
+                    "<td class=\"num\">{}</td><td colspan=\"6\" class=\"warn\">{why}</td></tr>",
+                    escape(&row.cell.n_of_planned(0))
                 );
                 continue;
             }
@@ -288,7 +289,7 @@ fn metric_section(
                 let _ = write!(
                     h,
                     "<td class=\"num\">{}</td><td class=\"num\">{} {}</td><td class=\"num\">{}</td>",
-                    sum.n,
+                    escape(&row.cell.n_of_planned(sum.n)),
                     s.format(sum.median, 4),
                     escape(&s.unit),
                     ci
@@ -467,11 +468,7 @@ fn environment(h: &mut String, results: &RunResults) {
             Some(s) => s.policy().describe(),
             None => "not recorded".into(),
         };
-        let measured = cell
-            .samples
-            .iter()
-            .filter(|s| s.phase == crate::plan::Phase::Measure)
-            .count();
+        let measured = cell.n_of_planned(cell.count_measured());
         let mut extra = String::new();
         if let Some(e) = &cell.setup_error {
             extra = format!(

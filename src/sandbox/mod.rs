@@ -94,6 +94,10 @@ pub struct Invocation {
     pub limits: Limits,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// Bytes of each stream the log files keep (`None`: all). Output past it is still read
+    /// (the workload never blocks on its output) and discarded, and a marker line ending in
+    /// [`TRUNCATION_MARKER`] is appended to the log.
+    pub max_log: Option<u64>,
     pub timeout: Option<Duration>,
     /// Sample the group's memory use this often (`None`: not sampled).
     pub memory_interval: Option<Duration>,
@@ -149,6 +153,9 @@ pub struct Outcome {
     /// The group's memory use (bytes) sampled every `memory_interval`: (seconds since the
     /// exec, bytes).
     pub memory_timeline: Vec<(f64, u64)>,
+    /// Whether stdout and stderr wrote more than `max_log`: their logs hold the first
+    /// `max_log` bytes and a marker line.
+    pub output_truncated: [bool; 2],
 }
 
 impl Outcome {
@@ -174,6 +181,15 @@ pub enum SandboxError {
     Setup(String),
     #[error("cannot run `{argv0}`: {message}")]
     Exec { argv0: String, message: String },
+    /// The workload's output could not be written to its log (a full disk): benchbox's
+    /// failure, not the workload's, which ran undisturbed (its output was still drained). The
+    /// invocation is torn down as usual, but its outcome is not returned: its log is incomplete.
+    #[error("cannot write the workload's output to `{path}`: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, SandboxError>;
@@ -220,8 +236,10 @@ pub fn run(
         disk_scratch.as_ref().map(|d| d.path()),
         cancel,
     );
-    let (outcome, launcher, group) = match (settled, group) {
-        (Ok((outcome, launcher)), Some(group)) => (outcome, launcher, group),
+    let (outcome, launcher, group, output_error) = match (settled, group) {
+        (Ok((outcome, launcher, output_error)), Some(group)) => {
+            (outcome, launcher, group, output_error)
+        }
         (Err(e), group) => {
             if let Some(group) = group {
                 let _ = group.remove();
@@ -253,22 +271,31 @@ pub fn run(
             return Err(e);
         }
     }
+    if let Some(e) = output_error {
+        // Torn down as usual; the outcome is not returned (its log is incomplete).
+        lock_teardowns().running += 1;
+        std::thread::spawn(move || finish_teardown(teardown));
+        return Err(e);
+    }
     // The rest of the teardown (the namespaces dying, the launcher's exit, the cgroup's and a
     // disk scratch directory's removal: ~0.7 ms) happens on a thread, overlapping the next
     // invocation's container setup; `supervise` waits for it before the next workload may
     // start, so it never overlaps a measurement.
     lock_teardowns().running += 1;
-    std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| teardown.finish()))
-            .unwrap_or_else(|_| Err(SandboxError::Setup("a teardown thread panicked".into())));
-        let mut pending = lock_teardowns();
-        pending.running -= 1;
-        if let Err(e) = result {
-            pending.errors.push(e);
-        }
-        TEARDOWN_DONE.notify_all();
-    });
+    std::thread::spawn(move || finish_teardown(teardown));
     Ok(outcome)
+}
+
+/// The body of a teardown thread (counted in [`TEARDOWNS`] by the caller).
+fn finish_teardown(teardown: Teardown) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| teardown.finish()))
+        .unwrap_or_else(|_| Err(SandboxError::Setup("a teardown thread panicked".into())));
+    let mut pending = lock_teardowns();
+    pending.running -= 1;
+    if let Err(e) = result {
+        pending.errors.push(e);
+    }
+    TEARDOWN_DONE.notify_all();
 }
 
 /// What is left of an invocation once its measurements are taken.
@@ -425,6 +452,20 @@ struct ChildPlan {
     parent_fds: Vec<RawFd>,
 }
 
+impl ChildPlan {
+    /// The children's ends of the pipes (the launcher closes them once init is forked).
+    fn child_fds(&self) -> [RawFd; 6] {
+        [
+            self.report_w,
+            self.go_r,
+            self.exec_w,
+            self.group_r,
+            self.stdout.as_raw_fd(),
+            self.stderr.as_raw_fd(),
+        ]
+    }
+}
+
 fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| SandboxError::Setup(format!("`{s}` contains a NUL byte")))
 }
@@ -445,12 +486,111 @@ fn open_log(path: &Path) -> Result<File> {
         })
 }
 
-/// Copy both pipes into their log files until both reach EOF. A write that fails (a full disk)
-/// does not stop the draining: the workload must never block on, or be failed by, its output.
-fn drain(logs: [(OwnedFd, File); 2]) {
+/// The start of the line appended to a log cut at `max_log`: "[benchbox: log truncated at
+/// max-log (16 MiB); 123 more bytes were read and discarded]".
+pub const TRUNCATION_MARKER: &str = "[benchbox: log truncated at max-log";
+
+/// What a log holds of the workload's output: `text` without the marker line a truncated log
+/// ends with (metric patterns see only what the workload wrote).
+pub fn kept_output(text: &str, truncated: bool) -> &str {
+    if !truncated {
+        return text;
+    }
+    match text.rfind(TRUNCATION_MARKER) {
+        Some(at) => {
+            let kept = &text[..at];
+            // The newline the marker was given to start its own line.
+            kept.strip_suffix('\n').unwrap_or(kept)
+        }
+        None => text,
+    }
+}
+
+/// One stream on its way to its log.
+struct Sink {
+    file: File,
+    path: PathBuf,
+    /// Bytes written to the log.
+    kept: u64,
+    /// Bytes read past `max_log` and dropped.
+    discarded: u64,
+    last_byte: u8,
+    /// A write failed: nothing more is written (the stream is still drained).
+    failed: bool,
+}
+
+/// What became of the workload's output.
+#[derive(Debug, Default)]
+struct Drained {
+    /// stdout, stderr: more than `max_log` bytes came, the rest was discarded.
+    truncated: [bool; 2],
+    /// The first write to a log that failed.
+    error: Option<SandboxError>,
+}
+
+impl Sink {
+    fn new(file: File, path: &Path) -> Sink {
+        Sink {
+            file,
+            path: path.to_path_buf(),
+            kept: 0,
+            discarded: 0,
+            last_byte: b'\n',
+            failed: false,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8], error: &mut Option<SandboxError>) {
+        if let Err(source) = self.file.write_all(bytes) {
+            self.failed = true;
+            error.get_or_insert(SandboxError::Output {
+                path: self.path.clone(),
+                source,
+            });
+        }
+    }
+
+    /// Keep what fits under `max_log`, count the rest.
+    fn take(&mut self, data: &[u8], max_log: Option<u64>, error: &mut Option<SandboxError>) {
+        let room = max_log.map_or(data.len() as u64, |m| m.saturating_sub(self.kept));
+        let keep = (data.len() as u64).min(room) as usize;
+        self.discarded += (data.len() - keep) as u64;
+        if keep == 0 || self.failed {
+            return;
+        }
+        self.write(&data[..keep], error);
+        self.kept += keep as u64;
+        self.last_byte = data[keep - 1];
+    }
+
+    /// At the stream's end: the marker line, when something was discarded.
+    fn close(&mut self, max_log: Option<u64>, error: &mut Option<SandboxError>) -> bool {
+        if self.discarded == 0 {
+            return false;
+        }
+        if !self.failed {
+            let marker = format!(
+                "{}{TRUNCATION_MARKER} ({}); {} more bytes were read and discarded]\n",
+                if self.last_byte == b'\n' { "" } else { "\n" },
+                crate::spec::units::format_size(max_log.unwrap_or(self.kept)),
+                self.discarded
+            );
+            self.write(marker.as_bytes(), error);
+        }
+        true
+    }
+}
+
+/// Copy both pipes into their log files until both reach EOF, keeping at most `max_log` bytes
+/// of each. Neither the cap nor a write that fails (a full disk) stops the draining: the
+/// workload must never block on, or be failed by, its output. The first failed write is
+/// returned: the invocation's log is incomplete, which is benchbox's failure.
+fn drain(logs: [(OwnedFd, File); 2], paths: [&Path; 2], max_log: Option<u64>) -> Drained {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
-    let [(out_r, mut out_file), (err_r, mut err_file)] = logs;
+    let [(out_r, out_file), (err_r, err_file)] = logs;
+    let mut sinks = [Sink::new(out_file, paths[0]), Sink::new(err_file, paths[1])];
+    let mut drained = Drained::default();
     let mut open = [true, true];
     let mut buf = vec![0u8; 64 * 1024];
     while open.iter().any(|&o| o) {
@@ -464,7 +604,7 @@ fn drain(logs: [(OwnedFd, File); 2]) {
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::Error::EINTR) => continue,
-            Err(_) => return,
+            Err(_) => break,
             Ok(_) => {}
         }
         let ready: Vec<usize> = fds
@@ -474,21 +614,19 @@ fn drain(logs: [(OwnedFd, File); 2]) {
             .map(|(_, &i)| i)
             .collect();
         for i in ready {
-            let (fd, file) = if i == 0 {
-                (&out_r, &mut out_file)
-            } else {
-                (&err_r, &mut err_file)
-            };
+            let fd = if i == 0 { &out_r } else { &err_r };
             match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
                 Ok(0) => open[i] = false,
-                Ok(n) => {
-                    let _ = file.write_all(&buf[..n]);
-                }
+                Ok(n) => sinks[i].take(&buf[..n], max_log, &mut drained.error),
                 Err(nix::Error::EINTR) | Err(nix::Error::EAGAIN) => {}
                 Err(_) => open[i] = false,
             }
         }
     }
+    for (i, sink) in sinks.iter_mut().enumerate() {
+        drained.truncated[i] = sink.close(max_log, &mut drained.error);
+    }
+    drained
 }
 
 /// One invocation up to its measurements; the launcher is returned when it is still to be
@@ -502,7 +640,7 @@ fn run_in(
     group_slot: &mut Option<Box<dyn cgroup::Group>>,
     disk_scratch: Option<&Path>,
     cancel: &AtomicBool,
-) -> Result<(Outcome, Option<Pid>)> {
+) -> Result<(Outcome, Option<Pid>, Option<SandboxError>)> {
     // The mount points of the new root and of the container's tmpfs, and host mode's empty
     // /tmp layer, are shared by all invocations under the scratch base: mounts happen in each
     // container's private mount namespace.
@@ -677,12 +815,26 @@ fn run_in(
         // The workload's output, drained from its pipes by this process (outside the
         // container's cgroup, so the logs are not charged to it) until every process that
         // holds a write end is gone.
-        let drainer = scope.spawn(move || drain(logs));
+        let paths = [inv.stdout.as_path(), inv.stderr.as_path()];
+        let drainer = scope.spawn(move || drain(logs, paths, inv.max_log));
         let result = supervise(group, launcher, &mut report, &mut go, &mut exec);
         let _ = stop_tx.send(());
         let samples = sampler.join().unwrap_or_default();
-        let _ = drainer.join();
-        result.map(|(mut outcome, start_ns, pending)| {
+        let drained = drainer.join().unwrap_or_else(|_| Drained {
+            error: Some(SandboxError::Output {
+                path: inv.stdout.clone(),
+                source: std::io::Error::other("the thread draining it panicked"),
+            }),
+            ..Default::default()
+        });
+        // A log that could not be written is benchbox's failure, whatever the workload did
+        // (a command that could not start included): it takes precedence.
+        let result = match (result, drained.error) {
+            (Err(SandboxError::Setup(_) | SandboxError::Exec { .. }), Some(e)) => Err(e),
+            (result, error) => result.map(|r| (r, error)),
+        };
+        result.map(|((mut outcome, start_ns, pending), output_error)| {
+            outcome.output_truncated = drained.truncated;
             // Seconds since the exec; samples from before the exec (the container's setup) and
             // after the workload's end (the teardown) are dropped.
             let end_ns = start_ns + outcome.wall.as_nanos() as i64;
@@ -691,17 +843,17 @@ fn run_in(
                 .filter(|&(ns, _)| start_ns > 0 && ns >= start_ns && ns <= end_ns)
                 .map(|(ns, bytes)| ((ns - start_ns) as f64 / 1e9, bytes))
                 .collect();
-            (outcome, pending)
+            (outcome, pending, output_error)
         })
     });
-    let (mut outcome, pending) = outcome?;
+    let (mut outcome, pending, output_error) = outcome?;
     // A workload that ended by itself (init reported, and not our SIGKILL) is complete even
     // when the timeout or Ctrl-C came a moment later.
     let ended_by_itself = pending.is_some() && outcome.signal != Some(libc::SIGKILL);
     outcome.timed_out = timed_out.load(Ordering::SeqCst) && !ended_by_itself;
     outcome.interrupted = interrupted.load(Ordering::SeqCst) && !ended_by_itself;
     outcome.applied = group.applied();
-    Ok((outcome, pending))
+    Ok((outcome, pending, output_error))
 }
 
 /// The parent's side of one invocation, from the fork to init's final report (or, when init
@@ -1001,14 +1153,7 @@ fn close_fds(fds: &[RawFd]) {
 /// have forked while its pipes were open (tests run invocations in parallel): a stray copy of
 /// its exec pipe held here would delay its clock until we exit.
 fn close_inherited_fds(plan: &ChildPlan) {
-    let mut keep = [
-        plan.report_w,
-        plan.go_r,
-        plan.exec_w,
-        plan.group_r,
-        plan.stdout.as_raw_fd(),
-        plan.stderr.as_raw_fd(),
-    ];
+    let mut keep = plan.child_fds();
     keep.sort_unstable();
     // close_range (Linux 5.9) over the gaps between the kept descriptors: a few syscalls where
     // listing /proc/self/fd costs a directory read.
@@ -1126,14 +1271,7 @@ fn launcher(plan: &ChildPlan) -> ! {
     match unsafe { fork() } {
         Ok(ForkResult::Child) => init(plan),
         Ok(ForkResult::Parent { child }) => {
-            close_fds(&[
-                plan.report_w,
-                plan.go_r,
-                plan.exec_w,
-                plan.group_r,
-                plan.stdout.as_raw_fd(),
-                plan.stderr.as_raw_fd(),
-            ]);
+            close_fds(&plan.child_fds());
             let code = loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => break code,
@@ -1502,6 +1640,99 @@ mod tests {
             Some((MSG_ERROR, b"abc".to_vec()))
         );
         assert_eq!(read_one_message(&mut input), None);
+    }
+
+    /// Drain two pipes fed by threads writing `sizes` bytes ("x", a newline every 100) into
+    /// files in `dir` (or `/dev/full`); returns what the drain reported and the files' bytes.
+    fn drain_through(
+        sizes: [usize; 2],
+        max_log: Option<u64>,
+        full: bool,
+    ) -> (Drained, [Vec<u8>; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = if full {
+            [PathBuf::from("/dev/full"), PathBuf::from("/dev/full")]
+        } else {
+            [dir.path().join("out"), dir.path().join("err")]
+        };
+        let mut logs = Vec::new();
+        let mut writers = Vec::new();
+        for (path, size) in paths.iter().zip(sizes) {
+            let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .or_else(|_| File::create(path))
+                .unwrap();
+            logs.push((r, file));
+            writers.push(std::thread::spawn(move || {
+                let mut w = File::from(w);
+                let line = [b"x".repeat(99), b"\n".to_vec()].concat();
+                let chunk = line.repeat(640);
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    w.write_all(&chunk[..n]).unwrap();
+                    left -= n;
+                }
+            }));
+        }
+        let [out, err]: [(OwnedFd, File); 2] = logs.try_into().unwrap();
+        let drained = drain([out, err], [&paths[0], &paths[1]], max_log);
+        for w in writers {
+            w.join()
+                .expect("the writer never blocks for good, nor fails");
+        }
+        let read = |p: &Path| {
+            if full {
+                Vec::new()
+            } else {
+                fs::read(p).unwrap()
+            }
+        };
+        (drained, [read(&paths[0]), read(&paths[1])])
+    }
+
+    #[test]
+    fn the_drain_keeps_max_log_bytes_marks_the_cut_and_reads_everything() {
+        let mib = 1usize << 20;
+        let (drained, [out, err]) = drain_through([50 * mib + 7, 1000], Some(mib as u64), false);
+        assert!(drained.error.is_none());
+        assert_eq!(drained.truncated, [true, false]);
+        assert_eq!(err.len(), 1000, "under the cap: kept whole, no marker");
+        let text = String::from_utf8(out).unwrap();
+        let (kept, marker) = text.split_at(text.rfind(TRUNCATION_MARKER).unwrap());
+        // 1 MiB does not end on a line: the marker starts its own.
+        assert_eq!(kept.len(), mib + 1);
+        assert!(kept.ends_with("x\n"));
+        assert_eq!(
+            marker,
+            format!(
+                "{TRUNCATION_MARKER} (1 MiB); {} more bytes were read and discarded]\n",
+                49 * mib + 7
+            )
+        );
+        assert_eq!(kept_output(&text, true), &kept[..mib]);
+        assert_eq!(kept_output(&text, false), text);
+        // Exactly at the cap: nothing discarded, nothing marked.
+        let (drained, [out, _]) = drain_through([mib, 0], Some(mib as u64), false);
+        assert_eq!((drained.truncated, out.len()), ([false, false], mib));
+        // No cap.
+        let (drained, [out, _]) = drain_through([3 * mib, 0], None, false);
+        assert_eq!((drained.truncated, out.len()), ([false, false], 3 * mib));
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_is_reported_and_the_pipes_still_drain() {
+        // /dev/full: every write fails with ENOSPC, as on a full output disk.
+        let (drained, _) = drain_through([4 << 20, 1 << 20], None, true);
+        match drained.error {
+            Some(SandboxError::Output { path, source }) => {
+                assert_eq!(path, Path::new("/dev/full"));
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -551,12 +551,7 @@ pub fn prepare(policy: &Policy) -> Result<Prepared, String> {
 /// no `no_new_privs` is needed and set-uid programs work as under Docker).
 pub fn restrict(prepared: &Prepared) -> Result<(), String> {
     if let Some(kept) = &prepared.kept {
-        for cap in caps::all() {
-            if !kept.contains(&cap) {
-                caps::drop(None, CapSet::Bounding, cap)
-                    .map_err(|e| format!("cannot drop {cap} from the bounding set: {e}"))?;
-            }
-        }
+        shrink_bounding_set(kept)?;
     }
     if let Some(program) = &prepared.seccomp {
         install(program)?;
@@ -570,6 +565,17 @@ pub fn restrict(prepared: &Prepared) -> Result<(), String> {
 /// outside benchbox, which a benchmark must not do. With it the workload keeps the host's own
 /// mitigations, like any host process.
 const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_ulong = 1 << 2;
+
+/// Drop from the bounding set (what any later exec can have) every capability not in `keep`.
+fn shrink_bounding_set(keep: &CapsHashSet) -> Result<(), String> {
+    for cap in caps::all() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| format!("cannot drop {cap} from the bounding set: {e}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// Install a seccomp filter on this thread (which holds `SYS_ADMIN`, so without `no_new_privs`).
 fn install(program: &BpfProgram) -> Result<(), String> {
@@ -639,12 +645,7 @@ pub fn confine_init(prepared: &Prepared) -> Result<(), String> {
         return Ok(());
     }
     let keep: CapsHashSet = INIT_CAPABILITIES.into_iter().collect();
-    for cap in caps::all() {
-        if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| format!("init cannot drop {cap}: {e}"))?;
-        }
-    }
+    shrink_bounding_set(&keep)?;
     caps::clear(None, CapSet::Ambient).map_err(|e| e.to_string())?;
     caps::clear(None, CapSet::Inheritable).map_err(|e| e.to_string())?;
     caps::set(None, CapSet::Effective, &keep)

@@ -1,21 +1,25 @@
 //! The pipeline behind [`super::parse`]: TOML with spans -> expanded axes -> substituted,
 //! typed cells -> ids and slugs. Every user error is raised here, pointing at the original file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Axis, Better, Cell, CpuSet, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits, Matrix, MetricSpec,
-    Network, Order, Root, Scratch, SpecError, ValidationContext, Volume, axis_value_text,
-    is_axis_name, suggest, units,
+    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits,
+    Matrix, MetricSpec, Network, Order, Root, Scratch, SpecError, ValidationContext, Volume,
+    suggest, units,
 };
 use crate::sandbox::security::{self, Policy};
 
@@ -41,11 +45,19 @@ const RUN_KEYS: &[&str] = &[
     "runs",
     "timeout",
     "memory-interval",
+    "max-log",
     "order",
     "seed",
     "allow-failures",
 ];
 const METRIC_KEYS: &[&str] = &["name", "pattern", "unit", "better"];
+
+/// The least `memory` a cell may have: Docker's floor. Far below it (`memory = "4096"`) every
+/// invocation is killed as "out of memory" before the workload does anything.
+pub(crate) const MIN_MEMORY: u64 = 6 << 20;
+/// The CFS period benchbox gives every cgroup with a CPU quota, and the kernel's least quota.
+const CPU_PERIOD_US: f64 = 100_000.0;
+const MIN_CPU_QUOTA_US: f64 = 1_000.0;
 
 const DEFAULT_WARMUP: u32 = 1;
 const DEFAULT_RUNS: u32 = 10;
@@ -55,7 +67,7 @@ const ID_VERSION: u32 = 1;
 
 /// Turns spans into `file:line:col` diagnostics; `cell` is set while building one cell.
 #[derive(Clone, Copy)]
-struct Reporter<'a> {
+pub(crate) struct Reporter<'a> {
     file: &'a Path,
     source: &'a str,
     cell: Option<&'a str>,
@@ -64,7 +76,7 @@ struct Reporter<'a> {
 type Result<T> = std::result::Result<T, SpecError>;
 
 impl Reporter<'_> {
-    fn at(
+    pub(crate) fn at(
         &self,
         span: &Range<usize>,
         message: impl Into<String>,
@@ -196,20 +208,377 @@ impl Reporter<'_> {
     }
 }
 
-/// One cell of the expansion, before substitution.
-struct Expanded {
-    values: Vec<(String, Value)>,
-    label: String,
-    /// Where the cell comes from: the `[matrix]` table, or its `include` entry.
-    origin: Range<usize>,
+/// A matrix file parsed and checked as far as its cells: everything building one cell needs.
+/// Cells are built on demand ([`Prepared::cell`]), so a caller can walk a million of them
+/// without holding them.
+pub(crate) struct Prepared {
+    file: PathBuf,
+    source: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub source_sha256: String,
+    pub expansion: Expansion,
+    environment: Option<Template>,
+    limits: Option<Template>,
+    security: Option<Template>,
+    run: Option<Template>,
+    metrics: Option<Template>,
+    pub order: Order,
+    pub seed: Option<u64>,
+    pub allow_failures: bool,
+    base_dir: PathBuf,
+    /// Warnings about the whole matrix (an unused axis), before any cell's.
+    pub warnings: Vec<String>,
+    /// Per cell: another cell has the same slug base, so both get their id appended.
+    slug_collides: Vec<bool>,
+    accounts: AccountFiles,
+}
+
+/// Below this many cells a walk does not start threads.
+const PARALLEL_MIN: usize = 10_000;
+
+/// What [`Prepared::walk`] gives back.
+pub(crate) struct Walked<T> {
+    /// What the callback made of each chunk of cells, chunks in cell order.
+    pub states: Vec<T>,
+    /// Every cell's id (its 12 hex digits as a number), in cell order.
+    pub ids: Vec<u64>,
+    /// The matrix's warnings, then its cells'.
+    pub warnings: Vec<String>,
+}
+
+/// One thread's share of a walk.
+struct Chunk<T> {
+    state: T,
+    ids: Vec<u64>,
+    warnings: Warnings,
+    /// The first error in the chunk, with its cell's index.
+    error: Option<(usize, SpecError)>,
+}
+
+/// A template section (`[run]`, ...), its strings parsed once. A section without a brace is
+/// the same for every cell and is used as it is, not copied per cell.
+struct Template(template::Compiled);
+
+impl Template {
+    fn substitute(
+        &self,
+        values: &[(String, Value)],
+    ) -> std::result::Result<Cow<'_, Node>, Problem> {
+        match &self.0 {
+            template::Compiled::Fixed(node) => Ok(Cow::Borrowed(node)),
+            compiled => compiled.substitute(values).map(Cow::Owned),
+        }
+    }
+}
+
+/// Warnings in first-seen order, each once (a warning about a template value is raised by every
+/// cell; only the first is kept, without a list of a million copies in between).
+#[derive(Default)]
+pub(crate) struct Warnings {
+    list: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl Warnings {
+    pub fn push(&mut self, warning: String) {
+        if !self.seen.contains(&warning) {
+            self.seen.insert(warning.clone());
+            self.list.push(warning);
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.list
+    }
+}
+
+impl Prepared {
+    /// Parses the file and checks everything that is not per cell: TOML, keys, the expansion,
+    /// placeholders, the matrix-wide run settings.
+    pub fn new(source: String, path: &Path) -> Result<Prepared> {
+        let r = Reporter {
+            file: path,
+            source: &source,
+            cell: None,
+        };
+        let p = prepare(&r)?;
+        Ok(Prepared {
+            file: path.to_path_buf(),
+            source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
+            source,
+            ..p
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.expansion.len()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// An error at `[matrix]` when the matrix has more than `max` cells (for `run`).
+    pub fn refuse_more_than(&self, max: usize) -> Result<()> {
+        if self.len() <= max {
+            return Ok(());
+        }
+        Err(self.reporter().at(
+            &self.expansion.origin(0),
+            format!(
+                "the matrix expands to {} cells; `run` takes at most {} (`check` and `plan` take {})",
+                thousands(self.len() as u128),
+                thousands(max as u128),
+                thousands(super::MAX_CELLS as u128)
+            ),
+            Some("a run records every cell in results.json and holds them all in memory: split the matrix into several files".into()),
+        ))
+    }
+
+    fn reporter(&self) -> Reporter<'_> {
+        Reporter {
+            file: &self.file,
+            source: &self.source,
+            cell: None,
+        }
+    }
+
+    /// Builds cell `i` with its id, but no slug (see [`Prepared::cell`]); warnings about it go
+    /// to `warnings`. `id`, when known from an earlier walk, spares hashing the cell again.
+    pub fn build(
+        &self,
+        i: usize,
+        ctx: &ValidationContext,
+        warnings: &mut Warnings,
+        id: Option<u64>,
+    ) -> Result<Cell> {
+        let label = self.expansion.label(i);
+        let values = self.expansion.values(i);
+        let cr = Reporter {
+            cell: Some(&label),
+            ..self.reporter()
+        };
+        fn sub<'t>(
+            t: &'t Option<Template>,
+            values: &[(String, Value)],
+            r: &Reporter,
+        ) -> Result<Option<Cow<'t, Node>>> {
+            t.as_ref()
+                .map(|t| t.substitute(values))
+                .transpose()
+                .map_err(|p| r.problem(p))
+        }
+        let parts = Parts {
+            environment: sub(&self.environment, &values, &cr)?,
+            limits: sub(&self.limits, &values, &cr)?,
+            security: sub(&self.security, &values, &cr)?,
+            run: sub(&self.run, &values, &cr)?,
+            metrics: sub(&self.metrics, &values, &cr)?,
+        };
+        let (mut cell, id_parts) = build_cell(
+            &cr,
+            &Shared {
+                ctx,
+                base_dir: &self.base_dir,
+                accounts: &self.accounts,
+                axes: &self.expansion.axes,
+            },
+            &label,
+            &parts,
+            warnings,
+        )?;
+        cell.id = match id {
+            Some(id) => format!("{id:012x}"),
+            None => cell_id(&Identity::of(&cell, &values, id_parts)),
+        };
+        cell.axes = values;
+        cell.label = label;
+        Ok(cell)
+    }
+
+    /// Builds cell `i` with its slug: [`Prepared::build`], which leaves the slug to this.
+    pub fn cell(
+        &self,
+        i: usize,
+        ctx: &ValidationContext,
+        warnings: &mut Warnings,
+        id: Option<u64>,
+    ) -> Result<Cell> {
+        let mut cell = self.build(i, ctx, warnings, id)?;
+        cell.slug = self.slug(i, &cell);
+        Ok(cell)
+    }
+
+    /// Cell `i`'s slug: from its label, with its id appended where two labels give one slug.
+    fn slug(&self, i: usize, cell: &Cell) -> String {
+        let base = slugify(&cell.label);
+        if base.is_empty() {
+            cell.id.clone()
+        } else if self.slug_collides[i] {
+            let mut prefix = base;
+            prefix.truncate(SLUG_MAX - cell.id.len() - 1);
+            format!("{}-{}", prefix.trim_end_matches('-'), cell.id)
+        } else {
+            base
+        }
+    }
+
+    /// Builds every cell (without its slug: [`Prepared::slug`]), hands each and its index to
+    /// `f` (with the state `init` made for its chunk of cells), and refuses two cells with one id; the first error in cell order wins, as if the
+    /// cells were built one after the other. Large matrices are split into one chunk per
+    /// available cpu, built in parallel.
+    pub fn walk<T: Send>(
+        &self,
+        ctx: &ValidationContext,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, usize, Cell) + Sync,
+    ) -> Result<Walked<T>> {
+        let n = self.len();
+        let threads = if n < PARALLEL_MIN {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |p| p.get().min(8))
+        };
+        let size = n.div_ceil(threads);
+        let first_error = AtomicUsize::new(usize::MAX);
+        let bounds = |t: usize| ((t * size).min(n), ((t + 1) * size).min(n));
+        let chunk = |t: usize| {
+            let (lo, hi) = bounds(t);
+            let mut out = Chunk {
+                state: init(),
+                ids: Vec::with_capacity(hi - lo),
+                warnings: Warnings::default(),
+                error: None,
+            };
+            for i in lo..hi {
+                // A cell after an error found elsewhere cannot change the outcome.
+                if i > first_error.load(Ordering::Relaxed) {
+                    break;
+                }
+                match self.build(i, ctx, &mut out.warnings, None) {
+                    Ok(cell) => {
+                        out.ids
+                            .push(u64::from_str_radix(&cell.id, 16).unwrap_or_default());
+                        f(&mut out.state, i, cell);
+                    }
+                    Err(e) => {
+                        first_error.fetch_min(i, Ordering::Relaxed);
+                        out.error = Some((i, e));
+                        break;
+                    }
+                }
+            }
+            out
+        };
+        let chunks: Vec<Chunk<T>> = if threads == 1 {
+            vec![chunk(0)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let chunk = &chunk;
+                        scope.spawn(move || chunk(t))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+
+        // The ids of the cells before the first error, in order: every chunk up to the first
+        // one that stopped early is complete.
+        let mut ids: Vec<u64> = Vec::with_capacity(n);
+        let mut error: Option<(usize, SpecError)> = None;
+        let mut warnings = Warnings::default();
+        for w in &self.warnings {
+            warnings.push(w.clone());
+        }
+        let mut states = Vec::with_capacity(chunks.len());
+        let mut complete = true;
+        for (t, c) in chunks.into_iter().enumerate() {
+            if complete {
+                ids.extend_from_slice(&c.ids);
+                let (lo, hi) = bounds(t);
+                complete = c.ids.len() == hi - lo;
+            }
+            if let Some((i, e)) = c.error
+                && error.as_ref().is_none_or(|(first, _)| i < *first)
+            {
+                error = Some((i, e));
+            }
+            for w in c.warnings.into_vec() {
+                warnings.push(w);
+            }
+            states.push(c.state);
+        }
+        // Ids are 12 hex digits: their 48 bits as the key, the first cell's index as the value.
+        let mut seen: HashMap<u64, u32> = HashMap::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            if let Some(&first) = seen.get(&id) {
+                return Err(self.reporter().at(
+                    &self.expansion.origin(i),
+                    format!(
+                        "cells `{}` and `{}` expand to the same cell (id {id:012x})",
+                        self.expansion.label(first as usize),
+                        self.expansion.label(i),
+                    ),
+                    Some("remove the duplicate `include` entry or axis value".into()),
+                ));
+            }
+            seen.insert(id, i as u32);
+        }
+        if let Some((_, e)) = error {
+            return Err(e);
+        }
+        Ok(Walked {
+            states,
+            ids,
+            warnings: warnings.into_vec(),
+        })
+    }
+
+    /// The whole matrix, every cell built.
+    pub fn into_matrix(self, ctx: &ValidationContext) -> Result<Matrix> {
+        let walked = self.walk(ctx, Vec::new, |cells: &mut Vec<Cell>, i, mut c| {
+            c.slug = self.slug(i, &c);
+            cells.push(c);
+        })?;
+        let warnings = walked.warnings;
+        let cells = walked.states.concat();
+        Ok(Matrix {
+            name: self.name,
+            description: self.description,
+            path: self.file,
+            source_sha256: self.source_sha256,
+            axes: self.expansion.axes,
+            cells,
+            order: self.order,
+            seed: self.seed,
+            allow_failures: self.allow_failures,
+            warnings,
+        })
+    }
 }
 
 pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Result<Matrix> {
-    let r = Reporter {
-        file: path,
-        source,
-        cell: None,
-    };
+    Prepared::new(source.to_string(), path)?.into_matrix(ctx)
+}
+
+/// Everything of [`Prepared`] but the file's path, text and hash.
+fn prepare(r: &Reporter) -> Result<Prepared> {
+    let source = r.source;
+    let path = r.file;
+    // The TOML parser's own message for it is empty.
+    if let Some(at) = source.find('\0') {
+        return Err(r.at(
+            &(at..at),
+            "the file contains a NUL byte",
+            Some("a matrix is a TOML text file: remove the byte (was a binary or UTF-16 file given?)".into()),
+        ));
+    }
     let doc = toml_edit::ImDocument::parse(source).map_err(|e| {
         let message = e.message().trim().replace('\n', "; ");
         r.at(
@@ -226,7 +595,7 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
     let limits = r.section(&root, "limits")?;
     let security = r.section(&root, "security")?;
     let run = r.section(&root, "run")?;
-    let metrics = metric_tables(&r, &root)?;
+    let metrics = metric_tables(r, &root)?;
     let metrics_node = metrics.as_ref().map(|m| m.0);
     if let Some(t) = environment {
         r.check_keys(t, ENV_KEYS, "in [environment]")?;
@@ -251,22 +620,29 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
         r.check_keys(m, METRIC_KEYS, "in [[metric]]")?;
     }
 
-    let name = matrix_name(&r, &root, path)?;
+    let name = matrix_name(r, &root, path)?;
     let description = match root.get("description") {
         Some(e) => Some(r.string(e)?.to_string()),
         None => None,
     };
 
-    let (axes, expanded) = expand(&r, matrix)?;
-    let axis_names: Vec<String> = axes.iter().map(|a| a.name.clone()).collect();
+    let expansion = expand(r, matrix)?;
+    let axis_names: Vec<String> = expansion.axes.iter().map(|a| a.name.clone()).collect();
 
     // Placeholders are checked once on the template, so such errors are not reported per cell.
     let mut used = BTreeSet::new();
-    let templates = [environment, limits, security, run, metrics_node];
-    for t in templates.into_iter().flatten() {
+    let mut template = |t: Option<&Node>| -> Result<Option<Template>> {
+        let Some(t) = t else { return Ok(None) };
         template::check(t, &axis_names, &mut used).map_err(|p| r.problem(p))?;
-    }
-    let mut warnings: Vec<String> = axis_names
+        let compiled = template::compile(t).map_err(|p| r.problem(p))?;
+        Ok(Some(Template(compiled)))
+    };
+    let environment = template(environment)?;
+    let limits = template(limits)?;
+    let security = template(security)?;
+    let run_t = template(run)?;
+    let metrics = template(metrics_node)?;
+    let warnings: Vec<String> = axis_names
         .iter()
         .filter(|a| !used.contains(*a))
         .map(|a| {
@@ -274,58 +650,29 @@ pub(crate) fn build(source: &str, path: &Path, ctx: &ValidationContext) -> Resul
         })
         .collect();
 
-    let (order, seed, allow_failures) = run_settings(&r, run)?;
+    let (order, seed, allow_failures) = run_settings(r, run)?;
 
-    let base_dir = base_dir(path);
-    let mut cells = Vec::with_capacity(expanded.len());
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for exp in &expanded {
-        let cr = Reporter {
-            cell: Some(&exp.label),
-            ..r
-        };
-        let sub = |t: Option<&Node>| -> Result<Option<Node>> {
-            t.map(|t| template::substitute(t, &exp.values))
-                .transpose()
-                .map_err(|p| cr.problem(p))
-        };
-        let parts = Parts {
-            environment: sub(environment)?,
-            limits: sub(limits)?,
-            security: sub(security)?,
-            run: sub(run)?,
-            metrics: sub(metrics_node)?,
-        };
-        let (cell, identity) = build_cell(&cr, ctx, &base_dir, exp, &parts, &mut warnings)?;
-        let id = cell_id(&identity);
-        if let Some(&first) = seen.get(&id) {
-            let first: &Cell = &cells[first];
-            return Err(r.at(
-                &exp.origin,
-                format!(
-                    "cells `{}` and `{}` expand to the same cell (id {id})",
-                    first.label, exp.label
-                ),
-                Some("remove the duplicate `include` entry or axis value".into()),
-            ));
-        }
-        seen.insert(id.clone(), cells.len());
-        cells.push(Cell { id, ..cell });
-    }
-    assign_slugs(&mut cells);
-    dedup_keep_order(&mut warnings);
+    let slug_collides = slug_collisions(&expansion);
 
-    Ok(Matrix {
+    Ok(Prepared {
+        file: PathBuf::new(),
+        source: String::new(),
         name,
         description,
-        path: path.to_path_buf(),
-        source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
-        axes,
-        cells,
+        source_sha256: String::new(),
+        expansion,
+        environment,
+        limits,
+        security,
+        run: run_t,
+        metrics,
         order,
         seed,
         allow_failures,
+        base_dir: base_dir(path),
         warnings,
+        slug_collides,
+        accounts: AccountFiles::default(),
     })
 }
 
@@ -397,301 +744,6 @@ fn matrix_name(r: &Reporter, root: &Node, path: &Path) -> Result<String> {
     })
 }
 
-/// Axes as declared, plus the cells: product minus `exclude`, plus `include`.
-fn expand(r: &Reporter, matrix: Option<&Node>) -> Result<(Vec<Axis>, Vec<Expanded>)> {
-    let Some(matrix) = matrix else {
-        return Ok((Vec::new(), vec![expanded(Vec::new(), 0..0)]));
-    };
-    let mut axes: Vec<Axis> = Vec::new();
-    for e in matrix.entries() {
-        if e.key == "exclude" || e.key == "include" {
-            continue;
-        }
-        if !is_axis_name(&e.key) {
-            return Err(r.at(
-                &e.key_span,
-                format!("invalid axis name `{}`", e.key),
-                Some("axis names match [A-Za-z_][A-Za-z0-9_-]* (they are used in `{axis}` placeholders)".into()),
-            ));
-        }
-        let Kind::Array(items) = &e.value.kind else {
-            return Err(r.at(
-                &e.value.span,
-                format!(
-                    "expected an array of values for axis `{}`, found {}",
-                    e.key,
-                    e.value.describe()
-                ),
-                Some(format!(
-                    "an axis lists its values: `{} = [\"a\", \"b\"]`",
-                    e.key
-                )),
-            ));
-        };
-        if items.is_empty() {
-            return Err(r.at(
-                &e.value.span,
-                format!("axis `{}` has no values", e.key),
-                Some("give it at least one value, or remove it".into()),
-            ));
-        }
-        let mut values: Vec<Value> = Vec::new();
-        for item in items {
-            let v = axis_value(r, &e.key, item)?;
-            if values
-                .iter()
-                .any(|old| axis_value_text(old) == axis_value_text(&v))
-            {
-                return Err(r.at(
-                    &item.span,
-                    format!(
-                        "duplicate value `{}` in axis `{}`",
-                        axis_value_text(&v),
-                        e.key
-                    ),
-                    Some("each value of an axis must be distinct".into()),
-                ));
-            }
-            values.push(v);
-        }
-        axes.push(Axis {
-            name: e.key.clone(),
-            values,
-        });
-    }
-    let owned_names: Vec<String> = axes.iter().map(|a| a.name.clone()).collect();
-    let names: Vec<&str> = owned_names.iter().map(String::as_str).collect();
-
-    // Cartesian product, first axis outermost, as nested loops would read.
-    let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
-    for axis in &axes {
-        combos = combos
-            .into_iter()
-            .flat_map(|prefix| {
-                axis.values.iter().map(move |v| {
-                    let mut c = prefix.clone();
-                    c.push((axis.name.clone(), v.clone()));
-                    c
-                })
-            })
-            .collect();
-    }
-
-    if let Some(e) = matrix.get("exclude") {
-        let rules = rule_tables(r, e)?;
-        for rule in &rules {
-            if rule.entries().is_empty() {
-                return Err(r.at(
-                    &rule.span,
-                    "an empty `exclude` entry would drop every cell",
-                    Some("name the axis values to exclude, e.g. { jdk = \"17\" }".into()),
-                ));
-            }
-            for re in rule.entries() {
-                let axis = find_axis(r, &axes, &names, re, "exclude")?;
-                let given = axis_value(r, &re.key, &re.value)?;
-                if !axis.values.iter().any(|v| values_match(&given, v)) {
-                    return Err(r.at(
-                        &re.value.span,
-                        format!(
-                            "`{}` is not a value of axis `{}`",
-                            axis_value_text(&given),
-                            axis.name
-                        ),
-                        Some(format!(
-                            "values of `{}`: {}",
-                            axis.name,
-                            value_list(&axis.values)
-                        )),
-                    ));
-                }
-            }
-        }
-        combos.retain(|combo| {
-            !rules.iter().any(|rule| {
-                rule.entries().iter().all(|re| {
-                    let given = json_of(&re.value);
-                    combo
-                        .iter()
-                        .any(|(n, v)| *n == re.key && values_match(&given, v))
-                })
-            })
-        });
-    }
-
-    let mut cells: Vec<Expanded> = combos
-        .into_iter()
-        .map(|c| expanded(c, matrix.span.clone()))
-        .collect();
-
-    if let Some(e) = matrix.get("include") {
-        for entry in rule_tables(r, e)? {
-            let mut given: Vec<(usize, Value)> = Vec::new();
-            for ie in entry.entries() {
-                find_axis(r, &axes, &names, ie, "include")?;
-                let index = names.iter().position(|n| *n == ie.key).unwrap_or(0);
-                given.push((index, axis_value(r, &ie.key, &ie.value)?));
-            }
-            if let Some(missing) = names
-                .iter()
-                .enumerate()
-                .find(|(i, _)| !given.iter().any(|(g, _)| g == i))
-            {
-                return Err(r.at(
-                    &entry.span,
-                    format!("`include` entry is missing axis `{}`", missing.1),
-                    Some(format!(
-                        "an include entry gives a value for every axis: {}",
-                        names.join(", ")
-                    )),
-                ));
-            }
-            given.sort_by_key(|(i, _)| *i);
-            let mut values = Vec::new();
-            for (i, v) in given {
-                let axis = &mut axes[i];
-                // Reuse the declared value when it is the same (`17` vs `"17"`): same cell, same id.
-                let v = match axis.values.iter().find(|d| values_match(&v, d)) {
-                    Some(d) => d.clone(),
-                    None => {
-                        axis.values.push(v.clone());
-                        v
-                    }
-                };
-                values.push((axis.name.clone(), v));
-            }
-            cells.push(expanded(values, entry.span.clone()));
-        }
-    }
-
-    if cells.is_empty() {
-        return Err(r.at(
-            &matrix.span,
-            "the matrix expands to no cells",
-            Some("every combination is excluded: loosen `exclude` or add `include` entries".into()),
-        ));
-    }
-    Ok((axes, cells))
-}
-
-fn expanded(values: Vec<(String, Value)>, origin: Range<usize>) -> Expanded {
-    let label = if values.is_empty() {
-        "default".to_string()
-    } else {
-        values
-            .iter()
-            .map(|(n, v)| format!("{n}={}", axis_value_text(v)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    Expanded {
-        values,
-        label,
-        origin,
-    }
-}
-
-fn rule_tables<'n>(r: &Reporter, e: &'n Entry) -> Result<Vec<&'n Node>> {
-    let err = |node: &Node| {
-        r.at(
-            &node.span,
-            format!(
-                "expected an array of tables for `{}`, found {}",
-                e.key,
-                node.describe()
-            ),
-            Some(format!("write `{} = [{{ axis = \"value\" }}]`", e.key)),
-        )
-    };
-    let Kind::Array(items) = &e.value.kind else {
-        return Err(err(&e.value));
-    };
-    items
-        .iter()
-        .map(|i| {
-            if matches!(i.kind, Kind::Table(_)) {
-                Ok(i)
-            } else {
-                Err(err(i))
-            }
-        })
-        .collect()
-}
-
-fn find_axis<'a>(
-    r: &Reporter,
-    axes: &'a [Axis],
-    names: &[&str],
-    e: &Entry,
-    what: &str,
-) -> Result<&'a Axis> {
-    axes.iter().find(|a| a.name == e.key).ok_or_else(|| {
-        let hint = if names.is_empty() {
-            "the matrix declares no axes".to_string()
-        } else {
-            suggest(&e.key, names.iter().copied(), "axes")
-        };
-        r.at(
-            &e.key_span,
-            format!("unknown axis `{}` in `{what}`", e.key),
-            Some(hint),
-        )
-    })
-}
-
-/// Equal values, or a plain value naming the other by its text (`17` matches `"17"`).
-fn values_match(given: &Value, declared: &Value) -> bool {
-    given == declared
-        || (!given.is_object()
-            && !given.is_array()
-            && axis_value_text(given) == axis_value_text(declared))
-}
-
-fn value_list(values: &[Value]) -> String {
-    values
-        .iter()
-        .map(axis_value_text)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// An axis value as JSON: a scalar or a table (whose fields may hold anything but datetimes
-/// become strings).
-fn axis_value(r: &Reporter, axis: &str, node: &Node) -> Result<Value> {
-    match &node.kind {
-        Kind::Array(_) | Kind::Datetime(_) => Err(r.at(
-            &node.span,
-            format!(
-                "expected a string, number, boolean or table as a value of axis `{axis}`, found {}",
-                node.describe()
-            ),
-            None,
-        )),
-        Kind::Float(f) if !f.is_finite() => Err(r.at(
-            &node.span,
-            format!("axis `{axis}` has the non-finite value `{f}`"),
-            Some("axis values are recorded as JSON, which has no nan or inf".into()),
-        )),
-        _ => Ok(json_of(node)),
-    }
-}
-
-fn json_of(node: &Node) -> Value {
-    match &node.kind {
-        Kind::Str(s) | Kind::Datetime(s) => Value::String(s.clone()),
-        Kind::Int(i) => Value::from(*i),
-        Kind::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        Kind::Bool(b) => Value::Bool(*b),
-        Kind::Array(items) => Value::Array(items.iter().map(json_of).collect()),
-        Kind::Table(entries) => Value::Object(
-            entries
-                .iter()
-                .map(|e| (e.key.clone(), json_of(&e.value)))
-                .collect(),
-        ),
-    }
-}
-
 /// `order`, `seed`, `allow-failures`: matrix-wide, read from the template as written.
 fn run_settings(r: &Reporter, run: Option<&Node>) -> Result<(Order, Option<u64>, bool)> {
     let Some(run) = run else {
@@ -730,35 +782,62 @@ fn run_settings(r: &Reporter, run: Option<&Node>) -> Result<(Order, Option<u64>,
 }
 
 /// One cell's template sections after substitution.
-struct Parts {
-    environment: Option<Node>,
-    limits: Option<Node>,
-    security: Option<Node>,
-    run: Option<Node>,
-    metrics: Option<Node>,
+struct Parts<'t> {
+    environment: Option<Cow<'t, Node>>,
+    limits: Option<Cow<'t, Node>>,
+    security: Option<Cow<'t, Node>>,
+    run: Option<Cow<'t, Node>>,
+    metrics: Option<Cow<'t, Node>>,
 }
 
 /// What the id hashes: everything that defines the cell, paths as written (see module doc).
+/// Borrowed from the cell: hashing copies nothing.
 #[derive(Serialize)]
-struct Identity {
+struct Identity<'c> {
     v: u32,
-    axes: Vec<(String, Value)>,
+    axes: &'c [(String, Value)],
     root: IdRoot,
-    workdir: Option<PathBuf>,
+    workdir: &'c Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<String>,
+    user: &'c Option<String>,
     volumes: Vec<(PathBuf, PathBuf, bool)>,
-    env: BTreeMap<String, String>,
+    env: &'c BTreeMap<String, String>,
     network: Network,
     /// Only when not the default, so adding the key left earlier ids unchanged.
     #[serde(skip_serializing_if = "Scratch::is_memory")]
     scratch: Scratch,
-    limits: Limits,
+    limits: &'c Limits,
     /// Only when something is loosened, like `scratch`.
     #[serde(skip_serializing_if = "Policy::is_default")]
-    security: Policy,
-    command: Vec<String>,
-    setup: Option<Vec<String>>,
+    security: &'c Policy,
+    command: &'c [String],
+    setup: &'c Option<Vec<String>>,
+}
+
+/// The parts of a cell's identity that are not in the cell as such: paths as written.
+struct IdParts {
+    root: IdRoot,
+    volumes: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl<'c> Identity<'c> {
+    fn of(cell: &'c Cell, axes: &'c [(String, Value)], parts: IdParts) -> Identity<'c> {
+        Identity {
+            v: ID_VERSION,
+            axes,
+            root: parts.root,
+            workdir: &cell.workdir,
+            user: &cell.user,
+            volumes: parts.volumes,
+            env: &cell.env,
+            network: cell.network,
+            scratch: cell.scratch,
+            limits: &cell.limits,
+            security: &cell.security,
+            command: &cell.command,
+            setup: &cell.setup,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -769,22 +848,47 @@ enum IdRoot {
     Image(String),
 }
 
+/// What building any cell of a matrix needs besides the cell's own sections.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    ctx: &'a ValidationContext,
+    base_dir: &'a Path,
+    accounts: &'a AccountFiles,
+    axes: &'a [Axis],
+}
+
+/// One cell's typed values, from its substituted sections. `id`, `slug`, `label` and `axes`
+/// are left empty for the caller.
 fn build_cell(
     r: &Reporter,
-    ctx: &ValidationContext,
-    base_dir: &Path,
-    exp: &Expanded,
+    shared: &Shared,
+    label: &str,
     parts: &Parts,
-    warnings: &mut Vec<String>,
-) -> Result<(Cell, Identity)> {
+    warnings: &mut Warnings,
+) -> Result<(Cell, IdParts)> {
+    let Shared {
+        ctx,
+        base_dir,
+        accounts,
+        axes,
+    } = *shared;
     let empty = Node::new(0..0, Kind::Table(Vec::new()));
-    let env_t = parts.environment.as_ref().unwrap_or(&empty);
-    let limits_t = parts.limits.as_ref().unwrap_or(&empty);
-    let security_t = parts.security.as_ref().unwrap_or(&empty);
+    let env_t = parts.environment.as_deref().unwrap_or(&empty);
+    let limits_t = parts.limits.as_deref().unwrap_or(&empty);
+    let security_t = parts.security.as_deref().unwrap_or(&empty);
 
     // Root filesystem.
     let (root, id_root) = if let Some(e) = env_t.get("image") {
         let image = non_empty(r, e)?;
+        if let Err(crate::image::ImageError::BadReference { why, .. }) =
+            crate::image::Reference::parse(image)
+        {
+            return Err(r.node(
+                &e.value,
+                format!("invalid image reference `{image}`: {why}"),
+                Some("write an image as docker does: `name`, `name:tag`, `registry.example.com:5000/team/name:tag` or `name@sha256:<64 hex digits>`".into()),
+            ));
+        }
         (
             Root::Image(image.to_string()),
             IdRoot::Image(image.to_string()),
@@ -805,7 +909,7 @@ fn build_cell(
     // `user` is resolved inside the container (its /etc/passwd): "name", "uid", "uid:gid",
     // "name:group".
     let user = match env_t.get("user") {
-        Some(e) => Some(non_empty(r, e)?.to_string()),
+        Some(e) => Some(user_spec(r, e)?),
         None => None,
     };
 
@@ -886,14 +990,14 @@ fn build_cell(
         "valid scratch places: memory (a tmpfs, the default), disk",
     )?;
 
-    let limits = parse_limits(r, ctx, limits_t, &exp.label, warnings)?;
-    let security = parse_security(r, security_t, &exp.label, warnings)?;
+    let limits = parse_limits(r, ctx, limits_t, label, warnings)?;
+    let security = parse_security(r, security_t, label, warnings)?;
 
     // [run]
     // With an image, no command means the image's own Entrypoint + Cmd (an empty argv here).
     let from_image = matches!(root, Root::Image(_));
     let empty_run = Node::new(0..0, Kind::Table(Vec::new()));
-    let run_t = match parts.run.as_ref() {
+    let run_t = match parts.run.as_deref() {
         Some(t) => t,
         None if from_image => &empty_run,
         None => {
@@ -934,79 +1038,60 @@ fn build_cell(
     };
     let timeout = match run_t.get("timeout") {
         None => Some(DEFAULT_TIMEOUT),
-        Some(e) => match &e.value.kind {
-            Kind::Str(s) => units::parse_timeout(s).map_err(|why| {
-                r.node(
-                    &e.value,
-                    format!("invalid duration `{s}` for `timeout`: {why}"),
-                    Some("write a duration like \"90s\", \"2m\" or \"1h 30m\", or \"none\"".into()),
-                )
-            })?,
-            Kind::Int(0) => None,
-            Kind::Int(_) => Some(Duration::from_secs(r.int_in(e, 0, i64::MAX, None)? as u64)),
-            _ => {
-                return Err(r.wrong_type(
-                    &e.key,
-                    &e.value,
-                    "a duration string or a number of seconds",
-                ));
-            }
-        },
+        Some(e) => duration_setting(r, e, &TIMEOUT_BOUNDS)?,
     };
-
     // How often the cgroup's memory is sampled during an invocation (the memory-over-time
-    // plot); "none" or 0 turns sampling off.
+    // plot); "none" turns sampling off.
     let memory_interval = match run_t.get("memory-interval") {
         None => Some(DEFAULT_MEMORY_INTERVAL),
-        Some(e) => match &e.value.kind {
-            Kind::Str(s) => units::parse_timeout(s).map_err(|why| {
-                r.node(
-                    &e.value,
-                    format!("invalid duration `{s}` for `memory-interval`: {why}"),
-                    Some("write a duration like \"100ms\" or \"1s\", or \"none\"".into()),
-                )
-            })?,
-            _ => return Err(r.wrong_type(&e.key, &e.value, "a duration string such as \"100ms\"")),
-        },
+        Some(e) => duration_setting(r, e, &MEMORY_INTERVAL_BOUNDS)?,
     };
-    if let Some(i) = memory_interval
-        && i < Duration::from_millis(10)
-    {
-        let e = run_t
-            .get("memory-interval")
-            .expect("only a written value can be this small");
-        return Err(r.node(
-            &e.value,
-            format!("`memory-interval` of {i:?} is too short"),
-            Some(
-                "sampling more often than every 10 ms would perturb the workload; use 10ms or more"
-                    .into(),
-            ),
-        ));
+
+    let metrics = parse_metrics(r, parts.metrics.as_deref(), axes)?;
+    if let (Some(spec), Some(e)) = (&user, env_t.get("user")) {
+        let covered = setup.is_some()
+            || volumes.iter().any(|v| {
+                ["/etc", "/etc/passwd", "/etc/group"].contains(&v.target.to_str().unwrap_or(""))
+            });
+        // A setup step may add the user, a volume may bring its own account files.
+        if ctx.check_paths && !covered {
+            check_accounts(r, ctx, &e.value, spec, &root, accounts)?;
+        }
     }
 
-    let metrics = parse_metrics(r, parts.metrics.as_ref())?;
-
-    let identity = Identity {
-        v: ID_VERSION,
-        axes: exp.values.clone(),
-        root: id_root,
-        workdir: workdir.clone(),
-        user: user.clone(),
-        volumes: id_volumes,
-        env: env.clone(),
-        network,
-        scratch,
-        limits: limits.clone(),
-        security: security.clone(),
-        command: command.clone(),
-        setup: setup.clone(),
+    // How much of each stream's output an invocation's log keeps (what the metric patterns
+    // see); "none": all of it. Not part of the id: it changes what is kept, not what runs.
+    let max_log = match run_t.get("max-log") {
+        None => Some(DEFAULT_MAX_LOG),
+        Some(e) => {
+            let bytes = match &e.value.kind {
+                Kind::Str(s) if s.trim().eq_ignore_ascii_case("none") => None,
+                Kind::Str(s) => Some(units::parse_size(s).map_err(|why| {
+                    r.node(
+                        &e.value,
+                        format!("invalid size `{s}` for `max-log`: {why}"),
+                        Some("write a size like \"16MiB\" or \"1GiB\", or \"none\" to keep all output".into()),
+                    )
+                })?),
+                Kind::Int(_) => Some(r.int_in(e, 0, i64::MAX, None)? as u64),
+                _ => return Err(r.wrong_type(&e.key, &e.value, "a size such as \"16MiB\", or \"none\"")),
+            };
+            if bytes == Some(0) {
+                return Err(r.node(
+                    &e.value,
+                    "`max-log` of 0 bytes would keep no output (and no metric could match)",
+                    Some("write a size like \"16MiB\", or \"none\" to keep all output".into()),
+                ));
+            }
+            bytes
+        }
     };
+
     let cell = Cell {
         id: String::new(),
-        label: exp.label.clone(),
+        label: String::new(),
         slug: String::new(),
-        axes: exp.values.clone(),
+        axes: Vec::new(),
         root,
         image_digest: None,
         workdir,
@@ -1023,9 +1108,270 @@ fn build_cell(
         runs,
         timeout,
         memory_interval,
+        max_log,
         metrics,
     };
-    Ok((cell, identity))
+    Ok((
+        cell,
+        IdParts {
+            root: id_root,
+            volumes: id_volumes,
+        },
+    ))
+}
+
+/// What a duration setting that "none" switches off may be, and what to say when it is not.
+struct DurationBounds {
+    min: Duration,
+    max: Duration,
+    /// `min` and `max` as the messages write them.
+    min_text: &'static str,
+    max_text: &'static str,
+    /// Integers are seconds (`timeout = 90`); otherwise only strings.
+    seconds: bool,
+    /// "the timeout": what zero would switch off.
+    feature: &'static str,
+    /// Why not shorter than `min`, why not longer than `max`.
+    too_short: &'static str,
+    too_long: &'static str,
+    example: &'static str,
+}
+
+/// `[run] timeout`: from 100 ms (the watchdog looks every 20 ms from the container's start,
+/// which itself takes milliseconds) to 7 days.
+const TIMEOUT_BOUNDS: DurationBounds = DurationBounds {
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(7 * 86_400),
+    min_text: "100ms",
+    max_text: "7 days",
+    seconds: true,
+    feature: "the timeout",
+    too_short: "the watchdog checks every 20 ms from the start of the container, which itself takes a few: a shorter timeout kills invocations that barely started",
+    too_long: "for no timeout at all write \"none\"",
+    example: "\"90s\", \"2m\" or \"1h 30m\"",
+};
+
+/// `[run] memory-interval`: from 10 ms (more often perturbs the workload) to an hour.
+const MEMORY_INTERVAL_BOUNDS: DurationBounds = DurationBounds {
+    min: Duration::from_millis(10),
+    max: Duration::from_secs(3_600),
+    min_text: "10ms",
+    max_text: "1h",
+    seconds: false,
+    feature: "memory sampling",
+    too_short: "sampling more often than every 10 ms would perturb the workload; use 10ms or more",
+    too_long: "sampling less often than hourly draws no curve of memory use; to not sample at all write \"none\"",
+    example: "\"100ms\" or \"1s\"",
+};
+
+/// A duration setting: "none" (`None`), or a duration within `b`. Zero is refused rather than
+/// read as "off": only "none" switches a feature off.
+fn duration_setting(r: &Reporter, e: &Entry, b: &DurationBounds) -> Result<Option<Duration>> {
+    let key = &e.key;
+    let (written, duration) = match &e.value.kind {
+        Kind::Str(s) => {
+            let d = units::parse_duration_or_none(s).map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid duration `{s}` for `{key}`: {why}"),
+                    Some(format!("write a duration like {}, or \"none\"", b.example)),
+                )
+            })?;
+            (s.trim().to_string(), d)
+        }
+        Kind::Int(i) if b.seconds => {
+            let secs = r.int_in(e, 0, i64::MAX, None)? as u64;
+            (format!("{i}"), Some(Duration::from_secs(secs)))
+        }
+        _ if b.seconds => {
+            return Err(r.wrong_type(key, &e.value, "a duration string or a number of seconds"));
+        }
+        _ => {
+            return Err(r.wrong_type(
+                key,
+                &e.value,
+                &format!("a duration string such as {}", b.example),
+            ));
+        }
+    };
+    let Some(d) = duration else {
+        return Ok(None);
+    };
+    if d.is_zero() {
+        return Err(r.node(
+            &e.value,
+            format!("a `{key}` of `{written}` would switch {} off", b.feature),
+            Some(format!(
+                "to switch it off write `{key} = \"none\"`; otherwise give a duration like {}",
+                b.example
+            )),
+        ));
+    }
+    if d < b.min {
+        return Err(r.node(
+            &e.value,
+            format!(
+                "`{key}` of `{written}` is shorter than the minimum of {}",
+                b.min_text
+            ),
+            Some(b.too_short.into()),
+        ));
+    }
+    if d > b.max {
+        return Err(r.node(
+            &e.value,
+            format!(
+                "`{key}` of `{written}` is longer than the maximum of {}",
+                b.max_text
+            ),
+            Some(b.too_long.into()),
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// `user`: "name", "uid", "uid:gid", "name:group" (names or ids on either side of the `:`),
+/// checked for what can never resolve: a negative or out-of-range id, a malformed name.
+fn user_spec(r: &Reporter, e: &Entry) -> Result<String> {
+    let spec = non_empty(r, e)?;
+    let hint = || {
+        Some("write a user name, a uid from 0 to 4294967294, or `user:group` with names or ids: \"bench\", \"1000\", \"1000:1000\", \"bench:staff\"".to_string())
+    };
+    let invalid = |why: String| r.node(&e.value, format!("invalid user `{spec}`: {why}"), hint());
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if group.is_some_and(|g| g.contains(':')) {
+        return Err(invalid("it has more than one `:`".into()));
+    }
+    for (part, what) in [(Some(user), "user"), (group, "group")] {
+        let Some(part) = part else { continue };
+        if part.is_empty() {
+            return Err(invalid(format!("the {what} is empty")));
+        }
+        let digits = part.strip_prefix('-').unwrap_or(part);
+        if digits.chars().all(|c| c.is_ascii_digit()) {
+            if part.starts_with('-') {
+                return Err(invalid(format!("`{part}` is a negative id")));
+            }
+            // (uid_t)-1 means "unchanged" to setuid: no process can run as it.
+            if !matches!(part.parse::<u32>(), Ok(id) if id < u32::MAX) {
+                return Err(invalid(format!(
+                    "id `{part}` is out of range (0 to 4294967294)"
+                )));
+            }
+        } else {
+            let name_ok = !part.starts_with('-')
+                && part
+                    .trim_end_matches('$')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if !name_ok {
+                return Err(invalid(format!("`{part}` is not a valid {what} name")));
+            }
+        }
+    }
+    Ok(spec.to_string())
+}
+
+/// The account files of root directories, read once per directory (a matrix may name the same
+/// rootfs in a million cells): `None` where they cannot be read safely (a symlinked `etc`).
+#[derive(Default)]
+pub(crate) struct AccountFiles(Mutex<HashMap<PathBuf, Option<Arc<Accounts>>>>);
+
+/// The text of `/etc/passwd` and of `/etc/group`.
+type Accounts = (String, String);
+
+impl AccountFiles {
+    /// `/etc/passwd` and `/etc/group` under `root` (a missing file is empty, as in the sandbox).
+    fn get(&self, root: &Path) -> Option<Arc<Accounts>> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(root.to_path_buf())
+            .or_insert_with(|| {
+                // Not through a symlink: in the container it would resolve inside the rootfs,
+                // here on the host.
+                let etc = root.join("etc");
+                let read = |name: &str| -> Option<String> {
+                    let path = etc.join(name);
+                    match std::fs::symlink_metadata(&path) {
+                        Err(_) => Some(String::new()),
+                        Ok(m) if m.file_type().is_symlink() => None,
+                        Ok(_) => std::fs::read(&path)
+                            .ok()
+                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    }
+                };
+                if std::fs::symlink_metadata(&etc).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return None;
+                }
+                Some(Arc::new((read("passwd")?, read("group")?)))
+            })
+            .clone()
+    }
+}
+
+/// A named user (and group) must be in the account files of the cell's root: the rootfs's, the
+/// host's for a cell on the host's files, an image's when `run` has unpacked it
+/// ([`ValidationContext::image_accounts`]). Ids need no entry.
+fn check_accounts(
+    r: &Reporter,
+    ctx: &ValidationContext,
+    node: &Node,
+    spec: &str,
+    root: &Root,
+    accounts: &AccountFiles,
+) -> Result<()> {
+    let (files, place, which) = match root {
+        Root::Image(reference) => match ctx.image_accounts.get(reference) {
+            Some(files) => (Arc::new(files.clone()), "the image's", reference.clone()),
+            None => return Ok(()),
+        },
+        Root::Dir(dir) => match accounts.get(dir) {
+            Some(files) => (files, "the rootfs's", dir.join("etc").display().to_string()),
+            None => return Ok(()),
+        },
+        Root::Host => match accounts.get(Path::new("/")) {
+            Some(files) => (
+                files,
+                "the host's",
+                "a cell without `image` or `rootfs` runs on the host's files".to_string(),
+            ),
+            None => return Ok(()),
+        },
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let named = |part: &str| !part.chars().all(|c| c.is_ascii_digit());
+    let listed = |text: &str, name: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .any(|l| l.split(':').next() == Some(name))
+    };
+    let missing = if named(user) && !listed(&files.0, user) {
+        Some(("user", user, "passwd"))
+    } else {
+        group
+            .filter(|g| named(g) && !listed(&files.1, g))
+            .map(|g| ("group", g, "group"))
+    };
+    let Some((what, name, file)) = missing else {
+        return Ok(());
+    };
+    let which = match root {
+        Root::Dir(_) => format!("{which}/{file}"),
+        _ => which,
+    };
+    Err(r.node(
+        node,
+        format!("{what} `{name}` is not in {place} /etc/{file} ({which})"),
+        Some(format!(
+            "name a {what} of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the {what} in `setup`"
+        )),
+    ))
 }
 
 fn non_empty<'n>(r: &Reporter, e: &'n Entry) -> Result<&'n str> {
@@ -1153,7 +1499,7 @@ fn parse_limits(
     ctx: &ValidationContext,
     t: &Node,
     label: &str,
-    warnings: &mut Vec<String>,
+    warnings: &mut Warnings,
 ) -> Result<Limits> {
     let mut limits = Limits::default();
     let online = &ctx.online_cpus;
@@ -1192,6 +1538,17 @@ fn parse_limits(
                 Some("cpu-quota is in cores: 0.5 is half a core".into()),
             ));
         }
+        // What the cgroup gets: microseconds per 100 ms period, at least 1 ms (the kernel's
+        // minimum; the sandbox would raise a smaller quota to it without a word).
+        if (quota * CPU_PERIOD_US).round() < MIN_CPU_QUOTA_US {
+            return Err(r.node(
+                &e.value,
+                format!(
+                    "cpu-quota `{quota}` is below the kernel's minimum of 0.01 cores (1 ms of CPU time per 100 ms period)"
+                ),
+                Some("cpu-quota is in cores: 0.01 is the least, 0.5 is half a core".into()),
+            ));
+        }
         if let Some(cpus) = &limits.cpus
             && quota > cpus.len() as f64
         {
@@ -1211,14 +1568,17 @@ fn parse_limits(
                     Some("write bytes or a size like \"512MiB\", \"1GiB\", \"1.5G\" (K/M/G/T are 1024-based, KB/MB/GB/TB 1000-based)".into()),
                 )
             })?,
-            Kind::Int(_) => r.int_in(e, 1, i64::MAX, None)? as u64,
+            Kind::Int(_) => r.int_in(e, 0, i64::MAX, None)? as u64,
             _ => return Err(r.wrong_type(&e.key, &e.value, "a size such as \"1GiB\" or a number of bytes")),
         };
-        if bytes == 0 {
+        if bytes < MIN_MEMORY {
             return Err(r.node(
                 &e.value,
-                "`memory` must be above 0",
-                Some("remove `memory` for no limit".into()),
+                format!(
+                    "`memory` of {} is below the floor of 6 MiB",
+                    units::format_size(bytes)
+                ),
+                Some("with less, invocations are killed for lack of memory before the workload does anything (Docker refuses less than 6 MiB too); give \"6MiB\" or more, or remove `memory` for no limit".into()),
             ));
         }
         limits.memory = Some(bytes);
@@ -1232,12 +1592,7 @@ fn parse_limits(
 /// `[security]`: what the workload may do beyond the hardened defaults (see
 /// `sandbox::security`). Capability names are stored in their canonical spelling, sorted and
 /// deduplicated, so `sys_ptrace` and `CAP_SYS_PTRACE` are the same cell.
-fn parse_security(
-    r: &Reporter,
-    t: &Node,
-    label: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Policy> {
+fn parse_security(r: &Reporter, t: &Node, label: &str, warnings: &mut Warnings) -> Result<Policy> {
     let mut policy = Policy::default();
     let capabilities = t.get("capabilities");
     if let Some(e) = capabilities {
@@ -1351,7 +1706,7 @@ fn argv(r: &Reporter, e: &Entry) -> Result<Vec<String>> {
     Ok(argv)
 }
 
-fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>> {
+fn parse_metrics(r: &Reporter, metrics: Option<&Node>, axes: &[Axis]) -> Result<Vec<MetricSpec>> {
     let Some(Node {
         kind: Kind::Array(tables),
         ..
@@ -1382,6 +1737,40 @@ fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>
                 &name_e.value,
                 format!("invalid metric name `{name}`"),
                 Some("metric names become CSV columns: letters, digits, `_`, `.` and `-`, starting with a letter or `_`".into()),
+            ));
+        }
+        if builtin_columns().iter().any(|c| c == name) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of a column runs.csv always has"),
+                Some(format!(
+                    "rename the metric; runs.csv's own columns are {}",
+                    builtin_columns().join(", ")
+                )),
+            ));
+        }
+        if let Some((standard, _)) = crate::report::STANDARD_METRICS
+            .iter()
+            .find(|(n, _)| *n == name)
+        {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{standard}` has the name of a standard metric"),
+                Some(format!(
+                    "rename the metric; the standard metrics are {}",
+                    crate::report::STANDARD_METRICS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ));
+        }
+        if axes.iter().any(|a| a.name == name) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of axis `{name}`: runs.csv would have two `{name}` columns"),
+                Some("rename the metric or the axis".into()),
             ));
         }
         if let Some(i) = out.iter().position(|m| m.name == name) {
@@ -1452,43 +1841,139 @@ fn parse_metrics(r: &Reporter, metrics: Option<&Node>) -> Result<Vec<MetricSpec>
     Ok(out)
 }
 
-/// 12 hex chars of sha256 over the canonical JSON (sorted keys) of the identity.
+/// 12 hex chars of sha256 over the canonical JSON (keys sorted at every level) of the identity.
 fn cell_id(identity: &Identity) -> String {
-    let value = serde_json::to_value(identity).unwrap_or(Value::Null);
-    let mut text = String::new();
-    canonical_json(&value, &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))[..12].to_string()
+    let mut text = Vec::with_capacity(256);
+    identity_json(identity, &mut text);
+    let digest = Sha256::digest(&text);
+    hex::encode(&digest[..6])
 }
 
-/// JSON with object keys sorted, whatever serde_json's map ordering feature says.
-fn canonical_json(value: &Value, out: &mut String) {
+/// The canonical JSON of an identity, written field by field in sorted key order: the same
+/// bytes as [`canonical_json`] of its `serde_json::to_value` (a test holds them equal), in a
+/// fraction of the time, which is most of what building a cell costs. `security`, rarely
+/// loosened, goes through the generic path; `limits` is destructured, so a field added to it
+/// does not compile until it is hashed here.
+fn identity_json(id: &Identity, out: &mut Vec<u8>) {
+    let key = |out: &mut Vec<u8>, k: &str| {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        json_scalar(k, out);
+        out.push(b':');
+    };
+    out.push(b'{');
+    key(out, "axes");
+    out.push(b'[');
+    for (i, (name, value)) in id.axes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_scalar(name, out);
+        out.push(b',');
+        canonical_json(value, out);
+        out.push(b']');
+    }
+    out.push(b']');
+    key(out, "command");
+    json_scalar(id.command, out);
+    // A BTreeMap of strings: keys already in sorted (byte) order.
+    key(out, "env");
+    json_scalar(id.env, out);
+    // Limits' fields, sorted (`cpu_quota` < `cpus`).
+    key(out, "limits");
+    let Limits {
+        cpus,
+        cpu_quota,
+        memory,
+        pids,
+    } = id.limits;
+    out.extend_from_slice(b"{\"cpu_quota\":");
+    json_scalar(cpu_quota, out);
+    out.extend_from_slice(b",\"cpus\":");
+    json_scalar(cpus, out);
+    out.extend_from_slice(b",\"memory\":");
+    json_scalar(memory, out);
+    out.extend_from_slice(b",\"pids\":");
+    json_scalar(pids, out);
+    out.push(b'}');
+    key(out, "network");
+    json_scalar(&id.network, out);
+    key(out, "root");
+    json_scalar(&id.root, out);
+    if !id.scratch.is_memory() {
+        key(out, "scratch");
+        json_scalar(&id.scratch, out);
+    }
+    if !id.security.is_default() {
+        key(out, "security");
+        canonical(id.security, out);
+    }
+    key(out, "setup");
+    json_scalar(id.setup, out);
+    if id.user.is_some() {
+        key(out, "user");
+        json_scalar(id.user, out);
+    }
+    key(out, "v");
+    json_scalar(&id.v, out);
+    key(out, "volumes");
+    json_scalar(&id.volumes, out);
+    key(out, "workdir");
+    json_scalar(id.workdir, out);
+    out.push(b'}');
+}
+
+/// Any value's canonical JSON, through `serde_json::to_value`.
+fn canonical<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    canonical_json(&serde_json::to_value(value).unwrap_or(Value::Null), out);
+}
+
+/// JSON with object keys sorted, whatever serde_json's map ordering feature says. Written
+/// straight into `out`: a cell's id costs no allocation per key or value.
+fn canonical_json(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
+            keys.sort_unstable();
+            out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
+                json_scalar(k, out);
+                out.push(b':');
                 canonical_json(&map[k], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical_json(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => json_scalar(other, out),
     }
+}
+
+/// A string, number, boolean or null as serde_json writes it.
+fn json_scalar<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing plain data into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// The columns every runs.csv has, whatever its axes and metrics (`cell`, `label`, `phase`,
+/// `wall_s`, ... `status`, `flags`, `reason`): no axis or metric may take one of these names,
+/// or runs.csv would have two columns of that name and could not be read back.
+pub(crate) fn builtin_columns() -> &'static [String] {
+    static COLUMNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| crate::results::csv_header(&[], &[]))
 }
 
 /// Max length of a hostname label.
@@ -1507,29 +1992,37 @@ pub(crate) fn slugify(label: &str) -> String {
     slug.trim_matches('-').to_string()
 }
 
-/// Slugs from labels; where two collide (after truncation) or one is empty, append the id.
-fn assign_slugs(cells: &mut [Cell]) {
-    let bases: Vec<String> = cells.iter().map(|c| slugify(&c.label)).collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for b in &bases {
-        *counts.entry(b).or_default() += 1;
+/// Which cells share their slug base (from the label) with another cell. Linear in practice:
+/// each base is hashed once and the hashes sorted; only cells whose hashes are equal have
+/// their bases compared as text, so a collision of hashes never merges two slugs.
+fn slug_collisions(expansion: &Expansion) -> Vec<bool> {
+    let mut hashes: Vec<(u64, u32)> = (0..expansion.len())
+        .map(|i| (fnv1a(slugify(&expansion.label(i)).as_bytes()), i as u32))
+        .collect();
+    hashes.sort_unstable();
+    let mut collides = vec![false; expansion.len()];
+    for group in hashes.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        let slugs: Vec<String> = group
+            .iter()
+            .map(|&(_, i)| slugify(&expansion.label(i as usize)))
+            .collect();
+        // Large groups are real: labels longer than a slug share their first 63 characters.
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for slug in &slugs {
+            *counts.entry(slug).or_default() += 1;
+        }
+        for (slug, &(_, i)) in slugs.iter().zip(group) {
+            collides[i as usize] = counts[slug.as_str()] > 1;
+        }
     }
-    for (cell, base) in cells.iter_mut().zip(&bases) {
-        cell.slug = if base.is_empty() {
-            cell.id.clone()
-        } else if counts[base.as_str()] > 1 {
-            let mut prefix = base.clone();
-            prefix.truncate(SLUG_MAX - cell.id.len() - 1);
-            format!("{}-{}", prefix.trim_end_matches('-'), cell.id)
-        } else {
-            base.clone()
-        };
-    }
+    collides
 }
 
-fn dedup_keep_order(items: &mut Vec<String>) {
-    let mut seen = BTreeSet::new();
-    items.retain(|w| seen.insert(w.clone()));
+/// 64-bit FNV-1a: a fixed, fast hash (the standard library's may change between versions).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The matrix file's directory, absolute.
@@ -1564,4 +2057,87 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The identity's hand-written canonical JSON is byte for byte the generic one (serde's
+    /// value, keys sorted at every level), for cells that use every part of the identity.
+    #[test]
+    fn identity_json_is_the_generic_canonical_json() {
+        let ctx = ValidationContext {
+            online_cpus: "0-1".parse().unwrap(),
+            check_paths: false,
+            image_accounts: Default::default(),
+        };
+        let sources = [
+            "[run]\ncommand = \"true\"\n",
+            r#"[matrix]
+v = [{ name = "a", n = 1.5, deep = { z = 1, a = [1, { y = 2, b = "x\"q" }] } }, { name = "b", n = 2 }]
+q = [0.5, 1]
+u = ["bench", "1000:1000"]
+[environment]
+image = "busybox:{v.name}"
+workdir = "/w/{v.name}"
+user = "{u}"
+volumes = ["/tmp/a:/data:ro", "./b:/b"]
+env = { Z = "1", A = "{v.name}", "ü" = "é\n" }
+network = "host"
+scratch = "disk"
+[limits]
+cpus = "0-1"
+cpu-quota = "{q}"
+memory = "1GiB"
+pids = 64
+[security]
+capabilities = ["SYS_PTRACE", "perfmon"]
+seccomp = "unconfined"
+[run]
+command = ["./x", "n={v.n}", "ü\t\"'"]
+setup = "make {v.name}"
+"#,
+            "[matrix]\nr = [\"a\"]\n[environment]\nrootfs = \"./roots/{r}\"\n[security]\nprivileged = true\n[run]\ncommand = \"true\"\n",
+        ];
+        let mut checked = 0;
+        for source in sources {
+            let p = Prepared::new(source.to_string(), Path::new("envs/x.toml")).unwrap();
+            for i in 0..p.len() {
+                let label = p.expansion.label(i);
+                let values = p.expansion.values(i);
+                let r = p.reporter();
+                let sub = |t: &Option<Template>| -> Option<Cow<'static, Node>> {
+                    t.as_ref()
+                        .map(|t| Cow::Owned(t.substitute(&values).unwrap().into_owned()))
+                };
+                let parts = Parts {
+                    environment: sub(&p.environment),
+                    limits: sub(&p.limits),
+                    security: sub(&p.security),
+                    run: sub(&p.run),
+                    metrics: sub(&p.metrics),
+                };
+                let shared = Shared {
+                    ctx: &ctx,
+                    base_dir: &p.base_dir,
+                    accounts: &AccountFiles::default(),
+                    axes: &p.expansion.axes,
+                };
+                let (cell, id_parts) =
+                    build_cell(&r, &shared, &label, &parts, &mut Warnings::default()).unwrap();
+                let identity = Identity::of(&cell, &values, id_parts);
+                let mut fast = Vec::new();
+                identity_json(&identity, &mut fast);
+                let mut generic = Vec::new();
+                canonical(&identity, &mut generic);
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(generic).unwrap()
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 1 + 8 + 1);
+    }
 }

@@ -33,6 +33,7 @@
 
 mod build;
 mod cpuset;
+mod expand;
 mod node;
 mod template;
 pub mod units;
@@ -48,14 +49,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use cpuset::{CpuSet, CpuSetError, MAX_CPU};
+pub use expand::MAX_CELLS;
 
 /// Host facts and switches the validation needs; passed in so `spec` stays pure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationContext {
     /// Cpus a cell may be pinned to; also bounds `cpu-quota`.
     pub online_cpus: CpuSet,
-    /// Check that rootfs directories and volume host paths exist (off for `plan` on another host).
+    /// Check that rootfs directories and volume host paths exist (off for `plan` on another host),
+    /// and that a named `user` is in the rootfs's (or the host's) /etc/passwd.
     pub check_paths: bool,
+    /// The text of `/etc/passwd` and `/etc/group` of images, by reference as written: `run` fills
+    /// it in once the images are unpacked, so that a named `user` of an image cell is checked
+    /// before any invocation too. An image missing here is not checked.
+    pub image_accounts: BTreeMap<String, (String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +137,10 @@ pub struct Cell {
     /// Not part of the id (it changes what is recorded, not what runs).
     #[serde(with = "opt_secs", default = "default_memory_interval")]
     pub memory_interval: Option<Duration>,
+    /// Bytes of each stream (stdout, stderr) an invocation's log keeps; `None`: all. Not part
+    /// of the id (it changes what is kept, not what runs).
+    #[serde(default = "default_max_log")]
+    pub max_log: Option<u64>,
     pub metrics: Vec<MetricSpec>,
 }
 
@@ -315,17 +326,168 @@ impl fmt::Display for Diagnostic {
 
 /// Reads and parses a matrix file.
 pub fn load(path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
-    let source = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&source, path, ctx)
+    let source = read(path)?;
+    build::Prepared::new(source, path)?.into_matrix(ctx)
+}
+
+/// [`load`], refusing a matrix of more than `max_cells` cells before building any of them:
+/// `run` holds every cell several times over (see `plan::MAX_RUN_CELLS`).
+pub fn load_for_run(
+    path: &Path,
+    ctx: &ValidationContext,
+    max_cells: usize,
+) -> Result<Matrix, SpecError> {
+    let source = read(path)?;
+    let prepared = build::Prepared::new(source, path)?;
+    prepared.refuse_more_than(max_cells)?;
+    prepared.into_matrix(ctx)
 }
 
 /// Parses a matrix from its text. `path` names the file in messages, gives the default name,
 /// and relative rootfs/volume paths are relative to its directory.
 pub fn parse(source: &str, path: &Path, ctx: &ValidationContext) -> Result<Matrix, SpecError> {
     build::build(source, path, ctx)
+}
+
+/// Reads and checks a matrix file as [`load`] does (every cell is built and checked), keeping
+/// none of its cells: [`LazyMatrix::cell`] builds them again one at a time. What `check` and
+/// `plan` use, so a matrix of [`MAX_CELLS`] cells costs seconds and tens of megabytes, not the
+/// gigabyte its cells would take at once.
+pub fn open(path: &Path, ctx: &ValidationContext) -> Result<LazyMatrix, SpecError> {
+    let source = read(path)?;
+    let prepared = build::Prepared::new(source, path)?;
+    // Per chunk of cells, its distinct image references in order.
+    let walked = prepared.walk(
+        ctx,
+        || (Vec::new(), std::collections::HashSet::new()),
+        |(refs, seen): &mut (Vec<String>, std::collections::HashSet<String>), _, cell| {
+            if let Root::Image(r) = cell.root
+                && seen.insert(r.clone())
+            {
+                refs.push(r);
+            }
+        },
+    )?;
+    let mut seen = std::collections::HashSet::new();
+    let image_refs = walked
+        .states
+        .into_iter()
+        .flat_map(|(refs, _)| refs)
+        .filter(|r| seen.insert(r.clone()))
+        .collect();
+    Ok(LazyMatrix {
+        prepared,
+        ctx: ctx.clone(),
+        warnings: walked.warnings,
+        ids: walked.ids,
+        image_refs,
+        digests: BTreeMap::new(),
+    })
+}
+
+/// The file's text. Bytes that are not UTF-8 are an error at the first of them.
+fn read(path: &Path) -> Result<String, SpecError> {
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let valid = String::from_utf8_lossy(&bytes[..at]);
+        let (line, col) = node::line_col(&valid, at);
+        SpecError::Invalid(Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            col,
+            message: format!("invalid UTF-8: byte 0x{:02x}", bytes[at]),
+            hint: Some(
+                "a matrix is TOML, which is UTF-8: save the file as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8`)"
+                    .into(),
+            ),
+        })
+    })
+}
+
+/// A checked matrix whose cells are built when asked for (see [`open`]). Everything else is
+/// as in [`Matrix`].
+pub struct LazyMatrix {
+    prepared: build::Prepared,
+    ctx: ValidationContext,
+    /// As [`Matrix::warnings`].
+    pub warnings: Vec<String>,
+    /// Every cell's id, from the walk that checked it (spares hashing each cell again).
+    ids: Vec<u64>,
+    image_refs: Vec<String>,
+    /// Image digests to fold into the cells as they are built (see [`pin_images`]).
+    digests: BTreeMap<String, String>,
+}
+
+impl LazyMatrix {
+    pub fn name(&self) -> &str {
+        &self.prepared.name
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.prepared.description.as_deref()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.prepared.path()
+    }
+
+    pub fn source_sha256(&self) -> &str {
+        &self.prepared.source_sha256
+    }
+
+    pub fn axes(&self) -> &[Axis] {
+        &self.prepared.expansion.axes
+    }
+
+    pub fn order(&self) -> Order {
+        self.prepared.order
+    }
+
+    pub fn seed(&self) -> Option<u64> {
+        self.prepared.seed
+    }
+
+    pub fn allow_failures(&self) -> bool {
+        self.prepared.allow_failures
+    }
+
+    /// The distinct image references of the cells, as written, in cell order.
+    pub fn image_refs(&self) -> &[String] {
+        &self.image_refs
+    }
+
+    /// The number of cells.
+    pub fn len(&self) -> usize {
+        self.prepared.len()
+    }
+
+    /// Never true: a matrix has at least one cell.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cell `i` (in `0..len()`), exactly as [`load`] would have it. It was checked when the
+    /// matrix was opened; only a file system that changed since (a rootfs removed) can fail it.
+    pub fn cell(&self, i: usize) -> Result<Cell, SpecError> {
+        let mut cell = self.prepared.cell(
+            i,
+            &self.ctx,
+            &mut build::Warnings::default(),
+            self.ids.get(i).copied(),
+        )?;
+        pin_cell(&mut cell, &self.digests);
+        Ok(cell)
+    }
+
+    /// As [`pin_images`], for the cells [`LazyMatrix::cell`] builds from now on.
+    pub fn pin_images(&mut self, digests: BTreeMap<String, String>) {
+        self.digests = digests;
+    }
 }
 
 /// The text of an axis value: strings as themselves, numbers and booleans as JSON prints them,
@@ -402,16 +564,20 @@ mod opt_secs {
 /// digests gives two cells, and `compare` can tell (it pairs them by axis values, with a
 /// warning). `digests` maps an image reference as written in the file to its manifest digest.
 pub fn pin_images(matrix: &mut Matrix, digests: &BTreeMap<String, String>) {
-    use sha2::{Digest, Sha256};
     for cell in &mut matrix.cells {
-        if let Root::Image(reference) = &cell.root
-            && cell.image_digest.is_none()
-            && let Some(digest) = digests.get(reference)
-        {
-            let hash = Sha256::digest(format!("{}@{digest}", cell.id).as_bytes());
-            cell.id = hex::encode(hash)[..12].to_string();
-            cell.image_digest = Some(digest.clone());
-        }
+        pin_cell(cell, digests);
+    }
+}
+
+fn pin_cell(cell: &mut Cell, digests: &BTreeMap<String, String>) {
+    use sha2::{Digest, Sha256};
+    if let Root::Image(reference) = &cell.root
+        && cell.image_digest.is_none()
+        && let Some(digest) = digests.get(reference)
+    {
+        let hash = Sha256::digest(format!("{}@{digest}", cell.id).as_bytes());
+        cell.id = hex::encode(hash)[..12].to_string();
+        cell.image_digest = Some(digest.clone());
     }
 }
 
@@ -420,4 +586,11 @@ pub const DEFAULT_MEMORY_INTERVAL: Duration = Duration::from_millis(100);
 
 fn default_memory_interval() -> Option<Duration> {
     Some(DEFAULT_MEMORY_INTERVAL)
+}
+
+/// Default of `[run] max-log`: 16 MiB per stream per invocation.
+pub const DEFAULT_MAX_LOG: u64 = 16 << 20;
+
+fn default_max_log() -> Option<u64> {
+    Some(DEFAULT_MAX_LOG)
 }

@@ -147,70 +147,133 @@ pub(crate) fn check(
     }
 }
 
-/// Replaces the placeholders under `node` with one cell's axis values. `check` has run, so
-/// every placeholder names an axis and parses.
-pub(crate) fn substitute(node: &Node, values: &[(String, Value)]) -> Result<Node, Problem> {
-    match &node.kind {
-        Kind::Str(s) => {
-            let segments = parse(s).map_err(|(message, hint)| Problem {
+/// A template value with its strings parsed once, to be substituted for many cells.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Compiled {
+    /// No brace anywhere under it: every cell gets it as it is.
+    Fixed(Node),
+    Str {
+        span: Range<usize>,
+        segments: Vec<Segment>,
+    },
+    Array {
+        span: Range<usize>,
+        items: Vec<Compiled>,
+    },
+    Table {
+        span: Range<usize>,
+        entries: Vec<(String, Range<usize>, Compiled)>,
+    },
+}
+
+/// Parses every string under `node` (`check` has run, so they parse).
+pub(crate) fn compile(node: &Node) -> Result<Compiled, Problem> {
+    let compiled = match &node.kind {
+        Kind::Str(s) if s.contains(['{', '}']) => Compiled::Str {
+            span: node.span.clone(),
+            segments: parse(s).map_err(|(message, hint)| Problem {
                 span: node.span.clone(),
                 message,
                 hint,
-            })?;
-            if let [Segment::Ref { axis, field }] = segments.as_slice() {
-                let value = lookup(node, values, axis, field.as_deref())?;
-                return Ok(from_json(value, &node.span));
-            }
-            let mut text = String::new();
-            let mut substituted = false;
-            for seg in &segments {
-                match seg {
-                    Segment::Lit(l) => text.push_str(l),
-                    Segment::Ref { axis, field } => {
-                        let value = lookup(node, values, axis, field.as_deref())?;
-                        text.push_str(&scalar_text(node, value, axis, field.as_deref())?);
-                        substituted = true;
+            })?,
+        },
+        Kind::Array(items) => Compiled::Array {
+            span: node.span.clone(),
+            items: items.iter().map(compile).collect::<Result<_, _>>()?,
+        },
+        Kind::Table(entries) => Compiled::Table {
+            span: node.span.clone(),
+            entries: entries
+                .iter()
+                .map(|e| Ok((e.key.clone(), e.key_span.clone(), compile(&e.value)?)))
+                .collect::<Result<_, Problem>>()?,
+        },
+        _ => Compiled::Fixed(node.clone()),
+    };
+    // A container of fixed values is fixed too.
+    let fixed = match &compiled {
+        Compiled::Array { items, .. } => items.iter().all(Compiled::is_fixed),
+        Compiled::Table { entries, .. } => entries.iter().all(|(_, _, c)| c.is_fixed()),
+        _ => false,
+    };
+    Ok(if fixed {
+        Compiled::Fixed(node.clone())
+    } else {
+        compiled
+    })
+}
+
+impl Compiled {
+    pub fn is_fixed(&self) -> bool {
+        matches!(self, Compiled::Fixed(_))
+    }
+
+    /// The value for one cell: placeholders replaced by its axis values, `{{`/`}}` by braces.
+    pub fn substitute(&self, values: &[(String, Value)]) -> Result<Node, Problem> {
+        match self {
+            Compiled::Fixed(node) => Ok(node.clone()),
+            Compiled::Str { span, segments } => {
+                let node = Node::new(span.clone(), Kind::Str(String::new()));
+                if let [Segment::Ref { axis, field }] = segments.as_slice() {
+                    let value = lookup(&node, values, axis, field.as_deref())?;
+                    return Ok(from_json(value, span));
+                }
+                let mut text = String::new();
+                let mut substituted = false;
+                for seg in segments {
+                    match seg {
+                        Segment::Lit(l) => text.push_str(l),
+                        Segment::Ref { axis, field } => {
+                            let value = lookup(&node, values, axis, field.as_deref())?;
+                            push_scalar(&mut text, &node, value, axis, field.as_deref())?;
+                            substituted = true;
+                        }
                     }
                 }
-            }
-            Ok(Node {
-                span: node.span.clone(),
-                substituted,
-                kind: Kind::Str(text),
-            })
-        }
-        Kind::Array(items) => {
-            let items = items
-                .iter()
-                .map(|n| substitute(n, values))
-                .collect::<Result<Vec<_>, _>>()?;
-            let substituted = items.iter().any(|n| n.substituted);
-            Ok(Node {
-                span: node.span.clone(),
-                substituted,
-                kind: Kind::Array(items),
-            })
-        }
-        Kind::Table(entries) => {
-            let entries = entries
-                .iter()
-                .map(|e| {
-                    Ok(Entry {
-                        key: e.key.clone(),
-                        key_span: e.key_span.clone(),
-                        value: substitute(&e.value, values)?,
-                    })
+                Ok(Node {
+                    span: span.clone(),
+                    substituted,
+                    kind: Kind::Str(text),
                 })
-                .collect::<Result<Vec<_>, Problem>>()?;
-            let substituted = entries.iter().any(|e| e.value.substituted);
-            Ok(Node {
-                span: node.span.clone(),
-                substituted,
-                kind: Kind::Table(entries),
-            })
+            }
+            Compiled::Array { span, items } => {
+                let items = items
+                    .iter()
+                    .map(|c| c.substitute(values))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let substituted = items.iter().any(|n| n.substituted);
+                Ok(Node {
+                    span: span.clone(),
+                    substituted,
+                    kind: Kind::Array(items),
+                })
+            }
+            Compiled::Table { span, entries } => {
+                let entries = entries
+                    .iter()
+                    .map(|(key, key_span, c)| {
+                        Ok(Entry {
+                            key: key.clone(),
+                            key_span: key_span.clone(),
+                            value: c.substitute(values)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Problem>>()?;
+                let substituted = entries.iter().any(|e| e.value.substituted);
+                Ok(Node {
+                    span: span.clone(),
+                    substituted,
+                    kind: Kind::Table(entries),
+                })
+            }
         }
-        _ => Ok(node.clone()),
     }
+}
+
+/// Replaces the placeholders under `node` with one cell's axis values.
+#[cfg(test)]
+pub(crate) fn substitute(node: &Node, values: &[(String, Value)]) -> Result<Node, Problem> {
+    compile(node)?.substitute(values)
 }
 
 fn lookup<'v>(
@@ -255,15 +318,24 @@ fn lookup<'v>(
     }
 }
 
-fn scalar_text(
+/// Appends a scalar's text (a string as itself, a number or boolean as JSON writes it).
+fn push_scalar(
+    text: &mut String,
     node: &Node,
     value: &Value,
     axis: &str,
     field: Option<&str>,
-) -> Result<String, Problem> {
+) -> Result<(), Problem> {
+    use std::fmt::Write as _;
     match value {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(_) | Value::Bool(_) => Ok(value.to_string()),
+        Value::String(s) => {
+            text.push_str(s);
+            Ok(())
+        }
+        Value::Number(_) | Value::Bool(_) => {
+            let _ = write!(text, "{value}");
+            Ok(())
+        }
         _ => {
             let placeholder = Segment::placeholder(axis, field);
             Err(Problem {

@@ -12,6 +12,7 @@ fn ctx() -> ValidationContext {
     ValidationContext {
         online_cpus: "0-1".parse().unwrap(),
         check_paths: false,
+        image_accounts: Default::default(),
     }
 }
 
@@ -407,6 +408,42 @@ fn ids_of_an_existing_matrix_never_change() {
     );
 }
 
+/// `[run] max-log` bounds what each log keeps; whatever its value, ids stay (it changes what is
+/// kept, not what runs), so the quick start's pinned ids hold with it written out.
+#[test]
+fn max_log_is_a_size_or_none_and_never_changes_ids() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let pinned = ["0b6e9b94bbc7", "fb54c36c5013", "79ccd99a1e7e"];
+    let source = std::fs::read_to_string(&path).unwrap();
+    let with = |value: &str| {
+        let m = parse(
+            &source.replace("[run]\n", &format!("[run]\nmax-log = {value}\n")),
+            &path,
+            &ctx(),
+        )
+        .unwrap();
+        let ids: Vec<String> = m.cells.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, pinned, "max-log = {value}");
+        m.cells[0].max_log
+    };
+    assert_eq!(
+        load(&path, &ctx()).unwrap().cells[0].max_log,
+        Some(16 << 20)
+    );
+    assert_eq!(with("\"16MiB\""), Some(16 << 20));
+    assert_eq!(with("\"1MiB\""), Some(1 << 20));
+    assert_eq!(with("4096"), Some(4096));
+    assert_eq!(with("\"none\""), None);
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nmax-log = \"lots\"\n"),
+        "envs/x.toml:3:11: invalid size `lots` for `max-log`: it does not start with a number\n  hint: write a size like \"16MiB\" or \"1GiB\", or \"none\" to keep all output"
+    );
+    assert!(
+        err("[run]\ncommand = \"x\"\nmax-log = \"0KiB\"\n")
+            .starts_with("envs/x.toml:3:11: `max-log` of 0 bytes would keep no output")
+    );
+}
+
 #[test]
 fn slugs_are_safe_short_and_unique() {
     let m = ok(&format!(
@@ -437,9 +474,10 @@ fn slugs_are_safe_short_and_unique() {
 fn timeouts_commands_and_defaults() {
     let t = |v: &str| ok(&format!("[run]\ncommand = [\"x\"]\ntimeout = {v}\n")).cells[0].timeout;
     assert_eq!(t("\"none\""), None);
-    assert_eq!(t("0"), None);
-    assert_eq!(t("\"0s\""), None);
+    assert_eq!(t("\"NONE\""), None);
     assert_eq!(t("90"), Some(Duration::from_secs(90)));
+    assert_eq!(t("\"100ms\""), Some(Duration::from_millis(100)));
+    assert_eq!(t("\"7 days\""), Some(Duration::from_secs(7 * 86_400)));
     assert_eq!(t("\"1h 30m\""), Some(Duration::from_secs(5400)));
     let m = ok("[run]\ncommand = [\"x\"]\nwarmup = 0\nruns = 1\n");
     assert_eq!((m.cells[0].warmup, m.cells[0].runs), (0, 1));
@@ -483,7 +521,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, order, seed, allow-failures"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, order, seed, allow-failures"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
@@ -592,8 +630,8 @@ fn value_errors() {
         "envs/x.toml:2:10: invalid size `1 GiBs` for `memory`: unknown unit `GiBs`\n  hint: write bytes or a size like \"512MiB\", \"1GiB\", \"1.5G\" (K/M/G/T are 1024-based, KB/MB/GB/TB 1000-based)"
     );
     assert_eq!(
-        limits("memory = 0"),
-        "envs/x.toml:2:10: `memory` must be at least 1, found `0`"
+        limits("memory = -1"),
+        "envs/x.toml:2:10: `memory` must be at least 0, found `-1`"
     );
     assert_eq!(
         limits("cpus = \"3-1\""),
@@ -974,6 +1012,7 @@ fn paths_are_checked_when_asked() {
     let check = ValidationContext {
         online_cpus: CpuSet::new([0]),
         check_paths: true,
+        image_accounts: Default::default(),
     };
     let src = "[matrix]\njdk = [\"17\"]\n[environment]\nrootfs = \"./rootfs/{jdk}\"\nvolumes = [\"work:/w:ro\", \"file:/f\"]\n[run]\ncommand = \"x\"\n";
     std::fs::write(&file, src).unwrap();
@@ -1062,4 +1101,659 @@ fn axis_names() {
     for bad in ["", "1a", "-a", "a.b", "a b", "é"] {
         assert!(!is_axis_name(bad), "{bad}");
     }
+}
+
+// ---- settings that would fail every invocation or mean something not written (issue 10) ----
+
+const MEMORY_FLOOR_HINT: &str = "with less, invocations are killed for lack of memory before the workload does anything (Docker refuses less than 6 MiB too); give \"6MiB\" or more, or remove `memory` for no limit";
+
+#[test]
+fn memory_below_the_floor_is_refused() {
+    let limits = |body: &str| err(&format!("[limits]\n{body}\n{RUN}"));
+    assert_eq!(
+        limits("memory = \"1\""),
+        format!(
+            "envs/x.toml:2:10: `memory` of 1 B is below the floor of 6 MiB\n  hint: {MEMORY_FLOOR_HINT}"
+        )
+    );
+    assert_eq!(
+        limits("memory = \"4096\""),
+        format!(
+            "envs/x.toml:2:10: `memory` of 4 KiB is below the floor of 6 MiB\n  hint: {MEMORY_FLOOR_HINT}"
+        )
+    );
+    assert_eq!(
+        limits("memory = 0"),
+        format!(
+            "envs/x.toml:2:10: `memory` of 0 B is below the floor of 6 MiB\n  hint: {MEMORY_FLOOR_HINT}"
+        )
+    );
+    assert_eq!(
+        limits("memory = \"5.99MiB\""),
+        format!(
+            "envs/x.toml:2:10: `memory` of 5.99 MiB is below the floor of 6 MiB\n  hint: {MEMORY_FLOOR_HINT}"
+        )
+    );
+    // From a placeholder: the cell is named.
+    assert_eq!(
+        err(&format!(
+            "[matrix]\nmem = [\"1GiB\", \"4MiB\"]\n[limits]\nmemory = \"{{mem}}\"\n{RUN}"
+        )),
+        format!(
+            "envs/x.toml:4:10: `memory` of 4 MiB is below the floor of 6 MiB in cell mem=4MiB\n  hint: {MEMORY_FLOOR_HINT}"
+        )
+    );
+    // The floor itself is fine, in bytes too.
+    let m = ok(&format!("[limits]\nmemory = \"6MiB\"\n{RUN}"));
+    assert_eq!(m.cells[0].limits.memory, Some(6 << 20));
+    let m = ok(&format!("[limits]\nmemory = 6291456\n{RUN}"));
+    assert_eq!(m.cells[0].limits.memory, Some(6 << 20));
+}
+
+#[test]
+fn zero_and_absurd_durations_are_refused() {
+    let run = |body: &str| err(&format!("[run]\ncommand = \"x\"\n{body}\n"));
+    let timeout_off = "  hint: to switch it off write `timeout = \"none\"`; otherwise give a duration like \"90s\", \"2m\" or \"1h 30m\"";
+    assert_eq!(
+        run("timeout = \"0s\""),
+        format!(
+            "envs/x.toml:3:11: a `timeout` of `0s` would switch the timeout off\n{timeout_off}"
+        )
+    );
+    assert_eq!(
+        run("timeout = 0"),
+        format!("envs/x.toml:3:11: a `timeout` of `0` would switch the timeout off\n{timeout_off}")
+    );
+    assert_eq!(
+        run("timeout = \"0\""),
+        format!("envs/x.toml:3:11: a `timeout` of `0` would switch the timeout off\n{timeout_off}")
+    );
+    assert_eq!(
+        run("timeout = \"1000000000000h\""),
+        "envs/x.toml:3:11: `timeout` of `1000000000000h` is longer than the maximum of 7 days\n  hint: for no timeout at all write \"none\""
+    );
+    assert_eq!(
+        run("timeout = 604801"),
+        "envs/x.toml:3:11: `timeout` of `604801` is longer than the maximum of 7 days\n  hint: for no timeout at all write \"none\""
+    );
+    assert_eq!(
+        run("timeout = \"1ns\""),
+        "envs/x.toml:3:11: `timeout` of `1ns` is shorter than the minimum of 100ms\n  hint: the watchdog checks every 20 ms from the start of the container, which itself takes a few: a shorter timeout kills invocations that barely started"
+    );
+    assert_eq!(
+        run("timeout = -5"),
+        "envs/x.toml:3:11: `timeout` must be at least 0, found `-5`"
+    );
+    assert_eq!(
+        run("memory-interval = \"0ms\""),
+        "envs/x.toml:3:19: a `memory-interval` of `0ms` would switch memory sampling off\n  hint: to switch it off write `memory-interval = \"none\"`; otherwise give a duration like \"100ms\" or \"1s\""
+    );
+    assert_eq!(
+        run("memory-interval = \"5ms\""),
+        "envs/x.toml:3:19: `memory-interval` of `5ms` is shorter than the minimum of 10ms\n  hint: sampling more often than every 10 ms would perturb the workload; use 10ms or more"
+    );
+    assert_eq!(
+        run("memory-interval = \"1000000000000h\""),
+        "envs/x.toml:3:19: `memory-interval` of `1000000000000h` is longer than the maximum of 1h\n  hint: sampling less often than hourly draws no curve of memory use; to not sample at all write \"none\""
+    );
+    assert_eq!(
+        run("memory-interval = 100"),
+        "envs/x.toml:3:19: expected a duration string such as \"100ms\" or \"1s\" for `memory-interval`, found the integer `100`"
+    );
+    // "none" switches them off; the bounds themselves are fine.
+    let m = ok("[run]\ncommand = \"x\"\ntimeout = \"none\"\nmemory-interval = \"none\"\n");
+    assert_eq!(
+        (m.cells[0].timeout, m.cells[0].memory_interval),
+        (None, None)
+    );
+    let m = ok("[run]\ncommand = \"x\"\nmemory-interval = \"1h\"\n");
+    assert_eq!(m.cells[0].memory_interval, Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn cpu_quota_below_the_kernel_minimum_is_refused() {
+    let limits = |body: &str| err(&format!("[limits]\n{body}\n{RUN}"));
+    let hint = "  hint: cpu-quota is in cores: 0.01 is the least, 0.5 is half a core";
+    assert_eq!(
+        limits("cpu-quota = 0.0000001"),
+        format!(
+            "envs/x.toml:2:13: cpu-quota `0.0000001` is below the kernel's minimum of 0.01 cores (1 ms of CPU time per 100 ms period)\n{hint}"
+        )
+    );
+    assert_eq!(
+        limits("cpu-quota = 0.009"),
+        format!(
+            "envs/x.toml:2:13: cpu-quota `0.009` is below the kernel's minimum of 0.01 cores (1 ms of CPU time per 100 ms period)\n{hint}"
+        )
+    );
+    for fine in ["0.01", "0.015", "2"] {
+        let m = ok(&format!("[limits]\ncpu-quota = {fine}\n{RUN}"));
+        assert_eq!(m.cells[0].limits.cpu_quota, Some(fine.parse().unwrap()));
+    }
+}
+
+#[test]
+fn users_that_can_never_resolve_are_refused() {
+    let env = |user: &str| err(&format!("[environment]\nuser = \"{user}\"\n{RUN}"));
+    let hint = "  hint: write a user name, a uid from 0 to 4294967294, or `user:group` with names or ids: \"bench\", \"1000\", \"1000:1000\", \"bench:staff\"";
+    for (user, why) in [
+        ("-1", "`-1` is a negative id"),
+        ("1000:-1", "`-1` is a negative id"),
+        (
+            "4294967295",
+            "id `4294967295` is out of range (0 to 4294967294)",
+        ),
+        (
+            "99999999999",
+            "id `99999999999` is out of range (0 to 4294967294)",
+        ),
+        ("a b", "`a b` is not a valid user name"),
+        ("-bench", "`-bench` is not a valid user name"),
+        ("bench:st/aff", "`st/aff` is not a valid group name"),
+        ("bench:", "the group is empty"),
+        (":staff", "the user is empty"),
+        ("a:b:c", "it has more than one `:`"),
+    ] {
+        assert_eq!(
+            env(user),
+            format!("envs/x.toml:2:8: invalid user `{user}`: {why}\n{hint}")
+        );
+    }
+    // Syntax alone (paths unchecked): names and ids of every form.
+    for user in [
+        "bench",
+        "1000",
+        "1000:1000",
+        "bench:staff",
+        "0:staff",
+        "www-data",
+        "svc$",
+        "a.b_c",
+    ] {
+        let m = ok(&format!("[environment]\nuser = \"{user}\"\n{RUN}"));
+        assert_eq!(m.cells[0].user.as_deref(), Some(user));
+    }
+}
+
+/// A named user must be in the rootfs's /etc/passwd (or the host's, for cells on the host's
+/// files); a numeric id need not be. Only when paths are checked, and not when a setup step
+/// or a volume could provide the account.
+#[test]
+fn users_are_looked_up_in_the_roots_account_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "# comment\nroot:x:0:0::/root:/bin/sh\nbench:x:1000:1000::/home/bench:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nstaff:x:50:bench\n").unwrap();
+    let file = dir.path().join("x.toml");
+    let check = ValidationContext {
+        online_cpus: "0-1".parse().unwrap(),
+        check_paths: true,
+        image_accounts: Default::default(),
+    };
+    let parse_with = |env: &str, extra: &str| {
+        parse(
+            &format!(
+                "[environment]\nrootfs = \"./rootfs\"\n{env}\n[run]\ncommand = \"x\"\n{extra}"
+            ),
+            &file,
+            &check,
+        )
+    };
+    for user in [
+        "bench",
+        "root",
+        "1000",
+        "4242",
+        "bench:staff",
+        "1000:50",
+        "4242:4242",
+    ] {
+        let m = parse_with(&format!("user = \"{user}\""), "").unwrap();
+        assert_eq!(m.cells[0].user.as_deref(), Some(user));
+    }
+    let canonical = std::fs::canonicalize(&rootfs).unwrap();
+    let hint_user = "  hint: name a user of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the user in `setup`";
+    assert_eq!(
+        parse_with("user = \"nobody\"", "").unwrap_err().to_string(),
+        format!(
+            "{}:3:8: user `nobody` is not in the rootfs's /etc/passwd ({}/etc/passwd)\n{hint_user}",
+            file.display(),
+            canonical.display()
+        )
+    );
+    assert_eq!(
+        parse_with("user = \"bench:wheel\"", "")
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "{}:3:8: group `wheel` is not in the rootfs's /etc/group ({}/etc/group)\n  hint: name a group of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the group in `setup`",
+            file.display(),
+            canonical.display()
+        )
+    );
+    // A setup step may create the user; a volume over /etc may bring it.
+    parse_with("user = \"nobody\"", "setup = \"adduser -D nobody\"\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("etc2")).unwrap();
+    parse_with("user = \"nobody\"\nvolumes = [\"./etc2:/etc:ro\"]", "").unwrap();
+    // Unchecked paths (plan on another host): not looked up.
+    parse(
+        "[environment]\nrootfs = \"./rootfs\"\nuser = \"nobody\"\n[run]\ncommand = \"x\"\n",
+        &file,
+        &ctx(),
+    )
+    .unwrap();
+    // A rootfs without account files has no named users at all.
+    std::fs::create_dir_all(dir.path().join("bare")).unwrap();
+    let e = parse(
+        "[environment]\nrootfs = \"./bare\"\nuser = \"bench\"\n[run]\ncommand = \"x\"\n",
+        &file,
+        &check,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("user `bench` is not in the rootfs's /etc/passwd"),
+        "{e}"
+    );
+    // A symlinked /etc would resolve elsewhere on the host than in the container: not judged.
+    let linked = dir.path().join("linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink("/etc", linked.join("etc")).unwrap();
+    parse(
+        "[environment]\nrootfs = \"./linked\"\nuser = \"bench\"\n[run]\ncommand = \"x\"\n",
+        &file,
+        &check,
+    )
+    .unwrap();
+    // On the host's files: the host's /etc/passwd, which has root and not this name.
+    let host = |user: &str| {
+        parse(
+            &format!("[environment]\nuser = \"{user}\"\n[run]\ncommand = \"x\"\n"),
+            &file,
+            &check,
+        )
+    };
+    host("root").unwrap();
+    host("0:0").unwrap();
+    assert_eq!(
+        host("benchbox-no-such-user").unwrap_err().to_string(),
+        format!(
+            "{}:2:8: user `benchbox-no-such-user` is not in the host's /etc/passwd (a cell without `image` or `rootfs` runs on the host's files)\n{hint_user}",
+            file.display()
+        )
+    );
+    // Images are checked by `run` once unpacked.
+    parse(
+        "[environment]\nimage = \"busybox\"\nuser = \"benchbox-no-such-user\"\n",
+        &file,
+        &check,
+    )
+    .unwrap();
+}
+
+#[test]
+fn malformed_image_references_are_refused() {
+    let image = |r: &str| err(&format!("[environment]\nimage = \"{r}\"\n"));
+    let hint = "  hint: write an image as docker does: `name`, `name:tag`, `registry.example.com:5000/team/name:tag` or `name@sha256:<64 hex digits>`";
+    assert_eq!(
+        image("::::@@@"),
+        format!(
+            "envs/x.toml:2:9: invalid image reference `::::@@@`: \"@@\": only sha256 digests are supported\n{hint}"
+        )
+    );
+    assert_eq!(
+        image("Eclipse-Temurin:21"),
+        format!(
+            "envs/x.toml:2:9: invalid image reference `Eclipse-Temurin:21`: \"library/Eclipse-Temurin\" is not a valid repository name (lowercase letters, digits, '.', '_', '-', separated by '/')\n{hint}"
+        )
+    );
+    assert_eq!(
+        image("registry:99999/app"),
+        format!(
+            "envs/x.toml:2:9: invalid image reference `registry:99999/app`: \"99999\" is not a valid registry port (a number from 1 to 65535)\n{hint}"
+        )
+    );
+    // From a placeholder: the cell is named.
+    assert_eq!(
+        err("[matrix]\nv = [\"21\", \"2 1\"]\n[environment]\nimage = \"temurin:{v}\"\n"),
+        format!(
+            "envs/x.toml:4:9: invalid image reference `temurin:2 1`: \"2 1\" is not a valid tag in cell v=2 1\n{hint}"
+        )
+    );
+    for fine in [
+        "busybox",
+        "eclipse-temurin:21-jre",
+        "localhost:5000/a/b:c",
+        "ghcr.io/o/a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ] {
+        ok(&format!("[environment]\nimage = \"{fine}\"\n"));
+    }
+}
+
+#[test]
+fn names_of_builtin_columns_are_refused_for_axes_and_metrics() {
+    let columns = "cell, label, phase, invocation, started_at, wall_s, user_s, system_s, peak_memory_bytes, io_read_bytes, io_write_bytes, exit_code, signal, oom_killed, timed_out, throttled_s, rusage_user_s, rusage_system_s, max_rss_bytes, minor_faults, major_faults, voluntary_switches, involuntary_switches, status, flags, reason";
+    for name in [
+        "cell",
+        "label",
+        "phase",
+        "invocation",
+        "wall_s",
+        "exit_code",
+        "status",
+        "flags",
+        "reason",
+    ] {
+        assert_eq!(
+            err(&format!("[matrix]\n{name} = [1, 2]\n{RUN}")),
+            format!(
+                "envs/x.toml:2:1: axis `{name}` has the name of a column runs.csv always has\n  hint: rename the axis; runs.csv's own columns are {columns}"
+            )
+        );
+        assert_eq!(
+            err(&format!("{RUN}[[metric]]\nname = \"{name}\"\n")),
+            format!(
+                "envs/x.toml:4:8: metric `{name}` has the name of a column runs.csv always has\n  hint: rename the metric; runs.csv's own columns are {columns}"
+            )
+        );
+    }
+    assert_eq!(
+        err(&format!("{RUN}[[metric]]\nname = \"cpu_s\"\n")),
+        "envs/x.toml:4:8: metric `cpu_s` has the name of a standard metric\n  hint: rename the metric; the standard metrics are wall_s, cpu_s, peak_memory_bytes, user_s, system_s, io_read_bytes, io_write_bytes"
+    );
+    assert_eq!(
+        err(&format!(
+            "[matrix]\nsize = [1, 2]\n{RUN}[[metric]]\nname = \"size\"\n"
+        )),
+        "envs/x.toml:6:8: metric `size` has the name of axis `size`: runs.csv would have two `size` columns\n  hint: rename the metric or the axis"
+    );
+    // A substituted metric name is checked per cell.
+    assert_eq!(
+        err(&format!(
+            "[matrix]\nm = [\"ok\", \"wall\"]\n{RUN}[[metric]]\nname = \"{{m}}_s\"\n"
+        )),
+        format!(
+            "envs/x.toml:6:8: metric `wall_s` has the name of a column runs.csv always has in cell m=wall\n  hint: rename the metric; runs.csv's own columns are {columns}"
+        )
+    );
+    // Close is fine: the names are exact.
+    ok(&format!(
+        "[matrix]\nPhase = [1]\nphases = [2]\n{RUN}[[metric]]\nname = \"wall\"\n"
+    ));
+}
+
+#[test]
+fn encoding_errors_have_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.toml");
+    // "é" is two bytes: the column counts characters; 0xff is never UTF-8.
+    std::fs::write(
+        &file,
+        b"name = \"caf\xc3\xa9\"\n[run]\ncommand = \"ab\xffc\"\n",
+    )
+    .unwrap();
+    let e = load(&file, &ctx()).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:3:14: invalid UTF-8: byte 0xff\n  hint: a matrix is TOML, which is UTF-8: save the file as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8`)",
+            file.display()
+        )
+    );
+    let d = e.diagnostic().unwrap();
+    assert_eq!((d.line, d.col), (3, 14));
+    // A Latin-1 "é" on the first line, and a file cut inside a character.
+    std::fs::write(&file, b"name = \"caf\xe9\"\n").unwrap();
+    assert!(
+        load(&file, &ctx())
+            .unwrap_err()
+            .to_string()
+            .contains(":1:12: invalid UTF-8: byte 0xe9")
+    );
+    std::fs::write(&file, b"[run]\ncommand = \"x\" # \xc3").unwrap();
+    assert!(
+        load(&file, &ctx())
+            .unwrap_err()
+            .to_string()
+            .contains(":2:17: invalid UTF-8: byte 0xc3")
+    );
+    // A NUL byte: the TOML parser says nothing useful about it.
+    assert_eq!(
+        err("[run]\ncommand = \"a\0b\"\n"),
+        "envs/x.toml:2:13: the file contains a NUL byte\n  hint: a matrix is a TOML text file: remove the byte (was a binary or UTF-16 file given?)"
+    );
+    // UTF-16 (with its byte order mark) is not UTF-8 from the first byte.
+    std::fs::write(&file, b"\xff\xfe[\0r\0").unwrap();
+    assert!(
+        load(&file, &ctx())
+            .unwrap_err()
+            .to_string()
+            .contains(":1:1: invalid UTF-8: byte 0xff")
+    );
+}
+
+// ---- expansion: linear and bounded (issue 10). No timings: counts and outcomes only; the
+// timings are in benches/expansion.rs and the README. ----
+
+fn axis(name: &str, n: usize) -> String {
+    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!("{name} = [{}]\n", values.join(", "))
+}
+
+/// One axis of 30,000 values took 44 s (every value compared with every other as text).
+#[test]
+fn a_long_axis_expands() {
+    let m = ok(&format!(
+        "[matrix]\n{}[run]\ncommand = \"echo {{v}}\"\n",
+        axis("v", 30_000)
+    ));
+    assert_eq!(m.cells.len(), 30_000);
+    assert_eq!(m.axes[0].values.len(), 30_000);
+    assert_eq!(m.cells[29_999].label, "v=29999");
+    assert_eq!(m.cells[29_999].command[2], "echo 29999");
+    // Duplicates are still found, wherever they are.
+    let mut values: Vec<String> = (0..30_000).map(|i| i.to_string()).collect();
+    values.push("\"17\"".into());
+    let e = err(&format!("[matrix]\nv = [{}]\n{RUN}", values.join(", ")));
+    assert!(e.contains("duplicate value `17` in axis `v`"), "{e}");
+}
+
+/// Past the limit nothing is built: a billion cells are refused at once (building them would
+/// not finish, or abort on memory, as it did).
+#[test]
+fn matrices_past_the_limit_are_refused_before_expansion() {
+    let hint = "  hint: split it into several matrix files, or use fewer axis values (the limit applies to the product, before `exclude`)";
+    assert_eq!(
+        err(&format!(
+            "[matrix]\n{}{}{}{RUN}",
+            axis("a", 1000),
+            axis("b", 1000),
+            axis("c", 1000)
+        )),
+        format!(
+            "envs/x.toml:1:1: the matrix expands to 1,000,000,000 cells (the product of its axes: 1,000 x 1,000 x 1,000); the limit is 1,000,000 cells\n{hint}"
+        )
+    );
+    // One past the limit.
+    assert_eq!(
+        err(&format!(
+            "[matrix]\n{}{}{RUN}",
+            axis("a", 1000),
+            axis("b", 1001)
+        )),
+        format!(
+            "envs/x.toml:1:1: the matrix expands to 1,001,000 cells (the product of its axes: 1,000 x 1,001); the limit is 1,000,000 cells\n{hint}"
+        )
+    );
+    // More cells than a u128 counts.
+    let many: String = (0..40).map(|i| axis(&format!("a{i}"), 10)).collect();
+    let e = err(&format!("[matrix]\n{many}{RUN}"));
+    assert!(e.starts_with("envs/x.toml:1:1: the matrix expands to more than 10^38 cells (the product of its axes: 10 x 10 x"), "{e}");
+    // `include` entries count too.
+    let includes: Vec<String> = (0..2)
+        .map(|i| format!("{{ a = {}, b = 0 }}", 2000 + i))
+        .collect();
+    assert_eq!(
+        err(&format!(
+            "[matrix]\n{}{}include = [{}]\n{RUN}",
+            axis("a", 1000),
+            axis("b", 1000),
+            includes.join(", ")
+        )),
+        format!(
+            "envs/x.toml:1:1: the matrix expands to 1,000,001 cells (with its `include` entries); the limit is 1,000,000 cells\n{hint}"
+        )
+    );
+    assert_eq!(MAX_CELLS, 1_000_000);
+}
+
+/// `run` takes fewer cells than `check` and `plan`, and says so before building any.
+#[test]
+fn run_refuses_more_cells_than_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.toml");
+    std::fs::write(
+        &file,
+        format!("[matrix]\n{}{}{RUN}", axis("a", 100), axis("b", 101)),
+    )
+    .unwrap();
+    assert_eq!(
+        load_for_run(&file, &ctx(), 10_000).unwrap_err().to_string(),
+        format!(
+            "{}:1:1: the matrix expands to 10,100 cells; `run` takes at most 10,000 (`check` and `plan` take 1,000,000)\n  hint: a run records every cell in results.json and holds them all in memory: split the matrix into several files",
+            file.display()
+        )
+    );
+    assert_eq!(
+        load_for_run(&file, &ctx(), 10_100).unwrap().cells.len(),
+        10_100
+    );
+}
+
+/// Large matrices are built in parallel chunks; the outcome is the one of building the cells
+/// one after the other: the first error in cell order wins, a duplicate included.
+#[test]
+fn large_matrices_report_the_first_error_in_cell_order() {
+    // 200 x 100 = 20,000 cells (several chunks). The last value of `a` is below the memory
+    // floor: cells 19,900.. fail. The include duplicates cell 0 at index 20,000.
+    let mut a: Vec<String> = (0..199).map(|i| format!("\"{}MiB\"", 6 + i)).collect();
+    a.push("\"1MiB\"".into());
+    let src = |a: &[String], include: &str| {
+        format!(
+            "[matrix]\na = [{}]\n{}include = [{include}]\n[limits]\nmemory = \"{{a}}\"\n[run]\ncommand = \"echo {{b}}\"\n",
+            a.join(", "),
+            axis("b", 100)
+        )
+    };
+    let e = err(&src(&a, "{ a = \"6MiB\", b = 0 }"));
+    assert!(
+        e.starts_with(
+            "envs/x.toml:6:10: `memory` of 1 MiB is below the floor of 6 MiB in cell a=1MiB b=0\n"
+        ),
+        "{e}"
+    );
+    // Without the bad value, the duplicate is the first error.
+    a.pop();
+    a.push("\"300MiB\"".into());
+    let e = err(&src(&a, "{ a = \"6MiB\", b = 0 }"));
+    assert!(
+        e.starts_with(
+            "envs/x.toml:4:12: cells `a=6MiB b=0` and `a=6MiB b=0` expand to the same cell"
+        ),
+        "{e}"
+    );
+    // The bad value in the first chunk, the duplicate after the last: the bad value wins.
+    let mut first_bad = a.clone();
+    first_bad[0] = "\"1MiB\"".into();
+    let e = err(&src(&first_bad, "{ a = \"7MiB\", b = 0 }"));
+    assert!(
+        e.contains("`memory` of 1 MiB is below the floor of 6 MiB in cell a=1MiB b=0"),
+        "{e}"
+    );
+    // And when all is well, every cell is there, in order, with distinct ids and slugs.
+    let m = ok(&src(&a, "{ a = \"4GiB\", b = 0 }"));
+    assert_eq!(m.cells.len(), 20_001);
+    assert_eq!(m.cells[0].label, "a=6MiB b=0");
+    assert_eq!(m.cells[19_999].label, "a=300MiB b=99");
+    assert_eq!(m.cells[20_000].label, "a=4GiB b=0");
+    let ids: std::collections::HashSet<&str> = m.cells.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 20_001);
+    let slugs: std::collections::HashSet<&str> = m.cells.iter().map(|c| c.slug.as_str()).collect();
+    assert_eq!(slugs.len(), 20_001);
+}
+
+/// `check` and `plan` build cells one at a time (`open`): the same cells, ids, slugs and
+/// warnings as `load`, the whole matrix never held.
+#[test]
+fn lazy_cells_are_the_loaded_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.toml");
+    // Slugs that collide ("a.b" and "a-b"), a warning, substitution, an include.
+    let source = format!(
+        "[matrix]\nx = [\"a.b\", \"a-b\", \"c\"]\n{}unused = [1]\ninclude = [{{ x = \"d\", n = 1, unused = 1 }}]\n[limits]\ncpus = \"0\"\ncpu-quota = 2\n[run]\ncommand = \"echo {{x}} {{n}}\"\n",
+        axis("n", 4000)
+    );
+    std::fs::write(&file, &source).unwrap();
+    let whole = load(&file, &ctx()).unwrap();
+    let lazy = open(&file, &ctx()).unwrap();
+    assert_eq!(lazy.len(), whole.cells.len());
+    assert_eq!(lazy.len(), 12_001);
+    assert_eq!(lazy.warnings, whole.warnings);
+    assert_eq!(lazy.axes(), whole.axes.as_slice());
+    assert_eq!(lazy.source_sha256(), whole.source_sha256);
+    for i in (0..lazy.len()).step_by(97).chain([lazy.len() - 1]) {
+        assert_eq!(lazy.cell(i).unwrap(), whole.cells[i], "cell {i}");
+    }
+    assert_eq!(
+        whole.cells[0].slug,
+        format!("x-a-b-n-0-unused-1-{}", whole.cells[0].id)
+    );
+    assert_eq!(whole.cells[8000].slug, "x-c-n-0-unused-1");
+}
+
+/// Image cells: `run` passes the unpacked images' account files in, and the same check applies.
+#[test]
+fn image_users_are_looked_up_once_run_has_the_image() {
+    let mut ctx = ValidationContext {
+        image_accounts: [(
+            "busybox".to_string(),
+            (
+                "root:x:0:0::/root:/bin/sh\nbench:x:1000:1000::/:/bin/sh\n".to_string(),
+                "root:x:0:\n".to_string(),
+            ),
+        )]
+        .into(),
+        ..ctx()
+    };
+    let src = |user: &str| format!("[environment]\nimage = \"busybox\"\nuser = \"{user}\"\n");
+    // Only when paths are checked (as `run` does).
+    parse(&src("nobody"), Path::new("envs/x.toml"), &ctx).unwrap();
+    ctx.check_paths = true;
+    parse(&src("bench"), Path::new("envs/x.toml"), &ctx).unwrap();
+    parse(&src("4242:4242"), Path::new("envs/x.toml"), &ctx).unwrap();
+    assert_eq!(
+        parse(&src("nobody"), Path::new("envs/x.toml"), &ctx)
+            .unwrap_err()
+            .to_string(),
+        "envs/x.toml:3:8: user `nobody` is not in the image's /etc/passwd (busybox)\n  hint: name a user of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the user in `setup`"
+    );
+    assert_eq!(
+        parse(&src("bench:staff"), Path::new("envs/x.toml"), &ctx)
+            .unwrap_err()
+            .to_string(),
+        "envs/x.toml:3:8: group `staff` is not in the image's /etc/group (busybox)\n  hint: name a group of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the group in `setup`"
+    );
+    // An image whose files are not known is not judged.
+    parse(
+        "[environment]\nimage = \"alpine\"\nuser = \"nobody\"\n",
+        Path::new("envs/x.toml"),
+        &ctx,
+    )
+    .unwrap();
 }

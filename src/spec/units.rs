@@ -71,18 +71,22 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes} B")
 }
 
-/// Parses a timeout: a humantime duration ("2m", "1h 30m", "500ms"); "none", "0" or a zero
-/// duration mean no timeout (`None`).
-pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
+/// Parses a duration that can be switched off: a humantime duration ("2m", "1h 30m",
+/// "500ms"), or "none" (`None`). Zero is a duration like any other here: whether it is allowed
+/// is the caller's to say (`timeout = "0s"` is refused, so that only "none" switches it off).
+pub fn parse_duration_or_none(text: &str) -> Result<Option<Duration>, String> {
     let t = text.trim();
-    if t.eq_ignore_ascii_case("none") || t == "0" {
+    if t.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
-    match humantime::parse_duration(t) {
-        Ok(d) if d.is_zero() => Ok(None),
-        Ok(d) => Ok(Some(d)),
-        Err(e) => Err(lowercase_first(&e.to_string())),
-    }
+    humantime::parse_duration(t)
+        .map(Some)
+        .map_err(|e| lowercase_first(&e.to_string()))
+}
+
+/// "2m", "1h 30m", "500ms", "7days": a duration as users write them (and humantime reads).
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 pub(crate) fn lowercase_first(s: &str) -> String {
@@ -144,20 +148,19 @@ mod tests {
     }
 
     #[test]
-    fn timeouts() {
-        assert_eq!(parse_timeout("2m").unwrap(), Some(Duration::from_secs(120)));
-        assert_eq!(
-            parse_timeout("1h 30m").unwrap(),
-            Some(Duration::from_secs(5400))
-        );
-        assert_eq!(
-            parse_timeout("500ms").unwrap(),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(parse_timeout("none").unwrap(), None);
-        assert_eq!(parse_timeout("0").unwrap(), None);
-        assert_eq!(parse_timeout("0s").unwrap(), None);
-        assert!(parse_timeout("2 fortnights").is_err());
-        assert!(parse_timeout("soon").is_err());
+    fn durations() {
+        let d = parse_duration_or_none;
+        assert_eq!(d("2m").unwrap(), Some(Duration::from_secs(120)));
+        assert_eq!(d("1h 30m").unwrap(), Some(Duration::from_secs(5400)));
+        assert_eq!(d("500ms").unwrap(), Some(Duration::from_millis(500)));
+        assert_eq!(d("none").unwrap(), None);
+        assert_eq!(d(" None ").unwrap(), None);
+        // Zero is a duration: the caller refuses it where it would switch something off.
+        assert_eq!(d("0s").unwrap(), Some(Duration::ZERO));
+        assert_eq!(d("0").unwrap(), Some(Duration::ZERO));
+        assert!(d("2 fortnights").is_err());
+        assert!(d("soon").is_err());
+        assert_eq!(format_duration(Duration::from_secs(7 * 86_400)), "7days");
+        assert_eq!(format_duration(Duration::from_millis(100)), "100ms");
     }
 }
