@@ -157,8 +157,10 @@ enum Command {
     Report {
         /// A run directory, e.g. reports/NAME/latest.
         run: PathBuf,
-        /// The cell the others are compared with: axis=value[,axis=value...]. The first cell
-        /// (in matrix order) with all these values is used; default: the fastest median wall time.
+        /// The one cell every output compares the others with, for every metric:
+        /// axis=value[,axis=value...] pairs that only it has (numbers compare as numbers), its
+        /// label or its id. Default: the cell with the fastest median wall time. A value that
+        /// names no cell or several is an error (exit 2) before anything is written.
         #[arg(long, value_name = "AXIS=VALUE")]
         reference: Option<String>,
         /// Which reports to write besides results.json and summary.md (repeatable or

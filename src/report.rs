@@ -22,10 +22,9 @@
 //!   consistent for ratios): for axis A and value v, the cells with A = v are paired with the
 //!   cells that have A = the reference's value and identical other axes; the geometric mean of
 //!   the pairs' ratios of medians is shown with the range of the individual ratios.
-//! - Reference: `--reference axis=value[,axis=value...]` picks the first cell (in matrix order)
-//!   that has every given value; when several match, the summary says which one was used, so
-//!   `--reference jdk=17` also works as "the jdk axis' baseline is 17" for the geometric means.
-//!   Without it, the reference is the cell with the lowest median wall time.
+//! - Reference: one cell per run, chosen by [`crate::reference`] (the same rule as every other
+//!   output); the geometric means along an axis take the reference cell's value of that axis as
+//!   the axis' baseline.
 //! - Bootstrap cost: a resample costs O(n), so 10,000 resamples of a 5,000-invocation cell for
 //!   each of its ~7 metrics takes seconds. Cells with many invocations get fewer resamples,
 //!   `max(MIN_RESAMPLES, BOOTSTRAP_BUDGET / n)` (never more than recorded): at such n the
@@ -42,6 +41,7 @@ use serde::Deserialize;
 
 use crate::markdown::code;
 use crate::plan::Phase;
+use crate::reference::{self, Reference, ReferenceError};
 use crate::results::{self, CellResult, Planned, ResultsError, RunResults, Sample};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
@@ -93,10 +93,8 @@ pub enum ReportError {
         #[source]
         source: io::Error,
     },
-    #[error(
-        "no cell matches the reference `{given}`\n  hint: use axis=value pairs of this run's axes ({valid})"
-    )]
-    Reference { given: String, valid: String },
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
 }
 
 // ---------------------------------------------------------------------------
@@ -688,6 +686,8 @@ pub fn rebuilt(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
 pub fn rebuild(dir: &Path, reference: Option<&str>) -> Result<(RunResults, Written), ReportError> {
     let dir = run_dir(dir)?;
     let (mut run, mut warnings) = rebuilt(&dir)?;
+    // A reference that names no single cell fails before anything is written.
+    reference::choose(&run.cells, reference)?;
     if run.status == "running" {
         let whole = warnings.is_empty() && run.cells.iter().all(|c| missing_warning(c).is_none());
         run.status = if whole { "complete" } else { "interrupted" }.into();
@@ -715,14 +715,15 @@ pub fn rebuild(dir: &Path, reference: Option<&str>) -> Result<(RunResults, Writt
     ))
 }
 
-/// Write `summary.md` of a rebuilt run; a `reference` that matches no cell is an error and
-/// writes nothing.
+/// Write `summary.md` of a rebuilt run, with the reference `spec` names (the default when
+/// `None`); a spec that names no single cell is an error and writes nothing.
 pub fn write_summary(
     dir: &Path,
     run: &RunResults,
-    reference: Option<&str>,
+    spec: Option<&str>,
 ) -> Result<PathBuf, ReportError> {
-    let markdown = summary_markdown_checked(run, reference)?;
+    let reference = reference::choose(&run.cells, spec)?;
+    let markdown = summary_markdown(run, reference.as_ref());
     let path = dir.join("summary.md");
     results::write_atomic(&path, markdown.as_bytes())?;
     Ok(path)
@@ -761,118 +762,30 @@ fn write_json_atomic(path: &Path, run: &RunResults) -> Result<(), ReportError> {
 }
 
 // ---------------------------------------------------------------------------
-// The reference cell.
-
-/// The reference cell chosen by `--reference`, or the one with the best median wall time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reference {
-    pub index: usize,
-    /// Why this cell: "fastest median wall time", or which cells matched the given values.
-    pub why: String,
-    /// The axis values given with `--reference` (empty for the default).
-    pub given: Vec<(String, String)>,
-}
-
-/// Parse `axis=value[,axis=value...]`.
-fn parse_reference(given: &str) -> Option<Vec<(String, String)>> {
-    given
-        .split(',')
-        .map(|part| {
-            let (k, v) = part.split_once('=')?;
-            let (k, v) = (k.trim(), v.trim());
-            (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
-        })
-        .collect()
-}
-
-/// The reference cell of `run` (see the module doc for the rules). None when no cell has a
-/// wall-time summary and no reference was given.
-pub fn choose_reference(
-    run: &RunResults,
-    given: Option<&str>,
-) -> Result<Option<Reference>, ReportError> {
-    if let Some(given) = given {
-        let wanted = parse_reference(given);
-        let matching: Vec<usize> = match &wanted {
-            Some(wanted) => run
-                .cells
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| {
-                    let axes = axis_texts(c);
-                    wanted.iter().all(|w| axes.contains(w))
-                })
-                .map(|(i, _)| i)
-                .collect(),
-            None => Vec::new(),
-        };
-        let Some(&index) = matching.first() else {
-            let valid = run.plan["axes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|a| {
-                    let values: Vec<String> = a["values"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(axis_value_text)
-                        .collect();
-                    format!("{}={}", a["name"].as_str().unwrap_or("?"), values.join("|"))
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(ReportError::Reference {
-                given: given.to_string(),
-                valid: if valid.is_empty() {
-                    "this run has no axes".into()
-                } else {
-                    valid
-                },
-            });
-        };
-        let why = if matching.len() > 1 {
-            format!(
-                "`{given}` matches {} cells; the first in matrix order is used (give more axis=value pairs to pick another)",
-                matching.len()
-            )
-        } else {
-            format!("`--reference {given}`")
-        };
-        return Ok(Some(Reference {
-            index,
-            why,
-            given: wanted.unwrap_or_default(),
-        }));
-    }
-    let fastest = run
-        .cells
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.summary.get("wall_s").map(|s| (i, s.median)))
-        // Ties go to the earlier cell, so the choice is stable.
-        .fold(None, |best: Option<(usize, f64)>, (i, m)| match best {
-            Some((_, b)) if b <= m => best,
-            _ => Some((i, m)),
-        });
-    Ok(fastest.map(|(index, _)| Reference {
-        index,
-        why: "fastest median wall time".into(),
-        given: Vec::new(),
-    }))
-}
-
-// ---------------------------------------------------------------------------
 // Markdown.
 
 /// "1.23x faster (95% CI 1.19 to 1.27)": `ratio` is this cell's median over the reference's
 /// (with its interval); the factor is always >= 1 and the word says which way is better.
+/// "no clear difference (ratio 1.03, 95% CI 0.97 to 1.09)" when the interval holds 1.
 pub fn describe_ratio(
     ratio: f64,
     ci: Option<stats::Interval>,
     info: &MetricInfo,
     confidence: f64,
 ) -> String {
+    // An interval that holds 1 says no more than "no clear difference", in every output
+    // (report.html's verdict is the same rule: `render::verdict`).
+    if let Some(ci) = ci
+        && ci.lower <= 1.0
+        && ci.upper >= 1.0
+    {
+        return format!(
+            "no clear difference (ratio {ratio:.2}, {:.0}% CI {:.2} to {:.2})",
+            confidence * 100.0,
+            ci.lower,
+            ci.upper
+        );
+    }
     let (better_word, worse_word) = info.words();
     let cell_is_better = match info.better {
         Better::Lower => ratio < 1.0,
@@ -983,27 +896,10 @@ fn metrics_of_interest(run: &RunResults) -> Vec<String> {
     out
 }
 
-/// [`summary_markdown`], failing on a `reference` that matches no cell.
-pub fn summary_markdown_checked(
-    run: &RunResults,
-    reference: Option<&str>,
-) -> Result<String, ReportError> {
-    let reference = choose_reference(run, reference)?;
-    Ok(render_markdown(run, reference.as_ref()))
-}
-
-/// The run's summary for a PR comment. A `reference` that matches no cell falls back to the
-/// default (the fastest cell) with a note; [`rebuild`] rejects such a reference instead.
-pub fn summary_markdown(run: &RunResults, reference: Option<&str>) -> String {
-    match choose_reference(run, reference) {
-        Ok(r) => render_markdown(run, r.as_ref()),
-        Err(e) => {
-            let r = choose_reference(run, None).ok().flatten();
-            let mut out = render_markdown(run, r.as_ref());
-            let _ = writeln!(out, "\n> note: {}", msg(&e.to_string()));
-            out
-        }
-    }
+/// The run's summary for a PR comment, with ratios against `reference` (see
+/// [`crate::reference::choose`]).
+pub fn summary_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
+    render_markdown(run, reference)
 }
 
 fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
@@ -1074,7 +970,7 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
             out,
             "- **reference**: {} ({})",
             code(&run.cells[r.index].label),
-            msg(&r.why)
+            msg(&r.why.to_string())
         );
     }
     if let Some(line) = security_line(run) {
@@ -1466,6 +1362,12 @@ mod tests {
     use super::*;
     use crate::sandbox::security::Policy;
 
+    /// summary.md with the reference `spec` names.
+    fn summary_markdown_for(run: &RunResults, spec: Option<&str>) -> String {
+        let reference = reference::choose(&run.cells, spec).unwrap();
+        summary_markdown(run, reference.as_ref())
+    }
+
     #[test]
     fn rebuild_is_deterministic_and_uses_the_csv_alone() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1572,7 +1474,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write_run(tmp.path());
         let (run, _) = rebuild(tmp.path(), None).unwrap();
-        let md = summary_markdown(&run, None);
+        let md = summary_markdown_for(&run, None);
         assert!(
             md.starts_with(
                 "## benchbox: `jvm` run `20260101T000000Z`\n\ntwo JDKs, two collectors\n"
@@ -1616,21 +1518,34 @@ mod tests {
             "{md}"
         );
 
-        // An explicit reference that matches two cells: the first is used, and the summary says so.
-        let md = summary_markdown(&run, Some("jdk=17"));
-        assert!(md.contains("- **reference**: `jdk=17 gc=G1` (`jdk=17` matches 2 cells; the first in matrix order is used"), "{md}");
-        assert!(md.contains("- `jdk=21` vs `jdk=17`: 1.25x faster"), "{md}");
-        let md = summary_markdown(&run, Some("jdk=21,gc=Par"));
+        // An explicit reference names one cell; the axis baselines are its values.
+        let md = summary_markdown_for(&run, Some("jdk=17,gc=G1"));
         assert!(
-            md.contains("- **reference**: `jdk=21 gc=Par` (`--reference jdk=21,gc=Par`)"),
+            md.contains("- **reference**: `jdk=17 gc=G1` (`--reference jdk=17,gc=G1`)"),
             "{md}"
         );
-        // A reference that matches nothing is an error for `report`, with the valid values.
+        assert!(md.contains("- `jdk=21` vs `jdk=17`: 1.25x faster"), "{md}");
+        // A reference that names no single cell is an error for `report`, and nothing is
+        // rewritten.
+        let before: Vec<Vec<u8>> = ["summary.md", "results.json"]
+            .iter()
+            .map(|f| fs::read(tmp.path().join(f)).unwrap_or_default())
+            .collect();
         let e = rebuild(tmp.path(), Some("jdk=8")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("the reference `jdk=8` matches no cell\n  hint: "),
+            "{e}"
+        );
+        let e = rebuild(tmp.path(), Some("jdk=17")).unwrap_err().to_string();
         assert_eq!(
             e,
-            "no cell matches the reference `jdk=8`\n  hint: use axis=value pairs of this run's axes (jdk=17|21, gc=G1|Par)"
+            "the reference `jdk=17` matches 2 cells: `jdk=17 gc=G1`, `jdk=17 gc=Par`\n  hint: add axis=value pairs until one cell is left"
         );
+        let after: Vec<Vec<u8>> = ["summary.md", "results.json"]
+            .iter()
+            .map(|f| fs::read(tmp.path().join(f)).unwrap_or_default())
+            .collect();
+        assert!(before == after, "a failed report rewrote files");
     }
 
     #[test]
@@ -1640,7 +1555,7 @@ mod tests {
         for c in &mut run.cells {
             c.security = Some(Policy::default().effective());
         }
-        let md = summary_markdown(&run, None);
+        let md = summary_markdown_for(&run, None);
         assert!(
             md.contains("- **security**: default (every cell)\n"),
             "{md}"
@@ -1650,14 +1565,14 @@ mod tests {
         for c in &mut run.cells {
             c.security = None;
         }
-        let md = summary_markdown(&run, None);
+        let md = summary_markdown_for(&run, None);
         assert!(!md.contains("**security**"), "{md}");
         let privileged = Policy {
             privileged: true,
             ..Policy::default()
         };
         run.cells[1].security = Some(privileged.effective());
-        let md = summary_markdown(&run, None);
+        let md = summary_markdown_for(&run, None);
         assert!(md.contains("- **security**: `jdk=17 gc=G1` not recorded; `jdk=17 gc=Par` privileged (all capabilities, no seccomp filter, kernel files unmasked); `jdk=21 gc=G1` not recorded"), "{md}");
         assert!(
             md.contains("> [!WARNING]\n> cell `jdk=17 gc=Par` runs privileged: "),
@@ -1696,6 +1611,31 @@ mod tests {
         };
         assert_eq!(describe_ratio(1.5, None, &ops, 0.95), "1.50x better");
         assert_eq!(describe_ratio(0.5, None, &ops, 0.95), "2.00x worse");
+        // An interval that holds 1 is no clear difference, as report.html says (not "1.37x
+        // better").
+        let wide = Some(stats::Interval {
+            lower: 0.87,
+            upper: 1.55,
+        });
+        assert_eq!(
+            describe_ratio(1.37, wide, &ops, 0.95),
+            "no clear difference (ratio 1.37, 95% CI 0.87 to 1.55)"
+        );
+        let metric = crate::render::Metric {
+            key: "ops".into(),
+            title: "ops".into(),
+            unit: String::new(),
+            kind: crate::render::Kind::Other,
+            better: Better::Higher,
+        };
+        let ratio = crate::stats::Ratio {
+            ratio: 1.37,
+            ci: wide,
+        };
+        assert_eq!(
+            crate::render::verdict(&metric, &ratio),
+            Some("no clear difference")
+        );
     }
 
     #[test]
@@ -1791,7 +1731,7 @@ mod tests {
         // A cell with no row at all: "0 of 10", not silence.
         drop_lines(tmp.path(), |_, l| l.starts_with("cell0,"));
         let (run, _) = rebuild(tmp.path(), None).unwrap();
-        let md = summary_markdown(&run, None);
+        let md = summary_markdown_for(&run, None);
         assert!(
             md.contains("| jdk=17 gc=G1 | 0 of 10 | - | - | not run |"),
             "{md}"
@@ -1926,7 +1866,7 @@ mod tests {
         let md = fs::read_to_string(&written.summary_md).unwrap();
         assert_eq!(
             md,
-            summary_markdown(&run, Some("jdk=![x](http://evil.example/p.png)"))
+            summary_markdown_for(&run, Some("jdk=![x](http://evil.example/p.png)"))
         );
         // Outside code spans no raw tag, image or emphasis survives.
         let (title, rest) = md.split_once('\n').unwrap();

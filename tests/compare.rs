@@ -198,6 +198,14 @@ fn a_slower_candidate_fails_the_gate_and_a_run_passes_against_itself() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the reference `size=nope` matches no cell"),
+        "{}",
+        text(&o)
+    );
+    // ...checked before anything is written.
+    assert!(fs::read(base.join("results.json")).unwrap() == before_json);
+    assert!(fs::read(base.join("summary.md")).unwrap() == before_md);
 }
 
 #[test]

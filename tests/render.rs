@@ -252,11 +252,17 @@ fn a_chosen_reference_is_used_for_every_ratio() {
             .unwrap()
             .contains("Ratio to <code>level=6</code>")
     );
-    // By default, the best median: level=1 is fastest, level=6 compresses best.
+    // By default, one reference for every metric: the fastest median wall time (level=1),
+    // also where another cell is best (level=6 compresses best).
     let tables = render::metric_tables(&r, &default_opts()).unwrap();
-    let by_key = |k: &str| tables.iter().find(|t| t.metric.key == k).unwrap();
-    assert_eq!(by_key("wall_s").reference_label(), Some("level=1"));
-    assert_eq!(by_key("compressed").reference_label(), Some("level=6"));
+    for t in &tables {
+        assert_eq!(t.reference_label(), Some("level=1"), "{}", t.metric.key);
+    }
+    let html = render::html(&r, &default_opts()).unwrap();
+    assert!(
+        html.contains("<dt>Reference</dt><dd>the cell <code>level=1</code> (fastest median wall time), for every metric</dd>"),
+        "{html}"
+    );
 }
 
 #[test]
@@ -267,7 +273,10 @@ fn a_bad_reference_is_an_error_that_lists_the_cells() {
     };
     let e = render::html(&r, &opts("quota=1.0")).unwrap_err();
     assert!(
-        matches!(e, RenderError::AmbiguousReference { count: 2, .. }),
+        matches!(
+            e,
+            RenderError::Reference(benchbox::reference::ReferenceError::Ambiguous { count: 2, .. })
+        ),
         "{e}"
     );
     let e = render::write_all(&r, Path::new("/nonexistent"), &opts("gc=G1")).unwrap_err();

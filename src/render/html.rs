@@ -99,6 +99,7 @@ pub fn html_with_plots(
     plots: &[super::Plot],
 ) -> Result<String> {
     let tables = metric_tables(results, opts)?;
+    let reference = crate::reference::choose(&results.cells, opts.reference.as_deref())?;
     let title = format!("benchbox: {} (run {})", results.matrix_name, results.run_id);
     let mut h = String::new();
     // `write!` to a String cannot fail.
@@ -112,7 +113,7 @@ pub fn html_with_plots(
         escape(&title),
         css()
     );
-    intro(&mut h, results, opts, &tables);
+    intro(&mut h, results, reference.as_ref(), &tables);
     for table in &tables {
         metric_section(&mut h, results, table, plots);
     }
@@ -135,7 +136,12 @@ fn plan_description(results: &RunResults) -> Option<String> {
         .map(String::from)
 }
 
-fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[MetricTable]) {
+fn intro(
+    h: &mut String,
+    results: &RunResults,
+    reference: Option<&crate::reference::Reference>,
+    tables: &[MetricTable],
+) {
     let _ = writeln!(h, "<header>\n<h1>{}</h1>", escape(&results.matrix_name));
     if let Some(d) = plan_description(results) {
         let _ = writeln!(h, "<p class=\"lede\">{}</p>", escape(&d));
@@ -168,9 +174,13 @@ fn intro(h: &mut String, results: &RunResults, opts: &RenderOptions, tables: &[M
                 .count()
         })
         .sum();
-    let reference = match &opts.reference {
-        Some(r) => format!("the cell <code>{}</code> (chosen)", escape(r)),
-        None => "per metric, the cell with the best median".into(),
+    let reference = match reference {
+        Some(r) => format!(
+            "the cell <code>{}</code> ({}), for every metric",
+            escape(&results.cells[r.index].label),
+            escape(&r.why.to_string())
+        ),
+        None => "none (no cell has a median wall time)".into(),
     };
     let _ = write!(
         h,

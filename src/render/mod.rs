@@ -45,24 +45,14 @@ pub use stats_csv::stats_csv;
 pub struct RenderOptions {
     /// The cell ratios are taken against: `"axis=value"` pairs separated by spaces or commas
     /// (`"jdk=17 gc=G1"`), a cell label or a cell id; it must select exactly one cell.
-    /// `None`: per metric, the cell with the best median.
+    /// `None`: the cell with the lowest median wall time (see [`crate::reference`]).
     pub reference: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error(
-        "reference `{spec}` matches no cell (hint: name one with `axis=value` pairs; cells: {cells})"
-    )]
-    NoSuchReference { spec: String, cells: String },
-    #[error(
-        "reference `{spec}` matches {count} cells: {matched} (hint: add `axis=value` pairs until one cell is left)"
-    )]
-    AmbiguousReference {
-        spec: String,
-        count: usize,
-        matched: String,
-    },
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
     #[error("cannot draw plot `{plot}`: {message}")]
     Plot { plot: String, message: String },
     #[error("cannot create `{path}`: {source}")]
@@ -152,14 +142,6 @@ impl Metric {
             .filter_map(|s| self.value(s))
             .filter(|v| v.is_finite())
             .collect()
-    }
-
-    /// Whether `a` is a better median than `b` for this metric.
-    fn is_better(&self, a: f64, b: f64) -> bool {
-        match self.better {
-            Better::Lower => a < b,
-            Better::Higher => a > b,
-        }
     }
 }
 
@@ -315,56 +297,10 @@ pub fn axis_text(cell: &CellResult, axis: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Resolves [`RenderOptions::reference`] to a cell index; `Ok(None)` when none was asked for.
-pub fn fixed_reference(results: &RunResults, opts: &RenderOptions) -> Result<Option<usize>> {
-    let Some(spec) = opts.reference.as_deref() else {
-        return Ok(None);
-    };
-    let spec_trimmed = spec.trim();
-    // A label or an id names one cell outright.
-    if let Some(i) = results
-        .cells
-        .iter()
-        .position(|c| c.label == spec_trimmed || c.id == spec_trimmed)
-    {
-        return Ok(Some(i));
-    }
-    let pairs: Vec<(&str, &str)> = spec_trimmed
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .collect();
-    let matched: Vec<usize> = results
-        .cells
-        .iter()
-        .enumerate()
-        .filter(|(_, cell)| {
-            !pairs.is_empty()
-                && pairs.iter().all(|(axis, value)| {
-                    cell.axes
-                        .iter()
-                        .any(|(name, v)| name == axis && axis_value_text(v) == *value)
-                })
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let labels = |idx: &mut dyn Iterator<Item = usize>| {
-        idx.map(|i| format!("`{}`", results.cells[i].label))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match matched.len() {
-        1 => Ok(Some(matched[0])),
-        0 => Err(RenderError::NoSuchReference {
-            spec: spec.to_string(),
-            cells: labels(&mut (0..results.cells.len())),
-        }),
-        count => Err(RenderError::AmbiguousReference {
-            spec: spec.to_string(),
-            count,
-            matched: labels(&mut matched.iter().copied()),
-        }),
-    }
+/// The reference cell's index (see [`crate::reference`]): the one `opts` names, else the
+/// fastest median wall time; `Ok(None)` when there is none.
+pub fn reference(results: &RunResults, opts: &RenderOptions) -> Result<Option<usize>> {
+    Ok(crate::reference::choose(&results.cells, opts.reference.as_deref())?.map(|r| r.index))
 }
 
 /// One cell's line in a metric's table.
@@ -388,7 +324,7 @@ pub struct MetricTable<'a> {
 }
 
 impl MetricTable<'_> {
-    /// Whether the reference was chosen as the best median (rather than by the user).
+    /// The reference cell's label, when this metric has one.
     pub fn reference_label(&self) -> Option<&str> {
         self.reference.map(|i| self.rows[i].cell.label.as_str())
     }
@@ -399,34 +335,21 @@ pub fn metric_tables<'a>(
     results: &'a RunResults,
     opts: &RenderOptions,
 ) -> Result<Vec<MetricTable<'a>>> {
-    let fixed = fixed_reference(results, opts)?;
+    let reference = reference(results, opts)?;
     Ok(report_metrics(results)
         .into_iter()
-        .map(|metric| metric_table(results, metric, fixed))
+        .map(|metric| metric_table(results, metric, reference))
         .collect())
 }
 
-fn metric_table(results: &RunResults, metric: Metric, fixed: Option<usize>) -> MetricTable<'_> {
+fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) -> MetricTable<'_> {
     let summaries: Vec<Option<&Summary>> = results
         .cells
         .iter()
         .map(|c| c.summary.get(&metric.key))
         .collect();
-    let reference = match fixed {
-        Some(i) => summaries[i].map(|_| i),
-        None => {
-            // The best median; ties keep the first cell, so the choice is stable.
-            let mut best: Option<(usize, f64)> = None;
-            for (i, s) in summaries.iter().enumerate() {
-                if let Some(s) = s
-                    && best.is_none_or(|(_, b)| metric.is_better(s.median, b))
-                {
-                    best = Some((i, s.median));
-                }
-            }
-            best.map(|(i, _)| i)
-        }
-    };
+    // The run's reference, for this metric when it has a summary of it.
+    let reference = reference.filter(|&i| summaries[i].is_some());
     let reference_values = reference.map(|i| metric.values(&results.cells[i]));
     let rows = results
         .cells
@@ -607,7 +530,7 @@ pub fn write(
     opts: &RenderOptions,
     formats: &[Format],
 ) -> Result<Vec<PathBuf>> {
-    fixed_reference(results, opts)?;
+    reference(results, opts)?;
     let wants = |f: Format| formats.contains(&f);
     // The HTML embeds the plots: draw them once for both.
     let plots = if wants(Format::Plots) || wants(Format::Html) {
