@@ -2,7 +2,8 @@
 //! `results.json` of runs of `envs/quickstart.toml` (one numeric axis, a custom metric) and
 //! `envs/cpu-quota.toml` (two axes, one of them a table axis).
 //!
-//! Snapshots live in `tests/fixtures/expected/`; `BENCHBOX_UPDATE_SNAPSHOTS=1 cargo test --test
+//! Snapshots (every text output: table.tex, results.csv, bencher.json, the text of report.html,
+//! summary.md and the terminal table) live in `tests/fixtures/expected/`; `BENCHBOX_UPDATE_SNAPSHOTS=1 cargo test --test
 //! render` rewrites them (review the diff before committing). The browser test needs Debian's
 //! `chromium`; it skips without it unless `BENCHBOX_REQUIRE_BROWSER=1`, which makes that a failure.
 
@@ -105,6 +106,16 @@ fn snapshots_of_the_text_formats() {
         snapshot(
             &format!("{name}.report.txt"),
             &html_text(&render::html(&r, &default_opts()).unwrap()),
+        );
+        // summary.md and the table `run` and `report` print, with the default reference.
+        let reference = benchbox::reference::choose(&r.cells, None).unwrap();
+        snapshot(
+            &format!("{name}.summary.md"),
+            &benchbox::report::summary_markdown(&r, reference.as_ref()),
+        );
+        snapshot(
+            &format!("{name}.terminal.txt"),
+            &benchbox::ui::summary_table(&r),
         );
     }
 }
