@@ -34,7 +34,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::report::{MetricInfo, axis_texts, metric_info, metric_values};
+use crate::metrics::{self, Metric};
+use crate::report::axis_texts;
 use crate::results::{CellResult, RunResults};
 use crate::spec::Better;
 use crate::stats::{self, Interval, StatsOptions};
@@ -79,10 +80,10 @@ pub enum CompareError {
 /// `wall`, `cpu`, `memory` and the other aliases, or a standard or custom metric name that one
 /// of the runs has.
 pub fn resolve_metric(given: &str, runs: &[&RunResults]) -> Result<String, CompareError> {
-    let canonical = crate::report::canonical_metric(given);
+    let canonical = metrics::canonical(given);
     let mut valid: Vec<String> = Vec::new();
     for run in runs {
-        for name in crate::report::metric_names(run) {
+        for name in metrics::names(run) {
             if !valid.contains(&name) {
                 valid.push(name);
             }
@@ -368,11 +369,11 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
     let alpha = 1.0 - opts.stats.confidence;
     let mut results: Vec<PairResult> = Vec::new();
     for metric in &opts.metrics {
-        let info: MetricInfo = metric_info(candidate, metric);
+        let info: Metric = metrics::metric(candidate, metric);
         for &(i, j) in &pairs {
             let (b, c) = (&base.cells[i], &candidate.cells[j]);
-            let bv = metric_values(&b.samples, metric);
-            let cv = metric_values(&c.samples, metric);
+            let bv = metrics::series(&b.samples, metric);
+            let cv = metrics::series(&c.samples, metric);
             let median = |v: &[f64]| {
                 let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
                 s.sort_unstable_by(f64::total_cmp);
@@ -538,7 +539,7 @@ struct Row {
     cells: Vec<String>,
 }
 
-fn rows(cmp: &Comparison, infos: &BTreeMap<String, MetricInfo>) -> Vec<Row> {
+fn rows(cmp: &Comparison, infos: &BTreeMap<String, Metric>) -> Vec<Row> {
     cmp.pairs
         .iter()
         .map(|p| {
@@ -587,10 +588,10 @@ const HEADER: [&str; 9] = [
     "verdict",
 ];
 
-fn infos(cmp: &Comparison, candidate: &RunResults) -> BTreeMap<String, MetricInfo> {
+fn infos(cmp: &Comparison, candidate: &RunResults) -> BTreeMap<String, Metric> {
     cmp.metrics
         .iter()
-        .map(|m| (m.clone(), metric_info(candidate, m)))
+        .map(|m| (m.clone(), metrics::metric(candidate, m)))
         .collect()
 }
 

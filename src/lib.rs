@@ -15,6 +15,7 @@ pub mod host;
 pub mod image;
 pub mod lock;
 pub mod markdown;
+pub mod metrics;
 pub mod plan;
 pub mod reference;
 pub mod render;

@@ -596,7 +596,7 @@ fn main() -> ExitCode {
                             img.references.join(", "),
                             &img.digest[..img.digest.len().min(19)],
                             img.platform,
-                            ui::human_bytes(img.size as f64),
+                            benchbox::metrics::human_bytes(img.size as f64),
                             age
                         );
                     }
@@ -615,7 +615,7 @@ fn main() -> ExitCode {
                         report.images.len(),
                         report.blobs,
                         report.layers,
-                        ui::human_bytes(report.bytes as f64),
+                        benchbox::metrics::human_bytes(report.bytes as f64),
                         keep.len()
                     );
                     for e in &report.errors {
@@ -669,7 +669,7 @@ fn main() -> ExitCode {
                 info.cpu_model,
                 info.kernel,
                 info.logical_cpus,
-                ui::human_bytes(info.memory_bytes as f64)
+                benchbox::metrics::human_bytes(info.memory_bytes as f64)
             );
             let findings = host::doctor(
                 &info,

@@ -40,38 +40,19 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::markdown::code;
+use crate::metrics::{self, Metric, is_headline};
 use crate::plan::Phase;
 use crate::reference::{self, Reference, ReferenceError};
 use crate::results::{self, CellResult, Planned, ResultsError, RunResults, Sample};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
 use crate::status::{self, Status};
-use crate::ui::{human_bytes, human_seconds};
 
 /// Bootstrap work per cell and metric, in resampled values: cells with more invocations than
 /// `BOOTSTRAP_BUDGET / resamples` get proportionally fewer resamples.
 pub const BOOTSTRAP_BUDGET: usize = 1_000_000;
 /// The fewest resamples [`BOOTSTRAP_BUDGET`] may scale a cell down to.
 pub const MIN_RESAMPLES: usize = 200;
-
-/// The standard metrics, in the order reports show them, with their aliases on the CLI.
-pub const STANDARD_METRICS: &[(&str, &[&str])] = &[
-    ("wall_s", &["wall"]),
-    ("cpu_s", &["cpu"]),
-    ("peak_memory_bytes", &["memory", "mem", "peak_memory"]),
-    ("user_s", &["user"]),
-    ("system_s", &["system", "sys"]),
-    ("io_read_bytes", &["io_read"]),
-    ("io_write_bytes", &["io_write"]),
-];
-
-/// Standard metrics that get a table in `summary.md` (custom metrics always do).
-const HEADLINE_METRICS: &[&str] = &["wall_s", "cpu_s", "peak_memory_bytes"];
-
-/// Whether `summary.md` shows this metric: the headline standard metrics and every custom one.
-fn is_headline(metric: &str) -> bool {
-    HEADLINE_METRICS.contains(&metric) || !STANDARD_METRICS.iter().any(|(n, _)| *n == metric)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -97,169 +78,6 @@ pub enum ReportError {
     Reference(#[from] ReferenceError),
 }
 
-// ---------------------------------------------------------------------------
-// Metrics: names, units, direction.
-
-/// How a metric's values are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Seconds,
-    Bytes,
-    Other,
-}
-
-/// What a report needs to know about one metric.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricInfo {
-    pub name: String,
-    pub unit: Unit,
-    /// The unit a custom metric declared, if any.
-    pub unit_text: Option<String>,
-    pub better: Better,
-}
-
-impl MetricInfo {
-    /// "wall time", "peak memory", or the custom metric's name.
-    pub fn title(&self) -> String {
-        match self.name.as_str() {
-            "wall_s" => "wall time".into(),
-            "cpu_s" => "CPU time (user + system)".into(),
-            "user_s" => "user CPU time".into(),
-            "system_s" => "system CPU time".into(),
-            "peak_memory_bytes" => "peak memory".into(),
-            "io_read_bytes" => "I/O read".into(),
-            "io_write_bytes" => "I/O written".into(),
-            other => match &self.unit_text {
-                Some(u) => format!("{other} ({u})"),
-                None => other.to_string(),
-            },
-        }
-    }
-
-    pub fn format(&self, v: f64) -> String {
-        match self.unit {
-            Unit::Seconds => human_seconds(v),
-            Unit::Bytes => human_bytes(v),
-            Unit::Other => {
-                let number = significant(v, 4);
-                match &self.unit_text {
-                    Some(u) => format!("{number} {u}"),
-                    None => number,
-                }
-            }
-        }
-    }
-
-    /// Words for "this cell is better / worse" by a factor.
-    pub fn words(&self) -> (&'static str, &'static str) {
-        match self.unit {
-            Unit::Seconds => ("faster", "slower"),
-            Unit::Bytes => ("smaller", "larger"),
-            Unit::Other => ("better", "worse"),
-        }
-    }
-}
-
-/// `v` with about `digits` significant digits, no exponent for everyday magnitudes.
-pub fn significant(v: f64, digits: i32) -> String {
-    if !v.is_finite() {
-        return "-".into();
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    let decimals = (digits - 1 - magnitude).clamp(0, 9) as usize;
-    format!("{v:.decimals$}")
-}
-
-/// The metric `name` of `run`: a standard one, or a custom one declared in the plan (unit and
-/// direction from its `[[metric]]`); a custom metric not in the plan is lower-is-better.
-pub fn metric_info(run: &RunResults, name: &str) -> MetricInfo {
-    let unit = match name {
-        "wall_s" | "cpu_s" | "user_s" | "system_s" => Unit::Seconds,
-        "peak_memory_bytes" | "io_read_bytes" | "io_write_bytes" => Unit::Bytes,
-        _ => Unit::Other,
-    };
-    let mut info = MetricInfo {
-        name: name.to_string(),
-        unit,
-        unit_text: None,
-        better: Better::Lower,
-    };
-    if unit != Unit::Other {
-        return info;
-    }
-    let declared = run.plan["cells"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c["metrics"].as_array().into_iter().flatten())
-        .find(|m| m["name"] == name);
-    if let Some(m) = declared {
-        info.unit_text = m["unit"].as_str().map(String::from);
-        if m["better"] == "higher" {
-            info.better = Better::Higher;
-        }
-    }
-    info
-}
-
-/// Every metric of a run: the standard ones, then custom ones (declared in the plan, or found
-/// in the samples) in name order.
-pub fn metric_names(run: &RunResults) -> Vec<String> {
-    let mut names: Vec<String> = STANDARD_METRICS
-        .iter()
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let mut custom = BTreeSet::new();
-    for c in run.plan["cells"].as_array().into_iter().flatten() {
-        for m in c["metrics"].as_array().into_iter().flatten() {
-            if let Some(n) = m["name"].as_str() {
-                custom.insert(n.to_string());
-            }
-        }
-    }
-    for cell in &run.cells {
-        for s in &cell.samples {
-            custom.extend(s.metrics.keys().cloned());
-        }
-    }
-    for name in custom {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
-}
-
-/// The canonical name of `given` (an alias such as `wall`, or a metric name).
-pub fn canonical_metric(given: &str) -> String {
-    STANDARD_METRICS
-        .iter()
-        .find(|(name, aliases)| *name == given || aliases.contains(&given))
-        .map_or_else(|| given.to_string(), |(name, _)| name.to_string())
-}
-
-/// The values of `metric` over a cell's invocations that count toward the statistics (measured,
-/// status `ok`), in invocation order: the series [`summarize_samples`] summarizes.
-pub fn metric_values(samples: &[Sample], metric: &str) -> Vec<f64> {
-    samples
-        .iter()
-        .filter(|s| s.counts_toward_statistics())
-        .filter_map(|s| match metric {
-            "wall_s" => Some(s.wall_s),
-            "user_s" => Some(s.user_s),
-            "system_s" => Some(s.system_s),
-            "cpu_s" => Some(s.cpu_s()),
-            "peak_memory_bytes" => s.peak_memory_bytes.map(|b| b as f64),
-            "io_read_bytes" => s.io_read_bytes.map(|b| b as f64),
-            "io_write_bytes" => s.io_write_bytes.map(|b| b as f64),
-            custom => s.metrics.get(custom).copied(),
-        })
-        .collect()
-}
-
 /// Summaries per metric (the standard ones and every custom metric the samples carry) over a
 /// cell's invocations that count toward the statistics, and a warning when failed or suspect
 /// ones were left out.
@@ -267,8 +85,7 @@ pub fn summarize_samples(
     samples: &[Sample],
     opts: &StatsOptions,
 ) -> (BTreeMap<String, stats::Summary>, Vec<String>) {
-    let mut names: BTreeSet<String> = STANDARD_METRICS
-        .iter()
+    let mut names: BTreeSet<String> = metrics::builtin_names()
         .map(|(n, _)| n.to_string())
         .collect();
     for s in samples {
@@ -277,7 +94,7 @@ pub fn summarize_samples(
     let summaries = names
         .into_iter()
         .filter_map(|name| {
-            let summary = stats::summarize(&metric_values(samples, &name), opts)?;
+            let summary = stats::summarize(&metrics::series(samples, &name), opts)?;
             Some((name, summary))
         })
         .collect();
@@ -565,7 +382,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
         let scaled = StatsOptions { resamples, ..*opts };
         let shown: Vec<String> = summary.keys().filter(|m| is_headline(m)).cloned().collect();
         for metric in shown {
-            let values = metric_values(&cell.samples, &metric);
+            let values = metrics::series(&cell.samples, &metric);
             if let Some(s) = stats::summarize(&values, &scaled) {
                 summary.insert(metric, s);
             }
@@ -770,7 +587,7 @@ fn write_json_atomic(path: &Path, run: &RunResults) -> Result<(), ReportError> {
 pub fn describe_ratio(
     ratio: f64,
     ci: Option<stats::Interval>,
-    info: &MetricInfo,
+    info: &Metric,
     confidence: f64,
 ) -> String {
     // An interval that holds 1 says no more than "no clear difference", in every output
@@ -875,27 +692,6 @@ fn msg(text: &str) -> String {
     crate::markdown::message(text)
 }
 
-fn metrics_of_interest(run: &RunResults) -> Vec<String> {
-    let present: BTreeSet<&str> = run
-        .cells
-        .iter()
-        .flat_map(|c| c.summary.keys().map(String::as_str))
-        .collect();
-    let mut out: Vec<String> = HEADLINE_METRICS
-        .iter()
-        .filter(|m| present.contains(**m))
-        .map(|m| m.to_string())
-        .collect();
-    let standard: Vec<&str> = STANDARD_METRICS.iter().map(|(n, _)| *n).collect();
-    out.extend(
-        present
-            .iter()
-            .filter(|m| !standard.contains(m))
-            .map(|m| m.to_string()),
-    );
-    out
-}
-
 /// The run's summary for a PR comment, with ratios against `reference` (see
 /// [`crate::reference::choose`]).
 pub fn summary_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
@@ -989,8 +785,8 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
         let _ = writeln!(out, "> [!WARNING]\n> {}\n", loosened.join("\n>\n> "));
     }
 
-    for metric in metrics_of_interest(run) {
-        let info = metric_info(run, &metric);
+    // The same metrics, in the same order, as report.html.
+    for info in metrics::report_metrics(run) {
         render_metric_table(&mut out, run, reference, &info);
     }
 
@@ -1002,30 +798,30 @@ fn render_metric_table(
     out: &mut String,
     run: &RunResults,
     reference: Option<&Reference>,
-    info: &MetricInfo,
+    info: &Metric,
 ) {
     let conf = run.stats.confidence;
     let better = match info.better {
         Better::Lower => "lower is better",
         Better::Higher => "higher is better",
     };
-    let _ = writeln!(out, "### {} ({better})\n", md(&info.title()));
+    let _ = writeln!(out, "### {} ({better})\n", md(&info.prose_title()));
     let _ = writeln!(
         out,
         "| cell | n | median | {:.0}% CI of median | vs reference |",
         conf * 100.0
     );
     out.push_str("|---|---:|---:|---|---|\n");
-    let ref_values = reference.map(|r| metric_values(&run.cells[r.index].samples, &info.name));
+    let ref_values = reference.map(|r| metrics::series(&run.cells[r.index].samples, &info.key));
     // The ratios' bootstraps dominate the cost of the summary: compute them on all cores.
     let ratios: Vec<Option<String>> = parallel_map(&run.cells, |i, cell| {
         let (Some(r), Some(base)) = (reference, &ref_values) else {
             return None;
         };
-        if r.index == i || !cell.summary.contains_key(&info.name) {
+        if r.index == i || !cell.summary.contains_key(&info.key) {
             return None;
         }
-        let values = metric_values(&cell.samples, &info.name);
+        let values = metrics::series(&cell.samples, &info.key);
         // The same resample scaling as the summaries (see BOOTSTRAP_BUDGET).
         let opts = StatsOptions {
             resamples: resamples_for(base.len().max(values.len()), run.stats.resamples),
@@ -1035,7 +831,7 @@ fn render_metric_table(
             .map(|ratio| describe_ratio(ratio.ratio, ratio.ci, info, conf))
     });
     for (i, cell) in run.cells.iter().enumerate() {
-        let Some(s) = cell.summary.get(&info.name) else {
+        let Some(s) = cell.summary.get(&info.key) else {
             let status = match &cell.setup_error {
                 Some(_) => "setup failed",
                 None if cell.samples.is_empty() => "not run",
@@ -1079,7 +875,7 @@ fn render_metric_table(
 
 /// The geometric mean of ratios along each axis (matrices with >= 2 axes), against the
 /// reference cell's value of that axis. One line per (axis, other value).
-fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> Vec<String> {
+fn axis_geomeans(run: &RunResults, reference: &Reference, info: &Metric) -> Vec<String> {
     let axes: Vec<String> = run.cells[reference.index]
         .axes
         .iter()
@@ -1092,7 +888,7 @@ fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> 
     let medians: Vec<Option<f64>> = run
         .cells
         .iter()
-        .map(|c| c.summary.get(&info.name).map(|s| s.median))
+        .map(|c| c.summary.get(&info.key).map(|s| s.median))
         .collect();
     let mut lines = Vec::new();
     for (a, axis) in axes.iter().enumerate() {
@@ -1157,7 +953,10 @@ fn axis_geomeans(run: &RunResults, reference: &Reference, info: &MetricInfo) -> 
 }
 
 fn render_warnings(out: &mut String, run: &RunResults) {
-    let interesting = metrics_of_interest(run);
+    let interesting: Vec<String> = metrics::report_metrics(run)
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
     let mut lines: Vec<String> = run.warnings.iter().map(|w| msg(w)).collect();
     for cell in &run.cells {
         let label = code(&cell.label);
@@ -1582,12 +1381,7 @@ mod tests {
 
     #[test]
     fn ratios_read_the_right_way_round() {
-        let time = MetricInfo {
-            name: "wall_s".into(),
-            unit: Unit::Seconds,
-            unit_text: None,
-            better: Better::Lower,
-        };
+        let time = Metric::builtin("wall_s").unwrap();
         let ci = Some(stats::Interval {
             lower: 0.8,
             upper: 0.9,
@@ -1604,11 +1398,7 @@ mod tests {
             describe_ratio(1.23, ci, &time, 0.95),
             "1.23x slower (95% CI 1.19 to 1.27)"
         );
-        let ops = MetricInfo {
-            better: Better::Higher,
-            unit: Unit::Other,
-            ..time.clone()
-        };
+        let ops = Metric::custom("ops", "", Better::Higher);
         assert_eq!(describe_ratio(1.5, None, &ops, 0.95), "1.50x better");
         assert_eq!(describe_ratio(0.5, None, &ops, 0.95), "2.00x worse");
         // An interval that holds 1 is no clear difference, as report.html says (not "1.37x
@@ -1621,19 +1411,12 @@ mod tests {
             describe_ratio(1.37, wide, &ops, 0.95),
             "no clear difference (ratio 1.37, 95% CI 0.87 to 1.55)"
         );
-        let metric = crate::render::Metric {
-            key: "ops".into(),
-            title: "ops".into(),
-            unit: String::new(),
-            kind: crate::render::Kind::Other,
-            better: Better::Higher,
-        };
         let ratio = crate::stats::Ratio {
             ratio: 1.37,
             ci: wide,
         };
         assert_eq!(
-            crate::render::verdict(&metric, &ratio),
+            crate::render::verdict(&ops, &ratio),
             Some("no clear difference")
         );
     }

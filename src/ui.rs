@@ -7,41 +7,10 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::metrics::{human_bytes, human_seconds};
 use crate::results::RunResults;
 use crate::runner::{Event, describe_failure};
 use crate::status::Status;
-
-/// "812 µs", "12.3 ms", "1.234 s", "2m 3.4s".
-pub fn human_seconds(s: f64) -> String {
-    if !s.is_finite() {
-        return "-".into();
-    }
-    if s < 1e-3 {
-        format!("{:.0} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
-    } else if s < 60.0 {
-        format!("{s:.3} s")
-    } else {
-        format!("{}m {:.1}s", (s / 60.0).floor(), s % 60.0)
-    }
-}
-
-/// "512 B", "1.5 KiB", "12.3 MiB".
-pub fn human_bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
 
 /// Progress display for `benchbox run`, fed with runner events.
 pub struct Progress {
@@ -281,20 +250,4 @@ pub fn summary_table(results: &RunResults) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_seconds(0.0005), "500 µs");
-        assert_eq!(human_seconds(0.0123), "12.3 ms");
-        assert_eq!(human_seconds(1.5), "1.500 s");
-        assert_eq!(human_seconds(125.0), "2m 5.0s");
-        assert_eq!(human_bytes(512.0), "512 B");
-        assert_eq!(human_bytes(1536.0), "1.5 KiB");
-        assert_eq!(human_bytes(64.0 * 1024.0 * 1024.0), "64.0 MiB");
-    }
 }

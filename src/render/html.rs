@@ -18,10 +18,10 @@ use super::{
     MetricTable, RenderOptions, Result, axes, format_ratio, metric_tables, palette, plots, verdict,
     warning_tag,
 };
+use crate::metrics::human_bytes;
 use crate::results::{CellResult, RunResults};
 use crate::sandbox::Applied;
 use crate::spec::axis_value_text;
-use crate::ui::human_bytes;
 
 /// `text` escaped for HTML text and attribute values.
 pub fn escape(text: &str) -> String {

@@ -30,7 +30,7 @@ pub mod stats_csv;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::results::{CellResult, ResultsError, RunResults, Sample};
+use crate::results::{CellResult, ResultsError, RunResults};
 use crate::spec::{Axis, Better, axis_value_text};
 use crate::stats::{self, Ratio, Summary};
 
@@ -67,200 +67,7 @@ pub enum RenderError {
 
 pub type Result<T> = std::result::Result<T, RenderError>;
 
-/// How a metric's values are displayed and scaled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Seconds: shown as µs, ms or s.
-    Time,
-    /// Bytes: shown as B, KiB, MiB or GiB.
-    Bytes,
-    /// Anything else: shown in its own unit, unscaled.
-    Other,
-}
-
-/// One metric as the reports show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Metric {
-    /// The key in each cell's `summary` (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom names).
-    pub key: String,
-    /// Human title: "Wall time", "CPU time (user + system)", "Peak memory", or the custom name.
-    pub title: String,
-    /// The unit of the raw values: "s", "B", a custom unit, or "" when the plan gives none.
-    pub unit: String,
-    pub kind: Kind,
-    pub better: Better,
-}
-
-impl Metric {
-    fn builtin(key: &str, title: &str, kind: Kind) -> Metric {
-        Metric {
-            key: key.into(),
-            title: title.into(),
-            unit: if kind == Kind::Bytes { "B" } else { "s" }.into(),
-            kind,
-            better: Better::Lower,
-        }
-    }
-
-    /// The title without explanations, for narrow table headers: "CPU time".
-    pub fn short_title(&self) -> &str {
-        match self.key.as_str() {
-            "cpu_s" => "CPU time",
-            _ => &self.title,
-        }
-    }
-
-    /// "lower is better" / "higher is better".
-    pub fn better_text(&self) -> &'static str {
-        match self.better {
-            Better::Lower => "lower is better",
-            Better::Higher => "higher is better",
-        }
-    }
-
-    /// The value of this metric in one invocation, as the runner summarizes it.
-    pub fn value(&self, sample: &Sample) -> Option<f64> {
-        match self.key.as_str() {
-            "wall_s" => Some(sample.wall_s),
-            "user_s" => Some(sample.user_s),
-            "system_s" => Some(sample.system_s),
-            "cpu_s" => Some(sample.cpu_s()),
-            "peak_memory_bytes" => sample.peak_memory_bytes.map(|b| b as f64),
-            "io_read_bytes" => sample.io_read_bytes.map(|b| b as f64),
-            "io_write_bytes" => sample.io_write_bytes.map(|b| b as f64),
-            other => sample.metrics.get(other).copied(),
-        }
-    }
-
-    /// The values the cell's summary was computed from: the invocations that count toward the
-    /// statistics (measured, status `ok`), in invocation order (the same selection as
-    /// `report::metric_values`).
-    pub fn values(&self, cell: &CellResult) -> Vec<f64> {
-        cell.samples
-            .iter()
-            .filter(|s| s.counts_toward_statistics())
-            .filter_map(|s| self.value(s))
-            .filter(|v| v.is_finite())
-            .collect()
-    }
-}
-
-/// The kind a custom metric's unit implies: "s" scales like time, "B" like bytes.
-fn kind_of_unit(unit: &str) -> Kind {
-    match unit {
-        "s" | "seconds" => Kind::Time,
-        "B" | "bytes" => Kind::Bytes,
-        _ => Kind::Other,
-    }
-}
-
-/// The custom metrics the plan declares, in declaration order (first cell that names one wins).
-fn custom_metrics(results: &RunResults) -> Vec<Metric> {
-    let mut out: Vec<Metric> = Vec::new();
-    let cells = results.plan.get("cells").and_then(|c| c.as_array());
-    for cell in cells.into_iter().flatten() {
-        let specs = cell.get("metrics").and_then(|m| m.as_array());
-        for spec in specs.into_iter().flatten() {
-            let Some(name) = spec.get("name").and_then(|n| n.as_str()) else {
-                continue;
-            };
-            if out.iter().any(|m| m.key == name) {
-                continue;
-            }
-            let unit = spec
-                .get("unit")
-                .and_then(|u| u.as_str())
-                .unwrap_or("")
-                .to_string();
-            let better = match spec.get("better").and_then(|b| b.as_str()) {
-                Some("higher") => Better::Higher,
-                _ => Better::Lower,
-            };
-            out.push(Metric {
-                key: name.to_string(),
-                title: name.to_string(),
-                kind: kind_of_unit(&unit),
-                unit,
-                better,
-            });
-        }
-    }
-    out
-}
-
-fn has_summary(results: &RunResults, key: &str) -> bool {
-    results.cells.iter().any(|c| c.summary.contains_key(key))
-}
-
-/// The metrics a report shows, in order: wall time, CPU time, peak memory, then each custom
-/// metric of the plan (then any other metric found in a summary but not in the plan, such as
-/// one a workload wrote to `BENCHBOX_METRICS` undeclared). Metrics no cell has a summary of
-/// are left out.
-pub fn report_metrics(results: &RunResults) -> Vec<Metric> {
-    let mut out = vec![
-        Metric::builtin("wall_s", "Wall time", Kind::Time),
-        Metric::builtin("cpu_s", "CPU time (user + system)", Kind::Time),
-        Metric::builtin("peak_memory_bytes", "Peak memory", Kind::Bytes),
-    ];
-    out.extend(custom_metrics(results));
-    for key in undeclared_keys(results) {
-        out.push(Metric {
-            title: key.clone(),
-            key,
-            unit: String::new(),
-            kind: Kind::Other,
-            better: Better::Lower,
-        });
-    }
-    out.retain(|m| has_summary(results, &m.key));
-    out
-}
-
-/// Every metric with statistics, for the data exports: the report metrics, with user and
-/// system time and I/O bytes after CPU time and peak memory.
-pub fn all_metrics(results: &RunResults) -> Vec<Metric> {
-    let mut out = vec![
-        Metric::builtin("wall_s", "Wall time", Kind::Time),
-        Metric::builtin("cpu_s", "CPU time (user + system)", Kind::Time),
-        Metric::builtin("user_s", "User CPU time", Kind::Time),
-        Metric::builtin("system_s", "System CPU time", Kind::Time),
-        Metric::builtin("peak_memory_bytes", "Peak memory", Kind::Bytes),
-        Metric::builtin("io_read_bytes", "I/O read", Kind::Bytes),
-        Metric::builtin("io_write_bytes", "I/O written", Kind::Bytes),
-    ];
-    out.extend(
-        report_metrics(results)
-            .into_iter()
-            .filter(|m| !BUILTIN_KEYS.contains(&m.key.as_str())),
-    );
-    out.retain(|m| has_summary(results, &m.key));
-    out
-}
-
-const BUILTIN_KEYS: &[&str] = &[
-    "wall_s",
-    "cpu_s",
-    "user_s",
-    "system_s",
-    "peak_memory_bytes",
-    "io_read_bytes",
-    "io_write_bytes",
-];
-
-/// Summary keys that are neither built in nor declared by the plan, sorted.
-fn undeclared_keys(results: &RunResults) -> Vec<String> {
-    let declared = custom_metrics(results);
-    let mut keys: Vec<String> = results
-        .cells
-        .iter()
-        .flat_map(|c| c.summary.keys())
-        .filter(|k| !BUILTIN_KEYS.contains(&k.as_str()) && !declared.iter().any(|m| &m.key == *k))
-        .cloned()
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
+pub use crate::metrics::{Kind, Metric, all_metrics, report_metrics, significant};
 
 /// The matrix axes: from the plan, or (for results without one) from the cells, in order of
 /// first appearance.
@@ -439,19 +246,6 @@ impl Scale {
     }
 }
 
-/// `x` with at least `digits` significant digits and no exponent: 123.1, 0.01234, 2640517.
-pub fn significant(x: f64, digits: usize) -> String {
-    if !x.is_finite() {
-        return "-".into();
-    }
-    if x == 0.0 {
-        return "0".into();
-    }
-    let magnitude = x.abs().log10().floor() as i64;
-    let decimals = (digits as i64 - 1 - magnitude).clamp(0, 12) as usize;
-    format!("{x:.decimals$}")
-}
-
 /// "1.23" for a ratio: two decimals below 10, three significant digits above.
 pub fn format_ratio(r: f64) -> String {
     if r.is_finite() && r.abs() < 10.0 {
@@ -596,12 +390,12 @@ mod tests {
 
     #[test]
     fn scale_picks_the_largest_unit_that_keeps_values_above_one() {
-        let time = Metric::builtin("wall_s", "Wall time", Kind::Time);
+        let time = Metric::builtin("wall_s").unwrap();
         assert_eq!(Scale::for_values(&time, &[0.12, 0.5]).unit, "ms");
         assert_eq!(Scale::for_values(&time, &[2.0, 5.0]).unit, "s");
         assert_eq!(Scale::for_values(&time, &[2e-5]).unit, "µs");
         assert_eq!(Scale::for_values(&time, &[]).unit, "s");
-        let mem = Metric::builtin("peak_memory_bytes", "Peak memory", Kind::Bytes);
+        let mem = Metric::builtin("peak_memory_bytes").unwrap();
         let s = Scale::for_values(&mem, &[2.0 * 1024.0 * 1024.0]);
         assert_eq!(
             (s.unit.as_str(), s.format(2.0 * 1024.0 * 1024.0, 3)),

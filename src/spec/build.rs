@@ -1749,18 +1749,14 @@ fn parse_metrics(r: &Reporter, metrics: Option<&Node>, axes: &[Axis]) -> Result<
                 )),
             ));
         }
-        if let Some((standard, _)) = crate::report::STANDARD_METRICS
-            .iter()
-            .find(|(n, _)| *n == name)
-        {
+        if let Some((standard, _)) = crate::metrics::builtin_names().find(|(n, _)| *n == name) {
             return Err(r.node(
                 &name_e.value,
                 format!("metric `{standard}` has the name of a standard metric"),
                 Some(format!(
                     "rename the metric; the standard metrics are {}",
-                    crate::report::STANDARD_METRICS
-                        .iter()
-                        .map(|(n, _)| *n)
+                    crate::metrics::builtin_names()
+                        .map(|(n, _)| n)
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),

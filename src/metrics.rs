@@ -1,0 +1,484 @@
+//! The metric vocabulary, one for every output: the catalogue of built-in metrics (names,
+//! aliases, titles, kinds), custom metrics as the plan declares them, the values of a metric in
+//! an invocation, and how numbers are written (pure).
+//!
+//! summary.md, report.html, table.tex, the plots, the terminal and `compare` all describe a
+//! metric through [`Metric`]; before it they had two vocabularies that drifted apart.
+//!
+//! To add a built-in metric: a row in [`BUILTINS`], its value in [`Metric::value`], and its
+//! column in runs.csv (`results.rs`).
+
+use std::collections::BTreeSet;
+
+use crate::results::{CellResult, RunResults, Sample};
+use crate::spec::Better;
+
+/// How a metric's values are scaled for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Seconds: shown as µs, ms or s.
+    Time,
+    /// Bytes: shown as B, KiB, MiB or GiB.
+    Bytes,
+    /// Anything else: shown in its own unit, unscaled.
+    Other,
+}
+
+/// One built-in metric.
+struct Builtin {
+    key: &'static str,
+    /// Names accepted on the command line (`compare --metric wall`) and in `[compare]`.
+    aliases: &'static [&'static str],
+    /// As a heading of report.html, table.tex and the plots.
+    title: &'static str,
+    /// As a heading of summary.md and in compare's tables (sentence case inside a sentence).
+    prose_title: &'static str,
+    kind: Kind,
+    /// Gets a table in summary.md (custom metrics always do).
+    headline: bool,
+}
+
+/// The built-in metrics, in the order summary.md and `compare` list them.
+const BUILTINS: &[Builtin] = &[
+    Builtin {
+        key: "wall_s",
+        aliases: &["wall"],
+        title: "Wall time",
+        prose_title: "wall time",
+        kind: Kind::Time,
+        headline: true,
+    },
+    Builtin {
+        key: "cpu_s",
+        aliases: &["cpu"],
+        title: "CPU time (user + system)",
+        prose_title: "CPU time (user + system)",
+        kind: Kind::Time,
+        headline: true,
+    },
+    Builtin {
+        key: "peak_memory_bytes",
+        aliases: &["memory", "mem", "peak_memory"],
+        title: "Peak memory",
+        prose_title: "peak memory",
+        kind: Kind::Bytes,
+        headline: true,
+    },
+    Builtin {
+        key: "user_s",
+        aliases: &["user"],
+        title: "User CPU time",
+        prose_title: "user CPU time",
+        kind: Kind::Time,
+        headline: false,
+    },
+    Builtin {
+        key: "system_s",
+        aliases: &["system", "sys"],
+        title: "System CPU time",
+        prose_title: "system CPU time",
+        kind: Kind::Time,
+        headline: false,
+    },
+    Builtin {
+        key: "io_read_bytes",
+        aliases: &["io_read"],
+        title: "I/O read",
+        prose_title: "I/O read",
+        kind: Kind::Bytes,
+        headline: false,
+    },
+    Builtin {
+        key: "io_write_bytes",
+        aliases: &["io_write"],
+        title: "I/O written",
+        prose_title: "I/O written",
+        kind: Kind::Bytes,
+        headline: false,
+    },
+];
+
+/// The data exports' order of the built-in metrics (times together, then sizes).
+const EXPORT_ORDER: &[&str] = &[
+    "wall_s",
+    "cpu_s",
+    "user_s",
+    "system_s",
+    "peak_memory_bytes",
+    "io_read_bytes",
+    "io_write_bytes",
+];
+
+fn builtin(key: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.key == key)
+}
+
+/// Whether `key` is a built-in metric (not a custom one).
+pub fn is_builtin(key: &str) -> bool {
+    builtin(key).is_some()
+}
+
+/// Whether summary.md gives `key` a table: the headline built-ins and every custom metric.
+pub fn is_headline(key: &str) -> bool {
+    builtin(key).is_none_or(|b| b.headline)
+}
+
+/// The keys of the built-in metrics with their command-line aliases, in summary order.
+pub fn builtin_names() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    BUILTINS.iter().map(|b| (b.key, b.aliases))
+}
+
+/// One metric as every output describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// The key in each cell's `summary` (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom names).
+    pub key: String,
+    /// Heading: "Wall time", "CPU time (user + system)", "Peak memory", or the custom name.
+    pub title: String,
+    /// The unit of the raw values: "s", "B", a custom unit, or "" when the plan gives none.
+    pub unit: String,
+    pub kind: Kind,
+    pub better: Better,
+}
+
+impl Metric {
+    /// The built-in metric `key`.
+    pub fn builtin(key: &str) -> Option<Metric> {
+        builtin(key).map(|b| Metric {
+            key: b.key.into(),
+            title: b.title.into(),
+            unit: if b.kind == Kind::Bytes { "B" } else { "s" }.into(),
+            kind: b.kind,
+            better: Better::Lower,
+        })
+    }
+
+    /// A custom metric: scaled like time when its unit is seconds, like bytes when bytes.
+    pub fn custom(key: &str, unit: &str, better: Better) -> Metric {
+        Metric {
+            key: key.into(),
+            title: key.into(),
+            unit: unit.into(),
+            kind: match unit {
+                "s" | "seconds" => Kind::Time,
+                "B" | "bytes" => Kind::Bytes,
+                _ => Kind::Other,
+            },
+            better,
+        }
+    }
+
+    /// The title without explanations, for narrow table headers: "CPU time".
+    pub fn short_title(&self) -> &str {
+        match self.key.as_str() {
+            "cpu_s" => "CPU time",
+            _ => &self.title,
+        }
+    }
+
+    /// The title inside prose (summary.md, compare): "wall time", or "ops (ops/s)" for a
+    /// custom metric with a unit.
+    pub fn prose_title(&self) -> String {
+        match builtin(&self.key) {
+            Some(b) => b.prose_title.into(),
+            None if self.unit.is_empty() => self.key.clone(),
+            None => format!("{} ({})", self.key, self.unit),
+        }
+    }
+
+    /// "lower is better" / "higher is better".
+    pub fn better_text(&self) -> &'static str {
+        match self.better {
+            Better::Lower => "lower is better",
+            Better::Higher => "higher is better",
+        }
+    }
+
+    /// Words for "this cell is better / worse" by a factor: "faster"/"slower" for the built-in
+    /// times, "smaller"/"larger" for the built-in sizes, "better"/"worse" for the rest.
+    pub fn words(&self) -> (&'static str, &'static str) {
+        match builtin(&self.key).map(|b| b.kind) {
+            Some(Kind::Time) => ("faster", "slower"),
+            Some(Kind::Bytes) => ("smaller", "larger"),
+            _ => ("better", "worse"),
+        }
+    }
+
+    /// One value as prose shows it: built-in times and sizes in human units ("12.3 ms",
+    /// "1.5 MiB"), anything else with four significant digits and its unit.
+    pub fn format(&self, v: f64) -> String {
+        match builtin(&self.key).map(|b| b.kind) {
+            Some(Kind::Time) => human_seconds(v),
+            Some(Kind::Bytes) => human_bytes(v),
+            _ => {
+                let number = significant(v, 4);
+                if self.unit.is_empty() {
+                    number
+                } else {
+                    format!("{number} {}", self.unit)
+                }
+            }
+        }
+    }
+
+    /// The value of this metric in one invocation, as the runner summarizes it.
+    pub fn value(&self, sample: &Sample) -> Option<f64> {
+        value(sample, &self.key)
+    }
+
+    /// The values the cell's summary was computed from, finite ones only: see [`series`].
+    pub fn values(&self, cell: &CellResult) -> Vec<f64> {
+        series(&cell.samples, &self.key)
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .collect()
+    }
+}
+
+/// The value of metric `key` in one invocation.
+pub fn value(sample: &Sample, key: &str) -> Option<f64> {
+    match key {
+        "wall_s" => Some(sample.wall_s),
+        "user_s" => Some(sample.user_s),
+        "system_s" => Some(sample.system_s),
+        "cpu_s" => Some(sample.cpu_s()),
+        "peak_memory_bytes" => sample.peak_memory_bytes.map(|b| b as f64),
+        "io_read_bytes" => sample.io_read_bytes.map(|b| b as f64),
+        "io_write_bytes" => sample.io_write_bytes.map(|b| b as f64),
+        custom => sample.metrics.get(custom).copied(),
+    }
+}
+
+/// The values of metric `key` over the invocations that count toward the statistics (measured,
+/// status `ok`), in invocation order: the series a summary is computed from (non-finite values
+/// included: the summariser counts and reports them).
+pub fn series(samples: &[Sample], key: &str) -> Vec<f64> {
+    samples
+        .iter()
+        .filter(|s| s.counts_toward_statistics())
+        .filter_map(|s| value(s, key))
+        .collect()
+}
+
+/// The metric `key` of `run`: a built-in one, or a custom one as the plan declares it (unit and
+/// direction from its `[[metric]]`, the first cell that declares it); a custom metric the plan
+/// does not declare is lower-is-better, without a unit.
+pub fn metric(run: &RunResults, key: &str) -> Metric {
+    Metric::builtin(key)
+        .or_else(|| declared(run).into_iter().find(|m| m.key == key))
+        .unwrap_or_else(|| Metric::custom(key, "", Better::Lower))
+}
+
+/// The custom metrics the plan declares, in declaration order (first cell that names one wins).
+pub fn declared(run: &RunResults) -> Vec<Metric> {
+    let mut out: Vec<Metric> = Vec::new();
+    let cells = run.plan.get("cells").and_then(|c| c.as_array());
+    for cell in cells.into_iter().flatten() {
+        let specs = cell.get("metrics").and_then(|m| m.as_array());
+        for spec in specs.into_iter().flatten() {
+            let Some(name) = spec.get("name").and_then(|n| n.as_str()) else {
+                continue;
+            };
+            if out.iter().any(|m| m.key == name) {
+                continue;
+            }
+            let unit = spec.get("unit").and_then(|u| u.as_str()).unwrap_or("");
+            let better = match spec.get("better").and_then(|b| b.as_str()) {
+                Some("higher") => Better::Higher,
+                _ => Better::Lower,
+            };
+            out.push(Metric::custom(name, unit, better));
+        }
+    }
+    out
+}
+
+fn has_summary(run: &RunResults, key: &str) -> bool {
+    run.cells.iter().any(|c| c.summary.contains_key(key))
+}
+
+/// Summary keys that are neither built in nor declared by the plan, sorted.
+fn undeclared_keys(run: &RunResults, declared: &[Metric]) -> Vec<String> {
+    let keys: BTreeSet<&String> = run
+        .cells
+        .iter()
+        .flat_map(|c| c.summary.keys())
+        .filter(|k| !is_builtin(k) && !declared.iter().any(|m| &m.key == *k))
+        .collect();
+    keys.into_iter().cloned().collect()
+}
+
+/// The metrics report.html, table.tex and the plots show, in order: wall time, CPU time, peak
+/// memory, then each custom metric of the plan, then any other metric found in a summary but
+/// not in the plan (one a workload wrote to `BENCHBOX_METRICS` undeclared). Metrics no cell has
+/// a summary of are left out.
+pub fn report_metrics(run: &RunResults) -> Vec<Metric> {
+    let declared = declared(run);
+    let undeclared = undeclared_keys(run, &declared);
+    let mut out: Vec<Metric> = BUILTINS
+        .iter()
+        .filter(|b| b.headline)
+        .filter_map(|b| Metric::builtin(b.key))
+        .collect();
+    out.extend(declared);
+    out.extend(
+        undeclared
+            .iter()
+            .map(|key| Metric::custom(key, "", Better::Lower)),
+    );
+    out.retain(|m| has_summary(run, &m.key));
+    out
+}
+
+/// Every metric with statistics, for the data exports: the built-in ones (times, then sizes),
+/// then the custom ones as in [`report_metrics`].
+pub fn all_metrics(run: &RunResults) -> Vec<Metric> {
+    let mut out: Vec<Metric> = EXPORT_ORDER
+        .iter()
+        .filter_map(|k| Metric::builtin(k))
+        .collect();
+    out.extend(
+        report_metrics(run)
+            .into_iter()
+            .filter(|m| !is_builtin(&m.key)),
+    );
+    out.retain(|m| has_summary(run, &m.key));
+    out
+}
+
+/// Every metric name of a run: the built-in ones, then custom ones (declared in the plan, or
+/// found in the samples) in name order.
+pub fn names(run: &RunResults) -> Vec<String> {
+    let mut names: Vec<String> = BUILTINS.iter().map(|b| b.key.to_string()).collect();
+    let mut custom = BTreeSet::new();
+    for m in declared(run) {
+        custom.insert(m.key);
+    }
+    for cell in &run.cells {
+        for s in &cell.samples {
+            custom.extend(s.metrics.keys().cloned());
+        }
+    }
+    for name in custom {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The canonical name of `given` (an alias such as `wall`, or a metric name).
+pub fn canonical(given: &str) -> String {
+    BUILTINS
+        .iter()
+        .find(|b| b.key == given || b.aliases.contains(&given))
+        .map_or_else(|| given.to_string(), |b| b.key.to_string())
+}
+
+// ---- numbers as text ----
+
+/// "500 µs", "12.3 ms", "1.500 s", "2m 5.0s".
+pub fn human_seconds(s: f64) -> String {
+    if !s.is_finite() {
+        return "-".into();
+    }
+    if s < 1e-3 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else if s < 60.0 {
+        format!("{s:.3} s")
+    } else {
+        format!("{}m {:.1}s", (s / 60.0).floor(), s % 60.0)
+    }
+}
+
+/// "512 B", "1.5 KiB", "12.3 MiB".
+pub fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `x` with about `digits` significant digits, never in exponent notation: "123.1", "0.0123".
+pub fn significant(x: f64, digits: usize) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let magnitude = x.abs().log10().floor() as i64;
+    let decimals = (digits as i64 - 1 - magnitude).clamp(0, 12) as usize;
+    format!("{x:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_without_exponents_in_human_units() {
+        assert_eq!(human_seconds(0.0005), "500 µs");
+        assert_eq!(human_seconds(0.0123), "12.3 ms");
+        assert_eq!(human_seconds(1.5), "1.500 s");
+        assert_eq!(human_seconds(125.0), "2m 5.0s");
+        assert_eq!(human_bytes(512.0), "512 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(64.0 * 1024.0 * 1024.0), "64.0 MiB");
+        assert_eq!(significant(123.12, 4), "123.1");
+        assert_eq!(significant(0.012345, 3), "0.0123");
+        assert_eq!(significant(2640517.0, 4), "2640517");
+        assert_eq!(significant(0.0, 4), "0");
+        assert_eq!(significant(f64::NAN, 4), "-");
+    }
+
+    #[test]
+    fn one_description_per_metric() {
+        let wall = Metric::builtin("wall_s").unwrap();
+        assert_eq!(
+            (wall.title.as_str(), wall.prose_title(), wall.words()),
+            ("Wall time", "wall time".to_string(), ("faster", "slower"))
+        );
+        assert_eq!(wall.format(0.0123), "12.3 ms");
+        let mem = Metric::builtin("peak_memory_bytes").unwrap();
+        assert_eq!(
+            (mem.kind, mem.words()),
+            (Kind::Bytes, ("smaller", "larger"))
+        );
+        let ops = Metric::custom("ops", "ops/s", Better::Higher);
+        assert_eq!(
+            (
+                ops.kind,
+                ops.prose_title(),
+                ops.format(1234.567),
+                ops.words()
+            ),
+            (
+                Kind::Other,
+                "ops (ops/s)".to_string(),
+                "1235 ops/s".to_string(),
+                ("better", "worse")
+            )
+        );
+        // A custom metric in seconds scales like time in the tables, and keeps its own unit in
+        // prose.
+        let t = Metric::custom("gc_pause", "s", Better::Lower);
+        assert_eq!(
+            (t.kind, t.format(0.5)),
+            (Kind::Time, "0.5000 s".to_string())
+        );
+        assert_eq!(canonical("mem"), "peak_memory_bytes");
+        assert_eq!(canonical("ops"), "ops");
+        assert!(is_headline("cpu_s") && !is_headline("user_s") && is_headline("ops"));
+    }
+}
