@@ -1,0 +1,1023 @@
+//! One cell's typed values from its substituted sections: the environment, limits, security,
+//! run and metric settings, each checked with a `file:line:col` error (the "cell" stage of the
+//! spec pipeline; `build.rs` expands the matrix and substitutes, `identity.rs` hashes the id).
+
+use super::*;
+
+/// One cell's template sections after substitution.
+pub(super) struct Parts<'t> {
+    pub(super) environment: Option<Cow<'t, Node>>,
+    pub(super) limits: Option<Cow<'t, Node>>,
+    pub(super) security: Option<Cow<'t, Node>>,
+    pub(super) run: Option<Cow<'t, Node>>,
+    pub(super) metrics: Option<Cow<'t, Node>>,
+}
+
+/// What building any cell of a matrix needs besides the cell's own sections.
+#[derive(Clone, Copy)]
+pub(super) struct Shared<'a> {
+    pub(super) ctx: &'a ValidationContext,
+    pub(super) base_dir: &'a Path,
+    pub(super) accounts: &'a AccountFiles,
+    pub(super) axes: &'a [Axis],
+}
+
+/// One cell's typed values, from its substituted sections. `id`, `slug`, `label` and `axes`
+/// are left empty for the caller.
+pub(super) fn build_cell(
+    r: &Reporter,
+    shared: &Shared,
+    label: &str,
+    parts: &Parts,
+    warnings: &mut Warnings,
+) -> Result<(Cell, IdParts)> {
+    let Shared {
+        ctx,
+        base_dir,
+        accounts,
+        axes,
+    } = *shared;
+    let empty = Node::new(0..0, Kind::Table(Vec::new()));
+    let env_t = parts.environment.as_deref().unwrap_or(&empty);
+    let limits_t = parts.limits.as_deref().unwrap_or(&empty);
+    let security_t = parts.security.as_deref().unwrap_or(&empty);
+
+    // Root filesystem.
+    let (root, id_root) = if let Some(e) = env_t.get("image") {
+        let image = non_empty(r, e)?;
+        if let Err(crate::image::ImageError::BadReference { why, .. }) =
+            crate::image::Reference::parse(image)
+        {
+            return Err(r.node(
+                &e.value,
+                format!("invalid image reference `{image}`: {why}"),
+                Some("write an image as docker does: `name`, `name:tag`, `registry.example.com:5000/team/name:tag` or `name@sha256:<64 hex digits>`".into()),
+            ));
+        }
+        (
+            Root::Image(image.to_string()),
+            IdRoot::Image(image.to_string()),
+        )
+    } else if let Some(e) = env_t.get("rootfs") {
+        let written = non_empty(r, e)?;
+        let dir = host_path(r, ctx, base_dir, &e.value, written, "rootfs", true)?;
+        (Root::Dir(dir), IdRoot::Dir(normalize(Path::new(written))))
+    } else {
+        (Root::Host, IdRoot::Host)
+    };
+
+    let workdir = match env_t.get("workdir") {
+        Some(e) => Some(container_path(r, &e.value, r.string(e)?, "workdir")?),
+        None => None,
+    };
+
+    // `user` is resolved inside the container (its /etc/passwd): "name", "uid", "uid:gid",
+    // "name:group".
+    let user = match env_t.get("user") {
+        Some(e) => Some(user_spec(r, e)?),
+        None => None,
+    };
+
+    let mut volumes = Vec::new();
+    let mut id_volumes = Vec::new();
+    if let Some(e) = env_t.get("volumes") {
+        let Kind::Array(items) = &e.value.kind else {
+            return Err(r.wrong_type(&e.key, &e.value, "an array of strings"));
+        };
+        for item in items {
+            let spec = item.as_str().ok_or_else(|| {
+                r.wrong_type("volumes", item, "a string like \"./data:/data:ro\"")
+            })?;
+            let (host, target, read_only) = volume(r, ctx, base_dir, item, spec)?;
+            if volumes.iter().any(|v: &Volume| v.target == target) {
+                return Err(r.node(
+                    item,
+                    format!("two volumes mount onto `{}`", target.display()),
+                    Some("give each volume its own target".into()),
+                ));
+            }
+            let written = spec.split(':').next().unwrap_or_default();
+            id_volumes.push((normalize(Path::new(written)), target.clone(), read_only));
+            volumes.push(Volume {
+                host,
+                target,
+                read_only,
+            });
+        }
+    }
+
+    let mut env = BTreeMap::new();
+    if let Some(e) = env_t.get("env") {
+        if !matches!(e.value.kind, Kind::Table(_)) {
+            return Err(r.wrong_type(&e.key, &e.value, "a table of strings"));
+        }
+        for var in e.value.entries() {
+            if var.key.is_empty() || var.key.contains(['=', '\0']) {
+                return Err(r.at(
+                    &var.key_span,
+                    format!("invalid environment variable name `{}`", var.key),
+                    Some("names may not be empty or contain `=`".into()),
+                ));
+            }
+            let value = match &var.value.kind {
+                Kind::Str(s) => s.clone(),
+                Kind::Int(i) => i.to_string(),
+                // Same text as a float axis value pasted by a placeholder (`1.0`, not `1`).
+                Kind::Float(f) => {
+                    serde_json::Number::from_f64(*f).map_or(f.to_string(), |n| n.to_string())
+                }
+                Kind::Bool(b) => b.to_string(),
+                _ => return Err(r.wrong_type(&var.key, &var.value, "a string")),
+            };
+            if value.contains('\0') {
+                return Err(r.node(
+                    &var.value,
+                    format!("the value of `{}` contains a nul byte", var.key),
+                    None,
+                ));
+            }
+            env.insert(var.key.clone(), value);
+        }
+    }
+
+    let network = r.choice(
+        env_t.get("network"),
+        Network::None,
+        "network",
+        &[("none", Network::None), ("host", Network::Host)],
+        "valid networks: none (loopback only, the default), host",
+    )?;
+    let scratch = r.choice(
+        env_t.get("scratch"),
+        Scratch::Memory,
+        "scratch",
+        &[("memory", Scratch::Memory), ("disk", Scratch::Disk)],
+        "valid scratch places: memory (a tmpfs, the default), disk",
+    )?;
+
+    let limits = parse_limits(r, ctx, limits_t, label, warnings)?;
+    let security = parse_security(r, security_t, label, warnings)?;
+
+    // [run]
+    // With an image, no command means the image's own Entrypoint + Cmd (an empty argv here).
+    let from_image = matches!(root, Root::Image(_));
+    let empty_run = Node::new(0..0, Kind::Table(Vec::new()));
+    let run_t = match parts.run.as_deref() {
+        Some(t) => t,
+        None if from_image => &empty_run,
+        None => {
+            return Err(r.at(
+                &(0..0),
+                "missing [run] section",
+                Some("add `[run]` with `command = [\"./bench\"]`".into()),
+            ));
+        }
+    };
+    let command = match run_t.get("command") {
+        Some(command_e) => argv(r, command_e)?,
+        None if from_image => Vec::new(),
+        None => {
+            return Err(r.at(
+                &run_t.span,
+                "missing `command` in [run]",
+                Some("add `command = [\"./bench\"]` (or a string, run with /bin/sh -c)".into()),
+            ));
+        }
+    };
+    let setup = match run_t.get("setup") {
+        Some(e) => Some(argv(r, e)?),
+        None => None,
+    };
+    let warmup = match run_t.get("warmup") {
+        Some(e) => r.int_in(e, 0, u32::MAX.into(), None)? as u32,
+        None => DEFAULT_WARMUP,
+    };
+    let runs = match run_t.get("runs") {
+        Some(e) => r.int_in(
+            e,
+            1,
+            u32::MAX.into(),
+            Some("a cell needs at least one measured run; to skip cells use `exclude` or --only"),
+        )? as u32,
+        None => DEFAULT_RUNS,
+    };
+    let timeout = match run_t.get("timeout") {
+        None => Some(DEFAULT_TIMEOUT),
+        Some(e) => duration_setting(r, e, &TIMEOUT_BOUNDS)?,
+    };
+    // How often the cgroup's memory is sampled during an invocation (the memory-over-time
+    // plot); "none" turns sampling off.
+    let memory_interval = match run_t.get("memory-interval") {
+        None => Some(DEFAULT_MEMORY_INTERVAL),
+        Some(e) => duration_setting(r, e, &MEMORY_INTERVAL_BOUNDS)?,
+    };
+
+    let metrics = parse_metrics(r, parts.metrics.as_deref(), axes)?;
+    if let (Some(spec), Some(e)) = (&user, env_t.get("user")) {
+        let covered = setup.is_some()
+            || volumes.iter().any(|v| {
+                ["/etc", "/etc/passwd", "/etc/group"].contains(&v.target.to_str().unwrap_or(""))
+            });
+        // A setup step may add the user, a volume may bring its own account files.
+        if ctx.check_paths && !covered {
+            check_accounts(r, ctx, &e.value, spec, &root, accounts)?;
+        }
+    }
+
+    // How much of each stream's output an invocation's log keeps (what the metric patterns
+    // see); "none": all of it. Not part of the id: it changes what is kept, not what runs.
+    let max_log = match run_t.get("max-log") {
+        None => Some(DEFAULT_MAX_LOG),
+        Some(e) => {
+            let bytes = match &e.value.kind {
+                Kind::Str(s) if s.trim().eq_ignore_ascii_case("none") => None,
+                Kind::Str(s) => Some(units::parse_size(s).map_err(|why| {
+                    r.node(
+                        &e.value,
+                        format!("invalid size `{s}` for `max-log`: {why}"),
+                        Some("write a size like \"16MiB\" or \"1GiB\", or \"none\" to keep all output".into()),
+                    )
+                })?),
+                Kind::Int(_) => Some(r.int_in(e, 0, i64::MAX, None)? as u64),
+                _ => return Err(r.wrong_type(&e.key, &e.value, "a size such as \"16MiB\", or \"none\"")),
+            };
+            if bytes == Some(0) {
+                return Err(r.node(
+                    &e.value,
+                    "`max-log` of 0 bytes would keep no output (and no metric could match)",
+                    Some("write a size like \"16MiB\", or \"none\" to keep all output".into()),
+                ));
+            }
+            bytes
+        }
+    };
+
+    let cell = Cell {
+        id: String::new(),
+        label: String::new(),
+        slug: String::new(),
+        axes: Vec::new(),
+        root,
+        image_digest: None,
+        workdir,
+        user,
+        volumes,
+        env,
+        network,
+        scratch,
+        limits,
+        security,
+        command,
+        setup,
+        warmup,
+        runs,
+        timeout,
+        memory_interval,
+        max_log,
+        metrics,
+    };
+    Ok((
+        cell,
+        IdParts {
+            root: id_root,
+            volumes: id_volumes,
+        },
+    ))
+}
+
+/// What a duration setting that "none" switches off may be, and what to say when it is not.
+pub(super) struct DurationBounds {
+    min: Duration,
+    max: Duration,
+    /// `min` and `max` as the messages write them.
+    min_text: &'static str,
+    max_text: &'static str,
+    /// Integers are seconds (`timeout = 90`); otherwise only strings.
+    seconds: bool,
+    /// "the timeout": what zero would switch off.
+    feature: &'static str,
+    /// Why not shorter than `min`, why not longer than `max`.
+    too_short: &'static str,
+    too_long: &'static str,
+    example: &'static str,
+}
+
+/// `[run] timeout`: from 100 ms (the watchdog looks every 20 ms from the container's start,
+/// which itself takes milliseconds) to 7 days.
+pub(super) const TIMEOUT_BOUNDS: DurationBounds = DurationBounds {
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(7 * 86_400),
+    min_text: "100ms",
+    max_text: "7 days",
+    seconds: true,
+    feature: "the timeout",
+    too_short: "the watchdog checks every 20 ms from the start of the container, which itself takes a few: a shorter timeout kills invocations that barely started",
+    too_long: "for no timeout at all write \"none\"",
+    example: "\"90s\", \"2m\" or \"1h 30m\"",
+};
+
+/// `[run] memory-interval`: from 10 ms (more often perturbs the workload) to an hour.
+pub(super) const MEMORY_INTERVAL_BOUNDS: DurationBounds = DurationBounds {
+    min: Duration::from_millis(10),
+    max: Duration::from_secs(3_600),
+    min_text: "10ms",
+    max_text: "1h",
+    seconds: false,
+    feature: "memory sampling",
+    too_short: "sampling more often than every 10 ms would perturb the workload; use 10ms or more",
+    too_long: "sampling less often than hourly draws no curve of memory use; to not sample at all write \"none\"",
+    example: "\"100ms\" or \"1s\"",
+};
+
+/// A duration setting: "none" (`None`), or a duration within `b`. Zero is refused rather than
+/// read as "off": only "none" switches a feature off.
+pub(super) fn duration_setting(
+    r: &Reporter,
+    e: &Entry,
+    b: &DurationBounds,
+) -> Result<Option<Duration>> {
+    let key = &e.key;
+    let (written, duration) = match &e.value.kind {
+        Kind::Str(s) => {
+            let d = units::parse_duration_or_none(s).map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid duration `{s}` for `{key}`: {why}"),
+                    Some(format!("write a duration like {}, or \"none\"", b.example)),
+                )
+            })?;
+            (s.trim().to_string(), d)
+        }
+        Kind::Int(i) if b.seconds => {
+            let secs = r.int_in(e, 0, i64::MAX, None)? as u64;
+            (format!("{i}"), Some(Duration::from_secs(secs)))
+        }
+        _ if b.seconds => {
+            return Err(r.wrong_type(key, &e.value, "a duration string or a number of seconds"));
+        }
+        _ => {
+            return Err(r.wrong_type(
+                key,
+                &e.value,
+                &format!("a duration string such as {}", b.example),
+            ));
+        }
+    };
+    let Some(d) = duration else {
+        return Ok(None);
+    };
+    if d.is_zero() {
+        return Err(r.node(
+            &e.value,
+            format!("a `{key}` of `{written}` would switch {} off", b.feature),
+            Some(format!(
+                "to switch it off write `{key} = \"none\"`; otherwise give a duration like {}",
+                b.example
+            )),
+        ));
+    }
+    if d < b.min {
+        return Err(r.node(
+            &e.value,
+            format!(
+                "`{key}` of `{written}` is shorter than the minimum of {}",
+                b.min_text
+            ),
+            Some(b.too_short.into()),
+        ));
+    }
+    if d > b.max {
+        return Err(r.node(
+            &e.value,
+            format!(
+                "`{key}` of `{written}` is longer than the maximum of {}",
+                b.max_text
+            ),
+            Some(b.too_long.into()),
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// `user`: "name", "uid", "uid:gid", "name:group" (names or ids on either side of the `:`),
+/// checked for what can never resolve: a negative or out-of-range id, a malformed name.
+pub(super) fn user_spec(r: &Reporter, e: &Entry) -> Result<String> {
+    let spec = non_empty(r, e)?;
+    let hint = || {
+        Some("write a user name, a uid from 0 to 4294967294, or `user:group` with names or ids: \"bench\", \"1000\", \"1000:1000\", \"bench:staff\"".to_string())
+    };
+    let invalid = |why: String| r.node(&e.value, format!("invalid user `{spec}`: {why}"), hint());
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if group.is_some_and(|g| g.contains(':')) {
+        return Err(invalid("it has more than one `:`".into()));
+    }
+    for (part, what) in [(Some(user), "user"), (group, "group")] {
+        let Some(part) = part else { continue };
+        if part.is_empty() {
+            return Err(invalid(format!("the {what} is empty")));
+        }
+        let digits = part.strip_prefix('-').unwrap_or(part);
+        if digits.chars().all(|c| c.is_ascii_digit()) {
+            if part.starts_with('-') {
+                return Err(invalid(format!("`{part}` is a negative id")));
+            }
+            // (uid_t)-1 means "unchanged" to setuid: no process can run as it.
+            if !matches!(part.parse::<u32>(), Ok(id) if id < u32::MAX) {
+                return Err(invalid(format!(
+                    "id `{part}` is out of range (0 to 4294967294)"
+                )));
+            }
+        } else {
+            let name_ok = !part.starts_with('-')
+                && part
+                    .trim_end_matches('$')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if !name_ok {
+                return Err(invalid(format!("`{part}` is not a valid {what} name")));
+            }
+        }
+    }
+    Ok(spec.to_string())
+}
+
+/// The account files of root directories, read once per directory (a matrix may name the same
+/// rootfs in a million cells): `None` where they cannot be read safely (a symlinked `etc`).
+#[derive(Default)]
+pub(crate) struct AccountFiles(Mutex<HashMap<PathBuf, Option<Arc<Accounts>>>>);
+
+/// The text of `/etc/passwd` and of `/etc/group`.
+type Accounts = (String, String);
+
+impl AccountFiles {
+    /// `/etc/passwd` and `/etc/group` under `root` (a missing file is empty, as in the sandbox).
+    fn get(&self, root: &Path) -> Option<Arc<Accounts>> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(root.to_path_buf())
+            .or_insert_with(|| {
+                // Not through a symlink: in the container it would resolve inside the rootfs,
+                // here on the host.
+                let etc = root.join("etc");
+                let read = |name: &str| -> Option<String> {
+                    let path = etc.join(name);
+                    match std::fs::symlink_metadata(&path) {
+                        Err(_) => Some(String::new()),
+                        Ok(m) if m.file_type().is_symlink() => None,
+                        Ok(_) => std::fs::read(&path)
+                            .ok()
+                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    }
+                };
+                if std::fs::symlink_metadata(&etc).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return None;
+                }
+                Some(Arc::new((read("passwd")?, read("group")?)))
+            })
+            .clone()
+    }
+}
+
+/// A named user (and group) must be in the account files of the cell's root: the rootfs's, the
+/// host's for a cell on the host's files, an image's when `run` has unpacked it
+/// ([`ValidationContext::image_accounts`]). Ids need no entry.
+pub(super) fn check_accounts(
+    r: &Reporter,
+    ctx: &ValidationContext,
+    node: &Node,
+    spec: &str,
+    root: &Root,
+    accounts: &AccountFiles,
+) -> Result<()> {
+    let (files, place, which) = match root {
+        Root::Image(reference) => match ctx.image_accounts.get(reference) {
+            Some(files) => (Arc::new(files.clone()), "the image's", reference.clone()),
+            None => return Ok(()),
+        },
+        Root::Dir(dir) => match accounts.get(dir) {
+            Some(files) => (files, "the rootfs's", dir.join("etc").display().to_string()),
+            None => return Ok(()),
+        },
+        Root::Host => match accounts.get(Path::new("/")) {
+            Some(files) => (
+                files,
+                "the host's",
+                "a cell without `image` or `rootfs` runs on the host's files".to_string(),
+            ),
+            None => return Ok(()),
+        },
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let named = |part: &str| !part.chars().all(|c| c.is_ascii_digit());
+    let listed = |text: &str, name: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .any(|l| l.split(':').next() == Some(name))
+    };
+    let missing = if named(user) && !listed(&files.0, user) {
+        Some(("user", user, "passwd"))
+    } else {
+        group
+            .filter(|g| named(g) && !listed(&files.1, g))
+            .map(|g| ("group", g, "group"))
+    };
+    let Some((what, name, file)) = missing else {
+        return Ok(());
+    };
+    let which = match root {
+        Root::Dir(_) => format!("{which}/{file}"),
+        _ => which,
+    };
+    Err(r.node(
+        node,
+        format!("{what} `{name}` is not in {place} /etc/{file} ({which})"),
+        Some(format!(
+            "name a {what} of that file, give a numeric id (\"1000\", \"1000:1000\"), or create the {what} in `setup`"
+        )),
+    ))
+}
+
+pub(super) fn non_empty<'n>(r: &Reporter, e: &'n Entry) -> Result<&'n str> {
+    let s = r.string(e)?;
+    if s.trim().is_empty() {
+        return Err(r.node(&e.value, format!("`{}` is empty", e.key), None));
+    }
+    Ok(s)
+}
+
+/// A host path relative to the matrix file's directory, checked when `ctx.check_paths`.
+pub(super) fn host_path(
+    r: &Reporter,
+    ctx: &ValidationContext,
+    base_dir: &Path,
+    node: &Node,
+    written: &str,
+    what: &str,
+    must_be_dir: bool,
+) -> Result<PathBuf> {
+    let path = normalize(&base_dir.join(written));
+    if !ctx.check_paths {
+        return Ok(path);
+    }
+    let hint = Some(format!(
+        "relative paths are relative to the matrix file's directory, {}",
+        base_dir.display()
+    ));
+    match std::fs::metadata(&path) {
+        Err(_) => Err(r.node(
+            node,
+            format!("{what} `{written}` does not exist ({})", path.display()),
+            hint,
+        )),
+        Ok(m) if must_be_dir && !m.is_dir() => Err(r.node(
+            node,
+            format!("{what} `{written}` is not a directory ({})", path.display()),
+            hint,
+        )),
+        Ok(_) => Ok(std::fs::canonicalize(&path).unwrap_or(path)),
+    }
+}
+
+/// An absolute path inside the container.
+pub(super) fn container_path(
+    r: &Reporter,
+    node: &Node,
+    written: &str,
+    what: &str,
+) -> Result<PathBuf> {
+    if !written.starts_with('/') {
+        return Err(r.node(
+            node,
+            format!("{what} `{written}` is not an absolute path"),
+            Some(format!(
+                "paths inside the container start with `/`, e.g. `/{}`",
+                written.trim_start_matches("./")
+            )),
+        ));
+    }
+    // `..` above `/` would mean a path outside the container; inside it the kernel stops at the
+    // root anyway, so such a path is a mistake (or an attempt), never what the user meant.
+    let mut depth = 0usize;
+    for c in Path::new(written).components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir if depth == 0 => {
+                return Err(r.node(
+                    node,
+                    format!("{what} `{written}` climbs above the container's root with `..`"),
+                    Some(
+                        "container paths stay inside the container: write the path without `..`"
+                            .into(),
+                    ),
+                ));
+            }
+            Component::ParentDir => depth -= 1,
+            _ => {}
+        }
+    }
+    Ok(normalize(Path::new(written)))
+}
+
+/// `host:target[:ro|:rw]`.
+pub(super) fn volume(
+    r: &Reporter,
+    ctx: &ValidationContext,
+    base_dir: &Path,
+    node: &Node,
+    spec: &str,
+) -> Result<(PathBuf, PathBuf, bool)> {
+    let syntax = || {
+        r.node(
+            node,
+            format!("invalid volume `{spec}`"),
+            Some("write volumes as `host:target`, `host:target:ro` or `host:target:rw`".into()),
+        )
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, target, read_only) = match parts.as_slice() {
+        [host, target] => (*host, *target, false),
+        [host, target, "ro"] => (*host, *target, true),
+        [host, target, "rw"] => (*host, *target, false),
+        [_, _, mode] => {
+            return Err(r.node(
+                node,
+                format!("invalid volume mode `{mode}` in `{spec}`"),
+                Some("valid modes: ro, rw (the default)".into()),
+            ));
+        }
+        _ => return Err(syntax()),
+    };
+    if host.is_empty() || target.is_empty() {
+        return Err(syntax());
+    }
+    let target = container_path(r, node, target, "volume target")?;
+    if target == Path::new("/") {
+        return Err(r.node(
+            node,
+            format!("volume `{spec}` would cover the container's whole filesystem"),
+            Some("mount it on a directory such as `/data`".into()),
+        ));
+    }
+    let host = host_path(r, ctx, base_dir, node, host, "volume host path", false)?;
+    Ok((host, target, read_only))
+}
+
+pub(super) fn parse_limits(
+    r: &Reporter,
+    ctx: &ValidationContext,
+    t: &Node,
+    label: &str,
+    warnings: &mut Warnings,
+) -> Result<Limits> {
+    let mut limits = Limits::default();
+    let online = &ctx.online_cpus;
+    if let Some(e) = t.get("cpus") {
+        let cpus: CpuSet = match &e.value.kind {
+            Kind::Str(s) => s.parse().map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid cpuset `{s}`: {why}"),
+                    Some("write a kernel cpu list such as \"0\", \"0-3\" or \"0,2-3\"".into()),
+                )
+            })?,
+            Kind::Int(_) => {
+                CpuSet::new([r.int_in(e, 0, crate::spec::MAX_CPU.into(), None)? as u32])
+            }
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a cpu list string such as \"0-1\"")),
+        };
+        if let Some(cpu) = cpus.cpus().find(|c| !online.contains(*c)) {
+            return Err(r.node(
+                &e.value,
+                format!("cpu {cpu} is not online on this host (online: {online})"),
+                Some(format!("pick cpus from {online}")),
+            ));
+        }
+        limits.cpus = Some(cpus);
+    }
+    if let Some(e) = t.get("cpu-quota") {
+        let quota = match e.value.kind {
+            Kind::Float(f) => f,
+            Kind::Int(i) => i as f64,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a number of cores")),
+        };
+        let max = online.len() as f64;
+        if !(quota > 0.0 && quota <= max) {
+            return Err(r.node(
+                &e.value,
+                format!("cpu-quota `{quota}` is out of range: it must be above 0 and at most {max} (the online cpus)"),
+                Some("cpu-quota is in cores: 0.5 is half a core".into()),
+            ));
+        }
+        // What the cgroup gets: microseconds per 100 ms period, at least 1 ms (the kernel's
+        // minimum; the sandbox would raise a smaller quota to it without a word).
+        if (quota * CPU_PERIOD_US).round() < MIN_CPU_QUOTA_US {
+            return Err(r.node(
+                &e.value,
+                format!(
+                    "cpu-quota `{quota}` is below the kernel's minimum of 0.01 cores (1 ms of CPU time per 100 ms period)"
+                ),
+                Some("cpu-quota is in cores: 0.01 is the least, 0.5 is half a core".into()),
+            ));
+        }
+        if let Some(cpus) = &limits.cpus
+            && quota > cpus.len() as f64
+        {
+            warnings.push(format!(
+                "cell {label}: cpu-quota {quota} is more than its {} pinned cpu(s) can use",
+                cpus.len()
+            ));
+        }
+        limits.cpu_quota = Some(quota);
+    }
+    if let Some(e) = t.get("memory") {
+        let bytes = match &e.value.kind {
+            Kind::Str(s) => units::parse_size(s).map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid size `{s}` for `memory`: {why}"),
+                    Some("write bytes or a size like \"512MiB\", \"1GiB\", \"1.5G\" (K/M/G/T are 1024-based, KB/MB/GB/TB 1000-based)".into()),
+                )
+            })?,
+            Kind::Int(_) => r.int_in(e, 0, i64::MAX, None)? as u64,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a size such as \"1GiB\" or a number of bytes")),
+        };
+        if bytes < MIN_MEMORY {
+            return Err(r.node(
+                &e.value,
+                format!(
+                    "`memory` of {} is below the floor of 6 MiB",
+                    units::format_size(bytes)
+                ),
+                Some("with less, invocations are killed for lack of memory before the workload does anything (Docker refuses less than 6 MiB too); give \"6MiB\" or more, or remove `memory` for no limit".into()),
+            ));
+        }
+        limits.memory = Some(bytes);
+    }
+    if let Some(e) = t.get("pids") {
+        limits.pids = Some(r.int_in(e, 1, i64::MAX, Some("remove `pids` for no limit"))? as u64);
+    }
+    Ok(limits)
+}
+
+/// `[security]`: what the workload may do beyond the hardened defaults (see
+/// `sandbox::security`). Capability names are stored in their canonical spelling, sorted and
+/// deduplicated, so `sys_ptrace` and `CAP_SYS_PTRACE` are the same cell.
+pub(super) fn parse_security(
+    r: &Reporter,
+    t: &Node,
+    label: &str,
+    warnings: &mut Warnings,
+) -> Result<Policy> {
+    let mut policy = Policy::default();
+    let capabilities = t.get("capabilities");
+    if let Some(e) = capabilities {
+        let Kind::Array(items) = &e.value.kind else {
+            return Err(r.wrong_type(&e.key, &e.value, "an array of capability names"));
+        };
+        for item in items {
+            let name = item.as_str().ok_or_else(|| {
+                r.wrong_type(&e.key, item, "a capability name such as \"SYS_PTRACE\"")
+            })?;
+            let Some(cap) = security::parse_capability(name) else {
+                // Suggest from the bare name: `CAP_SYS_PTRAC` is close to `SYS_PTRACE`.
+                let upper = name.trim().to_ascii_uppercase();
+                let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+                let names = security::capability_names();
+                return Err(r.node(
+                    item,
+                    format!("unknown capability `{name}`"),
+                    Some(suggest(
+                        bare,
+                        names.iter().map(String::as_str),
+                        "valid capabilities",
+                    )),
+                ));
+            };
+            if security::DEFAULT_CAPABILITIES.contains(&cap) {
+                warnings.push(format!(
+                    "{}capability `{}` in [security] is in the default set already: listing it changes nothing but the cell's id",
+                    cell_prefix(label, [item]),
+                    security::capability_name(cap)
+                ));
+            }
+            policy.capabilities.push(security::capability_name(cap));
+        }
+        policy.capabilities.sort();
+        policy.capabilities.dedup();
+    }
+    let seccomp = t.get("seccomp");
+    policy.seccomp_unconfined = r.choice(
+        seccomp,
+        false,
+        "seccomp",
+        &[("default", false), ("unconfined", true)],
+        "valid seccomp values: default (a filter after Docker's default profile), unconfined (no filter)",
+    )?;
+    if let Some(e) = t.get("privileged") {
+        policy.privileged = match e.value.kind {
+            Kind::Bool(b) => b,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a boolean")),
+        };
+        // Redundant, not wrong: the file still says what was meant.
+        if policy.privileged && (capabilities.is_some() || seccomp.is_some()) {
+            let nodes = [Some(e), capabilities, seccomp].into_iter().flatten();
+            warnings.push(format!(
+                "{}`privileged = true` in [security] already grants every capability and turns the seccomp filter off: `capabilities` and `seccomp` have no effect",
+                cell_prefix(label, nodes.map(|e| &e.value))
+            ));
+        }
+    }
+    Ok(policy)
+}
+
+/// "cell jdk=17: " when one of `nodes` came from a placeholder (the warning may hold for some
+/// cells only), else nothing (one warning for the whole matrix, as the duplicates are dropped).
+pub(super) fn cell_prefix<'n>(label: &str, nodes: impl IntoIterator<Item = &'n Node>) -> String {
+    if nodes.into_iter().any(|n| n.substituted) {
+        format!("cell {label}: ")
+    } else {
+        String::new()
+    }
+}
+
+/// A command: an argv array, or a string run with `/bin/sh -c`.
+pub(super) fn argv(r: &Reporter, e: &Entry) -> Result<Vec<String>> {
+    let expected = "a string or an array of strings";
+    let argv = match &e.value.kind {
+        Kind::Str(s) => {
+            if s.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()]
+            }
+        }
+        Kind::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| r.wrong_type(&e.key, i, "a string"))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => return Err(r.wrong_type(&e.key, &e.value, expected)),
+    };
+    if argv.first().is_none_or(|a| a.is_empty()) {
+        return Err(r.node(
+            &e.value,
+            format!("`{}` is empty", e.key),
+            Some(format!(
+                "give the program to run, e.g. `{} = [\"./bench\", \"--fast\"]`",
+                e.key
+            )),
+        ));
+    }
+    if let Some(bad) = argv.iter().find(|a| a.contains('\0')) {
+        return Err(r.node(
+            &e.value,
+            format!("argument `{bad}` of `{}` contains a nul byte", e.key),
+            None,
+        ));
+    }
+    Ok(argv)
+}
+
+pub(super) fn parse_metrics(
+    r: &Reporter,
+    metrics: Option<&Node>,
+    axes: &[Axis],
+) -> Result<Vec<MetricSpec>> {
+    let Some(Node {
+        kind: Kind::Array(tables),
+        ..
+    }) = metrics
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<MetricSpec> = Vec::new();
+    let mut first_at: Vec<Range<usize>> = Vec::new();
+    for t in tables {
+        let Some(name_e) = t.get("name") else {
+            return Err(r.at(
+                &t.span,
+                "missing `name` in [[metric]]",
+                Some("add `name = \"throughput\"`".into()),
+            ));
+        };
+        let name = r.string(name_e)?;
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid {
+            return Err(r.node(
+                &name_e.value,
+                format!("invalid metric name `{name}`"),
+                Some("metric names become CSV columns: letters, digits, `_`, `.` and `-`, starting with a letter or `_`".into()),
+            ));
+        }
+        if builtin_columns().iter().any(|c| c == name) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of a column runs.csv always has"),
+                Some(format!(
+                    "rename the metric; runs.csv's own columns are {}",
+                    builtin_columns().join(", ")
+                )),
+            ));
+        }
+        if let Some((standard, _)) = crate::metrics::builtin_names().find(|(n, _)| *n == name) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{standard}` has the name of a standard metric"),
+                Some(format!(
+                    "rename the metric; the standard metrics are {}",
+                    crate::metrics::builtin_names()
+                        .map(|(n, _)| n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ));
+        }
+        if axes.iter().any(|a| a.name == name) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of axis `{name}`: runs.csv would have two `{name}` columns"),
+                Some("rename the metric or the axis".into()),
+            ));
+        }
+        if let Some(i) = out.iter().position(|m| m.name == name) {
+            let (line, _) = line_col(r.source, first_at[i].start);
+            return Err(r.node(
+                &name_e.value,
+                format!("duplicate metric name `{name}`"),
+                Some(format!("the first `{name}` is on line {line}; rename one")),
+            ));
+        }
+        // No pattern: the workload reports the metric in its BENCHBOX_METRICS file.
+        let pattern = match t.get("pattern") {
+            None => None,
+            Some(pattern_e) => {
+                let pattern = r.string(pattern_e)?;
+                let re = regex::Regex::new(pattern).map_err(|e| {
+                    let text = e.to_string();
+                    let why = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("error: "))
+                        .unwrap_or(text.lines().last().unwrap_or_default());
+                    r.node(
+                        &pattern_e.value,
+                        format!("invalid regex `{pattern}`: {why}"),
+                        Some(
+                            "literal braces in patterns are written `{{` and `}}` (placeholder escaping)"
+                                .into(),
+                        ),
+                    )
+                })?;
+                let groups = re.captures_len() - 1;
+                if groups != 1 {
+                    return Err(r.node(
+                        &pattern_e.value,
+                        format!("pattern `{pattern}` has {groups} capture groups; it needs exactly one"),
+                        Some("capture the number with `( )` and make other groups non-capturing with `(?: )`".into()),
+                    ));
+                }
+                Some(pattern.to_string())
+            }
+        };
+        let unit = match t.get("unit") {
+            Some(e) => Some(r.string(e)?.to_string()),
+            None => None,
+        };
+        let better = match t.get("better") {
+            None => Better::default(),
+            Some(e) => match r.string(e)? {
+                "lower" => Better::Lower,
+                "higher" => Better::Higher,
+                other => {
+                    return Err(r.node(
+                        &e.value,
+                        format!("invalid value `{other}` for `better`"),
+                        Some("valid values: lower (the default), higher".into()),
+                    ));
+                }
+            },
+        };
+        first_at.push(name_e.value.span.clone());
+        out.push(MetricSpec {
+            name: name.to_string(),
+            pattern,
+            unit,
+            better,
+        });
+    }
+    Ok(out)
+}
