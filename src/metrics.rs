@@ -98,17 +98,6 @@ const BUILTINS: &[Builtin] = &[
     },
 ];
 
-/// The data exports' order of the built-in metrics (times together, then sizes).
-const EXPORT_ORDER: &[&str] = &[
-    "wall_s",
-    "cpu_s",
-    "user_s",
-    "system_s",
-    "peak_memory_bytes",
-    "io_read_bytes",
-    "io_write_bytes",
-];
-
 fn builtin(key: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.key == key)
 }
@@ -333,9 +322,11 @@ pub fn report_metrics(run: &RunResults) -> Vec<Metric> {
 /// Every metric with statistics, for the data exports: the built-in ones (times, then sizes),
 /// then the custom ones as in [`report_metrics`].
 pub fn all_metrics(run: &RunResults) -> Vec<Metric> {
-    let mut out: Vec<Metric> = EXPORT_ORDER
+    // Times together, then sizes (then anything else), each in catalogue order.
+    let mut out: Vec<Metric> = [Kind::Time, Kind::Bytes, Kind::Other]
         .iter()
-        .filter_map(|k| Metric::builtin(k))
+        .flat_map(|&kind| BUILTINS.iter().filter(move |b| b.kind == kind))
+        .filter_map(|b| Metric::builtin(b.key))
         .collect();
     out.extend(
         report_metrics(run)

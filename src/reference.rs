@@ -102,7 +102,7 @@ fn named(cells: &[CellResult], spec: &str) -> Result<usize, ReferenceError> {
                 && pairs.iter().all(|(axis, value)| {
                     cell.axes
                         .iter()
-                        .any(|(name, v)| name == axis && same_value(&axis_value_text(v), value))
+                        .any(|(name, v)| name == axis && same_value(v, value))
                 })
         })
         .map(|(i, _)| i)
@@ -127,13 +127,15 @@ fn named(cells: &[CellResult], spec: &str) -> Result<usize, ReferenceError> {
     }
 }
 
-/// Text equality, or numeric equality when both parse as numbers (`0.50` is `0.5`).
-fn same_value(cell_value: &str, given: &str) -> bool {
-    cell_value == given
-        || matches!(
-            (cell_value.parse::<f64>(), given.parse::<f64>()),
-            (Ok(a), Ok(b)) if a == b
-        )
+/// Text equality, or numeric equality when the cell's value is a number (`0.50` names `0.5`).
+/// A string value compares as text only: `"1.1"` and `"1.10"` are different versions.
+fn same_value(cell_value: &serde_json::Value, given: &str) -> bool {
+    let number = match cell_value {
+        serde_json::Value::Object(m) => m.get("name").and_then(serde_json::Value::as_f64),
+        v => v.as_f64(),
+    };
+    axis_value_text(cell_value) == given
+        || matches!((number, given.parse::<f64>()), (Some(a), Ok(b)) if a == b)
 }
 
 /// The cell with the lowest median wall time; ties go to the earlier cell, so the choice is
@@ -143,6 +145,7 @@ fn fastest(cells: &[CellResult]) -> Option<usize> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| c.summary.get(WALL).map(|s| (i, s.median)))
+        .filter(|(_, m)| m.is_finite())
         .fold(None, |best: Option<(usize, f64)>, (i, m)| match best {
             Some((_, b)) if b <= m => best,
             _ => Some((i, m)),
@@ -240,5 +243,25 @@ mod tests {
             choose(&run, Some("gc=G1=x")).unwrap_err(),
             ReferenceError::NoMatch { .. }
         ));
+    }
+
+    #[test]
+    fn string_values_compare_as_text() {
+        use serde_json::json;
+        let run = vec![
+            cell(
+                "go=1.1 os=linux",
+                &[("go", json!("1.1")), ("os", json!("linux"))],
+                Some(1.0),
+            ),
+            cell(
+                "go=1.10 os=linux",
+                &[("go", json!("1.10")), ("os", json!("linux"))],
+                Some(1.0),
+            ),
+        ];
+        let index = |s: &str| choose(&run, Some(s)).unwrap().unwrap().index;
+        assert_eq!(index("go=1.1,os=linux"), 0);
+        assert_eq!(index("go=1.10,os=linux"), 1);
     }
 }

@@ -801,11 +801,12 @@ fn render_metric_table(
     info: &Metric,
 ) {
     let conf = run.stats.confidence;
-    let better = match info.better {
-        Better::Lower => "lower is better",
-        Better::Higher => "higher is better",
-    };
-    let _ = writeln!(out, "### {} ({better})\n", md(&info.prose_title()));
+    let _ = writeln!(
+        out,
+        "### {} ({})\n",
+        md(&info.prose_title()),
+        info.better_text()
+    );
     let _ = writeln!(
         out,
         "| cell | n | median | {:.0}% CI of median | vs reference |",
@@ -1326,10 +1327,13 @@ mod tests {
         assert!(md.contains("- `jdk=21` vs `jdk=17`: 1.25x faster"), "{md}");
         // A reference that names no single cell is an error for `report`, and nothing is
         // rewritten.
-        let before: Vec<Vec<u8>> = ["summary.md", "results.json"]
-            .iter()
-            .map(|f| fs::read(tmp.path().join(f)).unwrap_or_default())
-            .collect();
+        // (Sentinels a rewrite would replace, whatever it wrote: summary.md's text, and
+        // results.json as compact JSON, which benchbox writes pretty.)
+        fs::write(tmp.path().join("summary.md"), "sentinel").unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(tmp.path().join("results.json")).unwrap()).unwrap();
+        let compact = serde_json::to_string(&json).unwrap();
+        fs::write(tmp.path().join("results.json"), &compact).unwrap();
         let e = rebuild(tmp.path(), Some("jdk=8")).unwrap_err().to_string();
         assert!(
             e.starts_with("the reference `jdk=8` matches no cell\n  hint: "),
@@ -1340,11 +1344,16 @@ mod tests {
             e,
             "the reference `jdk=17` matches 2 cells: `jdk=17 gc=G1`, `jdk=17 gc=Par`\n  hint: add axis=value pairs until one cell is left"
         );
-        let after: Vec<Vec<u8>> = ["summary.md", "results.json"]
-            .iter()
-            .map(|f| fs::read(tmp.path().join(f)).unwrap_or_default())
-            .collect();
-        assert!(before == after, "a failed report rewrote files");
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("summary.md")).unwrap(),
+            "sentinel",
+            "a failed report rewrote summary.md"
+        );
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("results.json")).unwrap(),
+            compact,
+            "a failed report rewrote results.json"
+        );
     }
 
     #[test]

@@ -193,6 +193,8 @@ fn a_slower_candidate_fails_the_gate_and_a_run_passes_against_itself() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("summary.md"));
     assert!(fs::read(base.join("results.json")).unwrap() == before_json);
     assert!(fs::read(base.join("summary.md")).unwrap() == before_md);
+    // (A sentinel summary.md: a rewrite would replace it.)
+    fs::write(base.join("summary.md"), "sentinel").unwrap();
     let o = p
         .cmd(&["report", "base/loop/latest", "--reference", "size=nope"])
         .output()
@@ -205,7 +207,10 @@ fn a_slower_candidate_fails_the_gate_and_a_run_passes_against_itself() {
     );
     // ...checked before anything is written.
     assert!(fs::read(base.join("results.json")).unwrap() == before_json);
-    assert!(fs::read(base.join("summary.md")).unwrap() == before_md);
+    assert_eq!(
+        fs::read_to_string(base.join("summary.md")).unwrap(),
+        "sentinel"
+    );
 }
 
 #[test]

@@ -178,7 +178,12 @@ fn intro(
         Some(r) => format!(
             "the cell <code>{}</code> ({}), for every metric",
             escape(&results.cells[r.index].label),
-            escape(&r.why.to_string())
+            match &r.why {
+                crate::reference::Why::Given(spec) => {
+                    format!("<code>--reference {}</code>", escape(spec))
+                }
+                why => escape(&why.to_string()),
+            }
         ),
         None => "none (no cell has a median wall time)".into(),
     };

@@ -6,13 +6,13 @@
 //! same bytes (no clock, no randomness, stable ordering), so reports can be rebuilt from a saved
 //! run on any machine and diffed. Only [`write_all`] touches the disk.
 //!
-//! Shared vocabulary (this module):
-//! - [`Metric`]: what a report shows per metric: wall time, CPU time, peak memory, then each
-//!   custom metric of the plan with its unit and better-direction ([`report_metrics`]).
-//! - The *reference cell* that ratios are taken against ([`RenderOptions::reference`]): a cell
-//!   chosen by the user (`"axis=value ..."`, a label or a cell id), or by default, per metric,
-//!   the cell with the best median (lowest, or highest when higher is better), so every ratio
-//!   reads "how far from the best".
+//! Shared vocabulary:
+//! - [`Metric`] (from [`crate::metrics`]): what a report shows per metric: wall time, CPU time,
+//!   peak memory, then each custom metric of the plan with its unit and better-direction
+//!   ([`report_metrics`]).
+//! - The *reference cell* that ratios are taken against ([`RenderOptions::reference`]), chosen
+//!   by [`crate::reference`]: the cell the user names, else the fastest median wall time, the
+//!   same cell for every metric and every output.
 //! - [`Scale`]: the display unit of a metric (µs/ms/s, B/KiB/MiB/GiB), chosen once per metric
 //!   so a table column and a plot axis use one unit.
 //!

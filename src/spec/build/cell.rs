@@ -1,6 +1,7 @@
 //! One cell's typed values from its substituted sections: the environment, limits, security,
 //! run and metric settings, each checked with a `file:line:col` error (the "cell" stage of the
-//! spec pipeline; `build.rs` expands the matrix and substitutes, `identity.rs` hashes the id).
+//! spec pipeline; `expand.rs` expands the matrix, `build.rs` substitutes, `identity.rs` hashes
+//! the id).
 
 use super::*;
 
