@@ -839,7 +839,17 @@ fn make_volume_target(target: &Path, is_dir: bool) -> Step<()> {
             .map_or(Ok(()), fs::create_dir_all)
             .and_then(|_| fs::write(target, b""))
     };
-    made.map_err(|e| format!("cannot create volume target `{}`: {e}", target.display()))
+    made.map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EROFS) {
+            " (hint: a rootless container on the host's files sees them read-only, so the target must exist on the host; or run the cell on a rootfs or an image)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot create volume target `{}`: {e}{hint}",
+            target.display()
+        )
+    })
 }
 
 /// Bring the loopback interface up (a new network namespace starts with it down).
