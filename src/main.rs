@@ -552,6 +552,9 @@ fn main() -> ExitCode {
                                 i.platform,
                                 i.layers.len()
                             );
+                            for note in &i.notes {
+                                eprintln!("warning: {r}: {note}");
+                            }
                         }
                         println!("pinned in {}", resolve::lock_path(&matrix).display());
                     }
@@ -562,13 +565,18 @@ fn main() -> ExitCode {
                 }
             } else {
                 match image::pull(&store, &target, &opts) {
-                    Ok(i) => println!(
-                        "{}  {}  {}  {} layer(s)",
-                        i.reference,
-                        i.digest,
-                        i.platform,
-                        i.layers.len()
-                    ),
+                    Ok(i) => {
+                        println!(
+                            "{}  {}  {}  {} layer(s)",
+                            i.reference,
+                            i.digest,
+                            i.platform,
+                            i.layers.len()
+                        );
+                        for note in &i.notes {
+                            eprintln!("warning: {}: {note}", i.reference);
+                        }
+                    }
                     Err(e) => {
                         eprintln!("error: {e}");
                         return code(e.exit_code());

@@ -509,7 +509,18 @@ pub fn run(
         cgroups.sweep_stale();
     }
     let isolation = sandboxing.isolation.clone();
-    let preflight_warnings = sandboxing.warnings.clone();
+    // Said before the first invocation: ids squashed to one, and what unpacking an image
+    // without root could not keep.
+    let preflight_warnings: Vec<String> = sandboxing
+        .warnings
+        .iter()
+        .cloned()
+        .chain(
+            opts.images
+                .iter()
+                .flat_map(|(r, i)| i.notes.iter().map(move |note| format!("image {r}: {note}"))),
+        )
+        .collect();
 
     let mut cells: Vec<Cell> = matrix.cells.clone();
     for cell in &mut cells {
@@ -708,7 +719,17 @@ pub fn run(
         stats: opts.stats,
         plan: serde_json::from_str(&plan::render_json(matrix)).unwrap_or(serde_json::Value::Null),
         cells: result_cells,
-        warnings: matrix.warnings.clone(),
+        warnings: matrix
+            .warnings
+            .iter()
+            .cloned()
+            // What unpacking an image without root could not keep (owners, device nodes).
+            .chain(
+                opts.images.iter().flat_map(|(r, i)| {
+                    i.notes.iter().map(move |note| format!("image {r}: {note}"))
+                }),
+            )
+            .collect(),
     };
     let mut extractors = HashMap::new();
     for cell in &cells {
