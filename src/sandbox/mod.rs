@@ -481,9 +481,10 @@ struct ChildPlan {
 struct UsernsTurns {
     unshared_w: RawFd,
     mapped_r: RawFd,
-    /// Subordinate groups are mapped: the launcher may (and does) drop the host's
-    /// supplementary groups. (With only the user's own ids, `setgroups` is denied.)
-    drop_groups: bool,
+    /// Subordinate ids are mapped (not only the user's own): the launcher may (and does) drop
+    /// the host's supplementary groups (with only the user's own ids, `setgroups` is denied),
+    /// and the workload may switch user.
+    subordinate_ids: bool,
 }
 
 impl ChildPlan {
@@ -791,7 +792,7 @@ fn run_in(
             .map(|((_, unshared_w), (mapped_r, _))| UsernsTurns {
                 unshared_w: unshared_w.as_raw_fd(),
                 mapped_r: mapped_r.as_raw_fd(),
-                drop_groups: inv.userns.as_ref().is_some_and(|m| !m.squashed()),
+                subordinate_ids: inv.userns.as_ref().is_some_and(|m| !m.squashed()),
             }),
         parent_fds,
     };
@@ -1395,7 +1396,7 @@ fn launcher(plan: &ChildPlan) -> ! {
         }
         // The host's supplementary groups would follow the container's processes (unmapped,
         // shown as nobody): dropped when the map allows it.
-        if turns.drop_groups
+        if turns.subordinate_ids
             && let Err(e) = nix::unistd::setgroups(&[])
         {
             fail(format!("cannot drop the host's supplementary groups: {e}"));
@@ -1703,7 +1704,12 @@ fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
             .and_then(|_| nix::unistd::setgid(nix::unistd::Gid::from_raw(ids.gid)))
             .and_then(|_| nix::unistd::setuid(nix::unistd::Uid::from_raw(ids.uid)));
         if let Err(e) = switched {
-            fail(format!("cannot switch to user `{spec}`: {e}"));
+            let hint = if plan.userns.as_ref().is_some_and(|u| !u.subordinate_ids) {
+                " (hint: a rootless container maps only your own user when you have no subordinate ids: see the warning at the start of the run)"
+            } else {
+                ""
+            };
+            fail(format!("cannot switch to user `{spec}`: {e}{hint}"));
         }
     }
     if let Err(e) = security::finish(&plan.security) {
