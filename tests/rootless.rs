@@ -366,6 +366,36 @@ fn a_hostile_workload_stays_in_its_rootless_container() {
     // SAFETY: async-signal-safe system calls only.
     unsafe { marker.pre_exec(drop_to_nobody) };
     let mut marker = marker.spawn().unwrap();
+    // A unix socket of the host, open to every user (so only the container keeps the workload
+    // from it), outside /tmp; connected to with the host's python, when it has one.
+    let socket = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("rootless-sock-{}", std::process::id()));
+    let _ = fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o777)).unwrap();
+    let python = Path::new("/usr/bin/python3");
+    let connect = format!(
+        "{} -c 'import socket; s = socket.socket(socket.AF_UNIX); s.connect(\"{}\"); print(\"connected\")'",
+        python.display(),
+        socket.display()
+    );
+    if python.exists() {
+        // The control: on the host, this user reaches the listener.
+        let mut control = Command::new("/bin/sh");
+        control.args(["-c", &connect]);
+        // SAFETY: async-signal-safe system calls only.
+        unsafe { control.pre_exec(drop_to_nobody) };
+        let out = control.output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "connected\n",
+            "{out:?}"
+        );
+        drop(listener.accept().unwrap());
+    } else {
+        eprintln!("the host has no /usr/bin/python3: the unix socket is not tried");
+    }
     let script = format!(
         "echo pwned >> {victim}; echo victim=$?; \
          echo pwned >> {ro}/file; echo ro=$?; \
@@ -380,6 +410,7 @@ fn a_hostile_workload_stays_in_its_rootless_container() {
          echo kcore=$(cat /proc/kcore | wc -c); \
          echo 1 > /proc/sys/kernel/sysrq; echo sysctl=$?; \
          ls /root; echo root_home=$?; \
+         echo socket=$({connect} 2>&1 | tail -n 1); \
          grep -E '^(CapEff|CapBnd|Seccomp)' /proc/self/status | tr -d '\\t' | tr ':' '='",
         victim = victim.display(),
         ro = p.path("ro").display(),
@@ -424,6 +455,7 @@ fn a_hostile_workload_stays_in_its_rootless_container() {
         assert!(r.contains_key("victim") && r.contains_key("etc"), "{shown}");
         assert_eq!(r["rw"], "0", "the read-write volume works: {shown}");
         assert_eq!(r["marker"], "0", "a host process is visible: {shown}");
+        assert_ne!(r["socket"], "connected", "a host socket: {shown}");
         assert!(r["pids"].parse::<u32>().unwrap() < 10, "{shown}");
         assert_eq!(r["kcore"], "0", "{shown}");
         // Root's home, closed to other users on the host, stays closed (where it is closed: the
@@ -442,6 +474,11 @@ fn a_hostile_workload_stays_in_its_rootless_container() {
     let _ = marker.wait();
     assert_eq!(fs::read_to_string(&victim).unwrap(), "intact\n");
     let _ = fs::remove_file(&victim);
+    assert!(
+        listener.accept().is_err(),
+        "a container connected to the host's socket"
+    );
+    let _ = fs::remove_file(&socket);
     assert_eq!(fs::read_to_string(p.path("ro/file")).unwrap(), "intact\n");
     assert_eq!(
         fs::read_to_string(p.path("rw/file")).unwrap(),

@@ -25,7 +25,7 @@ use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -358,10 +358,14 @@ pub fn setup(plan: &MountPlan) -> Step<Detached> {
 /// of its own in the container's scratch. Writes anywhere succeed and vanish with the
 /// container; the host's files are only ever lower layers. A mount that cannot be an overlay
 /// lower (some network or FUSE file systems) is shown read-only instead.
+///
+/// Rootless, the kernel refuses an overlay over a mount with other mounts below it (in a user
+/// namespace they are locked to it): such a mount is rebuilt instead ([`rebuild_level`]).
 fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
     let hidden = [plan.new_root.as_path(), plan.tmpfs_dir.as_path()];
+    let every_mount = all_mount_points(&mountinfo);
     for (i, point) in host_mount_points(&mountinfo, &plan.scratch_base, &hidden)
         .iter()
         .enumerate()
@@ -369,6 +373,22 @@ fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
         let target = plan.new_root.join(point.strip_prefix("/").unwrap_or(point));
         let layer = scratch.join("host").join(i.to_string());
         let flags = MsFlags::MS_NODEV;
+        if plan.rootless
+            && every_mount
+                .iter()
+                .any(|m| m != point && m.starts_with(point))
+        {
+            do_mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+                Some("mode=755"),
+            )?;
+            let mut n = 0;
+            rebuild_level(point, &target, &layer, &every_mount, &mut n)?;
+            continue;
+        }
         let overlaid = mount_overlay(
             std::slice::from_ref(point),
             &layer.join("upper"),
@@ -402,6 +422,82 @@ fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
         }
     }
     Ok(())
+}
+
+/// Rootless host mode: the directory `dir` of the host, which has mounts below it, rebuilt at
+/// `target` (a directory of a tmpfs) one entry at a time, so that no view of it is a plain
+/// bind (through a bind a workload could connect to the host's unix sockets, which an overlay
+/// keeps it from, as under root). A directory with no mount below it gets a throw-away overlay
+/// of its own (upper layers under `layer`, numbered by `n`); a directory that is a mount point
+/// stays an empty mount point (its own overlay comes later, or it is one the container
+/// replaces); one with mount points deeper is rebuilt the same way; a symlink is copied; a
+/// file is bound read-only; sockets, fifos and device nodes are left out. What this user may
+/// not read stays empty, as it is closed to the user.
+fn rebuild_level(
+    dir: &Path,
+    target: &Path,
+    layer: &Path,
+    every_mount: &[PathBuf],
+    n: &mut usize,
+) -> Step<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let (path, made) = (entry.path(), target.join(entry.file_name()));
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            mkdir_p(&made)?;
+            let _ = fs::set_permissions(&made, fs::Permissions::from_mode(meta.mode() & 0o7777));
+            if every_mount.iter().any(|m| m == &path) {
+                continue;
+            }
+            if every_mount.iter().any(|m| m.starts_with(&path)) {
+                rebuild_level(&path, &made, layer, every_mount, n)?;
+                continue;
+            }
+            *n += 1;
+            let own = layer.join(n.to_string());
+            let overlaid = mount_overlay(
+                std::slice::from_ref(&path),
+                &own.join("upper"),
+                &own.join("work"),
+                &made,
+                MsFlags::MS_NODEV,
+                true,
+            );
+            if overlaid.is_err()
+                && let Ok(tree) = detach(&path, true, true)
+            {
+                attach(&tree, &made)?;
+            }
+        } else if kind.is_symlink() {
+            if let Ok(to) = fs::read_link(&path) {
+                symlink(&to, &made)
+                    .map_err(|e| format!("cannot copy the symlink `{}`: {e}", path.display()))?;
+            }
+        } else if kind.is_file() {
+            fs::write(&made, b"")
+                .map_err(|e| format!("cannot create `{}`: {e}", made.display()))?;
+            if let Ok(tree) = detach(&path, false, true) {
+                attach(&tree, &made)?;
+            }
+        }
+        // Sockets and fifos (ways to the host's processes) and device nodes are left out.
+    }
+    Ok(())
+}
+
+/// Every mount point in `mountinfo` (the container's own included). Pure.
+fn all_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .collect()
 }
 
 /// The host's mount points a host-mode container sees through overlays, parents first: every
@@ -617,7 +713,7 @@ pub fn pivot(
     mount_point("/run")?;
     attach(&detached.run, Path::new("/run"))?;
     for (target, tree, is_dir) in &detached.volumes {
-        make_volume_target(target, *is_dir)?;
+        make_volume_target(target, *is_dir, plan.rootless)?;
         attach(tree, target)?;
     }
     Ok(CgroupTrees(trees))
@@ -827,7 +923,7 @@ fn setup_dev(dev: &Path, host_nodes: Option<&[(&'static str, OwnedFd)]>) -> Step
 /// The mount point of a volume, inside the container (after the pivot): a directory for a
 /// directory, an empty file for a file, created in the container's writable layer when
 /// missing.
-fn make_volume_target(target: &Path, is_dir: bool) -> Step<()> {
+fn make_volume_target(target: &Path, is_dir: bool, rootless: bool) -> Step<()> {
     if target.exists() {
         return Ok(());
     }
@@ -840,8 +936,8 @@ fn make_volume_target(target: &Path, is_dir: bool) -> Step<()> {
             .and_then(|_| fs::write(target, b""))
     };
     made.map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::EROFS) {
-            " (hint: a rootless container on the host's files sees them read-only, so the target must exist on the host; or run the cell on a rootfs or an image)"
+        let hint = if rootless && matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES)) {
+            " (hint: rootless, a container on the host's files cannot change directories of other users, not even in its throw-away layer: the target must exist on the host, or directly under /; or run the cell on a rootfs or an image)"
         } else {
             ""
         };
@@ -913,6 +1009,15 @@ mod tests {
             ["/", "/home", "/mnt", "/home/a b"]
                 .map(PathBuf::from)
                 .to_vec()
+        );
+    }
+
+    #[test]
+    fn every_mount_point_is_listed_for_the_rootless_rebuild() {
+        let mountinfo = "22 1 254:0 / / rw - ext4 /dev/vda rw\n23 22 0:5 / /proc rw - proc proc rw\n29 28 0:10 / /home/a\\040b rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            all_mount_points(mountinfo),
+            ["/", "/proc", "/home/a b"].map(PathBuf::from).to_vec()
         );
     }
 
