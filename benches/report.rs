@@ -111,6 +111,7 @@ fn generate(dir: &Path) {
         reason: None,
         command_line: vec![],
         host: Default::default(),
+        isolation: None,
         matrix_name: "big".into(),
         matrix_path: "envs/big.toml".into(),
         matrix_sha256: "0".repeat(64),

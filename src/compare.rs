@@ -787,6 +787,7 @@ mod tests {
                 cgroup_version: Some("v2".into()),
                 ..Default::default()
             },
+            isolation: None,
             matrix_name: "m".into(),
             matrix_path: "m.toml".into(),
             matrix_sha256: "0".repeat(64),

@@ -128,14 +128,26 @@ pub struct Finding {
     pub hint: Option<String>,
 }
 
+/// How benchbox would run here: as root, or rootless (see [`crate::mode`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Privilege {
+    pub root: bool,
+    pub cgroups: crate::mode::Cgroups,
+    /// Rootless only: the containers' id map in words, or why this user may not create user
+    /// namespaces.
+    pub userns: Option<Result<String, String>>,
+    /// systemd runs this host (`systemd-run --user --scope -p Delegate=yes` can delegate).
+    pub systemd: bool,
+}
+
 /// What on this host adds noise to measurements or blocks isolation.
 pub fn doctor(
     host: &HostInfo,
-    is_root: bool,
+    privilege: &Privilege,
     overlay: bool,
     kernel: crate::sandbox::security::KernelSupport,
-    cgroup_error: Option<String>,
 ) -> Vec<Finding> {
+    use crate::mode::{Cgroups, Mode};
     let mut out = Vec::new();
     let mut push = |ok: bool, blocking: bool, what: String, hint: Option<&str>| {
         out.push(Finding {
@@ -145,25 +157,79 @@ pub fn doctor(
             hint: hint.map(String::from),
         })
     };
+    let root = privilege.root;
     push(
-        is_root,
         true,
-        format!("running as root: {}", if is_root { "yes" } else { "no" }),
-        Some("benchbox creates namespaces, mounts and cgroups: run it as root"),
+        false,
+        format!(
+            "running as root: {}",
+            if root {
+                "yes"
+            } else {
+                "no: rootless (an ordinary user, root only inside its containers' user namespaces)"
+            }
+        ),
+        None,
     );
-    match (&host.cgroup_version, cgroup_error) {
-        (Some(v), _) => push(
+    match &privilege.userns {
+        Some(Ok(map)) => push(true, true, format!("user namespaces: {map}"), None),
+        Some(Err(why)) => push(
+            false,
+            true,
+            format!("user namespaces: refused to this user: {why}"),
+            Some(
+                "allow unprivileged user namespaces (`sysctl -w user.max_user_namespaces=15000`; Ubuntu 23.10+: `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`), or run benchbox as root",
+            ),
+        ),
+        None => {}
+    }
+    match (&privilege.cgroups, root) {
+        (Cgroups::Usable(v), true) => push(
             true,
             true,
             format!("cgroup {v} with the cpu, cpuset, memory and pids controllers"),
             None,
         ),
-        (None, err) => push(
-            false,
+        (Cgroups::Usable(v), false) => push(
             true,
-            format!("no usable cgroup hierarchy: {}", err.unwrap_or_default()),
+            false,
+            format!(
+                "cgroup {v}: a subtree delegated to this user, where benchbox creates its groups"
+            ),
+            None,
+        ),
+        (Cgroups::NotDelegated { version, reason }, _) => {
+            let hint = if *version == crate::sandbox::cgroup::Version::V2 && privilege.systemd {
+                "for limits, run benchbox in a delegated scope: systemd-run --user --scope -p Delegate=yes benchbox run FILE (or as root)".to_string()
+            } else {
+                "limits need root or a delegated cgroup v2 subtree: run benchbox as root for cells with [limits]".to_string()
+            };
+            push(
+                false,
+                false,
+                format!(
+                    "cgroup {version}: no subtree delegated to this user ({reason}): cells with [limits] are refused"
+                ),
+                Some(&hint),
+            )
+        }
+        (Cgroups::Unusable(err), _) => push(
+            false,
+            root,
+            format!("no usable cgroup hierarchy: {err}"),
             Some("mount cgroup2 at /sys/fs/cgroup or the v1 controllers"),
         ),
+    }
+    // The mode, and what it can measure (the others are in the README's "Running without root").
+    if let Ok(mode) = crate::mode::select(root, &privilege.cgroups)
+        && privilege.userns.as_ref().is_none_or(|u| u.is_ok())
+    {
+        push(
+            mode != Mode::RootlessNoLimits,
+            false,
+            format!("mode: {}: {}", mode.describe(), mode.measures()),
+            None,
+        );
     }
     push(
         overlay,
@@ -315,7 +381,13 @@ mod tests {
             seccomp_filter: true,
             mount_api: true,
         };
-        let findings = doctor(&h, true, true, full, None);
+        let as_root = Privilege {
+            root: true,
+            cgroups: crate::mode::Cgroups::Usable(crate::sandbox::cgroup::Version::V2),
+            userns: None,
+            systemd: false,
+        };
+        let findings = doctor(&h, &as_root, true, full);
         let noisy: Vec<_> = findings
             .iter()
             .filter(|f| !f.ok)
@@ -333,10 +405,89 @@ mod tests {
             seccomp_filter: false,
             mount_api: true,
         };
-        let findings = doctor(&h, true, true, old, None);
+        let findings = doctor(&h, &as_root, true, old);
         let blocked: Vec<_> = findings.iter().filter(|f| !f.ok && f.blocking).collect();
         assert_eq!(blocked.len(), 1, "{blocked:?}");
         assert!(blocked[0].what.contains("seccomp"));
         assert!(blocked[0].hint.as_deref().unwrap().contains("unconfined"));
+    }
+
+    fn rootless_findings(
+        cgroups: crate::mode::Cgroups,
+        userns: Result<String, String>,
+        systemd: bool,
+    ) -> Vec<Finding> {
+        let privilege = Privilege {
+            root: false,
+            cgroups,
+            userns: Some(userns),
+            systemd,
+        };
+        let full = crate::sandbox::security::KernelSupport {
+            seccomp_filter: true,
+            mount_api: true,
+        };
+        doctor(&HostInfo::default(), &privilege, true, full)
+    }
+
+    fn finding<'a>(findings: &'a [Finding], start: &str) -> &'a Finding {
+        findings
+            .iter()
+            .find(|f| f.what.starts_with(start))
+            .unwrap_or_else(|| panic!("no finding `{start}...` in {findings:#?}"))
+    }
+
+    #[test]
+    fn doctor_reports_the_rootless_modes_and_what_they_measure() {
+        use crate::mode::Cgroups;
+        use crate::sandbox::cgroup::Version;
+        let map = "uid 1000 is root in the containers, no other id is mapped".to_string();
+        // cgroup v1: rootless without limits, not blocking; limits need root.
+        let not_v1 = Cgroups::NotDelegated {
+            version: Version::V1,
+            reason: "cgroup v1".into(),
+        };
+        let f = rootless_findings(not_v1, Ok(map.clone()), true);
+        assert!(finding(&f, "running as root: no: rootless").ok);
+        assert!(finding(&f, "user namespaces: uid 1000 is root").ok);
+        let mode = finding(&f, "mode: rootless, without limits");
+        assert!(!mode.ok && !mode.blocking, "{mode:?}");
+        assert!(
+            mode.what
+                .contains("CPU time from the workload tree's rusage"),
+            "{mode:?}"
+        );
+        let cg = finding(&f, "cgroup v1: no subtree delegated");
+        assert!(
+            cg.hint.as_deref().unwrap().starts_with("limits need root"),
+            "{cg:?}"
+        );
+        assert!(f.iter().all(|f| f.ok || !f.blocking), "{f:#?}");
+        // cgroup v2 with systemd: the hint is the delegating command.
+        let not_v2 = Cgroups::NotDelegated {
+            version: Version::V2,
+            reason: "x".into(),
+        };
+        let f = rootless_findings(not_v2, Ok(map.clone()), true);
+        let cg = finding(&f, "cgroup v2: no subtree delegated");
+        assert!(
+            cg.hint
+                .as_deref()
+                .unwrap()
+                .contains("systemd-run --user --scope -p Delegate=yes"),
+            "{cg:?}"
+        );
+        // A delegated subtree: every limit.
+        let f = rootless_findings(Cgroups::Usable(Version::V2), Ok(map), false);
+        let mode = finding(
+            &f,
+            "mode: rootless, limits through a delegated cgroup v2 subtree",
+        );
+        assert!(mode.ok && mode.what.contains("every limit"), "{mode:?}");
+        // User namespaces refused: blocking, no mode.
+        let f = rootless_findings(Cgroups::Usable(Version::V2), Err("EPERM".into()), false);
+        let userns = finding(&f, "user namespaces: refused");
+        assert!(!userns.ok && userns.blocking);
+        assert!(f.iter().all(|f| !f.what.starts_with("mode:")), "{f:#?}");
     }
 }

@@ -16,6 +16,7 @@ pub mod image;
 pub mod lock;
 pub mod markdown;
 pub mod metrics;
+pub mod mode;
 pub mod plan;
 pub mod reference;
 pub mod render;

@@ -388,12 +388,17 @@ fn main() -> ExitCode {
             for w in &matrix.warnings {
                 eprintln!("warning: {w}");
             }
-            // Isolation first: nothing is pulled for a run that could not start.
-            let needs_seccomp = matrix
-                .cells
-                .iter()
-                .any(|c| !c.security.privileged && !c.security.seccomp_unconfined);
-            if let Err(e) = runner::preflight(needs_seccomp) {
+            // Isolation first: nothing is pulled for a run that could not start (nor for cells
+            // that a rootless run without limits would refuse).
+            let selected = match plan::filter_only(&matrix, &only) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(exit::USAGE);
+                }
+            };
+            let command_line: Vec<String> = std::env::args().collect();
+            if let Err(e) = runner::preflight(&matrix, &selected, &command_line) {
                 eprintln!("error: {e}");
                 return code(e.exit_code());
             }
@@ -549,6 +554,9 @@ fn main() -> ExitCode {
                                 i.platform,
                                 i.layers.len()
                             );
+                            for note in &i.notes {
+                                eprintln!("warning: {r}: {note}");
+                            }
                         }
                         println!("pinned in {}", resolve::lock_path(&matrix).display());
                     }
@@ -559,13 +567,18 @@ fn main() -> ExitCode {
                 }
             } else {
                 match image::pull(&store, &target, &opts) {
-                    Ok(i) => println!(
-                        "{}  {}  {}  {} layer(s)",
-                        i.reference,
-                        i.digest,
-                        i.platform,
-                        i.layers.len()
-                    ),
+                    Ok(i) => {
+                        println!(
+                            "{}  {}  {}  {} layer(s)",
+                            i.reference,
+                            i.digest,
+                            i.platform,
+                            i.layers.len()
+                        );
+                        for note in &i.notes {
+                            eprintln!("warning: {}: {note}", i.reference);
+                        }
+                    }
                     Err(e) => {
                         eprintln!("error: {e}");
                         return code(e.exit_code());
@@ -656,10 +669,29 @@ fn main() -> ExitCode {
             code(exit::OK)
         }
         Command::Doctor => {
-            let hierarchy = benchbox::sandbox::cgroup::detect_host();
-            let (version, err) = match &hierarchy {
-                Ok(h) => (Some(h.version().to_string()), None),
-                Err(e) => (None, Some(e.to_string())),
+            let (cgroups, _) = runner::cgroup_facts();
+            let version = match &cgroups {
+                benchbox::mode::Cgroups::Usable(v)
+                | benchbox::mode::Cgroups::NotDelegated { version: v, .. } => Some(v.to_string()),
+                benchbox::mode::Cgroups::Unusable(_) => None,
+            };
+            let root = nix::unistd::geteuid().is_root();
+            // Rootless: whether this user gets a user namespace, and with which ids.
+            let userns = (!root).then(|| match runner::usable_id_map() {
+                Ok((map, warning)) => {
+                    let ids = benchbox::mode::ids_text(&map.uids).unwrap_or_default();
+                    Ok(match warning {
+                        Some(w) => format!("{ids} ({})", w.lines().next().unwrap_or_default()),
+                        None => ids.to_string(),
+                    })
+                }
+                Err(e) => Err(e.to_string()),
+            });
+            let privilege = host::Privilege {
+                root,
+                cgroups,
+                userns,
+                systemd: Path::new("/run/systemd/system").is_dir(),
             };
             let roots = host::Roots::default();
             let info = host::collect(&roots, version);
@@ -673,10 +705,9 @@ fn main() -> ExitCode {
             );
             let findings = host::doctor(
                 &info,
-                nix::unistd::geteuid().is_root(),
+                &privilege,
                 host::has_overlay(&roots),
                 benchbox::sandbox::security::kernel_support(),
-                err,
             );
             let mut blocked = false;
             for f in &findings {

@@ -158,6 +158,8 @@ struct Meta {
     finished_at: Option<String>,
     command_line: Vec<String>,
     host: crate::host::HostInfo,
+    #[serde(default)]
+    isolation: Option<crate::mode::Isolation>,
     matrix_name: String,
     matrix_path: String,
     matrix_sha256: String,
@@ -302,6 +304,7 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError
         reason: meta.reason,
         command_line: meta.command_line,
         host: meta.host,
+        isolation: meta.isolation,
         matrix_name: meta.matrix_name,
         matrix_path: meta.matrix_path,
         matrix_sha256: meta.matrix_sha256,
@@ -772,6 +775,23 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
     if let Some(line) = security_line(run) {
         let _ = writeln!(out, "- **security**: {line}");
     }
+    if let Some(isolation) = &run.isolation {
+        let _ = writeln!(
+            out,
+            "- **isolation**: {}; measured: {}",
+            md(&isolation.describe()),
+            md(&isolation.measures)
+        );
+        let limits = match crate::render::limits_in_force(run) {
+            crate::render::LimitsInForce::EveryCell(text) => format!("{} (every cell)", md(&text)),
+            crate::render::LimitsInForce::PerCell(cells) => cells
+                .iter()
+                .map(|(label, text)| format!("{} {}", code(label), md(text)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let _ = writeln!(out, "- **limits in force**: {limits}");
+    }
     out.push('\n');
     // Loosened cells lead, unfolded: the numbers of a workload that could do more are not the
     // numbers of the hardened default.
@@ -1136,6 +1156,7 @@ mod tests_support {
                 governor: Some("performance".into()),
                 ..Default::default()
             },
+            isolation: None,
             matrix_name: "jvm".into(),
             matrix_path: "envs/jvm.toml".into(),
             matrix_sha256: "ab".repeat(32),

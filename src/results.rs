@@ -1072,6 +1072,10 @@ pub struct RunResults {
     pub finished_at: Option<String>,
     pub command_line: Vec<String>,
     pub host: crate::host::HostInfo,
+    /// How the run was isolated: root or rootless, and with which limits (see
+    /// [`crate::mode`]). Absent from files written before benchbox recorded it (runs as root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<crate::mode::Isolation>,
     pub matrix_name: String,
     pub matrix_path: String,
     pub matrix_sha256: String,

@@ -23,8 +23,10 @@ use crate::collect::Extractor;
 use crate::host;
 use crate::image::ResolvedImage;
 use crate::lock::RunLock;
+use crate::mode::{self, Isolation, Mode};
 use crate::plan::{self, Phase, Slot};
 use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
+use crate::sandbox::userns::{self, IdMap};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
 use crate::spec::{Cell, Matrix, Network, Root, Scratch, axis_value_text};
 use crate::stats::StatsOptions;
@@ -63,6 +65,8 @@ pub enum Event<'a> {
         seed: u64,
         /// One warning per selected cell whose `[security]` loosens the defaults.
         loosened: &'a [String],
+        /// Root or rootless, and with which limits.
+        isolation: &'a Isolation,
     },
     SetupStarted {
         cell: &'a Cell,
@@ -212,15 +216,33 @@ pub struct RunOutcome {
     pub report_problem: Option<String>,
 }
 
-/// Check that this host can run isolated invocations; returns the cgroup hierarchy to use.
-/// `needs_seccomp`: some cell runs under the seccomp filter (a kernel without seccomp filters
-/// is refused, never silently downgraded; only an explicit `seccomp = "unconfined"` runs there).
-pub fn preflight(needs_seccomp: bool) -> Result<Hierarchy, RunError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(RunError::Isolation(
-            "benchbox must run as root to create namespaces, mounts and cgroups\n  hint: run it with sudo".into(),
-        ));
-    }
+/// How a run isolates its invocations on this host (see [`crate::mode`]).
+#[derive(Debug)]
+pub struct Sandboxing {
+    pub mode: Mode,
+    /// Where invocations get their cgroups; `None`: rootless without limits.
+    pub cgroups: Option<Hierarchy>,
+    /// Rootless: the containers' id map.
+    pub userns: Option<IdMap>,
+    /// For results.json and the reports.
+    pub isolation: Isolation,
+    /// The host's cgroup version, whether benchbox uses it or not (for results.json).
+    pub cgroup_version: Option<sandbox::cgroup::Version>,
+    /// What the run warns about before its first invocation (ids squashed to one).
+    pub warnings: Vec<String>,
+}
+
+/// Check that this host can run isolated invocations of the `selected` cells, and how: as
+/// root, or rootless with or without a delegated cgroup. `command_line` is benchbox's own (for
+/// the hint that gives it a delegated subtree). A rootless run without a cgroup refuses cells
+/// that set limits, before anything runs (exit 3).
+pub fn preflight(
+    matrix: &Matrix,
+    selected: &[usize],
+    command_line: &[String],
+) -> Result<Sandboxing, RunError> {
+    let cells: Vec<&Cell> = selected.iter().map(|&i| &matrix.cells[i]).collect();
+    let root = nix::unistd::geteuid().is_root();
     if !host::has_overlay(&host::Roots::default()) {
         return Err(RunError::Isolation(
             "the kernel has no overlay filesystem\n  hint: modprobe overlay".into(),
@@ -232,12 +254,95 @@ pub fn preflight(needs_seccomp: bool) -> Result<Hierarchy, RunError> {
             "the kernel lacks open_tree, move_mount or mount_setattr, which benchbox needs to build a container's mounts inside its own root\n  hint: Linux 5.12 or later".into(),
         ));
     }
+    // Some cell runs under the seccomp filter: a kernel without seccomp filters is refused,
+    // never silently downgraded; only an explicit `seccomp = "unconfined"` runs there.
+    let needs_seccomp = cells
+        .iter()
+        .any(|c| !c.security.privileged && !c.security.seccomp_unconfined);
     if needs_seccomp && !support.seccomp_filter {
         return Err(RunError::Isolation(
             "the kernel cannot install seccomp filters (CONFIG_SECCOMP_FILTER)\n  hint: use a kernel with seccomp, or accept running without the filter: `[security] seccomp = \"unconfined\"` (recorded in the results)".into(),
         ));
     }
-    sandbox::cgroup::detect_host().map_err(|e| RunError::Isolation(e.to_string()))
+    let (facts, detected) = cgroup_facts();
+    let mode = mode::select(root, &facts).map_err(RunError::Isolation)?;
+    let mut warnings = Vec::new();
+    let userns = if mode.rootless() {
+        let (map, squashed) = usable_id_map()?;
+        warnings.extend(squashed);
+        Some(map)
+    } else {
+        None
+    };
+    let cgroups = detected.filter(|_| mode.has_cgroup());
+    let no_cgroup_reason = match &facts {
+        _ if mode.has_cgroup() => None,
+        mode::Cgroups::NotDelegated { version, reason } => {
+            Some(format!("cgroup {version}: {reason}"))
+        }
+        mode::Cgroups::Unusable(message) => Some(message.clone()),
+        mode::Cgroups::Usable(_) => None,
+    };
+    if !mode.has_cgroup() {
+        let limited: Vec<(String, Vec<&'static str>)> = cells
+            .iter()
+            .map(|c| (c.label.clone(), mode::limit_names(&c.limits)))
+            .filter(|(_, limits)| !limits.is_empty())
+            .collect();
+        let systemd = Path::new("/run/systemd/system").is_dir();
+        if let Some(refusal) = mode::refuse_limits(&limited, &facts, systemd, command_line) {
+            return Err(RunError::Isolation(refusal));
+        }
+    }
+    let cgroup_version = match &facts {
+        mode::Cgroups::Usable(v) | mode::Cgroups::NotDelegated { version: v, .. } => Some(*v),
+        mode::Cgroups::Unusable(_) => None,
+    };
+    Ok(Sandboxing {
+        mode,
+        isolation: Isolation::new(mode, userns.as_ref(), no_cgroup_reason),
+        cgroup_version,
+        cgroups,
+        userns,
+        warnings,
+    })
+}
+
+/// What the cgroup layer says of this host, and the hierarchy when benchbox can create groups.
+pub fn cgroup_facts() -> (mode::Cgroups, Option<Hierarchy>) {
+    match sandbox::cgroup::detect_host() {
+        Ok(h) => (mode::Cgroups::Usable(h.version()), Some(h)),
+        Err(sandbox::cgroup::CgroupError::NotDelegated { version, reason }) => {
+            (mode::Cgroups::NotDelegated { version, reason }, None)
+        }
+        Err(e) => (mode::Cgroups::Unusable(e.to_string()), None),
+    }
+}
+
+/// The containers' id map for this user, checked on this kernel: the full map (subordinate
+/// ids) when it works, else only the user's own ids (with the warning); an error when this
+/// user may not create user namespaces at all.
+pub fn usable_id_map() -> Result<(IdMap, Option<String>), RunError> {
+    let (map, warning) = userns::for_current_user();
+    let full_error = match userns::probe(&map) {
+        Ok(()) => return Ok((map, warning)),
+        Err(e) if !map.squashed() => e,
+        Err(e) => return Err(userns_refused(&e)),
+    };
+    let own = IdMap::compute(map.uids[0].outside, map.gids[0].outside, &[], &[], None);
+    userns::probe(&own).map_err(|e| userns_refused(&e))?;
+    Ok((
+        own,
+        Some(format!(
+            "rootless: the subordinate ids could not be mapped ({full_error}); only your own user is mapped in the containers (it is root there): files of other owners show as `nobody`, and a cell cannot switch to another user\n  hint: check that newuidmap and newgidmap are set-uid root (Debian: `apt-get install --reinstall uidmap`) and that /etc/subuid and /etc/subgid give your user a range"
+        )),
+    ))
+}
+
+fn userns_refused(why: &str) -> RunError {
+    RunError::Isolation(format!(
+        "benchbox runs without root, and this kernel does not let this user create the user namespace a rootless container needs: {why}\n  hint: allow unprivileged user namespaces (`sysctl -w user.max_user_namespaces=15000`; on Ubuntu 23.10+ also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`), or run benchbox as root"
+    ))
 }
 
 static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -368,7 +473,10 @@ struct Run {
     dir: PathBuf,
     results: RunResults,
     csv: CsvWriter,
-    cgroups: Hierarchy,
+    /// `None`: rootless without limits (no cgroup per invocation).
+    cgroups: Option<Hierarchy>,
+    /// Rootless: the containers' user namespace map.
+    userns: Option<IdMap>,
     scratch: tempfile::TempDir,
     setup_layers: HashMap<String, Result<Option<PathBuf>, String>>,
     extractors: HashMap<String, Extractor>,
@@ -396,12 +504,23 @@ pub fn run(
     }
     let selected =
         plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
-    let needs_seccomp = matrix
-        .cells
+    let sandboxing = preflight(matrix, &selected, &opts.command_line)?;
+    if let Some(cgroups) = &sandboxing.cgroups {
+        cgroups.sweep_stale();
+    }
+    let isolation = sandboxing.isolation.clone();
+    // Said before the first invocation: ids squashed to one, and what unpacking an image
+    // without root could not keep.
+    let preflight_warnings: Vec<String> = sandboxing
+        .warnings
         .iter()
-        .any(|c| !c.security.privileged && !c.security.seccomp_unconfined);
-    let cgroups = preflight(needs_seccomp)?;
-    cgroups.sweep_stale();
+        .cloned()
+        .chain(
+            opts.images
+                .iter()
+                .flat_map(|(r, i)| i.notes.iter().map(move |note| format!("image {r}: {note}"))),
+        )
+        .collect();
 
     let mut cells: Vec<Cell> = matrix.cells.clone();
     for cell in &mut cells {
@@ -538,7 +657,10 @@ pub fn run(
                 source,
             })
         })?;
-    let host = host::collect(&host::Roots::default(), Some(cgroups.version().to_string()));
+    let host = host::collect(
+        &host::Roots::default(),
+        sandboxing.cgroup_version.map(|v| v.to_string()),
+    );
     let mut is_selected = vec![false; cells.len()];
     for &i in &selected {
         is_selected[i] = true;
@@ -588,6 +710,7 @@ pub fn run(
         reason: None,
         command_line: opts.command_line.clone(),
         host,
+        isolation: Some(isolation.clone()),
         matrix_name: matrix.name.clone(),
         matrix_path: matrix.path.display().to_string(),
         matrix_sha256: matrix.source_sha256.clone(),
@@ -596,7 +719,17 @@ pub fn run(
         stats: opts.stats,
         plan: serde_json::from_str(&plan::render_json(matrix)).unwrap_or(serde_json::Value::Null),
         cells: result_cells,
-        warnings: matrix.warnings.clone(),
+        warnings: matrix
+            .warnings
+            .iter()
+            .cloned()
+            // What unpacking an image without root could not keep (owners, device nodes).
+            .chain(
+                opts.images.iter().flat_map(|(r, i)| {
+                    i.notes.iter().map(move |note| format!("image {r}: {note}"))
+                }),
+            )
+            .collect(),
     };
     let mut extractors = HashMap::new();
     for cell in &cells {
@@ -616,7 +749,8 @@ pub fn run(
         dir: dir.clone(),
         results,
         csv,
-        cgroups,
+        cgroups: sandboxing.cgroups,
+        userns: sandboxing.userns,
         scratch,
         setup_layers: HashMap::new(),
         extractors,
@@ -654,7 +788,11 @@ pub fn run(
         already_done: done.len(),
         seed,
         loosened: &loosened,
+        isolation: &isolation,
     });
+    for message in &preflight_warnings {
+        on_event(&Event::Warning { message });
+    }
     if let Some(message) = &torn_warning {
         on_event(&Event::Warning { message });
     }
@@ -872,6 +1010,7 @@ impl Run {
             upper_on_disk: cell.scratch == Scratch::Disk,
             keep_upper: None,
             security: cell.security.clone(),
+            userns: self.userns.clone(),
         })
     }
 
@@ -909,7 +1048,7 @@ impl Run {
         let layer = self.scratch.path().join(format!("setup-{}", cell.id));
         let mut inv = self.invocation_for(&cell, setup, "setup", 0, None)?;
         inv.keep_upper = Some(layer.clone());
-        let outcome = sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel);
+        let outcome = sandbox::run_with(&inv, self.cgroups.as_ref(), &next_group_name(), cancel);
         if let Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) =
             &outcome
         {
@@ -978,7 +1117,7 @@ impl Run {
         let inv = self.invocation_for(&cell, &cell.command, &phase, slot.index, layer.as_ref())?;
         let started_at = now_rfc3339();
         let (outcome, start_error) =
-            match sandbox::run(&inv, &self.cgroups, &next_group_name(), cancel) {
+            match sandbox::run_with(&inv, self.cgroups.as_ref(), &next_group_name(), cancel) {
                 Ok(o) => (o, None),
                 // The container could not start the command: this invocation is `start-failed`,
                 // with no exit code (it never ran, so it never exited) and the why in `reason`.

@@ -41,6 +41,7 @@ impl Progress {
                 already_done,
                 seed,
                 loosened,
+                isolation,
             } => {
                 let resumed = if *already_done > 0 {
                     format!(", {already_done} already done")
@@ -48,8 +49,9 @@ impl Progress {
                     String::new()
                 };
                 self.line(&format!(
-                    "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}",
-                    dir.display()
+                    "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}\n  isolation: {}",
+                    dir.display(),
+                    isolation.describe()
                 ));
                 // Before any invocation, so nobody misses that a workload runs loosened.
                 for w in loosened.iter() {
@@ -233,6 +235,16 @@ pub fn summary_table(results: &RunResults) -> String {
     for row in rows {
         out.push_str(&fmt_row(row));
         out.push('\n');
+    }
+    // How it was isolated and limited (runs recorded before benchbox said so ran as root, and
+    // their limits are in report.html).
+    if let Some(isolation) = &results.isolation {
+        out.push_str(&format!("isolation: {}\n", isolation.describe()));
+        if !isolation.mode.has_cgroup() {
+            out.push_str(&format!("  measured: {}\n", isolation.measures));
+        }
+        let limits = crate::render::limits_in_force(results);
+        out.push_str(&format!("limits in force: {}\n", limits.plain()));
     }
     for cell in &results.cells {
         if let Some(e) = &cell.setup_error {

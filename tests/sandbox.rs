@@ -67,6 +67,7 @@ impl Fixture {
             upper_on_disk: false,
             keep_upper: None,
             security: Default::default(),
+            userns: None,
         }
     }
 

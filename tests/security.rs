@@ -132,6 +132,7 @@ impl Fixture {
             upper_on_disk: false,
             keep_upper: None,
             security: Policy::default(),
+            userns: None,
         }
     }
 

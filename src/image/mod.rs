@@ -148,7 +148,7 @@ fn io_hint(e: &std::io::Error) -> &'static str {
             "\n  hint: the disk is full; free space or point BENCHBOX_CACHE at a larger disk (nothing partial was kept)"
         }
         ErrorKind::PermissionDenied => {
-            "\n  hint: benchbox unpacks images as root (ownership, device nodes, overlay xattrs)"
+            "\n  hint: check that the cache directory (--cache, BENCHBOX_CACHE, ~/.cache/benchbox) belongs to the user running benchbox"
         }
         _ => "",
     }
@@ -227,6 +227,8 @@ pub struct ResolvedImage {
     pub platform: String,
     /// Unpacked layer directories, TOP FIRST (the order of overlay's `lowerdir=`).
     pub layers: Vec<PathBuf>,
+    /// What unpacking its layers without root could not keep (one line per layer concerned).
+    pub notes: Vec<String>,
     pub config: ImageConfig,
     /// Blobs this call downloaded (0 when everything was cached), and their bytes.
     pub downloaded_blobs: usize,

@@ -520,6 +520,7 @@ async fn materialize_with(
         digest: digest.to_string(),
         platform,
         layers: layers.iter().rev().map(|l| store.layer_path(l)).collect(),
+        notes: store.layer_notes(&layers),
         config: info.config,
         downloaded_blobs,
         downloaded_bytes,
@@ -566,6 +567,11 @@ pub(crate) fn unpack_layer(
             expected: diff_id.to_string(),
             actual: unpacked.diff_id,
         });
+    }
+    // Unpacked without root: what it could not keep is noted beside the layer (before the
+    // layer is in place, so a layer in place never lacks its note), and shown with the image.
+    if let Some(lost) = unpacked.lost.describe() {
+        store.put_layer_note(digest, &format!("unpacked without root: {lost}"))?;
     }
     let dest = store.layer_path(digest);
     std::fs::rename(&work, &dest).map_err(|e| ImageError::io(&dest, e))?;

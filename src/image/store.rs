@@ -6,6 +6,7 @@
 //! ```text
 //! blobs/sha256/<hex>      verified blobs: manifests, configs, layer tarballs (as downloaded)
 //! layers/sha256/<hex>/    one directory per layer blob, unpacked: an overlay lower directory
+//! layers/notes/<hex>.txt  what an unpack without root could not keep (owners, device nodes)
 //! images/<hex>.json       an image whose layers are ALL unpacked (hex = manifest digest)
 //! refs/<hash>.json        what a reference (a tag) last resolved to: manifest digest, platform
 //! tmp/<pid>-...           downloads and unpacks in flight; removed once their process is gone
@@ -145,6 +146,32 @@ impl Store {
 
     pub fn has_layer(&self, digest: &str) -> bool {
         self.layer_path(digest).is_dir()
+    }
+
+    fn layer_note_path(&self, digest: &str) -> PathBuf {
+        self.root
+            .join("layers/notes")
+            .join(format!("{}.txt", hex_of(digest)))
+    }
+
+    /// Records what unpacking the layer `digest` could not keep (see `unpack::Lost`).
+    pub(crate) fn put_layer_note(&self, digest: &str, note: &str) -> Result<(), ImageError> {
+        let path = self.layer_note_path(digest);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| ImageError::io(dir, e))?;
+        }
+        fs::write(&path, note).map_err(|e| ImageError::io(&path, e))
+    }
+
+    /// The notes of these layers ("layer sha256:abc...: unpacked without root: ..."), in order.
+    pub(crate) fn layer_notes(&self, digests: &[String]) -> Vec<String> {
+        digests
+            .iter()
+            .filter_map(|d| {
+                let note = fs::read_to_string(self.layer_note_path(d)).ok()?;
+                Some(format!("layer {d}: {}", note.trim()))
+            })
+            .collect()
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
@@ -313,6 +340,7 @@ impl Store {
                 .rev()
                 .map(|l| self.layer_path(l))
                 .collect(),
+            notes: self.layer_notes(&rec.layers),
             config: rec.config,
             downloaded_blobs: 0,
             downloaded_bytes: 0,

@@ -25,6 +25,14 @@
 //!
 //! While reading, the sha256 of the uncompressed stream is computed: the image config lists it
 //! (`rootfs.diff_ids`) and the caller checks it.
+//!
+//! Unpacked by an ordinary user (rootless, into `~/.cache/benchbox`), what only root may make is
+//! left out and counted ([`Lost`]), never failing the layer: owners other than root (every
+//! file is the user's, which is root in a rootless container), device nodes (inert under the
+//! container's `nodev` anyway), and extended attributes outside `user.*` (file capabilities,
+//! SELinux labels). Whiteouts are made all the same (an unprivileged user may make the 0/0
+//! device, Linux 5.8+), and an opaque directory is marked `user.overlay.opaque`, which overlayfs
+//! reads when mounted in a user namespace (`userxattr`).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -61,6 +69,47 @@ pub struct Unpacked {
     /// `sha256:` of the uncompressed tar stream (the layer's diff id).
     pub diff_id: String,
     pub entries: u64,
+    /// What an unpack without root could not keep.
+    pub lost: Lost,
+}
+
+/// What an unpack without root left out: entries (numbers of).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Owned by someone other than root in the image: they are the unpacking user's.
+    pub owners: u64,
+    /// Device nodes not made.
+    pub devices: u64,
+    /// Extended attributes not set (outside `user.*`).
+    pub xattrs: u64,
+}
+
+impl Lost {
+    pub fn is_empty(&self) -> bool {
+        *self == Lost::default()
+    }
+
+    /// "12 entries owned by users other than root belong to the unpacking user, 2 device
+    /// nodes were not made" (`None` when nothing was lost).
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.owners > 0 {
+            parts.push(format!(
+                "{} entries owned by users other than root belong to the unpacking user (root in a rootless container)",
+                self.owners
+            ));
+        }
+        if self.devices > 0 {
+            parts.push(format!("{} device nodes were not made", self.devices));
+        }
+        if self.xattrs > 0 {
+            parts.push(format!(
+                "{} extended attributes outside user.* were not set",
+                self.xattrs
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 }
 
 /// Unpacks the layer blob at `blob` into `dest` (an existing, empty directory).
@@ -69,8 +118,18 @@ pub fn unpack_file(blob: &Path, dest: &Path) -> Result<Unpacked, UnpackError> {
     unpack(BufReader::with_capacity(1 << 20, file), dest)
 }
 
-/// Unpacks a layer stream (plain or gzip tar, detected by its magic bytes) into `dest`.
-pub fn unpack(mut input: impl io::BufRead, dest: &Path) -> Result<Unpacked, UnpackError> {
+/// Unpacks a layer stream (plain or gzip tar, detected by its magic bytes) into `dest`, as
+/// root or (another user) rootless.
+pub fn unpack(input: impl io::BufRead, dest: &Path) -> Result<Unpacked, UnpackError> {
+    unpack_as(input, dest, !nix::unistd::geteuid().is_root())
+}
+
+/// [`unpack`], rootless (see the module doc) or not.
+pub fn unpack_as(
+    mut input: impl io::BufRead,
+    dest: &Path,
+    rootless: bool,
+) -> Result<Unpacked, UnpackError> {
     let head = input
         .fill_buf()
         .map_err(|e| UnpackError::Io(dest.to_path_buf(), e))?
@@ -101,6 +160,8 @@ pub fn unpack(mut input: impl io::BufRead, dest: &Path) -> Result<Unpacked, Unpa
         dir_times: Vec::new(),
         entries: 0,
         last_data_end: 0,
+        rootless,
+        lost: Lost::default(),
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -132,6 +193,7 @@ pub fn unpack(mut input: impl io::BufRead, dest: &Path) -> Result<Unpacked, Unpa
     Ok(Unpacked {
         diff_id: format!("sha256:{}", hex::encode(hashing.hasher.finalize())),
         entries: state.entries,
+        lost: state.lost,
     })
 }
 
@@ -181,6 +243,9 @@ struct State {
     entries: u64,
     /// Where the data of the last entry ends in the uncompressed stream.
     last_data_end: u64,
+    /// Unpacking without root: what only root may make is left out and counted in `lost`.
+    rootless: bool,
+    lost: Lost,
 }
 
 /// The metadata of an entry, PAX records applied over the header.
@@ -217,7 +282,13 @@ impl State {
         let parent_abs = self.dest.join(&parent);
 
         if name == OPAQUE.as_bytes() {
-            xattr::set(&parent_abs, "trusted.overlay.opaque", b"y")
+            // Without root, the attribute overlayfs reads in a user namespace (`userxattr`).
+            let attribute = if self.rootless {
+                "user.overlay.opaque"
+            } else {
+                "trusted.overlay.opaque"
+            };
+            xattr::set(&parent_abs, attribute, b"y")
                 .map_err(|e| UnpackError::Io(parent_abs.clone(), e))?;
             return Ok(());
         }
@@ -302,8 +373,13 @@ impl State {
                     _ => (SFlag::S_IFIFO, 0),
                 };
                 self.remove_existing(&full, false)?;
-                mknod(&full, flag, Mode::from_bits_truncate(0o600), dev)
-                    .map_err(|e| UnpackError::Io(full.clone(), e.into()))?;
+                match mknod(&full, flag, Mode::from_bits_truncate(0o600), dev) {
+                    Err(nix::Error::EPERM) if self.rootless && flag != SFlag::S_IFIFO => {
+                        self.lost.devices += 1;
+                        return Ok(());
+                    }
+                    made => made.map_err(|e| UnpackError::Io(full.clone(), e.into()))?,
+                }
             }
             // PAX and GNU long-name headers are consumed by the tar reader; anything else
             // (sockets never appear in archives) carries no file.
@@ -348,22 +424,39 @@ impl State {
         Ok(meta)
     }
 
-    /// Owner, xattrs and mode (in this order: chown clears setuid bits).
-    fn apply_meta(&self, path: &Path, meta: &Meta, is_symlink: bool) -> Result<(), UnpackError> {
+    /// Owner, xattrs and mode (in this order: chown clears setuid bits). Without root, an
+    /// owner or attribute only root may set is counted in `lost` instead.
+    fn apply_meta(
+        &mut self,
+        path: &Path,
+        meta: &Meta,
+        is_symlink: bool,
+    ) -> Result<(), UnpackError> {
         let io_err = |e: io::Error| UnpackError::Io(path.to_path_buf(), e);
         let uid = u32::try_from(meta.uid).unwrap_or(u32::MAX - 1);
         let gid = u32::try_from(meta.gid).unwrap_or(u32::MAX - 1);
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_err)?;
+        if self.rootless {
+            // The unpacking user owns everything, and is root in a rootless container: only
+            // other owners are lost.
+            if (uid, gid) != (0, 0) {
+                self.lost.owners += 1;
+            }
+        } else {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_err)?;
+        }
         for (name, value) in &meta.xattrs {
-            if name.starts_with(b"trusted.overlay.") {
+            // Only benchbox's own whiteout translation may speak to overlayfs.
+            if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
                 continue;
             }
             // Symlinks carry no user.* xattrs on Linux; a failure there is not worth a layer.
             let res = xattr::set(path, OsStr::from_bytes(name), value);
-            if let Err(e) = res
-                && !is_symlink
-            {
-                return Err(io_err(e));
+            match res {
+                Err(e) if self.rootless && e.raw_os_error() == Some(libc::EPERM) => {
+                    self.lost.xattrs += 1;
+                }
+                Err(e) if !is_symlink => return Err(io_err(e)),
+                _ => {}
             }
         }
         if is_symlink {
@@ -535,6 +628,62 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = unpack(io::Cursor::new(tar.to_vec()), dir.path());
         (dir, r)
+    }
+
+    /// Unpacked as an ordinary user would (run as root here, so only what the rootless path
+    /// does differently shows): no chown (owners other than root counted), the opaque
+    /// directory marked for overlayfs in a user namespace, whiteouts made all the same.
+    #[test]
+    fn a_rootless_unpack_keeps_the_users_ownership_and_marks_opaque_dirs_for_userxattr() {
+        let mut owned = header(EntryType::Regular, "./home/bench/file", 3);
+        owned.set_uid(1000);
+        owned.set_gid(1000);
+        owned.set_cksum();
+        let tar = archive(vec![
+            (header(EntryType::Directory, "./", 0), b""),
+            (header(EntryType::Regular, "./etc/passwd", 5), b"root\n"),
+            (owned, b"abc"),
+            (header(EntryType::Regular, "./etc/.wh.gone", 0), b""),
+            (header(EntryType::Regular, "./opq/.wh..wh..opq", 0), b""),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let u = unpack_as(io::Cursor::new(tar.clone()), d, true).unwrap();
+        assert_eq!(u.diff_id, crate::image::store::sha256_digest(&tar));
+        assert_eq!(
+            u.lost,
+            Lost {
+                owners: 1,
+                devices: 0,
+                xattrs: 0
+            }
+        );
+        assert_eq!(
+            u.lost.describe().as_deref(),
+            Some(
+                "1 entries owned by users other than root belong to the unpacking user (root in a rootless container)"
+            )
+        );
+        let me = nix::unistd::geteuid().as_raw();
+        assert_eq!(fs::metadata(d.join("home/bench/file")).unwrap().uid(), me);
+        assert_eq!(
+            xattr::get(d.join("opq"), "user.overlay.opaque")
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
+        assert_eq!(
+            xattr::get(d.join("opq"), "trusted.overlay.opaque").unwrap(),
+            None
+        );
+        let gone = fs::symlink_metadata(d.join("etc/gone")).unwrap();
+        assert_eq!(
+            (gone.mode() & libc::S_IFMT, gone.rdev()),
+            (libc::S_IFCHR, 0)
+        );
+        // As root, nothing is lost.
+        let (_dir, r) = run(&tar);
+        assert!(r.unwrap().lost.is_empty());
     }
 
     #[test]

@@ -20,7 +20,6 @@ use super::{
 };
 use crate::metrics::human_bytes;
 use crate::results::{CellResult, RunResults};
-use crate::sandbox::Applied;
 use crate::spec::axis_value_text;
 
 /// `text` escaped for HTML text and attribute values.
@@ -210,6 +209,18 @@ fn intro(
         status = escape(&results.status),
         started = escape(&results.started_at),
     );
+    // Root or rootless, and the limits in force (runs recorded before benchbox said so ran as
+    // root; their limits are in the environment table).
+    if let Some(isolation) = &results.isolation {
+        let limits = super::limits_in_force(results).plain();
+        let _ = writeln!(
+            h,
+            "<dl class=\"facts\">\n<dt>Isolation</dt><dd>{}: {}</dd>\n<dt>Limits in force</dt><dd>{}</dd>\n</dl>",
+            escape(&isolation.describe()),
+            escape(&isolation.measures),
+            escape(&limits)
+        );
+    }
     if results.status != "complete" {
         let _ = writeln!(
             h,
@@ -387,37 +398,6 @@ fn inline_svg(svg: &str) -> &str {
     }
 }
 
-fn limits_text(applied: &Applied) -> String {
-    let mut parts = Vec::new();
-    if let Some(cpus) = &applied.cpus {
-        parts.push(format!("cpus {cpus}"));
-    }
-    match (applied.cpu_quota_us, applied.cpu_period_us) {
-        (Some(q), Some(p)) if q > 0 && p > 0 => parts.push(format!(
-            "CPU quota {} cores ({q} µs / {p} µs)",
-            format_ratio(q as f64 / p as f64)
-        )),
-        (Some(_), Some(_)) | (None, Some(_)) => parts.push("no CPU quota".into()),
-        _ => {}
-    }
-    if let Some(m) = applied.memory_bytes {
-        let swap = match applied.memory_swap_bytes {
-            Some(s) if s == m || s == 0 => ", no swap".to_string(),
-            Some(s) => format!(", swap limit {}", human_bytes(s as f64)),
-            None => String::new(),
-        };
-        parts.push(format!("memory {}{swap}", human_bytes(m as f64)));
-    }
-    if let Some(p) = applied.pids {
-        parts.push(format!("pids {p}"));
-    }
-    if parts.is_empty() {
-        "none read back".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
 /// The plan's entry for a cell (root, command...), matched by id.
 fn plan_cell<'a>(results: &'a RunResults, cell: &CellResult) -> Option<&'a serde_json::Value> {
     results
@@ -475,10 +455,7 @@ fn environment(h: &mut String, results: &RunResults) {
     );
     for cell in &results.cells {
         let plan = plan_cell(results, cell);
-        let limits = match &cell.applied_limits {
-            Some(a) => limits_text(a),
-            None => "not read back (no invocation ran)".into(),
-        };
+        let limits = super::cell_limits(results, cell);
         let security = match &cell.security {
             Some(s) => s.policy().describe(),
             None => "not recorded".into(),

@@ -40,6 +40,93 @@ pub use latex::latex;
 pub use plots::{Plot, plots};
 pub use stats_csv::stats_csv;
 
+/// A cell's limits as the kernel applied them (read back), in words: "cpus 0; memory 64.0 MiB,
+/// no swap; pids 32".
+pub fn limits_text(applied: &crate::sandbox::Applied) -> String {
+    let mut parts = Vec::new();
+    if let Some(cpus) = &applied.cpus {
+        parts.push(format!("cpus {cpus}"));
+    }
+    match (applied.cpu_quota_us, applied.cpu_period_us) {
+        (Some(q), Some(p)) if q > 0 && p > 0 => parts.push(format!(
+            "CPU quota {} cores ({q} µs / {p} µs)",
+            format_ratio(q as f64 / p as f64)
+        )),
+        (Some(_), Some(_)) | (None, Some(_)) => parts.push("no CPU quota".into()),
+        _ => {}
+    }
+    if let Some(m) = applied.memory_bytes {
+        let swap = match applied.memory_swap_bytes {
+            Some(s) if s == m || s == 0 => ", no swap".to_string(),
+            Some(s) => format!(", swap limit {}", crate::metrics::human_bytes(s as f64)),
+            None => String::new(),
+        };
+        parts.push(format!(
+            "memory {}{swap}",
+            crate::metrics::human_bytes(m as f64)
+        ));
+    }
+    if let Some(p) = applied.pids {
+        parts.push(format!("pids {p}"));
+    }
+    if parts.is_empty() {
+        "none read back".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The limits the cells ran under, for every report: as read back from the kernel; none at all
+/// for a rootless run without a cgroup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LimitsInForce {
+    /// Every cell ran under the same ones.
+    EveryCell(String),
+    /// (cell label, limits) per cell.
+    PerCell(Vec<(String, String)>),
+}
+
+impl LimitsInForce {
+    /// One line of plain text: "memory 64.0 MiB, no swap (every cell)", or "a: ...; b: ...".
+    pub fn plain(&self) -> String {
+        match self {
+            LimitsInForce::EveryCell(text) => format!("{text} (every cell)"),
+            LimitsInForce::PerCell(cells) => cells
+                .iter()
+                .map(|(label, text)| format!("{label}: {text}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+}
+
+/// A cell's limits in force: as applied, none without a cgroup, or "not read back" for a cell
+/// none of whose invocations ran.
+pub fn cell_limits(run: &RunResults, cell: &CellResult) -> String {
+    if let Some(none) = run.isolation.as_ref().and_then(|i| i.no_limits_text()) {
+        return none.to_string();
+    }
+    match &cell.applied_limits {
+        Some(a) => limits_text(a),
+        None => "not read back (no invocation ran)".into(),
+    }
+}
+
+/// [`cell_limits`] of every cell, said once when they agree.
+pub fn limits_in_force(run: &RunResults) -> LimitsInForce {
+    let per_cell: Vec<(String, String)> = run
+        .cells
+        .iter()
+        .map(|c| (c.label.clone(), cell_limits(run, c)))
+        .collect();
+    match per_cell.first() {
+        Some((_, first)) if per_cell.iter().all(|(_, t)| t == first) => {
+            LimitsInForce::EveryCell(first.clone())
+        }
+        _ => LimitsInForce::PerCell(per_cell),
+    }
+}
+
 /// Choices a user makes about a report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RenderOptions {

@@ -33,11 +33,19 @@
 //! 5. The rest of the teardown (the namespaces and their mounts dying with init, the
 //!    launcher's exit, the cgroup's removal) finishes on a thread, overlapping the next
 //!    invocation's setup, and is waited for before the next workload starts.
+//!
+//! Rootless (an ordinary user, [`Invocation::userns`] set) the launcher unshares a user
+//! namespace with the others and waits until the parent has written its id map ([`userns`]);
+//! the mounts differ a little (see [`mounts`]). Without a cgroup ([`run_with`] given none: a
+//! rootless run without a delegated subtree) nothing is limited, and CPU time and peak memory
+//! come from the `wait` rusage of the workload's tree ([`nogroup`]).
 
 pub mod cgroup;
 pub mod mounts;
+pub mod nogroup;
 pub mod security;
 pub mod user;
+pub mod userns;
 
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -111,6 +119,9 @@ pub struct Invocation {
     pub keep_upper: Option<PathBuf>,
     /// What the workload may do beyond the hardened defaults (see [`security`]).
     pub security: security::Policy,
+    /// Rootless: the container gets a user namespace with this id map (`None`: benchbox runs
+    /// as root, and so does the container, held in by the hardening).
+    pub userns: Option<userns::IdMap>,
 }
 
 /// The `wait` resource usage of the workload's tree (everything its init reaped), a cross-check of
@@ -206,6 +217,17 @@ const METRICS_PATH_C: &std::ffi::CStr = c"/run/benchbox/metrics";
 pub fn run(
     inv: &Invocation,
     cgroups: &Hierarchy,
+    group_name: &str,
+    cancel: &AtomicBool,
+) -> Result<Outcome> {
+    run_with(inv, Some(cgroups), group_name, cancel)
+}
+
+/// [`run`], in a fresh cgroup of `cgroups`, or in none (`None`: no limits; CPU time and peak
+/// memory from rusage, see [`nogroup`]).
+pub fn run_with(
+    inv: &Invocation,
+    cgroups: Option<&Hierarchy>,
     group_name: &str,
     cancel: &AtomicBool,
 ) -> Result<Outcome> {
@@ -448,21 +470,38 @@ struct ChildPlan {
     exec_w: RawFd,
     /// Where init reads the cgroup to join (see [`send_group`]).
     group_r: RawFd,
+    /// Rootless: how the launcher and the parent take turns on the user namespace's id map.
+    userns: Option<UsernsTurns>,
     /// Descriptors the children must close (the parent's ends).
     parent_fds: Vec<RawFd>,
 }
 
+/// The launcher's ends of the two pipes around the id map: it says it has unshared, then
+/// waits until the parent says the map is written.
+struct UsernsTurns {
+    unshared_w: RawFd,
+    mapped_r: RawFd,
+    /// Subordinate ids are mapped (not only the user's own): the launcher may (and does) drop
+    /// the host's supplementary groups (with only the user's own ids, `setgroups` is denied),
+    /// and the workload may switch user.
+    subordinate_ids: bool,
+}
+
 impl ChildPlan {
     /// The children's ends of the pipes (the launcher closes them once init is forked).
-    fn child_fds(&self) -> [RawFd; 6] {
-        [
+    fn child_fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![
             self.report_w,
             self.go_r,
             self.exec_w,
             self.group_r,
             self.stdout.as_raw_fd(),
             self.stderr.as_raw_fd(),
-        ]
+        ];
+        if let Some(turns) = &self.userns {
+            fds.extend([turns.unshared_w, turns.mapped_r]);
+        }
+        fds
     }
 }
 
@@ -635,7 +674,7 @@ fn drain(logs: [(OwnedFd, File); 2], paths: [&Path; 2], max_log: Option<u64>) ->
 /// whatever happened).
 fn run_in(
     inv: &Invocation,
-    cgroups: &Hierarchy,
+    cgroups: Option<&Hierarchy>,
     group_name: &str,
     group_slot: &mut Option<Box<dyn cgroup::Group>>,
     disk_scratch: Option<&Path>,
@@ -675,6 +714,13 @@ fn run_in(
     let (group_r, group_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (stdout_r, stdout_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (stderr_r, stderr_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let userns_pipes = match &inv.userns {
+        Some(_) => Some((
+            pipe2(nix::fcntl::OFlag::O_CLOEXEC)?,
+            pipe2(nix::fcntl::OFlag::O_CLOEXEC)?,
+        )),
+        None => None,
+    };
     let logs = [
         (stdout_r, open_log(&inv.stdout)?),
         (stderr_r, open_log(&inv.stderr)?),
@@ -687,6 +733,22 @@ fn run_in(
     if !inv.host_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
+    // Rootless: a user namespace first (the kernel makes it first in one call), which owns the
+    // others.
+    if inv.userns.is_some() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    let mut parent_fds = vec![
+        report_r.as_raw_fd(),
+        go_w.as_raw_fd(),
+        exec_r.as_raw_fd(),
+        group_w.as_raw_fd(),
+        logs[0].0.as_raw_fd(),
+        logs[1].0.as_raw_fd(),
+    ];
+    if let Some(((unshared_r, _), (_, mapped_w))) = &userns_pipes {
+        parent_fds.extend([unshared_r.as_raw_fd(), mapped_w.as_raw_fd()]);
+    }
     let plan = ChildPlan {
         unshare: flags,
         mounts: MountPlan {
@@ -698,6 +760,8 @@ fn run_in(
             scratch_base: inv.scratch_base.clone(),
             volumes: inv.volumes.clone(),
             mask_kernel_files: inv.security.masks_kernel_files(),
+            rootless: inv.userns.is_some(),
+            private_network: !inv.host_network,
         },
         hostname: inv.hostname.clone(),
         loopback: !inv.host_network,
@@ -723,14 +787,14 @@ fn run_in(
         go_r: go_r.as_raw_fd(),
         exec_w: exec_w.as_raw_fd(),
         group_r: group_r.as_raw_fd(),
-        parent_fds: vec![
-            report_r.as_raw_fd(),
-            go_w.as_raw_fd(),
-            exec_r.as_raw_fd(),
-            group_w.as_raw_fd(),
-            logs[0].0.as_raw_fd(),
-            logs[1].0.as_raw_fd(),
-        ],
+        userns: userns_pipes
+            .as_ref()
+            .map(|((_, unshared_w), (mapped_r, _))| UsernsTurns {
+                unshared_w: unshared_w.as_raw_fd(),
+                mapped_r: mapped_r.as_raw_fd(),
+                subordinate_ids: inv.userns.as_ref().is_some_and(|m| !m.squashed()),
+            }),
+        parent_fds,
     };
     if plan.argv.is_empty() {
         return Err(SandboxError::Setup("empty command".into()));
@@ -747,14 +811,41 @@ fn run_in(
     drop(exec_w);
     drop(group_r);
     drop(plan);
+    let userns_pipes = userns_pipes.map(|((unshared_r, unshared_w), (mapped_r, mapped_w))| {
+        drop(unshared_w);
+        drop(mapped_r);
+        (unshared_r, mapped_w)
+    });
     drop(fork_guard);
     let mut report = File::from(report_r);
     let mut go = File::from(go_w);
     let mut exec = File::from(exec_r);
 
+    // Rootless: the launcher has unshared its namespaces and waits for its id map. (When it
+    // could not unshare, its error is on the report pipe and supervise returns it.)
+    if let (Some((unshared_r, mapped_w)), Some(map)) = (userns_pipes, &inv.userns) {
+        let mut byte = [0u8; 1];
+        if matches!(nix::unistd::read(unshared_r.as_raw_fd(), &mut byte), Ok(1)) {
+            if let Err(e) = userns::apply(launcher.as_raw(), map) {
+                let _ = kill(launcher, Signal::SIGKILL);
+                drop(group_w);
+                let _ = wait_with_rusage(launcher);
+                return Err(SandboxError::Setup(format!(
+                    "cannot map the container's user namespace: {e}"
+                )));
+            }
+            let _ = nix::unistd::write(&mapped_w, b"m");
+        }
+    }
+
     // The cgroup, made while the container builds itself (~0.4 ms on v1 that would otherwise
-    // come first); init joins it when told where it is.
-    let group: &dyn cgroup::Group = match cgroups.create(group_name, &inv.limits) {
+    // come first); init joins it when told where it is. Without a hierarchy, a stand-in that
+    // limits and counts nothing.
+    let created = match cgroups {
+        Some(h) => h.create(group_name, &inv.limits),
+        None => Ok(Box::new(nogroup::NoGroup) as Box<dyn cgroup::Group>),
+    };
+    let group: &dyn cgroup::Group = match created {
         Ok(group) => &**group_slot.insert(group),
         Err(e) => {
             let _ = kill(launcher, Signal::SIGKILL);
@@ -817,7 +908,14 @@ fn run_in(
         // holds a write end is gone.
         let paths = [inv.stdout.as_path(), inv.stderr.as_path()];
         let drainer = scope.spawn(move || drain(logs, paths, inv.max_log));
-        let result = supervise(group, launcher, &mut report, &mut go, &mut exec);
+        let result = supervise(
+            group,
+            cgroups.is_some(),
+            launcher,
+            &mut report,
+            &mut go,
+            &mut exec,
+        );
         let _ = stop_tx.send(());
         let samples = sampler.join().unwrap_or_default();
         let drained = drainer.join().unwrap_or_else(|_| Drained {
@@ -858,9 +956,11 @@ fn run_in(
 
 /// The parent's side of one invocation, from the fork to init's final report (or, when init
 /// never sends one, the launcher's exit). Returns the outcome, the exec's timestamp and the
-/// launcher when it is still to be reaped.
+/// launcher when it is still to be reaped. `accounted`: `group` is a real cgroup (else its
+/// counters are empty, and CPU time and peak memory come from the tree's rusage).
 fn supervise(
     group: &dyn cgroup::Group,
+    accounted: bool,
     launcher: Pid,
     report: &mut File,
     go: &mut File,
@@ -999,6 +1099,15 @@ fn supervise(
     }
     outcome.rusage.user_s = (outcome.rusage.user_s - setup_cpu.0).max(0.0);
     outcome.rusage.system_s = (outcome.rusage.system_s - setup_cpu.1).max(0.0);
+    if !accounted {
+        // No cgroup: the tree's rusage is the measurement (so the suspect rule, which compares
+        // the two, has nothing to flag), and the peak memory is the largest process's maximum
+        // RSS. No I/O bytes, OOM kills or throttling.
+        outcome.cpu_user = Duration::from_secs_f64(outcome.rusage.user_s);
+        outcome.cpu_system = Duration::from_secs_f64(outcome.rusage.system_s);
+        outcome.memory_peak = Some(outcome.rusage.max_rss_bytes);
+        return Ok((outcome, start_ns, pending));
+    }
     outcome.cpu_user = counters.cpu_user.saturating_sub(baseline.cpu_user);
     outcome.cpu_system = counters.cpu_system.saturating_sub(baseline.cpu_system);
     // The workload's last moments on a CPU (its exit, after it woke init) reach the group's
@@ -1229,7 +1338,8 @@ fn receive_group(group_r: RawFd) -> Option<GroupToJoin> {
                 let path = std::ffi::OsString::from_vec(payload[split + 1..].to_vec());
                 view.push((dir, PathBuf::from(path)));
             }
-            MSG_END => return (!join.is_empty()).then_some((join, view)),
+            // No file to join: no cgroup (see `nogroup`).
+            MSG_END => return Some((join, view)),
             _ => return None,
         }
     }
@@ -1263,9 +1373,34 @@ fn launcher(plan: &ChildPlan) -> ! {
     // workload's status); the workload puts its own score back before exec.
     let _ = fs::write("/proc/self/oom_score_adj", "-1000");
     if let Err(e) = unshare(plan.unshare) {
-        fail(format!(
-            "cannot create namespaces: {e} (hint: benchbox must run as root)"
-        ));
+        let hint = match plan.userns {
+            None => "benchbox must run as root, or as a user with user namespaces",
+            Some(_) => {
+                "this kernel refuses user namespaces to this user: see `benchbox doctor`, or run benchbox as root"
+            }
+        };
+        fail(format!("cannot create namespaces: {e} (hint: {hint})"));
+    }
+    if let Some(turns) = &plan.userns {
+        // The parent writes the id map (only a process outside the namespace may); until then
+        // this process has no uid inside it. Once it has, it is root there: the namespace's
+        // owner is this user, now mapped to 0.
+        let mut byte = [0u8; 1];
+        let _ = nix::unistd::write(
+            // SAFETY: the descriptor stays open for this call.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(turns.unshared_w) },
+            b"u",
+        );
+        if !matches!(nix::unistd::read(turns.mapped_r, &mut byte), Ok(1)) {
+            fail("the container's user namespace was not mapped".into());
+        }
+        // The host's supplementary groups would follow the container's processes (unmapped,
+        // shown as nobody): dropped when the map allows it.
+        if turns.subordinate_ids
+            && let Err(e) = nix::unistd::setgroups(&[])
+        {
+            fail(format!("cannot drop the host's supplementary groups: {e}"));
+        }
     }
     // SAFETY: single-threaded child; the grandchild runs `init` and ends in `_exit`.
     match unsafe { fork() } {
@@ -1569,7 +1704,12 @@ fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
             .and_then(|_| nix::unistd::setgid(nix::unistd::Gid::from_raw(ids.gid)))
             .and_then(|_| nix::unistd::setuid(nix::unistd::Uid::from_raw(ids.uid)));
         if let Err(e) = switched {
-            fail(format!("cannot switch to user `{spec}`: {e}"));
+            let hint = if plan.userns.as_ref().is_some_and(|u| !u.subordinate_ids) {
+                " (hint: a rootless container maps only your own user when you have no subordinate ids: see the warning at the start of the run)"
+            } else {
+                ""
+            };
+            fail(format!("cannot switch to user `{spec}`: {e}{hint}"));
         }
     }
     if let Err(e) = security::finish(&plan.security) {

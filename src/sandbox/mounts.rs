@@ -12,12 +12,20 @@
 //! content the image or the workload controls can point a mount or a `mkdir` at the host.
 //! [`mount_cgroups`], in the container's cgroup namespace: the group, read-only, at
 //! `/sys/fs/cgroup`. Nothing here needs undoing: the mounts die with the namespace.
+//!
+//! Rootless (in a user namespace, see [`super::userns`]) three things differ, all made in
+//! [`setup`] while the host's own mounts are still in the container's mount namespace: the
+//! kernel lets a user namespace mount proc and sysfs only where an unobstructed one is already
+//! visible, so both are made there (`fsmount`) and attached after the pivot; device nodes
+//! cannot be made (`mknod` needs `MKNOD` over the host), so the host's harmless ones are
+//! bind-mounted, as rootless Podman does; and overlays use `userxattr` (the kernel's own
+//! `trusted.overlay.*` attributes are out of a user namespace's reach).
 
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -44,6 +52,11 @@ pub struct MountPlan {
     pub volumes: Vec<Volume>,
     /// Cover or make read-only the kernel's sensitive files (all but privileged containers).
     pub mask_kernel_files: bool,
+    /// In a user namespace (rootless): see the module doc.
+    pub rootless: bool,
+    /// The container has its own network namespace (sysfs shows the network namespace of its
+    /// mounter, so a rootless container on the host's network gets the host's /sys, read-only).
+    pub private_network: bool,
 }
 
 type Step<T> = Result<T, String>;
@@ -127,6 +140,7 @@ fn mount_overlay(
     work: &Path,
     target: &Path,
     flags: MsFlags,
+    rootless: bool,
 ) -> Step<()> {
     mkdir_p(upper)?;
     mkdir_p(work)?;
@@ -141,11 +155,16 @@ fn mount_overlay(
         .map(|fd| escape_overlay_path(&fd_path(fd)))
         .collect::<Vec<_>>()
         .join(":");
-    let data = format!(
+    let mut data = format!(
         "lowerdir={lower},upperdir={},workdir={}",
         escape_overlay_path(upper),
         escape_overlay_path(work)
     );
+    if rootless {
+        // Opaque directories are `user.overlay.opaque` (see `image::unpack`): a user namespace
+        // may not read or write `trusted.*` attributes.
+        data.push_str(",userxattr");
+    }
     do_mount(Some("overlay"), target, Some("overlay"), flags, Some(&data))
 }
 
@@ -155,6 +174,93 @@ pub struct Detached {
     run: OwnedFd,
     /// Each volume's host tree (already read-only when asked), with its target.
     volumes: Vec<(PathBuf, OwnedFd, bool)>,
+    /// Rootless: /proc, /sys and the device nodes, made before the pivot (see the module doc).
+    kernel: Option<KernelMounts>,
+}
+
+/// A rootless container's /proc, /sys and /dev nodes, detached until the pivot.
+struct KernelMounts {
+    proc: OwnedFd,
+    sys: OwnedFd,
+    devices: Vec<(&'static str, OwnedFd)>,
+}
+
+/// The device nodes of a container's /dev: (name, major, minor).
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// A new mount of `fstype` (proc, sysfs), detached: made with the new mount API, so that the
+/// kernel's check that it reveals nothing hidden runs now, against the host's mounts still in
+/// this namespace, not after the pivot (where a user namespace would be refused).
+fn fresh_mount(fstype: &std::ffi::CStr, attributes: u64) -> Step<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let name = fstype.to_string_lossy();
+    let err = |what: &str| format!("cannot {what} {name}: {}", std::io::Error::last_os_error());
+    // SAFETY: a NUL-terminated name; the result is a new descriptor we own.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(err("open a file system context for"));
+    }
+    // SAFETY: fsopen returned a fresh descriptor.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    // SAFETY: a command without key or value.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(err("create"));
+    }
+    // SAFETY: our context descriptor; the result is a new descriptor we own.
+    let mnt = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attributes as libc::c_uint,
+        )
+    };
+    if mnt < 0 {
+        return Err(err("mount"));
+    }
+    // SAFETY: fsmount returned a fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(mnt as RawFd) })
+}
+
+/// See [`KernelMounts`]: from init, in the container's pid and network namespaces.
+fn kernel_mounts(plan: &MountPlan) -> Step<KernelMounts> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+    let safe = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    let proc = fresh_mount(c"proc", safe)?;
+    let sys = if plan.private_network {
+        fresh_mount(c"sysfs", safe | MOUNT_ATTR_RDONLY)?
+    } else {
+        // The host's network: a sysfs of this user namespace would be refused; the host's own,
+        // read-only.
+        detach(Path::new("/sys"), true, true)?
+    };
+    let devices = DEVICES
+        .iter()
+        .map(|&(name, _, _)| Ok((name, detach(&Path::new("/dev").join(name), false, false)?)))
+        .collect::<Step<_>>()?;
+    Ok(KernelMounts { proc, sys, devices })
 }
 
 /// Build the container's root filesystem and take hold of what will be mounted in it (the
@@ -199,7 +305,14 @@ pub fn setup(plan: &MountPlan) -> Step<Detached> {
         RootSpec::Overlay { lowers } => {
             // nodev: a device node shipped in an image (the host's disk, /dev/kmsg) stays inert;
             // the container's own devices live in its /dev.
-            mount_overlay(lowers, &upper, &work, root, MsFlags::MS_NODEV)?;
+            mount_overlay(
+                lowers,
+                &upper,
+                &work,
+                root,
+                MsFlags::MS_NODEV,
+                plan.rootless,
+            )?;
         }
         RootSpec::Host { tmp_lower } => {
             host_overlays(plan, scratch)?;
@@ -212,6 +325,7 @@ pub fn setup(plan: &MountPlan) -> Step<Detached> {
                 &work,
                 &tmp,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                plan.rootless,
             )?;
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
                 .map_err(|e| format!("cannot chmod /tmp: {e}"))?;
@@ -227,7 +341,16 @@ pub fn setup(plan: &MountPlan) -> Step<Detached> {
             Ok((v.target.clone(), tree, v.host.is_dir()))
         })
         .collect::<Step<_>>()?;
-    Ok(Detached { run, volumes })
+    let kernel = if plan.rootless {
+        Some(kernel_mounts(plan)?)
+    } else {
+        None
+    };
+    Ok(Detached {
+        run,
+        volumes,
+        kernel,
+    })
 }
 
 /// Host mode: the host's tree through throw-away overlays, one per mount point the container
@@ -235,10 +358,14 @@ pub fn setup(plan: &MountPlan) -> Step<Detached> {
 /// of its own in the container's scratch. Writes anywhere succeed and vanish with the
 /// container; the host's files are only ever lower layers. A mount that cannot be an overlay
 /// lower (some network or FUSE file systems) is shown read-only instead.
+///
+/// Rootless, the kernel refuses an overlay over a mount with other mounts below it (in a user
+/// namespace they are locked to it): such a mount is rebuilt instead ([`rebuild_level`]).
 fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
     let hidden = [plan.new_root.as_path(), plan.tmpfs_dir.as_path()];
+    let every_mount = all_mount_points(&mountinfo);
     for (i, point) in host_mount_points(&mountinfo, &plan.scratch_base, &hidden)
         .iter()
         .enumerate()
@@ -246,15 +373,38 @@ fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
         let target = plan.new_root.join(point.strip_prefix("/").unwrap_or(point));
         let layer = scratch.join("host").join(i.to_string());
         let flags = MsFlags::MS_NODEV;
-        if mount_overlay(
+        if plan.rootless
+            && every_mount
+                .iter()
+                .any(|m| m != point && m.starts_with(point))
+        {
+            do_mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+                Some("mode=755"),
+            )?;
+            let mut n = 0;
+            rebuild_level(point, &target, &layer, &every_mount, &mut n)?;
+            continue;
+        }
+        let overlaid = mount_overlay(
             std::slice::from_ref(point),
             &layer.join("upper"),
             &layer.join("work"),
             &target,
             flags,
-        )
-        .is_err()
-        {
+            plan.rootless,
+        );
+        if overlaid.is_err() && plan.rootless {
+            // In a user namespace the host's mounts are locked together, so a plain bind of
+            // one is refused: its whole tree, read-only. A mount point this user cannot reach
+            // (under a directory closed to it) stays hidden, as it is from the user.
+            if let Ok(tree) = detach(point, true, true) {
+                attach(&tree, &target)?;
+            }
+        } else if overlaid.is_err() {
             do_mount(
                 Some(&point.display().to_string()),
                 &target,
@@ -272,6 +422,82 @@ fn host_overlays(plan: &MountPlan, scratch: &Path) -> Step<()> {
         }
     }
     Ok(())
+}
+
+/// Rootless host mode: the directory `dir` of the host, which has mounts below it, rebuilt at
+/// `target` (a directory of a tmpfs) one entry at a time, so that no view of it is a plain
+/// bind (through a bind a workload could connect to the host's unix sockets, which an overlay
+/// keeps it from, as under root). A directory with no mount below it gets a throw-away overlay
+/// of its own (upper layers under `layer`, numbered by `n`); a directory that is a mount point
+/// stays an empty mount point (its own overlay comes later, or it is one the container
+/// replaces); one with mount points deeper is rebuilt the same way; a symlink is copied; a
+/// file is bound read-only; sockets, fifos and device nodes are left out. What this user may
+/// not read stays empty, as it is closed to the user.
+fn rebuild_level(
+    dir: &Path,
+    target: &Path,
+    layer: &Path,
+    every_mount: &[PathBuf],
+    n: &mut usize,
+) -> Step<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let (path, made) = (entry.path(), target.join(entry.file_name()));
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            mkdir_p(&made)?;
+            let _ = fs::set_permissions(&made, fs::Permissions::from_mode(meta.mode() & 0o7777));
+            if every_mount.iter().any(|m| m == &path) {
+                continue;
+            }
+            if every_mount.iter().any(|m| m.starts_with(&path)) {
+                rebuild_level(&path, &made, layer, every_mount, n)?;
+                continue;
+            }
+            *n += 1;
+            let own = layer.join(n.to_string());
+            let overlaid = mount_overlay(
+                std::slice::from_ref(&path),
+                &own.join("upper"),
+                &own.join("work"),
+                &made,
+                MsFlags::MS_NODEV,
+                true,
+            );
+            if overlaid.is_err()
+                && let Ok(tree) = detach(&path, true, true)
+            {
+                attach(&tree, &made)?;
+            }
+        } else if kind.is_symlink() {
+            if let Ok(to) = fs::read_link(&path) {
+                symlink(&to, &made)
+                    .map_err(|e| format!("cannot copy the symlink `{}`: {e}", path.display()))?;
+            }
+        } else if kind.is_file() {
+            fs::write(&made, b"")
+                .map_err(|e| format!("cannot create `{}`: {e}", made.display()))?;
+            if let Ok(tree) = detach(&path, false, true) {
+                attach(&tree, &made)?;
+            }
+        }
+        // Sockets and fifos (ways to the host's processes) and device nodes are left out.
+    }
+    Ok(())
+}
+
+/// Every mount point in `mountinfo` (the container's own included). Pure.
+fn all_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .collect()
 }
 
 /// The host's mount points a host-mode container sees through overlays, parents first: every
@@ -454,23 +680,32 @@ pub fn pivot(
 
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_point("/proc")?;
-    do_mount(
-        Some("proc"),
-        Path::new("/proc"),
-        Some("proc"),
-        nosuid_nodev_noexec,
-        None,
-    )?;
+    match &detached.kernel {
+        Some(kernel) => attach(&kernel.proc, Path::new("/proc"))?,
+        None => do_mount(
+            Some("proc"),
+            Path::new("/proc"),
+            Some("proc"),
+            nosuid_nodev_noexec,
+            None,
+        )?,
+    }
     mount_point("/sys")?;
     // A fresh sysfs reflects the container's own network namespace; read-only.
-    do_mount(
-        Some("sysfs"),
-        Path::new("/sys"),
-        Some("sysfs"),
-        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-        None,
+    match &detached.kernel {
+        Some(kernel) => attach(&kernel.sys, Path::new("/sys"))?,
+        None => do_mount(
+            Some("sysfs"),
+            Path::new("/sys"),
+            Some("sysfs"),
+            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+            None,
+        )?,
+    }
+    setup_dev(
+        Path::new("/dev"),
+        detached.kernel.as_ref().map(|k| &k.devices[..]),
     )?;
-    setup_dev(Path::new("/dev"))?;
     if plan.mask_kernel_files {
         mask_kernel_files()?;
     }
@@ -478,7 +713,7 @@ pub fn pivot(
     mount_point("/run")?;
     attach(&detached.run, Path::new("/run"))?;
     for (target, tree, is_dir) in &detached.volumes {
-        make_volume_target(target, *is_dir)?;
+        make_volume_target(target, *is_dir, plan.rootless)?;
         attach(tree, target)?;
     }
     Ok(CgroupTrees(trees))
@@ -624,8 +859,9 @@ fn mask_kernel_files() -> Step<()> {
     Ok(())
 }
 
-/// A minimal /dev: a tmpfs with device nodes, a private devpts, and a shm directory.
-fn setup_dev(dev: &Path) -> Step<()> {
+/// A minimal /dev: a tmpfs with device nodes, a private devpts, and a shm directory. The nodes
+/// are made with mknod, or (rootless) are the host's, bind-mounted from `host_nodes`.
+fn setup_dev(dev: &Path, host_nodes: Option<&[(&'static str, OwnedFd)]>) -> Step<()> {
     mount_point(&dev.display().to_string())?;
     do_mount(
         Some("tmpfs"),
@@ -634,16 +870,17 @@ fn setup_dev(dev: &Path) -> Step<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
+    if let Some(nodes) = host_nodes {
+        for (node, tree) in nodes {
+            let target = dev.join(node);
+            fs::write(&target, b"")
+                .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
+            attach(tree, &target)?;
+        }
+    }
     // Device nodes made with mknod (we are root in the initial user namespace): one cheap
     // syscall each where a bind mount of the host's node would cost a mount.
-    for (node, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
+    for (node, major, minor) in DEVICES.into_iter().filter(|_| host_nodes.is_none()) {
         let target = dev.join(node);
         let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
         nix::sys::stat::mknod(
@@ -686,7 +923,7 @@ fn setup_dev(dev: &Path) -> Step<()> {
 /// The mount point of a volume, inside the container (after the pivot): a directory for a
 /// directory, an empty file for a file, created in the container's writable layer when
 /// missing.
-fn make_volume_target(target: &Path, is_dir: bool) -> Step<()> {
+fn make_volume_target(target: &Path, is_dir: bool, rootless: bool) -> Step<()> {
     if target.exists() {
         return Ok(());
     }
@@ -698,7 +935,17 @@ fn make_volume_target(target: &Path, is_dir: bool) -> Step<()> {
             .map_or(Ok(()), fs::create_dir_all)
             .and_then(|_| fs::write(target, b""))
     };
-    made.map_err(|e| format!("cannot create volume target `{}`: {e}", target.display()))
+    made.map_err(|e| {
+        let hint = if rootless && matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES)) {
+            " (hint: rootless, a container on the host's files cannot change directories of other users, not even in its throw-away layer: the target must exist on the host, or directly under /; or run the cell on a rootfs or an image)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot create volume target `{}`: {e}{hint}",
+            target.display()
+        )
+    })
 }
 
 /// Bring the loopback interface up (a new network namespace starts with it down).
@@ -762,6 +1009,15 @@ mod tests {
             ["/", "/home", "/mnt", "/home/a b"]
                 .map(PathBuf::from)
                 .to_vec()
+        );
+    }
+
+    #[test]
+    fn every_mount_point_is_listed_for_the_rootless_rebuild() {
+        let mountinfo = "22 1 254:0 / / rw - ext4 /dev/vda rw\n23 22 0:5 / /proc rw - proc proc rw\n29 28 0:10 / /home/a\\040b rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            all_mount_points(mountinfo),
+            ["/", "/proc", "/home/a b"].map(PathBuf::from).to_vec()
         );
     }
 

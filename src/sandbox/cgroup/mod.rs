@@ -99,6 +99,10 @@ pub enum CgroupError {
     },
     #[error("cgroup `{path}` still has processes after being killed")]
     Busy { path: PathBuf },
+    /// A non-root user without a cgroup v2 subtree of its own to create groups in (on v1,
+    /// `version` is V1: v1 has no safe delegation). The rootless mode then runs without limits.
+    #[error("no delegated cgroup {version} subtree for this user: {reason}")]
+    NotDelegated { version: Version, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -210,7 +214,27 @@ pub fn detect(root: &Path, proc_self_cgroup: &str) -> Result<Hierarchy> {
 /// Detect on the real host.
 pub fn detect_host() -> Result<Hierarchy> {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    detect(Path::new("/sys/fs/cgroup"), &own)
+    let root = Path::new("/sys/fs/cgroup");
+    // MINIMAL STAND-IN (i11-rootless), to be replaced by i11-cgroup's delegation detection: a
+    // non-root user creates no groups outside a delegated v2 subtree.
+    if !nix::unistd::geteuid().is_root() {
+        return not_delegated(root);
+    }
+    detect(root, &own)
+}
+
+/// MINIMAL STAND-IN (i11-rootless): what a non-root user is told until delegated subtrees are
+/// detected.
+fn not_delegated(root: &Path) -> Result<Hierarchy> {
+    let version = match detect(root, "") {
+        Ok(h) => h.version(),
+        Err(_) if root.join("cgroup.controllers").exists() => Version::V2,
+        Err(_) => Version::V1,
+    };
+    Err(CgroupError::NotDelegated {
+        version,
+        reason: "benchbox is not running in a cgroup subtree it owns".into(),
+    })
 }
 
 // ---- small file helpers shared by v1 and v2 ----
