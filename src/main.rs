@@ -95,6 +95,13 @@ enum Command {
         /// container's writable layer is a tmpfs of its own). Default: the temp directory.
         #[arg(long, env = "BENCHBOX_SCRATCH", value_name = "DIR")]
         scratch: Option<PathBuf>,
+        /// The cgroup v2 group to make the invocations' groups in: a cgroup path
+        /// (/benchbox.slice/bench) or the same under /sys/fs/cgroup. Default: benchbox's own
+        /// group when it is delegated (systemd's Delegate=yes), which benchbox then leaves for
+        /// a leaf of it, else /sys/fs/cgroup/benchbox. On cgroup v1, the same path in every
+        /// controller's hierarchy.
+        #[arg(long, env = "BENCHBOX_CGROUP_PARENT", value_name = "PATH")]
+        cgroup_parent: Option<PathBuf>,
         /// Bootstrap resamples for the confidence intervals.
         #[arg(long, default_value_t = 10_000)]
         resamples: usize,
@@ -367,6 +374,7 @@ fn main() -> ExitCode {
             out,
             resume,
             scratch,
+            cgroup_parent,
             resamples,
             locked,
             cache,
@@ -391,7 +399,7 @@ fn main() -> ExitCode {
                 .cells
                 .iter()
                 .any(|c| !c.security.privileged && !c.security.seccomp_unconfined);
-            if let Err(e) = runner::preflight(needs_seccomp) {
+            if let Err(e) = runner::preflight(needs_seccomp, cgroup_parent.as_deref()) {
                 eprintln!("error: {e}");
                 return code(e.exit_code());
             }
@@ -465,6 +473,7 @@ fn main() -> ExitCode {
                 },
                 command_line: std::env::args().collect(),
                 images,
+                cgroup_parent,
             };
             let mut progress = ui::Progress::new();
             match runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e)) {

@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub command_line: Vec<String>,
     /// The matrix's images, resolved and unpacked (see `resolve::resolve`), by reference.
     pub images: BTreeMap<String, ResolvedImage>,
+    /// Where the invocations' cgroups go (`--cgroup-parent`; see `sandbox::cgroup::place`);
+    /// `None`: the default.
+    pub cgroup_parent: Option<PathBuf>,
 }
 
 /// Progress of a run, for whoever is watching.
@@ -212,10 +215,12 @@ pub struct RunOutcome {
     pub report_problem: Option<String>,
 }
 
-/// Check that this host can run isolated invocations; returns the cgroup hierarchy to use.
-/// `needs_seccomp`: some cell runs under the seccomp filter (a kernel without seccomp filters
-/// is refused, never silently downgraded; only an explicit `seccomp = "unconfined"` runs there).
-pub fn preflight(needs_seccomp: bool) -> Result<Hierarchy, RunError> {
+/// Check that this host can run isolated invocations; returns the cgroup hierarchy to use,
+/// with its groups under `cgroup_parent` when given (else the default, see
+/// `sandbox::cgroup::place`). `needs_seccomp`: some cell runs under the seccomp filter (a
+/// kernel without seccomp filters is refused, never silently downgraded; only an explicit
+/// `seccomp = "unconfined"` runs there).
+pub fn preflight(needs_seccomp: bool, cgroup_parent: Option<&Path>) -> Result<Hierarchy, RunError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(RunError::Isolation(
             "benchbox must run as root to create namespaces, mounts and cgroups\n  hint: run it with sudo".into(),
@@ -237,7 +242,11 @@ pub fn preflight(needs_seccomp: bool) -> Result<Hierarchy, RunError> {
             "the kernel cannot install seccomp filters (CONFIG_SECCOMP_FILTER)\n  hint: use a kernel with seccomp, or accept running without the filter: `[security] seccomp = \"unconfined\"` (recorded in the results)".into(),
         ));
     }
-    sandbox::cgroup::detect_host().map_err(|e| RunError::Isolation(e.to_string()))
+    sandbox::cgroup::detect_host_in(cgroup_parent).map_err(|e| match e {
+        // A parent that cannot be one is a usage error, not the host's.
+        sandbox::cgroup::CgroupError::BadParent { .. } => RunError::Usage(e.to_string()),
+        e => RunError::Isolation(e.to_string()),
+    })
 }
 
 static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -400,7 +409,7 @@ pub fn run(
         .cells
         .iter()
         .any(|c| !c.security.privileged && !c.security.seccomp_unconfined);
-    let cgroups = preflight(needs_seccomp)?;
+    let cgroups = preflight(needs_seccomp, opts.cgroup_parent.as_deref())?;
     cgroups.sweep_stale();
 
     let mut cells: Vec<Cell> = matrix.cells.clone();
@@ -1031,6 +1040,7 @@ impl Run {
             timed_out: outcome.timed_out,
             throttled_s: outcome.throttled.as_secs_f64(),
             rusage: outcome.rusage,
+            pressure: outcome.pressure,
             status: Status::Ok,
             flags: Vec::new(),
             reason: String::new(),

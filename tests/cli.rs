@@ -1195,11 +1195,11 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
         .unwrap();
     let pid = child.id();
     // Its group: v1 makes one per controller (pids, since the cell has a pids limit); v2 one.
-    let parent = match benchbox::sandbox::cgroup::detect_host().unwrap().version() {
-        benchbox::sandbox::cgroup::Version::V1 => "/sys/fs/cgroup/pids/benchbox",
-        benchbox::sandbox::cgroup::Version::V2 => "/sys/fs/cgroup/benchbox",
-    };
-    let stale = Path::new(parent).join(format!("inv-{pid}-0"));
+    let parent = benchbox::sandbox::cgroup::detect_host()
+        .unwrap()
+        .parent_dir("pids")
+        .unwrap();
+    let stale = parent.join(format!("inv-{pid}-0"));
     // Killed once its first workload runs (however slow the machine).
     wait_until("the first workload", || {
         stale.exists()
