@@ -114,8 +114,8 @@ pub struct Invocation {
 }
 
 /// The `wait` resource usage of the workload's tree (everything its init reaped), a cross-check of
-/// the cgroup's accounting. Its CPU times count from the same instant as the cgroup's: what the
-/// workload process used before it reported ready (its own setup, mostly attaching the seccomp
+/// the cgroup's accounting. Its CPU times count from just after the cgroup's baseline: what the
+/// workload process used before it was told to go (its own setup, mostly attaching the seccomp
 /// filter, which the kernel does by running the filter for every system call number) is taken
 /// out, as it is of the cgroup's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -877,8 +877,7 @@ fn supervise(
     let mut setup_cpu = (0.0, 0.0);
     let mut start_ns = 0;
     match ready {
-        Some((MSG_READY, payload)) => {
-            setup_cpu = decode_cpu(&payload);
+        Some((MSG_READY, _)) => {
             // On an error here, nothing of the container may outlive this call.
             let abandon = |e: SandboxError| {
                 let _ = kill(launcher, Signal::SIGKILL);
@@ -994,9 +993,10 @@ fn supervise(
         outcome.metrics_file = String::from_utf8_lossy(text).into_owned();
     }
     if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_EXEC_TIME)
-        && payload.len() == 8
+        && payload.len() == 8 + 16
     {
-        start_ns = i64::from_le_bytes(payload[..].try_into().unwrap());
+        start_ns = i64::from_le_bytes(payload[..8].try_into().unwrap());
+        setup_cpu = decode_cpu(&payload[8..]);
     }
     if start_ns > 0 {
         outcome.wall = Duration::from_nanos(end_ns.saturating_sub(start_ns).max(0) as u64);
@@ -1073,7 +1073,7 @@ fn rusage_of(ru: &libc::rusage) -> Rusage {
     }
 }
 
-/// The user and system CPU time in `ru`, as the workload's ready message carries it.
+/// The user and system CPU time in `ru`, as the workload's exec-time message carries it.
 fn encode_cpu(ru: &libc::rusage) -> [u8; 16] {
     let micros = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
     let mut payload = [0u8; 16];
@@ -1721,13 +1721,7 @@ fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
         fail("the container's init did not confine itself".into());
     }
     drop(init_confined);
-    // The CPU time of this process's setup so far, which the cgroup's baseline (taken on this
-    // message) leaves out: the parent takes it out of the tree's rusage too.
-    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a local.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    send(plan.report_w, MSG_READY, &encode_cpu(&ru));
+    send(plan.report_w, MSG_READY, b"");
     let mut byte = [0u8; 1];
     // SAFETY: reading into a local buffer.
     if unsafe { libc::read(plan.go_r, byte.as_mut_ptr().cast(), 1) } != 1 {
@@ -1746,9 +1740,21 @@ fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
         .map(|a| a.as_ptr())
         .chain([std::ptr::null()])
         .collect();
+    // The CPU time of this process so far, which the parent takes out of the tree's rusage:
+    // read after "go", so that the rusage counts from an instant after the cgroup's baseline
+    // (read before "go"). Read before it, a host that preempts this process between the two
+    // readings (a busy or emulated machine) would charge the rusage alone with the delay, and
+    // make a short invocation look `suspect`.
+    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     // The clock starts here, read by this process immediately before the exec: the parent's
     // own reading (on the exec pipe's EOF) can lag by a scheduling delay on a busy host.
-    send(plan.report_w, MSG_EXEC_TIME, &monotonic_ns().to_le_bytes());
+    let mut payload = [0u8; 8 + 16];
+    payload[..8].copy_from_slice(&monotonic_ns().to_le_bytes());
+    payload[8..].copy_from_slice(&encode_cpu(&ru));
+    send(plan.report_w, MSG_EXEC_TIME, &payload);
     // SAFETY: NUL-terminated arrays of valid C strings. exec_w is close-on-exec: its closing at
     // this very call tells the parent that the exec happened.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
