@@ -217,7 +217,8 @@ pub struct RunOutcome {
 
 /// Check that this host can run isolated invocations; returns the cgroup hierarchy to use,
 /// with its groups under `cgroup_parent` when given (else the default, see
-/// `sandbox::cgroup::place`). `needs_seccomp`: some cell runs under the seccomp filter (a
+/// `sandbox::cgroup::place`), the way to them made (benchbox may move into a leaf of its own
+/// group for it, see `Hierarchy::prepare`). `needs_seccomp`: some cell runs under the seccomp filter (a
 /// kernel without seccomp filters is refused, never silently downgraded; only an explicit
 /// `seccomp = "unconfined"` runs there).
 pub fn preflight(needs_seccomp: bool, cgroup_parent: Option<&Path>) -> Result<Hierarchy, RunError> {
@@ -242,11 +243,15 @@ pub fn preflight(needs_seccomp: bool, cgroup_parent: Option<&Path>) -> Result<Hi
             "the kernel cannot install seccomp filters (CONFIG_SECCOMP_FILTER)\n  hint: use a kernel with seccomp, or accept running without the filter: `[security] seccomp = \"unconfined\"` (recorded in the results)".into(),
         ));
     }
-    sandbox::cgroup::detect_host_in(cgroup_parent).map_err(|e| match e {
+    let cgroups = sandbox::cgroup::detect_host_in(cgroup_parent).map_err(|e| match e {
         // A parent that cannot be one is a usage error, not the host's.
         sandbox::cgroup::CgroupError::BadParent { .. } => RunError::Usage(e.to_string()),
         e => RunError::Isolation(e.to_string()),
-    })
+    })?;
+    cgroups
+        .prepare()
+        .map_err(|e| RunError::Isolation(e.to_string()))?;
+    Ok(cgroups)
 }
 
 static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);

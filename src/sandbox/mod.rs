@@ -11,17 +11,20 @@
 //!    back, and tells init where it is. Init builds the root filesystem ([`mounts`]: the
 //!    writable layer and /run in a tmpfs of the container's own, unless the layer is asked on
 //!    disk), pivots into it and only then mounts /proc (sensitive files masked), /sys, /dev,
-//!    /run and the volumes, so every path resolves inside the container; then it joins the
-//!    cgroup, unshares its cgroup namespace (rooted at the group), shows the group read-only at
-//!    /sys/fs/cgroup, sets the hostname, brings `lo` up, and forks the *workload* process, born
-//!    in the group. The workload must not be pid 1: pid 1 ignores signals it has no handler for
-//!    and must reap orphans, so init stays behind as a minimal init that forwards
+//!    /run and the volumes, so every path resolves inside the container; then it shows the
+//!    group read-only at /sys/fs/cgroup, sets the hostname, brings `lo` up, and forks the
+//!    *workload* process, born in the group: on cgroup v2 (Linux 5.7+) by
+//!    `clone3(CLONE_INTO_CGROUP)`, init itself staying outside the group; elsewhere init joins
+//!    the group first. The workload unshares its cgroup namespace (rooted at the group). The
+//!    workload must not be pid 1: pid 1 ignores signals it has no handler for and must reap
+//!    orphans, so init stays behind as a minimal init that forwards
 //!    SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps.
 //! 3. The workload drops to its capabilities and installs its seccomp filter ([`security`]),
 //!    switches user, reports "ready" and blocks; the parent waits until earlier invocations are
-//!    torn down, resets the peak-memory counter and notes the CPU counters (so setup is not
-//!    charged to the workload), then says "go". The workload reads CLOCK_MONOTONIC immediately
-//!    before its `execve` and sends it: the wall clock starts there (its end of a close-on-exec
+//!    torn down, resets the peak-memory counter and notes the CPU and pressure counters (so
+//!    setup is not charged to the workload), then says "go". The workload reads its own CPU
+//!    time so far and CLOCK_MONOTONIC immediately before its `execve` and sends them: the wall
+//!    clock starts there (its end of a close-on-exec
 //!    pipe closes at the exec itself, which tells the parent the exec happened), and stops at
 //!    the instant init reaps the workload. Both readings are taken inside the container, so a
 //!    busy host delaying the parent does not stretch or shrink the measurement. Its stdout and

@@ -282,6 +282,17 @@ impl Hierarchy {
         }
     }
 
+    /// Make the way to the groups now rather than on the first [`Hierarchy::create`]: on v2,
+    /// benchbox leaves its own group for a leaf when it must, and the controllers are enabled
+    /// down to the parent (see [`v2::V2`]). `run` does it before anything else, so a parent
+    /// that cannot be used is refused before the run starts. Nothing to do on v1.
+    pub fn prepare(&self) -> Result<()> {
+        match self {
+            Hierarchy::V1(_) => Ok(()),
+            Hierarchy::V2(h) => h.prepare().map(drop),
+        }
+    }
+
     /// The directory benchbox makes its groups in: in `controller`'s hierarchy on v1 (`None`
     /// for one it does not use), the one parent on v2.
     pub fn parent_dir(&self, controller: &str) -> Option<PathBuf> {

@@ -3,13 +3,14 @@
 //! Controllers must be enabled top-down through `cgroup.subtree_control`, and a group with
 //! controllers enabled for its children may hold no processes itself ("no internal
 //! processes"). Where the groups go is [`super::place`]'s decision (by default
-//! `<root>/benchbox/`, or benchbox's own delegated group); on the first group, every level
+//! `<root>/benchbox/`, or benchbox's own delegated group); before the first group, every level
 //! down to that parent is made and given the controllers, after benchbox's own group, when it
-//! is one of them, has been emptied into its leaf. Swap is capped with `memory.swap.max = 0`. Peak memory: since Linux 6.12 writing to
-//! `memory.peak` resets the peak *for that open file*, so the file is kept open from the reset
-//! until the final read; older kernels give the peak since the group was created (fresh per
-//! invocation, so only the container's own setup adds to it). `cgroup.kill` kills the group at
-//! once where the kernel has it (5.14+).
+//! is one of them, has been emptied into its leaf. Swap is capped with `memory.swap.max = 0`.
+//! Peak memory: since Linux 6.12 writing to `memory.peak` resets the peak *for that open
+//! file*, so the file is kept open from the reset until the final read; older kernels give the
+//! peak since the group was created (fresh per invocation, so only the container's own setup
+//! adds to it). `cgroup.kill` kills the group at once where the kernel has it (5.14+). The
+//! group's pressure files (`*.pressure`) give its stall times.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -83,7 +84,7 @@ impl V2 {
 
     /// The controllers the invocation groups get, making the way down to the parent first
     /// (once).
-    fn prepare(&self) -> Result<Vec<String>> {
+    pub(crate) fn prepare(&self) -> Result<Vec<String>> {
         let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(controllers) = &*ready {
             return Ok(controllers.clone());
@@ -528,13 +529,14 @@ mod tests {
         };
         let h = V2::new(root.path(), place).unwrap();
         assert!(!scope.join(LEAF).exists(), "detection writes nothing");
-        let g = h.create("inv-1-1", &Limits::default()).unwrap();
+        assert_eq!(h.prepare().unwrap(), ["cpu", "memory", "pids"]);
         let read = |p: &Path| fs::read_to_string(p).unwrap();
         assert_eq!(read(&scope.join(LEAF).join("cgroup.procs")), "4242\n4343\n");
         assert_eq!(
             read(&scope.join("cgroup.subtree_control")),
             "+cpu +memory +pids"
         );
+        let g = h.create("inv-1-1", &Limits::default()).unwrap();
         assert_eq!(g.dirs(), [scope.join("inv-1-1")]);
         // Above the delegated scope nothing is benchbox's to change.
         assert_eq!(read(&root.path().join("cgroup.subtree_control")), "");
