@@ -24,11 +24,11 @@
 //!    torn down, resets the peak-memory counter and notes the CPU and pressure counters (so
 //!    setup is not charged to the workload), then says "go". The workload reads its own CPU
 //!    time so far and CLOCK_MONOTONIC immediately before its `execve` and sends them: the wall
-//!    clock starts there (its end of a close-on-exec
-//!    pipe closes at the exec itself, which tells the parent the exec happened), and stops at
-//!    the instant init reaps the workload. Both readings are taken inside the container, so a
-//!    busy host delaying the parent does not stretch or shrink the measurement. Its stdout and
-//!    stderr are pipes that a thread of the parent drains into the logs.
+//!    clock starts there (its end of a close-on-exec pipe closes at the exec itself, which
+//!    tells the parent the exec happened), and stops at the instant init reaps the workload.
+//!    Both readings are taken inside the container, so a busy host delaying the parent does
+//!    not stretch or shrink the measurement. Its stdout and stderr are pipes that a thread of
+//!    the parent drains into the logs.
 //! 4. When the workload exits, init SIGKILLs and reaps whatever it left in the pid namespace,
 //!    then sends its final status (with the `wait` rusage of the tree) and the metrics file.
 //!    The parent reads the cgroup's counters at that moment: final, and without the teardown.
@@ -378,7 +378,7 @@ const MSG_EXEC_TIME: u8 = b'T';
 const MSG_METRICS: u8 = b'M';
 /// Init's last message: nothing follows.
 const MSG_END: u8 = b'Z';
-/// From the parent to init, over their own pipe.
+/// From the parent to init, over their own pipe (see [`send_group`]).
 const MSG_BIRTH: u8 = b'B';
 const MSG_JOIN: u8 = b'J';
 const MSG_VIEW: u8 = b'V';
