@@ -61,6 +61,7 @@ fn generate(dir: &Path) {
                     max_rss_bytes: 100_000_000,
                     ..Default::default()
                 },
+                pressure: Default::default(),
                 status: benchbox::status::Status::Ok,
                 flags: Vec::new(),
                 reason: String::new(),
@@ -68,7 +69,7 @@ fn generate(dir: &Path) {
             };
             writeln!(
                 csv,
-                "{id},{label},{jdk},{gc},measure,{i},{},{:.9},{:.6},{:.6},{},{},{},0,,false,false,{:.6},{:.6},{:.6},{},0,0,0,0,ok,,,{}",
+                "{id},{label},{jdk},{gc},measure,{i},{},{:.9},{:.6},{:.6},{},{},{},0,,false,false,{:.6},{:.6},{:.6},{},0,0,0,0,ok,,,,,,,,{}",
                 s.started_at,
                 s.wall_s,
                 s.user_s,

@@ -741,6 +741,7 @@ mod tests {
                 ..Default::default()
             },
             throttled_s: 0.0,
+            pressure: Default::default(),
             status: crate::status::Status::Ok,
             flags: Vec::new(),
             reason: String::new(),

@@ -95,6 +95,13 @@ enum Command {
         /// container's writable layer is a tmpfs of its own). Default: the temp directory.
         #[arg(long, env = "BENCHBOX_SCRATCH", value_name = "DIR")]
         scratch: Option<PathBuf>,
+        /// The cgroup v2 group to make the invocations' groups in: a cgroup path
+        /// (/benchbox.slice/bench) or the same under /sys/fs/cgroup. Default: benchbox's own
+        /// group when it is delegated (systemd's Delegate=yes), which benchbox then leaves for
+        /// a leaf of it, else /sys/fs/cgroup/benchbox. On cgroup v1, the same path in every
+        /// controller's hierarchy.
+        #[arg(long, env = "BENCHBOX_CGROUP_PARENT", value_name = "PATH")]
+        cgroup_parent: Option<PathBuf>,
         /// Bootstrap resamples for the confidence intervals.
         #[arg(long, default_value_t = 10_000)]
         resamples: usize,
@@ -369,6 +376,7 @@ fn main() -> ExitCode {
             out,
             resume,
             scratch,
+            cgroup_parent,
             resamples,
             locked,
             cache,
@@ -398,7 +406,9 @@ fn main() -> ExitCode {
                 }
             };
             let command_line: Vec<String> = std::env::args().collect();
-            if let Err(e) = runner::preflight(&matrix, &selected, &command_line) {
+            if let Err(e) =
+                runner::preflight(&matrix, &selected, &command_line, cgroup_parent.as_deref())
+            {
                 eprintln!("error: {e}");
                 return code(e.exit_code());
             }
@@ -472,6 +482,7 @@ fn main() -> ExitCode {
                 },
                 command_line: std::env::args().collect(),
                 images,
+                cgroup_parent,
             };
             let mut progress = ui::Progress::new();
             match runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e)) {
@@ -669,7 +680,13 @@ fn main() -> ExitCode {
             code(exit::OK)
         }
         Command::Doctor => {
-            let (cgroups, _) = runner::cgroup_facts();
+            let (cgroups, _) = match runner::cgroup_facts(None) {
+                Ok(facts) => facts,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(e.exit_code());
+                }
+            };
             let version = match &cgroups {
                 benchbox::mode::Cgroups::Usable(v)
                 | benchbox::mode::Cgroups::NotDelegated { version: v, .. } => Some(v.to_string()),

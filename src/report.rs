@@ -1066,6 +1066,7 @@ mod tests_support {
                 ..Default::default()
             },
             throttled_s: 0.0,
+            pressure: Default::default(),
             status: crate::status::Status::Ok,
             flags: Vec::new(),
             reason: String::new(),

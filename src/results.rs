@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Phase;
-use crate::sandbox::Applied;
+use crate::sandbox::{Applied, Pressure};
 use crate::status::{self, Flag, Status};
 
 /// Bumped whenever a field of `results.json` changes meaning or disappears.
@@ -53,6 +53,10 @@ pub struct Sample {
     /// `wait` rusage of the workload's tree (the processes its init reaped): a cross-check of the
     /// cgroup's accounting.
     pub rusage: crate::sandbox::Rusage,
+    /// Pressure stall time during the invocation (`psi_*_us`, empty where not measured): a
+    /// noise signal recorded beside the numbers, never a metric to compare.
+    #[serde(flatten)]
+    pub pressure: Pressure,
     /// What became of the invocation; only `ok` counts toward the statistics.
     pub status: Status,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -96,6 +100,9 @@ struct SampleRecord {
     throttled_s: f64,
     #[serde(default)]
     rusage: crate::sandbox::Rusage,
+    /// Absent (all empty) in results.json files written before benchbox recorded it.
+    #[serde(flatten, default)]
+    pressure: Pressure,
     #[serde(default)]
     status: Option<Status>,
     #[serde(default)]
@@ -128,6 +135,7 @@ impl From<SampleRecord> for Sample {
             timed_out: r.timed_out,
             throttled_s: r.throttled_s,
             rusage: r.rusage,
+            pressure: r.pressure,
             status,
             flags: r.flags,
             reason,
@@ -172,9 +180,10 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. A
-/// runs.csv written before `status` existed ends them at `involuntary_switches`
-/// ([`LEGACY_FIXED`] columns): the new columns come last so every other column keeps its place.
+/// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. New
+/// columns come last, so every other column keeps its place: a runs.csv written before
+/// `status` existed ends them at `involuntary_switches` ([`LEGACY_FIXED`] columns), one written
+/// before the pressure columns at `reason` ([`BEFORE_PRESSURE_FIXED`]).
 const FIXED: &[&str] = &[
     "phase",
     "invocation",
@@ -200,10 +209,17 @@ const FIXED: &[&str] = &[
     "status",
     "flags",
     "reason",
+    "psi_cpu_some_us",
+    "psi_memory_some_us",
+    "psi_memory_full_us",
+    "psi_io_some_us",
+    "psi_io_full_us",
 ];
 
 /// How many of [`FIXED`] a runs.csv without `status`, `flags` and `reason` has.
-const LEGACY_FIXED: usize = FIXED.len() - 3;
+const LEGACY_FIXED: usize = FIXED.len() - 8;
+/// How many of [`FIXED`] a runs.csv without the pressure columns (`psi_*_us`) has.
+const BEFORE_PRESSURE_FIXED: usize = FIXED.len() - Pressure::COLUMNS.len();
 
 /// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
 pub fn csv_header(axes: &[String], metrics: &[String]) -> Vec<String> {
@@ -230,15 +246,21 @@ pub struct CsvWriter {
     file: File,
     /// The file's length: where the row being written starts.
     len: u64,
+    /// How many of [`FIXED`] the file has: all of them, or [`BEFORE_PRESSURE_FIXED`] in a
+    /// run resumed from a runs.csv written before the pressure columns (its rows keep its
+    /// layout).
+    fixed: usize,
     metrics: Vec<String>,
 }
 
 impl CsvWriter {
     /// Open for appending; writes the header when the file is new. An existing file must have
-    /// exactly this header (a resumed run of the same matrix).
+    /// this header (a resumed run of the same matrix), or the one benchbox wrote before the
+    /// pressure columns, which later rows then keep.
     pub fn open(path: &Path, axes: &[String], metrics: &[String]) -> Result<CsvWriter> {
         let header = csv_header(axes, metrics);
         let exists = path.exists() && fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        let mut fixed = FIXED.len();
         if exists {
             let mut reader = csv::Reader::from_path(path).map_err(|e| ResultsError::Csv {
                 path: path.into(),
@@ -256,7 +278,9 @@ impl CsvWriter {
             if found == header_with(axes, &FIXED[..LEGACY_FIXED], metrics) {
                 return Err(ResultsError::OldLayout { path: path.into() });
             }
-            if found != header {
+            if found == header_with(axes, &FIXED[..BEFORE_PRESSURE_FIXED], metrics) {
+                fixed = BEFORE_PRESSURE_FIXED;
+            } else if found != header {
                 return Err(ResultsError::Csv {
                     path: path.into(),
                     message: format!(
@@ -277,6 +301,7 @@ impl CsvWriter {
             path: path.to_path_buf(),
             file,
             len,
+            fixed,
             metrics: metrics.to_vec(),
         };
         if !exists {
@@ -347,6 +372,9 @@ impl CsvWriter {
             status::format_flags(&sample.flags),
             sample.reason.clone(),
         ]);
+        if self.fixed == FIXED.len() {
+            row.extend(sample.pressure.values().map(opt));
+        }
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.write_whole(&row)
     }
@@ -413,7 +441,8 @@ pub const MAX_SECONDS: f64 = 1e9;
 /// follow the fixed ones. A runs.csv written before `status`, `flags` and `reason` existed
 /// (its fixed columns end at `involuntary_switches`) is read too: each row's status and reason
 /// come from its exit code, signal, OOM kill and timeout. When the `status` column is there,
-/// it is the truth.
+/// it is the truth. One written before the pressure columns (`psi_*_us`; its fixed columns
+/// end at `reason`) reads with no pressure.
 ///
 /// Errors name the line (and column): a row with the wrong number of fields (other than the
 /// last), a duplicate (cell, phase, invocation), a time that is negative, not finite or above
@@ -481,15 +510,21 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
                 FIXED[..LEGACY_FIXED].join(", ")
             ))
         })?;
-    let has_status = (LEGACY_FIXED..FIXED.len())
-        .all(|k| header.get(phase_at + k).map(String::as_str) == Some(FIXED[k]));
+    // The longest layout whose columns are all there (see `FIXED`).
+    let has = |columns: std::ops::Range<usize>| {
+        columns
+            .into_iter()
+            .all(|k| header.get(phase_at + k).map(String::as_str) == Some(FIXED[k]))
+    };
+    let fixed = if !has(LEGACY_FIXED..BEFORE_PRESSURE_FIXED) {
+        LEGACY_FIXED
+    } else if !has(BEFORE_PRESSURE_FIXED..FIXED.len()) {
+        BEFORE_PRESSURE_FIXED
+    } else {
+        FIXED.len()
+    };
     let axes = header[2..phase_at].to_vec();
-    let metrics_at = phase_at
-        + if has_status {
-            FIXED.len()
-        } else {
-            LEGACY_FIXED
-        };
+    let metrics_at = phase_at + fixed;
     let metric_names = header[metrics_at..].to_vec();
     let mut data = CsvData {
         axes,
@@ -524,15 +559,8 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
                 ),
             ));
         }
-        let row = parse_row(
-            &record,
-            &header,
-            phase_at,
-            has_status,
-            metrics_at,
-            &metric_names,
-        )
-        .map_err(|message| invalid(line, message))?;
+        let row = parse_row(&record, &header, phase_at, fixed, metrics_at, &metric_names)
+            .map_err(|message| invalid(line, message))?;
         let next_id = cell_ids.len();
         let cell = *cell_ids.entry(row.0.cell_id.clone()).or_insert(next_id);
         let key = (cell, row.0.phase, row.0.index);
@@ -558,12 +586,12 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
 }
 
 /// One record of a runs.csv as (sample, label, axis values), or what is wrong with it (naming
-/// the column).
+/// the column). `fixed`: how many of [`FIXED`] the file has.
 fn parse_row(
     r: &csv::ByteRecord,
     header: &[String],
     phase_at: usize,
-    has_status: bool,
+    fixed: usize,
     metrics_at: usize,
     metric_names: &[String],
 ) -> std::result::Result<(Sample, String, Vec<String>), String> {
@@ -660,7 +688,7 @@ fn parse_row(
     let signal = opt_int(10, 1..=64)?;
     let oom_killed = boolean(11)?;
     let timed_out = boolean(12)?;
-    let (status, flags, reason) = if has_status {
+    let (status, flags, reason) = if fixed > LEGACY_FIXED {
         let status = field(21)?
             .parse::<Status>()
             .map_err(|e| format!("column `status`: {e}"))?;
@@ -669,6 +697,15 @@ fn parse_row(
     } else {
         let (status, reason) = status::from_end(exit_code, signal, oom_killed, timed_out);
         (status, Vec::new(), reason)
+    };
+    let pressure = if fixed == FIXED.len() {
+        let mut values = [None; 5];
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = opt_count(BEFORE_PRESSURE_FIXED + i)?;
+        }
+        Pressure::from_values(values)
+    } else {
+        Pressure::default()
     };
     let mut metrics = BTreeMap::new();
     for (j, name) in metric_names.iter().enumerate() {
@@ -712,6 +749,7 @@ fn parse_row(
             voluntary_switches: count(19)?,
             involuntary_switches: count(20)?,
         },
+        pressure,
         status,
         flags,
         reason,
@@ -1140,6 +1178,7 @@ mod tests {
                 voluntary_switches: 3,
                 involuntary_switches: 1,
             },
+            pressure: Default::default(),
             status: crate::status::Status::Ok,
             flags: Vec::new(),
             reason: String::new(),
@@ -1190,15 +1229,16 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let header = text.lines().next().unwrap();
         assert!(
-            header.ends_with(",involuntary_switches,status,flags,reason,ops"),
+            header.ends_with(",involuntary_switches,status,flags,reason,psi_cpu_some_us,psi_memory_some_us,psi_memory_full_us,psi_io_some_us,psi_io_full_us,ops"),
             "{header}"
         );
         assert!(
             text.contains(",suspect,disturbed;rerun,\"cgroup CPU"),
             "{text}"
         );
+        // Pressure not measured: five empty fields, not zeros.
         assert!(
-            text.lines().nth(2).unwrap().ends_with(",ok,,,12.5"),
+            text.lines().nth(2).unwrap().ends_with(",ok,,,,,,,,12.5"),
             "{text}"
         );
         let rows = read_csv(&path).unwrap().rows;
@@ -1231,6 +1271,77 @@ mod tests {
             e.contains("line 2: column `status`: unknown status `fine` (known: ok, failed"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn pressure_columns_round_trip_and_empty_is_not_zero() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut measured = sample(1);
+        measured.pressure = Pressure::from_values([Some(1500), Some(0), Some(0), Some(42), None]);
+        w.append(&measured, "", &[]).unwrap();
+        w.append(&sample(2), "", &[]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].ends_with(",ok,,,1500,0,0,42,,12.5"), "{text}");
+        assert!(lines[2].ends_with(",ok,,,,,,,,12.5"), "{text}");
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample, measured);
+        assert_eq!(rows[1].sample.pressure, Pressure::default());
+        // results.json: per invocation, under the column names; null when not measured.
+        let json = serde_json::to_value(&measured).unwrap();
+        assert_eq!(json["psi_cpu_some_us"], 1500);
+        assert_eq!(json["psi_io_full_us"], serde_json::Value::Null);
+        let back: Sample = serde_json::from_value(json).unwrap();
+        assert_eq!(back, measured);
+    }
+
+    /// A runs.csv as benchbox wrote it before the pressure columns: it reads (no pressure),
+    /// and a resumed run appends rows in its layout.
+    #[test]
+    fn a_runs_csv_without_pressure_columns_reads_and_keeps_its_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let header = header_with(
+            &["jdk".into()],
+            &FIXED[..BEFORE_PRESSURE_FIXED],
+            &["ops".into()],
+        );
+        let row = "c1,jdk=17,17,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,12.5";
+        let before = format!("{}\n{row}\n", header.join(","));
+        fs::write(&path, &before).unwrap();
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &["ops".into()]).unwrap();
+        let mut s = sample(1);
+        s.cell_id = "c1".into();
+        s.index = 1;
+        s.pressure = Pressure::from_values([Some(7); 5]);
+        w.append(&s, "jdk=17", &["17".into()]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&before), "{text}");
+        assert!(text.ends_with(",ok,,,12.5\n"), "the old layout: {text}");
+        let data = read_csv(&path).unwrap();
+        assert_eq!(data.rows.len(), 2);
+        assert!(
+            data.rows
+                .iter()
+                .all(|r| r.sample.pressure == Pressure::default())
+        );
+        assert_eq!(data.rows[1].sample.metrics["ops"], 12.5);
+        // A results.json sample from before the pressure keys reads with none.
+        let mut json = serde_json::to_value(sample(1)).unwrap();
+        for column in Pressure::COLUMNS {
+            json.as_object_mut().unwrap().remove(column);
+        }
+        let old: Sample = serde_json::from_value(json).unwrap();
+        assert_eq!(old, sample(1));
+    }
+
+    #[test]
+    fn the_pressure_columns_end_the_fixed_columns() {
+        assert_eq!(&FIXED[BEFORE_PRESSURE_FIXED..], Pressure::COLUMNS);
+        assert_eq!(FIXED[BEFORE_PRESSURE_FIXED - 1], "reason");
+        assert_eq!(FIXED[LEGACY_FIXED - 1], "involuntary_switches");
     }
 
     /// A runs.csv as benchbox wrote it before `status`, `flags` and `reason`.
@@ -1377,6 +1488,16 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
                 "column `io_read_bytes`: `1.5` is not a whole number",
             ),
             (
+                "psi_memory_some_us",
+                "-3",
+                "column `psi_memory_some_us`: `-3` is negative; byte counts and counters are never below 0",
+            ),
+            (
+                "psi_io_full_us",
+                "0.5",
+                "column `psi_io_full_us`: `0.5` is not a whole number",
+            ),
+            (
                 "io_write_bytes",
                 "18446744073709551616",
                 "column `io_write_bytes`: `18446744073709551616` is out of range (above 2^64 - 1)",
@@ -1513,7 +1634,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         fs::write(&path, &middle).unwrap();
         let e = read_csv(&path).unwrap_err().to_string();
         assert!(
-            e.contains("line 4: 25 fields where the header has 28"),
+            e.contains("line 4: 30 fields where the header has 33"),
             "{e}"
         );
         // A write torn inside a multi-byte character of the reason is still just torn.

@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub command_line: Vec<String>,
     /// The matrix's images, resolved and unpacked (see `resolve::resolve`), by reference.
     pub images: BTreeMap<String, ResolvedImage>,
+    /// Where the invocations' cgroups go (`--cgroup-parent`; see `sandbox::cgroup::place`);
+    /// `None`: the default.
+    pub cgroup_parent: Option<PathBuf>,
 }
 
 /// Progress of a run, for whoever is watching.
@@ -235,11 +238,14 @@ pub struct Sandboxing {
 /// Check that this host can run isolated invocations of the `selected` cells, and how: as
 /// root, or rootless with or without a delegated cgroup. `command_line` is benchbox's own (for
 /// the hint that gives it a delegated subtree). A rootless run without a cgroup refuses cells
-/// that set limits, before anything runs (exit 3).
+/// that set limits, before anything runs (exit 3). The groups go under `cgroup_parent` when
+/// given (else the default, see `sandbox::cgroup::place`), the way to them made (benchbox may
+/// move into a leaf of its own group for it, see `Hierarchy::prepare`).
 pub fn preflight(
     matrix: &Matrix,
     selected: &[usize],
     command_line: &[String],
+    cgroup_parent: Option<&Path>,
 ) -> Result<Sandboxing, RunError> {
     let cells: Vec<&Cell> = selected.iter().map(|&i| &matrix.cells[i]).collect();
     let root = nix::unistd::geteuid().is_root();
@@ -264,7 +270,7 @@ pub fn preflight(
             "the kernel cannot install seccomp filters (CONFIG_SECCOMP_FILTER)\n  hint: use a kernel with seccomp, or accept running without the filter: `[security] seccomp = \"unconfined\"` (recorded in the results)".into(),
         ));
     }
-    let (facts, detected) = cgroup_facts();
+    let (facts, detected) = cgroup_facts(cgroup_parent)?;
     let mode = mode::select(root, &facts).map_err(RunError::Isolation)?;
     let mut warnings = Vec::new();
     let userns = if mode.rootless() {
@@ -275,6 +281,11 @@ pub fn preflight(
         None
     };
     let cgroups = detected.filter(|_| mode.has_cgroup());
+    if let Some(cgroups) = &cgroups {
+        cgroups
+            .prepare()
+            .map_err(|e| RunError::Isolation(e.to_string()))?;
+    }
     let no_cgroup_reason = match &facts {
         _ if mode.has_cgroup() => None,
         mode::Cgroups::NotDelegated { version, reason } => {
@@ -308,15 +319,21 @@ pub fn preflight(
     })
 }
 
-/// What the cgroup layer says of this host, and the hierarchy when benchbox can create groups.
-pub fn cgroup_facts() -> (mode::Cgroups, Option<Hierarchy>) {
-    match sandbox::cgroup::detect_host() {
+/// What the cgroup layer says of this host, and the hierarchy when benchbox can create groups
+/// (under `cgroup_parent` when given). A parent that cannot be one is a usage error.
+pub fn cgroup_facts(
+    cgroup_parent: Option<&Path>,
+) -> Result<(mode::Cgroups, Option<Hierarchy>), RunError> {
+    Ok(match sandbox::cgroup::detect_host_in(cgroup_parent) {
         Ok(h) => (mode::Cgroups::Usable(h.version()), Some(h)),
         Err(sandbox::cgroup::CgroupError::NotDelegated { version, reason }) => {
             (mode::Cgroups::NotDelegated { version, reason }, None)
         }
+        Err(e @ sandbox::cgroup::CgroupError::BadParent { .. }) => {
+            return Err(RunError::Usage(e.to_string()));
+        }
         Err(e) => (mode::Cgroups::Unusable(e.to_string()), None),
-    }
+    })
 }
 
 /// The containers' id map for this user, checked on this kernel: the full map (subordinate
@@ -504,7 +521,12 @@ pub fn run(
     }
     let selected =
         plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
-    let sandboxing = preflight(matrix, &selected, &opts.command_line)?;
+    let sandboxing = preflight(
+        matrix,
+        &selected,
+        &opts.command_line,
+        opts.cgroup_parent.as_deref(),
+    )?;
     if let Some(cgroups) = &sandboxing.cgroups {
         cgroups.sweep_stale();
     }
@@ -1170,6 +1192,7 @@ impl Run {
             timed_out: outcome.timed_out,
             throttled_s: outcome.throttled.as_secs_f64(),
             rusage: outcome.rusage,
+            pressure: outcome.pressure,
             status: Status::Ok,
             flags: Vec::new(),
             reason: String::new(),

@@ -395,6 +395,7 @@ mod tests {
                 max_rss_bytes: 1 << 30,
                 ..Default::default()
             },
+            pressure: Default::default(),
             status: Status::Ok,
             flags: Vec::new(),
             reason: String::new(),

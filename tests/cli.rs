@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+/// Whether this host's cgroups are v2.
+fn host_is_v2() -> bool {
+    benchbox::sandbox::cgroup::detect_host().unwrap().version()
+        == benchbox::sandbox::cgroup::Version::V2
+}
+
 /// Polls `done` until it holds (at most two minutes).
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -250,7 +256,23 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
         assert_eq!(&row[length_col], expected);
         assert_eq!(&row[extra_col], "7");
     }
+    // Pressure stall time: whole microseconds on cgroup v2, empty on v1 (not measured is
+    // never 0), in runs.csv and per invocation in results.json.
+    let v2 = host_is_v2();
     let json = p.results("two");
+    for column in benchbox::sandbox::Pressure::COLUMNS {
+        let k = header.iter().position(|h| h == column).unwrap();
+        assert!(
+            k < length_col,
+            "{column} is a fixed column, before the metrics"
+        );
+        for row in &rows {
+            assert_eq!(row[k].parse::<u64>().is_ok(), v2, "{column}: {row:?}");
+            assert_eq!(row[k].is_empty(), !v2, "{column}: {row:?}");
+        }
+        let sample = &json["cells"][0]["samples"][0];
+        assert_eq!(sample[column].is_u64(), v2, "{column}: {sample}");
+    }
     assert_eq!(json["schema_version"], 1);
     assert_eq!(json["status"], "complete");
     assert!(json["host"]["kernel"].as_str().unwrap().len() > 1);
@@ -1195,11 +1217,11 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
         .unwrap();
     let pid = child.id();
     // Its group: v1 makes one per controller (pids, since the cell has a pids limit); v2 one.
-    let parent = match benchbox::sandbox::cgroup::detect_host().unwrap().version() {
-        benchbox::sandbox::cgroup::Version::V1 => "/sys/fs/cgroup/pids/benchbox",
-        benchbox::sandbox::cgroup::Version::V2 => "/sys/fs/cgroup/benchbox",
-    };
-    let stale = Path::new(parent).join(format!("inv-{pid}-0"));
+    let parent = benchbox::sandbox::cgroup::detect_host()
+        .unwrap()
+        .parent_dir("pids")
+        .unwrap();
+    let stale = parent.join(format!("inv-{pid}-0"));
     // Killed once its first workload runs (however slow the machine).
     wait_until("the first workload", || {
         stale.exists()
@@ -1247,4 +1269,187 @@ fn a_killed_benchbox_leaves_no_process_and_the_next_run_sweeps_its_cgroup_and_sc
         .filter(|e| e.file_name() != "latest" && e.path().join("results.json").exists())
         .collect();
     assert_eq!(runs.len(), 2);
+}
+
+/// Two cells under a memory limit: one fits, one is OOM-killed (the limit holds).
+const LIMITED: &str = r#"
+name = "limited"
+[matrix]
+mib = [8, 96]
+[environment]
+rootfs = "./rootfs"
+[limits]
+memory = "48MiB"
+pids = 64
+[run]
+command = "dd if=/dev/zero of=/dev/null bs={mib}M count=1 2>/dev/null"
+warmup = 0
+runs = 1
+allow-failures = true
+"#;
+
+/// The status of each cell of a LIMITED run, in axis order.
+fn limited_statuses(p: &Project) -> Vec<(String, String)> {
+    let header = p.csv_header("limited");
+    let status = header.iter().position(|h| h == "status").unwrap();
+    let mut got: Vec<(String, String)> = p
+        .csv_rows("limited")
+        .iter()
+        .map(|r| (r[2].to_string(), r[status].to_string()))
+        .collect();
+    got.sort_by_key(|(mib, _)| mib.parse::<u32>().unwrap());
+    got
+}
+
+/// `--cgroup-parent` and `BENCHBOX_CGROUP_PARENT`: the groups are made under the group asked
+/// for (made level by level if missing; on v1 in every hierarchy), the limits hold there, and
+/// nothing of a run is left in it.
+#[test]
+fn the_cgroup_parent_is_the_one_asked_for() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(LIMITED);
+    let top = format!("bbtest-parent-{}", std::process::id());
+    let flag = format!("/{top}/flag");
+    let env = format!("/{top}/env");
+    let run_with = |how: &str| match how {
+        "flag" => p.run(&["--cgroup-parent", &flag]),
+        _ => {
+            let mut cmd = p.cmd(&["run", "m.toml", "--out", "out", "--resamples", "200"]);
+            run_cmd(cmd.env("BENCHBOX_CGROUP_PARENT", &env))
+        }
+    };
+    let hierarchy =
+        |asked: &str| benchbox::sandbox::cgroup::detect_host_in(Some(Path::new(asked))).unwrap();
+    for (how, asked) in [("flag", &flag), ("env", &env)] {
+        let parent = hierarchy(asked).parent_dir("memory").unwrap();
+        assert!(!parent.exists(), "{}", parent.display());
+        let o = run_with(how);
+        assert!(o.status.success(), "{how}: {}", text(&o));
+        assert_eq!(
+            limited_statuses(&p),
+            [("8".into(), "ok".into()), ("96".into(), "oom".into())],
+            "{how}"
+        );
+        assert!(parent.is_dir(), "{how}: {}", parent.display());
+        let left: Vec<_> = fs::read_dir(&parent)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{how}: groups left in the parent: {left:?}"
+        );
+        if host_is_v2() {
+            let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap();
+            assert!(
+                enabled.contains("memory") && enabled.contains("pids"),
+                "{how}: {enabled}"
+            );
+        }
+    }
+    // Clean up what the runs made: the parents, then the level above, in every hierarchy.
+    for asked in [&flag, &env] {
+        for controller in ["cpuset", "cpu", "cpuacct", "memory", "pids", "blkio", "io"] {
+            if let Some(dir) = hierarchy(asked).parent_dir(controller) {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
+    for controller in ["cpuset", "cpu", "cpuacct", "memory", "pids", "blkio", "io"] {
+        if let Some(dir) = hierarchy(&flag).parent_dir(controller) {
+            let _ = fs::remove_dir(dir.parent().unwrap());
+        }
+    }
+    let e = p.run(&["--cgroup-parent", "/a/../b"]);
+    assert_eq!(e.status.code(), Some(2), "{}", text(&e));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains(
+            "cannot use `/a/../b` as the cgroup parent: it may only name groups: no `.` or `..`"
+        ),
+        "{}",
+        text(&e)
+    );
+}
+
+/// systemd's layout (the VM lane's): benchbox started, as root, in a group systemd delegated
+/// (`Delegate=yes`, marked with the `trusted.delegate` xattr) makes its groups there. It first
+/// moves itself into a leaf of that group, then enables the controllers in it ("no internal
+/// processes"), and the invocations' groups are siblings of the leaf. The limits hold.
+#[test]
+fn v2_in_a_delegated_group_benchbox_moves_into_a_leaf_and_makes_its_groups_beside_it() {
+    if !common::privileged() {
+        return;
+    }
+    if !host_is_v2() {
+        assert!(
+            std::env::var_os("BENCHBOX_REQUIRE_CGROUP_V2").is_none(),
+            "this host's cgroups are v1, and BENCHBOX_REQUIRE_CGROUP_V2 is set"
+        );
+        eprintln!("skipping: this host's cgroups are v1 (tests/vm/lane runs this test on v2)");
+        return;
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    // A sibling of this test's own group (the lane's system.slice/lane.service), like a unit.
+    let unit = Path::new("/sys/fs/cgroup")
+        .join(own.trim_start_matches('/'))
+        .parent()
+        .unwrap()
+        .join(format!("bbtest-{}.scope", std::process::id()));
+    fs::create_dir(&unit).unwrap();
+    xattr::set(&unit, "trusted.delegate", b"1").unwrap();
+    let p = Project::new(LIMITED);
+    let mut cmd = p.cmd(&["run", "m.toml", "--out", "out", "--resamples", "200"]);
+    let procs = std::ffi::CString::new(
+        unit.join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: only open, write and close (async-signal-safe) between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let o = run_cmd(&mut cmd);
+    let enabled = fs::read_to_string(unit.join("cgroup.subtree_control")).unwrap();
+    let leaf = unit.join("benchbox-leaf");
+    let children: Vec<_> = fs::read_dir(&unit)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name())
+        .collect();
+    // Clean up before asserting: benchbox is gone, so is everything it ran.
+    let _ = fs::remove_dir(&leaf);
+    let _ = fs::remove_dir(&unit);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        limited_statuses(&p),
+        [("8".into(), "ok".into()), ("96".into(), "oom".into())]
+    );
+    assert!(
+        enabled.contains("memory") && enabled.contains("pids") && enabled.contains("cpu"),
+        "benchbox enabled its controllers in the delegated group: {enabled:?}"
+    );
+    assert_eq!(
+        children,
+        ["benchbox-leaf"],
+        "the leaf benchbox moved into, and none of its invocations' groups left"
+    );
+    let results = p.results("limited");
+    assert_eq!(
+        results["cells"][1]["applied_limits"]["memory_bytes"],
+        48u64 << 20
+    );
 }

@@ -238,6 +238,7 @@ fn sample(index: u32) -> Sample {
         timed_out: false,
         throttled_s: 0.0,
         rusage: Default::default(),
+        pressure: Default::default(),
         status: Status::Ok,
         flags: vec![],
         reason: "r".repeat(300),

@@ -873,3 +873,94 @@ fn v2_each_invocation_has_its_own_peak_and_io() {
     assert!((8 << 20..64 << 20).contains(&write), "written {write}");
     assert!((8 << 20..64 << 20).contains(&read), "read {read}");
 }
+
+/// The workload is born in its group: on v2 (Linux 5.7+) by clone3(CLONE_INTO_CGROUP) from
+/// init, which stays outside it, so the group lists the workload's processes and not init
+/// (pid 1). Where the kernel cannot (v1, older kernels), init joins the group and forks the
+/// workload there: the group lists pid 1 too.
+#[test]
+fn the_workload_is_born_in_its_group() {
+    let Some(f) = Fixture::new() else { return };
+    let procs = if f.is_v1() {
+        "/sys/fs/cgroup/memory/cgroup.procs"
+    } else {
+        "/sys/fs/cgroup/cgroup.procs"
+    };
+    let (o, out) = f.run(&f.invocation(&format!(
+        "echo $$; echo --; cat {procs}; echo --; cat /proc/self/cgroup"
+    )));
+    assert_eq!(o.exit_code, Some(0), "{out}");
+    let sections: Vec<Vec<&str>> = out.split("--\n").map(|s| s.lines().collect()).collect();
+    let [shell, pids, cgroups] = &sections[..] else {
+        panic!("{out}")
+    };
+    assert!(
+        pids.contains(&shell[0]),
+        "the workload is in its group: {out}"
+    );
+    let born = !f.is_v1() && kernel_version() >= (5, 7);
+    assert_eq!(
+        pids.contains(&"1"),
+        !born,
+        "init (pid 1) in the group: {out}"
+    );
+    // Either way the container's cgroup namespace is rooted at the group.
+    let own = if f.is_v1() { ":memory:/" } else { "0::/" };
+    assert!(cgroups.iter().any(|l| l.ends_with(own)), "{out}");
+}
+
+/// Pressure stall information is a cgroup v2 interface: on v1 the columns are empty, never 0.
+#[test]
+fn v1_has_no_pressure_columns() {
+    let Some(f) = Fixture::new() else { return };
+    if !f.is_v1() {
+        eprintln!("skipping: this host's cgroups are v2 (see the v2_ pressure test)");
+        return;
+    }
+    let (o, _) = f.run(&f.invocation("dd if=/dev/zero of=/dev/null bs=8M count=1 2>/dev/null"));
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert_eq!(o.pressure, sandbox::Pressure::default(), "{o:?}");
+}
+
+/// Pressure stall time on a real v2 kernel: every column is measured for every invocation,
+/// and a workload that writes four times its memory limit through the page cache stalls on
+/// memory reclaim (`psi_memory_some_us` > 0). The file is on the lane's ext4 disk, so the
+/// dirty pages must be written back before they can be reclaimed.
+#[test]
+fn v2_pressure_stall_time_is_measured_per_invocation() {
+    let Some(f) = v2_fixture() else { return };
+    let (idle, _) = f.run(&f.invocation("true"));
+    assert_eq!(idle.exit_code, Some(0), "{idle:?}");
+    let p = idle.pressure;
+    for (column, value) in sandbox::Pressure::COLUMNS.iter().zip(p.values()) {
+        assert!(value.is_some(), "{column} is not measured: {p:?}");
+    }
+    if !on_a_block_device(f.dir.path()) {
+        return;
+    }
+    let data = f.dir.path().join("psi-data");
+    std::fs::create_dir(&data).unwrap();
+    let mut inv = f.invocation("dd if=/dev/zero of=/data/f bs=1M count=64 conv=fsync 2>/dev/null");
+    inv.limits.memory = Some(16 << 20);
+    inv.volumes = vec![sandbox::Volume {
+        host: data,
+        target: "/data".into(),
+        read_only: false,
+    }];
+    let (o, _) = f.run(&inv);
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert!(!o.oom_killed, "page cache is reclaimable: {o:?}");
+    let p = o.pressure;
+    assert!(
+        p.psi_memory_some_us.unwrap() > 0,
+        "64 MiB through a 16 MiB group stalls on reclaim: {p:?}"
+    );
+    assert!(
+        p.psi_memory_full_us.unwrap() <= p.psi_memory_some_us.unwrap(),
+        "full is a part of some: {p:?}"
+    );
+    assert!(
+        p.psi_io_some_us.is_some() && p.psi_cpu_some_us.is_some(),
+        "{p:?}"
+    );
+}

@@ -358,37 +358,11 @@ impl Drop for Sysctl {
 }
 
 /// The directory of group `group` for `controller` on the host (v1: one hierarchy per
-/// controller; v2: the unified one), as benchbox makes it: under the caller's own group
-/// plus `benchbox/`.
-fn host_group_dir(controller: &str, group: &str) -> PathBuf {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-    let v1 = mountinfo.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        let mut r = right.split(' ');
-        let fstype = r.next()?;
-        let opts = r.nth(1)?;
-        (fstype == "cgroup" && opts.split(',').any(|o| o == controller))
-            .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
-    });
-    if let Some(mount) = v1 {
-        let path = own
-            .lines()
-            .find_map(|l| {
-                let mut parts = l.splitn(3, ':');
-                let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-                ctrls.split(',').any(|c| c == controller).then_some(path)
-            })
-            .unwrap();
-        return mount
-            .join(path.trim_start_matches('/'))
-            .join("benchbox")
-            .join(group);
-    }
-    let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-    Path::new("/sys/fs/cgroup")
-        .join(path.trim_start_matches('/'))
-        .join("benchbox")
+/// controller; v2: the unified one), where benchbox makes it.
+fn host_group_dir(cgroups: &sandbox::Hierarchy, controller: &str, group: &str) -> PathBuf {
+    cgroups
+        .parent_dir(controller)
+        .unwrap_or_else(|| panic!("benchbox makes no {controller} groups here"))
         .join(group)
 }
 
@@ -679,7 +653,7 @@ fn raising_the_cgroup_memory_limit_from_inside_fails_and_oom_still_kills() {
     inv.limits.memory = Some(limit);
     let host_file = Path::new(limit_file).file_name().unwrap().to_owned();
     let (run, host_limit) = f.run_observed(&inv, "attempted", |group| {
-        fs::read_to_string(host_group_dir("memory", group).join(&host_file)).unwrap()
+        fs::read_to_string(host_group_dir(&f.cgroups, "memory", group).join(&host_file)).unwrap()
     });
     let r = run.probe();
     for attempt in ["memsw", "limit", "oom_control", "swappiness"] {
@@ -715,7 +689,7 @@ fn raising_the_cgroup_pids_limit_from_inside_fails() {
     inv.limits.pids = Some(20);
     inv.timeout = Some(Duration::from_secs(30));
     let (run, host_max) = f.run_observed(&inv, "attempted", |group| {
-        fs::read_to_string(host_group_dir("pids", group).join("pids.max")).unwrap()
+        fs::read_to_string(host_group_dir(&f.cgroups, "pids", group).join("pids.max")).unwrap()
     });
     let r = run.probe();
     assert_ne!(r["pids"], "0", "{run:?}");
@@ -749,7 +723,7 @@ fn lifting_the_cgroup_cpu_quota_from_inside_fails() {
     ));
     inv.limits.cpu_quota = Some(0.5);
     let (run, host_quota) = f.run_observed(&inv, "attempted", |group| {
-        fs::read_to_string(host_group_dir("cpu", group).join(quota_file)).unwrap()
+        fs::read_to_string(host_group_dir(&f.cgroups, "cpu", group).join(quota_file)).unwrap()
     });
     let r = run.probe();
     for attempt in ["quota", "period", "cpus"] {

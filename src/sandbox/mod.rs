@@ -11,21 +11,24 @@
 //!    back, and tells init where it is. Init builds the root filesystem ([`mounts`]: the
 //!    writable layer and /run in a tmpfs of the container's own, unless the layer is asked on
 //!    disk), pivots into it and only then mounts /proc (sensitive files masked), /sys, /dev,
-//!    /run and the volumes, so every path resolves inside the container; then it joins the
-//!    cgroup, unshares its cgroup namespace (rooted at the group), shows the group read-only at
-//!    /sys/fs/cgroup, sets the hostname, brings `lo` up, and forks the *workload* process, born
-//!    in the group. The workload must not be pid 1: pid 1 ignores signals it has no handler for
-//!    and must reap orphans, so init stays behind as a minimal init that forwards
+//!    /run and the volumes, so every path resolves inside the container; then it shows the
+//!    group read-only at /sys/fs/cgroup, sets the hostname, brings `lo` up, and forks the
+//!    *workload* process, born in the group: on cgroup v2 (Linux 5.7+) by
+//!    `clone3(CLONE_INTO_CGROUP)`, init itself staying outside the group; elsewhere init joins
+//!    the group first. The workload unshares its cgroup namespace (rooted at the group). The
+//!    workload must not be pid 1: pid 1 ignores signals it has no handler for and must reap
+//!    orphans, so init stays behind as a minimal init that forwards
 //!    SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 and reaps.
 //! 3. The workload drops to its capabilities and installs its seccomp filter ([`security`]),
 //!    switches user, reports "ready" and blocks; the parent waits until earlier invocations are
-//!    torn down, resets the peak-memory counter and notes the CPU counters (so setup is not
-//!    charged to the workload), then says "go". The workload reads CLOCK_MONOTONIC immediately
-//!    before its `execve` and sends it: the wall clock starts there (its end of a close-on-exec
-//!    pipe closes at the exec itself, which tells the parent the exec happened), and stops at
-//!    the instant init reaps the workload. Both readings are taken inside the container, so a
-//!    busy host delaying the parent does not stretch or shrink the measurement. Its stdout and
-//!    stderr are pipes that a thread of the parent drains into the logs.
+//!    torn down, resets the peak-memory counter and notes the CPU and pressure counters (so
+//!    setup is not charged to the workload), then says "go". The workload reads its own CPU
+//!    time so far and CLOCK_MONOTONIC immediately before its `execve` and sends them: the wall
+//!    clock starts there (its end of a close-on-exec pipe closes at the exec itself, which
+//!    tells the parent the exec happened), and stops at the instant init reaps the workload.
+//!    Both readings are taken inside the container, so a busy host delaying the parent does
+//!    not stretch or shrink the measurement. Its stdout and stderr are pipes that a thread of
+//!    the parent drains into the logs.
 //! 4. When the workload exits, init SIGKILLs and reaps whatever it left in the pid namespace,
 //!    then sends its final status (with the `wait` rusage of the tree) and the metrics file.
 //!    The parent reads the cgroup's counters at that moment: final, and without the teardown.
@@ -65,7 +68,7 @@ use nix::time::{ClockId, clock_gettime};
 use nix::unistd::{ForkResult, Pid, fork, pipe2, sethostname, setsid};
 use serde::{Deserialize, Serialize};
 
-pub use cgroup::{Applied, Hierarchy, Limits};
+pub use cgroup::{Applied, Hierarchy, Limits, Pressure};
 use mounts::MountPlan;
 
 /// The container's root filesystem.
@@ -125,8 +128,8 @@ pub struct Invocation {
 }
 
 /// The `wait` resource usage of the workload's tree (everything its init reaped), a cross-check of
-/// the cgroup's accounting. Its CPU times count from the same instant as the cgroup's: what the
-/// workload process used before it reported ready (its own setup, mostly attaching the seccomp
+/// the cgroup's accounting. Its CPU times count from just after the cgroup's baseline: what the
+/// workload process used before it was told to go (its own setup, mostly attaching the seccomp
 /// filter, which the kernel does by running the filter for every system call number) is taken
 /// out, as it is of the cgroup's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -157,6 +160,9 @@ pub struct Outcome {
     pub interrupted: bool,
     pub nr_throttled: u64,
     pub throttled: Duration,
+    /// The group's pressure stall time during the invocation (from the baseline, read just
+    /// before "go", to the final reading); empty where not measured (v1, PSI off).
+    pub pressure: Pressure,
     pub rusage: Rusage,
     pub applied: Applied,
     /// Contents of the `BENCHBOX_METRICS` file the workload may have written.
@@ -394,7 +400,8 @@ const MSG_EXEC_TIME: u8 = b'T';
 const MSG_METRICS: u8 = b'M';
 /// Init's last message: nothing follows.
 const MSG_END: u8 = b'Z';
-/// From the parent to init, over their own pipe.
+/// From the parent to init, over their own pipe (see [`send_group`]).
+const MSG_BIRTH: u8 = b'B';
 const MSG_JOIN: u8 = b'J';
 const MSG_VIEW: u8 = b'V';
 
@@ -973,8 +980,7 @@ fn supervise(
     let mut setup_cpu = (0.0, 0.0);
     let mut start_ns = 0;
     match ready {
-        Some((MSG_READY, payload)) => {
-            setup_cpu = decode_cpu(&payload);
+        Some((MSG_READY, _)) => {
             // On an error here, nothing of the container may outlive this call.
             let abandon = |e: SandboxError| {
                 let _ = kill(launcher, Signal::SIGKILL);
@@ -1090,9 +1096,10 @@ fn supervise(
         outcome.metrics_file = String::from_utf8_lossy(text).into_owned();
     }
     if let Some((_, payload)) = messages.iter().find(|(t, _)| *t == MSG_EXEC_TIME)
-        && payload.len() == 8
+        && payload.len() == 8 + 16
     {
-        start_ns = i64::from_le_bytes(payload[..].try_into().unwrap());
+        start_ns = i64::from_le_bytes(payload[..8].try_into().unwrap());
+        setup_cpu = decode_cpu(&payload[8..]);
     }
     if start_ns > 0 {
         outcome.wall = Duration::from_nanos(end_ns.saturating_sub(start_ns).max(0) as u64);
@@ -1143,6 +1150,7 @@ fn supervise(
     outcome.oom_killed = counters.oom_kills > 0;
     outcome.nr_throttled = counters.nr_throttled.saturating_sub(baseline.nr_throttled);
     outcome.throttled = counters.throttled.saturating_sub(baseline.throttled);
+    outcome.pressure = counters.pressure.since(&baseline.pressure);
     Ok((outcome, start_ns, pending))
 }
 
@@ -1177,7 +1185,7 @@ fn rusage_of(ru: &libc::rusage) -> Rusage {
     }
 }
 
-/// The user and system CPU time in `ru`, as the workload's ready message carries it.
+/// The user and system CPU time in `ru`, as the workload's exec-time message carries it.
 fn encode_cpu(ru: &libc::rusage) -> [u8; 16] {
     let micros = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
     let mut payload = [0u8; 16];
@@ -1299,10 +1307,15 @@ fn close_inherited_fds(plan: &ChildPlan) {
     }
 }
 
-/// Tell init which cgroup to join and what to show at /sys/fs/cgroup: one message per
-/// `tasks` file to write and per view directory, then the end of the pipe.
+/// Tell init where the workload is to be born and what to show at /sys/fs/cgroup: the group's
+/// directory to be born in (v2), one message per file to join through (what init does
+/// instead when the kernel cannot give birth in a group) and per view directory, then the end
+/// of the pipe.
 fn send_group(group_w: OwnedFd, group: &dyn cgroup::Group) {
     let fd = group_w.as_raw_fd();
+    if let Some(dir) = group.birth_dir() {
+        send(fd, MSG_BIRTH, dir.as_os_str().as_bytes());
+    }
     for file in group.join_files() {
         send(fd, MSG_JOIN, file.as_os_str().as_bytes());
     }
@@ -1317,33 +1330,154 @@ fn send_group(group_w: OwnedFd, group: &dyn cgroup::Group) {
     send(fd, MSG_END, b"");
 }
 
-/// The `tasks` files to write, and the container's view of its cgroups (see `Group`).
-type GroupToJoin = (Vec<PathBuf>, Vec<(String, PathBuf)>);
+/// What `send_group` sent (see `Group`).
+struct GroupToJoin {
+    /// The directory to be born in with `clone3(CLONE_INTO_CGROUP)` (v2).
+    birth: Option<PathBuf>,
+    /// The files to write "0" into, to join the group otherwise.
+    join: Vec<PathBuf>,
+    /// The container's view of its cgroups.
+    view: Vec<(String, PathBuf)>,
+}
 
-/// What `send_group` sent: the files to join through, the view to mount. `None` when the
-/// parent could not make the group (it closed the pipe without an end).
+/// What `send_group` sent. `None` when the parent could not make the group (it closed the
+/// pipe without an end).
 fn receive_group(group_r: RawFd) -> Option<GroupToJoin> {
     use std::os::fd::FromRawFd;
     use std::os::unix::ffi::OsStringExt;
     // SAFETY: the descriptor is ours alone in this process and is not used after this.
     let mut pipe = unsafe { File::from_raw_fd(group_r) };
-    let mut join = Vec::new();
-    let mut view = Vec::new();
+    let mut group = GroupToJoin {
+        birth: None,
+        join: Vec::new(),
+        view: Vec::new(),
+    };
     while let Some((tag, payload)) = read_one_message(&mut pipe) {
         match tag {
-            MSG_JOIN => join.push(PathBuf::from(std::ffi::OsString::from_vec(payload))),
+            MSG_BIRTH => group.birth = Some(PathBuf::from(std::ffi::OsString::from_vec(payload))),
+            MSG_JOIN => group
+                .join
+                .push(PathBuf::from(std::ffi::OsString::from_vec(payload))),
             MSG_VIEW => {
                 let split = payload.iter().position(|&b| b == 0)?;
                 let dir = String::from_utf8_lossy(&payload[..split]).into_owned();
                 let path = std::ffi::OsString::from_vec(payload[split + 1..].to_vec());
-                view.push((dir, PathBuf::from(path)));
+                group.view.push((dir, PathBuf::from(path)));
             }
             // No file to join: no cgroup (see `nogroup`).
-            MSG_END => return Some((join, view)),
+            MSG_END => return Some(group),
             _ => return None,
         }
     }
     None
+}
+
+/// The invocation's group, held open by init from before the pivot until the workload is
+/// born.
+struct HeldGroup {
+    /// The group's directory (`O_PATH`), for `clone3(CLONE_INTO_CGROUP)` (v2).
+    birth: Option<OwnedFd>,
+    /// The files to join through otherwise, with their paths (for messages).
+    join: Vec<(File, PathBuf)>,
+}
+
+impl HeldGroup {
+    fn open(group: &GroupToJoin) -> std::result::Result<HeldGroup, String> {
+        let birth = match &group.birth {
+            Some(dir) => Some(
+                nix::fcntl::open(
+                    dir,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map(|fd| {
+                    use std::os::fd::FromRawFd;
+                    // SAFETY: a descriptor just opened, owned by nothing else.
+                    unsafe { OwnedFd::from_raw_fd(fd) }
+                })
+                .map_err(|e| format!("cannot open `{}`: {e}", dir.display()))?,
+            ),
+            None => None,
+        };
+        let join = group
+            .join
+            .iter()
+            .map(|path| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map(|file| (file, path.clone()))
+                    .map_err(|e| format!("cannot open `{}`: {e}", path.display()))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(HeldGroup { birth, join })
+    }
+
+    /// Move this (single-threaded) process into the group: "0" moves the writer, see
+    /// `Group::join_files`.
+    fn join(&self) -> std::result::Result<(), String> {
+        for (file, path) in &self.join {
+            if let Err(e) = (&*file).write_all(b"0") {
+                return Err(format!("cannot join cgroup `{}`: {e}", path.display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `struct clone_args` of `clone3(2)` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (the libc crate's constant is an overflowing `c_int`).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork this process into the cgroup whose directory `group_dir` is open: the child is born
+/// there (charged there from its first page, with nothing to migrate), and this process stays
+/// where it is. `Ok(None)` in the child, `Ok(Some(pid))` in the parent; an error when the kernel
+/// cannot (no clone3 before Linux 5.3: ENOSYS; no `cgroup` field before 5.7: E2BIG; a group
+/// that is not cgroup v2: EBADF), for the caller to fall back to joining and `fork`.
+///
+/// Like `fork` (no stack given, no shared memory), but without glibc's wrapper: the caller
+/// must be single-threaded (no lock of another thread can be held in the copy), and the child
+/// runs with glibc's cached thread id of its parent, which only pthread mutexes of the
+/// error-checking or recursive kind and `pthread_atfork` handlers would notice (the Rust code
+/// that follows uses neither).
+fn clone_into_cgroup(group_dir: &OwnedFd) -> nix::Result<Option<Pid>> {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: group_dir.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: see above; `args` lives across the call and its size is passed with it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        -1 => Err(nix::Error::last()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
 }
 
 /// The launcher: unshares the namespaces, forks init, waits for it.
@@ -1449,33 +1583,13 @@ fn init(plan: &ChildPlan) -> ! {
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let detached = mounts::setup(&plan.mounts).unwrap_or_else(|e| fail(e));
-    // Only now into the cgroup: the setup above ran on any CPU and was not charged to it.
-    let Some((join_files, cgroup_view)) = receive_group(plan.group_r) else {
+    let Some(group) = receive_group(plan.group_r) else {
         // SAFETY: see `die`; the parent gave up on this invocation and reports why.
         unsafe { libc::_exit(1) }
     };
-    // The group's files are host paths: held open across the pivot, written after it.
-    let join: Vec<File> = join_files
-        .iter()
-        .map(|file| {
-            fs::OpenOptions::new()
-                .write(true)
-                .open(file)
-                .unwrap_or_else(|e| fail(format!("cannot open `{}`: {e}", file.display())))
-        })
-        .collect();
-    let trees = mounts::pivot(&plan.mounts, detached, &cgroup_view).unwrap_or_else(|e| fail(e));
-    // Single-threaded: "0" moves this process, see `Group::join_files`; the workload is born
-    // in the group.
-    for (mut file, path) in join.into_iter().zip(&join_files) {
-        if let Err(e) = file.write_all(b"0") {
-            fail(format!("cannot join cgroup `{}`: {e}", path.display()));
-        }
-    }
-    // The container's cgroup namespace is rooted at its own group.
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWCGROUP) {
-        fail(format!("cannot create the cgroup namespace: {e}"));
-    }
+    // The group's directory and files are host paths: held open across the pivot.
+    let held = HeldGroup::open(&group).unwrap_or_else(|e| fail(e));
+    let trees = mounts::pivot(&plan.mounts, detached, &group.view).unwrap_or_else(|e| fail(e));
     if let Err(e) = mounts::mount_cgroups(trees) {
         fail(e);
     }
@@ -1503,15 +1617,35 @@ fn init(plan: &ChildPlan) -> ! {
         Ok(pair) => pair,
         Err(e) => fail(format!("cannot create a pipe: {e}")),
     };
-    // SAFETY: single-threaded; the child runs `workload`, which ends in exec or `_exit`.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
+    // Only now into the cgroup: the setup above ran on any CPU and was not charged to it. The
+    // workload is born in the group: on v2 (Linux 5.7+) by clone3 into it, with nothing to
+    // migrate, init staying where it is; otherwise init joins the group and forks it there.
+    let forked = match held.birth.as_ref().map(clone_into_cgroup) {
+        Some(Ok(forked)) => forked,
+        _ => {
+            held.join().unwrap_or_else(|e| fail(e));
+            // SAFETY: single-threaded; the child runs `workload`, which ends in exec or `_exit`.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => None,
+                Ok(ForkResult::Parent { child }) => Some(child),
+                Err(e) => fail(format!("cannot fork the workload: {e}")),
+            }
+        }
+    };
+    let child = match forked {
+        None => {
+            drop(held);
             drop(confined_w);
+            // The container's cgroup namespace is rooted at its own group, where this process
+            // now is (init may be outside it).
+            if let Err(e) = unshare(CloneFlags::CLONE_NEWCGROUP) {
+                fail(format!("cannot create the cgroup namespace: {e}"));
+            }
             workload(plan, confined_r)
         }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => fail(format!("cannot fork the workload: {e}")),
+        Some(child) => child,
     };
+    drop(held);
     drop(confined_r);
     // Init keeps no write end of the output pipes: they reach EOF when the workload's tree is
     // gone.
@@ -1730,13 +1864,7 @@ fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
         fail("the container's init did not confine itself".into());
     }
     drop(init_confined);
-    // The CPU time of this process's setup so far, which the cgroup's baseline (taken on this
-    // message) leaves out: the parent takes it out of the tree's rusage too.
-    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a local.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    send(plan.report_w, MSG_READY, &encode_cpu(&ru));
+    send(plan.report_w, MSG_READY, b"");
     let mut byte = [0u8; 1];
     // SAFETY: reading into a local buffer.
     if unsafe { libc::read(plan.go_r, byte.as_mut_ptr().cast(), 1) } != 1 {
@@ -1755,9 +1883,21 @@ fn workload(plan: &ChildPlan, init_confined: OwnedFd) -> ! {
         .map(|a| a.as_ptr())
         .chain([std::ptr::null()])
         .collect();
+    // The CPU time of this process so far, which the parent takes out of the tree's rusage:
+    // read after "go", so that the rusage counts from an instant after the cgroup's baseline
+    // (read before "go"). Read before it, a host that preempts this process between the two
+    // readings (a busy or emulated machine) would charge the rusage alone with the delay, and
+    // make a short invocation look `suspect`.
+    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     // The clock starts here, read by this process immediately before the exec: the parent's
     // own reading (on the exec pipe's EOF) can lag by a scheduling delay on a busy host.
-    send(plan.report_w, MSG_EXEC_TIME, &monotonic_ns().to_le_bytes());
+    let mut payload = [0u8; 8 + 16];
+    payload[..8].copy_from_slice(&monotonic_ns().to_le_bytes());
+    payload[8..].copy_from_slice(&encode_cpu(&ru));
+    send(plan.report_w, MSG_EXEC_TIME, &payload);
     // SAFETY: NUL-terminated arrays of valid C strings. exec_w is close-on-exec: its closing at
     // this very call tells the parent that the exec happened.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };

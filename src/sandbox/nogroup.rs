@@ -27,6 +27,9 @@ impl Group for NoGroup {
     fn join_files(&self) -> Vec<PathBuf> {
         Vec::new()
     }
+    fn birth_dir(&self) -> Option<PathBuf> {
+        None
+    }
     fn applied(&self) -> Applied {
         Applied::default()
     }

@@ -14,6 +14,7 @@
 //! mount points (no fake root), silently reuses an existing cgroup of the same name, cannot kill
 //! a v1 group, and fails to delete one that still has processes -- all four matter here.
 
+pub mod place;
 pub mod v1;
 pub mod v2;
 
@@ -78,6 +79,107 @@ pub struct Counters {
     pub oom_kills: u64,
     pub nr_throttled: u64,
     pub throttled: Duration,
+    /// The group's pressure stall totals (v2 with PSI; empty on v1).
+    pub pressure: Pressure,
+}
+
+/// Pressure stall information (PSI) of a group, in microseconds: how long some (or all)
+/// of its runnable tasks waited for a CPU, for memory (reclaim, refaults) or for I/O.
+/// In [`Counters`] these are the cumulative `total=` values of the group's `cpu.pressure`,
+/// `memory.pressure` and `io.pressure`; in an invocation's outcome, the stall during the
+/// invocation (see [`Pressure::since`]). `None`: not measured -- cgroup v1, or a kernel without
+/// PSI (`CONFIG_PSI` off, `psi=0`), where the files are missing or unreadable. They are noise
+/// signals, not performance: a benchmark that stalled on memory or I/O was disturbed (or is
+/// about memory or I/O), which a reader wants to see beside its numbers.
+///
+/// The field names are the runs.csv columns and results.json's keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pressure {
+    pub psi_cpu_some_us: Option<u64>,
+    pub psi_memory_some_us: Option<u64>,
+    pub psi_memory_full_us: Option<u64>,
+    pub psi_io_some_us: Option<u64>,
+    pub psi_io_full_us: Option<u64>,
+}
+
+impl Pressure {
+    /// The column names, in the order runs.csv has them (see [`Pressure::values`]).
+    pub const COLUMNS: [&'static str; 5] = [
+        "psi_cpu_some_us",
+        "psi_memory_some_us",
+        "psi_memory_full_us",
+        "psi_io_some_us",
+        "psi_io_full_us",
+    ];
+
+    /// The values in the order of [`Pressure::COLUMNS`].
+    pub fn values(&self) -> [Option<u64>; 5] {
+        [
+            self.psi_cpu_some_us,
+            self.psi_memory_some_us,
+            self.psi_memory_full_us,
+            self.psi_io_some_us,
+            self.psi_io_full_us,
+        ]
+    }
+
+    /// From values in the order of [`Pressure::COLUMNS`].
+    pub fn from_values(v: [Option<u64>; 5]) -> Pressure {
+        Pressure {
+            psi_cpu_some_us: v[0],
+            psi_memory_some_us: v[1],
+            psi_memory_full_us: v[2],
+            psi_io_some_us: v[3],
+            psi_io_full_us: v[4],
+        }
+    }
+
+    /// Read the group's three pressure files in `dir` (each missing or unreadable one leaves
+    /// its values empty). The CPU's `full` line (Linux 5.13+) is left out: with one runnable
+    /// task, the usual benchmark, it is the same time as `some`.
+    pub fn read(dir: &Path) -> Pressure {
+        let totals = |file: &str| {
+            fs::read_to_string(dir.join(file))
+                .map(|text| pressure_totals(&text))
+                .unwrap_or_default()
+        };
+        let (cpu_some, _) = totals("cpu.pressure");
+        let (memory_some, memory_full) = totals("memory.pressure");
+        let (io_some, io_full) = totals("io.pressure");
+        Pressure {
+            psi_cpu_some_us: cpu_some,
+            psi_memory_some_us: memory_some,
+            psi_memory_full_us: memory_full,
+            psi_io_some_us: io_some,
+            psi_io_full_us: io_full,
+        }
+    }
+
+    /// The stall between `baseline` and `self` (two readings of one group's totals): empty
+    /// where either reading is.
+    pub fn since(&self, baseline: &Pressure) -> Pressure {
+        let delta = |now: Option<u64>, then: Option<u64>| Some(now?.saturating_sub(then?));
+        let (now, then) = (self.values(), baseline.values());
+        Pressure::from_values(std::array::from_fn(|i| delta(now[i], then[i])))
+    }
+}
+
+/// The `total=` microseconds of the `some` and `full` lines of a pressure file
+/// ("some avg10=0.00 avg60=0.00 avg300=0.00 total=1234").
+fn pressure_totals(text: &str) -> (Option<u64>, Option<u64>) {
+    let total = |kind: &str| {
+        text.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.next()? == kind).then(|| {
+                fields
+                    .find_map(|f| f.strip_prefix("total="))?
+                    .parse::<u64>()
+                    .ok()
+            })?
+        })
+    };
+    (total("some"), total("full"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +201,29 @@ pub enum CgroupError {
     },
     #[error("cgroup `{path}` still has processes after being killed")]
     Busy { path: PathBuf },
-    /// A non-root user without a cgroup v2 subtree of its own to create groups in (on v1,
-    /// `version` is V1: v1 has no safe delegation). The rootless mode then runs without limits.
-    #[error("no delegated cgroup {version} subtree for this user: {reason}")]
+    /// This user may not make cgroups here: not root, and no delegated cgroup v2 subtree
+    /// (cgroup v1 is never delegated). `reason` says what was checked.
+    #[error("{}", not_delegated_message(*version, reason))]
     NotDelegated { version: Version, reason: String },
+    #[error(
+        "cannot use `{path}` as the cgroup parent: {reason}\n  hint: give a cgroup path such as /benchbox.slice/bench (with --cgroup-parent or BENCHBOX_CGROUP_PARENT), or neither for the default"
+    )]
+    BadParent { path: PathBuf, reason: String },
+    #[error(
+        "cannot enable the cgroup controllers {controllers} in `{path}`: it still holds processes, and a cgroup v2 group other than the root holds either processes or child groups with controllers, never both\n  hint: choose a parent whose groups hold no processes with --cgroup-parent or BENCHBOX_CGROUP_PARENT (for root, the default /sys/fs/cgroup/benchbox)"
+    )]
+    InternalProcesses { path: PathBuf, controllers: String },
+}
+
+fn not_delegated_message(version: Version, reason: &str) -> String {
+    match version {
+        Version::V1 => format!(
+            "cgroup v1 cannot be delegated to this user: {reason}\n  hint: limits need root or a delegated cgroup v2 subtree"
+        ),
+        Version::V2 => format!(
+            "no cgroup v2 subtree is delegated to this user: {reason}\n  hint: run benchbox as root, or in a delegated subtree (systemd-run --user --scope -p Delegate=yes benchbox ...)"
+        ),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -118,6 +239,10 @@ pub trait Group: Send + Sync {
     fn procs_files(&self) -> Vec<PathBuf>;
     /// The files a *single-threaded* process writes "0" into to move itself into the group.
     fn join_files(&self) -> Vec<PathBuf>;
+    /// The directory a new process can be born in with `clone3(CLONE_INTO_CGROUP)` (v2, Linux
+    /// 5.7+), instead of being moved there through [`Group::join_files`]. `None` on v1, whose
+    /// group is a directory in each of several hierarchies.
+    fn birth_dir(&self) -> Option<PathBuf>;
     /// The limits as read back from the kernel after applying them.
     fn applied(&self) -> Applied;
     /// Forget the peak memory so far (called just before the workload's exec).
@@ -154,6 +279,26 @@ impl Hierarchy {
         match self {
             Hierarchy::V1(h) => Ok(Box::new(h.create(name, limits)?)),
             Hierarchy::V2(h) => Ok(Box::new(h.create(name, limits)?)),
+        }
+    }
+
+    /// Make the way to the groups now rather than on the first [`Hierarchy::create`]: on v2,
+    /// benchbox leaves its own group for a leaf when it must, and the controllers are enabled
+    /// down to the parent (see [`v2::V2`]). `run` does it before anything else, so a parent
+    /// that cannot be used is refused before the run starts. Nothing to do on v1.
+    pub fn prepare(&self) -> Result<()> {
+        match self {
+            Hierarchy::V1(_) => Ok(()),
+            Hierarchy::V2(h) => h.prepare().map(drop),
+        }
+    }
+
+    /// The directory benchbox makes its groups in: in `controller`'s hierarchy on v1 (`None`
+    /// for one it does not use), the one parent on v2.
+    pub fn parent_dir(&self, controller: &str) -> Option<PathBuf> {
+        match self {
+            Hierarchy::V1(h) => h.parent_dir(controller),
+            Hierarchy::V2(h) => Some(h.parent_dir()),
         }
     }
 
@@ -195,46 +340,68 @@ fn owner_pid(name: &str) -> Option<u32> {
     name.strip_prefix("inv-")?.split('-').next()?.parse().ok()
 }
 
-/// Find the cgroup interface of the host: v2 when `root` itself is a cgroup2 tree with
-/// controllers, else v1 when the controller hierarchies exist (the hybrid layout counts as v1:
-/// its cgroup2 mount has no controllers).
-pub fn detect(root: &Path, proc_self_cgroup: &str) -> Result<Hierarchy> {
+pub use place::Placement;
+
+/// Find the cgroup interface of the host and where benchbox's groups go in it: v2 when `root`
+/// itself is a cgroup2 tree with controllers (see [`place`] for the parent), else v1 when the
+/// controller hierarchies exist (the hybrid layout counts as v1: its cgroup2 mount has no
+/// controllers). A user other than root needs a delegated v2 subtree
+/// ([`CgroupError::NotDelegated`]). Nothing is written: the groups benchbox needs are made,
+/// and it leaves its own group if it must, on the first [`Hierarchy::create`].
+pub fn detect(root: &Path, placement: &Placement) -> Result<Hierarchy> {
     let controllers = root.join("cgroup.controllers");
     if let Ok(text) = fs::read_to_string(&controllers)
         && !text.trim().is_empty()
     {
-        return Ok(Hierarchy::V2(v2::V2::new(root)?));
+        let place = place::v2(root, placement)?;
+        return Ok(Hierarchy::V2(v2::V2::new(root, place)?));
     }
     if root.join("memory").is_dir() || root.join("cpu").is_dir() {
-        return Ok(Hierarchy::V1(v1::V1::new(root, proc_self_cgroup)?));
+        if placement.euid != 0 {
+            return Err(CgroupError::NotDelegated {
+                version: Version::V1,
+                reason: format!(
+                    "uid {} is not root, and this host's cgroups are v1, whose groups cannot be handed to a user safely",
+                    placement.euid
+                ),
+            });
+        }
+        // The same cgroup path in every controller's hierarchy.
+        let parent = placement
+            .parent
+            .map(|asked| {
+                let dir = place::resolve_parent(root, asked)?;
+                Ok(dir.strip_prefix(root).unwrap_or(&dir).to_path_buf())
+            })
+            .transpose()?;
+        return Ok(Hierarchy::V1(v1::V1::new(
+            root,
+            placement.proc_self_cgroup,
+            parent.as_deref(),
+        )?));
     }
     Err(CgroupError::NotFound(root.to_path_buf()))
 }
 
-/// Detect on the real host.
+/// Detect on the real host, with the parent `BENCHBOX_CGROUP_PARENT` names (if set).
 pub fn detect_host() -> Result<Hierarchy> {
-    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let root = Path::new("/sys/fs/cgroup");
-    // MINIMAL STAND-IN (i11-rootless), to be replaced by i11-cgroup's delegation detection: a
-    // non-root user creates no groups outside a delegated v2 subtree.
-    if !nix::unistd::geteuid().is_root() {
-        return not_delegated(root);
-    }
-    detect(root, &own)
+    let asked = std::env::var_os(place::PARENT_ENV).map(PathBuf::from);
+    detect_host_in(asked.as_deref())
 }
 
-/// MINIMAL STAND-IN (i11-rootless): what a non-root user is told until delegated subtrees are
-/// detected.
-fn not_delegated(root: &Path) -> Result<Hierarchy> {
-    let version = match detect(root, "") {
-        Ok(h) => h.version(),
-        Err(_) if root.join("cgroup.controllers").exists() => Version::V2,
-        Err(_) => Version::V1,
-    };
-    Err(CgroupError::NotDelegated {
-        version,
-        reason: "benchbox is not running in a cgroup subtree it owns".into(),
-    })
+/// Detect on the real host, with the groups under `parent` when given (`run --cgroup-parent`;
+/// an empty one is none).
+pub fn detect_host_in(parent: Option<&Path>) -> Result<Hierarchy> {
+    let parent = parent.filter(|p| !p.as_os_str().is_empty());
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    detect(
+        Path::new("/sys/fs/cgroup"),
+        &Placement {
+            proc_self_cgroup: &own,
+            euid: nix::unistd::geteuid().as_raw(),
+            parent,
+        },
+    )
 }
 
 // ---- small file helpers shared by v1 and v2 ----
@@ -363,25 +530,156 @@ mod tests {
     }
 
     #[test]
+    fn pressure_files_give_their_totals() {
+        let text = "some avg10=1.50 avg60=0.20 avg300=0.05 total=123456\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=789\n";
+        assert_eq!(pressure_totals(text), (Some(123456), Some(789)));
+        // Before Linux 5.13, cpu.pressure had no `full` line.
+        let text = "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\n";
+        assert_eq!(pressure_totals(text), (Some(42), None));
+        assert_eq!(pressure_totals(""), (None, None));
+        assert_eq!(pressure_totals("some avg10=0.00 total=x\n"), (None, None));
+    }
+
+    #[test]
+    fn pressure_is_read_from_the_three_files_and_missing_ones_stay_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // No pressure files at all: v1, or a kernel booted with psi=0.
+        assert_eq!(Pressure::read(d), Pressure::default());
+        fs::write(
+            d.join("cpu.pressure"),
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=900\n",
+        )
+        .unwrap();
+        fs::write(
+            d.join("memory.pressure"),
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=20\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=10\n",
+        )
+        .unwrap();
+        let p = Pressure::read(d);
+        assert_eq!(p.psi_cpu_some_us, Some(1000));
+        assert_eq!(
+            (p.psi_memory_some_us, p.psi_memory_full_us),
+            (Some(20), Some(10))
+        );
+        assert_eq!(
+            (p.psi_io_some_us, p.psi_io_full_us),
+            (None, None),
+            "no io.pressure"
+        );
+        // A pressure file that cannot be read (a group with `cgroup.pressure` 0 answers
+        // EOPNOTSUPP): a directory stands in for it here.
+        fs::create_dir(d.join("io.pressure")).unwrap();
+        assert_eq!(Pressure::read(d).psi_io_some_us, None);
+    }
+
+    #[test]
+    fn pressure_during_an_invocation_is_the_difference_of_two_readings() {
+        let at = |v: [Option<u64>; 5]| Pressure::from_values(v);
+        let baseline = at([Some(100), Some(5), Some(1), Some(0), None]);
+        let last = at([Some(350), Some(5), Some(4), None, None]);
+        assert_eq!(
+            last.since(&baseline).values(),
+            [Some(250), Some(0), Some(3), None, None]
+        );
+        assert_eq!(
+            Pressure::default().since(&Pressure::default()),
+            Pressure::default()
+        );
+        // Totals never go down in one group; a reading that did is clamped, never negative.
+        assert_eq!(at([Some(1); 5]).since(&at([Some(2); 5])), at([Some(0); 5]));
+        assert_eq!(Pressure::COLUMNS.len(), at([None; 5]).values().len());
+    }
+
+    #[test]
     fn stale_owner_pid_is_read_from_the_name() {
         assert_eq!(owner_pid("inv-1234-7"), Some(1234));
         assert_eq!(owner_pid("other"), None);
         assert!(group_name(3).starts_with(&format!("inv-{}-", std::process::id())));
     }
 
+    const ROOT: Placement = Placement {
+        proc_self_cgroup: "",
+        euid: 0,
+        parent: None,
+    };
+
     #[test]
     fn detect_prefers_v2_with_controllers_and_falls_back_to_v1() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(detect(tmp.path(), "").is_err());
+        assert!(detect(tmp.path(), &ROOT).is_err());
         for c in ["cpu", "cpuacct", "cpuset", "memory", "pids"] {
             fs::create_dir(tmp.path().join(c)).unwrap();
         }
-        assert_eq!(detect(tmp.path(), "").unwrap().version(), Version::V1);
+        assert_eq!(detect(tmp.path(), &ROOT).unwrap().version(), Version::V1);
         fs::write(
             tmp.path().join("cgroup.controllers"),
             "cpuset cpu io memory pids\n",
         )
         .unwrap();
-        assert_eq!(detect(tmp.path(), "").unwrap().version(), Version::V2);
+        let h = detect(tmp.path(), &ROOT).unwrap();
+        assert_eq!(h.version(), Version::V2);
+        assert_eq!(h.parent_dir("memory"), Some(tmp.path().join("benchbox")));
+    }
+
+    /// The variant (name and fields) the rootless mode builds on: a user other than root on
+    /// v1 is refused whatever the tree holds.
+    #[test]
+    fn a_user_on_v1_is_not_delegated() {
+        let tmp = tempfile::tempdir().unwrap();
+        for c in ["cpu", "cpuacct", "cpuset", "memory", "pids"] {
+            fs::create_dir(tmp.path().join(c)).unwrap();
+        }
+        let user = Placement { euid: 1000, ..ROOT };
+        match detect(tmp.path(), &user) {
+            Err(CgroupError::NotDelegated { version, reason }) => {
+                assert_eq!(version, Version::V1);
+                assert_eq!(
+                    reason,
+                    "uid 1000 is not root, and this host's cgroups are v1, whose groups cannot be handed to a user safely"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = detect(tmp.path(), &user).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cgroup v1 cannot be delegated to this user: uid 1000 is not root")
+                && e.ends_with("hint: limits need root or a delegated cgroup v2 subtree"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v1_takes_an_asked_parent_in_every_hierarchy() {
+        let tmp = tempfile::tempdir().unwrap();
+        for c in ["cpu", "cpuacct", "cpuset", "memory", "pids"] {
+            fs::create_dir(tmp.path().join(c)).unwrap();
+        }
+        for asked in ["/bench.slice/x", "bench.slice/x"] {
+            let placement = Placement {
+                parent: Some(Path::new(asked)),
+                proc_self_cgroup: "4:memory:/user.slice\n",
+                ..ROOT
+            };
+            let h = detect(tmp.path(), &placement).unwrap();
+            assert_eq!(
+                h.parent_dir("memory"),
+                Some(tmp.path().join("memory/bench.slice/x"))
+            );
+            assert_eq!(
+                h.parent_dir("pids"),
+                Some(tmp.path().join("pids/bench.slice/x"))
+            );
+            assert_eq!(h.parent_dir("blkio"), None, "no blkio hierarchy here");
+        }
+        // Without: benchbox/ under its own group, as before.
+        let placement = Placement {
+            proc_self_cgroup: "4:memory:/user.slice\n",
+            ..ROOT
+        };
+        assert_eq!(
+            detect(tmp.path(), &placement).unwrap().parent_dir("memory"),
+            Some(tmp.path().join("memory/user.slice/benchbox"))
+        );
     }
 }

@@ -30,8 +30,10 @@ pub struct V1 {
 }
 
 impl V1 {
-    /// `proc_self_cgroup` is the text of `/proc/self/cgroup` (lines `id:controllers:/path`).
-    pub fn new(root: &Path, proc_self_cgroup: &str) -> Result<V1> {
+    /// `proc_self_cgroup` is the text of `/proc/self/cgroup` (lines `id:controllers:/path`);
+    /// `parent`, a cgroup path (relative) that replaces `<own group>/benchbox` in every
+    /// hierarchy (`run --cgroup-parent`).
+    pub fn new(root: &Path, proc_self_cgroup: &str, parent: Option<&Path>) -> Result<V1> {
         let mut parents = BTreeMap::new();
         for &controller in REQUIRED.iter().chain(OPTIONAL) {
             let mount = root.join(controller);
@@ -44,8 +46,13 @@ impl V1 {
                 }
                 continue;
             }
-            let own = own_path(proc_self_cgroup, controller);
-            parents.insert(controller.to_string(), mount.join(own).join("benchbox"));
+            let dir = match parent {
+                Some(parent) => mount.join(parent),
+                None => mount
+                    .join(own_path(proc_self_cgroup, controller))
+                    .join("benchbox"),
+            };
+            parents.insert(controller.to_string(), dir);
         }
         Ok(V1 { parents })
     }
@@ -54,20 +61,35 @@ impl V1 {
         self.parents.values().cloned().collect()
     }
 
+    pub(crate) fn parent_dir(&self, controller: &str) -> Option<PathBuf> {
+        self.parents.get(controller).cloned()
+    }
+
     pub fn create(&self, name: &str, limits: &Limits) -> Result<V1Group> {
         for (controller, parent) in &self.parents {
-            if !parent.is_dir() {
-                std::fs::create_dir_all(parent).map_err(|source| CgroupError::Io {
-                    action: "create",
-                    path: parent.clone(),
-                    source,
-                })?;
+            if parent.is_dir() {
+                continue;
+            }
+            // Each missing level, top down (an asked parent may be several deep).
+            let mut missing: Vec<&Path> =
+                parent.ancestors().take_while(|dir| !dir.is_dir()).collect();
+            missing.reverse();
+            for dir in missing {
+                match std::fs::create_dir(dir) {
+                    // Another benchbox made it a moment ago.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    made => made.map_err(|source| CgroupError::Io {
+                        action: "create",
+                        path: dir.to_path_buf(),
+                        source,
+                    })?,
+                }
                 if controller == "cpuset" {
                     // A fresh v1 cpuset has empty cpus/mems: inherit them from the level above.
-                    let above = parent.parent().unwrap_or(parent);
+                    let above = dir.parent().unwrap_or(dir);
                     for file in ["cpuset.cpus", "cpuset.mems"] {
                         let value = read_file(&above.join(file))?;
-                        write_file(&parent.join(file), value.trim())?;
+                        write_file(&dir.join(file), value.trim())?;
                     }
                 }
             }
@@ -267,6 +289,11 @@ impl Group for V1Group {
         self.dirs.values().map(|d| d.join("tasks")).collect()
     }
 
+    /// `CLONE_INTO_CGROUP` takes one cgroup2 directory: a v1 group is joined.
+    fn birth_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
     fn applied(&self) -> Applied {
         self.applied.clone()
     }
@@ -313,6 +340,8 @@ impl Group for V1Group {
             oom_kills: keyed(&oom, "oom_kill").unwrap_or(0),
             nr_throttled: keyed(&cpu_stat, "nr_throttled").unwrap_or(0),
             throttled: Duration::from_nanos(keyed(&cpu_stat, "throttled_time").unwrap_or(0)),
+            // Pressure is a cgroup v2 interface: empty here, never 0 (nothing was measured).
+            pressure: Default::default(),
         })
     }
 
@@ -394,7 +423,7 @@ mod tests {
     #[test]
     fn limits_are_written_nested_under_our_own_cgroup() {
         let root = fake_root();
-        let h = V1::new(root.path(), SELF_CGROUP).unwrap();
+        let h = V1::new(root.path(), SELF_CGROUP, None).unwrap();
         fs::create_dir_all(root.path().join("memory/outer/job/benchbox")).unwrap();
         let limits = Limits {
             cpus: Some("1".into()),
@@ -468,7 +497,7 @@ mod tests {
     #[test]
     fn only_the_hierarchies_a_limit_needs_get_a_group() {
         let root = fake_root();
-        let h = V1::new(root.path(), SELF_CGROUP).unwrap();
+        let h = V1::new(root.path(), SELF_CGROUP, None).unwrap();
         fs::create_dir_all(root.path().join("memory/outer/job/benchbox")).unwrap();
         let group = h.create("g2", &Limits::default()).unwrap();
         let made: Vec<&str> = [
@@ -494,10 +523,37 @@ mod tests {
         assert!(!root.path().join("cpuacct/benchbox/g2").exists());
     }
 
+    /// `run --cgroup-parent /bench.slice/x`: the same path in every hierarchy, made level by
+    /// level, each new cpuset level inheriting the cpus and mems of the one above.
+    #[test]
+    fn an_asked_parent_is_made_in_every_hierarchy_with_its_cpuset_inherited() {
+        let root = fake_root();
+        let h = V1::new(root.path(), SELF_CGROUP, Some(Path::new("bench.slice/x"))).unwrap();
+        let group = h
+            .create(
+                "g3",
+                &Limits {
+                    cpus: Some("2".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let read = |p: &str| fs::read_to_string(root.path().join(p)).unwrap();
+        for level in ["cpuset/bench.slice", "cpuset/bench.slice/x"] {
+            assert_eq!(read(&format!("{level}/cpuset.cpus")), "0-3", "{level}");
+            assert_eq!(read(&format!("{level}/cpuset.mems")), "0", "{level}");
+        }
+        assert_eq!(read("cpuset/bench.slice/x/g3/cpuset.cpus"), "2");
+        assert!(root.path().join("memory/bench.slice/x/g3").is_dir());
+        assert!(!root.path().join("memory/outer/job/benchbox").exists());
+        group.remove().unwrap();
+        assert!(!root.path().join("memory/bench.slice/x/g3").exists());
+    }
+
     #[test]
     fn an_existing_group_is_never_reused() {
         let root = fake_root();
-        let h = V1::new(root.path(), SELF_CGROUP).unwrap();
+        let h = V1::new(root.path(), SELF_CGROUP, None).unwrap();
         let _g = h.create("same", &Limits::default()).unwrap();
         assert!(h.create("same", &Limits::default()).is_err());
     }
@@ -506,7 +562,7 @@ mod tests {
     fn missing_required_controller_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir(tmp.path().join("memory")).unwrap();
-        let err = V1::new(tmp.path(), "").unwrap_err().to_string();
+        let err = V1::new(tmp.path(), "", None).unwrap_err().to_string();
         assert!(err.contains("`cpu`"), "{err}");
     }
 }

@@ -2,22 +2,27 @@
 //!
 //! Controllers must be enabled top-down through `cgroup.subtree_control`, and a group with
 //! controllers enabled for its children may hold no processes itself ("no internal
-//! processes"), so benchbox's groups live under `<root>/benchbox/`, never under its own
-//! cgroup. Swap is capped with `memory.swap.max = 0`. Peak memory: since Linux 6.12 writing to
-//! `memory.peak` resets the peak *for that open file*, so the file is kept open from the reset
-//! until the final read; older kernels give the peak since the group was created (fresh per
-//! invocation, so only the container's own setup adds to it). `cgroup.kill` kills the group at
-//! once where the kernel has it (5.14+).
+//! processes"). Where the groups go is [`super::place`]'s decision (by default
+//! `<root>/benchbox/`, or benchbox's own delegated group); before the first group, every level
+//! down to that parent is made and given the controllers, after benchbox's own group, when it
+//! is one of them, has been emptied into its leaf. Swap is capped with `memory.swap.max = 0`.
+//! Peak memory: since Linux 6.12 writing to `memory.peak` resets the peak *for that open
+//! file*, so the file is kept open from the reset until the final read; older kernels give the
+//! peak since the group was created (fresh per invocation, so only the container's own setup
+//! adds to it). `cgroup.kill` kills the group at once where the kernel has it (5.14+). The
+//! group's pressure files (`*.pressure`) give its stall times.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::place::{LEAF, Place};
+
 use super::{
-    Applied, CgroupError, Counters, Group, Limits, Result, Version, keyed, kill_listed, make_dir,
-    read_file, read_pids, read_u64, remove_dir_retrying, write_file,
+    Applied, CgroupError, Counters, Group, Limits, Pressure, Result, Version, keyed, kill_listed,
+    make_dir, read_file, read_pids, read_u64, remove_dir_retrying, write_file,
 };
 
 const WANTED: &[&str] = &["cpuset", "cpu", "io", "memory", "pids"];
@@ -26,65 +31,44 @@ const CPU_PERIOD_US: u64 = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct V2 {
-    root: PathBuf,
-    /// The controllers this tree offers, among the ones benchbox uses.
-    controllers: Vec<String>,
+    place: Place,
+    /// The controllers enabled for the invocation groups, once the way down to the parent is
+    /// made: on the first [`V2::create`] (detecting the hierarchy writes nothing).
+    ready: Arc<Mutex<Option<Vec<String>>>>,
 }
 
 impl V2 {
-    pub fn new(root: &Path) -> Result<V2> {
-        let available = read_file(&root.join("cgroup.controllers"))?;
-        let available: Vec<&str> = available.split_whitespace().collect();
+    /// Fails when the highest group benchbox may write does not offer cpu, memory and pids.
+    pub fn new(root: &Path, place: Place) -> Result<V2> {
+        let top = place.levels.first().map_or(root, PathBuf::as_path);
+        let available = read_file(&top.join("cgroup.controllers"))?;
         for &c in REQUIRED {
-            if !available.contains(&c) {
+            if !available.split_whitespace().any(|a| a == c) {
                 return Err(CgroupError::MissingController {
                     controller: c.into(),
-                    root: root.to_path_buf(),
+                    root: top.to_path_buf(),
                 });
             }
         }
-        let controllers = WANTED
-            .iter()
-            .filter(|c| available.contains(c))
-            .map(|c| c.to_string())
-            .collect();
         Ok(V2 {
-            root: root.to_path_buf(),
-            controllers,
+            place,
+            ready: Arc::default(),
         })
     }
 
     pub(crate) fn parent_dir(&self) -> PathBuf {
-        self.root.join("benchbox")
-    }
-
-    fn enable_line(&self) -> String {
-        self.controllers
-            .iter()
-            .map(|c| format!("+{c}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.place.parent.clone()
     }
 
     pub fn create(&self, name: &str, limits: &Limits) -> Result<V2Group> {
-        let parent = self.parent_dir();
-        let enable = self.enable_line();
-        write_file(&self.root.join("cgroup.subtree_control"), &enable)?;
-        if !parent.is_dir() {
-            std::fs::create_dir_all(&parent).map_err(|source| CgroupError::Io {
-                action: "create",
-                path: parent.clone(),
-                source,
-            })?;
-        }
-        write_file(&parent.join("cgroup.subtree_control"), &enable)?;
-        let dir = parent.join(name);
+        let controllers = self.prepare()?;
+        let dir = self.place.parent.join(name);
         make_dir(&dir)?;
         let mut group = V2Group {
             dir,
             applied: Applied::default(),
             peak: Mutex::new(None),
-            has_cpuset: self.controllers.iter().any(|c| c == "cpuset"),
+            has_cpuset: controllers.iter().any(|c| c == "cpuset"),
         };
         match group.apply(limits) {
             Ok(applied) => {
@@ -97,6 +81,161 @@ impl V2 {
             }
         }
     }
+
+    /// The controllers the invocation groups get, making the way down to the parent first
+    /// (once).
+    pub(crate) fn prepare(&self) -> Result<Vec<String>> {
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(controllers) = &*ready {
+            return Ok(controllers.clone());
+        }
+        let controllers = self.enable_down_to_parent()?;
+        *ready = Some(controllers.clone());
+        Ok(controllers)
+    }
+
+    /// Every level from the highest benchbox may write down to the parent: made if missing,
+    /// with the controllers benchbox uses enabled for the level below (those the level offers:
+    /// cpu, memory and pids must be there, cpuset and io are used when they are). benchbox's
+    /// own group, when it is one of them, is emptied into its leaf first.
+    fn enable_down_to_parent(&self) -> Result<Vec<String>> {
+        // What the level above enables: a fake tree's groups have no `cgroup.controllers`.
+        let mut offered: Option<Vec<String>> = None;
+        for level in &self.place.levels {
+            match std::fs::create_dir(level) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(CgroupError::Io {
+                        action: "create",
+                        path: level.clone(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+            let available = controller_words(&level.join("cgroup.controllers"))
+                .or(offered)
+                .unwrap_or_default();
+            let enabled =
+                controller_words(&level.join("cgroup.subtree_control")).unwrap_or_default();
+            let missing: Vec<&str> = WANTED
+                .iter()
+                .copied()
+                .filter(|c| available.iter().any(|a| a == c) && !enabled.iter().any(|e| e == c))
+                .collect();
+            if !missing.is_empty() {
+                self.enable(level, &missing)?;
+            }
+            offered = controller_words(&level.join("cgroup.subtree_control"));
+        }
+        let controllers: Vec<String> = offered
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| WANTED.contains(&c.as_str()))
+            .collect();
+        for &c in REQUIRED {
+            if !controllers.iter().any(|e| e == c) {
+                return Err(CgroupError::MissingController {
+                    controller: c.into(),
+                    root: self.place.parent.clone(),
+                });
+            }
+        }
+        Ok(controllers)
+    }
+
+    /// Enable `controllers` for the children of `level`: all in one write, else one by one
+    /// (an optional one the level cannot enable is left out). In benchbox's own group, its
+    /// processes move out first; a process that comes in meanwhile makes the write fail with
+    /// EBUSY, and the move is done again.
+    fn enable(&self, level: &Path, controllers: &[&str]) -> Result<()> {
+        let file = level.join("cgroup.subtree_control");
+        let line = |cs: &[&str]| {
+            cs.iter()
+                .map(|c| format!("+{c}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let busy = |e: &CgroupError| matches!(e, CgroupError::Io { source, .. } if source.raw_os_error() == Some(libc::EBUSY));
+        let evacuate = self.place.evacuate.as_deref() == Some(level);
+        for _ in 0..10 {
+            if evacuate {
+                move_processes_to_leaf(level)?;
+            }
+            let all = write_file(&file, &line(controllers));
+            let result = match all {
+                Err(e) if !busy(&e) => {
+                    controllers
+                        .iter()
+                        .try_for_each(|c| match write_file(&file, &line(&[c])) {
+                            Err(e) if !busy(&e) && !REQUIRED.contains(c) => Ok(()),
+                            other => other,
+                        })
+                }
+                other => other,
+            };
+            match result {
+                Err(e) if busy(&e) && evacuate => continue,
+                Err(e) if busy(&e) => break,
+                other => return other,
+            }
+        }
+        Err(CgroupError::InternalProcesses {
+            path: level.to_path_buf(),
+            controllers: controllers.join(", "),
+        })
+    }
+}
+
+/// The controllers named in a `cgroup.controllers` or `cgroup.subtree_control` file (a fake
+/// tree's may keep the `+` of what was written); `None` when it cannot be read.
+fn controller_words(path: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.split_whitespace()
+            .map(|w| w.trim_start_matches('+').to_string())
+            .collect(),
+    )
+}
+
+/// Move every process of the group `own` into its leaf ([`LEAF`], made if missing): benchbox
+/// itself, and whatever else runs in the group it was given (the shell of a delegated scope),
+/// all of it the user's. Processes that exit meanwhile are skipped.
+fn move_processes_to_leaf(own: &Path) -> Result<()> {
+    let leaf = own.join(LEAF);
+    match std::fs::create_dir(&leaf) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(CgroupError::Io {
+                action: "create",
+                path: leaf,
+                source: e,
+            });
+        }
+        _ => {}
+    }
+    let pids = read_pids(&own.join("cgroup.procs"))?;
+    if pids.is_empty() {
+        return Ok(());
+    }
+    let target = leaf.join("cgroup.procs");
+    let io = |source| CgroupError::Io {
+        action: "move benchbox's processes into",
+        path: target.clone(),
+        source,
+    };
+    // create(true) lets a temp dir of fake files stand in for cgroupfs. One pid per write.
+    let mut procs = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&target)
+        .map_err(io)?;
+    for pid in pids {
+        match procs.write_all(format!("{pid}\n").as_bytes()) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            other => other.map_err(io)?,
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -223,6 +362,10 @@ impl Group for V2Group {
         vec![self.dir.join("cgroup.procs")]
     }
 
+    fn birth_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+
     fn applied(&self) -> Applied {
         self.applied.clone()
     }
@@ -267,6 +410,7 @@ impl Group for V2Group {
             oom_kills: keyed(&events, "oom_kill").unwrap_or(0),
             nr_throttled: keyed(&cpu_stat, "nr_throttled").unwrap_or(0),
             throttled: usec("throttled_usec"),
+            pressure: Pressure::read(d),
         })
     }
 
@@ -308,6 +452,16 @@ mod tests {
     use super::*;
     use std::fs;
 
+    /// The hierarchy root gets outside any delegated group: groups under `<root>/benchbox`.
+    fn hierarchy(root: &Path) -> Result<V2> {
+        let placement = super::super::Placement {
+            proc_self_cgroup: "0::/system.slice/lane.service\n",
+            euid: 0,
+            parent: None,
+        };
+        V2::new(root, super::super::place::v2(root, &placement)?)
+    }
+
     fn fake_root(controllers: &str) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("cgroup.controllers"), controllers).unwrap();
@@ -318,7 +472,7 @@ mod tests {
     #[test]
     fn controllers_are_enabled_top_down_and_limits_written() {
         let root = fake_root("cpuset cpu io memory hugetlb pids rdma misc\n");
-        let h = V2::new(root.path()).unwrap();
+        let h = hierarchy(root.path()).unwrap();
         let limits = Limits {
             cpus: Some("0-1".into()),
             cpu_quota: Some(0.5),
@@ -356,10 +510,79 @@ mod tests {
         );
     }
 
+    /// A delegated scope as the parent: benchbox's processes (and the scope's others) move
+    /// into its leaf, then the controllers the scope offers are enabled in it, and the groups
+    /// are siblings of the leaf. Nothing is written before the first group.
+    #[test]
+    fn in_its_own_group_benchbox_moves_into_a_leaf_before_enabling_controllers() {
+        let root = fake_root("cpuset cpu io memory pids\n");
+        let scope = root.path().join("user.slice/run-r1.scope");
+        fs::create_dir_all(&scope).unwrap();
+        // What the delegation offers (no io, no cpuset), and who runs there.
+        fs::write(scope.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(scope.join("cgroup.subtree_control"), "").unwrap();
+        fs::write(scope.join("cgroup.procs"), "4242\n4343\n").unwrap();
+        let place = Place {
+            parent: scope.clone(),
+            levels: vec![scope.clone()],
+            evacuate: Some(scope.clone()),
+        };
+        let h = V2::new(root.path(), place).unwrap();
+        assert!(!scope.join(LEAF).exists(), "detection writes nothing");
+        assert_eq!(h.prepare().unwrap(), ["cpu", "memory", "pids"]);
+        let read = |p: &Path| fs::read_to_string(p).unwrap();
+        assert_eq!(read(&scope.join(LEAF).join("cgroup.procs")), "4242\n4343\n");
+        assert_eq!(
+            read(&scope.join("cgroup.subtree_control")),
+            "+cpu +memory +pids"
+        );
+        let g = h.create("inv-1-1", &Limits::default()).unwrap();
+        assert_eq!(g.dirs(), [scope.join("inv-1-1")]);
+        // Above the delegated scope nothing is benchbox's to change.
+        assert_eq!(read(&root.path().join("cgroup.subtree_control")), "");
+        // Done once: the next group moves nothing again.
+        fs::write(scope.join(LEAF).join("cgroup.procs"), "").unwrap();
+        let h2 = h.create("inv-1-2", &Limits::default()).unwrap();
+        assert_eq!(read(&scope.join(LEAF).join("cgroup.procs")), "");
+        // The scope offers no cpuset: a cpuset limit names it.
+        let e = h
+            .create(
+                "inv-1-3",
+                &Limits {
+                    cpus: Some("0".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("`cpuset`"), "{e}");
+        g.remove().unwrap();
+        h2.remove().unwrap();
+    }
+
+    /// A delegation without memory (say `Delegate=cpu pids`): refused at the first group,
+    /// naming what is missing and where.
+    #[test]
+    fn a_parent_without_a_required_controller_is_an_error() {
+        let root = fake_root("cpu memory pids\n");
+        let scope = root.path().join("app.slice/x.scope");
+        fs::create_dir_all(&scope).unwrap();
+        fs::write(scope.join("cgroup.controllers"), "cpu pids\n").unwrap();
+        let place = Place {
+            parent: scope.clone(),
+            levels: vec![scope.clone()],
+            evacuate: None,
+        };
+        let e = V2::new(root.path(), place).unwrap_err().to_string();
+        assert!(
+            e.contains("`memory`") && e.contains(&scope.display().to_string()),
+            "{e}"
+        );
+    }
+
     #[test]
     fn unlimited_is_written_as_max() {
         let root = fake_root("cpu memory pids\n");
-        let g = V2::new(root.path())
+        let g = hierarchy(root.path())
             .unwrap()
             .create("g", &Limits::default())
             .unwrap();
@@ -373,7 +596,7 @@ mod tests {
         );
         assert_eq!(g.applied().cpu_quota_us, Some(-1));
         // No cpuset controller: asking for a cpuset is an error naming it, and nothing is left.
-        let h = V2::new(root.path()).unwrap();
+        let h = hierarchy(root.path()).unwrap();
         let err = h
             .create(
                 "h",
@@ -390,7 +613,7 @@ mod tests {
     #[test]
     fn counters_come_from_cpu_stat_memory_events_and_io_stat() {
         let root = fake_root("cpuset cpu io memory pids\n");
-        let g = V2::new(root.path())
+        let g = hierarchy(root.path())
             .unwrap()
             .create("g", &Limits::default())
             .unwrap();
@@ -424,7 +647,7 @@ mod tests {
     #[test]
     fn the_peak_is_reset_and_read_through_one_open_file() {
         let root = fake_root("cpu memory pids\n");
-        let g = V2::new(root.path())
+        let g = hierarchy(root.path())
             .unwrap()
             .create("g", &Limits::default())
             .unwrap();
@@ -447,7 +670,7 @@ mod tests {
     #[test]
     fn child_groups_are_removed_with_the_group() {
         let root = fake_root("cpu memory pids\n");
-        let g = V2::new(root.path())
+        let g = hierarchy(root.path())
             .unwrap()
             .create("g", &Limits::default())
             .unwrap();
@@ -467,7 +690,7 @@ mod tests {
     fn missing_memory_controller_is_an_error() {
         let root = fake_root("cpu pids\n");
         assert!(
-            V2::new(root.path())
+            hierarchy(root.path())
                 .unwrap_err()
                 .to_string()
                 .contains("`memory`")
