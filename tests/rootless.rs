@@ -77,7 +77,7 @@ impl Project {
         args: &[&str],
         before: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
     ) -> Command {
-        let mut c = common::benchbox();
+        let mut c = Command::new(self.binary());
         c.current_dir(self.dir.path())
             .args(args)
             .env("HOME", self.path("home"))
@@ -91,6 +91,17 @@ impl Project {
             });
         }
         c
+    }
+
+    /// A copy of the benchbox binary in the project, which `nobody` can reach whatever the
+    /// permissions of the checkout's directories (a CI clone under a private temp dir).
+    fn binary(&self) -> PathBuf {
+        let copy = self.path("benchbox");
+        if !copy.exists() {
+            fs::copy(env!("CARGO_BIN_EXE_benchbox"), &copy).unwrap();
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        copy
     }
 
     fn run(&self, file: &str) -> Output {
@@ -200,7 +211,8 @@ fn a_limited_cell_is_refused_before_anything_runs_with_exit_3_and_the_hint_for_t
             text(&o)
         );
     } else if Path::new("/run/systemd/system").is_dir() {
-        let binary = env!("CARGO_BIN_EXE_benchbox");
+        let binary = p.binary();
+        let binary = binary.display();
         assert!(
             err.contains(&format!(
                 "hint: give benchbox a delegated cgroup v2 subtree and run it again: systemd-run --user --scope -p Delegate=yes {binary} run m.toml --out out --resamples 100\n"
