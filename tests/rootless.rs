@@ -358,9 +358,14 @@ fn a_hostile_workload_stays_in_its_rootless_container() {
         return;
     };
     // A host file this user owns, outside /tmp (which a container on the host's files replaces
-    // with its own), so only the container keeps the workload off it.
-    let victim = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("rootless-victim-{}", std::process::id()));
+    // with its own), so only the container keeps the workload off it; in a directory of
+    // /var/tmp that `nobody` can reach (the checkout may sit under a private directory).
+    let host_dir = tempfile::Builder::new()
+        .prefix("benchbox-rootless-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    fs::set_permissions(host_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = host_dir.path().join("victim");
     fs::write(&victim, "intact\n").unwrap();
     std::os::unix::fs::chown(&victim, Some(NOBODY), Some(NOBODY)).unwrap();
     // Volumes at the same path inside (it exists in the host's tree, and is made in a rootfs's
@@ -380,8 +385,7 @@ fn a_hostile_workload_stays_in_its_rootless_container() {
     let mut marker = marker.spawn().unwrap();
     // A unix socket of the host, open to every user (so only the container keeps the workload
     // from it), outside /tmp; connected to with the host's python, when it has one.
-    let socket = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("rootless-sock-{}", std::process::id()));
+    let socket = host_dir.path().join("sock");
     let _ = fs::remove_file(&socket);
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     listener.set_nonblocking(true).unwrap();
