@@ -1,12 +1,15 @@
 //! The host a run happened on: what results.json records so numbers can be judged and a run
 //! repeated a year later, and what `benchbox doctor` checks for noise and isolation.
 //!
-//! Every reader takes the `/proc` and `/sys` roots as parameters, so tests use fake trees.
+//! The only place outside `sandbox` that reads host facts from `/proc`, `/sys` and `/run`. Every
+//! reader takes those roots as parameters, so tests use fake trees.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::spec::CpuSet;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
@@ -28,11 +31,12 @@ pub struct HostInfo {
     pub turbo: Option<bool>,
 }
 
-/// Paths of the kernel interfaces the host readers use.
+/// Paths of the kernel interfaces (and the runtime directory) the host readers use.
 #[derive(Debug, Clone)]
 pub struct Roots {
     pub proc: PathBuf,
     pub sys: PathBuf,
+    pub run: PathBuf,
 }
 
 impl Default for Roots {
@@ -40,6 +44,7 @@ impl Default for Roots {
         Roots {
             proc: "/proc".into(),
             sys: "/sys".into(),
+            run: "/run".into(),
         }
     }
 }
@@ -325,6 +330,21 @@ pub fn doctor(
     out
 }
 
+/// The online cpus, what a matrix's `cpus` are checked against. Unreadable (or unparsable), the
+/// host is taken to have cpu 0 only, so a check never accepts a cpu that may not exist.
+pub fn online_cpus(roots: &Roots) -> CpuSet {
+    let text = fs::read_to_string(roots.sys.join("devices/system/cpu/online"))
+        .unwrap_or_else(|_| "0".into());
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| "0".parse().expect("0 is a cpuset"))
+}
+
+/// Does systemd run this host (`/run/systemd/system`, as `sd_booted` checks)?
+pub fn systemd_runs(roots: &Roots) -> bool {
+    roots.run.join("systemd/system").is_dir()
+}
+
 /// Is overlayfs known to the kernel (`/proc/filesystems`)?
 pub fn has_overlay(roots: &Roots) -> bool {
     fs::read_to_string(roots.proc.join("filesystems"))
@@ -340,6 +360,18 @@ mod tests {
         assert_eq!(count_cpu_list("0-3,6"), 5);
         assert_eq!(count_cpu_list("0"), 1);
         assert_eq!(count_cpu_list(""), 0);
+    }
+
+    #[test]
+    fn an_unreadable_host_has_cpu_0_and_no_systemd() {
+        let tmp = tempfile::tempdir().unwrap();
+        let roots = Roots {
+            proc: tmp.path().join("proc"),
+            sys: tmp.path().join("sys"),
+            run: tmp.path().join("run"),
+        };
+        assert_eq!(online_cpus(&roots), CpuSet::new([0]));
+        assert!(!systemd_runs(&roots));
     }
 
     #[test]
@@ -368,7 +400,13 @@ mod tests {
         )
         .unwrap();
         fs::write(sys.join("devices/system/cpu/smt/active"), "1\n").unwrap();
-        let roots = Roots { proc: proc_, sys };
+        let run = tmp.path().join("run");
+        fs::create_dir_all(run.join("systemd/system")).unwrap();
+        let roots = Roots {
+            proc: proc_,
+            sys,
+            run,
+        };
         let h = collect(&roots, Some("v2".into()));
         assert_eq!(h.cpu_model, "Fake CPU @ 3GHz");
         assert_eq!(h.logical_cpus, 8);
@@ -377,6 +415,8 @@ mod tests {
         assert_eq!(h.governor.as_deref(), Some("powersave"));
         assert_eq!(h.smt_active, Some(true));
         assert!(has_overlay(&roots));
+        assert_eq!(online_cpus(&roots), CpuSet::new(0..8));
+        assert!(systemd_runs(&roots));
         let full = crate::sandbox::security::KernelSupport {
             seccomp_filter: true,
             mount_api: true,

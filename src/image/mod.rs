@@ -29,8 +29,8 @@ pub mod store;
 pub mod unpack;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 pub use import::{import_dir, import_layers};
 pub use lock::{LockFile, LockedImage};
@@ -315,6 +315,60 @@ pub fn list(store: &Store) -> Vec<CachedImage> {
 /// layer no remaining image uses.
 pub fn prune(store: &Store, keep_digests: &HashSet<String>) -> PruneReport {
     store.prune(keep_digests)
+}
+
+/// How long a run keeps its images from `prune` after it last wrote its results.
+const RECENT_RUN: Duration = Duration::from_secs(30 * 86_400);
+
+/// Digests to keep when pruning: every lock file given (default `envs/*.lock`, relative to the
+/// working directory) and every image a run under `out` used in the last 30 days. An error (a
+/// lock file given that is missing or unreadable) is the user's to fix.
+pub fn images_in_use(locks: &[PathBuf], out: &Path) -> Result<HashSet<String>, String> {
+    let mut keep = HashSet::new();
+    let mut files: Vec<PathBuf> = locks.to_vec();
+    if files.is_empty()
+        && let Ok(entries) = std::fs::read_dir("envs")
+    {
+        files.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "lock")),
+        );
+    }
+    for file in files {
+        match LockFile::read(&file) {
+            Ok(Some(lock)) => keep.extend(lock.images.values().map(|l| l.digest.clone())),
+            Ok(None) => return Err(format!("lock file `{}` does not exist", file.display())),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let recent = SystemTime::now() - RECENT_RUN;
+    for matrix_dir in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        for run in std::fs::read_dir(matrix_dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let results = run.path().join("results.json");
+            let fresh = std::fs::metadata(&results)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= recent);
+            if run.file_name() == "latest" || !fresh {
+                continue;
+            }
+            if let Ok(r) = crate::results::RunResults::read(&run.path())
+                && let Some(cells) = r.plan.get("cells").and_then(|c| c.as_array())
+            {
+                keep.extend(
+                    cells
+                        .iter()
+                        .filter_map(|c| c.get("image_digest")?.as_str().map(String::from)),
+                );
+            }
+        }
+    }
+    Ok(keep)
 }
 
 /// Seconds since the epoch, for last-use records.

@@ -1,0 +1,258 @@
+//! The command line's surface: every command, flag and help text (clap), and nothing else. What
+//! a command does is in `commands/`; `--help` is read from here.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use benchbox::exit;
+
+const ABOUT: &str = "Reproducible benchmarks: a TOML matrix of cells, each invocation in a fresh, isolated container \
+with pinned cgroup limits, measured from exec to exit.";
+
+#[derive(Parser)]
+#[command(name = "benchbox", version, about = ABOUT, after_help = exit::HELP_TABLE)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Parse and validate a matrix file; errors point at file:line:col.
+    #[command(after_help = exit::HELP_TABLE)]
+    Check(CheckArgs),
+    /// Print every cell of a matrix: id, axis values, root, limits, command.
+    #[command(after_help = exit::HELP_TABLE)]
+    Plan(PlanArgs),
+    /// Run a matrix: warm-ups, then measured invocations, each in a fresh container.
+    ///
+    /// Results go to OUT/NAME/RUN-ID/ (runs.csv, results.json, logs/) and OUT/NAME/latest
+    /// points at the newest run. Ctrl-C stops after tearing down the invocation in flight;
+    /// finish the run later with --resume. Must run as root.
+    #[command(after_help = exit::HELP_TABLE)]
+    Run(RunArgs),
+    /// Fetch and pin images: for a matrix FILE every image it names (recording the digests in
+    /// its lock file, envs/NAME.lock), or one image REF.
+    ///
+    /// References are written as users write them: `eclipse-temurin:21-jre` is
+    /// docker.io/library/eclipse-temurin:21-jre; tags, @sha256: digests and host:port
+    /// registries work. Registries on localhost/127.0.0.1 are reached over plain HTTP; add more
+    /// with BENCHBOX_INSECURE_REGISTRIES=host:port,... Credentials come from
+    /// ~/.docker/config.json when present.
+    #[command(after_help = exit::HELP_TABLE)]
+    Pull(PullArgs),
+    /// List the cached images (references, digest, size, last use), or prune them.
+    #[command(after_help = exit::HELP_TABLE)]
+    Images(ImagesArgs),
+    /// Make a reproducible single-layer image from a directory (sorted entries, owner 0:0,
+    /// fixed mtimes: the same input gives the same digest), store it, optionally push it.
+    #[command(after_help = exit::HELP_TABLE)]
+    Import(ImportArgs),
+    /// What on this host adds noise to measurements or blocks isolation.
+    #[command(after_help = exit::HELP_TABLE)]
+    Doctor,
+    /// Rebuild a run's summaries and summary.md from its runs.csv.
+    ///
+    /// runs.csv is the source of truth: every cell's samples, statistics, warnings and failure
+    /// count are recomputed from it with the run's recorded seed and options, then results.json
+    /// (atomically) and summary.md are rewritten. Running it again gives the same bytes.
+    #[command(after_help = exit::HELP_TABLE)]
+    Report(ReportArgs),
+    /// Compare two runs cell by cell and gate on regressions.
+    ///
+    /// Cells are paired by id; cells whose ids differ (a new image digest) but whose axis values
+    /// are identical are paired with a warning. Per pair: the change of the median (candidate /
+    /// base - 1) with its bootstrap confidence interval, a Mann-Whitney U test, and q, its
+    /// p-value adjusted by Benjamini-Hochberg across every pair and metric of the report.
+    ///
+    /// Verdicts, with threshold t (for lower-is-better metrics; mirrored for higher-is-better):
+    ///   regression    the whole CI lies above +t, and q <= 0.05
+    ///   improvement   the whole CI lies below -t, and q <= 0.05
+    ///   unchanged     the whole CI lies within [-t, +t]
+    ///   inconclusive  anything else (a CI straddling a bound, too few invocations to
+    ///                 form an interval, no invocation with status ok on one side)
+    ///
+    /// Exit status: 0 when no pair regressed; 10 when one did. With --strict, an inconclusive
+    /// pair also exits 10. Unpaired cells are listed and never fail the gate. Exit 6 (nothing
+    /// comparable, before 10) when no pair was compared, when a run is not complete (running,
+    /// interrupted; unless --allow-partial), or when a compared cell has no invocation with
+    /// status ok (or a compared metric no value) on a side. When GITHUB_STEP_SUMMARY is set,
+    /// the Markdown report is appended to that file.
+    #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The matrix file (envs/NAME.toml).
+    pub file: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// The matrix file.
+    pub file: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The matrix file.
+    pub file: PathBuf,
+    /// Measured invocations per cell, at least 1 (overrides `runs` in the file; the cell ids
+    /// stay).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: Option<u32>,
+    /// Warm-up invocations per cell (overrides `warmup`).
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    /// Run only cells with this axis value, e.g. --only jdk=21 (repeatable: AND across
+    /// axes, OR within one axis).
+    #[arg(long, value_name = "AXIS=VALUE")]
+    pub only: Vec<String>,
+    /// Results directory.
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Complete an earlier run: a run directory, or a run id (or `latest`) under OUT/NAME.
+    /// Exactly the missing (cell, invocation) pairs are run.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// Scratch space (not on overlayfs): the mount points of the containers, setup steps'
+    /// layers, and the writable layers of cells with `scratch = "disk"` (by default a
+    /// container's writable layer is a tmpfs of its own). Default: the temp directory.
+    #[arg(long, env = "BENCHBOX_SCRATCH", value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+    /// The cgroup v2 group to make the invocations' groups in: a cgroup path
+    /// (/benchbox.slice/bench) or the same under /sys/fs/cgroup. Default: benchbox's own
+    /// group when it is delegated (systemd's Delegate=yes), which benchbox then leaves for
+    /// a leaf of it, else /sys/fs/cgroup/benchbox. On cgroup v1, the same path in every
+    /// controller's hierarchy.
+    #[arg(long, env = "BENCHBOX_CGROUP_PARENT", value_name = "PATH")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 10_000)]
+    pub resamples: usize,
+    /// Fail (exit 4) unless the lock file pins every image; never write it (for CI).
+    #[arg(long)]
+    pub locked: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(clap::Args)]
+pub struct PullArgs {
+    /// A matrix file (*.toml) or an image reference.
+    pub target: String,
+    /// Re-resolve every tag at its registry, even when the lock file pins it.
+    #[arg(long)]
+    pub update: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ImagesArgs {
+    #[command(subcommand)]
+    pub action: Option<ImagesAction>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The directory that becomes the image's root filesystem.
+    pub dir: PathBuf,
+    /// The reference to store it under (e.g. 127.0.0.1:5000/bench/busybox:1).
+    #[arg(long)]
+    pub tag: String,
+    /// Also push it to its registry (to the --tag reference, or to this one).
+    #[arg(long, value_name = "REF", num_args = 0..=1, default_missing_value = "")]
+    pub push: Option<String>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// A run directory, e.g. reports/NAME/latest.
+    pub run: PathBuf,
+    /// The one cell every output compares the others with, for every metric:
+    /// axis=value[,axis=value...] pairs that only it has (numbers compare as numbers), its
+    /// label or its id. Default: the cell with the fastest median wall time. A value that
+    /// names no cell or several is an error (exit 2) before anything is written.
+    #[arg(long, value_name = "AXIS=VALUE")]
+    pub reference: Option<String>,
+    /// Which reports to write besides results.json and summary.md (repeatable or
+    /// comma-separated): html (report.html), tex (table.tex), csv (results.csv, the
+    /// statistics), bmf (bencher.json), plots (plots/*.svg, *.png), all.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub format: Vec<ReportFormat>,
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// The base run directory (e.g. reports/NAME/latest of the main branch).
+    pub base: PathBuf,
+    /// The candidate run directory.
+    pub candidate: PathBuf,
+    /// Metric to compare: wall, cpu, memory, user, system, io_read, io_write or a custom
+    /// metric's name. Repeat to compare several (one FDR correction spans them all).
+    #[arg(long, default_value = "wall", value_name = "M")]
+    pub metric: Vec<String>,
+    /// Smallest change that matters, in percent ("5%" or "5").
+    #[arg(long, default_value = "5%", value_name = "P")]
+    pub threshold: String,
+    /// Inconclusive pairs fail too (exit 10).
+    #[arg(long)]
+    pub strict: bool,
+    /// Compare runs that are not complete (still running, interrupted) with a warning,
+    /// instead of exit 6.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Bootstrap resamples for the intervals of the ratios.
+    #[arg(long, default_value_t = 10_000)]
+    pub resamples: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Md,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    All,
+    Html,
+    Tex,
+    Csv,
+    Bmf,
+    Plots,
+}
+
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// The image cache directory (default: $XDG_CACHE_HOME/benchbox or ~/.cache/benchbox).
+    #[arg(long, env = "BENCHBOX_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum ImagesAction {
+    /// Remove what no lock file under envs/ and no run under reports/ of the last 30 days uses.
+    Prune {
+        /// Lock files to honour (default: envs/*.lock).
+        #[arg(long, value_name = "FILE")]
+        lock: Vec<PathBuf>,
+        /// Results directory whose recent runs keep their images.
+        #[arg(long, default_value = "reports", value_name = "DIR")]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,91 @@
+//! `benchbox compare`: compare two runs cell by cell, print the verdicts, gate on regressions.
+
+use std::path::Path;
+
+use benchbox::results::RunResults;
+use benchbox::{compare, lock, report, stats};
+
+use super::{CliError, Outcome, code};
+use crate::cli::{CompareArgs, Format};
+
+pub fn run(args: CompareArgs) -> Outcome {
+    let mut read_warnings = Vec::new();
+    // Both sides are read before either error is printed: the user fixes both at once.
+    let (base, candidate) = match (
+        load(&args.base, "base", &mut read_warnings),
+        load(&args.candidate, "candidate", &mut read_warnings),
+    ) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(b), Err(c)) => return Err(b.and(c)),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let threshold = compare::parse_threshold(&args.threshold).map_err(CliError::usage)?;
+    let mut metrics = Vec::new();
+    for m in &args.metric {
+        let m = compare::resolve_metric(m, &[&base, &candidate]).map_err(CliError::usage)?;
+        if !metrics.contains(&m) {
+            metrics.push(m);
+        }
+    }
+    let opts = compare::CompareOptions {
+        metrics,
+        threshold,
+        stats: stats::StatsOptions {
+            resamples: args.resamples,
+            ..Default::default()
+        },
+        allow_partial: args.allow_partial,
+    };
+    let mut cmp = compare::compare(&base, &candidate, &opts);
+    cmp.warnings.splice(0..0, read_warnings);
+    let markdown = compare::render_markdown(&cmp, &candidate, args.strict);
+    match args.format {
+        Format::Table => print!("{}", compare::render_table(&cmp, &candidate, args.strict)),
+        Format::Md => print!("{markdown}"),
+        Format::Json => println!("{}", compare::render_json(&cmp)),
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write as _;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{markdown}"));
+        if let Err(e) = appended {
+            eprintln!(
+                "warning: cannot append to GITHUB_STEP_SUMMARY `{}`: {e}",
+                Path::new(&path).display()
+            );
+        }
+    }
+    Ok(code(cmp.exit_code(args.strict)))
+}
+
+/// One side: the run read back, validated against its plan, with what the reader must know (a
+/// torn last row left out; a run still going, or left `running` by a benchbox that died, which
+/// is then not complete).
+fn load(given: &Path, side: &str, warnings: &mut Vec<String>) -> Result<RunResults, CliError> {
+    // Any run that cannot be read is the user's to fix (exit 2).
+    let (mut run, read) = report::load_checked(given).map_err(CliError::usage)?;
+    warnings.extend(read.into_iter().map(|w| format!("{side}: {w}")));
+    if let Ok(dir) = report::run_dir(given) {
+        match lock::holder(&dir) {
+            Some(holder) => {
+                run.status = "running".into();
+                warnings.push(format!(
+                    "the {side} run `{}` is still running ({holder} holds its lock)",
+                    dir.display()
+                ));
+            }
+            None if run.status == "running" => {
+                run.status = "interrupted".into();
+                warnings.push(format!(
+                    "the {side} run `{}` was never finished: the benchbox that ran it stopped before the end\n  hint: `benchbox report {0}` marks it, `benchbox run MATRIX --resume {0}` finishes it",
+                    dir.display()
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(run)
+}

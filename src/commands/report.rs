@@ -1,0 +1,76 @@
+//! `benchbox report`: rebuild a run's summaries and reports from its runs.csv, with the run's
+//! lock held.
+
+use std::path::Path;
+
+use benchbox::render::{self, Format, RenderOptions};
+use benchbox::{exit, lock, report, ui};
+
+use super::{CliError, Outcome, code};
+use crate::cli::{ReportArgs, ReportFormat};
+
+pub fn run(args: ReportArgs) -> Outcome {
+    let dir = report::run_dir(&args.run)?;
+    // A run still being written is left alone: its files are the writer's.
+    let _lock = match lock::RunLock::acquire(&dir, "report") {
+        Ok(l) => l,
+        Err(lock::LockError::InUse { holder, .. }) => {
+            return Err(CliError::new(
+                exit::IN_USE,
+                format!(
+                    "the run `{}` is still running ({holder} holds its lock); report leaves its files as they are\n  hint: wait for it to finish, or look at it now with `benchbox compare --allow-partial`",
+                    dir.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    rebuild(&dir, args.reference, &args.format)
+}
+
+fn rebuild(run: &Path, reference: Option<String>, format: &[ReportFormat]) -> Outcome {
+    let (results, written) = report::rebuild(run, reference.as_deref())?;
+    for w in &written.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", ui::summary_table(&results));
+    println!("wrote {}", written.results_json.display());
+    println!("wrote {}", written.summary_md.display());
+    let opts = RenderOptions { reference };
+    let paths =
+        render::write(&results, run, &opts, &render_formats(format)).map_err(CliError::usage)?;
+    // The plots are many: they are counted, not listed.
+    let plots = paths.iter().filter(|p| in_plots(p)).count();
+    for p in paths.iter().filter(|p| !in_plots(p)) {
+        println!("wrote {}", p.display());
+    }
+    if plots > 0 {
+        println!(
+            "wrote {plots} plot files in {}",
+            run.join("plots").display()
+        );
+    }
+    Ok(code(exit::OK))
+}
+
+fn in_plots(path: &Path) -> bool {
+    path.parent().is_some_and(|d| d.ends_with("plots"))
+}
+
+/// The formats `--format` names, `all` being every one.
+fn render_formats(given: &[ReportFormat]) -> Vec<Format> {
+    if given.contains(&ReportFormat::All) {
+        return Format::ALL.to_vec();
+    }
+    given
+        .iter()
+        .filter_map(|f| match f {
+            ReportFormat::All => None,
+            ReportFormat::Html => Some(Format::Html),
+            ReportFormat::Tex => Some(Format::Latex),
+            ReportFormat::Csv => Some(Format::StatsCsv),
+            ReportFormat::Bmf => Some(Format::Bmf),
+            ReportFormat::Plots => Some(Format::Plots),
+        })
+        .collect()
+}

@@ -1,0 +1,136 @@
+//! `benchbox run`: check the matrix and the host, resolve the images, run every invocation, and
+//! say how it went.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use benchbox::image::PullOptions;
+use benchbox::resolve::{self, LockMode};
+use benchbox::spec::{self, ValidationContext};
+use benchbox::{exit, plan, runner, stats, ui};
+
+use super::{CliError, Outcome, code, open_store, validation_context};
+use crate::cli::RunArgs;
+
+pub fn run(args: RunArgs) -> Outcome {
+    let RunArgs {
+        file,
+        runs,
+        warmup,
+        only,
+        out,
+        resume,
+        scratch,
+        cgroup_parent,
+        resamples,
+        locked,
+        cache,
+    } = args;
+    let ctx = validation_context();
+    let mut matrix = spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS)?;
+    for w in &matrix.warnings {
+        eprintln!("warning: {w}");
+    }
+    // Isolation first: nothing is pulled for a run that could not start (nor for cells that a
+    // rootless run without limits would refuse).
+    let selected = plan::filter_only(&matrix, &only).map_err(CliError::usage)?;
+    let command_line: Vec<String> = std::env::args().collect();
+    runner::preflight(&matrix, &selected, &command_line, cgroup_parent.as_deref())?;
+    let mut images = Default::default();
+    if !resolve::image_refs(&matrix).is_empty() {
+        let store = open_store(&cache)?;
+        let mode = if locked {
+            LockMode::Locked
+        } else {
+            LockMode::Use
+        };
+        let opts = PullOptions {
+            progress: true,
+            ..Default::default()
+        };
+        images = resolve::resolve(&mut matrix, &store, &opts, mode)?;
+        // A named user of an image cell could only be checked now that the image is unpacked:
+        // the file is checked again with the images' account files, so the error points at the
+        // line, before any invocation.
+        let named_user = |c: &spec::Cell| {
+            matches!(c.root, spec::Root::Image(_))
+                && c.user.as_deref().is_some_and(|u| u.parse::<u32>().is_err())
+        };
+        if matrix.cells.iter().any(named_user) {
+            let image_accounts = images
+                .iter()
+                .filter_map(|(r, i)| Some((r.clone(), resolve::image_accounts(i)?)))
+                .collect();
+            let ctx = ValidationContext {
+                image_accounts,
+                ..ctx
+            };
+            spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS)?;
+        }
+    }
+    let resume = resume.map(|r| {
+        let p = PathBuf::from(&r);
+        if p.join("results.json").exists() {
+            p
+        } else {
+            out.join(&matrix.name).join(&r)
+        }
+    });
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        eprintln!("warning: cannot catch Ctrl-C: {e}");
+    }
+    let opts = runner::RunOptions {
+        out_dir: out,
+        runs,
+        warmup,
+        only,
+        resume,
+        scratch_base: scratch.unwrap_or_else(std::env::temp_dir),
+        stats: stats::StatsOptions {
+            resamples,
+            ..Default::default()
+        },
+        command_line,
+        images,
+        cgroup_parent,
+    };
+    let mut progress = ui::Progress::new();
+    let outcome = runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e))?;
+    // The runner wrote the summaries and reports (a failure there is a warning, never a lost
+    // run: `benchbox report` can redo them).
+    if let Some(problem) = &outcome.report_problem {
+        eprintln!("warning: {problem}");
+    }
+    print!("{}", ui::summary_table(&outcome.results));
+    println!("results: {}", outcome.dir.display());
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted: finished invocations are kept\n  resume with: benchbox run {} --resume {}",
+            file.display(),
+            outcome.dir.display()
+        );
+        return Ok(code(exit::INTERRUPTED));
+    }
+    // A suspect invocation's numbers cannot be trusted: like a failure, it fails the run unless
+    // failures are allowed.
+    if (outcome.failures > 0 || outcome.suspect > 0) && !matrix.allow_failures {
+        let mut messages = Vec::new();
+        if outcome.failures > 0 {
+            messages.push(format!(
+                "{} invocation(s) failed\n  hint: see the logs/ directory; set `allow-failures = true` in [run] to accept failures",
+                outcome.failures
+            ));
+        }
+        if outcome.suspect > 0 {
+            messages.push(format!(
+                "{} invocation(s) suspect: their cgroup counters disagree with the kernel's accounting of the processes, so their numbers were excluded\n  hint: see the `reason` column of runs.csv; set `allow-failures = true` in [run] to accept them",
+                outcome.suspect
+            ));
+        }
+        return Err(CliError::all(exit::WORKLOAD_FAILED, messages));
+    }
+    Ok(code(exit::OK))
+}
