@@ -178,3 +178,29 @@ fn open_store(cache: &CacheArgs) -> Result<Store, CliError> {
     };
     Ok(Store::open(&root)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_first_code_and_every_message_in_order() {
+        let e = CliError::usage("base").and(CliError::new(exit::INTERNAL, "candidate"));
+        assert_eq!(e.code, exit::USAGE);
+        assert_eq!(e.messages(), ["base", "candidate"]);
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_is_internal_one_that_cannot_be_read_is_usage() {
+        let write = benchbox::report::ReportError::Write {
+            path: "x".into(),
+            source: std::io::Error::other("full"),
+        };
+        assert_eq!(CliError::from(write).code, exit::INTERNAL);
+        let not_a_run = benchbox::report::ReportError::NotARun {
+            path: "x".into(),
+            reason: "no".into(),
+        };
+        assert_eq!(CliError::from(not_a_run).code, exit::USAGE);
+    }
+}

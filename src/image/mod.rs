@@ -400,3 +400,58 @@ pub(crate) fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> St
         _ => format!("{os}/{arch}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const DIGEST_C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    /// A run under `out/NAME/ID` whose only cell used `digest`, last written `age` ago.
+    fn write_run(out: &Path, id: &str, digest: &str, age: Duration) {
+        let mut results: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/quickstart.results.json"))
+                .unwrap();
+        results["plan"]["cells"][0]["image_digest"] = digest.into();
+        let dir = out.join("quickstart").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.json");
+        std::fs::write(&path, results.to_string()).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() - age)
+            .unwrap();
+    }
+
+    #[test]
+    fn images_in_use_are_the_pinned_and_the_recently_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock_file = tmp.path().join("m.lock");
+        let mut lock = LockFile::new();
+        lock.images.insert(
+            "docker.io/library/busybox:1".into(),
+            LockedImage {
+                digest: DIGEST_A.into(),
+                platform: "linux/amd64".into(),
+            },
+        );
+        lock.write(&lock_file).unwrap();
+        let out = tmp.path().join("reports");
+        write_run(&out, "recent", DIGEST_B, Duration::from_secs(86_400));
+        write_run(&out, "old", DIGEST_C, RECENT_RUN + Duration::from_secs(86_400));
+
+        let keep = images_in_use(std::slice::from_ref(&lock_file), &out).unwrap();
+        let expected: HashSet<String> = [DIGEST_A, DIGEST_B].map(String::from).into();
+        assert_eq!(keep, expected);
+
+        let missing = tmp.path().join("gone.lock");
+        assert_eq!(
+            images_in_use(&[missing.clone()], &out).unwrap_err(),
+            format!("lock file `{}` does not exist", missing.display())
+        );
+    }
+}
