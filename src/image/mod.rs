@@ -405,12 +405,12 @@ pub(crate) fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> St
 mod tests {
     use super::*;
 
-    const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-    const DIGEST_C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    fn digest(hex: char) -> String {
+        format!("sha256:{}", hex.to_string().repeat(64))
+    }
 
     /// A run under `out/NAME/ID` whose only cell used `digest`, last written `age` ago.
-    fn write_run(out: &Path, id: &str, digest: &str, age: Duration) {
+    fn write_run(out: &Path, id: &str, digest: String, age: Duration) {
         let mut results: serde_json::Value =
             serde_json::from_str(include_str!("../../tests/fixtures/quickstart.results.json"))
                 .unwrap();
@@ -435,22 +435,23 @@ mod tests {
         lock.images.insert(
             "docker.io/library/busybox:1".into(),
             LockedImage {
-                digest: DIGEST_A.into(),
+                digest: digest('a'),
                 platform: "linux/amd64".into(),
             },
         );
         lock.write(&lock_file).unwrap();
         let out = tmp.path().join("reports");
-        write_run(&out, "recent", DIGEST_B, Duration::from_secs(86_400));
-        write_run(&out, "old", DIGEST_C, RECENT_RUN + Duration::from_secs(86_400));
+        let day = Duration::from_secs(86_400);
+        write_run(&out, "recent", digest('b'), day);
+        write_run(&out, "old", digest('c'), RECENT_RUN + day);
 
         let keep = images_in_use(std::slice::from_ref(&lock_file), &out).unwrap();
-        let expected: HashSet<String> = [DIGEST_A, DIGEST_B].map(String::from).into();
+        let expected: HashSet<String> = [digest('a'), digest('b')].into();
         assert_eq!(keep, expected);
 
         let missing = tmp.path().join("gone.lock");
         assert_eq!(
-            images_in_use(&[missing.clone()], &out).unwrap_err(),
+            images_in_use(std::slice::from_ref(&missing), &out).unwrap_err(),
             format!("lock file `{}` does not exist", missing.display())
         );
     }
