@@ -15,6 +15,7 @@ pub mod host;
 pub mod image;
 pub mod lock;
 pub mod markdown;
+pub mod measurement;
 pub mod metrics;
 pub mod mode;
 pub mod plan;
