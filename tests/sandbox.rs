@@ -10,10 +10,11 @@ use std::path::Path;
 use benchbox::sandbox::{self, Invocation, Limits, Outcome, RootSpec};
 
 struct Fixture {
+    /// First, so that it is dropped first: it waits for its teardowns before `dir` goes.
+    sandbox: sandbox::Sandbox,
     dir: tempfile::TempDir,
     rootfs: std::path::PathBuf,
     cgroups: sandbox::Hierarchy,
-    sandbox: sandbox::Sandbox,
 }
 
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -40,10 +40,11 @@ use benchbox::sandbox::{self, Invocation, Limits, Outcome, RootSpec, Volume, sec
 // ---------------------------------------------------------------------------------------------
 
 struct Fixture {
+    /// First, so that it is dropped first: it waits for its teardowns before `dir` goes.
+    sandbox: sandbox::Sandbox,
     dir: tempfile::TempDir,
     rootfs: PathBuf,
     cgroups: sandbox::Hierarchy,
-    sandbox: sandbox::Sandbox,
 }
 
 /// What one invocation gave: its outcome, its stdout and its stderr.

@@ -9,8 +9,8 @@
 //!   `Mutex`, no stdout/stderr printing. glibc resets its allocator's locks in the child, so
 //!   allocating is sound; it is kept little, and everything the processes need is prepared by
 //!   the parent in a [`ChildPlan`] before the fork.
-//! - Once the workload exists, init allocates nothing (its cgroup may be full of the workload's
-//!   memory) and its signal handler calls only async-signal-safe functions.
+//! - Init's last reports, once the workload is reaped, allocate nothing (its cgroup may be full
+//!   of what the workload left), and its signal handler calls only async-signal-safe functions.
 //! - Report failures over the report pipe ([`die`]), never by panicking.
 
 use std::ffi::CString;
