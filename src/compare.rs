@@ -726,22 +726,24 @@ mod tests {
             phase: Phase::Measure,
             index: i,
             started_at: String::new(),
-            wall_s: wall,
-            user_s: wall * 0.9,
-            system_s: wall * 0.1,
-            peak_memory_bytes: Some(1 << 20),
-            io_read_bytes: Some(0),
-            io_write_bytes: Some(0),
-            exit_code: Some(0),
-            signal: None,
-            oom_killed: false,
-            timed_out: false,
-            rusage: crate::sandbox::Rusage {
-                max_rss_bytes: 0,
-                ..Default::default()
+            measured: crate::measurement::Measurement {
+                wall_s: wall,
+                user_s: wall * 0.9,
+                system_s: wall * 0.1,
+                peak_memory_bytes: Some(1 << 20),
+                io_read_bytes: Some(0),
+                io_write_bytes: Some(0),
+                exit_code: Some(0),
+                signal: None,
+                oom_killed: false,
+                timed_out: false,
+                rusage: crate::measurement::Rusage {
+                    max_rss_bytes: 0,
+                    ..Default::default()
+                },
+                throttled_s: 0.0,
+                pressure: Default::default(),
             },
-            throttled_s: 0.0,
-            pressure: Default::default(),
             status: crate::status::Status::Ok,
             flags: Vec::new(),
             reason: String::new(),
@@ -1231,7 +1233,7 @@ mod tests {
         );
         let mut failed = run("a", vec![cell("x", &[("k", "1")], &TEN)]);
         for s in &mut failed.cells[0].samples {
-            s.exit_code = Some(1);
+            s.measured.exit_code = Some(1);
             s.status = crate::status::Status::Failed;
         }
         let cmp = compare(

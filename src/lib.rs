@@ -4,6 +4,7 @@
 //! matrix file -> [`spec`] -> [`plan`] -> [`sandbox`] (one container per invocation)
 //! -> [`collect`] -> [`results`] -> [`stats`] -> [`render`] (reports) and the terminal summary.
 //! [`image`] (the only network code) and [`resolve`] turn image references into layers.
+//! [`measurement`] holds what an invocation measured, shared by the sandbox and the results.
 //!
 //! `spec`, `plan`, `collect`, `stats` and `render` are pure; `sandbox` is the only module that
 //! unshares, mounts or writes cgroup files, and the only home of `unsafe`.
@@ -15,6 +16,7 @@ pub mod host;
 pub mod image;
 pub mod lock;
 pub mod markdown;
+pub mod measurement;
 pub mod metrics;
 pub mod mode;
 pub mod plan;

@@ -227,13 +227,13 @@ impl Metric {
 /// The value of metric `key` in one invocation.
 pub fn value(sample: &Sample, key: &str) -> Option<f64> {
     match key {
-        "wall_s" => Some(sample.wall_s),
-        "user_s" => Some(sample.user_s),
-        "system_s" => Some(sample.system_s),
+        "wall_s" => Some(sample.measured.wall_s),
+        "user_s" => Some(sample.measured.user_s),
+        "system_s" => Some(sample.measured.system_s),
         "cpu_s" => Some(sample.cpu_s()),
-        "peak_memory_bytes" => sample.peak_memory_bytes.map(|b| b as f64),
-        "io_read_bytes" => sample.io_read_bytes.map(|b| b as f64),
-        "io_write_bytes" => sample.io_write_bytes.map(|b| b as f64),
+        "peak_memory_bytes" => sample.measured.peak_memory_bytes.map(|b| b as f64),
+        "io_read_bytes" => sample.measured.io_read_bytes.map(|b| b as f64),
+        "io_write_bytes" => sample.measured.io_write_bytes.map(|b| b as f64),
         custom => sample.metrics.get(custom).copied(),
     }
 }

@@ -177,7 +177,7 @@ struct CellMeta {
     label: String,
     slug: String,
     axes: Vec<(String, serde_json::Value)>,
-    applied_limits: Option<crate::sandbox::Applied>,
+    applied_limits: Option<crate::measurement::Applied>,
     #[serde(default)]
     security: Option<crate::sandbox::security::Effective>,
     setup_error: Option<String>,
@@ -1051,22 +1051,24 @@ mod tests_support {
             phase,
             index: i,
             started_at: "2026-01-01T00:00:00.000Z".into(),
-            wall_s: wall,
-            user_s: wall * 0.75,
-            system_s: wall * 0.125,
-            peak_memory_bytes: Some(8 << 20),
-            io_read_bytes: Some(0),
-            io_write_bytes: Some(4096),
-            exit_code: Some(0),
-            signal: None,
-            oom_killed: false,
-            timed_out: false,
-            rusage: crate::sandbox::Rusage {
-                max_rss_bytes: 8 << 20,
-                ..Default::default()
+            measured: crate::measurement::Measurement {
+                wall_s: wall,
+                user_s: wall * 0.75,
+                system_s: wall * 0.125,
+                peak_memory_bytes: Some(8 << 20),
+                io_read_bytes: Some(0),
+                io_write_bytes: Some(4096),
+                exit_code: Some(0),
+                signal: None,
+                oom_killed: false,
+                timed_out: false,
+                rusage: crate::measurement::Rusage {
+                    max_rss_bytes: 8 << 20,
+                    ..Default::default()
+                },
+                throttled_s: 0.0,
+                pressure: Default::default(),
             },
-            throttled_s: 0.0,
-            pressure: Default::default(),
             status: crate::status::Status::Ok,
             flags: Vec::new(),
             reason: String::new(),
@@ -1103,7 +1105,7 @@ mod tests_support {
                 ));
             }
             if k == 3 {
-                samples[10].exit_code = Some(1);
+                samples[10].measured.exit_code = Some(1);
                 (samples[10].status, samples[10].reason) = crate::status::judge(&samples[10]);
             }
             for s in &samples {
@@ -1201,7 +1203,7 @@ mod tests {
         assert!(
             run.cells
                 .iter()
-                .all(|c| c.samples.iter().all(|s| s.wall_s < 10.0))
+                .all(|c| c.samples.iter().all(|s| s.measured.wall_s < 10.0))
         );
         assert_eq!(run.cells[0].summary["wall_s"].n, 10);
         assert_eq!(run.cells[3].summary["wall_s"].n, 9);
@@ -1887,7 +1889,7 @@ mod loader_properties {
                                 Phase::Measure => planned.runs,
                             };
                             prop_assert!(s.index < limit);
-                            for v in [s.wall_s, s.user_s, s.system_s, s.throttled_s, s.rusage.user_s, s.rusage.system_s] {
+                            for v in [s.measured.wall_s, s.measured.user_s, s.measured.system_s, s.measured.throttled_s, s.measured.rusage.user_s, s.measured.rusage.system_s] {
                                 prop_assert!(v.is_finite() && (0.0..=results::MAX_SECONDS).contains(&v));
                             }
                             prop_assert!(s.metrics.values().all(|v| v.is_finite()));

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::measurement::{Applied, Measurement, Pressure};
 use crate::plan::Phase;
-use crate::sandbox::{Applied, Pressure};
 use crate::status::{self, Flag, Status};
 
 /// Bumped whenever a field of `results.json` changes meaning or disappears.
@@ -38,25 +38,9 @@ pub struct Sample {
     pub phase: Phase,
     pub index: u32,
     pub started_at: String,
-    pub wall_s: f64,
-    pub user_s: f64,
-    pub system_s: f64,
-    pub peak_memory_bytes: Option<u64>,
-    pub io_read_bytes: Option<u64>,
-    pub io_write_bytes: Option<u64>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub oom_killed: bool,
-    pub timed_out: bool,
-    /// CPU time whose quota ran out in a period (the workload waited for the next one).
-    pub throttled_s: f64,
-    /// `wait` rusage of the workload's tree (the processes its init reaped): a cross-check of the
-    /// cgroup's accounting.
-    pub rusage: crate::sandbox::Rusage,
-    /// Pressure stall time during the invocation (`psi_*_us`, empty where not measured): a
-    /// noise signal recorded beside the numbers, never a metric to compare.
+    /// What the invocation measured (runs.csv's columns from `wall_s` to the pressure).
     #[serde(flatten)]
-    pub pressure: Pressure,
+    pub measured: Measurement,
     /// What became of the invocation; only `ok` counts toward the statistics.
     pub status: Status,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -75,7 +59,7 @@ impl Sample {
     }
 
     pub fn cpu_s(&self) -> f64 {
-        self.user_s + self.system_s
+        self.measured.cpu_s()
     }
 }
 
@@ -99,7 +83,7 @@ struct SampleRecord {
     timed_out: bool,
     throttled_s: f64,
     #[serde(default)]
-    rusage: crate::sandbox::Rusage,
+    rusage: crate::measurement::Rusage,
     /// Absent (all empty) in results.json files written before benchbox recorded it.
     #[serde(flatten, default)]
     pressure: Pressure,
@@ -123,19 +107,21 @@ impl From<SampleRecord> for Sample {
             phase: r.phase,
             index: r.index,
             started_at: r.started_at,
-            wall_s: r.wall_s,
-            user_s: r.user_s,
-            system_s: r.system_s,
-            peak_memory_bytes: r.peak_memory_bytes,
-            io_read_bytes: r.io_read_bytes,
-            io_write_bytes: r.io_write_bytes,
-            exit_code: r.exit_code,
-            signal: r.signal,
-            oom_killed: r.oom_killed,
-            timed_out: r.timed_out,
-            throttled_s: r.throttled_s,
-            rusage: r.rusage,
-            pressure: r.pressure,
+            measured: Measurement {
+                wall_s: r.wall_s,
+                user_s: r.user_s,
+                system_s: r.system_s,
+                peak_memory_bytes: r.peak_memory_bytes,
+                io_read_bytes: r.io_read_bytes,
+                io_write_bytes: r.io_write_bytes,
+                exit_code: r.exit_code,
+                signal: r.signal,
+                oom_killed: r.oom_killed,
+                timed_out: r.timed_out,
+                throttled_s: r.throttled_s,
+                rusage: r.rusage,
+                pressure: r.pressure,
+            },
             status,
             flags: r.flags,
             reason,
@@ -344,36 +330,37 @@ impl CsvWriter {
     }
 
     pub fn append(&mut self, sample: &Sample, label: &str, axis_values: &[String]) -> Result<()> {
+        let m = &sample.measured;
         let mut row = vec![sample.cell_id.clone(), label.to_string()];
         row.extend(axis_values.iter().cloned());
         row.extend([
             sample.phase.to_string(),
             sample.index.to_string(),
             sample.started_at.clone(),
-            format!("{:.9}", sample.wall_s),
-            format!("{:.6}", sample.user_s),
-            format!("{:.6}", sample.system_s),
-            opt(sample.peak_memory_bytes),
-            opt(sample.io_read_bytes),
-            opt(sample.io_write_bytes),
-            opt(sample.exit_code),
-            opt(sample.signal),
-            sample.oom_killed.to_string(),
-            sample.timed_out.to_string(),
-            format!("{:.6}", sample.throttled_s),
-            format!("{:.6}", sample.rusage.user_s),
-            format!("{:.6}", sample.rusage.system_s),
-            sample.rusage.max_rss_bytes.to_string(),
-            sample.rusage.minor_faults.to_string(),
-            sample.rusage.major_faults.to_string(),
-            sample.rusage.voluntary_switches.to_string(),
-            sample.rusage.involuntary_switches.to_string(),
+            format!("{:.9}", m.wall_s),
+            format!("{:.6}", m.user_s),
+            format!("{:.6}", m.system_s),
+            opt(m.peak_memory_bytes),
+            opt(m.io_read_bytes),
+            opt(m.io_write_bytes),
+            opt(m.exit_code),
+            opt(m.signal),
+            m.oom_killed.to_string(),
+            m.timed_out.to_string(),
+            format!("{:.6}", m.throttled_s),
+            format!("{:.6}", m.rusage.user_s),
+            format!("{:.6}", m.rusage.system_s),
+            m.rusage.max_rss_bytes.to_string(),
+            m.rusage.minor_faults.to_string(),
+            m.rusage.major_faults.to_string(),
+            m.rusage.voluntary_switches.to_string(),
+            m.rusage.involuntary_switches.to_string(),
             sample.status.to_string(),
             status::format_flags(&sample.flags),
             sample.reason.clone(),
         ]);
         if self.fixed == FIXED.len() {
-            row.extend(sample.pressure.values().map(opt));
+            row.extend(m.pressure.values().map(opt));
         }
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.write_whole(&row)
@@ -729,27 +716,29 @@ fn parse_row(
         phase,
         index,
         started_at: field(2)?.to_string(),
-        wall_s: seconds(3)?,
-        user_s: seconds(4)?,
-        system_s: seconds(5)?,
-        peak_memory_bytes: opt_count(6)?,
-        io_read_bytes: opt_count(7)?,
-        io_write_bytes: opt_count(8)?,
-        exit_code,
-        signal,
-        oom_killed,
-        timed_out,
-        throttled_s: seconds(13)?,
-        rusage: crate::sandbox::Rusage {
-            user_s: seconds(14)?,
-            system_s: seconds(15)?,
-            max_rss_bytes: count(16)?,
-            minor_faults: count(17)?,
-            major_faults: count(18)?,
-            voluntary_switches: count(19)?,
-            involuntary_switches: count(20)?,
+        measured: Measurement {
+            wall_s: seconds(3)?,
+            user_s: seconds(4)?,
+            system_s: seconds(5)?,
+            peak_memory_bytes: opt_count(6)?,
+            io_read_bytes: opt_count(7)?,
+            io_write_bytes: opt_count(8)?,
+            exit_code,
+            signal,
+            oom_killed,
+            timed_out,
+            throttled_s: seconds(13)?,
+            rusage: crate::measurement::Rusage {
+                user_s: seconds(14)?,
+                system_s: seconds(15)?,
+                max_rss_bytes: count(16)?,
+                minor_faults: count(17)?,
+                major_faults: count(18)?,
+                voluntary_switches: count(19)?,
+                involuntary_switches: count(20)?,
+            },
+            pressure,
         },
-        pressure,
         status,
         flags,
         reason,
@@ -1158,27 +1147,29 @@ mod tests {
             },
             index: i,
             started_at: "2026-01-01T00:00:00Z".into(),
-            wall_s: 1.25 + i as f64,
-            user_s: 1.0,
-            system_s: 0.125,
-            peak_memory_bytes: Some(4096),
-            io_read_bytes: None,
-            io_write_bytes: Some(0),
-            exit_code: Some(0),
-            signal: None,
-            oom_killed: false,
-            timed_out: false,
-            throttled_s: 0.0,
-            rusage: crate::sandbox::Rusage {
+            measured: crate::measurement::Measurement {
+                wall_s: 1.25 + i as f64,
                 user_s: 1.0,
                 system_s: 0.125,
-                max_rss_bytes: 8192,
-                minor_faults: 10,
-                major_faults: 0,
-                voluntary_switches: 3,
-                involuntary_switches: 1,
+                peak_memory_bytes: Some(4096),
+                io_read_bytes: None,
+                io_write_bytes: Some(0),
+                exit_code: Some(0),
+                signal: None,
+                oom_killed: false,
+                timed_out: false,
+                throttled_s: 0.0,
+                rusage: crate::measurement::Rusage {
+                    user_s: 1.0,
+                    system_s: 0.125,
+                    max_rss_bytes: 8192,
+                    minor_faults: 10,
+                    major_faults: 0,
+                    voluntary_switches: 3,
+                    involuntary_switches: 1,
+                },
+                pressure: Default::default(),
             },
-            pressure: Default::default(),
             status: crate::status::Status::Ok,
             flags: Vec::new(),
             reason: String::new(),
@@ -1279,7 +1270,8 @@ mod tests {
         let path = tmp.path().join("runs.csv");
         let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
         let mut measured = sample(1);
-        measured.pressure = Pressure::from_values([Some(1500), Some(0), Some(0), Some(42), None]);
+        measured.measured.pressure =
+            Pressure::from_values([Some(1500), Some(0), Some(0), Some(42), None]);
         w.append(&measured, "", &[]).unwrap();
         w.append(&sample(2), "", &[]).unwrap();
         let text = fs::read_to_string(&path).unwrap();
@@ -1288,7 +1280,7 @@ mod tests {
         assert!(lines[2].ends_with(",ok,,,,,,,,12.5"), "{text}");
         let rows = read_csv(&path).unwrap().rows;
         assert_eq!(rows[0].sample, measured);
-        assert_eq!(rows[1].sample.pressure, Pressure::default());
+        assert_eq!(rows[1].sample.measured.pressure, Pressure::default());
         // results.json: per invocation, under the column names; null when not measured.
         let json = serde_json::to_value(&measured).unwrap();
         assert_eq!(json["psi_cpu_some_us"], 1500);
@@ -1315,7 +1307,7 @@ mod tests {
         let mut s = sample(1);
         s.cell_id = "c1".into();
         s.index = 1;
-        s.pressure = Pressure::from_values([Some(7); 5]);
+        s.measured.pressure = Pressure::from_values([Some(7); 5]);
         w.append(&s, "jdk=17", &["17".into()]).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.starts_with(&before), "{text}");
@@ -1325,7 +1317,7 @@ mod tests {
         assert!(
             data.rows
                 .iter()
-                .all(|r| r.sample.pressure == Pressure::default())
+                .all(|r| r.sample.measured.pressure == Pressure::default())
         );
         assert_eq!(data.rows[1].sample.metrics["ops"], 12.5);
         // A results.json sample from before the pressure keys reads with none.
@@ -1574,7 +1566,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         fs::write(&path, fine).unwrap();
         let rows = read_csv(&path).unwrap().rows;
         assert_eq!(rows[0].sample.metrics["ops"], -3.5);
-        assert_eq!(rows[1].sample.peak_memory_bytes, None);
+        assert_eq!(rows[1].sample.measured.peak_memory_bytes, None);
     }
 
     /// Issue 10: duplicated rows entered the statistics (n = 9 for a 6-run plan).

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::collect::Extractor;
@@ -27,7 +27,7 @@ use crate::mode::{self, Isolation, Mode};
 use crate::plan::{self, Phase, Slot};
 use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
 use crate::sandbox::userns::{self, IdMap};
-use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
+use crate::sandbox::{self, Hierarchy, Invocation, RootSpec, Sandbox};
 use crate::spec::{Cell, Matrix, Network, Root, Scratch, axis_value_text};
 use crate::stats::StatsOptions;
 use crate::status::{self, Status};
@@ -300,7 +300,7 @@ pub fn preflight(
             .map(|c| (c.label.clone(), mode::limit_names(&c.limits)))
             .filter(|(_, limits)| !limits.is_empty())
             .collect();
-        let systemd = Path::new("/run/systemd/system").is_dir();
+        let systemd = host::systemd_runs(&host::Roots::default());
         if let Some(refusal) = mode::refuse_limits(&limited, &facts, systemd, command_line) {
             return Err(RunError::Isolation(refusal));
         }
@@ -360,12 +360,6 @@ fn userns_refused(why: &str) -> RunError {
     RunError::Isolation(format!(
         "benchbox runs without root, and this kernel does not let this user create the user namespace a rootless container needs: {why}\n  hint: allow unprivileged user namespaces (`sysctl -w user.max_user_namespaces=15000`; on Ubuntu 23.10+ also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`), or run benchbox as root"
     ))
-}
-
-static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);
-
-fn next_group_name() -> String {
-    sandbox::cgroup::group_name(GROUP_SEQ.fetch_add(1, Ordering::SeqCst))
 }
 
 /// A read-write volume must not contain what benchbox trusts: the run directory (the workload
@@ -490,8 +484,8 @@ struct Run {
     dir: PathBuf,
     results: RunResults,
     csv: CsvWriter,
-    /// `None`: rootless without limits (no cgroup per invocation).
-    cgroups: Option<Hierarchy>,
+    /// Runs the invocations (in no cgroup: rootless without limits).
+    sandbox: Sandbox,
     /// Rootless: the containers' user namespace map.
     userns: Option<IdMap>,
     scratch: tempfile::TempDir,
@@ -771,7 +765,7 @@ pub fn run(
         dir: dir.clone(),
         results,
         csv,
-        cgroups: sandboxing.cgroups,
+        sandbox: Sandbox::new(sandboxing.cgroups),
         userns: sandboxing.userns,
         scratch,
         setup_layers: HashMap::new(),
@@ -888,7 +882,7 @@ impl Run {
     /// the in-flight invocation's output and the reserve (room for what follows), and mark
     /// results.json `failed` with the reason (in place as a last resort).
     fn fail(&mut self, cause: RunError, resume: &str) -> RunError {
-        let _ = sandbox::wait_for_cleanup();
+        let _ = self.sandbox.wait_for_cleanup();
         results::remove_spools(&self.dir);
         self.reserve.release();
         let reason = cause.to_string();
@@ -1070,7 +1064,7 @@ impl Run {
         let layer = self.scratch.path().join(format!("setup-{}", cell.id));
         let mut inv = self.invocation_for(&cell, setup, "setup", 0, None)?;
         inv.keep_upper = Some(layer.clone());
-        let outcome = sandbox::run_with(&inv, self.cgroups.as_ref(), &next_group_name(), cancel);
+        let outcome = self.sandbox.run(&inv, cancel);
         if let Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) =
             &outcome
         {
@@ -1078,11 +1072,16 @@ impl Run {
         }
         let (_, log_err) = self.keep_logs(&inv, &cell, "setup", 0)?;
         let error = match outcome {
-            Ok(o) if !o.failed() => None,
+            Ok(o) if o.succeeded() => None,
             Ok(o) if o.interrupted => Some("interrupted".to_string()),
             Ok(o) => Some(format!(
                 "setup failed ({}); {}",
-                describe_failure(o.exit_code, o.signal, o.oom_killed, o.timed_out),
+                describe_failure(
+                    o.measured.exit_code,
+                    o.measured.signal,
+                    o.measured.oom_killed,
+                    o.measured.timed_out
+                ),
                 if log_err.exists() {
                     format!("see {}", log_err.display())
                 } else {
@@ -1138,18 +1137,17 @@ impl Run {
         let phase = slot.phase.to_string();
         let inv = self.invocation_for(&cell, &cell.command, &phase, slot.index, layer.as_ref())?;
         let started_at = now_rfc3339();
-        let (outcome, start_error) =
-            match sandbox::run_with(&inv, self.cgroups.as_ref(), &next_group_name(), cancel) {
-                Ok(o) => (o, None),
-                // The container could not start the command: this invocation is `start-failed`,
-                // with no exit code (it never ran, so it never exited) and the why in `reason`.
-                Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
-                    let message = e.to_string();
-                    write_spool(&inv.stderr, &format!("benchbox: {message}\n"))?;
-                    (sandbox::Outcome::default(), Some(message))
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let (outcome, start_error) = match self.sandbox.run(&inv, cancel) {
+            Ok(o) => (o, None),
+            // The container could not start the command: this invocation is `start-failed`,
+            // with no exit code (it never ran, so it never exited) and the why in `reason`.
+            Err(e @ (sandbox::SandboxError::Setup(_) | sandbox::SandboxError::Exec { .. })) => {
+                let message = e.to_string();
+                write_spool(&inv.stderr, &format!("benchbox: {message}\n"))?;
+                (sandbox::Outcome::default(), Some(message))
+            }
+            Err(e) => return Err(e.into()),
+        };
         if outcome.interrupted {
             return Ok(false);
         }
@@ -1180,19 +1178,7 @@ impl Run {
             phase: slot.phase,
             index: slot.index,
             started_at,
-            wall_s: outcome.wall.as_secs_f64(),
-            user_s: outcome.cpu_user.as_secs_f64(),
-            system_s: outcome.cpu_system.as_secs_f64(),
-            peak_memory_bytes: outcome.memory_peak,
-            io_read_bytes: outcome.io_read_bytes,
-            io_write_bytes: outcome.io_write_bytes,
-            exit_code: outcome.exit_code,
-            signal: outcome.signal,
-            oom_killed: outcome.oom_killed,
-            timed_out: outcome.timed_out,
-            throttled_s: outcome.throttled.as_secs_f64(),
-            rusage: outcome.rusage,
-            pressure: outcome.pressure,
+            measured: outcome.measured.clone(),
             status: Status::Ok,
             flags: Vec::new(),
             reason: String::new(),
@@ -1261,7 +1247,7 @@ impl Run {
     /// still `running` on disk, and `report` or `--resume` finishes it. Returns a problem that
     /// left the run's data intact (a report that could not be written).
     fn finish(&mut self, interrupted: bool) -> Result<Option<String>, RunError> {
-        sandbox::wait_for_cleanup()?;
+        self.sandbox.wait_for_cleanup()?;
         results::remove_spools(&self.dir);
         self.csv.sync()?;
         self.results.finished_at = Some(now_rfc3339());

@@ -246,19 +246,19 @@ pub fn suspect_cpu(
 /// OOM-killed or timed-out invocation keeps that status whatever its counters say.
 pub fn judge(sample: &Sample) -> (Status, String) {
     let (status, reason) = from_end(
-        sample.exit_code,
-        sample.signal,
-        sample.oom_killed,
-        sample.timed_out,
+        sample.measured.exit_code,
+        sample.measured.signal,
+        sample.measured.oom_killed,
+        sample.measured.timed_out,
     );
     if status != Status::Ok {
         return (status, reason);
     }
     match suspect_cpu(
-        sample.user_s,
-        sample.system_s,
-        sample.rusage.user_s,
-        sample.rusage.system_s,
+        sample.measured.user_s,
+        sample.measured.system_s,
+        sample.measured.rusage.user_s,
+        sample.measured.rusage.system_s,
     ) {
         Some(reason) => (Status::Suspect, reason),
         None => (Status::Ok, String::new()),
@@ -378,24 +378,26 @@ mod tests {
             phase: crate::plan::Phase::Measure,
             index: 0,
             started_at: String::new(),
-            wall_s: 1.0,
-            user_s: cgroup_cpu_s,
-            system_s: 0.0,
-            peak_memory_bytes: Some(1 << 20),
-            io_read_bytes: None,
-            io_write_bytes: None,
-            exit_code,
-            signal: None,
-            oom_killed: false,
-            timed_out: false,
-            throttled_s: 0.0,
-            rusage: crate::sandbox::Rusage {
-                user_s: rusage_cpu_s,
-                // Max RSS far above the cgroup's peak is normal (shared file pages), not suspect.
-                max_rss_bytes: 1 << 30,
-                ..Default::default()
+            measured: crate::measurement::Measurement {
+                wall_s: 1.0,
+                user_s: cgroup_cpu_s,
+                system_s: 0.0,
+                peak_memory_bytes: Some(1 << 20),
+                io_read_bytes: None,
+                io_write_bytes: None,
+                exit_code,
+                signal: None,
+                oom_killed: false,
+                timed_out: false,
+                throttled_s: 0.0,
+                rusage: crate::measurement::Rusage {
+                    user_s: rusage_cpu_s,
+                    // Max RSS far above the cgroup's peak is normal (shared file pages), not suspect.
+                    max_rss_bytes: 1 << 30,
+                    ..Default::default()
+                },
+                pressure: Default::default(),
             },
-            pressure: Default::default(),
             status: Status::Ok,
             flags: Vec::new(),
             reason: String::new(),
@@ -420,11 +422,11 @@ mod tests {
             (Status::Failed, "exit 2".into())
         );
         let mut oom = sample(None, 0.0, 0.742);
-        oom.signal = Some(9);
-        oom.oom_killed = true;
+        oom.measured.signal = Some(9);
+        oom.measured.oom_killed = true;
         assert_eq!(judge(&oom).0, Status::Oom);
         let mut timeout = oom.clone();
-        timeout.timed_out = true;
+        timeout.measured.timed_out = true;
         assert_eq!(judge(&timeout).0, Status::Timeout);
     }
 

@@ -95,10 +95,10 @@ impl Progress {
             } => {
                 let reason = if sample.reason.is_empty() {
                     describe_failure(
-                        sample.exit_code,
-                        sample.signal,
-                        sample.oom_killed,
-                        sample.timed_out,
+                        sample.measured.exit_code,
+                        sample.measured.signal,
+                        sample.measured.oom_killed,
+                        sample.measured.timed_out,
                     )
                 } else {
                     sample.reason.clone()
@@ -114,7 +114,7 @@ impl Progress {
                 } else {
                     format!(
                         "{} wall, {} cpu",
-                        human_seconds(sample.wall_s),
+                        human_seconds(sample.measured.wall_s),
                         human_seconds(sample.cpu_s())
                     )
                 };

@@ -260,7 +260,7 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
     // never 0), in runs.csv and per invocation in results.json.
     let v2 = host_is_v2();
     let json = p.results("two");
-    for column in benchbox::sandbox::Pressure::COLUMNS {
+    for column in benchbox::measurement::Pressure::COLUMNS {
         let k = header.iter().position(|h| h == column).unwrap();
         assert!(
             k < length_col,

@@ -10,6 +10,8 @@ use std::path::Path;
 use benchbox::sandbox::{self, Invocation, Limits, Outcome, RootSpec};
 
 struct Fixture {
+    /// First, so that it is dropped first: it waits for its teardowns before `dir` goes.
+    sandbox: sandbox::Sandbox,
     dir: tempfile::TempDir,
     rootfs: std::path::PathBuf,
     cgroups: sandbox::Hierarchy,
@@ -37,6 +39,7 @@ impl Fixture {
         Some(Fixture {
             dir,
             rootfs,
+            sandbox: sandbox::Sandbox::new(Some(cgroups.clone())),
             cgroups,
         })
     }
@@ -74,8 +77,10 @@ impl Fixture {
     fn run(&self, inv: &Invocation) -> (Outcome, String) {
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("inv-{}-t{seq}", std::process::id());
-        let outcome =
-            sandbox::run(inv, &self.cgroups, &name, &AtomicBool::new(false)).expect("invocation");
+        let outcome = self
+            .sandbox
+            .run_in_group(inv, &name, &AtomicBool::new(false))
+            .expect("invocation");
         let out = std::fs::read_to_string(&inv.stdout).unwrap();
         (outcome, out)
     }
@@ -83,7 +88,7 @@ impl Fixture {
     /// Nothing is left in the scratch base but the two shared, empty directories (the root
     /// mount point and host mode's empty /tmp layer).
     fn scratch_is_empty(&self) -> bool {
-        sandbox::wait_for_cleanup().expect("teardown");
+        self.sandbox.wait_for_cleanup().expect("teardown");
         std::fs::read_dir(self.dir.path().join("scratch"))
             .unwrap()
             .flatten()
@@ -101,22 +106,22 @@ fn runs_a_workload_in_a_fresh_rootfs_and_cleans_up() {
     let (o, out) = f.run(&f.invocation(
         "echo hello; hostname; echo $$; ls /proc | grep -c '^[0-9]'; echo x > /written; ls /run; touch /dev/shm/s && echo shm-ok",
     ));
-    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hello");
     assert_eq!(lines[1], "cell");
     assert_ne!(lines[2], "1", "the workload must not be pid 1");
     assert_eq!(&lines[4..], ["benchbox", "shm-ok"], "{out}");
-    assert!(o.wall > Duration::ZERO);
+    assert!(o.measured.wall_s > 0.0);
     assert!(f.scratch_is_empty());
     let (o, out) = f.run(&f.invocation("cat /written 2>&1; true"));
-    assert_eq!(o.exit_code, Some(0));
+    assert_eq!(o.measured.exit_code, Some(0));
     assert!(out.contains("No such file"), "{out}");
 }
 
 /// Processes and mounts of ours still alive on the host: none may outlive an invocation.
 fn leftovers(f: &Fixture, marker: &str) -> Vec<String> {
-    sandbox::wait_for_cleanup().expect("teardown");
+    f.sandbox.wait_for_cleanup().expect("teardown");
     let mut found = Vec::new();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let scratch = f.dir.path().join("scratch").display().to_string();
@@ -148,7 +153,7 @@ fn cpuset_pins_the_workload() {
     let mut inv = f.invocation("grep Cpus_allowed_list /proc/self/status; nproc");
     inv.limits.cpus = Some("1".into());
     let (o, out) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0));
+    assert_eq!(o.measured.exit_code, Some(0));
     assert!(out.contains("Cpus_allowed_list:\t1\n"), "{out}");
     assert_eq!(out.lines().last(), Some("1"));
     assert_eq!(o.applied.cpus.as_deref(), Some("1"));
@@ -164,9 +169,9 @@ fn memory_limit_oom_kills_and_caps_the_peak() {
     let limit = 64u64 << 20;
     inv.limits.memory = Some(limit);
     let (o, out) = f.run(&inv);
-    assert!(o.oom_killed, "{o:?} {out}");
+    assert!(o.measured.oom_killed, "{o:?} {out}");
     assert!(!out.contains("survived"), "{out}");
-    let peak = o.memory_peak.unwrap();
+    let peak = o.measured.peak_memory_bytes.unwrap();
     assert!(
         peak <= limit + (1 << 20) && peak > limit / 2,
         "peak {peak} vs limit {limit}"
@@ -194,14 +199,14 @@ fn cpu_quota_half_a_core() {
     let mut inv = f.invocation("timeout 1 sh -c 'while :; do :; done'; true");
     inv.limits.cpu_quota = Some(0.5);
     let (o, _) = f.run(&inv);
-    let cpu = (o.cpu_user + o.cpu_system).as_secs_f64();
-    let ratio = cpu / o.wall.as_secs_f64();
+    let cpu = o.measured.cpu_s();
+    let ratio = cpu / o.measured.wall_s;
     // The quota caps the loop near 0.5 of a core; the lower bound only says the loop ran (a
     // loaded 2-core host may give it less than its quota).
     assert!(
         (0.25..=0.6).contains(&ratio),
         "cpu {cpu} wall {:?} ratio {ratio}",
-        o.wall
+        o.measured.wall_s
     );
     assert!(o.nr_throttled > 0);
     assert_eq!(o.applied.cpu_quota_us, Some(50_000));
@@ -252,7 +257,7 @@ fn network_none_has_only_loopback_up() {
     let (o, out) = f.run(
         &f.invocation("ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags"),
     );
-    assert_eq!(o.exit_code, Some(0), "{out}");
+    assert_eq!(o.measured.exit_code, Some(0), "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "lo", "{out}");
     let flags = u32::from_str_radix(lines[2].trim_start_matches("0x"), 16).unwrap();
@@ -296,8 +301,11 @@ fn timeout_kills_the_whole_tree() {
     let mut inv = f.invocation("sh -c 'sleep 987651' & sleep 300");
     inv.timeout = Some(Duration::from_millis(500));
     let (o, _) = f.run(&inv);
-    assert!(o.timed_out);
-    assert!(o.exit_code.is_none() && o.signal.is_some(), "{o:?}");
+    assert!(o.measured.timed_out);
+    assert!(
+        o.measured.exit_code.is_none() && o.measured.signal.is_some(),
+        "{o:?}"
+    );
     assert!(
         leftovers(&f, "987651").is_empty(),
         "{:?}",
@@ -309,8 +317,8 @@ fn timeout_kills_the_whole_tree() {
 fn background_children_die_with_the_workload() {
     let Some(f) = Fixture::new() else { return };
     let (o, _) = f.run(&f.invocation("sleep 987652 & exit 3"));
-    assert_eq!(o.exit_code, Some(3));
-    assert!(o.failed());
+    assert_eq!(o.measured.exit_code, Some(3));
+    assert!(!o.succeeded());
     assert!(
         leftovers(&f, "987652").is_empty(),
         "{:?}",
@@ -322,9 +330,9 @@ fn background_children_die_with_the_workload() {
 fn signals_and_exit_codes_are_reported() {
     let Some(f) = Fixture::new() else { return };
     let (o, _) = f.run(&f.invocation("kill -TERM $$"));
-    assert_eq!((o.exit_code, o.signal), (None, Some(15)));
+    assert_eq!((o.measured.exit_code, o.measured.signal), (None, Some(15)));
     let (o, _) = f.run(&f.invocation("exit 42"));
-    assert_eq!((o.exit_code, o.signal), (Some(42), None));
+    assert_eq!((o.measured.exit_code, o.measured.signal), (Some(42), None));
 }
 
 #[test]
@@ -333,8 +341,8 @@ fn cgroup_cpu_accounting_agrees_with_rusage() {
     let _turn = cpu_turn();
     // One second of CPU, however fast the machine (the VM lane emulates its CPUs).
     let (o, _) = f.run(&f.invocation("timeout 1 sh -c 'while :; do :; done'"));
-    let cgroup = (o.cpu_user + o.cpu_system).as_secs_f64();
-    let rusage = o.rusage.user_s + o.rusage.system_s;
+    let cgroup = o.measured.cpu_s();
+    let rusage = o.measured.rusage.user_s + o.measured.rusage.system_s;
     assert!(cgroup > 0.2, "busy loop too short: {cgroup}");
     let diff = (cgroup - rusage).abs() / rusage;
     assert!(diff < 0.05, "cgroup {cgroup} vs rusage {rusage}");
@@ -362,7 +370,7 @@ fn host_mode_writes_anywhere_and_nothing_reaches_the_host() {
         read_only: true,
     }];
     let (o, out) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0), "{out}");
+    assert_eq!(o.measured.exit_code, Some(0), "{out}");
     for expected in ["etc-ok", "var-ok", "tmp-ok", "from-the-host", "lo"] {
         assert!(out.contains(expected), "{expected} missing in {out}");
     }
@@ -383,7 +391,7 @@ fn setup_layer_is_kept_below_later_invocations() {
     let mut setup = f.invocation("echo prepared > /prepared; rm /etc/passwd");
     setup.keep_upper = Some(layer.clone());
     let (o, _) = f.run(&setup);
-    assert_eq!(o.exit_code, Some(0));
+    assert_eq!(o.measured.exit_code, Some(0));
     let mut inv = f.invocation("cat /prepared; test -e /etc/passwd && echo PASSWD");
     inv.root = RootSpec::Overlay {
         lowers: vec![layer.clone(), f.rootfs.clone()],
@@ -397,23 +405,25 @@ fn exec_failure_and_bad_workdir_are_errors() {
     let Some(f) = Fixture::new() else { return };
     let mut inv = f.invocation("");
     inv.argv = vec!["no-such-program".into()];
-    let err = sandbox::run(
-        &inv,
-        &f.cgroups,
-        &format!("inv-{}-x", std::process::id()),
-        &AtomicBool::new(false),
-    )
-    .unwrap_err();
+    let err = f
+        .sandbox
+        .run_in_group(
+            &inv,
+            &format!("inv-{}-x", std::process::id()),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("no-such-program"), "{err}");
     let mut inv = f.invocation("true");
     inv.workdir = Some("/does/not/exist".into());
-    let err = sandbox::run(
-        &inv,
-        &f.cgroups,
-        &format!("inv-{}-y", std::process::id()),
-        &AtomicBool::new(false),
-    )
-    .unwrap_err();
+    let err = f
+        .sandbox
+        .run_in_group(
+            &inv,
+            &format!("inv-{}-y", std::process::id()),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("/does/not/exist"), "{err}");
     assert!(leftovers(&f, "no-marker").is_empty());
 }
@@ -428,18 +438,18 @@ fn the_writable_layer_lives_in_memory_or_on_disk() {
     let script =
         "dd if=/dev/zero of=/big bs=1M count=16 2>/dev/null; grep ' / / ' /proc/self/mountinfo";
     let (o, out) = f.run(&f.invocation(script));
-    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
     assert!(
         out.contains(&format!("upperdir={scratch}/tmpfs/upper")),
         "{out}"
     );
-    assert!(o.memory_peak.unwrap() >= 16 << 20, "{o:?}");
+    assert!(o.measured.peak_memory_bytes.unwrap() >= 16 << 20, "{o:?}");
     assert!(leftovers(&f, "no-marker").is_empty());
 
     let mut inv = f.invocation(script);
     inv.upper_on_disk = true;
     let (o, out) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
     assert!(out.contains(&format!("upperdir={scratch}/inv-")), "{out}");
     assert!(leftovers(&f, "no-marker").is_empty());
 }
@@ -456,9 +466,12 @@ fn a_root_filesystem_full_to_the_memory_limit_still_reports() {
     inv.env
         .push(("BENCHBOX_METRICS".into(), sandbox::METRICS_PATH.into()));
     let (o, _) = f.run(&inv);
-    assert!(o.exit_code.is_some() || o.signal.is_some(), "{o:?}");
-    assert!(!o.timed_out, "{o:?}");
-    assert!(o.memory_peak.unwrap() <= 32 << 20, "{o:?}");
+    assert!(
+        o.measured.exit_code.is_some() || o.measured.signal.is_some(),
+        "{o:?}"
+    );
+    assert!(!o.measured.timed_out, "{o:?}");
+    assert!(o.measured.peak_memory_bytes.unwrap() <= 32 << 20, "{o:?}");
     assert!(leftovers(&f, "no-marker").is_empty());
 }
 
@@ -475,7 +488,7 @@ fn the_metrics_file_is_returned() {
     inv.env
         .push(("BENCHBOX_METRICS".into(), sandbox::METRICS_PATH.into()));
     let (o, _) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
     // Cut at 1 MiB, then at its last whole line.
     assert!(o.metrics_file.len() <= 1 << 20, "{}", o.metrics_file.len());
     assert!(
@@ -500,7 +513,7 @@ fn the_container_sees_its_own_cgroup_limits() {
     inv.limits.cpu_quota = Some(1.5);
     inv.limits.pids = Some(77);
     let (o, out) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0), "{out}");
+    assert_eq!(o.measured.exit_code, Some(0), "{out}");
     let lines: Vec<&str> = out.lines().collect();
     let (quota, own_group) = if f.is_v1() {
         ("150000", ":memory:/")
@@ -536,17 +549,18 @@ fn the_workload_runs_as_the_configured_user() {
         f.invocation("id -u; id -g; id -G; head -c 4 /dev/zero > /dev/null && echo dev-ok");
     inv.user = Some("bench".into());
     let (o, out) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0), "{out}");
+    assert_eq!(o.measured.exit_code, Some(0), "{out}");
     assert_eq!(out, "1000\n1000\n1000 1500\ndev-ok\n");
     let mut inv = f.invocation("true");
     inv.user = Some("nobody".into());
-    let err = sandbox::run(
-        &inv,
-        &f.cgroups,
-        &format!("inv-{}-u", std::process::id()),
-        &AtomicBool::new(false),
-    )
-    .unwrap_err();
+    let err = f
+        .sandbox
+        .run_in_group(
+            &inv,
+            &format!("inv-{}-u", std::process::id()),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("`nobody`"), "{err}");
 }
 
@@ -565,7 +579,7 @@ fn the_leftover_probe_sees_a_live_marker_process() {
             })
         });
         let (o, _) = f.run(&inv);
-        assert!(o.timed_out);
+        assert!(o.measured.timed_out);
         probe.join().unwrap()
     });
     assert!(seen, "the marker process was not visible while running");
@@ -577,7 +591,7 @@ fn memory_is_sampled_over_time_from_the_exec() {
     // Hold ~32 MiB for a while, then exit: the samples must see it.
     let (o, _) =
         f.run(&f.invocation("x=$(head -c 33554432 /dev/zero | tr '\\0' a); sleep 0.4; echo ${#x}"));
-    assert_eq!(o.exit_code, Some(0));
+    assert_eq!(o.measured.exit_code, Some(0));
     let t = &o.memory_timeline;
     assert!(t.len() >= 5, "{t:?}");
     assert!(
@@ -585,14 +599,14 @@ fn memory_is_sampled_over_time_from_the_exec() {
         "times increase: {t:?}"
     );
     assert!(
-        t[0].0 >= 0.0 && t.last().unwrap().0 <= o.wall.as_secs_f64() + 0.1,
+        t[0].0 >= 0.0 && t.last().unwrap().0 <= o.measured.wall_s + 0.1,
         "{t:?}"
     );
     let max = t.iter().map(|s| s.1).max().unwrap();
     assert!(
-        max > 30 << 20 && max <= o.memory_peak.unwrap(),
+        max > 30 << 20 && max <= o.measured.peak_memory_bytes.unwrap(),
         "max {max} peak {:?}",
-        o.memory_peak
+        o.measured.peak_memory_bytes
     );
 }
 
@@ -847,12 +861,18 @@ fn v2_io_stat_counts_the_groups_block_io() {
 fn v2_each_invocation_has_its_own_peak_and_io() {
     let Some(f) = v2_fixture() else { return };
     let (big, _) = f.run(&f.invocation("dd if=/dev/zero of=/dev/null bs=48M count=1 2>/dev/null"));
-    assert_eq!(big.exit_code, Some(0), "{big:?}");
-    assert!(big.memory_peak.unwrap() >= 48 << 20, "{big:?}");
+    assert_eq!(big.measured.exit_code, Some(0), "{big:?}");
+    assert!(
+        big.measured.peak_memory_bytes.unwrap() >= 48 << 20,
+        "{big:?}"
+    );
     let (small, _) = f.run(&f.invocation("true"));
-    assert_eq!(small.exit_code, Some(0), "{small:?}");
-    assert!(small.memory_peak.unwrap() < 8 << 20, "{small:?}");
-    assert!(!big.oom_killed && !small.oom_killed);
+    assert_eq!(small.measured.exit_code, Some(0), "{small:?}");
+    assert!(
+        small.measured.peak_memory_bytes.unwrap() < 8 << 20,
+        "{small:?}"
+    );
+    assert!(!big.measured.oom_killed && !small.measured.oom_killed);
     if !on_a_block_device(f.dir.path()) {
         return;
     }
@@ -868,8 +888,11 @@ fn v2_each_invocation_has_its_own_peak_and_io() {
         read_only: false,
     }];
     let (o, _) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0), "{o:?}");
-    let (read, write) = (o.io_read_bytes.unwrap(), o.io_write_bytes.unwrap());
+    assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
+    let (read, write) = (
+        o.measured.io_read_bytes.unwrap(),
+        o.measured.io_write_bytes.unwrap(),
+    );
     assert!((8 << 20..64 << 20).contains(&write), "written {write}");
     assert!((8 << 20..64 << 20).contains(&read), "read {read}");
 }
@@ -889,7 +912,7 @@ fn the_workload_is_born_in_its_group() {
     let (o, out) = f.run(&f.invocation(&format!(
         "echo $$; echo --; cat {procs}; echo --; cat /proc/self/cgroup"
     )));
-    assert_eq!(o.exit_code, Some(0), "{out}");
+    assert_eq!(o.measured.exit_code, Some(0), "{out}");
     let sections: Vec<Vec<&str>> = out.split("--\n").map(|s| s.lines().collect()).collect();
     let [shell, pids, cgroups] = &sections[..] else {
         panic!("{out}")
@@ -918,8 +941,12 @@ fn v1_has_no_pressure_columns() {
         return;
     }
     let (o, _) = f.run(&f.invocation("dd if=/dev/zero of=/dev/null bs=8M count=1 2>/dev/null"));
-    assert_eq!(o.exit_code, Some(0), "{o:?}");
-    assert_eq!(o.pressure, sandbox::Pressure::default(), "{o:?}");
+    assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
+    assert_eq!(
+        o.measured.pressure,
+        benchbox::measurement::Pressure::default(),
+        "{o:?}"
+    );
 }
 
 /// Pressure stall time on a real v2 kernel: every column is measured for every invocation,
@@ -930,9 +957,12 @@ fn v1_has_no_pressure_columns() {
 fn v2_pressure_stall_time_is_measured_per_invocation() {
     let Some(f) = v2_fixture() else { return };
     let (idle, _) = f.run(&f.invocation("true"));
-    assert_eq!(idle.exit_code, Some(0), "{idle:?}");
-    let p = idle.pressure;
-    for (column, value) in sandbox::Pressure::COLUMNS.iter().zip(p.values()) {
+    assert_eq!(idle.measured.exit_code, Some(0), "{idle:?}");
+    let p = idle.measured.pressure;
+    for (column, value) in benchbox::measurement::Pressure::COLUMNS
+        .iter()
+        .zip(p.values())
+    {
         assert!(value.is_some(), "{column} is not measured: {p:?}");
     }
     if !on_a_block_device(f.dir.path()) {
@@ -948,9 +978,9 @@ fn v2_pressure_stall_time_is_measured_per_invocation() {
         read_only: false,
     }];
     let (o, _) = f.run(&inv);
-    assert_eq!(o.exit_code, Some(0), "{o:?}");
-    assert!(!o.oom_killed, "page cache is reclaimable: {o:?}");
-    let p = o.pressure;
+    assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
+    assert!(!o.measured.oom_killed, "page cache is reclaimable: {o:?}");
+    let p = o.measured.pressure;
     assert!(
         p.psi_memory_some_us.unwrap() > 0,
         "64 MiB through a 16 MiB group stalls on reclaim: {p:?}"

@@ -40,6 +40,8 @@ use benchbox::sandbox::{self, Invocation, Limits, Outcome, RootSpec, Volume, sec
 // ---------------------------------------------------------------------------------------------
 
 struct Fixture {
+    /// First, so that it is dropped first: it waits for its teardowns before `dir` goes.
+    sandbox: sandbox::Sandbox,
     dir: tempfile::TempDir,
     rootfs: PathBuf,
     cgroups: sandbox::Hierarchy,
@@ -68,7 +70,11 @@ impl std::fmt::Debug for Run {
         write!(
             f,
             "--- outcome: exit {:?} signal {:?} oom {}\n--- stdout\n{}--- stderr\n{}",
-            self.o.exit_code, self.o.signal, self.o.oom_killed, self.out, self.err
+            self.o.measured.exit_code,
+            self.o.measured.signal,
+            self.o.measured.oom_killed,
+            self.out,
+            self.err
         )
     }
 }
@@ -94,6 +100,7 @@ impl Fixture {
         Some(Fixture {
             dir,
             rootfs,
+            sandbox: sandbox::Sandbox::new(Some(cgroups.clone())),
             cgroups,
         })
     }
@@ -168,8 +175,10 @@ impl Fixture {
     }
 
     fn try_run_named(&self, inv: &Invocation, group: &str) -> sandbox::Result<Run> {
-        let o = sandbox::run(inv, &self.cgroups, group, &AtomicBool::new(false))?;
-        sandbox::wait_for_cleanup()?;
+        let o = self
+            .sandbox
+            .run_in_group(inv, group, &AtomicBool::new(false))?;
+        self.sandbox.wait_for_cleanup()?;
         Ok(Run {
             o,
             out: fs::read_to_string(&inv.stdout).unwrap_or_default(),
@@ -660,7 +669,7 @@ fn raising_the_cgroup_memory_limit_from_inside_fails_and_oom_still_kills() {
         assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
     }
     assert!(run.err.contains("Read-only file system"), "{run:?}");
-    assert!(run.o.oom_killed, "{run:?}");
+    assert!(run.o.measured.oom_killed, "{run:?}");
     assert!(!run.out.contains("survived"), "{run:?}");
     assert!(run.out.contains(&format!("\n{limit}\n")), "{run:?}");
     assert_eq!(
@@ -729,8 +738,8 @@ fn lifting_the_cgroup_cpu_quota_from_inside_fails() {
     for attempt in ["quota", "period", "cpus"] {
         assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
     }
-    let cpu = (run.o.cpu_user + run.o.cpu_system).as_secs_f64();
-    let ratio = cpu / run.o.wall.as_secs_f64();
+    let cpu = run.o.measured.cpu_s();
+    let ratio = cpu / run.o.measured.wall_s;
     assert!(
         ratio <= 0.6,
         "the quota did not hold: cpu {cpu} ratio {ratio}"
@@ -767,8 +776,8 @@ fn zeroing_cpu_and_memory_counters_from_inside_fails() {
     for attempt in ["cpuacct", "max_usage", "force_empty"] {
         assert_ne!(r[attempt], "0", "{attempt}: {run:?}");
     }
-    let cgroup = (run.o.cpu_user + run.o.cpu_system).as_secs_f64();
-    let rusage = run.o.rusage.user_s + run.o.rusage.system_s;
+    let cgroup = run.o.measured.cpu_s();
+    let rusage = run.o.measured.rusage.user_s + run.o.measured.rusage.system_s;
     assert!(
         cgroup > 0.2,
         "busy loop too short or counter reset: {cgroup}"
@@ -776,9 +785,9 @@ fn zeroing_cpu_and_memory_counters_from_inside_fails() {
     let diff = (cgroup - rusage).abs() / rusage;
     assert!(diff < 0.05, "cgroup {cgroup} vs rusage {rusage}");
     assert!(
-        run.o.memory_peak.unwrap() > 16 << 20,
+        run.o.measured.peak_memory_bytes.unwrap() > 16 << 20,
         "the peak was reset: {:?}",
-        run.o.memory_peak
+        run.o.measured.peak_memory_bytes
     );
 }
 
@@ -978,7 +987,7 @@ fn volume_targets_through_image_symlinks_stay_inside() {
         },
     ];
     let run = f.run(&inv);
-    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+    assert_eq!(run.o.measured.exit_code, Some(0), "{run:?}");
     assert_eq!(
         run.out, "volume-data\nvolume-data\nsingle-file\n3\n",
         "{run:?}"
@@ -1067,7 +1076,7 @@ fn host_mode_volume_at_a_missing_path_leaves_no_trace() {
         },
     ];
     let run = f.run(&inv);
-    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+    assert_eq!(run.o.measured.exit_code, Some(0), "{run:?}");
     assert_eq!(run.out, "from-the-host\nfrom-the-host\n", "{run:?}");
     assert_eq!(fs::read_to_string(data.join("output")).unwrap(), "new\n");
     assert!(
@@ -1606,7 +1615,7 @@ fn init_is_out_of_the_workloads_reach() {
         assert_eq!(r[file], "ERR:EACCES", "{file}: {run:?}");
     }
     // SIGKILL to the namespace's init from inside is ignored; init reported this run.
-    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+    assert_eq!(run.o.measured.exit_code, Some(0), "{run:?}");
 }
 
 /// The workload cannot shield itself from the OOM killer nor take the CPU away from the host
@@ -2059,7 +2068,7 @@ fn a_rw_volume_cannot_redirect_later_volumes_or_the_rootfs_to_the_host() {
         read_only: false,
     }];
     let run = f.run(&inv);
-    assert_eq!(run.o.exit_code, Some(0), "{run:?}");
+    assert_eq!(run.o.measured.exit_code, Some(0), "{run:?}");
     inv.volumes.clear();
     inv.env = vec![("PATH".into(), "/usr/bin:/bin".into())];
     inv.argv[2] = format!(
@@ -2070,7 +2079,7 @@ fn a_rw_volume_cannot_redirect_later_volumes_or_the_rootfs_to_the_host() {
         Ok(run) if host_root(&run) => holes.push(format!(
             "HOLE: the next invocation's root filesystem was the host's `/`: {run:?}"
         )),
-        Ok(run) => assert_ne!(run.o.exit_code, Some(0), "{run:?}"),
+        Ok(run) => assert_ne!(run.o.measured.exit_code, Some(0), "{run:?}"),
         Err(e) => eprintln!("refused, as it may be: {e}"),
     }
     assert!(holes.is_empty(), "{}", holes.join("\n"));

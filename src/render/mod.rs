@@ -42,7 +42,7 @@ pub use stats_csv::stats_csv;
 
 /// A cell's limits as the kernel applied them (read back), in words: "cpus 0; memory 64.0 MiB,
 /// no swap; pids 32".
-pub fn limits_text(applied: &crate::sandbox::Applied) -> String {
+pub fn limits_text(applied: &crate::measurement::Applied) -> String {
     let mut parts = Vec::new();
     if let Some(cpus) = &applied.cpus {
         parts.push(format!("cpus {cpus}"));

@@ -23,24 +23,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-/// Which cgroup interface the host offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Version {
-    V1,
-    V2,
-}
-
-impl std::fmt::Display for Version {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Version::V1 => "v1",
-            Version::V2 => "v2",
-        })
-    }
-}
+// The plain data a group reports, shared with the results and the reports.
+pub use crate::measurement::{Applied, Pressure, Version};
 
 /// The limits to apply to one invocation's cgroup. `None` means unlimited.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,20 +35,6 @@ pub struct Limits {
     pub cpu_quota: Option<f64>,
     /// Hard memory limit in bytes; swap is always disabled when set.
     pub memory: Option<u64>,
-    pub pids: Option<u64>,
-}
-
-/// The limits as the kernel reports them after we wrote them (read back, not echoed).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Applied {
-    pub cgroup_version: Option<Version>,
-    pub cpus: Option<String>,
-    pub mems: Option<String>,
-    pub cpu_quota_us: Option<i64>,
-    pub cpu_period_us: Option<u64>,
-    pub memory_bytes: Option<u64>,
-    /// Memory + swap limit (v1 memsw) or swap limit (v2 swap.max); equal to memory / 0 = no swap.
-    pub memory_swap_bytes: Option<u64>,
     pub pids: Option<u64>,
 }
 
@@ -83,85 +53,24 @@ pub struct Counters {
     pub pressure: Pressure,
 }
 
-/// Pressure stall information (PSI) of a group, in microseconds: how long some (or all)
-/// of its runnable tasks waited for a CPU, for memory (reclaim, refaults) or for I/O.
-/// In [`Counters`] these are the cumulative `total=` values of the group's `cpu.pressure`,
-/// `memory.pressure` and `io.pressure`; in an invocation's outcome, the stall during the
-/// invocation (see [`Pressure::since`]). `None`: not measured -- cgroup v1, or a kernel without
-/// PSI (`CONFIG_PSI` off, `psi=0`), where the files are missing or unreadable. They are noise
-/// signals, not performance: a benchmark that stalled on memory or I/O was disturbed (or is
-/// about memory or I/O), which a reader wants to see beside its numbers.
-///
-/// The field names are the runs.csv columns and results.json's keys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Pressure {
-    pub psi_cpu_some_us: Option<u64>,
-    pub psi_memory_some_us: Option<u64>,
-    pub psi_memory_full_us: Option<u64>,
-    pub psi_io_some_us: Option<u64>,
-    pub psi_io_full_us: Option<u64>,
-}
-
-impl Pressure {
-    /// The column names, in the order runs.csv has them (see [`Pressure::values`]).
-    pub const COLUMNS: [&'static str; 5] = [
-        "psi_cpu_some_us",
-        "psi_memory_some_us",
-        "psi_memory_full_us",
-        "psi_io_some_us",
-        "psi_io_full_us",
-    ];
-
-    /// The values in the order of [`Pressure::COLUMNS`].
-    pub fn values(&self) -> [Option<u64>; 5] {
-        [
-            self.psi_cpu_some_us,
-            self.psi_memory_some_us,
-            self.psi_memory_full_us,
-            self.psi_io_some_us,
-            self.psi_io_full_us,
-        ]
-    }
-
-    /// From values in the order of [`Pressure::COLUMNS`].
-    pub fn from_values(v: [Option<u64>; 5]) -> Pressure {
-        Pressure {
-            psi_cpu_some_us: v[0],
-            psi_memory_some_us: v[1],
-            psi_memory_full_us: v[2],
-            psi_io_some_us: v[3],
-            psi_io_full_us: v[4],
-        }
-    }
-
-    /// Read the group's three pressure files in `dir` (each missing or unreadable one leaves
-    /// its values empty). The CPU's `full` line (Linux 5.13+) is left out: with one runnable
-    /// task, the usual benchmark, it is the same time as `some`.
-    pub fn read(dir: &Path) -> Pressure {
-        let totals = |file: &str| {
-            fs::read_to_string(dir.join(file))
-                .map(|text| pressure_totals(&text))
-                .unwrap_or_default()
-        };
-        let (cpu_some, _) = totals("cpu.pressure");
-        let (memory_some, memory_full) = totals("memory.pressure");
-        let (io_some, io_full) = totals("io.pressure");
-        Pressure {
-            psi_cpu_some_us: cpu_some,
-            psi_memory_some_us: memory_some,
-            psi_memory_full_us: memory_full,
-            psi_io_some_us: io_some,
-            psi_io_full_us: io_full,
-        }
-    }
-
-    /// The stall between `baseline` and `self` (two readings of one group's totals): empty
-    /// where either reading is.
-    pub fn since(&self, baseline: &Pressure) -> Pressure {
-        let delta = |now: Option<u64>, then: Option<u64>| Some(now?.saturating_sub(then?));
-        let (now, then) = (self.values(), baseline.values());
-        Pressure::from_values(std::array::from_fn(|i| delta(now[i], then[i])))
+/// Read the group's three pressure files in `dir` (each missing or unreadable one leaves its
+/// values empty). The CPU's `full` line (Linux 5.13+) is left out: with one runnable task, the
+/// usual benchmark, it is the same time as `some`.
+pub fn read_pressure(dir: &Path) -> Pressure {
+    let totals = |file: &str| {
+        fs::read_to_string(dir.join(file))
+            .map(|text| pressure_totals(&text))
+            .unwrap_or_default()
+    };
+    let (cpu_some, _) = totals("cpu.pressure");
+    let (memory_some, memory_full) = totals("memory.pressure");
+    let (io_some, io_full) = totals("io.pressure");
+    Pressure {
+        psi_cpu_some_us: cpu_some,
+        psi_memory_some_us: memory_some,
+        psi_memory_full_us: memory_full,
+        psi_io_some_us: io_some,
+        psi_io_full_us: io_full,
     }
 }
 
@@ -545,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // No pressure files at all: v1, or a kernel booted with psi=0.
-        assert_eq!(Pressure::read(d), Pressure::default());
+        assert_eq!(read_pressure(d), Pressure::default());
         fs::write(
             d.join("cpu.pressure"),
             "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=900\n",
@@ -556,7 +465,7 @@ mod tests {
             "some avg10=0.00 avg60=0.00 avg300=0.00 total=20\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=10\n",
         )
         .unwrap();
-        let p = Pressure::read(d);
+        let p = read_pressure(d);
         assert_eq!(p.psi_cpu_some_us, Some(1000));
         assert_eq!(
             (p.psi_memory_some_us, p.psi_memory_full_us),
@@ -570,25 +479,7 @@ mod tests {
         // A pressure file that cannot be read (a group with `cgroup.pressure` 0 answers
         // EOPNOTSUPP): a directory stands in for it here.
         fs::create_dir(d.join("io.pressure")).unwrap();
-        assert_eq!(Pressure::read(d).psi_io_some_us, None);
-    }
-
-    #[test]
-    fn pressure_during_an_invocation_is_the_difference_of_two_readings() {
-        let at = |v: [Option<u64>; 5]| Pressure::from_values(v);
-        let baseline = at([Some(100), Some(5), Some(1), Some(0), None]);
-        let last = at([Some(350), Some(5), Some(4), None, None]);
-        assert_eq!(
-            last.since(&baseline).values(),
-            [Some(250), Some(0), Some(3), None, None]
-        );
-        assert_eq!(
-            Pressure::default().since(&Pressure::default()),
-            Pressure::default()
-        );
-        // Totals never go down in one group; a reading that did is clamped, never negative.
-        assert_eq!(at([Some(1); 5]).since(&at([Some(2); 5])), at([Some(0); 5]));
-        assert_eq!(Pressure::COLUMNS.len(), at([None; 5]).values().len());
+        assert_eq!(read_pressure(d).psi_io_some_us, None);
     }
 
     #[test]

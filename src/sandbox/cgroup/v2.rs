@@ -21,8 +21,8 @@ use std::time::Duration;
 use super::place::{LEAF, Place};
 
 use super::{
-    Applied, CgroupError, Counters, Group, Limits, Pressure, Result, Version, keyed, kill_listed,
-    make_dir, read_file, read_pids, read_u64, remove_dir_retrying, write_file,
+    Applied, CgroupError, Counters, Group, Limits, Result, Version, keyed, kill_listed, make_dir,
+    read_file, read_pids, read_u64, remove_dir_retrying, write_file,
 };
 
 const WANTED: &[&str] = &["cpuset", "cpu", "io", "memory", "pids"];
@@ -410,7 +410,7 @@ impl Group for V2Group {
             oom_kills: keyed(&events, "oom_kill").unwrap_or(0),
             nr_throttled: keyed(&cpu_stat, "nr_throttled").unwrap_or(0),
             throttled: usec("throttled_usec"),
-            pressure: Pressure::read(d),
+            pressure: super::read_pressure(d),
         })
     }
 
