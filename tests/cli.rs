@@ -882,7 +882,7 @@ fn invocation_keys(rows: &[csv::StringRecord], header: &[String]) -> (Vec<String
     (keys, twice)
 }
 
-/// Issue 10: `run --resume latest` while the run was still going was accepted; runs.csv got
+/// `run --resume latest` while the run was still going was once accepted; runs.csv got
 /// 22 rows for a 14-invocation plan and both processes exited 0.
 #[test]
 fn a_second_writer_of_a_live_run_is_refused_with_exit_7_and_readers_see_it_running() {
@@ -974,7 +974,7 @@ fn a_second_writer_of_a_live_run_is_refused_with_exit_7_and_readers_see_it_runni
     p.assert_no_leftovers();
 }
 
-/// Issue 10: after a crash or a full disk, a torn last row made `report` exit 2 and `--resume`
+/// After a crash or a full disk, a torn last row once made `report` exit 2 and `--resume`
 /// exit 1.
 #[test]
 fn a_torn_last_row_is_left_out_by_report_and_run_again_by_resume() {
@@ -1013,7 +1013,7 @@ fn a_torn_last_row_is_left_out_by_report_and_run_again_by_resume() {
     p.assert_no_leftovers();
 }
 
-/// Issue 10: SIGKILL right after the last invocation left `complete` with no summary.md,
+/// SIGKILL right after the last invocation once left `complete` with no summary.md,
 /// report.html or plots. Now `complete` is written after them; a run left `running` is
 /// finished by `report`, and `--resume` of a complete run re-renders it. Also: results.json
 /// was 0600.
@@ -1111,7 +1111,7 @@ fn complete_means_the_reports_exist_and_report_or_resume_finish_a_killed_run() {
     p.assert_no_leftovers();
 }
 
-/// Issue 10: `run ... 2>&1 | head -3` exited 101 (a panic writing to the closed pipe).
+/// `run ... 2>&1 | head -3` once exited 101 (a panic writing to the closed pipe).
 #[test]
 fn a_closed_output_pipe_does_not_stop_the_run() {
     if !common::privileged() {
@@ -1158,7 +1158,7 @@ fn a_closed_output_pipe_does_not_stop_the_run() {
     p.assert_no_leftovers();
 }
 
-/// Issue 10: summary.md did not escape axis values, and it goes to $GITHUB_STEP_SUMMARY.
+/// summary.md once did not escape axis values, and it goes to $GITHUB_STEP_SUMMARY.
 #[test]
 fn axis_values_cannot_inject_markdown() {
     if !common::privileged() {

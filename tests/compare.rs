@@ -230,7 +230,7 @@ fn compare_of_a_missing_run_is_a_usage_error_with_a_hint() {
     assert!(err.contains("\n  hint: pass a run directory such as reports/NAME/latest"));
 }
 
-/// Issue 10: `compare` exited 0 when it compared nothing: two runs with no cell in common, an
+/// `compare` once exited 0 when it compared nothing: two runs with no cell in common, an
 /// interrupted candidate, a base in which every invocation failed. Each is exit 6 now, and a
 /// run without runs.csv is an error.
 #[test]
