@@ -265,6 +265,9 @@ fn jitter(i: usize) -> f64 {
     (i as f64 * golden).fract() - 0.5
 }
 
+/// A chart with a plain x and y axis.
+type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+
 /// The chart every plot kind draws in: a margin of `margin` pixels, the x label area, a y
 /// label area of `y_area` pixels and, over a facet, its title.
 fn chart<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
@@ -274,10 +277,7 @@ fn chart<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
     title: Option<&str>,
     x: X,
     y: Y,
-) -> std::result::Result<
-    ChartContext<'a, DB, Cartesian2d<X::CoordDescType, Y::CoordDescType>>,
-    String,
-> {
+) -> std::result::Result<Chart<'a, DB, X::CoordDescType, Y::CoordDescType>, String> {
     let mut builder = ChartBuilder::on(area);
     builder
         .margin(g.px(margin))
@@ -292,7 +292,7 @@ fn chart<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
 /// The mesh every plot kind starts from: faint major grid lines only, the x axis title and
 /// the fonts; each kind adds its grid direction, tick formats and tick counts.
 fn mesh<'a, 'b, DB, X, Y>(
-    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    chart: &'b mut Chart<'a, DB, X, Y>,
     g: Geom,
     x_title: &str,
 ) -> MeshStyle<'a, 'b, X, Y, DB>
