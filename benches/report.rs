@@ -1,7 +1,7 @@
 //! `benchbox report` over a large run: 20 cells x 5,000 measured invocations = 100,000 rows of
 //! runs.csv, plus the results.json the runner would have left (with every sample in it).
 //!
-//! Targets (issue 4): under 1 s and under 100 MB. The time is criterion's; the peak memory is
+//! Targets: under 1 s and under 100 MB. The time is criterion's; the peak memory is
 //! measured once, before the timing, by running the real binary under `/usr/bin/time -v`
 //! (maximum resident set size), so it includes everything the command does.
 //!

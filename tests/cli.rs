@@ -3,9 +3,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use common::project::text;
 
 /// Whether this host's cgroups are v2.
 fn host_is_v2() -> bool {
@@ -29,16 +31,6 @@ fn run_cmd(cmd: &mut Command) -> Output {
     cmd.output().expect("benchbox runs")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A temp dir with a busybox rootfs and a matrix file written from `toml` (with `ROOTFS`
-/// replaced by the rootfs path).
 /// Runs sweep the cgroups of dead benchbox processes: the test that kills benchbox on purpose
 /// must not have its evidence swept by another test's run, so it runs alone.
 static EXCLUSIVE: std::sync::RwLock<()> = std::sync::RwLock::new(());
@@ -49,11 +41,20 @@ enum Turn {
     Alone(std::sync::RwLockWriteGuard<'static, ()>),
 }
 
+/// A project with a busybox rootfs (see `common::project::Project`) that takes its turn among the tests
+/// and remembers the benchbox processes it ran.
 struct Project {
     _turn: Turn,
-    dir: tempfile::TempDir,
+    project: common::project::Project,
     /// Pids of the benchbox processes run, to look for their cgroups afterwards.
     pids: std::cell::RefCell<Vec<u32>>,
+}
+
+impl std::ops::Deref for Project {
+    type Target = common::project::Project;
+    fn deref(&self) -> &common::project::Project {
+        &self.project
+    }
 }
 
 impl Project {
@@ -68,27 +69,11 @@ impl Project {
     }
 
     fn with_turn(toml: &str, turn: Turn) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        common::busybox_rootfs(&dir.path().join("rootfs"));
-        fs::create_dir(dir.path().join("scratch")).unwrap();
-        fs::write(dir.path().join("m.toml"), toml).unwrap();
         Project {
             _turn: turn,
-            dir,
+            project: common::project::Project::new(toml),
             pids: Default::default(),
         }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = common::benchbox();
-        c.current_dir(self.dir.path())
-            .args(args)
-            .env("BENCHBOX_SCRATCH", self.path("scratch"));
-        c
     }
 
     fn run(&self, extra: &[&str]) -> Output {
@@ -104,33 +89,17 @@ impl Project {
         child.wait_with_output().unwrap()
     }
 
-    fn latest(&self, name: &str) -> PathBuf {
-        fs::canonicalize(self.path(&format!("out/{name}/latest"))).unwrap()
-    }
-
     fn csv_rows(&self, name: &str) -> Vec<csv::StringRecord> {
-        let mut r = csv::Reader::from_path(self.latest(name).join("runs.csv")).unwrap();
-        r.records().map(|r| r.unwrap()).collect()
+        self.csv(name).1
     }
 
     fn csv_header(&self, name: &str) -> Vec<String> {
-        let mut r = csv::Reader::from_path(self.latest(name).join("runs.csv")).unwrap();
-        r.headers().unwrap().iter().map(String::from).collect()
+        self.csv(name).0
     }
 
-    fn results(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(self.latest(name).join("results.json")).unwrap())
-            .unwrap()
-    }
-
-    /// The scratch dir is empty and no cgroup of ours is left.
+    /// The scratch dir is empty and no mount is left under it.
     fn assert_no_leftovers(&self) {
-        let left: Vec<_> = fs::read_dir(self.path("scratch"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "scratch left: {left:?}");
+        self.assert_scratch_empty();
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
         let scratch = self.path("scratch").display().to_string();
         assert!(
@@ -882,7 +851,7 @@ fn invocation_keys(rows: &[csv::StringRecord], header: &[String]) -> (Vec<String
     (keys, twice)
 }
 
-/// Issue 10: `run --resume latest` while the run was still going was accepted; runs.csv got
+/// `run --resume latest` while the run was still going was once accepted; runs.csv got
 /// 22 rows for a 14-invocation plan and both processes exited 0.
 #[test]
 fn a_second_writer_of_a_live_run_is_refused_with_exit_7_and_readers_see_it_running() {
@@ -974,7 +943,7 @@ fn a_second_writer_of_a_live_run_is_refused_with_exit_7_and_readers_see_it_runni
     p.assert_no_leftovers();
 }
 
-/// Issue 10: after a crash or a full disk, a torn last row made `report` exit 2 and `--resume`
+/// After a crash or a full disk, a torn last row once made `report` exit 2 and `--resume`
 /// exit 1.
 #[test]
 fn a_torn_last_row_is_left_out_by_report_and_run_again_by_resume() {
@@ -1013,7 +982,7 @@ fn a_torn_last_row_is_left_out_by_report_and_run_again_by_resume() {
     p.assert_no_leftovers();
 }
 
-/// Issue 10: SIGKILL right after the last invocation left `complete` with no summary.md,
+/// SIGKILL right after the last invocation once left `complete` with no summary.md,
 /// report.html or plots. Now `complete` is written after them; a run left `running` is
 /// finished by `report`, and `--resume` of a complete run re-renders it. Also: results.json
 /// was 0600.
@@ -1111,7 +1080,7 @@ fn complete_means_the_reports_exist_and_report_or_resume_finish_a_killed_run() {
     p.assert_no_leftovers();
 }
 
-/// Issue 10: `run ... 2>&1 | head -3` exited 101 (a panic writing to the closed pipe).
+/// `run ... 2>&1 | head -3` once exited 101 (a panic writing to the closed pipe).
 #[test]
 fn a_closed_output_pipe_does_not_stop_the_run() {
     if !common::privileged() {
@@ -1126,7 +1095,7 @@ fn a_closed_output_pipe_does_not_stop_the_run() {
         Command::new("bash")
             .arg("-c")
             .arg(&script)
-            .current_dir(p.dir.path())
+            .current_dir(p.dir())
             .env("BENCHBOX_SCRATCH", p.path("scratch")),
     );
     let out = String::from_utf8_lossy(&o.stdout);
@@ -1147,7 +1116,7 @@ fn a_closed_output_pipe_does_not_stop_the_run() {
             Command::new("bash")
                 .arg("-c")
                 .arg(&script)
-                .current_dir(p.dir.path()),
+                .current_dir(p.dir()),
         );
         assert!(
             String::from_utf8_lossy(&o.stdout).ends_with("exit 0\n"),
@@ -1158,7 +1127,7 @@ fn a_closed_output_pipe_does_not_stop_the_run() {
     p.assert_no_leftovers();
 }
 
-/// Issue 10: summary.md did not escape axis values, and it goes to $GITHUB_STEP_SUMMARY.
+/// summary.md once did not escape axis values, and it goes to $GITHUB_STEP_SUMMARY.
 #[test]
 fn axis_values_cannot_inject_markdown() {
     if !common::privileged() {

@@ -8,7 +8,8 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::project::{Project, text};
 
 const MATRIX: &str = r#"
 name = "loop"
@@ -36,51 +37,22 @@ fn script(factor: u32) -> String {
     )
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// One run with the loop scaled by `factor`; returns its directory.
+fn run(p: &Project, factor: u32, out: &str) -> PathBuf {
+    fs::write(p.path("work/load.sh"), script(factor)).unwrap();
+    let o = p
+        .cmd(&["run", "m.toml", "--out", out, "--resamples", "2000"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    p.latest_in(out, "loop")
 }
 
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        common::busybox_rootfs(&dir.path().join("rootfs"));
-        fs::create_dir(dir.path().join("scratch")).unwrap();
-        fs::create_dir(dir.path().join("work")).unwrap();
-        fs::write(dir.path().join("m.toml"), MATRIX).unwrap();
-        Project { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = common::benchbox();
-        c.current_dir(self.dir.path())
-            .args(args)
-            .env("BENCHBOX_SCRATCH", self.path("scratch"))
-            .env_remove("GITHUB_STEP_SUMMARY");
-        c
-    }
-
-    /// One run with the loop scaled by `factor`; returns its directory.
-    fn run(&self, factor: u32, out: &str) -> PathBuf {
-        fs::write(self.path("work/load.sh"), script(factor)).unwrap();
-        let o = self
-            .cmd(&["run", "m.toml", "--out", out, "--resamples", "2000"])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        fs::canonicalize(self.path(&format!("{out}/loop/latest"))).unwrap()
-    }
+/// The project: a busybox rootfs and the `work` volume the load script goes in.
+fn project() -> Project {
+    let p = Project::new(MATRIX);
+    fs::create_dir(p.path("work")).unwrap();
+    p
 }
 
 fn ids(run: &Path) -> Vec<String> {
@@ -99,9 +71,9 @@ fn a_slower_candidate_fails_the_gate_and_a_run_passes_against_itself() {
     if !common::privileged() {
         return;
     }
-    let p = Project::new();
-    let base = p.run(1, "base");
-    let cand = p.run(4, "cand");
+    let p = project();
+    let base = run(&p, 1, "base");
+    let cand = run(&p, 4, "cand");
     assert_eq!(
         ids(&base),
         ids(&cand),
@@ -230,7 +202,7 @@ fn compare_of_a_missing_run_is_a_usage_error_with_a_hint() {
     assert!(err.contains("\n  hint: pass a run directory such as reports/NAME/latest"));
 }
 
-/// Issue 10: `compare` exited 0 when it compared nothing: two runs with no cell in common, an
+/// `compare` once exited 0 when it compared nothing: two runs with no cell in common, an
 /// interrupted candidate, a base in which every invocation failed. Each is exit 6 now, and a
 /// run without runs.csv is an error.
 #[test]
@@ -238,8 +210,8 @@ fn a_gate_with_nothing_comparable_fails_with_exit_6() {
     if !common::privileged() {
         return;
     }
-    let p = Project::new();
-    let base = p.run(1, "base");
+    let p = project();
+    let base = run(&p, 1, "base");
     let compare = |args: &[&str]| {
         let mut all = vec!["compare", "--resamples", "500"];
         all.extend_from_slice(args);

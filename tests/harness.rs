@@ -13,13 +13,7 @@ use benchbox::plan::Phase;
 use benchbox::results::{self, CsvWriter, Sample};
 use benchbox::status::Status;
 
-fn text(o: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::project::{Project, text};
 
 /// A tmpfs of a given size mounted at a path, unmounted when dropped (whatever the test did).
 struct Tmpfs {
@@ -63,70 +57,36 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A temp dir holding `m.toml` and a scratch directory; cells run on the host's filesystem.
-struct Project {
-    dir: tempfile::TempDir,
+/// `benchbox run` of the project's matrix into `out`.
+fn run(p: &Project, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "m.toml",
+        "--out",
+        "out",
+        "--scratch",
+        "scratch",
+        "--resamples",
+        "200",
+    ];
+    args.extend_from_slice(extra);
+    p.cmd(&args).output().expect("benchbox runs")
 }
 
-impl Project {
-    fn new(toml: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("scratch")).unwrap();
-        fs::write(dir.path().join("m.toml"), toml).unwrap();
-        Project { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn benchbox(&self, args: &[&str]) -> Output {
-        common::benchbox()
-            .current_dir(self.dir.path())
-            .args(args)
-            .output()
-            .expect("benchbox runs")
-    }
-
-    fn run(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "run",
-            "m.toml",
-            "--out",
-            "out",
-            "--scratch",
-            "scratch",
-            "--resamples",
-            "200",
-        ];
-        args.extend_from_slice(extra);
-        self.benchbox(&args)
-    }
-
-    fn latest(&self, name: &str) -> PathBuf {
-        fs::canonicalize(self.path(&format!("out/{name}/latest"))).unwrap()
-    }
-
-    fn results(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(self.latest(name).join("results.json")).unwrap())
-            .unwrap()
-    }
-
-    /// runs.csv, checked to hold whole rows only: it ends in a newline and every record has
-    /// the header's number of fields. Returns (header, rows).
-    fn whole_rows(&self, name: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
-        let path = self.latest(name).join("runs.csv");
-        let raw = fs::read_to_string(&path).unwrap();
-        assert!(raw.ends_with('\n'), "a torn last row:\n{raw}");
-        let mut reader = csv::Reader::from_path(&path).unwrap();
-        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-        let rows: Vec<csv::StringRecord> = reader
-            .records()
-            .map(|r| r.unwrap_or_else(|e| panic!("a row that is not whole: {e}\n{raw}")))
-            .collect();
-        assert_eq!(raw.lines().count(), rows.len() + 1, "{raw}");
-        (header, rows)
-    }
+/// runs.csv, checked to hold whole rows only: it ends in a newline and every record has the
+/// header's number of fields. Returns (header, rows).
+fn whole_rows(p: &Project, name: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let path = p.latest(name).join("runs.csv");
+    let raw = fs::read_to_string(&path).unwrap();
+    assert!(raw.ends_with('\n'), "a torn last row:\n{raw}");
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .map(|r| r.unwrap_or_else(|e| panic!("a row that is not whole: {e}\n{raw}")))
+        .collect();
+    assert_eq!(raw.lines().count(), rows.len() + 1, "{raw}");
+    (header, rows)
 }
 
 fn column(header: &[String], name: &str) -> usize {
@@ -149,9 +109,9 @@ fn a_full_output_disk_stops_the_run_as_failed_and_resume_finishes_it() {
     if !common::privileged() {
         return;
     }
-    let p = Project::new(FILL);
+    let p = Project::on_host(FILL);
     let disk = Tmpfs::mount(&p.path("out"), "256k");
-    let o = p.run(&[]);
+    let o = run(&p, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -166,7 +126,7 @@ fn a_full_output_disk_stops_the_run_as_failed_and_resume_finishes_it() {
     assert_eq!(json["status"], "failed", "{json}");
     let reason = json["reason"].as_str().unwrap();
     assert!(reason.contains("No space left on device"), "{reason}");
-    let (header, rows) = p.whole_rows("fill");
+    let (header, rows) = whole_rows(&p, "fill");
     assert!(rows.len() < 6, "the disk was to fill up before the end");
     // No row blames the workload; results.json agrees with runs.csv.
     for row in &rows {
@@ -185,12 +145,12 @@ fn a_full_output_disk_stops_the_run_as_failed_and_resume_finishes_it() {
 
     // Space freed: --resume runs exactly what is missing, and every log is whole.
     disk.resize("8m");
-    let o = p.run(&["--resume", "latest"]);
+    let o = run(&p, &["--resume", "latest"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let json = p.results("fill");
     assert_eq!(json["status"], "complete");
     assert!(json.get("reason").is_none(), "{json}");
-    let (header, rows) = p.whole_rows("fill");
+    let (header, rows) = whole_rows(&p, "fill");
     assert_eq!(rows.len(), 6);
     let mut seen: Vec<(String, String)> = rows
         .iter()
@@ -286,7 +246,7 @@ fn max_log_caps_each_log_without_slowing_the_workload() {
         return;
     }
     // 50 MiB on stdout, 3 MB on stderr, a metric before the cap and another after it.
-    let p = Project::new(
+    let p = Project::on_host(
         r#"
 name = "cap"
 [run]
@@ -300,14 +260,14 @@ name = "score"
 pattern = 'score: (\d+)'
 "#,
     );
-    let o = p.run(&[]);
+    let o = run(&p, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("stdout and stderr truncated at max-log (1 MiB)"),
         "{stderr}"
     );
-    let (header, rows) = p.whole_rows("cap");
+    let (header, rows) = whole_rows(&p, "cap");
     let row = &rows[0];
     assert_eq!(&row[column(&header, "status")], "ok", "{row:?}");
     assert_eq!(&row[column(&header, "flags")], "log-truncated");
@@ -341,7 +301,7 @@ fn a_command_that_cannot_start_has_no_exit_code_unlike_one_that_exits_127() {
     if !common::privileged() {
         return;
     }
-    let p = Project::new(
+    let p = Project::on_host(
         r#"
 name = "nostart"
 [matrix]
@@ -359,14 +319,14 @@ runs = 1
 allow-failures = true
 "#,
     );
-    let o = p.run(&[]);
+    let o = run(&p, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("case=binary measure #1: did not start, FAILED: cannot run"),
         "{stderr}"
     );
-    let (header, rows) = p.whole_rows("nostart");
+    let (header, rows) = whole_rows(&p, "nostart");
     let get = |label: &str, col: &str| {
         let row = rows
             .iter()
@@ -398,7 +358,7 @@ allow-failures = true
     assert_eq!(get("case=exit127", "exit_code"), "127");
     assert_eq!(get("case=exit127", "reason"), "exit 127");
     // Rebuilt from runs.csv alone, none of them counts: no statistics, one failure each.
-    let o = p.benchbox(&["report", "out/nostart/latest"]);
+    let o = p.cmd(&["report", "out/nostart/latest"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let json = p.results("nostart");
     for cell in json["cells"].as_array().unwrap() {

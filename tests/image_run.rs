@@ -6,41 +6,35 @@ mod common;
 mod registry;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::Output;
 
-fn text(o: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+use common::project::{Project, text};
+
+/// A project on the host's files (see `common::project::Project`; the tests write `m.toml`) with its
+/// own image cache, and a registry to push to.
+struct Env {
+    project: Project,
+    registry: registry::Registry,
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    registry: registry::Registry,
+impl std::ops::Deref for Env {
+    type Target = Project;
+    fn deref(&self) -> &Project {
+        &self.project
+    }
 }
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("scratch")).unwrap();
         Env {
-            dir,
+            project: Project::on_host(""),
             registry: registry::Registry::start(),
         }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        common::benchbox()
-            .current_dir(self.dir.path())
-            .args(args)
-            .env("BENCHBOX_SCRATCH", self.path("scratch"))
+    /// `benchbox ARGS` in the project, with its own image cache.
+    fn benchbox(&self, args: &[&str]) -> Output {
+        self.cmd(args)
             .env("BENCHBOX_CACHE", self.path("cache"))
             .output()
             .unwrap()
@@ -52,7 +46,7 @@ impl Env {
         common::busybox_rootfs(&root);
         fs::write(root.join("etc/flavour"), flavour).unwrap();
         let reference = format!("{}/bench/bb:{tag}", self.registry.addr);
-        let o = self.cmd(&[
+        let o = self.benchbox(&[
             "import",
             root.to_str().unwrap(),
             "--tag",
@@ -61,11 +55,6 @@ impl Env {
         ]);
         assert!(o.status.success(), "{}", text(&o));
         reference
-    }
-
-    fn log(&self, name: &str, slug: &str) -> String {
-        let dir = fs::canonicalize(self.path(&format!("out/{name}/latest"))).unwrap();
-        fs::read_to_string(dir.join("logs").join(slug).join("measure-0.out")).unwrap()
     }
 }
 
@@ -84,7 +73,7 @@ runs = 2
 "#;
 
 fn plan_ids(env: &Env) -> Vec<(String, String)> {
-    let o = env.cmd(&["plan", "m.toml", "--json"]);
+    let o = env.benchbox(&["plan", "m.toml", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     v["cells"]
@@ -115,7 +104,7 @@ fn two_cells_on_two_images_are_pinned_run_and_survive_a_retag() {
     .unwrap();
 
     // --locked without a lock file: exit 4, nothing run.
-    let o = env.cmd(&["run", "m.toml", "--out", "out", "--locked"]);
+    let o = env.benchbox(&["run", "m.toml", "--out", "out", "--locked"]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("m.lock"),
@@ -125,7 +114,7 @@ fn two_cells_on_two_images_are_pinned_run_and_survive_a_retag() {
     assert!(!env.path("out").exists());
 
     // A plain run resolves, pins and runs each cell on its own image.
-    let o = env.cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
+    let o = env.benchbox(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(env.log("imgs", "flavour-a"), "A\n");
     assert_eq!(env.log("imgs", "flavour-b"), "B\n");
@@ -152,7 +141,7 @@ fn two_cells_on_two_images_are_pinned_run_and_survive_a_retag() {
 
     // The tag moves; a locked run still uses the pinned image.
     env.push_flavour("b", "B2");
-    let o = env.cmd(&[
+    let o = env.benchbox(&[
         "run",
         "m.toml",
         "--out",
@@ -166,25 +155,25 @@ fn two_cells_on_two_images_are_pinned_run_and_survive_a_retag() {
     assert_eq!(plan_ids(&env), pinned, "a locked run changes nothing");
 
     // `pull --update` re-resolves: the new image runs, and its cell gets a new id.
-    let o = env.cmd(&["pull", "m.toml", "--update"]);
+    let o = env.benchbox(&["pull", "m.toml", "--update"]);
     assert!(o.status.success(), "{}", text(&o));
     let updated = plan_ids(&env);
     assert_eq!(updated[0], pinned[0]);
     assert_ne!(updated[1], pinned[1]);
-    let o = env.cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
+    let o = env.benchbox(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(env.log("imgs", "flavour-b"), "B2\n");
 
     // `images` lists them; prune keeps what the lock file pins.
-    let o = env.cmd(&["images"]);
+    let o = env.benchbox(&["images"]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("bench/bb:a"),
         "{}",
         text(&o)
     );
-    let o = env.cmd(&["images", "prune", "--lock", "m.lock", "--out", "out"]);
+    let o = env.benchbox(&["images", "prune", "--lock", "m.lock", "--out", "out"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = env.cmd(&[
+    let o = env.benchbox(&[
         "run",
         "m.toml",
         "--out",
@@ -207,7 +196,7 @@ fn an_unknown_tag_is_exit_4_naming_the_reference() {
         MATRIX.replace("ADDR", &env.registry.addr),
     )
     .unwrap();
-    let o = env.cmd(&["run", "m.toml", "--out", "out"]);
+    let o = env.benchbox(&["run", "m.toml", "--out", "out"]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("bench/bb:a"),
@@ -261,7 +250,7 @@ fn the_image_config_supplies_command_env_workdir_and_user() {
         format!("name = \"cfg\"\n[environment]\nimage = \"{reference}\"\nenv = {{ OVERRIDE = \"from-matrix\" }}\n[run]\nwarmup = 0\nruns = 1\n"),
     )
     .unwrap();
-    let o = env.cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
+    let o = env.benchbox(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         env.log("cfg", "default"),

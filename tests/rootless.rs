@@ -18,17 +18,10 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::project::text;
+
 /// The ordinary user the tests run benchbox as.
 const NOBODY: u32 = 65534;
-
-fn text(o: &Output) -> String {
-    format!(
-        "--- status {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `path` and everything under it owned by `nobody`.
 fn give_to_nobody(path: &Path) {
@@ -41,10 +34,15 @@ fn give_to_nobody(path: &Path) {
     }
 }
 
-/// A project owned by `nobody`: a busybox rootfs (its /tmp writable by anyone), a scratch
-/// directory, HOME, and `m.toml`.
-struct Project {
-    dir: tempfile::TempDir,
+/// A project owned by `nobody` (see `common::project::Project`): a busybox rootfs (its /tmp writable by
+/// anyone), a scratch directory, HOME, and `m.toml`.
+struct Project(common::project::Project);
+
+impl std::ops::Deref for Project {
+    type Target = common::project::Project;
+    fn deref(&self) -> &common::project::Project {
+        &self.0
+    }
 }
 
 impl Project {
@@ -56,18 +54,11 @@ impl Project {
             .prefix("benchbox-rootless-")
             .tempdir()
             .unwrap();
-        let rootfs = common::busybox_rootfs(&dir.path().join("rootfs"));
-        fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-        for sub in ["scratch", "home"] {
-            fs::create_dir(dir.path().join(sub)).unwrap();
-        }
-        fs::write(dir.path().join("m.toml"), toml).unwrap();
-        give_to_nobody(dir.path());
-        Some(Project { dir })
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
+        let p = common::project::Project::at(dir, toml, true);
+        fs::set_permissions(p.path("rootfs/tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        fs::create_dir(p.path("home")).unwrap();
+        give_to_nobody(p.dir());
+        Some(Project(p))
     }
 
     /// `benchbox ARGS` as `nobody`, in the project; `before` runs in the child, as root, just
@@ -78,7 +69,7 @@ impl Project {
         before: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
     ) -> Command {
         let mut c = Command::new(self.binary());
-        c.current_dir(self.dir.path())
+        c.current_dir(self.dir())
             .args(args)
             .env("HOME", self.path("home"))
             .env("XDG_CACHE_HOME", self.path("home/.cache"))
@@ -110,50 +101,6 @@ impl Project {
         })
         .output()
         .unwrap()
-    }
-
-    fn latest(&self, name: &str) -> PathBuf {
-        self.latest_in("out", name)
-    }
-
-    /// The latest run of matrix `name` under the output directory `out`.
-    fn latest_in(&self, out: &str, name: &str) -> PathBuf {
-        fs::canonicalize(self.path(&format!("{out}/{name}/latest"))).unwrap()
-    }
-
-    fn results(&self, name: &str) -> serde_json::Value {
-        self.results_in("out", name)
-    }
-
-    fn results_in(&self, out: &str, name: &str) -> serde_json::Value {
-        let path = self.latest_in(out, name).join("results.json");
-        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    fn csv(&self, name: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
-        self.csv_in("out", name)
-    }
-
-    /// runs.csv as (header, rows).
-    fn csv_in(&self, out: &str, name: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
-        let mut r = csv::Reader::from_path(self.latest_in(out, name).join("runs.csv")).unwrap();
-        let header = r.headers().unwrap().iter().map(String::from).collect();
-        (header, r.records().map(|r| r.unwrap()).collect())
-    }
-
-    /// The stdout of one cell's first measured invocation.
-    fn log(&self, name: &str, slug: &str) -> String {
-        fs::read_to_string(self.latest(name).join(format!("logs/{slug}/measure-0.out")))
-            .unwrap_or_default()
-    }
-
-    fn assert_scratch_empty(&self) {
-        let left: Vec<_> = fs::read_dir(self.path("scratch"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "scratch left: {left:?}");
     }
 }
 
@@ -374,7 +321,7 @@ fn a_hostile_workload_stays_in_its_rootless_container() {
         fs::create_dir(p.path(dir)).unwrap();
         fs::write(p.path(&format!("{dir}/file")), "intact\n").unwrap();
     }
-    give_to_nobody(p.dir.path());
+    give_to_nobody(p.dir());
     let etc_marker = format!("/etc/benchbox-rootless-{}", std::process::id());
     // A process of the same user on the host, which the container must neither see nor signal
     // (the container itself runs no `sleep`).
@@ -758,7 +705,7 @@ fn limits_oom_and_peak_memory_are_the_same_rootless_in_a_delegated_subtree_as_un
     };
     // As root.
     let o = common::benchbox()
-        .current_dir(p.dir.path())
+        .current_dir(p.dir())
         .args(["run", "m.toml", "--out", "root-out", "--resamples", "100"])
         .env("BENCHBOX_SCRATCH", p.path("scratch"))
         .output()
@@ -879,7 +826,7 @@ runs = 1
     let src = p.path("rootfs");
     fs::create_dir_all(src.join("home/bench")).unwrap();
     fs::write(src.join("home/bench/file"), "from the image\n").unwrap();
-    give_to_nobody(p.dir.path());
+    give_to_nobody(p.dir());
     let o = p
         .cmd_with(
             &["import", "rootfs", "--tag", "localhost/benchbox-rootless:1"],

@@ -119,6 +119,12 @@ fn runs_a_workload_in_a_fresh_rootfs_and_cleans_up() {
     assert!(out.contains("No such file"), "{out}");
 }
 
+/// Nothing of the invocations is left: see [`leftovers`].
+fn assert_no_leftovers(f: &Fixture, marker: &str) {
+    let left = leftovers(f, marker);
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// Processes and mounts of ours still alive on the host: none may outlive an invocation.
 fn leftovers(f: &Fixture, marker: &str) -> Vec<String> {
     f.sandbox.wait_for_cleanup().expect("teardown");
@@ -232,11 +238,7 @@ fn pids_limit_contains_a_fork_loop() {
         .unwrap_or(0);
     assert!(count < 20 && count > 5, "{count} processes: {out} {o:?}");
     assert_eq!(o.applied.pids, Some(20));
-    assert!(
-        leftovers(&f, "987653").is_empty(),
-        "{:?}",
-        leftovers(&f, "987653")
-    );
+    assert_no_leftovers(&f, "987653");
 }
 
 #[test]
@@ -306,11 +308,7 @@ fn timeout_kills_the_whole_tree() {
         o.measured.exit_code.is_none() && o.measured.signal.is_some(),
         "{o:?}"
     );
-    assert!(
-        leftovers(&f, "987651").is_empty(),
-        "{:?}",
-        leftovers(&f, "987651")
-    );
+    assert_no_leftovers(&f, "987651");
 }
 
 #[test]
@@ -319,11 +317,7 @@ fn background_children_die_with_the_workload() {
     let (o, _) = f.run(&f.invocation("sleep 987652 & exit 3"));
     assert_eq!(o.measured.exit_code, Some(3));
     assert!(!o.succeeded());
-    assert!(
-        leftovers(&f, "987652").is_empty(),
-        "{:?}",
-        leftovers(&f, "987652")
-    );
+    assert_no_leftovers(&f, "987652");
 }
 
 #[test]
@@ -425,7 +419,7 @@ fn exec_failure_and_bad_workdir_are_errors() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("/does/not/exist"), "{err}");
-    assert!(leftovers(&f, "no-marker").is_empty());
+    assert_no_leftovers(&f, "no-marker");
 }
 
 /// By default the writable layer is a tmpfs of the container's own (what the workload writes
@@ -444,14 +438,14 @@ fn the_writable_layer_lives_in_memory_or_on_disk() {
         "{out}"
     );
     assert!(o.measured.peak_memory_bytes.unwrap() >= 16 << 20, "{o:?}");
-    assert!(leftovers(&f, "no-marker").is_empty());
+    assert_no_leftovers(&f, "no-marker");
 
     let mut inv = f.invocation(script);
     inv.upper_on_disk = true;
     let (o, out) = f.run(&inv);
     assert_eq!(o.measured.exit_code, Some(0), "{o:?}");
     assert!(out.contains(&format!("upperdir={scratch}/inv-")), "{out}");
-    assert!(leftovers(&f, "no-marker").is_empty());
+    assert_no_leftovers(&f, "no-marker");
 }
 
 /// A workload that fills its memory limit with files in its (tmpfs) root and then exits: the
@@ -472,7 +466,7 @@ fn a_root_filesystem_full_to_the_memory_limit_still_reports() {
     );
     assert!(!o.measured.timed_out, "{o:?}");
     assert!(o.measured.peak_memory_bytes.unwrap() <= 32 << 20, "{o:?}");
-    assert!(leftovers(&f, "no-marker").is_empty());
+    assert_no_leftovers(&f, "no-marker");
 }
 
 #[test]

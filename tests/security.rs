@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 
 use benchbox::sandbox::{self, Invocation, Limits, Outcome, RootSpec, Volume, security::Policy};
 
+use common::project::{Project, text as output_text};
+
 // ---------------------------------------------------------------------------------------------
 // Fixture
 // ---------------------------------------------------------------------------------------------
@@ -1182,13 +1184,11 @@ fn cli_run_with(
     security: &str,
     runs: u32,
     prepare: impl FnOnce(&Path) -> String,
-) -> (tempfile::TempDir, std::process::Output, PathBuf) {
-    let dir = tempdir();
-    common::busybox_rootfs(&dir.path().join("rootfs"));
-    fs::create_dir(dir.path().join("scratch")).unwrap();
-    let command = prepare(dir.path());
+) -> (Project, std::process::Output, PathBuf) {
+    let p = Project::at(tempdir(), "", true);
+    let command = prepare(p.dir());
     fs::write(
-        dir.path().join("m.toml"),
+        p.path("m.toml"),
         format!(
             "name = \"hostile\"\n[environment]\nrootfs = \"./rootfs\"\n{environment}\n[limits]\n\
              memory = \"64MiB\"\npids = 32\n[security]\n{security}\n[run]\n\
@@ -1196,18 +1196,16 @@ fn cli_run_with(
         ),
     )
     .unwrap();
-    let o = common::benchbox()
-        .current_dir(dir.path())
-        .args(["run", "m.toml", "--out", "out", "--resamples", "100"])
-        .env("BENCHBOX_SCRATCH", dir.path().join("scratch"))
+    let o = p
+        .cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"])
         .output()
         .unwrap();
-    let latest = dir.path().join("out/hostile/latest");
+    let latest = p.path("out/hostile/latest");
     let run_dir = fs::canonicalize(&latest).unwrap_or(latest);
-    (dir, o, run_dir)
+    (p, o, run_dir)
 }
 
-fn cli_run(command: &str) -> (tempfile::TempDir, std::process::Output, PathBuf) {
+fn cli_run(command: &str) -> (Project, std::process::Output, PathBuf) {
     cli_run_with("", "", 1, |_| command.to_string())
 }
 
@@ -1223,14 +1221,6 @@ fn cli_log(run_dir: &Path) -> String {
 /// What a hostile workload writes to its metrics file and stdout: HTML, and terminal control
 /// sequences (set the window title, clear the screen, write the clipboard with OSC 52).
 const HOSTILE_OUTPUT: &str = r"printf 'ok 1\n\033]0;PWNED-TITLE\007\n<script>alert(1)</script> 2 <b>unit</b>\n' > $BENCHBOX_METRICS; printf '\033[2J\033]52;c;cHduZWQ=\007<img src=x onerror=alert(2)>\n'";
-
-fn output_text(o: &std::process::Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Names, units and text of a hostile workload are escaped in the reports people open.
 #[test]
@@ -2189,10 +2179,7 @@ fn a_rw_volume_over_the_output_directory_is_refused() {
         text.contains("read-write volume") && text.contains("hint: mount it read-only"),
         "{text}"
     );
-    assert!(
-        !dir.path().join("out").exists(),
-        "a refused run left {text}"
-    );
+    assert!(!dir.path("out").exists(), "a refused run left {text}");
     assert!(!victim.exists());
 
     // Read-only, the workload's writes fail (and it exits 0 regardless, so the run succeeds).

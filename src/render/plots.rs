@@ -27,8 +27,11 @@ use std::sync::Once;
 
 use std::ops::Range;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
+use plotters::coord::ranged1d::{
+    AsRangedCoord, KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter,
+};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -262,6 +265,51 @@ fn jitter(i: usize) -> f64 {
     (i as f64 * golden).fract() - 0.5
 }
 
+/// A chart with a plain x and y axis.
+type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+
+/// The chart every plot kind draws in: a margin of `margin` pixels, the x label area, a y
+/// label area of `y_area` pixels and, over a facet, its title.
+fn chart<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
+    area: &'a DrawingArea<DB, Shift>,
+    g: Geom,
+    (margin, y_area): (f64, u32),
+    title: Option<&str>,
+    x: X,
+    y: Y,
+) -> std::result::Result<Chart<'a, DB, X::CoordDescType, Y::CoordDescType>, String> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin(g.px(margin))
+        .x_label_area_size(g.px(40.0))
+        .y_label_area_size(y_area);
+    if let Some(title) = title {
+        builder.caption(title, g.font(12.0));
+    }
+    builder.build_cartesian_2d(x, y).map_err(err)
+}
+
+/// The mesh every plot kind starts from: faint major grid lines only, the x axis title and
+/// the fonts; each kind adds its grid direction, tick formats and tick counts.
+fn mesh<'a, 'b, DB, X, Y>(
+    chart: &'b mut Chart<'a, DB, X, Y>,
+    g: Geom,
+    x_title: &str,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    DB: DrawingBackend,
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(220, 220, 220))
+        .x_desc(x_title)
+        .label_style(g.font(11.0))
+        .axis_desc_style(g.font(12.0));
+    mesh
+}
+
 fn draw_distribution<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     g: Geom,
@@ -276,21 +324,12 @@ fn draw_distribution<DB: DrawingBackend>(
     let (lo, hi) = padded(lo, hi);
     // Cell i is drawn at y = n - 1 - i, so the first cell is on top.
     let labels: Vec<String> = cells.iter().rev().map(|(l, _)| l.clone()).collect();
-    let mut chart = ChartBuilder::on(root)
-        .margin(g.px(10.0))
-        .x_label_area_size(g.px(40.0))
-        .y_label_area_size(label_area(g, &labels))
-        .build_cartesian_2d(lo..hi, Categories::new(labels, 0.1))
-        .map_err(err)?;
-    chart
-        .configure_mesh()
+    let y_area = label_area(g, &labels);
+    let y = Categories::new(labels, 0.1);
+    let mut chart = chart(root, g, (10.0, y_area), None, lo..hi, y)?;
+    mesh(&mut chart, g, x_title)
         .disable_y_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(220, 220, 220))
-        .x_desc(x_title)
         .x_label_formatter(&tick)
-        .label_style(g.font(11.0))
-        .axis_desc_style(g.font(12.0))
         .x_labels(6)
         .draw()
         .map_err(err)?;
@@ -383,21 +422,12 @@ fn draw_ratios<DB: DrawingBackend>(
     }
     let (lo, hi) = padded(lo, hi);
     let labels: Vec<String> = rows.iter().rev().map(|(l, _, _)| l.clone()).collect();
-    let mut chart = ChartBuilder::on(root)
-        .margin(g.px(10.0))
-        .x_label_area_size(g.px(40.0))
-        .y_label_area_size(label_area(g, &labels))
-        .build_cartesian_2d(lo..hi, Categories::new(labels, 0.1))
-        .map_err(err)?;
-    chart
-        .configure_mesh()
+    let y_area = label_area(g, &labels);
+    let y = Categories::new(labels, 0.1);
+    let mut chart = chart(root, g, (10.0, y_area), None, lo..hi, y)?;
+    mesh(&mut chart, g, x_title)
         .disable_y_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(220, 220, 220))
-        .x_desc(x_title)
         .x_label_formatter(&|x: &f64| format!("{}×", tick(x)))
-        .label_style(g.font(11.0))
-        .axis_desc_style(g.font(12.0))
         .x_labels(6)
         .draw()
         .map_err(err)?;
@@ -504,25 +534,16 @@ fn draw_medians<DB: DrawingBackend>(
     }
     let dodge = 0.5 / series.len().max(1) as f64;
     for (k, ((title, points), panel)) in facets.iter().zip(&panels).enumerate() {
-        let mut builder = ChartBuilder::on(panel);
-        builder
-            .margin(g.px(8.0))
-            .x_label_area_size(g.px(40.0))
-            .y_label_area_size(if k == 0 { y_area } else { 0 });
-        if let Some(title) = title {
-            builder.caption(title, g.font(12.0));
-        }
-        let mut chart = builder
-            .build_cartesian_2d(Categories::new(x_labels.to_vec(), 0.0), lo..hi)
-            .map_err(err)?;
-        let mut mesh = chart.configure_mesh();
-        mesh.disable_x_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(220, 220, 220))
-            .x_desc(x_title)
-            .label_style(g.font(11.0))
-            .axis_desc_style(g.font(12.0))
-            .y_labels(6);
+        let mut chart = chart(
+            panel,
+            g,
+            (8.0, if k == 0 { y_area } else { 0 }),
+            title.as_deref(),
+            Categories::new(x_labels.to_vec(), 0.0),
+            lo..hi,
+        )?;
+        let mut mesh = mesh(&mut chart, g, x_title);
+        mesh.disable_x_mesh().y_labels(6);
         if k == 0 {
             mesh.y_desc(y_title).y_label_formatter(&tick);
         } else {
@@ -576,22 +597,12 @@ fn draw_line<DB: DrawingBackend>(
             (a.min(x), b.max(x))
         });
     let (x_lo, x_hi) = padded(x_lo, x_hi);
-    let mut chart = ChartBuilder::on(root)
-        .margin(g.px(10.0))
-        .x_label_area_size(g.px(40.0))
-        .y_label_area_size(g.px(62.0))
-        .build_cartesian_2d(x_lo..x_hi, lo..hi)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(220, 220, 220))
-        .x_desc(x_title)
+    let y_area = g.px(62.0) as u32;
+    let mut chart = chart(root, g, (10.0, y_area), None, x_lo..x_hi, lo..hi)?;
+    mesh(&mut chart, g, x_title)
         .y_desc(y_title)
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
-        .label_style(g.font(11.0))
-        .axis_desc_style(g.font(12.0))
         .x_labels(8)
         .y_labels(6)
         .draw()

@@ -1,6 +1,6 @@
 //! The pipeline behind [`super::parse`]: TOML with spans -> expanded axes (`spec/expand.rs`)
-//! -> substituted sections (here) -> typed cells (`build/cell.rs`) -> ids (`build/identity.rs`)
-//! and slugs (here). Every user error is raised in these stages, pointing at the original file.
+//! -> substituted sections (here) -> typed cells (`build/cell.rs`, with `build/environment.rs`
+//! and `build/limits.rs`) -> ids (`build/identity.rs`) and slugs (here). Every user error is raised in these stages, pointing at the original file.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -75,10 +75,14 @@ pub(crate) struct Reporter<'a> {
 type Result<T> = std::result::Result<T, SpecError>;
 
 mod cell;
+mod environment;
 mod identity;
+mod limits;
 
 use cell::*;
+use environment::*;
 use identity::*;
+use limits::*;
 
 impl Reporter<'_> {
     pub(crate) fn at(

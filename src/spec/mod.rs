@@ -16,7 +16,7 @@
 //! reserved names in `[matrix]`, never axes; `Axis::values` lists the declared values followed
 //! by any new value an `include` entry brings.
 //!
-//! Decisions where the brief was silent (also see `units` for size suffixes):
+//! Choices the file format makes on purpose (also see `units` for size suffixes):
 //! - A cell's id hashes rootfs and volume host paths *as written* in the file (relative paths stay
 //!   relative), so moving the checkout (CI vs laptop) keeps ids and `compare` still pairs cells.
 //! - The text of an axis value (labels, `--only`, placeholders) is the string itself, or the

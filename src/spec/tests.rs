@@ -1103,7 +1103,7 @@ fn axis_names() {
     }
 }
 
-// ---- settings that would fail every invocation or mean something not written (issue 10) ----
+// ---- settings that would fail every invocation or mean something not written ----
 
 const MEMORY_FLOOR_HINT: &str = "with less, invocations are killed for lack of memory before the workload does anything (Docker refuses less than 6 MiB too); give \"6MiB\" or more, or remove `memory` for no limit";
 
@@ -1538,7 +1538,7 @@ fn encoding_errors_have_a_position() {
     );
 }
 
-// ---- expansion: linear and bounded (issue 10). No timings: counts and outcomes only; the
+// ---- expansion: linear and bounded. No timings: counts and outcomes only; the
 // timings are in benches/expansion.rs and the README. ----
 
 fn axis(name: &str, n: usize) -> String {

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: privilege gating, a busybox root filesystem,
-//! and the built `benchbox` binary.
+//! the built `benchbox` binary, and a project directory to run it in (`project.rs`).
 #![allow(dead_code)]
+
+pub mod project;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

@@ -217,6 +217,27 @@ mod tests {
         nix::unistd::geteuid().is_root()
     }
 
+    /// Where root's groups go from its own group `proc_self_cgroup`, no parent asked for.
+    fn place_of_root(root: &Path, proc_self_cgroup: &str) -> Place {
+        let placement = Placement {
+            proc_self_cgroup,
+            euid: 0,
+            parent: None,
+        };
+        v2(root, &placement).unwrap()
+    }
+
+    /// The reason of the `NotDelegated` error `placement` must give (on v2).
+    fn not_delegated(root: &Path, placement: &Placement) -> String {
+        match v2(root, placement).unwrap_err() {
+            CgroupError::NotDelegated { version, reason } => {
+                assert_eq!(version, Version::V2);
+                reason
+            }
+            other => panic!("{other}"),
+        }
+    }
+
     #[test]
     fn own_group_is_the_unified_line_and_a_leaf_counts_as_its_group() {
         let text = "12:pids:/user.slice\n0::/user.slice/user-1000.slice/session-3.scope\n";
@@ -321,15 +342,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
         group(root, "system.slice/lane.service");
-        let place = v2(
-            root,
-            &Placement {
-                proc_self_cgroup: "0::/system.slice/lane.service\n",
-                euid: 0,
-                parent: None,
-            },
-        )
-        .unwrap();
+        let place = place_of_root(root, "0::/system.slice/lane.service\n");
         assert_eq!(
             place,
             Place {
@@ -340,15 +353,7 @@ mod tests {
             }
         );
         // In the root cgroup (exempt from the rule) too.
-        let place = v2(
-            root,
-            &Placement {
-                proc_self_cgroup: "0::/\n",
-                euid: 0,
-                parent: None,
-            },
-        )
-        .unwrap();
+        let place = place_of_root(root, "0::/\n");
         assert_eq!(place.evacuate, None);
         assert_eq!(place.parent, root.join("benchbox"));
     }
@@ -393,15 +398,7 @@ mod tests {
             // Root in a group systemd delegated (Delegate=yes on a system unit).
             let unit = group(root, "system.slice/bench.service");
             xattr::set(&unit, "trusted.delegate", b"1").unwrap();
-            let place = v2(
-                root,
-                &Placement {
-                    proc_self_cgroup: "0::/system.slice/bench.service\n",
-                    euid: 0,
-                    parent: None,
-                },
-            )
-            .unwrap();
+            let place = place_of_root(root, "0::/system.slice/bench.service\n");
             assert_eq!(
                 place,
                 Place {
@@ -429,38 +426,28 @@ mod tests {
             euid: user,
             parent: None,
         };
-        match v2(root, &placement).unwrap_err() {
-            CgroupError::NotDelegated { version, reason } => {
-                assert_eq!(version, Version::V2);
-                assert!(
-                    reason.starts_with(&format!(
-                        "benchbox's own cgroup `/user.slice/user-1000.slice/session-3.scope` is not delegated to uid {user}: `{}` is owned by uid",
-                        session.display()
-                    )),
-                    "{reason}"
-                );
-            }
-            other => panic!("{other}"),
-        }
+        let reason = not_delegated(root, &placement);
+        assert!(
+            reason.starts_with(&format!(
+                "benchbox's own cgroup `/user.slice/user-1000.slice/session-3.scope` is not delegated to uid {user}: `{}` is owned by uid",
+                session.display()
+            )),
+            "{reason}"
+        );
         // An explicit parent must be in a delegated subtree too.
         let asked = Path::new("/user.slice/elsewhere");
         let placement = Placement {
             parent: Some(asked),
             ..placement
         };
-        match v2(root, &placement).unwrap_err() {
-            CgroupError::NotDelegated { version, reason } => {
-                assert_eq!(version, Version::V2);
-                assert!(
-                    reason.starts_with(&format!(
-                        "the cgroup parent `{}` is not in a subtree delegated to uid {user}",
-                        root.join("user.slice/elsewhere").display()
-                    )),
-                    "{reason}"
-                );
-            }
-            other => panic!("{other}"),
-        }
+        let reason = not_delegated(root, &placement);
+        assert!(
+            reason.starts_with(&format!(
+                "the cgroup parent `{}` is not in a subtree delegated to uid {user}",
+                root.join("user.slice/elsewhere").display()
+            )),
+            "{reason}"
+        );
     }
 
     #[test]
