@@ -931,11 +931,14 @@ fn compare_command(
     };
     let mut cmp = compare::compare(&base, &candidate, &opts);
     cmp.warnings.splice(0..0, read_warnings);
-    let markdown = compare::render_markdown(&cmp, &candidate, strict);
+    let markdown = benchbox::render::compare::markdown(&cmp, &candidate, strict);
     match format {
-        Format::Table => print!("{}", compare::render_table(&cmp, &candidate, strict)),
+        Format::Table => print!(
+            "{}",
+            benchbox::render::compare::table(&cmp, &candidate, strict)
+        ),
         Format::Md => print!("{markdown}"),
-        Format::Json => println!("{}", compare::render_json(&cmp)),
+        Format::Json => println!("{}", benchbox::render::compare::json(&cmp)),
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
         use std::io::Write as _;

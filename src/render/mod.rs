@@ -21,6 +21,7 @@
 //! ratios to the reference are computed, with the same options, so they are reproducible too.
 
 pub mod bmf;
+pub mod compare;
 pub mod html;
 pub mod latex;
 pub mod palette;
