@@ -33,7 +33,7 @@
 use serde::Serialize;
 
 use crate::metrics::{self, Metric};
-use crate::report::axis_texts;
+use crate::reference::axis_texts;
 use crate::results::{CellResult, RunResults};
 use crate::spec::Better;
 use crate::stats::{self, Interval, StatsOptions};

@@ -18,6 +18,7 @@ pub mod markdown;
 pub mod metrics;
 pub mod mode;
 pub mod plan;
+pub mod rebuild;
 pub mod reference;
 pub mod render;
 pub mod report;

@@ -798,45 +798,46 @@ fn main() -> ExitCode {
 
 /// `benchbox report`, with the run's lock held.
 fn report_command(run: &Path, reference: Option<String>, format: &[ReportFormat]) -> ExitCode {
-    match report::rebuild(run, reference.as_deref()) {
-        Ok((results, written)) => {
-            for w in &written.warnings {
+    let formats: Vec<benchbox::render::Format> = if format.contains(&ReportFormat::All) {
+        benchbox::render::Format::ALL.to_vec()
+    } else {
+        format.iter().filter_map(|f| f.render_format()).collect()
+    };
+    match benchbox::rebuild::rebuild(run, reference.as_deref(), &formats) {
+        Ok(rebuilt) => {
+            let written = rebuilt.written;
+            for w in &rebuilt.warnings {
                 eprintln!("warning: {w}");
             }
-            print!("{}", ui::summary_table(&results));
+            print!("{}", ui::summary_table(&rebuilt.run));
             println!("wrote {}", written.results_json.display());
-            println!("wrote {}", written.summary_md.display());
-            let formats: Vec<benchbox::render::Format> = if format.contains(&ReportFormat::All) {
-                benchbox::render::Format::ALL.to_vec()
-            } else {
-                format.iter().filter_map(|f| f.render_format()).collect()
-            };
-            let opts = benchbox::render::RenderOptions { reference };
-            match benchbox::render::write(&results, run, &opts, &formats) {
-                Ok(paths) => {
-                    let plots = paths
-                        .iter()
-                        .filter(|p| p.parent().is_some_and(|d| d.ends_with("plots")))
-                        .count();
-                    for p in paths
-                        .iter()
-                        .filter(|p| !p.parent().is_some_and(|d| d.ends_with("plots")))
-                    {
-                        println!("wrote {}", p.display());
-                    }
-                    if plots > 0 {
-                        println!(
-                            "wrote {plots} plot files in {}",
-                            run.join("plots").display()
-                        );
-                    }
-                    code(exit::OK)
+            let paths = match (written.summary_md, written.reports) {
+                (Ok(summary_md), Ok(paths)) => {
+                    println!("wrote {}", summary_md.display());
+                    paths
                 }
-                Err(e) => {
+                (Err(e), _) | (_, Err(e)) => {
                     eprintln!("error: {e}");
-                    code(exit::USAGE)
+                    return code(exit::USAGE);
                 }
+            };
+            let plots = paths
+                .iter()
+                .filter(|p| p.parent().is_some_and(|d| d.ends_with("plots")))
+                .count();
+            for p in paths
+                .iter()
+                .filter(|p| !p.parent().is_some_and(|d| d.ends_with("plots")))
+            {
+                println!("wrote {}", p.display());
             }
+            if plots > 0 {
+                println!(
+                    "wrote {plots} plot files in {}",
+                    run.join("plots").display()
+                );
+            }
+            code(exit::OK)
         }
         Err(e) => {
             eprintln!("error: {e}");

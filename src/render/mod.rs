@@ -24,6 +24,7 @@ pub mod bmf;
 pub mod compare;
 pub mod html;
 pub mod latex;
+pub mod markdown;
 pub mod palette;
 pub mod plots;
 pub mod stats_csv;
@@ -38,6 +39,7 @@ use crate::stats::{self, Ratio, Summary};
 pub use bmf::bmf_json;
 pub use html::html;
 pub use latex::latex;
+pub use markdown::markdown;
 pub use plots::{Plot, plots};
 pub use stats_csv::stats_csv;
 
@@ -231,13 +233,61 @@ pub fn metric_tables<'a>(
     opts: &RenderOptions,
 ) -> Result<Vec<MetricTable<'a>>> {
     let reference = reference(results, opts)?;
-    Ok(report_metrics(results)
-        .into_iter()
-        .map(|metric| metric_table(results, metric, reference))
-        .collect())
+    Ok(metric_tables_against(
+        results,
+        reference,
+        Resampling::Recorded,
+    ))
 }
 
-fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) -> MetricTable<'_> {
+/// [`metric_tables`] against the reference cell `reference` (an index into the cells), with
+/// the ratios' intervals resampled as `resampling` says.
+pub fn metric_tables_against(
+    results: &RunResults,
+    reference: Option<usize>,
+    resampling: Resampling,
+) -> Vec<MetricTable<'_>> {
+    report_metrics(results)
+        .into_iter()
+        .map(|metric| metric_table(results, metric, reference, resampling))
+        .collect()
+}
+
+/// How many bootstrap resamples a ratio to the reference gets. summary.md scales them down for
+/// large cells as the cells' own summaries do ([`crate::report::resamples_for`]); report.html,
+/// table.tex and the plots use the run's recorded count. Above the bootstrap budget the two
+/// differ; [`ratio_options`] is the one place that decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resampling {
+    /// The run's recorded resamples.
+    Recorded,
+    /// Scaled by the larger side's invocation count, as the summaries are.
+    LikeSummaries,
+}
+
+/// The statistics options of a ratio between cells with `base_n` and `cell_n` invocations
+/// that count toward the statistics (see [`Resampling`]).
+pub fn ratio_options(
+    stats: &stats::StatsOptions,
+    resampling: Resampling,
+    base_n: usize,
+    cell_n: usize,
+) -> stats::StatsOptions {
+    match resampling {
+        Resampling::Recorded => *stats,
+        Resampling::LikeSummaries => stats::StatsOptions {
+            resamples: crate::report::resamples_for(base_n.max(cell_n), stats.resamples),
+            ..*stats
+        },
+    }
+}
+
+fn metric_table(
+    results: &RunResults,
+    metric: Metric,
+    reference: Option<usize>,
+    resampling: Resampling,
+) -> MetricTable<'_> {
     let summaries: Vec<Option<&Summary>> = results
         .cells
         .iter()
@@ -246,24 +296,35 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
     // The run's reference, for this metric when it has a summary of it.
     let reference = reference.filter(|&i| summaries[i].is_some());
     let reference_values = reference.map(|i| metric.values(&results.cells[i]));
+    // Invocations with a value, finite or not (the count the summaries' resamples scale by).
+    let counted = |cell: &CellResult| crate::metrics::series(&cell.samples, &metric.key).len();
+    let reference_n = match (reference, resampling) {
+        (Some(i), Resampling::LikeSummaries) => counted(&results.cells[i]),
+        _ => 0,
+    };
+    // The ratios' bootstraps dominate the cost of a table: compute them on all cores.
+    let ratios: Vec<Option<Ratio>> = parallel_map(&results.cells, |index, cell| {
+        let (Some(base), Some(_)) = (&reference_values, summaries[index]) else {
+            return None;
+        };
+        let cell_n = match resampling {
+            Resampling::Recorded => 0,
+            Resampling::LikeSummaries => counted(cell),
+        };
+        let opts = ratio_options(&results.stats, resampling, reference_n, cell_n);
+        stats::ratio_of_medians(base, &metric.values(cell), &opts)
+    });
     let rows = results
         .cells
         .iter()
+        .zip(ratios)
         .enumerate()
-        .map(|(index, cell)| {
-            let ratio = match (&reference_values, summaries[index]) {
-                (Some(base), Some(_)) => {
-                    stats::ratio_of_medians(base, &metric.values(cell), &results.stats)
-                }
-                _ => None,
-            };
-            Row {
-                index,
-                cell,
-                summary: summaries[index],
-                ratio,
-                is_reference: reference == Some(index),
-            }
+        .map(|(index, (cell, ratio))| Row {
+            index,
+            cell,
+            summary: summaries[index],
+            ratio,
+            is_reference: reference == Some(index),
         })
         .collect();
     let medians: Vec<f64> = summaries.iter().flatten().map(|s| s.median).collect();
@@ -274,6 +335,32 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
         rows,
         scale,
     }
+}
+
+/// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
+/// long as `f` is: items are independent.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(k, item)| f(c * chunk + k, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a report thread panicked"))
+            .collect()
+    })
 }
 
 /// A display unit: `value * factor` is in `unit`.
@@ -374,6 +461,8 @@ pub const LATEX_FILE: &str = "table.tex";
 pub const STATS_CSV_FILE: &str = "results.csv";
 pub const BMF_FILE: &str = "bencher.json";
 pub const PLOTS_DIR: &str = "plots";
+/// summary.md, which every rebuild writes ([`crate::rebuild`]), whatever the formats asked for.
+pub const SUMMARY_FILE: &str = "summary.md";
 
 /// One of the files `write` can produce (`benchbox report --format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
