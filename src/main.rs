@@ -811,12 +811,18 @@ fn report_command(run: &Path, reference: Option<String>, format: &[ReportFormat]
             }
             print!("{}", ui::summary_table(&rebuilt.run));
             println!("wrote {}", written.results_json.display());
-            let paths = match (written.summary_md, written.reports) {
-                (Ok(summary_md), Ok(paths)) => {
-                    println!("wrote {}", summary_md.display());
-                    paths
+            // summary.md or a report that could not be written: said after the files that were.
+            let summary_md = match written.summary_md {
+                Ok(path) => path,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return code(exit::USAGE);
                 }
-                (Err(e), _) | (_, Err(e)) => {
+            };
+            println!("wrote {}", summary_md.display());
+            let paths = match written.reports {
+                Ok(paths) => paths,
+                Err(e) => {
                     eprintln!("error: {e}");
                     return code(exit::USAGE);
                 }

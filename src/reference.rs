@@ -77,7 +77,8 @@ pub fn choose(
     }
 }
 
-/// "jdk=17 gc=G1": a cell's axis values as `(axis, text)` pairs.
+/// "jdk=17 gc=G1": a cell's axis values as `(axis, text)` pairs, the text cells are matched by
+/// (here, in `compare`'s pairing and in summary.md's geometric means).
 pub fn axis_texts(cell: &CellResult) -> Vec<(String, String)> {
     cell.axes
         .iter()

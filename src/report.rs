@@ -1,35 +1,20 @@
-//! Reports of one run: rebuilding `results.json` and `summary.md` from the raw data.
-//!
-//! `report` owns three things:
-//!
-//! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
-//!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
-//!   applied limits, each cell's planned invocations). The samples stored in `results.json` are
-//!   skipped, never trusted. runs.csv is validated and checked against the plan
-//!   ([`load_checked`]); rows missing from it are shown as "n of N" everywhere (a cell warning,
-//!   and the `n` columns of summary.md, report.html and the terminal table).
-//! - [`rebuild`]: [`load`], then every cell's summaries, warnings and failure count recomputed
-//!   (with [`summarize_samples`] and the recorded [`StatsOptions`]), then
-//!   `results.json` (atomically) and `summary.md` written. Nothing in the output depends on the
-//!   clock or on thread timing, so re-running it gives the same bytes (`finished_at` is kept).
-//! - [`summary_markdown`]: the GitHub-flavoured summary of a run, short enough for a PR comment.
+//! The summariser: every cell's summaries, warnings and failure counts recomputed from its
+//! samples with the run's recorded [`StatsOptions`] ([`summarize`], [`summarize_one`],
+//! [`summarize_samples`]); [`crate::rebuild`] runs it on a run read back from runs.csv, and
+//! the renderers ([`crate::render`]) show what it computed. (Also here for now: the run
+//! loader, [`load`] and [`load_checked`]: `runs.csv` is the source of truth for the samples and
+//! `results.json` only for the metadata; rows missing from runs.csv are shown as "n of N"
+//! everywhere, by the warning [`missing_warning`] and the `n` columns of every table.)
 //!
 //! Methods and decisions:
-//! - Ratios to the reference cell are ratios of medians with Efron's bootstrap percentile
-//!   interval ([`stats::ratio_of_medians`]); "1.23x faster" means the reference's median is
-//!   1.23 times this cell's, for a lower-is-better metric.
-//! - Geometric mean of ratios along an axis (Fleming & Wallace 1986: the mean that is
-//!   consistent for ratios): for axis A and value v, the cells with A = v are paired with the
-//!   cells that have A = the reference's value and identical other axes; the geometric mean of
-//!   the pairs' ratios of medians is shown with the range of the individual ratios.
-//! - Reference: one cell per run, chosen by [`crate::reference`] (the same rule as every other
-//!   output); the geometric means along an axis take the reference cell's value of that axis as
-//!   the axis' baseline.
+//! - Only invocations with status `ok` enter the statistics; failed and suspect ones are left
+//!   out with a warning naming how many and why.
 //! - Bootstrap cost: a resample costs O(n), so 10,000 resamples of a 5,000-invocation cell for
 //!   each of its ~7 metrics takes seconds. Cells with many invocations get fewer resamples,
-//!   `max(MIN_RESAMPLES, BOOTSTRAP_BUDGET / n)` (never more than recorded): at such n the
-//!   interval is narrow and the Monte Carlo error of its endpoints stays small next to it. The
-//!   cell gets a warning saying so. Cells are summarized in parallel (deterministically).
+//!   `max(MIN_RESAMPLES, BOOTSTRAP_BUDGET / n)` (never more than recorded, [`resamples_for`]):
+//!   at such n the interval is narrow and the Monte Carlo error of its endpoints stays small
+//!   next to it. The cell gets a warning saying so. Cells are summarized in parallel
+//!   (deterministically: each cell's result depends only on its samples and the seed).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;

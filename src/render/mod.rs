@@ -1,10 +1,13 @@
-//! Reports people read, rendered from a run's [`RunResults`]: a self-contained `report.html`,
-//! a booktabs `table.tex`, the statistics as `results.csv`, Bencher Metric Format JSON
-//! (`bencher.json`) and publication plots (`plots/*.svg` and `*.png`).
+//! Reports people read, rendered from a run's [`RunResults`]: `summary.md` (a PR comment,
+//! [`markdown`]), a self-contained `report.html`, a booktabs `table.tex`, the statistics as
+//! `results.csv`, Bencher Metric Format JSON (`bencher.json`) and publication plots
+//! (`plots/*.svg` and `*.png`); and `compare`'s outputs from a [`crate::compare::Comparison`]
+//! ([`compare`]).
 //!
 //! Every renderer is a pure function: results in, text or bytes out; the same results give the
 //! same bytes (no clock, no randomness, stable ordering), so reports can be rebuilt from a saved
-//! run on any machine and diffed. Only [`write_all`] touches the disk.
+//! run on any machine and diffed. Only [`write`] touches the disk (and [`crate::rebuild`],
+//! which decides which files a run gets).
 //!
 //! Shared vocabulary:
 //! - [`Metric`] (from [`crate::metrics`]): what a report shows per metric: wall time, CPU time,
@@ -13,12 +16,16 @@
 //! - The *reference cell* that ratios are taken against ([`RenderOptions::reference`]), chosen
 //!   by [`crate::reference`]: the cell the user names, else the fastest median wall time, the
 //!   same cell for every metric and every output.
+//! - [`MetricTable`] ([`metric_tables`]): the table model every renderer builds on, one per
+//!   metric: each cell's summary and its ratio to the reference (the only ratios computed here,
+//!   see [`Resampling`]).
 //! - [`Scale`]: the display unit of a metric (µs/ms/s, B/KiB/MiB/GiB), chosen once per metric
 //!   so a table column and a plot axis use one unit.
 //!
 //! Statistics are never recomputed here: medians and intervals come from each cell's
 //! `summary` (computed by the run with its recorded [`crate::stats::StatsOptions`]); only the
-//! ratios to the reference are computed, with the same options, so they are reproducible too.
+//! ratios to the reference are computed, with the same options (summary.md scales their
+//! resamples, [`Resampling`]), so they are reproducible too.
 
 pub mod bmf;
 pub mod compare;
