@@ -25,122 +25,10 @@ use super::{
 use crate::markdown::code;
 use crate::metrics::{self, Metric};
 use crate::plan::Phase;
-use crate::reference::Reference;
-use crate::reference::axis_texts;
+use crate::reference::{Reference, axis_texts};
 use crate::results::RunResults;
 use crate::spec::{Better, axis_value_text};
 use crate::stats;
-
-/// "1.23x faster (95% CI 1.19 to 1.27)": `ratio` is this cell's median over the reference's
-/// (with its interval); the factor is always >= 1 and the word says which way is better.
-/// "no clear difference (ratio 1.03, 95% CI 0.97 to 1.09)" when the interval holds 1.
-pub fn describe_ratio(
-    ratio: f64,
-    ci: Option<stats::Interval>,
-    info: &Metric,
-    confidence: f64,
-) -> String {
-    // An interval that holds 1 says no more than "no clear difference", in every output
-    // (report.html's verdict is the same rule: `render::verdict`).
-    if let Some(ci) = ci
-        && ci.lower <= 1.0
-        && ci.upper >= 1.0
-    {
-        return format!(
-            "no clear difference (ratio {ratio:.2}, {:.0}% CI {:.2} to {:.2})",
-            confidence * 100.0,
-            ci.lower,
-            ci.upper
-        );
-    }
-    let (better_word, worse_word) = info.words();
-    let cell_is_better = match info.better {
-        Better::Lower => ratio < 1.0,
-        Better::Higher => ratio > 1.0,
-    };
-    let word = if cell_is_better {
-        better_word
-    } else {
-        worse_word
-    };
-    // Express "how many times" as a factor >= 1: invert when the ratio is below 1.
-    let invert = ratio < 1.0;
-    let factor = if invert { 1.0 / ratio } else { ratio };
-    let mut out = format!("{factor:.2}x {word}");
-    if ratio == 1.0 {
-        out = "1.00x (same)".into();
-    }
-    if let Some(ci) = ci {
-        let (lo, hi) = if invert {
-            (1.0 / ci.upper, 1.0 / ci.lower)
-        } else {
-            (ci.lower, ci.upper)
-        };
-        let _ = write!(out, " ({:.0}% CI {lo:.2} to {hi:.2})", confidence * 100.0);
-    }
-    out
-}
-
-fn host_line(run: &RunResults) -> String {
-    let h = &run.host;
-    let mut parts = vec![
-        if h.cpu_model.is_empty() {
-            "unknown CPU".to_string()
-        } else {
-            h.cpu_model.clone()
-        },
-        format!("{} cpus", h.logical_cpus),
-        format!("kernel {}", h.kernel),
-    ];
-    if let Some(v) = &h.cgroup_version {
-        parts.push(format!("cgroup {v}"));
-    }
-    if let Some(g) = &h.governor {
-        parts.push(format!("governor {g}"));
-    }
-    if let Some(smt) = h.smt_active {
-        parts.push(format!("SMT {}", if smt { "on" } else { "off" }));
-    }
-    if let Some(t) = h.turbo {
-        parts.push(format!("turbo {}", if t { "on" } else { "off" }));
-    }
-    parts.join(", ")
-}
-
-/// Every cell's `[security]` policy: "default (every cell)", or per cell when they differ.
-/// `None` for a run recorded before benchbox recorded policies.
-fn security_line(run: &RunResults) -> Option<String> {
-    if run.cells.iter().all(|c| c.security.is_none()) {
-        return None;
-    }
-    let described: Vec<(&str, String)> = run
-        .cells
-        .iter()
-        .map(|c| {
-            let d = c.security.as_ref().map(|s| s.policy().describe());
-            (c.label.as_str(), d.unwrap_or_else(|| "not recorded".into()))
-        })
-        .collect();
-    let (_, first) = described.first()?;
-    if described.iter().all(|(_, d)| d == first) {
-        return Some(format!("{} (every cell)", md(first)));
-    }
-    let per_cell: Vec<String> = described
-        .iter()
-        .map(|(label, d)| format!("{} {}", code(label), md(d)))
-        .collect();
-    Some(per_cell.join("; "))
-}
-
-/// Any value as literal Markdown text (see [`crate::markdown`]).
-fn md(text: &str) -> String {
-    crate::markdown::text(text)
-}
-
-/// One of benchbox's messages (values quoted in backticks) as Markdown.
-fn msg(text: &str) -> String {
-    crate::markdown::message(text)
-}
 
 /// summary.md: the run's summary for a PR comment, with ratios against the reference cell
 /// `opts` names (see [`crate::reference::choose`]).
@@ -261,6 +149,117 @@ fn summary(run: &RunResults, reference: Option<&Reference>) -> String {
 
     render_warnings(&mut out, run);
     out
+}
+
+/// "1.23x faster (95% CI 1.19 to 1.27)": `ratio` is this cell's median over the reference's
+/// (with its interval); the factor is always >= 1 and the word says which way is better.
+/// "no clear difference (ratio 1.03, 95% CI 0.97 to 1.09)" when the interval holds 1.
+pub fn describe_ratio(
+    ratio: f64,
+    ci: Option<stats::Interval>,
+    info: &Metric,
+    confidence: f64,
+) -> String {
+    // An interval that holds 1 says no more than "no clear difference", in every output
+    // (report.html's verdict is the same rule: `render::verdict`).
+    if let Some(ci) = ci
+        && ci.lower <= 1.0
+        && ci.upper >= 1.0
+    {
+        return format!(
+            "no clear difference (ratio {ratio:.2}, {:.0}% CI {:.2} to {:.2})",
+            confidence * 100.0,
+            ci.lower,
+            ci.upper
+        );
+    }
+    let (better_word, worse_word) = info.words();
+    let cell_is_better = match info.better {
+        Better::Lower => ratio < 1.0,
+        Better::Higher => ratio > 1.0,
+    };
+    let word = if cell_is_better {
+        better_word
+    } else {
+        worse_word
+    };
+    // Express "how many times" as a factor >= 1: invert when the ratio is below 1.
+    let invert = ratio < 1.0;
+    let factor = if invert { 1.0 / ratio } else { ratio };
+    let mut out = format!("{factor:.2}x {word}");
+    if ratio == 1.0 {
+        out = "1.00x (same)".into();
+    }
+    if let Some(ci) = ci {
+        let (lo, hi) = if invert {
+            (1.0 / ci.upper, 1.0 / ci.lower)
+        } else {
+            (ci.lower, ci.upper)
+        };
+        let _ = write!(out, " ({:.0}% CI {lo:.2} to {hi:.2})", confidence * 100.0);
+    }
+    out
+}
+
+fn host_line(run: &RunResults) -> String {
+    let h = &run.host;
+    let mut parts = vec![
+        if h.cpu_model.is_empty() {
+            "unknown CPU".to_string()
+        } else {
+            h.cpu_model.clone()
+        },
+        format!("{} cpus", h.logical_cpus),
+        format!("kernel {}", h.kernel),
+    ];
+    if let Some(v) = &h.cgroup_version {
+        parts.push(format!("cgroup {v}"));
+    }
+    if let Some(g) = &h.governor {
+        parts.push(format!("governor {g}"));
+    }
+    if let Some(smt) = h.smt_active {
+        parts.push(format!("SMT {}", if smt { "on" } else { "off" }));
+    }
+    if let Some(t) = h.turbo {
+        parts.push(format!("turbo {}", if t { "on" } else { "off" }));
+    }
+    parts.join(", ")
+}
+
+/// Every cell's `[security]` policy: "default (every cell)", or per cell when they differ.
+/// `None` for a run recorded before benchbox recorded policies.
+fn security_line(run: &RunResults) -> Option<String> {
+    if run.cells.iter().all(|c| c.security.is_none()) {
+        return None;
+    }
+    let described: Vec<(&str, String)> = run
+        .cells
+        .iter()
+        .map(|c| {
+            let d = c.security.as_ref().map(|s| s.policy().describe());
+            (c.label.as_str(), d.unwrap_or_else(|| "not recorded".into()))
+        })
+        .collect();
+    let (_, first) = described.first()?;
+    if described.iter().all(|(_, d)| d == first) {
+        return Some(format!("{} (every cell)", md(first)));
+    }
+    let per_cell: Vec<String> = described
+        .iter()
+        .map(|(label, d)| format!("{} {}", code(label), md(d)))
+        .collect();
+    Some(per_cell.join("; "))
+}
+
+/// Any value as literal Markdown text (see [`crate::markdown`]).
+fn md(text: &str) -> String {
+    crate::markdown::text(text)
+}
+
+/// One of benchbox's messages (values quoted in backticks) as Markdown.
+fn msg(text: &str) -> String {
+    crate::markdown::message(text)
 }
 
 fn render_metric_table(
