@@ -750,7 +750,7 @@ fn main() -> ExitCode {
             reference,
             format,
         } => {
-            let dir = match report::run_dir(&run) {
+            let dir = match benchbox::results::run_dir(&run) {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -841,7 +841,9 @@ fn report_command(run: &Path, reference: Option<String>, format: &[ReportFormat]
         Err(e) => {
             eprintln!("error: {e}");
             code(match e {
-                report::ReportError::Write { .. } => exit::INTERNAL,
+                report::ReportError::Results(benchbox::results::ResultsError::Write { .. }) => {
+                    exit::INTERNAL
+                }
                 _ => exit::USAGE,
             })
         }
@@ -856,12 +858,12 @@ fn load_for_compare(
     side: &str,
     warnings: &mut Vec<String>,
 ) -> Result<benchbox::results::RunResults, ExitCode> {
-    let (mut run, read) = report::load_checked(given).map_err(|e| {
+    let (mut run, read) = benchbox::results::load_checked(given).map_err(|e| {
         eprintln!("error: {e}");
         code(exit::USAGE)
     })?;
     warnings.extend(read.into_iter().map(|w| format!("{side}: {w}")));
-    if let Ok(dir) = report::run_dir(given) {
+    if let Ok(dir) = benchbox::results::run_dir(given) {
         match lock::holder(&dir) {
             Some(holder) => {
                 run.status = "running".into();

@@ -1,14 +1,11 @@
 //! Reports of one run: rebuilding `results.json` and `summary.md` from the raw data.
 //!
-//! `report` owns three things:
+//! `report` owns two things (a run is read back by [`crate::results::load`]: runs.csv is the
+//! source of truth for the samples, results.json for the metadata; rows missing from runs.csv
+//! are shown as "n of N" everywhere: a cell warning, and the `n` columns of summary.md,
+//! report.html and the terminal table):
 //!
-//! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
-//!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
-//!   applied limits, each cell's planned invocations). The samples stored in `results.json` are
-//!   skipped, never trusted. runs.csv is validated and checked against the plan
-//!   ([`load_checked`]); rows missing from it are shown as "n of N" everywhere (a cell warning,
-//!   and the `n` columns of summary.md, report.html and the terminal table).
-//! - [`rebuild`]: [`load`], then every cell's summaries, warnings and failure count recomputed
+//! - [`rebuild`]: [`load_checked`], then every cell's summaries, warnings and failure count recomputed
 //!   (with [`summarize_samples`] and the recorded [`StatsOptions`]), then
 //!   `results.json` (atomically) and `summary.md` written. Nothing in the output depends on the
 //!   clock or on thread timing, so re-running it gives the same bytes (`finished_at` is kept).
@@ -31,19 +28,15 @@
 //!   interval is narrow and the Monte Carlo error of its endpoints stays small next to it. The
 //!   cell gets a warning saying so. Cells are summarized in parallel (deterministically).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::fs;
-use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
 
 use crate::markdown::code;
 use crate::metrics::{self, Metric, is_headline};
 use crate::plan::Phase;
 use crate::reference::{self, Reference, ReferenceError};
-use crate::results::{self, CellResult, Planned, ResultsError, RunResults, Sample};
+use crate::results::{self, CellResult, ResultsError, RunResults, Sample, load_checked, run_dir};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
 use crate::status::{self, Status};
@@ -56,24 +49,8 @@ pub const MIN_RESAMPLES: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error(
-        "`{}` is not a benchbox run directory: {reason}\n  hint: pass a run directory such as reports/NAME/latest (it holds results.json and runs.csv)",
-        path.display()
-    )]
-    NotARun { path: PathBuf, reason: String },
-    #[error(
-        "`{}` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory",
-        path.display()
-    )]
-    NoRunsCsv { path: PathBuf },
     #[error("{0}")]
     Results(#[from] ResultsError),
-    #[error("cannot write `{}`: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 }
@@ -142,220 +119,6 @@ pub fn axis_texts(cell: &CellResult) -> Vec<(String, String)> {
 
 // ---------------------------------------------------------------------------
 // Loading and rebuilding.
-
-/// `results.json` without the samples and summaries: they are rebuilt from `runs.csv`. Serde
-/// skips the unknown `samples` arrays without building them, which keeps memory flat.
-#[derive(Deserialize)]
-struct Meta {
-    schema_version: u32,
-    tool: String,
-    tool_version: String,
-    run_id: String,
-    status: String,
-    #[serde(default)]
-    reason: Option<String>,
-    started_at: String,
-    finished_at: Option<String>,
-    command_line: Vec<String>,
-    host: crate::host::HostInfo,
-    #[serde(default)]
-    isolation: Option<crate::mode::Isolation>,
-    matrix_name: String,
-    matrix_path: String,
-    matrix_sha256: String,
-    seed: u64,
-    order: String,
-    stats: StatsOptions,
-    plan: serde_json::Value,
-    cells: Vec<CellMeta>,
-    warnings: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct CellMeta {
-    id: String,
-    label: String,
-    slug: String,
-    axes: Vec<(String, serde_json::Value)>,
-    applied_limits: Option<crate::sandbox::Applied>,
-    #[serde(default)]
-    security: Option<crate::sandbox::security::Effective>,
-    setup_error: Option<String>,
-    #[serde(default)]
-    planned: Option<Planned>,
-    #[serde(default)]
-    memory_timeline: Vec<(f64, u64)>,
-}
-
-/// The directory of a run given as a directory (or `reports/NAME/latest`) or its results.json.
-pub fn run_dir(given: &Path) -> Result<PathBuf, ReportError> {
-    let dir = if given.file_name().is_some_and(|f| f == "results.json") {
-        given.parent().unwrap_or(Path::new(".")).to_path_buf()
-    } else {
-        given.to_path_buf()
-    };
-    if !dir.join("results.json").is_file() {
-        return Err(ReportError::NotARun {
-            path: given.to_path_buf(),
-            reason: "it has no results.json".into(),
-        });
-    }
-    Ok(dir)
-}
-
-/// A run with its samples read from `runs.csv` (in file order, i.e. invocation order) and its
-/// metadata from `results.json`. Summaries are left empty: see [`summarize`].
-pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
-    load_checked(dir).map(|(run, _)| run)
-}
-
-/// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
-/// [`results::Torn`]). runs.csv is validated ([`results::read_csv`]) and checked against the
-/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
-/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
-/// data is gone.
-pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
-    let dir = run_dir(dir)?;
-    let json_path = dir.join("results.json");
-    // One read into memory and a parse from the slice: much faster than a streaming reader, and
-    // the buffer is freed before the CSV is read.
-    let meta: Meta = {
-        let bytes = fs::read(&json_path).map_err(|source| ResultsError::Io {
-            action: "read",
-            path: json_path.clone(),
-            source,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| ReportError::NotARun {
-            path: dir.clone(),
-            reason: format!("results.json does not parse: {e}"),
-        })?
-    };
-    let csv_path = dir.join("runs.csv");
-    if !csv_path.exists() {
-        return Err(ReportError::NoRunsCsv { path: csv_path });
-    }
-    let data = results::read_csv(&csv_path)?;
-    let warnings: Vec<String> = data.torn.iter().map(|t| t.warning(&csv_path)).collect();
-    let mut cells: Vec<CellResult> = meta
-        .cells
-        .into_iter()
-        .map(|c| CellResult {
-            id: c.id,
-            label: c.label,
-            slug: c.slug,
-            axes: c.axes,
-            applied_limits: c.applied_limits,
-            security: c.security,
-            setup_error: c.setup_error,
-            planned: c.planned,
-            memory_timeline: c.memory_timeline,
-            ..Default::default()
-        })
-        .collect();
-    if cells.iter().all(|c| c.planned.is_none()) {
-        // Written before benchbox recorded each cell's plan: from the plan and the command line.
-        let with_rows: HashSet<&str> = data
-            .rows
-            .iter()
-            .map(|r| r.sample.cell_id.as_str())
-            .collect();
-        for cell in &mut cells {
-            cell.planned = planned_from_plan(
-                &meta.plan,
-                &meta.command_line,
-                &cell.id,
-                with_rows.contains(cell.id.as_str()),
-            );
-        }
-    }
-    let plan: HashMap<&str, Option<Planned>> =
-        cells.iter().map(|c| (c.id.as_str(), c.planned)).collect();
-    results::check_plan(&csv_path, &data.rows, &plan)?;
-    let index: HashMap<String, usize> = cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.clone(), i))
-        .collect();
-    // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
-    // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
-    // 100,000 rows). Each cell's samples are put back into file order afterwards.
-    let mut rows = data.rows;
-    let mut moved = 0usize;
-    while let Some(row) = rows.pop() {
-        moved += 1;
-        if moved.is_multiple_of(8192) {
-            rows.shrink_to_fit();
-        }
-        // Every row's cell is known: check_plan said so.
-        let i = index[&row.sample.cell_id];
-        cells[i].samples.push(row.sample);
-    }
-    for cell in &mut cells {
-        cell.samples.reverse();
-    }
-    let run = RunResults {
-        schema_version: meta.schema_version,
-        tool: meta.tool,
-        tool_version: meta.tool_version,
-        run_id: meta.run_id,
-        status: meta.status,
-        started_at: meta.started_at,
-        finished_at: meta.finished_at,
-        reason: meta.reason,
-        command_line: meta.command_line,
-        host: meta.host,
-        isolation: meta.isolation,
-        matrix_name: meta.matrix_name,
-        matrix_path: meta.matrix_path,
-        matrix_sha256: meta.matrix_sha256,
-        seed: meta.seed,
-        order: meta.order,
-        stats: meta.stats,
-        plan: meta.plan,
-        cells,
-        warnings: meta.warnings,
-    };
-    Ok((run, warnings))
-}
-
-/// A cell's planned invocations for a results.json written before benchbox recorded them:
-/// `runs` and `warmup` of its plan entry, or `--runs`/`--warmup` when the command line gave
-/// them. `None` when the plan does not say, and for a cell without rows in a run restricted
-/// with `--only` (it was not part of the run).
-fn planned_from_plan(
-    plan: &serde_json::Value,
-    command_line: &[String],
-    id: &str,
-    has_rows: bool,
-) -> Option<Planned> {
-    let option = |name: &str| -> Option<u32> {
-        let flag = format!("--{name}");
-        let prefixed = format!("--{name}=");
-        let mut value = None;
-        for (i, arg) in command_line.iter().enumerate() {
-            if *arg == flag {
-                value = command_line.get(i + 1).and_then(|v| v.parse().ok());
-            } else if let Some(v) = arg.strip_prefix(&prefixed) {
-                value = v.parse().ok();
-            }
-        }
-        value
-    };
-    if !has_rows && command_line.iter().any(|a| a.starts_with("--only")) {
-        return None;
-    }
-    let cell = plan["cells"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"].as_str() == Some(id))?;
-    let field = |name: &str| -> Option<u32> {
-        option(name).or_else(|| cell[name].as_u64().and_then(|n| u32::try_from(n).ok()))
-    };
-    Some(Planned {
-        warmup: field("warmup")?,
-        runs: field("runs")?,
-    })
-}
 
 /// Resamples for a cell with `n` invocations that count toward the statistics (see [`BOOTSTRAP_BUDGET`]).
 pub fn resamples_for(n: usize, recorded: usize) -> usize {
@@ -524,7 +287,8 @@ pub fn rebuild(dir: &Path, reference: Option<&str>) -> Result<(RunResults, Writt
         ));
     }
     let summary_md = write_summary(&dir, &run, reference)?;
-    let results_json = write_results(&dir, &run)?;
+    run.write(&dir)?;
+    let results_json = dir.join("results.json");
     Ok((
         run,
         Written {
@@ -547,38 +311,6 @@ pub fn write_summary(
     let path = dir.join("summary.md");
     results::write_atomic(&path, markdown.as_bytes())?;
     Ok(path)
-}
-
-/// Write `results.json` (atomically, mode 0644). Runs and reports write it last, so a
-/// `complete` run always has its other files.
-pub fn write_results(dir: &Path, run: &RunResults) -> Result<PathBuf, ReportError> {
-    let path = dir.join("results.json");
-    write_json_atomic(&path, run)?;
-    Ok(path)
-}
-
-/// Like [`RunResults::write`] (same bytes), but streamed to the temp file: the pretty JSON of
-/// 100,000 samples is tens of MB, and holding it in memory would double the peak.
-fn write_json_atomic(path: &Path, run: &RunResults) -> Result<(), ReportError> {
-    let write_err = |source: io::Error| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
-    let mut out = BufWriter::with_capacity(1 << 20, tmp);
-    serde_json::to_writer_pretty(&mut out, run).map_err(|e| write_err(e.into()))?;
-    let tmp = out.into_inner().map_err(|e| write_err(e.into_error()))?;
-    tmp.as_file().sync_data().map_err(write_err)?;
-    // tempfile creates 0600; results.json is read by others like every other output (a CI
-    // step without sudo, a web server).
-    fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -1182,7 +914,9 @@ mod tests_support {
 mod tests {
     use super::tests_support::write_run;
     use super::*;
+    use crate::results::{Planned, load};
     use crate::sandbox::security::Policy;
+    use std::fs;
 
     /// summary.md with the reference `spec` names.
     fn summary_markdown_for(run: &RunResults, spec: Option<&str>) -> String {
@@ -1724,6 +1458,8 @@ mod loader_properties {
     use super::tests_support::write_run;
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashSet;
+    use std::fs;
 
     #[derive(Debug, Clone)]
     enum Mutation {

@@ -1296,7 +1296,7 @@ impl Run {
             }
         }
         self.results.status = status.into();
-        crate::report::write_results(&self.dir, &self.results)?;
+        self.results.write(&self.dir)?;
         Ok((!problems.is_empty()).then(|| {
             format!(
                 "{}\n  hint: `benchbox report {}` writes them again from runs.csv",

@@ -1,13 +1,23 @@
-//! `results.json`: the document ([`RunResults`], [`CellResult`]), its one writer and its one
-//! reader.
+//! `results.json`: the document ([`RunResults`], [`CellResult`]), its one writer
+//! ([`RunResults::write`]) and its one reader ([`RunResults::read`]), and a run loaded back
+//! for reports ([`load`]).
+//!
+//! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
+//!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
+//!   applied limits, each cell's planned invocations). The samples stored in `results.json` are
+//!   skipped, never trusted (the document is read with [`CellMeta`] cells, which serde parses
+//!   without building the samples). runs.csv is validated and checked against the plan
+//!   ([`load_checked`]); rows missing from it are shown as "n of N" everywhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Planned, Result, ResultsError, Sample, io_err, write_atomic};
+use super::{Planned, Result, ResultsError, Sample, check_plan, io_err, read_csv};
 use crate::plan::Phase;
 use crate::sandbox::Applied;
 use crate::status::Status;
@@ -89,9 +99,10 @@ impl CellResult {
     }
 }
 
-/// The whole of results.json.
+/// The whole of results.json, with its cells as `C`: [`CellResult`] (the document as written),
+/// or [`CellMeta`] (the metadata of each cell, for [`load`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunResults {
+pub struct RunResults<C = CellResult> {
     pub schema_version: u32,
     pub tool: String,
     pub tool_version: String,
@@ -118,24 +129,273 @@ pub struct RunResults {
     pub stats: crate::stats::StatsOptions,
     /// The expanded plan, as `benchbox plan --json` prints it.
     pub plan: serde_json::Value,
-    pub cells: Vec<CellResult>,
+    pub cells: Vec<C>,
     pub warnings: Vec<String>,
 }
 
-impl RunResults {
-    /// Write results.json atomically; returns its size.
-    pub fn write(&self, run_dir: &Path) -> Result<u64> {
-        let json = serde_json::to_vec_pretty(self).expect("results serialize");
-        write_atomic(&run_dir.join("results.json"), &json)?;
-        Ok(json.len() as u64)
-    }
+/// A cell of results.json without its samples, summaries and counts: what [`load`] takes from
+/// results.json (the rest is rebuilt from runs.csv). Serde skips the `samples` arrays without
+/// building them, which keeps memory flat.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CellMeta {
+    id: String,
+    label: String,
+    slug: String,
+    axes: Vec<(String, serde_json::Value)>,
+    applied_limits: Option<Applied>,
+    #[serde(default)]
+    security: Option<crate::sandbox::security::Effective>,
+    setup_error: Option<String>,
+    #[serde(default)]
+    planned: Option<Planned>,
+    #[serde(default)]
+    memory_timeline: Vec<(f64, u64)>,
+}
 
+impl From<CellMeta> for CellResult {
+    fn from(c: CellMeta) -> CellResult {
+        CellResult {
+            id: c.id,
+            label: c.label,
+            slug: c.slug,
+            axes: c.axes,
+            applied_limits: c.applied_limits,
+            security: c.security,
+            setup_error: c.setup_error,
+            planned: c.planned,
+            memory_timeline: c.memory_timeline,
+            ..Default::default()
+        }
+    }
+}
+
+impl RunResults {
+    /// results.json of the run in `run_dir`, as written (samples and summaries included).
     pub fn read(run_dir: &Path) -> Result<RunResults> {
         let path = run_dir.join("results.json");
-        let text = fs::read_to_string(&path).map_err(io_err("read", &path))?;
-        serde_json::from_str(&text).map_err(|e| ResultsError::Csv {
+        Self::parse(&path)?.map_err(|e| ResultsError::Csv {
             path,
             message: e.to_string(),
         })
     }
+}
+
+impl<C: DeserializeOwned> RunResults<C> {
+    /// The one reader of results.json: the file at `path`, read into memory at once and parsed
+    /// from the slice (much faster than a streaming reader; the buffer is freed before anything
+    /// else is read). An error reading it, or the outcome of parsing it.
+    fn parse(path: &Path) -> Result<serde_json::Result<RunResults<C>>> {
+        let bytes = fs::read(path).map_err(io_err("read", path))?;
+        Ok(serde_json::from_slice(&bytes))
+    }
+}
+
+impl<C> RunResults<C> {
+    /// The same run with its cells made into `D`s.
+    fn map_cells<D>(self, f: impl FnMut(C) -> D) -> RunResults<D> {
+        RunResults {
+            schema_version: self.schema_version,
+            tool: self.tool,
+            tool_version: self.tool_version,
+            run_id: self.run_id,
+            status: self.status,
+            reason: self.reason,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            command_line: self.command_line,
+            host: self.host,
+            isolation: self.isolation,
+            matrix_name: self.matrix_name,
+            matrix_path: self.matrix_path,
+            matrix_sha256: self.matrix_sha256,
+            seed: self.seed,
+            order: self.order,
+            stats: self.stats,
+            plan: self.plan,
+            cells: self.cells.into_iter().map(f).collect(),
+            warnings: self.warnings,
+        }
+    }
+}
+
+impl RunResults {
+    /// The one writer of results.json: atomically (a temp file in `run_dir`, synced, mode
+    /// 0644, renamed), streamed to the temp file (the pretty JSON of 100,000 samples is tens
+    /// of MB, and holding it in memory would double the peak). Returns its size. Runs and
+    /// reports write it last, so a `complete` run always has its other files.
+    pub fn write(&self, run_dir: &Path) -> Result<u64> {
+        let path = run_dir.join("results.json");
+        let write_err = |source: io::Error| ResultsError::Write {
+            path: path.clone(),
+            source,
+        };
+        let tmp = tempfile::NamedTempFile::new_in(run_dir).map_err(write_err)?;
+        let mut out = Counting {
+            inner: BufWriter::with_capacity(1 << 20, tmp),
+            count: 0,
+        };
+        serde_json::to_writer_pretty(&mut out, self).map_err(|e| write_err(e.into()))?;
+        let size = out.count;
+        let tmp = out
+            .inner
+            .into_inner()
+            .map_err(|e| write_err(e.into_error()))?;
+        tmp.as_file().sync_data().map_err(write_err)?;
+        // tempfile creates 0600; results.json is read by others like every other output (a CI
+        // step without sudo, a web server).
+        fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .map_err(write_err)?;
+        tmp.persist(&path).map_err(|e| write_err(e.error))?;
+        Ok(size)
+    }
+}
+
+/// A writer that counts the bytes through it.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The directory of a run given as a directory (or `reports/NAME/latest`) or its results.json.
+pub fn run_dir(given: &Path) -> Result<PathBuf> {
+    let dir = if given.file_name().is_some_and(|f| f == "results.json") {
+        given.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        given.to_path_buf()
+    };
+    if !dir.join("results.json").is_file() {
+        return Err(ResultsError::NotARun {
+            path: given.to_path_buf(),
+            reason: "it has no results.json".into(),
+        });
+    }
+    Ok(dir)
+}
+
+/// A run with its samples read from `runs.csv` (in file order, i.e. invocation order) and its
+/// metadata from `results.json`. Summaries are left empty: see `report::summarize`.
+pub fn load(dir: &Path) -> Result<RunResults> {
+    load_checked(dir).map(|(run, _)| run)
+}
+
+/// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
+/// [`super::Torn`]). runs.csv is validated ([`read_csv`]) and checked against the
+/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
+/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
+/// data is gone.
+pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
+    let dir = run_dir(dir)?;
+    let meta = RunResults::<CellMeta>::parse(&dir.join("results.json"))?.map_err(|e| {
+        ResultsError::NotARun {
+            path: dir.clone(),
+            reason: format!("results.json does not parse: {e}"),
+        }
+    })?;
+    let csv_path = dir.join("runs.csv");
+    if !csv_path.exists() {
+        return Err(ResultsError::NoRunsCsv { path: csv_path });
+    }
+    let data = read_csv(&csv_path)?;
+    let warnings: Vec<String> = data.torn.iter().map(|t| t.warning(&csv_path)).collect();
+    let mut run = meta.map_cells(CellResult::from);
+    if run.cells.iter().all(|c| c.planned.is_none()) {
+        // Written before benchbox recorded each cell's plan: from the plan and the command line.
+        let with_rows: HashSet<&str> = data
+            .rows
+            .iter()
+            .map(|r| r.sample.cell_id.as_str())
+            .collect();
+        for cell in &mut run.cells {
+            cell.planned = planned_from_plan(
+                &run.plan,
+                &run.command_line,
+                &cell.id,
+                with_rows.contains(cell.id.as_str()),
+            );
+        }
+    }
+    let plan: HashMap<&str, Option<Planned>> = run
+        .cells
+        .iter()
+        .map(|c| (c.id.as_str(), c.planned))
+        .collect();
+    check_plan(&csv_path, &data.rows, &plan)?;
+    let index: HashMap<String, usize> = run
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.clone(), i))
+        .collect();
+    // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
+    // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
+    // 100,000 rows). Each cell's samples are put back into file order afterwards.
+    let mut rows = data.rows;
+    let mut moved = 0usize;
+    while let Some(row) = rows.pop() {
+        moved += 1;
+        if moved.is_multiple_of(8192) {
+            rows.shrink_to_fit();
+        }
+        // Every row's cell is known: check_plan said so.
+        let i = index[&row.sample.cell_id];
+        run.cells[i].samples.push(row.sample);
+    }
+    for cell in &mut run.cells {
+        cell.samples.reverse();
+    }
+    Ok((run, warnings))
+}
+
+/// A cell's planned invocations for a results.json written before benchbox recorded them:
+/// `runs` and `warmup` of its plan entry, or `--runs`/`--warmup` when the command line gave
+/// them. `None` when the plan does not say, and for a cell without rows in a run restricted
+/// with `--only` (it was not part of the run).
+fn planned_from_plan(
+    plan: &serde_json::Value,
+    command_line: &[String],
+    id: &str,
+    has_rows: bool,
+) -> Option<Planned> {
+    let option = |name: &str| -> Option<u32> {
+        let flag = format!("--{name}");
+        let prefixed = format!("--{name}=");
+        let mut value = None;
+        for (i, arg) in command_line.iter().enumerate() {
+            if *arg == flag {
+                value = command_line.get(i + 1).and_then(|v| v.parse().ok());
+            } else if let Some(v) = arg.strip_prefix(&prefixed) {
+                value = v.parse().ok();
+            }
+        }
+        value
+    };
+    if !has_rows && command_line.iter().any(|a| a.starts_with("--only")) {
+        return None;
+    }
+    let cell = plan["cells"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_str() == Some(id))?;
+    let field = |name: &str| -> Option<u32> {
+        option(name).or_else(|| cell[name].as_u64().and_then(|n| u32::try_from(n).ok()))
+    };
+    Some(Planned {
+        warmup: field("warmup")?,
+        runs: field("runs")?,
+    })
 }

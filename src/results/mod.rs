@@ -164,6 +164,23 @@ pub enum ResultsError {
         message: String,
     },
     #[error(
+        "`{}` is not a benchbox run directory: {reason}\n  hint: pass a run directory such as reports/NAME/latest (it holds results.json and runs.csv)",
+        path.display()
+    )]
+    NotARun { path: PathBuf, reason: String },
+    #[error(
+        "`{}` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory",
+        path.display()
+    )]
+    NoRunsCsv { path: PathBuf },
+    /// results.json could not be written (see [`RunResults::write`]).
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
         "`{path}` was written by an older benchbox, without the `status`, `flags` and `reason` columns; appending to it would mix two layouts in one file\n  hint: start a new run (`benchbox report` still reads this one)"
     )]
     OldLayout { path: PathBuf },
