@@ -39,6 +39,7 @@ use crate::report::axis_texts;
 use crate::results::{CellResult, RunResults};
 use crate::spec::Better;
 use crate::stats::{self, Interval, StatsOptions};
+use crate::status::RunStatus;
 
 /// The default `--threshold`: 5%.
 pub const DEFAULT_THRESHOLD: f64 = 0.05;
@@ -437,7 +438,7 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
     }
     let mut not_comparable = Vec::new();
     for (side, run) in [("base", base), ("candidate", candidate)] {
-        if run.status != "complete" {
+        if run.status != RunStatus::Complete {
             let message = format!(
                 "the {side} run {} is {}, not complete",
                 run.run_id, run.status
@@ -777,7 +778,7 @@ mod tests {
             tool: "benchbox".into(),
             tool_version: "0".into(),
             run_id: id.into(),
-            status: "complete".into(),
+            status: RunStatus::Complete,
             started_at: String::new(),
             finished_at: None,
             reason: None,
@@ -793,7 +794,7 @@ mod tests {
             matrix_path: "m.toml".into(),
             matrix_sha256: "0".repeat(64),
             seed: 1,
-            order: "interleaved".into(),
+            order: crate::spec::Order::Interleaved,
             stats: StatsOptions::default(),
             plan: serde_json::Value::Null,
             cells,
@@ -1195,9 +1196,9 @@ mod tests {
         );
 
         // A candidate that is interrupted, or still running: 6, unless --allow-partial.
-        for status in ["interrupted", "running"] {
+        for status in [RunStatus::Interrupted, RunStatus::Running] {
             let mut partial = run("b", vec![cell("x", &[("k", "1")], &TEN)]);
-            partial.status = status.into();
+            partial.status = status;
             let cmp = compare(&ok, &partial, &fast_opts());
             assert_eq!(cmp.exit_code(false), six, "{status}");
             assert_eq!(

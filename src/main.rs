@@ -866,14 +866,14 @@ fn load_for_compare(
     if let Ok(dir) = benchbox::results::run_dir(given) {
         match lock::holder(&dir) {
             Some(holder) => {
-                run.status = "running".into();
+                run.status = benchbox::status::RunStatus::Running;
                 warnings.push(format!(
                     "the {side} run `{}` is still running ({holder} holds its lock)",
                     dir.display()
                 ));
             }
-            None if run.status == "running" => {
-                run.status = "interrupted".into();
+            None if run.status == benchbox::status::RunStatus::Running => {
+                run.status = benchbox::status::RunStatus::Interrupted;
                 warnings.push(format!(
                     "the {side} run `{}` was never finished: the benchbox that ran it stopped before the end\n  hint: `benchbox report {0}` marks it, `benchbox run MATRIX --resume {0}` finishes it",
                     dir.display()

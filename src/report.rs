@@ -39,7 +39,7 @@ use crate::reference::{self, Reference, ReferenceError};
 use crate::results::{self, CellResult, ResultsError, RunResults, Sample, load_checked, run_dir};
 use crate::spec::{Better, axis_value_text};
 use crate::stats::{self, StatsOptions};
-use crate::status::{self, Status};
+use crate::status::{self, RunStatus, Status};
 
 /// Bootstrap work per cell and metric, in resampled values: cells with more invocations than
 /// `BOOTSTRAP_BUDGET / resamples` get proportionally fewer resamples.
@@ -271,9 +271,13 @@ pub fn rebuild(dir: &Path, reference: Option<&str>) -> Result<(RunResults, Writt
     let (mut run, mut warnings) = rebuilt(&dir)?;
     // A reference that names no single cell fails before anything is written.
     reference::choose(&run.cells, reference)?;
-    if run.status == "running" {
+    if run.status == RunStatus::Running {
         let whole = warnings.is_empty() && run.cells.iter().all(|c| missing_warning(c).is_none());
-        run.status = if whole { "complete" } else { "interrupted" }.into();
+        run.status = if whole {
+            RunStatus::Complete
+        } else {
+            RunStatus::Interrupted
+        };
         warnings.push(format!(
             "the run was never finished: the benchbox that ran it stopped before the end (killed or crashed); {}",
             if whole {
@@ -485,8 +489,8 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
             format!(" over {}", axes.join(" x "))
         },
         measured,
-        md(&run.order),
-        md(&run.status)
+        md(&run.order.to_string()),
+        md(run.status.as_str())
     );
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
@@ -875,7 +879,7 @@ mod tests_support {
             tool: "benchbox".into(),
             tool_version: "0.1.0".into(),
             run_id: "20260101T000000Z".into(),
-            status: "complete".into(),
+            status: RunStatus::Complete,
             started_at: "2026-01-01T00:00:00.000Z".into(),
             finished_at: Some("2026-01-01T00:01:00.000Z".into()),
             reason: None,
@@ -894,7 +898,7 @@ mod tests_support {
             matrix_path: "envs/jvm.toml".into(),
             matrix_sha256: "ab".repeat(32),
             seed: 42,
-            order: "interleaved".into(),
+            order: crate::spec::Order::Interleaved,
             stats: StatsOptions {
                 resamples: 1000,
                 ..Default::default()
@@ -1346,27 +1350,34 @@ mod tests {
     fn report_finishes_a_run_left_running_by_a_dead_benchbox() {
         let tmp = tempfile::tempdir().unwrap();
         write_run(tmp.path());
-        let set_status = |status: &str| {
+        let set_status = |status: RunStatus| {
             let mut meta = RunResults::read(tmp.path()).unwrap();
-            meta.status = status.into();
+            meta.status = status;
             meta.write(tmp.path()).unwrap();
         };
-        set_status("running");
+        set_status(RunStatus::Running);
         let (run, written) = rebuild(tmp.path(), None).unwrap();
-        assert_eq!(run.status, "complete", "every planned invocation is there");
+        assert_eq!(
+            run.status,
+            RunStatus::Complete,
+            "every planned invocation is there"
+        );
         assert!(
             written.warnings[0].contains("it is now marked `complete`"),
             "{:?}",
             written.warnings
         );
-        assert_eq!(RunResults::read(tmp.path()).unwrap().status, "complete");
+        assert_eq!(
+            RunResults::read(tmp.path()).unwrap().status,
+            RunStatus::Complete
+        );
         // With a torn last row (a crash mid-write), rows are missing: `interrupted`.
-        set_status("running");
+        set_status(RunStatus::Running);
         let path = tmp.path().join("runs.csv");
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, &text[..text.len() - 5]).unwrap();
         let (run, written) = rebuild(tmp.path(), None).unwrap();
-        assert_eq!(run.status, "interrupted");
+        assert_eq!(run.status, RunStatus::Interrupted);
         assert!(
             written.warnings[0].contains("runs.csv` line 45: the last row is incomplete"),
             "{:?}",

@@ -30,7 +30,7 @@ use crate::sandbox::userns::{self, IdMap};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec};
 use crate::spec::{Cell, Matrix, Network, Root, Scratch, axis_value_text};
 use crate::stats::StatsOptions;
-use crate::status::{self, Status};
+use crate::status::{self, RunStatus, Status};
 
 /// The PATH a workload gets unless the matrix sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -724,7 +724,7 @@ pub fn run(
         tool: "benchbox".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         run_id: run_id.clone(),
-        status: "running".into(),
+        status: RunStatus::Running,
         started_at: previous
             .as_ref()
             .map_or_else(now_rfc3339, |p| p.started_at.clone()),
@@ -737,7 +737,7 @@ pub fn run(
         matrix_path: matrix.path.display().to_string(),
         matrix_sha256: matrix.source_sha256.clone(),
         seed,
-        order: matrix.order.to_string(),
+        order: matrix.order,
         stats: opts.stats,
         plan: serde_json::from_str(&plan::render_json(matrix)).unwrap_or(serde_json::Value::Null),
         cells: result_cells,
@@ -892,7 +892,7 @@ impl Run {
         results::remove_spools(&self.dir);
         self.reserve.release();
         let reason = cause.to_string();
-        self.results.status = "failed".into();
+        self.results.status = RunStatus::Failed;
         self.results.reason = Some(reason.lines().next().unwrap_or_default().to_string());
         self.results.finished_at = Some(now_rfc3339());
         let unrecorded = match self.results.write(&self.dir) {
@@ -1270,9 +1270,9 @@ impl Run {
         // The metadata `rebuilt` reads (setup errors, limits, finished_at); still `running`.
         self.results.write(&self.dir)?;
         let status = if interrupted {
-            "interrupted"
+            RunStatus::Interrupted
         } else {
-            "complete"
+            RunStatus::Complete
         };
         // Summaries, summary.md and the reports come from runs.csv, exactly as `benchbox
         // report` makes them, so a run and a later report of it agree to the byte. They are
@@ -1280,7 +1280,7 @@ impl Run {
         let mut problems = Vec::new();
         match crate::report::rebuilt(&self.dir) {
             Ok((mut rebuilt, _)) => {
-                rebuilt.status = status.into();
+                rebuilt.status = status;
                 if let Err(e) = crate::report::write_summary(&self.dir, &rebuilt, None) {
                     problems.push(format!("cannot write summary.md: {e}"));
                 }
@@ -1295,7 +1295,7 @@ impl Run {
                 problems.push(format!("cannot rebuild the summaries from runs.csv: {e}"));
             }
         }
-        self.results.status = status.into();
+        self.results.status = status;
         self.results.write(&self.dir)?;
         Ok((!problems.is_empty()).then(|| {
             format!(

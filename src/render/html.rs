@@ -21,6 +21,7 @@ use super::{
 use crate::metrics::human_bytes;
 use crate::results::{CellResult, RunResults};
 use crate::spec::axis_value_text;
+use crate::status::RunStatus;
 
 /// `text` escaped for HTML text and attribute values.
 pub fn escape(text: &str) -> String {
@@ -195,7 +196,7 @@ fn intro(
          <dt>Host</dt><dd><code>{hostname}</code>: {cpu}, {cpus} logical CPUs, {mem}, Linux {kernel} ({arch}), cgroup {cg}</dd>\n\
          <dt>Run</dt><dd><code>{run}</code>, {status}, started {started}</dd>\n\
          <dt>Reference</dt><dd>{reference}</dd>\n</dl>\n",
-        order = escape(&results.order),
+        order = escape(&results.order.to_string()),
         conf = results.stats.confidence * 100.0,
         resamples = results.stats.resamples,
         hostname = escape(&host.hostname),
@@ -206,7 +207,7 @@ fn intro(
         arch = escape(&host.architecture),
         cg = escape(host.cgroup_version.as_deref().unwrap_or("unknown")),
         run = escape(&results.run_id),
-        status = escape(&results.status),
+        status = escape(results.status.as_str()),
         started = escape(&results.started_at),
     );
     // Root or rootless, and the limits in force (runs recorded before benchbox said so ran as
@@ -221,11 +222,11 @@ fn intro(
             escape(&limits)
         );
     }
-    if results.status != "complete" {
+    if results.status != RunStatus::Complete {
         let _ = writeln!(
             h,
             "<p class=\"warn\">This run is <strong>{}</strong>: some cells may have fewer invocations than planned.</p>",
-            escape(&results.status)
+            escape(results.status.as_str())
         );
     }
     for w in &results.warnings {
@@ -532,11 +533,11 @@ fn environment(h: &mut String, results: &RunResults) {
         .unwrap_or_else(|| format!("{} (not finished)", results.started_at));
     let run: Vec<(&str, String)> = vec![
         ("Run id", results.run_id.clone()),
-        ("Status", results.status.clone()),
+        ("Status", results.status.to_string()),
         ("Time (UTC)", duration),
         ("Matrix file", results.matrix_path.clone()),
         ("Matrix sha256", results.matrix_sha256.clone()),
-        ("Order", results.order.clone()),
+        ("Order", results.order.to_string()),
         ("Seed (order)", results.seed.to_string()),
         (
             "Statistics",

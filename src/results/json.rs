@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::{Planned, Result, ResultsError, Sample, check_plan, io_err, read_csv};
 use crate::plan::Phase;
 use crate::sandbox::Applied;
-use crate::status::Status;
+use crate::spec::Order;
+use crate::status::{RunStatus, Status};
 
 /// Per-cell part of results.json.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -107,9 +108,7 @@ pub struct RunResults<C = CellResult> {
     pub tool: String,
     pub tool_version: String,
     pub run_id: String,
-    /// `running`, `complete`, `interrupted`, or `failed` (benchbox itself could not go on, for
-    /// example on a full output disk: see `reason`).
-    pub status: String,
+    pub status: RunStatus,
     /// Why a `failed` run stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -125,7 +124,7 @@ pub struct RunResults<C = CellResult> {
     pub matrix_path: String,
     pub matrix_sha256: String,
     pub seed: u64,
-    pub order: String,
+    pub order: Order,
     pub stats: crate::stats::StatsOptions,
     /// The expanded plan, as `benchbox plan --json` prints it.
     pub plan: serde_json::Value,
