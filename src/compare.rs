@@ -272,12 +272,10 @@ fn plan_differences(
     candidate: &RunResults,
     c: &CellResult,
 ) -> Vec<String> {
-    let find = |run: &RunResults, id: &str| {
-        run.plan["cells"]
-            .as_array()
-            .and_then(|cells| cells.iter().find(|x| x["id"] == id))
-            .and_then(|x| x.as_object())
-            .cloned()
+    // Compared as JSON objects, key by key: a setting added later is one more key.
+    let find = |run: &RunResults, id: &str| match serde_json::to_value(run.plan.cell(id)?) {
+        Ok(serde_json::Value::Object(map)) => Some(map),
+        _ => None,
     };
     let (Some(pb), Some(pc)) = (find(base, &b.id), find(candidate, &c.id)) else {
         return Vec::new();
@@ -796,7 +794,7 @@ mod tests {
             seed: 1,
             order: crate::spec::Order::Interleaved,
             stats: StatsOptions::default(),
-            plan: serde_json::Value::Null,
+            plan: Default::default(),
             cells,
             warnings: vec![],
         }
@@ -1116,8 +1114,7 @@ mod tests {
                     .insert("ops".into(), v * (1.0 + 0.01 * (i % 3) as f64));
             }
             let mut r = run(id, vec![c]);
-            r.plan = serde_json::json!({"cells": [{"id": "x", "metrics": [
-                {"name": "ops", "unit": "ops/s", "better": "higher"}]}]});
+            r.plan.cells = vec![crate::plan::test_cell("x", 0, 10)];
             r
         };
         let base = with(100.0, "a");

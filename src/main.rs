@@ -995,14 +995,8 @@ fn images_in_use(
             if run.file_name() == "latest" || !fresh {
                 continue;
             }
-            if let Ok(r) = benchbox::results::RunResults::read(&run.path())
-                && let Some(cells) = r.plan.get("cells").and_then(|c| c.as_array())
-            {
-                keep.extend(
-                    cells
-                        .iter()
-                        .filter_map(|c| c.get("image_digest")?.as_str().map(String::from)),
-                );
+            if let Ok(r) = benchbox::results::RunResults::read(&run.path()) {
+                keep.extend(r.plan.cells.iter().filter_map(|c| c.image_digest.clone()));
             }
         }
     }

@@ -446,25 +446,16 @@ fn render_markdown(run: &RunResults, reference: Option<&Reference>) -> String {
         code(&run.matrix_name),
         code(&run.run_id)
     );
-    if let Some(d) = run.plan["description"].as_str() {
+    if let Some(d) = &run.plan.description {
         let _ = writeln!(out, "{}\n", crate::markdown::line(d));
     }
-    let axes: Vec<String> = run.plan["axes"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let axes: Vec<String> = run
+        .plan
+        .axes
+        .iter()
         .map(|a| {
-            let values: Vec<String> = a["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(axis_value_text)
-                .collect();
-            format!(
-                "{} ({})",
-                code(a["name"].as_str().unwrap_or("?")),
-                md(&values.join(", "))
-            )
+            let values: Vec<String> = a.values.iter().map(axis_value_text).collect();
+            format!("{} ({})", code(&a.name), md(&values.join(", ")))
         })
         .collect();
     let measured: usize = run
@@ -780,6 +771,7 @@ mod tests_support {
     use super::*;
     use crate::results::CsvWriter;
     use crate::sandbox::security::Policy;
+    use crate::spec::Axis;
 
     pub fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
         Sample {
@@ -846,8 +838,7 @@ mod tests_support {
                 csv.append(s, &label, &[jdk.to_string(), gc.to_string()])
                     .unwrap();
             }
-            plan_cells.push(serde_json::json!({"id": id, "runs": 10, "warmup": 1,
-                "metrics": [{"name": "ops", "unit": "ops/s", "better": "higher", "pattern": null}]}));
+            plan_cells.push(crate::plan::test_cell(&id, 1, 10));
             cells.push(CellResult {
                 id: id.clone(),
                 label,
@@ -903,9 +894,21 @@ mod tests_support {
                 resamples: 1000,
                 ..Default::default()
             },
-            plan: serde_json::json!({"description": "two JDKs, two collectors",
-                "axes": [{"name": "jdk", "values": ["17", "21"]}, {"name": "gc", "values": ["G1", "Par"]}],
-                "cells": plan_cells}),
+            plan: crate::plan::Plan {
+                description: Some("two JDKs, two collectors".into()),
+                axes: vec![
+                    Axis {
+                        name: "jdk".into(),
+                        values: vec!["17".into(), "21".into()],
+                    },
+                    Axis {
+                        name: "gc".into(),
+                        values: vec!["G1".into(), "Par".into()],
+                    },
+                ],
+                cells: plan_cells,
+                ..Default::default()
+            },
             cells,
             warnings: vec![],
         };
@@ -1409,11 +1412,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut run = write_run(tmp.path());
         run.matrix_name = "a`b".into();
-        run.plan["description"] = "# <img src=x onerror=alert(1)>".into();
-        run.plan["axes"][0]["values"] = serde_json::json!([
-            "<script>alert(1)</script>",
-            "![x](http://evil.example/p.png)"
-        ]);
+        run.plan.description = Some("# <img src=x onerror=alert(1)>".into());
+        run.plan.axes[0].values = vec![
+            "<script>alert(1)</script>".into(),
+            "![x](http://evil.example/p.png)".into(),
+        ];
         run.cells[0].label = "jdk=<script>alert(1)</script> gc=G1".into();
         run.cells[2].label = "jdk=![x](http://evil.example/p.png) gc=G1".into();
         run.cells[0].axes[0].1 = "<script>alert(1)</script>".into();

@@ -719,40 +719,39 @@ pub fn run(
             }
         })
         .collect();
-    let results = RunResults {
-        schema_version: results::SCHEMA_VERSION,
-        tool: "benchbox".into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        run_id: run_id.clone(),
-        status: RunStatus::Running,
-        started_at: previous
-            .as_ref()
-            .map_or_else(now_rfc3339, |p| p.started_at.clone()),
-        finished_at: None,
-        reason: None,
-        command_line: opts.command_line.clone(),
-        host,
-        isolation: Some(isolation.clone()),
-        matrix_name: matrix.name.clone(),
-        matrix_path: matrix.path.display().to_string(),
-        matrix_sha256: matrix.source_sha256.clone(),
-        seed,
-        order: matrix.order,
-        stats: opts.stats,
-        plan: serde_json::from_str(&plan::render_json(matrix)).unwrap_or(serde_json::Value::Null),
-        cells: result_cells,
-        warnings: matrix
-            .warnings
-            .iter()
-            .cloned()
-            // What unpacking an image without root could not keep (owners, device nodes).
-            .chain(
-                opts.images.iter().flat_map(|(r, i)| {
+    let results =
+        RunResults {
+            schema_version: results::SCHEMA_VERSION,
+            tool: "benchbox".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            run_id: run_id.clone(),
+            status: RunStatus::Running,
+            started_at: previous
+                .as_ref()
+                .map_or_else(now_rfc3339, |p| p.started_at.clone()),
+            finished_at: None,
+            reason: None,
+            command_line: opts.command_line.clone(),
+            host,
+            isolation: Some(isolation.clone()),
+            matrix_name: matrix.name.clone(),
+            matrix_path: matrix.path.display().to_string(),
+            matrix_sha256: matrix.source_sha256.clone(),
+            seed,
+            order: matrix.order,
+            stats: opts.stats,
+            plan: plan::Plan::of(matrix),
+            cells: result_cells,
+            warnings: matrix
+                .warnings
+                .iter()
+                .cloned()
+                // What unpacking an image without root could not keep (owners, device nodes).
+                .chain(opts.images.iter().flat_map(|(r, i)| {
                     i.notes.iter().map(move |note| format!("image {r}: {note}"))
-                }),
-            )
-            .collect(),
-    };
+                }))
+                .collect(),
+        };
     let mut extractors = HashMap::new();
     for cell in &cells {
         let ex = Extractor::new(

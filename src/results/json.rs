@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Planned, Result, ResultsError, Sample, check_plan, io_err, read_csv};
-use crate::plan::Phase;
+use crate::plan::{Phase, Plan};
 use crate::sandbox::Applied;
 use crate::spec::Order;
 use crate::status::{RunStatus, Status};
@@ -126,8 +126,9 @@ pub struct RunResults<C = CellResult> {
     pub seed: u64,
     pub order: Order,
     pub stats: crate::stats::StatsOptions,
-    /// The expanded plan, as `benchbox plan --json` prints it.
-    pub plan: serde_json::Value,
+    /// The expanded plan, as `benchbox plan --json` prints it (but for the order of the keys).
+    #[serde(serialize_with = "crate::plan::serialize_sorted")]
+    pub plan: Plan,
     pub cells: Vec<C>,
     pub warnings: Vec<String>,
 }
@@ -365,7 +366,7 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
 /// them. `None` when the plan does not say, and for a cell without rows in a run restricted
 /// with `--only` (it was not part of the run).
 fn planned_from_plan(
-    plan: &serde_json::Value,
+    plan: &Plan,
     command_line: &[String],
     id: &str,
     has_rows: bool,
@@ -386,15 +387,9 @@ fn planned_from_plan(
     if !has_rows && command_line.iter().any(|a| a.starts_with("--only")) {
         return None;
     }
-    let cell = plan["cells"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"].as_str() == Some(id))?;
-    let field = |name: &str| -> Option<u32> {
-        option(name).or_else(|| cell[name].as_u64().and_then(|n| u32::try_from(n).ok()))
-    };
+    let cell = plan.cell(id)?;
     Some(Planned {
-        warmup: field("warmup")?,
-        runs: field("runs")?,
+        warmup: option("warmup").unwrap_or(cell.warmup),
+        runs: option("runs").unwrap_or(cell.runs),
     })
 }
