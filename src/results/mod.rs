@@ -15,6 +15,9 @@
 //!   holds something is renamed to its log: an empty log would cost an inode per invocation
 //!   (~0.2 ms each on a busy ext4 without a journal, which skips recently freed inodes).
 //! - `<name>/latest`: a symlink to the newest run.
+//!
+//! Here: the [`Sample`] both files hold and the errors; `runs_csv` has runs.csv, `json`
+//! results.json (its one reader and one writer, and [`load`]), `files` the rest.
 
 use std::collections::BTreeMap;
 use std::io;
