@@ -31,6 +31,19 @@ fn generate(dir: &Path) {
     writeln!(csv, "{}", csv_header(&axes, &metrics).join(",")).unwrap();
     let mut cells = Vec::new();
     let mut plan_cells = Vec::new();
+    // Every plan cell is this one with its own id: the report reads only ids and metrics.
+    let template = {
+        let ctx = benchbox::spec::ValidationContext {
+            online_cpus: benchbox::spec::CpuSet::new([0]),
+            check_paths: false,
+            image_accounts: Default::default(),
+        };
+        let source = "[run]\ncommand = \"x\"\n[[metric]]\nname = \"throughput\"\nunit = \"ops/s\"\nbetter = \"higher\"\n";
+        benchbox::spec::parse(source, Path::new("bench.toml"), &ctx)
+            .unwrap()
+            .cells[0]
+            .clone()
+    };
     for c in 0..CELLS {
         let (jdk, gc) = (format!("{}", 11 + c / 4), format!("gc{}", c % 4));
         let id = format!("{c:012x}");
@@ -88,8 +101,10 @@ fn generate(dir: &Path) {
             .unwrap();
             samples.push(s);
         }
-        plan_cells.push(serde_json::json!({"id": id, "metrics": [
-            {"name": "throughput", "unit": "ops/s", "better": "higher", "pattern": null}]}));
+        plan_cells.push(benchbox::spec::Cell {
+            id: id.clone(),
+            ..template.clone()
+        });
         cells.push(CellResult {
             id: id.clone(),
             label,
@@ -108,7 +123,7 @@ fn generate(dir: &Path) {
         tool: "benchbox".into(),
         tool_version: "0.1.0".into(),
         run_id: "bench".into(),
-        status: "complete".into(),
+        status: benchbox::status::RunStatus::Complete,
         started_at: "2026-01-01T00:00:00.000Z".into(),
         finished_at: Some("2026-01-02T00:00:00.000Z".into()),
         reason: None,
@@ -119,11 +134,22 @@ fn generate(dir: &Path) {
         matrix_path: "envs/big.toml".into(),
         matrix_sha256: "0".repeat(64),
         seed: 7,
-        order: "interleaved".into(),
+        order: benchbox::spec::Order::Interleaved,
         stats: StatsOptions::default(),
-        plan: serde_json::json!({"axes": [
-            {"name": "jdk", "values": ["11", "12", "13", "14", "15"]},
-            {"name": "gc", "values": ["gc0", "gc1", "gc2", "gc3"]}], "cells": plan_cells}),
+        plan: benchbox::plan::Plan {
+            axes: vec![
+                benchbox::spec::Axis {
+                    name: "jdk".into(),
+                    values: ["11", "12", "13", "14", "15"].map(Into::into).to_vec(),
+                },
+                benchbox::spec::Axis {
+                    name: "gc".into(),
+                    values: ["gc0", "gc1", "gc2", "gc3"].map(Into::into).to_vec(),
+                },
+            ],
+            cells: plan_cells,
+            ..Default::default()
+        },
         cells,
         warnings: vec![],
     };

@@ -37,6 +37,7 @@ use crate::reference::axis_texts;
 use crate::results::{CellResult, RunResults};
 use crate::spec::Better;
 use crate::stats::{self, Interval, StatsOptions};
+use crate::status::RunStatus;
 
 /// The default `--threshold`: 5%.
 pub const DEFAULT_THRESHOLD: f64 = 0.05;
@@ -269,12 +270,10 @@ fn plan_differences(
     candidate: &RunResults,
     c: &CellResult,
 ) -> Vec<String> {
-    let find = |run: &RunResults, id: &str| {
-        run.plan["cells"]
-            .as_array()
-            .and_then(|cells| cells.iter().find(|x| x["id"] == id))
-            .and_then(|x| x.as_object())
-            .cloned()
+    // Compared as JSON objects, key by key: a setting added later is one more key.
+    let find = |run: &RunResults, id: &str| match serde_json::to_value(run.plan.cell(id)?) {
+        Ok(serde_json::Value::Object(map)) => Some(map),
+        _ => None,
     };
     let (Some(pb), Some(pc)) = (find(base, &b.id), find(candidate, &c.id)) else {
         return Vec::new();
@@ -435,7 +434,7 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
     }
     let mut not_comparable = Vec::new();
     for (side, run) in [("base", base), ("candidate", candidate)] {
-        if run.status != "complete" {
+        if run.status != RunStatus::Complete {
             let message = format!(
                 "the {side} run {} is {}, not complete",
                 run.run_id, run.status
@@ -594,7 +593,7 @@ pub(crate) mod test_support {
             tool: "benchbox".into(),
             tool_version: "0".into(),
             run_id: id.into(),
-            status: "complete".into(),
+            status: RunStatus::Complete,
             started_at: String::new(),
             finished_at: None,
             reason: None,
@@ -610,9 +609,9 @@ pub(crate) mod test_support {
             matrix_path: "m.toml".into(),
             matrix_sha256: "0".repeat(64),
             seed: 1,
-            order: "interleaved".into(),
+            order: crate::spec::Order::Interleaved,
             stats: StatsOptions::default(),
-            plan: serde_json::Value::Null,
+            plan: Default::default(),
             cells,
             warnings: vec![],
         }
@@ -943,8 +942,7 @@ mod tests {
                     .insert("ops".into(), v * (1.0 + 0.01 * (i % 3) as f64));
             }
             let mut r = run(id, vec![c]);
-            r.plan = serde_json::json!({"cells": [{"id": "x", "metrics": [
-                {"name": "ops", "unit": "ops/s", "better": "higher"}]}]});
+            r.plan.cells = vec![crate::plan::test_cell("x", 0, 10)];
             r
         };
         let base = with(100.0, "a");
@@ -1004,7 +1002,7 @@ mod tests {
         assert_eq!(cmp.exit_code(true), crate::exit::REGRESSION);
     }
 
-    /// Issue 10: a gate that compared nothing passed. Each case is now exit 6.
+    /// Regression: a gate that compared nothing passed. Each case is now exit 6.
     #[test]
     fn a_gate_that_compared_nothing_fails_with_exit_6() {
         let six = crate::exit::NOTHING_COMPARABLE;
@@ -1023,9 +1021,9 @@ mod tests {
         );
 
         // A candidate that is interrupted, or still running: 6, unless --allow-partial.
-        for status in ["interrupted", "running"] {
+        for status in [RunStatus::Interrupted, RunStatus::Running] {
             let mut partial = run("b", vec![cell("x", &[("k", "1")], &TEN)]);
-            partial.status = status.into();
+            partial.status = status;
             let cmp = compare(&ok, &partial, &fast_opts());
             assert_eq!(cmp.exit_code(false), six, "{status}");
             assert_eq!(

@@ -261,23 +261,12 @@ pub fn metric(run: &RunResults, key: &str) -> Metric {
 /// The custom metrics the plan declares, in declaration order (first cell that names one wins).
 pub fn declared(run: &RunResults) -> Vec<Metric> {
     let mut out: Vec<Metric> = Vec::new();
-    let cells = run.plan.get("cells").and_then(|c| c.as_array());
-    for cell in cells.into_iter().flatten() {
-        let specs = cell.get("metrics").and_then(|m| m.as_array());
-        for spec in specs.into_iter().flatten() {
-            let Some(name) = spec.get("name").and_then(|n| n.as_str()) else {
-                continue;
-            };
-            if out.iter().any(|m| m.key == name) {
-                continue;
-            }
-            let unit = spec.get("unit").and_then(|u| u.as_str()).unwrap_or("");
-            let better = match spec.get("better").and_then(|b| b.as_str()) {
-                Some("higher") => Better::Higher,
-                _ => Better::Lower,
-            };
-            out.push(Metric::custom(name, unit, better));
+    for spec in run.plan.cells.iter().flat_map(|c| &c.metrics) {
+        if out.iter().any(|m| m.key == spec.name) {
+            continue;
         }
+        let unit = spec.unit.as_deref().unwrap_or("");
+        out.push(Metric::custom(&spec.name, unit, spec.better));
     }
     out
 }

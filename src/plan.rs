@@ -597,6 +597,13 @@ impl Pretty {
         Ok(())
     }
 
+    /// An array or object opens: one level deeper, nothing in it yet.
+    fn open<W: ?Sized + io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
     fn close<W: ?Sized + io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
         self.depth -= 1;
         if self.has_value {
@@ -609,11 +616,10 @@ impl Pretty {
     }
 }
 
+/// Arrays and objects are written alike: an element, or a key, on a line of its own.
 impl serde_json::ser::Formatter for Pretty {
     fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        w.write_all(b"[")
+        self.open(w, b"[")
     }
 
     fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -634,9 +640,7 @@ impl serde_json::ser::Formatter for Pretty {
     }
 
     fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        w.write_all(b"{")
+        self.open(w, b"{")
     }
 
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -655,13 +659,111 @@ impl serde_json::ser::Formatter for Pretty {
         w.write_all(b": ")
     }
 
-    fn end_object_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
-        self.has_value = true;
-        Ok(())
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.end_array_value(w)
     }
 }
 
-/// What `plan --json` prints.
+/// The expanded plan of a run: the matrix's cells and what applies to all of them, as
+/// `benchbox plan --json` prints it ([`write_json`]) and results.json records it (`plan`, with
+/// [`serialize_sorted`]). Keys a file lacks read as their defaults; unknown keys are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Plan {
+    pub name: String,
+    pub description: Option<String>,
+    pub source_sha256: String,
+    pub order: Order,
+    pub seed: Option<u64>,
+    pub allow_failures: bool,
+    pub axes: Vec<Axis>,
+    pub cells: Vec<Cell>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn of(matrix: &Matrix) -> Plan {
+        Plan {
+            name: matrix.name.clone(),
+            description: matrix.description.clone(),
+            source_sha256: matrix.source_sha256.clone(),
+            order: matrix.order,
+            seed: matrix.seed,
+            allow_failures: matrix.allow_failures,
+            axes: matrix.axes.clone(),
+            cells: matrix.cells.clone(),
+            warnings: matrix.warnings.clone(),
+        }
+    }
+
+    /// The plan's entry for the cell with this id.
+    pub fn cell(&self, id: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.id == id)
+    }
+}
+
+/// The plan as results.json holds it: every object's keys in alphabetical order, at every
+/// level (results.json has always held it so: it used to be kept as a `serde_json::Value`,
+/// whose maps are sorted). Each cell goes through a `Value` on its own, so memory stays flat.
+pub fn serialize_sorted<S: serde::Serializer>(plan: &Plan, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeSeq};
+    struct Cells<'a>(&'a [Cell]);
+    impl Serialize for Cells<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for cell in self.0 {
+                seq.serialize_element(&serde_json::to_value(cell).map_err(S::Error::custom)?)?;
+            }
+            seq.end()
+        }
+    }
+    // Alphabetical; an axis's keys (`name`, `values`) already are.
+    #[derive(Serialize)]
+    struct Sorted<'a> {
+        allow_failures: bool,
+        axes: &'a [Axis],
+        cells: Cells<'a>,
+        description: Option<&'a str>,
+        name: &'a str,
+        order: Order,
+        seed: Option<u64>,
+        source_sha256: &'a str,
+        warnings: &'a [String],
+    }
+    Sorted {
+        allow_failures: plan.allow_failures,
+        axes: &plan.axes,
+        cells: Cells(&plan.cells),
+        description: plan.description.as_deref(),
+        name: &plan.name,
+        order: plan.order,
+        seed: plan.seed,
+        source_sha256: &plan.source_sha256,
+        warnings: &plan.warnings,
+    }
+    .serialize(s)
+}
+
+/// A cell for tests elsewhere: `id`, with `warmup` and `runs`, a custom metric `ops` (ops/s,
+/// higher is better), the rest as a one-line matrix makes it.
+#[cfg(test)]
+pub(crate) fn test_cell(id: &str, warmup: u32, runs: u32) -> Cell {
+    let ctx = crate::spec::ValidationContext {
+        online_cpus: crate::spec::CpuSet::new([0]),
+        check_paths: false,
+        image_accounts: Default::default(),
+    };
+    let source = "[run]\ncommand = \"x\"\n[[metric]]\nname = \"ops\"\nunit = \"ops/s\"\nbetter = \"higher\"\n";
+    let m = crate::spec::parse(source, Path::new("m.toml"), &ctx).expect("a valid matrix");
+    Cell {
+        id: id.to_string(),
+        warmup,
+        runs,
+        ..m.cells[0].clone()
+    }
+}
+
+/// What `plan --json` prints: a [`Plan`] borrowed from the matrix, written cell by cell.
 #[derive(Serialize)]
 struct PlanJson<'a> {
     name: &'a str,
@@ -1042,6 +1144,25 @@ better = "higher"
             })
             .unwrap();
             assert_eq!(render_json(&m), reference);
+        }
+    }
+
+    /// results.json records the plan with its keys sorted (as a `serde_json::Value` of
+    /// `plan --json` had them): the typed plan writes those bytes, and reads back to itself.
+    #[test]
+    fn the_recorded_plan_is_the_sorted_plan_json() {
+        #[derive(Serialize)]
+        struct Recorded<'a>(#[serde(serialize_with = "serialize_sorted")] &'a Plan);
+        let source = MATRIX.replace("[run]", "[security]\ncapabilities = [\"PERFMON\"]\n[run]");
+        for m in [
+            matrix(),
+            spec::parse(&source, Path::new("envs/demo.toml"), &ctx()).unwrap(),
+        ] {
+            let plan = Plan::of(&m);
+            let value: serde_json::Value = serde_json::from_str(&render_json(&m)).unwrap();
+            let recorded = serde_json::to_string_pretty(&Recorded(&plan)).unwrap();
+            assert_eq!(recorded, serde_json::to_string_pretty(&value).unwrap());
+            assert_eq!(serde_json::from_str::<Plan>(&recorded).unwrap(), plan);
         }
     }
 

@@ -1,5 +1,5 @@
 //! Rebuilding a run's files from its raw data: load (`runs.csv` read back and checked against
-//! the plan, [`report::load_checked`]) -> summarise (every cell again, [`report::summarize`]) ->
+//! the plan, [`results::load_checked`]) -> summarise (every cell again, [`report::summarize`]) ->
 //! write (summary.md, the report formats asked for, then results.json). `run` rebuilds at its
 //! end and `report` on demand, both through [`write`], so a run and a later report of it agree
 //! to the byte; this is the one place that knows which files a rebuild writes.
@@ -15,6 +15,7 @@ use crate::reference;
 use crate::render::{self, Format, RenderError, RenderOptions};
 use crate::report::{self, ReportError};
 use crate::results::{self, RunResults};
+use crate::status::RunStatus;
 
 /// Where a rebuild wrote, and what it could not write.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub struct Rebuilt {
 /// Load -> summarise: the run as the reports show it, and the warnings of the read. Nothing is
 /// written.
 pub fn load_summarized(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
-    let (mut run, warnings) = report::load_checked(dir)?;
+    let (mut run, warnings) = results::load_checked(dir)?;
     report::summarize(&mut run);
     Ok((run, warnings))
 }
@@ -60,7 +61,8 @@ pub fn write(
         Ok(path)
     });
     let reports = render::write(run, dir, &opts, formats);
-    let results_json = report::write_results(dir, run)?;
+    run.write(dir)?;
+    let results_json = dir.join("results.json");
     Ok(Written {
         results_json,
         summary_md,
@@ -78,16 +80,20 @@ pub fn rebuild(
     reference: Option<&str>,
     formats: &[Format],
 ) -> Result<Rebuilt, ReportError> {
-    let dir = report::run_dir(dir)?;
+    let dir = results::run_dir(dir)?;
     let (mut run, mut warnings) = load_summarized(&dir)?;
     reference::choose(&run.cells, reference)?;
-    if run.status == "running" {
+    if run.status == RunStatus::Running {
         let whole = warnings.is_empty()
             && run
                 .cells
                 .iter()
                 .all(|c| report::missing_warning(c).is_none());
-        run.status = if whole { "complete" } else { "interrupted" }.into();
+        run.status = if whole {
+            RunStatus::Complete
+        } else {
+            RunStatus::Interrupted
+        };
         warnings.push(format!(
             "the run was never finished: the benchbox that ran it stopped before the end (killed or crashed); {}",
             if whole {
@@ -245,7 +251,7 @@ mod tests {
         assert!(fs::read(&written.results_json).unwrap() == first);
     }
 
-    /// Issue 10: a runs.csv missing rows gave n = 1 and nothing said "1 of 6"; no runs.csv at
+    /// Regression: a runs.csv missing rows gave n = 1 and nothing said "1 of 6"; no runs.csv at
     /// all was exit 0.
     #[test]
     fn missing_rows_show_as_n_of_n_everywhere_and_a_missing_runs_csv_is_an_error() {
@@ -322,37 +328,44 @@ mod tests {
             e.ends_with("runs.csv` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory"),
             "{e}"
         );
-        assert!(report::load(tmp.path()).is_err());
+        assert!(results::load(tmp.path()).is_err());
     }
 
-    /// Issue 10: SIGKILL right after the last invocation left `complete` without reports. The
+    /// Regression: SIGKILL right after the last invocation left `complete` without reports. The
     /// runner now writes its final status last; a `running` run nobody holds is finished by
     /// `report`.
     #[test]
     fn report_finishes_a_run_left_running_by_a_dead_benchbox() {
         let tmp = tempfile::tempdir().unwrap();
         write_run(tmp.path());
-        let set_status = |status: &str| {
+        let set_status = |status: RunStatus| {
             let mut meta = RunResults::read(tmp.path()).unwrap();
-            meta.status = status.into();
+            meta.status = status;
             meta.write(tmp.path()).unwrap();
         };
-        set_status("running");
+        set_status(RunStatus::Running);
         let (run, written) = report(tmp.path(), None).unwrap();
-        assert_eq!(run.status, "complete", "every planned invocation is there");
+        assert_eq!(
+            run.status,
+            RunStatus::Complete,
+            "every planned invocation is there"
+        );
         assert!(
             written.warnings[0].contains("it is now marked `complete`"),
             "{:?}",
             written.warnings
         );
-        assert_eq!(RunResults::read(tmp.path()).unwrap().status, "complete");
+        assert_eq!(
+            RunResults::read(tmp.path()).unwrap().status,
+            RunStatus::Complete
+        );
         // With a torn last row (a crash mid-write), rows are missing: `interrupted`.
-        set_status("running");
+        set_status(RunStatus::Running);
         let path = tmp.path().join("runs.csv");
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, &text[..text.len() - 5]).unwrap();
         let (run, written) = report(tmp.path(), None).unwrap();
-        assert_eq!(run.status, "interrupted");
+        assert_eq!(run.status, RunStatus::Interrupted);
         assert!(
             written.warnings[0].contains("runs.csv` line 45: the last row is incomplete"),
             "{:?}",

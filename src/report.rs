@@ -1,10 +1,10 @@
 //! The summariser: every cell's summaries, warnings and failure counts recomputed from its
 //! samples with the run's recorded [`StatsOptions`] ([`summarize`], [`summarize_one`],
 //! [`summarize_samples`]); [`crate::rebuild`] runs it on a run read back from runs.csv, and
-//! the renderers ([`crate::render`]) show what it computed. (Also here for now: the run
-//! loader, [`load`] and [`load_checked`]: `runs.csv` is the source of truth for the samples and
+//! the renderers ([`crate::render`]) show what it computed. The run comes from
+//! [`crate::results::load`]: `runs.csv` is the source of truth for the samples and
 //! `results.json` only for the metadata; rows missing from runs.csv are shown as "n of N"
-//! everywhere, by the warning [`missing_warning`] and the `n` columns of every table.)
+//! everywhere, by the warning [`missing_warning`] and the `n` columns of every table.
 //!
 //! Methods and decisions:
 //! - Only invocations with status `ok` enter the statistics; failed and suspect ones are left
@@ -16,17 +16,12 @@
 //!   next to it. The cell gets a warning saying so. Cells are summarized in parallel
 //!   (deterministically: each cell's result depends only on its samples and the seed).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs;
-use std::io::{self, BufWriter};
-use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::metrics::{self, is_headline};
 use crate::plan::Phase;
 use crate::reference::ReferenceError;
-use crate::results::{self, CellResult, Planned, ResultsError, RunResults, Sample};
+use crate::results::{CellResult, ResultsError, RunResults, Sample};
 use crate::stats::{self, StatsOptions};
 use crate::status::{self, Status};
 
@@ -38,24 +33,8 @@ pub const MIN_RESAMPLES: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error(
-        "`{}` is not a benchbox run directory: {reason}\n  hint: pass a run directory such as reports/NAME/latest (it holds results.json and runs.csv)",
-        path.display()
-    )]
-    NotARun { path: PathBuf, reason: String },
-    #[error(
-        "`{}` is missing: the run's raw data is gone, so nothing can be reported or compared\n  hint: restore runs.csv from a copy of the run directory",
-        path.display()
-    )]
-    NoRunsCsv { path: PathBuf },
     #[error("{0}")]
     Results(#[from] ResultsError),
-    #[error("cannot write `{}`: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 }
@@ -116,220 +95,6 @@ pub fn summarize_samples(
 
 // ---------------------------------------------------------------------------
 // Loading and rebuilding.
-
-/// `results.json` without the samples and summaries: they are rebuilt from `runs.csv`. Serde
-/// skips the unknown `samples` arrays without building them, which keeps memory flat.
-#[derive(Deserialize)]
-struct Meta {
-    schema_version: u32,
-    tool: String,
-    tool_version: String,
-    run_id: String,
-    status: String,
-    #[serde(default)]
-    reason: Option<String>,
-    started_at: String,
-    finished_at: Option<String>,
-    command_line: Vec<String>,
-    host: crate::host::HostInfo,
-    #[serde(default)]
-    isolation: Option<crate::mode::Isolation>,
-    matrix_name: String,
-    matrix_path: String,
-    matrix_sha256: String,
-    seed: u64,
-    order: String,
-    stats: StatsOptions,
-    plan: serde_json::Value,
-    cells: Vec<CellMeta>,
-    warnings: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct CellMeta {
-    id: String,
-    label: String,
-    slug: String,
-    axes: Vec<(String, serde_json::Value)>,
-    applied_limits: Option<crate::measurement::Applied>,
-    #[serde(default)]
-    security: Option<crate::sandbox::security::Effective>,
-    setup_error: Option<String>,
-    #[serde(default)]
-    planned: Option<Planned>,
-    #[serde(default)]
-    memory_timeline: Vec<(f64, u64)>,
-}
-
-/// The directory of a run given as a directory (or `reports/NAME/latest`) or its results.json.
-pub fn run_dir(given: &Path) -> Result<PathBuf, ReportError> {
-    let dir = if given.file_name().is_some_and(|f| f == "results.json") {
-        given.parent().unwrap_or(Path::new(".")).to_path_buf()
-    } else {
-        given.to_path_buf()
-    };
-    if !dir.join("results.json").is_file() {
-        return Err(ReportError::NotARun {
-            path: given.to_path_buf(),
-            reason: "it has no results.json".into(),
-        });
-    }
-    Ok(dir)
-}
-
-/// A run with its samples read from `runs.csv` (in file order, i.e. invocation order) and its
-/// metadata from `results.json`. Summaries are left empty: see [`summarize`].
-pub fn load(dir: &Path) -> Result<RunResults, ReportError> {
-    load_checked(dir).map(|(run, _)| run)
-}
-
-/// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
-/// [`results::Torn`]). runs.csv is validated ([`results::read_csv`]) and checked against the
-/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
-/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
-/// data is gone.
-pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>), ReportError> {
-    let dir = run_dir(dir)?;
-    let json_path = dir.join("results.json");
-    // One read into memory and a parse from the slice: much faster than a streaming reader, and
-    // the buffer is freed before the CSV is read.
-    let meta: Meta = {
-        let bytes = fs::read(&json_path).map_err(|source| ResultsError::Io {
-            action: "read",
-            path: json_path.clone(),
-            source,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| ReportError::NotARun {
-            path: dir.clone(),
-            reason: format!("results.json does not parse: {e}"),
-        })?
-    };
-    let csv_path = dir.join("runs.csv");
-    if !csv_path.exists() {
-        return Err(ReportError::NoRunsCsv { path: csv_path });
-    }
-    let data = results::read_csv(&csv_path)?;
-    let warnings: Vec<String> = data.torn.iter().map(|t| t.warning(&csv_path)).collect();
-    let mut cells: Vec<CellResult> = meta
-        .cells
-        .into_iter()
-        .map(|c| CellResult {
-            id: c.id,
-            label: c.label,
-            slug: c.slug,
-            axes: c.axes,
-            applied_limits: c.applied_limits,
-            security: c.security,
-            setup_error: c.setup_error,
-            planned: c.planned,
-            memory_timeline: c.memory_timeline,
-            ..Default::default()
-        })
-        .collect();
-    if cells.iter().all(|c| c.planned.is_none()) {
-        // Written before benchbox recorded each cell's plan: from the plan and the command line.
-        let with_rows: HashSet<&str> = data
-            .rows
-            .iter()
-            .map(|r| r.sample.cell_id.as_str())
-            .collect();
-        for cell in &mut cells {
-            cell.planned = planned_from_plan(
-                &meta.plan,
-                &meta.command_line,
-                &cell.id,
-                with_rows.contains(cell.id.as_str()),
-            );
-        }
-    }
-    let plan: HashMap<&str, Option<Planned>> =
-        cells.iter().map(|c| (c.id.as_str(), c.planned)).collect();
-    results::check_plan(&csv_path, &data.rows, &plan)?;
-    let index: HashMap<String, usize> = cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.clone(), i))
-        .collect();
-    // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
-    // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
-    // 100,000 rows). Each cell's samples are put back into file order afterwards.
-    let mut rows = data.rows;
-    let mut moved = 0usize;
-    while let Some(row) = rows.pop() {
-        moved += 1;
-        if moved.is_multiple_of(8192) {
-            rows.shrink_to_fit();
-        }
-        // Every row's cell is known: check_plan said so.
-        let i = index[&row.sample.cell_id];
-        cells[i].samples.push(row.sample);
-    }
-    for cell in &mut cells {
-        cell.samples.reverse();
-    }
-    let run = RunResults {
-        schema_version: meta.schema_version,
-        tool: meta.tool,
-        tool_version: meta.tool_version,
-        run_id: meta.run_id,
-        status: meta.status,
-        started_at: meta.started_at,
-        finished_at: meta.finished_at,
-        reason: meta.reason,
-        command_line: meta.command_line,
-        host: meta.host,
-        isolation: meta.isolation,
-        matrix_name: meta.matrix_name,
-        matrix_path: meta.matrix_path,
-        matrix_sha256: meta.matrix_sha256,
-        seed: meta.seed,
-        order: meta.order,
-        stats: meta.stats,
-        plan: meta.plan,
-        cells,
-        warnings: meta.warnings,
-    };
-    Ok((run, warnings))
-}
-
-/// A cell's planned invocations for a results.json written before benchbox recorded them:
-/// `runs` and `warmup` of its plan entry, or `--runs`/`--warmup` when the command line gave
-/// them. `None` when the plan does not say, and for a cell without rows in a run restricted
-/// with `--only` (it was not part of the run).
-fn planned_from_plan(
-    plan: &serde_json::Value,
-    command_line: &[String],
-    id: &str,
-    has_rows: bool,
-) -> Option<Planned> {
-    let option = |name: &str| -> Option<u32> {
-        let flag = format!("--{name}");
-        let prefixed = format!("--{name}=");
-        let mut value = None;
-        for (i, arg) in command_line.iter().enumerate() {
-            if *arg == flag {
-                value = command_line.get(i + 1).and_then(|v| v.parse().ok());
-            } else if let Some(v) = arg.strip_prefix(&prefixed) {
-                value = v.parse().ok();
-            }
-        }
-        value
-    };
-    if !has_rows && command_line.iter().any(|a| a.starts_with("--only")) {
-        return None;
-    }
-    let cell = plan["cells"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"].as_str() == Some(id))?;
-    let field = |name: &str| -> Option<u32> {
-        option(name).or_else(|| cell[name].as_u64().and_then(|n| u32::try_from(n).ok()))
-    };
-    Some(Planned {
-        warmup: field("warmup")?,
-        runs: field("runs")?,
-    })
-}
 
 /// Resamples for a cell with `n` invocations that count toward the statistics (see [`BOOTSTRAP_BUDGET`]).
 pub fn resamples_for(n: usize, recorded: usize) -> usize {
@@ -430,44 +195,16 @@ pub fn summarize(run: &mut RunResults) {
     });
 }
 
-/// Write `results.json` (atomically, mode 0644). Runs and reports write it last, so a
-/// `complete` run always has its other files.
-pub fn write_results(dir: &Path, run: &RunResults) -> Result<PathBuf, ReportError> {
-    let path = dir.join("results.json");
-    write_json_atomic(&path, run)?;
-    Ok(path)
-}
-
-/// Like [`RunResults::write`] (same bytes), but streamed to the temp file: the pretty JSON of
-/// 100,000 samples is tens of MB, and holding it in memory would double the peak.
-fn write_json_atomic(path: &Path, run: &RunResults) -> Result<(), ReportError> {
-    let write_err = |source: io::Error| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
-    let mut out = BufWriter::with_capacity(1 << 20, tmp);
-    serde_json::to_writer_pretty(&mut out, run).map_err(|e| write_err(e.into()))?;
-    let tmp = out.into_inner().map_err(|e| write_err(e.into_error()))?;
-    tmp.as_file().sync_data().map_err(write_err)?;
-    // tempfile creates 0600; results.json is read by others like every other output (a CI
-    // step without sudo, a web server).
-    fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
-}
-
-/// A run directory for the tests of this module, its property test, the rebuild and summary.md.
 #[cfg(test)]
 pub(crate) mod tests_support {
+    use std::fs;
+    use std::path::Path;
+
     use super::*;
     use crate::results::CsvWriter;
     use crate::sandbox::security::Policy;
+    use crate::spec::Axis;
+    use crate::status::RunStatus;
 
     pub fn sample(cell: &str, phase: Phase, i: u32, wall: f64, ops: f64) -> Sample {
         Sample {
@@ -500,7 +237,8 @@ pub(crate) mod tests_support {
         }
     }
 
-    /// `runs.csv` without the rows whose line (1 = header) `drop` accepts.
+    /// A 2x2 matrix (jdk x gc) run directory: jdk=21 is 20% faster than jdk=17, and each cell
+    /// has one warm-up and ten measured invocations; the last cell has one failure.
     pub fn drop_lines(dir: &Path, drop: impl Fn(usize, &str) -> bool) {
         let path = dir.join("runs.csv");
         let text: String = fs::read_to_string(&path)
@@ -549,8 +287,7 @@ pub(crate) mod tests_support {
                 csv.append(s, &label, &[jdk.to_string(), gc.to_string()])
                     .unwrap();
             }
-            plan_cells.push(serde_json::json!({"id": id, "runs": 10, "warmup": 1,
-                "metrics": [{"name": "ops", "unit": "ops/s", "better": "higher", "pattern": null}]}));
+            plan_cells.push(crate::plan::test_cell(&id, 1, 10));
             cells.push(CellResult {
                 id: id.clone(),
                 label,
@@ -582,7 +319,7 @@ pub(crate) mod tests_support {
             tool: "benchbox".into(),
             tool_version: "0.1.0".into(),
             run_id: "20260101T000000Z".into(),
-            status: "complete".into(),
+            status: RunStatus::Complete,
             started_at: "2026-01-01T00:00:00.000Z".into(),
             finished_at: Some("2026-01-01T00:01:00.000Z".into()),
             reason: None,
@@ -601,14 +338,26 @@ pub(crate) mod tests_support {
             matrix_path: "envs/jvm.toml".into(),
             matrix_sha256: "ab".repeat(32),
             seed: 42,
-            order: "interleaved".into(),
+            order: crate::spec::Order::Interleaved,
             stats: StatsOptions {
                 resamples: 1000,
                 ..Default::default()
             },
-            plan: serde_json::json!({"description": "two JDKs, two collectors",
-                "axes": [{"name": "jdk", "values": ["17", "21"]}, {"name": "gc", "values": ["G1", "Par"]}],
-                "cells": plan_cells}),
+            plan: crate::plan::Plan {
+                description: Some("two JDKs, two collectors".into()),
+                axes: vec![
+                    Axis {
+                        name: "jdk".into(),
+                        values: vec!["17".into(), "21".into()],
+                    },
+                    Axis {
+                        name: "gc".into(),
+                        values: vec!["G1".into(), "Par".into()],
+                    },
+                ],
+                cells: plan_cells,
+                ..Default::default()
+            },
             cells,
             warnings: vec![],
         };
@@ -621,6 +370,7 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::{drop_lines, write_run};
     use super::*;
+    use crate::results::{Planned, load};
 
     #[test]
     fn large_cells_get_fewer_resamples_and_say_so() {
@@ -683,15 +433,14 @@ mod tests {
     }
 }
 
-/// The property the issue asks for: mutated runs.csv files never make the loader panic, and it
-/// never returns counts that are silently wrong. Whatever it accepts holds no duplicate, no
-/// invocation beyond the plan and no value out of range; rows it drops are always visible (a
-/// warning, and "n of N" against the plan); and mutations that keep every row keep every count.
 #[cfg(test)]
 mod loader_properties {
     use super::tests_support::write_run;
     use super::*;
+    use crate::results::{self, load_checked};
     use proptest::prelude::*;
+    use std::collections::HashSet;
+    use std::fs;
 
     #[derive(Debug, Clone)]
     enum Mutation {

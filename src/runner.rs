@@ -30,7 +30,7 @@ use crate::sandbox::userns::{self, IdMap};
 use crate::sandbox::{self, Hierarchy, Invocation, RootSpec, Sandbox};
 use crate::spec::{Cell, Matrix, Network, Root, Scratch, axis_value_text};
 use crate::stats::StatsOptions;
-use crate::status::{self, Status};
+use crate::status::{self, RunStatus, Status};
 
 /// The PATH a workload gets unless the matrix sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -713,40 +713,39 @@ pub fn run(
             }
         })
         .collect();
-    let results = RunResults {
-        schema_version: results::SCHEMA_VERSION,
-        tool: "benchbox".into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        run_id: run_id.clone(),
-        status: "running".into(),
-        started_at: previous
-            .as_ref()
-            .map_or_else(now_rfc3339, |p| p.started_at.clone()),
-        finished_at: None,
-        reason: None,
-        command_line: opts.command_line.clone(),
-        host,
-        isolation: Some(isolation.clone()),
-        matrix_name: matrix.name.clone(),
-        matrix_path: matrix.path.display().to_string(),
-        matrix_sha256: matrix.source_sha256.clone(),
-        seed,
-        order: matrix.order.to_string(),
-        stats: opts.stats,
-        plan: serde_json::from_str(&plan::render_json(matrix)).unwrap_or(serde_json::Value::Null),
-        cells: result_cells,
-        warnings: matrix
-            .warnings
-            .iter()
-            .cloned()
-            // What unpacking an image without root could not keep (owners, device nodes).
-            .chain(
-                opts.images.iter().flat_map(|(r, i)| {
+    let results =
+        RunResults {
+            schema_version: results::SCHEMA_VERSION,
+            tool: "benchbox".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            run_id: run_id.clone(),
+            status: RunStatus::Running,
+            started_at: previous
+                .as_ref()
+                .map_or_else(now_rfc3339, |p| p.started_at.clone()),
+            finished_at: None,
+            reason: None,
+            command_line: opts.command_line.clone(),
+            host,
+            isolation: Some(isolation.clone()),
+            matrix_name: matrix.name.clone(),
+            matrix_path: matrix.path.display().to_string(),
+            matrix_sha256: matrix.source_sha256.clone(),
+            seed,
+            order: matrix.order,
+            stats: opts.stats,
+            plan: plan::Plan::of(matrix),
+            cells: result_cells,
+            warnings: matrix
+                .warnings
+                .iter()
+                .cloned()
+                // What unpacking an image without root could not keep (owners, device nodes).
+                .chain(opts.images.iter().flat_map(|(r, i)| {
                     i.notes.iter().map(move |note| format!("image {r}: {note}"))
-                }),
-            )
-            .collect(),
-    };
+                }))
+                .collect(),
+        };
     let mut extractors = HashMap::new();
     for cell in &cells {
         let ex = Extractor::new(
@@ -886,7 +885,7 @@ impl Run {
         results::remove_spools(&self.dir);
         self.reserve.release();
         let reason = cause.to_string();
-        self.results.status = "failed".into();
+        self.results.status = RunStatus::Failed;
         self.results.reason = Some(reason.lines().next().unwrap_or_default().to_string());
         self.results.finished_at = Some(now_rfc3339());
         let unrecorded = match self.results.write(&self.dir) {
@@ -1256,9 +1255,9 @@ impl Run {
         // The metadata `load_summarized` reads (setup errors, limits, finished_at); still `running`.
         self.results.write(&self.dir)?;
         let status = if interrupted {
-            "interrupted"
+            RunStatus::Interrupted
         } else {
-            "complete"
+            RunStatus::Complete
         };
         // Summaries, summary.md and the reports come from runs.csv, exactly as `benchbox
         // report` makes them, so a run and a later report of it agree to the byte. They are
@@ -1266,7 +1265,7 @@ impl Run {
         let mut problems = Vec::new();
         match crate::rebuild::load_summarized(&self.dir) {
             Ok((mut rebuilt, _)) => {
-                rebuilt.status = status.into();
+                rebuilt.status = status;
                 self.results = rebuilt;
                 let all = crate::render::Format::ALL;
                 let written = crate::rebuild::write(&self.dir, &self.results, None, &all)?;
@@ -1281,8 +1280,8 @@ impl Run {
                 // Not a rebuild: the run's own summaries, and results.json alone.
                 crate::report::summarize(&mut self.results);
                 problems.push(format!("cannot rebuild the summaries from runs.csv: {e}"));
-                self.results.status = status.into();
-                crate::report::write_results(&self.dir, &self.results)?;
+                self.results.status = status;
+                self.results.write(&self.dir)?;
             }
         }
         Ok((!problems.is_empty()).then(|| {

@@ -1,4 +1,5 @@
-//! What became of one invocation: its `status`, its `flags` and a `reason` (pure).
+//! What became of one invocation: its `status`, its `flags` and a `reason` (pure); and the
+//! status of a whole run ([`RunStatus`]).
 //!
 //! Every row of `runs.csv` has exactly one status. Only `ok` rows count toward the statistics
 //! (summaries, ratios, `compare`, plots, every report); every other status is excluded and
@@ -96,6 +97,36 @@ impl FromStr for Status {
                     Status::ALL.map(Status::as_str).join(", ")
                 )
             })
+    }
+}
+
+/// The status of a whole run, as results.json records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// A benchbox is running it, or one that died left it so (`report` finishes it).
+    Running,
+    Complete,
+    /// Stopped before every planned invocation ran (Ctrl-C, or rows missing from runs.csv).
+    Interrupted,
+    /// benchbox itself could not go on (a full output disk): see the run's `reason`.
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use benchbox::results::RunResults;
-use benchbox::{compare, lock, report, stats};
+use benchbox::status::RunStatus;
+use benchbox::{compare, lock, stats};
 
 use super::{CliError, Outcome, code};
 use crate::cli::{CompareArgs, Format};
@@ -69,19 +70,19 @@ pub fn run(args: CompareArgs) -> Outcome {
 /// is then not complete).
 fn load(given: &Path, side: &str, warnings: &mut Vec<String>) -> Result<RunResults, CliError> {
     // Any run that cannot be read is the user's to fix (exit 2).
-    let (mut run, read) = report::load_checked(given).map_err(CliError::usage)?;
+    let (mut run, read) = benchbox::results::load_checked(given).map_err(CliError::usage)?;
     warnings.extend(read.into_iter().map(|w| format!("{side}: {w}")));
-    if let Ok(dir) = report::run_dir(given) {
+    if let Ok(dir) = benchbox::results::run_dir(given) {
         match lock::holder(&dir) {
             Some(holder) => {
-                run.status = "running".into();
+                run.status = RunStatus::Running;
                 warnings.push(format!(
                     "the {side} run `{}` is still running ({holder} holds its lock)",
                     dir.display()
                 ));
             }
-            None if run.status == "running" => {
-                run.status = "interrupted".into();
+            None if run.status == RunStatus::Running => {
+                run.status = RunStatus::Interrupted;
                 warnings.push(format!(
                     "the {side} run `{}` was never finished: the benchbox that ran it stopped before the end\n  hint: `benchbox report {0}` marks it, `benchbox run MATRIX --resume {0}` finishes it",
                     dir.display()

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use benchbox::image::{self, ImageError, Store};
+use benchbox::results::ResultsError;
 use benchbox::spec::{self, SpecError, ValidationContext};
 use benchbox::{exit, host, lock, resolve, runner};
 
@@ -127,10 +128,16 @@ impl From<runner::RunError> for CliError {
 impl From<benchbox::report::ReportError> for CliError {
     fn from(e: benchbox::report::ReportError) -> CliError {
         let code = match e {
-            benchbox::report::ReportError::Write { .. } => exit::INTERNAL,
+            benchbox::report::ReportError::Results(ResultsError::Write { .. }) => exit::INTERNAL,
             _ => exit::USAGE,
         };
         CliError::new(code, e)
+    }
+}
+
+impl From<ResultsError> for CliError {
+    fn from(e: ResultsError) -> CliError {
+        benchbox::report::ReportError::from(e).into()
     }
 }
 
@@ -192,12 +199,12 @@ mod tests {
 
     #[test]
     fn a_report_that_cannot_be_written_is_internal_one_that_cannot_be_read_is_usage() {
-        let write = benchbox::report::ReportError::Write {
+        let write = ResultsError::Write {
             path: "x".into(),
             source: std::io::Error::other("full"),
         };
         assert_eq!(CliError::from(write).code, exit::INTERNAL);
-        let not_a_run = benchbox::report::ReportError::NotARun {
+        let not_a_run = ResultsError::NotARun {
             path: "x".into(),
             reason: "no".into(),
         };

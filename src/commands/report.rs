@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use benchbox::render::Format;
-use benchbox::{exit, lock, report, ui};
+use benchbox::{exit, lock, ui};
 
 use super::{CliError, Outcome, code};
 use crate::cli::{ReportArgs, ReportFormat};
 
 pub fn run(args: ReportArgs) -> Outcome {
-    let dir = report::run_dir(&args.run)?;
+    let dir = benchbox::results::run_dir(&args.run)?;
     // A run still being written is left alone: its files are the writer's.
     let _lock = match lock::RunLock::acquire(&dir, "report") {
         Ok(l) => l,

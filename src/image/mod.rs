@@ -357,14 +357,8 @@ pub fn images_in_use(locks: &[PathBuf], out: &Path) -> Result<HashSet<String>, S
             if run.file_name() == "latest" || !fresh {
                 continue;
             }
-            if let Ok(r) = crate::results::RunResults::read(&run.path())
-                && let Some(cells) = r.plan.get("cells").and_then(|c| c.as_array())
-            {
-                keep.extend(
-                    cells
-                        .iter()
-                        .filter_map(|c| c.get("image_digest")?.as_str().map(String::from)),
-                );
+            if let Ok(r) = crate::results::RunResults::read(&run.path()) {
+                keep.extend(r.plan.cells.iter().filter_map(|c| c.image_digest.clone()));
             }
         }
     }

@@ -20,7 +20,8 @@ use super::{
 };
 use crate::metrics::human_bytes;
 use crate::results::{CellResult, RunResults};
-use crate::spec::axis_value_text;
+use crate::spec::{Cell, Root, axis_value_text};
+use crate::status::RunStatus;
 
 /// `text` escaped for HTML text and attribute values.
 pub fn escape(text: &str) -> String {
@@ -128,11 +129,7 @@ pub fn html_with_plots(
 }
 
 fn plan_description(results: &RunResults) -> Option<String> {
-    results
-        .plan
-        .get("description")
-        .and_then(|d| d.as_str())
-        .map(String::from)
+    results.plan.description.clone()
 }
 
 fn intro(
@@ -195,7 +192,7 @@ fn intro(
          <dt>Host</dt><dd><code>{hostname}</code>: {cpu}, {cpus} logical CPUs, {mem}, Linux {kernel} ({arch}), cgroup {cg}</dd>\n\
          <dt>Run</dt><dd><code>{run}</code>, {status}, started {started}</dd>\n\
          <dt>Reference</dt><dd>{reference}</dd>\n</dl>\n",
-        order = escape(&results.order),
+        order = escape(&results.order.to_string()),
         conf = results.stats.confidence * 100.0,
         resamples = results.stats.resamples,
         hostname = escape(&host.hostname),
@@ -206,7 +203,7 @@ fn intro(
         arch = escape(&host.architecture),
         cg = escape(host.cgroup_version.as_deref().unwrap_or("unknown")),
         run = escape(&results.run_id),
-        status = escape(&results.status),
+        status = escape(results.status.as_str()),
         started = escape(&results.started_at),
     );
     // Root or rootless, and the limits in force (runs recorded before benchbox said so ran as
@@ -221,11 +218,11 @@ fn intro(
             escape(&limits)
         );
     }
-    if results.status != "complete" {
+    if results.status != RunStatus::Complete {
         let _ = writeln!(
             h,
             "<p class=\"warn\">This run is <strong>{}</strong>: some cells may have fewer invocations than planned.</p>",
-            escape(&results.status)
+            escape(results.status.as_str())
         );
     }
     for w in &results.warnings {
@@ -399,51 +396,33 @@ fn inline_svg(svg: &str) -> &str {
 }
 
 /// The plan's entry for a cell (root, command...), matched by id.
-fn plan_cell<'a>(results: &'a RunResults, cell: &CellResult) -> Option<&'a serde_json::Value> {
-    results
-        .plan
-        .get("cells")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("id").and_then(|i| i.as_str()) == Some(cell.id.as_str()))
+fn plan_cell<'a>(results: &'a RunResults, cell: &CellResult) -> Option<&'a Cell> {
+    results.plan.cell(&cell.id)
 }
 
-fn root_text(plan: Option<&serde_json::Value>) -> String {
+fn root_text(plan: Option<&Cell>) -> String {
     let Some(p) = plan else {
         return "unknown".into();
     };
-    let mut text = match p.get("root") {
-        Some(serde_json::Value::String(s)) if s == "host" => {
-            "host filesystem (throw-away overlay, private /tmp)".to_string()
-        }
-        Some(serde_json::Value::Object(o)) => o
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", axis_value_text(v)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Some(other) => axis_value_text(other),
-        None => "unknown".into(),
+    let mut text = match &p.root {
+        Root::Host => "host filesystem (throw-away overlay, private /tmp)".to_string(),
+        Root::Dir(dir) => format!("dir: {}", dir.display()),
+        Root::Image(image) => format!("image: {image}"),
     };
     // A resolved image digest, when the plan carries one.
-    for key in ["digest", "image_digest"] {
-        if let Some(d) = p.get(key).and_then(|d| d.as_str()) {
-            text.push_str(&format!(" @ {d}"));
-        }
+    if let Some(d) = &p.image_digest {
+        text.push_str(&format!(" @ {d}"));
     }
     text
 }
 
-fn command_text(plan: Option<&serde_json::Value>) -> String {
-    let Some(argv) = plan
-        .and_then(|p| p.get("command"))
-        .and_then(|c| c.as_array())
-    else {
+fn command_text(plan: Option<&Cell>) -> String {
+    let Some(p) = plan else {
         return String::new();
     };
-    let words: Vec<String> = argv.iter().map(axis_value_text).collect();
-    match words.as_slice() {
+    match p.command.as_slice() {
         [sh, c, script] if sh == "/bin/sh" && c == "-c" => script.clone(),
-        _ => words.join(" "),
+        argv => argv.join(" "),
     }
 }
 
@@ -532,11 +511,11 @@ fn environment(h: &mut String, results: &RunResults) {
         .unwrap_or_else(|| format!("{} (not finished)", results.started_at));
     let run: Vec<(&str, String)> = vec![
         ("Run id", results.run_id.clone()),
-        ("Status", results.status.clone()),
+        ("Status", results.status.to_string()),
         ("Time (UTC)", duration),
         ("Matrix file", results.matrix_path.clone()),
         ("Matrix sha256", results.matrix_sha256.clone()),
-        ("Order", results.order.clone()),
+        ("Order", results.order.to_string()),
         ("Seed (order)", results.seed.to_string()),
         (
             "Statistics",

@@ -46,25 +46,16 @@ fn summary(run: &RunResults, reference: Option<&Reference>) -> String {
         code(&run.matrix_name),
         code(&run.run_id)
     );
-    if let Some(d) = run.plan["description"].as_str() {
+    if let Some(d) = &run.plan.description {
         let _ = writeln!(out, "{}\n", crate::markdown::line(d));
     }
-    let axes: Vec<String> = run.plan["axes"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let axes: Vec<String> = run
+        .plan
+        .axes
+        .iter()
         .map(|a| {
-            let values: Vec<String> = a["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(axis_value_text)
-                .collect();
-            format!(
-                "{} ({})",
-                code(a["name"].as_str().unwrap_or("?")),
-                md(&values.join(", "))
-            )
+            let values: Vec<String> = a.values.iter().map(axis_value_text).collect();
+            format!("{} ({})", code(&a.name), md(&values.join(", ")))
         })
         .collect();
     let measured: usize = run
@@ -89,8 +80,8 @@ fn summary(run: &RunResults, reference: Option<&Reference>) -> String {
             format!(" over {}", axes.join(" x "))
         },
         measured,
-        md(&run.order),
-        md(&run.status)
+        md(&run.order.to_string()),
+        md(run.status.as_str())
     );
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
@@ -621,17 +612,17 @@ mod tests {
         );
     }
 
-    /// Issue 10: axis values went into summary.md (and $GITHUB_STEP_SUMMARY) as Markdown.
+    /// Regression: axis values went into summary.md (and $GITHUB_STEP_SUMMARY) as Markdown.
     #[test]
     fn summary_markdown_escapes_every_value() {
         let tmp = tempfile::tempdir().unwrap();
         let mut run = write_run(tmp.path());
         run.matrix_name = "a`b".into();
-        run.plan["description"] = "# <img src=x onerror=alert(1)>".into();
-        run.plan["axes"][0]["values"] = serde_json::json!([
-            "<script>alert(1)</script>",
-            "![x](http://evil.example/p.png)"
-        ]);
+        run.plan.description = Some("# <img src=x onerror=alert(1)>".into());
+        run.plan.axes[0].values = vec![
+            "<script>alert(1)</script>".into(),
+            "![x](http://evil.example/p.png)".into(),
+        ];
         run.cells[0].label = "jdk=<script>alert(1)</script> gc=G1".into();
         run.cells[2].label = "jdk=![x](http://evil.example/p.png) gc=G1".into();
         run.cells[0].axes[0].1 = "<script>alert(1)</script>".into();

@@ -169,12 +169,8 @@ pub use crate::metrics::{Kind, Metric, all_metrics, report_metrics, significant}
 /// The matrix axes: from the plan, or (for results without one) from the cells, in order of
 /// first appearance.
 pub fn axes(results: &RunResults) -> Vec<Axis> {
-    if let Some(axes) = results
-        .plan
-        .get("axes")
-        .and_then(|a| serde_json::from_value::<Vec<Axis>>(a.clone()).ok())
-    {
-        return axes;
+    if !results.plan.axes.is_empty() {
+        return results.plan.axes.clone();
     }
     let mut out: Vec<Axis> = Vec::new();
     for cell in &results.cells {

@@ -1,0 +1,395 @@
+//! `results.json`: the document ([`RunResults`], [`CellResult`]), its one writer
+//! ([`RunResults::write`]) and its one reader ([`RunResults::read`]), and a run loaded back
+//! for reports ([`load`]).
+//!
+//! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
+//!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
+//!   applied limits, each cell's planned invocations). The samples stored in `results.json` are
+//!   skipped, never trusted (the document is read with [`CellMeta`] cells, which serde parses
+//!   without building the samples). runs.csv is validated and checked against the plan
+//!   ([`load_checked`]); rows missing from it are shown as "n of N" everywhere.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{Planned, Result, ResultsError, Sample, check_plan, io_err, read_csv};
+use crate::measurement::Applied;
+use crate::plan::{Phase, Plan};
+use crate::spec::Order;
+use crate::status::{RunStatus, Status};
+
+/// Per-cell part of results.json.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CellResult {
+    pub id: String,
+    pub label: String,
+    pub slug: String,
+    pub axes: Vec<(String, serde_json::Value)>,
+    /// Limits as read back from the kernel (from the cell's latest invocation).
+    pub applied_limits: Option<Applied>,
+    /// What the workload was allowed: capabilities kept, seccomp, privileged. `None` only in
+    /// results.json files written before benchbox recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::sandbox::security::Effective>,
+    pub setup_error: Option<String>,
+    /// The invocations the run planned for this cell (after `--runs` and `--warmup`): what
+    /// "n of N" counts against. `None` for a cell `--only` left out of every run of the
+    /// directory (and in results.json files written before benchbox recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<Planned>,
+    /// Memory use over time (seconds since the exec, bytes) of the cell's last measured
+    /// invocation whose status is `ok`; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_timeline: Vec<(f64, u64)>,
+    pub samples: Vec<Sample>,
+    /// Per metric (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom...), over the measured
+    /// invocations whose status is `ok`.
+    pub summary: BTreeMap<String, crate::stats::Summary>,
+    /// Measured invocations that failed (excluded from the statistics).
+    pub failures: usize,
+    /// Measured invocations whose status is `suspect` (excluded from the statistics).
+    #[serde(default)]
+    pub suspect: usize,
+    pub warnings: Vec<String>,
+}
+
+impl CellResult {
+    /// "cell `X` runs with ...: its workload can ..." when the cell's recorded policy loosens
+    /// the defaults.
+    pub fn security_warning(&self) -> Option<String> {
+        self.security.as_ref()?.policy().warning(&self.label)
+    }
+
+    /// Measured invocations that failed (any status but `ok` and `suspect`).
+    pub fn count_failures(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure && s.status.is_failure())
+            .count()
+    }
+
+    /// Measured invocations in runs.csv, whatever their status.
+    pub fn count_measured(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure)
+            .count()
+    }
+
+    /// "7" when the plan had 7 measured invocations (or is unknown), "5 of 7" when it had more:
+    /// `n` is a count of measured invocations (those in runs.csv, or those that count toward the
+    /// statistics).
+    pub fn n_of_planned(&self, n: usize) -> String {
+        match self.planned {
+            Some(p) if n < p.runs as usize => format!("{n} of {}", p.runs),
+            _ => n.to_string(),
+        }
+    }
+
+    /// Measured invocations whose status is `suspect`.
+    pub fn count_suspect(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure && s.status == Status::Suspect)
+            .count()
+    }
+}
+
+/// The whole of results.json, with its cells as `C`: [`CellResult`] (the document as written),
+/// or [`CellMeta`] (the metadata of each cell, for [`load`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults<C = CellResult> {
+    pub schema_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    pub run_id: String,
+    pub status: RunStatus,
+    /// Why a `failed` run stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub command_line: Vec<String>,
+    pub host: crate::host::HostInfo,
+    /// How the run was isolated: root or rootless, and with which limits (see
+    /// [`crate::mode`]). Absent from files written before benchbox recorded it (runs as root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<crate::mode::Isolation>,
+    pub matrix_name: String,
+    pub matrix_path: String,
+    pub matrix_sha256: String,
+    pub seed: u64,
+    pub order: Order,
+    pub stats: crate::stats::StatsOptions,
+    /// The expanded plan, as `benchbox plan --json` prints it (but for the order of the keys).
+    #[serde(serialize_with = "crate::plan::serialize_sorted")]
+    pub plan: Plan,
+    pub cells: Vec<C>,
+    pub warnings: Vec<String>,
+}
+
+/// A cell of results.json without its samples, summaries and counts: what [`load`] takes from
+/// results.json (the rest is rebuilt from runs.csv). Serde skips the `samples` arrays without
+/// building them, which keeps memory flat.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CellMeta {
+    id: String,
+    label: String,
+    slug: String,
+    axes: Vec<(String, serde_json::Value)>,
+    applied_limits: Option<Applied>,
+    #[serde(default)]
+    security: Option<crate::sandbox::security::Effective>,
+    setup_error: Option<String>,
+    #[serde(default)]
+    planned: Option<Planned>,
+    #[serde(default)]
+    memory_timeline: Vec<(f64, u64)>,
+}
+
+impl From<CellMeta> for CellResult {
+    fn from(c: CellMeta) -> CellResult {
+        CellResult {
+            id: c.id,
+            label: c.label,
+            slug: c.slug,
+            axes: c.axes,
+            applied_limits: c.applied_limits,
+            security: c.security,
+            setup_error: c.setup_error,
+            planned: c.planned,
+            memory_timeline: c.memory_timeline,
+            ..Default::default()
+        }
+    }
+}
+
+impl RunResults {
+    /// results.json of the run in `run_dir`, as written (samples and summaries included).
+    pub fn read(run_dir: &Path) -> Result<RunResults> {
+        let path = run_dir.join("results.json");
+        Self::parse(&path)?.map_err(|e| ResultsError::Csv {
+            path,
+            message: e.to_string(),
+        })
+    }
+}
+
+impl<C: DeserializeOwned> RunResults<C> {
+    /// The one reader of results.json: the file at `path`, read into memory at once and parsed
+    /// from the slice (much faster than a streaming reader; the buffer is freed before anything
+    /// else is read). An error reading it, or the outcome of parsing it.
+    fn parse(path: &Path) -> Result<serde_json::Result<RunResults<C>>> {
+        let bytes = fs::read(path).map_err(io_err("read", path))?;
+        Ok(serde_json::from_slice(&bytes))
+    }
+}
+
+impl<C> RunResults<C> {
+    /// The same run with its cells made into `D`s.
+    fn map_cells<D>(self, f: impl FnMut(C) -> D) -> RunResults<D> {
+        RunResults {
+            schema_version: self.schema_version,
+            tool: self.tool,
+            tool_version: self.tool_version,
+            run_id: self.run_id,
+            status: self.status,
+            reason: self.reason,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            command_line: self.command_line,
+            host: self.host,
+            isolation: self.isolation,
+            matrix_name: self.matrix_name,
+            matrix_path: self.matrix_path,
+            matrix_sha256: self.matrix_sha256,
+            seed: self.seed,
+            order: self.order,
+            stats: self.stats,
+            plan: self.plan,
+            cells: self.cells.into_iter().map(f).collect(),
+            warnings: self.warnings,
+        }
+    }
+}
+
+impl RunResults {
+    /// The one writer of results.json: atomically (a temp file in `run_dir`, synced, mode
+    /// 0644, renamed), streamed to the temp file (the pretty JSON of 100,000 samples is tens
+    /// of MB, and holding it in memory would double the peak). Returns its size. Runs and
+    /// reports write it last, so a `complete` run always has its other files.
+    pub fn write(&self, run_dir: &Path) -> Result<u64> {
+        let path = run_dir.join("results.json");
+        let write_err = |source: io::Error| ResultsError::Write {
+            path: path.clone(),
+            source,
+        };
+        let tmp = tempfile::NamedTempFile::new_in(run_dir).map_err(write_err)?;
+        let mut out = Counting {
+            inner: BufWriter::with_capacity(1 << 20, tmp),
+            count: 0,
+        };
+        serde_json::to_writer_pretty(&mut out, self).map_err(|e| write_err(e.into()))?;
+        let size = out.count;
+        let tmp = out
+            .inner
+            .into_inner()
+            .map_err(|e| write_err(e.into_error()))?;
+        tmp.as_file().sync_data().map_err(write_err)?;
+        // tempfile creates 0600; results.json is read by others like every other output (a CI
+        // step without sudo, a web server).
+        fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .map_err(write_err)?;
+        tmp.persist(&path).map_err(|e| write_err(e.error))?;
+        Ok(size)
+    }
+}
+
+/// A writer that counts the bytes through it.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The directory of a run given as a directory (or `reports/NAME/latest`) or its results.json.
+pub fn run_dir(given: &Path) -> Result<PathBuf> {
+    let dir = if given.file_name().is_some_and(|f| f == "results.json") {
+        given.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        given.to_path_buf()
+    };
+    if !dir.join("results.json").is_file() {
+        return Err(ResultsError::NotARun {
+            path: given.to_path_buf(),
+            reason: "it has no results.json".into(),
+        });
+    }
+    Ok(dir)
+}
+
+/// A run with its samples read from `runs.csv` (in file order, i.e. invocation order) and its
+/// metadata from `results.json`. Summaries are left empty: see `report::summarize`.
+pub fn load(dir: &Path) -> Result<RunResults> {
+    load_checked(dir).map(|(run, _)| run)
+}
+
+/// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
+/// [`super::Torn`]). runs.csv is validated ([`read_csv`]) and checked against the
+/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
+/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
+/// data is gone.
+pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
+    let dir = run_dir(dir)?;
+    let meta = RunResults::<CellMeta>::parse(&dir.join("results.json"))?.map_err(|e| {
+        ResultsError::NotARun {
+            path: dir.clone(),
+            reason: format!("results.json does not parse: {e}"),
+        }
+    })?;
+    let csv_path = dir.join("runs.csv");
+    if !csv_path.exists() {
+        return Err(ResultsError::NoRunsCsv { path: csv_path });
+    }
+    let data = read_csv(&csv_path)?;
+    let warnings: Vec<String> = data.torn.iter().map(|t| t.warning(&csv_path)).collect();
+    let mut run = meta.map_cells(CellResult::from);
+    if run.cells.iter().all(|c| c.planned.is_none()) {
+        // Written before benchbox recorded each cell's plan: from the plan and the command line.
+        let with_rows: HashSet<&str> = data
+            .rows
+            .iter()
+            .map(|r| r.sample.cell_id.as_str())
+            .collect();
+        for cell in &mut run.cells {
+            cell.planned = planned_from_plan(
+                &run.plan,
+                &run.command_line,
+                &cell.id,
+                with_rows.contains(cell.id.as_str()),
+            );
+        }
+    }
+    let plan: HashMap<&str, Option<Planned>> = run
+        .cells
+        .iter()
+        .map(|c| (c.id.as_str(), c.planned))
+        .collect();
+    check_plan(&csv_path, &data.rows, &plan)?;
+    let index: HashMap<String, usize> = run
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.clone(), i))
+        .collect();
+    // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
+    // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
+    // 100,000 rows). Each cell's samples are put back into file order afterwards.
+    let mut rows = data.rows;
+    let mut moved = 0usize;
+    while let Some(row) = rows.pop() {
+        moved += 1;
+        if moved.is_multiple_of(8192) {
+            rows.shrink_to_fit();
+        }
+        // Every row's cell is known: check_plan said so.
+        let i = index[&row.sample.cell_id];
+        run.cells[i].samples.push(row.sample);
+    }
+    for cell in &mut run.cells {
+        cell.samples.reverse();
+    }
+    Ok((run, warnings))
+}
+
+/// A cell's planned invocations for a results.json written before benchbox recorded them:
+/// `runs` and `warmup` of its plan entry, or `--runs`/`--warmup` when the command line gave
+/// them. `None` when the plan does not say, and for a cell without rows in a run restricted
+/// with `--only` (it was not part of the run).
+fn planned_from_plan(
+    plan: &Plan,
+    command_line: &[String],
+    id: &str,
+    has_rows: bool,
+) -> Option<Planned> {
+    let option = |name: &str| -> Option<u32> {
+        let flag = format!("--{name}");
+        let prefixed = format!("--{name}=");
+        let mut value = None;
+        for (i, arg) in command_line.iter().enumerate() {
+            if *arg == flag {
+                value = command_line.get(i + 1).and_then(|v| v.parse().ok());
+            } else if let Some(v) = arg.strip_prefix(&prefixed) {
+                value = v.parse().ok();
+            }
+        }
+        value
+    };
+    if !has_rows && command_line.iter().any(|a| a.starts_with("--only")) {
+        return None;
+    }
+    let cell = plan.cell(id)?;
+    Some(Planned {
+        warmup: option("warmup").unwrap_or(cell.warmup),
+        runs: option("runs").unwrap_or(cell.runs),
+    })
+}
