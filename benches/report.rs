@@ -181,7 +181,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("report");
     group.sample_size(10);
     group.bench_function("rebuild 100k rows", |b| {
-        b.iter(|| benchbox::report::rebuild(tmp.path(), None).unwrap())
+        b.iter(|| benchbox::rebuild::rebuild(tmp.path(), None, &[]).unwrap())
     });
     group.finish();
 }

@@ -1,5 +1,6 @@
-//! A/B comparison of two runs (`benchbox compare BASE CANDIDATE`): pairing, verdicts, and the
-//! terminal, Markdown and JSON renderings. Pure: runs in, a [`Comparison`] out.
+//! A/B comparison of two runs (`benchbox compare BASE CANDIDATE`): pairing and verdicts. Pure:
+//! runs in, a [`Comparison`] out; [`crate::render::compare`] turns it into the terminal table,
+//! Markdown and JSON.
 //!
 //! Methods:
 //! - Pairing: cells with the same id; then cells whose ids differ but whose axis values are
@@ -29,13 +30,10 @@
 //!   change, and the regressions it did find are still listed; `--allow-partial` relaxes only
 //!   the completeness of the runs, never a cell with nothing to compare.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
 use crate::metrics::{self, Metric};
-use crate::report::axis_texts;
+use crate::reference::axis_texts;
 use crate::results::{CellResult, RunResults};
 use crate::spec::Better;
 use crate::stats::{self, Interval, StatsOptions};
@@ -518,13 +516,8 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
     }
 }
 
-/// 0.05 -> "5", 0.025 -> "2.5": the threshold as the user wrote it.
-fn percent(fraction: f64) -> String {
-    let text = format!("{:.3}", fraction * 100.0);
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-fn significant_q(q: f64) -> String {
+/// A q-value as every output shows it: three decimals, "<0.001" below.
+pub fn significant_q(q: f64) -> String {
     if q < 0.001 {
         "<0.001".into()
     } else {
@@ -532,195 +525,17 @@ fn significant_q(q: f64) -> String {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Rendering.
-
-struct Row {
-    cells: Vec<String>,
-}
-
-fn rows(cmp: &Comparison, infos: &BTreeMap<String, Metric>) -> Vec<Row> {
-    cmp.pairs
-        .iter()
-        .map(|p| {
-            let info = &infos[&p.metric];
-            let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| info.format(v));
-            let change = p
-                .ratio
-                .map_or("-".to_string(), |r| format!("{:+.1}%", (r - 1.0) * 100.0));
-            let ci = p.ci.map_or("-".to_string(), |ci| {
-                format!(
-                    "{:+.1}% to {:+.1}%",
-                    (ci.lower - 1.0) * 100.0,
-                    (ci.upper - 1.0) * 100.0
-                )
-            });
-            let mut verdict = p.verdict.as_str().to_uppercase();
-            if let Some(n) = &p.note {
-                verdict = format!("{verdict} ({n})");
-            }
-            Row {
-                cells: vec![
-                    p.label.clone(),
-                    p.metric.clone(),
-                    format!("{} / {}", p.base_n, p.candidate_n),
-                    fmt(p.base_median),
-                    fmt(p.candidate_median),
-                    change,
-                    ci,
-                    p.q_value.map_or("-".into(), significant_q),
-                    verdict,
-                ],
-            }
-        })
-        .collect()
-}
-
-const HEADER: [&str; 9] = [
-    "cell",
-    "metric",
-    "n (base / cand.)",
-    "base median",
-    "candidate median",
-    "change",
-    "CI of change",
-    "q",
-    "verdict",
-];
-
-fn infos(cmp: &Comparison, candidate: &RunResults) -> BTreeMap<String, Metric> {
-    cmp.metrics
-        .iter()
-        .map(|m| (m.clone(), metrics::metric(candidate, m)))
-        .collect()
-}
-
-fn headline(cmp: &Comparison, strict: bool) -> String {
-    let code = cmp.exit_code(strict);
-    format!(
-        "{} regression(s), {} improvement(s), {} unchanged, {} inconclusive{}: {}",
-        cmp.regressions,
-        cmp.improvements,
-        cmp.unchanged,
-        cmp.inconclusive,
-        if strict { " (strict)" } else { "" },
-        if code == crate::exit::OK {
-            "pass".to_string()
-        } else if code == crate::exit::NOTHING_COMPARABLE {
-            format!("FAIL (exit {code}: nothing comparable)")
-        } else {
-            format!("FAIL (exit {code})")
-        }
-    )
-}
-
-/// What was compared and how; `quote` shows a run id (a code span in Markdown).
-fn method_line(cmp: &Comparison, quote: fn(&str) -> String) -> String {
-    format!(
-        "candidate {} vs base {}; change = median ratio - 1 with its {:.0}% bootstrap CI; threshold ±{}%; q = Mann-Whitney p adjusted by Benjamini-Hochberg across {} test(s)",
-        quote(&cmp.candidate_run),
-        quote(&cmp.base_run),
-        cmp.confidence * 100.0,
-        percent(cmp.threshold),
-        cmp.pairs.len()
-    )
-}
-
-/// The terminal table. `candidate` supplies metric units and directions.
-pub fn render_table(cmp: &Comparison, candidate: &RunResults, strict: bool) -> String {
-    let rows = rows(cmp, &infos(cmp, candidate));
-    let mut widths: Vec<usize> = HEADER.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(&r.cells) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            let pad = " ".repeat(w - c.chars().count());
-            // Left-align text columns, right-align numbers; no padding after the last column.
-            match i {
-                0 | 1 => s.push_str(&format!("{c}{pad}  ")),
-                8 => s.push_str(c),
-                _ => s.push_str(&format!("{pad}{c}  ")),
-            }
-        }
-        s.trim_end().to_string()
-    };
-    let mut out = String::new();
-    for w in &cmp.warnings {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    let _ = writeln!(out, "{}", method_line(cmp, str::to_string));
-    let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
-    let _ = writeln!(out, "{}", line(&header));
-    for r in &rows {
-        let _ = writeln!(out, "{}", line(&r.cells));
-    }
-    for l in &cmp.unpaired_base {
-        let _ = writeln!(out, "only in base: {l}");
-    }
-    for l in &cmp.unpaired_candidate {
-        let _ = writeln!(out, "only in candidate: {l}");
-    }
-    for n in &cmp.not_comparable {
-        let _ = writeln!(out, "not comparable: {n}");
-    }
-    let _ = writeln!(out, "{}", headline(cmp, strict));
-    out
-}
-
-/// Markdown for a PR comment or `$GITHUB_STEP_SUMMARY`.
-pub fn render_markdown(cmp: &Comparison, candidate: &RunResults, strict: bool) -> String {
-    use crate::markdown::{code, message, text};
-    let rows = rows(cmp, &infos(cmp, candidate));
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## benchbox compare: {}\n",
-        text(&headline(cmp, strict))
-    );
-    for n in &cmp.not_comparable {
-        let _ = writeln!(out, "> **not comparable**: {}\n", message(n));
-    }
-    for w in &cmp.warnings {
-        let _ = writeln!(out, "> **warning**: {}\n", message(w));
-    }
-    let _ = writeln!(out, "{}\n", method_line(cmp, code));
-    let _ = writeln!(out, "| {} |", HEADER.join(" | "));
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|---:|---|");
-    for r in &rows {
-        let cells: Vec<String> = r.cells.iter().map(|c| text(c)).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-    if !cmp.unpaired_base.is_empty() || !cmp.unpaired_candidate.is_empty() {
-        out.push('\n');
-        for l in &cmp.unpaired_base {
-            let _ = writeln!(out, "- only in base: {}", code(l));
-        }
-        for l in &cmp.unpaired_candidate {
-            let _ = writeln!(out, "- only in candidate: {}", code(l));
-        }
-    }
-    out
-}
-
-/// The whole comparison as JSON.
-pub fn render_json(cmp: &Comparison) -> String {
-    serde_json::to_string_pretty(cmp).expect("a comparison serializes")
-}
-
+/// Runs and cells for the tests of this module and of its renderings.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use crate::plan::Phase;
     use crate::results::Sample;
-    use rand::SeedableRng;
+    pub use rand::SeedableRng;
     use rand::distributions::Distribution;
-    use rand_chacha::ChaCha8Rng;
+    pub use rand_chacha::ChaCha8Rng;
 
-    fn sample(cell: &str, i: u32, wall: f64) -> Sample {
+    pub fn sample(cell: &str, i: u32, wall: f64) -> Sample {
         Sample {
             cell_id: cell.into(),
             phase: Phase::Measure,
@@ -751,7 +566,7 @@ mod tests {
         }
     }
 
-    fn cell(id: &str, axes: &[(&str, &str)], walls: &[f64]) -> CellResult {
+    pub fn cell(id: &str, axes: &[(&str, &str)], walls: &[f64]) -> CellResult {
         CellResult {
             id: id.into(),
             label: axes
@@ -773,7 +588,7 @@ mod tests {
         }
     }
 
-    fn run(id: &str, cells: Vec<CellResult>) -> RunResults {
+    pub fn run(id: &str, cells: Vec<CellResult>) -> RunResults {
         RunResults {
             schema_version: 1,
             tool: "benchbox".into(),
@@ -803,7 +618,7 @@ mod tests {
         }
     }
 
-    fn normal(rng: &mut ChaCha8Rng, n: usize, mean: f64, sd: f64) -> Vec<f64> {
+    pub fn normal(rng: &mut ChaCha8Rng, n: usize, mean: f64, sd: f64) -> Vec<f64> {
         let dist = rand_distr_normal();
         (0..n).map(|_| mean + sd * dist.sample(rng)).collect()
     }
@@ -821,7 +636,7 @@ mod tests {
         Normal
     }
 
-    fn fast_opts() -> CompareOptions {
+    pub fn fast_opts() -> CompareOptions {
         CompareOptions {
             stats: StatsOptions {
                 resamples: 2000,
@@ -831,7 +646,13 @@ mod tests {
         }
     }
 
-    const TEN: [f64; 10] = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.0];
+    pub const TEN: [f64; 10] = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.0];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
 
     #[test]
     fn cells_pair_by_id_then_by_axes_with_a_warning() {
@@ -1059,7 +880,12 @@ mod tests {
         );
         let cmp = compare(&r, &r, &fast_opts());
         assert_eq!(cmp.regressions, 0);
-        assert_eq!(cmp.exit_code(true), 0, "{}", render_table(&cmp, &r, true));
+        assert_eq!(
+            cmp.exit_code(true),
+            0,
+            "{}",
+            crate::render::compare::table(&cmp, &r, true)
+        );
         assert!(cmp.pairs.iter().all(|p| p.ratio == Some(1.0)));
     }
 
@@ -1191,7 +1017,7 @@ mod tests {
         assert_eq!(cmp.exit_code(false), six);
         assert!(cmp.not_comparable[0].starts_with("no cell of the base run pairs"));
         assert!(
-            render_table(&cmp, &other, false)
+            crate::render::compare::table(&cmp, &other, false)
                 .trim_end()
                 .ends_with("FAIL (exit 6: nothing comparable)")
         );
@@ -1282,63 +1108,13 @@ mod tests {
         let cmp = compare(&base, &slow, &fast_opts());
         assert_eq!(cmp.regressions, 1);
         assert_eq!(cmp.exit_code(false), six);
-        let md = render_markdown(&cmp, &slow, false);
+        let md = crate::render::compare::markdown(&cmp, &slow, false);
         assert!(
             md.contains("> **not comparable**: cell `k=3` has no measured invocation"),
             "{md}"
         );
-        let json: serde_json::Value = serde_json::from_str(&render_json(&cmp)).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::render::compare::json(&cmp)).unwrap();
         assert_eq!(json["not_comparable"].as_array().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn compare_markdown_escapes_every_value() {
-        let evil = "<script>alert(1)</script> ![x](http://evil.example/p.png) | **b**";
-        let mut base = run("base`id", vec![cell("x", &[("w", evil)], &TEN)]);
-        base.cells.push(cell("only", &[("w", "`tick` <i>")], &TEN));
-        let cand = run("cand", vec![cell("x", &[("w", evil)], &TEN)]);
-        let md = render_markdown(&compare(&base, &cand, &fast_opts()), &cand, false);
-        assert!(
-            // `<i>` appears only inside a code span, where nothing is interpreted.
-            !md.contains("<script>") && !md.contains("!["),
-            "{md}"
-        );
-        assert!(md.contains("| w=\\<script\\>alert(1)\\</script\\> \\!\\[x\\](http://evil.example/p.png) \\| \\*\\*b\\*\\* | wall_s |"), "{md}");
-        assert!(md.contains("vs base ``base`id``;"), "{md}");
-        assert!(md.contains("- only in base: ``w=`tick` <i>``"), "{md}");
-    }
-
-    #[test]
-    fn renderings_name_the_cell_and_the_verdict() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let base = run(
-            "base-run",
-            vec![cell(
-                "x",
-                &[("jdk", "17")],
-                &normal(&mut rng, 10, 1.0, 0.01),
-            )],
-        );
-        let cand = run(
-            "cand-run",
-            vec![cell(
-                "x",
-                &[("jdk", "17")],
-                &normal(&mut rng, 10, 1.5, 0.01),
-            )],
-        );
-        let cmp = compare(&base, &cand, &fast_opts());
-        let table = render_table(&cmp, &cand, false);
-        assert!(table.contains("jdk=17"), "{table}");
-        assert!(table.contains("REGRESSION"), "{table}");
-        assert!(table.trim_end().ends_with("FAIL (exit 10)"), "{table}");
-        let md = render_markdown(&cmp, &cand, false);
-        assert!(md.starts_with("## benchbox compare: 1 regression(s), 0 improvement(s), 0 unchanged, 0 inconclusive: FAIL (exit 10)\n"), "{md}");
-        assert!(md.contains("| cell | metric | n (base / cand.) |"), "{md}");
-        assert!(md.contains("threshold ±5%;"), "{md}");
-        assert!(md.contains("| jdk=17 | wall_s | 10 / 10 |"), "{md}");
-        let json: serde_json::Value = serde_json::from_str(&render_json(&cmp)).unwrap();
-        assert_eq!(json["pairs"][0]["verdict"], "regression");
-        assert_eq!(json["regressions"], 1);
     }
 }

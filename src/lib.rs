@@ -20,6 +20,7 @@ pub mod measurement;
 pub mod metrics;
 pub mod mode;
 pub mod plan;
+pub mod rebuild;
 pub mod reference;
 pub mod render;
 pub mod report;

@@ -77,6 +77,15 @@ pub fn choose(
     }
 }
 
+/// "jdk=17 gc=G1": a cell's axis values as `(axis, text)` pairs, the text cells are matched by
+/// (here, in `compare`'s pairing and in summary.md's geometric means).
+pub fn axis_texts(cell: &CellResult) -> Vec<(String, String)> {
+    cell.axes
+        .iter()
+        .map(|(k, v)| (k.clone(), axis_value_text(v)))
+        .collect()
+}
+
 /// The one cell `spec` names.
 fn named(cells: &[CellResult], spec: &str) -> Result<usize, ReferenceError> {
     let spec_trimmed = spec.trim();

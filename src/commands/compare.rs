@@ -38,11 +38,14 @@ pub fn run(args: CompareArgs) -> Outcome {
     };
     let mut cmp = compare::compare(&base, &candidate, &opts);
     cmp.warnings.splice(0..0, read_warnings);
-    let markdown = compare::render_markdown(&cmp, &candidate, args.strict);
+    let markdown = benchbox::render::compare::markdown(&cmp, &candidate, args.strict);
     match args.format {
-        Format::Table => print!("{}", compare::render_table(&cmp, &candidate, args.strict)),
+        Format::Table => print!(
+            "{}",
+            benchbox::render::compare::table(&cmp, &candidate, args.strict)
+        ),
         Format::Md => print!("{markdown}"),
-        Format::Json => println!("{}", compare::render_json(&cmp)),
+        Format::Json => println!("{}", benchbox::render::compare::json(&cmp)),
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
         use std::io::Write as _;

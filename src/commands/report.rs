@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use benchbox::render::{self, Format, RenderOptions};
+use benchbox::render::Format;
 use benchbox::{exit, lock, report, ui};
 
 use super::{CliError, Outcome, code};
@@ -29,16 +29,17 @@ pub fn run(args: ReportArgs) -> Outcome {
 }
 
 fn rebuild(run: &Path, reference: Option<String>, format: &[ReportFormat]) -> Outcome {
-    let (results, written) = report::rebuild(run, reference.as_deref())?;
-    for w in &written.warnings {
+    let rebuilt = benchbox::rebuild::rebuild(run, reference.as_deref(), &render_formats(format))?;
+    for w in &rebuilt.warnings {
         eprintln!("warning: {w}");
     }
-    print!("{}", ui::summary_table(&results));
+    print!("{}", ui::summary_table(&rebuilt.run));
+    let written = rebuilt.written;
     println!("wrote {}", written.results_json.display());
-    println!("wrote {}", written.summary_md.display());
-    let opts = RenderOptions { reference };
-    let paths =
-        render::write(&results, run, &opts, &render_formats(format)).map_err(CliError::usage)?;
+    // summary.md or a report that could not be written: said after the files that were.
+    let summary_md = written.summary_md.map_err(CliError::usage)?;
+    println!("wrote {}", summary_md.display());
+    let paths = written.reports.map_err(CliError::usage)?;
     // The plots are many: they are counted, not listed.
     let plots = paths.iter().filter(|p| in_plots(p)).count();
     for p in paths.iter().filter(|p| !in_plots(p)) {

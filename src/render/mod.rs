@@ -1,10 +1,13 @@
-//! Reports people read, rendered from a run's [`RunResults`]: a self-contained `report.html`,
-//! a booktabs `table.tex`, the statistics as `results.csv`, Bencher Metric Format JSON
-//! (`bencher.json`) and publication plots (`plots/*.svg` and `*.png`).
+//! Reports people read, rendered from a run's [`RunResults`]: `summary.md` (a PR comment,
+//! [`markdown`]), a self-contained `report.html`, a booktabs `table.tex`, the statistics as
+//! `results.csv`, Bencher Metric Format JSON (`bencher.json`) and publication plots
+//! (`plots/*.svg` and `*.png`); and `compare`'s outputs from a [`crate::compare::Comparison`]
+//! ([`compare`]).
 //!
 //! Every renderer is a pure function: results in, text or bytes out; the same results give the
 //! same bytes (no clock, no randomness, stable ordering), so reports can be rebuilt from a saved
-//! run on any machine and diffed. Only [`write_all`] touches the disk.
+//! run on any machine and diffed. Only [`write`] touches the disk (and [`crate::rebuild`],
+//! which decides which files a run gets).
 //!
 //! Shared vocabulary:
 //! - [`Metric`] (from [`crate::metrics`]): what a report shows per metric: wall time, CPU time,
@@ -13,16 +16,22 @@
 //! - The *reference cell* that ratios are taken against ([`RenderOptions::reference`]), chosen
 //!   by [`crate::reference`]: the cell the user names, else the fastest median wall time, the
 //!   same cell for every metric and every output.
+//! - [`MetricTable`] ([`metric_tables`]): the table model every renderer builds on, one per
+//!   metric: each cell's summary and its ratio to the reference (the only ratios computed here,
+//!   see [`Resampling`]).
 //! - [`Scale`]: the display unit of a metric (µs/ms/s, B/KiB/MiB/GiB), chosen once per metric
 //!   so a table column and a plot axis use one unit.
 //!
 //! Statistics are never recomputed here: medians and intervals come from each cell's
 //! `summary` (computed by the run with its recorded [`crate::stats::StatsOptions`]); only the
-//! ratios to the reference are computed, with the same options, so they are reproducible too.
+//! ratios to the reference are computed, with the same options (summary.md scales their
+//! resamples, [`Resampling`]), so they are reproducible too.
 
 pub mod bmf;
+pub mod compare;
 pub mod html;
 pub mod latex;
+pub mod markdown;
 pub mod palette;
 pub mod plots;
 pub mod stats_csv;
@@ -37,6 +46,7 @@ use crate::stats::{self, Ratio, Summary};
 pub use bmf::bmf_json;
 pub use html::html;
 pub use latex::latex;
+pub use markdown::markdown;
 pub use plots::{Plot, plots};
 pub use stats_csv::stats_csv;
 
@@ -230,13 +240,61 @@ pub fn metric_tables<'a>(
     opts: &RenderOptions,
 ) -> Result<Vec<MetricTable<'a>>> {
     let reference = reference(results, opts)?;
-    Ok(report_metrics(results)
-        .into_iter()
-        .map(|metric| metric_table(results, metric, reference))
-        .collect())
+    Ok(metric_tables_against(
+        results,
+        reference,
+        Resampling::Recorded,
+    ))
 }
 
-fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) -> MetricTable<'_> {
+/// [`metric_tables`] against the reference cell `reference` (an index into the cells), with
+/// the ratios' intervals resampled as `resampling` says.
+pub fn metric_tables_against(
+    results: &RunResults,
+    reference: Option<usize>,
+    resampling: Resampling,
+) -> Vec<MetricTable<'_>> {
+    report_metrics(results)
+        .into_iter()
+        .map(|metric| metric_table(results, metric, reference, resampling))
+        .collect()
+}
+
+/// How many bootstrap resamples a ratio to the reference gets. summary.md scales them down for
+/// large cells as the cells' own summaries do ([`crate::report::resamples_for`]); report.html,
+/// table.tex and the plots use the run's recorded count. Above the bootstrap budget the two
+/// differ; [`ratio_options`] is the one place that decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resampling {
+    /// The run's recorded resamples.
+    Recorded,
+    /// Scaled by the larger side's invocation count, as the summaries are.
+    LikeSummaries,
+}
+
+/// The statistics options of a ratio between cells with `base_n` and `cell_n` invocations
+/// that count toward the statistics (see [`Resampling`]).
+pub fn ratio_options(
+    stats: &stats::StatsOptions,
+    resampling: Resampling,
+    base_n: usize,
+    cell_n: usize,
+) -> stats::StatsOptions {
+    match resampling {
+        Resampling::Recorded => *stats,
+        Resampling::LikeSummaries => stats::StatsOptions {
+            resamples: crate::report::resamples_for(base_n.max(cell_n), stats.resamples),
+            ..*stats
+        },
+    }
+}
+
+fn metric_table(
+    results: &RunResults,
+    metric: Metric,
+    reference: Option<usize>,
+    resampling: Resampling,
+) -> MetricTable<'_> {
     let summaries: Vec<Option<&Summary>> = results
         .cells
         .iter()
@@ -245,24 +303,35 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
     // The run's reference, for this metric when it has a summary of it.
     let reference = reference.filter(|&i| summaries[i].is_some());
     let reference_values = reference.map(|i| metric.values(&results.cells[i]));
+    // Invocations with a value, finite or not (the count the summaries' resamples scale by).
+    let counted = |cell: &CellResult| crate::metrics::series(&cell.samples, &metric.key).len();
+    let reference_n = match (reference, resampling) {
+        (Some(i), Resampling::LikeSummaries) => counted(&results.cells[i]),
+        _ => 0,
+    };
+    // The ratios' bootstraps dominate the cost of a table: compute them on all cores.
+    let ratios: Vec<Option<Ratio>> = parallel_map(&results.cells, |index, cell| {
+        let (Some(base), Some(_)) = (&reference_values, summaries[index]) else {
+            return None;
+        };
+        let cell_n = match resampling {
+            Resampling::Recorded => 0,
+            Resampling::LikeSummaries => counted(cell),
+        };
+        let opts = ratio_options(&results.stats, resampling, reference_n, cell_n);
+        stats::ratio_of_medians(base, &metric.values(cell), &opts)
+    });
     let rows = results
         .cells
         .iter()
+        .zip(ratios)
         .enumerate()
-        .map(|(index, cell)| {
-            let ratio = match (&reference_values, summaries[index]) {
-                (Some(base), Some(_)) => {
-                    stats::ratio_of_medians(base, &metric.values(cell), &results.stats)
-                }
-                _ => None,
-            };
-            Row {
-                index,
-                cell,
-                summary: summaries[index],
-                ratio,
-                is_reference: reference == Some(index),
-            }
+        .map(|(index, (cell, ratio))| Row {
+            index,
+            cell,
+            summary: summaries[index],
+            ratio,
+            is_reference: reference == Some(index),
         })
         .collect();
     let medians: Vec<f64> = summaries.iter().flatten().map(|s| s.median).collect();
@@ -273,6 +342,32 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
         rows,
         scale,
     }
+}
+
+/// `f(index, item)` for every item, on all cores, results in input order. Deterministic as
+/// long as `f` is: items are independent.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(k, item)| f(c * chunk + k, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a report thread panicked"))
+            .collect()
+    })
 }
 
 /// A display unit: `value * factor` is in `unit`.
@@ -373,6 +468,8 @@ pub const LATEX_FILE: &str = "table.tex";
 pub const STATS_CSV_FILE: &str = "results.csv";
 pub const BMF_FILE: &str = "bencher.json";
 pub const PLOTS_DIR: &str = "plots";
+/// summary.md, which every rebuild writes ([`crate::rebuild`]), whatever the formats asked for.
+pub const SUMMARY_FILE: &str = "summary.md";
 
 /// One of the files `write` can produce (`benchbox report --format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -222,7 +222,7 @@ impl Recorder {
         self.results.finished_at = Some(now_rfc3339());
         // The reserve made sure these last writes find room.
         self.reserve.release();
-        // The metadata `rebuilt` reads (setup errors, limits, finished_at); still `running`.
+        // The metadata `load_summarized` reads (setup errors, limits, finished_at); still `running`.
         self.results.write(&self.dir)?;
         let status = if interrupted {
             "interrupted"
@@ -233,25 +233,27 @@ impl Recorder {
         // report` makes them, so a run and a later report of it agree to the byte. They are
         // views of the raw data: failing to write one is a warning, never a lost run.
         let mut problems = Vec::new();
-        match crate::report::rebuilt(&self.dir) {
+        match crate::rebuild::load_summarized(&self.dir) {
             Ok((mut rebuilt, _)) => {
                 rebuilt.status = status.into();
-                if let Err(e) = crate::report::write_summary(&self.dir, &rebuilt, None) {
+                self.results = rebuilt;
+                let all = crate::render::Format::ALL;
+                let written = crate::rebuild::write(&self.dir, &self.results, None, &all)?;
+                if let Err(e) = written.summary_md {
                     problems.push(format!("cannot write summary.md: {e}"));
                 }
-                let opts = crate::render::RenderOptions::default();
-                if let Err(e) = crate::render::write_all(&rebuilt, &self.dir, &opts) {
+                if let Err(e) = written.reports {
                     problems.push(format!("cannot write the reports: {e}"));
                 }
-                self.results = rebuilt;
             }
             Err(e) => {
+                // Not a rebuild: the run's own summaries, and results.json alone.
                 crate::report::summarize(&mut self.results);
                 problems.push(format!("cannot rebuild the summaries from runs.csv: {e}"));
+                self.results.status = status.into();
+                crate::report::write_results(&self.dir, &self.results)?;
             }
         }
-        self.results.status = status.into();
-        crate::report::write_results(&self.dir, &self.results)?;
         Ok((!problems.is_empty()).then(|| {
             format!(
                 "{}\n  hint: `benchbox report {}` writes them again from runs.csv",
