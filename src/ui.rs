@@ -74,7 +74,7 @@ impl Progress {
                     self.line(&format!("setup {}", cell.label));
                 }
             }
-            Event::SetupFinished { cell, error } => {
+            Event::SetupFinished { cell, error, .. } => {
                 if let Some(e) = error {
                     self.line(&format!("setup of {} failed: {e}", cell.label));
                 }
@@ -92,6 +92,7 @@ impl Progress {
                 position,
                 total,
                 problem,
+                ..
             } => {
                 let reason = if sample.reason.is_empty() {
                     describe_failure(
