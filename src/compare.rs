@@ -270,7 +270,8 @@ fn plan_differences(
     candidate: &RunResults,
     c: &CellResult,
 ) -> Vec<String> {
-    // Compared as JSON objects, key by key: a setting added later is one more key.
+    // Compared as JSON objects, key by key. Both sides are read through the typed plan, so a
+    // setting one run predates reads as its default there: only values that differ count.
     let find = |run: &RunResults, id: &str| match serde_json::to_value(run.plan.cell(id)?) {
         Ok(serde_json::Value::Object(map)) => Some(map),
         _ => None,

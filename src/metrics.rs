@@ -6,7 +6,7 @@
 //! metric through [`Metric`]; before it they had two vocabularies that drifted apart.
 //!
 //! To add a built-in metric: a row in [`BUILTINS`], its value in [`Metric::value`], and its
-//! column in runs.csv (`results.rs`).
+//! column in runs.csv (`results/runs_csv.rs`).
 
 use std::collections::BTreeSet;
 

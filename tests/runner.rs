@@ -17,7 +17,8 @@ use benchbox::sandbox::{Invocation, Outcome, RootSpec, SandboxError};
 use benchbox::spec::{self, Matrix, ValidationContext};
 
 /// What a fake invocation does is its command's first word: `ok`, `fail` (exit 1), `oom`,
-/// `timeout`, `nostart` (the container cannot start it), `broken` (an error of benchbox's own);
+/// `timeout`, `nostart` (the container cannot start it), `broken` (an error of benchbox's own),
+/// `blocklog` (a file planted where the cell's logs go, so the recorder cannot keep them);
 /// a setup `setup-ok` or `setup-fail`.
 #[derive(Default)]
 struct Fake {
@@ -25,7 +26,8 @@ struct Fake {
     cancel_at: Option<usize>,
     /// Sleep this long in the measured invocation with this number.
     slow_at: Option<(usize, Duration)>,
-    /// `broken` only from this measured invocation on (a run that can be resumed once fixed).
+    /// While set, `broken` invocations fail with benchbox's own error (a full disk) and
+    /// `blocklog` ones block their logs; cleared, the run can be resumed.
     broken: bool,
     /// Every invocation executed: (cell id, phase, index).
     executed: Vec<(String, String, u32)>,
@@ -115,6 +117,14 @@ impl Executor for Fake {
                 });
             }
             "broken" => {}
+            // The recorder's own write fails: a file where the cell's log directory goes.
+            "blocklog" if self.broken => {
+                let logs = inv.stdout.parent().unwrap().join(&inv.hostname);
+                if !logs.exists() {
+                    fs::write(&logs, "in the way\n").unwrap();
+                }
+            }
+            "blocklog" => {}
             other => panic!("the fake cannot run `{other}`"),
         }
         Ok(outcome)
@@ -482,6 +492,54 @@ order = "grouped"
     assert_eq!(rows(&dir).len(), 2, "the finished invocations, whole");
     assert!(!dir.join("logs/.stdout.spool").exists());
 
+    let mut fixed = Fake::default();
+    let outcome = p.run(&mut fixed, Some(dir.clone())).unwrap();
+    assert_eq!(fixed.executed.len(), 2);
+    assert_eq!(rows(&dir).len(), 4);
+    assert_eq!(status(&outcome.dir), "complete");
+}
+
+#[test]
+fn a_record_that_cannot_be_written_stops_the_run_as_failed_and_resume_finishes_it() {
+    let p = Project::new(
+        r#"
+name = "unrecordable"
+[matrix]
+kind = ["ok", "blocklog"]
+[run]
+command = ["{kind}"]
+warmup = 0
+runs = 2
+order = "grouped"
+"#,
+    );
+    let mut blocked = Fake {
+        broken: true,
+        ..Default::default()
+    };
+    let err = p.run(&mut blocked, None).unwrap_err();
+    let RunError::Stopped(stopped) = &err else {
+        panic!("not stopped: {err}");
+    };
+    assert_eq!(err.exit_code(), benchbox::exit::INTERNAL);
+    assert!(stopped.unrecorded.is_none());
+    let dir = stopped.dir.clone();
+    assert_eq!(status(&dir), "failed");
+    assert!(json(&dir)["reason"].as_str().unwrap().contains("logs"));
+    // The first cell's rows, whole; the invocation whose logs could not be kept is not a row.
+    let kept = rows(&dir);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().all(|r| r.3 == "ok"));
+    assert!(!dir.join("logs/.stdout.spool").exists());
+
+    // The obstacle gone, --resume runs what is missing, and only that.
+    let planted: Vec<PathBuf> = fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(planted.len(), 1, "{planted:?}");
+    fs::remove_file(&planted[0]).unwrap();
     let mut fixed = Fake::default();
     let outcome = p.run(&mut fixed, Some(dir.clone())).unwrap();
     assert_eq!(fixed.executed.len(), 2);

@@ -36,10 +36,17 @@ fn rebuild(run: &Path, reference: Option<String>, format: &[ReportFormat]) -> Ou
     print!("{}", ui::summary_table(&rebuilt.run));
     let written = rebuilt.written;
     println!("wrote {}", written.results_json.display());
-    // summary.md or a report that could not be written: said after the files that were.
-    let summary_md = written.summary_md.map_err(CliError::usage)?;
-    println!("wrote {}", summary_md.display());
-    let paths = written.reports.map_err(CliError::usage)?;
+    // summary.md or a report that could not be written is said after the files that were
+    // (exit 2, as before: the run's data is intact and `report` can be run again).
+    let mut failed = Vec::new();
+    match written.summary_md {
+        Ok(path) => println!("wrote {}", path.display()),
+        Err(e) => failed.push(e.to_string()),
+    }
+    let paths = written.reports.unwrap_or_else(|e| {
+        failed.push(e.to_string());
+        Vec::new()
+    });
     // The plots are many: they are counted, not listed.
     let plots = paths.iter().filter(|p| in_plots(p)).count();
     for p in paths.iter().filter(|p| !in_plots(p)) {
@@ -50,6 +57,9 @@ fn rebuild(run: &Path, reference: Option<String>, format: &[ReportFormat]) -> Ou
             "wrote {plots} plot files in {}",
             run.join("plots").display()
         );
+    }
+    if !failed.is_empty() {
+        return Err(CliError::all(exit::USAGE, failed));
     }
     Ok(code(exit::OK))
 }

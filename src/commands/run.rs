@@ -36,7 +36,8 @@ pub fn run(args: RunArgs) -> Outcome {
     // rootless run without limits would refuse).
     let selected = plan::filter_only(&matrix, &only).map_err(CliError::usage)?;
     let command_line: Vec<String> = std::env::args().collect();
-    runner::preflight(&matrix, &selected, &command_line, cgroup_parent.as_deref())?;
+    let sandboxing =
+        runner::preflight(&matrix, &selected, &command_line, cgroup_parent.as_deref())?;
     let mut images = Default::default();
     if !resolve::image_refs(&matrix).is_empty() {
         let store = open_store(&cache)?;
@@ -98,7 +99,9 @@ pub fn run(args: RunArgs) -> Outcome {
         cgroup_parent,
     };
     let mut progress = ui::Progress::new();
-    let outcome = runner::run(&matrix, &opts, &cancel, &mut |e| progress.handle(e))?;
+    let outcome = runner::run(&matrix, &opts, sandboxing, &cancel, &mut |e| {
+        progress.handle(e)
+    })?;
     // The runner wrote the summaries and reports (a failure there is a warning, never a lost
     // run: `benchbox report` can redo them).
     if let Some(problem) = &outcome.report_problem {

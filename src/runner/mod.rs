@@ -240,7 +240,8 @@ pub struct RunOutcome {
     /// Measured invocations whose status is `suspect` (their numbers cannot be trusted).
     pub suspect: usize,
     pub interrupted: bool,
-    /// Set when summary.md could not be written (the raw results are complete).
+    /// Set when the summaries could not be rebuilt from runs.csv, or summary.md or a report
+    /// could not be written (the raw results are complete; `benchbox report` writes them again).
     pub report_problem: Option<String>,
 }
 
@@ -261,11 +262,12 @@ pub fn metric_columns(matrix: &Matrix) -> Vec<String> {
     names
 }
 
-/// Run `matrix` on this host: check it can isolate (see [`preflight`]), then run every
-/// invocation in a [`Sandbox`] (see [`run_with`]).
+/// Run `matrix` on this host, which [`preflight`] found able to isolate it as `sandboxing`
+/// says: every invocation in a [`Sandbox`] (see [`run_with`]).
 pub fn run(
     matrix: &Matrix,
     opts: &RunOptions,
+    mut sandboxing: Sandboxing,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<RunOutcome, RunError> {
@@ -276,14 +278,6 @@ pub fn run(
             )));
         }
     }
-    let selected =
-        plan::filter_only(matrix, &opts.only).map_err(|e| RunError::Usage(e.to_string()))?;
-    let mut sandboxing = preflight(
-        matrix,
-        &selected,
-        &opts.command_line,
-        opts.cgroup_parent.as_deref(),
-    )?;
     if let Some(cgroups) = &sandboxing.cgroups {
         cgroups.sweep_stale();
     }

@@ -68,26 +68,43 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Finish one started teardown and count it as ended, its error kept for `wait`.
+    fn end(&self, teardown: Teardown) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| teardown.finish()))
+            .unwrap_or_else(|_| Err(SandboxError::Setup("a teardown thread panicked".into())));
+        let mut pending = self.lock();
+        pending.running -= 1;
+        if let Err(e) = result {
+            pending.errors.push(e);
+        }
+        self.done.notify_all();
+    }
 }
 
 impl Teardowns {
-    /// Finish `teardown` on a thread of its own.
+    /// Finish `teardown` on a thread of its own, or here when no thread can be made (the
+    /// count must come back down either way, or `wait` and the sandbox's drop would block
+    /// forever).
     pub(super) fn start(&self, teardown: Teardown) {
         self.shared.lock().running += 1;
-        let shared = Arc::clone(&self.shared);
-        std::thread::spawn(move || {
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| teardown.finish()))
-                    .unwrap_or_else(|_| {
-                        Err(SandboxError::Setup("a teardown thread panicked".into()))
-                    });
-            let mut pending = shared.lock();
-            pending.running -= 1;
-            if let Err(e) = result {
-                pending.errors.push(e);
+        // The thread takes the teardown from here; a failed spawn leaves it to run inline.
+        let slot = Arc::new(Mutex::new(Some(teardown)));
+        let (shared, taken) = (Arc::clone(&self.shared), Arc::clone(&slot));
+        let spawned = std::thread::Builder::new()
+            .name("benchbox-teardown".into())
+            .spawn(move || {
+                let teardown = taken.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(teardown) = teardown {
+                    shared.end(teardown);
+                }
+            });
+        if spawned.is_err() {
+            let teardown = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(teardown) = teardown {
+                self.shared.end(teardown);
             }
-            shared.done.notify_all();
-        });
+        }
     }
 
     /// Wait until every started teardown has ended: no process, mount, cgroup or scratch
