@@ -1,5 +1,6 @@
 //! `benchbox report` over a large run: 20 cells x 5,000 measured invocations = 100,000 rows of
-//! runs.csv, plus the results.json the runner would have left (with every sample in it).
+//! runs.csv, plus the results.json the runner would have left (metadata and plan; runs.csv
+//! alone holds the samples, so results.json stays smaller than it).
 //!
 //! Targets: under 1 s and under 100 MB. The time is criterion's; the peak memory is
 //! measured once, before the timing, by running the real binary under `/usr/bin/time -v`
@@ -119,7 +120,7 @@ fn generate(dir: &Path) {
     }
     csv.flush().unwrap();
     let run = RunResults {
-        schema_version: 1,
+        schema_version: benchbox::results::SCHEMA_VERSION,
         tool: "benchbox".into(),
         tool_version: "0.1.0".into(),
         run_id: "bench".into(),
@@ -156,6 +157,11 @@ fn generate(dir: &Path) {
     run.write(dir).unwrap();
 }
 
+/// The size of `name` in `dir`.
+fn size(dir: &Path, name: &str) -> u64 {
+    std::fs::metadata(dir.join(name)).unwrap().len()
+}
+
 /// Peak RSS and wall time of `benchbox report DIR`, measured once by `/usr/bin/time -v`.
 fn measure_binary_once(dir: &Path) {
     let time = Path::new("/usr/bin/time");
@@ -189,6 +195,13 @@ fn measure_binary_once(dir: &Path) {
         CELLS * INVOCATIONS as usize,
         kib / 1024.0,
         field("Elapsed (wall clock) time (h:mm:ss or m:ss):")
+    );
+    // The report rewrote results.json, summaries included: still no copy of the samples.
+    let (json, csv) = (size(dir, "results.json"), size(dir, "runs.csv"));
+    eprintln!("report: results.json {json} bytes, runs.csv {csv} bytes");
+    assert!(
+        json < csv,
+        "results.json ({json} B) holds no samples: under runs.csv ({csv} B)"
     );
 }
 
