@@ -39,7 +39,9 @@ fn generate(dir: &Path) {
             check_paths: false,
             image_accounts: Default::default(),
         };
-        let source = "[run]\ncommand = \"x\"\n[[metric]]\nname = \"throughput\"\nunit = \"ops/s\"\nbetter = \"higher\"\n";
+        // Planned as generated: 5,000 measured invocations, no warm-up (runs.csv is checked
+        // against the plan).
+        let source = "[run]\ncommand = \"x\"\nwarmup = 0\nruns = 5000\n[[metric]]\nname = \"throughput\"\nunit = \"ops/s\"\nbetter = \"higher\"\n";
         benchbox::spec::parse(source, Path::new("bench.toml"), &ctx)
             .unwrap()
             .cells[0]
