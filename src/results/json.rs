@@ -204,12 +204,32 @@ impl RunResults {
     }
 }
 
+/// The size above which results.json is parsed as a stream (see [`RunResults::parse`]). A
+/// version-2 file has no samples and stays far below it.
+const STREAM_ABOVE: u64 = 8 << 20;
+
 impl<C: DeserializeOwned> RunResults<C> {
     /// The one reader of results.json: the file at `path`, read into memory at once and parsed
     /// from the slice (much faster than a streaming reader; the buffer is freed before anything
-    /// else is read). An error reading it, or the outcome of parsing it.
+    /// else is read). A file above [`STREAM_ABOVE`] is, in practice, a version-1 file with
+    /// every sample in it (about 1 KB each): it is parsed as a stream instead, so its samples,
+    /// skipped, are never in memory. An error reading it, or the outcome of parsing it.
     fn parse(path: &Path) -> Result<serde_json::Result<RunResults<C>>> {
-        let bytes = fs::read(path).map_err(io_err("read", path))?;
+        Self::parse_streaming_above(path, STREAM_ABOVE)
+    }
+
+    fn parse_streaming_above(
+        path: &Path,
+        stream_above: u64,
+    ) -> Result<serde_json::Result<RunResults<C>>> {
+        let mut file = fs::File::open(path).map_err(io_err("read", path))?;
+        let len = file.metadata().map_err(io_err("read", path))?.len();
+        if len > stream_above {
+            let reader = io::BufReader::with_capacity(1 << 20, file);
+            return Ok(serde_json::from_reader(reader));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err("read", path))?;
         Ok(serde_json::from_slice(&bytes))
     }
 }
@@ -460,6 +480,18 @@ mod tests {
         let read = RunResults::read(tmp.path()).unwrap();
         assert!(read.cells.iter().all(|c| c.samples.is_empty()));
         assert_eq!(read.cells[0].summary["wall_s"].n, 10, "summaries are read");
+    }
+
+    #[test]
+    fn a_large_results_json_parses_as_a_stream_to_the_same_run() {
+        let path = example().join("results.json");
+        let whole = RunResults::<CellMeta>::parse_streaming_above(&path, u64::MAX);
+        let streamed = RunResults::<CellMeta>::parse_streaming_above(&path, 0);
+        let (whole, streamed) = (whole.unwrap().unwrap(), streamed.unwrap().unwrap());
+        assert_eq!(
+            serde_json::to_string(&whole.map_cells(CellResult::from)).unwrap(),
+            serde_json::to_string(&streamed.map_cells(CellResult::from)).unwrap()
+        );
     }
 
     #[test]
