@@ -338,10 +338,10 @@ pub fn load(dir: &Path) -> Result<RunResults> {
 }
 
 /// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
-/// [`super::Torn`]). runs.csv is validated ([`read_csv`]) and checked against the
-/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
-/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
-/// data is gone.
+/// [`super::Torn`]). runs.csv is streamed, validated ([`read_csv_each`]) and checked against
+/// the run's plan row by row ([`check_row`]): a row of a cell the run does not have, or an
+/// invocation beyond the cell's planned count, is an error naming the line. A missing runs.csv
+/// is an error: the run's raw data is gone.
 pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
     let dir = run_dir(dir)?;
     let meta = RunResults::<CellMeta>::parse(&dir.join("results.json"))?.map_err(|e| {

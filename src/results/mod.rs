@@ -2,9 +2,10 @@
 //!
 //! - `runs.csv`: tidy, one row per invocation, appended as each one ends (in one write, whole
 //!   or not at all), so a crash or a full disk loses at most the invocation in flight. It is
-//!   the source of truth: `--resume`, `report` and `compare` read it back, each row's `status`
-//!   included (see [`crate::status`]), through one validating loader ([`read_csv`], then
-//!   [`check_plan`]): a file that cannot be a record of the run is an error naming the line,
+//!   the source of truth and the only store of the samples: `--resume`, `report` and
+//!   `compare` read it back, each row's `status` included (see [`crate::status`]), through one
+//!   validating loader, a stream of rows ([`read_csv_each`], each row checked with
+//!   [`check_row`]): a file that cannot be a record of the run is an error naming the line,
 //!   and a torn last row (an interrupted write) is recognised and left out ([`Torn`]).
 //! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
 //!   seed, and per cell the applied limits and summaries; not the samples, which only runs.csv
