@@ -54,6 +54,14 @@ fn measure_binary_once(dir: &Path) {
         kib / 1024.0,
         field("Elapsed (wall clock) time (h:mm:ss or m:ss):")
     );
+    // The report rewrote results.json, summaries included: still no copy of the samples.
+    let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len();
+    let (json, csv) = (size("results.json"), size("runs.csv"));
+    eprintln!("report: results.json {json} bytes, runs.csv {csv} bytes");
+    assert!(
+        json < csv,
+        "results.json ({json} B) holds no samples: under runs.csv ({csv} B)"
+    );
 }
 
 fn bench(c: &mut Criterion) {

@@ -243,8 +243,8 @@ mod tests {
         );
         let json = RunResults::read(tmp.path()).unwrap();
         assert_eq!(json.cells[0].suspect, 2);
-        assert_eq!(json.cells[0].samples[4].status, Status::Suspect);
-        assert_eq!(json.cells[0].samples[4].reason, reason);
+        assert_eq!(cell.samples[4].status, Status::Suspect);
+        assert_eq!(cell.samples[4].reason, reason);
         // Same bytes again.
         let first = fs::read(&written.results_json).unwrap();
         report(tmp.path(), None).unwrap();

@@ -226,7 +226,7 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
         assert_eq!(&row[extra_col], "7");
     }
     // Pressure stall time: whole microseconds on cgroup v2, empty on v1 (not measured is
-    // never 0), in runs.csv and per invocation in results.json.
+    // never 0), per invocation in runs.csv (results.json has no samples).
     let v2 = host_is_v2();
     let json = p.results("two");
     for column in benchbox::measurement::Pressure::COLUMNS {
@@ -239,10 +239,12 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
             assert_eq!(row[k].parse::<u64>().is_ok(), v2, "{column}: {row:?}");
             assert_eq!(row[k].is_empty(), !v2, "{column}: {row:?}");
         }
-        let sample = &json["cells"][0]["samples"][0];
-        assert_eq!(sample[column].is_u64(), v2, "{column}: {sample}");
     }
-    assert_eq!(json["schema_version"], 1);
+    assert!(
+        json["cells"][0].get("samples").is_none(),
+        "runs.csv alone has the samples"
+    );
+    assert_eq!(json["schema_version"], 2);
     assert_eq!(json["status"], "complete");
     assert!(json["host"]["kernel"].as_str().unwrap().len() > 1);
     assert_eq!(json["matrix_sha256"].as_str().unwrap().len(), 64);
@@ -282,6 +284,37 @@ fn a_run_writes_tidy_csv_versioned_json_logs_and_latest() {
         stdout.contains("word=alpha") && stdout.contains("wall median"),
         "{stdout}"
     );
+    p.assert_no_leftovers();
+}
+
+/// runs.csv is the one store of the samples: results.json holds none, so it does not grow with
+/// the invocations and a run of a hundred is already smaller in results.json than in runs.csv.
+#[test]
+fn results_json_holds_no_samples_and_stays_smaller_than_runs_csv() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(
+        r#"
+name = "many"
+[environment]
+rootfs = "./rootfs"
+[run]
+command = "true"
+warmup = 0
+runs = 100
+"#,
+    );
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = p.latest("many");
+    let size = |f: &str| fs::metadata(dir.join(f)).unwrap().len();
+    let (json, csv) = (size("results.json"), size("runs.csv"));
+    assert!(json < csv, "results.json {json} B, runs.csv {csv} B");
+    let results = p.results("many");
+    assert!(results["cells"][0].get("samples").is_none());
+    assert_eq!(results["cells"][0]["summary"]["wall_s"]["n"], 100);
+    assert_eq!(p.csv_rows("many").len(), 100);
     p.assert_no_leftovers();
 }
 
@@ -675,6 +708,14 @@ fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
         stdout.contains("level=1  10 ") && !stdout.contains("suspect"),
         "{stdout}"
     );
+    // Its results.json was schema version 1, every sample in it: rewritten in version 2,
+    // without them (runs.csv has them).
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(old.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["schema_version"], 2);
+    assert!(json["cells"][0].get("samples").is_none());
+    assert_eq!(json["cells"][0]["summary"]["wall_s"]["n"], 10);
 
     // The same run in the new layout, where two measured rows of level=1 say `suspect`: their
     // numbers are as good as the others', but the status column is the truth.
@@ -741,13 +782,8 @@ fn report_reads_an_older_run_and_excludes_and_warns_about_suspect_rows() {
             .contains("hint: measured invocation "),
         "{cell}"
     );
-    let statuses: Vec<&str> = cell["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == "suspect").count(), 2);
+    // Rewritten in the current schema: without the samples the version-1 file had.
+    assert!(cell.get("samples").is_none(), "{cell}");
     let md = fs::read_to_string(new.path().join("summary.md")).unwrap();
     assert!(md.contains("| level=1 | 8 of 10 |"), "{md}");
     assert!(

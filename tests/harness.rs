@@ -132,13 +132,13 @@ fn a_full_output_disk_stops_the_run_as_failed_and_resume_finishes_it() {
     for row in &rows {
         assert_eq!(&row[column(&header, "status")], "ok", "{row:?}");
     }
-    let samples: usize = json["cells"]
+    let failures: u64 = json["cells"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["samples"].as_array().unwrap().len())
+        .map(|c| c["failures"].as_u64().unwrap())
         .sum();
-    assert_eq!(samples, rows.len());
+    assert_eq!(failures, 0);
     let dir = p.latest("fill");
     assert!(!dir.join(results::Reserve::FILE).exists());
     assert!(!dir.join("logs/.stdout.spool").exists());
@@ -292,8 +292,6 @@ pattern = 'score: (\d+)'
         "[benchbox: log truncated at max-log (1 MiB); {} more bytes were read and discarded]\n",
         3_000_000 - (1 << 20)
     )));
-    let json = p.results("cap");
-    assert_eq!(json["cells"][0]["samples"][0]["flags"][0], "log-truncated");
 }
 
 #[test]
@@ -365,6 +363,4 @@ allow-failures = true
         assert_eq!(cell["failures"], 1, "{cell}");
         assert_eq!(cell["summary"], serde_json::json!({}), "{cell}");
     }
-    let sample = &json["cells"][0]["samples"][0];
-    assert_eq!(sample["exit_code"], serde_json::Value::Null);
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -260,8 +261,10 @@ fn a_run_records_every_invocation_and_completes() {
     );
     // The metric came from the spooled stdout, and the spool became the log.
     let json = json(&outcome.dir);
-    let samples = json["cells"][0]["samples"].as_array().unwrap();
-    assert_eq!(samples.len(), 4);
+    // Summarised from runs.csv, which alone holds the samples.
+    assert_eq!(json["cells"][0]["summary"]["wall_s"]["n"], 3);
+    assert!(json["cells"][0].get("samples").is_none());
+    assert_eq!(json["schema_version"], 2);
     let slug = json["cells"][0]["slug"].as_str().unwrap();
     let log = outcome.dir.join("logs").join(slug).join("measure-0.out");
     assert_eq!(fs::read_to_string(log).unwrap(), "value: 10\n");
@@ -309,13 +312,16 @@ fn an_interrupted_run_keeps_what_finished_and_resume_runs_each_invocation_once()
     keys.dedup();
     assert_eq!(keys.len(), 8, "every invocation exactly once: {after:?}");
     assert_eq!(status(&second.dir), "complete");
-    let samples: usize = json(&second.dir)["cells"]
+    let measured: u64 = json(&second.dir)["cells"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["samples"].as_array().unwrap().len())
+        .map(|c| c["summary"]["wall_s"]["n"].as_u64().unwrap())
         .sum();
-    assert_eq!(samples, 8);
+    assert_eq!(
+        measured, 6,
+        "every measured invocation, once, in the summaries"
+    );
 }
 
 #[test]
@@ -420,8 +426,9 @@ runs = 6
         slow_at: Some((2, Duration::from_millis(1100))),
         ..Default::default()
     };
-    // What results.json holds when each invocation starts: (status, samples).
-    let mut seen: Vec<(String, usize)> = Vec::new();
+    // What results.json is when each invocation starts: (status, inode). Every write is a new
+    // file renamed over the last, so a new inode is a new write.
+    let mut seen: Vec<(String, u64)> = Vec::new();
     let mut dir = None;
     let outcome = p
         .run_with(&mut fake, None, &mut |e| match e {
@@ -431,29 +438,25 @@ runs = 6
                 assert_eq!(j["status"], "running");
             }
             Event::InvocationStarted { .. } => {
-                let j = json(dir.as_ref().unwrap());
-                let samples = j["cells"][0]["samples"].as_array().unwrap().len();
-                seen.push((j["status"].as_str().unwrap().into(), samples));
+                let d = dir.as_ref().unwrap();
+                let inode = fs::metadata(d.join("results.json")).unwrap().ino();
+                seen.push((json(d)["status"].as_str().unwrap().into(), inode));
             }
             _ => {}
         })
         .unwrap();
-    let expected: Vec<(String, usize)> = [0, 0, 0, 3, 3, 3]
+    let (start, later) = (seen[0].1, seen[3].1);
+    let expected: Vec<(String, u64)> = [start, start, start, later, later, later]
         .into_iter()
         .map(|n| ("running".to_string(), n))
         .collect();
+    assert_ne!(start, later);
     assert_eq!(
         seen, expected,
         "written at the start, then once the slow one passed a second"
     );
     assert_eq!(status(&outcome.dir), "complete");
-    assert_eq!(
-        json(&outcome.dir)["cells"][0]["samples"]
-            .as_array()
-            .unwrap()
-            .len(),
-        6
-    );
+    assert_eq!(json(&outcome.dir)["cells"][0]["summary"]["wall_s"]["n"], 6);
 }
 
 #[test]

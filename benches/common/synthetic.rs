@@ -100,7 +100,7 @@ pub fn generate(
     csv.flush()?;
     let jdks = cells.div_ceil(GCS);
     let run = RunResults {
-        schema_version: 1,
+        schema_version: benchbox::results::SCHEMA_VERSION,
         tool: "benchbox".into(),
         tool_version: "0.1.0".into(),
         run_id: "bench".into(),
@@ -139,7 +139,7 @@ pub fn generate(
         warnings: vec![],
     };
     // The plan and the cells without their samples; the rebuild reads the samples from
-    // runs.csv and writes results.json (summaries, samples) and summary.md as a run's end does.
+    // runs.csv and writes results.json (metadata, plan, summaries) and summary.md as a run's end does.
     run.write(dir)?;
     benchbox::rebuild::rebuild(dir, None, &[])?;
     Ok(())

@@ -109,6 +109,11 @@ pub fn remove_spools(run_dir: &Path) {
 /// could be, released right before that file is written for the last time (at the end of the
 /// run, or when it stops on an error). Without it a full disk would leave `results.json`
 /// saying `running`. A file system that cannot preallocate gets no reserve.
+///
+/// results.json holds no samples, so it does not grow with the invocations: between two
+/// writes it grows only by a few counters and limits per invocation ([`Self::PER_INVOCATION`]),
+/// a cell's memory timeline replaced by a longer one ([`Self::PER_TIMELINE_POINT`] per point),
+/// and at the end a failure's reason ([`Self::SLACK`]).
 pub struct Reserve {
     path: PathBuf,
     file: Option<File>,
@@ -117,9 +122,13 @@ pub struct Reserve {
 
 impl Reserve {
     pub const FILE: &'static str = ".reserve";
-    /// Room for what is not yet in results.json: per invocation since its last write, and for
-    /// a failure's reason.
-    pub const PER_SAMPLE: u64 = 2 << 10;
+    /// Room per invocation since the last write: its cell's counts of failures and suspect
+    /// invocations, and its applied limits, which it may set for the first time.
+    pub const PER_INVOCATION: u64 = 512;
+    /// Room per point of a memory timeline that replaces its cell's last one: a pair of
+    /// numbers in pretty JSON (about 60 bytes for a time and a byte count).
+    pub const PER_TIMELINE_POINT: u64 = 96;
+    /// Room for a failure's reason and setup errors.
     pub const SLACK: u64 = 16 << 10;
     const STEP: u64 = 64 << 10;
 

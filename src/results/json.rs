@@ -2,14 +2,20 @@
 //! ([`RunResults::write`]) and its one reader ([`RunResults::read`]), and a run loaded back
 //! for reports ([`load`]).
 //!
+//! runs.csv is the only store of the samples: results.json holds the metadata, the plan and the
+//! summaries, never the samples (schema version 2; a version-1 file also has every sample in
+//! `cells[].samples`). In memory a [`CellResult`] carries its cell's samples all the same, read
+//! from runs.csv, for the summariser and the renderers.
+//!
+//! - [`RunResults::read`] and [`load`] read the document with [`CellMeta`] cells, which serde
+//!   parses without building the samples of a version-1 file: they are skipped, never trusted.
 //! - [`load`]: a run read back with `runs.csv` as the source of truth for the samples and
 //!   `results.json` only for the metadata (host, plan, seed, statistics options, setup errors,
-//!   applied limits, each cell's planned invocations). The samples stored in `results.json` are
-//!   skipped, never trusted (the document is read with [`CellMeta`] cells, which serde parses
-//!   without building the samples). runs.csv is validated and checked against the plan
-//!   ([`load_checked`]); rows missing from it are shown as "n of N" everywhere.
+//!   applied limits, each cell's planned invocations). runs.csv is streamed, validated and
+//!   checked against the plan row by row ([`load_checked`]), each row going straight to its
+//!   cell, so the samples are held once; rows missing from it are shown as "n of N" everywhere.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Planned, Result, ResultsError, Sample, check_plan, io_err, read_csv};
+use super::{Planned, Result, ResultsError, Sample, check_row, io_err, read_csv_each};
 use crate::measurement::Applied;
 use crate::plan::{Phase, Plan};
 use crate::spec::Order;
@@ -46,6 +52,11 @@ pub struct CellResult {
     /// invocation whose status is `ok`; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memory_timeline: Vec<(f64, u64)>,
+    /// The cell's invocations, in runs.csv's order: read from runs.csv ([`load`]), never written
+    /// to results.json. Deserializing a version-1 document straight into a `CellResult` fills
+    /// them from its `samples` (the renderers' test fixtures are such documents); benchbox's
+    /// readers skip them ([`CellMeta`]).
+    #[serde(default, skip_serializing)]
     pub samples: Vec<Sample>,
     /// Per metric (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom...), over the measured
     /// invocations whose status is `ok`.
@@ -133,9 +144,8 @@ pub struct RunResults<C = CellResult> {
     pub warnings: Vec<String>,
 }
 
-/// A cell of results.json without its samples, summaries and counts: what [`load`] takes from
-/// results.json (the rest is rebuilt from runs.csv). Serde skips the `samples` arrays without
-/// building them, which keeps memory flat.
+/// A cell of results.json as benchbox reads it: everything but the samples, which serde skips
+/// without building them (a version-1 file has them all), so reading keeps memory flat.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CellMeta {
     id: String,
@@ -150,6 +160,14 @@ pub struct CellMeta {
     planned: Option<Planned>,
     #[serde(default)]
     memory_timeline: Vec<(f64, u64)>,
+    #[serde(default)]
+    summary: BTreeMap<String, crate::stats::Summary>,
+    #[serde(default)]
+    failures: usize,
+    #[serde(default)]
+    suspect: usize,
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 impl From<CellMeta> for CellResult {
@@ -164,28 +182,54 @@ impl From<CellMeta> for CellResult {
             setup_error: c.setup_error,
             planned: c.planned,
             memory_timeline: c.memory_timeline,
-            ..Default::default()
+            samples: Vec::new(),
+            summary: c.summary,
+            failures: c.failures,
+            suspect: c.suspect,
+            warnings: c.warnings,
         }
     }
 }
 
 impl RunResults {
-    /// results.json of the run in `run_dir`, as written (samples and summaries included).
+    /// results.json of the run in `run_dir`, as written: metadata, plan and summaries, without
+    /// samples (those of a version-1 file are skipped: runs.csv has them, see [`load`]).
     pub fn read(run_dir: &Path) -> Result<RunResults> {
         let path = run_dir.join("results.json");
-        Self::parse(&path)?.map_err(|e| ResultsError::Csv {
+        let run = RunResults::<CellMeta>::parse(&path)?.map_err(|e| ResultsError::Csv {
             path,
             message: e.to_string(),
-        })
+        })?;
+        Ok(run.map_cells(CellResult::from))
     }
 }
+
+/// The size above which results.json is parsed as a stream (see [`RunResults::parse`]). A
+/// version-2 file has no samples and stays far below it.
+const STREAM_ABOVE: u64 = 8 << 20;
 
 impl<C: DeserializeOwned> RunResults<C> {
     /// The one reader of results.json: the file at `path`, read into memory at once and parsed
     /// from the slice (much faster than a streaming reader; the buffer is freed before anything
-    /// else is read). An error reading it, or the outcome of parsing it.
+    /// else is read). A file above [`STREAM_ABOVE`] is, in practice, a version-1 file with
+    /// every sample in it (about 1 KB each): it is parsed as a stream instead, so its samples,
+    /// skipped, are never in memory. An error reading it, or the outcome of parsing it.
     fn parse(path: &Path) -> Result<serde_json::Result<RunResults<C>>> {
-        let bytes = fs::read(path).map_err(io_err("read", path))?;
+        Self::parse_streaming_above(path, STREAM_ABOVE)
+    }
+
+    fn parse_streaming_above(
+        path: &Path,
+        stream_above: u64,
+    ) -> Result<serde_json::Result<RunResults<C>>> {
+        let mut file = fs::File::open(path).map_err(io_err("read", path))?;
+        let len = file.metadata().map_err(io_err("read", path))?.len();
+        if len > stream_above {
+            let reader = io::BufReader::with_capacity(1 << 20, file);
+            return Ok(serde_json::from_reader(reader));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err("read", path))?;
         Ok(serde_json::from_slice(&bytes))
     }
 }
@@ -220,8 +264,8 @@ impl<C> RunResults<C> {
 
 impl RunResults {
     /// The one writer of results.json: atomically (a temp file in `run_dir`, synced, mode
-    /// 0644, renamed), streamed to the temp file (the pretty JSON of 100,000 samples is tens
-    /// of MB, and holding it in memory would double the peak). Returns its size. Runs and
+    /// 0644, renamed), streamed to the temp file (nothing of it is held in memory at once).
+    /// Its samples are not written (runs.csv has them). Returns its size. Runs and
     /// reports write it last, so a `complete` run always has its other files.
     pub fn write(&self, run_dir: &Path) -> Result<u64> {
         let path = run_dir.join("results.json");
@@ -294,10 +338,10 @@ pub fn load(dir: &Path) -> Result<RunResults> {
 }
 
 /// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
-/// [`super::Torn`]). runs.csv is validated ([`read_csv`]) and checked against the
-/// run's plan: a row of a cell the run does not have, or an invocation beyond the cell's
-/// planned count, is an error naming the line. A missing runs.csv is an error: the run's raw
-/// data is gone.
+/// [`super::Torn`]). runs.csv is streamed, validated ([`read_csv_each`]) and checked against
+/// the run's plan row by row ([`check_row`]): a row of a cell the run does not have, or an
+/// invocation beyond the cell's planned count, is an error naming the line. A missing runs.csv
+/// is an error: the run's raw data is gone.
 pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
     let dir = run_dir(dir)?;
     let meta = RunResults::<CellMeta>::parse(&dir.join("results.json"))?.map_err(|e| {
@@ -310,54 +354,57 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
     if !csv_path.exists() {
         return Err(ResultsError::NoRunsCsv { path: csv_path });
     }
-    let data = read_csv(&csv_path)?;
-    let warnings: Vec<String> = data.torn.iter().map(|t| t.warning(&csv_path)).collect();
-    let mut run = meta.map_cells(CellResult::from);
-    if run.cells.iter().all(|c| c.planned.is_none()) {
-        // Written before benchbox recorded each cell's plan: from the plan and the command line.
-        let with_rows: HashSet<&str> = data
-            .rows
-            .iter()
-            .map(|r| r.sample.cell_id.as_str())
-            .collect();
+    // The summaries and counts are rebuilt from runs.csv (`report::summarize`), and the run is
+    // now in this version's schema, whatever the file's was (a version-1 file's samples were
+    // skipped).
+    let mut run = meta.map_cells(|c| CellResult {
+        summary: BTreeMap::new(),
+        failures: 0,
+        suspect: 0,
+        warnings: Vec::new(),
+        ..CellResult::from(c)
+    });
+    // Written before benchbox recorded each cell's plan: from the plan and the command line.
+    // Rows are checked against it as if every cell had rows (a cell with rows was part of the
+    // run); a cell left without any is then unplanned if `--only` kept it out.
+    run.schema_version = super::SCHEMA_VERSION;
+    let recorded = run.cells.iter().any(|c| c.planned.is_some());
+    if !recorded {
         for cell in &mut run.cells {
-            cell.planned = planned_from_plan(
-                &run.plan,
-                &run.command_line,
-                &cell.id,
-                with_rows.contains(cell.id.as_str()),
-            );
+            cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, true);
         }
     }
-    let plan: HashMap<&str, Option<Planned>> = run
-        .cells
-        .iter()
-        .map(|c| (c.id.as_str(), c.planned))
-        .collect();
-    check_plan(&csv_path, &data.rows, &plan)?;
     let index: HashMap<String, usize> = run
         .cells
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id.clone(), i))
         .collect();
-    // Rows are moved out from the back and the row buffer shrunk as it empties, so the rows and
-    // the cells' sample vectors never both hold the whole run (that alone would be ~25 MB for
-    // 100,000 rows). Each cell's samples are put back into file order afterwards.
-    let mut rows = data.rows;
-    let mut moved = 0usize;
-    while let Some(row) = rows.pop() {
-        moved += 1;
-        if moved.is_multiple_of(8192) {
-            rows.shrink_to_fit();
+    let plan: HashMap<&str, Option<Planned>> = run
+        .cells
+        .iter()
+        .map(|c| (c.id.as_str(), c.planned))
+        .collect();
+    // Each row goes straight to its cell as it is read: the samples are held once.
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); run.cells.len()];
+    let head = read_csv_each(&csv_path, |row| {
+        check_row(&csv_path, &row, &plan)?;
+        // Every row's cell is known: check_row said so.
+        samples[index[&*row.sample.cell_id]].push(row.sample);
+        Ok(())
+    })?;
+    for (cell, samples) in run.cells.iter_mut().zip(samples) {
+        cell.samples = samples;
+        cell.samples.shrink_to_fit();
+    }
+    if !recorded {
+        for cell in &mut run.cells {
+            if cell.samples.is_empty() {
+                cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, false);
+            }
         }
-        // Every row's cell is known: check_plan said so.
-        let i = index[&row.sample.cell_id];
-        run.cells[i].samples.push(row.sample);
     }
-    for cell in &mut run.cells {
-        cell.samples.reverse();
-    }
+    let warnings: Vec<String> = head.torn.iter().map(|t| t.warning(&csv_path)).collect();
     Ok((run, warnings))
 }
 
@@ -392,4 +439,79 @@ fn planned_from_plan(
         warmup: option("warmup").unwrap_or(cell.warmup),
         runs: option("runs").unwrap_or(cell.runs),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example")
+    }
+
+    /// A copy of `reports/example`'s results.json and runs.csv in a temp dir.
+    fn copy_of_example() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for f in ["results.json", "runs.csv"] {
+            fs::copy(example().join(f), tmp.path().join(f)).unwrap();
+        }
+        tmp
+    }
+
+    #[test]
+    fn a_version_1_results_json_with_samples_reads_them_from_runs_csv() {
+        let text = fs::read_to_string(example().join("results.json")).unwrap();
+        assert!(text.contains("\"schema_version\": 1") && text.contains("\"samples\": ["));
+        let tmp = copy_of_example();
+        // A sample in runs.csv that results.json does not have: runs.csv is the truth.
+        let csv = fs::read_to_string(tmp.path().join("runs.csv")).unwrap();
+        let first_wall = csv.lines().nth(1).unwrap().split(',').nth(6).unwrap();
+        fs::write(
+            tmp.path().join("runs.csv"),
+            csv.replacen(first_wall, "7.000000000", 1),
+        )
+        .unwrap();
+        let run = load(tmp.path()).unwrap();
+        assert_eq!(run.schema_version, super::super::SCHEMA_VERSION);
+        assert_eq!(run.cells.iter().map(|c| c.samples.len()).sum::<usize>(), 33);
+        let cell = run.cells.iter().find(|c| c.id == "79ccd99a1e7e").unwrap();
+        assert_eq!(cell.samples[0].measured.wall_s, 7.0);
+        // The metadata reader skips them.
+        let read = RunResults::read(tmp.path()).unwrap();
+        assert!(read.cells.iter().all(|c| c.samples.is_empty()));
+        assert_eq!(read.cells[0].summary["wall_s"].n, 10, "summaries are read");
+    }
+
+    #[test]
+    fn a_large_results_json_parses_as_a_stream_to_the_same_run() {
+        let path = example().join("results.json");
+        let whole = RunResults::<CellMeta>::parse_streaming_above(&path, u64::MAX);
+        let streamed = RunResults::<CellMeta>::parse_streaming_above(&path, 0);
+        let (whole, streamed) = (whole.unwrap().unwrap(), streamed.unwrap().unwrap());
+        assert_eq!(
+            serde_json::to_string(&whole.map_cells(CellResult::from)).unwrap(),
+            serde_json::to_string(&streamed.map_cells(CellResult::from)).unwrap()
+        );
+    }
+
+    #[test]
+    fn results_json_holds_no_samples_and_does_not_grow_with_them() {
+        let tmp = copy_of_example();
+        let mut run = load(tmp.path()).unwrap();
+        let with = run.write(tmp.path()).unwrap();
+        let text = fs::read_to_string(tmp.path().join("results.json")).unwrap();
+        assert!(!text.contains("\"samples\""), "{text}");
+        assert!(text.contains("\"schema_version\": 2"));
+        for cell in &mut run.cells {
+            cell.samples.clear();
+        }
+        assert_eq!(run.write(tmp.path()).unwrap(), with);
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("results.json")).unwrap(),
+            text
+        );
+        // What it still reads back: the run, its samples from runs.csv.
+        let again = load(tmp.path()).unwrap();
+        assert_eq!(again.cells[0].samples.len(), 11);
+    }
 }

@@ -2,13 +2,15 @@
 //!
 //! - `runs.csv`: tidy, one row per invocation, appended as each one ends (in one write, whole
 //!   or not at all), so a crash or a full disk loses at most the invocation in flight. It is
-//!   the source of truth: `--resume`, `report` and `compare` read it back, each row's `status`
-//!   included (see [`crate::status`]), through one validating loader ([`read_csv`], then
-//!   [`check_plan`]): a file that cannot be a record of the run is an error naming the line,
+//!   the source of truth and the only store of the samples: `--resume`, `report` and
+//!   `compare` read it back, each row's `status` included (see [`crate::status`]), through one
+//!   validating loader, a stream of rows ([`read_csv_each`], each row checked with
+//!   [`check_row`]): a file that cannot be a record of the run is an error naming the line,
 //!   and a torn last row (an interrupted write) is recognised and left out ([`Torn`]).
 //! - `results.json`: schema-versioned document with the host, the matrix hash, the plan, the
-//!   seed, and per cell the applied limits, raw samples and summaries. Rewritten atomically
-//!   (temp file + rename), so a reader never sees half a file.
+//!   seed, and per cell the applied limits and summaries; not the samples, which only runs.csv
+//!   holds (a version-1 file has them too; they are skipped). Rewritten atomically (temp file
+//!   + rename), so a reader never sees half a file.
 //! - `logs/<cell>/<phase>-<index>.out|.err`: each invocation's output, when it wrote any (at
 //!   most `[run] max-log` of each stream, see [`crate::sandbox::TRUNCATION_MARKER`]).
 //!   Output goes to two spool files reused from one invocation to the next, and a spool that
@@ -16,12 +18,13 @@
 //!   (~0.2 ms each on a busy ext4 without a journal, which skips recently freed inodes).
 //! - `<name>/latest`: a symlink to the newest run.
 //!
-//! Here: the [`Sample`] both files hold and the errors; `runs_csv` has runs.csv, `json`
+//! Here: the [`Sample`] (a row of runs.csv) and the errors; `runs_csv` has runs.csv, `json`
 //! results.json (its one reader and one writer, and [`load`]), `files` the rest.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +32,10 @@ use crate::measurement::{Measurement, Pressure};
 use crate::plan::Phase;
 use crate::status::{self, Flag, Status};
 
-/// Bumped whenever a field of `results.json` changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever a field of `results.json` changes meaning or disappears. 2: the cells'
+/// `samples` are gone (runs.csv is their one store); a version-1 file still reads, its samples
+/// skipped.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One invocation, as one row of `runs.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +55,7 @@ pub struct Sample {
     /// Why the status is not `ok` (empty when it is).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: MetricValues,
 }
 
 impl Sample {
@@ -127,8 +132,108 @@ impl From<SampleRecord> for Sample {
             status,
             flags: r.flags,
             reason,
-            metrics: r.metrics,
+            metrics: r.metrics.into(),
         }
+    }
+}
+
+/// The custom metrics of one invocation, by name, in the order of their names: a sorted list
+/// rather than a map, its names shared by every sample read from one runs.csv
+/// ([`MetricValues::insert_shared`]). A `BTreeMap<String, f64>` cost a node and a copy of each
+/// name per invocation, about 400 bytes for one metric: most of a sample's memory in a large
+/// run. Reads like that map (`get`, `keys`, `values`, `metrics["name"]`), and is one in JSON.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricValues(Vec<(Arc<String>, f64)>);
+
+impl MetricValues {
+    fn find(&self, name: &str) -> std::result::Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&f64> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// Set `name` to `value`; returns the value it replaces.
+    pub fn insert(&mut self, name: String, value: f64) -> Option<f64> {
+        self.insert_shared(Arc::new(name), value)
+    }
+
+    /// [`MetricValues::insert`] with a name shared with other samples (no copy of it).
+    pub fn insert_shared(&mut self, name: Arc<String>, value: f64) -> Option<f64> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &f64> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &f64)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for MetricValues {
+    type Output = f64;
+    fn index(&self, name: &str) -> &f64 {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no metric `{name}` in this sample"))
+    }
+}
+
+impl FromIterator<(String, f64)> for MetricValues {
+    fn from_iter<I: IntoIterator<Item = (String, f64)>>(values: I) -> MetricValues {
+        let mut m = MetricValues::default();
+        for (k, v) in values {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+impl<const N: usize> From<[(String, f64); N]> for MetricValues {
+    fn from(values: [(String, f64); N]) -> MetricValues {
+        values.into_iter().collect()
+    }
+}
+
+impl From<BTreeMap<String, f64>> for MetricValues {
+    fn from(values: BTreeMap<String, f64>) -> MetricValues {
+        values.into_iter().collect()
+    }
+}
+
+impl Serialize for MetricValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        BTreeMap::<String, f64>::deserialize(d).map(MetricValues::from)
     }
 }
 

@@ -1,14 +1,15 @@
 //! `runs.csv`: the header, the appending writer ([`CsvWriter`]), the validating reader
 //! ([`read_csv`], [`Torn`]) and the check of rows against a run's plan ([`check_plan`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Result, ResultsError, Sample, io_err};
+use super::{MetricValues, Result, ResultsError, Sample, io_err};
 use crate::measurement::{Measurement, Pressure};
 use crate::plan::Phase;
 use crate::status::{self, Status};
@@ -267,11 +268,18 @@ pub struct CsvData {
     pub torn: Option<Torn>,
 }
 
+/// What [`read_csv_each`] found in a runs.csv besides its rows: the axes and the torn last row.
+#[derive(Debug, Clone, Default)]
+pub struct CsvHead {
+    pub axes: Vec<String>,
+    pub torn: Option<Torn>,
+}
+
 /// The largest time a runs.csv may hold: 10^9 s (31 years). Anything above is a corrupt value.
 pub const MAX_SECONDS: f64 = 1e9;
 
-/// Read every sample of a runs.csv back (for `--resume`, `report` and `compare`), validating
-/// it. Axis columns are the columns between `label` and the fixed columns; metric columns
+/// Read every sample of a runs.csv back into memory, validating it (see [`read_csv_each`],
+/// which this collects). Axis columns are the columns between `label` and the fixed columns; metric columns
 /// follow the fixed ones. A runs.csv written before `status`, `flags` and `reason` existed
 /// (its fixed columns end at `involuntary_switches`) is read too: each row's status and reason
 /// come from its exit code, signal, OOM kill and timeout. When the `status` column is there,
@@ -285,6 +293,23 @@ pub const MAX_SECONDS: f64 = 1e9;
 /// phase, status or flag, and a custom metric that is not a finite number (metrics may be
 /// negative). The last record may be torn (see [`Torn`]); it is then left out and reported.
 pub fn read_csv(path: &Path) -> Result<CsvData> {
+    let mut rows = Vec::new();
+    let head = read_csv_each(path, |row| {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok(CsvData {
+        axes: head.axes,
+        rows,
+        torn: head.torn,
+    })
+}
+
+/// [`read_csv`] as a stream, for `--resume`, `report` and `compare`: each valid row goes to
+/// `each` as it is read (in file order), so the file's samples are never held twice, and an
+/// error of `each` stops the read. Every row given to `each` is valid; an error in a later row
+/// is returned after it.
+pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) -> Result<CsvHead> {
     let bad = |message: String| ResultsError::Csv {
         path: path.to_path_buf(),
         message,
@@ -297,7 +322,7 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
     let file = File::open(path).map_err(io_err("read", path))?;
     let len = file.metadata().map_err(io_err("read", path))?.len();
     if len == 0 {
-        return Ok(CsvData::default());
+        return Ok(CsvHead::default());
     }
     let ends_with_newline = {
         let mut last = [0u8; 1];
@@ -320,9 +345,9 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
         .map_err(|e| bad(e.to_string()))?;
     if !has_header || (!has_record && !ends_with_newline) {
         // Only (part of) a header: the run died while creating the file.
-        return Ok(CsvData {
+        return Ok(CsvHead {
+            axes: Vec::new(),
             torn: Some(Torn { line: 1, offset: 0 }),
-            ..Default::default()
         });
     }
     let header: Vec<String> = header_record
@@ -359,11 +384,12 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
     };
     let axes = header[2..phase_at].to_vec();
     let metrics_at = phase_at + fixed;
-    let metric_names = header[metrics_at..].to_vec();
-    let mut data = CsvData {
-        axes,
-        ..Default::default()
-    };
+    // Shared by every row's metrics (see `MetricValues`).
+    let metric_names: Vec<Arc<String>> = header[metrics_at..]
+        .iter()
+        .map(|name| Arc::new(name.clone()))
+        .collect();
+    let mut data = CsvHead { axes, torn: None };
     // (cell, phase, invocation) -> the line it was first seen on. Cell ids are interned.
     let mut cell_ids: HashMap<String, usize> = HashMap::new();
     let mut seen: HashMap<(usize, Phase, u32), u64> = HashMap::new();
@@ -407,12 +433,12 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
                 ),
             ));
         }
-        data.rows.push(CsvRow {
+        each(CsvRow {
             sample: row.0,
             label: row.1,
             axis_values: row.2,
             line,
-        });
+        })?;
         std::mem::swap(&mut record, &mut next);
         has_record = has_next;
     }
@@ -427,7 +453,7 @@ fn parse_row(
     phase_at: usize,
     fixed: usize,
     metrics_at: usize,
-    metric_names: &[String],
+    metric_names: &[Arc<String>],
 ) -> std::result::Result<(Sample, String, Vec<String>), String> {
     let text = |i: usize| -> std::result::Result<&str, String> {
         std::str::from_utf8(r.get(i).unwrap_or(b""))
@@ -541,7 +567,7 @@ fn parse_row(
     } else {
         Pressure::default()
     };
-    let mut metrics = BTreeMap::new();
+    let mut metrics = MetricValues::default();
     for (j, name) in metric_names.iter().enumerate() {
         let v = text(metrics_at + j)?;
         if v.is_empty() {
@@ -549,7 +575,7 @@ fn parse_row(
         }
         match v.parse::<f64>() {
             Ok(x) if x.is_finite() => {
-                metrics.insert(name.clone(), x);
+                metrics.insert_shared(Arc::clone(name), x);
             }
             _ => {
                 return Err(format!(
@@ -621,34 +647,34 @@ pub fn check_plan(
     rows: &[CsvRow],
     plan: &HashMap<&str, Option<Planned>>,
 ) -> Result<()> {
-    for row in rows {
-        let s = &row.sample;
-        let invalid = |message: String| ResultsError::Invalid {
-            path: path.to_path_buf(),
-            line: row.line,
-            message,
-        };
-        match plan.get(s.cell_id.as_str()) {
-            None => {
-                return Err(invalid(format!(
-                    "cell `{}` is not one of this run's cells (see results.json)",
-                    s.cell_id
-                )));
-            }
-            Some(Some(p)) if s.index >= p.of(s.phase) => {
-                let (what, n) = match s.phase {
-                    Phase::Warmup => ("warm-up", p.warmup),
-                    Phase::Measure => ("measured invocation", p.runs),
-                };
-                return Err(invalid(format!(
-                    "{what} {} of cell `{}` is beyond the plan ({n} {what}s, numbered from 0)",
-                    s.index, row.label
-                )));
-            }
-            Some(_) => {}
+    rows.iter().try_for_each(|row| check_row(path, row, plan))
+}
+
+/// [`check_plan`] for one row, as [`read_csv_each`] gives them.
+pub fn check_row(path: &Path, row: &CsvRow, plan: &HashMap<&str, Option<Planned>>) -> Result<()> {
+    let s = &row.sample;
+    let invalid = |message: String| ResultsError::Invalid {
+        path: path.to_path_buf(),
+        line: row.line,
+        message,
+    };
+    match plan.get(&*s.cell_id) {
+        None => Err(invalid(format!(
+            "cell `{}` is not one of this run's cells (see results.json)",
+            s.cell_id
+        ))),
+        Some(Some(p)) if s.index >= p.of(s.phase) => {
+            let (what, n) = match s.phase {
+                Phase::Warmup => ("warm-up", p.warmup),
+                Phase::Measure => ("measured invocation", p.runs),
+            };
+            Err(invalid(format!(
+                "{what} {} of cell `{}` is beyond the plan ({n} {what}s, numbered from 0)",
+                s.index, row.label
+            )))
         }
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

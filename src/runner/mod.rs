@@ -608,7 +608,7 @@ impl Runner<'_> {
             status: Status::Ok,
             flags: Vec::new(),
             reason: String::new(),
-            metrics: extracted.values,
+            metrics: extracted.values.into(),
         };
         (sample.status, sample.reason) = match &start_error {
             Some(message) => (Status::StartFailed, message.clone()),

@@ -13,7 +13,7 @@ use crate::host;
 use crate::image::ResolvedImage;
 use crate::lock::RunLock;
 use crate::plan::{self, Phase};
-use crate::results::{self, CellResult, CsvWriter, RunResults, Sample};
+use crate::results::{self, CellResult, CsvWriter, RunResults};
 use crate::sandbox;
 use crate::spec::{Cell, Matrix, Root};
 use crate::status::RunStatus;
@@ -33,7 +33,7 @@ pub(super) struct Opened {
     pub done: HashSet<(String, Phase, u32)>,
     /// A torn last row of a resumed runs.csv, cut off.
     pub torn_warning: Option<String>,
-    /// results.json as the run starts (status `running`, the resumed samples in it).
+    /// results.json as the run starts (status `running`; the samples are in runs.csv only).
     pub results: RunResults,
     pub csv: CsvWriter,
     /// Where this run's invocations keep their scratch (setup layers, upper layers on disk).
@@ -115,7 +115,6 @@ pub(super) fn open(
         .or(matrix.seed)
         .unwrap_or_else(rand::random);
     let mut done: HashSet<(String, Phase, u32)> = HashSet::new();
-    let mut samples_by_cell: HashMap<String, Vec<Sample>> = HashMap::new();
     let csv_path = dir.join("runs.csv");
     let mut torn_warning = None;
     if let Some(previous) = &previous
@@ -126,11 +125,16 @@ pub(super) fn open(
             .iter()
             .map(|c| (c.id.as_str(), c.planned))
             .collect();
-        // A runs.csv that is no record of this run is not appended to (exit 2).
-        let data = results::read_csv(&csv_path)
-            .and_then(|data| results::check_plan(&csv_path, &data.rows, &plan).map(|_| data))
-            .map_err(|e| RunError::Usage(format!("cannot resume `{}`: {e}", dir.display())))?;
-        if let Some(torn) = data.torn {
+        // A runs.csv that is no record of this run is not appended to (exit 2). Only which
+        // invocations are done is kept: the samples stay in runs.csv.
+        let head = results::read_csv_each(&csv_path, |row| {
+            results::check_row(&csv_path, &row, &plan)?;
+            let s = row.sample;
+            done.insert((s.cell_id.to_string(), s.phase, s.index));
+            Ok(())
+        })
+        .map_err(|e| RunError::Usage(format!("cannot resume `{}`: {e}", dir.display())))?;
+        if let Some(torn) = head.torn {
             // An interrupted write: cut it off; its invocation is not done, so it runs again.
             let cut = fs::OpenOptions::new()
                 .write(true)
@@ -145,14 +149,6 @@ pub(super) fn open(
                 "{}; it was cut off, and that invocation runs again",
                 torn.describe(&csv_path)
             ));
-        }
-        for row in data.rows {
-            let sample = row.sample;
-            done.insert((sample.cell_id.clone(), sample.phase, sample.index));
-            samples_by_cell
-                .entry(sample.cell_id.clone())
-                .or_default()
-                .push(sample);
         }
     }
     let axes: Vec<String> = matrix.axes.iter().map(|a| a.name.clone()).collect();
@@ -218,7 +214,6 @@ pub(super) fn open(
                     previous_cell.and_then(|pc| pc.planned)
                 },
                 security: Some(c.security.effective()),
-                samples: samples_by_cell.remove(&c.id).unwrap_or_default(),
                 ..Default::default()
             }
         })

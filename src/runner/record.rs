@@ -30,9 +30,10 @@ pub(super) struct Recorder {
     last_write: Instant,
     /// Room kept to record how the run ended, even on a full disk.
     reserve: results::Reserve,
-    /// The size of results.json when last written, and the samples recorded since.
+    /// The size of results.json when last written, and how much it may have grown since (see
+    /// [`results::Reserve`]).
     json_len: u64,
-    unwritten: u64,
+    growth: u64,
 }
 
 impl Recorder {
@@ -52,7 +53,7 @@ impl Recorder {
             resume_command,
             last_write: Instant::now(),
             json_len: 0,
-            unwritten: 0,
+            growth: 0,
         }
     }
 
@@ -115,8 +116,11 @@ impl Recorder {
                 }
                 if sample.counts_toward_statistics() && !outcome.memory_timeline.is_empty() {
                     result.memory_timeline = outcome.memory_timeline.clone();
+                    // The timeline replaces the last one: results.json may grow by its size.
+                    self.growth +=
+                        outcome.memory_timeline.len() as u64 * results::Reserve::PER_TIMELINE_POINT;
                 }
-                result.samples.push((*sample).clone());
+                // The sample itself is in runs.csv only: it is not kept here.
             }
             Event::SetupStarted { .. }
             | Event::InvocationStarted { .. }
@@ -132,12 +136,9 @@ impl Recorder {
         if self.last_write.elapsed() >= Duration::from_secs(1) {
             self.write_results()
         } else {
-            self.unwritten += 1;
-            self.reserve.ensure(
-                self.json_len
-                    + self.unwritten * results::Reserve::PER_SAMPLE
-                    + results::Reserve::SLACK,
-            )?;
+            self.growth += results::Reserve::PER_INVOCATION;
+            self.reserve
+                .ensure(self.json_len + self.growth + results::Reserve::SLACK)?;
             Ok(())
         }
     }
@@ -151,7 +152,7 @@ impl Recorder {
     /// Rewrite results.json (atomically) and keep the reserve as large as the next one.
     fn write_results(&mut self) -> Result<(), RunError> {
         self.json_len = self.results.write(&self.dir)?;
-        self.unwritten = 0;
+        self.growth = 0;
         self.last_write = Instant::now();
         self.reserve
             .ensure(self.json_len + results::Reserve::SLACK)?;
