@@ -368,7 +368,7 @@ fn thinning_step(n: usize) -> usize {
 fn thin(sorted: &[f64]) -> Vec<f64> {
     let step = thinning_step(sorted.len());
     let mut kept: Vec<f64> = sorted.iter().copied().step_by(step).collect();
-    if (sorted.len() - 1) % step != 0
+    if !(sorted.len() - 1).is_multiple_of(step)
         && let Some(&last) = sorted.last()
     {
         kept.push(last);
@@ -381,7 +381,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1345,7 +1345,7 @@ mod tests {
             assert_eq!(*median, 20.0);
             let (lo, hi) = ci.unwrap();
             assert!(
-                lo >= 10.0 && lo < 20.0 && hi > 20.0 && hi <= 30.0,
+                (10.0..20.0).contains(&lo) && hi > 20.0 && hi <= 30.0,
                 "{lo} {hi}"
             );
         }
