@@ -420,10 +420,11 @@ fn thinning_note(cells: &[(String, Vec<f64>)]) -> Option<(String, String)> {
     match groups.as_slice() {
         [] => None,
         [((step, n), count)] if *count == cells.len() => {
-            let words = format!("{} invocations shown per cell, {order}", every(*step, *n));
+            // The line under the chart is kept short enough for its width.
+            let words = format!("{} invocations shown per cell", every(*step, *n));
             Some((
-                format!("Points: {words}"),
-                format!("points thinned: {words}"),
+                format!("Points: {words}, sorted"),
+                format!("points thinned: {words}, {order}"),
             ))
         }
         _ => {
@@ -1313,7 +1314,7 @@ mod tests {
         let (line, clause) = thinning_note(&[cell(5_000), cell(5_000)]).unwrap();
         assert_eq!(
             line,
-            "Points: every 25th of 5,000 invocations shown per cell, in sorted order, and the largest"
+            "Points: every 25th of 5,000 invocations shown per cell, sorted"
         );
         assert!(clause.starts_with("points thinned: every 25th of 5,000"));
         let (line, clause) = thinning_note(&[cell(5_000), cell(300), cell(11)]).unwrap();
