@@ -610,3 +610,140 @@ fn the_security_policy_is_shown_and_a_loosened_one_leads_the_page() {
         "{html}"
     );
 }
+
+/// The quickstart run with two cells of `n` measured invocations each (values spread
+/// deterministically around the recorded ones), summarised again; few resamples, as the
+/// figures are what is tested.
+fn large_run(n: u32) -> RunResults {
+    let mut r = fixture("quickstart");
+    r.cells.truncate(2);
+    r.stats.resamples = 200;
+    for (c, cell) in r.cells.iter_mut().enumerate() {
+        let template = cell
+            .samples
+            .iter()
+            .find(|s| s.phase == benchbox::plan::Phase::Measure)
+            .unwrap()
+            .clone();
+        cell.samples = (0..n)
+            .map(|i| {
+                let mut s = template.clone();
+                s.index = i;
+                // A fixed, scrambled spread of +-10% (the order differs from sorted order).
+                let u = ((i as u64 * 7_919 + c as u64 * 104_729) % 1_009) as f64 / 1_009.0;
+                let f = 0.9 + 0.2 * u;
+                s.measured.wall_s *= f;
+                s.measured.user_s *= f;
+                s.measured.peak_memory_bytes = s.measured.peak_memory_bytes.map(|b| b + i as u64);
+                for v in s.metrics.values_mut() {
+                    *v *= f;
+                }
+                s
+            })
+            .collect();
+    }
+    benchbox::report::summarize(&mut r);
+    r
+}
+
+fn elements(svg: &str, name: &str) -> usize {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.is_element() && (name.is_empty() || n.tag_name().name() == name))
+        .count()
+}
+
+#[test]
+fn small_runs_draw_every_invocation_and_say_nothing_of_thinning() {
+    let r = fixture("quickstart");
+    let plots = render::plots(&r, &default_opts()).unwrap();
+    let wall = plots
+        .iter()
+        .find(|p| p.stem == "distribution-wall_s")
+        .unwrap();
+    let measured: usize = r
+        .cells
+        .iter()
+        .map(|c| {
+            c.samples
+                .iter()
+                .filter(|s| s.counts_toward_statistics())
+                .count()
+        })
+        .sum();
+    assert_eq!(elements(&wall.svg, "circle"), measured);
+    assert!(!wall.caption.contains("thinned"), "{}", wall.caption);
+    assert!(!svg_texts(&wall.svg).join(" ").contains("Points"));
+}
+
+#[test]
+fn large_cells_are_thinned_with_a_bounded_size_and_say_so() {
+    const N: u32 = 2_000;
+    let r = large_run(N);
+    let plots = render::plots(&r, &default_opts()).unwrap();
+    let bound = render::plots::MAX_POINTS_PER_CELL + 1;
+    for p in plots.iter().filter(|p| p.stem.starts_with("distribution-")) {
+        // Per cell at most the bound (and the largest), plus the chart's own elements.
+        let circles = elements(&p.svg, "circle");
+        assert!(circles <= 2 * bound, "{}: {circles} circles", p.stem);
+        assert!(circles >= bound, "{}: {circles} circles", p.stem);
+        let all = elements(&p.svg, "");
+        assert!(all <= 2 * bound + 200, "{}: {all} elements", p.stem);
+        let words = "every 10th of 2,000 invocations shown per cell";
+        assert!(p.caption.contains(words), "{}", p.caption);
+        assert!(svg_texts(&p.svg).join(" ").contains(words), "{}", p.stem);
+    }
+    // report.html: the small report and a budget per cell and plotted metric that does not
+    // grow with the invocations (the points as SVG circles, about 90 bytes each).
+    let html = render::html::html_with_plots(&r, &default_opts(), &plots).unwrap();
+    let small = render::html(&fixture("quickstart"), &default_opts()).unwrap();
+    let distributions = plots
+        .iter()
+        .filter(|p| p.stem.starts_with("distribution-"))
+        .count();
+    let budget = small.len() + distributions * r.cells.len() * bound * 100;
+    assert!(
+        html.len() < budget,
+        "report.html is {} bytes, over {budget}",
+        html.len()
+    );
+    assert!(html.contains("every 10th of 2,000 invocations shown per cell"));
+}
+
+#[test]
+fn thinning_is_deterministic_and_independent_of_the_order_of_invocations() {
+    let r = large_run(1_000);
+    let a = render::plots(&r, &default_opts()).unwrap();
+    assert_eq!(a, render::plots(&r, &default_opts()).unwrap());
+    assert_eq!(
+        render::html::html_with_plots(&r, &default_opts(), &a).unwrap(),
+        render::html::html_with_plots(&r, &default_opts(), &a).unwrap()
+    );
+    // The same invocations recorded in another order: the same distribution plots.
+    let mut reversed = r.clone();
+    for cell in &mut reversed.cells {
+        cell.samples.reverse();
+    }
+    let b = render::plots(&reversed, &default_opts()).unwrap();
+    for (pa, pb) in a.iter().zip(&b) {
+        if pa.stem.starts_with("distribution-") {
+            assert_eq!(pa, pb, "{}", pa.stem);
+        }
+    }
+}
+
+#[test]
+fn a_long_memory_timeline_is_a_band_of_bounded_size() {
+    let mut r = fixture("quickstart");
+    for (k, cell) in r.cells.iter_mut().enumerate() {
+        cell.memory_timeline = (0..20_000u64)
+            .map(|i| (i as f64 * 0.01, (10 + k as u64) << 20 | (i % 64) << 12))
+            .collect();
+    }
+    let plots = render::plots(&r, &default_opts()).unwrap();
+    let memory = plots.iter().find(|p| p.stem == "memory-over-time").unwrap();
+    assert!(memory.caption.contains("10-90% band"), "{}", memory.caption);
+    assert_eq!(elements(&memory.svg, "circle"), 0);
+    assert!(memory.svg.len() < 100_000, "{} bytes", memory.svg.len());
+    assert!(elements(&memory.svg, "") < 300);
+}

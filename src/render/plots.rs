@@ -4,7 +4,10 @@
 //! - `distribution-<metric>`: every measured invocation per cell, as a horizontal box plot
 //!   (box = quartiles, bar = median, whiskers = the furthest points within 1.5 IQR, Tukey)
 //!   with the points on top, jittered vertically by a fixed sequence (not random), points
-//!   beyond the whiskers in vermillion.
+//!   beyond the whiskers in vermillion. A cell of more than [`MAX_POINTS_PER_CELL`]
+//!   invocations keeps its box over all of them but shows a thinned set of points (every
+//!   k-th in sorted order, and the largest; see [`thin`]), and the figure says so under the
+//!   chart and in its caption.
 //! - `medians-<metric>`: medians with their 95% CI whiskers, grouped along the x axis by the
 //!   matrix's first axis and faceted (one panel each) by its second; further axes become
 //!   coloured series side by side. One axis gives one panel, no axes one point.
@@ -13,8 +16,11 @@
 //! - `ratios-<metric>`: each cell's median over the reference cell's, with the bootstrap CI of
 //!   the ratio, and a dashed line at 1.
 //!
-//! Memory over time per cell is not plotted: the runner records no samples of memory over
-//! time yet (only the peak), so there is nothing to draw.
+//! - `memory-over-time`: memory in use since the exec, per cell, from the timelines the
+//!   results carry. A cell of at most [`MAX_MEMORY_POINTS`] samples is one line through them;
+//!   above, the samples are pooled into [`MEMORY_BINS`] time bins and drawn as the median with
+//!   a 10-90% band (see [`memory_band`]), so the plot's size is bounded whatever the length
+//!   or the number of the timelines.
 //!
 //! Publication quality: sized for one column of a two-column paper (480 x ~300 SVG pixels,
 //! i.e. 3.3 in at 144 px/in with 8-9 pt text; a faceted plot widens towards a full page
@@ -61,6 +67,23 @@ static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const PNG_SCALE: f64 = 3.0;
 /// Width of a single-panel plot, in SVG pixels.
 const WIDTH: u32 = 480;
+
+/// Above this many invocations in a cell, its distribution shows at most this many points
+/// (plus its largest) over a box plot of all of them; at or below it, every invocation is
+/// drawn, as always. Why 200: a cell's row is about 400 px wide, where 200 points (jittered over
+/// the row's height) still read as single points and show the shape; many more merge into a
+/// smear that says no more than the box, while each one costs an SVG element of about 90
+/// bytes, in the plot and again in report.html (2 cells of 5,000 invocations made a 2.7 MB
+/// report, nearly all of it points).
+pub const MAX_POINTS_PER_CELL: usize = 200;
+
+/// A cell's memory timeline with more samples than this is drawn as a band over time bins
+/// rather than a line through every sample (the same bound as the distribution's points).
+pub const MAX_MEMORY_POINTS: usize = 200;
+
+/// The number of time bins of a memory band: one every 2 px or so across the chart, finer
+/// than the eye resolves.
+pub const MEMORY_BINS: usize = 200;
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -169,6 +192,8 @@ enum Figure {
         /// (cell label, values), top to bottom.
         cells: Vec<(String, Vec<f64>)>,
         x_title: String,
+        /// Said under the chart when points are thinned ([`thinning_note`]); `None` otherwise.
+        note: Option<String>,
     },
     Medians {
         x_labels: Vec<String>,
@@ -183,6 +208,8 @@ enum Figure {
         y_title: String,
         /// (series label, points (x, median, CI)), x ascending.
         series: Vec<Line>,
+        /// A dot at every point: off for binned memory bands, whose points are bins.
+        markers: bool,
     },
     Ratios {
         /// (cell label, ratio, CI), top to bottom.
@@ -203,7 +230,10 @@ impl Figure {
     /// Size in SVG pixels.
     fn size(&self) -> (u32, u32) {
         match self {
-            Figure::Distribution { cells, .. } => (WIDTH, 70 + 34 * cells.len().max(2) as u32),
+            Figure::Distribution { cells, note, .. } => {
+                let note = if note.is_some() { NOTE_HEIGHT } else { 0 };
+                (WIDTH, 70 + 34 * cells.len().max(2) as u32 + note)
+            }
             Figure::Ratios { rows, .. } => (WIDTH, 70 + 26 * rows.len().max(2) as u32),
             Figure::Medians { facets, series, .. } => {
                 let legend = if series.len() > 1 { 22 } else { 0 };
@@ -219,7 +249,11 @@ impl Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, g: Geom) -> DrawResult {
         root.fill(&WHITE).map_err(err)?;
         match self {
-            Figure::Distribution { cells, x_title } => draw_distribution(root, g, cells, x_title),
+            Figure::Distribution {
+                cells,
+                x_title,
+                note,
+            } => draw_distribution(root, g, cells, x_title, note.as_deref()),
             Figure::Ratios { rows, x_title } => draw_ratios(root, g, rows, x_title),
             Figure::Medians {
                 x_labels,
@@ -232,7 +266,8 @@ impl Figure {
                 x_title,
                 y_title,
                 series,
-            } => draw_line(root, g, x_title, y_title, series),
+                markers,
+            } => draw_line(root, g, x_title, y_title, series, *markers),
         }
     }
 }
@@ -310,12 +345,132 @@ where
     mesh
 }
 
+/// The height of the line under a distribution that says its points are thinned.
+const NOTE_HEIGHT: u32 = 18;
+
+/// Every how many-th value, in sorted order, the distribution plot draws of a cell of `n`
+/// invocations: 1 (all of them) up to [`MAX_POINTS_PER_CELL`], then just enough to stay
+/// within it.
+fn thinning_step(n: usize) -> usize {
+    if n <= MAX_POINTS_PER_CELL {
+        1
+    } else {
+        n.div_ceil(MAX_POINTS_PER_CELL)
+    }
+}
+
+/// The points drawn of a cell whose values are `sorted` (ascending): every
+/// [`thinning_step`]-th from the smallest, and the largest (so the extremes, and the axis, are
+/// those of all the values). Sorted order rather than the order invocations ran: the points
+/// kept are evenly spaced quantiles, so they have the distribution of all the values to within
+/// one step, with no sampling noise; and they depend only on the values, not on the order
+/// rows were recorded, resumed or merged in, nor on any thread's timing.
+fn thin(sorted: &[f64]) -> Vec<f64> {
+    let step = thinning_step(sorted.len());
+    let mut kept: Vec<f64> = sorted.iter().copied().step_by(step).collect();
+    if !(sorted.len() - 1).is_multiple_of(step)
+        && let Some(&last) = sorted.last()
+    {
+        kept.push(last);
+    }
+    kept
+}
+
+/// `n` with thousands separators: "5,000".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "every 25th of 5,000": one cell's thinning in words.
+fn every(step: usize, n: usize) -> String {
+    let suffix = match (step % 10, step % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("every {step}{suffix} of {}", thousands(n))
+}
+
+/// What the distribution plot of `cells` thins, if anything: (the line under the chart, the
+/// clause of the caption). Cells of the same size are grouped, so the words stay short.
+fn thinning_note(cells: &[(String, Vec<f64>)]) -> Option<(String, String)> {
+    let mut groups: Vec<((usize, usize), usize)> = Vec::new();
+    for (_, values) in cells {
+        let n = values.len();
+        let step = thinning_step(n);
+        if step == 1 {
+            continue;
+        }
+        match groups.iter_mut().find(|(key, _)| *key == (step, n)) {
+            Some((_, count)) => *count += 1,
+            None => groups.push(((step, n), 1)),
+        }
+    }
+    let order = "in sorted order, and the largest";
+    match groups.as_slice() {
+        [] => None,
+        [((step, n), count)] if *count == cells.len() => {
+            // The line under the chart is kept short enough for its width.
+            let words = format!("{} invocations shown per cell", every(*step, *n));
+            Some((
+                format!("Points: {words}, sorted"),
+                format!("points thinned: {words}, {order}"),
+            ))
+        }
+        _ => {
+            let listed: Vec<String> = groups
+                .iter()
+                .map(|((step, n), count)| {
+                    let cells = if *count == 1 { "cell" } else { "cells" };
+                    format!("{} ({count} {cells})", every(*step, *n))
+                })
+                .collect();
+            let steps = groups.iter().map(|((step, _), _)| *step);
+            let (lo, hi) = (steps.clone().min().unwrap_or(1), steps.max().unwrap_or(1));
+            let line = if groups.len() <= 2 {
+                listed.join(", ")
+            } else {
+                format!("every {lo}th to every {hi}th")
+            };
+            Some((
+                format!("Points over {MAX_POINTS_PER_CELL} per cell: {line}, sorted"),
+                format!(
+                    "points thinned in cells of over {MAX_POINTS_PER_CELL} invocations: {}, {order}; other cells show every invocation",
+                    listed.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
 fn draw_distribution<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     g: Geom,
     cells: &[(String, Vec<f64>)],
     x_title: &str,
+    note: Option<&str>,
 ) -> DrawResult {
+    // The note gets a strip under the chart; without one the chart has the whole area, as it
+    // always had.
+    let (area, note_area) = match note {
+        Some(_) => {
+            let (_, height) = root.dim_in_pixel();
+            let (area, strip) = root.split_vertically(height - g.upx(NOTE_HEIGHT as f64));
+            (area, Some(strip))
+        }
+        None => (root.clone(), None),
+    };
+    let root = &area;
     let n = cells.len();
     let all = cells.iter().flat_map(|(_, v)| v.iter().copied());
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
@@ -389,8 +544,17 @@ fn draw_distribution<DB: DrawingBackend>(
                 ),
             ])
             .map_err(err)?;
+        // Every invocation up to the threshold, in the order they ran (so a small run's plot is
+        // what it always was); above it, the thinned sorted values.
+        let thinned;
+        let points: &[f64] = if values.len() > MAX_POINTS_PER_CELL {
+            thinned = thin(&sorted);
+            &thinned
+        } else {
+            values
+        };
         chart
-            .draw_series(values.iter().enumerate().map(|(k, &v)| {
+            .draw_series(points.iter().enumerate().map(|(k, &v)| {
                 let colour = if v < lo_fence || v > hi_fence {
                     outlier_colour
                 } else {
@@ -402,6 +566,15 @@ fn draw_distribution<DB: DrawingBackend>(
                     colour.mix(0.8).filled(),
                 )
             }))
+            .map_err(err)?;
+    }
+    if let (Some(text), Some(strip)) = (note, note_area) {
+        strip
+            .draw(&Text::new(
+                text.to_string(),
+                (g.px(10.0), g.px(1.0)),
+                g.font(10.0).color(&RGBColor(90, 90, 90)),
+            ))
             .map_err(err)?;
     }
     root.present().map_err(err)
@@ -584,6 +757,7 @@ fn draw_line<DB: DrawingBackend>(
     x_title: &str,
     y_title: &str,
     series: &[Line],
+    markers: bool,
 ) -> DrawResult {
     let all: Vec<(f64, Option<(f64, f64)>)> = series
         .iter()
@@ -637,13 +811,15 @@ fn draw_line<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + size, y)], colour.stroke_width(3))
             });
         }
-        chart
-            .draw_series(
-                points
-                    .iter()
-                    .map(|(x, m, _)| Circle::new((*x, *m), g.upx(3.0), colour.filled())),
-            )
-            .map_err(err)?;
+        if markers {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|(x, m, _)| Circle::new((*x, *m), g.upx(3.0), colour.filled())),
+                )
+                .map_err(err)?;
+        }
     }
     if series.len() > 1 {
         chart
@@ -764,15 +940,29 @@ fn figures_for(table: &MetricTable, axes: &[Axis]) -> Vec<(String, String, Figur
     if cells.is_empty() {
         return out;
     }
+    let (note, caption) = match thinning_note(&cells) {
+        None => (
+            None,
+            format!(
+                "{}: every measured invocation per cell, with box plots (quartiles, median, 1.5 IQR whiskers).",
+                m.title
+            ),
+        ),
+        Some((note, clause)) => (
+            Some(note),
+            format!(
+                "{}: box plots of every measured invocation per cell (quartiles, median, 1.5 IQR whiskers); {clause}.",
+                m.title
+            ),
+        ),
+    };
     out.push((
         format!("distribution-{key}"),
-        format!(
-            "{}: every measured invocation per cell, with box plots (quartiles, median, 1.5 IQR whiskers).",
-            m.title
-        ),
+        caption,
         Figure::Distribution {
             cells,
             x_title: y_title.clone(),
+            note,
         },
     ));
 
@@ -905,6 +1095,7 @@ fn figures_for(table: &MetricTable, axes: &[Axis]) -> Vec<(String, String, Figur
                 x_title: axis.name.clone(),
                 y_title: y_title.clone(),
                 series: lines,
+                markers: true,
             },
         ));
     }
@@ -972,34 +1163,93 @@ pub fn plots(results: &RunResults, opts: &RenderOptions) -> Result<Vec<Plot>> {
     Ok(out)
 }
 
-/// Memory in use over time, one line per cell (its last measured invocation with status ok, as
-/// sampled from the cgroup every `memory-interval`); `None` when nothing was sampled.
+/// Memory in use over time, one series per cell (from its timeline: the last measured
+/// invocation with status ok, as sampled from the cgroup every `memory-interval`); `None`
+/// when nothing was sampled. A short timeline is a line through its samples; a long one a
+/// band ([`memory_band`]).
 fn memory_over_time(results: &RunResults) -> Option<(String, String, Figure)> {
+    let mut banded = false;
     let series: Vec<Line> = results
         .cells
         .iter()
         .filter(|c| !c.memory_timeline.is_empty())
         .map(|c| {
-            let points = c
-                .memory_timeline
-                .iter()
-                .map(|&(t, bytes)| (t, bytes as f64 / (1024.0 * 1024.0), None))
-                .collect();
+            let points = if c.memory_timeline.len() <= MAX_MEMORY_POINTS {
+                c.memory_timeline
+                    .iter()
+                    .map(|&(t, bytes)| (t, mib(bytes), None))
+                    .collect()
+            } else {
+                banded = true;
+                memory_band(&[c.memory_timeline.as_slice()])
+            };
             (c.label.clone(), points)
         })
         .collect();
     if series.is_empty() {
         return None;
     }
+    let caption = if banded {
+        format!(
+            "Memory in use over time since the exec, per cell (its last measured invocation with status ok), sampled from the cgroup; a cell of over {MAX_MEMORY_POINTS} samples as their median and 10-90% band in {MEMORY_BINS} time bins."
+        )
+    } else {
+        "Memory in use over time since the exec, per cell (its last measured invocation with status ok), sampled from the cgroup.".to_string()
+    };
     Some((
         "memory-over-time".to_string(),
-        "Memory in use over time since the exec, per cell (its last measured invocation with status ok), sampled from the cgroup.".to_string(),
+        caption,
         Figure::Line {
             x_title: "Time since exec (s)".into(),
             y_title: "Memory (MiB)".into(),
             series,
+            // Dots mark samples; a band's points are bins.
+            markers: !banded,
         },
     ))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Memory timelines (seconds since the exec, bytes) pooled into [`MEMORY_BINS`] equal time
+/// bins from the earliest to the latest sample: per bin that has samples, (its middle, the
+/// median, the 10% and 90% quantiles), in MiB. Over several invocations' timelines this is
+/// the band over invocations (each contributes its samples in the bin, the same number for the
+/// same sampling interval); over one long timeline, the spread within each bin. Its size is
+/// bounded by the bins, whatever the number or length of the timelines; and it is a pure
+/// function of the samples.
+fn memory_band(timelines: &[&[(f64, u64)]]) -> Vec<(f64, f64, Band)> {
+    let samples = timelines.iter().flat_map(|t| t.iter());
+    let (lo, hi) = samples
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (t, _)| {
+            (a.min(*t), b.max(*t))
+        });
+    if !lo.is_finite() || !hi.is_finite() {
+        return Vec::new();
+    }
+    let width = (hi - lo) / MEMORY_BINS as f64;
+    let mut bins: Vec<Vec<f64>> = vec![Vec::new(); MEMORY_BINS];
+    for &(t, bytes) in samples {
+        let k = if width > 0.0 {
+            (((t - lo) / width) as usize).min(MEMORY_BINS - 1)
+        } else {
+            0
+        };
+        bins[k].push(mib(bytes));
+    }
+    bins.into_iter()
+        .enumerate()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(k, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let middle = lo + (k as f64 + 0.5) * width;
+            let band = (quantile(&values, 0.1), quantile(&values, 0.9));
+            (middle, quantile(&values, 0.5), Some(band))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1015,6 +1265,96 @@ mod tests {
         sorted.sort_by(f64::total_cmp);
         // No two of the first ten closer than 1/20 of the range.
         assert!(sorted.windows(2).all(|w| w[1] - w[0] > 0.05));
+    }
+
+    #[test]
+    fn small_cells_are_not_thinned_and_large_ones_keep_at_most_the_bound() {
+        assert_eq!(thinning_step(1), 1);
+        assert_eq!(thinning_step(MAX_POINTS_PER_CELL), 1);
+        assert_eq!(thinning_step(MAX_POINTS_PER_CELL + 1), 2);
+        assert_eq!(thinning_step(5_000), 25);
+        for n in [201, 399, 400, 401, 2_000, 4_999, 5_000, 100_000] {
+            let sorted: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let kept = thin(&sorted);
+            // At most the bound and the largest; the extremes are always there.
+            assert!(kept.len() <= MAX_POINTS_PER_CELL + 1, "{n}: {}", kept.len());
+            assert!(kept.len() >= MAX_POINTS_PER_CELL / 2, "{n}: {}", kept.len());
+            assert_eq!(kept.first(), sorted.first());
+            assert_eq!(kept.last(), sorted.last());
+            assert!(kept.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    #[test]
+    fn thinning_depends_on_the_values_only() {
+        // The same values in another order (another schedule, a resumed or merged run) give
+        // the same points.
+        let values: Vec<f64> = (0..1_000).map(|i| ((i * 7_919) % 1_000) as f64).collect();
+        let mut a = values.clone();
+        a.sort_by(f64::total_cmp);
+        let mut b: Vec<f64> = values.into_iter().rev().collect();
+        b.sort_by(f64::total_cmp);
+        assert_eq!(thin(&a), thin(&b));
+        // Evenly spaced quantiles: every 5th of 0..1000.
+        assert_eq!(thin(&a)[..3], [0.0, 5.0, 10.0]);
+        assert_eq!(thin(&a).last(), Some(&999.0));
+    }
+
+    #[test]
+    fn thinning_is_said_in_words() {
+        assert_eq!(thousands(5), "5");
+        assert_eq!(thousands(5_000), "5,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(every(25, 5_000), "every 25th of 5,000");
+        assert_eq!(every(2, 300), "every 2nd of 300");
+        assert_eq!(every(21, 4_200), "every 21st of 4,200");
+        assert_eq!(every(13, 2_600), "every 13th of 2,600");
+        let cell = |n: usize| ("c".to_string(), vec![0.0; n]);
+        assert_eq!(thinning_note(&[cell(11), cell(200)]), None);
+        let (line, clause) = thinning_note(&[cell(5_000), cell(5_000)]).unwrap();
+        assert_eq!(
+            line,
+            "Points: every 25th of 5,000 invocations shown per cell, sorted"
+        );
+        assert!(clause.starts_with("points thinned: every 25th of 5,000"));
+        let (line, clause) = thinning_note(&[cell(5_000), cell(300), cell(11)]).unwrap();
+        assert_eq!(
+            line,
+            "Points over 200 per cell: every 25th of 5,000 (1 cell), every 2nd of 300 (1 cell), sorted"
+        );
+        assert!(
+            clause.ends_with("other cells show every invocation"),
+            "{clause}"
+        );
+    }
+
+    #[test]
+    fn a_memory_band_has_at_most_one_point_per_bin() {
+        // Three invocations of 10,000 samples each, 1 ms apart, at 10, 20 and 30 MiB.
+        let timelines: Vec<Vec<(f64, u64)>> = (1..=3u64)
+            .map(|k| {
+                (0..10_000)
+                    .map(|i| (i as f64 * 0.001, (k * 10) << 20))
+                    .collect()
+            })
+            .collect();
+        let slices: Vec<&[(f64, u64)]> = timelines.iter().map(|t| t.as_slice()).collect();
+        let band = memory_band(&slices);
+        assert_eq!(band.len(), MEMORY_BINS);
+        for (t, median, ci) in &band {
+            assert!((0.0..=10.0).contains(t));
+            assert_eq!(*median, 20.0);
+            let (lo, hi) = ci.unwrap();
+            assert!(
+                (10.0..20.0).contains(&lo) && hi > 20.0 && hi <= 30.0,
+                "{lo} {hi}"
+            );
+        }
+        assert!(band.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(memory_band(&slices), band);
+        assert!(memory_band(&[]).is_empty());
+        // A single sample (or samples all at one time) is one bin.
+        assert_eq!(memory_band(&[&[(0.5, 1 << 20)]]).len(), 1);
     }
 
     #[test]
