@@ -235,6 +235,12 @@ pub(crate) mod tests_support {
     /// A 2x2 matrix (jdk x gc) run directory: jdk=21 is 20% faster than jdk=17, and each cell
     /// has one warm-up and ten measured invocations; the last cell has one failure.
     pub fn write_run(dir: &Path) -> RunResults {
+        write_run_with(dir, 10)
+    }
+
+    /// [`write_run`] with `runs` measured invocations per cell; past the tenth, their wall
+    /// times spread over 2% more (so large cells have few ties).
+    pub fn write_run_with(dir: &Path, runs: u32) -> RunResults {
         let axes = ["jdk", "gc"];
         let combos = [("17", "G1"), ("17", "Par"), ("21", "G1"), ("21", "Par")];
         let mut cells = Vec::new();
@@ -250,8 +256,11 @@ pub(crate) mod tests_support {
             let label = format!("jdk={jdk} gc={gc}");
             let base = if *jdk == "17" { 1.0 } else { 0.8 } * if *gc == "G1" { 1.0 } else { 1.1 };
             let mut samples = vec![sample(&id, Phase::Warmup, 0, base * 2.0, 1.0)];
-            for i in 0..10u32 {
-                let jitter = 1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0);
+            for i in 0..runs {
+                let mut jitter = 1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0);
+                if i >= 10 {
+                    jitter += 0.02 * f64::from(i * 7_919 % 997) / 997.0;
+                }
                 samples.push(sample(
                     &id,
                     Phase::Measure,
@@ -268,7 +277,7 @@ pub(crate) mod tests_support {
                 csv.append(s, &label, &[jdk.to_string(), gc.to_string()])
                     .unwrap();
             }
-            plan_cells.push(crate::plan::test_cell(&id, 1, 10));
+            plan_cells.push(crate::plan::test_cell(&id, 1, runs));
             cells.push(CellResult {
                 id: id.clone(),
                 label,
@@ -349,7 +358,7 @@ pub(crate) mod tests_support {
 
 #[cfg(test)]
 mod tests {
-    use super::tests_support::{drop_lines, write_run};
+    use super::tests_support::{drop_lines, write_run, write_run_with};
     use super::*;
     use crate::results::{Planned, load};
 
@@ -367,6 +376,40 @@ mod tests {
             ..opts
         };
         assert_eq!(method_note(5_000, &explicit), None, "an explicit count wins");
+    }
+
+    #[test]
+    fn large_runs_rebuild_to_the_same_bytes() {
+        // Cells past the order-statistic boundary, with a ratio's mixed sizes: two rebuilds of
+        // the same runs.csv (and seed) write the same bytes, whatever the thread timing.
+        use crate::render::Format;
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_run_with(a.path(), 1_200);
+        for f in ["results.json", "runs.csv"] {
+            std::fs::copy(a.path().join(f), b.path().join(f)).unwrap();
+        }
+        let formats = [Format::Latex, Format::StatsCsv, Format::Bmf];
+        for dir in [a.path(), b.path()] {
+            crate::rebuild::rebuild(dir, None, &formats).unwrap();
+        }
+        for f in [
+            "results.json",
+            "summary.md",
+            "table.tex",
+            "results.csv",
+            "bencher.json",
+        ] {
+            let (x, y) = (
+                std::fs::read(a.path().join(f)).unwrap(),
+                std::fs::read(b.path().join(f)).unwrap(),
+            );
+            assert!(x == y, "{f} differs between two rebuilds");
+        }
+        let md = std::fs::read_to_string(a.path().join("summary.md")).unwrap();
+        assert!(
+            md.contains("order statistics for cells over 1000 invocations"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -572,6 +572,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn renderers_show_the_analysis_numbers_at_large_n() {
+        // Cells past the order-statistic boundary: every renderer shows the ratios the one
+        // analysis computed (before, summary.md and report.html resampled each on their own,
+        // with different counts, and disagreed).
+        let dir = tempfile::tempdir().unwrap();
+        crate::report::tests_support::write_run_with(dir.path(), 1_200);
+        let (run, _) = crate::rebuild::load_summarized(dir.path()).unwrap();
+        let opts = RenderOptions::default();
+        let analysis = Analysis::new(&run, &opts).unwrap();
+        let md = markdown::markdown_of(&analysis);
+        assert_eq!(md, markdown(&run, &opts).unwrap());
+        let page = html::html_with_plots(&analysis, &[]).unwrap();
+        let mut checked = 0;
+        for table in &analysis.tables {
+            for row in table.rows.iter().filter(|r| !r.is_reference) {
+                let Some(ratio) = &row.ratio else { continue };
+                let ci = ratio.ci.expect("large cells have a ratio interval");
+                // The analysis' ratio is the stats' one with the run's options...
+                let base = table.metric.values(&run.cells[table.reference.unwrap()]);
+                let again =
+                    stats::ratio_of_medians(&base, &table.metric.values(row.cell), &run.stats);
+                assert_eq!(again.as_ref(), Some(ratio));
+                // ...and every renderer shows exactly it.
+                let words = markdown::describe_ratio(
+                    ratio.ratio,
+                    ratio.ci,
+                    &table.metric,
+                    run.stats.confidence,
+                );
+                assert!(md.contains(&words), "{words} not in summary.md");
+                let shown = format!("{} – {}", format_ratio(ci.lower), format_ratio(ci.upper));
+                assert!(page.contains(&shown), "{shown} not in report.html");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "{checked} ratios checked");
+        let tex = latex::latex_of(&analysis);
+        assert_eq!(tex, latex(&run, &opts).unwrap());
+    }
+
+    #[test]
     fn significant_digits_never_use_exponents() {
         assert_eq!(significant(123.12, 4), "123.1");
         assert_eq!(significant(0.012345, 3), "0.0123");
