@@ -367,7 +367,10 @@ mod tests {
         let opts = StatsOptions::default();
         assert_eq!(method_note(100, &opts), None);
         let scaled = method_note(101, &opts).unwrap();
-        assert!(scaled.contains("use 9900 resamples (not 10000)"), "{scaled}");
+        assert!(
+            scaled.contains("use 9900 resamples (not 10000)"),
+            "{scaled}"
+        );
         let order = method_note(1_001, &opts).unwrap();
         assert!(order.contains("come from order statistics"), "{order}");
         assert!(order.contains("use 999 resamples (not 10000)"), "{order}");
@@ -375,7 +378,11 @@ mod tests {
             resamples_explicit: true,
             ..opts
         };
-        assert_eq!(method_note(5_000, &explicit), None, "an explicit count wins");
+        assert_eq!(
+            method_note(5_000, &explicit),
+            None,
+            "an explicit count wins"
+        );
     }
 
     #[test]

@@ -271,11 +271,7 @@ pub fn metric_tables<'a>(
     Ok(Analysis::new(results, opts)?.tables)
 }
 
-fn metric_table(
-    results: &RunResults,
-    metric: Metric,
-    reference: Option<usize>,
-) -> MetricTable<'_> {
+fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) -> MetricTable<'_> {
     let summaries: Vec<Option<&Summary>> = results
         .cells
         .iter()

@@ -626,7 +626,8 @@ pub fn resamples_for(n: usize, opts: &StatsOptions) -> usize {
     if opts.resamples_explicit || n == 0 {
         return opts.resamples;
     }
-    opts.resamples.min((BOOTSTRAP_BUDGET / n).max(MIN_RESAMPLES))
+    opts.resamples
+        .min((BOOTSTRAP_BUDGET / n).max(MIN_RESAMPLES))
 }
 
 /// Whether a sample of `n` finite values gets the order-statistic interval of its median (and
@@ -653,7 +654,9 @@ pub fn median_rank_interval(n: usize, confidence: f64) -> Option<(usize, usize, 
     let fits = |k: usize| k >= 1 && 2 * k <= n + 1 && 2.0 * binomial_half_cdf(n, k - 1) <= alpha;
     // Start from the normal approximation and step to the exact answer.
     let z = normal_quantile(1.0 - alpha / 2.0);
-    let guess = (n as f64 / 2.0 - z * (n as f64).sqrt() / 2.0).floor().max(1.0) as usize;
+    let guess = (n as f64 / 2.0 - z * (n as f64).sqrt() / 2.0)
+        .floor()
+        .max(1.0) as usize;
     let mut k = guess.min(n.div_ceil(2));
     while k >= 1 && !fits(k) {
         k -= 1;
@@ -686,7 +689,7 @@ pub fn log_ratio_interval(base: &[f64], candidate: &[f64], confidence: f64) -> O
     let log_median_se = |sorted: &[f64]| -> Option<f64> {
         let (low, high, coverage) = median_rank_interval(sorted.len(), confidence)?;
         let (lower, upper) = (sorted[low - 1], sorted[high - 1]);
-        if !(lower > 0.0) {
+        if lower <= 0.0 {
             return None;
         }
         Some((upper.ln() - lower.ln()) / (2.0 * normal_quantile(0.5 + coverage / 2.0)))

@@ -728,7 +728,11 @@ fn lognormal(n: usize, median: f64, seed: u64) -> Vec<f64> {
 fn resamples_adapt_above_the_budget_and_an_explicit_count_wins() {
     let default = StatsOptions::default();
     assert_eq!(resamples_for(10, &default), 10_000);
-    assert_eq!(resamples_for(100, &default), 10_000, "small cells keep the count");
+    assert_eq!(
+        resamples_for(100, &default),
+        10_000,
+        "small cells keep the count"
+    );
     assert_eq!(resamples_for(101, &default), 9_900);
     assert_eq!(resamples_for(1_000, &default), 1_000);
     assert_eq!(resamples_for(5_000, &default), MIN_RESAMPLES);
@@ -773,7 +777,10 @@ fn median_rank_interval_is_the_exact_binomial_one_at_large_n() {
             ln_pmf += ((n - j + 1) as f64 / j as f64).ln();
             cdf.push(cdf[j - 1] + ln_pmf.exp());
         }
-        let k = (1..n / 2).filter(|&k| 2.0 * cdf[k - 1] <= 0.05).max().unwrap();
+        let k = (1..n / 2)
+            .filter(|&k| 2.0 * cdf[k - 1] <= 0.05)
+            .max()
+            .unwrap();
         let (l, u, c) = median_rank_interval(n, 0.95).unwrap();
         assert_eq!((l, u), (k, n + 1 - k), "n = {n}");
         close(c, 1.0 - 2.0 * cdf[k - 1], 1e-9);
@@ -863,9 +870,8 @@ fn bootstrap_endpoint_monte_carlo_error_matches_the_stated_one() {
         })
         .collect();
     let mean = lowers.iter().sum::<f64>() / lowers.len() as f64;
-    let sd = (lowers.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
-        / (lowers.len() - 1) as f64)
-        .sqrt();
+    let sd =
+        (lowers.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (lowers.len() - 1) as f64).sqrt();
     let s = summarize(&data, &StatsOptions::default()).unwrap();
     let se = s.stddev / (n as f64).sqrt();
     let stated = 2.67 / (b as f64).sqrt() * se;
