@@ -38,8 +38,11 @@ fn generate(dir: &Path) {
             check_paths: false,
             image_accounts: Default::default(),
         };
-        let source = "[run]\ncommand = \"x\"\n[[metric]]\nname = \"throughput\"\nunit = \"ops/s\"\nbetter = \"higher\"\n";
-        benchbox::spec::parse(source, Path::new("bench.toml"), &ctx)
+        // The plan must hold every row: a rebuild checks runs.csv against it.
+        let source = format!(
+            "[run]\ncommand = \"x\"\nwarmup = 0\nruns = {INVOCATIONS}\n[[metric]]\nname = \"throughput\"\nunit = \"ops/s\"\nbetter = \"higher\"\n"
+        );
+        benchbox::spec::parse(&source, Path::new("bench.toml"), &ctx)
             .unwrap()
             .cells[0]
             .clone()
