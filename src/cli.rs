@@ -132,9 +132,11 @@ pub struct RunArgs {
     /// controller's hierarchy.
     #[arg(long, env = "BENCHBOX_CGROUP_PARENT", value_name = "PATH")]
     pub cgroup_parent: Option<PathBuf>,
-    /// Bootstrap resamples for the confidence intervals.
-    #[arg(long, default_value_t = 10_000)]
-    pub resamples: usize,
+    /// Bootstrap resamples for the confidence intervals. Default 10,000, fewer for large cells
+    /// (and order-statistic intervals of medians above 1,000 invocations); a value given here
+    /// is used for every interval, at any size.
+    #[arg(long)]
+    pub resamples: Option<usize>,
     /// Fail (exit 4) unless the lock file pins every image; never write it (for CI).
     #[arg(long)]
     pub locked: bool,
@@ -190,6 +192,10 @@ pub struct ReportArgs {
     /// statistics), bmf (bencher.json), plots (plots/*.svg, *.png), all.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     pub format: Vec<ReportFormat>,
+    /// Bootstrap resamples for every interval, at any cell size, instead of the run's recorded
+    /// count and the large-cell rule (recorded in results.json).
+    #[arg(long)]
+    pub resamples: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -215,9 +221,10 @@ pub struct CompareArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Bootstrap resamples for the intervals of the ratios.
-    #[arg(long, default_value_t = 10_000)]
-    pub resamples: usize,
+    /// Bootstrap resamples for the intervals of the ratios. Default 10,000, fewer for large
+    /// cells (order statistics above 1,000 invocations); a value given here is used at any size.
+    #[arg(long)]
+    pub resamples: Option<usize>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

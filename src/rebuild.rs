@@ -55,12 +55,18 @@ pub fn write(
     let opts = RenderOptions {
         reference: reference.map(str::to_string),
     };
-    let summary_md = render::markdown(run, &opts).and_then(|text| {
-        let path = dir.join(render::SUMMARY_FILE);
-        results::write_atomic(&path, text.as_bytes())?;
-        Ok(path)
-    });
-    let reports = render::write(run, dir, &opts, formats);
+    // Summaries, ratios and intervals once, for summary.md and every format alike.
+    let (summary_md, reports) = match render::Analysis::new(run, &opts) {
+        Ok(analysis) => {
+            let text = render::markdown::markdown_of(&analysis);
+            let path = dir.join(render::SUMMARY_FILE);
+            let summary_md = results::write_atomic(&path, text.as_bytes())
+                .map(|()| path)
+                .map_err(RenderError::from);
+            (summary_md, render::write_analysis(&analysis, dir, formats))
+        }
+        Err(e) => (Err(e), render::write(run, dir, &opts, formats)),
+    };
     run.write(dir)?;
     let results_json = dir.join("results.json");
     Ok(Written {
@@ -80,8 +86,25 @@ pub fn rebuild(
     reference: Option<&str>,
     formats: &[Format],
 ) -> Result<Rebuilt, ReportError> {
+    rebuild_with(dir, reference, formats, None)
+}
+
+/// [`rebuild`], with `resamples` given (`report --resamples`): every interval is then
+/// bootstrapped with exactly that many, whatever the cells' size, and results.json records it
+/// so a later rebuild gives the same bytes.
+pub fn rebuild_with(
+    dir: &Path,
+    reference: Option<&str>,
+    formats: &[Format],
+    resamples: Option<usize>,
+) -> Result<Rebuilt, ReportError> {
     let dir = results::run_dir(dir)?;
-    let (mut run, mut warnings) = load_summarized(&dir)?;
+    let (mut run, mut warnings) = results::load_checked(&dir)?;
+    if let Some(resamples) = resamples {
+        run.stats.resamples = resamples;
+        run.stats.resamples_explicit = true;
+    }
+    report::summarize(&mut run);
     reference::choose(&run.cells, reference)?;
     if run.status == RunStatus::Running {
         let whole = warnings.is_empty()

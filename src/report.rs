@@ -9,27 +9,21 @@
 //! Methods and decisions:
 //! - Only invocations with status `ok` enter the statistics; failed and suspect ones are left
 //!   out with a warning naming how many and why.
-//! - Bootstrap cost: a resample costs O(n), so 10,000 resamples of a 5,000-invocation cell for
-//!   each of its ~7 metrics takes seconds. Cells with many invocations get fewer resamples,
-//!   `max(MIN_RESAMPLES, BOOTSTRAP_BUDGET / n)` (never more than recorded, [`resamples_for`]):
-//!   at such n the interval is narrow and the Monte Carlo error of its endpoints stays small
-//!   next to it. The cell gets a warning saying so. Cells are summarized in parallel
-//!   (deterministically: each cell's result depends only on its samples and the seed).
+//! - Interval methods and bootstrap cost follow one rule, in [`crate::stats`]
+//!   ([`stats::resamples_for`], [`stats::uses_order_statistics`]): large cells get fewer
+//!   resamples, and above n = 1,000 order-statistic intervals of the median. A cell the rule
+//!   touches gets a note saying what its intervals are ([`method_note`]). Cells are summarized
+//!   in parallel (deterministically: each cell's result depends only on its samples and the
+//!   seed).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::metrics::{self, is_headline};
+use crate::metrics;
 use crate::plan::Phase;
 use crate::reference::ReferenceError;
 use crate::results::{CellResult, ResultsError, RunResults, Sample};
 use crate::stats::{self, StatsOptions};
 use crate::status::{self, Status};
-
-/// Bootstrap work per cell and metric, in resampled values: cells with more invocations than
-/// `BOOTSTRAP_BUDGET / resamples` get proportionally fewer resamples.
-pub const BOOTSTRAP_BUDGET: usize = 1_000_000;
-/// The fewest resamples [`BOOTSTRAP_BUDGET`] may scale a cell down to.
-pub const MIN_RESAMPLES: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -96,47 +90,15 @@ pub fn summarize_samples(
 // ---------------------------------------------------------------------------
 // Loading and rebuilding.
 
-/// Resamples for a cell with `n` invocations that count toward the statistics (see [`BOOTSTRAP_BUDGET`]).
-pub fn resamples_for(n: usize, recorded: usize) -> usize {
-    if n == 0 {
-        return recorded;
-    }
-    recorded.min((BOOTSTRAP_BUDGET / n).max(MIN_RESAMPLES))
-}
-
 /// Recompute one cell's summaries, warnings and failure count from its samples.
 pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
+    let (summary, mut warnings) = summarize_samples(&cell.samples, opts);
     let n = cell
         .samples
         .iter()
         .filter(|s| s.counts_toward_statistics())
         .count();
-    let resamples = resamples_for(n, opts.resamples);
-    let (summary, warnings) = if resamples < opts.resamples {
-        // A large cell: every metric's point statistics and t interval, but bootstrap intervals
-        // only for the metrics reports show (wall, CPU, peak memory, custom), with fewer
-        // resamples.
-        let no_bootstrap = StatsOptions {
-            resamples: 0,
-            ..*opts
-        };
-        let (mut summary, mut warnings) = summarize_samples(&cell.samples, &no_bootstrap);
-        let scaled = StatsOptions { resamples, ..*opts };
-        let shown: Vec<String> = summary.keys().filter(|m| is_headline(m)).cloned().collect();
-        for metric in shown {
-            let values = metrics::series(&cell.samples, &metric);
-            if let Some(s) = stats::summarize(&values, &scaled) {
-                summary.insert(metric, s);
-            }
-        }
-        warnings.push(format!(
-            "the cell has {n} invocations, so its bootstrap intervals use {resamples} resamples (not {}) and cover only wall, CPU, peak memory and custom metrics\n  hint: at this n the intervals are narrow and the Monte Carlo error of their endpoints is small next to their width",
-            opts.resamples
-        ));
-        (summary, warnings)
-    } else {
-        summarize_samples(&cell.samples, opts)
-    };
+    warnings.extend(method_note(n, opts));
     cell.summary = summary;
     cell.warnings = warnings;
     if let Some(missing) = missing_warning(cell) {
@@ -144,6 +106,25 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     }
     cell.failures = cell.count_failures();
     cell.suspect = cell.count_suspect();
+}
+
+/// What a cell of `n` invocations that count gets from the large-sample rule, in words; None
+/// when its intervals are the plain bootstrap with the recorded resamples.
+pub fn method_note(n: usize, opts: &StatsOptions) -> Option<String> {
+    let resamples = stats::resamples_for(n, opts);
+    if stats::uses_order_statistics(n, opts) {
+        Some(format!(
+            "the cell has {n} invocations, so the intervals of its medians and of their ratios come from order statistics (distribution-free, no resampling) and its means' bootstrap intervals use {resamples} resamples (not {})\n  hint: give `--resamples` to bootstrap every interval with that many resamples",
+            opts.resamples
+        ))
+    } else if resamples < opts.resamples {
+        Some(format!(
+            "the cell has {n} invocations, so its bootstrap intervals use {resamples} resamples (not {})\n  hint: at this n the intervals are narrow and the Monte Carlo error of their endpoints is small next to their width",
+            opts.resamples
+        ))
+    } else {
+        None
+    }
 }
 
 /// "4 of 6 measured invocations in runs.csv (2 missing) ..." when the cell has fewer rows than
@@ -254,6 +235,12 @@ pub(crate) mod tests_support {
     /// A 2x2 matrix (jdk x gc) run directory: jdk=21 is 20% faster than jdk=17, and each cell
     /// has one warm-up and ten measured invocations; the last cell has one failure.
     pub fn write_run(dir: &Path) -> RunResults {
+        write_run_with(dir, 10)
+    }
+
+    /// [`write_run`] with `runs` measured invocations per cell; past the tenth, their wall
+    /// times spread over 2% more (so large cells have few ties).
+    pub fn write_run_with(dir: &Path, runs: u32) -> RunResults {
         let axes = ["jdk", "gc"];
         let combos = [("17", "G1"), ("17", "Par"), ("21", "G1"), ("21", "Par")];
         let mut cells = Vec::new();
@@ -269,8 +256,11 @@ pub(crate) mod tests_support {
             let label = format!("jdk={jdk} gc={gc}");
             let base = if *jdk == "17" { 1.0 } else { 0.8 } * if *gc == "G1" { 1.0 } else { 1.1 };
             let mut samples = vec![sample(&id, Phase::Warmup, 0, base * 2.0, 1.0)];
-            for i in 0..10u32 {
-                let jitter = 1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0);
+            for i in 0..runs {
+                let mut jitter = 1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0);
+                if i >= 10 {
+                    jitter += 0.02 * f64::from(i * 7_919 % 997) / 997.0;
+                }
                 samples.push(sample(
                     &id,
                     Phase::Measure,
@@ -287,7 +277,7 @@ pub(crate) mod tests_support {
                 csv.append(s, &label, &[jdk.to_string(), gc.to_string()])
                     .unwrap();
             }
-            plan_cells.push(crate::plan::test_cell(&id, 1, 10));
+            plan_cells.push(crate::plan::test_cell(&id, 1, runs));
             cells.push(CellResult {
                 id: id.clone(),
                 label,
@@ -368,18 +358,65 @@ pub(crate) mod tests_support {
 
 #[cfg(test)]
 mod tests {
-    use super::tests_support::{drop_lines, write_run};
+    use super::tests_support::{drop_lines, write_run, write_run_with};
     use super::*;
     use crate::results::{Planned, load};
 
     #[test]
-    fn large_cells_get_fewer_resamples_and_say_so() {
-        assert_eq!(resamples_for(10, 10_000), 10_000);
-        assert_eq!(resamples_for(100, 10_000), 10_000);
-        assert_eq!(resamples_for(5_000, 10_000), 200);
-        assert_eq!(resamples_for(1_000, 10_000), 1_000);
-        assert_eq!(resamples_for(1_000_000, 10_000), MIN_RESAMPLES);
-        assert_eq!(resamples_for(5_000, 100), 100, "never more than recorded");
+    fn large_cells_say_which_intervals_they_get() {
+        let opts = StatsOptions::default();
+        assert_eq!(method_note(100, &opts), None);
+        let scaled = method_note(101, &opts).unwrap();
+        assert!(
+            scaled.contains("use 9900 resamples (not 10000)"),
+            "{scaled}"
+        );
+        let order = method_note(1_001, &opts).unwrap();
+        assert!(order.contains("come from order statistics"), "{order}");
+        assert!(order.contains("use 999 resamples (not 10000)"), "{order}");
+        let explicit = StatsOptions {
+            resamples_explicit: true,
+            ..opts
+        };
+        assert_eq!(
+            method_note(5_000, &explicit),
+            None,
+            "an explicit count wins"
+        );
+    }
+
+    #[test]
+    fn large_runs_rebuild_to_the_same_bytes() {
+        // Cells past the order-statistic boundary, with a ratio's mixed sizes: two rebuilds of
+        // the same runs.csv (and seed) write the same bytes, whatever the thread timing.
+        use crate::render::Format;
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_run_with(a.path(), 1_200);
+        for f in ["results.json", "runs.csv"] {
+            std::fs::copy(a.path().join(f), b.path().join(f)).unwrap();
+        }
+        let formats = [Format::Latex, Format::StatsCsv, Format::Bmf];
+        for dir in [a.path(), b.path()] {
+            crate::rebuild::rebuild(dir, None, &formats).unwrap();
+        }
+        for f in [
+            "results.json",
+            "summary.md",
+            "table.tex",
+            "results.csv",
+            "bencher.json",
+        ] {
+            let (x, y) = (
+                std::fs::read(a.path().join(f)).unwrap(),
+                std::fs::read(b.path().join(f)).unwrap(),
+            );
+            assert!(x == y, "{f} differs between two rebuilds");
+        }
+        let md = std::fs::read_to_string(a.path().join("summary.md")).unwrap();
+        assert!(
+            md.contains("order statistics for cells over 1000 invocations"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -24,6 +24,11 @@ fn fixture(name: &str) -> RunResults {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The analysis every renderer reads, with the default options.
+fn analysis(r: &benchbox::results::RunResults) -> render::Analysis<'_> {
+    render::Analysis::new(r, &default_opts()).unwrap()
+}
+
 fn default_opts() -> RenderOptions {
     RenderOptions::default()
 }
@@ -635,9 +640,7 @@ fn large_run(n: u32) -> RunResults {
                 s.measured.wall_s *= f;
                 s.measured.user_s *= f;
                 s.measured.peak_memory_bytes = s.measured.peak_memory_bytes.map(|b| b + i as u64);
-                for v in s.metrics.values_mut() {
-                    *v *= f;
-                }
+                s.metrics = s.metrics.iter().map(|(k, v)| (k.clone(), v * f)).collect();
                 s
             })
             .collect();
@@ -695,7 +698,7 @@ fn large_cells_are_thinned_with_a_bounded_size_and_say_so() {
     }
     // report.html: the small report and a budget per cell and plotted metric that does not
     // grow with the invocations (the points as SVG circles, about 90 bytes each).
-    let html = render::html::html_with_plots(&r, &default_opts(), &plots).unwrap();
+    let html = render::html::html_with_plots(&analysis(&r), &plots).unwrap();
     let small = render::html(&fixture("quickstart"), &default_opts()).unwrap();
     let distributions = plots
         .iter()
@@ -716,8 +719,8 @@ fn thinning_is_deterministic_and_independent_of_the_order_of_invocations() {
     let a = render::plots(&r, &default_opts()).unwrap();
     assert_eq!(a, render::plots(&r, &default_opts()).unwrap());
     assert_eq!(
-        render::html::html_with_plots(&r, &default_opts(), &a).unwrap(),
-        render::html::html_with_plots(&r, &default_opts(), &a).unwrap()
+        render::html::html_with_plots(&analysis(&r), &a).unwrap(),
+        render::html::html_with_plots(&analysis(&r), &a).unwrap()
     );
     // The same invocations recorded in another order: the same distribution plots.
     let mut reversed = r.clone();

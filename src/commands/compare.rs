@@ -32,7 +32,10 @@ pub fn run(args: CompareArgs) -> Outcome {
         metrics,
         threshold,
         stats: stats::StatsOptions {
-            resamples: args.resamples,
+            resamples: args
+                .resamples
+                .unwrap_or(stats::StatsOptions::default().resamples),
+            resamples_explicit: args.resamples.is_some(),
             ..Default::default()
         },
         allow_partial: args.allow_partial,

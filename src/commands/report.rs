@@ -25,11 +25,21 @@ pub fn run(args: ReportArgs) -> Outcome {
         }
         Err(e) => return Err(e.into()),
     };
-    rebuild(&dir, args.reference, &args.format)
+    rebuild(&dir, args.reference, &args.format, args.resamples)
 }
 
-fn rebuild(run: &Path, reference: Option<String>, format: &[ReportFormat]) -> Outcome {
-    let rebuilt = benchbox::rebuild::rebuild(run, reference.as_deref(), &render_formats(format))?;
+fn rebuild(
+    run: &Path,
+    reference: Option<String>,
+    format: &[ReportFormat],
+    resamples: Option<usize>,
+) -> Outcome {
+    let rebuilt = benchbox::rebuild::rebuild_with(
+        run,
+        reference.as_deref(),
+        &render_formats(format),
+        resamples,
+    )?;
     for w in &rebuilt.warnings {
         eprintln!("warning: {w}");
     }

@@ -91,7 +91,8 @@ pub fn run(args: RunArgs) -> Outcome {
         resume,
         scratch_base: scratch.unwrap_or_else(std::env::temp_dir),
         stats: stats::StatsOptions {
-            resamples,
+            resamples: resamples.unwrap_or(stats::StatsOptions::default().resamples),
+            resamples_explicit: resamples.is_some(),
             ..Default::default()
         },
         command_line,

@@ -15,8 +15,7 @@
 use std::fmt::Write;
 
 use super::{
-    MetricTable, RenderOptions, Result, axes, format_ratio, metric_tables, palette, plots, verdict,
-    warning_tag,
+    Analysis, MetricTable, RenderOptions, Result, axes, format_ratio, palette, verdict, warning_tag,
 };
 use crate::metrics::human_bytes;
 use crate::results::{CellResult, RunResults};
@@ -89,17 +88,14 @@ fn css() -> String {
 
 /// The report (see the module doc).
 pub fn html(results: &RunResults, opts: &RenderOptions) -> Result<String> {
-    html_with_plots(results, opts, &plots(results, opts)?)
+    let analysis = Analysis::new(results, opts)?;
+    html_with_plots(&analysis, &super::plots::plots_of(&analysis)?)
 }
 
-/// [`html`] with plots already drawn by [`plots`] (so [`super::write_all`] draws them once).
-pub fn html_with_plots(
-    results: &RunResults,
-    opts: &RenderOptions,
-    plots: &[super::Plot],
-) -> Result<String> {
-    let tables = metric_tables(results, opts)?;
-    let reference = crate::reference::choose(&results.cells, opts.reference.as_deref())?;
+/// [`html`] from the run's analysis (it only reads the summaries and ratios there), with plots
+/// already drawn from it (so [`super::write_all`] draws them once).
+pub fn html_with_plots(analysis: &Analysis, plots: &[super::Plot]) -> Result<String> {
+    let (results, tables, reference) = (analysis.results, &analysis.tables, &analysis.reference);
     let title = format!("benchbox: {} (run {})", results.matrix_name, results.run_id);
     let mut h = String::new();
     // `write!` to a String cannot fail.
@@ -113,8 +109,8 @@ pub fn html_with_plots(
         escape(&title),
         css()
     );
-    intro(&mut h, results, reference.as_ref(), &tables);
-    for table in &tables {
+    intro(&mut h, results, reference.as_ref(), tables);
+    for table in tables {
         metric_section(&mut h, results, table, plots);
     }
     environment(&mut h, results);

@@ -7,7 +7,7 @@
 //! digits; every label and unit is escaped, so an axis value such as `50%_fast & small` cannot
 //! break the document.
 
-use super::{MetricTable, RenderOptions, Result, axes, axis_text, metric_tables};
+use super::{Analysis, MetricTable, RenderOptions, Result, axes, axis_text};
 use crate::results::RunResults;
 use crate::spec::Better;
 
@@ -53,7 +53,12 @@ fn cell_text(table: &MetricTable, row: usize) -> String {
 
 /// The booktabs table (see the module doc).
 pub fn latex(results: &RunResults, opts: &RenderOptions) -> Result<String> {
-    let tables = metric_tables(results, opts)?;
+    Ok(latex_of(&Analysis::new(results, opts)?))
+}
+
+/// [`latex`] from the run's analysis: it only reads the summaries and ratios there.
+pub fn latex_of(analysis: &Analysis) -> String {
+    let (results, tables) = (analysis.results, &analysis.tables);
     let axes = axes(results);
     let mut out = String::new();
     out.push_str(&format!(
@@ -131,7 +136,7 @@ pub fn latex(results: &RunResults, opts: &RenderOptions) -> Result<String> {
         "\\multicolumn{{{columns}}}{{l}}{{\\footnotesize Median [{confidence:.0}\\% CI of the median] over {n} invocations per cell; {better}.}} \\\\\n"
     ));
     out.push_str("\\end{tabular}\n");
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

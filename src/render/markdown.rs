@@ -1,15 +1,15 @@
 //! summary.md: the GitHub-flavoured summary of a run, short enough for a PR comment (and
 //! `$GITHUB_STEP_SUMMARY`). A renderer like report.html and table.tex, on the same table model
-//! ([`super::metric_tables_against`]): the same metrics in the same order, the same reference
+//! ([`super::Analysis`]): the same metrics in the same order, the same reference
 //! cell, the same ratios. Every value is escaped ([`crate::markdown`]): axis values, labels
 //! and messages come from the matrix and the workload.
 //!
 //! Methods:
-//! - Ratios to the reference cell are ratios of medians with Efron's bootstrap percentile
-//!   interval ([`stats::ratio_of_medians`]); "1.23x faster" means the reference's median is
+//! - Ratios to the reference cell are ratios of medians with their interval, computed once in
+//!   the analysis ([`stats::ratio_of_medians`]: Efron's bootstrap percentile interval, or for
+//!   large cells the order-statistic one); "1.23x faster" means the reference's median is
 //!   1.23 times this cell's, for a lower-is-better metric. An interval that holds 1 says "no
-//!   clear difference". Their resamples scale with the cells' size as the summaries' do
-//!   ([`Resampling::LikeSummaries`]).
+//!   clear difference".
 //! - Geometric mean of ratios along an axis (Fleming & Wallace 1986: the mean that is
 //!   consistent for ratios): for axis A and value v, the cells with A = v are paired with the
 //!   cells that have A = the reference's value and identical other axes; the geometric mean of
@@ -18,10 +18,7 @@
 
 use std::fmt::Write as _;
 
-use super::{
-    LimitsInForce, MetricTable, RenderOptions, Resampling, Result, limits_in_force,
-    metric_tables_against,
-};
+use super::{Analysis, LimitsInForce, MetricTable, RenderOptions, Result, limits_in_force};
 use crate::markdown::code;
 use crate::metrics::{self, Metric};
 use crate::plan::Phase;
@@ -33,11 +30,12 @@ use crate::stats;
 /// summary.md: the run's summary for a PR comment, with ratios against the reference cell
 /// `opts` names (see [`crate::reference::choose`]).
 pub fn markdown(results: &RunResults, opts: &RenderOptions) -> Result<String> {
-    let reference = crate::reference::choose(&results.cells, opts.reference.as_deref())?;
-    Ok(summary(results, reference.as_ref()))
+    Ok(markdown_of(&Analysis::new(results, opts)?))
 }
 
-fn summary(run: &RunResults, reference: Option<&Reference>) -> String {
+/// [`markdown`] from the run's analysis: it only reads the summaries and ratios there.
+pub fn markdown_of(analysis: &Analysis) -> String {
+    let (run, reference) = (analysis.results, analysis.reference.as_ref());
     let mut out = String::new();
     let conf = run.stats.confidence;
     let _ = writeln!(
@@ -86,10 +84,10 @@ fn summary(run: &RunResults, reference: Option<&Reference>) -> String {
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
         out,
-        "- **statistics**: seed {}; medians with {:.0}% bootstrap CIs ({} resamples); only invocations with status ok (failed and suspect ones excluded)",
+        "- **statistics**: seed {}; medians with {:.0}% {}; only invocations with status ok (failed and suspect ones excluded)",
         run.seed,
         conf * 100.0,
-        run.stats.resamples
+        super::interval_methods(run)
     );
     if let Some(r) = reference {
         let _ = writeln!(
@@ -133,8 +131,7 @@ fn summary(run: &RunResults, reference: Option<&Reference>) -> String {
     }
 
     // The same metrics, in the same order, as report.html.
-    let tables = metric_tables_against(run, reference.map(|r| r.index), Resampling::LikeSummaries);
-    for table in &tables {
+    for table in &analysis.tables {
         render_metric_table(&mut out, run, reference, table);
     }
 

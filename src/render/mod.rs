@@ -16,16 +16,18 @@
 //! - The *reference cell* that ratios are taken against ([`RenderOptions::reference`]), chosen
 //!   by [`crate::reference`]: the cell the user names, else the fastest median wall time, the
 //!   same cell for every metric and every output.
-//! - [`MetricTable`] ([`metric_tables`]): the table model every renderer builds on, one per
-//!   metric: each cell's summary and its ratio to the reference (the only ratios computed here,
-//!   see [`Resampling`]).
+//! - [`Analysis`]: what every renderer shows, computed once per rebuild: the reference and, per
+//!   metric, a [`MetricTable`] with each cell's summary and its ratio to the reference (the
+//!   only ratios computed here). The renderers take it and only read it; the entry points that
+//!   take [`RunResults`] ([`html`], [`latex`], [`markdown`], [`plots`], [`write`]) build one
+//!   first. [`crate::rebuild`] builds one for summary.md and every format together.
 //! - [`Scale`]: the display unit of a metric (µs/ms/s, B/KiB/MiB/GiB), chosen once per metric
 //!   so a table column and a plot axis use one unit.
 //!
 //! Statistics are never recomputed here: medians and intervals come from each cell's
 //! `summary` (computed by the run with its recorded [`crate::stats::StatsOptions`]); only the
-//! ratios to the reference are computed, with the same options (summary.md scales their
-//! resamples, [`Resampling`]), so they are reproducible too.
+//! ratios to the reference are computed, in [`Analysis::new`], with the same options and the
+//! same large-sample rule ([`stats::ratio_of_medians`]), so they are reproducible too.
 
 pub mod bmf;
 pub mod compare;
@@ -209,7 +211,7 @@ pub struct Row<'a> {
     pub index: usize,
     pub cell: &'a CellResult,
     pub summary: Option<&'a Summary>,
-    /// median(this cell) / median(reference), with its bootstrap interval.
+    /// median(this cell) / median(reference), with its interval.
     pub ratio: Option<Ratio>,
     pub is_reference: bool,
 }
@@ -230,67 +232,46 @@ impl MetricTable<'_> {
     }
 }
 
-/// Per report metric: the reference cell, each cell's summary and its ratio to the reference.
+/// What every renderer of a run shows, computed once: the run, its reference cell and, per
+/// report metric, each cell's summary and its ratio to the reference. Renderers read it; none
+/// computes a summary, a ratio or an interval of its own.
+#[derive(Debug, Clone)]
+pub struct Analysis<'a> {
+    pub results: &'a RunResults,
+    /// The reference cell ([`crate::reference::choose`]), None when the run has none.
+    pub reference: Option<crate::reference::Reference>,
+    /// One per report metric, in [`report_metrics`] order.
+    pub tables: Vec<MetricTable<'a>>,
+}
+
+impl<'a> Analysis<'a> {
+    /// The analysis of `results` against the reference `opts` names (an error when it names
+    /// no single cell), else the fastest median wall time.
+    pub fn new(results: &'a RunResults, opts: &RenderOptions) -> Result<Self> {
+        let reference = crate::reference::choose(&results.cells, opts.reference.as_deref())?;
+        let index = reference.as_ref().map(|r| r.index);
+        let tables = report_metrics(results)
+            .into_iter()
+            .map(|metric| metric_table(results, metric, index))
+            .collect();
+        Ok(Analysis {
+            results,
+            reference,
+            tables,
+        })
+    }
+}
+
+/// Per report metric: the reference cell, each cell's summary and its ratio to the reference
+/// ([`Analysis::new`]'s tables).
 pub fn metric_tables<'a>(
     results: &'a RunResults,
     opts: &RenderOptions,
 ) -> Result<Vec<MetricTable<'a>>> {
-    let reference = reference(results, opts)?;
-    Ok(metric_tables_against(
-        results,
-        reference,
-        Resampling::Recorded,
-    ))
+    Ok(Analysis::new(results, opts)?.tables)
 }
 
-/// [`metric_tables`] against the reference cell `reference` (an index into the cells), with
-/// the ratios' intervals resampled as `resampling` says.
-pub fn metric_tables_against(
-    results: &RunResults,
-    reference: Option<usize>,
-    resampling: Resampling,
-) -> Vec<MetricTable<'_>> {
-    report_metrics(results)
-        .into_iter()
-        .map(|metric| metric_table(results, metric, reference, resampling))
-        .collect()
-}
-
-/// How many bootstrap resamples a ratio to the reference gets. summary.md scales them down for
-/// large cells as the cells' own summaries do ([`crate::report::resamples_for`]); report.html,
-/// table.tex and the plots use the run's recorded count. Above the bootstrap budget the two
-/// differ; [`ratio_options`] is the one place that decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resampling {
-    /// The run's recorded resamples.
-    Recorded,
-    /// Scaled by the larger side's invocation count, as the summaries are.
-    LikeSummaries,
-}
-
-/// The statistics options of a ratio between cells with `base_n` and `cell_n` invocations
-/// that count toward the statistics (see [`Resampling`]).
-pub fn ratio_options(
-    stats: &stats::StatsOptions,
-    resampling: Resampling,
-    base_n: usize,
-    cell_n: usize,
-) -> stats::StatsOptions {
-    match resampling {
-        Resampling::Recorded => *stats,
-        Resampling::LikeSummaries => stats::StatsOptions {
-            resamples: crate::report::resamples_for(base_n.max(cell_n), stats.resamples),
-            ..*stats
-        },
-    }
-}
-
-fn metric_table(
-    results: &RunResults,
-    metric: Metric,
-    reference: Option<usize>,
-    resampling: Resampling,
-) -> MetricTable<'_> {
+fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) -> MetricTable<'_> {
     let summaries: Vec<Option<&Summary>> = results
         .cells
         .iter()
@@ -299,23 +280,12 @@ fn metric_table(
     // The run's reference, for this metric when it has a summary of it.
     let reference = reference.filter(|&i| summaries[i].is_some());
     let reference_values = reference.map(|i| metric.values(&results.cells[i]));
-    // Invocations with a value, finite or not (the count the summaries' resamples scale by).
-    let counted = |cell: &CellResult| crate::metrics::series(&cell.samples, &metric.key).len();
-    let reference_n = match (reference, resampling) {
-        (Some(i), Resampling::LikeSummaries) => counted(&results.cells[i]),
-        _ => 0,
-    };
     // The ratios' bootstraps dominate the cost of a table: compute them on all cores.
     let ratios: Vec<Option<Ratio>> = parallel_map(&results.cells, |index, cell| {
         let (Some(base), Some(_)) = (&reference_values, summaries[index]) else {
             return None;
         };
-        let cell_n = match resampling {
-            Resampling::Recorded => 0,
-            Resampling::LikeSummaries => counted(cell),
-        };
-        let opts = ratio_options(&results.stats, resampling, reference_n, cell_n);
-        stats::ratio_of_medians(base, &metric.values(cell), &opts)
+        stats::ratio_of_medians(base, &metric.values(cell), &results.stats)
     });
     let rows = results
         .cells
@@ -337,6 +307,34 @@ fn metric_table(
         reference,
         rows,
         scale,
+    }
+}
+
+/// How a run's medians' intervals were computed, in words, after "medians with 95% ": the
+/// bootstrap with the recorded resamples, and what the large-sample rule changed for the
+/// largest cells ([`stats::resamples_for`], [`stats::uses_order_statistics`]).
+pub fn interval_methods(results: &RunResults) -> String {
+    let opts = &results.stats;
+    let largest = results
+        .cells
+        .iter()
+        .flat_map(|c| c.summary.values().map(|s| s.n))
+        .max()
+        .unwrap_or(0);
+    if stats::uses_order_statistics(largest, opts) {
+        format!(
+            "CIs (bootstrap, {} resamples, fewer for large cells; order statistics for cells over {} invocations)",
+            opts.resamples,
+            stats::ORDER_STATISTICS_ABOVE
+        )
+    } else if stats::resamples_for(largest, opts) < opts.resamples {
+        format!(
+            "bootstrap CIs ({} resamples, fewer for cells over {} invocations)",
+            opts.resamples,
+            stats::BOOTSTRAP_BUDGET / opts.resamples.max(1)
+        )
+    } else {
+        format!("bootstrap CIs ({} resamples)", opts.resamples)
     }
 }
 
@@ -497,18 +495,27 @@ pub fn write_all(
 }
 
 /// Writes the chosen formats into `run_dir` (atomically, file by file); returns the paths.
-/// The reference is checked first, so a bad `--reference` writes nothing.
+/// The reference is checked first ([`Analysis::new`]), so a bad `--reference` writes nothing.
 pub fn write(
     results: &RunResults,
     run_dir: &Path,
     opts: &RenderOptions,
     formats: &[Format],
 ) -> Result<Vec<PathBuf>> {
-    reference(results, opts)?;
+    write_analysis(&Analysis::new(results, opts)?, run_dir, formats)
+}
+
+/// [`write`] from an analysis made once for every format (and summary.md, [`crate::rebuild`]).
+pub fn write_analysis(
+    analysis: &Analysis,
+    run_dir: &Path,
+    formats: &[Format],
+) -> Result<Vec<PathBuf>> {
+    let results = analysis.results;
     let wants = |f: Format| formats.contains(&f);
     // The HTML embeds the plots: draw them once for both.
     let plots = if wants(Format::Plots) || wants(Format::Html) {
-        plots(results, opts)?
+        plots::plots_of(analysis)?
     } else {
         Vec::new()
     };
@@ -516,11 +523,14 @@ pub fn write(
     if wants(Format::Html) {
         files.push((
             run_dir.join(HTML_FILE),
-            html::html_with_plots(results, opts, &plots)?.into_bytes(),
+            html::html_with_plots(analysis, &plots)?.into_bytes(),
         ));
     }
     if wants(Format::Latex) {
-        files.push((run_dir.join(LATEX_FILE), latex(results, opts)?.into_bytes()));
+        files.push((
+            run_dir.join(LATEX_FILE),
+            latex::latex_of(analysis).into_bytes(),
+        ));
     }
     if wants(Format::StatsCsv) {
         files.push((
@@ -556,6 +566,47 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renderers_show_the_analysis_numbers_at_large_n() {
+        // Cells past the order-statistic boundary: every renderer shows the ratios the one
+        // analysis computed (before, summary.md and report.html resampled each on their own,
+        // with different counts, and disagreed).
+        let dir = tempfile::tempdir().unwrap();
+        crate::report::tests_support::write_run_with(dir.path(), 1_200);
+        let (run, _) = crate::rebuild::load_summarized(dir.path()).unwrap();
+        let opts = RenderOptions::default();
+        let analysis = Analysis::new(&run, &opts).unwrap();
+        let md = markdown::markdown_of(&analysis);
+        assert_eq!(md, markdown(&run, &opts).unwrap());
+        let page = html::html_with_plots(&analysis, &[]).unwrap();
+        let mut checked = 0;
+        for table in &analysis.tables {
+            for row in table.rows.iter().filter(|r| !r.is_reference) {
+                let Some(ratio) = &row.ratio else { continue };
+                let ci = ratio.ci.expect("large cells have a ratio interval");
+                // The analysis' ratio is the stats' one with the run's options...
+                let base = table.metric.values(&run.cells[table.reference.unwrap()]);
+                let again =
+                    stats::ratio_of_medians(&base, &table.metric.values(row.cell), &run.stats);
+                assert_eq!(again.as_ref(), Some(ratio));
+                // ...and every renderer shows exactly it.
+                let words = markdown::describe_ratio(
+                    ratio.ratio,
+                    ratio.ci,
+                    &table.metric,
+                    run.stats.confidence,
+                );
+                assert!(md.contains(&words), "{words} not in summary.md");
+                let shown = format!("{} – {}", format_ratio(ci.lower), format_ratio(ci.upper));
+                assert!(page.contains(&shown), "{shown} not in report.html");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "{checked} ratios checked");
+        let tex = latex::latex_of(&analysis);
+        assert_eq!(tex, latex(&run, &opts).unwrap());
+    }
 
     #[test]
     fn significant_digits_never_use_exponents() {

@@ -42,7 +42,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::palette;
-use super::{MetricTable, RenderError, RenderOptions, Result, axes, axis_text, metric_tables};
+use super::{Analysis, MetricTable, RenderError, RenderOptions, Result, axes, axis_text};
 use crate::results::RunResults;
 use crate::spec::Axis;
 use crate::stats::quantile;
@@ -1135,10 +1135,15 @@ fn figures_for(table: &MetricTable, axes: &[Axis]) -> Vec<(String, String, Figur
 /// Every plot of the run, in a stable order: per report metric, its distribution, medians,
 /// lines and ratios.
 pub fn plots(results: &RunResults, opts: &RenderOptions) -> Result<Vec<Plot>> {
-    let tables = metric_tables(results, opts)?;
+    plots_of(&Analysis::new(results, opts)?)
+}
+
+/// [`plots`] from the run's analysis: they only read the summaries and ratios there.
+pub fn plots_of(analysis: &Analysis) -> Result<Vec<Plot>> {
+    let results = analysis.results;
     let axes = axes(results);
     let mut out = Vec::new();
-    for table in &tables {
+    for table in &analysis.tables {
         for (stem, caption, figure) in figures_for(table, &axes) {
             let (svg, png) = render(&stem, &figure)?;
             out.push(Plot {

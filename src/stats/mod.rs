@@ -17,6 +17,16 @@
 //! - Intervals of the mean and median: Efron's bootstrap percentile interval
 //!   (Efron 1979; Efron & Tibshirani 1993, ch. 13), resampling invocations with
 //!   replacement. The mean additionally gets the classic Student t interval.
+//! - Large samples (one rule, [`resamples_for`] and [`uses_order_statistics`]): a
+//!   resample costs O(n), so the resamples adapt to n above [`BOOTSTRAP_BUDGET`] / resamples
+//!   (n = 100 at the default 10,000), never below [`MIN_RESAMPLES`]; above
+//!   [`ORDER_STATISTICS_ABOVE`] (n = 1,000) the median's interval is the distribution-free
+//!   order-statistic interval ([`median_order_interval`]: exact binomial coverage, no
+//!   resampling, no Monte Carlo error) and a ratio of medians gets a log-scale interval whose
+//!   standard errors are read off those intervals (after Price & Bonett 2002); the mean
+//!   keeps its bootstrap at the adapted count. Resamples given explicitly
+//!   ([`StatsOptions::resamples_explicit`]) always win: every interval is then the bootstrap,
+//!   with exactly that many resamples, at any n.
 //! - Outliers: Tukey's fences (Tukey 1977), mild beyond 1.5 IQR from the quartiles,
 //!   severe beyond 3 IQR.
 //! - Two-sample test: Mann-Whitney U (Mann & Whitney 1947). Exact null distribution
@@ -48,6 +58,16 @@ pub const MIN_BOOTSTRAP_SAMPLES: usize = 5;
 /// Fewer samples than this triggers [`Warning::TooFewSamples`]: intervals exist but
 /// are wide and their coverage is only approximately the nominal level.
 pub const RECOMMENDED_SAMPLES: usize = 10;
+/// Bootstrap work per (cell, metric), in resampled values: samples with more than
+/// `BOOTSTRAP_BUDGET / resamples` values get proportionally fewer resamples
+/// ([`resamples_for`]).
+pub const BOOTSTRAP_BUDGET: usize = 1_000_000;
+/// The fewest resamples [`BOOTSTRAP_BUDGET`] may scale a sample down to.
+pub const MIN_RESAMPLES: usize = 200;
+/// Samples with more finite values than this get the order-statistic interval of the median
+/// (and ratios the log-scale interval built on it) instead of the bootstrap, unless the
+/// resamples were given explicitly ([`uses_order_statistics`]).
+pub const ORDER_STATISTICS_ABOVE: usize = 1_000;
 /// Coefficient of variation above which [`Warning::HighVariation`] fires.
 pub const HIGH_VARIATION_CV: f64 = 0.10;
 /// First-invocation / median-of-the-rest ratio at or above which
@@ -74,6 +94,12 @@ pub struct StatsOptions {
     pub resamples: usize,
     /// Seed of the bootstrap's ChaCha8 generator; record it to reproduce intervals.
     pub seed: u64,
+    /// The user gave `resamples` (`--resamples`): every interval is then a bootstrap with
+    /// exactly that many resamples, whatever n; otherwise large samples follow the adaptive
+    /// rule ([`resamples_for`], [`uses_order_statistics`]). Left out of results.json when
+    /// false, so older runs read as the default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resamples_explicit: bool,
 }
 
 impl Default for StatsOptions {
@@ -82,6 +108,7 @@ impl Default for StatsOptions {
             confidence: 0.95,
             resamples: 10_000,
             seed: 0,
+            resamples_explicit: false,
         }
     }
 }
@@ -222,7 +249,9 @@ pub struct Summary {
     pub cv: f64,
     /// Bootstrap percentile interval of the mean; None when n < [`MIN_BOOTSTRAP_SAMPLES`].
     pub mean_ci: Option<Interval>,
-    /// Bootstrap percentile interval of the median; None when n < [`MIN_BOOTSTRAP_SAMPLES`].
+    /// Interval of the median: the bootstrap percentile interval, or above
+    /// [`ORDER_STATISTICS_ABOVE`] the order-statistic interval ([`uses_order_statistics`]);
+    /// None when n < [`MIN_BOOTSTRAP_SAMPLES`] (or too small for the order statistics).
     pub median_ci: Option<Interval>,
     /// Student t interval of the mean (assumes roughly normal samples); None when n < 2.
     pub t_interval: Option<Interval>,
@@ -286,16 +315,7 @@ pub fn summarize_with_resolution(
     };
 
     let t_interval = t_interval(mean, stddev, n, opts);
-    let (mean_ci, median_ci) = if bootstrap_allowed(n, opts) {
-        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-        let (mut means, mut medians) = bootstrap_mean_median(&sorted, opts.resamples, &mut rng);
-        (
-            Some(percentile_interval(&mut means, opts.confidence)),
-            Some(percentile_interval(&mut medians, opts.confidence)),
-        )
-    } else {
-        (None, None)
-    };
+    let (mean_ci, median_ci) = mean_median_intervals(&sorted, opts);
 
     let outliers = tukey_outliers(&in_order, &sorted);
 
@@ -393,10 +413,14 @@ pub struct Ratio {
     pub ci: Option<Interval>,
 }
 
-/// Ratio of medians, candidate over base, with a bootstrap interval that resamples
-/// both sides independently (they come from separate invocations). Only defined for
-/// positive metrics: None when either median is not > 0 or a side has no finite
-/// sample. NaN and infinite samples are ignored.
+/// Ratio of medians, candidate over base, with an interval. Only defined for positive
+/// metrics: None when either median is not > 0 or a side has no finite sample. NaN and
+/// infinite samples are ignored.
+///
+/// The interval follows the one rule of the summaries, by the larger side's n: a bootstrap
+/// that resamples both sides independently (they come from separate invocations) with
+/// [`resamples_for`] resamples, or above [`ORDER_STATISTICS_ABOVE`]
+/// ([`uses_order_statistics`]) the log-scale interval [`log_ratio_interval`].
 pub fn ratio_of_medians(base: &[f64], candidate: &[f64], opts: &StatsOptions) -> Option<Ratio> {
     let base = finite_sorted(base);
     let candidate = finite_sorted(candidate);
@@ -408,6 +432,15 @@ pub fn ratio_of_medians(base: &[f64], candidate: &[f64], opts: &StatsOptions) ->
         return None;
     }
     let ratio = candidate_median / base_median;
+    let larger = base.len().max(candidate.len());
+    if uses_order_statistics(larger, opts) {
+        let ci = log_ratio_interval(&base, &candidate, opts.confidence);
+        return Some(Ratio { ratio, ci });
+    }
+    let opts = &StatsOptions {
+        resamples: resamples_for(larger, opts),
+        ..*opts
+    };
     let ci = if bootstrap_allowed(base.len(), opts) && bootstrap_allowed(candidate.len(), opts) {
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
         let (mut base_resampler, mut cand_resampler) =
@@ -586,8 +619,164 @@ pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
     q
 }
 
+/// The bootstrap resamples for a sample of `n` finite values: the options' count, scaled down
+/// so that n x resamples stays within [`BOOTSTRAP_BUDGET`] (never below [`MIN_RESAMPLES`], never
+/// above the options' count), unless the count was given explicitly, which always wins.
+pub fn resamples_for(n: usize, opts: &StatsOptions) -> usize {
+    if opts.resamples_explicit || n == 0 {
+        return opts.resamples;
+    }
+    opts.resamples
+        .min((BOOTSTRAP_BUDGET / n).max(MIN_RESAMPLES))
+}
+
+/// Whether a sample of `n` finite values gets the order-statistic interval of its median (and
+/// ratios with it the log-scale interval) rather than the bootstrap: above
+/// [`ORDER_STATISTICS_ABOVE`], unless the resamples were given explicitly.
+pub fn uses_order_statistics(n: usize, opts: &StatsOptions) -> bool {
+    !opts.resamples_explicit && n > ORDER_STATISTICS_ABOVE
+}
+
+/// The distribution-free interval of the median: 1-based ranks `(k, n + 1 - k)` of the order
+/// statistics, with the largest k whose exact coverage 1 - 2 P(B <= k - 1), B ~ Binomial(n,
+/// 1/2), is at least `confidence`, and that coverage. None when even `(1, n)` covers less
+/// (n too small for the level) or the level is outside (0, 1).
+///
+/// Distribution-free because the number of values below the true median is Binomial(n, 1/2)
+/// whatever the distribution (continuous, or conservative with ties); no resampling, so no
+/// Monte Carlo error, and O(√n) work for the binomial tail.
+pub fn median_rank_interval(n: usize, confidence: f64) -> Option<(usize, usize, f64)> {
+    if n == 0 || !(confidence > 0.0 && confidence < 1.0) {
+        return None;
+    }
+    let alpha = 1.0 - confidence;
+    // 2 P(B <= k - 1) <= alpha, the condition on k.
+    let fits = |k: usize| k >= 1 && 2 * k <= n + 1 && 2.0 * binomial_half_cdf(n, k - 1) <= alpha;
+    // Start from the normal approximation and step to the exact answer.
+    let z = normal_quantile(1.0 - alpha / 2.0);
+    let guess = (n as f64 / 2.0 - z * (n as f64).sqrt() / 2.0)
+        .floor()
+        .max(1.0) as usize;
+    let mut k = guess.min(n.div_ceil(2));
+    while k >= 1 && !fits(k) {
+        k -= 1;
+    }
+    if k == 0 {
+        return None;
+    }
+    while fits(k + 1) {
+        k += 1;
+    }
+    Some((k, n + 1 - k, 1.0 - 2.0 * binomial_half_cdf(n, k - 1)))
+}
+
+/// The order-statistic interval of the median of ascending `sorted` data
+/// ([`median_rank_interval`]).
+pub fn median_order_interval(sorted: &[f64], confidence: f64) -> Option<Interval> {
+    let (low, high, _) = median_rank_interval(sorted.len(), confidence)?;
+    Some(Interval {
+        lower: sorted[low - 1],
+        upper: sorted[high - 1],
+    })
+}
+
+/// Interval of median(candidate) / median(base) from order statistics (after Price & Bonett
+/// 2002): on the log scale, ln r ± z √(se_b² + se_c²), each side's standard error of its log
+/// median read off its order-statistic interval as (ln upper - ln lower) / (2 z_c), z_c the
+/// normal quantile of that interval's exact coverage. Both sides ascending and finite. None
+/// when a side is too small for an interval or its interval reaches 0 or below.
+pub fn log_ratio_interval(base: &[f64], candidate: &[f64], confidence: f64) -> Option<Interval> {
+    let log_median_se = |sorted: &[f64]| -> Option<f64> {
+        let (low, high, coverage) = median_rank_interval(sorted.len(), confidence)?;
+        let (lower, upper) = (sorted[low - 1], sorted[high - 1]);
+        if lower <= 0.0 {
+            return None;
+        }
+        Some((upper.ln() - lower.ln()) / (2.0 * normal_quantile(0.5 + coverage / 2.0)))
+    };
+    let (se_base, se_candidate) = (log_median_se(base)?, log_median_se(candidate)?);
+    let log_ratio = quantile(candidate, 0.5).ln() - quantile(base, 0.5).ln();
+    let half = normal_quantile(0.5 + confidence / 2.0) * se_base.hypot(se_candidate);
+    Some(Interval {
+        lower: (log_ratio - half).exp(),
+        upper: (log_ratio + half).exp(),
+    })
+}
+
+/// P(B <= j) for B ~ Binomial(n, 1/2), through the incomplete beta function:
+/// I_{1/2}(n - j, j + 1).
+fn binomial_half_cdf(n: usize, j: usize) -> f64 {
+    if j >= n {
+        return 1.0;
+    }
+    dist::beta_inc((n - j) as f64, (j + 1) as f64, 0.5)
+}
+
+/// The standard normal `p`-quantile, by bisection on [`normal_cdf`] (called a few times per
+/// summary, so simplicity wins over speed).
+fn normal_quantile(p: f64) -> f64 {
+    let (mut lo, mut hi) = (-40.0_f64, 40.0_f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if normal_cdf(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 // ---------------------------------------------------------------------------
 // Internals.
+
+/// The bootstrap intervals of the mean and median of ascending `sorted` data, by the one rule
+/// (see the module doc): at most n, the bootstrap with [`resamples_for`] resamples; above
+/// [`ORDER_STATISTICS_ABOVE`], the order-statistic interval of the median and the bootstrap
+/// of the mean alone.
+fn mean_median_intervals(
+    sorted: &[f64],
+    opts: &StatsOptions,
+) -> (Option<Interval>, Option<Interval>) {
+    let n = sorted.len();
+    let boot = StatsOptions {
+        resamples: resamples_for(n, opts),
+        ..*opts
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    if uses_order_statistics(n, opts) {
+        let median_ci = median_order_interval(sorted, opts.confidence);
+        let mean_ci = bootstrap_allowed(n, &boot).then(|| {
+            let mut means = bootstrap_means(sorted, boot.resamples, &mut rng);
+            percentile_interval(&mut means, opts.confidence)
+        });
+        return (mean_ci, median_ci);
+    }
+    if !bootstrap_allowed(n, &boot) {
+        return (None, None);
+    }
+    let (mut means, mut medians) = bootstrap_mean_median(sorted, boot.resamples, &mut rng);
+    (
+        Some(percentile_interval(&mut means, opts.confidence)),
+        Some(percentile_interval(&mut medians, opts.confidence)),
+    )
+}
+
+/// Bootstrap replicates of the mean alone: no counts to keep, just n draws summed.
+fn bootstrap_means(sorted: &[f64], resamples: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let n = sorted.len();
+    let pick = index_sampler(n);
+    (0..resamples)
+        .map(|_| {
+            let sum: f64 = (0..n).map(|_| sorted[pick.sample(rng) as usize]).sum();
+            // Clamped like the point estimate.
+            (sum / n as f64).clamp(sorted[0], sorted[n - 1])
+        })
+        .collect()
+}
 
 fn finite_sorted(samples: &[f64]) -> Vec<f64> {
     let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();

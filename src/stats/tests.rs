@@ -12,11 +12,14 @@ fn close(actual: f64, expected: f64, tol: f64) {
     );
 }
 
+/// Bootstrap with exactly `resamples` at any n (as given explicitly), so these tests see the
+/// bootstrap itself; the large-sample rule has its own tests below.
 fn opts(resamples: usize, seed: u64) -> StatsOptions {
     StatsOptions {
         confidence: 0.95,
         resamples,
         seed,
+        resamples_explicit: true,
     }
 }
 
@@ -707,5 +710,173 @@ fn no_shift_false_alarms_stay_near_alpha() {
     assert!(
         test_rate <= 0.065,
         "per-test false-positive rate {test_rate}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The large-sample rule.
+
+/// `n` lognormal draws (median `median`, log-sd 0.3): skewed like timings.
+fn lognormal(n: usize, median: f64, seed: u64) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| median * (0.3 * std_normal(&mut rng)).exp())
+        .collect()
+}
+
+#[test]
+fn resamples_adapt_above_the_budget_and_an_explicit_count_wins() {
+    let default = StatsOptions::default();
+    assert_eq!(resamples_for(10, &default), 10_000);
+    assert_eq!(
+        resamples_for(100, &default),
+        10_000,
+        "small cells keep the count"
+    );
+    assert_eq!(resamples_for(101, &default), 9_900);
+    assert_eq!(resamples_for(1_000, &default), 1_000);
+    assert_eq!(resamples_for(5_000, &default), MIN_RESAMPLES);
+    assert_eq!(resamples_for(1_000_000, &default), MIN_RESAMPLES);
+    let few = StatsOptions {
+        resamples: 100,
+        ..default
+    };
+    assert_eq!(resamples_for(5_000, &few), 100, "never more than recorded");
+    let explicit = StatsOptions {
+        resamples_explicit: true,
+        ..default
+    };
+    assert_eq!(resamples_for(1_000_000, &explicit), 10_000);
+    assert!(!uses_order_statistics(ORDER_STATISTICS_ABOVE, &default));
+    assert!(uses_order_statistics(ORDER_STATISTICS_ABOVE + 1, &default));
+    assert!(!uses_order_statistics(1_000_000, &explicit));
+}
+
+#[test]
+fn median_rank_interval_hand_values() {
+    // n = 5: even (min, max) covers only 1 - 2/32 = 93.75% < 95%.
+    assert_eq!(median_rank_interval(5, 0.95), None);
+    let (l, u, c) = median_rank_interval(6, 0.95).unwrap();
+    assert_eq!((l, u), (1, 6));
+    close(c, 1.0 - 2.0 / 64.0, 1e-12);
+    // n = 10: P(B <= 1) = 11/1024 fits, P(B <= 2) = 56/1024 does not.
+    let (l, u, c) = median_rank_interval(10, 0.95).unwrap();
+    assert_eq!((l, u), (2, 9));
+    close(c, 1.0 - 22.0 / 1024.0, 1e-12);
+    assert_eq!(median_rank_interval(10, 1.0), None);
+}
+
+#[test]
+fn median_rank_interval_is_the_exact_binomial_one_at_large_n() {
+    for n in [1_001, 1_500, 5_000, 100_000] {
+        // The binomial CDF summed term by term in log space.
+        let ln_half_n = n as f64 * 0.5f64.ln();
+        let mut ln_pmf = ln_half_n;
+        let mut cdf = vec![ln_pmf.exp()];
+        for j in 1..n / 2 {
+            ln_pmf += ((n - j + 1) as f64 / j as f64).ln();
+            cdf.push(cdf[j - 1] + ln_pmf.exp());
+        }
+        let k = (1..n / 2)
+            .filter(|&k| 2.0 * cdf[k - 1] <= 0.05)
+            .max()
+            .unwrap();
+        let (l, u, c) = median_rank_interval(n, 0.95).unwrap();
+        assert_eq!((l, u), (k, n + 1 - k), "n = {n}");
+        close(c, 1.0 - 2.0 * cdf[k - 1], 1e-9);
+        assert!(c >= 0.95);
+    }
+}
+
+#[test]
+fn large_samples_get_order_statistic_medians_and_bootstrap_means() {
+    let data = lognormal(ORDER_STATISTICS_ABOVE + 1, 1.0, 3);
+    let s = summarize(&data, &StatsOptions::default()).unwrap();
+    let mut sorted = data.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(s.median_ci, median_order_interval(&sorted, 0.95));
+    let mean_ci = s.mean_ci.unwrap();
+    assert!(mean_ci.contains(s.mean), "{mean_ci:?}");
+    // At the boundary the bootstrap still gives the median's interval: the same as asked
+    // for explicitly with the adapted count.
+    let at = &data[..ORDER_STATISTICS_ABOVE];
+    let explicit = StatsOptions {
+        resamples: resamples_for(at.len(), &StatsOptions::default()),
+        resamples_explicit: true,
+        ..StatsOptions::default()
+    };
+    assert_eq!(
+        summarize(at, &StatsOptions::default()),
+        summarize(at, &explicit)
+    );
+    // An explicit count bootstraps the median at any n.
+    let boot = summarize(&data, &opts(300, 0)).unwrap().median_ci.unwrap();
+    assert_ne!(Some(boot), s.median_ci);
+}
+
+#[test]
+fn large_samples_are_deterministic_and_order_free() {
+    let data = lognormal(5_000, 2.0, 9);
+    let mut shuffled = data.clone();
+    shuffled.reverse();
+    let opts = StatsOptions {
+        seed: 17,
+        ..StatsOptions::default()
+    };
+    let a = summarize(&data, &opts).unwrap();
+    assert_eq!(Some(&a), summarize(&data, &opts).as_ref());
+    let b = summarize(&shuffled, &opts).unwrap();
+    assert_eq!((a.median_ci, a.mean_ci), (b.median_ci, b.mean_ci));
+    let other = lognormal(3_000, 2.4, 10);
+    assert_eq!(
+        ratio_of_medians(&data, &other, &opts),
+        ratio_of_medians(&shuffled, &other, &opts)
+    );
+}
+
+#[test]
+fn large_sample_ratio_interval_covers_at_about_the_nominal_rate() {
+    // Two lognormal samples whose true medians are 1 and 1.1: the log-scale interval from
+    // order statistics should cover 1.1 about 95% of the time.
+    let reps = 200;
+    let covered = (0..reps)
+        .filter(|&r| {
+            let base = lognormal(1_200, 1.0, 2 * r);
+            let candidate = lognormal(1_500, 1.1, 2 * r + 1);
+            let ratio = ratio_of_medians(&base, &candidate, &StatsOptions::default()).unwrap();
+            ratio.ci.unwrap().contains(1.1)
+        })
+        .count();
+    let rate = covered as f64 / reps as f64;
+    assert!((0.9..=0.99).contains(&rate), "coverage {rate}");
+}
+
+#[test]
+fn bootstrap_endpoint_monte_carlo_error_matches_the_stated_one() {
+    // The README states the Monte Carlo standard deviation of a 95% percentile endpoint as
+    // sqrt(0.025 x 0.975 / B) / phi(1.96) ~ 2.67 / sqrt(B) standard errors. Check it on the
+    // mean at n = 2,000, where the rule gives B = 500: the endpoint's spread across seeds.
+    let n = 2_000;
+    let data = lognormal(n, 1.0, 5);
+    let b = resamples_for(n, &StatsOptions::default());
+    assert_eq!(b, 500);
+    let mut sorted = data.clone();
+    sorted.sort_by(f64::total_cmp);
+    let lowers: Vec<f64> = (0..40)
+        .map(|seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut means = bootstrap_means(&sorted, b, &mut rng);
+            percentile_interval(&mut means, 0.95).lower
+        })
+        .collect();
+    let mean = lowers.iter().sum::<f64>() / lowers.len() as f64;
+    let sd =
+        (lowers.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (lowers.len() - 1) as f64).sqrt();
+    let s = summarize(&data, &StatsOptions::default()).unwrap();
+    let se = s.stddev / (n as f64).sqrt();
+    let stated = 2.67 / (b as f64).sqrt() * se;
+    assert!(
+        (0.6 * stated..=1.5 * stated).contains(&sd),
+        "Monte Carlo sd {sd:e}, stated {stated:e}"
     );
 }
