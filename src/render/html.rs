@@ -184,13 +184,14 @@ fn intro(
         "<dl class=\"facts\">\n\
          <dt>Compared</dt><dd>{compared}</dd>\n\
          <dt>Measured</dt><dd>{invocations} invocations, each in a fresh container, order {order}; \
-         statistics over those with status ok, not failed or suspect ones ({conf:.0}% intervals, {resamples} bootstrap resamples)</dd>\n\
+         statistics over those with status ok, not failed or suspect ones ({conf:.0}% intervals, {methods})</dd>\n\
          <dt>Host</dt><dd><code>{hostname}</code>: {cpu}, {cpus} logical CPUs, {mem}, Linux {kernel} ({arch}), cgroup {cg}</dd>\n\
          <dt>Run</dt><dd><code>{run}</code>, {status}, started {started}</dd>\n\
          <dt>Reference</dt><dd>{reference}</dd>\n</dl>\n",
         order = escape(&results.order.to_string()),
         conf = results.stats.confidence * 100.0,
-        resamples = results.stats.resamples,
+        methods = super::interval_note(results)
+            .unwrap_or_else(|| format!("{} bootstrap resamples", results.stats.resamples)),
         hostname = escape(&host.hostname),
         cpu = escape(&host.cpu_model),
         cpus = host.logical_cpus,
@@ -516,9 +517,10 @@ fn environment(h: &mut String, results: &RunResults) {
         (
             "Statistics",
             format!(
-                "{:.0}% intervals, {} bootstrap resamples, seed {}",
+                "{:.0}% intervals, {}, seed {}",
                 results.stats.confidence * 100.0,
-                results.stats.resamples,
+                super::interval_note(results)
+                    .unwrap_or_else(|| format!("{} bootstrap resamples", results.stats.resamples)),
                 results.stats.seed
             ),
         ),

@@ -310,6 +310,22 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
     }
 }
 
+/// How a run's intervals were made, when it is not simply "N bootstrap resamples" (a cell
+/// large enough for fewer resamples or for order statistics); `None` for runs whose every cell
+/// had the full count, whose reports keep their wording.
+pub fn interval_note(results: &RunResults) -> Option<String> {
+    let opts = &results.stats;
+    let largest = results
+        .cells
+        .iter()
+        .flat_map(|c| c.summary.values().map(|s| s.n))
+        .max()
+        .unwrap_or(0);
+    (stats::uses_order_statistics(largest, opts)
+        || stats::resamples_for(largest, opts) < opts.resamples)
+        .then(|| interval_methods(results))
+}
+
 /// How a run's medians' intervals were computed, in words, after "medians with 95% ": the
 /// bootstrap with the recorded resamples, and what the large-sample rule changed for the
 /// largest cells ([`stats::resamples_for`], [`stats::uses_order_statistics`]).
@@ -604,6 +620,23 @@ mod tests {
             }
         }
         assert!(checked >= 6, "{checked} ratios checked");
+        // The page and the ratio plots say how the intervals were made, not "N bootstrap
+        // resamples" alone.
+        let note = interval_note(&run).expect("cells past the boundary get a note");
+        assert!(note.contains("order statistics"), "{note}");
+        assert!(page.contains(&note), "{note} not in report.html");
+        let ratio_captions: Vec<String> = plots::plots_of(&analysis)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.stem.starts_with("ratios-"))
+            .map(|p| p.caption)
+            .collect();
+        assert!(!ratio_captions.is_empty());
+        assert!(
+            ratio_captions
+                .iter()
+                .all(|c| c.contains(&note) && !c.contains("bootstrap interval"))
+        );
         let tex = latex::latex_of(&analysis);
         assert_eq!(tex, latex(&run, &opts).unwrap());
     }

@@ -916,7 +916,13 @@ fn sub_label(cell: &crate::results::CellResult, names: &[&str]) -> String {
         .join(" ")
 }
 
-fn figures_for(table: &MetricTable, axes: &[Axis]) -> Vec<(String, String, Figure)> {
+/// `interval_note`: how the run's intervals were made when not simply bootstrapped at the full
+/// count (see [`super::interval_note`]), said in the ratio plots' captions.
+fn figures_for(
+    table: &MetricTable,
+    axes: &[Axis],
+    interval_note: &Option<String>,
+) -> Vec<(String, String, Figure)> {
     let m = &table.metric;
     let key = file_part(&m.key);
     let scale = &table.scale;
@@ -1118,10 +1124,16 @@ fn figures_for(table: &MetricTable, axes: &[Axis]) -> Vec<(String, String, Figur
         if rows.len() >= 2 {
             out.push((
                 format!("ratios-{key}"),
-                format!(
-                    "{}: median of each cell over the median of {reference}, with the 95% bootstrap interval of the ratio.",
-                    m.title
-                ),
+                match &interval_note {
+                    None => format!(
+                        "{}: median of each cell over the median of {reference}, with the 95% bootstrap interval of the ratio.",
+                        m.title
+                    ),
+                    Some(note) => format!(
+                        "{}: median of each cell over the median of {reference}, with the 95% interval of the ratio; {note}.",
+                        m.title
+                    ),
+                },
                 Figure::Ratios {
                     rows,
                     x_title: format!("{} relative to {reference}", m.short_title()),
@@ -1142,9 +1154,10 @@ pub fn plots(results: &RunResults, opts: &RenderOptions) -> Result<Vec<Plot>> {
 pub fn plots_of(analysis: &Analysis) -> Result<Vec<Plot>> {
     let results = analysis.results;
     let axes = axes(results);
+    let interval_note = super::interval_note(results);
     let mut out = Vec::new();
     for table in &analysis.tables {
-        for (stem, caption, figure) in figures_for(table, &axes) {
+        for (stem, caption, figure) in figures_for(table, &axes, &interval_note) {
             let (svg, png) = render(&stem, &figure)?;
             out.push(Plot {
                 stem,
