@@ -310,17 +310,23 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
     }
 }
 
+/// The most invocations any cell's summaries count: which interval rule the run's largest cell
+/// met.
+fn largest_cell(results: &RunResults) -> usize {
+    results
+        .cells
+        .iter()
+        .flat_map(|c| c.summary.values().map(|s| s.n))
+        .max()
+        .unwrap_or(0)
+}
+
 /// How a run's intervals were made, when it is not simply "N bootstrap resamples" (a cell
 /// large enough for fewer resamples or for order statistics); `None` for runs whose every cell
 /// had the full count, whose reports keep their wording.
 pub fn interval_note(results: &RunResults) -> Option<String> {
     let opts = &results.stats;
-    let largest = results
-        .cells
-        .iter()
-        .flat_map(|c| c.summary.values().map(|s| s.n))
-        .max()
-        .unwrap_or(0);
+    let largest = largest_cell(results);
     (stats::uses_order_statistics(largest, opts)
         || stats::resamples_for(largest, opts) < opts.resamples)
         .then(|| interval_methods(results))
@@ -331,12 +337,7 @@ pub fn interval_note(results: &RunResults) -> Option<String> {
 /// largest cells ([`stats::resamples_for`], [`stats::uses_order_statistics`]).
 pub fn interval_methods(results: &RunResults) -> String {
     let opts = &results.stats;
-    let largest = results
-        .cells
-        .iter()
-        .flat_map(|c| c.summary.values().map(|s| s.n))
-        .max()
-        .unwrap_or(0);
+    let largest = largest_cell(results);
     if stats::uses_order_statistics(largest, opts) {
         format!(
             "CIs (bootstrap, {} resamples, fewer for large cells; order statistics for cells over {} invocations)",
