@@ -459,33 +459,56 @@ runs = 6
     assert_eq!(json(&outcome.dir)["cells"][0]["summary"]["wall_s"]["n"], 6);
 }
 
-#[test]
-fn an_error_of_benchboxs_own_stops_the_run_as_failed_and_resume_finishes_it() {
-    let p = Project::new(
+/// A project of two cells run in order, `ok` then `second`, two invocations each.
+fn ok_then(name: &str, second: &str) -> Project {
+    Project::new(&format!(
         r#"
-name = "stopped"
+name = "{name}"
 [matrix]
-kind = ["ok", "broken"]
+kind = ["ok", "{second}"]
 [run]
-command = ["{kind}"]
+command = ["{{kind}}"]
 warmup = 0
 runs = 2
 order = "grouped"
-"#,
-    );
-    let mut fake = Fake {
+"#
+    ))
+}
+
+/// Runs `p` with its second cell broken: the run must stop as benchbox's own failure (exit 1),
+/// marked `failed` in results.json, with no spool left. Returns the run directory and the
+/// stop's cause.
+fn stopped(p: &Project) -> (PathBuf, RunError) {
+    let mut broken = Fake {
         broken: true,
         ..Default::default()
     };
-    let err = p.run(&mut fake, None).unwrap_err();
-    let RunError::Stopped(stopped) = &err else {
+    let err = p.run(&mut broken, None).unwrap_err();
+    assert_eq!(err.exit_code(), benchbox::exit::INTERNAL);
+    let RunError::Stopped(stopped) = err else {
         panic!("not stopped: {err}");
     };
-    assert!(runner::is_disk_full(&stopped.cause));
-    assert_eq!(err.exit_code(), benchbox::exit::INTERNAL);
     assert!(stopped.unrecorded.is_none());
     let dir = stopped.dir.clone();
     assert_eq!(status(&dir), "failed");
+    assert!(!dir.join("logs/.stdout.spool").exists());
+    (dir, stopped.cause)
+}
+
+/// `--resume` of the stopped run in `dir` runs the two missing invocations, and only those.
+fn resume_finishes(p: &Project, dir: &Path) {
+    let mut fixed = Fake::default();
+    let outcome = p.run(&mut fixed, Some(dir.to_path_buf())).unwrap();
+    assert_eq!(fixed.executed.len(), 2);
+    assert_eq!(rows(dir).len(), 4);
+    assert_eq!(status(&outcome.dir), "complete");
+}
+
+#[test]
+fn an_error_of_benchboxs_own_stops_the_run_as_failed_and_resume_finishes_it() {
+    let p = ok_then("stopped", "broken");
+    let (dir, cause) = stopped(&p);
+    assert!(runner::is_disk_full(&cause));
     assert!(
         json(&dir)["reason"]
             .as_str()
@@ -493,48 +516,18 @@ order = "grouped"
             .contains("No space left")
     );
     assert_eq!(rows(&dir).len(), 2, "the finished invocations, whole");
-    assert!(!dir.join("logs/.stdout.spool").exists());
-
-    let mut fixed = Fake::default();
-    let outcome = p.run(&mut fixed, Some(dir.clone())).unwrap();
-    assert_eq!(fixed.executed.len(), 2);
-    assert_eq!(rows(&dir).len(), 4);
-    assert_eq!(status(&outcome.dir), "complete");
+    resume_finishes(&p, &dir);
 }
 
 #[test]
 fn a_record_that_cannot_be_written_stops_the_run_as_failed_and_resume_finishes_it() {
-    let p = Project::new(
-        r#"
-name = "unrecordable"
-[matrix]
-kind = ["ok", "blocklog"]
-[run]
-command = ["{kind}"]
-warmup = 0
-runs = 2
-order = "grouped"
-"#,
-    );
-    let mut blocked = Fake {
-        broken: true,
-        ..Default::default()
-    };
-    let err = p.run(&mut blocked, None).unwrap_err();
-    let RunError::Stopped(stopped) = &err else {
-        panic!("not stopped: {err}");
-    };
-    assert_eq!(err.exit_code(), benchbox::exit::INTERNAL);
-    assert!(stopped.unrecorded.is_none());
-    let dir = stopped.dir.clone();
-    assert_eq!(status(&dir), "failed");
+    let p = ok_then("unrecordable", "blocklog");
+    let (dir, _) = stopped(&p);
     assert!(json(&dir)["reason"].as_str().unwrap().contains("logs"));
     // The first cell's rows, whole; the invocation whose logs could not be kept is not a row.
     let kept = rows(&dir);
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert!(kept.iter().all(|r| r.3 == "ok"));
-    assert!(!dir.join("logs/.stdout.spool").exists());
-
     // The obstacle gone, --resume runs what is missing, and only that.
     let planted: Vec<PathBuf> = fs::read_dir(dir.join("logs"))
         .unwrap()
@@ -543,9 +536,5 @@ order = "grouped"
         .collect();
     assert_eq!(planted.len(), 1, "{planted:?}");
     fs::remove_file(&planted[0]).unwrap();
-    let mut fixed = Fake::default();
-    let outcome = p.run(&mut fixed, Some(dir.clone())).unwrap();
-    assert_eq!(fixed.executed.len(), 2);
-    assert_eq!(rows(&dir).len(), 4);
-    assert_eq!(status(&outcome.dir), "complete");
+    resume_finishes(&p, &dir);
 }
