@@ -750,3 +750,56 @@ fn a_long_memory_timeline_is_a_band_of_bounded_size() {
     assert!(memory.svg.len() < 100_000, "{} bytes", memory.svg.len());
     assert!(elements(&memory.svg, "") < 300);
 }
+
+#[test]
+fn memory_over_time_is_a_band_over_the_measured_invocations_logs() {
+    // Each measured invocation's timeline in its logs: the plot pools them, one band per cell,
+    // and says so; without the logs it falls back to the cell's last timeline.
+    let mut r = fixture("quickstart");
+    for cell in &mut r.cells {
+        cell.memory_timeline = (0..5).map(|i| (i as f64 * 0.1, 8 << 20)).collect();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let draw = || {
+        let analysis = render::Analysis::new(&r, &default_opts())
+            .unwrap()
+            .with_figure_data(dir.path(), &[render::Format::Plots]);
+        render::plots::plots_of(&analysis)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.stem == "memory-over-time")
+            .unwrap()
+    };
+    let last_only = draw();
+    assert!(
+        last_only.caption.contains("its last measured invocation"),
+        "{}",
+        last_only.caption
+    );
+    assert!(elements(&last_only.svg, "circle") > 0, "dots on samples");
+    for cell in &r.cells {
+        for s in cell.samples.iter().filter(|s| s.counts_toward_statistics()) {
+            let path =
+                benchbox::results::memory_timeline_path(dir.path(), &cell.slug, "measure", s.index);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut text = String::from("t_s,memory_bytes\n");
+            for i in 0..50u64 {
+                let bytes = (10 + u64::from(s.index)) << 20 | i << 12;
+                text.push_str(&format!("{:.3},{bytes}\n", i as f64 * 0.01));
+            }
+            std::fs::write(path, text).unwrap();
+        }
+    }
+    let pooled = draw();
+    assert!(
+        pooled
+            .caption
+            .contains("over the cell's measured invocations")
+            && pooled.caption.contains("10-90% band"),
+        "{}",
+        pooled.caption
+    );
+    assert_eq!(elements(&pooled.svg, "circle"), 0, "bins, not samples");
+    assert_ne!(pooled.svg, last_only.svg);
+    assert_eq!(draw(), pooled, "the same files, the same figure");
+}

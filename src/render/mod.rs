@@ -242,6 +242,10 @@ pub struct Analysis<'a> {
     pub reference: Option<crate::reference::Reference>,
     /// One per report metric, in [`report_metrics`] order.
     pub tables: Vec<MetricTable<'a>>,
+    /// Per cell (in the results' order), the memory timelines of its measured invocations
+    /// ([`crate::results::memory_timelines`]), for the memory-over-time band over
+    /// invocations; empty when not read, and the plot then shows each cell's last timeline.
+    pub memory_timelines: Vec<Vec<Vec<(f64, u64)>>>,
 }
 
 impl<'a> Analysis<'a> {
@@ -258,7 +262,18 @@ impl<'a> Analysis<'a> {
             results,
             reference,
             tables,
+            memory_timelines: Vec::new(),
         })
+    }
+
+    /// This analysis with what the figures draw beyond the results, read from the run
+    /// directory `dir`: the cells' memory timelines, when `formats` draw figures (plots, or
+    /// the HTML that embeds them).
+    pub fn with_figure_data(mut self, dir: &Path, formats: &[Format]) -> Self {
+        if formats.contains(&Format::Plots) || formats.contains(&Format::Html) {
+            self.memory_timelines = crate::results::memory_timelines(dir, self.results);
+        }
+        self
     }
 }
 
@@ -519,7 +534,8 @@ pub fn write(
     opts: &RenderOptions,
     formats: &[Format],
 ) -> Result<Vec<PathBuf>> {
-    write_analysis(&Analysis::new(results, opts)?, run_dir, formats)
+    let analysis = Analysis::new(results, opts)?.with_figure_data(run_dir, formats);
+    write_analysis(&analysis, run_dir, formats)
 }
 
 /// [`write`] from an analysis made once for every format (and summary.md, [`crate::rebuild`]).

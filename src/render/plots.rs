@@ -16,11 +16,12 @@
 //! - `ratios-<metric>`: each cell's median over the reference cell's, with the bootstrap CI of
 //!   the ratio, and a dashed line at 1.
 //!
-//! - `memory-over-time`: memory in use since the exec, per cell, from the timelines the
-//!   results carry. A cell of at most [`MAX_MEMORY_POINTS`] samples is one line through them;
-//!   above, the samples are pooled into [`MEMORY_BINS`] time bins and drawn as the median with
-//!   a 10-90% band (see [`memory_band`]), so the plot's size is bounded whatever the length
-//!   or the number of the timelines.
+//! - `memory-over-time`: memory in use since the exec, per cell: the median and 10-90% band
+//!   over its measured invocations' timelines (up to [`MAX_MEMORY_TIMELINES`] of them, read
+//!   from the logs), pooled into [`MEMORY_BINS`] time bins (see [`memory_band`]), so the
+//!   plot's size is bounded whatever the length or the number of the timelines. Without them
+//!   (one invocation, logs gone), the cell's last timeline from results.json: a line through
+//!   at most [`MAX_MEMORY_POINTS`] samples, a band over time bins above.
 //!
 //! Publication quality: sized for one column of a two-column paper (480 x ~300 SVG pixels,
 //! i.e. 3.3 in at 144 px/in with 8-9 pt text; a faceted plot widens towards a full page
@@ -30,6 +31,8 @@
 //! timestamps, no randomness, cells in result order.
 
 use std::sync::Once;
+
+use crate::results::MAX_MEMORY_TIMELINES;
 
 use std::ops::Range;
 
@@ -1168,7 +1171,7 @@ pub fn plots_of(analysis: &Analysis) -> Result<Vec<Plot>> {
             });
         }
     }
-    if let Some((stem, caption, figure)) = memory_over_time(results) {
+    if let Some((stem, caption, figure)) = memory_over_time(analysis) {
         let (svg, png) = render(&stem, &figure)?;
         out.push(Plot {
             stem,
@@ -1181,39 +1184,64 @@ pub fn plots_of(analysis: &Analysis) -> Result<Vec<Plot>> {
     Ok(out)
 }
 
-/// Memory in use over time, one series per cell (from its timeline: the last measured
-/// invocation with status ok, as sampled from the cgroup every `memory-interval`); `None`
-/// when nothing was sampled. A short timeline is a line through its samples; a long one a
-/// band ([`memory_band`]).
-fn memory_over_time(results: &RunResults) -> Option<(String, String, Figure)> {
-    let mut banded = false;
-    let series: Vec<Line> = results
+/// Memory in use over time, one series per cell; `None` when nothing was sampled. A cell whose
+/// measured invocations' timelines were read ([`Analysis::memory_timelines`], two or more) is a
+/// band over those invocations ([`memory_band`]). Otherwise the cell's last measured timeline
+/// (results.json's): a line through its samples when short, a band over time bins when long.
+fn memory_over_time(analysis: &Analysis) -> Option<(String, String, Figure)> {
+    let (mut over_invocations, mut over_bins) = (0usize, false);
+    let series: Vec<Line> = analysis
+        .results
         .cells
         .iter()
-        .filter(|c| !c.memory_timeline.is_empty())
-        .map(|c| {
-            let points = if c.memory_timeline.len() <= MAX_MEMORY_POINTS {
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let timelines: Vec<&[(f64, u64)]> = analysis
+                .memory_timelines
+                .get(i)
+                .map(|t| t.iter().map(Vec::as_slice).collect())
+                .unwrap_or_default();
+            let points = if timelines.len() >= 2 {
+                over_invocations = over_invocations.max(timelines.len());
+                memory_band(&timelines)
+            } else if c.memory_timeline.is_empty() {
+                return None;
+            } else if c.memory_timeline.len() <= MAX_MEMORY_POINTS {
                 c.memory_timeline
                     .iter()
                     .map(|&(t, bytes)| (t, mib(bytes), None))
                     .collect()
             } else {
-                banded = true;
+                over_bins = true;
                 memory_band(&[c.memory_timeline.as_slice()])
             };
-            (c.label.clone(), points)
+            Some((c.label.clone(), points))
         })
         .collect();
     if series.is_empty() {
         return None;
     }
-    let caption = if banded {
-        format!(
-            "Memory in use over time since the exec, per cell (its last measured invocation with status ok), sampled from the cgroup; a cell of over {MAX_MEMORY_POINTS} samples as their median and 10-90% band in {MEMORY_BINS} time bins."
-        )
-    } else {
-        "Memory in use over time since the exec, per cell (its last measured invocation with status ok), sampled from the cgroup.".to_string()
-    };
+    let mut caption =
+        String::from("Memory in use over time since the exec, per cell, sampled from the cgroup");
+    if over_invocations > 0 {
+        caption.push_str(&format!(
+            "; over the cell's measured invocations with status ok (at most {MAX_MEMORY_TIMELINES}, evenly spread, per cell): their median and 10-90% band in {MEMORY_BINS} time bins"
+        ));
+    }
+    if over_bins || over_invocations == 0 {
+        caption.push_str(if over_invocations > 0 {
+            "; a cell with one such invocation: that invocation"
+        } else {
+            "; per cell its last measured invocation with status ok"
+        });
+        if over_bins {
+            caption.push_str(&format!(
+                ", of over {MAX_MEMORY_POINTS} samples as their median and 10-90% band in {MEMORY_BINS} time bins"
+            ));
+        }
+    }
+    caption.push('.');
+    let banded = over_bins || over_invocations > 0;
     Some((
         "memory-over-time".to_string(),
         caption,

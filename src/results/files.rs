@@ -76,6 +76,64 @@ pub fn log_paths(run_dir: &Path, slug: &str, phase: &str, index: u32) -> (PathBu
     )
 }
 
+/// An invocation's memory use over time, beside its stdout log:
+/// `logs/<cell slug>/<phase>-<index>.memory.csv`, rows `t_s,memory_bytes`.
+pub fn memory_timeline_path(run_dir: &Path, slug: &str, phase: &str, index: u32) -> PathBuf {
+    log_paths(run_dir, slug, phase, index)
+        .0
+        .with_extension("memory.csv")
+}
+
+/// The most invocations per cell whose memory timelines [`memory_timelines`] reads: enough for
+/// a band over invocations, and a bounded number of files read at the end of a long run.
+pub const MAX_MEMORY_TIMELINES: usize = 500;
+
+/// Per cell of `run` (in its order), the memory timelines of its measured invocations with
+/// status `ok`, read from their `memory.csv` files: all of them up to
+/// [`MAX_MEMORY_TIMELINES`], else that many evenly spread over the cell's invocations (the
+/// same ones every time). An invocation without a file (nothing sampled, logs removed) or with
+/// an unreadable one is left out; a row that does not parse ends its file.
+pub fn memory_timelines(run_dir: &Path, run: &super::RunResults) -> Vec<Vec<Vec<(f64, u64)>>> {
+    run.cells
+        .iter()
+        .map(|cell| {
+            let indices: Vec<u32> = cell
+                .samples
+                .iter()
+                .filter(|s| s.counts_toward_statistics())
+                .map(|s| s.index)
+                .collect();
+            spread(&indices, MAX_MEMORY_TIMELINES)
+                .filter_map(|index| {
+                    let path = memory_timeline_path(run_dir, &cell.slug, "measure", index);
+                    let text = fs::read_to_string(path).ok()?;
+                    let timeline = parse_memory_timeline(&text);
+                    (!timeline.is_empty()).then_some(timeline)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// At most `most` of `items`, evenly spread (the first always among them), in order.
+fn spread(items: &[u32], most: usize) -> impl Iterator<Item = u32> + '_ {
+    let n = items.len();
+    let keep = n.min(most);
+    (0..keep).map(move |k| items[k * n / keep.max(1)])
+}
+
+/// The rows of a `memory.csv` (after its header) up to the first that does not parse.
+fn parse_memory_timeline(text: &str) -> Vec<(f64, u64)> {
+    text.lines()
+        .skip(1)
+        .map_while(|line| {
+            let (t, bytes) = line.split_once(',')?;
+            let t: f64 = t.parse().ok().filter(|t: &f64| t.is_finite())?;
+            Some((t, bytes.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The spool files every invocation's stdout and stderr go to first: `logs/.stdout.spool`
 /// and `logs/.stderr.spool` (in the run directory, so a rename moves them to their logs).
 pub fn spool_paths(run_dir: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -220,6 +278,26 @@ pub fn mark_failed_in_place(run_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_the_bound_of_timelines_evenly_spread_and_the_same_each_time() {
+        let items: Vec<u32> = (0..10).collect();
+        assert_eq!(spread(&items, 20).collect::<Vec<_>>(), items);
+        assert_eq!(spread(&items, 5).collect::<Vec<_>>(), [0, 2, 4, 6, 8]);
+        assert_eq!(spread(&[], 5).count(), 0);
+        let many: Vec<u32> = (0..10_000).collect();
+        let kept: Vec<u32> = spread(&many, MAX_MEMORY_TIMELINES).collect();
+        assert_eq!(kept.len(), MAX_MEMORY_TIMELINES);
+        assert_eq!((kept[0], kept[1], kept[499]), (0, 20, 9_980));
+    }
+
+    #[test]
+    fn a_memory_csv_is_read_up_to_its_first_bad_row() {
+        let text = "t_s,memory_bytes\n0.000,100\n0.100,200\n0.2x,300\n0.300,400\n";
+        assert_eq!(parse_memory_timeline(text), [(0.0, 100), (0.1, 200)]);
+        assert!(parse_memory_timeline("t_s,memory_bytes\n").is_empty());
+        assert!(parse_memory_timeline("t_s,memory_bytes\nNaN,5\n").is_empty());
+    }
 
     #[test]
     fn the_reserve_grows_in_steps_and_is_released() {

@@ -98,9 +98,11 @@ impl Recorder {
                 ..
             } => {
                 let phase = sample.phase.to_string();
-                let (log_out, _) = self.keep_logs(inv, cell, &phase, sample.index, *start_error)?;
+                self.keep_logs(inv, cell, &phase, sample.index, *start_error)?;
                 if !outcome.memory_timeline.is_empty() {
-                    write_memory_timeline(&log_out, &outcome.memory_timeline)?;
+                    let path =
+                        results::memory_timeline_path(&self.dir, &cell.slug, &phase, sample.index);
+                    write_memory_timeline(&path, &outcome.memory_timeline)?;
                 }
                 self.csv.append(sample, &cell.label, &axis_texts(cell))?;
                 let result = self.cell_result(&cell.id);
@@ -146,7 +148,7 @@ impl Recorder {
     /// A setup step the run stops on (an error of benchbox's own): what it wrote is kept in
     /// its logs all the same.
     pub fn keep_setup_logs(&mut self, inv: &Invocation, cell: &Cell) -> Result<(), RunError> {
-        self.keep_logs(inv, cell, "setup", 0, None).map(|_| ())
+        self.keep_logs(inv, cell, "setup", 0, None)
     }
 
     /// Rewrite results.json (atomically) and keep the reserve as large as the next one.
@@ -169,14 +171,14 @@ impl Recorder {
         phase: &str,
         index: u32,
         start_error: Option<&str>,
-    ) -> Result<(PathBuf, PathBuf), RunError> {
+    ) -> Result<(), RunError> {
         if let Some(message) = start_error {
             write_spool(&inv.stderr, &format!("benchbox: {message}\n"))?;
         }
         let (out, err) = results::log_paths(&self.dir, &cell.slug, phase, index);
         results::keep_log(&inv.stdout, &out)?;
         results::keep_log(&inv.stderr, &err)?;
-        Ok((out, err))
+        Ok(())
     }
 
     /// Stop the run on `cause`, an error of benchbox's own (the executor settled first): drop
@@ -265,9 +267,8 @@ impl Recorder {
     }
 }
 
-/// An invocation's memory use over time, beside its stdout log (`<phase>-<index>.memory.csv`).
-fn write_memory_timeline(log_out: &Path, timeline: &[(f64, u64)]) -> Result<(), RunError> {
-    let path = log_out.with_extension("memory.csv");
+/// An invocation's memory use over time, at `path` ([`results::memory_timeline_path`]).
+fn write_memory_timeline(path: &Path, timeline: &[(f64, u64)]) -> Result<(), RunError> {
     let mut text = String::from("t_s,memory_bytes\n");
     for (t, bytes) in timeline {
         text.push_str(&format!("{t:.3},{bytes}\n"));
@@ -275,10 +276,10 @@ fn write_memory_timeline(log_out: &Path, timeline: &[(f64, u64)]) -> Result<(), 
     let written = path
         .parent()
         .map_or(Ok(()), fs::create_dir_all)
-        .and_then(|_| fs::write(&path, text));
+        .and_then(|_| fs::write(path, text));
     written.map_err(|source| results::ResultsError::Io {
         action: "write",
-        path,
+        path: path.to_path_buf(),
         source,
     })?;
     Ok(())
