@@ -142,6 +142,74 @@ pub struct Cell {
     #[serde(default = "default_max_log")]
     pub max_log: Option<u64>,
     pub metrics: Vec<MetricSpec>,
+    /// `[services.NAME]`: containers the workload talks to, in start order (each after the
+    /// services it `depends-on`, else in the file's order). Left out of the JSON, and of the
+    /// id, when there are none, so cells without services keep their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+}
+
+/// One `[services.NAME]` of a cell, substituted: a container of its own (its own root
+/// filesystem, cgroup, limits and namespaces) in the network namespace of the workload, which
+/// reaches it as `NAME` (an /etc/hosts entry for 127.0.0.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// `[a-z0-9-]`, starting with a letter: the host name the workload uses and the prefix of
+    /// its columns (`NAME.cpu_s`).
+    pub name: String,
+    pub root: Root,
+    /// The manifest digest its image resolved to (filled in like the cell's).
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    pub workdir: Option<PathBuf>,
+    pub user: Option<String>,
+    pub volumes: Vec<Volume>,
+    pub env: BTreeMap<String, String>,
+    /// argv; a plain string `s` becomes `["/bin/sh", "-c", s]`; empty: the image's
+    /// Entrypoint and Cmd.
+    pub command: Vec<String>,
+    pub ready: Ready,
+    /// How long `ready` may take from the service's start before the invocation fails
+    /// (`ready-timeout`, default 30 s).
+    #[serde(with = "secs")]
+    pub ready_timeout: Duration,
+    pub lifetime: Lifetime,
+    /// Services that must be ready before this one starts (names in the same cell).
+    pub depends_on: Vec<String>,
+    /// Ports it listens on (`ready.tcp` and `ports`): no two services of a cell share one.
+    pub ports: Vec<u16>,
+    pub limits: Limits,
+    /// After SIGTERM, how long the service has to exit before it is SIGKILLed (`stop-timeout`,
+    /// default 5 s).
+    #[serde(with = "secs")]
+    pub stop_timeout: Duration,
+}
+
+/// When a service counts as ready for the next service or the workload to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ready {
+    /// No `ready`: as soon as its command was executed.
+    Started,
+    /// A TCP connection to 127.0.0.1:PORT in the cell's network succeeds.
+    Tcp(u16),
+    /// This command, run in a fresh container of the service's environment and network,
+    /// exits 0.
+    Command(Vec<String>),
+    /// The service's stdout or stderr contains this text.
+    Log(String),
+}
+
+/// How long a service lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifetime {
+    /// A fresh service for every invocation (warm-ups included).
+    #[default]
+    Invocation,
+    /// One for all of the cell's invocations: the cell's invocations then run one after
+    /// another (not interleaved with other cells').
+    Cell,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +286,10 @@ pub struct MetricSpec {
     pub pattern: Option<String>,
     pub unit: Option<String>,
     pub better: Better,
+    /// Measured by benchbox from this service's cgroup (`NAME.cpu_s`, ...), never read from the
+    /// workload's output or metrics file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -540,6 +612,20 @@ pub fn suggest<'a>(
 }
 
 /// Serde for `Option<Duration>` as (fractional) seconds: readable by pandas/jq as a number.
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Duration::try_from_secs_f64(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 mod opt_secs {
     use std::time::Duration;
 

@@ -190,7 +190,8 @@ fn full_example() {
             name: "throughput".into(),
             pattern: Some(r"Score:\s+([0-9.]+)".into()),
             unit: Some("ops/s".into()),
-            better: Better::Higher
+            better: Better::Higher,
+            service: None,
         }]
     );
     // Results files read the plan back.

@@ -277,6 +277,7 @@ pub(super) fn build_cell(
         memory_interval,
         max_log,
         metrics,
+        services: Vec::new(),
     };
     Ok((
         cell,
@@ -590,6 +591,7 @@ pub(super) fn parse_metrics(
             pattern,
             unit,
             better,
+            service: None,
         });
     }
     Ok(out)
