@@ -60,6 +60,7 @@ impl Fixture {
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             hostname: "cell".into(),
             host_network: false,
+            network: None,
             limits: Limits::default(),
             stdout: self.dir.path().join("out"),
             stderr: self.dir.path().join("err"),

@@ -131,6 +131,7 @@ impl Fixture {
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             hostname: "cell".into(),
             host_network: false,
+            network: None,
             limits: Limits::default(),
             stdout: self.path("out"),
             stderr: self.path("err"),

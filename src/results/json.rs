@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Planned, Result, ResultsError, Sample, check_row, io_err, read_csv_each};
-use crate::measurement::Applied;
+use crate::measurement::{Applied, Measurement};
 use crate::plan::{Phase, Plan};
 use crate::spec::Order;
 use crate::status::{RunStatus, Status};
@@ -52,6 +52,10 @@ pub struct CellResult {
     /// invocation whose status is `ok`; every invocation's is in `logs/<cell>/<phase>-<n>.memory.csv`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memory_timeline: Vec<(f64, u64)>,
+    /// Per service of the cell, its whole-life totals over every instance that ran (start to
+    /// stop, not only the workload's windows: those are the `NAME.*` columns of runs.csv).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, ServiceTotals>,
     /// The cell's invocations, in runs.csv's order: read from runs.csv ([`load`]), never written
     /// to results.json. Deserializing a version-1 document straight into a `CellResult` fills
     /// them from its `samples` (the renderers' test fixtures are such documents); benchbox's
@@ -144,6 +148,38 @@ pub struct RunResults<C = CellResult> {
     pub warnings: Vec<String>,
 }
 
+/// A service's whole life, summed over its instances (one per invocation, or one per cell).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTotals {
+    /// How many times it was started and stopped.
+    pub instances: u64,
+    /// From start to stop, in all.
+    pub user_s: f64,
+    pub system_s: f64,
+    /// The largest of its instances' peaks.
+    pub peak_memory_bytes: Option<u64>,
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
+    pub throttled_s: f64,
+}
+
+impl ServiceTotals {
+    /// Add one instance's whole life.
+    pub fn add(&mut self, m: &Measurement) {
+        let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+        self.instances += 1;
+        self.user_s += m.user_s;
+        self.system_s += m.system_s;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(m.peak_memory_bytes);
+        self.io_read_bytes = sum(self.io_read_bytes, m.io_read_bytes);
+        self.io_write_bytes = sum(self.io_write_bytes, m.io_write_bytes);
+        self.throttled_s += m.throttled_s;
+    }
+}
+
 /// A cell of results.json as benchbox reads it: everything but the samples, which serde skips
 /// without building them (a version-1 file has them all), so reading keeps memory flat.
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +196,8 @@ pub struct CellMeta {
     planned: Option<Planned>,
     #[serde(default)]
     memory_timeline: Vec<(f64, u64)>,
+    #[serde(default)]
+    services: BTreeMap<String, ServiceTotals>,
     #[serde(default)]
     summary: BTreeMap<String, crate::stats::Summary>,
     #[serde(default)]
@@ -182,6 +220,7 @@ impl From<CellMeta> for CellResult {
             setup_error: c.setup_error,
             planned: c.planned,
             memory_timeline: c.memory_timeline,
+            services: c.services,
             samples: Vec::new(),
             summary: c.summary,
             failures: c.failures,

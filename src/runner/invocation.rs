@@ -10,7 +10,7 @@ use crate::image::ResolvedImage;
 use crate::results;
 use crate::sandbox::userns::IdMap;
 use crate::sandbox::{self, Invocation, RootSpec};
-use crate::spec::{Cell, Network, Root, Scratch};
+use crate::spec::{Cell, Network, Root, Scratch, Service};
 
 /// Builds the invocations of one run.
 pub(super) struct Builder {
@@ -58,27 +58,124 @@ impl Builder {
         layer: Option<&PathBuf>,
     ) -> Result<Invocation, RunError> {
         let (stdout, stderr) = results::spool_paths(&self.dir)?;
-        let image = self.image(cell);
-        let root = match &cell.root {
+        let container = Container {
+            root: &cell.root,
+            workdir: cell.workdir.as_ref(),
+            user: cell.user.as_ref(),
+            volumes: &cell.volumes,
+        };
+        let (root, argv, workdir, user) = self.resolve(&container, argv, layer, &cell.label)?;
+        Ok(Invocation {
+            root,
+            volumes: container.volumes(),
+            workdir,
+            user,
+            env: self.env(cell, phase, index),
+            argv,
+            hostname: cell.slug.clone(),
+            host_network: cell.network == Network::Host,
+            network: None,
+            limits: limits(&cell.limits),
+            stdout,
+            stderr,
+            max_log: cell.max_log,
+            timeout: cell.timeout,
+            memory_interval: cell.memory_interval,
+            scratch_base: self.scratch.clone(),
+            upper_on_disk: cell.scratch == Scratch::Disk,
+            keep_upper: None,
+            security: cell.security.clone(),
+            userns: self.userns.clone(),
+        })
+    }
+
+    /// A service of `cell` as a container: its own root, command (`argv`, or its image's when
+    /// empty), environment and limits; hardened by default like every workload; no timeout
+    /// (it runs until stopped); its output straight to `stdout` and `stderr`.
+    pub fn service_invocation(
+        &self,
+        cell: &Cell,
+        service: &Service,
+        argv: &[String],
+        stdout: PathBuf,
+        stderr: PathBuf,
+    ) -> Result<Invocation, RunError> {
+        let container = Container {
+            root: &service.root,
+            workdir: service.workdir.as_ref(),
+            user: service.user.as_ref(),
+            volumes: &service.volumes,
+        };
+        let what = format!("{}, service {}", cell.label, service.name);
+        let (root, argv, workdir, user) = self.resolve(&container, argv, None, &what)?;
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        if let Root::Image(r) = &service.root
+            && let Some(image) = self.images.get(r)
+        {
+            env.extend(image.config.env.iter().cloned());
+        }
+        env.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.into());
+        env.extend(service.env.clone());
+        env.insert("BENCHBOX_CELL".into(), cell.id.clone());
+        env.insert("BENCHBOX_SERVICE".into(), service.name.clone());
+        Ok(Invocation {
+            root,
+            volumes: container.volumes(),
+            workdir,
+            user,
+            env: env.into_iter().collect(),
+            argv,
+            hostname: service.name.clone(),
+            host_network: cell.network == Network::Host,
+            network: None,
+            limits: limits(&service.limits),
+            stdout,
+            stderr,
+            max_log: cell.max_log,
+            timeout: None,
+            memory_interval: None,
+            scratch_base: self.scratch.clone(),
+            upper_on_disk: false,
+            keep_upper: None,
+            security: Default::default(),
+            userns: self.userns.clone(),
+        })
+    }
+
+    /// The root filesystem (a setup's `layer` over the rootfs or the image's layers), and
+    /// what the image's config supplies when the matrix leaves it out: command, workdir, user.
+    /// `what` names the container in an error.
+    fn resolve(
+        &self,
+        c: &Container,
+        argv: &[String],
+        layer: Option<&PathBuf>,
+        what: &str,
+    ) -> Result<(RootSpec, Vec<String>, Option<PathBuf>, Option<String>), RunError> {
+        let image = match c.root {
+            Root::Image(r) => Some(
+                self.images
+                    .get(r)
+                    .ok_or_else(|| RunError::Image(format!("image `{r}` is not resolved")))?,
+            ),
+            _ => None,
+        };
+        let root = match c.root {
             Root::Host => RootSpec::Host {
                 tmp_lower: layer.cloned(),
             },
             Root::Dir(dir) => RootSpec::Overlay {
                 lowers: layer.into_iter().cloned().chain([dir.clone()]).collect(),
             },
-            Root::Image(r) => {
-                let image =
-                    image.ok_or_else(|| RunError::Image(format!("image `{r}` is not resolved")))?;
-                RootSpec::Overlay {
-                    lowers: layer
-                        .into_iter()
-                        .cloned()
-                        .chain(image.layers.iter().cloned())
-                        .collect(),
-                }
-            }
+            Root::Image(_) => RootSpec::Overlay {
+                lowers: layer
+                    .into_iter()
+                    .cloned()
+                    .chain(image.into_iter().flat_map(|i| i.layers.iter().cloned()))
+                    .collect(),
+            },
         };
-        // The image config supplies what the matrix leaves out: command, workdir, user.
         let argv: Vec<String> = match (argv.is_empty(), image) {
             (true, Some(image)) => image
                 .config
@@ -91,54 +188,50 @@ impl Builder {
         };
         if argv.is_empty() {
             return Err(RunError::Usage(format!(
-                "cell {}: no command, and the image has neither Entrypoint nor Cmd\n  hint: set `command` in [run]",
-                cell.label
+                "cell {what}: no command, and the image has neither Entrypoint nor Cmd\n  hint: set `command`"
             )));
         }
-        let workdir = cell.workdir.clone().or_else(|| {
+        let workdir = c.workdir.cloned().or_else(|| {
             image
                 .and_then(|i| i.config.working_dir.clone())
                 .filter(|w| !w.is_empty())
                 .map(PathBuf::from)
         });
-        let user = cell.user.clone().or_else(|| {
+        let user = c.user.cloned().or_else(|| {
             image
                 .and_then(|i| i.config.user.clone())
                 .filter(|u| !u.is_empty())
         });
-        Ok(Invocation {
-            root,
-            volumes: cell
-                .volumes
-                .iter()
-                .map(|v| sandbox::Volume {
-                    host: v.host.clone(),
-                    target: v.target.clone(),
-                    read_only: v.read_only,
-                })
-                .collect(),
-            workdir,
-            user,
-            env: self.env(cell, phase, index),
-            argv,
-            hostname: cell.slug.clone(),
-            host_network: cell.network == Network::Host,
-            limits: sandbox::Limits {
-                cpus: cell.limits.cpus.as_ref().map(|c| c.to_string()),
-                cpu_quota: cell.limits.cpu_quota,
-                memory: cell.limits.memory,
-                pids: cell.limits.pids,
-            },
-            stdout,
-            stderr,
-            max_log: cell.max_log,
-            timeout: cell.timeout,
-            memory_interval: cell.memory_interval,
-            scratch_base: self.scratch.clone(),
-            upper_on_disk: cell.scratch == Scratch::Disk,
-            keep_upper: None,
-            security: cell.security.clone(),
-            userns: self.userns.clone(),
-        })
+        Ok((root, argv, workdir, user))
+    }
+}
+
+/// What a workload and a service container have alike in the matrix.
+struct Container<'a> {
+    root: &'a Root,
+    workdir: Option<&'a PathBuf>,
+    user: Option<&'a String>,
+    volumes: &'a [crate::spec::Volume],
+}
+
+impl Container<'_> {
+    fn volumes(&self) -> Vec<sandbox::Volume> {
+        self.volumes
+            .iter()
+            .map(|v| sandbox::Volume {
+                host: v.host.clone(),
+                target: v.target.clone(),
+                read_only: v.read_only,
+            })
+            .collect()
+    }
+}
+
+fn limits(l: &crate::spec::Limits) -> sandbox::Limits {
+    sandbox::Limits {
+        cpus: l.cpus.as_ref().map(|c| c.to_string()),
+        cpu_quota: l.cpu_quota,
+        memory: l.memory,
+        pids: l.pids,
     }
 }

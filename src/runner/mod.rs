@@ -24,6 +24,7 @@ mod invocation;
 mod open;
 mod preflight;
 mod record;
+mod services;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -37,7 +38,7 @@ use crate::mode::Isolation;
 use crate::plan::{self, Phase, Slot};
 use crate::results::{self, RunResults, Sample};
 use crate::sandbox::{self, Invocation, Outcome, Sandbox};
-use crate::spec::{Cell, Matrix};
+use crate::spec::{Cell, Lifetime, Matrix};
 use crate::stats::StatsOptions;
 use crate::status::{self, Status};
 
@@ -267,7 +268,7 @@ pub fn metric_columns(matrix: &Matrix) -> Vec<String> {
 pub fn run(
     matrix: &Matrix,
     opts: &RunOptions,
-    mut sandboxing: Sandboxing,
+    sandboxing: Sandboxing,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<RunOutcome, RunError> {
@@ -281,12 +282,21 @@ pub fn run(
     if let Some(cgroups) = &sandboxing.cgroups {
         cgroups.sweep_stale();
     }
-    let mut sandbox = Sandbox::new(sandboxing.cgroups.take());
+    if sandboxing.userns.is_some()
+        && let Some(cell) = matrix.cells.iter().find(|c| !c.services.is_empty())
+    {
+        return Err(RunError::Isolation(format!(
+            "cell {} has services, and services need root: they share a network namespace with the workload, which an ordinary user cannot make for containers of different user namespaces\n  hint: run benchbox as root, or drop the `[services]` tables",
+            cell.label
+        )));
+    }
+    // The workload's sandbox; services get sandboxes of their own on the same hierarchy.
+    let mut sandbox = Sandbox::new(sandboxing.cgroups.clone());
     run_with(matrix, opts, &sandboxing, &mut sandbox, cancel, on_event)
 }
 
 /// The run once the host is known to isolate as `sandboxing` says (its `cgroups` are the
-/// executor's business, unused here): open the run directory, run each scheduled invocation
+/// executor's business, and the services' here): open the run directory, run each scheduled invocation
 /// through `executor`, record it and emit its events, and finish the run. Tests call this with
 /// a fake executor, without root.
 pub fn run_with(
@@ -340,6 +350,8 @@ pub fn run_with(
         },
         cells,
         scratch,
+        pods: HashMap::new(),
+        service_cgroups: sandboxing.cgroups.clone(),
         setup_layers: HashMap::new(),
         extractors,
         executor,
@@ -347,6 +359,7 @@ pub fn run_with(
     };
 
     let slots = plan::schedule_selected(&runner.cells, &selected, matrix.order, seed, &done);
+    let (slots, together) = services_together(slots, &runner.cells);
     let loosened: Vec<String> = selected
         .iter()
         .filter_map(|&i| runner.cells[i].security.warning(&runner.cells[i].label))
@@ -367,6 +380,13 @@ pub fn run_with(
     }
     for message in &preflight_warnings {
         on_event(&Event::Warning { message });
+    }
+    for &i in &together {
+        let message = format!(
+            "cell {}: its services live for the whole cell (`lifetime = \"cell\"`), so its invocations run one after another, not interleaved with other cells'",
+            runner.cells[i].label
+        );
+        on_event(&Event::Warning { message: &message });
     }
     if let Some(message) = &torn_warning {
         on_event(&Event::Warning { message });
@@ -413,6 +433,12 @@ struct Runner<'e> {
     builder: invocation::Builder,
     /// The invocations' scratch directory, removed when the run ends.
     scratch: tempfile::TempDir,
+    /// The services' network and the services of cells that keep theirs across invocations
+    /// (`lifetime = "cell"`), by cell id; dropped (the services stopped) after the cell's last
+    /// invocation, or when the run ends.
+    pods: HashMap<String, services::Pod>,
+    /// Where services get their cgroups.
+    service_cgroups: Option<sandbox::Hierarchy>,
     /// Each cell's setup, once run: its layer (none without a setup), or why it failed.
     setup_layers: HashMap<String, Result<Option<PathBuf>, String>>,
     extractors: HashMap<String, Extractor>,
@@ -449,12 +475,18 @@ impl Runner<'_> {
             if !self.invocation(slot, position, total, cancel, on_event)? {
                 return Ok(true);
             }
+            if !slots[position + 1..].iter().any(|s| s.cell == slot.cell) {
+                self.stop_pod(slot.cell);
+            }
         }
         Ok(false)
     }
 
     /// Wait for the last teardowns, then write the run's end (see [`record::Recorder::finish`]).
     fn finish(&mut self, interrupted: bool) -> Result<Option<String>, RunError> {
+        for cell in 0..self.cells.len() {
+            self.stop_pod(cell);
+        }
         self.executor.settle()?;
         self.recorder.finish(interrupted)
     }
@@ -462,6 +494,7 @@ impl Runner<'_> {
     /// Stop the run on `cause`, an error of benchbox's own: once the last teardown is done,
     /// results.json says `failed` (see [`record::Recorder::fail`]).
     fn fail(&mut self, cause: RunError) -> RunError {
+        self.pods.clear();
         let _ = self.executor.settle();
         self.recorder.fail(cause)
     }
@@ -574,7 +607,7 @@ impl Runner<'_> {
             .and_then(|r| r.as_ref().ok().cloned())
             .flatten();
         let phase = slot.phase.to_string();
-        let inv = self.builder.invocation_for(
+        let mut inv = self.builder.invocation_for(
             &cell,
             &cell.command,
             &phase,
@@ -582,7 +615,13 @@ impl Runner<'_> {
             layer.as_ref(),
         )?;
         let started_at = now_rfc3339();
-        let (outcome, start_error) = match self.executor.execute(&inv, cancel) {
+        let (executed, service_failure, service_columns) = if cell.services.is_empty() {
+            (self.executor.execute(&inv, cancel), None, Vec::new())
+        } else {
+            let tag = format!("{phase}-{}", slot.index);
+            self.execute_with_services(&cell, &tag, &mut inv, cancel)?
+        };
+        let (outcome, start_error) = match executed {
             Ok(o) => (o, None),
             // The container could not start the command: this invocation is `start-failed`,
             // with no exit code (it never ran, so it never exited) and the why in `reason`.
@@ -591,7 +630,7 @@ impl Runner<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        if outcome.interrupted {
+        if outcome.interrupted && service_failure.is_none() {
             return Ok(false);
         }
         // Metric patterns see what the log kept (at most `max-log`), not the marker line.
@@ -610,9 +649,13 @@ impl Runner<'_> {
             reason: String::new(),
             metrics: extracted.values.into(),
         };
-        (sample.status, sample.reason) = match &start_error {
-            Some(message) => (Status::StartFailed, message.clone()),
-            None => status::judge(&sample),
+        for (name, value) in service_columns {
+            sample.metrics.insert(name, value);
+        }
+        (sample.status, sample.reason) = match (&service_failure, &start_error) {
+            (Some(failure), _) => (Status::ServiceFailed, failure.to_string()),
+            (None, Some(message)) => (Status::StartFailed, message.clone()),
+            (None, None) => status::judge(&sample),
         };
         let mut problems = extracted.problems;
         let truncated: Vec<&str> = ["stdout", "stderr"]
@@ -646,6 +689,123 @@ impl Runner<'_> {
         self.recorder.checkpoint()?;
         Ok(true)
     }
+}
+
+impl Runner<'_> {
+    /// The workload of `cell` with its services: the cell's pod (its network, /etc/hosts and
+    /// `lifetime = "cell"` services) made or reused, this invocation's services started
+    /// (logs tagged `tag`), each ready in turn, then the workload joined to the pod and run
+    /// while the services are measured, then this invocation's services stopped. A service
+    /// that is not ready, or exits before the workload does, is returned as the failure (the
+    /// workload then never starts, or is killed); the `Err` of the executor is the workload's.
+    #[allow(clippy::type_complexity)]
+    fn execute_with_services(
+        &mut self,
+        cell: &Cell,
+        tag: &str,
+        inv: &mut Invocation,
+        cancel: &AtomicBool,
+    ) -> Result<
+        (
+            Result<Outcome, sandbox::SandboxError>,
+            Option<services::ServiceFailure>,
+            Vec<(String, f64)>,
+        ),
+        RunError,
+    > {
+        if !self.pods.contains_key(&cell.id) {
+            let pod =
+                services::Pod::new(&self.builder.scratch, cell, self.service_cgroups.clone())?;
+            self.pods.insert(cell.id.clone(), pod);
+        }
+        let Runner {
+            pods,
+            builder,
+            executor,
+            ..
+        } = self;
+        let pod = pods.get_mut(&cell.id).expect("made above");
+        let mut failure = None;
+        for (lifetime, tag) in [(Lifetime::Cell, "cell"), (Lifetime::Invocation, tag)] {
+            if let Err(f) = pod.start(builder, cell, lifetime, tag, cancel)? {
+                failure = Some(f);
+                break;
+            }
+        }
+        let mut executed = Ok(Outcome::default());
+        let mut columns = Vec::new();
+        if failure.is_none() {
+            pod.join(inv);
+            let stop_workload = AtomicBool::new(false);
+            let window = pod.window(cell.memory_interval);
+            executed = window.during(pod, cancel, &stop_workload, || {
+                executor.execute(inv, &stop_workload)
+            });
+            failure = pod.failure();
+            columns = window.end(pod);
+        }
+        pod.stop(Some(Lifetime::Invocation));
+        if failure.is_some() {
+            // A failed service of the cell's is started afresh for the next invocation.
+            pod.stop(None);
+        }
+        let stopped = pod.take_stopped();
+        self.recorder.service_outcomes(&cell.id, &stopped);
+        let cell_lived = cell.services.iter().any(|s| s.lifetime == Lifetime::Cell);
+        if !cell_lived {
+            self.pods.remove(&cell.id);
+        }
+        Ok((executed, failure, columns))
+    }
+
+    /// Stop the services of the cell at `index` (after its last invocation).
+    fn stop_pod(&mut self, index: usize) {
+        let id = self.cells[index].id.clone();
+        if let Some(mut pod) = self.pods.remove(&id) {
+            pod.stop(None);
+            let stopped = pod.take_stopped();
+            self.recorder.service_outcomes(&id, &stopped);
+        }
+    }
+}
+
+/// The schedule with the invocations of each cell that keeps its services across invocations
+/// (`lifetime = "cell"`) moved together, where the cell's first invocation was; and those
+/// cells (their indices).
+fn services_together(slots: Vec<Slot>, cells: &[Cell]) -> (Vec<Slot>, Vec<usize>) {
+    let keeps = |i: usize| {
+        cells[i]
+            .services
+            .iter()
+            .any(|s| s.lifetime == Lifetime::Cell)
+    };
+    let mut together: Vec<usize> = Vec::new();
+    for slot in &slots {
+        if keeps(slot.cell) && !together.contains(&slot.cell) {
+            together.push(slot.cell);
+        }
+    }
+    if together.is_empty() {
+        return (slots, together);
+    }
+    let mut grouped: BTreeMap<usize, Vec<Slot>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(slots.len());
+    let mut order = Vec::new();
+    for slot in slots {
+        if keeps(slot.cell) {
+            if !grouped.contains_key(&slot.cell) {
+                order.push((out.len(), slot.cell));
+            }
+            grouped.entry(slot.cell).or_default().push(slot);
+        } else {
+            out.push(slot);
+        }
+    }
+    for (at, cell) in order.into_iter().rev() {
+        let run = grouped.remove(&cell).unwrap_or_default();
+        out.splice(at..at, run);
+    }
+    (out, together)
 }
 
 pub use crate::status::describe_failure;

@@ -181,6 +181,22 @@ impl Recorder {
         Ok(())
     }
 
+    /// The whole-life outcomes of services of the cell `id` that were stopped, added to its
+    /// totals in results.json (written with the next checkpoint).
+    pub fn service_outcomes(&mut self, id: &str, stopped: &[(String, crate::sandbox::Outcome)]) {
+        if stopped.is_empty() {
+            return;
+        }
+        let result = self.cell_result(id);
+        for (name, outcome) in stopped {
+            result
+                .services
+                .entry(name.clone())
+                .or_default()
+                .add(&outcome.measured);
+        }
+    }
+
     /// Stop the run on `cause`, an error of benchbox's own (the executor settled first): drop
     /// the in-flight invocation's output and the reserve (room for what follows), and mark
     /// results.json `failed` with the reason (in place as a last resort).

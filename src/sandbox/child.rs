@@ -60,6 +60,9 @@ pub(super) struct ChildPlan {
     pub(super) group_r: RawFd,
     /// Rootless: how the launcher and the parent take turns on the user namespace's id map.
     pub(super) userns: Option<UsernsTurns>,
+    /// A network namespace to join instead of making one (a cell's services share it with
+    /// the workload; see [`super::network`]).
+    pub(super) join_network: Option<RawFd>,
     /// Descriptors the children must close (the parent's ends).
     pub(super) parent_fds: Vec<RawFd>,
 }
@@ -290,6 +293,18 @@ fn clone_into_cgroup(group_dir: &OwnedFd) -> nix::Result<Option<Pid>> {
 
 /// The launcher: unshares the namespaces, forks init, waits for it.
 pub(super) fn launcher(plan: &ChildPlan) -> ! {
+    // Joined first: the descriptor is closed with the other inherited ones just below.
+    if let Some(fd) = plan.join_network {
+        // SAFETY: the descriptor stays open for this call.
+        let ns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if let Err(e) = nix::sched::setns(ns, CloneFlags::CLONE_NEWNET) {
+            die(
+                plan.report_w,
+                MSG_ERROR,
+                &format!("cannot join the cell's network namespace: {e}"),
+            )
+        }
+    }
     close_fds(&plan.parent_fds);
     close_inherited_fds(plan);
     // Not benchbox's terminal or output: init (in the container's pid namespace) would hold

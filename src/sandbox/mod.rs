@@ -52,6 +52,7 @@
 pub mod cgroup;
 mod child;
 pub mod mounts;
+pub mod network;
 pub mod nogroup;
 mod output;
 mod protocol;
@@ -105,6 +106,9 @@ pub struct Invocation {
     pub hostname: String,
     /// `false`: a private network namespace with only loopback, up.
     pub host_network: bool,
+    /// Join this network namespace rather than making one (a cell with services: they and
+    /// the workload share it). Ignored with `host_network`.
+    pub network: Option<std::sync::Arc<network::Network>>,
     pub limits: Limits,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -207,6 +211,13 @@ pub struct Sandbox {
 
 /// Numbers the groups of this process's invocations, whichever sandbox runs them.
 static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh group name for [`Sandbox::run_in_group`], from the same sequence as
+/// [`Sandbox::run`]'s: for a caller that must know the group of an invocation it runs (a
+/// service, whose counters are read while it runs).
+pub fn next_group_name() -> String {
+    cgroup::group_name(GROUP_SEQ.fetch_add(1, Ordering::SeqCst))
+}
 
 impl Sandbox {
     pub fn new(cgroups: Option<Hierarchy>) -> Sandbox {

@@ -98,7 +98,7 @@ pub(super) fn run_in(
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if !inv.host_network {
+    if !inv.host_network && inv.network.is_none() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     // Rootless: a user namespace first (the kernel makes it first in one call), which owns the
@@ -132,7 +132,8 @@ pub(super) fn run_in(
             private_network: !inv.host_network,
         },
         hostname: inv.hostname.clone(),
-        loopback: !inv.host_network,
+        // A joined namespace's loopback is up since it was made.
+        loopback: !inv.host_network && inv.network.is_none(),
         workdir: cstring(
             &inv.workdir
                 .as_deref()
@@ -162,6 +163,7 @@ pub(super) fn run_in(
                 mapped_r: mapped_r.as_raw_fd(),
                 subordinate_ids: inv.userns.as_ref().is_some_and(|m| !m.squashed()),
             }),
+        join_network: inv.network.as_ref().map(|n| n.as_raw_fd()),
         parent_fds,
     };
     if plan.argv.is_empty() {

@@ -191,6 +191,16 @@ impl Hierarchy {
         }
     }
 
+    /// A handle on the existing group `name` (made by [`Hierarchy::create`] elsewhere: a
+    /// service's, by the sandbox running it), to read its counters and pids while it runs.
+    /// Removing it stays its owner's business.
+    pub fn view(&self, name: &str) -> Box<dyn Group> {
+        match self {
+            Hierarchy::V1(h) => Box::new(h.view(name)),
+            Hierarchy::V2(h) => Box::new(h.view(name)),
+        }
+    }
+
     /// Make the way to the groups now rather than on the first [`Hierarchy::create`]: on v2,
     /// benchbox leaves its own group for a leaf when it must, and the controllers are enabled
     /// down to the parent (see [`v2::V2`]). `run` does it before anything else, so a parent

@@ -65,6 +65,19 @@ impl V1 {
         self.parents.get(controller).cloned()
     }
 
+    /// A handle on the existing group `name`, to read its counters and pids (its owner applies
+    /// its limits and removes it).
+    pub fn view(&self, name: &str) -> V1Group {
+        V1Group {
+            dirs: self
+                .parents
+                .iter()
+                .map(|(c, parent)| (c.clone(), parent.join(name)))
+                .collect(),
+            applied: Applied::default(),
+        }
+    }
+
     pub fn create(&self, name: &str, limits: &Limits) -> Result<V1Group> {
         for (controller, parent) in &self.parents {
             if parent.is_dir() {

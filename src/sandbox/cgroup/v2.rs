@@ -60,6 +60,17 @@ impl V2 {
         self.place.parent.clone()
     }
 
+    /// A handle on the existing group `name`, to read its counters and pids (its owner applies
+    /// its limits and removes it).
+    pub fn view(&self, name: &str) -> V2Group {
+        V2Group {
+            dir: self.place.parent.join(name),
+            applied: Applied::default(),
+            peak: Mutex::new(None),
+            has_cpuset: false,
+        }
+    }
+
     pub fn create(&self, name: &str, limits: &Limits) -> Result<V2Group> {
         let controllers = self.prepare()?;
         let dir = self.place.parent.join(name);

@@ -1,0 +1,314 @@
+//! Services beside a cell's workload, through the runner on this host (privileged): a busybox
+//! httpd service and a wget client in one private network, each pinned to its own CPU; a
+//! service that never becomes ready; one that crashes while the workload runs; a service that
+//! lives for the whole cell. Nothing is left behind (processes, groups, network).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use benchbox::results::RunResults;
+use benchbox::runner::{self, RunOptions};
+use benchbox::spec::{self, Lifetime, Limits, MetricSpec, Ready, Root, Service, Volume};
+use benchbox::status::Status;
+
+/// The matrix `toml` (on the host's filesystem) with `services` given to every cell, and the
+/// service columns the matrix would declare.
+fn matrix(dir: &Path, toml: &str, services: Vec<Service>) -> spec::Matrix {
+    let path = dir.join("m.toml");
+    fs::write(&path, toml).unwrap();
+    let ctx = spec::ValidationContext {
+        online_cpus: spec::CpuSet::new([0, 1]),
+        check_paths: true,
+        image_accounts: BTreeMap::new(),
+    };
+    let mut m = spec::load(&path, &ctx).unwrap();
+    for cell in &mut m.cells {
+        if cell.services.is_empty() {
+            cell.services = services.clone();
+            for s in &services {
+                for (column, unit) in [
+                    ("cpu_s", "s"),
+                    ("user_s", "s"),
+                    ("system_s", "s"),
+                    ("peak_memory_bytes", "B"),
+                    ("io_read_bytes", "B"),
+                    ("io_write_bytes", "B"),
+                    ("throttled_s", "s"),
+                    ("ready_s", "s"),
+                ] {
+                    cell.metrics.push(MetricSpec {
+                        name: format!("{}.{column}", s.name),
+                        pattern: None,
+                        unit: Some(unit.into()),
+                        better: spec::Better::Lower,
+                        service: Some(s.name.clone()),
+                    });
+                }
+            }
+        }
+    }
+    m
+}
+
+fn httpd(www: &Path, ready: Ready) -> Service {
+    Service {
+        name: "web".into(),
+        root: Root::Host,
+        image_digest: None,
+        workdir: None,
+        user: None,
+        volumes: vec![Volume {
+            host: www.to_path_buf(),
+            target: "/www".into(),
+            read_only: true,
+        }],
+        env: BTreeMap::new(),
+        command: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "grep Cpus_allowed_list /proc/self/status; exec busybox httpd -f -p 8080 -h /www"
+                .into(),
+        ],
+        ready,
+        ready_timeout: Duration::from_secs(10),
+        lifetime: Lifetime::Invocation,
+        depends_on: Vec::new(),
+        ports: vec![8080],
+        limits: Limits {
+            cpus: Some(spec::CpuSet::new([1])),
+            memory: Some(64 << 20),
+            ..Default::default()
+        },
+        stop_timeout: Duration::from_secs(2),
+    }
+}
+
+const CLIENT: &str = r#"
+name = "svc"
+[limits]
+cpus = "0"
+[run]
+command = "grep Cpus_allowed_list /proc/self/status; grep web /etc/hosts; for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -q -O - http://web:8080/index.html || exit 3; done"
+warmup = 0
+runs = 2
+"#;
+
+/// One test at a time: `assert_nothing_left` looks at every process of the host.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn run(dir: &Path, m: &spec::Matrix) -> runner::RunOutcome {
+    let selected: Vec<usize> = (0..m.cells.len()).collect();
+    let sandboxing = runner::preflight(m, &selected, &[], None).unwrap();
+    let opts = RunOptions {
+        out_dir: dir.join("out"),
+        runs: None,
+        warmup: None,
+        only: Vec::new(),
+        resume: None,
+        scratch_base: dir.to_path_buf(),
+        stats: Default::default(),
+        command_line: Vec::new(),
+        images: BTreeMap::new(),
+        cgroup_parent: None,
+    };
+    let cancel = AtomicBool::new(false);
+    runner::run(m, &opts, sandboxing, &cancel, &mut |_| {}).unwrap()
+}
+
+fn www(dir: &Path) -> std::path::PathBuf {
+    let www = dir.join("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("index.html"), "hello from the service\n").unwrap();
+    www
+}
+
+/// No process, cgroup or scratch directory of benchbox's is left.
+fn assert_nothing_left(dir: &Path) {
+    let own = format!("inv-{}-", std::process::id());
+    for parent in [
+        "/sys/fs/cgroup/cpu/benchbox",
+        "/sys/fs/cgroup/memory/benchbox",
+        "/sys/fs/cgroup/pids/benchbox",
+        "/sys/fs/cgroup/benchbox",
+    ] {
+        for entry in fs::read_dir(parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with(&own), "group {parent}/{name} left behind");
+        }
+    }
+    let httpds = std::process::Command::new("pgrep")
+        .args(["-f", "busybox httpd"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&httpds.stdout).trim().is_empty(),
+        "an httpd is still running"
+    );
+    let scratch: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".benchbox-scratch")
+        })
+        .collect();
+    assert!(scratch.is_empty(), "scratch left: {scratch:?}");
+}
+
+fn results(outcome: &runner::RunOutcome) -> RunResults {
+    benchbox::results::load(&outcome.dir).unwrap()
+}
+
+#[test]
+fn a_client_reaches_its_service_by_name_each_pinned_apart_and_both_are_measured() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = matrix(
+        tmp.path(),
+        CLIENT,
+        vec![httpd(&www(tmp.path()), Ready::Tcp(8080))],
+    );
+    let outcome = run(tmp.path(), &m);
+    let run = results(&outcome);
+    let cell = &run.cells[0];
+    assert_eq!(cell.samples.len(), 2);
+    for s in &cell.samples {
+        assert_eq!(s.status, Status::Ok, "{}", s.reason);
+        for column in ["web.cpu_s", "web.peak_memory_bytes", "web.ready_s"] {
+            let v = s.metrics.get(column).copied();
+            assert!(v.is_some_and(|v| v > 0.0), "{column}: {v:?}");
+        }
+    }
+    let log = |p: &str| fs::read_to_string(outcome.dir.join("logs").join(&cell.slug).join(p));
+    let client = log("measure-0.out").unwrap();
+    assert_eq!(
+        client.matches("hello from the service").count(),
+        10,
+        "{client}"
+    );
+    assert!(client.contains("Cpus_allowed_list:\t0\n"), "{client}");
+    assert!(client.contains("127.0.0.1\tweb"), "{client}");
+    let service = log("web/measure-0.out").unwrap();
+    assert!(service.contains("Cpus_allowed_list:\t1\n"), "{service}");
+    // Whole-life totals in results.json.
+    let totals = &cell.services["web"];
+    assert_eq!(totals.instances, 2);
+    assert!(totals.user_s + totals.system_s > 0.0);
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn a_service_that_never_becomes_ready_fails_the_invocation_and_keeps_its_logs() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut svc = httpd(&www(tmp.path()), Ready::Tcp(9999));
+    svc.ready_timeout = Duration::from_millis(500);
+    let m = matrix(tmp.path(), CLIENT, vec![svc]);
+    let outcome = run(tmp.path(), &m);
+    assert_eq!(outcome.failures, 2);
+    let run = results(&outcome);
+    let s = &run.cells[0].samples[0];
+    assert_eq!(s.status, Status::ServiceFailed);
+    assert!(
+        s.reason
+            .contains("service `web` did not become ready within")
+            && s.reason.contains("port 9999"),
+        "{}",
+        s.reason
+    );
+    let slug = &run.cells[0].slug;
+    let service = fs::read_to_string(
+        outcome
+            .dir
+            .join("logs")
+            .join(slug)
+            .join("web/measure-0.out"),
+    );
+    assert!(service.unwrap().contains("Cpus_allowed_list"));
+    // The client never ran.
+    assert!(
+        !outcome
+            .dir
+            .join("logs")
+            .join(slug)
+            .join("measure-0.out")
+            .exists()
+    );
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn a_service_that_crashes_mid_run_fails_the_invocation_and_stops_the_client() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut svc = httpd(&www(tmp.path()), Ready::Tcp(8080));
+    svc.command = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "busybox httpd -p 8080 -h /www; sleep 0.5; exit 7".into(),
+    ];
+    let client = CLIENT.replace("command = \"", "command = \"sleep 30; ");
+    let m = matrix(tmp.path(), &client, vec![svc]);
+    let started = std::time::Instant::now();
+    let outcome = run(tmp.path(), &m);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the client was not stopped"
+    );
+    let run = results(&outcome);
+    let s = &run.cells[0].samples[0];
+    assert_eq!(s.status, Status::ServiceFailed, "{}", s.reason);
+    assert!(
+        s.reason.contains("exited while the workload was running"),
+        "{}",
+        s.reason
+    );
+    // httpd daemonized itself, out of the service's shell: still killed with its group.
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn a_service_of_the_cell_lifetime_serves_every_invocation_once_started() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut svc = httpd(&www(tmp.path()), Ready::Log("Cpus_allowed".into()));
+    svc.lifetime = Lifetime::Cell;
+    let toml = CLIENT.replace("runs = 2", "runs = 3");
+    let m = matrix(tmp.path(), &toml, vec![svc]);
+    let outcome = run(tmp.path(), &m);
+    let run = results(&outcome);
+    let cell = &run.cells[0];
+    assert!(cell.samples.iter().all(|s| s.status == Status::Ok));
+    assert_eq!(cell.services["web"].instances, 1);
+    assert!(
+        outcome
+            .dir
+            .join("logs")
+            .join(&cell.slug)
+            .join("web/cell.out")
+            .exists()
+    );
+    assert_nothing_left(tmp.path());
+}
