@@ -64,7 +64,12 @@ impl Builder {
             user: cell.user.as_ref(),
             volumes: &cell.volumes,
         };
-        let (root, argv, workdir, user) = self.resolve(&container, argv, layer, &cell.label)?;
+        let Resolved {
+            root,
+            argv,
+            workdir,
+            user,
+        } = self.resolve(&container, argv, layer, &cell.label)?;
         Ok(Invocation {
             root,
             volumes: container.volumes(),
@@ -107,7 +112,12 @@ impl Builder {
             volumes: &service.volumes,
         };
         let what = format!("{}, service {}", cell.label, service.name);
-        let (root, argv, workdir, user) = self.resolve(&container, argv, None, &what)?;
+        let Resolved {
+            root,
+            argv,
+            workdir,
+            user,
+        } = self.resolve(&container, argv, None, &what)?;
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         if let Root::Image(r) = &service.root
             && let Some(image) = self.images.get(r)
@@ -152,7 +162,7 @@ impl Builder {
         argv: &[String],
         layer: Option<&PathBuf>,
         what: &str,
-    ) -> Result<(RootSpec, Vec<String>, Option<PathBuf>, Option<String>), RunError> {
+    ) -> Result<Resolved, RunError> {
         let image = match c.root {
             Root::Image(r) => Some(
                 self.images
@@ -202,8 +212,21 @@ impl Builder {
                 .and_then(|i| i.config.user.clone())
                 .filter(|u| !u.is_empty())
         });
-        Ok((root, argv, workdir, user))
+        Ok(Resolved {
+            root,
+            argv,
+            workdir,
+            user,
+        })
     }
+}
+
+/// A container's root, command, workdir and user, with the image's config filled in.
+struct Resolved {
+    root: RootSpec,
+    argv: Vec<String>,
+    workdir: Option<PathBuf>,
+    user: Option<String>,
 }
 
 /// What a workload and a service container have alike in the matrix.

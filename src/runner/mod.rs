@@ -615,8 +615,16 @@ impl Runner<'_> {
             layer.as_ref(),
         )?;
         let started_at = now_rfc3339();
-        let (executed, service_failure, service_columns) = if cell.services.is_empty() {
-            (self.executor.execute(&inv, cancel), None, Vec::new())
+        let WithServices {
+            executed,
+            failure: service_failure,
+            columns: service_columns,
+        } = if cell.services.is_empty() {
+            WithServices {
+                executed: self.executor.execute(&inv, cancel),
+                failure: None,
+                columns: Vec::new(),
+            }
         } else {
             let tag = format!("{phase}-{}", slot.index);
             self.execute_with_services(&cell, &tag, &mut inv, cancel)?
@@ -698,21 +706,13 @@ impl Runner<'_> {
     /// while the services are measured, then this invocation's services stopped. A service
     /// that is not ready, or exits before the workload does, is returned as the failure (the
     /// workload then never starts, or is killed); the `Err` of the executor is the workload's.
-    #[allow(clippy::type_complexity)]
     fn execute_with_services(
         &mut self,
         cell: &Cell,
         tag: &str,
         inv: &mut Invocation,
         cancel: &AtomicBool,
-    ) -> Result<
-        (
-            Result<Outcome, sandbox::SandboxError>,
-            Option<services::ServiceFailure>,
-            Vec<(String, f64)>,
-        ),
-        RunError,
-    > {
+    ) -> Result<WithServices, RunError> {
         if !self.pods.contains_key(&cell.id) {
             let pod =
                 services::Pod::new(&self.builder.scratch, cell, self.service_cgroups.clone())?;
@@ -755,7 +755,11 @@ impl Runner<'_> {
         if !cell_lived {
             self.pods.remove(&cell.id);
         }
-        Ok((executed, failure, columns))
+        Ok(WithServices {
+            executed,
+            failure,
+            columns,
+        })
     }
 
     /// Stop the services of the cell at `index` (after its last invocation).
@@ -767,6 +771,14 @@ impl Runner<'_> {
             self.recorder.service_outcomes(&id, &stopped);
         }
     }
+}
+
+/// What an invocation with services gave: the workload's execution, the service that failed
+/// it (if one did), and the services' columns over its window.
+struct WithServices {
+    executed: Result<Outcome, sandbox::SandboxError>,
+    failure: Option<services::ServiceFailure>,
+    columns: Vec<(String, f64)>,
 }
 
 /// The schedule with the invocations of each cell that keeps its services across invocations
