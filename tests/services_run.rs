@@ -312,3 +312,59 @@ fn a_service_of_the_cell_lifetime_serves_every_invocation_once_started() {
     );
     assert_nothing_left(tmp.path());
 }
+
+#[test]
+fn ctrl_c_with_services_up_stops_everything_and_the_run_is_interrupted() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cell_svc = httpd(&www(tmp.path()), Ready::Tcp(8080));
+    cell_svc.lifetime = Lifetime::Cell;
+    let mut second = httpd(&www(tmp.path()), Ready::Tcp(8081));
+    second.name = "api".into();
+    second.command = vec![
+        "busybox".into(),
+        "httpd".into(),
+        "-f".into(),
+        "-p".into(),
+        "8081".into(),
+        "-h".into(),
+        "/www".into(),
+    ];
+    second.depends_on = vec!["web".into()];
+    let client = CLIENT.replace("command = \"", "command = \"sleep 30; ");
+    let m = matrix(tmp.path(), &client, vec![cell_svc, second]);
+    let selected: Vec<usize> = (0..m.cells.len()).collect();
+    let sandboxing = runner::preflight(&m, &selected, &[], None).unwrap();
+    let opts = RunOptions {
+        out_dir: tmp.path().join("out"),
+        runs: None,
+        warmup: None,
+        only: Vec::new(),
+        resume: None,
+        scratch_base: tmp.path().to_path_buf(),
+        stats: Default::default(),
+        command_line: Vec::new(),
+        images: BTreeMap::new(),
+        cgroup_parent: None,
+    };
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let started = std::time::Instant::now();
+    let ctrl_c = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let outcome = runner::run(&m, &opts, sandboxing, &cancel, &mut |_| {}).unwrap();
+    ctrl_c.join().unwrap();
+    assert!(outcome.interrupted);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        benchbox::results::load(&outcome.dir).unwrap().cells[0]
+            .samples
+            .is_empty()
+    );
+    assert_nothing_left(tmp.path());
+}
