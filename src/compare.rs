@@ -91,6 +91,10 @@ pub fn resolve_metric(given: &str, runs: &[&RunResults]) -> Result<String, Compa
     if valid.contains(&canonical) {
         return Ok(canonical);
     }
+    // A custom metric whose name only looks like a service's column (`req.wall`).
+    if valid.iter().any(|v| v == given) {
+        return Ok(given.to_string());
+    }
     Err(CompareError::UnknownMetric {
         given: given.to_string(),
         valid: format!("wall, cpu, memory, {}", valid.join(", ")),

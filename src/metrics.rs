@@ -128,6 +128,8 @@ pub struct Metric {
     pub unit: String,
     pub kind: Kind,
     pub better: Better,
+    /// The service this metric measures (its `NAME.*` columns); `None` for the workload's.
+    pub service: Option<String>,
 }
 
 impl Metric {
@@ -139,6 +141,7 @@ impl Metric {
             unit: if b.kind == Kind::Bytes { "B" } else { "s" }.into(),
             kind: b.kind,
             better: Better::Lower,
+            service: None,
         })
     }
 
@@ -154,6 +157,27 @@ impl Metric {
                 _ => Kind::Other,
             },
             better,
+            service: None,
+        }
+    }
+
+    /// A service's column `key` (`db.cpu_s`, declared with `service` = `db`): titled after
+    /// what it measures of the service ("db: CPU time (user + system)"), scaled by its unit.
+    pub fn service_column(key: &str, service: &str, unit: &str) -> Metric {
+        let column = key
+            .strip_prefix(service)
+            .and_then(|c| c.strip_prefix('.'))
+            .unwrap_or(key);
+        let what = match (builtin(column), column) {
+            (Some(b), _) => b.title,
+            (None, "ready_s") => "Time to ready",
+            (None, "throttled_s") => "CPU throttled",
+            (None, other) => other,
+        };
+        Metric {
+            title: format!("{service}: {what}"),
+            service: Some(service.to_string()),
+            ..Metric::custom(key, unit, Better::Lower)
         }
     }
 
@@ -170,6 +194,7 @@ impl Metric {
     pub fn prose_title(&self) -> String {
         match builtin(&self.key) {
             Some(b) => b.prose_title.into(),
+            None if self.service.is_some() => self.title.clone(),
             None if self.unit.is_empty() => self.key.clone(),
             None => format!("{} ({})", self.key, self.unit),
         }
@@ -184,9 +209,10 @@ impl Metric {
     }
 
     /// Words for "this cell is better / worse" by a factor: "faster"/"slower" for the built-in
-    /// times, "smaller"/"larger" for the built-in sizes, "better"/"worse" for the rest.
+    /// times (and a service's), "smaller"/"larger" for the built-in sizes (and a service's),
+    /// "better"/"worse" for the rest.
     pub fn words(&self) -> (&'static str, &'static str) {
-        match builtin(&self.key).map(|b| b.kind) {
+        match self.scaled_kind() {
             Some(Kind::Time) => ("faster", "slower"),
             Some(Kind::Bytes) => ("smaller", "larger"),
             _ => ("better", "worse"),
@@ -196,7 +222,7 @@ impl Metric {
     /// One value as prose shows it: built-in times and sizes in human units ("12.3 ms",
     /// "1.5 MiB"), anything else with four significant digits and its unit.
     pub fn format(&self, v: f64) -> String {
-        match builtin(&self.key).map(|b| b.kind) {
+        match self.scaled_kind() {
             Some(Kind::Time) => human_seconds(v),
             Some(Kind::Bytes) => human_bytes(v),
             _ => {
@@ -208,6 +234,14 @@ impl Metric {
                 }
             }
         }
+    }
+
+    /// The kind prose scales by: a built-in metric's and a service column's (a user's custom
+    /// metric is shown in its own unit, unscaled).
+    fn scaled_kind(&self) -> Option<Kind> {
+        builtin(&self.key)
+            .map(|b| b.kind)
+            .or_else(|| self.service.as_ref().map(|_| self.kind))
     }
 
     /// The value of this metric in one invocation, as the runner summarizes it.
@@ -266,7 +300,10 @@ pub fn declared(run: &RunResults) -> Vec<Metric> {
             continue;
         }
         let unit = spec.unit.as_deref().unwrap_or("");
-        out.push(Metric::custom(&spec.name, unit, spec.better));
+        out.push(match &spec.service {
+            Some(service) => Metric::service_column(&spec.name, service, unit),
+            None => Metric::custom(&spec.name, unit, spec.better),
+        });
     }
     out
 }
@@ -286,19 +323,34 @@ fn undeclared_keys(run: &RunResults, declared: &[Metric]) -> Vec<String> {
     keys.into_iter().cloned().collect()
 }
 
+/// The columns of a service the reports show (of `NAME.*`); the others are in the data exports
+/// and `compare`.
+const SERVICE_REPORT_COLUMNS: [&str; 3] = ["cpu_s", "peak_memory_bytes", "ready_s"];
+
 /// The metrics report.html, table.tex and the plots show, in order: wall time, CPU time, peak
-/// memory, then each custom metric of the plan, then any other metric found in a summary but
-/// not in the plan (one a workload wrote to `BENCHBOX_METRICS` undeclared). Metrics no cell has
-/// a summary of are left out.
+/// memory, then each custom metric of the plan (of a service's columns, its CPU time, peak
+/// memory and time to ready), then any other metric found in a summary but not in the plan
+/// (one a workload wrote to `BENCHBOX_METRICS` undeclared). Metrics no cell has a summary of
+/// are left out.
 pub fn report_metrics(run: &RunResults) -> Vec<Metric> {
+    let services = service_columns(run);
     let declared = declared(run);
+    let shown: Vec<Metric> = declared
+        .iter()
+        .filter(|m| {
+            services
+                .get(&m.key)
+                .is_none_or(|column| SERVICE_REPORT_COLUMNS.contains(&column.as_str()))
+        })
+        .cloned()
+        .collect();
     let undeclared = undeclared_keys(run, &declared);
     let mut out: Vec<Metric> = BUILTINS
         .iter()
         .filter(|b| b.headline)
         .filter_map(|b| Metric::builtin(b.key))
         .collect();
-    out.extend(declared);
+    out.extend(shown);
     out.extend(
         undeclared
             .iter()
@@ -308,8 +360,22 @@ pub fn report_metrics(run: &RunResults) -> Vec<Metric> {
     out
 }
 
+/// The services' columns the plan declares: key (`db.cpu_s`) -> column (`cpu_s`).
+fn service_columns(run: &RunResults) -> std::collections::BTreeMap<String, String> {
+    run.plan
+        .cells
+        .iter()
+        .flat_map(|c| &c.metrics)
+        .filter_map(|spec| {
+            let service = spec.service.as_deref()?;
+            let column = spec.name.strip_prefix(service)?.strip_prefix('.')?;
+            Some((spec.name.clone(), column.to_string()))
+        })
+        .collect()
+}
+
 /// Every metric with statistics, for the data exports: the built-in ones (times, then sizes),
-/// then the custom ones as in [`report_metrics`].
+/// then the custom ones as in [`report_metrics`], with every column of a service.
 pub fn all_metrics(run: &RunResults) -> Vec<Metric> {
     // Times together, then sizes (then anything else), each in catalogue order.
     let mut out: Vec<Metric> = [Kind::Time, Kind::Bytes, Kind::Other]
@@ -317,11 +383,14 @@ pub fn all_metrics(run: &RunResults) -> Vec<Metric> {
         .flat_map(|&kind| BUILTINS.iter().filter(move |b| b.kind == kind))
         .filter_map(|b| Metric::builtin(b.key))
         .collect();
-    out.extend(
-        report_metrics(run)
-            .into_iter()
-            .filter(|m| !is_builtin(&m.key)),
-    );
+    // Every declared metric (a service's columns all), then the undeclared ones.
+    let declared = declared(run);
+    let undeclared: Vec<Metric> = report_metrics(run)
+        .into_iter()
+        .filter(|m| !is_builtin(&m.key) && !declared.iter().any(|d| d.key == m.key))
+        .collect();
+    out.extend(declared);
+    out.extend(undeclared);
     out.retain(|m| has_summary(run, &m.key));
     out
 }
@@ -348,11 +417,34 @@ pub fn names(run: &RunResults) -> Vec<String> {
 }
 
 /// The canonical name of `given` (an alias such as `wall`, or a metric name).
+/// A service's column is named the same way after its prefix: `db.cpu` is `db.cpu_s`,
+/// `db.memory` `db.peak_memory_bytes`, `db.ready` `db.ready_s`, `db.throttled` `db.throttled_s`.
 pub fn canonical(given: &str) -> String {
-    BUILTINS
+    if let Some(key) = BUILTINS
         .iter()
         .find(|b| b.key == given || b.aliases.contains(&given))
-        .map_or_else(|| given.to_string(), |b| b.key.to_string())
+        .map(|b| b.key.to_string())
+    {
+        return key;
+    }
+    match given.rsplit_once('.') {
+        Some((service, column)) if !service.is_empty() => {
+            let column = match column {
+                "ready" => "ready_s".to_string(),
+                "throttled" => "throttled_s".to_string(),
+                other => {
+                    let key = canonical(other);
+                    if is_builtin(&key) {
+                        key
+                    } else {
+                        return given.to_string();
+                    }
+                }
+            };
+            format!("{service}.{column}")
+        }
+        _ => given.to_string(),
+    }
 }
 
 // ---- numbers as text ----
@@ -459,6 +551,14 @@ mod tests {
         );
         assert_eq!(canonical("mem"), "peak_memory_bytes");
         assert_eq!(canonical("ops"), "ops");
+        // A service's columns, by the same short names after its prefix.
+        assert_eq!(canonical("db.cpu"), "db.cpu_s");
+        assert_eq!(canonical("db.memory"), "db.peak_memory_bytes");
+        assert_eq!(canonical("web-1.ready"), "web-1.ready_s");
+        assert_eq!(canonical("db.throttled"), "db.throttled_s");
+        assert_eq!(canonical("db.cpu_s"), "db.cpu_s");
+        assert_eq!(canonical("req.total"), "req.total");
+        assert_eq!(canonical(".cpu"), ".cpu");
         assert!(is_headline("cpu_s") && !is_headline("user_s") && is_headline("ops"));
     }
 }

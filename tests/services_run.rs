@@ -207,6 +207,25 @@ fn a_client_reaches_its_service_by_name_each_pinned_apart_and_both_are_measured(
     let totals = &cell.services["web"];
     assert_eq!(totals.instances, 2);
     assert!(totals.user_s + totals.system_s > 0.0);
+    // Metrics like any other: in the reports (CPU, memory, time to ready), in compare by the
+    // same short names as the workload's.
+    let (summarized, _) = benchbox::rebuild::load_summarized(&outcome.dir).unwrap();
+    let shown: Vec<String> = benchbox::metrics::report_metrics(&summarized)
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    for key in ["web.cpu_s", "web.peak_memory_bytes", "web.ready_s"] {
+        assert!(shown.contains(&key.to_string()), "{shown:?}");
+    }
+    assert!(!shown.contains(&"web.user_s".to_string()), "{shown:?}");
+    assert_eq!(
+        benchbox::compare::resolve_metric("web.cpu", &[&summarized]).unwrap(),
+        "web.cpu_s"
+    );
+    let summary = fs::read_to_string(outcome.dir.join("summary.md")).unwrap();
+    assert!(summary.contains("web: CPU time"), "{summary}");
+    let csv = fs::read_to_string(outcome.dir.join("runs.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains(",web.cpu_s,"), "{csv}");
     assert_nothing_left(tmp.path());
 }
 
