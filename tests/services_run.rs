@@ -387,3 +387,39 @@ fn ctrl_c_with_services_up_stops_everything_and_the_run_is_interrupted() {
     );
     assert_nothing_left(tmp.path());
 }
+
+#[test]
+fn a_ready_command_runs_in_the_services_network_and_says_why_it_failed() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let www = www(tmp.path());
+    let probe = |script: &str| Ready::Command(vec!["/bin/sh".into(), "-c".into(), script.into()]);
+    // Ready once the page is served, asked from a fresh container in the same network.
+    let ok = httpd(
+        &www,
+        probe("busybox wget -q -O - http://web:8080/index.html"),
+    );
+    let outcome = run(tmp.path(), &matrix(tmp.path(), CLIENT, vec![ok]));
+    let samples = &results(&outcome).cells[0].samples;
+    assert!(
+        samples.iter().all(|s| s.status == Status::Ok),
+        "{samples:?}"
+    );
+    // Never ready: the reason carries what the probe said.
+    let mut never = httpd(&www, probe("echo still warming up >&2; exit 1"));
+    never.ready_timeout = Duration::from_millis(300);
+    let tmp2 = tempfile::tempdir().unwrap();
+    let outcome = run(tmp2.path(), &matrix(tmp2.path(), CLIENT, vec![never]));
+    let s = &results(&outcome).cells[0].samples[0];
+    assert_eq!(s.status, Status::ServiceFailed);
+    assert!(
+        s.reason
+            .contains("the ready command last said: still warming up"),
+        "{}",
+        s.reason
+    );
+    assert_nothing_left(tmp2.path());
+}

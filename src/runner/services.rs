@@ -274,9 +274,10 @@ impl Pod {
             }
             if started.elapsed() >= service.ready_timeout {
                 return Err(fail(format!(
-                    "did not become ready within {} ({}){}",
+                    "did not become ready within {} ({}){}{}",
                     crate::spec::units::format_duration(service.ready_timeout),
                     describe_ready(&service.ready),
+                    self.probe_said(builder, service),
                     log_hint(&running.logs)
                 )));
             }
@@ -293,9 +294,9 @@ impl Pod {
         service: &Service,
         argv: &[String],
     ) -> Result<bool, ServiceFailure> {
-        let out = builder.scratch.join(format!("probe-{}.log", service.name));
+        let [out, err] = probe_logs(builder, service);
         let mut inv = builder
-            .service_invocation(cell, service, argv, out.clone(), out)
+            .service_invocation(cell, service, argv, out, err)
             .map_err(|e| ServiceFailure {
                 service: service.name.clone(),
                 reason: format!("cannot run its ready command: {e}"),
@@ -308,6 +309,21 @@ impl Pod {
             .run(&inv, &never)
             .is_ok_and(|o| o.measured.exit_code == Some(0));
         Ok(ok)
+    }
+
+    /// What the last `ready` command wrote (its first line), for the failure's reason.
+    fn probe_said(&self, builder: &Builder, service: &Service) -> String {
+        if !matches!(service.ready, Ready::Command(_)) {
+            return String::new();
+        }
+        let [out, err] = probe_logs(builder, service);
+        let mut bytes = fs::read(out).unwrap_or_default();
+        bytes.extend(fs::read(err).unwrap_or_default());
+        let text = String::from_utf8_lossy(&bytes);
+        match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+            Some(line) => format!("; the ready command last said: {}", truncate(line, 200)),
+            None => "; the ready command wrote nothing".into(),
+        }
     }
 
     /// The first service that exited (while the workload ran, say), as a failure.
@@ -468,6 +484,23 @@ fn window_peak(begin: Option<u64>, end: Option<u64>, sampled: u64) -> u64 {
         (Some(b), Some(e)) if e > b => e,
         (_, Some(e)) => sampled.min(e),
         _ => sampled,
+    }
+}
+
+/// Where a service's `ready` command writes its stdout and stderr (the run's scratch
+/// directory: each probe replaces the last's).
+fn probe_logs(builder: &Builder, service: &Service) -> [PathBuf; 2] {
+    ["out", "err"].map(|ext| {
+        builder
+            .scratch
+            .join(format!("probe-{}.{ext}", service.name))
+    })
+}
+
+fn truncate(line: &str, most: usize) -> String {
+    match line.char_indices().nth(most) {
+        Some((at, _)) => format!("{}...", &line[..at]),
+        None => line.to_string(),
     }
 }
 
