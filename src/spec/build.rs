@@ -608,13 +608,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
     let metrics_node = metrics.as_ref().map(|m| m.0);
     if let Some(t) = environment {
         r.check_keys(t, ENV_KEYS, "in [environment]")?;
-        if let (Some(_), Some(rootfs)) = (t.get("image"), t.get("rootfs")) {
-            return Err(r.at(
-                &rootfs.key_span,
-                "both `image` and `rootfs` are set in [environment]",
-                Some("a cell runs in an image or in a local directory: remove one".into()),
-            ));
-        }
+        one_root(r, t, "[environment]", "a cell")?;
     }
     if let Some(t) = limits {
         r.check_keys(t, LIMIT_KEYS, "in [limits]")?;

@@ -36,7 +36,7 @@ pub(super) fn build_cell(
     let Shared {
         ctx,
         base_dir,
-        accounts,
+        accounts: _,
         axes,
     } = *shared;
     let empty = Node::new(0..0, Kind::Table(Vec::new()));
@@ -44,103 +44,15 @@ pub(super) fn build_cell(
     let limits_t = parts.limits.as_deref().unwrap_or(&empty);
     let security_t = parts.security.as_deref().unwrap_or(&empty);
 
-    // Root filesystem.
-    let (root, id_root) = if let Some(e) = env_t.get("image") {
-        let image = non_empty(r, e)?;
-        if let Err(crate::image::ImageError::BadReference { why, .. }) =
-            crate::image::Reference::parse(image)
-        {
-            return Err(r.node(
-                &e.value,
-                format!("invalid image reference `{image}`: {why}"),
-                Some("write an image as docker does: `name`, `name:tag`, `registry.example.com:5000/team/name:tag` or `name@sha256:<64 hex digits>`".into()),
-            ));
-        }
-        (
-            Root::Image(image.to_string()),
-            IdRoot::Image(image.to_string()),
-        )
-    } else if let Some(e) = env_t.get("rootfs") {
-        let written = non_empty(r, e)?;
-        let dir = host_path(r, ctx, base_dir, &e.value, written, "rootfs", true)?;
-        (Root::Dir(dir), IdRoot::Dir(normalize(Path::new(written))))
-    } else {
-        (Root::Host, IdRoot::Host)
-    };
-
-    let workdir = match env_t.get("workdir") {
-        Some(e) => Some(container_path(r, &e.value, r.string(e)?, "workdir")?),
-        None => None,
-    };
-
-    // `user` is resolved inside the container (its /etc/passwd): "name", "uid", "uid:gid",
-    // "name:group".
-    let user = match env_t.get("user") {
-        Some(e) => Some(user_spec(r, e)?),
-        None => None,
-    };
-
-    let mut volumes = Vec::new();
-    let mut id_volumes = Vec::new();
-    if let Some(e) = env_t.get("volumes") {
-        let Kind::Array(items) = &e.value.kind else {
-            return Err(r.wrong_type(&e.key, &e.value, "an array of strings"));
-        };
-        for item in items {
-            let spec = item.as_str().ok_or_else(|| {
-                r.wrong_type("volumes", item, "a string like \"./data:/data:ro\"")
-            })?;
-            let (host, target, read_only) = volume(r, ctx, base_dir, item, spec)?;
-            if volumes.iter().any(|v: &Volume| v.target == target) {
-                return Err(r.node(
-                    item,
-                    format!("two volumes mount onto `{}`", target.display()),
-                    Some("give each volume its own target".into()),
-                ));
-            }
-            let written = spec.split(':').next().unwrap_or_default();
-            id_volumes.push((normalize(Path::new(written)), target.clone(), read_only));
-            volumes.push(Volume {
-                host,
-                target,
-                read_only,
-            });
-        }
-    }
-
-    let mut env = BTreeMap::new();
-    if let Some(e) = env_t.get("env") {
-        if !matches!(e.value.kind, Kind::Table(_)) {
-            return Err(r.wrong_type(&e.key, &e.value, "a table of strings"));
-        }
-        for var in e.value.entries() {
-            if var.key.is_empty() || var.key.contains(['=', '\0']) {
-                return Err(r.at(
-                    &var.key_span,
-                    format!("invalid environment variable name `{}`", var.key),
-                    Some("names may not be empty or contain `=`".into()),
-                ));
-            }
-            let value = match &var.value.kind {
-                Kind::Str(s) => s.clone(),
-                Kind::Int(i) => i.to_string(),
-                // Same text as a float axis value pasted by a placeholder (`1.0`, not `1`).
-                Kind::Float(f) => {
-                    serde_json::Number::from_f64(*f).map_or(f.to_string(), |n| n.to_string())
-                }
-                Kind::Bool(b) => b.to_string(),
-                _ => return Err(r.wrong_type(&var.key, &var.value, "a string")),
-            };
-            if value.contains('\0') {
-                return Err(r.node(
-                    &var.value,
-                    format!("the value of `{}` contains a nul byte", var.key),
-                    None,
-                ));
-            }
-            env.insert(var.key.clone(), value);
-        }
-    }
+    let Files {
+        root,
+        id_root,
+        workdir,
+        user,
+        volumes,
+        id_volumes,
+        env,
+    } = parse_files(r, ctx, base_dir, env_t)?;
 
     let network = r.choice(
         env_t.get("network"),
@@ -215,15 +127,9 @@ pub(super) fn build_cell(
     };
 
     let metrics = parse_metrics(r, parts.metrics.as_deref(), axes)?;
-    if let (Some(spec), Some(e)) = (&user, env_t.get("user")) {
-        let covered = setup.is_some()
-            || volumes.iter().any(|v| {
-                ["/etc", "/etc/passwd", "/etc/group"].contains(&v.target.to_str().unwrap_or(""))
-            });
-        // A setup step may add the user, a volume may bring its own account files.
-        if ctx.check_paths && !covered {
-            check_accounts(r, ctx, &e.value, spec, &root, accounts)?;
-        }
+    // A setup step may add the user.
+    if setup.is_none() {
+        check_user(r, shared, env_t, user.as_deref(), &volumes, &root)?;
     }
 
     // How much of each stream's output an invocation's log keeps (what the metric patterns
