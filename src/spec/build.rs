@@ -18,9 +18,9 @@ use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits,
-    Matrix, MetricSpec, Network, Order, Root, Scratch, SpecError, ValidationContext, Volume,
-    suggest, units,
+    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Lifetime,
+    Limits, Matrix, MetricSpec, Network, Order, Ready, Root, Scratch, Service, SpecError,
+    ValidationContext, Volume, suggest, units,
 };
 use crate::sandbox::security::{self, Policy};
 
@@ -33,6 +33,7 @@ const TOP_KEYS: &[&str] = &[
     "security",
     "run",
     "metric",
+    "services",
 ];
 const ENV_KEYS: &[&str] = &[
     "image", "rootfs", "workdir", "volumes", "env", "network", "user", "scratch",
@@ -78,11 +79,13 @@ mod cell;
 mod environment;
 mod identity;
 mod limits;
+mod services;
 
 use cell::*;
 use environment::*;
 use identity::*;
 use limits::*;
+use services::*;
 
 impl Reporter<'_> {
     pub(crate) fn at(
@@ -232,6 +235,7 @@ pub(crate) struct Prepared {
     security: Option<Template>,
     run: Option<Template>,
     metrics: Option<Template>,
+    services: Option<Template>,
     pub order: Order,
     pub seed: Option<u64>,
     pub allow_failures: bool,
@@ -384,6 +388,7 @@ impl Prepared {
             security: sub(&self.security, &values, &cr)?,
             run: sub(&self.run, &values, &cr)?,
             metrics: sub(&self.metrics, &values, &cr)?,
+            services: sub(&self.services, &values, &cr)?,
         };
         let (mut cell, id_parts) = build_cell(
             &cr,
@@ -604,6 +609,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
     let limits = r.section(&root, "limits")?;
     let security = r.section(&root, "security")?;
     let run = r.section(&root, "run")?;
+    let services = r.section(&root, "services")?;
     let metrics = metric_tables(r, &root)?;
     let metrics_node = metrics.as_ref().map(|m| m.0);
     if let Some(t) = environment {
@@ -621,6 +627,9 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
     }
     for m in metrics.iter().flat_map(|m| m.1.iter()) {
         r.check_keys(m, METRIC_KEYS, "in [[metric]]")?;
+    }
+    if let Some(t) = services {
+        check_services(r, t)?;
     }
 
     let name = matrix_name(r, &root, path)?;
@@ -645,6 +654,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
     let security = template(security)?;
     let run_t = template(run)?;
     let metrics = template(metrics_node)?;
+    let services = template(services)?;
     let warnings: Vec<String> = axis_names
         .iter()
         .filter(|a| !used.contains(*a))
@@ -669,6 +679,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
         security,
         run: run_t,
         metrics,
+        services,
         order,
         seed,
         allow_failures,
@@ -933,6 +944,7 @@ setup = "make {v.name}"
                     security: sub(&p.security),
                     run: sub(&p.run),
                     metrics: sub(&p.metrics),
+                    services: sub(&p.services),
                 };
                 let shared = Shared {
                     ctx: &ctx,

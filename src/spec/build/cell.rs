@@ -13,6 +13,7 @@ pub(super) struct Parts<'t> {
     pub(super) security: Option<Cow<'t, Node>>,
     pub(super) run: Option<Cow<'t, Node>>,
     pub(super) metrics: Option<Cow<'t, Node>>,
+    pub(super) services: Option<Cow<'t, Node>>,
 }
 
 /// What building any cell of a matrix needs besides the cell's own sections.
@@ -126,7 +127,13 @@ pub(super) fn build_cell(
         Some(e) => duration_setting(r, e, &MEMORY_INTERVAL_BOUNDS)?,
     };
 
-    let metrics = parse_metrics(r, parts.metrics.as_deref(), axes)?;
+    let (services, id_services) = match parts.services.as_deref() {
+        Some(t) => parse_services(r, shared, t, label, warnings)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let service_names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let mut metrics = parse_metrics(r, parts.metrics.as_deref(), axes, &service_names)?;
+    metrics.extend(service_metrics(&services));
     // A setup step may add the user.
     if setup.is_none() {
         check_user(r, shared, env_t, user.as_deref(), &volumes, &root)?;
@@ -183,32 +190,36 @@ pub(super) fn build_cell(
         memory_interval,
         max_log,
         metrics,
-        services: Vec::new(),
+        services,
     };
     Ok((
         cell,
         IdParts {
             root: id_root,
             volumes: id_volumes,
+            services: id_services,
         },
     ))
 }
 
 /// What a duration setting that "none" switches off may be, and what to say when it is not.
 pub(super) struct DurationBounds {
-    min: Duration,
-    max: Duration,
+    pub(super) min: Duration,
+    pub(super) max: Duration,
     /// `min` and `max` as the messages write them.
-    min_text: &'static str,
-    max_text: &'static str,
+    pub(super) min_text: &'static str,
+    pub(super) max_text: &'static str,
     /// Integers are seconds (`timeout = 90`); otherwise only strings.
-    seconds: bool,
+    pub(super) seconds: bool,
+    /// "none" switches the feature off; without it, "none" is refused and zero is a duration
+    /// like any other (checked against `min`).
+    pub(super) none: bool,
     /// "the timeout": what zero would switch off.
-    feature: &'static str,
+    pub(super) feature: &'static str,
     /// Why not shorter than `min`, why not longer than `max`.
-    too_short: &'static str,
-    too_long: &'static str,
-    example: &'static str,
+    pub(super) too_short: &'static str,
+    pub(super) too_long: &'static str,
+    pub(super) example: &'static str,
 }
 
 /// `[run] timeout`: from 100 ms (the watchdog looks every 20 ms from the container's start,
@@ -219,6 +230,7 @@ pub(super) const TIMEOUT_BOUNDS: DurationBounds = DurationBounds {
     min_text: "100ms",
     max_text: "7 days",
     seconds: true,
+    none: true,
     feature: "the timeout",
     too_short: "the watchdog checks every 20 ms from the start of the container, which itself takes a few: a shorter timeout kills invocations that barely started",
     too_long: "for no timeout at all write \"none\"",
@@ -232,6 +244,7 @@ pub(super) const MEMORY_INTERVAL_BOUNDS: DurationBounds = DurationBounds {
     min_text: "10ms",
     max_text: "1h",
     seconds: false,
+    none: true,
     feature: "memory sampling",
     too_short: "sampling more often than every 10 ms would perturb the workload; use 10ms or more",
     too_long: "sampling less often than hourly draws no curve of memory use; to not sample at all write \"none\"",
@@ -252,7 +265,11 @@ pub(super) fn duration_setting(
                 r.node(
                     &e.value,
                     format!("invalid duration `{s}` for `{key}`: {why}"),
-                    Some(format!("write a duration like {}, or \"none\"", b.example)),
+                    Some(if b.none {
+                        format!("write a duration like {}, or \"none\"", b.example)
+                    } else {
+                        format!("write a duration like {}", b.example)
+                    }),
                 )
             })?;
             (s.trim().to_string(), d)
@@ -273,9 +290,16 @@ pub(super) fn duration_setting(
         }
     };
     let Some(d) = duration else {
-        return Ok(None);
+        if b.none {
+            return Ok(None);
+        }
+        return Err(r.node(
+            &e.value,
+            format!("`{key}` cannot be \"none\""),
+            Some(format!("give a duration like {}", b.example)),
+        ));
     };
-    if d.is_zero() {
+    if d.is_zero() && b.none {
         return Err(r.node(
             &e.value,
             format!("a `{key}` of `{written}` would switch {} off", b.feature),
@@ -371,6 +395,7 @@ pub(super) fn parse_metrics(
     r: &Reporter,
     metrics: Option<&Node>,
     axes: &[Axis],
+    services: &[&str],
 ) -> Result<Vec<MetricSpec>> {
     let Some(Node {
         kind: Kind::Array(tables),
@@ -432,6 +457,15 @@ pub(super) fn parse_metrics(
                 &name_e.value,
                 format!("metric `{name}` has the name of axis `{name}`: runs.csv would have two `{name}` columns"),
                 Some("rename the metric or the axis".into()),
+            ));
+        }
+        if let Some(service) = service_column(name, services) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of a column of service `{service}`"),
+                Some(format!(
+                    "benchbox measures `{name}` itself, from the service's cgroup: rename the metric"
+                )),
             ));
         }
         if let Some(i) = out.iter().position(|m| m.name == name) {
