@@ -518,7 +518,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err(&format!("[limit]\n{RUN}")),
-        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, security, run, metric"
+        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, security, run, metric, services"
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
