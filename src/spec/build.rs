@@ -926,6 +926,27 @@ command = ["./x", "n={v.n}", "ü\t\"'"]
 setup = "make {v.name}"
 "#,
             "[matrix]\nr = [\"a\"]\n[environment]\nrootfs = \"./roots/{r}\"\n[security]\nprivileged = true\n[run]\ncommand = \"true\"\n",
+            r#"[run]
+command = "true"
+[services.web]
+rootfs = "./web"
+command = "./serve"
+env = { B = "2", A = "ü" }
+volumes = ["./static:/static:ro"]
+user = "www:www"
+workdir = "/srv"
+ready = { command = ["curl", "-f", "http://localhost/"] }
+lifetime = "cell"
+depends-on = ["db"]
+ports = [8080]
+limits = { cpus = "1", cpu-quota = 0.5, memory = "64MiB", pids = 9 }
+[services.db]
+image = "redis:7"
+ready = { tcp = 6379 }
+[services.log]
+command = "tail -f x"
+ready = { log = "up" }
+"#,
         ];
         let mut checked = 0;
         for source in sources {
@@ -966,6 +987,6 @@ setup = "make {v.name}"
                 checked += 1;
             }
         }
-        assert_eq!(checked, 1 + 8 + 1);
+        assert_eq!(checked, 1 + 8 + 1 + 1);
     }
 }

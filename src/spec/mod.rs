@@ -39,6 +39,8 @@ mod template;
 pub mod units;
 
 #[cfg(test)]
+mod services_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
