@@ -10,7 +10,7 @@
 //! the template values -> typed [`Cell`]s -> ids and slugs.
 //!
 //! Substitution (see `template`): every string in `[environment]`, `[limits]`, `[security]`,
-//! `[run]` and `[[metric]]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
+//! `[run]`, `[[metric]]` and `[services.NAME]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
 //! braces (so a regex quantifier is written `\d{{3}}`), any other brace is an error. A string
 //! that is exactly one placeholder takes the value's own type. `exclude` and `include` are
 //! reserved names in `[matrix]`, never axes; `Axis::values` lists the declared values followed
@@ -30,6 +30,9 @@
 //!   cells had before the section existed. A capability already in the default set is kept as
 //!   written (it changes the id, nothing else) with a warning, like `privileged = true` beside
 //!   `capabilities` or `seccomp`.
+//! - `[services.NAME]` enters a cell's id only when the cell has services (all of a service but
+//!   its timeouts), so matrices without them keep their ids; its columns (`NAME.cpu_s`, ...)
+//!   are appended to the cell's metrics, measured by benchbox, never read from the workload.
 
 mod build;
 mod cpuset;
