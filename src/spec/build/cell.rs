@@ -45,15 +45,7 @@ pub(super) fn build_cell(
     let limits_t = parts.limits.as_deref().unwrap_or(&empty);
     let security_t = parts.security.as_deref().unwrap_or(&empty);
 
-    let Files {
-        root,
-        id_root,
-        workdir,
-        user,
-        volumes,
-        id_volumes,
-        env,
-    } = parse_files(r, ctx, base_dir, env_t)?;
+    let files = parse_files(r, ctx, base_dir, env_t)?;
 
     let network = r.choice(
         env_t.get("network"),
@@ -75,7 +67,7 @@ pub(super) fn build_cell(
 
     // [run]
     // With an image, no command means the image's own Entrypoint + Cmd (an empty argv here).
-    let from_image = matches!(root, Root::Image(_));
+    let from_image = matches!(files.root, Root::Image(_));
     let empty_run = Node::new(0..0, Kind::Table(Vec::new()));
     let run_t = match parts.run.as_deref() {
         Some(t) => t,
@@ -136,7 +128,14 @@ pub(super) fn build_cell(
     metrics.extend(service_metrics(&services));
     // A setup step may add the user.
     if setup.is_none() {
-        check_user(r, shared, env_t, user.as_deref(), &volumes, &root)?;
+        check_user(
+            r,
+            shared,
+            env_t,
+            files.user.as_deref(),
+            &files.volumes,
+            &files.root,
+        )?;
     }
 
     // How much of each stream's output an invocation's log keeps (what the metric patterns
@@ -172,12 +171,12 @@ pub(super) fn build_cell(
         label: String::new(),
         slug: String::new(),
         axes: Vec::new(),
-        root,
+        root: files.root,
         image_digest: None,
-        workdir,
-        user,
-        volumes,
-        env,
+        workdir: files.workdir,
+        user: files.user,
+        volumes: files.volumes,
+        env: files.env,
         network,
         scratch,
         limits,
@@ -195,8 +194,8 @@ pub(super) fn build_cell(
     Ok((
         cell,
         IdParts {
-            root: id_root,
-            volumes: id_volumes,
+            root: files.id_root,
+            volumes: files.id_volumes,
             services: id_services,
         },
     ))

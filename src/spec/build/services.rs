@@ -181,20 +181,12 @@ fn parse_service<'t>(
     let name = e.key.as_str();
     let section = format!("[services.{name}]");
     let s = &e.value;
-    let Files {
-        root,
-        id_root,
-        workdir,
-        user,
-        volumes,
-        id_volumes,
-        env,
-    } = parse_files(r, shared.ctx, shared.base_dir, s)?;
+    let files = parse_files(r, shared.ctx, shared.base_dir, s)?;
 
     // With an image, no command means the image's own Entrypoint + Cmd (an empty argv).
     let command = match s.get("command") {
         Some(c) => argv(r, c)?,
-        None if matches!(root, Root::Image(_)) => Vec::new(),
+        None if matches!(files.root, Root::Image(_)) => Vec::new(),
         None => {
             return Err(r.at(
                 &e.key_span,
@@ -301,17 +293,24 @@ fn parse_service<'t>(
         }
         Some(l) => return Err(r.wrong_type(&l.key, &l.value, "a table")),
     };
-    check_user(r, shared, s, user.as_deref(), &volumes, &root)?;
+    check_user(
+        r,
+        shared,
+        s,
+        files.user.as_deref(),
+        &files.volumes,
+        &files.root,
+    )?;
 
     Ok((
         Service {
             name: name.to_string(),
-            root,
+            root: files.root,
             image_digest: None,
-            workdir,
-            user,
-            volumes,
-            env,
+            workdir: files.workdir,
+            user: files.user,
+            volumes: files.volumes,
+            env: files.env,
             command,
             ready,
             ready_timeout,
@@ -322,8 +321,8 @@ fn parse_service<'t>(
             stop_timeout,
         },
         IdPaths {
-            root: id_root,
-            volumes: id_volumes,
+            root: files.id_root,
+            volumes: files.id_volumes,
         },
     ))
 }
