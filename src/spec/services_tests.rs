@@ -603,6 +603,12 @@ fn plans_show_services_only_when_there_are_some() {
     assert_eq!(db["ready_timeout"], 30.0);
     assert_eq!(json["cells"][0]["metrics"].as_array().unwrap().len(), 16);
 
+    // results.json reads its plan back: a cell with services round-trips.
+    for cell in &m.cells {
+        let back: Cell = serde_json::from_str(&serde_json::to_string(cell).unwrap()).unwrap();
+        assert_eq!(&back, cell);
+    }
+
     let plain = crate::plan::render_text(&ok(RUN));
     assert!(!plain.contains("service"), "{plain}");
 }
