@@ -1,6 +1,6 @@
 //! The pipeline behind [`super::parse`]: TOML with spans -> expanded axes (`spec/expand.rs`)
-//! -> substituted sections (here) -> typed cells (`build/cell.rs`, with `build/environment.rs`
-//! and `build/limits.rs`) -> ids (`build/identity.rs`) and slugs (here). Every user error is raised in these stages, pointing at the original file.
+//! -> substituted sections (here) -> typed cells (`build/cell.rs`, with `build/environment.rs`,
+//! `build/limits.rs` and `build/services.rs`) -> ids (`build/identity.rs`) and slugs (here). Every user error is raised in these stages, pointing at the original file.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
