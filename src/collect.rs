@@ -7,6 +7,8 @@
 //!   blank lines ignored; a later line for the same name wins.
 //!
 //! A declared metric found in both takes the file's value (the workload said it explicitly).
+//! A service's columns (`db.cpu_s`, ...) are benchbox's own measurement: the workload can set
+//! them from neither source (see [`Extractor::for_metrics`]).
 //! Pure: strings in, numbers out.
 
 use std::collections::BTreeMap;
@@ -25,9 +27,21 @@ pub struct Extracted {
 #[derive(Debug, Clone)]
 pub struct Extractor {
     patterns: Vec<(String, Regex)>,
+    /// Names the metrics file may not set: measured by benchbox (a service's columns).
+    reserved: Vec<String>,
 }
 
 impl Extractor {
+    /// The extractor of a cell's declared metrics: the workload's own by their patterns and
+    /// the metrics file; a service's columns from neither, so a hostile workload cannot
+    /// report its database's CPU time as zero.
+    pub fn for_metrics(metrics: &[crate::spec::MetricSpec]) -> Result<Extractor, regex::Error> {
+        let (services, own): (Vec<_>, Vec<_>) = metrics.iter().partition(|m| m.service.is_some());
+        let mut ex = Extractor::new(own.iter().map(|m| (m.name.as_str(), m.pattern.as_deref())))?;
+        ex.reserved = services.into_iter().map(|m| m.name.clone()).collect();
+        Ok(ex)
+    }
+
     /// `metrics`: (name, optional pattern). Patterns were validated by `spec`; an invalid one
     /// here is still an error, never a panic.
     pub fn new<'a>(
@@ -39,7 +53,10 @@ impl Extractor {
                 patterns.push((name.to_string(), Regex::new(p)?));
             }
         }
-        Ok(Extractor { patterns })
+        Ok(Extractor {
+            patterns,
+            reserved: Vec::new(),
+        })
     }
 
     pub fn extract(&self, stdout: &str, metrics_file: &str) -> Extracted {
@@ -79,6 +96,14 @@ impl Extractor {
             if name.chars().any(char::is_control) {
                 out.problems.push(format!(
                     "metrics file line {}: the name `{}` contains control characters",
+                    lineno + 1,
+                    printable(name)
+                ));
+                continue;
+            }
+            if self.reserved.iter().any(|r| r == name) {
+                out.problems.push(format!(
+                    "metrics file line {}: `{}` is measured by benchbox, not reported by the workload: ignored",
                     lineno + 1,
                     printable(name)
                 ));
@@ -176,6 +201,42 @@ mod tests {
         assert_eq!(got.values["file_only"], 2000.0);
         assert_eq!(got.units["lat"], "ms");
         assert_eq!(got.problems.len(), 2, "{:?}", got.problems);
+    }
+
+    /// A service's columns come from its cgroup: a pattern or metrics-file line of the
+    /// workload naming one is ignored (a problem), the workload's own metrics are read.
+    #[test]
+    fn the_workload_cannot_set_a_service_column() {
+        let metric =
+            |name: &str, pattern: Option<&str>, service: Option<&str>| crate::spec::MetricSpec {
+                name: name.into(),
+                pattern: pattern.map(Into::into),
+                unit: None,
+                better: crate::spec::Better::Lower,
+                service: service.map(Into::into),
+            };
+        let ex = Extractor::for_metrics(&[
+            metric("ops", Some(r"ops=(\d+)"), None),
+            // A pattern on a service column (never made by `spec`) is not applied either.
+            metric("db.cpu_s", Some(r"cpu=(\d+)"), Some("db")),
+            metric("db.peak_memory_bytes", None, Some("db")),
+        ])
+        .unwrap();
+        let got = ex.extract(
+            "ops=5 cpu=0\n",
+            "db.cpu_s 0\ndb.peak_memory_bytes 1 B\nfile_only 3\n",
+        );
+        assert_eq!(got.values.get("ops"), Some(&5.0));
+        assert_eq!(got.values.get("file_only"), Some(&3.0));
+        assert!(!got.values.contains_key("db.cpu_s"), "{:?}", got.values);
+        assert!(!got.values.contains_key("db.peak_memory_bytes"));
+        assert!(got.units.is_empty());
+        assert_eq!(got.problems.len(), 2, "{:?}", got.problems);
+        assert!(
+            got.problems[0].contains("`db.cpu_s` is measured by benchbox"),
+            "{:?}",
+            got.problems
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::image::{self, ImageError, PullOptions, ResolvedImage, Store, lock};
-use crate::spec::{self, Matrix, Root};
+use crate::spec::{self, Matrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
@@ -41,15 +41,16 @@ impl ResolveError {
     }
 }
 
-/// The distinct image references of a matrix, as written, in cell order.
+/// The distinct image references of a matrix, as written, in cell order (a cell's own, then
+/// its services'): what `pull`, the lock file and `run` resolve.
 pub fn image_refs(matrix: &Matrix) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut refs: Vec<String> = Vec::new();
     for cell in &matrix.cells {
-        if let Root::Image(r) = &cell.root
-            && seen.insert(r.as_str())
-        {
-            refs.push(r.clone());
+        for r in cell.image_refs() {
+            if seen.insert(r) {
+                refs.push(r.to_string());
+            }
         }
     }
     refs

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::axis_texts;
-use crate::spec::{Axis, Cell, LazyMatrix, Matrix, Order, Root, units};
+use crate::spec::{
+    Axis, Cell, LazyMatrix, Lifetime, Limits, Matrix, Order, Ready, Root, Service, units,
+};
 
 /// A matrix as `plan` shows it: every cell at hand ([`Matrix`]), or built one at a time
 /// ([`LazyMatrix`], which is how `benchbox plan` walks a large matrix in bounded memory).
@@ -209,14 +211,7 @@ fn render_cell(out: &mut Vec<u8>, cell: &Cell) {
     };
     line(
         "root",
-        match &cell.root {
-            Root::Host => "host filesystem (throw-away overlay)".to_string(),
-            Root::Dir(p) => format!("dir {}", p.display()),
-            Root::Image(i) => match &cell.image_digest {
-                Some(d) => format!("image {i} @ {d}"),
-                None => format!("image {i} (unpinned)"),
-            },
-        },
+        render_root(&cell.root, cell.image_digest.as_deref()),
     );
     if let Some(u) = &cell.user {
         line("user", u.clone());
@@ -249,11 +244,15 @@ fn render_cell(out: &mut Vec<u8>, cell: &Cell) {
     }
     // Always shown, default or not: what the workload may do is never left implicit.
     line("security", cell.security.describe());
-    line("limits", render_limits(cell));
+    line("limits", render_limits(&cell.limits));
     if let Some(setup) = &cell.setup {
         line("setup", render_argv(setup));
     }
     line("command", render_argv(&cell.command));
+    // Only for cells with services: every other plan reads as it did.
+    for s in &cell.services {
+        line("service", render_service(s));
+    }
     let timeout = match cell.timeout {
         Some(t) => format!("timeout {}", humantime::format_duration(t)),
         None => "no timeout".to_string(),
@@ -278,8 +277,49 @@ fn render_cell(out: &mut Vec<u8>, cell: &Cell) {
     }
 }
 
-fn render_limits(cell: &Cell) -> String {
-    let l = &cell.limits;
+fn render_root(root: &Root, digest: Option<&str>) -> String {
+    match root {
+        Root::Host => "host filesystem (throw-away overlay)".to_string(),
+        Root::Dir(p) => format!("dir {}", p.display()),
+        Root::Image(i) => match digest {
+            Some(d) => format!("image {i} @ {d}"),
+            None => format!("image {i} (unpinned)"),
+        },
+    }
+}
+
+/// One line: `db: image redis:7 (unpinned); command ...; ready tcp 6379 (30s); lifetime
+/// invocation; limits none`, and what it waits for.
+fn render_service(s: &Service) -> String {
+    let command = if s.command.is_empty() {
+        "the image's entrypoint".to_string()
+    } else {
+        render_argv(&s.command)
+    };
+    let within = units::format_duration(s.ready_timeout);
+    let ready = match &s.ready {
+        Ready::Started => "once started".to_string(),
+        Ready::Tcp(port) => format!("tcp {port} within {within}"),
+        Ready::Command(argv) => format!("command {} within {within}", render_argv(argv)),
+        Ready::Log(text) => format!("log {} within {within}", quote(text)),
+    };
+    let lifetime = match s.lifetime {
+        Lifetime::Invocation => "invocation",
+        Lifetime::Cell => "cell",
+    };
+    let mut text = format!(
+        "{}: {}; command {command}; ready {ready}; lifetime {lifetime}; limits {}",
+        s.name,
+        render_root(&s.root, s.image_digest.as_deref()),
+        render_limits(&s.limits)
+    );
+    if !s.depends_on.is_empty() {
+        text.push_str(&format!("; after {}", s.depends_on.join(", ")));
+    }
+    text
+}
+
+fn render_limits(l: &Limits) -> String {
     let mut parts = Vec::new();
     if let Some(c) = &l.cpus {
         parts.push(format!("cpus {c}"));

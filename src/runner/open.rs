@@ -253,12 +253,7 @@ pub(super) fn open(
         };
     let mut extractors = HashMap::new();
     for cell in &cells {
-        let ex = Extractor::new(
-            cell.metrics
-                .iter()
-                .map(|m| (m.name.as_str(), m.pattern.as_deref())),
-        )
-        .map_err(|e| {
+        let ex = Extractor::for_metrics(&cell.metrics).map_err(|e| {
             RunError::Usage(format!("cell {}: invalid metric pattern: {e}", cell.label))
         })?;
         extractors.insert(cell.id.clone(), ex);

@@ -1,6 +1,6 @@
 //! The pipeline behind [`super::parse`]: TOML with spans -> expanded axes (`spec/expand.rs`)
-//! -> substituted sections (here) -> typed cells (`build/cell.rs`, with `build/environment.rs`
-//! and `build/limits.rs`) -> ids (`build/identity.rs`) and slugs (here). Every user error is raised in these stages, pointing at the original file.
+//! -> substituted sections (here) -> typed cells (`build/cell.rs`, with `build/environment.rs`,
+//! `build/limits.rs` and `build/services.rs`) -> ids (`build/identity.rs`) and slugs (here). Every user error is raised in these stages, pointing at the original file.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -18,9 +18,9 @@ use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Limits,
-    Matrix, MetricSpec, Network, Order, Root, Scratch, SpecError, ValidationContext, Volume,
-    suggest, units,
+    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Lifetime,
+    Limits, Matrix, MetricSpec, Network, Order, Ready, Root, Scratch, Service, SpecError,
+    ValidationContext, Volume, suggest, units,
 };
 use crate::sandbox::security::{self, Policy};
 
@@ -33,6 +33,7 @@ const TOP_KEYS: &[&str] = &[
     "security",
     "run",
     "metric",
+    "services",
 ];
 const ENV_KEYS: &[&str] = &[
     "image", "rootfs", "workdir", "volumes", "env", "network", "user", "scratch",
@@ -78,11 +79,13 @@ mod cell;
 mod environment;
 mod identity;
 mod limits;
+mod services;
 
 use cell::*;
 use environment::*;
 use identity::*;
 use limits::*;
+use services::*;
 
 impl Reporter<'_> {
     pub(crate) fn at(
@@ -232,6 +235,7 @@ pub(crate) struct Prepared {
     security: Option<Template>,
     run: Option<Template>,
     metrics: Option<Template>,
+    services: Option<Template>,
     pub order: Order,
     pub seed: Option<u64>,
     pub allow_failures: bool,
@@ -384,6 +388,7 @@ impl Prepared {
             security: sub(&self.security, &values, &cr)?,
             run: sub(&self.run, &values, &cr)?,
             metrics: sub(&self.metrics, &values, &cr)?,
+            services: sub(&self.services, &values, &cr)?,
         };
         let (mut cell, id_parts) = build_cell(
             &cr,
@@ -604,17 +609,12 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
     let limits = r.section(&root, "limits")?;
     let security = r.section(&root, "security")?;
     let run = r.section(&root, "run")?;
+    let services = r.section(&root, "services")?;
     let metrics = metric_tables(r, &root)?;
     let metrics_node = metrics.as_ref().map(|m| m.0);
     if let Some(t) = environment {
         r.check_keys(t, ENV_KEYS, "in [environment]")?;
-        if let (Some(_), Some(rootfs)) = (t.get("image"), t.get("rootfs")) {
-            return Err(r.at(
-                &rootfs.key_span,
-                "both `image` and `rootfs` are set in [environment]",
-                Some("a cell runs in an image or in a local directory: remove one".into()),
-            ));
-        }
+        one_root(r, t, "[environment]", "a cell")?;
     }
     if let Some(t) = limits {
         r.check_keys(t, LIMIT_KEYS, "in [limits]")?;
@@ -627,6 +627,9 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
     }
     for m in metrics.iter().flat_map(|m| m.1.iter()) {
         r.check_keys(m, METRIC_KEYS, "in [[metric]]")?;
+    }
+    if let Some(t) = services {
+        check_services(r, t)?;
     }
 
     let name = matrix_name(r, &root, path)?;
@@ -651,6 +654,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
     let security = template(security)?;
     let run_t = template(run)?;
     let metrics = template(metrics_node)?;
+    let services = template(services)?;
     let warnings: Vec<String> = axis_names
         .iter()
         .filter(|a| !used.contains(*a))
@@ -675,6 +679,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
         security,
         run: run_t,
         metrics,
+        services,
         order,
         seed,
         allow_failures,
@@ -921,6 +926,27 @@ command = ["./x", "n={v.n}", "ü\t\"'"]
 setup = "make {v.name}"
 "#,
             "[matrix]\nr = [\"a\"]\n[environment]\nrootfs = \"./roots/{r}\"\n[security]\nprivileged = true\n[run]\ncommand = \"true\"\n",
+            r#"[run]
+command = "true"
+[services.web]
+rootfs = "./web"
+command = "./serve"
+env = { B = "2", A = "ü" }
+volumes = ["./static:/static:ro"]
+user = "www:www"
+workdir = "/srv"
+ready = { command = ["curl", "-f", "http://localhost/"] }
+lifetime = "cell"
+depends-on = ["db"]
+ports = [8080]
+limits = { cpus = "1", cpu-quota = 0.5, memory = "64MiB", pids = 9 }
+[services.db]
+image = "redis:7"
+ready = { tcp = 6379 }
+[services.log]
+command = "tail -f x"
+ready = { log = "up" }
+"#,
         ];
         let mut checked = 0;
         for source in sources {
@@ -939,6 +965,7 @@ setup = "make {v.name}"
                     security: sub(&p.security),
                     run: sub(&p.run),
                     metrics: sub(&p.metrics),
+                    services: sub(&p.services),
                 };
                 let shared = Shared {
                     ctx: &ctx,
@@ -960,6 +987,6 @@ setup = "make {v.name}"
                 checked += 1;
             }
         }
-        assert_eq!(checked, 1 + 8 + 1);
+        assert_eq!(checked, 1 + 8 + 1 + 1);
     }
 }

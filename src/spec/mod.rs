@@ -10,7 +10,7 @@
 //! the template values -> typed [`Cell`]s -> ids and slugs.
 //!
 //! Substitution (see `template`): every string in `[environment]`, `[limits]`, `[security]`,
-//! `[run]` and `[[metric]]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
+//! `[run]`, `[[metric]]` and `[services.NAME]` is a template: `{axis}` or `{axis.field}` is replaced, `{{` and `}}` are literal
 //! braces (so a regex quantifier is written `\d{{3}}`), any other brace is an error. A string
 //! that is exactly one placeholder takes the value's own type. `exclude` and `include` are
 //! reserved names in `[matrix]`, never axes; `Axis::values` lists the declared values followed
@@ -30,6 +30,9 @@
 //!   cells had before the section existed. A capability already in the default set is kept as
 //!   written (it changes the id, nothing else) with a warning, like `privileged = true` beside
 //!   `capabilities` or `seccomp`.
+//! - `[services.NAME]` enters a cell's id only when the cell has services (all of a service but
+//!   its timeouts), so matrices without them keep their ids; its columns (`NAME.cpu_s`, ...)
+//!   are appended to the cell's metrics, measured by benchbox, never read from the workload.
 
 mod build;
 mod cpuset;
@@ -38,6 +41,8 @@ mod node;
 mod template;
 pub mod units;
 
+#[cfg(test)]
+mod services_tests;
 #[cfg(test)]
 mod tests;
 
@@ -147,6 +152,19 @@ pub struct Cell {
     /// id, when there are none, so cells without services keep their ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Service>,
+}
+
+impl Cell {
+    /// The image references the cell runs, as written: its own, then its services', in start
+    /// order (each may repeat).
+    pub fn image_refs(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&self.root)
+            .chain(self.services.iter().map(|s| &s.root))
+            .filter_map(|root| match root {
+                Root::Image(r) => Some(r.as_str()),
+                _ => None,
+            })
+    }
 }
 
 /// One `[services.NAME]` of a cell, substituted: a container of its own (its own root
@@ -277,6 +295,20 @@ pub struct Limits {
     pub memory: Option<u64>,
     pub pids: Option<u64>,
 }
+
+/// The columns benchbox measures for each service, from its cgroup over the workload's window,
+/// as `NAME.<column>` with this unit (all lower is better); `ready_s` is how long it took to
+/// get ready. Appended to each cell's `metrics` (with `service` set), after its own.
+pub const SERVICE_METRICS: [(&str, &str); 8] = [
+    ("cpu_s", "s"),
+    ("user_s", "s"),
+    ("system_s", "s"),
+    ("peak_memory_bytes", "B"),
+    ("io_read_bytes", "B"),
+    ("io_write_bytes", "B"),
+    ("throttled_s", "s"),
+    ("ready_s", "s"),
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSpec {
@@ -433,10 +465,11 @@ pub fn open(path: &Path, ctx: &ValidationContext) -> Result<LazyMatrix, SpecErro
         ctx,
         || (Vec::new(), std::collections::HashSet::new()),
         |(refs, seen): &mut (Vec<String>, std::collections::HashSet<String>), _, cell| {
-            if let Root::Image(r) = cell.root
-                && seen.insert(r.clone())
-            {
-                refs.push(r);
+            for r in cell.image_refs() {
+                if !seen.contains(r) {
+                    seen.insert(r.to_string());
+                    refs.push(r.to_string());
+                }
             }
         },
     )?;
@@ -646,7 +679,7 @@ mod opt_secs {
 }
 
 /// Fold resolved image digests into the cells (once, right after parsing): `image_digest` is
-/// set and the id re-derived from the spec id and the digest, so the same tag pulled at two
+/// set (the cell's, its services') and the id re-derived from the spec id and the digests, so the same tag pulled at two
 /// digests gives two cells, and `compare` can tell (it pairs them by axis values, with a
 /// warning). `digests` maps an image reference as written in the file to its manifest digest.
 pub fn pin_images(matrix: &mut Matrix, digests: &BTreeMap<String, String>) {
@@ -655,15 +688,29 @@ pub fn pin_images(matrix: &mut Matrix, digests: &BTreeMap<String, String>) {
     }
 }
 
+/// A service's image is folded in as `NAME=DIGEST`, after the cell's own, so only cells with
+/// services change by it.
 fn pin_cell(cell: &mut Cell, digests: &BTreeMap<String, String>) {
     use sha2::{Digest, Sha256};
+    let fold = |id: &mut String, text: String| {
+        let hash = Sha256::digest(format!("{id}@{text}").as_bytes());
+        *id = hex::encode(hash)[..12].to_string();
+    };
     if let Root::Image(reference) = &cell.root
         && cell.image_digest.is_none()
         && let Some(digest) = digests.get(reference)
     {
-        let hash = Sha256::digest(format!("{}@{digest}", cell.id).as_bytes());
-        cell.id = hex::encode(hash)[..12].to_string();
+        fold(&mut cell.id, digest.clone());
         cell.image_digest = Some(digest.clone());
+    }
+    for service in &mut cell.services {
+        if let Root::Image(reference) = &service.root
+            && service.image_digest.is_none()
+            && let Some(digest) = digests.get(reference)
+        {
+            fold(&mut cell.id, format!("{}={digest}", service.name));
+            service.image_digest = Some(digest.clone());
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::*;
 
-fn ctx() -> ValidationContext {
+pub(super) fn ctx() -> ValidationContext {
     ValidationContext {
         online_cpus: "0-1".parse().unwrap(),
         check_paths: false,
@@ -16,14 +16,14 @@ fn ctx() -> ValidationContext {
     }
 }
 
-fn ok(src: &str) -> Matrix {
+pub(super) fn ok(src: &str) -> Matrix {
     match parse(src, Path::new("envs/x.toml"), &ctx()) {
         Ok(m) => m,
         Err(e) => panic!("unexpected error:\n{e}"),
     }
 }
 
-fn err(src: &str) -> String {
+pub(super) fn err(src: &str) -> String {
     match parse(src, Path::new("envs/x.toml"), &ctx()) {
         Ok(m) => panic!("expected an error, got {} cells", m.cells.len()),
         Err(e) => {
@@ -518,7 +518,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err(&format!("[limit]\n{RUN}")),
-        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, security, run, metric"
+        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, security, run, metric, services"
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),

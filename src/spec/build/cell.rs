@@ -13,6 +13,7 @@ pub(super) struct Parts<'t> {
     pub(super) security: Option<Cow<'t, Node>>,
     pub(super) run: Option<Cow<'t, Node>>,
     pub(super) metrics: Option<Cow<'t, Node>>,
+    pub(super) services: Option<Cow<'t, Node>>,
 }
 
 /// What building any cell of a matrix needs besides the cell's own sections.
@@ -36,7 +37,7 @@ pub(super) fn build_cell(
     let Shared {
         ctx,
         base_dir,
-        accounts,
+        accounts: _,
         axes,
     } = *shared;
     let empty = Node::new(0..0, Kind::Table(Vec::new()));
@@ -44,103 +45,7 @@ pub(super) fn build_cell(
     let limits_t = parts.limits.as_deref().unwrap_or(&empty);
     let security_t = parts.security.as_deref().unwrap_or(&empty);
 
-    // Root filesystem.
-    let (root, id_root) = if let Some(e) = env_t.get("image") {
-        let image = non_empty(r, e)?;
-        if let Err(crate::image::ImageError::BadReference { why, .. }) =
-            crate::image::Reference::parse(image)
-        {
-            return Err(r.node(
-                &e.value,
-                format!("invalid image reference `{image}`: {why}"),
-                Some("write an image as docker does: `name`, `name:tag`, `registry.example.com:5000/team/name:tag` or `name@sha256:<64 hex digits>`".into()),
-            ));
-        }
-        (
-            Root::Image(image.to_string()),
-            IdRoot::Image(image.to_string()),
-        )
-    } else if let Some(e) = env_t.get("rootfs") {
-        let written = non_empty(r, e)?;
-        let dir = host_path(r, ctx, base_dir, &e.value, written, "rootfs", true)?;
-        (Root::Dir(dir), IdRoot::Dir(normalize(Path::new(written))))
-    } else {
-        (Root::Host, IdRoot::Host)
-    };
-
-    let workdir = match env_t.get("workdir") {
-        Some(e) => Some(container_path(r, &e.value, r.string(e)?, "workdir")?),
-        None => None,
-    };
-
-    // `user` is resolved inside the container (its /etc/passwd): "name", "uid", "uid:gid",
-    // "name:group".
-    let user = match env_t.get("user") {
-        Some(e) => Some(user_spec(r, e)?),
-        None => None,
-    };
-
-    let mut volumes = Vec::new();
-    let mut id_volumes = Vec::new();
-    if let Some(e) = env_t.get("volumes") {
-        let Kind::Array(items) = &e.value.kind else {
-            return Err(r.wrong_type(&e.key, &e.value, "an array of strings"));
-        };
-        for item in items {
-            let spec = item.as_str().ok_or_else(|| {
-                r.wrong_type("volumes", item, "a string like \"./data:/data:ro\"")
-            })?;
-            let (host, target, read_only) = volume(r, ctx, base_dir, item, spec)?;
-            if volumes.iter().any(|v: &Volume| v.target == target) {
-                return Err(r.node(
-                    item,
-                    format!("two volumes mount onto `{}`", target.display()),
-                    Some("give each volume its own target".into()),
-                ));
-            }
-            let written = spec.split(':').next().unwrap_or_default();
-            id_volumes.push((normalize(Path::new(written)), target.clone(), read_only));
-            volumes.push(Volume {
-                host,
-                target,
-                read_only,
-            });
-        }
-    }
-
-    let mut env = BTreeMap::new();
-    if let Some(e) = env_t.get("env") {
-        if !matches!(e.value.kind, Kind::Table(_)) {
-            return Err(r.wrong_type(&e.key, &e.value, "a table of strings"));
-        }
-        for var in e.value.entries() {
-            if var.key.is_empty() || var.key.contains(['=', '\0']) {
-                return Err(r.at(
-                    &var.key_span,
-                    format!("invalid environment variable name `{}`", var.key),
-                    Some("names may not be empty or contain `=`".into()),
-                ));
-            }
-            let value = match &var.value.kind {
-                Kind::Str(s) => s.clone(),
-                Kind::Int(i) => i.to_string(),
-                // Same text as a float axis value pasted by a placeholder (`1.0`, not `1`).
-                Kind::Float(f) => {
-                    serde_json::Number::from_f64(*f).map_or(f.to_string(), |n| n.to_string())
-                }
-                Kind::Bool(b) => b.to_string(),
-                _ => return Err(r.wrong_type(&var.key, &var.value, "a string")),
-            };
-            if value.contains('\0') {
-                return Err(r.node(
-                    &var.value,
-                    format!("the value of `{}` contains a nul byte", var.key),
-                    None,
-                ));
-            }
-            env.insert(var.key.clone(), value);
-        }
-    }
+    let files = parse_files(r, ctx, base_dir, env_t)?;
 
     let network = r.choice(
         env_t.get("network"),
@@ -162,7 +67,7 @@ pub(super) fn build_cell(
 
     // [run]
     // With an image, no command means the image's own Entrypoint + Cmd (an empty argv here).
-    let from_image = matches!(root, Root::Image(_));
+    let from_image = matches!(files.root, Root::Image(_));
     let empty_run = Node::new(0..0, Kind::Table(Vec::new()));
     let run_t = match parts.run.as_deref() {
         Some(t) => t,
@@ -214,16 +119,23 @@ pub(super) fn build_cell(
         Some(e) => duration_setting(r, e, &MEMORY_INTERVAL_BOUNDS)?,
     };
 
-    let metrics = parse_metrics(r, parts.metrics.as_deref(), axes)?;
-    if let (Some(spec), Some(e)) = (&user, env_t.get("user")) {
-        let covered = setup.is_some()
-            || volumes.iter().any(|v| {
-                ["/etc", "/etc/passwd", "/etc/group"].contains(&v.target.to_str().unwrap_or(""))
-            });
-        // A setup step may add the user, a volume may bring its own account files.
-        if ctx.check_paths && !covered {
-            check_accounts(r, ctx, &e.value, spec, &root, accounts)?;
-        }
+    let (services, id_services) = match parts.services.as_deref() {
+        Some(t) => parse_services(r, shared, t, label, warnings)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let service_names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let mut metrics = parse_metrics(r, parts.metrics.as_deref(), axes, &service_names)?;
+    metrics.extend(service_metrics(&services));
+    // A setup step may add the user.
+    if setup.is_none() {
+        check_user(
+            r,
+            shared,
+            env_t,
+            files.user.as_deref(),
+            &files.volumes,
+            &files.root,
+        )?;
     }
 
     // How much of each stream's output an invocation's log keeps (what the metric patterns
@@ -259,12 +171,12 @@ pub(super) fn build_cell(
         label: String::new(),
         slug: String::new(),
         axes: Vec::new(),
-        root,
+        root: files.root,
         image_digest: None,
-        workdir,
-        user,
-        volumes,
-        env,
+        workdir: files.workdir,
+        user: files.user,
+        volumes: files.volumes,
+        env: files.env,
         network,
         scratch,
         limits,
@@ -277,32 +189,36 @@ pub(super) fn build_cell(
         memory_interval,
         max_log,
         metrics,
-        services: Vec::new(),
+        services,
     };
     Ok((
         cell,
         IdParts {
-            root: id_root,
-            volumes: id_volumes,
+            root: files.id_root,
+            volumes: files.id_volumes,
+            services: id_services,
         },
     ))
 }
 
 /// What a duration setting that "none" switches off may be, and what to say when it is not.
 pub(super) struct DurationBounds {
-    min: Duration,
-    max: Duration,
+    pub(super) min: Duration,
+    pub(super) max: Duration,
     /// `min` and `max` as the messages write them.
-    min_text: &'static str,
-    max_text: &'static str,
+    pub(super) min_text: &'static str,
+    pub(super) max_text: &'static str,
     /// Integers are seconds (`timeout = 90`); otherwise only strings.
-    seconds: bool,
+    pub(super) seconds: bool,
+    /// "none" switches the feature off; without it, "none" is refused and zero is a duration
+    /// like any other (checked against `min`).
+    pub(super) none: bool,
     /// "the timeout": what zero would switch off.
-    feature: &'static str,
+    pub(super) feature: &'static str,
     /// Why not shorter than `min`, why not longer than `max`.
-    too_short: &'static str,
-    too_long: &'static str,
-    example: &'static str,
+    pub(super) too_short: &'static str,
+    pub(super) too_long: &'static str,
+    pub(super) example: &'static str,
 }
 
 /// `[run] timeout`: from 100 ms (the watchdog looks every 20 ms from the container's start,
@@ -313,6 +229,7 @@ pub(super) const TIMEOUT_BOUNDS: DurationBounds = DurationBounds {
     min_text: "100ms",
     max_text: "7 days",
     seconds: true,
+    none: true,
     feature: "the timeout",
     too_short: "the watchdog checks every 20 ms from the start of the container, which itself takes a few: a shorter timeout kills invocations that barely started",
     too_long: "for no timeout at all write \"none\"",
@@ -326,6 +243,7 @@ pub(super) const MEMORY_INTERVAL_BOUNDS: DurationBounds = DurationBounds {
     min_text: "10ms",
     max_text: "1h",
     seconds: false,
+    none: true,
     feature: "memory sampling",
     too_short: "sampling more often than every 10 ms would perturb the workload; use 10ms or more",
     too_long: "sampling less often than hourly draws no curve of memory use; to not sample at all write \"none\"",
@@ -346,7 +264,11 @@ pub(super) fn duration_setting(
                 r.node(
                     &e.value,
                     format!("invalid duration `{s}` for `{key}`: {why}"),
-                    Some(format!("write a duration like {}, or \"none\"", b.example)),
+                    Some(if b.none {
+                        format!("write a duration like {}, or \"none\"", b.example)
+                    } else {
+                        format!("write a duration like {}", b.example)
+                    }),
                 )
             })?;
             (s.trim().to_string(), d)
@@ -367,9 +289,16 @@ pub(super) fn duration_setting(
         }
     };
     let Some(d) = duration else {
-        return Ok(None);
+        if b.none {
+            return Ok(None);
+        }
+        return Err(r.node(
+            &e.value,
+            format!("`{key}` cannot be \"none\""),
+            Some(format!("give a duration like {}", b.example)),
+        ));
     };
-    if d.is_zero() {
+    if d.is_zero() && b.none {
         return Err(r.node(
             &e.value,
             format!("a `{key}` of `{written}` would switch {} off", b.feature),
@@ -465,6 +394,7 @@ pub(super) fn parse_metrics(
     r: &Reporter,
     metrics: Option<&Node>,
     axes: &[Axis],
+    services: &[&str],
 ) -> Result<Vec<MetricSpec>> {
     let Some(Node {
         kind: Kind::Array(tables),
@@ -526,6 +456,15 @@ pub(super) fn parse_metrics(
                 &name_e.value,
                 format!("metric `{name}` has the name of axis `{name}`: runs.csv would have two `{name}` columns"),
                 Some("rename the metric or the axis".into()),
+            ));
+        }
+        if let Some(service) = service_column(name, services) {
+            return Err(r.node(
+                &name_e.value,
+                format!("metric `{name}` has the name of a column of service `{service}`"),
+                Some(format!(
+                    "benchbox measures `{name}` itself, from the service's cgroup: rename the metric"
+                )),
             ));
         }
         if let Some(i) = out.iter().position(|m| m.name == name) {

@@ -1,8 +1,177 @@
-//! A cell's `[environment]` values that point at files: the `user` (checked against the
-//! account files of the cell's root), host paths relative to the matrix file, absolute paths
-//! inside the container, and volumes.
+//! The values of `[environment]` (and of a `[services.NAME]`, which shares them) that point at
+//! files: the root, the `user` (checked against the account files of the root), host paths
+//! relative to the matrix file, absolute paths inside the container, volumes, and `env`.
 
 use super::*;
+
+/// What `[environment]` and a `[services.NAME]` share: where a container's files come from,
+/// who runs in it, and its environment variables.
+pub(super) struct Files {
+    pub(super) root: Root,
+    /// The root as written, for the id.
+    pub(super) id_root: IdRoot,
+    pub(super) workdir: Option<PathBuf>,
+    pub(super) user: Option<String>,
+    pub(super) volumes: Vec<Volume>,
+    /// The volumes with their host paths as written, for the id.
+    pub(super) id_volumes: Vec<(PathBuf, PathBuf, bool)>,
+    pub(super) env: BTreeMap<String, String>,
+}
+
+/// `image` or `rootfs` (or neither), `workdir`, `user`, `volumes` and `env` of a substituted
+/// section (`prepare` has refused both `image` and `rootfs`: [`one_root`]).
+pub(super) fn parse_files(
+    r: &Reporter,
+    ctx: &ValidationContext,
+    base_dir: &Path,
+    env_t: &Node,
+) -> Result<Files> {
+    // Root filesystem.
+    let (root, id_root) = if let Some(e) = env_t.get("image") {
+        let image = non_empty(r, e)?;
+        if let Err(crate::image::ImageError::BadReference { why, .. }) =
+            crate::image::Reference::parse(image)
+        {
+            return Err(r.node(
+                &e.value,
+                format!("invalid image reference `{image}`: {why}"),
+                Some("write an image as docker does: `name`, `name:tag`, `registry.example.com:5000/team/name:tag` or `name@sha256:<64 hex digits>`".into()),
+            ));
+        }
+        (
+            Root::Image(image.to_string()),
+            IdRoot::Image(image.to_string()),
+        )
+    } else if let Some(e) = env_t.get("rootfs") {
+        let written = non_empty(r, e)?;
+        let dir = host_path(r, ctx, base_dir, &e.value, written, "rootfs", true)?;
+        (Root::Dir(dir), IdRoot::Dir(normalize(Path::new(written))))
+    } else {
+        (Root::Host, IdRoot::Host)
+    };
+
+    let workdir = match env_t.get("workdir") {
+        Some(e) => Some(container_path(r, &e.value, r.string(e)?, "workdir")?),
+        None => None,
+    };
+
+    // `user` is resolved inside the container (its /etc/passwd): "name", "uid", "uid:gid",
+    // "name:group".
+    let user = match env_t.get("user") {
+        Some(e) => Some(user_spec(r, e)?),
+        None => None,
+    };
+
+    let mut volumes = Vec::new();
+    let mut id_volumes = Vec::new();
+    if let Some(e) = env_t.get("volumes") {
+        let Kind::Array(items) = &e.value.kind else {
+            return Err(r.wrong_type(&e.key, &e.value, "an array of strings"));
+        };
+        for item in items {
+            let spec = item.as_str().ok_or_else(|| {
+                r.wrong_type("volumes", item, "a string like \"./data:/data:ro\"")
+            })?;
+            let (host, target, read_only) = volume(r, ctx, base_dir, item, spec)?;
+            if volumes.iter().any(|v: &Volume| v.target == target) {
+                return Err(r.node(
+                    item,
+                    format!("two volumes mount onto `{}`", target.display()),
+                    Some("give each volume its own target".into()),
+                ));
+            }
+            let written = spec.split(':').next().unwrap_or_default();
+            id_volumes.push((normalize(Path::new(written)), target.clone(), read_only));
+            volumes.push(Volume {
+                host,
+                target,
+                read_only,
+            });
+        }
+    }
+
+    let mut env = BTreeMap::new();
+    if let Some(e) = env_t.get("env") {
+        if !matches!(e.value.kind, Kind::Table(_)) {
+            return Err(r.wrong_type(&e.key, &e.value, "a table of strings"));
+        }
+        for var in e.value.entries() {
+            if var.key.is_empty() || var.key.contains(['=', '\0']) {
+                return Err(r.at(
+                    &var.key_span,
+                    format!("invalid environment variable name `{}`", var.key),
+                    Some("names may not be empty or contain `=`".into()),
+                ));
+            }
+            let value = match &var.value.kind {
+                Kind::Str(s) => s.clone(),
+                Kind::Int(i) => i.to_string(),
+                // Same text as a float axis value pasted by a placeholder (`1.0`, not `1`).
+                Kind::Float(f) => {
+                    serde_json::Number::from_f64(*f).map_or(f.to_string(), |n| n.to_string())
+                }
+                Kind::Bool(b) => b.to_string(),
+                _ => return Err(r.wrong_type(&var.key, &var.value, "a string")),
+            };
+            if value.contains('\0') {
+                return Err(r.node(
+                    &var.value,
+                    format!("the value of `{}` contains a nul byte", var.key),
+                    None,
+                ));
+            }
+            env.insert(var.key.clone(), value);
+        }
+    }
+
+    Ok(Files {
+        root,
+        id_root,
+        workdir,
+        user,
+        volumes,
+        id_volumes,
+        env,
+    })
+}
+
+/// A section may name an image or a local directory, not both (`section`: "[environment]",
+/// `who`: "a cell").
+pub(super) fn one_root(r: &Reporter, t: &Node, section: &str, who: &str) -> Result<()> {
+    if let (Some(_), Some(rootfs)) = (t.get("image"), t.get("rootfs")) {
+        return Err(r.at(
+            &rootfs.key_span,
+            format!("both `image` and `rootfs` are set in {section}"),
+            Some(format!(
+                "{who} runs in an image or in a local directory: remove one"
+            )),
+        ));
+    }
+    Ok(())
+}
+
+/// A named `user` of `env_t` must be in its root's account files (see [`check_accounts`]),
+/// unless a volume over `/etc` brings its own (the caller skips the check when a setup step
+/// may create the user).
+pub(super) fn check_user(
+    r: &Reporter,
+    shared: &Shared,
+    env_t: &Node,
+    user: Option<&str>,
+    volumes: &[Volume],
+    root: &Root,
+) -> Result<()> {
+    let (Some(spec), Some(e)) = (user, env_t.get("user")) else {
+        return Ok(());
+    };
+    let covered = volumes
+        .iter()
+        .any(|v| ["/etc", "/etc/passwd", "/etc/group"].contains(&v.target.to_str().unwrap_or("")));
+    if shared.ctx.check_paths && !covered {
+        check_accounts(r, shared.ctx, &e.value, spec, root, shared.accounts)?;
+    }
+    Ok(())
+}
 
 /// `user`: "name", "uid", "uid:gid", "name:group" (names or ids on either side of the `:`),
 /// checked for what can never resolve: a negative or out-of-range id, a malformed name.

@@ -1,5 +1,5 @@
 //! A cell's identity and id: what defines the cell (axes, root, paths as written, environment,
-//! limits, security, command) as canonical JSON, hashed (the "identity" stage of the spec
+//! limits, security, services, command) as canonical JSON, hashed (the "identity" stage of the spec
 //! pipeline). A new matrix key left at its default must not change existing ids: see
 //! ARCHITECTURE.md, "Adding things".
 
@@ -28,6 +28,9 @@ pub(super) struct Identity<'c> {
     /// Only when something is loosened, like `scratch`.
     #[serde(skip_serializing_if = "Policy::is_default")]
     security: &'c Policy,
+    /// Only when the cell has services, like `scratch`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    services: Vec<IdService<'c>>,
     command: &'c [String],
     setup: &'c Option<Vec<String>>,
 }
@@ -36,6 +39,32 @@ pub(super) struct Identity<'c> {
 pub(super) struct IdParts {
     pub(super) root: IdRoot,
     pub(super) volumes: Vec<(PathBuf, PathBuf, bool)>,
+    /// Each service's, in the order of `Cell::services`.
+    pub(super) services: Vec<IdPaths>,
+}
+
+/// A service's root and volumes as written.
+pub(super) struct IdPaths {
+    pub(super) root: IdRoot,
+    pub(super) volumes: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+/// What defines a service: all of it but its timeouts (like the cell's `timeout`, they bound
+/// what runs without changing it) and its image digest (folded in by `pin_images`).
+#[derive(Serialize)]
+pub(super) struct IdService<'c> {
+    name: &'c str,
+    root: IdRoot,
+    command: &'c [String],
+    env: &'c BTreeMap<String, String>,
+    volumes: Vec<(PathBuf, PathBuf, bool)>,
+    user: &'c Option<String>,
+    workdir: &'c Option<PathBuf>,
+    ready: &'c Ready,
+    lifetime: Lifetime,
+    depends_on: &'c [String],
+    ports: &'c [u16],
+    limits: &'c Limits,
 }
 
 impl<'c> Identity<'c> {
@@ -52,6 +81,25 @@ impl<'c> Identity<'c> {
             scratch: cell.scratch,
             limits: &cell.limits,
             security: &cell.security,
+            services: cell
+                .services
+                .iter()
+                .zip(parts.services)
+                .map(|(s, paths)| IdService {
+                    name: &s.name,
+                    root: paths.root,
+                    command: &s.command,
+                    env: &s.env,
+                    volumes: paths.volumes,
+                    user: &s.user,
+                    workdir: &s.workdir,
+                    ready: &s.ready,
+                    lifetime: s.lifetime,
+                    depends_on: &s.depends_on,
+                    ports: &s.ports,
+                    limits: &s.limits,
+                })
+                .collect(),
             command: &cell.command,
             setup: &cell.setup,
         }
@@ -134,6 +182,11 @@ pub(super) fn identity_json(id: &Identity, out: &mut Vec<u8>) {
     if !id.security.is_default() {
         key(out, "security");
         canonical(id.security, out);
+    }
+    // Rare, and small: the generic path.
+    if !id.services.is_empty() {
+        key(out, "services");
+        canonical(&id.services, out);
     }
     key(out, "setup");
     json_scalar(id.setup, out);
