@@ -423,3 +423,67 @@ fn a_ready_command_runs_in_the_services_network_and_says_why_it_failed() {
     );
     assert_nothing_left(tmp2.path());
 }
+
+#[test]
+fn a_sigkilled_benchbox_leaves_no_service_running() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    www(tmp.path());
+    let toml = r#"
+name = "killed"
+[limits]
+cpus = "0"
+[services.web]
+command = ["busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
+volumes = ["./www:/www:ro"]
+ready = { tcp = 8080 }
+lifetime = "cell"
+[services.db]
+command = ["busybox", "httpd", "-f", "-p", "8081", "-h", "/www"]
+volumes = ["./www:/www:ro"]
+ready = { tcp = 8081 }
+[run]
+command = "sleep 30"
+warmup = 0
+runs = 1
+"#;
+    fs::write(tmp.path().join("m.toml"), toml).unwrap();
+    let mut child = common::benchbox()
+        .args(["run", "m.toml", "--out", "out"])
+        .current_dir(tmp.path())
+        .env("BENCHBOX_SCRATCH", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both services up and the workload running.
+    let up = |port: &str| {
+        let found = std::process::Command::new("pgrep")
+            .args(["-f", &format!("busybox httpd -f -p {port}")])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&found.stdout).trim().is_empty()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(up("8080") && up("8081")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the services never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while up("8080") || up("8081") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a service outlived the SIGKILLed benchbox"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
