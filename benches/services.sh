@@ -46,9 +46,7 @@ rootfs = "./rootfs"
 command = ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
 ready = { tcp = 8080 }
 stop-timeout = "1s"
-[services.web.limits]
-cpus = "1"
-memory = "64MiB"'
+limits = { cpus = "1", memory = "64MiB" }'
 matrix alone ""
 matrix per-invocation "$service"
 matrix per-cell "$service

@@ -76,7 +76,7 @@ impl Running {
             }
             let deadline = Instant::now() + self.stop_timeout;
             while !self.exited() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
         self.kill.store(true, Ordering::SeqCst);
@@ -243,6 +243,9 @@ impl Pod {
         cancel: &AtomicBool,
     ) -> Result<f64, ServiceFailure> {
         let started = Instant::now();
+        // From 1 ms up to POLL: a service that is ready in a few milliseconds is not kept
+        // waiting for a whole tick.
+        let mut pause = Duration::from_millis(1);
         let fail = |reason: String| ServiceFailure {
             service: service.name.clone(),
             reason,
@@ -281,7 +284,8 @@ impl Pod {
                     log_hint(&running.logs)
                 )));
             }
-            std::thread::sleep(POLL);
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(POLL);
         }
     }
 
@@ -400,11 +404,11 @@ impl Window {
         stop_workload: &AtomicBool,
         f: impl FnOnce() -> T,
     ) -> T {
-        let done = AtomicBool::new(false);
+        let (done, wake) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| {
-            scope.spawn(|| {
+            scope.spawn(move || {
                 let mut last = Instant::now();
-                while !done.load(Ordering::SeqCst) {
+                loop {
                     if cancel.load(Ordering::SeqCst) || pod.failure().is_some() {
                         stop_workload.store(true, Ordering::SeqCst);
                     }
@@ -416,11 +420,15 @@ impl Window {
                             *l = (*l).max(now.unwrap_or(0));
                         }
                     }
-                    std::thread::sleep(POLL.min(self.interval));
+                    // Woken as soon as the workload is done, not at the next tick.
+                    match wake.recv_timeout(POLL.min(self.interval)) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
                 }
             });
             let result = f();
-            done.store(true, Ordering::SeqCst);
+            drop(done);
             result
         })
     }
