@@ -186,6 +186,41 @@ fn a_limited_cell_is_refused_before_anything_runs_with_exit_3_and_the_hint_for_t
     p.assert_scratch_empty();
 }
 
+/// Services need root (one network namespace for containers of different user namespaces):
+/// refused before anything runs, exit 3, with the way out.
+#[test]
+fn a_cell_with_services_is_refused_rootless_with_exit_3() {
+    let Some(p) = Project::new(
+        r#"
+name = "served"
+[environment]
+rootfs = "./rootfs"
+[services.web]
+rootfs = "./rootfs"
+command = ["httpd", "-f", "-p", "8080"]
+ready = { tcp = 8080 }
+[run]
+command = "wget -q -O - http://web:8080/"
+"#,
+    ) else {
+        return;
+    };
+    let o = p.run("m.toml");
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cell `default` has services, and services need root")
+            && err.contains("hint: run benchbox as root (sudo)"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !p.path("out").exists(),
+        "a refused run created its directory"
+    );
+    p.assert_scratch_empty();
+}
+
 const UNLIMITED: &str = r#"
 name = "free"
 [matrix]

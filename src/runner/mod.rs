@@ -282,14 +282,6 @@ pub fn run(
     if let Some(cgroups) = &sandboxing.cgroups {
         cgroups.sweep_stale();
     }
-    if sandboxing.userns.is_some()
-        && let Some(cell) = matrix.cells.iter().find(|c| !c.services.is_empty())
-    {
-        return Err(RunError::Isolation(format!(
-            "cell {} has services, and services need root: they share a network namespace with the workload, which an ordinary user cannot make for containers of different user namespaces\n  hint: run benchbox as root, or drop the `[services]` tables",
-            cell.label
-        )));
-    }
     // The workload's sandbox; services get sandboxes of their own on the same hierarchy.
     let mut sandbox = Sandbox::new(sandboxing.cgroups.clone());
     run_with(matrix, opts, &sandboxing, &mut sandbox, cancel, on_event)

@@ -63,6 +63,14 @@ pub fn preflight(
     }
     let (facts, detected) = cgroup_facts(cgroup_parent)?;
     let mode = mode::select(root, &facts).map_err(RunError::Isolation)?;
+    if mode.rootless()
+        && let Some(cell) = cells.iter().find(|c| !c.services.is_empty())
+    {
+        return Err(RunError::Isolation(format!(
+            "cell `{}` has services, and services need root: they share a network namespace with the workload, which an ordinary user cannot make for containers in different user namespaces\n  hint: run benchbox as root (sudo), or leave out the cells with [services] (`--only`)",
+            cell.label
+        )));
+    }
     let mut warnings = Vec::new();
     let userns = if mode.rootless() {
         let (map, squashed) = usable_id_map()?;
