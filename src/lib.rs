@@ -12,6 +12,7 @@
 pub mod collect;
 pub mod compare;
 pub mod exit;
+pub mod history;
 pub mod host;
 pub mod image;
 pub mod lock;
