@@ -410,7 +410,8 @@ fn a_ready_command_runs_in_the_services_network_and_says_why_it_failed() {
     );
     // Never ready: the reason carries what the probe said.
     let mut never = httpd(&www, probe("echo still warming up >&2; exit 1"));
-    never.ready_timeout = Duration::from_millis(300);
+    // Long enough for a probe container to run at all on an emulated CPU (the VM lane).
+    never.ready_timeout = Duration::from_secs(2);
     let tmp2 = tempfile::tempdir().unwrap();
     let outcome = run(tmp2.path(), &matrix(tmp2.path(), CLIENT, vec![never]));
     let s = &results(&outcome).cells[0].samples[0];

@@ -528,9 +528,9 @@ fn log_hint(logs: &[PathBuf; 2]) -> String {
         .map(|l| l.display().to_string())
         .collect();
     if written.is_empty() {
-        "; it wrote nothing".into()
+        "; the service wrote nothing".into()
     } else {
-        format!("; its output: {}", written.join(", "))
+        format!("; the service's output: {}", written.join(", "))
     }
 }
 
