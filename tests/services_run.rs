@@ -31,16 +31,7 @@ fn matrix(dir: &Path, toml: &str, services: Vec<Service>) -> spec::Matrix {
         if cell.services.is_empty() {
             cell.services = services.clone();
             for s in &services {
-                for (column, unit) in [
-                    ("cpu_s", "s"),
-                    ("user_s", "s"),
-                    ("system_s", "s"),
-                    ("peak_memory_bytes", "B"),
-                    ("io_read_bytes", "B"),
-                    ("io_write_bytes", "B"),
-                    ("throttled_s", "s"),
-                    ("ready_s", "s"),
-                ] {
+                for (column, unit) in spec::SERVICE_METRICS {
                     cell.metrics.push(MetricSpec {
                         name: format!("{}.{column}", s.name),
                         pattern: None,
@@ -106,6 +97,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn run(dir: &Path, m: &spec::Matrix) -> runner::RunOutcome {
+    run_until(dir, m, &AtomicBool::new(false))
+}
+
+/// [`run`], with Ctrl-C as `cancel`.
+fn run_until(dir: &Path, m: &spec::Matrix, cancel: &AtomicBool) -> runner::RunOutcome {
     let selected: Vec<usize> = (0..m.cells.len()).collect();
     let sandboxing = runner::preflight(m, &selected, &[], None).unwrap();
     let opts = RunOptions {
@@ -120,8 +116,7 @@ fn run(dir: &Path, m: &spec::Matrix) -> runner::RunOutcome {
         images: BTreeMap::new(),
         cgroup_parent: None,
     };
-    let cancel = AtomicBool::new(false);
-    runner::run(m, &opts, sandboxing, &cancel, &mut |_| {}).unwrap()
+    runner::run(m, &opts, sandboxing, cancel, &mut |_| {}).unwrap()
 }
 
 fn www(dir: &Path) -> std::path::PathBuf {
@@ -355,20 +350,6 @@ fn ctrl_c_with_services_up_stops_everything_and_the_run_is_interrupted() {
     second.depends_on = vec!["web".into()];
     let client = CLIENT.replace("command = \"", "command = \"sleep 30; ");
     let m = matrix(tmp.path(), &client, vec![cell_svc, second]);
-    let selected: Vec<usize> = (0..m.cells.len()).collect();
-    let sandboxing = runner::preflight(&m, &selected, &[], None).unwrap();
-    let opts = RunOptions {
-        out_dir: tmp.path().join("out"),
-        runs: None,
-        warmup: None,
-        only: Vec::new(),
-        resume: None,
-        scratch_base: tmp.path().to_path_buf(),
-        stats: Default::default(),
-        command_line: Vec::new(),
-        images: BTreeMap::new(),
-        cgroup_parent: None,
-    };
     let cancel = std::sync::Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let started = std::time::Instant::now();
@@ -376,7 +357,7 @@ fn ctrl_c_with_services_up_stops_everything_and_the_run_is_interrupted() {
         std::thread::sleep(Duration::from_secs(2));
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let outcome = runner::run(&m, &opts, sandboxing, &cancel, &mut |_| {}).unwrap();
+    let outcome = run_until(tmp.path(), &m, &cancel);
     ctrl_c.join().unwrap();
     assert!(outcome.interrupted);
     assert!(started.elapsed() < Duration::from_secs(20));
