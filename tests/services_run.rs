@@ -102,6 +102,16 @@ fn run(dir: &Path, m: &spec::Matrix) -> runner::RunOutcome {
 
 /// [`run`], with Ctrl-C as `cancel`.
 fn run_until(dir: &Path, m: &spec::Matrix, cancel: &AtomicBool) -> runner::RunOutcome {
+    run_resuming(dir, m, cancel, None)
+}
+
+/// [`run_until`], finishing the run in `resume` when given.
+fn run_resuming(
+    dir: &Path,
+    m: &spec::Matrix,
+    cancel: &AtomicBool,
+    resume: Option<&Path>,
+) -> runner::RunOutcome {
     let selected: Vec<usize> = (0..m.cells.len()).collect();
     let sandboxing = runner::preflight(m, &selected, &[], None).unwrap();
     let opts = RunOptions {
@@ -109,7 +119,7 @@ fn run_until(dir: &Path, m: &spec::Matrix, cancel: &AtomicBool) -> runner::RunOu
         runs: None,
         warmup: None,
         only: Vec::new(),
-        resume: None,
+        resume: resume.map(Path::to_path_buf),
         scratch_base: dir.to_path_buf(),
         stats: Default::default(),
         command_line: Vec::new(),
@@ -468,4 +478,43 @@ runs = 1
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_run_with_services_interrupted_is_finished_by_resume() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut svc = httpd(&www(tmp.path()), Ready::Tcp(8080));
+    svc.lifetime = Lifetime::Cell;
+    let client = CLIENT
+        .replace("command = \"", "command = \"sleep 1; ")
+        .replace("runs = 2", "runs = 3");
+    let m = matrix(tmp.path(), &client, vec![svc]);
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let ctrl_c = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let first = run_until(tmp.path(), &m, &cancel);
+    ctrl_c.join().unwrap();
+    assert!(first.interrupted);
+    assert_nothing_left(tmp.path());
+    let done = results(&first).cells[0].samples.len();
+    assert!(done < 3, "{done} invocations before the Ctrl-C");
+    let finished = run_resuming(tmp.path(), &m, &AtomicBool::new(false), Some(&first.dir));
+    assert!(!finished.interrupted);
+    let run = results(&finished);
+    let cell = &run.cells[0];
+    assert_eq!(cell.samples.len(), 3);
+    assert!(cell.samples.iter().all(|s| s.status == Status::Ok));
+    assert!(
+        cell.samples
+            .iter()
+            .all(|s| s.metrics.get("web.cpu_s").is_some())
+    );
+    assert_nothing_left(tmp.path());
 }
