@@ -65,6 +65,14 @@ const BUILTINS: &[Builtin] = &[
         headline: true,
     },
     Builtin {
+        key: "max_rss_bytes",
+        aliases: &["rss", "max_rss"],
+        title: "Max RSS (largest process)",
+        prose_title: "max RSS of the largest process",
+        kind: Kind::Bytes,
+        headline: false,
+    },
+    Builtin {
         key: "user_s",
         aliases: &["user"],
         title: "User CPU time",
@@ -181,6 +189,16 @@ impl Metric {
         }
     }
 
+    /// What the metric is, where its name alone could mislead (peak memory is not RSS).
+    pub fn definition(&self) -> Option<&'static str> {
+        match self.key.as_str() {
+            "peak_memory_bytes" => Some(
+                "Peak memory is the invocation's cgroup memory charge at its highest: the anonymous memory and the page cache of all its processes (and kernel memory on cgroup v2), not a process's RSS (without a cgroup, a rootless run without limits, it is the largest process's max RSS instead: see the isolation line); max_rss_bytes in the data exports is the largest process's max RSS.",
+            ),
+            _ => None,
+        }
+    }
+
     /// The title without explanations, for narrow table headers: "CPU time".
     pub fn short_title(&self) -> &str {
         match self.key.as_str() {
@@ -268,6 +286,8 @@ pub fn value(sample: &Sample, key: &str) -> Option<f64> {
         "peak_memory_bytes" => sample.measured.peak_memory_bytes.map(|b| b as f64),
         "io_read_bytes" => sample.measured.io_read_bytes.map(|b| b as f64),
         "io_write_bytes" => sample.measured.io_write_bytes.map(|b| b as f64),
+        // Zero where nothing reaped reported one (a command that never started).
+        "max_rss_bytes" => Some(sample.measured.rusage.max_rss_bytes as f64).filter(|b| *b > 0.0),
         custom => sample.metrics.get(custom).copied(),
     }
 }

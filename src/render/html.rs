@@ -269,6 +269,9 @@ fn metric_section(
         escape(&m.title),
         m.better_text()
     );
+    if let Some(definition) = m.definition() {
+        let _ = writeln!(h, "<p class=\"muted\">{}</p>", escape(definition));
+    }
     let conf = results.stats.confidence * 100.0;
     let reference = table.reference_label().unwrap_or("none");
     let _ = write!(
@@ -356,6 +359,25 @@ fn metric_section(
         }
     }
     let _ = writeln!(h, "</tbody></table></div>");
+    if !table.geomeans.is_empty() {
+        let _ = writeln!(h, "<ul class=\"geomeans\">");
+        for g in &table.geomeans {
+            let _ = writeln!(
+                h,
+                "<li><code>{}={}</code> vs <code>{}={}</code>: {}× (geometric mean of the ratios over {} pair(s) of cells differing only in <code>{}</code>; single ratios {:.2} to {:.2})</li>",
+                escape(&g.axis),
+                escape(&g.value),
+                escape(&g.axis),
+                escape(&g.base_value),
+                format_ratio(g.geomean),
+                g.pairs,
+                escape(&g.axis),
+                g.lowest,
+                g.highest
+            );
+        }
+        let _ = writeln!(h, "</ul>");
+    }
     if !notes.is_empty() {
         let _ = writeln!(h, "<ul class=\"notes\">");
         for n in &notes {

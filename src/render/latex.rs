@@ -52,6 +52,44 @@ fn cell_text(table: &MetricTable, row: usize) -> String {
 }
 
 /// The booktabs table (see the module doc).
+/// The geometric means along each axis, one row per (axis, value) against the reference's
+/// value: "value / base" in that axis's column, each metric's geometric mean ratio.
+fn geomean_rows(tables: &[MetricTable], axes: &[super::Axis]) -> String {
+    let mut keys: Vec<(String, String, String)> = Vec::new();
+    for g in tables.iter().flat_map(|t| &t.geomeans) {
+        let key = (g.axis.clone(), g.value.clone(), g.base_value.clone());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    if keys.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\\midrule\n");
+    for (axis, value, base) in &keys {
+        let mut fields: Vec<String> = axes
+            .iter()
+            .map(|a| {
+                if &a.name == axis {
+                    format!("{} / {}", escape(value), escape(base))
+                } else {
+                    "\\textit{geo.\\ mean}".to_string()
+                }
+            })
+            .collect();
+        fields.extend(tables.iter().map(|t| {
+            t.geomeans
+                .iter()
+                .find(|g| (&g.axis, &g.value) == (axis, value))
+                .map_or("--".to_string(), |g| {
+                    format!("{}$\\times$", super::format_ratio(g.geomean))
+                })
+        }));
+        out.push_str(&format!("{} \\\\\n", fields.join(" & ")));
+    }
+    out
+}
+
 pub fn latex(results: &RunResults, opts: &RenderOptions) -> Result<String> {
     Ok(latex_of(&Analysis::new(results, opts)?))
 }
@@ -105,6 +143,7 @@ pub fn latex_of(analysis: &Analysis) -> String {
         fields.extend(tables.iter().map(|t| cell_text(t, i)));
         out.push_str(&format!("{} \\\\\n", fields.join(" & ")));
     }
+    out.push_str(&geomean_rows(tables, &axes));
     out.push_str("\\bottomrule\n");
 
     // The note says what the numbers are, so the table can stand without its caption.
@@ -135,6 +174,11 @@ pub fn latex_of(analysis: &Analysis) -> String {
     out.push_str(&format!(
         "\\multicolumn{{{columns}}}{{l}}{{\\footnotesize Median [{confidence:.0}\\% CI of the median] over {n} invocations per cell; {better}.}} \\\\\n"
     ));
+    if tables.iter().any(|t| t.metric.key == "peak_memory_bytes") {
+        out.push_str(&format!(
+            "\\multicolumn{{{columns}}}{{l}}{{\\footnotesize Peak memory: the cgroup's memory charge, page cache included, not RSS.}} \\\\\n"
+        ));
+    }
     out.push_str("\\end{tabular}\n");
     out
 }

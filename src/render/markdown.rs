@@ -22,7 +22,7 @@ use super::{Analysis, LimitsInForce, MetricTable, RenderOptions, Result, limits_
 use crate::markdown::code;
 use crate::metrics::{self, Metric};
 use crate::plan::Phase;
-use crate::reference::{Reference, axis_texts};
+use crate::reference::Reference;
 use crate::results::RunResults;
 use crate::spec::{Better, axis_value_text};
 use crate::stats;
@@ -264,6 +264,9 @@ fn render_metric_table(
         md(&info.prose_title()),
         info.better_text()
     );
+    if let Some(definition) = info.definition() {
+        let _ = writeln!(out, "{}\n", md(definition));
+    }
     let _ = writeln!(
         out,
         "| cell | n | median | {:.0}% CI of median | vs reference |",
@@ -309,92 +312,36 @@ fn render_metric_table(
         );
     }
     out.push('\n');
-    if let Some(r) = reference {
-        for line in axis_geomeans(run, r, info) {
+    if reference.is_some() {
+        for line in axis_geomeans(table, run, info) {
             let _ = writeln!(out, "- {line}");
         }
         out.push('\n');
     }
 }
 
-/// The geometric mean of ratios along each axis (matrices with >= 2 axes), against the
-/// reference cell's value of that axis. One line per (axis, other value).
-fn axis_geomeans(run: &RunResults, reference: &Reference, info: &Metric) -> Vec<String> {
-    let axes: Vec<String> = run.cells[reference.index]
-        .axes
+/// The geometric means of ratios along each axis ([`super::geomeans`]), one line each.
+fn axis_geomeans(table: &MetricTable, run: &RunResults, info: &Metric) -> Vec<String> {
+    table
+        .geomeans
         .iter()
-        .map(|(k, _)| k.clone())
-        .collect();
-    if axes.len() < 2 {
-        return Vec::new();
-    }
-    let ref_axes = axis_texts(&run.cells[reference.index]);
-    let medians: Vec<Option<f64>> = run
-        .cells
-        .iter()
-        .map(|c| c.summary.get(&info.key).map(|s| s.median))
-        .collect();
-    let mut lines = Vec::new();
-    for (a, axis) in axes.iter().enumerate() {
-        let base_value = &ref_axes[a].1;
-        // Other values of this axis, in cell order.
-        let mut values: Vec<String> = Vec::new();
-        for c in &run.cells {
-            let v = axis_texts(c)
-                .get(a)
-                .map(|p| p.1.clone())
-                .unwrap_or_default();
-            if &v != base_value && !values.contains(&v) {
-                values.push(v);
-            }
-        }
-        for value in values {
-            let mut ratios = Vec::new();
-            for (i, c) in run.cells.iter().enumerate() {
-                let texts = axis_texts(c);
-                if texts.get(a).map(|p| &p.1) != Some(&value) {
-                    continue;
-                }
-                // Its partner: same values on every other axis, the base value on this one.
-                let partner = run.cells.iter().position(|p| {
-                    let pt = axis_texts(p);
-                    pt.len() == texts.len()
-                        && pt.iter().enumerate().all(|(k, pair)| {
-                            if k == a {
-                                &pair.1 == base_value
-                            } else {
-                                pair == &texts[k]
-                            }
-                        })
-                });
-                if let (Some(j), Some(m)) = (partner, medians[i])
-                    && let Some(b) = medians[j]
-                    && b > 0.0
-                    && m > 0.0
-                {
-                    ratios.push(m / b);
-                }
-            }
-            let Some(g) = stats::geometric_mean(&ratios) else {
-                continue;
-            };
-            let (lo, hi) = ratios
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
-                    (lo.min(*r), hi.max(*r))
-                });
-            lines.push(format!(
-                "{} vs {}: {} (geometric mean over {} pair(s) of cells differing only in {}; single ratios {lo:.2} to {hi:.2})",
-                code(&format!("{axis}={value}")),
-                code(&format!("{axis}={base_value}")),
-                md(&describe_ratio(g, None, info, run.stats.confidence)),
-                ratios.len(),
-                code(axis)
-            ));
-        }
-    }
-    lines
+        .map(|g| {
+            format!(
+                "{} vs {}: {} (geometric mean over {} pair(s) of cells differing only in {}; single ratios {:.2} to {:.2})",
+                code(&format!("{}={}", g.axis, g.value)),
+                code(&format!("{}={}", g.axis, g.base_value)),
+                md(&describe_ratio(g.geomean, None, info, run.stats.confidence)),
+                g.pairs,
+                code(&g.axis),
+                g.lowest,
+                g.highest
+            )
+        })
+        .collect()
 }
+
+/// A cell's label and the metrics one warning applies to in it.
+type CellMetrics = (String, Vec<String>);
 
 fn render_warnings(out: &mut String, run: &RunResults) {
     let interesting: Vec<String> = metrics::report_metrics(run)
@@ -402,6 +349,9 @@ fn render_warnings(out: &mut String, run: &RunResults) {
         .map(|m| m.key)
         .collect();
     let mut lines: Vec<String> = run.warnings.iter().map(|w| msg(w)).collect();
+    // One line per distinct message, naming every cell and metric it applies to: "only 6
+    // invocations" is the same news for wall, CPU and memory, and for every cell.
+    let mut grouped: Vec<(String, Vec<CellMetrics>)> = Vec::new();
     for cell in &run.cells {
         let label = code(&cell.label);
         if let Some(e) = &cell.setup_error {
@@ -410,14 +360,20 @@ fn render_warnings(out: &mut String, run: &RunResults) {
         for w in &cell.warnings {
             lines.push(format!("{label}: {}", msg(w)));
         }
-        // One line per distinct message, naming every metric it applies to: "only 6
-        // invocations" is the same news for wall, CPU and memory.
-        let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
-        let mut add =
-            |message: String, metric: &str| match grouped.iter_mut().find(|(m, _)| *m == message) {
-                Some((_, metrics)) => metrics.push(metric.to_string()),
-                None => grouped.push((message, vec![metric.to_string()])),
+        let mut add = |message: String, metric: &str| {
+            let at = match grouped.iter().position(|(m, _)| *m == message) {
+                Some(at) => at,
+                None => {
+                    grouped.push((message, Vec::new()));
+                    grouped.len() - 1
+                }
             };
+            let cells = &mut grouped[at].1;
+            match cells.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, metrics)) => metrics.push(metric.to_string()),
+                None => cells.push((label.clone(), vec![metric.to_string()])),
+            }
+        };
         for metric in &interesting {
             let Some(s) = cell.summary.get(metric) else {
                 continue;
@@ -442,9 +398,13 @@ fn render_warnings(out: &mut String, run: &RunResults) {
                 }
             }
         }
-        for (message, metrics) in grouped {
-            lines.push(format!("{label} {}: {message}", md(&metrics.join(", "))));
-        }
+    }
+    for (message, cells) in grouped {
+        let whom: Vec<String> = cells
+            .iter()
+            .map(|(label, metrics)| format!("{label} {}", md(&metrics.join(", "))))
+            .collect();
+        lines.push(format!("{}: {message}", whom.join("; ")));
     }
     if lines.is_empty() {
         return;

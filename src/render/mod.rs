@@ -31,6 +31,7 @@
 
 pub mod bmf;
 pub mod compare;
+pub mod geomeans;
 pub mod html;
 pub mod latex;
 pub mod markdown;
@@ -223,6 +224,8 @@ pub struct MetricTable<'a> {
     pub reference: Option<usize>,
     pub rows: Vec<Row<'a>>,
     pub scale: Scale,
+    /// Along each axis, against the run's reference cell (matrices with two or more axes).
+    pub geomeans: Vec<geomeans::AxisGeomean>,
 }
 
 impl MetricTable<'_> {
@@ -292,6 +295,9 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
         .iter()
         .map(|c| c.summary.get(&metric.key))
         .collect();
+    let geomeans = reference
+        .map(|r| geomeans::axis_geomeans(results, r, &metric.key))
+        .unwrap_or_default();
     // The run's reference, for this metric when it has a summary of it.
     let reference = reference.filter(|&i| summaries[i].is_some());
     let reference_values = reference.map(|i| metric.values(&results.cells[i]));
@@ -322,6 +328,7 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
         reference,
         rows,
         scale,
+        geomeans,
     }
 }
 

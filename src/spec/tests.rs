@@ -1465,7 +1465,7 @@ fn names_of_builtin_columns_are_refused_for_axes_and_metrics() {
     }
     assert_eq!(
         err(&format!("{RUN}[[metric]]\nname = \"cpu_s\"\n")),
-        "envs/x.toml:4:8: metric `cpu_s` has the name of a standard metric\n  hint: rename the metric; the standard metrics are wall_s, cpu_s, peak_memory_bytes, user_s, system_s, io_read_bytes, io_write_bytes"
+        "envs/x.toml:4:8: metric `cpu_s` has the name of a standard metric\n  hint: rename the metric; the standard metrics are wall_s, cpu_s, peak_memory_bytes, max_rss_bytes, user_s, system_s, io_read_bytes, io_write_bytes"
     );
     assert_eq!(
         err(&format!(
