@@ -129,14 +129,13 @@ pub fn pair(run: &RunResults, axis: &str, base: Option<&str>) -> Result<Pairing,
             })?,
         None => present[0],
     };
-    let base_key = base_value.to_string();
 
     // Per group of equal other-axis values: its base cells and its other cells, in cell order.
     let mut groups: HashMap<String, (Vec<usize>, Vec<usize>)> = HashMap::new();
     for (i, cell) in cells.iter().enumerate() {
         let group = groups.entry(others_key(cell, axis)).or_default();
         match value_of(cell, axis) {
-            Some(v) if v.to_string() == base_key => group.0.push(i),
+            Some(v) if v == base_value => group.0.push(i),
             _ => group.1.push(i),
         }
     }
@@ -145,7 +144,7 @@ pub fn pair(run: &RunResults, axis: &str, base: Option<&str>) -> Result<Pairing,
     let mut lonely: Vec<String> = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
         let (bases, others) = &groups[&others_key(cell, axis)];
-        let is_base = value_of(cell, axis).is_some_and(|v| v.to_string() == base_key);
+        let is_base = value_of(cell, axis).is_some_and(|v| v == base_value);
         match (is_base, bases.as_slice()) {
             (false, [b]) => pairs.push((*b, i)),
             (false, []) => lonely.push(format!(
@@ -182,7 +181,7 @@ pub fn pair(run: &RunResults, axis: &str, base: Option<&str>) -> Result<Pairing,
             base: base_text,
             values: present
                 .iter()
-                .filter(|v| v.to_string() != base_key)
+                .filter(|v| **v != base_value)
                 .map(|v| axis_value_text(v))
                 .collect(),
         },
