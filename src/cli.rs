@@ -59,12 +59,20 @@ pub enum Command {
     /// (atomically) and summary.md are rewritten. Running it again gives the same bytes.
     #[command(after_help = exit::HELP_TABLE)]
     Report(ReportArgs),
-    /// Compare two runs cell by cell and gate on regressions.
+    /// Compare two runs cell by cell, or one run's cells along an axis, and gate on regressions.
     ///
-    /// Cells are paired by id; cells whose ids differ (a new image digest) but whose axis values
-    /// are identical are paired with a warning. Per pair: the change of the median (candidate /
-    /// base - 1) with its bootstrap confidence interval, a Mann-Whitney U test, and q, its
-    /// p-value adjusted by Benjamini-Hochberg across every pair and metric of the report.
+    /// Two runs (BASE CANDIDATE): cells are paired by id; cells whose ids differ (a new image
+    /// digest) but whose axis values are identical are paired with a warning.
+    ///
+    /// One run (RUN --along AXIS [--base VALUE]), e.g. an axis rev = ["base", "head"] whose
+    /// values mount two builds, measured on one machine, interleaved: each cell is paired with
+    /// the cell that differs from it only in AXIS and has the base value there (default: the
+    /// axis's first declared value). A cell without such a partner, an axis or a base value
+    /// the run does not have, or an axis with one value is an error (exit 2).
+    ///
+    /// Per pair: the change of the median (candidate / base - 1) with its bootstrap confidence
+    /// interval, a Mann-Whitney U test, and q, its p-value adjusted by Benjamini-Hochberg
+    /// across every pair and metric of the report.
     ///
     /// Verdicts, with threshold t (for lower-is-better metrics; mirrored for higher-is-better):
     ///   regression    the whole CI lies above +t, and q <= 0.05
@@ -74,11 +82,11 @@ pub enum Command {
     ///                 form an interval, no invocation with status ok on one side)
     ///
     /// Exit status: 0 when no pair regressed; 10 when one did. With --strict, an inconclusive
-    /// pair also exits 10. Unpaired cells are listed and never fail the gate. Exit 6 (nothing
-    /// comparable, before 10) when no pair was compared, when a run is not complete (running,
-    /// interrupted; unless --allow-partial), or when a compared cell has no invocation with
-    /// status ok (or a compared metric no value) on a side. When GITHUB_STEP_SUMMARY is set,
-    /// the Markdown report is appended to that file.
+    /// pair also exits 10. Unpaired cells of two runs are listed and never fail the gate.
+    /// Exit 6 (nothing comparable, before 10) when no pair was compared, when a run is not
+    /// complete (running, interrupted; unless --allow-partial), or when a compared cell has no
+    /// invocation with status ok (or a compared metric no value) on a side. When
+    /// GITHUB_STEP_SUMMARY is set, the Markdown report is appended to that file.
     #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
     Compare(CompareArgs),
 }
@@ -200,10 +208,20 @@ pub struct ReportArgs {
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// The base run directory (e.g. reports/NAME/latest of the main branch).
+    /// The base run directory (e.g. reports/NAME/latest of the main branch); with --along, the
+    /// one run whose cells are compared.
     pub base: PathBuf,
-    /// The candidate run directory.
-    pub candidate: PathBuf,
+    /// The candidate run directory (not with --along).
+    #[arg(required_unless_present = "along", conflicts_with = "along")]
+    pub candidate: Option<PathBuf>,
+    /// Compare the cells of one run along this axis: each cell against the cell that differs
+    /// only in AXIS and has the base value there (e.g. `rev = ["base", "head"]`, two builds
+    /// measured on one machine, interleaved). Every cell must have such a partner.
+    #[arg(long, value_name = "AXIS")]
+    pub along: Option<String>,
+    /// With --along: the base value of AXIS (default: its first declared value).
+    #[arg(long = "base", value_name = "VALUE", requires = "along")]
+    pub base_value: Option<String>,
     /// Metric to compare: wall, cpu, memory, user, system, io_read, io_write or a custom
     /// metric's name. Repeat to compare several (one FDR correction spans them all).
     #[arg(long, default_value = "wall", value_name = "M")]

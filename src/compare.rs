@@ -30,6 +30,8 @@
 //!   change, and the regressions it did find are still listed; `--allow-partial` relaxes only
 //!   the completeness of the runs, never a cell with nothing to compare.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::metrics::{self, Metric};
@@ -196,6 +198,10 @@ pub struct Comparison {
     pub warnings: Vec<String>,
     /// Why the comparison cannot pass as a gate (exit 6); empty when it can.
     pub not_comparable: Vec<String>,
+    /// Set when the cells of one run were compared along an axis (`compare RUN --along AXIS`);
+    /// `base_run` and `candidate_run` are then that run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub along: Option<crate::along::Along>,
     pub regressions: usize,
     pub improvements: usize,
     pub unchanged: usize,
@@ -355,9 +361,6 @@ fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
 /// Compare `candidate` against `base` (see the module doc for the methods).
 pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions) -> Comparison {
     let (pairs, mut warnings) = pair_cells(base, candidate);
-    for &(i, j) in &pairs {
-        warnings.extend(security_difference(&base.cells[i], &candidate.cells[j]));
-    }
     let hosts = host_differences(base, candidate);
     if !hosts.is_empty() {
         warnings.insert(
@@ -368,11 +371,43 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             ),
         );
     }
+    let mut cmp = judge(base, candidate, &pairs, warnings, opts, false);
+    cmp.host_differs = !hosts.is_empty();
+    let paired_base: HashSet<usize> = pairs.iter().map(|p| p.0).collect();
+    let paired_cand: HashSet<usize> = pairs.iter().map(|p| p.1).collect();
+    cmp.unpaired_base = (0..base.cells.len())
+        .filter(|i| !paired_base.contains(i))
+        .map(|i| base.cells[i].label.clone())
+        .collect();
+    cmp.unpaired_candidate = (0..candidate.cells.len())
+        .filter(|j| !paired_cand.contains(j))
+        .map(|j| candidate.cells[j].label.clone())
+        .collect();
+    cmp
+}
+
+/// The verdicts on `pairs` of (base cell, candidate cell) indices: per metric and pair the
+/// ratio, its interval, the test, one FDR correction across all of them, and what makes the
+/// comparison unfit to gate. Shared by two runs ([`compare`]) and by the cells of one run
+/// along an axis ([`crate::along`]: `one_run`, `base` and `candidate` are that run, and the
+/// messages name cells of "the run"). The caller fills in what only its pairing knows
+/// (unpaired cells, hosts, the axis).
+pub(crate) fn judge(
+    base: &RunResults,
+    candidate: &RunResults,
+    pairs: &[(usize, usize)],
+    mut warnings: Vec<String>,
+    opts: &CompareOptions,
+    one_run: bool,
+) -> Comparison {
+    for &(i, j) in pairs {
+        warnings.extend(security_difference(&base.cells[i], &candidate.cells[j]));
+    }
     let alpha = 1.0 - opts.stats.confidence;
     let mut results: Vec<PairResult> = Vec::new();
     for metric in &opts.metrics {
         let info: Metric = metrics::metric(candidate, metric);
-        for &(i, j) in &pairs {
+        for &(i, j) in pairs {
             let (b, c) = (&base.cells[i], &candidate.cells[j]);
             let bv = metrics::series(&b.samples, metric);
             let cv = metrics::series(&c.samples, metric);
@@ -438,10 +473,15 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
         }
     }
     let mut not_comparable = Vec::new();
-    for (side, run) in [("base", base), ("candidate", candidate)] {
+    let sides: &[(&str, &RunResults)] = if one_run {
+        &[("", base)]
+    } else {
+        &[("base ", base), ("candidate ", candidate)]
+    };
+    for &(side, run) in sides {
         if run.status != RunStatus::Complete {
             let message = format!(
-                "the {side} run {} is {}, not complete",
+                "the {side}run {} is {}, not complete",
                 run.run_id, run.status
             );
             if opts.allow_partial {
@@ -458,13 +498,21 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             "no cell of the base run pairs with a cell of the candidate (by id or by axis values)\n  hint: compare two runs of the same matrix".into(),
         );
     }
-    for &(i, j) in &pairs {
+    // Along an axis one base cell is in several pairs: each cell with nothing is named once.
+    let mut empty_named: HashSet<(bool, usize)> = HashSet::new();
+    for &(i, j) in pairs {
         let (b, c) = (&base.cells[i], &candidate.cells[j]);
-        for (side, cell) in [("base", b), ("candidate", c)] {
-            if !cell.samples.iter().any(|s| s.counts_toward_statistics()) {
+        for (side, cell, key) in [("base", b, (false, i)), ("candidate", c, (true, j))] {
+            if !cell.samples.iter().any(|s| s.counts_toward_statistics()) && empty_named.insert(key)
+            {
+                let (label, whose) = if one_run {
+                    (&cell.label, "the run".to_string())
+                } else {
+                    (&c.label, format!("the {side} run"))
+                };
                 not_comparable.push(format!(
-                    "cell `{}` has no measured invocation with status ok in the {side} run ({} measured, {} failed, {} suspect)",
-                    c.label,
+                    "cell `{}` has no measured invocation with status ok in {whose} ({} measured, {} failed, {} suspect)",
+                    label,
                     cell.n_of_planned(cell.count_measured()),
                     cell.count_failures(),
                     cell.count_suspect()
@@ -472,7 +520,7 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             }
         }
     }
-    let with_ok = |run: &RunResults| -> std::collections::HashSet<String> {
+    let with_ok = |run: &RunResults| -> HashSet<String> {
         run.cells
             .iter()
             .filter(|x| x.samples.iter().any(|s| s.counts_toward_statistics()))
@@ -480,21 +528,36 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             .collect()
     };
     let (base_ok, candidate_ok) = (with_ok(base), with_ok(candidate));
+    let mut seen: HashSet<String> = HashSet::new();
     for r in &results {
         let (b, c) = (r.base_n == 0, r.candidate_n == 0);
         // A cell without ok invocations is reported once above; here, a metric without values.
         if (b && base_ok.contains(&r.base_id)) || (c && candidate_ok.contains(&r.candidate_id)) {
-            not_comparable.push(format!(
-                "cell `{}`: metric `{}` has no value in the {} run",
-                r.label,
-                r.metric,
-                if b { "base" } else { "candidate" }
-            ));
+            let message = if one_run {
+                let id = if b { &r.base_id } else { &r.candidate_id };
+                let label = base
+                    .cells
+                    .iter()
+                    .find(|x| &x.id == id)
+                    .map_or(id, |x| &x.label);
+                format!(
+                    "cell `{label}`: metric `{}` has no value in the run",
+                    r.metric
+                )
+            } else {
+                format!(
+                    "cell `{}`: metric `{}` has no value in the {} run",
+                    r.label,
+                    r.metric,
+                    if b { "base" } else { "candidate" }
+                )
+            };
+            if seen.insert(message.clone()) {
+                not_comparable.push(message);
+            }
         }
     }
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
-    let paired_base: Vec<usize> = pairs.iter().map(|p| p.0).collect();
-    let paired_cand: Vec<usize> = pairs.iter().map(|p| p.1).collect();
     Comparison {
         base_run: base.run_id.clone(),
         candidate_run: candidate.run_id.clone(),
@@ -506,15 +569,10 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
         unchanged: count(Verdict::Unchanged),
         inconclusive: count(Verdict::Inconclusive),
         pairs: results,
-        unpaired_base: (0..base.cells.len())
-            .filter(|i| !paired_base.contains(i))
-            .map(|i| base.cells[i].label.clone())
-            .collect(),
-        unpaired_candidate: (0..candidate.cells.len())
-            .filter(|j| !paired_cand.contains(j))
-            .map(|j| candidate.cells[j].label.clone())
-            .collect(),
-        host_differs: !hosts.is_empty(),
+        unpaired_base: Vec::new(),
+        unpaired_candidate: Vec::new(),
+        host_differs: false,
+        along: None,
         warnings,
         not_comparable,
     }

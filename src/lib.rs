@@ -9,6 +9,7 @@
 //! `spec`, `plan`, `collect`, `stats` and `render` are pure; `sandbox` is the only module that
 //! unshares, mounts or writes cgroup files, and the only home of `unsafe`.
 
+pub mod along;
 pub mod collect;
 pub mod compare;
 pub mod exit;

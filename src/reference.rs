@@ -138,7 +138,7 @@ fn named(cells: &[CellResult], spec: &str) -> Result<usize, ReferenceError> {
 
 /// Text equality, or numeric equality when the cell's value is a number (`0.50` names `0.5`).
 /// A string value compares as text only: `"1.1"` and `"1.10"` are different versions.
-fn same_value(cell_value: &serde_json::Value, given: &str) -> bool {
+pub(crate) fn same_value(cell_value: &serde_json::Value, given: &str) -> bool {
     let number = match cell_value {
         serde_json::Value::Object(m) => m.get("name").and_then(serde_json::Value::as_f64),
         v => v.as_f64(),

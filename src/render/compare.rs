@@ -90,10 +90,21 @@ fn headline(cmp: &Comparison, strict: bool) -> String {
 
 /// What was compared and how; `quote` shows a run id (a code span in Markdown).
 fn method_line(cmp: &Comparison, quote: fn(&str) -> String) -> String {
+    let what = match &cmp.along {
+        Some(a) => format!(
+            "run {} along {}: each cell vs the cell with {} and the same other values",
+            quote(&cmp.base_run),
+            quote(&a.axis),
+            quote(&format!("{}={}", a.axis, a.base)),
+        ),
+        None => format!(
+            "candidate {} vs base {}",
+            quote(&cmp.candidate_run),
+            quote(&cmp.base_run)
+        ),
+    };
     format!(
-        "candidate {} vs base {}; change = median ratio - 1 with its {:.0}% bootstrap CI; threshold ±{}%; q = Mann-Whitney p adjusted by Benjamini-Hochberg across {} test(s)",
-        quote(&cmp.candidate_run),
-        quote(&cmp.base_run),
+        "{what}; change = median ratio - 1 with its {:.0}% bootstrap CI; threshold ±{}%; q = Mann-Whitney p adjusted by Benjamini-Hochberg across {} test(s)",
         cmp.confidence * 100.0,
         percent(cmp.threshold),
         cmp.pairs.len()
@@ -150,9 +161,13 @@ pub fn markdown(cmp: &Comparison, candidate: &RunResults, strict: bool) -> Strin
     use crate::markdown::{code, message, text};
     let rows = rows(cmp, &infos(cmp, candidate));
     let mut out = String::new();
+    let along = cmp
+        .along
+        .as_ref()
+        .map_or(String::new(), |a| format!(" along {}", code(&a.axis)));
     let _ = writeln!(
         out,
-        "## benchbox compare: {}\n",
+        "## benchbox compare{along}: {}\n",
         text(&headline(cmp, strict))
     );
     for n in &cmp.not_comparable {
