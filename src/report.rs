@@ -46,10 +46,18 @@ pub fn summarize_samples(
     for s in samples {
         names.extend(s.metrics.keys().cloned());
     }
+    // The statistics see only measured invocations: the summary says whether warm-ups ran
+    // before the first of them, so a slow first one does not ask for a warm-up already there.
+    let warmups = samples.iter().filter(|s| s.phase == Phase::Warmup).count() as u32;
     let summaries = names
         .into_iter()
         .filter_map(|name| {
-            let summary = stats::summarize(&metrics::series(samples, &name), opts)?;
+            let mut summary = stats::summarize(&metrics::series(samples, &name), opts)?;
+            for w in &mut summary.warnings {
+                if let stats::Warning::SlowFirst { after_warmups, .. } = w {
+                    *after_warmups = warmups;
+                }
+            }
             Some((name, summary))
         })
         .collect();
