@@ -49,7 +49,7 @@ pub(crate) fn classify(
         target.registry
     );
     // TLS first: a handshake error also carries an io::Error.
-    if let Some(tls) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
+    if let Some(tls) = chain.iter().find_map(|e| rustls_error(*e)) {
         if matches!(
             tls,
             rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
@@ -75,10 +75,12 @@ pub(crate) fn classify(
             ),
         };
     }
+    // The most specific kind: wrappers say `Other`.
     let io_kind = chain
         .iter()
-        .find_map(|e| e.downcast_ref::<std::io::Error>())
-        .map(std::io::Error::kind);
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .rfind(|k| *k != std::io::ErrorKind::Other);
     if text.contains("dns error")
         || text.contains("failed to lookup address")
         || text.contains("Name or service not known")
@@ -123,14 +125,32 @@ fn timeout(address: &str) -> Unreachable {
     }
 }
 
+/// The rustls error `e` is, if it is one.
+fn rustls_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
+    e.downcast_ref::<rustls::Error>()
+}
+
+/// `error` and its sources, outermost first. An io::Error that wraps another error (hyper and
+/// tokio-rustls wrap theirs, sometimes twice) is followed into it: its own `source` skips it.
 fn chain<'a>(error: &'a (dyn Error + 'static)) -> Vec<&'a (dyn Error + 'static)> {
     let mut out = vec![error];
-    let mut source = error.source();
-    while let Some(s) = source {
-        out.push(s);
-        source = s.source();
+    let mut current = error;
+    loop {
+        let inner = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(wrapped) => Some(wrapped as &(dyn Error + 'static)),
+                None => io.source(),
+            },
+            None => current.source(),
+        };
+        match inner {
+            Some(next) => {
+                out.push(next);
+                current = next;
+            }
+            None => return out,
+        }
     }
-    out
 }
 
 /// `a: b: c`, each source once (reqwest's top-level message alone says little).
@@ -184,11 +204,13 @@ mod tests {
         );
         assert!(!u.hint.contains("INSECURE"), "{u:?}");
 
+        // As hyper hands it up: inside an io::Error inside an io::Error.
         let plain = Wrap(
             "client error (Connect)",
-            Box::new(rustls::Error::InvalidMessage(
-                rustls::InvalidMessage::InvalidContentType,
-            )),
+            Box::new(std::io::Error::other(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+            ))),
         );
         let u = classify(&plain, &TLS, false);
         assert!(u.message.contains("plain HTTP, not HTTPS"), "{u:?}");
