@@ -1,7 +1,8 @@
 //! The `rust-version` in Cargo.toml is true: no locked dependency (for this platform) needs a
 //! newer Rust, and the language features benchbox uses (let-chains: 1.88) are within it. std
-//! APIs newer than it are caught by clippy's `incompatible_msrv` lint, which reads the same
-//! field, in `cargo clippy -D warnings`.
+//! APIs newer than it (`File::lock`: 1.89) are caught by clippy's `incompatible_msrv` lint,
+//! which reads the same field, in `cargo clippy -D warnings`; only this host's toolchain is
+//! installed here, so no older one builds it for real.
 
 use std::process::Command;
 
