@@ -89,6 +89,34 @@ pub enum Command {
     /// GITHUB_STEP_SUMMARY is set, the Markdown report is appended to that file.
     #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
     Compare(CompareArgs),
+    /// Print the completion script of a shell to stdout.
+    ///
+    /// bash: `benchbox completions bash > ~/.local/share/bash-completion/completions/benchbox`;
+    /// zsh: into a directory of $fpath as `_benchbox`; fish:
+    /// `benchbox completions fish > ~/.config/fish/completions/benchbox.fish`.
+    #[command(after_help = exit::HELP_TABLE)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, or write one page per command into a directory.
+    ///
+    /// `benchbox man | man -l -` reads it; `benchbox man --dir /usr/local/share/man/man1`
+    /// installs benchbox.1 and benchbox-COMMAND.1 for each command.
+    #[command(after_help = exit::HELP_TABLE)]
+    Man(ManArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(clap::Args)]
+pub struct ManArgs {
+    /// Write benchbox.1 and one benchbox-COMMAND.1 per command into this directory (made if
+    /// missing) instead of printing benchbox.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

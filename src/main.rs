@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         Command::Doctor => commands::doctor::run(),
         Command::Report(args) => commands::report::run(args),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::man::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -136,15 +136,9 @@ fn named(cells: &[CellResult], spec: &str) -> Result<usize, ReferenceError> {
     }
 }
 
-/// Text equality, or numeric equality when the cell's value is a number (`0.50` names `0.5`).
-/// A string value compares as text only: `"1.1"` and `"1.10"` are different versions.
+/// The one matching rule of axis values (`0.50` names `0.5`; strings compare as text).
 pub(crate) fn same_value(cell_value: &serde_json::Value, given: &str) -> bool {
-    let number = match cell_value {
-        serde_json::Value::Object(m) => m.get("name").and_then(serde_json::Value::as_f64),
-        v => v.as_f64(),
-    };
-    axis_value_text(cell_value) == given
-        || matches!((number, given.parse::<f64>()), (Some(a), Ok(b)) if a == b)
+    crate::spec::axis_value_matches(cell_value, given)
 }
 
 /// The cell with the lowest median wall time; ties go to the earlier cell, so the choice is

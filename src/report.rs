@@ -46,10 +46,18 @@ pub fn summarize_samples(
     for s in samples {
         names.extend(s.metrics.keys().cloned());
     }
+    // The statistics see only measured invocations: the summary says whether warm-ups ran
+    // before the first of them, so a slow first one does not ask for a warm-up already there.
+    let warmups = samples.iter().filter(|s| s.phase == Phase::Warmup).count() as u32;
     let summaries = names
         .into_iter()
         .filter_map(|name| {
-            let summary = stats::summarize(&metrics::series(samples, &name), opts)?;
+            let mut summary = stats::summarize(&metrics::series(samples, &name), opts)?;
+            for w in &mut summary.warnings {
+                if let stats::Warning::SlowFirst { after_warmups, .. } = w {
+                    *after_warmups = warmups;
+                }
+            }
             Some((name, summary))
         })
         .collect();
@@ -361,6 +369,58 @@ mod tests {
     use super::tests_support::{drop_lines, write_run, write_run_with};
     use super::*;
     use crate::results::{Planned, load};
+
+    #[test]
+    fn a_slow_first_invocation_asks_for_a_warm_up_only_when_none_ran() {
+        use super::tests_support::sample;
+        let slow_first = |warmups: u32| {
+            let mut samples: Vec<Sample> = (0..warmups)
+                .map(|i| sample("c", Phase::Warmup, i, 5.0, 1.0))
+                .collect();
+            samples.push(sample("c", Phase::Measure, 0, 2.0, 1.0));
+            samples.extend((1..10).map(|i| {
+                sample(
+                    "c",
+                    Phase::Measure,
+                    i,
+                    if i % 2 == 0 { 1.0 } else { 0.999 },
+                    1.0,
+                )
+            }));
+            let (summaries, _) = summarize_samples(&samples, &StatsOptions::default());
+            summaries["wall_s"]
+                .warnings
+                .iter()
+                .find(|w| matches!(w, stats::Warning::SlowFirst { .. }))
+                .map(|w| w.message())
+                .expect("the first measured invocation is the slowest")
+        };
+        let none = slow_first(0);
+        assert!(
+            none.contains("hint: add a warm-up invocation (`warmup`)"),
+            "{none}"
+        );
+        for warmups in [1, 3] {
+            let after = slow_first(warmups);
+            assert!(!after.contains("add a warm-up"), "{after}");
+            assert!(
+                after.contains(&format!("the first measured invocation was the slowest, 2.00x the median of the rest, after {warmups} warm-up(s)")),
+                "{after}"
+            );
+        }
+        // results.json keeps the field only when warm-ups ran: older readers see what they knew.
+        let w = stats::Warning::SlowFirst {
+            ratio: 2.0,
+            after_warmups: 0,
+        };
+        assert_eq!(
+            serde_json::to_string(&w).unwrap(),
+            r#"{"kind":"slow_first","ratio":2.0}"#
+        );
+        let read: stats::Warning =
+            serde_json::from_str(r#"{"kind":"slow_first","ratio":2.0}"#).unwrap();
+        assert_eq!(read, w);
+    }
 
     #[test]
     fn large_cells_say_which_intervals_they_get() {

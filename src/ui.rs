@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::metrics::{human_bytes, human_seconds};
+use crate::metrics::{Metric, human_bytes, human_seconds};
+use crate::render::{Scale, format_ratio};
 use crate::results::RunResults;
 use crate::runner::{Event, describe_failure};
+use crate::stats::Summary;
 use crate::status::Status;
 
 /// Progress display for `benchbox run`, fed with runner events.
@@ -156,32 +158,58 @@ impl Default for Progress {
     }
 }
 
-/// The end-of-run table: per cell, median and spread (MAD) of wall, CPU and peak memory, and
-/// failures (and, when any cell has some, suspect invocations); then the cells' warnings.
+/// The widest a table of [`summary_table`] grows when it can choose: custom metrics go to
+/// tables of their own, as many as keep each within this many columns.
+const WIDTH: usize = 100;
+
+/// The end-of-run table with the run's default reference (see [`summary_table_with`]).
 pub fn summary_table(results: &RunResults) -> String {
+    summary_table_with(results, None)
+}
+
+/// The end-of-run table: per cell, the median wall time with its 95% interval, its ratio to
+/// the reference cell (`reference` names it as `--reference` does, else the rule of
+/// [`crate::reference`]), the median CPU time and peak memory, and failures (and, when any
+/// cell has some, suspect invocations); then each custom metric's median with its interval
+/// and unit, in tables of their own no wider than [`WIDTH`] columns; then the cells' warnings.
+pub fn summary_table_with(results: &RunResults, reference: Option<&str>) -> String {
     let any_suspect = results.cells.iter().any(|c| c.suspect > 0);
+    // `report` checked the spec before it wrote anything; a spec that names no single cell
+    // here loses the ratios, never the table.
+    let reference = crate::reference::choose(&results.cells, reference)
+        .ok()
+        .flatten();
+    let reference_wall = reference
+        .as_ref()
+        .and_then(|r| results.cells[r.index].summary.get("wall_s"))
+        .map(|s| s.median);
+    // A cell with nothing to show, unless the run planned some (then "0 of N" says so).
+    let shown: Vec<usize> = (0..results.cells.len())
+        .filter(|&i| {
+            let cell = &results.cells[i];
+            !(cell.samples.is_empty()
+                && cell.setup_error.is_none()
+                && cell.planned.is_none_or(|p| p.runs == 0))
+        })
+        .collect();
+    let wall = Metric::builtin("wall_s").expect("a built-in metric");
+    let wall_scale = column_scale(results, &wall);
     let mut header = vec![
-        "cell",
-        "n",
-        "wall median",
-        "± MAD",
-        "cpu median",
-        "peak memory",
-        "failed",
+        "cell".to_string(),
+        "n".to_string(),
+        "wall median [95% CI]".to_string(),
+        "vs ref".to_string(),
+        "cpu median".to_string(),
+        "peak memory".to_string(),
+        "failed".to_string(),
     ];
     if any_suspect {
-        header.push("suspect");
+        header.push("suspect".to_string());
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for cell in &results.cells {
-        // A cell with nothing to show, unless the run planned some (then "0 of N" says so).
-        if cell.samples.is_empty()
-            && cell.setup_error.is_none()
-            && cell.planned.is_none_or(|p| p.runs == 0)
-        {
-            continue;
-        }
-        let wall = cell.summary.get("wall_s");
+    for &i in &shown {
+        let cell = &results.cells[i];
+        let wall_summary = cell.summary.get("wall_s");
         let cpu = cell.summary.get("cpu_s");
         let mem = cell.summary.get("peak_memory_bytes");
         let measured = cell
@@ -189,12 +217,20 @@ pub fn summary_table(results: &RunResults) -> String {
             .iter()
             .filter(|s| s.phase == crate::plan::Phase::Measure)
             .count();
+        // The ratio of medians, as every report computes it (its interval is in report.html).
+        let ratio = match (reference.as_ref(), wall_summary, reference_wall) {
+            (Some(r), Some(_), _) if r.index == i => "ref".to_string(),
+            (_, Some(s), Some(base)) if base > 0.0 && s.median > 0.0 => {
+                format!("{}x", format_ratio(s.median / base))
+            }
+            _ => "-".to_string(),
+        };
         let mut row = vec![
             cell.label.clone(),
             // "5 of 10" when invocations are missing, failed or suspect.
-            cell.n_of_planned(wall.map_or(0, |s| s.n)),
-            wall.map_or("-".into(), |s| human_seconds(s.median)),
-            wall.map_or("-".into(), |s| human_seconds(s.mad)),
+            cell.n_of_planned(wall_summary.map_or(0, |s| s.n)),
+            wall_summary.map_or("-".into(), |s| median_with_ci(&wall_scale, s)),
+            ratio,
             cpu.map_or("-".into(), |s| human_seconds(s.median)),
             mem.map_or("-".into(), |s| human_bytes(s.median)),
             if cell.setup_error.is_some() {
@@ -208,34 +244,72 @@ pub fn summary_table(results: &RunResults) -> String {
         }
         rows.push(row);
     }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
+    let mut out = render_table(&header, &rows);
+    if let Some(r) = &reference
+        && reference_wall.is_some()
+        && rows.len() > 1
+    {
+        out.push_str(&format!(
+            "vs ref: median wall time / that of the reference, {} ({})\n",
+            results.cells[r.index].label, r.why
+        ));
     }
-    let fmt_row = |cells: Vec<String>| {
-        cells
+    // Custom metrics: one column each, packed into tables that fit the width.
+    let custom: Vec<Metric> = crate::metrics::report_metrics(results)
+        .into_iter()
+        .filter(|m| !crate::metrics::is_builtin(&m.key))
+        .collect();
+    if !custom.is_empty() && !rows.is_empty() {
+        let labels: Vec<String> = shown
             .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                let pad = w - c.chars().count();
-                if i == 0 {
-                    format!("{c}{}", " ".repeat(pad))
-                } else {
-                    format!("{}{c}", " ".repeat(pad))
-                }
+            .map(|&i| results.cells[i].label.clone())
+            .collect();
+        let columns: Vec<(String, Vec<String>)> = custom
+            .iter()
+            .map(|m| {
+                let scale = column_scale(results, m);
+                let values = shown
+                    .iter()
+                    .map(|&i| {
+                        results.cells[i]
+                            .summary
+                            .get(&m.key)
+                            .map_or("-".into(), |s| median_with_ci(&scale, s))
+                    })
+                    .collect();
+                (format!("{} median [95% CI]", m.key), values)
             })
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    let mut out = String::new();
-    out.push_str(&fmt_row(header.iter().map(|s| s.to_string()).collect()));
-    out.push('\n');
-    for row in rows {
-        out.push_str(&fmt_row(row));
-        out.push('\n');
+            .collect();
+        let label_width = labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        let mut start = 0;
+        while start < columns.len() {
+            // At least one column per table, however wide.
+            let mut end = start + 1;
+            let mut width = label_width + 2 + column_width(&columns[start]);
+            while end < columns.len() && width + 2 + column_width(&columns[end]) <= WIDTH {
+                width += 2 + column_width(&columns[end]);
+                end += 1;
+            }
+            let mut header = vec!["cell".to_string()];
+            header.extend(columns[start..end].iter().map(|(h, _)| h.clone()));
+            let rows: Vec<Vec<String>> = labels
+                .iter()
+                .enumerate()
+                .map(|(r, label)| {
+                    let mut row = vec![label.clone()];
+                    row.extend(columns[start..end].iter().map(|(_, v)| v[r].clone()));
+                    row
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&render_table(&header, &rows));
+            start = end;
+        }
     }
     // How it was isolated and limited (runs recorded before benchbox said so ran as root, and
     // their limits are in report.html).
@@ -261,6 +335,79 @@ pub fn summary_table(results: &RunResults) -> String {
                 }
             }
         }
+    }
+    out
+}
+
+/// The unit a column of `metric` reads best in: the one for the smallest of the cells' medians
+/// (as the reports choose it).
+fn column_scale(results: &RunResults, metric: &Metric) -> Scale {
+    let medians: Vec<f64> = results
+        .cells
+        .iter()
+        .filter_map(|c| c.summary.get(&metric.key))
+        .map(|s| s.median)
+        .collect();
+    Scale::for_values(metric, &medians)
+}
+
+/// "123.1 ms [118.0, 130.2]": the median in the column's unit with its 95% interval; the
+/// median alone when the cell is too small for one (its warning says so).
+fn median_with_ci(scale: &Scale, s: &Summary) -> String {
+    let unit = if scale.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", scale.unit)
+    };
+    match &s.median_ci {
+        Some(ci) => format!(
+            "{}{unit} [{}, {}]",
+            scale.format(s.median, 4),
+            scale.format(ci.lower, 4),
+            scale.format(ci.upper, 4)
+        ),
+        None => format!("{}{unit}", scale.format(s.median, 4)),
+    }
+}
+
+fn column_width((header, values): &(String, Vec<String>)) -> usize {
+    values
+        .iter()
+        .chain(std::iter::once(header))
+        .map(|v| v.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Columns padded to their widest entry, two spaces apart: the first left-aligned (labels),
+/// the rest right-aligned (numbers).
+fn render_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let text = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                let pad = w - c.chars().count();
+                if i == 0 {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ");
+        format!("{}\n", text.trim_end())
+    };
+    let mut out = line(header);
+    for row in rows {
+        out.push_str(&line(row));
     }
     out
 }

@@ -40,9 +40,11 @@ macro_rules! eprintln {
 
 pub mod check;
 pub mod compare;
+pub mod completions;
 pub mod doctor;
 pub mod images;
 pub mod import;
+pub mod man;
 pub mod plan;
 pub mod pull;
 pub mod report;

@@ -43,7 +43,10 @@ fn rebuild(
     for w in &rebuilt.warnings {
         eprintln!("warning: {w}");
     }
-    print!("{}", ui::summary_table(&rebuilt.run));
+    print!(
+        "{}",
+        ui::summary_table_with(&rebuilt.run, reference.as_deref())
+    );
     let written = rebuilt.written;
     println!("wrote {}", written.results_json.display());
     // summary.md or a report that could not be written is said after the files that were

@@ -1,7 +1,7 @@
 //! `benchbox run`: check the matrix and the host, resolve the images, run every invocation, and
 //! say how it went.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -110,6 +110,7 @@ pub fn run(args: RunArgs) -> Outcome {
     }
     print!("{}", ui::summary_table(&outcome.results));
     println!("results: {}", outcome.dir.display());
+    append_step_summary(&outcome.dir);
     if outcome.interrupted {
         eprintln!(
             "interrupted: finished invocations are kept\n  resume with: benchbox run {} --resume {}",
@@ -137,4 +138,29 @@ pub fn run(args: RunArgs) -> Outcome {
         return Err(CliError::all(exit::WORKLOAD_FAILED, messages));
     }
     Ok(code(exit::OK))
+}
+
+/// In a GitHub Actions job (`GITHUB_STEP_SUMMARY` set), the run's summary.md is appended to the
+/// job's summary page, as `compare` appends its report. A failure is a warning: the run and
+/// its files are complete either way.
+fn append_step_summary(run_dir: &Path) {
+    let Some(target) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    let summary = run_dir.join(benchbox::render::SUMMARY_FILE);
+    let appended = std::fs::read_to_string(&summary).and_then(|markdown| {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&target)?;
+        writeln!(f, "{markdown}")
+    });
+    if let Err(e) = appended {
+        eprintln!(
+            "warning: cannot append {} to GITHUB_STEP_SUMMARY `{}`: {e}",
+            summary.display(),
+            Path::new(&target).display()
+        );
+    }
 }

@@ -23,6 +23,7 @@
 
 pub mod import;
 pub mod lock;
+mod net_error;
 pub mod reference;
 pub mod registry;
 pub mod store;
@@ -49,14 +50,13 @@ pub enum ImageError {
     )]
     NotFound { reference: String },
 
-    #[error(
-        "registry {registry} is unreachable for {reference}: {detail}\n  hint: check the address and port; a registry that speaks plain HTTP must be marked insecure (BENCHBOX_INSECURE_REGISTRIES={host})"
-    )]
+    /// The cause in words (`net_error`): the name does not resolve, nothing listens, TLS, ...
+    #[error("cannot pull {reference}: {message}\n  hint: {hint}")]
     Unreachable {
         registry: String,
-        host: String,
         reference: String,
-        detail: String,
+        message: String,
+        hint: String,
     },
 
     #[error(

@@ -26,6 +26,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use sha2::{Digest, Sha256};
 
+use super::net_error;
 use super::reference::{Reference, check_digest};
 use super::store::{ImageRecord, Store, hex_of};
 use super::unpack::{self, UnpackError};
@@ -49,6 +50,8 @@ const PARALLEL: usize = 4;
 /// A registry connection for one repository.
 struct Remote {
     client: Client,
+    /// Spoken to in plain HTTP (an insecure registry).
+    plain_http: bool,
     auth: RegistryAuth,
     reference: Reference,
 }
@@ -78,13 +81,14 @@ impl Remote {
         };
         Remote {
             client: Client::new(config),
+            plain_http: insecure,
             auth: docker_credentials(&reference.registry),
             reference: reference.clone(),
         }
     }
 
     fn err(&self, e: OciDistributionError) -> ImageError {
-        map_error(e, &self.reference)
+        map_error(e, &self.reference, self.plain_http)
     }
 
     /// Fetches the manifest `r` names (following an index to this host's platform); returns its
@@ -167,7 +171,7 @@ impl Remote {
             .client
             .pull_manifest_raw(&r.to_client(), &self.auth, ACCEPT)
             .await
-            .map_err(|e| map_error(e, r))?;
+            .map_err(|e| map_error(e, r, self.plain_http))?;
         if bytes.len() > MAX_JSON {
             return Err(ImageError::Malformed {
                 reference: r.to_string(),
@@ -675,8 +679,9 @@ fn file_chunks(
     })
 }
 
-/// Turns a client error into ours: "not found" and "unreachable" are the ones users act on.
-fn map_error(e: OciDistributionError, r: &Reference) -> ImageError {
+/// Turns a client error into ours: "not found" and "unreachable" (with its cause) are the ones
+/// users act on. `plain_http`: the registry was spoken to without TLS.
+fn map_error(e: OciDistributionError, r: &Reference, plain_http: bool) -> ImageError {
     let reference = r.to_string();
     let registry = r.registry.clone();
     let detail = error_chain(&e);
@@ -717,20 +722,20 @@ fn map_error(e: OciDistributionError, r: &Reference) -> ImageError {
             reference,
             detail,
         },
-        OciDistributionError::RequestError(re) if re.is_connect() || re.is_timeout() => {
+        OciDistributionError::RequestError(re) => {
+            let target = net_error::Target {
+                registry: &r.registry,
+                host: r.host(),
+                plain_http,
+            };
+            let why = net_error::classify(re, &target, re.is_timeout());
             ImageError::Unreachable {
-                host: r.host().to_string(),
                 registry,
                 reference,
-                detail,
+                message: why.message,
+                hint: why.hint,
             }
         }
-        OciDistributionError::RequestError(_) => ImageError::Unreachable {
-            host: r.host().to_string(),
-            registry,
-            reference,
-            detail,
-        },
         _ => ImageError::Registry { reference, detail },
     }
 }

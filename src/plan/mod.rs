@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Axis, Cell, Matrix, Order, axis_value_text};
+use crate::spec::{Axis, Cell, Matrix, Order, axis_value_matches, axis_value_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,11 +152,12 @@ impl PlanError {
 }
 
 /// Indices of the cells selected by `--only axis=value` expressions: AND across axes, OR among
-/// expressions on the same axis. Values compare against the axis value's text. No expressions
-/// selects every cell.
+/// expressions on the same axis. Values match as [`axis_value_matches`] says: numbers as
+/// numbers (`cpu_quota=0.50` selects `0.5`), strings as text. No expressions selects every
+/// cell.
 pub fn filter_only(matrix: &Matrix, exprs: &[String]) -> Result<Vec<usize>, PlanError> {
-    // axis index -> accepted value texts
-    let mut wanted: Vec<(usize, Vec<String>)> = Vec::new();
+    // axis index -> the axis values accepted
+    let mut wanted: Vec<(usize, Vec<&serde_json::Value>)> = Vec::new();
     for expr in exprs {
         let Some((axis, value)) = expr.split_once('=') else {
             return Err(PlanError::Syntax { expr: expr.clone() });
@@ -176,18 +177,24 @@ pub fn filter_only(matrix: &Matrix, exprs: &[String]) -> Result<Vec<usize>, Plan
                 },
             });
         };
-        let texts = axis_texts(&matrix.axes[ai]);
-        if !texts.iter().any(|t| t == value) {
+        // The axis values this expression names (several only for an axis whose values differ
+        // in type but not in number, like `1` and `"1.0"`); cells hold copies of them.
+        let named: Vec<&serde_json::Value> = matrix.axes[ai]
+            .values
+            .iter()
+            .filter(|v| axis_value_matches(v, value))
+            .collect();
+        if named.is_empty() {
             return Err(PlanError::UnknownValue {
                 expr: expr.clone(),
                 axis: axis.to_string(),
                 value: value.to_string(),
-                valid: texts.join(", "),
+                valid: axis_texts(&matrix.axes[ai]).join(", "),
             });
         }
         match wanted.iter_mut().find(|(i, _)| *i == ai) {
-            Some((_, values)) => values.push(value.to_string()),
-            None => wanted.push((ai, vec![value.to_string()])),
+            Some((_, values)) => values.extend(named),
+            None => wanted.push((ai, named)),
         }
     }
     let selected: Vec<usize> = matrix
@@ -199,7 +206,7 @@ pub fn filter_only(matrix: &Matrix, exprs: &[String]) -> Result<Vec<usize>, Plan
                 let name = &matrix.axes[*ai].name;
                 cell.axes
                     .iter()
-                    .any(|(n, v)| n == name && values.contains(&axis_value_text(v)))
+                    .any(|(n, v)| n == name && values.contains(&v))
             })
         })
         .map(|(i, _)| i)
@@ -507,6 +514,53 @@ better = "higher"
             "--only jdk=17 gc=Z matches no cell\n  hint: `benchbox plan` lists the cells"
         );
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn only_compares_numbers_as_numbers_strings_as_text_and_booleans() {
+        let m = spec::parse(
+            "[matrix]\nquota = [0.5, 1, 2.0]\nver = [\"1.1\", \"1.10\"]\nturbo = [true, false]\n[run]\ncommand = \"true\"\n",
+            Path::new("envs/typed.toml"),
+            &ctx(),
+        )
+        .unwrap();
+        let only = |e: &[&str]| {
+            filter_only(&m, &e.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|cells| {
+                cells
+                    .iter()
+                    .map(|&i| m.cells[i].label.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let quota_half = only(&["quota=0.50", "ver=1.1", "turbo=true"]).unwrap();
+        assert_eq!(quota_half, ["quota=0.5 ver=1.1 turbo=true"]);
+        // `1.0` names the integer 1, `2` the float 2.0.
+        assert_eq!(
+            only(&["quota=1.0", "ver=1.10", "turbo=false"]).unwrap(),
+            ["quota=1 ver=1.10 turbo=false"]
+        );
+        assert_eq!(
+            only(&["quota=2", "ver=1.10", "turbo=false"]).unwrap(),
+            ["quota=2.0 ver=1.10 turbo=false"]
+        );
+        assert_eq!(only(&["quota=.5", "quota=2e0"]).unwrap().len(), 8);
+        // A version string is text: `1.100` is not `1.10`.
+        assert_eq!(
+            only(&["ver=1.100"]).unwrap_err().to_string(),
+            "axis `ver` has no value `1.100` (in --only `ver=1.100`)\n  hint: values of `ver`: 1.1, 1.10"
+        );
+        assert_eq!(
+            only(&["turbo=yes"]).unwrap_err().to_string(),
+            "axis `turbo` has no value `yes` (in --only `turbo=yes`)\n  hint: values of `turbo`: true, false"
+        );
+        assert_eq!(
+            only(&["quota=0.25"]).unwrap_err().to_string(),
+            "axis `quota` has no value `0.25` (in --only `quota=0.25`)\n  hint: values of `quota`: 0.5, 1, 2.0"
+        );
+        assert_eq!(
+            only(&["qouta=1"]).unwrap_err().to_string(),
+            "unknown axis `qouta` in --only `qouta=1`\n  hint: did you mean `quota`? axes: quota, ver, turbo"
+        );
     }
 
     #[test]

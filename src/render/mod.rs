@@ -488,7 +488,7 @@ pub fn warning_tag(w: &stats::Warning) -> String {
     match w {
         stats::Warning::HighVariation { cv } => format!("CV {:.0}%", cv * 100.0),
         stats::Warning::TooFewSamples { n, .. } => format!("only {n} runs"),
-        stats::Warning::SlowFirst { ratio } => format!("slow first run ({ratio:.1}x)"),
+        stats::Warning::SlowFirst { ratio, .. } => format!("slow first run ({ratio:.1}x)"),
         stats::Warning::NearTimerResolution { .. } => "near timer resolution".into(),
         stats::Warning::SevereOutliers { count } => format!("{count} severe outlier(s)"),
         stats::Warning::IgnoredNonFinite { count } => format!("{count} non-finite ignored"),

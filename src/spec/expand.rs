@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::build::{Reporter, builtin_columns};
 use super::node::{Entry, Kind, Node};
+use super::range;
 use super::{Axis, SpecError, axis_value_text, is_axis_name, suggest};
 
 /// The most cells a matrix may expand to (the product of its axes before `exclude`, and the
@@ -153,16 +154,30 @@ pub(crate) fn expand(r: &Reporter, matrix: Option<&Node>) -> Result<Expansion> {
                 )),
             ));
         }
+        if range::is_range(&e.value) {
+            let values = range::values(r, &e.key, e)?;
+            let mut axis = AxisIndex {
+                values: Vec::with_capacity(values.len()),
+                texts: Vec::with_capacity(values.len()),
+                by_text: HashMap::with_capacity(values.len()),
+            };
+            for v in values {
+                axis.push(v);
+            }
+            names.push(&e.key);
+            index.push(axis);
+            continue;
+        }
         let Kind::Array(items) = &e.value.kind else {
             return Err(r.at(
                 &e.value.span,
                 format!(
-                    "expected an array of values for axis `{}`, found {}",
+                    "expected an array of values or a range for axis `{}`, found {}",
                     e.key,
                     e.value.describe()
                 ),
                 Some(format!(
-                    "an axis lists its values: `{} = [\"a\", \"b\"]`",
+                    "an axis lists its values, `{0} = [\"a\", \"b\"]`, or counts them, `{0} = {{ range = [1, 16], step = \"x2\" }}`",
                     e.key
                 )),
             ));

@@ -38,6 +38,7 @@ mod build;
 mod cpuset;
 mod expand;
 mod node;
+mod range;
 mod template;
 pub mod units;
 
@@ -608,6 +609,19 @@ pub fn axis_value_text(value: &serde_json::Value) -> String {
         },
         other => other.to_string(),
     }
+}
+
+/// Whether `given` (as a user types it: `--only`, `--reference`) names the axis value `value`:
+/// a number compares as a number (`0.50` names `0.5`, `16` names `16.0`), anything else by its
+/// text, so a string compares as a string (`"1.1"` and `"1.10"` are different versions) and a
+/// boolean as `true` or `false`; a table by its `name`, the same way.
+pub fn axis_value_matches(value: &serde_json::Value, given: &str) -> bool {
+    let number = match value {
+        serde_json::Value::Object(m) => m.get("name").and_then(serde_json::Value::as_f64),
+        v => v.as_f64(),
+    };
+    axis_value_text(value) == given
+        || matches!((number, given.parse::<f64>()), (Some(a), Ok(b)) if a == b)
 }
 
 /// `[A-Za-z_][A-Za-z0-9_-]*`: what an axis may be called (and so what `{...}` may name).

@@ -561,7 +561,7 @@ fn wrong_types() {
     );
     assert_eq!(
         err(&format!("[matrix]\njdk = \"17\"\n{RUN}")),
-        "envs/x.toml:2:7: expected an array of values for axis `jdk`, found the string `17`\n  hint: an axis lists its values: `jdk = [\"a\", \"b\"]`"
+        "envs/x.toml:2:7: expected an array of values or a range for axis `jdk`, found the string `17`\n  hint: an axis lists its values, `jdk = [\"a\", \"b\"]`, or counts them, `jdk = { range = [1, 16], step = \"x2\" }`"
     );
     assert_eq!(
         err(&format!("[matrix]\njdk = [[1]]\n{RUN}")),

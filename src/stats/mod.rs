@@ -165,8 +165,14 @@ pub enum Warning {
     /// Fewer than `needed` samples ([`RECOMMENDED_SAMPLES`]).
     TooFewSamples { n: usize, needed: usize },
     /// The first invocation was the slowest, by `ratio` over the median of the rest:
-    /// typically a cold page cache, image layer or JIT.
-    SlowFirst { ratio: f64 },
+    /// typically a cold page cache, image layer or JIT. `after_warmups`: how many warm-up
+    /// invocations ran before it (set by the summariser, which knows the phases): then adding
+    /// a warm-up is not the advice.
+    SlowFirst {
+        ratio: f64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        after_warmups: u32,
+    },
     /// The median is within [`TIMER_RESOLUTION_FACTOR`] ticks of the clock resolution
     /// (only checked by [`summarize_with_resolution`]).
     NearTimerResolution { median: f64 },
@@ -198,10 +204,21 @@ impl Warning {
                      approximate below {needed}{omitted}; hint: raise `runs` to at least {needed}"
                 )
             }
-            Warning::SlowFirst { ratio } => format!(
+            Warning::SlowFirst {
+                ratio,
+                after_warmups: 0,
+            } => format!(
                 "the first invocation was the slowest, {ratio:.2}x the median of the rest \
                  (cold cache or image pull?); hint: add a warm-up invocation (`warmup`) \
                  that is not measured"
+            ),
+            Warning::SlowFirst {
+                ratio,
+                after_warmups,
+            } => format!(
+                "the first measured invocation was the slowest, {ratio:.2}x the median of the \
+                 rest, after {after_warmups} warm-up(s); hint: look in its log for what it did \
+                 differently (a cache the warm-ups do not fill, interference at that moment)"
             ),
             Warning::NearTimerResolution { median } => format!(
                 "median {median:e} is within {TIMER_RESOLUTION_FACTOR:.0} ticks of the clock \
@@ -224,6 +241,10 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message())
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Descriptive statistics of one metric of one cell.
@@ -334,7 +355,10 @@ pub fn summarize_with_resolution(
         warnings.push(Warning::HighVariation { cv });
     }
     if let Some(ratio) = slow_first_ratio(&in_order) {
-        warnings.push(Warning::SlowFirst { ratio });
+        warnings.push(Warning::SlowFirst {
+            ratio,
+            after_warmups: 0,
+        });
     }
     if let Some(tick) = resolution
         && tick > 0.0

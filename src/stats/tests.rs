@@ -209,7 +209,10 @@ fn outlier_indices_count_ignored_samples() {
 fn slow_first_fires_only_when_first_is_slowest_by_margin() {
     let mut x = vec![2.0, 1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.0, 1.0];
     let s = summarize(&x, &opts(100, 0)).unwrap();
-    assert!(s.warnings.contains(&Warning::SlowFirst { ratio: 2.0 }));
+    assert!(s.warnings.contains(&Warning::SlowFirst {
+        ratio: 2.0,
+        after_warmups: 0
+    }));
     // Same values, slow one later: no warning.
     x.swap(0, 5);
     let s = summarize(&x, &opts(100, 0)).unwrap();
@@ -256,7 +259,10 @@ fn every_warning_message_has_a_hint() {
         Warning::HighVariation { cv: 0.25 },
         Warning::TooFewSamples { n: 3, needed: 10 },
         Warning::TooFewSamples { n: 7, needed: 10 },
-        Warning::SlowFirst { ratio: 1.8 },
+        Warning::SlowFirst {
+            ratio: 1.8,
+            after_warmups: 0,
+        },
         Warning::NearTimerResolution { median: 2e-6 },
         Warning::SevereOutliers { count: 2 },
         Warning::IgnoredNonFinite { count: 1 },
