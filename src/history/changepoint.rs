@@ -146,8 +146,16 @@ fn relative(before: f64, after: f64) -> f64 {
 }
 
 fn magnitude(before: f64, after: f64) -> f64 {
-    let forward = if before == 0.0 { 0.0 } else { (after / before - 1.0).abs() };
-    let backward = if after == 0.0 { 0.0 } else { (before / after - 1.0).abs() };
+    let forward = if before == 0.0 {
+        0.0
+    } else {
+        (after / before - 1.0).abs()
+    };
+    let backward = if after == 0.0 {
+        0.0
+    } else {
+        (before / after - 1.0).abs()
+    };
     forward.max(backward)
 }
 

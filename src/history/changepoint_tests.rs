@@ -92,3 +92,57 @@ fn single_steps_are_found_where_they_are() {
     }
     eprintln!("{report}");
 }
+
+#[test]
+fn explore_extra() {
+    let cases = single_steps(15, 200);
+    let opts = Options::default();
+    for c in &cases {
+        let points = detect(&c.values, &opts);
+        if c.step.abs() >= 0.10 && points.iter().any(|p| p.index.abs_diff(c.at) > 1) {
+            eprintln!(
+                "at {} step {:.3}: {:?}",
+                c.at,
+                c.step,
+                points
+                    .iter()
+                    .map(|p| (p.index, p.p_value, p.relative))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn explore_long() {
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let (mut truth, mut found, mut det, mut good_det) = (0, 0, 0, 0);
+    for _ in 0..1000 {
+        let mut steps: Vec<(usize, f64)> = Vec::new();
+        for _ in 0..rng.gen_range(0..=4) {
+            let at = rng.gen_range(10..290);
+            if steps.iter().all(|&(o, _)| o.abs_diff(at) >= 10) {
+                let s = rng.gen_range(0.05..0.30);
+                steps.push((at, if rng.r#gen::<bool>() { s } else { -s }));
+            }
+        }
+        let cov = rng.gen_range(0.01..0.05);
+        let v = series(&mut rng, 300, 1e6, cov, &steps);
+        let pts = detect(&v, &Options::default());
+        truth += steps.len();
+        found += steps
+            .iter()
+            .filter(|(at, _)| pts.iter().any(|p| p.index.abs_diff(*at) <= 1))
+            .count();
+        det += pts.len();
+        good_det += pts
+            .iter()
+            .filter(|p| steps.iter().any(|(at, _)| p.index.abs_diff(*at) <= 1))
+            .count();
+    }
+    eprintln!(
+        "recall {:.4} ({found}/{truth}) precision {:.4} ({good_det}/{det})",
+        found as f64 / truth as f64,
+        good_det as f64 / det as f64
+    );
+}
