@@ -96,7 +96,7 @@ fn otava(all: &[Vec<f64>], opts: &Options, variant: &str) -> Option<Vec<Vec<(usi
         .arg(opts.min_change.to_string())
         .arg(variant)
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     assert!(
         out.status.success(),
         "agree.py failed: {}",
