@@ -1,7 +1,9 @@
 //! Agreement with Apache Otava: the same seeded synthetic series go through benchbox's
 //! change-point detector and through Otava 0.8.0's own analysis (`tests/otava/agree.py`, run
 //! by the Python of a venv `tests/run` makes), and the change points must match within ±1
-//! position on at least 95 % of the series of each group.
+//! position on at least 95 % of the series with one step. Against Otava patched to test both
+//! neighbours of a dropped change point again (the one place benchbox departs from it), they
+//! must match on 99 % of every group, and so must the p-values.
 //!
 //! The venv's interpreter is `$BENCHBOX_OTAVA_PYTHON`, else `target/otava-venv/bin/python3`.
 //! Without it the test skips, unless `BENCHBOX_REQUIRE_OTAVA=1` makes that a failure.
@@ -194,8 +196,9 @@ fn agreement(
     rate
 }
 
-/// The positions only: stock Otava can report a stale p-value for the point before a dropped
-/// one (see the next test), which benchbox does not reproduce.
+/// Against stock Otava, the positions only: it can report a stale p-value for the point before
+/// a dropped one (see the next test), which benchbox does not reproduce. Against Otava
+/// retesting both neighbours, the p-values too.
 #[test]
 fn single_steps_agree_with_otava() {
     let all = single_steps();
@@ -203,14 +206,13 @@ fn single_steps_agree_with_otava() {
     let Some(theirs) = otava(&all, &opts, "stock") else {
         return;
     };
-    let rate = agreement(
-        "single steps of 10-30 %, 30 points, Otava 0.8.0",
-        &all,
-        &theirs,
-        &opts,
-        false,
-    );
-    assert!(rate >= 0.95, "agreement {rate} is below 95 %");
+    let name = "single steps of 10-30 %, 30 points, Otava 0.8.0";
+    let rate = agreement(name, &all, &theirs, &opts, false);
+    assert!(rate >= 0.95, "{name}: agreement {rate} is below 95 %");
+    let theirs = otava(&all, &opts, "retest-both").unwrap();
+    let name = "single steps of 10-30 %, 30 points, Otava retesting both";
+    let rate = agreement(name, &all, &theirs, &opts, true);
+    assert!(rate >= 0.99, "{name}: agreement {rate} is below 99 %");
 }
 
 /// Longer series go through several windows and merge weak change points, where benchbox
@@ -234,7 +236,7 @@ fn multiple_steps_agree_with_otava_retesting_both_neighbours() {
         };
         let name = format!("0-4 steps of 5-30 %, 300 points, {name}, Otava retesting both");
         let rate = agreement(&name, &all, &theirs, opts, true);
-        assert!(rate >= 0.95, "{name}: agreement {rate} is below 95 %");
+        assert!(rate >= 0.99, "{name}: agreement {rate} is below 99 %");
         let stock = otava(&all, opts, "stock").unwrap();
         agreement(
             &format!("{name} -> stock Otava 0.8.0"),
