@@ -176,6 +176,14 @@ pub struct RunArgs {
     /// Fail (exit 4) unless the lock file pins every image; never write it (for CI).
     #[arg(long)]
     pub locked: bool,
+    /// The source revision measured, recorded in results.json and the reports and ordering
+    /// `benchbox history`. Default: GITHUB_SHA when set, else `git rev-parse HEAD` of the
+    /// repository holding the matrix file (none outside one).
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// The branch of that revision. Default: GITHUB_HEAD_REF or GITHUB_REF_NAME, else git's.
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
 }

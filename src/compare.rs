@@ -671,6 +671,7 @@ pub(crate) mod test_support {
             matrix_name: "m".into(),
             matrix_path: "m.toml".into(),
             matrix_sha256: "0".repeat(64),
+            revision: None,
             seed: 1,
             order: crate::spec::Order::Interleaved,
             stats: StatsOptions::default(),

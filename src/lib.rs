@@ -28,6 +28,7 @@ pub mod render;
 pub mod report;
 pub mod resolve;
 pub mod results;
+pub mod revision;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;

@@ -335,6 +335,7 @@ pub(crate) mod tests_support {
             matrix_name: "jvm".into(),
             matrix_path: "envs/jvm.toml".into(),
             matrix_sha256: "ab".repeat(32),
+            revision: None,
             seed: 42,
             order: crate::spec::Order::Interleaved,
             stats: StatsOptions {

@@ -44,14 +44,18 @@ impl Progress {
                 seed,
                 loosened,
                 isolation,
+                revision,
             } => {
                 let resumed = if *already_done > 0 {
                     format!(", {already_done} already done")
                 } else {
                     String::new()
                 };
+                let revision = revision
+                    .map(|r| format!("\n  revision: {}", r.describe_line()))
+                    .unwrap_or_default();
                 self.line(&format!(
-                    "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}\n  isolation: {}",
+                    "benchbox: run {run_id}: {cells} cell(s), {invocations} invocation(s){resumed}, seed {seed}\n  results: {}\n  isolation: {}{revision}",
                     dir.display(),
                     isolation.describe()
                 ));

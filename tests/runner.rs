@@ -169,6 +169,7 @@ impl Project {
             command_line: vec!["benchbox".into(), "run".into(), "m.toml".into()],
             images: BTreeMap::new(),
             cgroup_parent: None,
+            revision: None,
         }
     }
 

@@ -125,6 +125,7 @@ fn run_resuming(
         command_line: Vec::new(),
         images: BTreeMap::new(),
         cgroup_parent: None,
+        revision: None,
     };
     runner::run(m, &opts, sandboxing, cancel, &mut |_| {}).unwrap()
 }

@@ -114,6 +114,7 @@ pub fn generate(
         matrix_name: "big".into(),
         matrix_path: "envs/big.toml".into(),
         matrix_sha256: "0".repeat(64),
+        revision: None,
         seed: 7,
         order: benchbox::spec::Order::Interleaved,
         stats: StatsOptions::default(),

@@ -25,6 +25,8 @@ pub fn run(args: RunArgs) -> Outcome {
         cgroup_parent,
         resamples,
         locked,
+        rev,
+        branch,
         cache,
     } = args;
     let ctx = validation_context();
@@ -98,6 +100,7 @@ pub fn run(args: RunArgs) -> Outcome {
         command_line,
         images,
         cgroup_parent,
+        revision: benchbox::revision::detect(rev.as_deref(), branch.as_deref(), &file),
     };
     let mut progress = ui::Progress::new();
     let outcome = runner::run(&matrix, &opts, sandboxing, &cancel, &mut |e| {

@@ -528,7 +528,7 @@ fn environment(h: &mut String, results: &RunResults) {
         .as_deref()
         .map(|f| format!("{} to {f}", results.started_at))
         .unwrap_or_else(|| format!("{} (not finished)", results.started_at));
-    let run: Vec<(&str, String)> = vec![
+    let mut run: Vec<(&str, String)> = vec![
         ("Run id", results.run_id.clone()),
         ("Status", results.status.to_string()),
         ("Time (UTC)", duration),
@@ -549,6 +549,9 @@ fn environment(h: &mut String, results: &RunResults) {
         ("Tool", format!("{} {}", results.tool, results.tool_version)),
         ("Command line", results.command_line.join(" ")),
     ];
+    if let Some(r) = &results.revision {
+        run.insert(1, ("Revision", r.describe_line()));
+    }
     let _ = writeln!(h, "<h3>Run</h3>\n<dl class=\"facts\">");
     for (k, v) in run {
         let _ = writeln!(h, "<dt>{k}</dt><dd><code>{}</code></dd>", escape(&v));

@@ -81,6 +81,9 @@ pub fn markdown_of(analysis: &Analysis) -> String {
         md(&run.order.to_string()),
         md(run.status.as_str())
     );
+    if let Some(r) = &run.revision {
+        let _ = writeln!(out, "- **revision**: {}", md(&r.describe_line()));
+    }
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
     let _ = writeln!(
         out,

@@ -138,6 +138,10 @@ pub struct RunResults<C = CellResult> {
     pub matrix_name: String,
     pub matrix_path: String,
     pub matrix_sha256: String,
+    /// The source revision measured (`run --rev`, GitHub's environment or git); absent when
+    /// unknown, and from files written before benchbox recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::revision::Revision>,
     pub seed: u64,
     pub order: Order,
     pub stats: crate::stats::StatsOptions,
@@ -291,6 +295,7 @@ impl<C> RunResults<C> {
             matrix_name: self.matrix_name,
             matrix_path: self.matrix_path,
             matrix_sha256: self.matrix_sha256,
+            revision: self.revision,
             seed: self.seed,
             order: self.order,
             stats: self.stats,

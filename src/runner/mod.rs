@@ -67,6 +67,8 @@ pub struct RunOptions {
     /// Where the invocations' cgroups go (`--cgroup-parent`; see `sandbox::cgroup::place`);
     /// `None`: the default.
     pub cgroup_parent: Option<PathBuf>,
+    /// The source revision measured (see [`crate::revision`]); a resumed run keeps its own.
+    pub revision: Option<crate::revision::Revision>,
 }
 
 /// Progress of a run, for whoever is watching.
@@ -83,6 +85,8 @@ pub enum Event<'a> {
         loosened: &'a [String],
         /// Root or rootless, and with which limits.
         isolation: &'a Isolation,
+        /// The source revision measured, when known.
+        revision: Option<&'a crate::revision::Revision>,
     },
     SetupStarted {
         cell: &'a Cell,
@@ -356,6 +360,7 @@ pub fn run_with(
         .iter()
         .filter_map(|&i| runner.cells[i].security.warning(&runner.cells[i].label))
         .collect();
+    let revision = runner.recorder.results().revision.clone();
     let started = Event::Started {
         run_id: &run_id,
         dir: &dir,
@@ -365,6 +370,7 @@ pub fn run_with(
         seed,
         loosened: &loosened,
         isolation: &sandboxing.isolation,
+        revision: revision.as_ref(),
     };
     // The first results.json (and `latest`) are written before anything is shown.
     if let Err(e) = runner.emit(&started, on_event) {

@@ -236,6 +236,11 @@ pub(super) fn open(
             matrix_name: matrix.name.clone(),
             matrix_path: matrix.path.display().to_string(),
             matrix_sha256: matrix.source_sha256.clone(),
+            // The revision the run started at: a resume at another commit does not relabel it.
+            revision: match &previous {
+                Some(p) => p.revision.clone(),
+                None => opts.revision.clone(),
+            },
             seed,
             order: matrix.order,
             stats: opts.stats,
