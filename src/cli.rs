@@ -89,6 +89,29 @@ pub enum Command {
     /// GITHUB_STEP_SUMMARY is set, the Markdown report is appended to that file.
     #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
     Compare(CompareArgs),
+    /// Follow every cell and metric across many runs, find where they changed, and gate on it.
+    ///
+    /// DIR is a results directory (reports/NAME, holding run directories) or a run directory;
+    /// several are merged. Only complete runs count (the others are listed as skipped). Per
+    /// cell and metric, the run medians form a series ordered by the revision each run
+    /// measured (its commit time, else the run's end; see `run --rev`), then by the run's end.
+    ///
+    /// Change points: E-Divisive with means, each kept when a t-test between the windows
+    /// before and after is significant (--p-value) and the step is at least --min-change. Per
+    /// change point: the revision where it appears, the one before, regression or improvement
+    /// (by the metric's direction), and the step median(after) / median(before) - 1 over the
+    /// invocations of the runs on each side, with its 95% bootstrap interval (seed 0).
+    ///
+    /// --check: exit 10 when a regression not acknowledged in the accepted file still holds
+    /// at the newest run (in a series the newest run is part of), else 0. The accepted file
+    /// (default envs/NAME.accepted.toml beside the matrix) holds entries
+    ///   [[accepted]]
+    ///   revision = "3f2a9c1"   # where the change appears: id prefix or describe
+    ///   metric = "wall"
+    ///   cell = "n=1"           # optional: a label or id; every cell when left out
+    ///   reason = "..."
+    #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
+    History(HistoryArgs),
     /// Print the completion script of a shell to stdout.
     ///
     /// bash: `benchbox completions bash > ~/.local/share/bash-completion/completions/benchbox`;
@@ -117,6 +140,51 @@ pub struct ManArgs {
     /// missing) instead of printing benchbox.1.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    /// Results directories (reports/NAME) or run directories.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Metric to follow: wall, cpu, memory, user, system, io_read, io_write or a custom
+    /// metric's name (repeatable). Default: wall, cpu, memory and every custom metric.
+    #[arg(long, value_name = "M")]
+    pub metric: Vec<String>,
+    /// From this run on: a revision (id prefix, `git describe`), a run id or a date
+    /// (YYYY-MM-DD, of the commit, else of the run).
+    #[arg(long, value_name = "REV|DATE")]
+    pub since: Option<String>,
+    /// Up to this run (included): as --since.
+    #[arg(long, value_name = "REV|DATE")]
+    pub until: Option<String>,
+    /// A change point's t-test must give at most this p-value.
+    #[arg(long, default_value_t = 0.001, value_name = "P")]
+    pub p_value: f64,
+    /// Smallest step that counts, in percent ("5%" or "5").
+    #[arg(long, default_value = "5%", value_name = "P")]
+    pub min_change: String,
+    /// Runs on each side of a change point that its test, and its step's interval, look at.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(2..), value_name = "N")]
+    pub window: u32,
+    /// Output format (to stdout).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write a self-contained history.html (inline SVG trend plots) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write a trend plot per cell and metric to DIR (history-*.svg and .png).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Exit 10 when a regression not accepted holds at the newest run.
+    #[arg(long)]
+    pub check: bool,
+    /// The accepted file (default: NAME.accepted.toml beside the newest run's matrix file).
+    #[arg(long, value_name = "FILE")]
+    pub accepted: Option<PathBuf>,
+    /// Bootstrap resamples for the steps' intervals (default 10,000).
+    #[arg(long)]
+    pub resamples: Option<usize>,
 }
 
 #[derive(clap::Args)]

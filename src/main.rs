@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => commands::compare::run(args),
         Command::Completions(args) => commands::completions::run(args),
         Command::Man(args) => commands::man::run(args),
+        Command::History(args) => commands::history::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -42,6 +42,7 @@ pub mod check;
 pub mod compare;
 pub mod completions;
 pub mod doctor;
+pub mod history;
 pub mod images;
 pub mod import;
 pub mod man;

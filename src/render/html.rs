@@ -81,7 +81,7 @@ footer { margin-top: 3rem; font-size: .85rem; color: var(--muted); }
 }
 "#;
 
-fn css() -> String {
+pub(crate) fn css() -> String {
     CSS.replace("ACCENT", &palette::hex(palette::series(0)))
         .replace("WARN", &palette::hex(palette::OKABE_ITO[5]))
 }
@@ -406,7 +406,7 @@ fn metric_section(
 
 /// An SVG document as an inline element: without an XML declaration, which HTML does not
 /// allow inside the body.
-fn inline_svg(svg: &str) -> &str {
+pub(crate) fn inline_svg(svg: &str) -> &str {
     let svg = svg.trim();
     match svg.strip_prefix("<?xml") {
         Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim()).unwrap_or(svg),

@@ -32,6 +32,8 @@
 pub mod bmf;
 pub mod compare;
 pub mod geomeans;
+pub mod history;
+pub mod history_html;
 pub mod html;
 pub mod latex;
 pub mod markdown;

@@ -219,6 +219,8 @@ enum Figure {
         rows: Vec<RatioRow>,
         x_title: String,
     },
+    /// `benchbox history`'s trend: see [`trend`].
+    Trend(Trend),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -246,6 +248,7 @@ impl Figure {
                 )
             }
             Figure::Line { .. } => (WIDTH, 300),
+            Figure::Trend(_) => (WIDTH, 300),
         }
     }
 
@@ -271,6 +274,7 @@ impl Figure {
                 series,
                 markers,
             } => draw_line(root, g, x_title, y_title, series, *markers),
+            Figure::Trend(t) => draw_trend(root, g, t),
         }
     }
 }
@@ -832,6 +836,111 @@ fn draw_line<DB: DrawingBackend>(
             .border_style(RGBColor(200, 200, 200))
             .label_font(g.font(10.0))
             .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+/// One cell's metric across runs, for `benchbox history`: the run medians as a line over the
+/// runs in history order (x = the run's position, labelled with `x_labels`), their intervals as
+/// a band, and a vertical dashed line at each change point (vermillion for a regression, bluish
+/// green for an improvement).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trend {
+    pub x_title: String,
+    pub y_title: String,
+    /// The name of each x position (a revision), for the ticks.
+    pub x_labels: Vec<String>,
+    /// (x, median, CI), x ascending.
+    pub points: Vec<(f64, f64, Option<(f64, f64)>)>,
+    /// (x of the first point after the change, is a regression).
+    pub changes: Vec<(f64, bool)>,
+}
+
+/// The trend plot as SVG, and as PNG when `png` (the HTML page needs only the SVG).
+pub fn trend(stem: &str, trend: Trend, png: bool) -> Result<(String, Option<Vec<u8>>)> {
+    let figure = Figure::Trend(trend);
+    if png {
+        let (svg, png) = render(stem, &figure)?;
+        return Ok((svg, Some(png)));
+    }
+    register_font();
+    let (w, h) = figure.size();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        figure
+            .draw(&root, Geom { scale: 1.0 })
+            .map_err(|message| RenderError::Plot {
+                plot: stem.to_string(),
+                message,
+            })?;
+    }
+    Ok((svg, None))
+}
+
+fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, g: Geom, t: &Trend) -> DrawResult {
+    let all: Vec<(f64, Option<(f64, f64)>)> = t.points.iter().map(|(_, m, ci)| (*m, *ci)).collect();
+    let (lo, hi) = y_range(all.iter());
+    let n = t.x_labels.len().max(1) as f64;
+    let y_area = g.px(62.0) as u32;
+    let mut chart = chart(root, g, (10.0, y_area), None, -0.5..n - 0.5, lo..hi)?;
+    let label = |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() > 1e-6 || i < 0.0 {
+            return String::new();
+        }
+        t.x_labels.get(i as usize).cloned().unwrap_or_default()
+    };
+    mesh(&mut chart, g, &t.x_title)
+        .y_desc(t.y_title.as_str())
+        .x_label_formatter(&label)
+        .y_label_formatter(&tick)
+        .x_labels(6)
+        .y_labels(6)
+        .draw()
+        .map_err(err)?;
+    let colour = rgb(palette::series(0));
+    let band: Vec<(f64, f64)> = t
+        .points
+        .iter()
+        .filter_map(|(x, _, ci)| ci.map(|(_, b)| (*x, b)))
+        .chain(
+            t.points
+                .iter()
+                .rev()
+                .filter_map(|(x, _, ci)| ci.map(|(a, _)| (*x, a))),
+        )
+        .collect();
+    if band.len() >= 4 {
+        chart
+            .draw_series([Polygon::new(band, colour.mix(0.2).filled())])
+            .map_err(err)?;
+    }
+    chart
+        .draw_series(LineSeries::new(
+            t.points.iter().map(|(x, m, _)| (*x, *m)),
+            colour.stroke_width(g.upx(1.6)),
+        ))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            t.points
+                .iter()
+                .map(|(x, m, _)| Circle::new((*x, *m), g.upx(2.0), colour.filled())),
+        )
+        .map_err(err)?;
+    for &(x, regression) in &t.changes {
+        // Between the last point before the change and the first after it.
+        let x = x - 0.5;
+        let c = rgb(palette::OKABE_ITO[if regression { 5 } else { 2 }]);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, lo), (x, hi)],
+                g.px(5.0),
+                g.px(4.0),
+                c.stroke_width(g.upx(1.5)),
+            ))
             .map_err(err)?;
     }
     root.present().map_err(err)
