@@ -136,8 +136,10 @@ fn entry(
         let Some(slot) = KEYS.iter().position(|k| *k == key) else {
             let suggestion = KEYS
                 .iter()
-                .find(|k| strsim::jaro_winkler(k, key) > 0.8)
-                .map(|k| format!("did you mean `{k}`?"))
+                .map(|k| (strsim::jaro_winkler(k, key), k))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, k)| format!("did you mean `{k}`?"))
                 .unwrap_or_else(|| HINT.to_string());
             return Err(invalid(
                 key_span,
