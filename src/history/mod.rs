@@ -22,7 +22,7 @@ pub use accepted::Accepted;
 pub use runs::{Run, Skipped};
 
 /// What `benchbox history` was asked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Metrics as the user names them (`wall`, `cpu`, `memory`, a custom name); empty: wall
     /// time, CPU time, peak memory and every custom metric the runs have.
@@ -36,17 +36,6 @@ pub struct Options {
     pub stats: StatsOptions,
 }
 
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            metrics: Vec::new(),
-            detect: changepoint::Options::default(),
-            since: None,
-            until: None,
-            stats: StatsOptions::default(),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {

@@ -852,7 +852,7 @@ pub struct Trend {
     /// The name of each x position (a revision), for the ticks.
     pub x_labels: Vec<String>,
     /// (x, median, CI), x ascending.
-    pub points: Vec<(f64, f64, Option<(f64, f64)>)>,
+    pub points: Vec<(f64, f64, Band)>,
     /// (x of the first point after the change, is a regression).
     pub changes: Vec<(f64, bool)>,
 }
