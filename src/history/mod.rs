@@ -36,7 +36,6 @@ pub struct Options {
     pub stats: StatsOptions,
 }
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(transparent)]

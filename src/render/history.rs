@@ -228,6 +228,37 @@ fn interval(i: Option<crate::stats::Interval>) -> Value {
     i.map_or(Value::Null, |i| json!([i.lower, i.upper]))
 }
 
+// The points are most of the document (one per run, cell and metric): serialized from these
+// structs straight to text, never built as a `Value` tree (which took four times the memory).
+#[derive(serde::Serialize)]
+struct PointOut {
+    run: usize,
+    median: f64,
+    ci: Option<[f64; 2]>,
+    n: usize,
+}
+
+#[derive(serde::Serialize)]
+struct SeriesOut<'a> {
+    cell_id: &'a str,
+    label: &'a str,
+    metric: &'a str,
+    better: crate::spec::Better,
+    unit: &'a str,
+    points: Vec<PointOut>,
+    changes: Vec<Value>,
+}
+
+#[derive(serde::Serialize)]
+struct Doc<'a> {
+    runs: Vec<Value>,
+    skipped: Vec<Value>,
+    options: Value,
+    series: Vec<SeriesOut<'a>>,
+    failing: usize,
+    warnings: &'a [String],
+}
+
 /// JSON: the runs, the skipped directories, the options, every series with its points and
 /// change points, and what `--check` fails on.
 pub fn json(h: &History, failing: &[Failing]) -> String {
@@ -244,15 +275,20 @@ pub fn json(h: &History, failing: &[Failing]) -> String {
             })
         })
         .collect();
-    let series: Vec<Value> = h
+    let series: Vec<SeriesOut> = h
         .series
         .iter()
         .enumerate()
         .map(|(si, s)| {
-            let points: Vec<Value> = s
+            let points: Vec<PointOut> = s
                 .points
                 .iter()
-                .map(|p| json!({"run": p.run, "median": p.median, "ci": interval(p.ci), "n": p.n}))
+                .map(|p| PointOut {
+                    run: p.run,
+                    median: p.median,
+                    ci: p.ci.map(|i| [i.lower, i.upper]),
+                    n: p.n,
+                })
                 .collect();
             let changes: Vec<Value> = s
                 .changes
@@ -282,29 +318,33 @@ pub fn json(h: &History, failing: &[Failing]) -> String {
                     })
                 })
                 .collect();
-            json!({
-                "cell_id": s.cell_id,
-                "label": s.label,
-                "metric": s.metric.key,
-                "better": s.metric.better,
-                "unit": s.metric.unit,
-                "points": points,
-                "changes": changes,
-            })
+            SeriesOut {
+                cell_id: &s.cell_id,
+                label: &s.label,
+                metric: &s.metric.key,
+                better: s.metric.better,
+                unit: &s.metric.unit,
+                points,
+                changes,
+            }
         })
         .collect();
-    let doc = json!({
-        "runs": runs,
-        "skipped": h.skipped.iter().map(|s| json!({"dir": s.dir.display().to_string(), "reason": s.reason})).collect::<Vec<_>>(),
-        "options": {
+    let doc = Doc {
+        runs,
+        skipped: h
+            .skipped
+            .iter()
+            .map(|s| json!({"dir": s.dir.display().to_string(), "reason": s.reason}))
+            .collect(),
+        options: json!({
             "p_value": h.detect.p_value,
             "min_change": h.detect.min_change,
             "window": h.detect.window,
             "confidence": h.confidence,
-        },
-        "series": series,
-        "failing": failing.len(),
-        "warnings": h.warnings,
-    });
+        }),
+        series,
+        failing: failing.len(),
+        warnings: &h.warnings,
+    };
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
