@@ -381,16 +381,12 @@ fn render_warnings(out: &mut String, run: &RunResults) {
             let Some(s) = cell.summary.get(metric) else {
                 continue;
             };
-            if !s.outliers.is_empty() {
-                let severe = s
-                    .outliers
-                    .iter()
-                    .filter(|o| o.kind == stats::OutlierKind::Severe)
-                    .count();
+            let counts = s.outlier_counts();
+            if counts.all > 0 {
                 add(
                     format!(
-                        "{} outlier(s) by Tukey's fences ({severe} severe), kept in the statistics",
-                        s.outliers.len()
+                        "{} outlier(s) by Tukey's fences ({} severe), kept in the statistics",
+                        counts.all, counts.severe
                     ),
                     metric,
                 );

@@ -83,7 +83,7 @@ pub fn stats_csv(results: &RunResults) -> String {
             row.extend(bounds(s.median_ci));
             row.extend(bounds(s.mean_ci));
             row.extend(bounds(s.t_interval));
-            row.push(s.outliers.len().to_string());
+            row.push(s.outlier_counts().all.to_string());
             let kinds: Vec<String> = s
                 .warnings
                 .iter()

@@ -147,6 +147,16 @@ pub enum OutlierKind {
     Severe,
 }
 
+/// How many outliers a summary found, when it lists only some ([`Summary::outliers_total`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutlierCounts {
+    pub all: usize,
+    pub severe: usize,
+}
+
+/// The most outliers a summary lists.
+pub const MAX_LISTED_OUTLIERS: usize = 20;
+
 /// One sample outside Tukey's fences.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outlier {
@@ -276,8 +286,14 @@ pub struct Summary {
     pub median_ci: Option<Interval>,
     /// Student t interval of the mean (assumes roughly normal samples); None when n < 2.
     pub t_interval: Option<Interval>,
-    /// Tukey outliers, in invocation order.
+    /// Tukey outliers, in invocation order: the [`MAX_LISTED_OUTLIERS`] farthest from the
+    /// median when there are more (a noisy run of many invocations would otherwise list a
+    /// sizeable share of them again in results.json); [`Summary::outlier_counts`] has them all.
     pub outliers: Vec<Outlier>,
+    /// Every outlier and every severe one, when more than [`MAX_LISTED_OUTLIERS`] are (absent
+    /// otherwise: the list is complete, and older results.json files read the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers_total: Option<OutlierCounts>,
     pub warnings: Vec<Warning>,
 }
 
@@ -373,6 +389,7 @@ pub fn summarize_with_resolution(
     if severe > 0 {
         warnings.push(Warning::SevereOutliers { count: severe });
     }
+    let (outliers, outliers_total) = bound_outliers(outliers, median, severe);
 
     Some(Summary {
         n,
@@ -390,8 +407,48 @@ pub fn summarize_with_resolution(
         median_ci,
         t_interval,
         outliers,
+        outliers_total,
         warnings,
     })
+}
+
+/// At most [`MAX_LISTED_OUTLIERS`] of `outliers`: the farthest from `median` (ties to the
+/// earlier invocation), kept in invocation order; with the counts when some were left out.
+fn bound_outliers(
+    mut outliers: Vec<Outlier>,
+    median: f64,
+    severe: usize,
+) -> (Vec<Outlier>, Option<OutlierCounts>) {
+    if outliers.len() <= MAX_LISTED_OUTLIERS {
+        return (outliers, None);
+    }
+    let counts = OutlierCounts {
+        all: outliers.len(),
+        severe,
+    };
+    outliers.sort_by(|a, b| {
+        (b.value - median)
+            .abs()
+            .total_cmp(&(a.value - median).abs())
+            .then(a.index.cmp(&b.index))
+    });
+    outliers.truncate(MAX_LISTED_OUTLIERS);
+    outliers.sort_by_key(|o| o.index);
+    (outliers, Some(counts))
+}
+
+impl Summary {
+    /// How many outliers there are, and how many of them severe (the list may hold only some).
+    pub fn outlier_counts(&self) -> OutlierCounts {
+        self.outliers_total.unwrap_or_else(|| OutlierCounts {
+            all: self.outliers.len(),
+            severe: self
+                .outliers
+                .iter()
+                .filter(|o| o.kind == OutlierKind::Severe)
+                .count(),
+        })
+    }
 }
 
 /// The `q`-quantile of ascending `sorted` data by linear interpolation between

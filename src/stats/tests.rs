@@ -886,3 +886,29 @@ fn bootstrap_endpoint_monte_carlo_error_matches_the_stated_one() {
         "Monte Carlo sd {sd:e}, stated {stated:e}"
     );
 }
+
+#[test]
+fn a_summary_lists_at_most_the_bound_of_outliers_and_counts_them_all() {
+    // 200 values near 1.0, then 60 far ones: every far one is an outlier, the farthest listed.
+    let mut values: Vec<f64> = (0..200).map(|i| 1.0 + (i % 10) as f64 * 0.01).collect();
+    values.extend((0..60).map(|i| 100.0 + i as f64));
+    let s = summarize(&values, &StatsOptions::default()).unwrap();
+    let counts = s.outlier_counts();
+    assert_eq!(counts.all, 60);
+    assert_eq!(s.outliers.len(), MAX_LISTED_OUTLIERS);
+    assert!(s.outliers.windows(2).all(|w| w[0].index < w[1].index));
+    // The farthest from the median: the last 20 values.
+    assert!(
+        s.outliers.iter().all(|o| o.index >= 140),
+        "{:?}",
+        s.outliers
+    );
+    // A short list is complete, and says nothing more.
+    let few = summarize(
+        &[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 50.0],
+        &StatsOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((few.outliers.len(), few.outliers_total), (1, None));
+    assert_eq!(few.outlier_counts().all, 1);
+}
