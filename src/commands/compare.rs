@@ -42,13 +42,7 @@ pub fn run(args: CompareArgs) -> Outcome {
     let opts = compare::CompareOptions {
         metrics,
         threshold,
-        stats: stats::StatsOptions {
-            resamples: args
-                .resamples
-                .unwrap_or(stats::StatsOptions::default().resamples),
-            resamples_explicit: args.resamples.is_some(),
-            ..Default::default()
-        },
+        stats: stats::StatsOptions::with_resamples(args.resamples),
         allow_partial: args.allow_partial,
     };
     let mut cmp = match (&candidate, &args.along) {

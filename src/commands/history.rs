@@ -32,13 +32,7 @@ pub fn run(args: HistoryArgs) -> Outcome {
         },
         since: args.since.clone(),
         until: args.until.clone(),
-        stats: stats::StatsOptions {
-            resamples: args
-                .resamples
-                .unwrap_or(stats::StatsOptions::default().resamples),
-            resamples_explicit: args.resamples.is_some(),
-            ..Default::default()
-        },
+        stats: stats::StatsOptions::with_resamples(args.resamples),
     };
     let mut h = history::build(&args.dirs, &opts).map_err(CliError::usage)?;
     if let Some(file) = accepted_file(&h, args.accepted.as_deref())? {

@@ -92,11 +92,7 @@ pub fn run(args: RunArgs) -> Outcome {
         only,
         resume,
         scratch_base: scratch.unwrap_or_else(std::env::temp_dir),
-        stats: stats::StatsOptions {
-            resamples: resamples.unwrap_or(stats::StatsOptions::default().resamples),
-            resamples_explicit: resamples.is_some(),
-            ..Default::default()
-        },
+        stats: stats::StatsOptions::with_resamples(resamples),
         command_line,
         images,
         cgroup_parent,

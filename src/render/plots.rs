@@ -790,17 +790,7 @@ fn draw_line<DB: DrawingBackend>(
         .map_err(err)?;
     for (k, (label, points)) in series.iter().enumerate() {
         let colour = rgb(palette::series(k));
-        // The band: upper bounds left to right, then lower bounds back.
-        let band: Vec<(f64, f64)> = points
-            .iter()
-            .filter_map(|(x, _, ci)| ci.map(|(_, b)| (*x, b)))
-            .chain(
-                points
-                    .iter()
-                    .rev()
-                    .filter_map(|(x, _, ci)| ci.map(|(a, _)| (*x, a))),
-            )
-            .collect();
+        let band = ci_band(points);
         if band.len() >= 4 {
             chart
                 .draw_series([Polygon::new(band, colour.mix(0.2).filled())])
@@ -901,17 +891,7 @@ fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, g: Geom, t: &Tr
         .draw()
         .map_err(err)?;
     let colour = rgb(palette::series(0));
-    let band: Vec<(f64, f64)> = t
-        .points
-        .iter()
-        .filter_map(|(x, _, ci)| ci.map(|(_, b)| (*x, b)))
-        .chain(
-            t.points
-                .iter()
-                .rev()
-                .filter_map(|(x, _, ci)| ci.map(|(a, _)| (*x, a))),
-        )
-        .collect();
+    let band = ci_band(&t.points);
     if band.len() >= 4 {
         chart
             .draw_series([Polygon::new(band, colour.mix(0.2).filled())])
@@ -1362,6 +1342,19 @@ fn memory_over_time(analysis: &Analysis) -> Option<(String, String, Figure)> {
             markers: !banded,
         },
     ))
+}
+
+/// The outline of a CI band through `points` (x, value, interval): the upper bounds left to
+/// right, then the lower bounds back; points without an interval are left out.
+fn ci_band(points: &[(f64, f64, Band)]) -> Vec<(f64, f64)> {
+    let upper = points
+        .iter()
+        .filter_map(|(x, _, ci)| ci.map(|(_, b)| (*x, b)));
+    let lower = points
+        .iter()
+        .rev()
+        .filter_map(|(x, _, ci)| ci.map(|(a, _)| (*x, a)));
+    upper.chain(lower).collect()
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -437,6 +437,19 @@ fn bound_outliers(
     (outliers, Some(counts))
 }
 
+impl StatsOptions {
+    /// The defaults, with `--resamples` when given (then it is explicit: it wins over the
+    /// large-sample rule and is recorded).
+    pub fn with_resamples(resamples: Option<usize>) -> StatsOptions {
+        let defaults = StatsOptions::default();
+        StatsOptions {
+            resamples: resamples.unwrap_or(defaults.resamples),
+            resamples_explicit: resamples.is_some(),
+            ..defaults
+        }
+    }
+}
+
 impl Summary {
     /// How many outliers there are, and how many of them severe (the list may hold only some).
     pub fn outlier_counts(&self) -> OutlierCounts {
