@@ -385,15 +385,7 @@ fn thin(sorted: &[f64]) -> Vec<f64> {
 
 /// `n` with thousands separators: "5,000".
 fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::spec::thousands(n as u128)
 }
 
 /// "every 25th of 5,000": one cell's thinning in words.

@@ -388,8 +388,8 @@ fn too_many(r: &Reporter, span: &Range<usize>, factors: &[usize], what: &str) ->
     )
 }
 
-/// 1234567 -> "1,234,567".
-pub(crate) fn thousands(n: u128) -> String {
+/// 1234567 -> "1,234,567" (every count benchbox prints).
+pub fn thousands(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

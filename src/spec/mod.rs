@@ -55,7 +55,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use cpuset::{CpuSet, CpuSetError, MAX_CPU};
-pub use expand::MAX_CELLS;
+pub use expand::{MAX_CELLS, thousands};
 
 /// Host facts and switches the validation needs; passed in so `spec` stays pure.
 #[derive(Debug, Clone, PartialEq)]
