@@ -89,7 +89,7 @@ impl Project {
     fn binary(&self) -> PathBuf {
         let copy = self.path("benchbox");
         if !copy.exists() {
-            fs::copy(env!("CARGO_BIN_EXE_benchbox"), &copy).unwrap();
+            common::copy_executable(Path::new(env!("CARGO_BIN_EXE_benchbox")), &copy);
             fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
         }
         copy

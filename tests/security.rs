@@ -111,7 +111,7 @@ impl Fixture {
     fn with_probe() -> Option<Fixture> {
         let f = Fixture::new()?;
         let probe = probe_binary()?;
-        fs::copy(probe, f.rootfs.join("bin/probe")).unwrap();
+        common::copy_executable(&probe, &f.rootfs.join("bin/probe"));
         Some(f)
     }
 
@@ -158,7 +158,7 @@ impl Fixture {
         if self.rootfs.join("bin/probe").exists() {
             let dir = self.path("probe-bin");
             fs::create_dir_all(&dir).unwrap();
-            fs::copy(self.rootfs.join("bin/probe"), dir.join("probe")).unwrap();
+            common::copy_executable(&self.rootfs.join("bin/probe"), &dir.join("probe"));
             inv.volumes.push(Volume {
                 host: dir,
                 target: "/probe-bin".into(),
@@ -2093,7 +2093,7 @@ fn cli_sys_ptrace_for_a_profiler_cannot_use_init_to_reach_the_host() {
         "capabilities = [\"SYS_PTRACE\"]",
         1,
         |dir| {
-            fs::copy(&probe, dir.join("rootfs/bin/probe")).unwrap();
+            common::copy_executable(&probe, &dir.join("rootfs/bin/probe"));
             fs::create_dir(dir.join("vol")).unwrap();
             let root = mount_root_of(&dir.join("vol"));
             escaped = dir.join("escaped-via-init");

@@ -22,6 +22,24 @@ pub fn privileged() -> bool {
     root
 }
 
+/// Copies an executable with `cp`, in a process of its own. A copy made here would hold a
+/// descriptor open for writing, and every child another test thread forks meanwhile inherits it
+/// until its exec; an exec of the copy in that window fails with ETXTBSY ("Text file busy").
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp {} {}: {status}",
+        from.display(),
+        to.display()
+    );
+}
+
 /// A root filesystem made of Debian's busybox-static: /bin/busybox and one symlink per applet.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     let busybox = Path::new("/bin/busybox");
@@ -32,7 +50,7 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     for sub in ["bin", "tmp", "proc", "sys", "dev", "etc", "run"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    copy_executable(busybox, &dir.join("bin/busybox"));
     let applets = Command::new(busybox).arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&applets.stdout).lines() {
         if applet != "busybox" {
