@@ -251,6 +251,8 @@ pub struct Analysis<'a> {
     /// ([`crate::results::memory_timelines`]), for the memory-over-time band over
     /// invocations; empty when not read, and the plot then shows each cell's last timeline.
     pub memory_timelines: Vec<Vec<Vec<(f64, u64)>>>,
+    /// How table.tex is laid out (`report --wide`, `--ci-style`, `--marks`).
+    pub table: latex::TableOptions,
 }
 
 impl<'a> Analysis<'a> {
@@ -268,7 +270,14 @@ impl<'a> Analysis<'a> {
             reference,
             tables,
             memory_timelines: Vec::new(),
+            table: latex::TableOptions::default(),
         })
+    }
+
+    /// This analysis with table.tex laid out as `table` says.
+    pub fn with_table(mut self, table: latex::TableOptions) -> Self {
+        self.table = table;
+        self
     }
 
     /// This analysis with what the figures draw beyond the results, read from the run
