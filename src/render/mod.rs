@@ -1,5 +1,6 @@
 //! Reports people read, rendered from a run's [`RunResults`]: `summary.md` (a PR comment,
-//! [`markdown`]), a self-contained `report.html`, a booktabs `table.tex`, the statistics as
+//! [`markdown`]), a self-contained `report.html`, a booktabs `table.tex` with its
+//! `macros.tex` and pgfplots figures (`plots/medians-*.tex`, [`pgfplots`]), the statistics as
 //! `results.csv`, Bencher Metric Format JSON (`bencher.json`) and publication plots
 //! (`plots/*.svg` and `*.png`); and `compare`'s outputs from a [`crate::compare::Comparison`]
 //! ([`compare`]).
@@ -36,8 +37,10 @@ pub mod history;
 pub mod history_html;
 pub mod html;
 pub mod latex;
+pub mod macros;
 pub mod markdown;
 pub mod palette;
+pub mod pgfplots;
 pub mod plots;
 pub mod stats_csv;
 
@@ -577,11 +580,27 @@ pub fn write_analysis(
             html::html_with_plots(analysis, &plots)?.into_bytes(),
         ));
     }
+    let plots_dir = run_dir.join(PLOTS_DIR);
     if wants(Format::Latex) {
         files.push((
             run_dir.join(LATEX_FILE),
             latex::latex_of(analysis).into_bytes(),
         ));
+        files.push((
+            run_dir.join(macros::MACROS_FILE),
+            macros::macros_of(analysis).into_bytes(),
+        ));
+        // The pgfplots figures go with the table: a paper typesets both in its own fonts.
+        for figure in pgfplots::pgfplots_of(analysis) {
+            files.push((
+                plots_dir.join(format!("{}.tex", figure.stem)),
+                figure.tex.into_bytes(),
+            ));
+            files.push((
+                plots_dir.join(format!("{}.csv", figure.stem)),
+                figure.csv.into_bytes(),
+            ));
+        }
     }
     if wants(Format::StatsCsv) {
         files.push((
@@ -592,7 +611,6 @@ pub fn write_analysis(
     if wants(Format::Bmf) {
         files.push((run_dir.join(BMF_FILE), bmf_json(results).into_bytes()));
     }
-    let plots_dir = run_dir.join(PLOTS_DIR);
     if wants(Format::Plots) {
         for plot in plots {
             files.push((
@@ -601,6 +619,8 @@ pub fn write_analysis(
             ));
             files.push((plots_dir.join(format!("{}.png", plot.stem)), plot.png));
         }
+    }
+    if wants(Format::Plots) || wants(Format::Latex) {
         fs::create_dir_all(&plots_dir).map_err(|source| RenderError::CreateDir {
             path: plots_dir.clone(),
             source,
