@@ -300,14 +300,35 @@ pub struct ReportArgs {
     #[arg(long, value_name = "AXIS=VALUE")]
     pub reference: Option<String>,
     /// Which reports to write besides results.json and summary.md (repeatable or
-    /// comma-separated): html (report.html), tex (table.tex), csv (results.csv, the
-    /// statistics), bmf (bencher.json), plots (plots/*.svg, *.png), all.
+    /// comma-separated): html (report.html), tex (table.tex, macros.tex and the pgfplots
+    /// figures plots/medians-*.tex, *.csv), csv (results.csv, the statistics), bmf
+    /// (bencher.json), plots (plots/*.svg, *.png), all.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     pub format: Vec<ReportFormat>,
     /// Bootstrap resamples for every interval, at any cell size, instead of the run's recorded
     /// count and the large-cell rule (recorded in results.json).
     #[arg(long)]
     pub resamples: Option<usize>,
+    /// table.tex for a `table*` across both columns of a two-column paper (full headers, each
+    /// interval beside its median) instead of one column (abbreviated headers with a key,
+    /// intervals under their medians).
+    #[arg(long)]
+    pub wide: bool,
+    /// How table.tex writes a median's interval: brackets ("123 [116, 131]", its ends) or pm
+    /// ("123 ± 7.5", half its width).
+    #[arg(long, value_enum, default_value = "brackets", value_name = "STYLE")]
+    pub ci_style: CiStyle,
+    /// In table.tex, a dagger on each median whose ratio to the reference cell has a
+    /// confidence interval excluding 1 (explained in the table's note).
+    #[arg(long)]
+    pub marks: bool,
+}
+
+/// `report --ci-style`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CiStyle {
+    Brackets,
+    Pm,
 }
 
 #[derive(clap::Args)]

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::reference;
+use crate::render::latex::TableOptions;
 use crate::render::{self, Format, RenderError, RenderOptions};
 use crate::report::{self, ReportError};
 use crate::results::{self, RunResults};
@@ -52,13 +53,26 @@ pub fn write(
     reference: Option<&str>,
     formats: &[Format],
 ) -> Result<Written, ReportError> {
+    write_with(dir, run, reference, formats, TableOptions::default())
+}
+
+/// [`write`], with table.tex laid out as `table` says (`report --wide`, `--ci-style`, `--marks`).
+pub fn write_with(
+    dir: &Path,
+    run: &RunResults,
+    reference: Option<&str>,
+    formats: &[Format],
+    table: TableOptions,
+) -> Result<Written, ReportError> {
     let opts = RenderOptions {
         reference: reference.map(str::to_string),
     };
     // Summaries, ratios and intervals once, for summary.md and every format alike.
     let (summary_md, reports) = match render::Analysis::new(run, &opts) {
         Ok(analysis) => {
-            let analysis = analysis.with_figure_data(dir, formats);
+            let analysis = analysis
+                .with_figure_data(dir, formats)
+                .with_table(table);
             let text = render::markdown::markdown_of(&analysis);
             let path = dir.join(render::SUMMARY_FILE);
             let summary_md = results::write_atomic(&path, text.as_bytes())
@@ -87,17 +101,18 @@ pub fn rebuild(
     reference: Option<&str>,
     formats: &[Format],
 ) -> Result<Rebuilt, ReportError> {
-    rebuild_with(dir, reference, formats, None)
+    rebuild_with(dir, reference, formats, None, TableOptions::default())
 }
 
 /// [`rebuild`], with `resamples` given (`report --resamples`): every interval is then
 /// bootstrapped with exactly that many, whatever the cells' size, and results.json records it
-/// so a later rebuild gives the same bytes.
+/// so a later rebuild gives the same bytes; table.tex laid out as `table` says.
 pub fn rebuild_with(
     dir: &Path,
     reference: Option<&str>,
     formats: &[Format],
     resamples: Option<usize>,
+    table: TableOptions,
 ) -> Result<Rebuilt, ReportError> {
     let dir = results::run_dir(dir)?;
     let (mut run, mut warnings) = results::load_checked(&dir)?;
@@ -130,7 +145,7 @@ pub fn rebuild_with(
             }
         ));
     }
-    let written = write(&dir, &run, reference, formats)?;
+    let written = write_with(&dir, &run, reference, formats, table)?;
     Ok(Rebuilt {
         run,
         written,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use benchbox::render::Format;
+use benchbox::render::latex::{CiStyle, TableOptions};
 use benchbox::{exit, lock, ui};
 
 use super::{CliError, Outcome, code};
@@ -25,7 +26,15 @@ pub fn run(args: ReportArgs) -> Outcome {
         }
         Err(e) => return Err(e.into()),
     };
-    rebuild(&dir, args.reference, &args.format, args.resamples)
+    let table = TableOptions {
+        wide: args.wide,
+        ci_style: match args.ci_style {
+            crate::cli::CiStyle::Brackets => CiStyle::Brackets,
+            crate::cli::CiStyle::Pm => CiStyle::Pm,
+        },
+        marks: args.marks,
+    };
+    rebuild(&dir, args.reference, &args.format, args.resamples, table)
 }
 
 fn rebuild(
@@ -33,12 +42,14 @@ fn rebuild(
     reference: Option<String>,
     format: &[ReportFormat],
     resamples: Option<usize>,
+    table: TableOptions,
 ) -> Outcome {
     let rebuilt = benchbox::rebuild::rebuild_with(
         run,
         reference.as_deref(),
         &render_formats(format),
         resamples,
+        table,
     )?;
     for w in &rebuilt.warnings {
         eprintln!("warning: {w}");

@@ -6,7 +6,8 @@
 //! - By default the table fits one column of a two-column article: `\footnotesize`, tight
 //!   `\tabcolsep`, the interval stacked under its median, short metric headers and long axis
 //!   names or values abbreviated, with a key in the note below. `--wide` puts each interval
-//!   beside its median with full headers, for a `table*` across both columns.
+//!   beside its median with full metric headers (abbreviating only longer names and values),
+//!   for a `table*` across both columns.
 //! - Numbers are siunitx `S` columns aligned on the decimal point. One precision rule
 //!   ([`column_decimals`]): a column's decimals are the fewest that show its narrowest
 //!   interval with two significant digits, the same for every number of the column (its
@@ -321,9 +322,10 @@ fn distinct(mut names: Vec<String>) -> Vec<String> {
     names
 }
 
-/// The longest axis value the narrow table writes in full; longer ones get a letter and a
-/// line of the key.
-const LONG_VALUE: usize = 10;
+/// The longest axis name and value the narrow (wide) table writes in full; longer names are
+/// abbreviated, longer values get a letter, each with an entry in the key.
+const LONG_NAME: [usize; 2] = [6, 14];
+const LONG_VALUE: [usize; 2] = [10, 24];
 
 /// The labels of the narrow table: axis headers, each cell's axis texts, and the key.
 struct Labels {
@@ -350,11 +352,8 @@ fn labels(results: &RunResults, axes: &[super::Axis], wide: bool) -> Labels {
         };
     }
     let names: Vec<String> = axes.iter().map(|a| a.name.clone()).collect();
-    let shorts = if wide {
-        names.clone()
-    } else {
-        distinct(names.iter().map(|n| abbreviate(n, 6)).collect())
-    };
+    let (long_name, long_value) = (LONG_NAME[wide as usize], LONG_VALUE[wide as usize]);
+    let shorts = distinct(names.iter().map(|n| abbreviate(n, long_name)).collect());
     let mut key = Vec::new();
     for (short, name) in shorts.iter().zip(&names) {
         if short != name {
@@ -369,7 +368,7 @@ fn labels(results: &RunResults, axes: &[super::Axis], wide: bool) -> Labels {
         let mut row = Vec::new();
         for (a, axis) in axes.iter().enumerate() {
             let text = axis_text(cell, &axis.name);
-            if wide || text.chars().count() <= LONG_VALUE {
+            if text.chars().count() <= long_value {
                 row.push(escape(&text));
                 continue;
             }

@@ -135,7 +135,7 @@ pub fn macros_of(analysis: &Analysis) -> String {
     if let Some(r) = reference {
         out.push_str(&format!(
             "\\newcommand{{\\{PREFIX}Reference}}{{{}}}\n",
-            latex::escape(&results.cells[r].label)
+            latex::breakable(&results.cells[r].label)
         ));
     }
     out.push_str(&format!(

@@ -27,6 +27,17 @@ pub fn pgfplots_of(analysis: &Analysis) -> Vec<PgfFigure> {
         .collect()
 }
 
+/// A cell under its tick: its axis values (the axis names are the same for every cell), else
+/// its label.
+fn tick_label(cell: &crate::results::CellResult) -> String {
+    let texts = crate::reference::axis_texts(cell);
+    if texts.is_empty() {
+        cell.label.clone()
+    } else {
+        texts.into_iter().map(|(_, v)| v).collect::<Vec<_>>().join(" ")
+    }
+}
+
 fn figure(analysis: &Analysis, table: &MetricTable) -> PgfFigure {
     let stem = format!("medians-{}", table.metric.key);
     let decimals = latex::column_decimals(table);
@@ -54,18 +65,19 @@ fn figure(analysis: &Analysis, table: &MetricTable) -> PgfFigure {
             value((s.median - lower).max(0.0)),
             value((upper - s.median).max(0.0)),
         ));
-        ticks.push(format!("{{{}}}", latex::escape(&row.cell.label)));
+        ticks.push(format!("{{{}}}", latex::escape(&tick_label(row.cell))));
     }
     let results = analysis.results;
     let ylabel = latex::escape(&table.scale.axis_title(&table.metric.title));
     let confidence = results.stats.confidence * 100.0;
+    // Long labels turn to run down from their tick, not sideways past the column's edge.
     let rotate = ticks.len() > 4
         || table
             .rows
             .iter()
-            .any(|r| r.cell.label.chars().count() > 8);
+            .any(|r| tick_label(r.cell).chars().count() > 8);
     let tick_style = if rotate {
-        "xticklabel style={rotate=45,anchor=north east,font=\\scriptsize},"
+        "xticklabel style={rotate=90,anchor=east,font=\\scriptsize},"
     } else {
         "xticklabel style={font=\\scriptsize},"
     };
