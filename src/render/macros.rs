@@ -175,7 +175,8 @@ pub fn macros_of(analysis: &Analysis) -> String {
                 define(&mut out, format!("{stem}High"), latex::fixed(t, ci.upper, decimals));
             }
             define(&mut out, format!("{stem}N"), s.n.to_string());
-            if let Some(q) = row.ratio {
+            // The reference's ratio is 1 by definition: it has none to quote.
+            if let Some(q) = row.ratio.filter(|_| !row.is_reference) {
                 define(&mut out, format!("{stem}Ratio"), format_ratio(q.ratio));
                 if let Some(ci) = q.ci {
                     define(&mut out, format!("{stem}RatioLow"), format_ratio(ci.lower));
