@@ -70,9 +70,7 @@ pub fn write_with(
     // Summaries, ratios and intervals once, for summary.md and every format alike.
     let (summary_md, reports) = match render::Analysis::new(run, &opts) {
         Ok(analysis) => {
-            let analysis = analysis
-                .with_figure_data(dir, formats)
-                .with_table(table);
+            let analysis = analysis.with_figure_data(dir, formats).with_table(table);
             let text = render::markdown::markdown_of(&analysis);
             let path = dir.join(render::SUMMARY_FILE);
             let summary_md = results::write_atomic(&path, text.as_bytes())

@@ -224,9 +224,15 @@ fn too_few_invocations_promise_no_interval() {
     }
     benchbox::report::summarize(&mut run);
     let tex = render::latex(&run, &RenderOptions::default()).unwrap();
-    assert!(tex.contains("Median of $n = 3$ invocations per cell; no confidence intervals"), "{tex}");
+    assert!(
+        tex.contains("Median of $n = 3$ invocations per cell; no confidence intervals"),
+        "{tex}"
+    );
     assert!(!tex.contains("CI of the median"), "{tex}");
-    assert!(!tex.contains("{\\scriptsize ["), "no interval is shown: {tex}");
+    assert!(
+        !tex.contains("{\\scriptsize ["),
+        "no interval is shown: {tex}"
+    );
 }
 
 #[test]
@@ -250,11 +256,22 @@ fn marks_and_bold_follow_the_reference_and_the_metric_direction() {
     let marked: usize = analysis
         .tables
         .iter()
-        .map(|t| (0..t.rows.len()).filter(|&i| render::latex::significant_ratio(t, i)).count())
+        .map(|t| {
+            (0..t.rows.len())
+                .filter(|&i| render::latex::significant_ratio(t, i))
+                .count()
+        })
         .sum();
     assert!(marked > 0);
-    assert_eq!(tex.matches("\\textsuperscript{\\dag}").count(), marked, "{tex}");
-    assert!(tex.contains("$^\\dagger$: the 95\\% CI of the ratio"), "{tex}");
+    assert_eq!(
+        tex.matches("\\textsuperscript{\\dag}").count(),
+        marked,
+        "{tex}"
+    );
+    assert!(
+        tex.contains("$^\\dagger$: the 95\\% CI of the ratio"),
+        "{tex}"
+    );
     let plain = render::latex::latex_of(&analysis.clone().with_table(TableOptions::default()));
     assert!(!plain.contains("\\dag"), "{plain}");
 }
@@ -268,7 +285,10 @@ fn summary_md_and_report_html_name_the_same_reference_and_ratios() {
         let html = render::html::html_with_plots(&analysis, &[]).unwrap();
         let reference = &run.cells[analysis.reference.as_ref().unwrap().index].label;
         let escaped = reference.replace('&', "&amp;");
-        assert!(md.contains(&format!("`{reference}`")) || md.contains(reference.as_str()), "{md}");
+        assert!(
+            md.contains(&format!("`{reference}`")) || md.contains(reference.as_str()),
+            "{md}"
+        );
         assert!(html.contains(&escaped), "{reference} not in report.html");
         let mut checked = 0;
         for table in &analysis.tables {

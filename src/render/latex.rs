@@ -139,7 +139,10 @@ impl<'t, 'a> Column<'t, 'a> {
         let medians: Vec<String> = table
             .rows
             .iter()
-            .map(|r| r.summary.map_or(String::new(), |s| fixed(table, s.median, decimals)))
+            .map(|r| {
+                r.summary
+                    .map_or(String::new(), |s| fixed(table, s.median, decimals))
+            })
             .collect();
         let with_summary: Vec<(usize, f64)> = table
             .rows
@@ -177,7 +180,13 @@ impl<'t, 'a> Column<'t, 'a> {
             .medians
             .iter()
             .filter(|m| !m.is_empty())
-            .map(|m| m.trim_start_matches('-').split('.').next().unwrap_or("").len())
+            .map(|m| {
+                m.trim_start_matches('-')
+                    .split('.')
+                    .next()
+                    .unwrap_or("")
+                    .len()
+            })
             .max()
             .unwrap_or(1)
             .max(1);
@@ -410,7 +419,12 @@ fn letter_code(mut n: usize) -> String {
 
 /// The geometric-mean rows: per (axis, value) against the reference's value, each metric's
 /// geometric mean ratio.
-fn geomean_rows(tables: &[MetricTable], axes: &[super::Axis], labels: &Labels, wide: bool) -> String {
+fn geomean_rows(
+    tables: &[MetricTable],
+    axes: &[super::Axis],
+    labels: &Labels,
+    wide: bool,
+) -> String {
     let mut keys: Vec<(String, String, String)> = Vec::new();
     for g in tables.iter().flat_map(|t| &t.geomeans) {
         let key = (g.axis.clone(), g.value.clone(), g.base_value.clone());
@@ -486,8 +500,15 @@ pub fn latex_of(analysis: &Analysis) -> String {
 
     let label_count = labels.headers.len();
     let metric_spec = |c: &Column| {
-        let s = format!("S[table-format={},detect-weight,mode=text]", c.table_format());
-        if opts.wide { format!("{s}@{{\\,}}l") } else { s }
+        let s = format!(
+            "S[table-format={},detect-weight,mode=text]",
+            c.table_format()
+        );
+        if opts.wide {
+            format!("{s}@{{\\,}}l")
+        } else {
+            s
+        }
     };
     let (size, sep) = if opts.wide {
         ("\\small", "4pt")
@@ -597,9 +618,7 @@ fn note(analysis: &Analysis, opts: TableOptions, key: &[String]) -> String {
             ),
         };
         let missing = if shown < summaries.len() {
-            format!(
-                "; cells with fewer than {MIN_BOOTSTRAP_SAMPLES} invocations have no interval"
-            )
+            format!("; cells with fewer than {MIN_BOOTSTRAP_SAMPLES} invocations have no interval")
         } else {
             String::new()
         };
@@ -621,9 +640,9 @@ fn note(analysis: &Analysis, opts: TableOptions, key: &[String]) -> String {
     } else {
         format!("lower is better except for {}", higher.join(", "))
     };
-    let bold = tables.iter().any(|t| {
-        t.rows.iter().filter(|r| r.summary.is_some()).count() >= 2
-    });
+    let bold = tables
+        .iter()
+        .any(|t| t.rows.iter().filter(|r| r.summary.is_some()).count() >= 2);
     if bold {
         parts.push(format!("Bold: the best median of each column ({better})."));
     } else {
@@ -660,17 +679,16 @@ fn note(analysis: &Analysis, opts: TableOptions, key: &[String]) -> String {
         parts.push(format!("{}.", key.join("; ")));
     }
     if tables.iter().any(|t| t.metric.key == "peak_memory_bytes") {
-        parts.push(
-            "Peak memory: the cgroup's memory charge, page cache included, not RSS.".into(),
-        );
+        parts.push("Peak memory: the cgroup's memory charge, page cache included, not RSS.".into());
     }
     parts.join(" ")
 }
 
 fn capitalized(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map_or(String::new(), |f| f.to_uppercase().collect::<String>() + c.as_str())
+    c.next().map_or(String::new(), |f| {
+        f.to_uppercase().collect::<String>() + c.as_str()
+    })
 }
 
 #[cfg(test)]
@@ -718,7 +736,11 @@ mod tests {
             if narrowest.is_finite() && d < 6 {
                 // Two significant digits of the narrowest interval, and not one more.
                 let shown = (narrowest * 10f64.powi(d as i32)).round();
-                assert!((10.0..100.0).contains(&shown) || (d == 0 && shown >= 10.0), "{} {d} {narrowest}", t.metric.key);
+                assert!(
+                    (10.0..100.0).contains(&shown) || (d == 0 && shown >= 10.0),
+                    "{} {d} {narrowest}",
+                    t.metric.key
+                );
             }
             assert_eq!(fixed(t, -1e-9 / t.scale.factor, 1), "0.0");
         }

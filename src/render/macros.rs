@@ -77,10 +77,7 @@ fn cell_name(cell: &crate::results::CellResult) -> String {
     if texts.is_empty() {
         return camel(&cell.label);
     }
-    texts
-        .iter()
-        .map(|(k, v)| camel(k) + &camel(v))
-        .collect()
+    texts.iter().map(|(k, v)| camel(k) + &camel(v)).collect()
 }
 
 /// `names` made distinct (and non-empty): a repeated one gets B, C, ..., Z, BA, ... appended.
@@ -88,7 +85,11 @@ pub fn disambiguate(names: Vec<String>) -> Vec<String> {
     let mut taken: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let name = if name.is_empty() { "X".to_string() } else { name };
+        let name = if name.is_empty() {
+            "X".to_string()
+        } else {
+            name
+        };
         let mut candidate = name.clone();
         let mut k = 1usize;
         while taken.contains(&candidate) {
@@ -160,19 +161,37 @@ pub fn macros_of(analysis: &Analysis) -> String {
             candidate = format!("{name}{}", suffix(k));
             k += 1;
         }
-        out.push_str(&format!("\\newcommand{{\\{PREFIX}{candidate}}}{{{value}}}\n"));
+        out.push_str(&format!(
+            "\\newcommand{{\\{PREFIX}{candidate}}}{{{value}}}\n"
+        ));
     };
     for (t, metric) in analysis.tables.iter().zip(&metrics) {
         out.push_str(&format!("% {}\n", t.metric.title));
-        define(&mut out, format!("{metric}Unit"), latex::escape(&t.scale.unit));
+        define(
+            &mut out,
+            format!("{metric}Unit"),
+            latex::escape(&t.scale.unit),
+        );
         let decimals = latex::column_decimals(t);
         for (row, cell) in t.rows.iter().zip(&cells) {
             let Some(s) = row.summary else { continue };
             let stem = format!("{cell}{metric}");
-            define(&mut out, format!("{stem}Median"), latex::fixed(t, s.median, decimals));
+            define(
+                &mut out,
+                format!("{stem}Median"),
+                latex::fixed(t, s.median, decimals),
+            );
             if let Some(ci) = s.median_ci {
-                define(&mut out, format!("{stem}Low"), latex::fixed(t, ci.lower, decimals));
-                define(&mut out, format!("{stem}High"), latex::fixed(t, ci.upper, decimals));
+                define(
+                    &mut out,
+                    format!("{stem}Low"),
+                    latex::fixed(t, ci.lower, decimals),
+                );
+                define(
+                    &mut out,
+                    format!("{stem}High"),
+                    latex::fixed(t, ci.upper, decimals),
+                );
             }
             define(&mut out, format!("{stem}N"), s.n.to_string());
             // The reference's ratio is 1 by definition: it has none to quote.

@@ -34,7 +34,11 @@ fn tick_label(cell: &crate::results::CellResult) -> String {
     if texts.is_empty() {
         cell.label.clone()
     } else {
-        texts.into_iter().map(|(_, v)| v).collect::<Vec<_>>().join(" ")
+        texts
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
