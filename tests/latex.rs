@@ -314,3 +314,65 @@ fn summary_md_and_report_html_name_the_same_reference_and_ratios() {
         assert!(checked >= 2, "{name}: {checked} ratios checked");
     }
 }
+
+/// A copy of `reports/example` (a real run of the quick start): its results.json and runs.csv.
+fn copy_of_the_example_run() -> tempfile::TempDir {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["results.json", "runs.csv"] {
+        std::fs::copy(example.join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn report_writes_the_table_its_macros_and_figures_as_the_flags_say() {
+    let run = copy_of_the_example_run();
+    let report = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_benchbox"))
+            .arg("report")
+            .arg(run.path())
+            .args(["--format", "tex"])
+            .args(args)
+            .output()
+            .unwrap();
+        let out =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        (o.status.code(), out)
+    };
+    let (code, out) = report(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("macros.tex"), "{out}");
+    let read = |f: &str| std::fs::read_to_string(run.path().join(f)).unwrap();
+    let narrow = read("table.tex");
+    assert!(narrow.contains("inside a table (one column)"), "{narrow}");
+    assert!(
+        narrow.contains("Median [95\\% CI of the median]"),
+        "{narrow}"
+    );
+    assert!(read("macros.tex").contains("\\newcommand{\\bbLevelOneWallMedian}"));
+    let figure = read("plots/medians-wall_s.tex");
+    assert!(
+        figure.contains("\\benchboxplotsdir/medians-wall_s.csv"),
+        "{figure}"
+    );
+    assert!(read("plots/medians-wall_s.csv").starts_with("index,median,lower,upper,minus,plus\n"));
+
+    let (code, out) = report(&["--wide", "--ci-style", "pm", "--marks"]);
+    assert_eq!(code, Some(0), "{out}");
+    let wide = read("table.tex");
+    assert!(wide.contains("inside a table* (both columns)"), "{wide}");
+    assert!(wide.contains("$\\pm$\\,"), "{wide}");
+    assert!(
+        wide.contains("Median $\\pm$ half the width of its 95\\% CI"),
+        "{wide}"
+    );
+    assert!(wide.contains("$^\\dagger$"), "{wide}");
+    if let Some(pdflatex) = pdflatex() {
+        compile(&pdflatex, run.path(), true);
+    }
+
+    let (code, out) = report(&["--ci-style", "sideways"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("brackets") && out.contains("pm"), "{out}");
+}
