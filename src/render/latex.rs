@@ -69,18 +69,30 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// [`escape`], with line breaks allowed after `-`, `_`, `/`, `.`, `=` and `,`, so a long
-/// value in a note wraps instead of running into the margin.
+/// [`escape`], with line breaks allowed after `-`, `_`, `/`, `.`, `=` and `,` inside words
+/// longer than [`LONG_WORD`] characters, so a long value in a note wraps instead of running
+/// into the margin (shorter words are left whole: the line can break at their spaces).
 pub fn breakable(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        out.push_str(&escape(&c.to_string()));
-        if matches!(c, '-' | '_' | '/' | '.' | '=' | ',') {
-            out.push_str(r"\allowbreak{}");
-        }
-    }
-    out
+    text.split(' ')
+        .map(|word| {
+            if word.chars().count() <= LONG_WORD {
+                return escape(word);
+            }
+            let mut out = String::new();
+            for c in word.chars() {
+                out.push_str(&escape(&c.to_string()));
+                if matches!(c, '-' | '_' | '/' | '.' | '=' | ',') {
+                    out.push_str(r"\allowbreak{}");
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
+
+/// The longest word [`breakable`] leaves whole.
+pub const LONG_WORD: usize = 16;
 
 /// The decimals every number of a metric's column is written with (in its [`super::Scale`]):
 /// the fewest that show the narrowest positive interval of the column with two significant
