@@ -361,7 +361,11 @@ fn metric_section(results: &RunResults, table: &MetricTable, plots: &[super::Plo
 }
 
 /// The ratio, its interval and what it means, for a row with a summary.
-fn ratio_cells(m: &crate::metrics::Metric, row: &super::Row, sum: &crate::stats::Summary) -> Markup {
+fn ratio_cells(
+    m: &crate::metrics::Metric,
+    row: &super::Row,
+    sum: &crate::stats::Summary,
+) -> Markup {
     html! {
         @match (&row.ratio, row.is_reference) {
             (_, true) => { td.num { "1" } td.num { "–" } td { "reference" } }
