@@ -55,10 +55,14 @@ impl Reference {
         // is parsed as `localhost` and put back afterwards.
         let (v6_host, parsable) = match s.split_once('/') {
             Some((registry, rest)) if registry.starts_with('[') => match registry.rfind(']') {
-                Some(end) => (
-                    Some(&registry[..=end]),
-                    format!("localhost{}/{rest}", &registry[end + 1..]),
-                ),
+                Some(end)
+                    if registry[end + 1..].is_empty() || registry[end + 1..].starts_with(':') =>
+                {
+                    (
+                        Some(&registry[..=end]),
+                        format!("localhost{}/{rest}", &registry[end + 1..]),
+                    )
+                }
                 None => (None, s.to_string()),
             },
             _ => (None, s.to_string()),
@@ -67,7 +71,9 @@ impl Reference {
             parsable.parse().map_err(|e| bad(why_refused(s, &e)))?;
         let mut registry = parsed.registry().to_string();
         if let Some(host) = v6_host {
-            registry = format!("{host}{}", &registry["localhost".len()..]);
+            // The stand-in is a host (`localhost` or `localhost:port`), so the client kept it.
+            let port = registry.strip_prefix("localhost").unwrap_or_default();
+            registry = format!("{host}{port}");
         }
         // Port numbers and host labels: oci-client's grammar takes `host:0` and `my_host.io`.
         check_registry(&registry).map_err(bad)?;
@@ -339,6 +345,7 @@ mod tests {
         assert!(why("host:0/app").contains("\"0\" is not a valid registry port"));
         assert!(why("my_host.io/app").contains("\"my_host.io\" is not a valid registry host"));
         assert!(why("[::g]:5000/app").contains("is not a valid registry host"));
+        assert!(why("[::1]x/app").contains("\"[::1]x\" is not a valid registry host"));
         assert!(why(&"a".repeat(300)).contains("longer than 255"));
     }
 
