@@ -63,7 +63,7 @@ impl Reference {
                         format!("localhost{}/{rest}", &registry[end + 1..]),
                     )
                 }
-                None => (None, s.to_string()),
+                _ => (None, s.to_string()),
             },
             _ => (None, s.to_string()),
         };
