@@ -484,3 +484,34 @@ fn a_step_at_run_16_is_found_gated_and_accepted_and_aa_runs_show_none() {
     assert_eq!(changes(&json), [], "{all}");
     assert_eq!(code, Some(0), "{all}");
 }
+
+/// A hostile cell label, revision or metric name is text in history.html, never markup.
+#[test]
+fn hostile_names_are_escaped_in_history_html() {
+    let evil = r#"<script>alert(1)</script>"onload=alert(2)"#;
+    let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onload=alert(2)";
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("m");
+    for (dir, finished, rev) in [
+        ("r1", "2024-01-01T00:00:00Z", evil),
+        ("r2", "2024-01-02T00:00:00Z", "r2"),
+    ] {
+        Fake {
+            cells: vec![("c1", evil, 1.0)],
+            ..fake(dir, finished, Some(rev), 1.0)
+        }
+        .write(&root);
+    }
+    let mut h = history::build(std::slice::from_ref(&root), &Options::default()).unwrap();
+    h.warnings.push(evil.into());
+    h.series[0].metric.title = evil.into();
+    let page = benchbox::render::history_html::html(&h, &[], true).unwrap();
+    assert!(!page.contains("<script"), "{page}");
+    assert!(!page.contains("\"onload"), "{page}");
+    // The first run's name, the warning, and the trend's caption (label and metric).
+    assert!(page.matches(escaped).count() >= 3, "{page}");
+    assert!(
+        page.contains("<p class=\"warn\">warning: &lt;script&gt;"),
+        "{page}"
+    );
+}

@@ -803,3 +803,36 @@ fn memory_over_time_is_a_band_over_the_measured_invocations_logs() {
     assert_ne!(pooled.svg, last_only.svg);
     assert_eq!(draw(), pooled, "the same files, the same figure");
 }
+
+/// Whatever a matrix or a run carries is text in report.html, never markup: a hostile cell
+/// label, axis value, metric name and unit, matrix name, description, warning or caption.
+#[test]
+fn hostile_names_are_escaped_in_report_html() {
+    let evil = r#"<script>alert(1)</script>"onload=alert(2) x='y'"#;
+    let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onload=alert(2) x='y'";
+    let mut r = fixture("quickstart");
+    r.cells[0].label = evil.into();
+    r.cells[0].axes[0].1 = serde_json::Value::String(evil.into());
+    r.matrix_name = evil.into();
+    r.plan.description = Some(evil.into());
+    r.warnings.push(evil.into());
+    let mut a = analysis(&r);
+    let mut plots = render::plots::plots_of(&a).unwrap();
+    a.tables[0].metric.title = evil.into();
+    a.tables[0].scale.unit = evil.into();
+    plots[0].caption = evil.into();
+    let html = render::html::html_with_plots(&a, &plots).unwrap();
+    assert!(!html.contains("<script"), "{html}");
+    assert!(!html.contains("\"onload"), "{html}");
+    // Title, h1, description, axis value, warning, metric heading and unit, the label in the
+    // table, the reference and the environment, the plot's caption and aria-label.
+    assert!(html.matches(escaped).count() >= 12, "{html}");
+    for (what, at) in [
+        ("title", "<title>benchbox: &lt;script&gt;"),
+        ("axis value", "<code>&lt;script&gt;alert(1)"),
+        ("aria-label", "aria-label=\"&lt;script&gt;"),
+        ("table row", "<td>&lt;script&gt;"),
+    ] {
+        assert!(html.contains(at), "{what}: {html}");
+    }
+}

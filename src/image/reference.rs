@@ -1,4 +1,5 @@
-//! Image references as users write them, normalised the way Docker does.
+//! Image references as users write them, normalised the way Docker does: parsed by
+//! `oci_client::Reference`, with benchbox's reasons for a refusal and its few stricter rules.
 //!
 //! `eclipse-temurin:21-jre` means `docker.io/library/eclipse-temurin:21-jre`: the first path
 //! component names a registry only when it looks like a host (it has a `.` or a `:`, or is
@@ -27,86 +28,75 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// Parses a reference as a user writes it.
+    /// Parses a reference as a user writes it: the grammar and Docker's normalisation are
+    /// oci-client's (`oci_client::Reference`, the parser its pulls use); what benchbox adds is
+    /// a reason a person can act on when it refuses one, and the few rules it is stricter or
+    /// wider in (below).
     pub fn parse(input: &str) -> Result<Reference, ImageError> {
-        let bad = |why: &str| ImageError::BadReference {
+        let bad = |why: String| ImageError::BadReference {
             reference: input.to_string(),
-            why: why.to_string(),
+            why,
         };
         let s = input.trim();
         if s.is_empty() {
-            return Err(bad("it is empty"));
+            return Err(bad("it is empty".into()));
         }
         if s.contains("://") {
             return Err(bad(
-                "write the reference without a scheme (no http:// or https://)",
+                "write the reference without a scheme (no http:// or https://)".into(),
             ));
         }
-        let (rest, digest) = match s.split_once('@') {
-            Some((rest, digest)) => {
-                check_digest(digest).map_err(|why| bad(&why))?;
-                (rest, Some(digest.to_string()))
-            }
-            None => (s, None),
+        // The image store verifies sha256 only (oci-client also takes sha384, sha512 and
+        // uppercase hex).
+        if let Some((_, digest)) = s.split_once('@') {
+            check_digest(digest).map_err(bad)?;
+        }
+        // oci-client's grammar predates bracketed IPv6 hosts, which Docker takes: such a host
+        // is parsed as `localhost` and put back afterwards.
+        let (v6_host, parsable) = match s.split_once('/') {
+            Some((registry, rest)) if registry.starts_with('[') => match registry.rfind(']') {
+                Some(end)
+                    if registry[end + 1..].is_empty() || registry[end + 1..].starts_with(':') =>
+                {
+                    (
+                        Some(&registry[..=end]),
+                        format!("localhost{}/{rest}", &registry[end + 1..]),
+                    )
+                }
+                _ => (None, s.to_string()),
+            },
+            _ => (None, s.to_string()),
         };
-        // A tag is after the last ':' that comes after the last '/', so `host:5000/app` has none.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-            None => (rest, None),
-        };
-        if let Some(tag) = tag {
-            let valid = !tag.is_empty()
-                && tag.len() <= 128
-                && !tag.starts_with(['.', '-'])
-                && tag
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if !valid {
-                return Err(bad(&format!("{tag:?} is not a valid tag")));
+        let parsed: oci_client::Reference =
+            parsable.parse().map_err(|e| bad(why_refused(s, &e)))?;
+        let mut registry = parsed.registry().to_string();
+        if let Some(host) = v6_host {
+            // The stand-in is a host (`localhost` or `localhost:port`), so the client kept it.
+            let port = registry.strip_prefix("localhost").unwrap_or_default();
+            registry = format!("{host}{port}");
+        }
+        // Port numbers and host labels: oci-client's grammar takes `host:0` and `my_host.io`.
+        check_registry(&registry).map_err(bad)?;
+        let mut repository = parsed.repository().to_string();
+        // oci-client folds index.docker.io into docker.io; Docker's other name for it too.
+        if registry == "registry-1.docker.io" {
+            registry = DOCKER_HUB.to_string();
+            if !repository.contains('/') {
+                repository = format!("library/{repository}");
             }
         }
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), path.to_string())
-            }
-            _ => (DOCKER_HUB.to_string(), name.to_string()),
-        };
-        check_registry(&registry).map_err(|why| bad(&why))?;
-        let registry = match registry.as_str() {
-            "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
-            _ => registry,
-        };
-        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository
-        };
-        let component_ok = |c: &str| {
-            !c.is_empty()
-                && c.chars().all(|ch| {
-                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
-                })
-                && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
-                && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
-        };
-        if !repository.split('/').all(component_ok) {
-            return Err(bad(&format!(
-                "{repository:?} is not a valid repository name (lowercase letters, digits, '.', '_', '-', separated by '/')"
-            )));
+        let tag = parsed.tag().map(str::to_string);
+        // oci-client's tag grammar is `\w[\w.-]*` with Unicode word characters.
+        if let Some(t) = &tag
+            && let Err(why) = check_tag(t)
+        {
+            return Err(bad(why));
         }
-        let tag = match (tag, &digest) {
-            (Some(t), _) => Some(t.to_string()),
-            (None, Some(_)) => None,
-            (None, None) => Some("latest".to_string()),
-        };
         Ok(Reference {
             registry,
             repository,
             tag,
-            digest,
+            digest: parsed.digest().map(str::to_string),
         })
     }
 
@@ -165,6 +155,56 @@ impl std::str::FromStr for Reference {
     type Err = ImageError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Reference::parse(s)
+    }
+}
+
+/// Why oci-client refused `s` (whose digest, if any, is valid), in words a person can act on:
+/// its tag, its registry, else its repository name, as the user wrote them.
+fn why_refused(s: &str, error: &oci_client::ParseError) -> String {
+    if matches!(error, oci_client::ParseError::NameTooLong) {
+        return "the repository name is longer than 255 characters".into();
+    }
+    let rest = s.split_once('@').map_or(s, |(rest, _)| rest);
+    // A tag is after the last ':' that comes after the last '/', so `host:5000/app` has none.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let name = match rest[last_slash..].rfind(':') {
+        Some(i) => {
+            if let Err(why) = check_tag(&rest[last_slash + i + 1..]) {
+                return why;
+            }
+            &rest[..last_slash + i]
+        }
+        None => rest,
+    };
+    let repository = match name.split_once('/') {
+        Some((first, path))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            if let Err(why) = check_registry(first) {
+                return why;
+            }
+            path.to_string()
+        }
+        Some(_) => name.to_string(),
+        None => format!("library/{name}"),
+    };
+    format!(
+        "{repository:?} is not a valid repository name (lowercase letters, digits, '.', '_', '-', separated by '/')"
+    )
+}
+
+/// A tag is 1 to 128 ASCII letters, digits, '_', '.' and '-', not starting with '.' or '-'.
+fn check_tag(tag: &str) -> Result<(), String> {
+    let valid = !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{tag:?} is not a valid tag"))
     }
 }
 
@@ -283,5 +323,51 @@ mod tests {
             let e = Reference::parse(bad).unwrap_err().to_string();
             assert!(e.contains("invalid image reference"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn refusals_name_the_part_at_fault() {
+        let why = |s: &str| match Reference::parse(s).unwrap_err() {
+            ImageError::BadReference { why, .. } => why,
+            other => panic!("{other}"),
+        };
+        let hex = "a".repeat(64);
+        assert_eq!(why(" "), "it is empty");
+        assert!(why("https://ghcr.io/a").contains("without a scheme"));
+        assert!(why(&format!("a@sha512:{hex}{hex}")).contains("only sha256"));
+        assert!(why(&format!("a@sha256:{}", "A".repeat(64))).contains("not a sha256 digest"));
+        assert_eq!(why("temurin:2 1"), "\"2 1\" is not a valid tag");
+        assert_eq!(why("temurin:é"), "\"é\" is not a valid tag");
+        assert_eq!(why("a:-x"), "\"-x\" is not a valid tag");
+        assert!(why("Upper/Case").starts_with("\"Upper/Case\" is not a valid repository"));
+        assert!(why("Upper").starts_with("\"library/Upper\" is not a valid repository"));
+        assert!(why("ghcr.io/o/a..b").starts_with("\"o/a..b\" is not a valid repository"));
+        assert!(why("host:0/app").contains("\"0\" is not a valid registry port"));
+        assert!(why("my_host.io/app").contains("\"my_host.io\" is not a valid registry host"));
+        assert!(why("[::g]:5000/app").contains("is not a valid registry host"));
+        assert!(why("[::1]x/app").contains("\"[::1]x\" is not a valid registry host"));
+        assert!(why(&"a".repeat(300)).contains("longer than 255"));
+    }
+
+    #[test]
+    fn docker_hub_aliases_and_ipv6_hosts() {
+        assert_eq!(
+            p("registry-1.docker.io/alpine:3"),
+            "docker.io/library/alpine:3"
+        );
+        assert_eq!(p("registry-1.docker.io/a/b"), "docker.io/a/b:latest");
+        assert_eq!(p("[::1]/app:v2"), "[::1]/app:v2");
+        let r = Reference::parse("[fe80::1]:5000/team/app").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.host()),
+            ("[fe80::1]:5000", "team/app", "[fe80::1]")
+        );
+        // The client form names the same thing.
+        let d = format!("sha256:{}", "b".repeat(64));
+        let r = Reference::parse(&format!("alpine:3@{d}")).unwrap();
+        assert_eq!(
+            r.to_client().whole(),
+            format!("docker.io/library/alpine@{d}")
+        );
     }
 }

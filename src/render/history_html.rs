@@ -1,12 +1,12 @@
 //! `benchbox history`'s plots and history.html: per cell and metric, a trend plot (the run
 //! medians in history order, their intervals as a band, each change point a dashed line) drawn
 //! with [`super::plots::trend`], and a self-contained page of them (inline SVG, no external
-//! asset), with the table of change points. Pure: the history in, bytes out.
+//! asset), with the table of change points. Pure: the history in, bytes out. Written with
+//! `maud` as report.html is (see `super::html`): every interpolated value is escaped.
 
-use std::fmt::Write as _;
+use maud::{DOCTYPE, PreEscaped, html as page};
 
 use super::Result;
-use super::html::escape;
 use super::plots::{self, Trend};
 use crate::history::{Failing, History, Series};
 
@@ -89,130 +89,142 @@ pub fn html(h: &History, failing: &[Failing], check: bool) -> Result<String> {
     names.sort();
     names.dedup();
     let title = format!("benchbox history: {}", names.join(", "));
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>{}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        escape(&title),
-        super::html::css(),
-        escape(&title)
-    );
     let first = h.runs.first().map_or("-", |r| r.name());
     let last = h.runs.last().map_or("-", |r| r.name());
-    let _ = writeln!(
-        out,
-        "<p class=\"lede\">{} complete run(s), {} to {}; {} series, {} change point(s).</p>\n<p class=\"muted\">{}</p>",
-        h.runs.len(),
-        escape(first),
-        escape(last),
-        h.series.len(),
-        h.change_count(),
-        escape(&super::history::method(h))
-    );
-    if check {
-        let class = if failing.is_empty() {
-            "better"
-        } else {
-            "worse"
-        };
-        let _ = writeln!(
-            out,
-            "<p class=\"{class}\">{}</p>",
-            escape(&super::history::check_line(h, failing))
-        );
-    }
-    for w in &h.warnings {
-        let _ = writeln!(out, "<p class=\"warn\">warning: {}</p>", escape(w));
-    }
-    // The change points.
-    let _ = writeln!(out, "<h2>Change points</h2>");
-    if h.change_count() == 0 {
-        let _ = writeln!(out, "<p>No change point.</p>");
-    } else {
-        let _ = writeln!(
-            out,
-            "<div class=\"scroll\"><table>\n<thead><tr><th>cell</th><th>metric</th><th>revision</th><th>previous</th><th>direction</th><th class=\"num\">change</th><th class=\"num\">CI of change</th><th class=\"num\">p</th><th class=\"num\">runs before / after</th><th>status</th></tr></thead>\n<tbody>"
-        );
-        for (si, s) in h.series.iter().enumerate() {
-            for (ci, c) in s.changes.iter().enumerate() {
-                let fails = failing.contains(&Failing {
-                    series: si,
-                    change: ci,
-                });
-                let (change, interval, sides) = match &c.step {
-                    Some(st) => (
-                        format!("{:+.1}%", st.relative * 100.0),
-                        st.ci.map_or("-".into(), |i| {
-                            format!("{:+.1}% to {:+.1}%", i.lower * 100.0, i.upper * 100.0)
-                        }),
-                        format!("{} / {}", st.runs_before, st.runs_after),
-                    ),
-                    None => (
-                        format!("{:+.1}%", c.detected.relative * 100.0),
-                        "-".into(),
-                        "-".into(),
-                    ),
-                };
-                let (class, direction) = if c.regression {
-                    ("worse", "regression")
-                } else {
-                    ("better", "improvement")
-                };
-                let status = match (&c.accepted, fails) {
-                    (Some(r), _) => format!("accepted: {r}"),
-                    (None, true) => "not accepted".into(),
-                    (None, false) => String::new(),
-                };
-                let _ = writeln!(
-                    out,
-                    "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td class=\"{class}\">{direction}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1e}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                    anchor(s),
-                    escape(&s.label),
-                    escape(s.metric.short_title()),
-                    escape(h.runs[c.run].name()),
-                    escape(h.runs[c.previous_run].name()),
-                    escape(&change),
-                    escape(&interval),
-                    c.detected.p_value,
-                    escape(&sides),
-                    escape(&status)
-                );
+    let trends = h
+        .series
+        .iter()
+        .map(|s| Ok((anchor(s), trend_plot(h, s, false)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let out = page! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            "\n"
+            (super::html::head(&title, None))
+            body {
+                "\n" h1 { (title) } "\n"
+                p.lede {
+                    (h.runs.len()) " complete run(s), " (first) " to " (last) "; "
+                    (h.series.len()) " series, " (h.change_count()) " change point(s)."
+                }
+                "\n" p.muted { (super::history::method(h)) } "\n"
+                @if check {
+                    p class=(if failing.is_empty() { "better" } else { "worse" }) {
+                        (super::history::check_line(h, failing))
+                    }
+                    "\n"
+                }
+                @for w in &h.warnings {
+                    p.warn { "warning: " (w) } "\n"
+                }
+                h2 { "Change points" } "\n"
+                @if h.change_count() == 0 {
+                    p { "No change point." } "\n"
+                } @else {
+                    div.scroll { table {
+                        "\n"
+                        thead { tr {
+                            th { "cell" } th { "metric" } th { "revision" } th { "previous" }
+                            th { "direction" } th.num { "change" } th.num { "CI of change" }
+                            th.num { "p" } th.num { "runs before / after" } th { "status" }
+                        } }
+                        "\n"
+                        tbody {
+                            "\n"
+                            @for (si, s) in h.series.iter().enumerate() {
+                                @for (ci, c) in s.changes.iter().enumerate() {
+                                    (change_row(h, failing, si, s, ci, c))
+                                }
+                            }
+                        }
+                    } }
+                    "\n"
+                }
+                h2 { "Trends" } "\n"
+                @for (id, plot) in &trends {
+                    figure id=(id) {
+                        "\n"
+                        // SVG that plotters drew from the runs' numbers, its text escaped as XML.
+                        (PreEscaped(super::html::inline_svg(&plot.svg)))
+                        "\n" figcaption { (plot.caption) } "\n"
+                    }
+                    "\n"
+                }
+                @if !h.skipped.is_empty() {
+                    h2 { "Skipped runs" } "\n"
+                    ul.notes {
+                        "\n"
+                        @for s in &h.skipped {
+                            li { code { (s.dir.display()) } ": " (s.reason) } "\n"
+                        }
+                    }
+                    "\n"
+                }
+                footer {
+                    "Generated by benchbox " (env!("CARGO_PKG_VERSION"))
+                    " from the runs' results.json and runs.csv."
+                }
+                "\n"
             }
+            "\n"
         }
-        let _ = writeln!(out, "</tbody></table></div>");
-    }
-    let _ = writeln!(out, "<h2>Trends</h2>");
-    for s in &h.series {
-        let plot = trend_plot(h, s, false)?;
-        let _ = writeln!(
-            out,
-            "<figure id=\"{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>",
-            anchor(s),
-            super::html::inline_svg(&plot.svg),
-            escape(&plot.caption)
-        );
-    }
-    if !h.skipped.is_empty() {
-        let _ = writeln!(out, "<h2>Skipped runs</h2>\n<ul class=\"notes\">");
-        for s in &h.skipped {
-            let _ = writeln!(
-                out,
-                "<li><code>{}</code>: {}</li>",
-                escape(&s.dir.display().to_string()),
-                escape(&s.reason)
-            );
+        "\n"
+    };
+    Ok(out.into_string())
+}
+
+/// One row of the change-point table.
+fn change_row(
+    h: &History,
+    failing: &[Failing],
+    si: usize,
+    s: &Series,
+    ci: usize,
+    c: &crate::history::Change,
+) -> maud::Markup {
+    let fails = failing.contains(&Failing {
+        series: si,
+        change: ci,
+    });
+    let (change, interval, sides) = match &c.step {
+        Some(st) => (
+            format!("{:+.1}%", st.relative * 100.0),
+            st.ci.map_or("-".into(), |i| {
+                format!("{:+.1}% to {:+.1}%", i.lower * 100.0, i.upper * 100.0)
+            }),
+            format!("{} / {}", st.runs_before, st.runs_after),
+        ),
+        None => (
+            format!("{:+.1}%", c.detected.relative * 100.0),
+            "-".into(),
+            "-".into(),
+        ),
+    };
+    let (class, direction) = if c.regression {
+        ("worse", "regression")
+    } else {
+        ("better", "improvement")
+    };
+    let status = match (&c.accepted, fails) {
+        (Some(r), _) => format!("accepted: {r}"),
+        (None, true) => "not accepted".into(),
+        (None, false) => String::new(),
+    };
+    page! {
+        tr {
+            td { a href=(format!("#{}", anchor(s))) { (s.label) } }
+            td { (s.metric.short_title()) }
+            td { code { (h.runs[c.run].name()) } }
+            td { code { (h.runs[c.previous_run].name()) } }
+            td class=(class) { (direction) }
+            td.num { (change) }
+            td.num { (interval) }
+            td.num { (format!("{:.1e}", c.detected.p_value)) }
+            td.num { (sides) }
+            td { (status) }
         }
-        let _ = writeln!(out, "</ul>");
+        "\n"
     }
-    let _ = writeln!(
-        out,
-        "<footer>Generated by benchbox {} from the runs' results.json and runs.csv.</footer>\n</body>\n</html>",
-        escape(env!("CARGO_PKG_VERSION"))
-    );
-    Ok(out)
 }
 
 fn anchor(s: &Series) -> String {
