@@ -308,6 +308,26 @@ pub struct ReportArgs {
     /// count and the large-cell rule (recorded in results.json).
     #[arg(long)]
     pub resamples: Option<usize>,
+    /// Figure width: column (3.5 in), page (7 in) or a length (5in, 12cm). Overrides the
+    /// matrix's [report] figure-width.
+    #[arg(long, value_name = "W", value_parser = benchbox::spec::report_options::parse_width)]
+    pub figure_width: Option<f64>,
+    /// Tick-label size in points (titles 1 pt larger; default 8).
+    #[arg(long, value_name = "PT", value_parser = parse_font_size)]
+    pub font_size: Option<f64>,
+    /// Logarithmic value axes: auto (when a figure's values span over 20x), always, never.
+    #[arg(long, value_name = "WHEN", value_parser = benchbox::spec::report_options::parse_log_scale)]
+    pub log_scale: Option<benchbox::spec::report_options::LogScale>,
+    /// Figure colours: okabe-ito (default) or grey (for print).
+    #[arg(long, value_name = "P", value_parser = benchbox::spec::report_options::parse_palette)]
+    pub palette: Option<benchbox::spec::report_options::Palette>,
+}
+
+fn parse_font_size(text: &str) -> Result<f64, String> {
+    let pt: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of points"))?;
+    benchbox::spec::report_options::check_font_size(pt)
 }
 
 #[derive(clap::Args)]

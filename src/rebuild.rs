@@ -52,13 +52,26 @@ pub fn write(
     reference: Option<&str>,
     formats: &[Format],
 ) -> Result<Written, ReportError> {
+    write_figures(dir, run, reference, formats, &Default::default())
+}
+
+/// [`write`], with `report`'s figure flags over the plan's `[report]`.
+pub fn write_figures(
+    dir: &Path,
+    run: &RunResults,
+    reference: Option<&str>,
+    formats: &[Format],
+    figures: &crate::spec::ReportOptions,
+) -> Result<Written, ReportError> {
     let opts = RenderOptions {
         reference: reference.map(str::to_string),
     };
     // Summaries, ratios and intervals once, for summary.md and every format alike.
     let (summary_md, reports) = match render::Analysis::new(run, &opts) {
         Ok(analysis) => {
-            let analysis = analysis.with_figure_data(dir, formats);
+            let analysis = analysis
+                .with_figure_data(dir, formats)
+                .with_figures(figures);
             let text = render::markdown::markdown_of(&analysis);
             let path = dir.join(render::SUMMARY_FILE);
             let summary_md = results::write_atomic(&path, text.as_bytes())
@@ -99,6 +112,18 @@ pub fn rebuild_with(
     formats: &[Format],
     resamples: Option<usize>,
 ) -> Result<Rebuilt, ReportError> {
+    rebuild_figures(dir, reference, formats, resamples, &Default::default())
+}
+
+/// [`rebuild_with`], with `report`'s figure flags (`--figure-width`, ...) over the plan's
+/// `[report]`; they are not recorded.
+pub fn rebuild_figures(
+    dir: &Path,
+    reference: Option<&str>,
+    formats: &[Format],
+    resamples: Option<usize>,
+    figures: &crate::spec::ReportOptions,
+) -> Result<Rebuilt, ReportError> {
     let dir = results::run_dir(dir)?;
     let (mut run, mut warnings) = results::load_checked(&dir)?;
     if let Some(resamples) = resamples {
@@ -130,7 +155,7 @@ pub fn rebuild_with(
             }
         ));
     }
-    let written = write(&dir, &run, reference, formats)?;
+    let written = write_figures(&dir, &run, reference, formats, figures)?;
     Ok(Rebuilt {
         run,
         written,

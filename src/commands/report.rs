@@ -25,7 +25,15 @@ pub fn run(args: ReportArgs) -> Outcome {
         }
         Err(e) => return Err(e.into()),
     };
-    rebuild(&dir, args.reference, &args.format, args.resamples)
+    // The figure flags win over the matrix's [report]; they are not recorded.
+    let figures = benchbox::spec::ReportOptions {
+        figure_width_in: args.figure_width,
+        font_size_pt: args.font_size,
+        log_scale: args.log_scale,
+        palette: args.palette,
+        ..Default::default()
+    };
+    rebuild(&dir, args.reference, &args.format, args.resamples, &figures)
 }
 
 fn rebuild(
@@ -33,12 +41,14 @@ fn rebuild(
     reference: Option<String>,
     format: &[ReportFormat],
     resamples: Option<usize>,
+    figures: &benchbox::spec::ReportOptions,
 ) -> Outcome {
-    let rebuilt = benchbox::rebuild::rebuild_with(
+    let rebuilt = benchbox::rebuild::rebuild_figures(
         run,
         reference.as_deref(),
         &render_formats(format),
         resamples,
+        figures,
     )?;
     for w in &rebuilt.warnings {
         eprintln!("warning: {w}");

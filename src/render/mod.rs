@@ -31,6 +31,7 @@
 
 pub mod bmf;
 pub mod compare;
+pub mod figure_style;
 pub mod geomeans;
 pub mod history;
 pub mod history_html;
@@ -38,6 +39,7 @@ pub mod html;
 pub mod latex;
 pub mod markdown;
 pub mod palette;
+pub mod pdf;
 pub mod plots;
 pub mod stats_csv;
 
@@ -251,6 +253,9 @@ pub struct Analysis<'a> {
     /// ([`crate::results::memory_timelines`]), for the memory-over-time band over
     /// invocations; empty when not read, and the plot then shows each cell's last timeline.
     pub memory_timelines: Vec<Vec<Vec<(f64, u64)>>>,
+    /// How the figures are drawn: the plan's `[report]`, overridden by `report`'s flags
+    /// ([`Analysis::with_figures`]).
+    pub figures: crate::spec::ReportOptions,
 }
 
 impl<'a> Analysis<'a> {
@@ -268,7 +273,14 @@ impl<'a> Analysis<'a> {
             reference,
             tables,
             memory_timelines: Vec::new(),
+            figures: results.plan.report.clone(),
         })
+    }
+
+    /// This analysis with the figure options `flags` sets taken over the plan's `[report]`.
+    pub fn with_figures(mut self, flags: &crate::spec::ReportOptions) -> Self {
+        self.figures = self.figures.overridden_by(flags);
+        self
     }
 
     /// This analysis with what the figures draw beyond the results, read from the run
@@ -585,12 +597,20 @@ pub fn write_analysis(
     }
     let plots_dir = run_dir.join(PLOTS_DIR);
     if wants(Format::Plots) {
+        if !plots.is_empty() {
+            files.push((
+                plots_dir.join("captions.tex"),
+                pdf::captions_tex(&plots).into_bytes(),
+            ));
+        }
         for plot in plots {
+            // The file's SVG has its text as outlines: self-contained, like the PDF.
             files.push((
                 plots_dir.join(format!("{}.svg", plot.stem)),
-                plot.svg.into_bytes(),
+                plot.outlined_svg.into_bytes(),
             ));
             files.push((plots_dir.join(format!("{}.png", plot.stem)), plot.png));
+            files.push((plots_dir.join(format!("{}.pdf", plot.stem)), plot.pdf));
         }
         fs::create_dir_all(&plots_dir).map_err(|source| RenderError::CreateDir {
             path: plots_dir.clone(),
