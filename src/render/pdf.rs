@@ -34,12 +34,58 @@ fn tree(svg: &str) -> Result<usvg::Tree, String> {
 /// The figure as a PDF page of its printed size, the font embedded (subset).
 pub fn pdf(svg: &str) -> Result<Vec<u8>, String> {
     let tree = tree(svg)?;
-    svg2pdf::to_pdf(
+    let mut pdf = svg2pdf::to_pdf(
         &tree,
         svg2pdf::ConversionOptions::default(),
         svg2pdf::PageOptions { dpi: CSS_PX_PER_IN },
     )
-    .map_err(|e| format!("cannot convert to PDF: {e}"))
+    .map_err(|e| format!("cannot convert to PDF: {e}"))?;
+    sort_resource_entries(&mut pdf);
+    Ok(pdf)
+}
+
+/// The resource dictionaries' kinds svg2pdf writes, each opening a dictionary of one entry a
+/// line (`/gs0 6 0 R`).
+const RESOURCE_DICTS: [&[u8]; 6] = [
+    b"/ExtGState <<",
+    b"/XObject <<",
+    b"/Font <<",
+    b"/ColorSpace <<",
+    b"/Pattern <<",
+    b"/Shading <<",
+];
+
+/// Puts the entries of every resource dictionary in sorted order. svg2pdf writes them from a
+/// `HashMap` (a random order per process and per call: the same figure gave different bytes),
+/// while their names and object numbers are allocated in drawing order. Sorting the lines of a
+/// dictionary keeps its length, so every byte offset, and the cross-reference table, stays
+/// valid. One pass over the lines.
+fn sort_resource_entries(pdf: &mut [u8]) {
+    let mut at = 0;
+    // The start of the open dictionary's entries.
+    let mut open: Option<usize> = None;
+    while at < pdf.len() {
+        let end = pdf[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(pdf.len(), |i| at + i + 1);
+        let line = pdf[at..end].trim_ascii();
+        match open {
+            Some(body) if line == b">>" => {
+                let mut lines: Vec<Vec<u8>> = pdf[body..at]
+                    .split_inclusive(|b| *b == b'\n')
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                lines.sort();
+                pdf[body..at].copy_from_slice(&lines.concat());
+                open = None;
+            }
+            Some(_) => {}
+            None if RESOURCE_DICTS.contains(&line) => open = Some(end),
+            None => {}
+        }
+        at = end;
+    }
 }
 
 /// The figure as an SVG whose text is drawn as outlines: it looks the same with no font
@@ -115,6 +161,34 @@ pub fn latex_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A drawing with several opacities (one graphics state each) and text.
+    const SVG: &str = r##"<svg width="1in" height="1in" viewBox="0 0 144 144" xmlns="http://www.w3.org/2000/svg"><circle cx="10" cy="10" r="3" opacity="0.8" fill="#0072B2"/><circle cx="20" cy="10" r="3" opacity="0.6" fill="#0072B2"/><circle cx="30" cy="10" r="3" opacity="0.5" fill="#0072B2"/><circle cx="40" cy="10" r="3" opacity="0.4" fill="#0072B2"/><text x="50" y="50" font-family="DejaVu Sans, sans-serif" font-size="16">Wall 1</text></svg>"##;
+
+    #[test]
+    fn the_same_figure_gives_the_same_bytes() {
+        let pdf = pdf(SVG).unwrap();
+        let svg = outlined_svg(SVG).unwrap();
+        // svg2pdf's resource order changed from one call to the next.
+        for _ in 0..20 {
+            assert!(super::pdf(SVG).unwrap() == pdf);
+            assert_eq!(outlined_svg(SVG).unwrap(), svg);
+        }
+        assert!(pdf.starts_with(b"%PDF-"));
+    }
+
+    #[test]
+    fn resource_entries_are_sorted_in_place() {
+        let mut text =
+            b"<<\n  /ExtGState <<\n    /gs1 9 0 R\n    /gs0 6 0 R\n  >>\n>>\nstream".to_vec();
+        let len = text.len();
+        sort_resource_entries(&mut text);
+        assert_eq!(text.len(), len);
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "<<\n  /ExtGState <<\n    /gs0 6 0 R\n    /gs1 9 0 R\n  >>\n>>\nstream"
+        );
+    }
 
     #[test]
     fn macro_names_are_letters_only() {
