@@ -301,7 +301,7 @@ pub struct ReportArgs {
     pub reference: Option<String>,
     /// Which reports to write besides results.json and summary.md (repeatable or
     /// comma-separated): html (report.html), tex (table.tex), csv (results.csv, the
-    /// statistics), bmf (bencher.json), plots (plots/*.svg, *.png), all.
+    /// statistics), bmf (bencher.json), plots (plots/*.pdf, *.svg, *.png, captions.tex), all.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     pub format: Vec<ReportFormat>,
     /// Bootstrap resamples for every interval, at any cell size, instead of the run's recorded

@@ -23,12 +23,13 @@
 //!   (one invocation, logs gone), the cell's last timeline from results.json: a line through
 //!   at most [`MAX_MEMORY_POINTS`] samples, a band over time bins above.
 //!
-//! Publication quality: sized for one column of a two-column paper (480 x ~300 SVG pixels,
-//! i.e. 3.3 in at 144 px/in with 8-9 pt text; a faceted plot widens towards a full page
-//! width), axis titles with units, the Okabe-Ito palette ([`super::palette`]), and text in
-//! DejaVu Sans embedded in the binary, so PNGs are legible on a host with no fonts at all.
-//! PNGs are drawn at 3x (about 400 dpi in a 3.5 in column). Output is deterministic: no
-//! timestamps, no randomness, cells in result order.
+//! Publication quality: drawn at the printed size of [`Style`] (the matrix's `[report]` and
+//! `report`'s flags; by default one column of a two-column paper, 3.5 in = 504 SVG pixels at
+//! 144 px/in, with 8 pt ticks and 9 pt titles; a faceted plot widens), axis titles in words
+//! with units, the Okabe-Ito palette ([`super::palette`]) or greys, and text in DejaVu Sans
+//! embedded in the binary, so PNGs are legible on a host with no fonts at all. PNGs are drawn
+//! at 3x (432 dpi). The PDF and the outlined SVG are made from the SVG ([`super::pdf`]).
+//! Output is deterministic: no timestamps, no randomness, cells in result order.
 
 use std::sync::Once;
 
@@ -721,10 +722,21 @@ fn y_range<'a>(points: impl Iterator<Item = &'a (f64, Option<(f64, f64)>)>) -> (
     (lo, hi)
 }
 
+/// How a legend shows its series: as the marks the chart draws them with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Swatch {
+    /// A dot, for series of points (medians).
+    Dot,
+    /// A short line, for series drawn as lines: no circle, so the chart's circles are its
+    /// data alone.
+    Line,
+}
+
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     g: Geom,
     series: &[String],
+    swatch: Swatch,
 ) -> DrawResult {
     // A row of swatches under the panels: a legend inside a small panel would hide points.
     let per_row = 2;
@@ -734,8 +746,17 @@ fn draw_legend<DB: DrawingBackend>(
         let x = (k % per_row) as i32 * col + g.px(16.0);
         let y = (k / per_row) as i32 * g.px(g.t(22.0)) + g.px(g.t(11.0));
         let colour = g.series(k);
-        area.draw(&Circle::new((x, y), g.upx(4.0), colour.filled()))
-            .map_err(err)?;
+        match swatch {
+            Swatch::Dot => area
+                .draw(&Circle::new((x, y), g.upx(4.0), colour.filled()))
+                .map_err(err)?,
+            Swatch::Line => area
+                .draw(&PathElement::new(
+                    vec![(x - g.px(6.0), y), (x + g.px(6.0), y)],
+                    colour.stroke_width(g.upx(3.0)),
+                ))
+                .map_err(err)?,
+        }
         area.draw(&Text::new(
             label.clone(),
             (x + g.px(10.0), y - g.px(g.t(7.0))),
@@ -828,7 +849,7 @@ fn draw_medians<DB: DrawingBackend>(
         }
     }
     if series.len() > 1 {
-        draw_legend(&legend_area, g, series)?;
+        draw_legend(&legend_area, g, series, Swatch::Dot)?;
     }
     root.present().map_err(err)
 }
@@ -962,7 +983,12 @@ fn draw_line<DB: DrawingBackend>(
     }
     if series.len() > 1 {
         let labels: Vec<String> = series.iter().map(|(l, _)| l.clone()).collect();
-        draw_legend(&legend_area, g, &labels)?;
+        // Categorical levels are points; otherwise lines.
+        let swatch = match levels {
+            Some((AxisScale::Categorical, _)) => Swatch::Dot,
+            _ => Swatch::Line,
+        };
+        draw_legend(&legend_area, g, &labels, swatch)?;
     }
     plot_area.present().map_err(err)
 }

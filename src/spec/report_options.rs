@@ -348,6 +348,26 @@ mod tests {
     }
 
     #[test]
+    fn report_keys_never_change_a_cell_id() {
+        use crate::spec::tests::{err, ok};
+        let base = "[matrix]\nlevel = [1, 6, 9]\n[run]\ncommand = \"gzip -{level}\"\n";
+        let plain = ok(base);
+        let drawn = ok(&format!(
+            "{base}[report]\nfigure-width = \"page\"\nfont-size = 10\nlog-scale = \"always\"\npalette = \"grey\"\nlabels = {{ level = \"Compression level\", wall_s = \"Time (s)\" }}\naxes = {{ level = \"log\" }}\n"
+        ));
+        let ids =
+            |m: &crate::spec::Matrix| m.cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&drawn), ids(&plain));
+        assert_eq!(drawn.report.figure_width_in, Some(7.0));
+        assert_eq!(drawn.report.axes.get("level"), Some(&AxisScale::Log));
+        assert!(plain.report.is_default());
+        // A label for a name that is neither an axis nor a metric is an error at its place.
+        let e = err(&format!("{base}[report]\nlabels = {{ levle = \"x\" }}\n"));
+        assert!(e.contains("levle"), "{e}");
+        assert!(e.contains("hint:"), "{e}");
+    }
+
+    #[test]
     fn overriding_takes_the_flags_keys_only() {
         let mut matrix = ReportOptions {
             font_size_pt: Some(9.0),
