@@ -865,11 +865,33 @@ fn pdf_embeds_the_font_and_carries_the_axis_text() {
             .any(|(n, e)| n.ends_with("+DejaVuSans") && *e),
         "{embedded:?}"
     );
-    // The axis title and a cell label as text (through the font's ToUnicode map).
-    let text = doc.extract_text(&[1]).unwrap();
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    for t in ["Wall time (ms)", "level=6"] {
-        assert!(flat.contains(t), "no {t:?} in {flat:?}");
+    // The text is text, not outlines: the page shows glyphs (Tj/TJ), and the font's ToUnicode
+    // map (what copy and search use) covers every character of the axis title and a label.
+    let content = doc.get_page_content(pages[&1]).unwrap();
+    let content = String::from_utf8_lossy(&content);
+    assert!(
+        content.contains("Tj") || content.contains("TJ"),
+        "no text shown"
+    );
+    let mut cmaps = String::new();
+    for object in doc.objects.values() {
+        if let Ok(d) = object.as_dict()
+            && let Ok(r) = d.get(b"ToUnicode").and_then(|o| o.as_reference())
+        {
+            let stream = doc.get_object(r).unwrap().as_stream().unwrap();
+            let bytes = stream
+                .decompressed_content()
+                .unwrap_or_else(|_| stream.content.clone());
+            cmaps.push_str(&String::from_utf8_lossy(&bytes).to_lowercase());
+        }
+    }
+    assert!(cmaps.contains("begincmap"), "no ToUnicode map");
+    for c in "Wall time (ms)level=6".chars().filter(|c| *c != ' ') {
+        let code = format!("<{:04x}>", c as u32);
+        assert!(
+            cmaps.contains(&code),
+            "{c:?} ({code}) not in the ToUnicode map"
+        );
     }
     // The outlined SVG has no text left: every glyph is a path.
     assert!(!p.outlined_svg.contains("<text"));
