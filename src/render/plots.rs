@@ -321,7 +321,15 @@ impl Figure {
                 facets,
                 series,
                 values,
-            } => draw_medians(root, g, x_labels, x_title, y_title, facets, series, *values),
+            } => draw_medians(
+                root,
+                g,
+                x_labels,
+                (x_title, y_title),
+                facets,
+                series,
+                *values,
+            ),
             Figure::Line {
                 x_title,
                 y_title,
@@ -771,8 +779,7 @@ fn draw_medians<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     g: Geom,
     x_labels: &[String],
-    x_title: &str,
-    y_title: &str,
+    (x_title, y_title): (&str, &str),
     facets: &[(Option<String>, Vec<Point>)],
     series: &[String],
     values: Values,
@@ -1283,7 +1290,9 @@ fn figures_for(
     caption.push_str(&format!(
         " Points beyond the whiskers (Tukey, 1.5 IQR) in {outlier_name}. {how}"
     ));
-    let values = values_of(&mut cells.iter().flat_map(|(_, v)| v.iter().copied()));
+    let mut values = values_of(&mut cells.iter().flat_map(|(_, v)| v.iter().copied()));
+    // A distribution shows spread: from zero, its boxes shrank to a few pixels wide.
+    values.zero = false;
     out.push((
         format!("distribution-{key}"),
         caption,
