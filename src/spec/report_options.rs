@@ -359,7 +359,6 @@ mod tests {
             |m: &crate::spec::Matrix| m.cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&drawn), ids(&plain));
         assert_eq!(drawn.report.figure_width_in, Some(7.0));
-        assert_eq!(drawn.report.axes.get("level"), Some(&AxisScale::Log));
         assert!(plain.report.is_default());
         // A label for a name that is neither an axis nor a metric is an error at its place.
         let e = err(&format!("{base}[report]\nlabels = {{ levle = \"x\" }}\n"));
