@@ -302,7 +302,7 @@ pub struct ReportArgs {
     /// Which reports to write besides results.json and summary.md (repeatable or
     /// comma-separated): html (report.html), tex (table.tex, macros.tex and the pgfplots
     /// figures plots/medians-*.tex, *.csv), csv (results.csv, the statistics), bmf
-    /// (bencher.json), plots (plots/*.svg, *.png), all.
+    /// (bencher.json), plots (plots/*.pdf, *.svg, *.png, captions.tex), all.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     pub format: Vec<ReportFormat>,
     /// Bootstrap resamples for every interval, at any cell size, instead of the run's recorded
@@ -322,6 +322,26 @@ pub struct ReportArgs {
     /// confidence interval excluding 1 (explained in the table's note).
     #[arg(long)]
     pub marks: bool,
+    /// Figure width: column (3.5 in), page (7 in) or a length (5in, 12cm). Overrides the
+    /// matrix's [report] figure-width.
+    #[arg(long, value_name = "W", value_parser = benchbox::spec::report_options::parse_width)]
+    pub figure_width: Option<f64>,
+    /// Tick-label size in points (titles 1 pt larger; default 8).
+    #[arg(long, value_name = "PT", value_parser = parse_font_size)]
+    pub font_size: Option<f64>,
+    /// Logarithmic value axes: auto (when a figure's values span over 20x), always, never.
+    #[arg(long, value_name = "WHEN", value_parser = benchbox::spec::report_options::parse_log_scale)]
+    pub log_scale: Option<benchbox::spec::report_options::LogScale>,
+    /// Figure colours: okabe-ito (default) or grey (for print).
+    #[arg(long, value_name = "P", value_parser = benchbox::spec::report_options::parse_palette)]
+    pub palette: Option<benchbox::spec::report_options::Palette>,
+}
+
+fn parse_font_size(text: &str) -> Result<f64, String> {
+    let pt: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of points"))?;
+    benchbox::spec::report_options::check_font_size(pt)
 }
 
 /// `report --ci-style`.

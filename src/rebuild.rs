@@ -53,16 +53,25 @@ pub fn write(
     reference: Option<&str>,
     formats: &[Format],
 ) -> Result<Written, ReportError> {
-    write_with(dir, run, reference, formats, TableOptions::default())
+    write_with(
+        dir,
+        run,
+        reference,
+        formats,
+        TableOptions::default(),
+        &Default::default(),
+    )
 }
 
-/// [`write`], with table.tex laid out as `table` says (`report --wide`, `--ci-style`, `--marks`).
+/// [`write`], with table.tex laid out as `table` says (`report --wide`, `--ci-style`, `--marks`)
+/// and `report`'s figure flags over the plan's `[report]`.
 pub fn write_with(
     dir: &Path,
     run: &RunResults,
     reference: Option<&str>,
     formats: &[Format],
     table: TableOptions,
+    figures: &crate::spec::ReportOptions,
 ) -> Result<Written, ReportError> {
     let opts = RenderOptions {
         reference: reference.map(str::to_string),
@@ -70,7 +79,10 @@ pub fn write_with(
     // Summaries, ratios and intervals once, for summary.md and every format alike.
     let (summary_md, reports) = match render::Analysis::new(run, &opts) {
         Ok(analysis) => {
-            let analysis = analysis.with_figure_data(dir, formats).with_table(table);
+            let analysis = analysis
+                .with_figure_data(dir, formats)
+                .with_table(table)
+                .with_figures(figures);
             let text = render::markdown::markdown_of(&analysis);
             let path = dir.join(render::SUMMARY_FILE);
             let summary_md = results::write_atomic(&path, text.as_bytes())
@@ -99,18 +111,27 @@ pub fn rebuild(
     reference: Option<&str>,
     formats: &[Format],
 ) -> Result<Rebuilt, ReportError> {
-    rebuild_with(dir, reference, formats, None, TableOptions::default())
+    rebuild_with(
+        dir,
+        reference,
+        formats,
+        None,
+        TableOptions::default(),
+        &Default::default(),
+    )
 }
 
 /// [`rebuild`], with `resamples` given (`report --resamples`): every interval is then
 /// bootstrapped with exactly that many, whatever the cells' size, and results.json records it
-/// so a later rebuild gives the same bytes; table.tex laid out as `table` says.
+/// so a later rebuild gives the same bytes; table.tex laid out as `table` says; `report`'s
+/// figure flags (`--figure-width`, ...) over the plan's `[report]` (they are not recorded).
 pub fn rebuild_with(
     dir: &Path,
     reference: Option<&str>,
     formats: &[Format],
     resamples: Option<usize>,
     table: TableOptions,
+    figures: &crate::spec::ReportOptions,
 ) -> Result<Rebuilt, ReportError> {
     let dir = results::run_dir(dir)?;
     let (mut run, mut warnings) = results::load_checked(&dir)?;
@@ -143,7 +164,7 @@ pub fn rebuild_with(
             }
         ));
     }
-    let written = write_with(&dir, &run, reference, formats, table)?;
+    let written = write_with(&dir, &run, reference, formats, table, figures)?;
     Ok(Rebuilt {
         run,
         written,

@@ -189,8 +189,9 @@ fn svg_plots_parse_and_carry_labels_and_axis_titles() {
             );
         }
         if p.stem.starts_with("medians-") || p.stem.starts_with("line-") {
+            // The x axis title is the axis name in words.
             assert!(
-                texts.contains(&"level".to_string()),
+                texts.contains(&"Level".to_string()),
                 "{}: {texts:?}",
                 p.stem
             );
@@ -209,10 +210,11 @@ fn two_axes_give_one_panel_per_value_of_the_second() {
     let plots = render::plots(&r, &default_opts()).unwrap();
     let medians = plots.iter().find(|p| p.stem == "medians-wall_s").unwrap();
     let texts = svg_texts(&medians.svg);
+    // Panel titles and the x axis title in words ("Mem = small", "Quota").
     for t in [
-        "mem=small",
-        "mem=large",
-        "quota",
+        "Mem = small",
+        "Mem = large",
+        "Quota",
         "0.5",
         "1.0",
         "Wall time (ms)",
@@ -835,4 +837,231 @@ fn hostile_names_are_escaped_in_report_html() {
     ] {
         assert!(html.contains(at), "{what}: {html}");
     }
+}
+
+/// The quick start with its `[report]` replaced, for the figure options.
+fn with_figures(figures: &str) -> RunResults {
+    let mut r = fixture("quickstart");
+    r.plan.report = serde_json::from_str(figures).unwrap();
+    r
+}
+
+fn plot<'a>(plots: &'a [render::Plot], stem: &str) -> &'a render::Plot {
+    plots
+        .iter()
+        .find(|p| p.stem == stem)
+        .unwrap_or_else(|| panic!("no {stem}"))
+}
+
+#[test]
+fn golden_svg_of_a_small_fixture() {
+    // The whole drawing of one figure, byte for byte: a change to any plot's look shows here.
+    let plots = render::plots(&fixture("quickstart"), &default_opts()).unwrap();
+    snapshot(
+        "quickstart.medians-wall_s.svg",
+        &plot(&plots, "medians-wall_s").svg,
+    );
+    snapshot(
+        "quickstart.ratios-wall_s.svg",
+        &plot(&plots, "ratios-wall_s").svg,
+    );
+}
+
+#[test]
+fn pdf_embeds_the_font_and_carries_the_axis_text() {
+    let plots = render::plots(&fixture("quickstart"), &default_opts()).unwrap();
+    let p = plot(&plots, "distribution-wall_s");
+    let doc = lopdf::Document::load_mem(&p.pdf).unwrap();
+    let pages = doc.get_pages();
+    assert_eq!(pages.len(), 1);
+    // The page is the printed size: 3.5 in wide, in points.
+    let page = doc.get_dictionary(pages[&1]).unwrap();
+    let media = page.get(b"MediaBox").unwrap().as_array().unwrap();
+    let width = media[2]
+        .as_float()
+        .unwrap_or_else(|_| media[2].as_i64().unwrap() as f32);
+    assert!((width - 252.0).abs() < 1.0, "{width} pt wide");
+    // A font descriptor with the font program itself (FontFile2: TrueType), DejaVu Sans.
+    let mut embedded = Vec::new();
+    for object in doc.objects.values() {
+        if let Ok(d) = object.as_dict()
+            && d.get(b"Type").and_then(|t| t.as_name()).ok() == Some(b"FontDescriptor".as_slice())
+        {
+            let name =
+                String::from_utf8_lossy(d.get(b"FontName").unwrap().as_name().unwrap()).to_string();
+            embedded.push((name, d.has(b"FontFile2") || d.has(b"FontFile3")));
+        }
+    }
+    assert!(
+        embedded
+            .iter()
+            .any(|(n, e)| n.ends_with("+DejaVuSans") && *e),
+        "{embedded:?}"
+    );
+    // The text is text, not outlines: the page shows glyphs (Tj/TJ), and the font's ToUnicode
+    // map (what copy and search use) covers every character of the axis title and a label.
+    let content = doc.get_page_content(pages[&1]).unwrap();
+    let content = String::from_utf8_lossy(&content);
+    assert!(
+        content.contains("Tj") || content.contains("TJ"),
+        "no text shown"
+    );
+    let mut cmaps = String::new();
+    for object in doc.objects.values() {
+        if let Ok(d) = object.as_dict()
+            && let Ok(r) = d.get(b"ToUnicode").and_then(|o| o.as_reference())
+        {
+            let stream = doc.get_object(r).unwrap().as_stream().unwrap();
+            let bytes = stream
+                .decompressed_content()
+                .unwrap_or_else(|_| stream.content.clone());
+            cmaps.push_str(&String::from_utf8_lossy(&bytes).to_lowercase());
+        }
+    }
+    assert!(cmaps.contains("begincmap"), "no ToUnicode map");
+    for c in "Wall time (ms)level=6".chars().filter(|c| *c != ' ') {
+        let code = format!("<{:04x}>", c as u32);
+        assert!(
+            cmaps.contains(&code),
+            "{c:?} ({code}) not in the ToUnicode map"
+        );
+    }
+    // The outlined SVG has no text left: every glyph is a path.
+    assert!(!p.outlined_svg.contains("<text"));
+    assert!(p.outlined_svg.contains("<path"));
+}
+
+#[test]
+fn a_wide_spread_gets_a_log_axis_by_itself() {
+    // One cell 91 times slower than another: the value axes turn logarithmic, and say so.
+    let mut r = fixture("quickstart");
+    for s in &mut r.cells[2].samples {
+        s.measured.wall_s *= 91.0;
+    }
+    benchbox::report::summarize(&mut r);
+    let plots = render::plots(&r, &default_opts()).unwrap();
+    for stem in ["distribution-wall_s", "medians-wall_s", "ratios-wall_s"] {
+        let p = plot(&plots, stem);
+        assert!(p.caption.contains("Logarithmic"), "{stem}: {}", p.caption);
+    }
+    // The other metrics did not move: linear.
+    assert!(
+        !plot(&plots, "distribution-cpu_s")
+            .caption
+            .contains("Logarithmic")
+    );
+    // `never` keeps it linear.
+    r.plan.report.log_scale = Some(benchbox::spec::report_options::LogScale::Never);
+    let linear = render::plots(&r, &default_opts()).unwrap();
+    assert!(
+        !plot(&linear, "medians-wall_s")
+            .caption
+            .contains("Logarithmic")
+    );
+}
+
+/// The x tick labels of a line plot: the texts just under the chart's x axis line.
+fn tick_texts(svg: &str) -> Vec<String> {
+    svg_texts(svg)
+        .into_iter()
+        .filter(|t| t.parse::<f64>().is_ok())
+        .collect()
+}
+
+#[test]
+fn a_numeric_axis_is_ticked_exactly_at_its_levels() {
+    // level = 1, 6, 9: categorical by default, linear on request; either way the ticks on x
+    // are the three levels and nothing between them.
+    for figures in ["{}", r#"{"axes": {"level": "linear"}}"#] {
+        let plots = render::plots(&with_figures(figures), &default_opts()).unwrap();
+        let line = plot(&plots, "line-wall_s-level");
+        let texts = tick_texts(&line.svg);
+        for level in ["1", "6", "9"] {
+            assert!(texts.contains(&level.to_string()), "{figures}: {texts:?}");
+        }
+        for between in ["2", "3", "4", "5", "7", "8"] {
+            assert!(
+                !texts.contains(&between.to_string()),
+                "{figures}: {between} in {texts:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_reference_has_no_whisker_and_the_caption_says_why() {
+    let plots = render::plots(&fixture("quickstart"), &default_opts()).unwrap();
+    let ratios = plot(&plots, "ratios-wall_s");
+    assert!(
+        ratios
+            .caption
+            .contains("1 by definition, without an interval"),
+        "{}",
+        ratios.caption
+    );
+    // Two other cells, each a bar and two caps; the reference a triangle alone. Bars are
+    // horizontal two-point polylines in the series colour (#0072B2).
+    let doc = roxmltree::Document::parse(&ratios.svg).unwrap();
+    let whiskers = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "polyline" && n.attribute("stroke") == Some("#0072B2"))
+        .count();
+    assert_eq!(whiskers, 2 * 3, "{}", ratios.svg);
+    let triangles = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "polygon" && n.attribute("fill") == Some("#000000"))
+        .count();
+    assert_eq!(triangles, 1);
+}
+
+#[test]
+fn captions_say_what_is_drawn_and_how_it_was_measured() {
+    let r = fixture("quickstart");
+    let plots = render::plots(&r, &default_opts()).unwrap();
+    let n = r.cells[0].summary["wall_s"].n;
+    let seed = r.stats.seed;
+    for p in &plots {
+        if p.stem == "memory-over-time" {
+            continue;
+        }
+        // n, the interval method and its seed, in every statistical figure.
+        assert!(
+            p.caption.contains(&format!("n = {n} invocations per cell")),
+            "{}: {}",
+            p.stem,
+            p.caption
+        );
+        assert!(p.caption.contains("95%"), "{}: {}", p.stem, p.caption);
+        assert!(
+            p.caption.contains(&format!("seed {seed}")),
+            "{}: {}",
+            p.stem,
+            p.caption
+        );
+    }
+    let d = plot(&plots, "distribution-wall_s");
+    for words in [
+        "every measured invocation per cell",
+        "quartiles",
+        "median",
+        "1.5 IQR whiskers",
+        "Points beyond the whiskers (Tukey, 1.5 IQR) in vermillion",
+    ] {
+        assert!(d.caption.contains(words), "no {words:?} in {}", d.caption);
+    }
+    let m = plot(&plots, "medians-wall_s");
+    assert!(
+        m.caption.contains("median per cell (points)"),
+        "{}",
+        m.caption
+    );
+    assert!(
+        m.caption.contains("confidence interval (whiskers)"),
+        "{}",
+        m.caption
+    );
+    // captions.tex: one macro per plot, escaped for LaTeX.
+    let tex = render::pdf::captions_tex(&plots);
+    assert!(tex.contains("\\newcommand{\\benchboxCaptionDistributionWallS}{"));
+    assert_eq!(tex.matches("\\newcommand").count(), plots.len());
 }

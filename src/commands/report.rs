@@ -34,7 +34,22 @@ pub fn run(args: ReportArgs) -> Outcome {
         },
         marks: args.marks,
     };
-    rebuild(&dir, args.reference, &args.format, args.resamples, table)
+    // The figure flags win over the matrix's [report]; they are not recorded.
+    let figures = benchbox::spec::ReportOptions {
+        figure_width_in: args.figure_width,
+        font_size_pt: args.font_size,
+        log_scale: args.log_scale,
+        palette: args.palette,
+        ..Default::default()
+    };
+    rebuild(
+        &dir,
+        args.reference,
+        &args.format,
+        args.resamples,
+        table,
+        &figures,
+    )
 }
 
 fn rebuild(
@@ -43,6 +58,7 @@ fn rebuild(
     format: &[ReportFormat],
     resamples: Option<usize>,
     table: TableOptions,
+    figures: &benchbox::spec::ReportOptions,
 ) -> Outcome {
     let rebuilt = benchbox::rebuild::rebuild_with(
         run,
@@ -50,6 +66,7 @@ fn rebuild(
         &render_formats(format),
         resamples,
         table,
+        figures,
     )?;
     for w in &rebuilt.warnings {
         eprintln!("warning: {w}");

@@ -20,6 +20,10 @@ pub struct Plan {
     pub axes: Vec<Axis>,
     pub cells: Vec<Cell>,
     pub warnings: Vec<String>,
+    /// The matrix's `[report]` (figure options); left out when it has none, so plans of
+    /// matrices without it are as they were.
+    #[serde(skip_serializing_if = "crate::spec::ReportOptions::is_default")]
+    pub report: crate::spec::ReportOptions,
 }
 
 impl Plan {
@@ -34,6 +38,7 @@ impl Plan {
             axes: matrix.axes.clone(),
             cells: matrix.cells.clone(),
             warnings: matrix.warnings.clone(),
+            report: matrix.report.clone(),
         }
     }
 

@@ -32,6 +32,7 @@
 
 pub mod bmf;
 pub mod compare;
+pub mod figure_style;
 pub mod geomeans;
 pub mod history;
 pub mod history_html;
@@ -40,6 +41,7 @@ pub mod latex;
 pub mod macros;
 pub mod markdown;
 pub mod palette;
+pub mod pdf;
 pub mod pgfplots;
 pub mod plots;
 pub mod stats_csv;
@@ -256,6 +258,9 @@ pub struct Analysis<'a> {
     pub memory_timelines: Vec<Vec<Vec<(f64, u64)>>>,
     /// How table.tex is laid out (`report --wide`, `--ci-style`, `--marks`).
     pub table: latex::TableOptions,
+    /// How the figures are drawn: the plan's `[report]`, overridden by `report`'s flags
+    /// ([`Analysis::with_figures`]).
+    pub figures: crate::spec::ReportOptions,
 }
 
 impl<'a> Analysis<'a> {
@@ -274,12 +279,19 @@ impl<'a> Analysis<'a> {
             tables,
             memory_timelines: Vec::new(),
             table: latex::TableOptions::default(),
+            figures: results.plan.report.clone(),
         })
     }
 
     /// This analysis with table.tex laid out as `table` says.
     pub fn with_table(mut self, table: latex::TableOptions) -> Self {
         self.table = table;
+        self
+    }
+
+    /// This analysis with the figure options `flags` sets taken over the plan's `[report]`.
+    pub fn with_figures(mut self, flags: &crate::spec::ReportOptions) -> Self {
+        self.figures = self.figures.overridden_by(flags);
         self
     }
 
@@ -612,12 +624,20 @@ pub fn write_analysis(
         files.push((run_dir.join(BMF_FILE), bmf_json(results).into_bytes()));
     }
     if wants(Format::Plots) {
+        if !plots.is_empty() {
+            files.push((
+                plots_dir.join("captions.tex"),
+                pdf::captions_tex(&plots).into_bytes(),
+            ));
+        }
         for plot in plots {
+            // The file's SVG has its text as outlines: self-contained, like the PDF.
             files.push((
                 plots_dir.join(format!("{}.svg", plot.stem)),
-                plot.svg.into_bytes(),
+                plot.outlined_svg.into_bytes(),
             ));
             files.push((plots_dir.join(format!("{}.png", plot.stem)), plot.png));
+            files.push((plots_dir.join(format!("{}.pdf", plot.stem)), plot.pdf));
         }
     }
     if wants(Format::Plots) || wants(Format::Latex) {

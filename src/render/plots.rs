@@ -23,12 +23,13 @@
 //!   (one invocation, logs gone), the cell's last timeline from results.json: a line through
 //!   at most [`MAX_MEMORY_POINTS`] samples, a band over time bins above.
 //!
-//! Publication quality: sized for one column of a two-column paper (480 x ~300 SVG pixels,
-//! i.e. 3.3 in at 144 px/in with 8-9 pt text; a faceted plot widens towards a full page
-//! width), axis titles with units, the Okabe-Ito palette ([`super::palette`]), and text in
-//! DejaVu Sans embedded in the binary, so PNGs are legible on a host with no fonts at all.
-//! PNGs are drawn at 3x (about 400 dpi in a 3.5 in column). Output is deterministic: no
-//! timestamps, no randomness, cells in result order.
+//! Publication quality: drawn at the printed size of [`Style`] (the matrix's `[report]` and
+//! `report`'s flags; by default one column of a two-column paper, 3.5 in = 504 SVG pixels at
+//! 144 px/in, with 8 pt ticks and 9 pt titles; a faceted plot widens), axis titles in words
+//! with units, the Okabe-Ito palette ([`super::palette`]) or greys, and text in DejaVu Sans
+//! embedded in the binary, so PNGs are legible on a host with no fonts at all. PNGs are drawn
+//! at 3x (432 dpi). The PDF and the outlined SVG are made from the SVG ([`super::pdf`]).
+//! Output is deterministic: no timestamps, no randomness, cells in result order.
 
 use std::sync::Once;
 
@@ -44,10 +45,11 @@ use plotters::coord::ranged1d::{
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::palette;
+use super::figure_style::{Style, ValueAxis};
 use super::{Analysis, MetricTable, RenderError, RenderOptions, Result, axes, axis_text};
 use crate::results::RunResults;
 use crate::spec::Axis;
+use crate::spec::report_options::AxisScale;
 use crate::stats::quantile;
 
 /// One plot, ready to write as `plots/<stem>.svg` and `plots/<stem>.png`.
@@ -60,16 +62,18 @@ pub struct Plot {
     pub caption: String,
     pub svg: String,
     pub png: Vec<u8>,
+    /// The same drawing as a PDF page of the printed size, the font embedded.
+    pub pdf: Vec<u8>,
+    /// The same drawing as an SVG with its text as outlines, for `plots/<stem>.svg`.
+    pub outlined_svg: String,
 }
 
 /// The family name registered with plotters; it is written verbatim into the SVG's
 /// `font-family`, so it doubles as a CSS fallback list for SVG viewers.
 const FONT: &str = "DejaVu Sans, sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+pub(super) static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// PNG pixels per SVG pixel.
 const PNG_SCALE: f64 = 3.0;
-/// Width of a single-panel plot, in SVG pixels.
-const WIDTH: u32 = 480;
 
 /// Above this many invocations in a cell, its distribution shows at most this many points
 /// (plus its largest) over a box plot of all of them; at or below it, every invocation is
@@ -100,6 +104,10 @@ fn register_font() {
 #[derive(Debug, Clone, Copy)]
 struct Geom {
     scale: f64,
+    /// Tick-label text size in SVG pixels ([`Style::text_px`]); the sizes below are given
+    /// relative to the 11 px they were designed at.
+    text: f64,
+    palette: crate::spec::report_options::Palette,
 }
 
 impl Geom {
@@ -111,7 +119,16 @@ impl Geom {
     }
     /// A text style of `size` pixels (plotters divides by 1.24 to get the CSS font size).
     fn font(&self, size: f64) -> TextStyle<'static> {
-        (FONT, size * 1.24 * self.scale).into_font().color(&BLACK)
+        (FONT, size / 11.0 * self.text * 1.24 * self.scale)
+            .into_font()
+            .color(&BLACK)
+    }
+    fn series(&self, i: usize) -> RGBColor {
+        rgb(super::figure_style::series(self.palette, i))
+    }
+    /// A length that grows with the text: `v` at the 11 px design size.
+    fn t(&self, v: f64) -> f64 {
+        v / 11.0 * self.text
     }
 }
 
@@ -120,7 +137,7 @@ fn rgb((r, g, b): (u8, u8, u8)) -> RGBColor {
 }
 
 /// A tick label: at most three decimals, trailing zeros dropped ("100", "0.25", "1.5").
-fn tick(v: &f64) -> String {
+pub(super) fn tick(v: &f64) -> String {
     let text = format!("{v:.3}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     if text == "-0" {
@@ -197,6 +214,7 @@ enum Figure {
         x_title: String,
         /// Said under the chart when points are thinned ([`thinning_note`]); `None` otherwise.
         note: Option<String>,
+        values: Values,
     },
     Medians {
         x_labels: Vec<String>,
@@ -205,6 +223,7 @@ enum Figure {
         /// (panel title, points (x index, series index, median, CI)).
         facets: Vec<(Option<String>, Vec<Point>)>,
         series: Vec<String>,
+        values: Values,
     },
     Line {
         x_title: String,
@@ -213,14 +232,28 @@ enum Figure {
         series: Vec<Line>,
         /// A dot at every point: off for binned memory bands, whose points are bins.
         markers: bool,
+        values: Values,
+        /// How x sits: `None` a plain numeric axis (time); else the axis's scale and its
+        /// measured levels, ticked exactly there.
+        levels: Option<(AxisScale, Vec<f64>)>,
     },
     Ratios {
         /// (cell label, ratio, CI), top to bottom.
         rows: Vec<RatioRow>,
         x_title: String,
+        /// The reference's row: its ratio is 1 by definition, with no interval.
+        reference: Option<usize>,
+        log: bool,
     },
     /// `benchbox history`'s trend: see [`trend`].
     Trend(Trend),
+}
+
+/// How a figure's value axis is drawn: log, and (linear) from zero.
+#[derive(Debug, Clone, Copy)]
+struct Values {
+    log: bool,
+    zero: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -233,22 +266,36 @@ struct Point {
 
 impl Figure {
     /// Size in SVG pixels.
-    fn size(&self) -> (u32, u32) {
+    fn size(&self, st: &Style) -> (u32, u32) {
+        let width = st.width_px();
+        // Lengths designed at 11 px text grow with the text.
+        let t = |v: f64| (v / 11.0 * st.text_px(0.0)).round() as u32;
+        let chart = (width as f64 * 0.62).round() as u32;
         match self {
             Figure::Distribution { cells, note, .. } => {
-                let note = if note.is_some() { NOTE_HEIGHT } else { 0 };
-                (WIDTH, 70 + 34 * cells.len().max(2) as u32 + note)
+                let note = if note.is_some() {
+                    t(NOTE_HEIGHT as f64)
+                } else {
+                    0
+                };
+                (width, t(70.0) + t(30.0) * cells.len().max(2) as u32 + note)
             }
-            Figure::Ratios { rows, .. } => (WIDTH, 70 + 26 * rows.len().max(2) as u32),
+            Figure::Ratios { rows, .. } => (width, t(70.0) + t(24.0) * rows.len().max(2) as u32),
             Figure::Medians { facets, series, .. } => {
-                let legend = if series.len() > 1 { 22 } else { 0 };
+                let legend = if series.len() > 1 { t(22.0) } else { 0 };
                 (
-                    WIDTH.max(80 + 200 * facets.len() as u32),
-                    300 + legend * series.len().div_ceil(3) as u32,
+                    width.max(t(80.0) + t(160.0) * facets.len() as u32),
+                    chart.max(t(220.0)) + legend * series.len().div_ceil(2) as u32,
                 )
             }
-            Figure::Line { .. } => (WIDTH, 300),
-            Figure::Trend(_) => (WIDTH, 300),
+            Figure::Line { series, .. } => {
+                let legend = if series.len() > 1 { t(22.0) } else { 0 };
+                (
+                    width,
+                    chart.max(t(220.0)) + legend * series.len().div_ceil(2) as u32,
+                )
+            }
+            Figure::Trend(_) => (width, chart.max(t(220.0))),
         }
     }
 
@@ -259,28 +306,53 @@ impl Figure {
                 cells,
                 x_title,
                 note,
-            } => draw_distribution(root, g, cells, x_title, note.as_deref()),
-            Figure::Ratios { rows, x_title } => draw_ratios(root, g, rows, x_title),
+                values,
+            } => draw_distribution(root, g, cells, x_title, note.as_deref(), *values),
+            Figure::Ratios {
+                rows,
+                x_title,
+                reference,
+                log,
+            } => draw_ratios(root, g, rows, x_title, *reference, *log),
             Figure::Medians {
                 x_labels,
                 x_title,
                 y_title,
                 facets,
                 series,
-            } => draw_medians(root, g, x_labels, x_title, y_title, facets, series),
+                values,
+            } => draw_medians(
+                root,
+                g,
+                x_labels,
+                (x_title, y_title),
+                facets,
+                series,
+                *values,
+            ),
             Figure::Line {
                 x_title,
                 y_title,
                 series,
                 markers,
-            } => draw_line(root, g, x_title, y_title, series, *markers),
+                values,
+                levels,
+            } => draw_line(
+                root,
+                g,
+                (x_title, y_title),
+                series,
+                *markers,
+                *values,
+                levels.as_ref(),
+            ),
             Figure::Trend(t) => draw_trend(root, g, t),
         }
     }
 }
 
 /// `[lo, hi]` padded by 5% of its width on each side (or by 1 unit around a single value).
-fn padded(lo: f64, hi: f64) -> (f64, f64) {
+pub(super) fn padded(lo: f64, hi: f64) -> (f64, f64) {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() {
         (lo, hi)
     } else {
@@ -297,7 +369,7 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
 /// The width of the label area for category names of up to `longest` characters.
 fn label_area(g: Geom, labels: &[String]) -> u32 {
     let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
-    g.upx((longest as f64 * 6.6 + 14.0).clamp(40.0, 220.0))
+    g.upx(g.t(longest as f64 * 6.6 + 14.0).clamp(40.0, 260.0))
 }
 
 /// A deterministic jitter in [-0.5, 0.5): the fractional parts of multiples of the golden
@@ -323,7 +395,7 @@ fn chart<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
     let mut builder = ChartBuilder::on(area);
     builder
         .margin(g.px(margin))
-        .x_label_area_size(g.px(40.0))
+        .x_label_area_size(g.px(g.t(40.0)))
         .y_label_area_size(y_area);
     if let Some(title) = title {
         builder.caption(title, g.font(12.0));
@@ -348,7 +420,8 @@ where
         .bold_line_style(RGBColor(220, 220, 220))
         .x_desc(x_title)
         .label_style(g.font(11.0))
-        .axis_desc_style(g.font(12.0));
+        .axis_desc_style(g.font(12.0))
+        .axis_style(BLACK.mix(0.6).stroke_width(g.upx(1.0)));
     mesh
 }
 
@@ -458,13 +531,14 @@ fn draw_distribution<DB: DrawingBackend>(
     cells: &[(String, Vec<f64>)],
     x_title: &str,
     note: Option<&str>,
+    values: Values,
 ) -> DrawResult {
     // The note gets a strip under the chart; without one the chart has the whole area, as it
     // always had.
     let (area, note_area) = match note {
         Some(_) => {
             let (_, height) = root.dim_in_pixel();
-            let (area, strip) = root.split_vertically(height - g.upx(NOTE_HEIGHT as f64));
+            let (area, strip) = root.split_vertically(height - g.upx(g.t(NOTE_HEIGHT as f64)));
             (area, Some(strip))
         }
         None => (root.clone(), None),
@@ -475,23 +549,22 @@ fn draw_distribution<DB: DrawingBackend>(
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
         (a.min(v), b.max(v))
     });
-    let (lo, hi) = padded(lo, hi);
+    let x = ValueAxis::new(lo, hi, values.log, values.zero, 5);
     // Cell i is drawn at y = n - 1 - i, so the first cell is on top.
     let labels: Vec<String> = cells.iter().rev().map(|(l, _)| l.clone()).collect();
     let y_area = label_area(g, &labels);
     let y = Categories::new(labels, 0.1);
-    let mut chart = chart(root, g, (10.0, y_area), None, lo..hi, y)?;
+    let mut chart = chart(root, g, (10.0, y_area), None, x, y)?;
     mesh(&mut chart, g, x_title)
         .disable_y_mesh()
         .x_label_formatter(&tick)
-        .x_labels(6)
         .draw()
         .map_err(err)?;
 
     let stroke = g.upx(1.2);
     let box_colour = RGBColor(60, 60, 60);
-    let point_colour = rgb(palette::series(0));
-    let outlier_colour = rgb(palette::OKABE_ITO[5]);
+    let point_colour = rgb(super::figure_style::point(g.palette));
+    let outlier_colour = rgb(super::figure_style::outlier(g.palette).0);
     for (i, (_, values)) in cells.iter().enumerate() {
         if values.is_empty() {
             continue;
@@ -584,6 +657,8 @@ fn draw_ratios<DB: DrawingBackend>(
     g: Geom,
     rows: &[RatioRow],
     x_title: &str,
+    reference: Option<usize>,
+    log: bool,
 ) -> DrawResult {
     let n = rows.len();
     let (mut lo, mut hi) = (1.0f64, 1.0f64);
@@ -592,15 +667,14 @@ fn draw_ratios<DB: DrawingBackend>(
         lo = lo.min(a).min(*r);
         hi = hi.max(b).max(*r);
     }
-    let (lo, hi) = padded(lo, hi);
+    let x = ValueAxis::new(lo, hi, log, false, 5);
     let labels: Vec<String> = rows.iter().rev().map(|(l, _, _)| l.clone()).collect();
     let y_area = label_area(g, &labels);
     let y = Categories::new(labels, 0.1);
-    let mut chart = chart(root, g, (10.0, y_area), None, lo..hi, y)?;
+    let mut chart = chart(root, g, (10.0, y_area), None, x, y)?;
     mesh(&mut chart, g, x_title)
         .disable_y_mesh()
         .x_label_formatter(&|x: &f64| format!("{}×", tick(x)))
-        .x_labels(6)
         .draw()
         .map_err(err)?;
     // The line of no difference.
@@ -612,10 +686,17 @@ fn draw_ratios<DB: DrawingBackend>(
             BLACK.stroke_width(g.upx(1.0)),
         ))
         .map_err(err)?;
-    let colour = rgb(palette::series(0));
+    let colour = g.series(0);
     let line = colour.stroke_width(g.upx(1.6));
     for (i, (_, ratio, ci)) in rows.iter().enumerate() {
         let y = (n - 1 - i) as f64;
+        if reference == Some(i) {
+            // 1 by definition: a black diamond, no interval (the table shows "-").
+            chart
+                .draw_series([TriangleMarker::new((*ratio, y), g.upx(4.5), BLACK.filled())])
+                .map_err(err)?;
+            continue;
+        }
         if let Some((a, b)) = ci {
             let cap = 0.15;
             chart
@@ -626,8 +707,16 @@ fn draw_ratios<DB: DrawingBackend>(
                 ])
                 .map_err(err)?;
         }
+        let style = if ci.is_some() {
+            colour.filled()
+        } else {
+            WHITE.filled()
+        };
         chart
-            .draw_series([Circle::new((*ratio, y), g.upx(3.5), colour.filled())])
+            .draw_series([
+                Circle::new((*ratio, y), g.upx(3.5), style),
+                Circle::new((*ratio, y), g.upx(3.5), colour.stroke_width(g.upx(1.4))),
+            ])
             .map_err(err)?;
     }
     root.present().map_err(err)
@@ -638,27 +727,47 @@ fn y_range<'a>(points: impl Iterator<Item = &'a (f64, Option<(f64, f64)>)>) -> (
         let (l, h) = ci.unwrap_or((*m, *m));
         (a.min(l).min(*m), b.max(h).max(*m))
     });
-    padded(lo, hi)
+    (lo, hi)
+}
+
+/// How a legend shows its series: as the marks the chart draws them with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Swatch {
+    /// A dot, for series of points (medians).
+    Dot,
+    /// A short line, for series drawn as lines: no circle, so the chart's circles are its
+    /// data alone.
+    Line,
 }
 
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     g: Geom,
     series: &[String],
+    swatch: Swatch,
 ) -> DrawResult {
     // A row of swatches under the panels: a legend inside a small panel would hide points.
-    let per_row = 3;
+    let per_row = 2;
     let (w, _) = area.dim_in_pixel();
     let col = w as i32 / per_row as i32;
     for (k, label) in series.iter().enumerate() {
         let x = (k % per_row) as i32 * col + g.px(16.0);
-        let y = (k / per_row) as i32 * g.px(22.0) + g.px(11.0);
-        let colour = rgb(palette::series(k));
-        area.draw(&Circle::new((x, y), g.upx(4.0), colour.filled()))
-            .map_err(err)?;
+        let y = (k / per_row) as i32 * g.px(g.t(22.0)) + g.px(g.t(11.0));
+        let colour = g.series(k);
+        match swatch {
+            Swatch::Dot => area
+                .draw(&Circle::new((x, y), g.upx(4.0), colour.filled()))
+                .map_err(err)?,
+            Swatch::Line => area
+                .draw(&PathElement::new(
+                    vec![(x - g.px(6.0), y), (x + g.px(6.0), y)],
+                    colour.stroke_width(g.upx(3.0)),
+                ))
+                .map_err(err)?,
+        }
         area.draw(&Text::new(
             label.clone(),
-            (x + g.px(10.0), y - g.px(7.0)),
+            (x + g.px(10.0), y - g.px(g.t(7.0))),
             g.font(11.0),
         ))
         .map_err(err)?;
@@ -670,14 +779,14 @@ fn draw_medians<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     g: Geom,
     x_labels: &[String],
-    x_title: &str,
-    y_title: &str,
+    (x_title, y_title): (&str, &str),
     facets: &[(Option<String>, Vec<Point>)],
     series: &[String],
+    values: Values,
 ) -> DrawResult {
     let (_, height) = root.dim_in_pixel();
     let legend_height = if series.len() > 1 {
-        g.px(22.0) as u32 * series.len().div_ceil(3) as u32
+        g.px(g.t(22.0)) as u32 * series.len().div_ceil(2) as u32
     } else {
         0
     };
@@ -688,7 +797,7 @@ fn draw_medians<DB: DrawingBackend>(
         .collect();
     let (lo, hi) = y_range(all.iter());
     // The first panel also carries the y axis labels, so it is wider by their area.
-    let y_area = g.px(62.0) as u32;
+    let y_area = g.px(g.t(62.0)) as u32;
     let (w, _) = plot_area.dim_in_pixel();
     let panel_w = (w.saturating_sub(y_area)) / facets.len().max(1) as u32;
     let mut widths: Vec<u32> = vec![panel_w; facets.len()];
@@ -712,10 +821,10 @@ fn draw_medians<DB: DrawingBackend>(
             (8.0, if k == 0 { y_area } else { 0 }),
             title.as_deref(),
             Categories::new(x_labels.to_vec(), 0.0),
-            lo..hi,
+            ValueAxis::new(lo, hi, values.log, values.zero, 5),
         )?;
         let mut mesh = mesh(&mut chart, g, x_title);
-        mesh.disable_x_mesh().y_labels(6);
+        mesh.disable_x_mesh();
         if k == 0 {
             mesh.y_desc(y_title).y_label_formatter(&tick);
         } else {
@@ -724,7 +833,7 @@ fn draw_medians<DB: DrawingBackend>(
         mesh.draw().map_err(err)?;
         for p in points {
             let x = p.x as f64 + (p.series as f64 - (series.len().max(1) - 1) as f64 / 2.0) * dodge;
-            let colour = rgb(palette::series(p.series));
+            let colour = g.series(p.series);
             let line = colour.stroke_width(g.upx(1.6));
             if let Some((a, b)) = p.ci {
                 let cap = 0.06;
@@ -736,13 +845,18 @@ fn draw_medians<DB: DrawingBackend>(
                     ])
                     .map_err(err)?;
             }
+            // Hollow: no interval to show (too few invocations).
+            let fill = if p.ci.is_some() { colour } else { WHITE };
             chart
-                .draw_series([Circle::new((x, p.median), g.upx(3.5), colour.filled())])
+                .draw_series([
+                    Circle::new((x, p.median), g.upx(3.5), fill.filled()),
+                    Circle::new((x, p.median), g.upx(3.5), colour.stroke_width(g.upx(1.4))),
+                ])
                 .map_err(err)?;
         }
     }
     if series.len() > 1 {
-        draw_legend(&legend_area, g, series)?;
+        draw_legend(&legend_area, g, series, Swatch::Dot)?;
     }
     root.present().map_err(err)
 }
@@ -753,74 +867,137 @@ type Line = (String, Vec<(f64, f64, Band)>);
 fn draw_line<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     g: Geom,
-    x_title: &str,
-    y_title: &str,
+    (x_title, y_title): (&str, &str),
     series: &[Line],
     markers: bool,
+    values: Values,
+    levels: Option<&(AxisScale, Vec<f64>)>,
 ) -> DrawResult {
+    // The legend goes under the chart: inside it, it would hide data.
+    let (_, height) = root.dim_in_pixel();
+    let legend_height = if series.len() > 1 {
+        g.px(g.t(22.0)) as u32 * series.len().div_ceil(2) as u32
+    } else {
+        0
+    };
+    let (plot_area, legend_area) = root.split_vertically(height - legend_height);
+    let root = &plot_area;
     let all: Vec<(f64, Option<(f64, f64)>)> = series
         .iter()
         .flat_map(|(_, pts)| pts.iter().map(|(_, m, ci)| (*m, *ci)))
         .collect();
     let (lo, hi) = y_range(all.iter());
-    let (x_lo, x_hi) = series
-        .iter()
-        .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-            (a.min(x), b.max(x))
-        });
-    let (x_lo, x_hi) = padded(x_lo, x_hi);
-    let y_area = g.px(62.0) as u32;
-    let mut chart = chart(root, g, (10.0, y_area), None, x_lo..x_hi, lo..hi)?;
-    mesh(&mut chart, g, x_title)
-        .y_desc(y_title)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .x_labels(8)
-        .y_labels(6)
-        .draw()
-        .map_err(err)?;
-    for (k, (label, points)) in series.iter().enumerate() {
-        let colour = rgb(palette::series(k));
-        let band = ci_band(points);
-        if band.len() >= 4 {
-            chart
-                .draw_series([Polygon::new(band, colour.mix(0.2).filled())])
+    let y = ValueAxis::new(lo, hi, values.log, values.zero, 5);
+    let y_area = g.px(g.t(62.0)) as u32;
+    match levels {
+        Some((AxisScale::Categorical, levels)) => {
+            // Evenly spaced levels: points and intervals at the measured values only, dodged
+            // by series; nothing drawn between levels.
+            let labels: Vec<String> = levels.iter().map(tick).collect();
+            let mut chart = chart(
+                root,
+                g,
+                (10.0, y_area),
+                None,
+                Categories::new(labels, 0.0),
+                y,
+            )?;
+            mesh(&mut chart, g, x_title)
+                .disable_x_mesh()
+                .y_desc(y_title)
+                .y_label_formatter(&tick)
+                .draw()
                 .map_err(err)?;
+            let dodge = 0.4 / series.len().max(1) as f64;
+            for (k, (_, points)) in series.iter().enumerate() {
+                let colour = g.series(k);
+                let line = colour.stroke_width(g.upx(1.6));
+                let offset = (k as f64 - (series.len().max(1) - 1) as f64 / 2.0) * dodge;
+                for (x, m, ci) in points {
+                    let Some(i) = levels.iter().position(|l| l == x) else {
+                        continue;
+                    };
+                    let x = i as f64 + offset;
+                    if let Some((a, b)) = ci {
+                        let cap = 0.05;
+                        chart
+                            .draw_series([
+                                PathElement::new(vec![(x, *a), (x, *b)], line),
+                                PathElement::new(vec![(x - cap, *a), (x + cap, *a)], line),
+                                PathElement::new(vec![(x - cap, *b), (x + cap, *b)], line),
+                            ])
+                            .map_err(err)?;
+                    }
+                    let fill = if ci.is_some() { colour } else { WHITE };
+                    chart
+                        .draw_series([
+                            Circle::new((x, *m), g.upx(3.5), fill.filled()),
+                            Circle::new((x, *m), g.upx(3.5), colour.stroke_width(g.upx(1.4))),
+                        ])
+                        .map_err(err)?;
+                }
+            }
         }
-        let drawn = chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|(x, m, _)| (*x, *m)),
-                colour.stroke_width(g.upx(1.8)),
-            ))
-            .map_err(err)?;
-        if series.len() > 1 {
-            let size = g.px(12.0);
-            drawn.label(label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + size, y)], colour.stroke_width(3))
-            });
-        }
-        if markers {
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|(x, m, _)| Circle::new((*x, *m), g.upx(3.0), colour.filled())),
-                )
+        _ => {
+            let (x_lo, x_hi) = series
+                .iter()
+                .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(x), b.max(x))
+                });
+            let x_log = matches!(levels, Some((AxisScale::Log, _))) && x_lo > 0.0;
+            let mut x = ValueAxis::new(x_lo, x_hi, x_log, false, 6);
+            if let Some((_, levels)) = levels {
+                // Ticked exactly at the measured levels.
+                x = x.ticked_at(levels);
+            }
+            let mut chart = chart(root, g, (10.0, y_area), None, x, y)?;
+            mesh(&mut chart, g, x_title)
+                .y_desc(y_title)
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .draw()
                 .map_err(err)?;
+            for (k, (_, points)) in series.iter().enumerate() {
+                let colour = g.series(k);
+                let band = ci_band(points);
+                if band.len() >= 4 {
+                    chart
+                        .draw_series([Polygon::new(band, colour.mix(0.2).filled())])
+                        .map_err(err)?;
+                }
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().map(|(x, m, _)| (*x, *m)),
+                        colour.stroke_width(g.upx(1.8)),
+                    ))
+                    .map_err(err)?;
+                if markers {
+                    chart
+                        .draw_series(points.iter().map(|(x, m, ci)| {
+                            let fill = if ci.is_some() { colour } else { WHITE };
+                            Circle::new((*x, *m), g.upx(3.0), fill.filled())
+                        }))
+                        .map_err(err)?;
+                    chart
+                        .draw_series(points.iter().map(|(x, m, _)| {
+                            Circle::new((*x, *m), g.upx(3.0), colour.stroke_width(g.upx(1.2)))
+                        }))
+                        .map_err(err)?;
+                }
+            }
         }
     }
     if series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(g.font(10.0))
-            .draw()
-            .map_err(err)?;
+        let labels: Vec<String> = series.iter().map(|(l, _)| l.clone()).collect();
+        // Categorical levels are points; otherwise lines.
+        let swatch = match levels {
+            Some((AxisScale::Categorical, _)) => Swatch::Dot,
+            _ => Swatch::Line,
+        };
+        draw_legend(&legend_area, g, &labels, swatch)?;
     }
-    root.present().map_err(err)
+    plot_area.present().map_err(err)
 }
 
 /// One cell's metric across runs, for `benchbox history`: the run medians as a line over the
@@ -842,30 +1019,20 @@ pub struct Trend {
 /// The trend plot as SVG, and as PNG when `png` (the HTML page needs only the SVG).
 pub fn trend(stem: &str, trend: Trend, png: bool) -> Result<(String, Option<Vec<u8>>)> {
     let figure = Figure::Trend(trend);
+    // History has no `[report]` of its own: the default figure style.
+    let st = Style::new(&Default::default());
     if png {
-        let (svg, png) = render(stem, &figure)?;
+        let (svg, png) = render(stem, &figure, &st)?;
         return Ok((svg, Some(png)));
     }
-    register_font();
-    let (w, h) = figure.size();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        figure
-            .draw(&root, Geom { scale: 1.0 })
-            .map_err(|message| RenderError::Plot {
-                plot: stem.to_string(),
-                message,
-            })?;
-    }
-    Ok((svg, None))
+    Ok((svg_of(stem, &figure, &st)?, None))
 }
 
 fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, g: Geom, t: &Trend) -> DrawResult {
     let all: Vec<(f64, Option<(f64, f64)>)> = t.points.iter().map(|(_, m, ci)| (*m, *ci)).collect();
     let (lo, hi) = y_range(all.iter());
     let n = t.x_labels.len().max(1) as f64;
-    let y_area = g.px(62.0) as u32;
+    let y_area = g.px(g.t(62.0)) as u32;
     let mut chart = chart(root, g, (10.0, y_area), None, -0.5..n - 0.5, lo..hi)?;
     let label = |x: &f64| {
         let i = x.round();
@@ -882,7 +1049,7 @@ fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, g: Geom, t: &Tr
         .y_labels(6)
         .draw()
         .map_err(err)?;
-    let colour = rgb(palette::series(0));
+    let colour = g.series(0);
     let band = ci_band(&t.points);
     if band.len() >= 4 {
         chart
@@ -905,7 +1072,7 @@ fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, g: Geom, t: &Tr
     for &(x, regression) in &t.changes {
         // Between the last point before the change and the first after it.
         let x = x - 0.5;
-        let c = rgb(palette::OKABE_ITO[if regression { 5 } else { 2 }]);
+        let c = rgb(super::palette::OKABE_ITO[if regression { 5 } else { 2 }]);
         chart
             .draw_series(DashedLineSeries::new(
                 [(x, lo), (x, hi)],
@@ -919,18 +1086,13 @@ fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, g: Geom, t: &Tr
 }
 
 /// Draws `figure` as SVG text and as PNG bytes.
-fn render(stem: &str, figure: &Figure) -> Result<(String, Vec<u8>)> {
-    register_font();
+fn render(stem: &str, figure: &Figure, st: &Style) -> Result<(String, Vec<u8>)> {
+    let svg = svg_of(stem, figure, st)?;
     let fail = |message: String| RenderError::Plot {
         plot: stem.to_string(),
         message,
     };
-    let (w, h) = figure.size();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        figure.draw(&root, Geom { scale: 1.0 }).map_err(fail)?;
-    }
+    let (w, h) = figure.size(st);
     let (pw, ph) = (
         (w as f64 * PNG_SCALE).round() as u32,
         (h as f64 * PNG_SCALE).round() as u32,
@@ -938,12 +1100,49 @@ fn render(stem: &str, figure: &Figure) -> Result<(String, Vec<u8>)> {
     let mut rgb_buf = vec![0u8; pw as usize * ph as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb_buf, (pw, ph)).into_drawing_area();
-        figure
-            .draw(&root, Geom { scale: PNG_SCALE })
-            .map_err(fail)?;
+        figure.draw(&root, geom(st, PNG_SCALE)).map_err(fail)?;
     }
     let png = encode_png(&rgb_buf, pw, ph).map_err(|e| fail(e.to_string()))?;
     Ok((svg, png))
+}
+
+/// The sizes and colours of `st` for a backend drawing `scale` pixels per SVG pixel.
+fn geom(st: &Style, scale: f64) -> Geom {
+    Geom {
+        scale,
+        text: st.text_px(0.0),
+        palette: st.palette,
+    }
+}
+
+/// Draws `figure` as SVG text of its printed size.
+fn svg_of(stem: &str, figure: &Figure, st: &Style) -> Result<String> {
+    register_font();
+    let (w, h) = figure.size(st);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        figure
+            .draw(&root, geom(st, 1.0))
+            .map_err(|message| RenderError::Plot {
+                plot: stem.to_string(),
+                message,
+            })?;
+    }
+    Ok(printed_size(&svg, w, h))
+}
+
+/// plotters' SVG with its printed size: `width`/`height` in inches and a viewBox in its pixels,
+/// so a viewer, a browser and the PDF agree on the figure's size.
+fn printed_size(svg: &str, w: u32, h: u32) -> String {
+    let px = super::figure_style::PX_PER_IN;
+    let from = format!("width=\"{w}\" height=\"{h}\"");
+    let to = format!(
+        "width=\"{:.3}in\" height=\"{:.3}in\"",
+        w as f64 / px,
+        h as f64 / px
+    );
+    svg.replacen(&from, &to, 1)
 }
 
 /// An 8-bit RGB PNG with no metadata chunks (no time, no software name): same pixels, same
@@ -954,10 +1153,12 @@ fn encode_png(rgb_buf: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, pn
         let mut encoder = png::Encoder::new(&mut out, w, h);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        // 300 dpi, so a paper that places the PNG by its own size gets ~3.5 in.
+        // The PNG's true resolution, so a paper that places it by its own size gets the
+        // figure's width.
+        let ppm = (super::figure_style::PX_PER_IN * PNG_SCALE / 0.0254).round() as u32;
         encoder.set_pixel_dims(Some(png::PixelDimensions {
-            xppu: 11_811,
-            yppu: 11_811,
+            xppu: ppm,
+            yppu: ppm,
             unit: png::Unit::Meter,
         }));
         let mut writer = encoder.write_header()?;
@@ -1006,11 +1207,49 @@ fn figures_for(
     table: &MetricTable,
     axes: &[Axis],
     interval_note: &Option<String>,
+    st: &Style,
+    how: &str,
 ) -> Vec<(String, String, Figure)> {
     let m = &table.metric;
     let key = file_part(&m.key);
-    let scale = &table.scale;
-    let y_title = scale.axis_title(&m.title);
+    // A custom metric keeps the unit its author wrote ("B" stays B); built-in times and
+    // bytes are scaled to a readable unit, which the axis title says.
+    let own_unit;
+    let scale = if crate::metrics::is_builtin(&m.key) {
+        &table.scale
+    } else {
+        own_unit = super::Scale {
+            factor: 1.0,
+            unit: m.unit.clone(),
+        };
+        &own_unit
+    };
+    let y_title = if st.labelled(&m.key) {
+        st.label(&m.key, None)
+    } else {
+        scale.axis_title(&m.title)
+    };
+    // Absolute quantities (times, bytes, any metric with a unit) start at zero.
+    let zero = !scale.unit.is_empty();
+    let axis_title = |name: &str| st.label(name, None);
+    let values_of = |pts: &mut dyn Iterator<Item = f64>| Values {
+        log: st.log_for(pts),
+        zero,
+    };
+    // Hollow markers: cells whose median has no interval.
+    let without_ci = table
+        .rows
+        .iter()
+        .filter(|r| r.summary.is_some_and(|s| s.median_ci.is_none()))
+        .count();
+    let hollow = if without_ci > 0 {
+        format!(
+            " Hollow markers: no confidence interval ({without_ci} cell(s), fewer than {} invocations).",
+            crate::stats::MIN_BOOTSTRAP_SAMPLES
+        )
+    } else {
+        String::new()
+    };
     let mut out = Vec::new();
     let scaled_ci = |s: &crate::stats::Summary| {
         s.median_ci
@@ -1030,7 +1269,9 @@ fn figures_for(
     if cells.is_empty() {
         return out;
     }
-    let (note, caption) = match thinning_note(&cells) {
+    let (outlier, outlier_name) = st.outlier();
+    let _ = outlier;
+    let (note, mut caption) = match thinning_note(&cells) {
         None => (
             None,
             format!(
@@ -1046,6 +1287,12 @@ fn figures_for(
             ),
         ),
     };
+    caption.push_str(&format!(
+        " Points beyond the whiskers (Tukey, 1.5 IQR) in {outlier_name}. {how}"
+    ));
+    let mut values = values_of(&mut cells.iter().flat_map(|(_, v)| v.iter().copied()));
+    // A distribution shows spread: from zero, its boxes shrank to a few pixels wide.
+    values.zero = false;
     out.push((
         format!("distribution-{key}"),
         caption,
@@ -1053,6 +1300,7 @@ fn figures_for(
             cells,
             x_title: y_title.clone(),
             note,
+            values,
         },
     ));
 
@@ -1071,7 +1319,7 @@ fn figures_for(
             .collect()
     };
     let (x_labels, x_title) = match axes.first() {
-        Some(a) => (present(a), a.name.clone()),
+        Some(a) => (present(a), axis_title(&a.name)),
         None => (
             table.rows.iter().map(|r| r.cell.label.clone()).collect(),
             "cell".to_string(),
@@ -1117,9 +1365,12 @@ fn figures_for(
                     })
                 })
                 .collect();
-            let title = fv
-                .as_ref()
-                .map(|v| format!("{}={v}", axes.get(1).map(|a| a.name.as_str()).unwrap_or("")));
+            let title = fv.as_ref().map(|v| {
+                format!(
+                    "{} = {v}",
+                    axes.get(1).map(|a| axis_title(&a.name)).unwrap_or_default()
+                )
+            });
             (title, points)
         })
         .collect();
@@ -1128,10 +1379,17 @@ fn figures_for(
         (Some(a), None) => format!(", by {}", a.name),
         _ => String::new(),
     };
+    let values = values_of(
+        &mut facets
+            .iter()
+            .flat_map(|(_, pts)| pts.iter())
+            .flat_map(|p| [Some(p.median), p.ci.map(|c| c.0), p.ci.map(|c| c.1)])
+            .flatten(),
+    );
     out.push((
         format!("medians-{key}"),
         format!(
-            "{}: median per cell with its 95% confidence interval{grouping}.",
+            "{}: median per cell (points) with its 95% confidence interval (whiskers){grouping}. {how}{hollow}",
             m.title
         ),
         Figure::Medians {
@@ -1140,14 +1398,16 @@ fn figures_for(
             y_title: y_title.clone(),
             facets,
             series: if series.len() > 1 { series } else { Vec::new() },
+            values,
         },
     ));
 
     // A line over each numeric axis with enough values.
     for axis in axes {
-        if numeric_values(axis).is_none() {
+        let Some(levels) = numeric_values(axis) else {
             continue;
-        }
+        };
+        let axis_scale = st.axis_scale(&axis.name);
         let others: Vec<&str> = names.iter().copied().filter(|n| *n != axis.name).collect();
         let mut lines: Vec<Line> = Vec::new();
         for r in &table.rows {
@@ -1175,23 +1435,44 @@ fn figures_for(
         if lines.is_empty() {
             continue;
         }
+        let values = values_of(
+            &mut lines
+                .iter()
+                .flat_map(|(_, pts)| pts.iter())
+                .flat_map(|(_, m, ci)| [Some(*m), ci.map(|c| c.0), ci.map(|c| c.1)])
+                .flatten(),
+        );
+        let shown = match axis_scale {
+            AxisScale::Categorical => format!(
+                "median (points) per level of {} with its 95% confidence interval (whiskers); levels evenly spaced, not to scale",
+                axis.name
+            ),
+            _ => format!(
+                "median over {} with its 95% confidence interval as a band",
+                axis.name
+            ),
+        };
         out.push((
             format!("line-{key}-{}", file_part(&axis.name)),
-            format!(
-                "{}: median over {} with its 95% confidence interval as a band.",
-                m.title, axis.name
-            ),
+            format!("{}: {shown}. {how}{hollow}", m.title),
             Figure::Line {
-                x_title: axis.name.clone(),
+                x_title: axis_title(&axis.name),
                 y_title: y_title.clone(),
                 series: lines,
                 markers: true,
+                values,
+                levels: Some((axis_scale, levels)),
             },
         ));
     }
 
     // Ratios to the reference.
     if let Some(reference) = table.reference_label() {
+        let reference_row = table
+            .rows
+            .iter()
+            .filter(|r| r.ratio.is_some())
+            .position(|r| r.is_reference);
         let rows: Vec<RatioRow> = table
             .rows
             .iter()
@@ -1206,21 +1487,46 @@ fn figures_for(
             })
             .collect();
         if rows.len() >= 2 {
+            let log = st.log_for(
+                rows.iter()
+                    .flat_map(|(_, r, ci)| [Some(*r), ci.map(|c| c.0), ci.map(|c| c.1)])
+                    .flatten(),
+            );
+            let hollow_ratios = rows
+                .iter()
+                .enumerate()
+                .filter(|(i, (_, _, ci))| ci.is_none() && Some(*i) != reference_row)
+                .count();
+            let mut caption = match &interval_note {
+                None => format!(
+                    "{}: median of each cell over the median of {reference}, with the 95% bootstrap interval of the ratio.",
+                    m.title
+                ),
+                Some(note) => format!(
+                    "{}: median of each cell over the median of {reference}, with the 95% interval of the ratio; {note}.",
+                    m.title
+                ),
+            };
+            caption.push_str(&format!(
+                " The reference (triangle) is 1 by definition, without an interval. {how}"
+            ));
+            if hollow_ratios > 0 {
+                caption.push_str(&format!(
+                    " Hollow markers: no interval ({hollow_ratios} cell(s), fewer than {} invocations on a side).",
+                    crate::stats::MIN_BOOTSTRAP_SAMPLES
+                ));
+            }
+            if log {
+                caption.push_str(" Logarithmic axis.");
+            }
             out.push((
                 format!("ratios-{key}"),
-                match &interval_note {
-                    None => format!(
-                        "{}: median of each cell over the median of {reference}, with the 95% bootstrap interval of the ratio.",
-                        m.title
-                    ),
-                    Some(note) => format!(
-                        "{}: median of each cell over the median of {reference}, with the 95% interval of the ratio; {note}.",
-                        m.title
-                    ),
-                },
+                caption,
                 Figure::Ratios {
                     rows,
                     x_title: format!("{} relative to {reference}", m.short_title()),
+                    reference: reference_row,
+                    log,
                 },
             ));
         }
@@ -1239,30 +1545,85 @@ pub fn plots_of(analysis: &Analysis) -> Result<Vec<Plot>> {
     let results = analysis.results;
     let axes = axes(results);
     let interval_note = super::interval_note(results);
-    let mut out = Vec::new();
+    let st = Style::new(&analysis.figures);
+    let how = how_measured(results);
+    let mut figures = Vec::new();
     for table in &analysis.tables {
-        for (stem, caption, figure) in figures_for(table, &axes, &interval_note) {
-            let (svg, png) = render(&stem, &figure)?;
-            out.push(Plot {
-                stem,
-                metric: table.metric.key.clone(),
-                caption,
-                svg,
-                png,
-            });
+        for (stem, caption, figure) in figures_for(table, &axes, &interval_note, &st, &how) {
+            figures.push((stem, table.metric.key.clone(), caption, figure));
         }
     }
     if let Some((stem, caption, figure)) = memory_over_time(analysis) {
-        let (svg, png) = render(&stem, &figure)?;
+        figures.push((stem, "peak_memory_bytes".into(), caption, figure));
+    }
+    let mut out = Vec::new();
+    for (stem, metric, mut caption, figure) in figures {
+        if figure_is_log(&figure) && !caption.contains("Logarithmic") {
+            caption.push_str(" Logarithmic value axis.");
+        }
+        let (svg, png) = render(&stem, &figure, &st)?;
+        let fail = |message: String| RenderError::Plot {
+            plot: stem.clone(),
+            message,
+        };
+        let pdf = super::pdf::pdf(&svg).map_err(fail)?;
+        let outlined_svg = super::pdf::outlined_svg(&svg).map_err(fail)?;
         out.push(Plot {
             stem,
-            metric: "peak_memory_bytes".into(),
+            metric,
             caption,
             svg,
             png,
+            pdf,
+            outlined_svg,
         });
     }
     Ok(out)
+}
+
+/// Whether a figure's value axis is logarithmic.
+fn figure_is_log(figure: &Figure) -> bool {
+    match figure {
+        Figure::Distribution { values, .. }
+        | Figure::Medians { values, .. }
+        | Figure::Line { values, .. } => values.log,
+        Figure::Ratios { log, .. } => *log,
+        Figure::Trend(_) => false,
+    }
+}
+
+/// The caption's sentence on what was measured and how: n per cell, the interval method, the
+/// confidence level and the bootstrap's seed.
+fn how_measured(results: &RunResults) -> String {
+    let ns: Vec<usize> = results
+        .cells
+        .iter()
+        .filter_map(|c| c.summary.get("wall_s").map(|s| s.n))
+        .collect();
+    let n = match (ns.iter().min(), ns.iter().max()) {
+        (Some(a), Some(b)) if a == b => format!("n = {a} invocations per cell"),
+        (Some(a), Some(b)) => format!("n = {a} to {b} invocations per cell"),
+        _ => "no invocations".to_string(),
+    };
+    format!(
+        "{n}; {:.0}% {}, seed {}.",
+        results.stats.confidence * 100.0,
+        super::interval_methods(results),
+        results.stats.seed
+    )
+}
+
+/// The outline of a CI band through `points` (x, value, interval): the upper bounds left to
+/// right, then the lower bounds back; points without an interval are left out.
+fn ci_band(points: &[(f64, f64, Band)]) -> Vec<(f64, f64)> {
+    let upper = points
+        .iter()
+        .filter_map(|(x, _, ci)| ci.map(|(_, b)| (*x, b)));
+    let lower = points
+        .iter()
+        .rev()
+        .filter_map(|(x, _, ci)| ci.map(|(a, _)| (*x, a)));
+    upper.chain(lower).collect()
 }
 
 /// Memory in use over time, one series per cell; `None` when nothing was sampled. A cell whose
@@ -1332,21 +1693,13 @@ fn memory_over_time(analysis: &Analysis) -> Option<(String, String, Figure)> {
             series,
             // Dots mark samples; a band's points are bins.
             markers: !banded,
+            values: Values {
+                log: false,
+                zero: true,
+            },
+            levels: None,
         },
     ))
-}
-
-/// The outline of a CI band through `points` (x, value, interval): the upper bounds left to
-/// right, then the lower bounds back; points without an interval are left out.
-fn ci_band(points: &[(f64, f64, Band)]) -> Vec<(f64, f64)> {
-    let upper = points
-        .iter()
-        .filter_map(|(x, _, ci)| ci.map(|(_, b)| (*x, b)));
-    let lower = points
-        .iter()
-        .rev()
-        .filter_map(|(x, _, ci)| ci.map(|(a, _)| (*x, a)));
-    upper.chain(lower).collect()
 }
 
 fn mib(bytes: u64) -> f64 {

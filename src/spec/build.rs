@@ -34,6 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "run",
     "metric",
     "services",
+    "report",
 ];
 const ENV_KEYS: &[&str] = &[
     "image", "rootfs", "workdir", "volumes", "env", "network", "user", "scratch",
@@ -239,6 +240,7 @@ pub(crate) struct Prepared {
     pub order: Order,
     pub seed: Option<u64>,
     pub allow_failures: bool,
+    pub report: super::ReportOptions,
     base_dir: PathBuf,
     /// Warnings about the whole matrix (an unused axis), before any cell's.
     pub warnings: Vec<String>,
@@ -573,6 +575,7 @@ impl Prepared {
             seed: self.seed,
             allow_failures: self.allow_failures,
             warnings,
+            report: self.report,
         })
     }
 }
@@ -632,6 +635,7 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
         check_services(r, t)?;
     }
 
+    let report = report_section(r, &root)?;
     let name = matrix_name(r, &root, path)?;
     let description = match root.get("description") {
         Some(e) => Some(r.string(e)?.to_string()),
@@ -640,6 +644,10 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
 
     let expansion = expand(r, matrix)?;
     let axis_names: Vec<String> = expansion.axes.iter().map(|a| a.name.clone()).collect();
+    let report = match report {
+        Some(t) => report_options(r, t, &axis_names, metrics.as_ref().map(|m| m.1.as_slice()))?,
+        None => super::ReportOptions::default(),
+    };
 
     // Placeholders are checked once on the template, so such errors are not reported per cell.
     let mut used = BTreeSet::new();
@@ -683,10 +691,38 @@ fn prepare(r: &Reporter) -> Result<Prepared> {
         order,
         seed,
         allow_failures,
+        report,
         base_dir: base_dir(path),
         warnings,
         slug_collides,
         accounts: AccountFiles::default(),
+    })
+}
+
+/// `[report]` as a table, if present.
+fn report_section<'n>(r: &Reporter, root: &'n Node) -> Result<Option<&'n Node>> {
+    r.section(root, "report")
+}
+
+/// `[report]` read ([`super::report_options`]); labels may name an axis, a built-in metric
+/// or a `[[metric]]` by its name as written.
+fn report_options(
+    r: &Reporter,
+    table: &Node,
+    axis_names: &[String],
+    metrics: Option<&[&Node]>,
+) -> Result<super::ReportOptions> {
+    let mut metric_names: Vec<String> = crate::metrics::builtin_names()
+        .map(|(key, _)| key.to_string())
+        .collect();
+    for m in metrics.unwrap_or_default() {
+        if let Some(name) = m.get("name").and_then(|e| e.value.as_str()) {
+            metric_names.push(name.to_string());
+        }
+    }
+    super::report_options::parse(table, axis_names, &metric_names).map_err(|p| {
+        let span = p.key_span.unwrap_or_else(|| p.node.span.clone());
+        r.at(&span, p.message, Some(p.hint))
     })
 }
 

@@ -39,6 +39,7 @@ mod cpuset;
 mod expand;
 mod node;
 mod range;
+pub mod report_options;
 mod template;
 pub mod units;
 
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cpuset::{CpuSet, CpuSetError, MAX_CPU};
 pub use expand::{MAX_CELLS, thousands};
+pub use report_options::ReportOptions;
 
 /// Host facts and switches the validation needs; passed in so `spec` stays pure.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +88,8 @@ pub struct Matrix {
     pub allow_failures: bool,
     /// Things that are allowed but probably not meant (an axis no template value uses, ...).
     pub warnings: Vec<String>,
+    /// `[report]`: how the figures are drawn; never part of a cell's id.
+    pub report: ReportOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
