@@ -132,6 +132,23 @@ pub fn examine(roots: &Roots, cpus: &CpuSet, root: bool, sample: Option<Duration
     }
 }
 
+/// The cpus a run's cells measure on: the union of their pins, or every online cpu when a cell
+/// pins none (it runs wherever the scheduler puts it).
+pub fn run_cpus<'a>(pins: impl IntoIterator<Item = Option<&'a CpuSet>>, online: &CpuSet) -> CpuSet {
+    let mut all = Vec::new();
+    for pin in pins {
+        match pin {
+            Some(p) => all.extend(p.cpus()),
+            None => return online.clone(),
+        }
+    }
+    if all.is_empty() {
+        online.clone()
+    } else {
+        CpuSet::new(all)
+    }
+}
+
 /// The checks that need no sample, on `cpus`. `root`: perf counters are open to root whatever
 /// `perf_event_paranoid` says.
 pub fn static_checks(roots: &Roots, cpus: &CpuSet, root: bool) -> Vec<Check> {
@@ -166,8 +183,7 @@ fn load(roots: &Roots, online: usize) -> Check {
         "load",
         Grade::of(per_cpu, 0.25, 0.75),
         format!(
-            "load average: {l1:.2} (5 min {l5:.2}) on {online} online cpus ({:.0}% of them busy)",
-            per_cpu * 100.0
+            "load average: {l1:.2} (5 min {l5:.2}) on {online} online cpus: {per_cpu:.2} per cpu"
         ),
         "other work competes for the cpus: stop it, or measure on an idle host (`top` shows what runs)",
     )
@@ -550,7 +566,7 @@ fn governor(roots: &Roots, cpus: &CpuSet) -> Check {
             "cpu frequency governor: {}{}",
             described.join(", "),
             if unknown {
-                ": unknown where no cpufreq is exposed (a virtual machine, whose host scales the clock, or a kernel without cpufreq): the frequency cannot be checked"
+                ": no cpufreq exposed (a virtual machine, whose host scales the clock, or a kernel without cpufreq): the frequency cannot be checked"
             } else {
                 ""
             }
