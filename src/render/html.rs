@@ -522,6 +522,7 @@ fn environment(h: &mut String, results: &RunResults) {
         let _ = writeln!(h, "<dt>{k}</dt><dd>{}</dd>", escape(&v));
     }
     let _ = writeln!(h, "</dl>");
+    h.push_str(&super::noise::html(host.noise.as_ref()));
 
     let duration = results
         .finished_at

@@ -37,6 +37,7 @@ pub mod history_html;
 pub mod html;
 pub mod latex;
 pub mod markdown;
+pub mod noise;
 pub mod palette;
 pub mod plots;
 pub mod stats_csv;
