@@ -476,7 +476,10 @@ fn pmu(roots: &Roots, root: bool) -> Check {
             "on a VM, enable the virtual PMU (e.g. QEMU -cpu host, a cloud instance type that exposes it), or measure on bare metal",
         );
     }
-    let level: i32 = paranoid.as_deref().and_then(|p| p.parse().ok()).unwrap_or(2);
+    let level: i32 = paranoid
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(2);
     check(
         "pmu",
         if root || level <= 1 {
@@ -487,7 +490,11 @@ fn pmu(roots: &Roots, root: bool) -> Check {
         format!(
             "hardware counters: PMU present, perf_event_paranoid {}{}",
             paranoid.as_deref().unwrap_or("unknown"),
-            if root { " (root is not restricted)" } else { "" }
+            if root {
+                " (root is not restricted)"
+            } else {
+                ""
+            }
         ),
         "sysctl -w kernel.perf_event_paranoid=1 so an ordinary user's `perf stat` counts the cpu (cells also need `[security] capabilities = [\"PERFMON\"]`)",
     )
@@ -541,11 +548,9 @@ fn turbo(roots: &Roots) -> Check {
 fn governor(roots: &Roots, cpus: &CpuSet) -> Check {
     let mut by_governor: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for c in cpus.cpus() {
-        let g = read_trim(
-            &roots
-                .sys
-                .join(format!("devices/system/cpu/cpu{c}/cpufreq/scaling_governor")),
-        )
+        let g = read_trim(&roots.sys.join(format!(
+            "devices/system/cpu/cpu{c}/cpufreq/scaling_governor"
+        )))
         .unwrap_or_else(|| "unknown".into());
         by_governor.entry(g).or_default().push(c);
     }
@@ -684,8 +689,7 @@ impl Sample {
         ));
         for cpu in cpus.cpus() {
             let key = format!("sample.cpu{cpu}");
-            let (Some(a), Some(b)) = (self.before.cpus.get(&cpu), self.after.cpus.get(&cpu))
-            else {
+            let (Some(a), Some(b)) = (self.before.cpus.get(&cpu), self.after.cpus.get(&cpu)) else {
                 out.push(check(
                     &key,
                     Grade::Warn,

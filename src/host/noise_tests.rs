@@ -66,7 +66,10 @@ fn load_is_graded_against_the_online_cpus() {
         f.proc_("loadavg", &format!("{load} 1.00 1.00 3/112 7938\n"));
         let c = find(&f.checks("0"), "load").clone();
         assert_eq!(c.grade, grade, "{load}: {c:?}");
-        assert!(c.what.contains(load) && c.what.contains("2 online cpus"), "{c:?}");
+        assert!(
+            c.what.contains(load) && c.what.contains("2 online cpus"),
+            "{c:?}"
+        );
         assert_eq!(c.hint.is_some(), grade != Grade::Ok, "{c:?}");
     }
 }
@@ -129,7 +132,10 @@ fn isolated_cpus_from_sysfs_or_the_command_line() {
     let f = Fake::new();
     let c = find(&f.checks("1"), "isolation").clone();
     assert_eq!(c.grade, Grade::Warn);
-    assert!(c.what.contains("none (isolcpus), none (nohz_full)"), "{c:?}");
+    assert!(
+        c.what.contains("none (isolcpus), none (nohz_full)"),
+        "{c:?}"
+    );
     assert!(c.hint.unwrap().contains("isolcpus=1 nohz_full=1"));
     // The command line's flags before the list are skipped.
     f.proc_(
@@ -154,7 +160,11 @@ fn irqs_that_may_run_on_the_checked_cpus() {
     let c = find(&f.checks("1"), "irq").clone();
     assert_eq!(c.grade, Grade::Warn);
     assert_eq!(c.what, "irq affinity: 1 of 2 irqs may run on cpus 1 (24)");
-    assert!(c.hint.unwrap().contains("echo 0 > /proc/irq/N/smp_affinity_list"));
+    assert!(
+        c.hint
+            .unwrap()
+            .contains("echo 0 > /proc/irq/N/smp_affinity_list")
+    );
     f.proc_("irq/24/smp_affinity_list", "0\n");
     let c = find(&f.checks("1"), "irq").clone();
     assert_eq!(c.grade, Grade::Ok, "{c:?}");
@@ -208,7 +218,11 @@ fn turbo_and_the_governor_per_cpu() {
         g.what,
         "cpu frequency governor: performance (cpus 0), powersave (cpus 1)"
     );
-    assert!(g.hint.unwrap().contains("cpupower frequency-set -g performance"));
+    assert!(
+        g.hint
+            .unwrap()
+            .contains("cpupower frequency-set -g performance")
+    );
 }
 
 #[test]
@@ -281,7 +295,11 @@ fn a_loaded_cpu_shows_in_the_sample() {
 fn sample_boundaries_busy_steal_and_tasks() {
     let grade = |busy: u64, steal: u64, tasks: u32| {
         let before = parse_stat(&stat_text((0, 0, 0), (0, 0, 0), 1));
-        let after = parse_stat(&stat_text((busy, 1000 - busy - steal, steal), (0, 1000, 0), 1));
+        let after = parse_stat(&stat_text(
+            (busy, 1000 - busy - steal, steal),
+            (0, 1000, 0),
+            1,
+        ));
         let s = Sample {
             before,
             after,
@@ -318,7 +336,11 @@ fn a_real_sample_on_this_host() {
         Some(Duration::from_millis(200)),
     );
     assert!(n.sample_s.unwrap() >= 0.2);
-    assert!(find(&n.checks, "sample.cpu0").what.starts_with("cpu 0: busy "));
+    assert!(
+        find(&n.checks, "sample.cpu0")
+            .what
+            .starts_with("cpu 0: busy ")
+    );
     assert!(n.summary().contains("checks on cpus 0, sampled"));
 }
 

@@ -60,7 +60,11 @@ pub fn html(noise: Option<&Noise>) -> String {
             .unwrap_or_default()
     );
     for c in &noise.checks {
-        let class = if c.grade == Grade::Ok { "" } else { " class=\"warn\"" };
+        let class = if c.grade == Grade::Ok {
+            ""
+        } else {
+            " class=\"warn\""
+        };
         let _ = write!(
             h,
             "<dt{class}>{}</dt><dd>{}",
