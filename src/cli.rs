@@ -287,6 +287,14 @@ pub struct DoctorArgs {
     /// code; a blocking isolation finding still exits 3).
     #[arg(long)]
     pub strict: bool,
+    /// Set the safe quiet settings (every online cpu's governor to performance, transparent
+    /// huge pages and their defrag from always to madvise, turbo off), saving the old values
+    /// in /run/benchbox/tune.json for --reset; runs record them while in effect.
+    #[arg(long, conflicts_with_all = ["reset", "file", "cpus"])]
+    pub tune: bool,
+    /// Put back the settings --tune changed.
+    #[arg(long, conflicts_with_all = ["file", "cpus"])]
+    pub reset: bool,
 }
 
 #[derive(clap::Args)]

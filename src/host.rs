@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::CpuSet;
 
 pub mod noise;
+pub mod tune;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {

@@ -118,7 +118,7 @@ fn doctor_refuses_bad_cpus_with_a_hint() {
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         let err = String::from_utf8(o.stderr).unwrap();
         assert!(err.contains(says), "{err}");
-        assert!(err.contains("\nhint: "), "{err}");
+        assert!(err.contains("\n  hint: "), "{err}");
         assert!(o.stdout.is_empty(), "nothing printed before the error");
     }
 }

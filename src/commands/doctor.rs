@@ -15,18 +15,21 @@ const SAMPLE: Duration = Duration::from_secs(1);
 
 pub fn run(args: DoctorArgs) -> Outcome {
     let roots = host::Roots::default();
+    if args.tune || args.reset {
+        return tune(&roots, args.tune);
+    }
     let online = host::online_cpus(&roots);
     // The cpus to check, decided before anything is printed: bad input is an error up front.
     let cpus = match (&args.cpus, &args.file) {
         (Some(list), _) => {
             let set: CpuSet = list.parse().map_err(|e| {
                 CliError::usage(format!(
-                    "invalid --cpus `{list}`: {e}\nhint: a cpu list as in a matrix's `cpus`, e.g. --cpus 0-1,3"
+                    "invalid --cpus `{list}`: {e}\n  hint: a cpu list as in a matrix's `cpus`, e.g. --cpus 0-1,3"
                 ))
             })?;
             if !set.is_subset(&online) {
                 return Err(CliError::usage(format!(
-                    "--cpus {set}: not all online (online: {online})\nhint: pick cpus from {online}"
+                    "--cpus {set}: not all online (online: {online})\n  hint: pick cpus from {online}"
                 )));
             }
             set
@@ -124,4 +127,31 @@ pub fn run(args: DoctorArgs) -> Outcome {
     } else {
         exit::OK
     }))
+}
+
+/// `--tune` (or `--reset`): change (or put back) the quiet settings and say which.
+fn tune(roots: &host::Roots, tune: bool) -> Outcome {
+    let result = if tune {
+        host::tune::tune(roots)
+    } else {
+        host::tune::reset(roots)
+    };
+    let changes = result.map_err(|e| CliError::new(e.exit_code(), e))?;
+    if changes.is_empty() {
+        println!("nothing to change: the governor, huge pages and turbo are quiet or not exposed");
+    }
+    for c in &changes {
+        if tune {
+            println!("set {}", c.describe());
+        } else {
+            println!("restored {}: {}", c.path.display(), c.before);
+        }
+    }
+    if tune && !changes.is_empty() {
+        println!(
+            "saved in {}: `benchbox doctor --reset` puts them back",
+            host::tune::state_file(roots).display()
+        );
+    }
+    Ok(code(exit::OK))
 }

@@ -75,6 +75,9 @@ pub struct Noise {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_s: Option<f64>,
     pub checks: Vec<Check>,
+    /// The settings `doctor --tune` changed that were in effect (`path: before -> after`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuned: Vec<String>,
 }
 
 impl Noise {
@@ -125,10 +128,17 @@ pub fn examine(roots: &Roots, cpus: &CpuSet, root: bool, sample: Option<Duration
         sample_s = Some(s.seconds);
         checks.extend(s.checks(cpus));
     }
+    // An unreadable state file is not the run's business: `doctor --reset` says what is wrong.
+    let tuned = super::tune::in_effect(roots)
+        .unwrap_or_default()
+        .iter()
+        .map(super::tune::Change::describe)
+        .collect();
     Noise {
         cpus: cpus.to_string(),
         sample_s,
         checks,
+        tuned,
     }
 }
 
@@ -298,7 +308,7 @@ fn aslr(roots: &Roots) -> Check {
 }
 
 /// The bracketed choice of a sysfs setting ("always [madvise] never" -> "madvise").
-fn bracketed(text: &str) -> Option<&str> {
+pub(super) fn bracketed(text: &str) -> Option<&str> {
     let start = text.find('[')? + 1;
     let end = start + text[start..].find(']')?;
     Some(&text[start..end])

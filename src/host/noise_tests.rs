@@ -359,6 +359,7 @@ fn noise_round_trips_and_older_host_records_read() {
             cpus: "0".into(),
             sample_s: Some(0.5),
             checks: f.checks("0"),
+            tuned: vec!["/sys/x: always -> madvise".into()],
         }),
         ..h
     };

@@ -31,6 +31,9 @@ pub fn line(noise: &Noise) -> String {
         let _ = write!(out, ", sampled {s:.1} s");
     }
     let (fail, warn) = (named(noise, Grade::Fail), named(noise, Grade::Warn));
+    if !noise.tuned.is_empty() {
+        let _ = write!(out, ", tuned by doctor --tune ({})", noise.tuned.join(", "));
+    }
     if fail.is_empty() && warn.is_empty() {
         let _ = write!(out, ": all {} checks ok", noise.checks.len());
         return out;
@@ -59,6 +62,9 @@ pub fn html(noise: Option<&Noise>) -> String {
             .map(|s| format!(", with a {s:.1} s sample"))
             .unwrap_or_default()
     );
+    for t in &noise.tuned {
+        let _ = write!(h, "<dt>tuned</dt><dd>{} (doctor --tune)</dd>\n", esc(t));
+    }
     for c in &noise.checks {
         let class = if c.grade == Grade::Ok {
             ""
@@ -97,6 +103,7 @@ mod tests {
                     hint: (*g != Grade::Ok).then(|| "do <this>".into()),
                 })
                 .collect(),
+            tuned: Vec::new(),
         }
     }
 
