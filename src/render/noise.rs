@@ -63,7 +63,7 @@ pub fn html(noise: Option<&Noise>) -> String {
             .unwrap_or_default()
     );
     for t in &noise.tuned {
-        let _ = write!(h, "<dt>tuned</dt><dd>{} (doctor --tune)</dd>\n", esc(t));
+        let _ = writeln!(h, "<dt>tuned</dt><dd>{} (doctor --tune)</dd>", esc(t));
     }
     for c in &noise.checks {
         let class = if c.grade == Grade::Ok {
