@@ -50,8 +50,14 @@ pub enum Command {
     #[command(after_help = exit::HELP_TABLE)]
     Import(ImportArgs),
     /// What on this host adds noise to measurements or blocks isolation.
+    ///
+    /// Isolation findings are `ok`, `warn` or `FAIL` (blocks runs: exit 3). Noise findings on
+    /// the checked cpus (load, steal, ASLR, transparent huge pages, isolated cpus, IRQ affinity,
+    /// hardware counters, turbo, governor, and a live sample of each cpu's busy share, steal and
+    /// runnable tasks) are `ok`, `warn` or `fail`, each with a hint; they never change the exit
+    /// code unless --strict.
     #[command(after_help = exit::HELP_TABLE)]
-    Doctor,
+    Doctor(DoctorArgs),
     /// Rebuild a run's summaries and summary.md from its runs.csv.
     ///
     /// runs.csv is the source of truth: every cell's samples, statistics, warnings and failure
@@ -265,6 +271,30 @@ pub struct PullArgs {
     pub update: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+#[derive(clap::Args)]
+pub struct DoctorArgs {
+    /// A matrix: check the cpus its cells pin (`cpus`), every online cpu if none pins.
+    pub file: Option<PathBuf>,
+    /// The cpus to check, in the matrix's cpuset syntax ("0-1,3"); default: every online cpu.
+    #[arg(long, value_name = "LIST", conflicts_with = "file")]
+    pub cpus: Option<String>,
+    /// Skip the live sample (about a second) of each cpu's load.
+    #[arg(long)]
+    pub no_sample: bool,
+    /// Exit 8 when a noise check is `warn` or `fail` (by default noise never changes the exit
+    /// code; a blocking isolation finding still exits 3).
+    #[arg(long)]
+    pub strict: bool,
+    /// Set the safe quiet settings (every online cpu's governor to performance, transparent
+    /// huge pages and their defrag from always to madvise, turbo off), saving the old values
+    /// in /run/benchbox/tune.json for --reset; runs record them while in effect.
+    #[arg(long, conflicts_with_all = ["reset", "file", "cpus"])]
+    pub tune: bool,
+    /// Put back the settings --tune changed.
+    #[arg(long, conflicts_with_all = ["file", "cpus"])]
+    pub reset: bool,
 }
 
 #[derive(clap::Args)]

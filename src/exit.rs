@@ -19,6 +19,8 @@ pub const WORKLOAD_FAILED: i32 = 5;
 pub const NOTHING_COMPARABLE: i32 = 6;
 /// The run directory is in use: another benchbox holds its lock (a run, a `--resume`, a `report`).
 pub const IN_USE: i32 = 7;
+/// `doctor --strict` found noise (a noise check graded `warn` or `fail`) and nothing blocking.
+pub const NOISY: i32 = 8;
 /// `compare` found a regression; `history --check` one that is not accepted.
 pub const REGRESSION: i32 = 10;
 /// Interrupted by Ctrl-C (128 + SIGINT); the results so far are kept and can be resumed.
@@ -38,5 +40,6 @@ Exit codes:
   6    compare had nothing comparable (no pair of cells; a side not complete, unless
        --allow-partial; a compared cell with no ok invocation on a side)
   7    the run directory is in use (another benchbox run, --resume or report holds its lock)
+  8    doctor --strict found noise (a noise check is warn or fail)
   10   compare found a regression; history --check found one not accepted at the newest run
   130  interrupted (Ctrl-C); resume with --resume";

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::CpuSet;
 
+pub mod noise;
+pub mod tune;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub hostname: String,
@@ -29,6 +32,10 @@ pub struct HostInfo {
     pub swap_bytes: u64,
     /// Turbo/boost enabled (frequency varies with load and temperature), where the kernel says.
     pub turbo: Option<bool>,
+    /// What `run` found adding noise on its cpus before its first invocation. Absent from files
+    /// written before benchbox recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<noise::Noise>,
 }
 
 /// Paths of the kernel interfaces (and the runtime directory) the host readers use.
@@ -120,6 +127,7 @@ pub fn collect(roots: &Roots, cgroup_version: Option<String>) -> HostInfo {
         smt_active: read_trim(&roots.sys.join("devices/system/cpu/smt/active")).map(|v| v == "1"),
         swap_bytes: meminfo_kib(&meminfo, "SwapTotal") * 1024,
         turbo: intel_no_turbo.or(boost),
+        noise: None,
     }
 }
 
@@ -273,36 +281,7 @@ pub fn doctor(
             "a kernel with CONFIG_SECCOMP_FILTER; without it only cells with `[security] seccomp = \"unconfined\"` can run",
         ),
     );
-    match host.governor.as_deref() {
-        Some("performance") => push(
-            true,
-            false,
-            "cpu frequency governor: performance".into(),
-            None,
-        ),
-        Some(g) => push(
-            false,
-            false,
-            format!("cpu frequency governor: {g}"),
-            Some("cpupower frequency-set -g performance (frequency scaling adds noise)"),
-        ),
-        None => push(
-            true,
-            false,
-            "cpu frequency governor: not exposed (virtual machine or no cpufreq)".into(),
-            None,
-        ),
-    }
-    if let Some(turbo) = host.turbo {
-        push(
-            !turbo,
-            false,
-            format!("turbo boost: {}", if turbo { "on" } else { "off" }),
-            Some(
-                "disable turbo for stable clocks (echo 1 > /sys/devices/system/cpu/intel_pstate/no_turbo)",
-            ),
-        );
-    }
+    // The governor and turbo are noise checks (`noise`), per checked cpu.
     match host.smt_active {
         Some(true) => push(
             false,
@@ -433,7 +412,6 @@ mod tests {
             .filter(|f| !f.ok)
             .map(|f| f.what.as_str())
             .collect();
-        assert!(noisy.iter().any(|w| w.contains("powersave")), "{noisy:?}");
         assert!(
             noisy.iter().any(|w| w.contains("multithreading")),
             "{noisy:?}"

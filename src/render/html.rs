@@ -557,7 +557,9 @@ fn environment(results: &RunResults) -> Markup {
                 "\n"
                 @for (k, v) in facts { dt { (k) } dd { (v) } "\n" }
             }
-            "\n" h3 { "Run" } "\n"
+            "\n"
+            @if let Some(noise) = &host.noise { (super::noise::html(noise)) }
+            h3 { "Run" } "\n"
             dl.facts {
                 "\n"
                 @for (k, v) in run { dt { (k) } dd { code { (v) } } "\n" }

@@ -85,6 +85,9 @@ pub fn markdown_of(analysis: &Analysis) -> String {
         let _ = writeln!(out, "- **revision**: {}", md(&r.describe_line()));
     }
     let _ = writeln!(out, "- **host**: {}", md(&host_line(run)));
+    if let Some(noise) = &run.host.noise {
+        let _ = writeln!(out, "- **host noise**: {}", md(&super::noise::line(noise)));
+    }
     let _ = writeln!(
         out,
         "- **statistics**: seed {}; medians with {:.0}% {}; only invocations with status ok (failed and suspect ones excluded)",

@@ -40,6 +40,7 @@ pub mod html;
 pub mod latex;
 pub mod macros;
 pub mod markdown;
+pub mod noise;
 pub mod palette;
 pub mod pdf;
 pub mod pgfplots;

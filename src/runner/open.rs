@@ -179,10 +179,13 @@ pub(super) fn open(
                 source,
             })
         })?;
-    let host = host::collect(
-        &host::Roots::default(),
-        sandboxing.cgroup_version.map(|v| v.to_string()),
-    );
+    let host = host::HostInfo {
+        noise: sandboxing.noise.clone(),
+        ..host::collect(
+            &host::Roots::default(),
+            sandboxing.cgroup_version.map(|v| v.to_string()),
+        )
+    };
     let mut is_selected = vec![false; cells.len()];
     for &i in selected {
         is_selected[i] = true;

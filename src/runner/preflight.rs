@@ -24,7 +24,12 @@ pub struct Sandboxing {
     pub cgroup_version: Option<sandbox::cgroup::Version>,
     /// What the run warns about before its first invocation (ids squashed to one).
     pub warnings: Vec<String>,
+    /// What adds noise on the cpus the selected cells run on (for results.json's `host.noise`).
+    pub noise: Option<host::noise::Noise>,
 }
+
+/// How long a run samples its cpus' load before its first invocation (`doctor` takes longer).
+const NOISE_SAMPLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Check that this host can run isolated invocations of the `selected` cells, and how: as
 /// root, or rootless with or without a delegated cgroup. `command_line` is benchbox's own (for
@@ -108,7 +113,15 @@ pub fn preflight(
         mode::Cgroups::Usable(v) | mode::Cgroups::NotDelegated { version: v, .. } => Some(*v),
         mode::Cgroups::Unusable(_) => None,
     };
+    // Last, so the sample sees the host as the first invocation will (cgroups prepared).
+    let roots = host::Roots::default();
+    let cpus = host::noise::run_cpus(
+        cells.iter().map(|c| c.limits.cpus.as_ref()),
+        &host::online_cpus(&roots),
+    );
+    let noise = host::noise::examine(&roots, &cpus, root, Some(NOISE_SAMPLE));
     Ok(Sandboxing {
+        noise: Some(noise),
         mode,
         isolation: Isolation::new(mode, userns.as_ref(), no_cgroup_reason),
         cgroup_version,
