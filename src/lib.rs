@@ -12,6 +12,7 @@
 pub mod along;
 pub mod collect;
 pub mod compare;
+pub mod disturbance;
 pub mod exit;
 pub mod history;
 pub mod host;

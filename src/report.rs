@@ -218,6 +218,7 @@ pub(crate) mod tests_support {
                 },
                 throttled_s: 0.0,
                 pressure: Default::default(),
+                disturbance: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),

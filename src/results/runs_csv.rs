@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{MetricValues, Result, ResultsError, Sample, io_err};
+use crate::disturbance::{Disturbance, Scope};
 use crate::measurement::{Measurement, Pressure};
 use crate::plan::Phase;
 use crate::status::{self, Status};
@@ -17,7 +18,8 @@ use crate::status::{self, Status};
 /// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. New
 /// columns come last, so every other column keeps its place: a runs.csv written before
 /// `status` existed ends them at `involuntary_switches` ([`LEGACY_FIXED`] columns), one written
-/// before the pressure columns at `reason` ([`BEFORE_PRESSURE_FIXED`]).
+/// before the pressure columns at `reason` ([`BEFORE_PRESSURE_FIXED`]), one written before the
+/// disturbance columns at `psi_io_full_us` ([`BEFORE_DISTURBANCE_FIXED`]).
 const FIXED: &[&str] = &[
     "phase",
     "invocation",
@@ -48,12 +50,18 @@ const FIXED: &[&str] = &[
     "psi_memory_full_us",
     "psi_io_some_us",
     "psi_io_full_us",
+    "other_cpu_s",
+    "steal_s",
+    "disturbance_scope",
 ];
 
 /// How many of [`FIXED`] a runs.csv without `status`, `flags` and `reason` has.
-const LEGACY_FIXED: usize = FIXED.len() - 8;
+const LEGACY_FIXED: usize = BEFORE_PRESSURE_FIXED - 3;
+/// How many of [`FIXED`] a runs.csv without the disturbance columns (`other_cpu_s`,
+/// `steal_s`, `disturbance_scope`) has.
+const BEFORE_DISTURBANCE_FIXED: usize = FIXED.len() - Disturbance::COLUMNS.len();
 /// How many of [`FIXED`] a runs.csv without the pressure columns (`psi_*_us`) has.
-const BEFORE_PRESSURE_FIXED: usize = FIXED.len() - Pressure::COLUMNS.len();
+const BEFORE_PRESSURE_FIXED: usize = BEFORE_DISTURBANCE_FIXED - Pressure::COLUMNS.len();
 
 /// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
 pub fn csv_header(axes: &[String], metrics: &[String]) -> Vec<String> {
@@ -80,17 +88,17 @@ pub struct CsvWriter {
     file: File,
     /// The file's length: where the row being written starts.
     len: u64,
-    /// How many of [`FIXED`] the file has: all of them, or [`BEFORE_PRESSURE_FIXED`] in a
-    /// run resumed from a runs.csv written before the pressure columns (its rows keep its
-    /// layout).
+    /// How many of [`FIXED`] the file has: all of them, or [`BEFORE_PRESSURE_FIXED`]
+    /// ([`BEFORE_DISTURBANCE_FIXED`]) in a run resumed from a runs.csv written before the
+    /// pressure (disturbance) columns: its rows keep its layout.
     fixed: usize,
     metrics: Vec<String>,
 }
 
 impl CsvWriter {
     /// Open for appending; writes the header when the file is new. An existing file must have
-    /// this header (a resumed run of the same matrix), or the one benchbox wrote before the
-    /// pressure columns, which later rows then keep.
+    /// this header (a resumed run of the same matrix), or one benchbox wrote before the
+    /// pressure or the disturbance columns, which later rows then keep.
     pub fn open(path: &Path, axes: &[String], metrics: &[String]) -> Result<CsvWriter> {
         let header = csv_header(axes, metrics);
         let exists = path.exists() && fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
@@ -114,6 +122,8 @@ impl CsvWriter {
             }
             if found == header_with(axes, &FIXED[..BEFORE_PRESSURE_FIXED], metrics) {
                 fixed = BEFORE_PRESSURE_FIXED;
+            } else if found == header_with(axes, &FIXED[..BEFORE_DISTURBANCE_FIXED], metrics) {
+                fixed = BEFORE_DISTURBANCE_FIXED;
             } else if found != header {
                 return Err(ResultsError::Csv {
                     path: path.into(),
@@ -207,8 +217,18 @@ impl CsvWriter {
             status::format_flags(&sample.flags),
             sample.reason.clone(),
         ]);
-        if self.fixed == FIXED.len() {
+        if self.fixed >= BEFORE_DISTURBANCE_FIXED {
             row.extend(m.pressure.values().map(opt));
+        }
+        if self.fixed == FIXED.len() {
+            let d = &m.disturbance;
+            row.extend([
+                d.other_cpu_s.map(|s| format!("{s:.6}")).unwrap_or_default(),
+                d.steal_s.map(|s| format!("{s:.6}")).unwrap_or_default(),
+                d.disturbance_scope
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            ]);
         }
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.write_whole(&row)
@@ -377,8 +397,10 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
     };
     let fixed = if !has(LEGACY_FIXED..BEFORE_PRESSURE_FIXED) {
         LEGACY_FIXED
-    } else if !has(BEFORE_PRESSURE_FIXED..FIXED.len()) {
+    } else if !has(BEFORE_PRESSURE_FIXED..BEFORE_DISTURBANCE_FIXED) {
         BEFORE_PRESSURE_FIXED
+    } else if !has(BEFORE_DISTURBANCE_FIXED..FIXED.len()) {
+        BEFORE_DISTURBANCE_FIXED
     } else {
         FIXED.len()
     };
@@ -558,7 +580,7 @@ fn parse_row(
         let (status, reason) = status::from_end(exit_code, signal, oom_killed, timed_out);
         (status, Vec::new(), reason)
     };
-    let pressure = if fixed == FIXED.len() {
+    let pressure = if fixed >= BEFORE_DISTURBANCE_FIXED {
         let mut values = [None; 5];
         for (i, value) in values.iter_mut().enumerate() {
             *value = opt_count(BEFORE_PRESSURE_FIXED + i)?;
@@ -566,6 +588,31 @@ fn parse_row(
         Pressure::from_values(values)
     } else {
         Pressure::default()
+    };
+    let disturbance = if fixed == FIXED.len() {
+        let opt_seconds = |k: usize| -> std::result::Result<Option<f64>, String> {
+            if field(k)?.is_empty() {
+                Ok(None)
+            } else {
+                seconds(k).map(Some)
+            }
+        };
+        let k = BEFORE_DISTURBANCE_FIXED;
+        let scope = match field(k + 2)? {
+            "" => None,
+            v => Some(Scope::parse(v).ok_or_else(|| {
+                format!(
+                    "column `disturbance_scope`: unknown scope `{v}` (known: pinned, host, or empty)"
+                )
+            })?),
+        };
+        Disturbance {
+            other_cpu_s: opt_seconds(k)?,
+            steal_s: opt_seconds(k + 1)?,
+            disturbance_scope: scope,
+        }
+    } else {
+        Disturbance::default()
     };
     let mut metrics = MetricValues::default();
     for (j, name) in metric_names.iter().enumerate() {
@@ -611,6 +658,7 @@ fn parse_row(
                 involuntary_switches: count(20)?,
             },
             pressure,
+            disturbance,
         },
         status,
         flags,
