@@ -774,16 +774,16 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let header = text.lines().next().unwrap();
         assert!(
-            header.ends_with(",involuntary_switches,status,flags,reason,psi_cpu_some_us,psi_memory_some_us,psi_memory_full_us,psi_io_some_us,psi_io_full_us,ops"),
+            header.ends_with(",involuntary_switches,status,flags,reason,psi_cpu_some_us,psi_memory_some_us,psi_memory_full_us,psi_io_some_us,psi_io_full_us,other_cpu_s,steal_s,disturbance_scope,ops"),
             "{header}"
         );
         assert!(
             text.contains(",suspect,disturbed;rerun,\"cgroup CPU"),
             "{text}"
         );
-        // Pressure not measured: five empty fields, not zeros.
+        // Pressure and disturbance not measured: eight empty fields, not zeros.
         assert!(
-            text.lines().nth(2).unwrap().ends_with(",ok,,,,,,,,12.5"),
+            text.lines().nth(2).unwrap().ends_with(",ok,,,,,,,,,,,12.5"),
             "{text}"
         );
         let rows = read_csv(&path).unwrap().rows;
@@ -830,8 +830,8 @@ mod tests {
         w.append(&sample(2), "", &[]).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[1].ends_with(",ok,,,1500,0,0,42,,12.5"), "{text}");
-        assert!(lines[2].ends_with(",ok,,,,,,,,12.5"), "{text}");
+        assert!(lines[1].ends_with(",ok,,,1500,0,0,42,,,,,12.5"), "{text}");
+        assert!(lines[2].ends_with(",ok,,,,,,,,,,,12.5"), "{text}");
         let rows = read_csv(&path).unwrap().rows;
         assert_eq!(rows[0].sample, measured);
         assert_eq!(rows[1].sample.measured.pressure, Pressure::default());
@@ -884,8 +884,107 @@ mod tests {
     }
 
     #[test]
+    fn disturbance_columns_round_trip_and_empty_is_not_zero() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut measured = sample(1);
+        measured.flags = vec![Flag::Disturbed];
+        measured.measured.disturbance = Disturbance {
+            other_cpu_s: Some(0.25),
+            steal_s: Some(0.0),
+            disturbance_scope: Some(Scope::Pinned),
+        };
+        w.append(&measured, "", &[]).unwrap();
+        let mut host = sample(2);
+        host.measured.disturbance = Disturbance {
+            other_cpu_s: Some(1.5),
+            steal_s: Some(0.01),
+            disturbance_scope: Some(Scope::Host),
+        };
+        w.append(&host, "", &[]).unwrap();
+        w.append(&sample(3), "", &[]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].ends_with(",ok,disturbed,,,,,,,0.250000,0.000000,pinned,12.5"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with(",1.500000,0.010000,host,12.5"), "{text}");
+        assert!(lines[3].ends_with(",ok,,,,,,,,,,,12.5"), "{text}");
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample, measured);
+        assert_eq!(rows[1].sample, host);
+        assert_eq!(rows[2].sample.measured.disturbance, Disturbance::default());
+        // results.json: under the column names, null when not measured; older ones lack them.
+        let json = serde_json::to_value(&measured).unwrap();
+        assert_eq!(json["other_cpu_s"], 0.25);
+        assert_eq!(json["disturbance_scope"], "pinned");
+        let back: Sample = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, measured);
+        let mut old = json;
+        for column in Disturbance::COLUMNS {
+            old.as_object_mut().unwrap().remove(column);
+        }
+        let old: Sample = serde_json::from_value(old).unwrap();
+        assert_eq!(old.measured.disturbance, Disturbance::default());
+        // A scope benchbox never writes, or a negative time, names its column.
+        let bad = text.replace(",pinned,", ",pined,");
+        fs::write(&path, bad).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: column `disturbance_scope`: unknown scope `pined`"),
+            "{e}"
+        );
+        fs::write(&path, text.replace(",0.250000,", ",-1,")).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: column `other_cpu_s`: `-1` is negative"),
+            "{e}"
+        );
+    }
+
+    /// A runs.csv as benchbox wrote it before the disturbance columns: it reads (no figures),
+    /// and a resumed run appends rows in its layout (pressure kept, no disturbance).
+    #[test]
+    fn a_runs_csv_without_disturbance_columns_reads_and_keeps_its_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let header = header_with(&[], &FIXED[..BEFORE_DISTURBANCE_FIXED], &["ops".into()]);
+        let row = "abc123,,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,5,,,,,12.5";
+        let before = format!("{}\n{row}\n", header.join(","));
+        fs::write(&path, &before).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &["ops".into()]).unwrap();
+        let mut s = sample(1);
+        s.measured.pressure = Pressure::from_values([Some(7); 5]);
+        s.measured.disturbance.other_cpu_s = Some(1.0);
+        w.append(&s, "", &[]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&before), "{text}");
+        assert!(
+            text.ends_with(",ok,,,7,7,7,7,7,12.5\n"),
+            "the old layout: {text}"
+        );
+        let data = read_csv(&path).unwrap();
+        assert_eq!(data.rows.len(), 2);
+        assert_eq!(
+            data.rows[0].sample.measured.pressure.psi_cpu_some_us,
+            Some(5)
+        );
+        assert!(
+            data.rows
+                .iter()
+                .all(|r| r.sample.measured.disturbance == Disturbance::default())
+        );
+    }
+
+    #[test]
     fn the_pressure_columns_end_the_fixed_columns() {
-        assert_eq!(&FIXED[BEFORE_PRESSURE_FIXED..], Pressure::COLUMNS);
+        assert_eq!(&FIXED[BEFORE_DISTURBANCE_FIXED..], Disturbance::COLUMNS);
+        assert_eq!(
+            &FIXED[BEFORE_PRESSURE_FIXED..BEFORE_DISTURBANCE_FIXED],
+            Pressure::COLUMNS
+        );
         assert_eq!(FIXED[BEFORE_PRESSURE_FIXED - 1], "reason");
         assert_eq!(FIXED[LEGACY_FIXED - 1], "involuntary_switches");
     }
@@ -1180,7 +1279,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         fs::write(&path, &middle).unwrap();
         let e = read_csv(&path).unwrap_err().to_string();
         assert!(
-            e.contains("line 4: 30 fields where the header has 33"),
+            e.contains("line 4: 33 fields where the header has 36"),
             "{e}"
         );
         // A write torn inside a multi-byte character of the reason is still just torn.

@@ -48,6 +48,8 @@ const RUN_KEYS: &[&str] = &[
     "timeout",
     "memory-interval",
     "max-log",
+    "disturbance-threshold",
+    "rerun-disturbed",
     "order",
     "seed",
     "allow-failures",

@@ -166,6 +166,29 @@ pub(super) fn build_cell(
         }
     };
 
+    // When an invocation counts as disturbed, and whether it is then run again. Not part of
+    // the id: they change what is recorded about a run, not what runs.
+    let disturbance_threshold = match run_t.get("disturbance-threshold") {
+        None => None,
+        Some(e) => match &e.value.kind {
+            Kind::Str(s) => Some(crate::disturbance::parse_threshold(s).map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid `disturbance-threshold`: {why}"),
+                    Some("write a percentage of the cell's CPU time, like \"5%\"".into()),
+                )
+            })?),
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a percentage such as \"5%\"")),
+        },
+    };
+    let rerun_disturbed = match run_t.get("rerun-disturbed") {
+        None => false,
+        Some(e) => match e.value.kind {
+            Kind::Bool(b) => b,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a boolean")),
+        },
+    };
+
     let cell = Cell {
         id: String::new(),
         label: String::new(),
@@ -188,6 +211,8 @@ pub(super) fn build_cell(
         timeout,
         memory_interval,
         max_log,
+        disturbance_threshold,
+        rerun_disturbed,
         metrics,
         services,
     };
