@@ -164,6 +164,34 @@ impl Disturbance {
     pub const COLUMNS: [&'static str; 3] = ["other_cpu_s", "steal_s", "disturbance_scope"];
 }
 
+/// The host's 1-minute load average at the start and at the end of a run (results.json's
+/// `load_average`), each `None` where `/proc/loadavg` could not be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadAverage {
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+}
+
+impl LoadAverage {
+    /// The higher of the two readings: the run saw at least that much load.
+    pub fn peak(&self) -> Option<f64> {
+        match (self.start, self.end) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The 1-minute load average, the first field of `/proc/loadavg`.
+pub fn parse_loadavg(text: &str) -> Option<f64> {
+    text.split_ascii_whitespace()
+        .next()?
+        .parse::<f64>()
+        .ok()
+        .filter(|l| l.is_finite() && *l >= 0.0)
+}
+
 /// What the rule needs beside the row: how many CPUs the figures cover and the tick rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Basis {

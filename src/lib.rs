@@ -22,6 +22,7 @@ pub mod markdown;
 pub mod measurement;
 pub mod metrics;
 pub mod mode;
+pub mod noise;
 pub mod plan;
 pub mod rebuild;
 pub mod reference;

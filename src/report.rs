@@ -152,6 +152,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     }
     cell.failures = cell.count_failures();
     cell.suspect = cell.count_suspect();
+    cell.disturbed = cell.count_disturbed();
 }
 
 /// What a cell of `n` invocations that count gets from the large-sample rule, in words; None
@@ -398,6 +399,7 @@ pub(crate) mod tests_support {
             },
             cells,
             warnings: vec![],
+            load_average: None,
         };
         run.write(dir).unwrap();
         run

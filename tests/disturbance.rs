@@ -135,3 +135,68 @@ fn without_a_busy_loop_the_figures_are_recorded() {
         assert_eq!(r["disturbance_scope"], "host", "{r:?}");
     }
 }
+
+/// `compare` warns, with the figures, when the two runs saw different host noise (here: the
+/// base's results.json says the load was high, and its runs.csv flags its invocations
+/// disturbed), and its verdicts and exit code stay what they were.
+#[test]
+fn compare_warns_when_the_runs_saw_different_noise() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(
+        "name = \"quick\"\n[environment]\nrootfs = \"./rootfs\"\n[run]\ncommand = \"true\"\nwarmup = 0\nruns = 4\n",
+    );
+    let mut dirs = Vec::new();
+    for out in ["a", "b"] {
+        let o = p
+            .cmd(&["run", "m.toml", "--out", out, "--resamples", "200"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        dirs.push(p.latest_in(out, "quick"));
+    }
+    let compare = || {
+        p.cmd(&["compare"])
+            .args(&dirs)
+            .args(["--resamples", "200"])
+            .output()
+            .unwrap()
+    };
+    let before = compare();
+    // Both runs record the load at their start and end.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[0].join("results.json")).unwrap())
+            .unwrap();
+    assert!(json["load_average"]["start"].is_number(), "{json}");
+    assert!(json["load_average"]["end"].is_number(), "{json}");
+    // The base as a busy host would have left it.
+    let mut json = json;
+    json["load_average"] = serde_json::json!({ "start": 50.0, "end": 40.0 });
+    std::fs::write(dirs[0].join("results.json"), json.to_string()).unwrap();
+    let csv = std::fs::read_to_string(dirs[0].join("runs.csv")).unwrap();
+    std::fs::write(
+        dirs[0].join("runs.csv"),
+        csv.replace(",ok,,", ",ok,disturbed,"),
+    )
+    .unwrap();
+    let after = compare();
+    let said = text(&after);
+    assert!(said.contains("the runs saw different host noise"), "{said}");
+    assert!(said.contains("load average 50.00 vs"), "{said}");
+    assert!(
+        said.contains("disturbed invocations 100% (4 of 4) vs 0% (0 of 4)"),
+        "{said}"
+    );
+    // (The load itself may have moved between the two real runs: only the flags are known.)
+    assert!(
+        !text(&before).contains("disturbed invocations"),
+        "{}",
+        text(&before)
+    );
+    assert_eq!(
+        after.status.code(),
+        before.status.code(),
+        "a warning, not a verdict"
+    );
+}
