@@ -172,7 +172,7 @@ fn compare_warns_when_the_runs_saw_different_noise() {
     assert!(json["load_average"]["end"].is_number(), "{json}");
     // The base as a busy host would have left it.
     let mut json = json;
-    json["load_average"] = serde_json::json!({ "start": 50.0, "end": 40.0 });
+    json["load_average"] = serde_json::json!({ "start": 500.0, "end": 400.0 });
     std::fs::write(dirs[0].join("results.json"), json.to_string()).unwrap();
     let csv = std::fs::read_to_string(dirs[0].join("runs.csv")).unwrap();
     std::fs::write(
@@ -183,7 +183,7 @@ fn compare_warns_when_the_runs_saw_different_noise() {
     let after = compare();
     let said = text(&after);
     assert!(said.contains("the runs saw different host noise"), "{said}");
-    assert!(said.contains("load average 50.00 vs"), "{said}");
+    assert!(said.contains("load average 500.00 vs"), "{said}");
     assert!(
         said.contains("disturbed invocations 100% (4 of 4) vs 0% (0 of 4)"),
         "{said}"
