@@ -165,7 +165,7 @@ pub fn compare_warning(base: &RunNoise, candidate: &RunNoise) -> Option<String> 
     let d = differences(base, candidate);
     (!d.is_empty()).then(|| {
         format!(
-            "the runs saw different host noise (base vs candidate: {}): a difference may come from the noise, not the change; the verdicts stand as computed\n  hint: run both on a quiet host; `[run] rerun-disturbed = true` runs disturbed invocations again",
+            "the runs saw different host noise (base vs candidate: {}): a difference may come from the noise, not the change; the verdicts stand as computed\n  hint: run both on a quiet host (runs.csv's `flags`, `other_cpu_s` and `steal_s` say which invocations were disturbed)",
             d.join("; ")
         )
     })

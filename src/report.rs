@@ -100,7 +100,6 @@ pub fn summarize_samples(
 
 /// A cell's `disturbed` measured invocations, counted (see [`crate::disturbance`]): they
 /// still count toward the statistics, so the reader is told, with the worst one's figures.
-/// Rows replaced by a rerun (status `rerun`... see `[run] rerun-disturbed`) are said apart.
 fn disturbed_warning(samples: &[Sample]) -> Option<String> {
     let measured: Vec<&Sample> = samples
         .iter()
@@ -123,7 +122,7 @@ fn disturbed_warning(samples: &[Sample]) -> Option<String> {
         crate::disturbance::Scope::Host => "the host's",
     });
     Some(format!(
-        "{} of {} measured invocations disturbed (other tasks or steal took more than the threshold of {scope} CPUs); they count toward the statistics\n  hint: measured invocation {}: other tasks {:.3} s, steal {:.3} s in {:.3} s wall; the `other_cpu_s` and `steal_s` columns of runs.csv have every one; `[run] rerun-disturbed = true` runs them again",
+        "{} of {} measured invocations disturbed (other tasks or steal took more than the threshold of {scope} CPUs); they count toward the statistics\n  hint: measured invocation {}: other tasks {:.3} s, steal {:.3} s in {:.3} s wall; the `other_cpu_s` and `steal_s` columns of runs.csv have every one; run on a quieter host, or pin the cell to CPUs nothing else uses",
         disturbed.len(),
         measured.iter().filter(|s| s.status.counts()).count(),
         worst.index,

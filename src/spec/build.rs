@@ -49,7 +49,6 @@ const RUN_KEYS: &[&str] = &[
     "memory-interval",
     "max-log",
     "disturbance-threshold",
-    "rerun-disturbed",
     "order",
     "seed",
     "allow-failures",

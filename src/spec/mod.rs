@@ -152,10 +152,6 @@ pub struct Cell {
     /// default, 5%. Not part of the id, and left out of the JSON at its default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disturbance_threshold: Option<f64>,
-    /// `[run] rerun-disturbed`: a `disturbed` measured invocation is run again (up to `runs`
-    /// times per cell). Not part of the id, and left out of the JSON when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub rerun_disturbed: bool,
     pub metrics: Vec<MetricSpec>,
     /// `[services.NAME]`: containers the workload talks to, in start order (each after the
     /// services it `depends-on`, else in the file's order). Left out of the JSON, and of the

@@ -445,9 +445,8 @@ fn max_log_is_a_size_or_none_and_never_changes_ids() {
     );
 }
 
-/// `[run] disturbance-threshold` and `rerun-disturbed` change what is recorded about a run,
-/// not what runs: whatever their values, ids stay, and at their defaults the plan's JSON does
-/// not even name them.
+/// `[run] disturbance-threshold` changes what is recorded about a run, not what runs: whatever
+/// its value, ids stay, and at its default the plan's JSON does not even name it.
 #[test]
 fn disturbance_keys_never_change_ids() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
@@ -467,13 +466,10 @@ fn disturbance_keys_never_change_ids() {
     let default = load(&path, &ctx()).unwrap().cells[0].clone();
     assert_eq!(default.disturbance_threshold, None);
     assert_eq!(default.disturbance_threshold(), 0.05);
-    assert!(!default.rerun_disturbed);
     let json = serde_json::to_string(&default).unwrap();
     assert!(!json.contains("disturb"), "{json}");
-    let set = with("disturbance-threshold = \"12.5%\"\nrerun-disturbed = true");
+    let set = with("disturbance-threshold = \"12.5%\"");
     assert_eq!(set.disturbance_threshold(), 0.125);
-    assert!(set.rerun_disturbed);
-    assert_eq!(with("rerun-disturbed = false").rerun_disturbed, false);
     assert_eq!(
         err("[run]\ncommand = \"x\"\ndisturbance-threshold = \"5\"\n"),
         "envs/x.toml:3:25: invalid `disturbance-threshold`: `5` is not a percentage\n  hint: write a percentage of the cell's CPU time, like \"5%\""
@@ -481,10 +477,6 @@ fn disturbance_keys_never_change_ids() {
     assert_eq!(
         err("[run]\ncommand = \"x\"\ndisturbance-threshold = 5\n"),
         "envs/x.toml:3:25: expected a percentage such as \"5%\" for `disturbance-threshold`, found the integer `5`"
-    );
-    assert!(
-        err("[run]\ncommand = \"x\"\nrerun-disturbed = 1\n")
-            .contains("expected a boolean for `rerun-disturbed`")
     );
 }
 
@@ -565,7 +557,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, disturbance-threshold, rerun-disturbed, order, seed, allow-failures"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, disturbance-threshold, order, seed, allow-failures"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),

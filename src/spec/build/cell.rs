@@ -166,8 +166,8 @@ pub(super) fn build_cell(
         }
     };
 
-    // When an invocation counts as disturbed, and whether it is then run again. Not part of
-    // the id: they change what is recorded about a run, not what runs.
+    // When an invocation counts as disturbed. Not part of the id: it changes what is recorded
+    // about a run, not what runs.
     let disturbance_threshold = match run_t.get("disturbance-threshold") {
         None => None,
         Some(e) => match &e.value.kind {
@@ -179,13 +179,6 @@ pub(super) fn build_cell(
                 )
             })?),
             _ => return Err(r.wrong_type(&e.key, &e.value, "a percentage such as \"5%\"")),
-        },
-    };
-    let rerun_disturbed = match run_t.get("rerun-disturbed") {
-        None => false,
-        Some(e) => match e.value.kind {
-            Kind::Bool(b) => b,
-            _ => return Err(r.wrong_type(&e.key, &e.value, "a boolean")),
         },
     };
 
@@ -212,7 +205,6 @@ pub(super) fn build_cell(
         memory_interval,
         max_log,
         disturbance_threshold,
-        rerun_disturbed,
         metrics,
         services,
     };
