@@ -1473,7 +1473,7 @@ fn malformed_image_references_are_refused() {
 
 #[test]
 fn names_of_builtin_columns_are_refused_for_axes_and_metrics() {
-    let columns = "cell, label, phase, invocation, started_at, wall_s, user_s, system_s, peak_memory_bytes, io_read_bytes, io_write_bytes, exit_code, signal, oom_killed, timed_out, throttled_s, rusage_user_s, rusage_system_s, max_rss_bytes, minor_faults, major_faults, voluntary_switches, involuntary_switches, status, flags, reason, psi_cpu_some_us, psi_memory_some_us, psi_memory_full_us, psi_io_some_us, psi_io_full_us";
+    let columns = "cell, label, phase, invocation, started_at, wall_s, user_s, system_s, peak_memory_bytes, io_read_bytes, io_write_bytes, exit_code, signal, oom_killed, timed_out, throttled_s, rusage_user_s, rusage_system_s, max_rss_bytes, minor_faults, major_faults, voluntary_switches, involuntary_switches, status, flags, reason, psi_cpu_some_us, psi_memory_some_us, psi_memory_full_us, psi_io_some_us, psi_io_full_us, other_cpu_s, steal_s, disturbance_scope";
     for name in [
         "cell",
         "label",
