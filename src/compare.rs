@@ -371,6 +371,12 @@ pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions)
             ),
         );
     }
+    // Host noise over the paired cells: a confound to say, not a verdict to change.
+    let noise = crate::noise::compare_warning(
+        &crate::noise::RunNoise::of_cells(base, pairs.iter().map(|p| &base.cells[p.0])),
+        &crate::noise::RunNoise::of_cells(candidate, pairs.iter().map(|p| &candidate.cells[p.1])),
+    );
+    warnings.extend(noise);
     let mut cmp = judge(base, candidate, &pairs, warnings, opts, false);
     cmp.host_differs = !hosts.is_empty();
     let paired_base: HashSet<usize> = pairs.iter().map(|p| p.0).collect();
@@ -620,6 +626,7 @@ pub(crate) mod test_support {
                 },
                 throttled_s: 0.0,
                 pressure: Default::default(),
+                disturbance: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),
@@ -678,6 +685,7 @@ pub(crate) mod test_support {
             plan: Default::default(),
             cells,
             warnings: vec![],
+            load_average: None,
         }
     }
 

@@ -311,6 +311,11 @@ pub fn doctor(
 
 /// The online cpus, what a matrix's `cpus` are checked against. Unreadable (or unparsable), the
 /// host is taken to have cpu 0 only, so a check never accepts a cpu that may not exist.
+/// The host's 1-minute load average now (`/proc/loadavg`), `None` when unreadable.
+pub fn load_average(roots: &Roots) -> Option<f64> {
+    crate::disturbance::parse_loadavg(&fs::read_to_string(roots.proc.join("loadavg")).ok()?)
+}
+
 pub fn online_cpus(roots: &Roots) -> CpuSet {
     let text = fs::read_to_string(roots.sys.join("devices/system/cpu/online"))
         .unwrap_or_else(|_| "0".into());

@@ -12,6 +12,7 @@
 pub mod along;
 pub mod collect;
 pub mod compare;
+pub mod disturbance;
 pub mod exit;
 pub mod history;
 pub mod host;
@@ -21,6 +22,7 @@ pub mod markdown;
 pub mod measurement;
 pub mod metrics;
 pub mod mode;
+pub mod noise;
 pub mod plan;
 pub mod rebuild;
 pub mod reference;

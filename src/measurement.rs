@@ -143,6 +143,11 @@ pub struct Measurement {
     /// noise signal recorded beside the numbers, never a metric to compare.
     #[serde(flatten)]
     pub pressure: Pressure,
+    /// Other tasks' CPU time and steal on the invocation's CPUs over its window
+    /// (`other_cpu_s`, `steal_s`, `disturbance_scope`; empty where not measured): a noise
+    /// signal, like the pressure; see [`crate::disturbance`].
+    #[serde(flatten)]
+    pub disturbance: crate::disturbance::Disturbance,
 }
 
 impl Measurement {

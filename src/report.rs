@@ -92,7 +92,44 @@ pub fn summarize_samples(
             }
         ));
     }
+    if let Some(w) = disturbed_warning(samples) {
+        warnings.push(w);
+    }
     (summaries, warnings)
+}
+
+/// A cell's `disturbed` measured invocations, counted (see [`crate::disturbance`]): they
+/// still count toward the statistics, so the reader is told, with the worst one's figures.
+fn disturbed_warning(samples: &[Sample]) -> Option<String> {
+    let measured: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure)
+        .collect();
+    let disturbed: Vec<&Sample> = measured
+        .iter()
+        .copied()
+        .filter(|s| s.flags.contains(&status::Flag::Disturbed) && s.status.counts())
+        .collect();
+    let worst = disturbed.iter().max_by(|a, b| {
+        let share = |s: &Sample| {
+            s.measured.disturbance.other_cpu_s.unwrap_or(0.0) / s.measured.wall_s.max(1e-9)
+        };
+        share(a).total_cmp(&share(b))
+    })?;
+    let d = &worst.measured.disturbance;
+    let scope = d.disturbance_scope.map_or("its", |s| match s {
+        crate::disturbance::Scope::Pinned => "its pinned",
+        crate::disturbance::Scope::Host => "the host's",
+    });
+    Some(format!(
+        "{} of {} measured invocations disturbed (other tasks or steal took more than the threshold of {scope} CPUs); they count toward the statistics\n  hint: measured invocation {}: other tasks {:.3} s, steal {:.3} s in {:.3} s wall; the `other_cpu_s` and `steal_s` columns of runs.csv have every one; run on a quieter host, or pin the cell to CPUs nothing else uses",
+        disturbed.len(),
+        measured.iter().filter(|s| s.status.counts()).count(),
+        worst.index,
+        d.other_cpu_s.unwrap_or(0.0),
+        d.steal_s.unwrap_or(0.0),
+        worst.measured.wall_s,
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -114,6 +151,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     }
     cell.failures = cell.count_failures();
     cell.suspect = cell.count_suspect();
+    cell.disturbed = cell.count_disturbed();
 }
 
 /// What a cell of `n` invocations that count gets from the large-sample rule, in words; None
@@ -218,6 +256,7 @@ pub(crate) mod tests_support {
                 },
                 throttled_s: 0.0,
                 pressure: Default::default(),
+                disturbance: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),
@@ -359,6 +398,7 @@ pub(crate) mod tests_support {
             },
             cells,
             warnings: vec![],
+            load_average: None,
         };
         run.write(dir).unwrap();
         run

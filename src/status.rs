@@ -428,6 +428,7 @@ mod tests {
                     ..Default::default()
                 },
                 pressure: Default::default(),
+                disturbance: Default::default(),
             },
             status: Status::Ok,
             flags: Vec::new(),

@@ -200,6 +200,7 @@ fn sample(index: u32) -> Sample {
             throttled_s: 0.0,
             rusage: Default::default(),
             pressure: Default::default(),
+            disturbance: Default::default(),
         },
         status: Status::Ok,
         flags: vec![],

@@ -218,6 +218,7 @@ pub fn build(roots: &[std::path::PathBuf], opts: &Options) -> Result<History, Hi
         detect(s, &runs, &opts.detect);
     }
     steps(&mut series, &runs, &opts.detect, &opts.stats, &mut warnings);
+    warnings.extend(noise_warnings(&series, &runs));
     Ok(History {
         runs,
         skipped,
@@ -419,6 +420,32 @@ fn sides(s: &Series, ci: usize, window: usize) -> (std::ops::Range<usize>, std::
         previous.max(at.saturating_sub(window))..at,
         at..next.min(at + window),
     )
+}
+
+/// One warning per change whose runs on either side (the last before it, the first after)
+/// saw different host noise: a confound beside the change, not a reason to drop it.
+fn noise_warnings(series: &[Series], runs: &[Run]) -> Vec<String> {
+    let mut said = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for s in series {
+        for c in &s.changes {
+            let (before, after) = (&runs[c.previous_run], &runs[c.run]);
+            let d = crate::noise::differences(&before.noise, &after.noise);
+            if d.is_empty() || !said.insert((c.previous_run, c.run)) {
+                continue;
+            }
+            out.push(format!(
+                "the change at {} (after {}) comes with different host noise ({} vs {}: {}): it may come from the noise, not the code\n  hint: run {} again on a quiet host",
+                after.name(),
+                before.name(),
+                before.name(),
+                after.name(),
+                d.join("; "),
+                after.name()
+            ));
+        }
+    }
+    out
 }
 
 /// Each change's step over the invocations (runs.csv rows) of the runs on its two sides: each

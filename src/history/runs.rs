@@ -29,6 +29,8 @@ pub struct Run {
     /// When it was made, for the order: the commit's time, else the run's end.
     pub(crate) order_time: Option<DateTime<FixedOffset>>,
     pub(crate) finished: Option<DateTime<FixedOffset>>,
+    /// The host noise the run saw, as results.json tells it (load, disturbed counts).
+    pub noise: crate::noise::RunNoise,
 }
 
 impl Run {
@@ -82,6 +84,8 @@ struct Head {
     plan: HeadPlan,
     #[serde(default)]
     cells: Vec<HeadCell>,
+    #[serde(default)]
+    load_average: Option<crate::disturbance::LoadAverage>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,6 +115,8 @@ struct HeadCell {
     label: String,
     #[serde(default)]
     summary: BTreeMap<String, HeadSummary>,
+    #[serde(default)]
+    disturbed: usize,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +199,16 @@ fn read_one(dir: &Path) -> Result<Run, String> {
             .entry(m.name)
             .or_insert((m.unit.unwrap_or_default(), m.better));
     }
+    let noise = crate::noise::RunNoise {
+        load: head.load_average.and_then(|l| l.peak()),
+        counted: head
+            .cells
+            .iter()
+            .map(|c| c.summary.get("wall_s").map_or(0, |s| s.n))
+            .sum(),
+        disturbed: head.cells.iter().map(|c| c.disturbed).sum(),
+        ..Default::default()
+    };
     let cells = head
         .cells
         .into_iter()
@@ -220,6 +236,7 @@ fn read_one(dir: &Path) -> Result<Run, String> {
         declared,
         order_time: commit.or(finished),
         finished,
+        noise,
     })
 }
 

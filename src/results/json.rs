@@ -70,7 +70,15 @@ pub struct CellResult {
     /// Measured invocations whose status is `suspect` (excluded from the statistics).
     #[serde(default)]
     pub suspect: usize,
+    /// Measured invocations flagged `disturbed` that count toward the statistics (see
+    /// [`crate::disturbance`]). Absent when none (and in files written before it existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disturbed: usize,
     pub warnings: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl CellResult {
@@ -104,6 +112,16 @@ impl CellResult {
             Some(p) if n < p.runs as usize => format!("{n} of {}", p.runs),
             _ => n.to_string(),
         }
+    }
+
+    /// Measured invocations flagged `disturbed` that count toward the statistics.
+    pub fn count_disturbed(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.counts_toward_statistics() && s.flags.contains(&crate::status::Flag::Disturbed)
+            })
+            .count()
     }
 
     /// Measured invocations whose status is `suspect`.
@@ -150,6 +168,11 @@ pub struct RunResults<C = CellResult> {
     pub plan: Plan,
     pub cells: Vec<C>,
     pub warnings: Vec<String>,
+    /// The host's 1-minute load average when the run started and when it finished: a noise
+    /// signal `compare` and `history` weigh. Absent in files written before benchbox
+    /// recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<crate::disturbance::LoadAverage>,
 }
 
 /// A service's whole life, summed over its instances (one per invocation, or one per cell).
@@ -209,6 +232,8 @@ pub struct CellMeta {
     #[serde(default)]
     suspect: usize,
     #[serde(default)]
+    disturbed: usize,
+    #[serde(default)]
     warnings: Vec<String>,
 }
 
@@ -229,6 +254,7 @@ impl From<CellMeta> for CellResult {
             summary: c.summary,
             failures: c.failures,
             suspect: c.suspect,
+            disturbed: c.disturbed,
             warnings: c.warnings,
         }
     }
@@ -302,6 +328,7 @@ impl<C> RunResults<C> {
             plan: self.plan,
             cells: self.cells.into_iter().map(f).collect(),
             warnings: self.warnings,
+            load_average: self.load_average,
         }
     }
 }
@@ -405,6 +432,7 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
         summary: BTreeMap::new(),
         failures: 0,
         suspect: 0,
+        disturbed: 0,
         warnings: Vec::new(),
         ..CellResult::from(c)
     });

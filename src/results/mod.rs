@@ -94,6 +94,9 @@ struct SampleRecord {
     /// Absent (all empty) in results.json files written before benchbox recorded it.
     #[serde(flatten, default)]
     pressure: Pressure,
+    /// Absent (all empty) in results.json files written before benchbox measured it.
+    #[serde(flatten, default)]
+    disturbance: crate::disturbance::Disturbance,
     #[serde(default)]
     status: Option<Status>,
     #[serde(default)]
@@ -128,6 +131,7 @@ impl From<SampleRecord> for Sample {
                 throttled_s: r.throttled_s,
                 rusage: r.rusage,
                 pressure: r.pressure,
+                disturbance: r.disturbance,
             },
             status,
             flags: r.flags,
@@ -336,6 +340,7 @@ pub(crate) mod tests {
                     involuntary_switches: 1,
                 },
                 pressure: Default::default(),
+                disturbance: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{MetricValues, Result, ResultsError, Sample, io_err};
+use crate::disturbance::{Disturbance, Scope};
 use crate::measurement::{Measurement, Pressure};
 use crate::plan::Phase;
 use crate::status::{self, Status};
@@ -17,7 +18,8 @@ use crate::status::{self, Status};
 /// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. New
 /// columns come last, so every other column keeps its place: a runs.csv written before
 /// `status` existed ends them at `involuntary_switches` ([`LEGACY_FIXED`] columns), one written
-/// before the pressure columns at `reason` ([`BEFORE_PRESSURE_FIXED`]).
+/// before the pressure columns at `reason` ([`BEFORE_PRESSURE_FIXED`]), one written before the
+/// disturbance columns at `psi_io_full_us` ([`BEFORE_DISTURBANCE_FIXED`]).
 const FIXED: &[&str] = &[
     "phase",
     "invocation",
@@ -48,12 +50,18 @@ const FIXED: &[&str] = &[
     "psi_memory_full_us",
     "psi_io_some_us",
     "psi_io_full_us",
+    "other_cpu_s",
+    "steal_s",
+    "disturbance_scope",
 ];
 
 /// How many of [`FIXED`] a runs.csv without `status`, `flags` and `reason` has.
-const LEGACY_FIXED: usize = FIXED.len() - 8;
+const LEGACY_FIXED: usize = BEFORE_PRESSURE_FIXED - 3;
+/// How many of [`FIXED`] a runs.csv without the disturbance columns (`other_cpu_s`,
+/// `steal_s`, `disturbance_scope`) has.
+const BEFORE_DISTURBANCE_FIXED: usize = FIXED.len() - Disturbance::COLUMNS.len();
 /// How many of [`FIXED`] a runs.csv without the pressure columns (`psi_*_us`) has.
-const BEFORE_PRESSURE_FIXED: usize = FIXED.len() - Pressure::COLUMNS.len();
+const BEFORE_PRESSURE_FIXED: usize = BEFORE_DISTURBANCE_FIXED - Pressure::COLUMNS.len();
 
 /// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
 pub fn csv_header(axes: &[String], metrics: &[String]) -> Vec<String> {
@@ -80,17 +88,17 @@ pub struct CsvWriter {
     file: File,
     /// The file's length: where the row being written starts.
     len: u64,
-    /// How many of [`FIXED`] the file has: all of them, or [`BEFORE_PRESSURE_FIXED`] in a
-    /// run resumed from a runs.csv written before the pressure columns (its rows keep its
-    /// layout).
+    /// How many of [`FIXED`] the file has: all of them, or [`BEFORE_PRESSURE_FIXED`]
+    /// ([`BEFORE_DISTURBANCE_FIXED`]) in a run resumed from a runs.csv written before the
+    /// pressure (disturbance) columns: its rows keep its layout.
     fixed: usize,
     metrics: Vec<String>,
 }
 
 impl CsvWriter {
     /// Open for appending; writes the header when the file is new. An existing file must have
-    /// this header (a resumed run of the same matrix), or the one benchbox wrote before the
-    /// pressure columns, which later rows then keep.
+    /// this header (a resumed run of the same matrix), or one benchbox wrote before the
+    /// pressure or the disturbance columns, which later rows then keep.
     pub fn open(path: &Path, axes: &[String], metrics: &[String]) -> Result<CsvWriter> {
         let header = csv_header(axes, metrics);
         let exists = path.exists() && fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
@@ -114,6 +122,8 @@ impl CsvWriter {
             }
             if found == header_with(axes, &FIXED[..BEFORE_PRESSURE_FIXED], metrics) {
                 fixed = BEFORE_PRESSURE_FIXED;
+            } else if found == header_with(axes, &FIXED[..BEFORE_DISTURBANCE_FIXED], metrics) {
+                fixed = BEFORE_DISTURBANCE_FIXED;
             } else if found != header {
                 return Err(ResultsError::Csv {
                     path: path.into(),
@@ -207,8 +217,18 @@ impl CsvWriter {
             status::format_flags(&sample.flags),
             sample.reason.clone(),
         ]);
-        if self.fixed == FIXED.len() {
+        if self.fixed >= BEFORE_DISTURBANCE_FIXED {
             row.extend(m.pressure.values().map(opt));
+        }
+        if self.fixed == FIXED.len() {
+            let d = &m.disturbance;
+            row.extend([
+                d.other_cpu_s.map(|s| format!("{s:.6}")).unwrap_or_default(),
+                d.steal_s.map(|s| format!("{s:.6}")).unwrap_or_default(),
+                d.disturbance_scope
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            ]);
         }
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.write_whole(&row)
@@ -377,8 +397,10 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
     };
     let fixed = if !has(LEGACY_FIXED..BEFORE_PRESSURE_FIXED) {
         LEGACY_FIXED
-    } else if !has(BEFORE_PRESSURE_FIXED..FIXED.len()) {
+    } else if !has(BEFORE_PRESSURE_FIXED..BEFORE_DISTURBANCE_FIXED) {
         BEFORE_PRESSURE_FIXED
+    } else if !has(BEFORE_DISTURBANCE_FIXED..FIXED.len()) {
+        BEFORE_DISTURBANCE_FIXED
     } else {
         FIXED.len()
     };
@@ -558,7 +580,7 @@ fn parse_row(
         let (status, reason) = status::from_end(exit_code, signal, oom_killed, timed_out);
         (status, Vec::new(), reason)
     };
-    let pressure = if fixed == FIXED.len() {
+    let pressure = if fixed >= BEFORE_DISTURBANCE_FIXED {
         let mut values = [None; 5];
         for (i, value) in values.iter_mut().enumerate() {
             *value = opt_count(BEFORE_PRESSURE_FIXED + i)?;
@@ -566,6 +588,31 @@ fn parse_row(
         Pressure::from_values(values)
     } else {
         Pressure::default()
+    };
+    let disturbance = if fixed == FIXED.len() {
+        let opt_seconds = |k: usize| -> std::result::Result<Option<f64>, String> {
+            if field(k)?.is_empty() {
+                Ok(None)
+            } else {
+                seconds(k).map(Some)
+            }
+        };
+        let k = BEFORE_DISTURBANCE_FIXED;
+        let scope = match field(k + 2)? {
+            "" => None,
+            v => Some(Scope::parse(v).ok_or_else(|| {
+                format!(
+                    "column `disturbance_scope`: unknown scope `{v}` (known: pinned, host, or empty)"
+                )
+            })?),
+        };
+        Disturbance {
+            other_cpu_s: opt_seconds(k)?,
+            steal_s: opt_seconds(k + 1)?,
+            disturbance_scope: scope,
+        }
+    } else {
+        Disturbance::default()
     };
     let mut metrics = MetricValues::default();
     for (j, name) in metric_names.iter().enumerate() {
@@ -611,6 +658,7 @@ fn parse_row(
                 involuntary_switches: count(20)?,
             },
             pressure,
+            disturbance,
         },
         status,
         flags,
@@ -726,16 +774,16 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let header = text.lines().next().unwrap();
         assert!(
-            header.ends_with(",involuntary_switches,status,flags,reason,psi_cpu_some_us,psi_memory_some_us,psi_memory_full_us,psi_io_some_us,psi_io_full_us,ops"),
+            header.ends_with(",involuntary_switches,status,flags,reason,psi_cpu_some_us,psi_memory_some_us,psi_memory_full_us,psi_io_some_us,psi_io_full_us,other_cpu_s,steal_s,disturbance_scope,ops"),
             "{header}"
         );
         assert!(
             text.contains(",suspect,disturbed;rerun,\"cgroup CPU"),
             "{text}"
         );
-        // Pressure not measured: five empty fields, not zeros.
+        // Pressure and disturbance not measured: eight empty fields, not zeros.
         assert!(
-            text.lines().nth(2).unwrap().ends_with(",ok,,,,,,,,12.5"),
+            text.lines().nth(2).unwrap().ends_with(",ok,,,,,,,,,,,12.5"),
             "{text}"
         );
         let rows = read_csv(&path).unwrap().rows;
@@ -782,8 +830,8 @@ mod tests {
         w.append(&sample(2), "", &[]).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[1].ends_with(",ok,,,1500,0,0,42,,12.5"), "{text}");
-        assert!(lines[2].ends_with(",ok,,,,,,,,12.5"), "{text}");
+        assert!(lines[1].ends_with(",ok,,,1500,0,0,42,,,,,12.5"), "{text}");
+        assert!(lines[2].ends_with(",ok,,,,,,,,,,,12.5"), "{text}");
         let rows = read_csv(&path).unwrap().rows;
         assert_eq!(rows[0].sample, measured);
         assert_eq!(rows[1].sample.measured.pressure, Pressure::default());
@@ -836,8 +884,107 @@ mod tests {
     }
 
     #[test]
+    fn disturbance_columns_round_trip_and_empty_is_not_zero() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut measured = sample(1);
+        measured.flags = vec![Flag::Disturbed];
+        measured.measured.disturbance = Disturbance {
+            other_cpu_s: Some(0.25),
+            steal_s: Some(0.0),
+            disturbance_scope: Some(Scope::Pinned),
+        };
+        w.append(&measured, "", &[]).unwrap();
+        let mut host = sample(2);
+        host.measured.disturbance = Disturbance {
+            other_cpu_s: Some(1.5),
+            steal_s: Some(0.01),
+            disturbance_scope: Some(Scope::Host),
+        };
+        w.append(&host, "", &[]).unwrap();
+        w.append(&sample(3), "", &[]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].ends_with(",ok,disturbed,,,,,,,0.250000,0.000000,pinned,12.5"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with(",1.500000,0.010000,host,12.5"), "{text}");
+        assert!(lines[3].ends_with(",ok,,,,,,,,,,,12.5"), "{text}");
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample, measured);
+        assert_eq!(rows[1].sample, host);
+        assert_eq!(rows[2].sample.measured.disturbance, Disturbance::default());
+        // results.json: under the column names, null when not measured; older ones lack them.
+        let json = serde_json::to_value(&measured).unwrap();
+        assert_eq!(json["other_cpu_s"], 0.25);
+        assert_eq!(json["disturbance_scope"], "pinned");
+        let back: Sample = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, measured);
+        let mut old = json;
+        for column in Disturbance::COLUMNS {
+            old.as_object_mut().unwrap().remove(column);
+        }
+        let old: Sample = serde_json::from_value(old).unwrap();
+        assert_eq!(old.measured.disturbance, Disturbance::default());
+        // A scope benchbox never writes, or a negative time, names its column.
+        let bad = text.replace(",pinned,", ",pined,");
+        fs::write(&path, bad).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: column `disturbance_scope`: unknown scope `pined`"),
+            "{e}"
+        );
+        fs::write(&path, text.replace(",0.250000,", ",-1,")).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: column `other_cpu_s`: `-1` is negative"),
+            "{e}"
+        );
+    }
+
+    /// A runs.csv as benchbox wrote it before the disturbance columns: it reads (no figures),
+    /// and a resumed run appends rows in its layout (pressure kept, no disturbance).
+    #[test]
+    fn a_runs_csv_without_disturbance_columns_reads_and_keeps_its_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let header = header_with(&[], &FIXED[..BEFORE_DISTURBANCE_FIXED], &["ops".into()]);
+        let row = "abc123,,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,5,,,,,12.5";
+        let before = format!("{}\n{row}\n", header.join(","));
+        fs::write(&path, &before).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &["ops".into()]).unwrap();
+        let mut s = sample(1);
+        s.measured.pressure = Pressure::from_values([Some(7); 5]);
+        s.measured.disturbance.other_cpu_s = Some(1.0);
+        w.append(&s, "", &[]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&before), "{text}");
+        assert!(
+            text.ends_with(",ok,,,7,7,7,7,7,12.5\n"),
+            "the old layout: {text}"
+        );
+        let data = read_csv(&path).unwrap();
+        assert_eq!(data.rows.len(), 2);
+        assert_eq!(
+            data.rows[0].sample.measured.pressure.psi_cpu_some_us,
+            Some(5)
+        );
+        assert!(
+            data.rows
+                .iter()
+                .all(|r| r.sample.measured.disturbance == Disturbance::default())
+        );
+    }
+
+    #[test]
     fn the_pressure_columns_end_the_fixed_columns() {
-        assert_eq!(&FIXED[BEFORE_PRESSURE_FIXED..], Pressure::COLUMNS);
+        assert_eq!(&FIXED[BEFORE_DISTURBANCE_FIXED..], Disturbance::COLUMNS);
+        assert_eq!(
+            &FIXED[BEFORE_PRESSURE_FIXED..BEFORE_DISTURBANCE_FIXED],
+            Pressure::COLUMNS
+        );
         assert_eq!(FIXED[BEFORE_PRESSURE_FIXED - 1], "reason");
         assert_eq!(FIXED[LEGACY_FIXED - 1], "involuntary_switches");
     }
@@ -1132,7 +1279,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         fs::write(&path, &middle).unwrap();
         let e = read_csv(&path).unwrap_err().to_string();
         assert!(
-            e.contains("line 4: 30 fields where the header has 33"),
+            e.contains("line 4: 33 fields where the header has 36"),
             "{e}"
         );
         // A write torn inside a multi-byte character of the reason is still just torn.

@@ -664,6 +664,19 @@ impl Runner<'_> {
             (None, None) => status::judge(&sample),
         };
         let mut problems = extracted.problems;
+        // What else ran on the invocation's CPUs: a flag, not a status (it still counts).
+        if start_error.is_none()
+            && let Some(basis) = outcome.disturbance
+            && let Some(why) = crate::disturbance::judge(
+                &sample.measured.disturbance,
+                sample.measured.wall_s,
+                basis,
+                cell.disturbance_threshold(),
+            )
+        {
+            sample.flags.push(status::Flag::Disturbed);
+            problems.push(format!("disturbed: {why}"));
+        }
         let truncated: Vec<&str> = ["stdout", "stderr"]
             .into_iter()
             .zip(outcome.output_truncated)

@@ -258,6 +258,14 @@ pub(super) fn open(
                     i.notes.iter().map(move |note| format!("image {r}: {note}"))
                 }))
                 .collect(),
+            // The load when the run first started (a resume keeps it); the end's at `finish`.
+            load_average: Some(crate::disturbance::LoadAverage {
+                start: match &previous {
+                    Some(p) => p.load_average.and_then(|l| l.start),
+                    None => crate::host::load_average(&crate::host::Roots::default()),
+                },
+                end: None,
+            }),
         };
     let mut extractors = HashMap::new();
     for cell in &cells {

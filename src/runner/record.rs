@@ -239,6 +239,8 @@ impl Recorder {
         results::remove_spools(&self.dir);
         self.csv.sync()?;
         self.results.finished_at = Some(now_rfc3339());
+        self.results.load_average.get_or_insert_default().end =
+            crate::host::load_average(&crate::host::Roots::default());
         // The reserve made sure these last writes find room.
         self.reserve.release();
         // The metadata `load_summarized` reads (setup errors, limits, finished_at); still `running`.

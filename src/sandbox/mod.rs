@@ -151,6 +151,9 @@ pub struct Outcome {
     /// Whether stdout and stderr wrote more than `max_log`: their logs hold the first
     /// `max_log` bytes and a marker line.
     pub output_truncated: [bool; 2],
+    /// What the `disturbed` rule needs beside `measured.disturbance` (how many CPUs the figures
+    /// cover, the tick rate); `None` when `/proc/stat` could not be read.
+    pub disturbance: Option<crate::disturbance::Basis>,
 }
 
 impl Outcome {

@@ -278,9 +278,13 @@ pub(super) fn run_in(
         // holds a write end is gone.
         let paths = [inv.stdout.as_path(), inv.stderr.as_path()];
         let drainer = scope.spawn(move || drain(logs, paths, inv.max_log));
+        // The CPUs the disturbance is judged on: the cell's own, as the kernel took them.
+        let pinned = inv.limits.cpus.as_ref().and(group.applied().cpus.clone());
+        let pinned = pinned.and_then(|cpus| cpus.parse::<crate::spec::CpuSet>().ok());
         let result = supervise(
             group,
             cgroups.is_some(),
+            pinned.as_ref(),
             launcher,
             teardowns,
             &mut report,
@@ -345,9 +349,11 @@ struct Supervised {
 /// The parent's side of one invocation, from the fork to init's final report (or, when init
 /// never sends one, the launcher's exit). `accounted`: `group` is a real cgroup (else its
 /// counters are empty, and CPU time and peak memory come from the tree's rusage).
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     group: &dyn cgroup::Group,
     accounted: bool,
+    pinned: Option<&crate::spec::CpuSet>,
     launcher: Pid,
     teardowns: &Teardowns,
     report: &mut File,
@@ -359,6 +365,7 @@ fn supervise(
     let mut baseline = cgroup::Counters::default();
     let mut setup_cpu = (0.0, 0.0);
     let mut start_ns = 0;
+    let mut stat_before = None;
     match read_report(report) {
         Some(Report::Ready) => {
             // On an error here, nothing of the container may outlive this call.
@@ -372,6 +379,7 @@ fn supervise(
             teardowns.wait().map_err(abandon)?;
             group.reset_peak().map_err(|e| abandon(e.into()))?;
             baseline = group.counters().map_err(|e| abandon(e.into()))?;
+            stat_before = read_proc_stat();
             let _ = go.write_all(b"g");
             // EOF on this pipe is the workload's execve (or its death before that).
             let mut byte = [0u8; 1];
@@ -410,6 +418,7 @@ fn supervise(
     };
     let end_fallback = monotonic_ns();
     let counters = group.counters();
+    let stat_after = stat_before.as_ref().and_then(|_| read_proc_stat());
     // On an error, nothing of the container may outlive this call.
     let reap_now = |pending: &mut Option<Pid>| -> Result<()> {
         if let Some(launcher) = pending.take() {
@@ -497,6 +506,7 @@ fn supervise(
         m.user_s = Duration::from_secs_f64(m.rusage.user_s).as_secs_f64();
         m.system_s = Duration::from_secs_f64(m.rusage.system_s).as_secs_f64();
         m.peak_memory_bytes = Some(m.rusage.max_rss_bytes);
+        outcome.disturbance = disturbance(&stat_before, &stat_after, pinned, m);
         return Ok(Supervised {
             outcome,
             start_ns,
@@ -544,6 +554,7 @@ fn supervise(
         .saturating_sub(baseline.throttled)
         .as_secs_f64();
     m.pressure = counters.pressure.since(&baseline.pressure);
+    outcome.disturbance = disturbance(&stat_before, &stat_after, pinned, m);
     outcome.nr_throttled = counters.nr_throttled.saturating_sub(baseline.nr_throttled);
     Ok(Supervised {
         outcome,
@@ -551,6 +562,36 @@ fn supervise(
         wall,
         pending,
     })
+}
+
+/// One reading of `/proc/stat`'s CPU lines, or `None` when it cannot be read (then the
+/// invocation simply has no disturbance figures). One read of a small file: tens of
+/// microseconds, twice per invocation.
+fn read_proc_stat() -> Option<crate::disturbance::ProcStat> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    crate::disturbance::parse_proc_stat(&text).ok()
+}
+
+/// The ticks per second of `/proc/stat` (`USER_HZ`), from the C library (100 on Linux).
+fn ticks_per_s() -> u64 {
+    // SAFETY: sysconf reads a constant of the C library; it has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).unwrap_or(0)
+}
+
+/// The disturbance of the window between the two readings, for a workload that used `m`'s
+/// CPU time; its figures go in `m`, what the rule needs beside them is returned.
+fn disturbance(
+    before: &Option<crate::disturbance::ProcStat>,
+    after: &Option<crate::disturbance::ProcStat>,
+    pinned: Option<&crate::spec::CpuSet>,
+    m: &mut crate::measurement::Measurement,
+) -> Option<crate::disturbance::Basis> {
+    let (before, after) = (before.as_ref()?, after.as_ref()?);
+    let (figures, basis) =
+        crate::disturbance::measure(before, after, pinned, m.cpu_s(), ticks_per_s())?;
+    m.disturbance = figures;
+    Some(basis)
 }
 
 /// Wait for `pid`, with the rusage of everything it and its reaped descendants used.

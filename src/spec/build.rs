@@ -49,6 +49,7 @@ const RUN_KEYS: &[&str] = &[
     "timeout",
     "memory-interval",
     "max-log",
+    "disturbance-threshold",
     "order",
     "seed",
     "allow-failures",

@@ -151,6 +151,11 @@ pub struct Cell {
     /// of the id (it changes what is kept, not what runs).
     #[serde(default = "default_max_log")]
     pub max_log: Option<u64>,
+    /// `[run] disturbance-threshold`: the fraction of wall time x the cell's CPUs other tasks
+    /// may take before an invocation is `disturbed` (see [`crate::disturbance`]); `None`: the
+    /// default, 5%. Not part of the id, and left out of the JSON at its default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disturbance_threshold: Option<f64>,
     pub metrics: Vec<MetricSpec>,
     /// `[services.NAME]`: containers the workload talks to, in start order (each after the
     /// services it `depends-on`, else in the file's order). Left out of the JSON, and of the
@@ -160,6 +165,12 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// The `[run] disturbance-threshold` in force (the default when not set).
+    pub fn disturbance_threshold(&self) -> f64 {
+        self.disturbance_threshold
+            .unwrap_or(crate::disturbance::DEFAULT_THRESHOLD)
+    }
+
     /// The image references the cell runs, as written: its own, then its services', in start
     /// order (each may repeat).
     pub fn image_refs(&self) -> impl Iterator<Item = &str> {

@@ -445,6 +445,41 @@ fn max_log_is_a_size_or_none_and_never_changes_ids() {
     );
 }
 
+/// `[run] disturbance-threshold` changes what is recorded about a run, not what runs: whatever
+/// its value, ids stay, and at its default the plan's JSON does not even name it.
+#[test]
+fn disturbance_keys_never_change_ids() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let pinned = ["0b6e9b94bbc7", "fb54c36c5013", "79ccd99a1e7e"];
+    let source = std::fs::read_to_string(&path).unwrap();
+    let with = |keys: &str| {
+        let m = parse(
+            &source.replace("[run]\n", &format!("[run]\n{keys}\n")),
+            &path,
+            &ctx(),
+        )
+        .unwrap();
+        let ids: Vec<String> = m.cells.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, pinned, "{keys}");
+        m.cells[0].clone()
+    };
+    let default = load(&path, &ctx()).unwrap().cells[0].clone();
+    assert_eq!(default.disturbance_threshold, None);
+    assert_eq!(default.disturbance_threshold(), 0.05);
+    let json = serde_json::to_string(&default).unwrap();
+    assert!(!json.contains("disturb"), "{json}");
+    let set = with("disturbance-threshold = \"12.5%\"");
+    assert_eq!(set.disturbance_threshold(), 0.125);
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\ndisturbance-threshold = \"5\"\n"),
+        "envs/x.toml:3:25: invalid `disturbance-threshold`: `5` is not a percentage\n  hint: write a percentage of the cell's CPU time, like \"5%\""
+    );
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\ndisturbance-threshold = 5\n"),
+        "envs/x.toml:3:25: expected a percentage such as \"5%\" for `disturbance-threshold`, found the integer `5`"
+    );
+}
+
 #[test]
 fn slugs_are_safe_short_and_unique() {
     let m = ok(&format!(
@@ -522,7 +557,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, order, seed, allow-failures"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, disturbance-threshold, order, seed, allow-failures"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
@@ -1438,7 +1473,7 @@ fn malformed_image_references_are_refused() {
 
 #[test]
 fn names_of_builtin_columns_are_refused_for_axes_and_metrics() {
-    let columns = "cell, label, phase, invocation, started_at, wall_s, user_s, system_s, peak_memory_bytes, io_read_bytes, io_write_bytes, exit_code, signal, oom_killed, timed_out, throttled_s, rusage_user_s, rusage_system_s, max_rss_bytes, minor_faults, major_faults, voluntary_switches, involuntary_switches, status, flags, reason, psi_cpu_some_us, psi_memory_some_us, psi_memory_full_us, psi_io_some_us, psi_io_full_us";
+    let columns = "cell, label, phase, invocation, started_at, wall_s, user_s, system_s, peak_memory_bytes, io_read_bytes, io_write_bytes, exit_code, signal, oom_killed, timed_out, throttled_s, rusage_user_s, rusage_system_s, max_rss_bytes, minor_faults, major_faults, voluntary_switches, involuntary_switches, status, flags, reason, psi_cpu_some_us, psi_memory_some_us, psi_memory_full_us, psi_io_some_us, psi_io_full_us, other_cpu_s, steal_s, disturbance_scope";
     for name in [
         "cell",
         "label",

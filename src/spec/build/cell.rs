@@ -166,6 +166,22 @@ pub(super) fn build_cell(
         }
     };
 
+    // When an invocation counts as disturbed. Not part of the id: it changes what is recorded
+    // about a run, not what runs.
+    let disturbance_threshold = match run_t.get("disturbance-threshold") {
+        None => None,
+        Some(e) => match &e.value.kind {
+            Kind::Str(s) => Some(crate::disturbance::parse_threshold(s).map_err(|why| {
+                r.node(
+                    &e.value,
+                    format!("invalid `disturbance-threshold`: {why}"),
+                    Some("write a percentage of the cell's CPU time, like \"5%\"".into()),
+                )
+            })?),
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a percentage such as \"5%\"")),
+        },
+    };
+
     let cell = Cell {
         id: String::new(),
         label: String::new(),
@@ -188,6 +204,7 @@ pub(super) fn build_cell(
         timeout,
         memory_interval,
         max_log,
+        disturbance_threshold,
         metrics,
         services,
     };
