@@ -187,6 +187,7 @@ impl Project {
             isolation: Isolation::new(Mode::Root, None, None),
             cgroup_version: None,
             warnings: Vec::new(),
+            counters: Vec::new(),
         };
         let cancel = AtomicBool::new(false);
         runner::run_with(

@@ -94,6 +94,9 @@ struct SampleRecord {
     /// Absent (all empty) in results.json files written before benchbox recorded it.
     #[serde(flatten, default)]
     pressure: Pressure,
+    /// Absent (all empty) in results.json files written before benchbox counted them.
+    #[serde(flatten, default)]
+    counters: crate::measurement::Counters,
     #[serde(default)]
     status: Option<Status>,
     #[serde(default)]
@@ -128,6 +131,7 @@ impl From<SampleRecord> for Sample {
                 throttled_s: r.throttled_s,
                 rusage: r.rusage,
                 pressure: r.pressure,
+                counters: r.counters,
             },
             status,
             flags: r.flags,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{MetricValues, Result, ResultsError, Sample, io_err};
-use crate::measurement::{Measurement, Pressure};
+use crate::measurement::{Counters, Measurement, Pressure};
 use crate::plan::Phase;
 use crate::status::{self, Status};
 
@@ -18,6 +18,10 @@ use crate::status::{self, Status};
 /// columns come last, so every other column keeps its place: a runs.csv written before
 /// `status` existed ends them at `involuntary_switches` ([`LEGACY_FIXED`] columns), one written
 /// before the pressure columns at `reason` ([`BEFORE_PRESSURE_FIXED`]).
+///
+/// After them come the perf_event counters' columns a run has (a subset of
+/// [`Counters::COLUMNS`], in its order: none when counters were off or not allowed, no hardware
+/// ones on a host without a PMU), found by name; then the metrics.
 const FIXED: &[&str] = &[
     "phase",
     "invocation",
@@ -55,17 +59,54 @@ const LEGACY_FIXED: usize = FIXED.len() - 8;
 /// How many of [`FIXED`] a runs.csv without the pressure columns (`psi_*_us`) has.
 const BEFORE_PRESSURE_FIXED: usize = FIXED.len() - Pressure::COLUMNS.len();
 
-/// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
-pub fn csv_header(axes: &[String], metrics: &[String]) -> Vec<String> {
-    header_with(axes, FIXED, metrics)
+/// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, the
+/// counters' columns of the run (a subset of [`Counters::COLUMNS`]), one per metric.
+pub fn csv_header(axes: &[String], counters: &[&str], metrics: &[String]) -> Vec<String> {
+    header_with(axes, FIXED, counters, metrics)
 }
 
-fn header_with(axes: &[String], fixed: &[&str], metrics: &[String]) -> Vec<String> {
+fn header_with(
+    axes: &[String],
+    fixed: &[&str],
+    counters: &[&str],
+    metrics: &[String],
+) -> Vec<String> {
     let mut h = vec!["cell".to_string(), "label".to_string()];
     h.extend(axes.iter().cloned());
     h.extend(fixed.iter().map(|s| s.to_string()));
+    h.extend(counters.iter().map(|s| s.to_string()));
     h.extend(metrics.iter().cloned());
     h
+}
+
+/// The counters' columns of a header whose counters start at `at`: the longest run of
+/// [`Counters::COLUMNS`] there, in that order.
+fn counter_columns(header: &[String], at: usize) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let mut next = Counters::COLUMNS.iter();
+    for name in header.iter().skip(at) {
+        match next.by_ref().find(|c| **c == name.as_str()) {
+            Some(c) => found.push(*c),
+            None => break,
+        }
+    }
+    found
+}
+
+/// A counter's field as runs.csv writes it: counts whole, task-clock in seconds (ns digits),
+/// `counters_scaled` as true/false; empty where not counted.
+fn counter_field(c: &Counters, column: &str) -> String {
+    match column {
+        "task_clock_s" => c
+            .task_clock_s
+            .map(|s| format!("{s:.9}"))
+            .unwrap_or_default(),
+        "counters_scaled" => opt(c.counters_scaled),
+        other => c
+            .value(other)
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_default(),
+    }
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -84,17 +125,26 @@ pub struct CsvWriter {
     /// run resumed from a runs.csv written before the pressure columns (its rows keep its
     /// layout).
     fixed: usize,
+    /// The counters' columns the file has (its own, when resumed).
+    counters: Vec<&'static str>,
     metrics: Vec<String>,
 }
 
 impl CsvWriter {
     /// Open for appending; writes the header when the file is new. An existing file must have
     /// this header (a resumed run of the same matrix), or the one benchbox wrote before the
-    /// pressure columns, which later rows then keep.
-    pub fn open(path: &Path, axes: &[String], metrics: &[String]) -> Result<CsvWriter> {
-        let header = csv_header(axes, metrics);
+    /// pressure columns, which later rows then keep. `counters`: the counters' columns of a new
+    /// file; a resumed one keeps its own (recorded on another host, it may have others).
+    pub fn open(
+        path: &Path,
+        axes: &[String],
+        counters: &[&'static str],
+        metrics: &[String],
+    ) -> Result<CsvWriter> {
+        let mut header = csv_header(axes, counters, metrics);
         let exists = path.exists() && fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
         let mut fixed = FIXED.len();
+        let mut counters = counters.to_vec();
         if exists {
             let mut reader = csv::Reader::from_path(path).map_err(|e| ResultsError::Csv {
                 path: path.into(),
@@ -109,11 +159,16 @@ impl CsvWriter {
                 .iter()
                 .map(String::from)
                 .collect();
-            if found == header_with(axes, &FIXED[..LEGACY_FIXED], metrics) {
+            if found == header_with(axes, &FIXED[..LEGACY_FIXED], &[], metrics) {
                 return Err(ResultsError::OldLayout { path: path.into() });
             }
-            if found == header_with(axes, &FIXED[..BEFORE_PRESSURE_FIXED], metrics) {
+            let theirs = counter_columns(&found, 2 + axes.len() + FIXED.len());
+            if found == header_with(axes, &FIXED[..BEFORE_PRESSURE_FIXED], &[], metrics) {
                 fixed = BEFORE_PRESSURE_FIXED;
+                counters.clear();
+            } else if found == header_with(axes, FIXED, &theirs, metrics) {
+                counters = theirs;
+                header = found.clone();
             } else if found != header {
                 return Err(ResultsError::Csv {
                     path: path.into(),
@@ -136,6 +191,7 @@ impl CsvWriter {
             file,
             len,
             fixed,
+            counters,
             metrics: metrics.to_vec(),
         };
         if !exists {
@@ -210,6 +266,7 @@ impl CsvWriter {
         if self.fixed == FIXED.len() {
             row.extend(m.pressure.values().map(opt));
         }
+        row.extend(self.counters.iter().map(|c| counter_field(&m.counters, c)));
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.write_whole(&row)
     }
@@ -383,7 +440,13 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         FIXED.len()
     };
     let axes = header[2..phase_at].to_vec();
-    let metrics_at = phase_at + fixed;
+    let counters_at = phase_at + fixed;
+    let counters = if fixed == FIXED.len() {
+        counter_columns(&header, counters_at)
+    } else {
+        Vec::new()
+    };
+    let metrics_at = counters_at + counters.len();
     // Shared by every row's metrics (see `MetricValues`).
     let metric_names: Vec<Arc<String>> = header[metrics_at..]
         .iter()
@@ -420,6 +483,10 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
             ));
         }
         let row = parse_row(&record, &header, phase_at, fixed, metrics_at, &metric_names)
+            .and_then(|mut row| {
+                row.0.measured.counters = parse_counters(&record, &counters, counters_at)?;
+                Ok(row)
+            })
             .map_err(|message| invalid(line, message))?;
         let next_id = cell_ids.len();
         let cell = *cell_ids.entry(row.0.cell_id.clone()).or_insert(next_id);
@@ -611,6 +678,8 @@ fn parse_row(
                 involuntary_switches: count(20)?,
             },
             pressure,
+            // Filled in by the caller, which knows the file's counter columns.
+            counters: Default::default(),
         },
         status,
         flags,
@@ -622,6 +691,55 @@ fn parse_row(
         .map(|i| text(i).map(String::from))
         .collect::<std::result::Result<Vec<String>, String>>()?;
     Ok((sample, label, axis_values))
+}
+
+/// The counters' fields of a record (`columns`, from `at`), checked like the fixed ones: a
+/// count is a whole number, task-clock a time, `counters_scaled` a boolean; empty: not counted.
+fn parse_counters(
+    r: &csv::ByteRecord,
+    columns: &[&'static str],
+    at: usize,
+) -> std::result::Result<Counters, String> {
+    let mut counters = Counters::default();
+    for (i, &column) in columns.iter().enumerate() {
+        let v = std::str::from_utf8(r.get(at + i).unwrap_or(b""))
+            .map_err(|_| format!("column `{column}`: not valid UTF-8"))?;
+        if v.is_empty() {
+            continue;
+        }
+        match column {
+            "task_clock_s" => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() && (0.0..=MAX_SECONDS).contains(&x) => {
+                    counters.task_clock_s = Some(x)
+                }
+                _ => {
+                    return Err(format!(
+                        "column `{column}`: `{v}` is not a time from 0 to {MAX_SECONDS:e} s"
+                    ));
+                }
+            },
+            "counters_scaled" => {
+                counters.counters_scaled = Some(match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(format!(
+                            "column `{column}`: `{v}` is neither `true` nor `false`"
+                        ));
+                    }
+                })
+            }
+            other => {
+                let count = v.parse::<u64>().map_err(|_| {
+                    format!("column `{column}`: `{v}` is not a whole number from 0 to 2^64 - 1")
+                })?;
+                if let Some(slot) = counters.count_mut(other) {
+                    *slot = Some(count);
+                }
+            }
+        }
+    }
+    Ok(counters)
 }
 
 /// The invocations a run planned for one cell (after `--runs` and `--warmup`).
@@ -689,10 +807,10 @@ mod tests {
         let path = tmp.path().join("runs.csv");
         let axes = vec!["jdk".to_string()];
         let metrics = vec!["ops".to_string()];
-        let mut w = CsvWriter::open(&path, &axes, &metrics).unwrap();
+        let mut w = CsvWriter::open(&path, &axes, &[], &metrics).unwrap();
         w.append(&sample(0), "jdk=17", &["17".into()]).unwrap();
         drop(w);
-        let mut w = CsvWriter::open(&path, &axes, &metrics).unwrap();
+        let mut w = CsvWriter::open(&path, &axes, &[], &metrics).unwrap();
         w.append(&sample(1), "jdk=17", &["17".into()]).unwrap();
         let data = read_csv(&path).unwrap();
         assert_eq!(data.axes, axes);
@@ -709,14 +827,14 @@ mod tests {
             "{text}"
         );
         // A different matrix (other metric columns) must not append to this file.
-        assert!(CsvWriter::open(&path, &axes, &[]).is_err());
+        assert!(CsvWriter::open(&path, &axes, &[], &[]).is_err());
     }
 
     #[test]
     fn status_flags_and_reason_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &["ops".to_string()]).unwrap();
         let mut s = sample(1);
         s.status = Status::Suspect;
         s.flags = vec![Flag::Disturbed, Flag::Rerun];
@@ -747,7 +865,7 @@ mod tests {
     fn the_status_column_is_the_truth_and_must_be_known() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let mut w = CsvWriter::open(&path, &[], &[]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &[]).unwrap();
         let mut s = sample(1);
         s.status = Status::Suspect;
         w.append(&s, "", &[]).unwrap();
@@ -774,7 +892,7 @@ mod tests {
     fn pressure_columns_round_trip_and_empty_is_not_zero() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &["ops".to_string()]).unwrap();
         let mut measured = sample(1);
         measured.measured.pressure =
             Pressure::from_values([Some(1500), Some(0), Some(0), Some(42), None]);
@@ -804,6 +922,7 @@ mod tests {
         let header = header_with(
             &["jdk".into()],
             &FIXED[..BEFORE_PRESSURE_FIXED],
+            &[],
             &["ops".into()],
         );
         let row = "c1,jdk=17,17,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,12.5";

@@ -22,8 +22,12 @@ pub struct Sandboxing {
     pub isolation: Isolation,
     /// The host's cgroup version, whether benchbox uses it or not (for results.json).
     pub cgroup_version: Option<sandbox::cgroup::Version>,
-    /// What the run warns about before its first invocation (ids squashed to one).
+    /// What the run warns about before its first invocation (ids squashed to one, counters
+    /// this host cannot count).
     pub warnings: Vec<String>,
+    /// The perf_event counters this host can attach to an invocation, by runs.csv column
+    /// (empty when no selected cell wants them): runs.csv has these columns and no others.
+    pub counters: Vec<&'static str>,
 }
 
 /// Check that this host can run isolated invocations of the `selected` cells, and how: as
@@ -108,8 +112,17 @@ pub fn preflight(
         mode::Cgroups::Usable(v) | mode::Cgroups::NotDelegated { version: v, .. } => Some(*v),
         mode::Cgroups::Unusable(_) => None,
     };
+    // Which perf_event counters the run records: probed once, said once.
+    let counters = if cells.iter().any(|c| c.counters) {
+        let (columns, note) = sandbox::counters::available(Path::new("/sys"));
+        warnings.extend(note);
+        columns
+    } else {
+        Vec::new()
+    };
     Ok(Sandboxing {
         mode,
+        counters,
         isolation: Isolation::new(mode, userns.as_ref(), no_cgroup_reason),
         cgroup_version,
         cgroups,

@@ -18,6 +18,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use super::child::{self, ChildPlan, UsernsTurns};
+use super::counters;
 use super::mounts::MountPlan;
 use super::output::{Drained, drain, open_log};
 use super::protocol::{Report, ToInit, monotonic_ns, read_report, rusage_of};
@@ -281,6 +282,7 @@ pub(super) fn run_in(
         let result = supervise(
             group,
             cgroups.is_some(),
+            &inv.counters,
             launcher,
             teardowns,
             &mut report,
@@ -348,6 +350,7 @@ struct Supervised {
 fn supervise(
     group: &dyn cgroup::Group,
     accounted: bool,
+    counter_columns: &[&'static str],
     launcher: Pid,
     teardowns: &Teardowns,
     report: &mut File,
@@ -359,6 +362,7 @@ fn supervise(
     let mut baseline = cgroup::Counters::default();
     let mut setup_cpu = (0.0, 0.0);
     let mut start_ns = 0;
+    let mut counters_open = None;
     match read_report(report) {
         Some(Report::Ready) => {
             // On an error here, nothing of the container may outlive this call.
@@ -372,6 +376,12 @@ fn supervise(
             teardowns.wait().map_err(abandon)?;
             group.reset_peak().map_err(|e| abandon(e.into()))?;
             baseline = group.counters().map_err(|e| abandon(e.into()))?;
+            // The perf_event counters, on the workload as it waits for "go": they start
+            // counting at its exec (see `counters`). Not found (it died meanwhile): none.
+            if !counter_columns.is_empty() {
+                counters_open = counters::workload_pid(launcher)
+                    .map(|pid| counters::Open::on(pid, counter_columns));
+            }
             let _ = go.write_all(b"g");
             // EOF on this pipe is the workload's execve (or its death before that).
             let mut byte = [0u8; 1];
@@ -409,6 +419,7 @@ fn supervise(
         None => (Some(wait_with_rusage(launcher)?), None),
     };
     let end_fallback = monotonic_ns();
+    let perf = counters_open.map(counters::Open::read).unwrap_or_default();
     let counters = group.counters();
     // On an error, nothing of the container may outlive this call.
     let reap_now = |pending: &mut Option<Pid>| -> Result<()> {
@@ -445,6 +456,7 @@ fn supervise(
     }
     let mut outcome = Outcome::default();
     let m = &mut outcome.measured;
+    m.counters = perf;
     let mut end_ns = end_fallback;
     if let Some((raw, end, rusage)) = final_status {
         end_ns = end;

@@ -166,6 +166,15 @@ pub(super) fn build_cell(
         }
     };
 
+    // perf_event counters on each invocation; `false` turns them off. Not part of the id.
+    let counters = match run_t.get("counters") {
+        None => true,
+        Some(e) => match e.value.kind {
+            Kind::Bool(b) => b,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a boolean")),
+        },
+    };
+
     let cell = Cell {
         id: String::new(),
         label: String::new(),
@@ -188,6 +197,7 @@ pub(super) fn build_cell(
         timeout,
         memory_interval,
         max_log,
+        counters,
         metrics,
         services,
     };
