@@ -620,6 +620,7 @@ pub(crate) mod test_support {
                 },
                 throttled_s: 0.0,
                 pressure: Default::default(),
+                counters: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),

@@ -428,6 +428,7 @@ mod tests {
                     ..Default::default()
                 },
                 pressure: Default::default(),
+                counters: Default::default(),
             },
             status: Status::Ok,
             flags: Vec::new(),

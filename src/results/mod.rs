@@ -340,6 +340,7 @@ pub(crate) mod tests {
                     involuntary_switches: 1,
                 },
                 pressure: Default::default(),
+                counters: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),

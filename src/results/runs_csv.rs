@@ -928,7 +928,7 @@ mod tests {
         let row = "c1,jdk=17,17,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,12.5";
         let before = format!("{}\n{row}\n", header.join(","));
         fs::write(&path, &before).unwrap();
-        let mut w = CsvWriter::open(&path, &["jdk".into()], &["ops".into()]).unwrap();
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &[], &["ops".into()]).unwrap();
         let mut s = sample(1);
         s.cell_id = "c1".into();
         s.index = 1;
@@ -1004,7 +1004,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         );
         assert!(rows.iter().all(|r| r.sample.flags.is_empty()));
         // Appending would mix two layouts: refused, and the file is untouched.
-        let e = CsvWriter::open(&path, &axes, &["ops".to_string()])
+        let e = CsvWriter::open(&path, &axes, &[], &["ops".to_string()])
             .err()
             .unwrap();
         assert!(matches!(e, ResultsError::OldLayout { .. }), "{e}");
@@ -1034,7 +1034,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
     /// A runs.csv of `n` measured invocations of cell `c1` (axis jdk, metric ops), as written.
     fn written(dir: &Path, n: u32) -> (PathBuf, String) {
         let path = dir.join("runs.csv");
-        let mut w = CsvWriter::open(&path, &["jdk".into()], &["ops".into()]).unwrap();
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &[], &["ops".into()]).unwrap();
         for i in 0..n {
             let mut s = sample(i);
             s.phase = Phase::Measure;
