@@ -889,6 +889,72 @@ mod tests {
     }
 
     #[test]
+    fn counter_columns_are_the_runs_own_round_trip_and_keep_their_layout_on_resume() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let software = [
+            "task_clock_s",
+            "context_switches",
+            "cpu_migrations",
+            "page_faults",
+            "counters_scaled",
+        ];
+        let mut w = CsvWriter::open(&path, &[], &software, &["ops".to_string()]).unwrap();
+        let mut counted = sample(1);
+        counted.measured.counters = Counters {
+            task_clock_s: Some(0.25),
+            context_switches: Some(12),
+            cpu_migrations: Some(0),
+            page_faults: Some(110),
+            counters_scaled: Some(false),
+            ..Counters::default()
+        };
+        w.append(&counted, "", &[]).unwrap();
+        // A cell with `counters = false`: empty fields, not zeros.
+        w.append(&sample(2), "", &[]).unwrap();
+        drop(w);
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with(",psi_io_full_us,task_clock_s,context_switches,cpu_migrations,page_faults,counters_scaled,ops"),
+            "{text}"
+        );
+        // No hardware columns: this run had none (not empty ones).
+        assert!(!lines[0].contains("instructions"), "{text}");
+        assert!(
+            lines[1].ends_with(",0.250000000,12,0,110,false,12.5"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with(",,,,,,12.5"), "{text}");
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample, counted);
+        assert_eq!(rows[1].sample.measured.counters, Counters::default());
+        assert_eq!(rows[1].sample.metrics.get("ops"), Some(&12.5));
+
+        // Resumed on a host that counts more (or nothing): the file keeps its own columns.
+        let mut w = CsvWriter::open(&path, &[], &Counters::COLUMNS, &["ops".to_string()]).unwrap();
+        let mut more = sample(3);
+        more.measured.counters = counted.measured.counters;
+        more.measured.counters.instructions = Some(1000);
+        w.append(&more, "", &[]).unwrap();
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[2].sample.measured.counters, counted.measured.counters);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap().lines().next(),
+            Some(lines[0])
+        );
+
+        // A bad count names its line and column.
+        let bad = text.replacen(",0.250000000,12,", ",0.250000000,-3,", 1);
+        fs::write(&path, bad).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("column `context_switches`: `-3`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn pressure_columns_round_trip_and_empty_is_not_zero() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
