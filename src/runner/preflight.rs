@@ -114,8 +114,8 @@ pub fn preflight(
     };
     // Which perf_event counters the run records: probed once, said once.
     let counters = if cells.iter().any(|c| c.counters) {
-        let (columns, note) = sandbox::counters::available(Path::new("/sys"));
-        warnings.extend(note);
+        let (columns, notes) = sandbox::counters::available(Path::new("/sys"));
+        warnings.extend(notes);
         columns
     } else {
         Vec::new()

@@ -131,8 +131,8 @@ pub fn has_pmu(sys: &Path) -> bool {
 
 /// Which counters a run can have: the software ones wherever perf_event is allowed (checked by
 /// opening them on benchbox itself), the hardware ones where there is a PMU too. The runs.csv
-/// columns of a run; and why some are missing, for the one note the run prints.
-pub fn available(sys: &Path) -> (Vec<&'static str>, Option<String>) {
+/// columns of a run; and why some are missing, for the notes the run prints (one per reason).
+pub fn available(sys: &Path) -> (Vec<&'static str>, Vec<String>) {
     let mut columns = Vec::new();
     let mut refused = Vec::new();
     for event in &SOFTWARE {
@@ -144,7 +144,7 @@ pub fn available(sys: &Path) -> (Vec<&'static str>, Option<String>) {
     let mut notes = Vec::new();
     if !refused.is_empty() {
         notes.push(format!(
-            "the kernel refused the perf_event counters {} (kernel.perf_event_paranoid is {}): they are not recorded",
+            "the kernel refused the perf_event counters {} (kernel.perf_event_paranoid is {}): they are not recorded\n  hint: run as root, or let users count their own processes: `sysctl -w kernel.perf_event_paranoid=1`",
             refused.join(", "),
             std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
                 .map(|s| s.trim().to_string())
@@ -165,15 +165,14 @@ pub fn available(sys: &Path) -> (Vec<&'static str>, Option<String>) {
         }
     } else {
         notes.push(format!(
-            "no hardware counters (instructions, cycles, branches, cache misses): this host has no CPU performance monitoring unit ({} is missing; usual in a VM), so only software counters are recorded",
+            "no hardware counters (instructions, cycles, branches, cache misses): this host has no CPU performance monitoring unit ({} is missing; usual in a VM), so they are not recorded",
             sys.join("bus/event_source/devices/cpu").display()
         ));
     }
     if !columns.is_empty() {
         columns.push("counters_scaled");
     }
-    let note = (!notes.is_empty()).then(|| notes.join("; "));
-    (columns, note)
+    (columns, notes)
 }
 
 /// `perf_event_open` of one counter on `pid` (0: the caller), disabled until its exec,
