@@ -200,6 +200,7 @@ fn sample(index: u32) -> Sample {
             throttled_s: 0.0,
             rusage: Default::default(),
             pressure: Default::default(),
+            counters: Default::default(),
         },
         status: Status::Ok,
         flags: vec![],
@@ -216,7 +217,7 @@ fn a_runs_csv_row_is_written_whole_or_not_at_all() {
     let tmp = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&tmp.path().join("disk"), "8k");
     let path = tmp.path().join("disk/runs.csv");
-    let mut csv = CsvWriter::open(&path, &[], &[]).unwrap();
+    let mut csv = CsvWriter::open(&path, &[], &[], &[]).unwrap();
     // Rows of ~420 bytes: the 8 KiB fill up part-way through one.
     let mut written = 0;
     let error = loop {

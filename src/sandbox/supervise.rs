@@ -285,9 +285,11 @@ pub(super) fn run_in(
             &inv.counters,
             launcher,
             teardowns,
-            &mut report,
-            &mut go,
-            &mut exec,
+            Channel {
+                report: &mut report,
+                go: &mut go,
+                exec: &mut exec,
+            },
         );
         let _ = stop_tx.send(());
         let samples = sampler.join().unwrap_or_default();
@@ -344,6 +346,13 @@ struct Supervised {
     pending: Option<Pid>,
 }
 
+/// The parent's ends of the pipes to the container: its reports, "go", and the exec's EOF.
+struct Channel<'a> {
+    report: &'a mut File,
+    go: &'a mut File,
+    exec: &'a mut File,
+}
+
 /// The parent's side of one invocation, from the fork to init's final report (or, when init
 /// never sends one, the launcher's exit). `accounted`: `group` is a real cgroup (else its
 /// counters are empty, and CPU time and peak memory come from the tree's rusage).
@@ -353,10 +362,9 @@ fn supervise(
     counter_columns: &[&'static str],
     launcher: Pid,
     teardowns: &Teardowns,
-    report: &mut File,
-    go: &mut File,
-    exec: &mut File,
+    channel: Channel,
 ) -> Result<Supervised> {
+    let Channel { report, go, exec } = channel;
     let mut setup_error = None;
     let mut exec_error = None;
     let mut baseline = cgroup::Counters::default();
