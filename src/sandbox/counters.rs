@@ -138,14 +138,19 @@ pub fn available(sys: &Path) -> (Vec<&'static str>, Vec<String>) {
     for event in &SOFTWARE {
         match open(event, 0) {
             Ok(_) => columns.push(event.column),
-            Err(e) => refused.push(format!("{} ({e})", event.column)),
+            Err(e) => refused.push((event.column, e.to_string())),
         }
     }
     let mut notes = Vec::new();
     if !refused.is_empty() {
+        // Usually one reason for all of them (EACCES): said once.
+        let names: Vec<&str> = refused.iter().map(|(c, _)| *c).collect();
+        let mut why: Vec<&str> = refused.iter().map(|(_, e)| e.as_str()).collect();
+        why.dedup();
         notes.push(format!(
-            "the kernel refused the perf_event counters {} (kernel.perf_event_paranoid is {}): they are not recorded\n  hint: run as root, or let users count their own processes: `sysctl -w kernel.perf_event_paranoid=1`",
-            refused.join(", "),
+            "the kernel refused the perf_event counters {} ({}; kernel.perf_event_paranoid is {}): they are not recorded\n  hint: run as root, or let users count their own processes: `sysctl -w kernel.perf_event_paranoid=1`",
+            names.join(", "),
+            why.join("; "),
             std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "unknown".into())
