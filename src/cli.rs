@@ -397,7 +397,9 @@ pub struct CompareArgs {
     /// With --along: the base value of AXIS (default: its first declared value).
     #[arg(long = "base", value_name = "VALUE", requires = "along")]
     pub base_value: Option<String>,
-    /// Metric to compare: wall, cpu, memory, user, system, io_read, io_write or a custom
+    /// Metric to compare: wall, cpu, memory, user, system, io_read, io_write, a perf_event
+    /// counter (task_clock, context_switches, cpu_migrations, page_faults, instructions,
+    /// cycles, branches, branch_misses, cache_misses) or a custom
     /// metric's name. Repeat to compare several (one FDR correction spans them all).
     #[arg(long, default_value = "wall", value_name = "M")]
     pub metric: Vec<String>,

@@ -627,6 +627,7 @@ pub(crate) mod test_support {
                 throttled_s: 0.0,
                 pressure: Default::default(),
                 disturbance: Default::default(),
+                counters: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),

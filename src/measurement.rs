@@ -1,6 +1,7 @@
 //! What one invocation measured, as plain data: the numbers the sandbox produces and runs.csv
 //! records ([`Measurement`]), the tree's rusage ([`Rusage`]), the pressure stall
-//! ([`Pressure`]) and the limits the kernel applied ([`Applied`]).
+//! ([`Pressure`]), the perf_event counters ([`Counters`]) and the limits the kernel applied
+//! ([`Applied`]).
 //!
 //! These types are shared by the sandbox (which fills them), the results (which store them)
 //! and the reports (which read them), so they live outside `sandbox/`: reading a results file
@@ -116,6 +117,100 @@ impl Pressure {
     }
 }
 
+/// The perf_event counters of the workload's process tree, from its exec to the exit of its
+/// last process (counted per task and inherited by every process it starts). `None`: not
+/// counted -- `[run] counters = false`, a hardware counter on a host without a PMU (most
+/// VMs), or a counter the kernel refused (`kernel.perf_event_paranoid` for a rootless run).
+/// A counter the kernel multiplexed with others (more hardware events than the PMU has
+/// registers) is scaled by enabled/running time, and `counters_scaled` says so.
+///
+/// The field names are the runs.csv columns, in [`Counters::COLUMNS`]'s order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    /// The tree's time on a CPU as the scheduler counted it (`task-clock`), seconds.
+    pub task_clock_s: Option<f64>,
+    pub context_switches: Option<u64>,
+    pub cpu_migrations: Option<u64>,
+    pub page_faults: Option<u64>,
+    pub instructions: Option<u64>,
+    pub cycles: Option<u64>,
+    pub branches: Option<u64>,
+    pub branch_misses: Option<u64>,
+    pub cache_misses: Option<u64>,
+    /// Whether any counter ran only part of the time and was scaled up (an estimate).
+    pub counters_scaled: Option<bool>,
+}
+
+impl Counters {
+    /// The software counters' columns: counted wherever perf_event is allowed.
+    pub const SOFTWARE: [&'static str; 4] = [
+        "task_clock_s",
+        "context_switches",
+        "cpu_migrations",
+        "page_faults",
+    ];
+    /// The hardware counters' columns: only on a host with a PMU.
+    pub const HARDWARE: [&'static str; 5] = [
+        "instructions",
+        "cycles",
+        "branches",
+        "branch_misses",
+        "cache_misses",
+    ];
+    /// Every column, in runs.csv's order: the software ones, the hardware ones, then
+    /// `counters_scaled`.
+    pub const COLUMNS: [&'static str; 10] = [
+        "task_clock_s",
+        "context_switches",
+        "cpu_migrations",
+        "page_faults",
+        "instructions",
+        "cycles",
+        "branches",
+        "branch_misses",
+        "cache_misses",
+        "counters_scaled",
+    ];
+
+    /// The value of a counter column as a number (`counters_scaled` is not one).
+    pub fn value(&self, column: &str) -> Option<f64> {
+        let count = |c: Option<u64>| c.map(|c| c as f64);
+        match column {
+            "task_clock_s" => self.task_clock_s,
+            "context_switches" => count(self.context_switches),
+            "cpu_migrations" => count(self.cpu_migrations),
+            "page_faults" => count(self.page_faults),
+            "instructions" => count(self.instructions),
+            "cycles" => count(self.cycles),
+            "branches" => count(self.branches),
+            "branch_misses" => count(self.branch_misses),
+            "cache_misses" => count(self.cache_misses),
+            _ => None,
+        }
+    }
+
+    /// The count of a whole-number column (every one but `task_clock_s`, `counters_scaled`).
+    pub fn count_mut(&mut self, column: &str) -> Option<&mut Option<u64>> {
+        Some(match column {
+            "context_switches" => &mut self.context_switches,
+            "cpu_migrations" => &mut self.cpu_migrations,
+            "page_faults" => &mut self.page_faults,
+            "instructions" => &mut self.instructions,
+            "cycles" => &mut self.cycles,
+            "branches" => &mut self.branches,
+            "branch_misses" => &mut self.branch_misses,
+            "cache_misses" => &mut self.cache_misses,
+            _ => return None,
+        })
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        Counters::COLUMNS.iter().all(|c| self.value(c).is_none())
+    }
+}
+
 /// What one invocation measured: the sandbox's result ([`crate::sandbox::Outcome`] holds one)
 /// and the measured part of a runs.csv row ([`crate::results::Sample`] holds one). Times are
 /// seconds, as runs.csv records them, so a row read back is the value that was written.
@@ -148,6 +243,9 @@ pub struct Measurement {
     /// signal, like the pressure; see [`crate::disturbance`].
     #[serde(flatten)]
     pub disturbance: crate::disturbance::Disturbance,
+    /// The perf_event counters of the workload's tree (empty where not counted).
+    #[serde(flatten)]
+    pub counters: Counters,
 }
 
 impl Measurement {

@@ -6,7 +6,8 @@
 //! metric through [`Metric`]; before it they had two vocabularies that drifted apart.
 //!
 //! To add a built-in metric: a row in [`BUILTINS`], its value in [`Metric::value`], and its
-//! column in runs.csv (`results/runs_csv.rs`).
+//! column in runs.csv (`results/runs_csv.rs`). The perf_event counters are built-in metrics
+//! whose values come from `measurement::Counters`.
 
 use std::collections::BTreeSet;
 
@@ -104,6 +105,80 @@ const BUILTINS: &[Builtin] = &[
         kind: Kind::Bytes,
         headline: false,
     },
+    // The perf_event counters (`sandbox/counters.rs`; runs.csv's counter columns): absent
+    // where not counted, so no summary, report or plot shows them for such a run.
+    Builtin {
+        key: "task_clock_s",
+        aliases: &["task_clock", "task-clock"],
+        title: "Task clock (perf_event)",
+        prose_title: "task clock (perf_event CPU time)",
+        kind: Kind::Time,
+        headline: false,
+    },
+    Builtin {
+        key: "context_switches",
+        aliases: &["cs", "context-switches"],
+        title: "Context switches",
+        prose_title: "context switches",
+        kind: Kind::Other,
+        headline: false,
+    },
+    Builtin {
+        key: "cpu_migrations",
+        aliases: &["migrations", "cpu-migrations"],
+        title: "CPU migrations",
+        prose_title: "CPU migrations",
+        kind: Kind::Other,
+        headline: false,
+    },
+    Builtin {
+        key: "page_faults",
+        aliases: &["faults", "page-faults"],
+        title: "Page faults",
+        prose_title: "page faults",
+        kind: Kind::Other,
+        headline: false,
+    },
+    Builtin {
+        key: "instructions",
+        aliases: &["instr"],
+        title: "Instructions",
+        prose_title: "instructions",
+        kind: Kind::Other,
+        headline: false,
+    },
+    Builtin {
+        key: "cycles",
+        aliases: &[],
+        title: "Cycles",
+        prose_title: "cycles",
+        kind: Kind::Other,
+        headline: false,
+    },
+    Builtin {
+        key: "branches",
+        aliases: &[],
+        title: "Branches",
+        prose_title: "branches",
+        kind: Kind::Other,
+        headline: false,
+    },
+    Builtin {
+        key: "branch_misses",
+        aliases: &["branch-misses"],
+        title: "Branch misses",
+        prose_title: "branch misses",
+        kind: Kind::Other,
+        headline: false,
+    },
+    Builtin {
+        key: "cache_misses",
+        aliases: &["cache-misses"],
+        title: "Cache misses",
+        prose_title: "cache misses",
+        kind: Kind::Other,
+        headline: false,
+    },
 ];
 
 fn builtin(key: &str) -> Option<&'static Builtin> {
@@ -146,7 +221,12 @@ impl Metric {
         builtin(key).map(|b| Metric {
             key: b.key.into(),
             title: b.title.into(),
-            unit: if b.kind == Kind::Bytes { "B" } else { "s" }.into(),
+            unit: match b.kind {
+                Kind::Bytes => "B",
+                Kind::Time => "s",
+                Kind::Other => "",
+            }
+            .into(),
             kind: b.kind,
             better: Better::Lower,
             service: None,
@@ -288,6 +368,11 @@ pub fn value(sample: &Sample, key: &str) -> Option<f64> {
         "io_write_bytes" => sample.measured.io_write_bytes.map(|b| b as f64),
         // Zero where nothing reaped reported one (a command that never started).
         "max_rss_bytes" => Some(sample.measured.rusage.max_rss_bytes as f64).filter(|b| *b > 0.0),
+        // Empty where not counted (counters off, no PMU, refused): no value, never a zero.
+        "task_clock_s" | "context_switches" | "cpu_migrations" | "page_faults" | "instructions"
+        | "cycles" | "branches" | "branch_misses" | "cache_misses" => {
+            sample.measured.counters.value(key)
+        }
         custom => sample.metrics.get(custom).copied(),
     }
 }

@@ -257,6 +257,7 @@ pub(crate) mod tests_support {
                 throttled_s: 0.0,
                 pressure: Default::default(),
                 disturbance: Default::default(),
+                counters: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),
@@ -295,6 +296,7 @@ pub(crate) mod tests_support {
         let mut csv = CsvWriter::open(
             &dir.join("runs.csv"),
             &axes.map(String::from),
+            &[],
             &["ops".to_string()],
         )
         .unwrap();

@@ -429,6 +429,7 @@ mod tests {
                 },
                 pressure: Default::default(),
                 disturbance: Default::default(),
+                counters: Default::default(),
             },
             status: Status::Ok,
             flags: Vec::new(),

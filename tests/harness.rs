@@ -201,6 +201,7 @@ fn sample(index: u32) -> Sample {
             rusage: Default::default(),
             pressure: Default::default(),
             disturbance: Default::default(),
+            counters: Default::default(),
         },
         status: Status::Ok,
         flags: vec![],
@@ -217,7 +218,7 @@ fn a_runs_csv_row_is_written_whole_or_not_at_all() {
     let tmp = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&tmp.path().join("disk"), "8k");
     let path = tmp.path().join("disk/runs.csv");
-    let mut csv = CsvWriter::open(&path, &[], &[]).unwrap();
+    let mut csv = CsvWriter::open(&path, &[], &[], &[]).unwrap();
     // Rows of ~420 bytes: the 8 KiB fill up part-way through one.
     let mut written = 0;
     let error = loop {

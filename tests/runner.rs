@@ -188,6 +188,7 @@ impl Project {
             cgroup_version: None,
             warnings: Vec::new(),
             noise: None,
+            counters: Vec::new(),
         };
         let cancel = AtomicBool::new(false);
         runner::run_with(

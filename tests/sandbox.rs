@@ -72,6 +72,7 @@ impl Fixture {
             keep_upper: None,
             security: Default::default(),
             userns: None,
+            counters: Vec::new(),
         }
     }
 

@@ -143,6 +143,7 @@ impl Fixture {
             keep_upper: None,
             security: Policy::default(),
             userns: None,
+            counters: Vec::new(),
         }
     }
 

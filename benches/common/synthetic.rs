@@ -37,7 +37,7 @@ pub fn generate(
     let axes = vec!["jdk".to_string(), "gc".to_string()];
     let metrics = vec!["throughput".to_string()];
     let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("runs.csv"))?);
-    writeln!(csv, "{}", csv_header(&axes, &metrics).join(","))?;
+    writeln!(csv, "{}", csv_header(&axes, &[], &metrics).join(","))?;
     // Every plan cell is this one with its own id: the report reads only ids and metrics.
     let template = {
         let ctx = benchbox::spec::ValidationContext {

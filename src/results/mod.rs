@@ -97,6 +97,9 @@ struct SampleRecord {
     /// Absent (all empty) in results.json files written before benchbox measured it.
     #[serde(flatten, default)]
     disturbance: crate::disturbance::Disturbance,
+    /// Absent (all empty) in results.json files written before benchbox counted them.
+    #[serde(flatten, default)]
+    counters: crate::measurement::Counters,
     #[serde(default)]
     status: Option<Status>,
     #[serde(default)]
@@ -132,6 +135,7 @@ impl From<SampleRecord> for Sample {
                 rusage: r.rusage,
                 pressure: r.pressure,
                 disturbance: r.disturbance,
+                counters: r.counters,
             },
             status,
             flags: r.flags,
@@ -341,6 +345,7 @@ pub(crate) mod tests {
                 },
                 pressure: Default::default(),
                 disturbance: Default::default(),
+                counters: Default::default(),
             },
             status: crate::status::Status::Ok,
             flags: Vec::new(),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MetricValues, Result, ResultsError, Sample, io_err};
 use crate::disturbance::{Disturbance, Scope};
-use crate::measurement::{Measurement, Pressure};
+use crate::measurement::{Counters, Measurement, Pressure};
 use crate::plan::Phase;
 use crate::status::{self, Status};
 
@@ -20,6 +20,10 @@ use crate::status::{self, Status};
 /// `status` existed ends them at `involuntary_switches` ([`LEGACY_FIXED`] columns), one written
 /// before the pressure columns at `reason` ([`BEFORE_PRESSURE_FIXED`]), one written before the
 /// disturbance columns at `psi_io_full_us` ([`BEFORE_DISTURBANCE_FIXED`]).
+///
+/// After them come the perf_event counters' columns a run has (a subset of
+/// [`Counters::COLUMNS`], in its order: none when counters were off or not allowed, no hardware
+/// ones on a host without a PMU), found by name; then the metrics.
 const FIXED: &[&str] = &[
     "phase",
     "invocation",
@@ -63,17 +67,54 @@ const BEFORE_DISTURBANCE_FIXED: usize = FIXED.len() - Disturbance::COLUMNS.len()
 /// How many of [`FIXED`] a runs.csv without the pressure columns (`psi_*_us`) has.
 const BEFORE_PRESSURE_FIXED: usize = BEFORE_DISTURBANCE_FIXED - Pressure::COLUMNS.len();
 
-/// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, one per metric.
-pub fn csv_header(axes: &[String], metrics: &[String]) -> Vec<String> {
-    header_with(axes, FIXED, metrics)
+/// The header of a runs.csv: `cell`, `label`, one column per axis, the fixed columns, the
+/// counters' columns of the run (a subset of [`Counters::COLUMNS`]), one per metric.
+pub fn csv_header(axes: &[String], counters: &[&str], metrics: &[String]) -> Vec<String> {
+    header_with(axes, FIXED, counters, metrics)
 }
 
-fn header_with(axes: &[String], fixed: &[&str], metrics: &[String]) -> Vec<String> {
+fn header_with(
+    axes: &[String],
+    fixed: &[&str],
+    counters: &[&str],
+    metrics: &[String],
+) -> Vec<String> {
     let mut h = vec!["cell".to_string(), "label".to_string()];
     h.extend(axes.iter().cloned());
     h.extend(fixed.iter().map(|s| s.to_string()));
+    h.extend(counters.iter().map(|s| s.to_string()));
     h.extend(metrics.iter().cloned());
     h
+}
+
+/// The counters' columns of a header whose counters start at `at`: the longest run of
+/// [`Counters::COLUMNS`] there, in that order.
+fn counter_columns(header: &[String], at: usize) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let mut next = Counters::COLUMNS.iter();
+    for name in header.iter().skip(at) {
+        match next.by_ref().find(|c| **c == name.as_str()) {
+            Some(c) => found.push(*c),
+            None => break,
+        }
+    }
+    found
+}
+
+/// A counter's field as runs.csv writes it: counts whole, task-clock in seconds (ns digits),
+/// `counters_scaled` as true/false; empty where not counted.
+fn counter_field(c: &Counters, column: &str) -> String {
+    match column {
+        "task_clock_s" => c
+            .task_clock_s
+            .map(|s| format!("{s:.9}"))
+            .unwrap_or_default(),
+        "counters_scaled" => opt(c.counters_scaled),
+        other => c
+            .value(other)
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_default(),
+    }
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -92,17 +133,27 @@ pub struct CsvWriter {
     /// ([`BEFORE_DISTURBANCE_FIXED`]) in a run resumed from a runs.csv written before the
     /// pressure (disturbance) columns: its rows keep its layout.
     fixed: usize,
+    /// The counters' columns the file has (its own, when resumed).
+    counters: Vec<&'static str>,
     metrics: Vec<String>,
 }
 
 impl CsvWriter {
     /// Open for appending; writes the header when the file is new. An existing file must have
     /// this header (a resumed run of the same matrix), or one benchbox wrote before the
-    /// pressure or the disturbance columns, which later rows then keep.
-    pub fn open(path: &Path, axes: &[String], metrics: &[String]) -> Result<CsvWriter> {
-        let header = csv_header(axes, metrics);
+    /// pressure or the disturbance columns, which later rows then keep. `counters`: the
+    /// counters' columns of a new file; a resumed one keeps its own (recorded on another host,
+    /// it may have others).
+    pub fn open(
+        path: &Path,
+        axes: &[String],
+        counters: &[&'static str],
+        metrics: &[String],
+    ) -> Result<CsvWriter> {
+        let mut header = csv_header(axes, counters, metrics);
         let exists = path.exists() && fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
         let mut fixed = FIXED.len();
+        let mut counters = counters.to_vec();
         if exists {
             let mut reader = csv::Reader::from_path(path).map_err(|e| ResultsError::Csv {
                 path: path.into(),
@@ -117,13 +168,19 @@ impl CsvWriter {
                 .iter()
                 .map(String::from)
                 .collect();
-            if found == header_with(axes, &FIXED[..LEGACY_FIXED], metrics) {
+            if found == header_with(axes, &FIXED[..LEGACY_FIXED], &[], metrics) {
                 return Err(ResultsError::OldLayout { path: path.into() });
             }
-            if found == header_with(axes, &FIXED[..BEFORE_PRESSURE_FIXED], metrics) {
+            let theirs = counter_columns(&found, 2 + axes.len() + FIXED.len());
+            if found == header_with(axes, &FIXED[..BEFORE_PRESSURE_FIXED], &[], metrics) {
                 fixed = BEFORE_PRESSURE_FIXED;
-            } else if found == header_with(axes, &FIXED[..BEFORE_DISTURBANCE_FIXED], metrics) {
+                counters.clear();
+            } else if found == header_with(axes, &FIXED[..BEFORE_DISTURBANCE_FIXED], &[], metrics) {
                 fixed = BEFORE_DISTURBANCE_FIXED;
+                counters.clear();
+            } else if found == header_with(axes, FIXED, &theirs, metrics) {
+                counters = theirs;
+                header = found.clone();
             } else if found != header {
                 return Err(ResultsError::Csv {
                     path: path.into(),
@@ -146,6 +203,7 @@ impl CsvWriter {
             file,
             len,
             fixed,
+            counters,
             metrics: metrics.to_vec(),
         };
         if !exists {
@@ -230,6 +288,7 @@ impl CsvWriter {
                     .unwrap_or_default(),
             ]);
         }
+        row.extend(self.counters.iter().map(|c| counter_field(&m.counters, c)));
         row.extend(self.metrics.iter().map(|m| opt(sample.metrics.get(m))));
         self.write_whole(&row)
     }
@@ -405,7 +464,13 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         FIXED.len()
     };
     let axes = header[2..phase_at].to_vec();
-    let metrics_at = phase_at + fixed;
+    let counters_at = phase_at + fixed;
+    let counters = if fixed == FIXED.len() {
+        counter_columns(&header, counters_at)
+    } else {
+        Vec::new()
+    };
+    let metrics_at = counters_at + counters.len();
     // Shared by every row's metrics (see `MetricValues`).
     let metric_names: Vec<Arc<String>> = header[metrics_at..]
         .iter()
@@ -442,6 +507,10 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
             ));
         }
         let row = parse_row(&record, &header, phase_at, fixed, metrics_at, &metric_names)
+            .and_then(|mut row| {
+                row.0.measured.counters = parse_counters(&record, &counters, counters_at)?;
+                Ok(row)
+            })
             .map_err(|message| invalid(line, message))?;
         let next_id = cell_ids.len();
         let cell = *cell_ids.entry(row.0.cell_id.clone()).or_insert(next_id);
@@ -659,6 +728,8 @@ fn parse_row(
             },
             pressure,
             disturbance,
+            // Filled in by the caller, which knows the file's counter columns.
+            counters: Default::default(),
         },
         status,
         flags,
@@ -670,6 +741,55 @@ fn parse_row(
         .map(|i| text(i).map(String::from))
         .collect::<std::result::Result<Vec<String>, String>>()?;
     Ok((sample, label, axis_values))
+}
+
+/// The counters' fields of a record (`columns`, from `at`), checked like the fixed ones: a
+/// count is a whole number, task-clock a time, `counters_scaled` a boolean; empty: not counted.
+fn parse_counters(
+    r: &csv::ByteRecord,
+    columns: &[&'static str],
+    at: usize,
+) -> std::result::Result<Counters, String> {
+    let mut counters = Counters::default();
+    for (i, &column) in columns.iter().enumerate() {
+        let v = std::str::from_utf8(r.get(at + i).unwrap_or(b""))
+            .map_err(|_| format!("column `{column}`: not valid UTF-8"))?;
+        if v.is_empty() {
+            continue;
+        }
+        match column {
+            "task_clock_s" => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() && (0.0..=MAX_SECONDS).contains(&x) => {
+                    counters.task_clock_s = Some(x)
+                }
+                _ => {
+                    return Err(format!(
+                        "column `{column}`: `{v}` is not a time from 0 to {MAX_SECONDS:e} s"
+                    ));
+                }
+            },
+            "counters_scaled" => {
+                counters.counters_scaled = Some(match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(format!(
+                            "column `{column}`: `{v}` is neither `true` nor `false`"
+                        ));
+                    }
+                })
+            }
+            other => {
+                let count = v.parse::<u64>().map_err(|_| {
+                    format!("column `{column}`: `{v}` is not a whole number from 0 to 2^64 - 1")
+                })?;
+                if let Some(slot) = counters.count_mut(other) {
+                    *slot = Some(count);
+                }
+            }
+        }
+    }
+    Ok(counters)
 }
 
 /// The invocations a run planned for one cell (after `--runs` and `--warmup`).
@@ -737,10 +857,10 @@ mod tests {
         let path = tmp.path().join("runs.csv");
         let axes = vec!["jdk".to_string()];
         let metrics = vec!["ops".to_string()];
-        let mut w = CsvWriter::open(&path, &axes, &metrics).unwrap();
+        let mut w = CsvWriter::open(&path, &axes, &[], &metrics).unwrap();
         w.append(&sample(0), "jdk=17", &["17".into()]).unwrap();
         drop(w);
-        let mut w = CsvWriter::open(&path, &axes, &metrics).unwrap();
+        let mut w = CsvWriter::open(&path, &axes, &[], &metrics).unwrap();
         w.append(&sample(1), "jdk=17", &["17".into()]).unwrap();
         let data = read_csv(&path).unwrap();
         assert_eq!(data.axes, axes);
@@ -757,14 +877,14 @@ mod tests {
             "{text}"
         );
         // A different matrix (other metric columns) must not append to this file.
-        assert!(CsvWriter::open(&path, &axes, &[]).is_err());
+        assert!(CsvWriter::open(&path, &axes, &[], &[]).is_err());
     }
 
     #[test]
     fn status_flags_and_reason_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &["ops".to_string()]).unwrap();
         let mut s = sample(1);
         s.status = Status::Suspect;
         s.flags = vec![Flag::Disturbed, Flag::Rerun];
@@ -795,7 +915,7 @@ mod tests {
     fn the_status_column_is_the_truth_and_must_be_known() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let mut w = CsvWriter::open(&path, &[], &[]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &[]).unwrap();
         let mut s = sample(1);
         s.status = Status::Suspect;
         w.append(&s, "", &[]).unwrap();
@@ -819,10 +939,76 @@ mod tests {
     }
 
     #[test]
+    fn counter_columns_are_the_runs_own_round_trip_and_keep_their_layout_on_resume() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let software = [
+            "task_clock_s",
+            "context_switches",
+            "cpu_migrations",
+            "page_faults",
+            "counters_scaled",
+        ];
+        let mut w = CsvWriter::open(&path, &[], &software, &["ops".to_string()]).unwrap();
+        let mut counted = sample(1);
+        counted.measured.counters = Counters {
+            task_clock_s: Some(0.25),
+            context_switches: Some(12),
+            cpu_migrations: Some(0),
+            page_faults: Some(110),
+            counters_scaled: Some(false),
+            ..Counters::default()
+        };
+        w.append(&counted, "", &[]).unwrap();
+        // A cell with `counters = false`: empty fields, not zeros.
+        w.append(&sample(2), "", &[]).unwrap();
+        drop(w);
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with(",psi_io_full_us,task_clock_s,context_switches,cpu_migrations,page_faults,counters_scaled,ops"),
+            "{text}"
+        );
+        // No hardware columns: this run had none (not empty ones).
+        assert!(!lines[0].contains("instructions"), "{text}");
+        assert!(
+            lines[1].ends_with(",0.250000000,12,0,110,false,12.5"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with(",,,,,,12.5"), "{text}");
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[0].sample, counted);
+        assert_eq!(rows[1].sample.measured.counters, Counters::default());
+        assert_eq!(rows[1].sample.metrics.get("ops"), Some(&12.5));
+
+        // Resumed on a host that counts more (or nothing): the file keeps its own columns.
+        let mut w = CsvWriter::open(&path, &[], &Counters::COLUMNS, &["ops".to_string()]).unwrap();
+        let mut more = sample(3);
+        more.measured.counters = counted.measured.counters;
+        more.measured.counters.instructions = Some(1000);
+        w.append(&more, "", &[]).unwrap();
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows[2].sample.measured.counters, counted.measured.counters);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap().lines().next(),
+            Some(lines[0])
+        );
+
+        // A bad count names its line and column.
+        let bad = text.replacen(",0.250000000,12,", ",0.250000000,-3,", 1);
+        fs::write(&path, bad).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("column `context_switches`: `-3`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn pressure_columns_round_trip_and_empty_is_not_zero() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &["ops".to_string()]).unwrap();
         let mut measured = sample(1);
         measured.measured.pressure =
             Pressure::from_values([Some(1500), Some(0), Some(0), Some(42), None]);
@@ -852,12 +1038,13 @@ mod tests {
         let header = header_with(
             &["jdk".into()],
             &FIXED[..BEFORE_PRESSURE_FIXED],
+            &[],
             &["ops".into()],
         );
         let row = "c1,jdk=17,17,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,12.5";
         let before = format!("{}\n{row}\n", header.join(","));
         fs::write(&path, &before).unwrap();
-        let mut w = CsvWriter::open(&path, &["jdk".into()], &["ops".into()]).unwrap();
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &[], &["ops".into()]).unwrap();
         let mut s = sample(1);
         s.cell_id = "c1".into();
         s.index = 1;
@@ -1032,7 +1219,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
         );
         assert!(rows.iter().all(|r| r.sample.flags.is_empty()));
         // Appending would mix two layouts: refused, and the file is untouched.
-        let e = CsvWriter::open(&path, &axes, &["ops".to_string()])
+        let e = CsvWriter::open(&path, &axes, &[], &["ops".to_string()])
             .err()
             .unwrap();
         assert!(matches!(e, ResultsError::OldLayout { .. }), "{e}");
@@ -1062,7 +1249,7 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
     /// A runs.csv of `n` measured invocations of cell `c1` (axis jdk, metric ops), as written.
     fn written(dir: &Path, n: u32) -> (PathBuf, String) {
         let path = dir.join("runs.csv");
-        let mut w = CsvWriter::open(&path, &["jdk".into()], &["ops".into()]).unwrap();
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &[], &["ops".into()]).unwrap();
         for i in 0..n {
             let mut s = sample(i);
             s.phase = Phase::Measure;

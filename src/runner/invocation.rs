@@ -21,6 +21,9 @@ pub(super) struct Builder {
     pub images: BTreeMap<String, ResolvedImage>,
     /// Rootless: the containers' user namespace map.
     pub userns: Option<IdMap>,
+    /// The perf_event counters of the run (see `Sandboxing::counters`), for cells that want
+    /// them.
+    pub counters: Vec<&'static str>,
 }
 
 impl Builder {
@@ -91,6 +94,11 @@ impl Builder {
             keep_upper: None,
             security: cell.security.clone(),
             userns: self.userns.clone(),
+            counters: if cell.counters {
+                self.counters.clone()
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -150,6 +158,8 @@ impl Builder {
             keep_upper: None,
             security: Default::default(),
             userns: self.userns.clone(),
+            // A service is not measured by its own counters (its columns come from its cgroup).
+            counters: Vec::new(),
         })
     }
 

@@ -343,6 +343,7 @@ pub fn run_with(
             scratch: scratch.path().to_path_buf(),
             images: opts.images.clone(),
             userns: sandboxing.userns.clone(),
+            counters: sandboxing.counters.clone(),
         },
         cells,
         scratch,

@@ -152,7 +152,13 @@ pub(super) fn open(
         }
     }
     let axes: Vec<String> = matrix.axes.iter().map(|a| a.name.clone()).collect();
-    let csv = CsvWriter::open(&csv_path, &axes, &metric_columns(matrix)).map_err(|e| match e {
+    let csv = CsvWriter::open(
+        &csv_path,
+        &axes,
+        &sandboxing.counters,
+        &metric_columns(matrix),
+    )
+    .map_err(|e| match e {
         // An older benchbox's runs.csv: refused rather than appended to with other columns.
         results::ResultsError::OldLayout { .. } => {
             RunError::Usage(format!("cannot resume `{}`: {e}", dir.display()))

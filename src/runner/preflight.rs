@@ -22,10 +22,14 @@ pub struct Sandboxing {
     pub isolation: Isolation,
     /// The host's cgroup version, whether benchbox uses it or not (for results.json).
     pub cgroup_version: Option<sandbox::cgroup::Version>,
-    /// What the run warns about before its first invocation (ids squashed to one).
+    /// What the run warns about before its first invocation (ids squashed to one, counters
+    /// this host cannot count).
     pub warnings: Vec<String>,
     /// What adds noise on the cpus the selected cells run on (for results.json's `host.noise`).
     pub noise: Option<host::noise::Noise>,
+    /// The perf_event counters this host can attach to an invocation, by runs.csv column
+    /// (empty when no selected cell wants them): runs.csv has these columns and no others.
+    pub counters: Vec<&'static str>,
 }
 
 /// How long a run samples its cpus' load before its first invocation (`doctor` takes longer).
@@ -120,9 +124,18 @@ pub fn preflight(
         &host::online_cpus(&roots),
     );
     let noise = host::noise::examine(&roots, &cpus, root, Some(NOISE_SAMPLE));
+    // Which perf_event counters the run records: probed once, said once.
+    let counters = if cells.iter().any(|c| c.counters) {
+        let (columns, notes) = sandbox::counters::available(Path::new("/sys"));
+        warnings.extend(notes);
+        columns
+    } else {
+        Vec::new()
+    };
     Ok(Sandboxing {
         noise: Some(noise),
         mode,
+        counters,
         isolation: Isolation::new(mode, userns.as_ref(), no_cgroup_reason),
         cgroup_version,
         cgroups,

@@ -51,6 +51,7 @@
 
 pub mod cgroup;
 mod child;
+pub mod counters;
 pub mod mounts;
 pub mod network;
 pub mod nogroup;
@@ -132,6 +133,9 @@ pub struct Invocation {
     /// Rootless: the container gets a user namespace with this id map (`None`: benchbox runs
     /// as root, and so does the container, held in by the hardening).
     pub userns: Option<userns::IdMap>,
+    /// The perf_event counters to attach to the workload's tree, by runs.csv column (a
+    /// subset of [`counters::available`]'s; empty: none).
+    pub counters: Vec<&'static str>,
 }
 
 /// What one invocation gave: its [`Measurement`] and what only the sandbox knows about it.

@@ -18,6 +18,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use super::child::{self, ChildPlan, UsernsTurns};
+use super::counters;
 use super::mounts::MountPlan;
 use super::output::{Drained, drain, open_log};
 use super::protocol::{Report, ToInit, monotonic_ns, read_report, rusage_of};
@@ -285,11 +286,14 @@ pub(super) fn run_in(
             group,
             cgroups.is_some(),
             pinned.as_ref(),
+            &inv.counters,
             launcher,
             teardowns,
-            &mut report,
-            &mut go,
-            &mut exec,
+            Channel {
+                report: &mut report,
+                go: &mut go,
+                exec: &mut exec,
+            },
         );
         let _ = stop_tx.send(());
         let samples = sampler.join().unwrap_or_default();
@@ -346,6 +350,13 @@ struct Supervised {
     pending: Option<Pid>,
 }
 
+/// The parent's ends of the pipes to the container: its reports, "go", and the exec's EOF.
+struct Channel<'a> {
+    report: &'a mut File,
+    go: &'a mut File,
+    exec: &'a mut File,
+}
+
 /// The parent's side of one invocation, from the fork to init's final report (or, when init
 /// never sends one, the launcher's exit). `accounted`: `group` is a real cgroup (else its
 /// counters are empty, and CPU time and peak memory come from the tree's rusage).
@@ -354,18 +365,19 @@ fn supervise(
     group: &dyn cgroup::Group,
     accounted: bool,
     pinned: Option<&crate::spec::CpuSet>,
+    counter_columns: &[&'static str],
     launcher: Pid,
     teardowns: &Teardowns,
-    report: &mut File,
-    go: &mut File,
-    exec: &mut File,
+    channel: Channel,
 ) -> Result<Supervised> {
+    let Channel { report, go, exec } = channel;
     let mut setup_error = None;
     let mut exec_error = None;
     let mut baseline = cgroup::Counters::default();
     let mut setup_cpu = (0.0, 0.0);
     let mut start_ns = 0;
     let mut stat_before = None;
+    let mut counters_open = None;
     match read_report(report) {
         Some(Report::Ready) => {
             // On an error here, nothing of the container may outlive this call.
@@ -380,6 +392,12 @@ fn supervise(
             group.reset_peak().map_err(|e| abandon(e.into()))?;
             baseline = group.counters().map_err(|e| abandon(e.into()))?;
             stat_before = read_proc_stat();
+            // The perf_event counters, on the workload as it waits for "go": they start
+            // counting at its exec (see `counters`). Not found (it died meanwhile): none.
+            if !counter_columns.is_empty() {
+                counters_open = counters::workload_pid(launcher)
+                    .map(|pid| counters::Open::on(pid, counter_columns));
+            }
             let _ = go.write_all(b"g");
             // EOF on this pipe is the workload's execve (or its death before that).
             let mut byte = [0u8; 1];
@@ -417,6 +435,7 @@ fn supervise(
         None => (Some(wait_with_rusage(launcher)?), None),
     };
     let end_fallback = monotonic_ns();
+    let perf = counters_open.map(counters::Open::read).unwrap_or_default();
     let counters = group.counters();
     let stat_after = stat_before.as_ref().and_then(|_| read_proc_stat());
     // On an error, nothing of the container may outlive this call.
@@ -454,6 +473,7 @@ fn supervise(
     }
     let mut outcome = Outcome::default();
     let m = &mut outcome.measured;
+    m.counters = perf;
     let mut end_ns = end_fallback;
     if let Some((raw, end, rusage)) = final_status {
         end_ns = end;

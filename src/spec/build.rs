@@ -53,6 +53,7 @@ const RUN_KEYS: &[&str] = &[
     "order",
     "seed",
     "allow-failures",
+    "counters",
 ];
 const METRIC_KEYS: &[&str] = &["name", "pattern", "unit", "better"];
 
@@ -833,11 +834,13 @@ fn run_settings(r: &Reporter, run: Option<&Node>) -> Result<(Order, Option<u64>,
 }
 
 /// The columns every runs.csv has, whatever its axes and metrics (`cell`, `label`, `phase`,
-/// `wall_s`, ... `status`, `flags`, `reason`): no axis or metric may take one of these names,
+/// `wall_s`, ... `status`, `flags`, `reason`, and every perf_event counter's): no axis or metric may take one of these names,
 /// or runs.csv would have two columns of that name and could not be read back.
 pub(crate) fn builtin_columns() -> &'static [String] {
     static COLUMNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    COLUMNS.get_or_init(|| crate::results::csv_header(&[], &[]))
+    COLUMNS.get_or_init(|| {
+        crate::results::csv_header(&[], &crate::measurement::Counters::COLUMNS, &[])
+    })
 }
 
 /// Max length of a hostname label.

@@ -156,6 +156,11 @@ pub struct Cell {
     /// default, 5%. Not part of the id, and left out of the JSON at its default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disturbance_threshold: Option<f64>,
+    /// Attach perf_event counters to each invocation (`[run] counters`, on by default). Not
+    /// part of the id (it changes what is recorded, not what runs), and left out of the JSON
+    /// when on, so plans written before the key existed read the same.
+    #[serde(default = "default_counters", skip_serializing_if = "is_true")]
+    pub counters: bool,
     pub metrics: Vec<MetricSpec>,
     /// `[services.NAME]`: containers the workload talks to, in start order (each after the
     /// services it `depends-on`, else in the file's order). Left out of the JSON, and of the
@@ -752,6 +757,14 @@ fn default_memory_interval() -> Option<Duration> {
 
 /// Default of `[run] max-log`: 16 MiB per stream per invocation.
 pub const DEFAULT_MAX_LOG: u64 = 16 << 20;
+
+fn default_counters() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
 
 fn default_max_log() -> Option<u64> {
     Some(DEFAULT_MAX_LOG)

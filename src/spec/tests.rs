@@ -409,6 +409,40 @@ fn ids_of_an_existing_matrix_never_change() {
     );
 }
 
+/// `[run] counters` turns the perf_event counters on (the default) or off; either way ids stay
+/// (it changes what is recorded, not what runs), and the plan's JSON only says it when off.
+#[test]
+fn counters_is_a_boolean_and_never_changes_ids() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let pinned = ["0b6e9b94bbc7", "fb54c36c5013", "79ccd99a1e7e"];
+    let source = std::fs::read_to_string(&path).unwrap();
+    let with = |value: &str| {
+        let m = parse(
+            &source.replace("[run]\n", &format!("[run]\ncounters = {value}\n")),
+            &path,
+            &ctx(),
+        )
+        .unwrap();
+        let ids: Vec<String> = m.cells.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, pinned, "counters = {value}");
+        m.cells[0].clone()
+    };
+    let default = load(&path, &ctx()).unwrap().cells[0].clone();
+    assert!(default.counters);
+    assert!(with("true").counters);
+    let off = with("false");
+    assert!(!off.counters);
+    let json = |c: &Cell| serde_json::to_value(c).unwrap();
+    assert!(json(&default).get("counters").is_none());
+    assert_eq!(json(&off)["counters"], false);
+    let back: Cell = serde_json::from_value(json(&default)).unwrap();
+    assert!(back.counters);
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\ncounters = \"no\"\n"),
+        "envs/x.toml:3:12: expected a boolean for `counters`, found the string `no`"
+    );
+}
+
 /// `[run] max-log` bounds what each log keeps; whatever its value, ids stay (it changes what is
 /// kept, not what runs), so the quick start's pinned ids hold with it written out.
 #[test]
@@ -557,7 +591,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, disturbance-threshold, order, seed, allow-failures"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, disturbance-threshold, order, seed, allow-failures, counters"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
@@ -1500,7 +1534,7 @@ fn names_of_builtin_columns_are_refused_for_axes_and_metrics() {
     }
     assert_eq!(
         err(&format!("{RUN}[[metric]]\nname = \"cpu_s\"\n")),
-        "envs/x.toml:4:8: metric `cpu_s` has the name of a standard metric\n  hint: rename the metric; the standard metrics are wall_s, cpu_s, peak_memory_bytes, max_rss_bytes, user_s, system_s, io_read_bytes, io_write_bytes"
+        "envs/x.toml:4:8: metric `cpu_s` has the name of a standard metric\n  hint: rename the metric; the standard metrics are wall_s, cpu_s, peak_memory_bytes, max_rss_bytes, user_s, system_s, io_read_bytes, io_write_bytes, task_clock_s, context_switches, cpu_migrations, page_faults, instructions, cycles, branches, branch_misses, cache_misses"
     );
     assert_eq!(
         err(&format!(

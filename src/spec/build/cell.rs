@@ -182,6 +182,15 @@ pub(super) fn build_cell(
         },
     };
 
+    // perf_event counters on each invocation; `false` turns them off. Not part of the id.
+    let counters = match run_t.get("counters") {
+        None => true,
+        Some(e) => match e.value.kind {
+            Kind::Bool(b) => b,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a boolean")),
+        },
+    };
+
     let cell = Cell {
         id: String::new(),
         label: String::new(),
@@ -205,6 +214,7 @@ pub(super) fn build_cell(
         memory_interval,
         max_log,
         disturbance_threshold,
+        counters,
         metrics,
         services,
     };
