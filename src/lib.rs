@@ -22,6 +22,7 @@ pub mod measurement;
 pub mod metrics;
 pub mod mode;
 pub mod plan;
+pub mod power;
 pub mod rebuild;
 pub mod reference;
 pub mod render;
