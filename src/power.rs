@@ -144,7 +144,14 @@ pub fn simulate(s: &Scenario) -> Tally {
 /// ([`stats::ratio_of_medians`], as `compare` computes it) covers the true ratio `1 + effect`,
 /// with `n` invocations a side. The true ratio is that of the distributions' medians: the
 /// candidate's noise is the base's scaled by `1 + effect`.
-pub fn coverage(noise: &Noise, effect: f64, n: u32, trials: u32, seed: u64, resamples: usize) -> f64 {
+pub fn coverage(
+    noise: &Noise,
+    effect: f64,
+    n: u32,
+    trials: u32,
+    seed: u64,
+    resamples: usize,
+) -> f64 {
     let truth = 1.0 + effect;
     let opts = StatsOptions {
         resamples,

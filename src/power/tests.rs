@@ -27,7 +27,13 @@ fn scenario(cv: f64, effect: f64, sampling: Sampling, trials: u32, seed: u64) ->
 }
 
 fn power_of_auto(trials: u32) -> Tally {
-    simulate(&scenario(0.05, 0.10, Sampling::Adaptive(auto_rule()), trials, 11))
+    simulate(&scenario(
+        0.05,
+        0.10,
+        Sampling::Adaptive(auto_rule()),
+        trials,
+        11,
+    ))
 }
 
 fn aa_of_auto(trials: u32, threshold: f64) -> Tally {
@@ -76,7 +82,10 @@ fn runs_needed_and_the_detectable_effect_move_with_the_noise() {
     assert!(n_quiet <= 10, "{n_quiet}");
     let mde_quiet = min_detectable_effect(&quiet, 10, 0.95).unwrap();
     let mde_noisy = min_detectable_effect(&noisy, 10, 0.95).unwrap();
-    assert!(mde_quiet > 0.05 && mde_quiet < mde_noisy, "{mde_quiet} {mde_noisy}");
+    assert!(
+        mde_quiet > 0.05 && mde_quiet < mde_noisy,
+        "{mde_quiet} {mde_noisy}"
+    );
     // An effect no bigger than the threshold is never found: the interval must clear it.
     let at_threshold = Scenario {
         effect: 0.05,
@@ -117,7 +126,10 @@ fn validation_figures() {
         );
     }
     let c = coverage(&Noise::Normal { cv: 0.05 }, 0.10, 10, 2_000, 31, 10_000);
-    println!("coverage of the 95% ratio interval at n = 10: {:.1}%", 100.0 * c);
+    println!(
+        "coverage of the 95% ratio interval at n = 10: {:.1}%",
+        100.0 * c
+    );
     for n in [10, 20] {
         let t = simulate(&scenario(0.05, 0.10, Sampling::Fixed(n), 2_000, 5));
         println!(

@@ -214,6 +214,8 @@ pub(super) fn open(
                     previous_cell.and_then(|pc| pc.planned)
                 },
                 security: Some(c.security.effective()),
+                // An adaptive cell that stopped stays stopped on --resume.
+                adaptive: previous_cell.and_then(|pc| pc.adaptive),
                 ..Default::default()
             }
         })

@@ -18,9 +18,8 @@ use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Adaptive,
-    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Lifetime,
-    Limits, Matrix, MetricSpec, Network, Order, Ready, Root, Scratch, Service, SpecError,
+    Adaptive, Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic,
+    Lifetime, Limits, Matrix, MetricSpec, Network, Order, Ready, Root, Scratch, Service, SpecError,
     ValidationContext, Volume, suggest, units,
 };
 use crate::sandbox::security::{self, Policy};

@@ -1794,7 +1794,10 @@ fn runs_auto_keeps_ids_and_reads_its_settings() {
     // The defaults; and a number of runs has no adaptive settings.
     let d = ok(&format!("{RUN}runs = \"auto\"\n"));
     let a = d.cells[0].adaptive.unwrap();
-    assert_eq!((a.min_runs, a.max_runs, a.ci_width, a.budget), (10, 50, 0.02, None));
+    assert_eq!(
+        (a.min_runs, a.max_runs, a.ci_width, a.budget),
+        (10, 50, 0.02, None)
+    );
     assert_eq!(d.cells[0].runs, 50);
     assert_eq!(ok(RUN).cells[0].adaptive, None);
     assert_eq!(d.cells[0].id, ok(RUN).cells[0].id);
@@ -1804,11 +1807,22 @@ fn runs_auto_keeps_ids_and_reads_its_settings() {
 fn runs_auto_errors_point_at_the_value() {
     let e = err(&format!("{RUN}runs = \"many\"\n"));
     assert!(e.starts_with("envs/x.toml:3:8: invalid runs `many`"), "{e}");
-    assert!(e.contains("hint: give a number of measured runs, or \"auto\""), "{e}");
+    assert!(
+        e.contains("hint: give a number of measured runs, or \"auto\""),
+        "{e}"
+    );
     let e = err(&format!("{RUN}runs = 5\nmax-runs = 9\n"));
-    assert!(e.starts_with("envs/x.toml:4:12: `max-runs` is only for `runs = \"auto\"`"), "{e}");
-    let e = err(&format!("{RUN}runs = \"auto\"\nmin-runs = 20\nmax-runs = 10\n"));
-    assert!(e.contains("min-runs (20) is more than max-runs (10)"), "{e}");
+    assert!(
+        e.starts_with("envs/x.toml:4:12: `max-runs` is only for `runs = \"auto\"`"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{RUN}runs = \"auto\"\nmin-runs = 20\nmax-runs = 10\n"
+    ));
+    assert!(
+        e.contains("min-runs (20) is more than max-runs (10)"),
+        "{e}"
+    );
     let e = err(&format!("{RUN}runs = \"auto\"\nci-width = \"2\"\n"));
     assert!(e.starts_with("envs/x.toml:4:12: invalid `ci-width`"), "{e}");
     assert!(e.contains("hint: for example ci-width = \"2%\""), "{e}");

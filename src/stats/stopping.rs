@@ -127,10 +127,7 @@ mod tests {
     fn stops_on_width_only_after_min_runs_and_always_at_max_runs() {
         let tight = vec![1.0; 9];
         assert_eq!(rule().decide(9, &tight), None, "below min-runs");
-        assert_eq!(
-            rule().decide(10, &[1.0; 10]),
-            Some(StopReason::CiWidth)
-        );
+        assert_eq!(rule().decide(10, &[1.0; 10]), Some(StopReason::CiWidth));
         let wide: Vec<f64> = (0..20).map(|i| 1.0 + 0.1 * f64::from(i % 5)).collect();
         assert_eq!(rule().decide(20, &wide), None);
         assert_eq!(rule().decide(30, &wide), Some(StopReason::MaxRuns));

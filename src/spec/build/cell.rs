@@ -228,7 +228,10 @@ fn adaptive_settings(r: &Reporter, run_t: &Node) -> Result<Option<Adaptive>> {
                 return Err(r.node(
                     &e.value,
                     format!("`{key}` is only for `runs = \"auto\"`"),
-                    Some("write `runs = \"auto\"` to stop cells adaptively, or remove the key".into()),
+                    Some(
+                        "write `runs = \"auto\"` to stop cells adaptively, or remove the key"
+                            .into(),
+                    ),
                 ));
             }
         }
@@ -236,14 +239,22 @@ fn adaptive_settings(r: &Reporter, run_t: &Node) -> Result<Option<Adaptive>> {
     }
     let count = |key: &str, default: u32| -> Result<u32> {
         match run_t.get(key) {
-            Some(e) => Ok(r.int_in(e, 1, 100_000, Some("a number of measured runs, from 1 to 100000"))? as u32),
+            Some(e) => Ok(r.int_in(
+                e,
+                1,
+                100_000,
+                Some("a number of measured runs, from 1 to 100000"),
+            )? as u32),
             None => Ok(default),
         }
     };
     let min_runs = count("min-runs", DEFAULT_MIN_RUNS)?;
     let max_runs = count("max-runs", DEFAULT_MAX_RUNS.max(min_runs))?;
     if min_runs > max_runs {
-        let e = run_t.get("max-runs").or(run_t.get("min-runs")).expect("one was given");
+        let e = run_t
+            .get("max-runs")
+            .or(run_t.get("min-runs"))
+            .expect("one was given");
         return Err(r.node(
             &e.value,
             format!("min-runs ({min_runs}) is more than max-runs ({max_runs})"),
