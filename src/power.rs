@@ -181,11 +181,17 @@ pub fn runs_needed(base: &Scenario, power: f64, max_n: u32) -> Option<u32> {
         });
         t.regression_rate() >= power
     };
-    let (mut lo, mut hi) = (stats::MIN_BOOTSTRAP_SAMPLES as u32, max_n);
-    if !detects(hi) {
-        return None;
+    // Doubling from the least n with an interval, then bisection: a quiet cell never pays
+    // for simulating hundreds of invocations. Power grows with n (up to the trials' noise).
+    let mut lo = stats::MIN_BOOTSTRAP_SAMPLES as u32;
+    let mut hi = lo;
+    while !detects(hi) {
+        if hi >= max_n {
+            return None;
+        }
+        lo = hi + 1;
+        hi = (hi * 2).min(max_n);
     }
-    // Power grows with n (up to the trials' noise): bisect for the first n that detects.
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if detects(mid) {

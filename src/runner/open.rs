@@ -52,6 +52,8 @@ pub(super) fn open(
     for cell in &mut cells {
         if let Some(r) = opts.runs {
             cell.runs = r;
+            // `--runs N` asks for N: a cell's `runs = "auto"` gives way to it.
+            cell.adaptive = None;
         }
         if let Some(w) = opts.warmup {
             cell.warmup = w;
