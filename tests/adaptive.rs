@@ -60,8 +60,14 @@ ci-width = "{width}"
         assert_eq!(cell["planned"]["runs"], 9, "the plan holds the cap");
     }
     let summary = fs::read_to_string(p.latest("m").join("summary.md")).unwrap();
-    assert!(summary.contains("stopped after 6 measured invocations by ci-width"), "{summary}");
-    assert!(summary.contains("stopped after 9 measured invocations by max-runs"), "{summary}");
+    assert!(
+        summary.contains("stopped after 6 measured invocations by ci-width"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("stopped after 9 measured invocations by max-runs"),
+        "{summary}"
+    );
     // A cell that stopped early is complete, not "missing" invocations.
     assert!(!summary.contains("missing"), "{summary}");
     assert_eq!(results["status"], "complete");
@@ -94,7 +100,10 @@ budget = "1s"
         let runs = cell["adaptive"]["runs"].as_u64().unwrap();
         assert_eq!(cell["adaptive"]["stopped"], "budget", "{cell}");
         assert!((2..40).contains(&runs), "{cell}");
-        assert_eq!(measured_rows(&p, cell["id"].as_str().unwrap()), runs as usize);
+        assert_eq!(
+            measured_rows(&p, cell["id"].as_str().unwrap()),
+            runs as usize
+        );
     }
 }
 
@@ -124,7 +133,10 @@ runs = 3   # measured runs
     assert!(out.contains("default"), "{out}");
     let written = fs::read_to_string(p.path("m.toml")).unwrap();
     assert!(written.starts_with("# the quick cell\n"), "{written}");
-    assert!(written.contains("# how many: calibrate decides\nruns = "), "{written}");
+    assert!(
+        written.contains("# how many: calibrate decides\nruns = "),
+        "{written}"
+    );
     assert!(written.contains("   # measured runs"), "{written}");
     let runs: u32 = written
         .lines()
@@ -140,5 +152,9 @@ runs = 3   # measured runs
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("hint: give an --effect above the threshold"), "{}", text(&o));
+    assert!(
+        text(&o).contains("hint: give an --effect above the threshold"),
+        "{}",
+        text(&o)
+    );
 }

@@ -87,7 +87,10 @@ pub fn run(args: CalibrateArgs) -> Outcome {
     let command_line: Vec<String> = std::env::args().collect();
     let sandboxing = runner::preflight(&calibration, &selected, &command_line, None)?;
     let out = tempfile::tempdir().map_err(|e| {
-        CliError::new(exit::INTERNAL, format!("cannot make a temporary directory: {e}"))
+        CliError::new(
+            exit::INTERNAL,
+            format!("cannot make a temporary directory: {e}"),
+        )
     })?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -149,9 +152,9 @@ pub fn run(args: CalibrateArgs) -> Outcome {
             opt_pct(row.cv_wall),
             opt_pct(row.cv_cpu),
             opt_pct(row.cv_instructions),
-            row.aa.map_or("-".into(), |r| format!("{:+.1}%", 100.0 * (r - 1.0))),
-            row.needs
-                .map_or(format!(">{MAX_NEED}"), |n| n.to_string()),
+            row.aa
+                .map_or("-".into(), |r| format!("{:+.1}%", 100.0 * (r - 1.0))),
+            row.needs.map_or(format!(">{MAX_NEED}"), |n| n.to_string()),
             row.detects
                 .map_or("-".into(), |e| format!("{} @{}", pct(e), current[i])),
         );
@@ -201,9 +204,15 @@ fn calibrate_cell(
     let wall = metrics::series(&cell.samples, "wall_s");
     let cv = |key: &str| {
         let v = metrics::series(&cell.samples, key);
-        stats::summarize(&v, &stats::StatsOptions { resamples: 0, ..Default::default() })
-            .map(|s| s.cv)
-            .filter(|cv| cv.is_finite())
+        stats::summarize(
+            &v,
+            &stats::StatsOptions {
+                resamples: 0,
+                ..Default::default()
+            },
+        )
+        .map(|s| s.cv)
+        .filter(|cv| cv.is_finite())
     };
     let halves = |parity: usize| -> Vec<f64> {
         wall.iter()
@@ -246,9 +255,8 @@ fn calibrate_cell(
 /// Set `runs` in the file's `[run]` (or `max-runs` when `runs = "auto"`) to `need`, keeping
 /// everything else as written (toml_edit keeps comments, order and spacing). Returns the key.
 fn write_runs(file: &Path, need: u32) -> Result<&'static str, CliError> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        CliError::usage(format!("cannot read `{}`: {e}", file.display()))
-    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::usage(format!("cannot read `{}`: {e}", file.display())))?;
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e| CliError::usage(format!("`{}`: {e}", file.display())))?;
