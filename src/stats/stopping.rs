@@ -93,7 +93,7 @@ pub fn relative_half_width(values: &[f64], confidence: f64) -> Option<f64> {
         return None;
     }
     let median = quantile(&sorted, 0.5);
-    if !(median > 0.0) {
+    if median.is_nan() || median <= 0.0 {
         return None;
     }
     let ci = median_order_interval(&sorted, confidence)?;

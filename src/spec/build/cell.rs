@@ -99,7 +99,7 @@ pub(super) fn build_cell(
         Some(e) => r.int_in(e, 0, u32::MAX.into(), None)? as u32,
         None => DEFAULT_WARMUP,
     };
-    let adaptive = adaptive_settings(r, &run_t)?;
+    let adaptive = adaptive_settings(r, run_t)?;
     let runs = match run_t.get("runs") {
         // The plan holds the cap: the stopping rule ends the cell earlier.
         _ if adaptive.is_some() => adaptive.map_or(DEFAULT_RUNS, |a| a.max_runs),
