@@ -32,6 +32,19 @@ pub enum Command {
     /// finish the run later with --resume. Must run as root.
     #[command(after_help = exit::HELP_TABLE)]
     Run(RunArgs),
+    /// Measure each cell's noise and say how many invocations it needs.
+    ///
+    /// Runs every cell through the normal runner (same isolation) for a short budget,
+    /// interleaved; the even and odd invocations of a cell are an A/A pair. Per cell it prints
+    /// the coefficient of variation of wall and CPU time (and of a metric named
+    /// `instructions`, when the matrix has one), the invocations a side `compare` needs to
+    /// find a slowdown of --effect in --power of trials at --threshold, and the smallest
+    /// slowdown it finds at the matrix's `runs`. Both come from seeded simulations through
+    /// compare's own code, resampling the cell's measured wall times (no normal-theory
+    /// formula). --write sets `runs` in the file (or `max-runs` for `runs = "auto"`) to the
+    /// largest need, keeping comments and layout. The calibration run itself is not kept.
+    #[command(after_help = exit::HELP_TABLE)]
+    Calibrate(CalibrateArgs),
     /// Fetch and pin images: for a matrix FILE every image it names (recording the digests in
     /// its lock file, envs/NAME.lock), or one image REF.
     ///
@@ -260,6 +273,34 @@ pub struct RunArgs {
     pub branch: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    /// The matrix file.
+    pub file: PathBuf,
+    /// The slowdown to detect, e.g. 10% (must exceed --threshold: the gate needs the whole
+    /// interval beyond it).
+    #[arg(long, default_value = "10%")]
+    pub effect: String,
+    /// The fraction of trials in which the slowdown must be found.
+    #[arg(long, default_value_t = 0.95)]
+    pub power: f64,
+    /// How long the calibration run may take, e.g. 2m (each cell still gets 6 invocations).
+    #[arg(long, default_value = "2m")]
+    pub budget: String,
+    /// compare's --threshold the gate will use.
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Calibrate only cells with this axis value (as `run --only`).
+    #[arg(long, value_name = "AXIS=VALUE")]
+    pub only: Vec<String>,
+    /// Write the largest need into the file's `runs` (or `max-runs` for `runs = "auto"`).
+    #[arg(long)]
+    pub write: bool,
+    /// Scratch space, as for `run`.
+    #[arg(long, env = "BENCHBOX_SCRATCH", value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

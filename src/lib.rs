@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod mode;
 pub mod noise;
 pub mod plan;
+pub mod power;
 pub mod rebuild;
 pub mod reference;
 pub mod render;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Plan(args) => commands::plan::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Calibrate(args) => commands::calibrate::run(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::Images(args) => commands::images::run(args),
         Command::Import(args) => commands::import::run(args),

@@ -149,6 +149,9 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     if let Some(missing) = missing_warning(cell) {
         cell.warnings.insert(0, missing);
     }
+    if let Some(adaptive) = cell.adaptive {
+        cell.warnings.push(adaptive.describe());
+    }
     cell.failures = cell.count_failures();
     cell.suspect = cell.count_suspect();
     cell.disturbed = cell.count_disturbed();
@@ -183,13 +186,13 @@ pub fn missing_warning(cell: &CellResult) -> Option<String> {
     }
     let measured = cell.count_measured();
     let warmups = cell.samples.len() - measured;
-    if measured >= planned.runs as usize && warmups >= planned.warmup as usize {
+    let runs = cell.expected_runs(planned);
+    if measured >= runs as usize && warmups >= planned.warmup as usize {
         return None;
     }
     let mut parts = vec![format!(
-        "{measured} of {} measured invocations in runs.csv ({} missing)",
-        planned.runs,
-        (planned.runs as usize).saturating_sub(measured)
+        "{measured} of {runs} measured invocations in runs.csv ({} missing)",
+        (runs as usize).saturating_sub(measured)
     )];
     if warmups < planned.warmup as usize {
         parts.push(format!("{warmups} of {} warm-ups", planned.warmup));

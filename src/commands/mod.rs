@@ -38,6 +38,7 @@ macro_rules! eprintln {
     }};
 }
 
+pub mod calibrate;
 pub mod check;
 pub mod compare;
 pub mod completions;

@@ -75,6 +75,39 @@ pub struct CellResult {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub disturbed: usize,
     pub warnings: Vec<String>,
+    /// `runs = "auto"`: how many measured invocations the cell reached and why it stopped.
+    /// Absent for a fixed number of runs, and in results.json files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<AdaptiveOutcome>,
+}
+
+/// Where an adaptive cell (`runs = "auto"`) stopped, and why (see [`crate::stats::stopping`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveOutcome {
+    /// Measured invocations run (any status).
+    pub runs: u32,
+    /// `ci-width`, `max-runs` or `budget`.
+    pub stopped: crate::stats::stopping::StopReason,
+    /// The relative half-width of the median's 95% interval when it stopped; None when there
+    /// were too few ok values for one.
+    pub ci_width: Option<f64>,
+    /// The `ci-width` asked for.
+    pub target: f64,
+}
+
+impl AdaptiveOutcome {
+    /// "stopped after 23 measured invocations: ci-width (median ± 1.9%, asked ± 2.0%)".
+    pub fn describe(&self) -> String {
+        let reached = self.ci_width.map_or("no interval yet".to_string(), |w| {
+            format!("median ± {:.1}%", 100.0 * w)
+        });
+        format!(
+            "runs = \"auto\": stopped after {} measured invocations by {} ({reached}, asked ± {:.1}%)",
+            self.runs,
+            self.stopped,
+            100.0 * self.target
+        )
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -109,7 +142,9 @@ impl CellResult {
     /// statistics).
     pub fn n_of_planned(&self, n: usize) -> String {
         match self.planned {
-            Some(p) if n < p.runs as usize => format!("{n} of {}", p.runs),
+            Some(p) if n < self.expected_runs(p) as usize => {
+                format!("{n} of {}", self.expected_runs(p))
+            }
             _ => n.to_string(),
         }
     }
@@ -122,6 +157,13 @@ impl CellResult {
                 s.counts_toward_statistics() && s.flags.contains(&crate::status::Flag::Disturbed)
             })
             .count()
+    }
+
+    /// The measured invocations the cell should have: the plan's, or where an adaptive cell
+    /// stopped (its plan holds only the cap).
+    pub fn expected_runs(&self, planned: Planned) -> u32 {
+        self.adaptive
+            .map_or(planned.runs, |a| a.runs.min(planned.runs))
     }
 
     /// Measured invocations whose status is `suspect`.
@@ -235,6 +277,8 @@ pub struct CellMeta {
     disturbed: usize,
     #[serde(default)]
     warnings: Vec<String>,
+    #[serde(default)]
+    adaptive: Option<AdaptiveOutcome>,
 }
 
 impl From<CellMeta> for CellResult {
@@ -256,6 +300,7 @@ impl From<CellMeta> for CellResult {
             suspect: c.suspect,
             disturbed: c.disturbed,
             warnings: c.warnings,
+            adaptive: c.adaptive,
         }
     }
 }

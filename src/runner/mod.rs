@@ -19,6 +19,7 @@
 //! the caller. `preflight.rs` checks the host, `open.rs` opens the run directory,
 //! `invocation.rs` builds what the executor runs.
 
+mod adaptive;
 mod executor;
 mod invocation;
 mod open;
@@ -352,8 +353,14 @@ pub fn run_with(
         setup_layers: HashMap::new(),
         extractors,
         executor,
+        stopping: None,
         recorder: record::Recorder::new(dir.clone(), results, csv, resumed, resume_command),
     };
+    let stopping = adaptive::Stopping::new(&runner.cells, |id| {
+        let previous = runner.recorder.results().cells.iter().find(|c| c.id == id);
+        previous.and_then(|c| c.adaptive)
+    });
+    runner.stopping = Some(stopping);
 
     let slots = plan::schedule_selected(&runner.cells, &selected, matrix.order, seed, &done);
     let (slots, together) = services_together(slots, &runner.cells);
@@ -442,6 +449,8 @@ struct Runner<'e> {
     setup_layers: HashMap<String, Result<Option<PathBuf>, String>>,
     extractors: HashMap<String, Extractor>,
     executor: &'e mut dyn Executor,
+    /// `runs = "auto"`: which measured invocations are still wanted.
+    stopping: Option<adaptive::Stopping>,
     recorder: record::Recorder,
 }
 
@@ -464,6 +473,16 @@ impl Runner<'_> {
         for (position, slot) in slots.iter().enumerate() {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(true);
+            }
+            if let Some(stopping) = &mut self.stopping {
+                let (skip, stopped) = stopping.skip(slot);
+                if let Some(outcome) = stopped {
+                    let id = self.cells[slot.cell].id.clone();
+                    self.recorder.adaptive_outcome(&id, outcome);
+                }
+                if skip {
+                    continue;
+                }
             }
             if !self.ensure_setup(slot.cell, cancel, on_event)? {
                 if cancel.load(Ordering::SeqCst) {
@@ -706,6 +725,13 @@ impl Runner<'_> {
             },
             on_event,
         )?;
+        if let Some(outcome) = self
+            .stopping
+            .as_mut()
+            .and_then(|s| s.observe(slot.cell, &sample))
+        {
+            self.recorder.adaptive_outcome(&cell.id, outcome);
+        }
         self.recorder.checkpoint()?;
         Ok(true)
     }

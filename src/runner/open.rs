@@ -52,6 +52,8 @@ pub(super) fn open(
     for cell in &mut cells {
         if let Some(r) = opts.runs {
             cell.runs = r;
+            // `--runs N` asks for N: a cell's `runs = "auto"` gives way to it.
+            cell.adaptive = None;
         }
         if let Some(w) = opts.warmup {
             cell.warmup = w;
@@ -223,6 +225,8 @@ pub(super) fn open(
                     previous_cell.and_then(|pc| pc.planned)
                 },
                 security: Some(c.security.effective()),
+                // An adaptive cell that stopped stays stopped on --resume.
+                adaptive: previous_cell.and_then(|pc| pc.adaptive),
                 ..Default::default()
             }
         })

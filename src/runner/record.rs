@@ -61,6 +61,11 @@ impl Recorder {
         &self.results
     }
 
+    /// An adaptive cell stopped (`runs = "auto"`): results.json says where and why.
+    pub fn adaptive_outcome(&mut self, id: &str, outcome: results::AdaptiveOutcome) {
+        self.cell_result(id).adaptive = Some(outcome);
+    }
+
     pub fn into_results(self) -> RunResults {
         self.results
     }

@@ -18,8 +18,8 @@ use super::expand::{Expansion, expand, thousands};
 use super::node::{Entry, Kind, Node, line_col};
 use super::template::{self, Problem};
 use super::{
-    Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic, Lifetime,
-    Limits, Matrix, MetricSpec, Network, Order, Ready, Root, Scratch, Service, SpecError,
+    Adaptive, Axis, Better, Cell, CpuSet, DEFAULT_MAX_LOG, DEFAULT_MEMORY_INTERVAL, Diagnostic,
+    Lifetime, Limits, Matrix, MetricSpec, Network, Order, Ready, Root, Scratch, Service, SpecError,
     ValidationContext, Volume, suggest, units,
 };
 use crate::sandbox::security::{self, Policy};
@@ -46,6 +46,10 @@ const RUN_KEYS: &[&str] = &[
     "setup",
     "warmup",
     "runs",
+    "min-runs",
+    "max-runs",
+    "ci-width",
+    "budget",
     "timeout",
     "memory-interval",
     "max-log",
@@ -66,6 +70,11 @@ const MIN_CPU_QUOTA_US: f64 = 1_000.0;
 
 const DEFAULT_WARMUP: u32 = 1;
 const DEFAULT_RUNS: u32 = 10;
+/// `runs = "auto"`'s defaults: the statistics' recommended minimum, a cap that bounds a
+/// cell's time, and "median ± 2%".
+const DEFAULT_MIN_RUNS: u32 = 10;
+const DEFAULT_MAX_RUNS: u32 = 50;
+const DEFAULT_CI_WIDTH: f64 = 0.02;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Turns spans into `file:line:col` diagnostics; `cell` is set while building one cell.

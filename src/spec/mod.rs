@@ -139,7 +139,13 @@ pub struct Cell {
     pub command: Vec<String>,
     pub setup: Option<Vec<String>>,
     pub warmup: u32,
+    /// Measured runs; with `runs = "auto"`, the cap (`max-runs`).
     pub runs: u32,
+    /// `runs = "auto"`: the cell stops once its median is known well enough. Not part of the
+    /// id, like `runs` (it changes how many invocations, not what runs); left out of the JSON
+    /// when absent, so plans written before it read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<Adaptive>,
     /// `None`: no timeout. Serialized as seconds.
     #[serde(with = "opt_secs")]
     pub timeout: Option<Duration>,
@@ -167,6 +173,29 @@ pub struct Cell {
     /// id, when there are none, so cells without services keep their ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Service>,
+}
+
+/// `runs = "auto"` with `[run] min-runs`, `max-runs`, `ci-width`, `budget` (see
+/// [`crate::stats::stopping`] for the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Adaptive {
+    pub min_runs: u32,
+    pub max_runs: u32,
+    /// Relative half-width of the median's 95% interval that stops the cell (0.02: ±2%).
+    pub ci_width: f64,
+    /// Time since the run started after which cells stop (once at `min-runs`); `None`: none.
+    #[serde(with = "opt_secs", default)]
+    pub budget: Option<Duration>,
+}
+
+impl Adaptive {
+    pub fn rule(&self) -> crate::stats::stopping::Rule {
+        crate::stats::stopping::Rule {
+            min_runs: self.min_runs,
+            max_runs: self.max_runs,
+            ci_width: self.ci_width,
+        }
+    }
 }
 
 impl Cell {

@@ -1827,3 +1827,74 @@ fn image_users_are_looked_up_once_run_has_the_image() {
     )
     .unwrap();
 }
+
+/// `runs = "auto"` changes how many invocations a cell gets, not what runs: like `runs`, it is
+/// not part of the id, so the quick start's pinned ids hold with it, and a run that used a
+/// number of runs can be topped up adaptively (and compared) cell for cell.
+#[test]
+fn runs_auto_keeps_ids_and_reads_its_settings() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
+    let source = std::fs::read_to_string(&path).unwrap();
+    let auto = source.replace(
+        "[run]\n",
+        "[run]\nmin-runs = 6\nmax-runs = 40\nci-width = \"1.5%\"\nbudget = \"10m\"\n",
+    );
+    let auto = if auto.contains("\nruns = ") {
+        let at = auto.find("\nruns = ").unwrap() + 1;
+        let end = at + auto[at..].find('\n').unwrap();
+        format!("{}runs = \"auto\"{}", &auto[..at], &auto[end..])
+    } else {
+        auto.replace("[run]\n", "[run]\nruns = \"auto\"\n")
+    };
+    let m = parse(&auto, &path, &ctx()).unwrap();
+    let ids: Vec<&str> = m.cells.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["0b6e9b94bbc7", "fb54c36c5013", "79ccd99a1e7e"]);
+    let c = &m.cells[0];
+    assert_eq!(c.runs, 40, "the plan holds the cap");
+    assert_eq!(
+        c.adaptive,
+        Some(Adaptive {
+            min_runs: 6,
+            max_runs: 40,
+            ci_width: 0.015,
+            budget: Some(Duration::from_secs(600)),
+        })
+    );
+    // The defaults; and a number of runs has no adaptive settings.
+    let d = ok(&format!("{RUN}runs = \"auto\"\n"));
+    let a = d.cells[0].adaptive.unwrap();
+    assert_eq!(
+        (a.min_runs, a.max_runs, a.ci_width, a.budget),
+        (10, 50, 0.02, None)
+    );
+    assert_eq!(d.cells[0].runs, 50);
+    assert_eq!(ok(RUN).cells[0].adaptive, None);
+    assert_eq!(d.cells[0].id, ok(RUN).cells[0].id);
+}
+
+#[test]
+fn runs_auto_errors_point_at_the_value() {
+    let e = err(&format!("{RUN}runs = \"many\"\n"));
+    assert!(e.starts_with("envs/x.toml:3:8: invalid runs `many`"), "{e}");
+    assert!(
+        e.contains("hint: give a number of measured runs, or \"auto\""),
+        "{e}"
+    );
+    let e = err(&format!("{RUN}runs = 5\nmax-runs = 9\n"));
+    assert!(
+        e.starts_with("envs/x.toml:4:12: `max-runs` is only for `runs = \"auto\"`"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{RUN}runs = \"auto\"\nmin-runs = 20\nmax-runs = 10\n"
+    ));
+    assert!(
+        e.contains("min-runs (20) is more than max-runs (10)"),
+        "{e}"
+    );
+    let e = err(&format!("{RUN}runs = \"auto\"\nci-width = \"2\"\n"));
+    assert!(e.starts_with("envs/x.toml:4:12: invalid `ci-width`"), "{e}");
+    assert!(e.contains("hint: for example ci-width = \"2%\""), "{e}");
+    let e = err(&format!("{RUN}runs = \"auto\"\nbudget = \"soon\"\n"));
+    assert!(e.contains("invalid duration `soon` for `budget`"), "{e}");
+}

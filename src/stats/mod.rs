@@ -42,6 +42,7 @@
 //! indices, depend on order).
 
 mod dist;
+pub mod stopping;
 
 pub use dist::{normal_cdf, normal_sf, t_cdf, t_quantile};
 

@@ -99,12 +99,15 @@ pub(super) fn build_cell(
         Some(e) => r.int_in(e, 0, u32::MAX.into(), None)? as u32,
         None => DEFAULT_WARMUP,
     };
+    let adaptive = adaptive_settings(r, run_t)?;
     let runs = match run_t.get("runs") {
+        // The plan holds the cap: the stopping rule ends the cell earlier.
+        _ if adaptive.is_some() => adaptive.map_or(DEFAULT_RUNS, |a| a.max_runs),
         Some(e) => r.int_in(
             e,
             1,
             u32::MAX.into(),
-            Some("a cell needs at least one measured run; to skip cells use `exclude` or --only"),
+            Some("a cell needs at least one measured run, or `runs = \"auto\"`; to skip cells use `exclude` or --only"),
         )? as u32,
         None => DEFAULT_RUNS,
     };
@@ -210,6 +213,7 @@ pub(super) fn build_cell(
         setup,
         warmup,
         runs,
+        adaptive,
         timeout,
         memory_interval,
         max_log,
@@ -227,6 +231,111 @@ pub(super) fn build_cell(
         },
     ))
 }
+
+/// `runs = "auto"` and its `min-runs`, `max-runs`, `ci-width`, `budget`; None for a number of
+/// runs (the four keys are then refused: they would do nothing).
+fn adaptive_settings(r: &Reporter, run_t: &Node) -> Result<Option<Adaptive>> {
+    let auto = match run_t.get("runs") {
+        Some(e) => match &e.value.kind {
+            Kind::Str(s) if s == "auto" => true,
+            Kind::Str(s) => {
+                return Err(r.node(
+                    &e.value,
+                    format!("invalid runs `{s}`"),
+                    Some("give a number of measured runs, or \"auto\" to stop each cell once its median is known well enough".into()),
+                ));
+            }
+            _ => false,
+        },
+        None => false,
+    };
+    if !auto {
+        for key in ["min-runs", "max-runs", "ci-width", "budget"] {
+            if let Some(e) = run_t.get(key) {
+                return Err(r.node(
+                    &e.value,
+                    format!("`{key}` is only for `runs = \"auto\"`"),
+                    Some(
+                        "write `runs = \"auto\"` to stop cells adaptively, or remove the key"
+                            .into(),
+                    ),
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let count = |key: &str, default: u32| -> Result<u32> {
+        match run_t.get(key) {
+            Some(e) => Ok(r.int_in(
+                e,
+                1,
+                100_000,
+                Some("a number of measured runs, from 1 to 100000"),
+            )? as u32),
+            None => Ok(default),
+        }
+    };
+    let min_runs = count("min-runs", DEFAULT_MIN_RUNS)?;
+    let max_runs = count("max-runs", DEFAULT_MAX_RUNS.max(min_runs))?;
+    if min_runs > max_runs {
+        let e = run_t
+            .get("max-runs")
+            .or(run_t.get("min-runs"))
+            .expect("one was given");
+        return Err(r.node(
+            &e.value,
+            format!("min-runs ({min_runs}) is more than max-runs ({max_runs})"),
+            Some("max-runs must be at least min-runs".into()),
+        ));
+    }
+    let ci_width = match run_t.get("ci-width") {
+        None => DEFAULT_CI_WIDTH,
+        Some(e) => {
+            let fraction = match &e.value.kind {
+                Kind::Str(s) => s
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|p| p.trim().parse::<f64>().ok())
+                    .map(|p| p / 100.0),
+                _ => None,
+            };
+            match fraction {
+                Some(f) if f > 0.0 && f < 1.0 => f,
+                _ => {
+                    return Err(r.node(
+                        &e.value,
+                        "invalid `ci-width`: expected a percentage between 0% and 100%",
+                        Some("for example ci-width = \"2%\": stop once the median's 95% interval is within ±2% of it".into()),
+                    ));
+                }
+            }
+        }
+    };
+    let budget = match run_t.get("budget") {
+        None => None,
+        Some(e) => duration_setting(r, e, &BUDGET_BOUNDS)?,
+    };
+    Ok(Some(Adaptive {
+        min_runs,
+        max_runs,
+        ci_width,
+        budget,
+    }))
+}
+
+/// `[run] budget`: from a second to a week, or "none".
+const BUDGET_BOUNDS: DurationBounds = DurationBounds {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(7 * 86_400),
+    min_text: "1s",
+    max_text: "7 days",
+    seconds: false,
+    none: true,
+    feature: "the budget",
+    too_short: "a budget below a second stops every cell at min-runs",
+    too_long: "for no budget at all write \"none\"",
+    example: "\"10m\" or \"1h\"",
+};
 
 /// What a duration setting that "none" switches off may be, and what to say when it is not.
 pub(super) struct DurationBounds {
