@@ -286,6 +286,7 @@ fn run_of(walls: &[f64]) -> RunResults {
         matrix_path: "sim.toml".into(),
         matrix_sha256: String::new(),
         revision: None,
+        load_average: None,
         seed: 0,
         order: Default::default(),
         stats: StatsOptions::default(),
