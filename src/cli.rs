@@ -252,8 +252,39 @@ pub struct RunArgs {
     /// The branch of that revision. Default: GITHUB_HEAD_REF or GITHUB_REF_NAME, else git's.
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
+    /// Run one shard of the plan, K of N (from 0), for a matrix spread over machines (a Slurm
+    /// array, a Kubernetes Indexed Job, a CI matrix): written to OUT/NAME/<run-id>-shard-K,
+    /// never moving `latest`; combine the shards with `benchbox merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<benchbox::plan::Shard>,
+    /// How --shard slices the plan: `invocation` (every shard runs every cell and its
+    /// warm-ups, and measured invocations i with i mod N = K: each machine measures every
+    /// cell) or `cell` (each cell whole in one shard, for cells never compared).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "invocation",
+        requires = "shard"
+    )]
+    pub shard_by: ShardByArg,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// `--shard-by`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ShardByArg {
+    Invocation,
+    Cell,
+}
+
+impl From<ShardByArg> for benchbox::plan::ShardBy {
+    fn from(a: ShardByArg) -> Self {
+        match a {
+            ShardByArg::Invocation => benchbox::plan::ShardBy::Invocation,
+            ShardByArg::Cell => benchbox::plan::ShardBy::Cell,
+        }
+    }
 }
 
 #[derive(clap::Args)]

@@ -678,6 +678,7 @@ pub(crate) mod test_support {
             plan: Default::default(),
             cells,
             warnings: vec![],
+            shard: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub mod results;
 pub mod revision;
 pub mod runner;
 pub mod sandbox;
+pub mod shard;
 pub mod spec;
 pub mod stats;
 pub mod status;

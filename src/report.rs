@@ -359,6 +359,7 @@ pub(crate) mod tests_support {
             },
             cells,
             warnings: vec![],
+            shard: None,
         };
         run.write(dir).unwrap();
         run

@@ -27,6 +27,8 @@ pub fn run(args: RunArgs) -> Outcome {
         locked,
         rev,
         branch,
+        shard,
+        shard_by,
         cache,
     } = args;
     let ctx = validation_context();
@@ -40,6 +42,21 @@ pub fn run(args: RunArgs) -> Outcome {
     let command_line: Vec<String> = std::env::args().collect();
     let sandboxing =
         runner::preflight(&matrix, &selected, &command_line, cgroup_parent.as_deref())?;
+    // A shard runs where a scheduler put it: the CPUs the matrix pins must be among those it
+    // was given, checked before anything runs.
+    // Adaptive repetitions (`runs = "auto"`), once they exist, must be refused here with
+    // `--shard-by invocation` (a shard cannot decide alone when a cell has enough
+    // invocations); `--shard-by cell` works with them.
+    if shard.is_some() {
+        let allowed = benchbox::host::allowed_cpus().map_err(|e| {
+            CliError::new(
+                exit::ISOLATION,
+                format!("cannot read this process's CPU affinity: {e}"),
+            )
+        })?;
+        benchbox::shard::check_pinned_cpus(&matrix.cells, &selected, &allowed)
+            .map_err(|e| CliError::new(exit::ISOLATION, e))?;
+    }
     let mut images = Default::default();
     if !resolve::image_refs(&matrix).is_empty() {
         let store = open_store(&cache)?;
@@ -97,6 +114,7 @@ pub fn run(args: RunArgs) -> Outcome {
         images,
         cgroup_parent,
         revision: benchbox::revision::detect(rev.as_deref(), branch.as_deref(), &file),
+        shard: shard.map(|s| (s, shard_by.into())),
     };
     let mut progress = ui::Progress::new();
     let outcome = runner::run(&matrix, &opts, sandboxing, &cancel, &mut |e| {

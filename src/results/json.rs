@@ -150,6 +150,9 @@ pub struct RunResults<C = CellResult> {
     pub plan: Plan,
     pub cells: Vec<C>,
     pub warnings: Vec<String>,
+    /// A shard's run (`run --shard`) or a merged run (`merge`); absent from a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
 }
 
 /// A service's whole life, summed over its instances (one per invocation, or one per cell).
@@ -302,6 +305,7 @@ impl<C> RunResults<C> {
             plan: self.plan,
             cells: self.cells.into_iter().map(f).collect(),
             warnings: self.warnings,
+            shard: self.shard,
         }
     }
 }
