@@ -339,8 +339,9 @@ fn security_difference(b: &CellResult, c: &CellResult) -> Option<String> {
     ))
 }
 
-fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
-    let (a, b) = (&base.host, &candidate.host);
+/// What differs between two hosts that can move the numbers (CPU model, kernel, cgroup
+/// version), one phrase each; `compare` and `merge` warn with them.
+pub fn host_differences(a: &crate::host::HostInfo, b: &crate::host::HostInfo) -> Vec<String> {
     let mut out = Vec::new();
     if a.cpu_model != b.cpu_model {
         out.push(format!("CPU model `{}` vs `{}`", a.cpu_model, b.cpu_model));
@@ -361,7 +362,7 @@ fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
 /// Compare `candidate` against `base` (see the module doc for the methods).
 pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions) -> Comparison {
     let (pairs, mut warnings) = pair_cells(base, candidate);
-    let hosts = host_differences(base, candidate);
+    let hosts = host_differences(&base.host, &candidate.host);
     if !hosts.is_empty() {
         warnings.insert(
             0,

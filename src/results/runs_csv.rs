@@ -50,6 +50,9 @@ const FIXED: &[&str] = &[
     "psi_io_full_us",
 ];
 
+/// How many fixed columns this version writes.
+pub const FIXED_COLUMNS: usize = FIXED.len();
+
 /// How many of [`FIXED`] a runs.csv without `status`, `flags` and `reason` has.
 const LEGACY_FIXED: usize = FIXED.len() - 8;
 /// How many of [`FIXED`] a runs.csv without the pressure columns (`psi_*_us`) has.
@@ -228,6 +231,24 @@ pub struct CsvRow {
     pub label: String,
     pub axis_values: Vec<String>,
     pub line: u64,
+    /// The machine that ran it: the [`HOST_COLUMN`] of a merged run (`benchbox merge`); `None`
+    /// in one machine's runs.csv.
+    pub host: Option<Arc<str>>,
+}
+
+/// The column a merged run's runs.csv adds after the fixed columns (before the metrics): the
+/// host name of the shard each row came from.
+pub const HOST_COLUMN: &str = "host";
+
+/// Where a runs.csv of this version's layout (`header`) ends its fixed columns: where a merged
+/// run puts [`HOST_COLUMN`]. `None` for another layout (an older benchbox's, or one that
+/// already has the host column).
+pub fn fixed_columns_end(header: &[String]) -> Option<usize> {
+    let phase_at = (2..header.len()).find(|&p| {
+        header.len() >= p + FIXED.len() && (0..FIXED.len()).all(|k| header[p + k] == FIXED[k])
+    })?;
+    let end = phase_at + FIXED.len();
+    (header.get(end).map(String::as_str) != Some(HOST_COLUMN)).then_some(end)
 }
 
 /// The last record of a runs.csv cut short by an interrupted write (a crash, a full disk): it
@@ -383,7 +404,12 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         FIXED.len()
     };
     let axes = header[2..phase_at].to_vec();
-    let metrics_at = phase_at + fixed;
+    // A merged run's host column follows the fixed columns of this version's layout.
+    let host_at = (fixed == FIXED.len()
+        && header.get(phase_at + fixed).map(String::as_str) == Some(HOST_COLUMN))
+    .then_some(phase_at + fixed);
+    let metrics_at = phase_at + fixed + usize::from(host_at.is_some());
+    let mut hosts: HashMap<Vec<u8>, Arc<str>> = HashMap::new();
     // Shared by every row's metrics (see `MetricValues`).
     let metric_names: Vec<Arc<String>> = header[metrics_at..]
         .iter()
@@ -433,11 +459,30 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
                 ),
             ));
         }
+        let host = match host_at {
+            Some(at) => {
+                let raw = record.get(at).unwrap_or(b"");
+                if raw.is_empty() {
+                    return Err(invalid(line, format!("column `{HOST_COLUMN}` is empty")));
+                }
+                let host = match hosts.get(raw) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h: Arc<str> = String::from_utf8_lossy(raw).into();
+                        hosts.insert(raw.to_vec(), h.clone());
+                        h
+                    }
+                };
+                Some(host)
+            }
+            None => None,
+        };
         each(CsvRow {
             sample: row.0,
             label: row.1,
             axis_values: row.2,
             line,
+            host,
         })?;
         std::mem::swap(&mut record, &mut next);
         has_record = has_next;
