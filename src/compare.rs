@@ -417,7 +417,12 @@ pub(crate) fn judge(
                 s.sort_unstable_by(f64::total_cmp);
                 (!s.is_empty()).then(|| stats::quantile(&s, 0.5))
             };
-            let ratio = stats::ratio_of_medians(&bv, &cv, &opts.stats);
+            // Runs merged from shards on several hosts: resampled within each host.
+            let ratio = stats::stratified_ratio_of_medians(
+                &metrics::values_by_host(b, metric),
+                &metrics::values_by_host(c, metric),
+                &opts.stats,
+            );
             let mw = stats::mann_whitney_u(&cv, &bv);
             let note = if bv.is_empty() || cv.is_empty() {
                 Some(format!(
