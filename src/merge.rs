@@ -60,12 +60,14 @@ fn refused(message: String) -> MergeError {
     MergeError::Refused(message)
 }
 
-/// Merge the shard run directories `dirs` into the new run directory `out`.
+/// Merge the shard run directories `dirs` into the new run directory `out`, with the report
+/// `formats` (`benchbox merge`: all of them; summary.md and results.json always).
 pub fn merge(
     dirs: &[PathBuf],
     out: &Path,
     allow_missing: bool,
     command_line: Vec<String>,
+    formats: &[Format],
 ) -> Result<Merged, MergeError> {
     if dirs.is_empty() {
         return Err(refused(
@@ -294,7 +296,7 @@ pub fn merge(
     });
     run.write(out)?;
     // The summaries and reports, from the merged runs.csv, as `benchbox report` makes them.
-    let rebuilt = crate::rebuild::rebuild(out, None, &Format::ALL)?;
+    let rebuilt = crate::rebuild::rebuild(out, None, formats)?;
     warnings.extend(rebuilt.warnings.iter().cloned());
     Ok(Merged {
         dir: out.to_path_buf(),

@@ -9,14 +9,19 @@ use crate::cli::MergeArgs;
 
 pub fn run(args: MergeArgs) -> Outcome {
     let command_line: Vec<String> = std::env::args().collect();
-    let merged = merge::merge(&args.runs, &args.out, args.allow_missing, command_line).map_err(
-        |e| match e {
-            MergeError::Refused(message) => CliError::usage(message),
-            MergeError::Results(e) => e.into(),
-            MergeError::Report(e) => e.into(),
-            MergeError::Lock(e) => e.into(),
-        },
-    )?;
+    let merged = merge::merge(
+        &args.runs,
+        &args.out,
+        args.allow_missing,
+        command_line,
+        &benchbox::render::Format::ALL,
+    )
+    .map_err(|e| match e {
+        MergeError::Refused(message) => CliError::usage(message),
+        MergeError::Results(e) => e.into(),
+        MergeError::Report(e) => e.into(),
+        MergeError::Lock(e) => e.into(),
+    })?;
     for w in &merged.warnings {
         eprintln!("warning: {w}");
     }
