@@ -318,6 +318,9 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> MergeError 
     })
 }
 
+/// A runs.csv row's (cell, phase, invocation), as its bytes.
+type RowKey = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Copy every shard's rows into one runs.csv with the host column (in shard order, each
 /// shard's rows in its own order). The rows are copied as they are: the rebuild that follows
 /// reads them back validated. Returns the rows written.
@@ -335,7 +338,7 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
     let mut header: Option<Vec<String>> = None;
     let mut host_at = 0;
     // (cell, phase, invocation) -> the shard that has it.
-    let mut seen: HashMap<(Vec<u8>, Vec<u8>, Vec<u8>), u32> = HashMap::new();
+    let mut seen: HashMap<RowKey, u32> = HashMap::new();
     let mut rows = 0u64;
     let mut out = csv::ByteRecord::new();
     for s in shards {

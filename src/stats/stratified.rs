@@ -174,7 +174,12 @@ mod tests {
         for n in [5, 12, 40] {
             let (a, b) = (samples(n, 1.0, 1), samples(n + 3, 1.3, 2));
             let plain = ratio_of_medians(&a, &b, &opts).unwrap();
-            let one = stratified_ratio_of_medians(&[a.clone()], &[b.clone()], &opts).unwrap();
+            let one = stratified_ratio_of_medians(
+                std::slice::from_ref(&a),
+                std::slice::from_ref(&b),
+                &opts,
+            )
+            .unwrap();
             assert_eq!(one.ratio.to_bits(), plain.ratio.to_bits());
             let (p, o) = (plain.ci.unwrap(), one.ci.unwrap());
             assert_eq!(
@@ -182,7 +187,10 @@ mod tests {
                 (p.lower.to_bits(), p.upper.to_bits())
             );
             // The general path with one stratum draws exactly as the plain resampler does.
-            let (sa, sb) = (Strata::new(&[a.clone()]), Strata::new(&[b.clone()]));
+            let (sa, sb) = (
+                Strata::new(std::slice::from_ref(&a)),
+                Strata::new(std::slice::from_ref(&b)),
+            );
             let (fa, fb) = (finite_sorted(&a), finite_sorted(&b));
             let mut rng1 = ChaCha8Rng::seed_from_u64(7);
             let mut rng2 = ChaCha8Rng::seed_from_u64(7);
@@ -226,7 +234,7 @@ mod tests {
         let (medians, spread) = between_host_spread(&strata).unwrap();
         assert_eq!(medians.len(), 2);
         assert!(spread > 0.1 && spread < 0.6, "{spread}");
-        assert!(between_host_spread(&[fast.clone()]).is_none());
+        assert!(between_host_spread(std::slice::from_ref(&fast)).is_none());
         let r = stratified_ratio_of_medians(&strata, &strata, &opts).unwrap();
         assert_eq!(r.ratio, 1.0);
         assert!(r.ci.unwrap().contains(1.0));
