@@ -144,6 +144,107 @@ pub enum Command {
     /// installs benchbox.1 and benchbox-COMMAND.1 for each command.
     #[command(after_help = exit::HELP_TABLE)]
     Man(ManArgs),
+    /// Merge the shards of one run (`run --shard K/N`, on one machine or many) into one run
+    /// directory.
+    ///
+    /// Refused (exit 2): shards of different matrix files, plans (cells, the lock file's image
+    /// digests, --runs, --warmup, --only), benchbox versions, shard counts or --shard-by, a
+    /// shard given twice or slices that overlap, and missing shards (unless --allow-missing).
+    /// runs.csv gains a `host` column; results.json lists the shards (shard.merged); the
+    /// summaries and reports are rebuilt as `report` does, with intervals bootstrapped within
+    /// each host when the shards ran on more than one. Hosts that differ (CPU model, kernel,
+    /// cgroup version) are warned about.
+    #[command(after_help = exit::HELP_TABLE, verbatim_doc_comment)]
+    Merge(MergeArgs),
+    /// Write what runs a matrix's shards on an engine that exists: a Slurm batch script, a
+    /// Kubernetes Indexed Job, or a GitHub Actions workflow matrix (to stdout).
+    #[command(after_help = exit::HELP_TABLE)]
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The shards' run directories (OUT/NAME/<run-id>-shard-K).
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// The merged run directory to write (new, or empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Merge even when shards are missing (their invocations are reported as missing and the
+    /// merged run is marked interrupted).
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub engine: ExportEngine,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ExportEngine {
+    /// An sbatch script: an array job of N shards (each `benchbox run --shard
+    /// $SLURM_ARRAY_TASK_ID/N`), then a job that merges them once the array is done.
+    /// Submit it with `bash SCRIPT` (it calls sbatch twice) or read it and adapt.
+    Slurm(SlurmArgs),
+    /// A Kubernetes Indexed Job of N pods (JOB_COMPLETION_INDEX is the shard), Guaranteed
+    /// QoS with whole CPUs, the security context benchbox's root mode needs.
+    K8s(K8sArgs),
+    /// A GitHub Actions workflow: a matrix job per shard, each uploading its run, and a job
+    /// that merges them.
+    Github(GithubArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ExportCommon {
+    /// The matrix file.
+    pub file: PathBuf,
+    /// How many shards.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(benchbox::plan::MAX_SHARDS)))]
+    pub shards: u32,
+    /// How the shards slice the plan (see `run --shard-by`).
+    #[arg(long, value_name = "MODE", default_value = "invocation")]
+    pub shard_by: ShardByArg,
+    /// Where the shards write their runs (shared by every shard) and the merge its run.
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    pub out: String,
+}
+
+#[derive(clap::Args)]
+pub struct SlurmArgs {
+    #[command(flatten)]
+    pub common: ExportCommon,
+    /// The partition (sbatch --partition).
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// The time limit of each shard (sbatch --time), e.g. 02:00:00.
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// The benchbox to run on the nodes.
+    #[arg(long, default_value = "benchbox", value_name = "PATH")]
+    pub benchbox: String,
+}
+
+#[derive(clap::Args)]
+pub struct K8sArgs {
+    #[command(flatten)]
+    pub common: ExportCommon,
+    /// The container image holding benchbox and the matrix's files.
+    #[arg(long, default_value = "benchbox:latest", value_name = "IMG")]
+    pub image: String,
+    /// A PersistentVolumeClaim for the results (default: an emptyDir, copied out by hand).
+    #[arg(long, value_name = "NAME")]
+    pub pvc: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct GithubArgs {
+    #[command(flatten)]
+    pub common: ExportCommon,
+    /// The runner label each shard runs on.
+    #[arg(long, default_value = "ubuntu-latest", value_name = "LABEL")]
+    pub runs_on: String,
 }
 
 #[derive(clap::Args)]
@@ -271,8 +372,39 @@ pub struct RunArgs {
     /// The branch of that revision. Default: GITHUB_HEAD_REF or GITHUB_REF_NAME, else git's.
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
+    /// Run one shard of the plan, K of N (from 0), for a matrix spread over machines (a Slurm
+    /// array, a Kubernetes Indexed Job, a CI matrix): written to OUT/NAME/<run-id>-shard-K,
+    /// never moving `latest`; combine the shards with `benchbox merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<benchbox::plan::Shard>,
+    /// How --shard slices the plan: `invocation` (every shard runs every cell and its
+    /// warm-ups, and measured invocations i with i mod N = K: each machine measures every
+    /// cell) or `cell` (each cell whole in one shard, for cells never compared).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "invocation",
+        requires = "shard"
+    )]
+    pub shard_by: ShardByArg,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// `--shard-by`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ShardByArg {
+    Invocation,
+    Cell,
+}
+
+impl From<ShardByArg> for benchbox::plan::ShardBy {
+    fn from(a: ShardByArg) -> Self {
+        match a {
+            ShardByArg::Invocation => benchbox::plan::ShardBy::Invocation,
+            ShardByArg::Cell => benchbox::plan::ShardBy::Cell,
+        }
+    }
 }
 
 #[derive(clap::Args)]

@@ -339,8 +339,9 @@ fn security_difference(b: &CellResult, c: &CellResult) -> Option<String> {
     ))
 }
 
-fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
-    let (a, b) = (&base.host, &candidate.host);
+/// What differs between two hosts that can move the numbers (CPU model, kernel, cgroup
+/// version), one phrase each; `compare` and `merge` warn with them.
+pub fn host_differences(a: &crate::host::HostInfo, b: &crate::host::HostInfo) -> Vec<String> {
     let mut out = Vec::new();
     if a.cpu_model != b.cpu_model {
         out.push(format!("CPU model `{}` vs `{}`", a.cpu_model, b.cpu_model));
@@ -361,7 +362,7 @@ fn host_differences(base: &RunResults, candidate: &RunResults) -> Vec<String> {
 /// Compare `candidate` against `base` (see the module doc for the methods).
 pub fn compare(base: &RunResults, candidate: &RunResults, opts: &CompareOptions) -> Comparison {
     let (pairs, mut warnings) = pair_cells(base, candidate);
-    let hosts = host_differences(base, candidate);
+    let hosts = host_differences(&base.host, &candidate.host);
     if !hosts.is_empty() {
         warnings.insert(
             0,
@@ -422,7 +423,12 @@ pub(crate) fn judge(
                 s.sort_unstable_by(f64::total_cmp);
                 (!s.is_empty()).then(|| stats::quantile(&s, 0.5))
             };
-            let ratio = stats::ratio_of_medians(&bv, &cv, &opts.stats);
+            // Runs merged from shards on several hosts: resampled within each host.
+            let ratio = stats::stratified_ratio_of_medians(
+                &metrics::values_by_host(b, metric),
+                &metrics::values_by_host(c, metric),
+                &opts.stats,
+            );
             let mw = stats::mann_whitney_u(&cv, &bv);
             let note = if bv.is_empty() || cv.is_empty() {
                 Some(format!(
@@ -687,6 +693,7 @@ pub(crate) mod test_support {
             cells,
             warnings: vec![],
             load_average: None,
+            shard: None,
         }
     }
 

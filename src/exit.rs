@@ -33,7 +33,7 @@ Exit codes:
   1    internal error
   2    bad usage or an invalid matrix file
   3    this host cannot isolate (not root, missing cgroup controller, no overlayfs,
-       no seccomp filters or mount API)
+       no seccomp filters or mount API; a shard not given the CPUs the matrix pins)
   4    an image could not be resolved
   5    a workload failed (non-zero exit, OOM, timeout, cannot start) or an invocation is
        suspect (counters that cannot be trusted), and failures are not allowed

@@ -88,6 +88,17 @@ fn meminfo_kib(meminfo: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPUs this process may run on (its affinity, which a Slurm allocation, a pod's cpuset
+/// or taskset narrows; within the cgroup's `cpuset.cpus.effective`).
+pub fn allowed_cpus() -> Result<crate::spec::CpuSet, String> {
+    let set =
+        nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(|e| e.to_string())?;
+    Ok(crate::spec::CpuSet::new(
+        (0..crate::spec::MAX_CPU.min(nix::sched::CpuSet::count() as u32))
+            .filter(|&c| set.is_set(c as usize).unwrap_or(false)),
+    ))
+}
+
 pub fn collect(roots: &Roots, cgroup_version: Option<String>) -> HostInfo {
     let uname = nix::sys::utsname::uname().ok();
     let cpuinfo = fs::read_to_string(roots.proc.join("cpuinfo")).unwrap_or_default();

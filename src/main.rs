@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Completions(args) => commands::completions::run(args),
         Command::Man(args) => commands::man::run(args),
         Command::History(args) => commands::history::run(args),
+        Command::Merge(args) => commands::merge::run(args),
+        Command::Export(args) => commands::export::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -380,6 +380,31 @@ pub fn value(sample: &Sample, key: &str) -> Option<f64> {
 /// The values of metric `key` over the invocations that count toward the statistics (measured,
 /// status `ok`), in invocation order: the series a summary is computed from (non-finite values
 /// included: the summariser counts and reports them).
+/// [`Metric::values`] grouped by host (in the order of the hosts' names): one group per host
+/// of a run merged from shards, one group in one machine's run.
+pub fn values_by_host(cell: &CellResult, key: &str) -> Vec<Vec<f64>> {
+    if cell.sample_hosts.len() != cell.samples.len() {
+        let one: Vec<f64> = series(&cell.samples, key)
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .collect();
+        return vec![one];
+    }
+    let mut groups: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for (s, host) in cell.samples.iter().zip(&cell.sample_hosts) {
+        if !s.counts_toward_statistics() {
+            continue;
+        }
+        if let Some(v) = value(s, key).filter(|v| v.is_finite()) {
+            groups.entry(host).or_default().push(v);
+        }
+    }
+    if groups.is_empty() {
+        return vec![Vec::new()];
+    }
+    groups.into_values().collect()
+}
+
 pub fn series(samples: &[Sample], key: &str) -> Vec<f64> {
     samples
         .iter()

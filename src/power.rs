@@ -287,6 +287,7 @@ fn run_of(walls: &[f64]) -> RunResults {
         matrix_sha256: String::new(),
         revision: None,
         load_average: None,
+        shard: None,
         seed: 0,
         order: Default::default(),
         stats: StatsOptions::default(),

@@ -223,6 +223,68 @@ pub fn summarize(run: &mut RunResults) {
             });
         }
     });
+    stratify_by_host(run);
+}
+
+/// A run merged from shards on more than one host: each summary's median interval is
+/// bootstrapped within hosts (the machine is a block), each cell says how far its hosts'
+/// median wall times are apart, and a cell measured on one host only says so.
+fn stratify_by_host(run: &mut RunResults) {
+    let mut all: Vec<&str> = run
+        .cells
+        .iter()
+        .flat_map(|c| c.sample_hosts.iter().map(|h| &**h))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    let hosts = all.len();
+    if hosts < 2 {
+        return;
+    }
+    let opts = run.stats;
+    for cell in &mut run.cells {
+        // The hosts of the invocations that count (a shard may have run only warm-ups).
+        let mut own: Vec<String> = cell
+            .samples
+            .iter()
+            .zip(&cell.sample_hosts)
+            .filter(|(s, _)| s.counts_toward_statistics())
+            .map(|(_, h)| h.to_string())
+            .collect();
+        own.sort_unstable();
+        own.dedup();
+        if own.len() < 2 {
+            if let Some(only) = own.first() {
+                cell.warnings.push(format!(
+                    "measured on host `{only}` only (the run has {hosts}): its numbers and ratios reflect that machine alone"
+                ));
+            }
+            continue;
+        }
+        let keys: Vec<String> = cell.summary.keys().cloned().collect();
+        for key in keys {
+            let strata = metrics::values_by_host(cell, &key);
+            if let Some(ci) = stats::stratified_median_interval(&strata, &opts)
+                && let Some(summary) = cell.summary.get_mut(&key)
+            {
+                summary.median_ci = Some(ci);
+            }
+        }
+        let strata = metrics::values_by_host(cell, "wall_s");
+        if let Some((medians, spread)) = stats::between_host_spread(&strata) {
+            let each: Vec<String> = own
+                .iter()
+                .zip(&medians)
+                .map(|(h, m)| format!("{h} {}", crate::metrics::human_seconds(*m)))
+                .collect();
+            cell.warnings.push(format!(
+                "measured on {} hosts: their median wall times are {:.1}% apart ({}); intervals are bootstrapped within each host",
+                own.len(),
+                spread * 100.0,
+                each.join(", ")
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -404,6 +466,7 @@ pub(crate) mod tests_support {
             cells,
             warnings: vec![],
             load_average: None,
+            shard: None,
         };
         run.write(dir).unwrap();
         run

@@ -170,6 +170,7 @@ impl Project {
             images: BTreeMap::new(),
             cgroup_parent: None,
             revision: None,
+            shard: None,
         }
     }
 

@@ -126,6 +126,7 @@ fn run_resuming(
         images: BTreeMap::new(),
         cgroup_parent: None,
         revision: None,
+        shard: None,
     };
     runner::run(m, &opts, sandboxing, cancel, &mut |_| {}).unwrap()
 }

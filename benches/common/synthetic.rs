@@ -139,6 +139,7 @@ pub fn generate(
         cells: result_cells,
         warnings: vec![],
         load_average: None,
+        shard: None,
     };
     // The plan and the cells without their samples; the rebuild reads the samples from
     // runs.csv and writes results.json (metadata, plan, summaries) and summary.md as a run's end does.

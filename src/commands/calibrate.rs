@@ -109,6 +109,7 @@ pub fn run(args: CalibrateArgs) -> Outcome {
         images: Default::default(),
         cgroup_parent: None,
         revision: None,
+        shard: None,
     };
     eprintln!(
         "calibrating {} cell(s) for at most {} (each at least {MIN_RUNS} invocations, at most {MAX_RUNS})",

@@ -27,6 +27,8 @@ pub fn run(args: RunArgs) -> Outcome {
         locked,
         rev,
         branch,
+        shard,
+        shard_by,
         cache,
     } = args;
     let ctx = validation_context();
@@ -40,6 +42,33 @@ pub fn run(args: RunArgs) -> Outcome {
     let command_line: Vec<String> = std::env::args().collect();
     let sandboxing =
         runner::preflight(&matrix, &selected, &command_line, cgroup_parent.as_deref())?;
+    // A shard runs where a scheduler put it: the CPUs the matrix pins must be among those it
+    // was given, checked before anything runs.
+    // Adaptive repetitions (`runs = "auto"`) are refused with `--shard-by invocation`: a
+    // shard holding every N-th invocation cannot decide alone when a cell has enough (the
+    // stopping rule needs all of them). `--shard-by cell` works with them; `--runs N` lifts it.
+    if shard.is_some()
+        && matches!(shard_by, crate::cli::ShardByArg::Invocation)
+        && runs.is_none()
+        && let Some(&i) = selected
+            .iter()
+            .find(|&&i| matrix.cells[i].adaptive.is_some())
+    {
+        return Err(CliError::usage(format!(
+            "cell `{}` has `runs = \"auto\"`, which a shard of `--shard-by invocation` cannot run (it sees only every N-th invocation, so it cannot tell when the cell has enough)\n  hint: use `--shard-by cell`, or give a fixed count with `--runs N`",
+            matrix.cells[i].label
+        )));
+    }
+    if shard.is_some() {
+        let allowed = benchbox::host::allowed_cpus().map_err(|e| {
+            CliError::new(
+                exit::ISOLATION,
+                format!("cannot read this process's CPU affinity: {e}"),
+            )
+        })?;
+        benchbox::shard::check_pinned_cpus(&matrix.cells, &selected, &allowed)
+            .map_err(|e| CliError::new(exit::ISOLATION, e))?;
+    }
     let mut images = Default::default();
     if !resolve::image_refs(&matrix).is_empty() {
         let store = open_store(&cache)?;
@@ -97,6 +126,7 @@ pub fn run(args: RunArgs) -> Outcome {
         images,
         cgroup_parent,
         revision: benchbox::revision::detect(rev.as_deref(), branch.as_deref(), &file),
+        shard: shard.map(|s| (s, shard_by.into())),
     };
     let mut progress = ui::Progress::new();
     let outcome = runner::run(&matrix, &opts, sandboxing, &cancel, &mut |e| {

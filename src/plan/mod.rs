@@ -224,9 +224,11 @@ fn axis_texts(axis: &Axis) -> Vec<String> {
 }
 
 mod record;
+mod shard;
 mod show;
 
 pub use record::{Plan, serialize_sorted};
+pub use shard::{MAX_SHARDS, Shard, ShardBy, plan_hash};
 pub use show::{Head, PlanSource, RenderCell, render_json, render_text, write_json, write_text};
 
 /// A cell for tests elsewhere: `id`, with `warmup` and `runs`, a custom metric `ops` (ops/s,

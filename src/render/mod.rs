@@ -327,13 +327,19 @@ fn metric_table(results: &RunResults, metric: Metric, reference: Option<usize>) 
         .unwrap_or_default();
     // The run's reference, for this metric when it has a summary of it.
     let reference = reference.filter(|&i| summaries[i].is_some());
-    let reference_values = reference.map(|i| metric.values(&results.cells[i]));
+    // By host: a run merged from shards on several hosts bootstraps within each host.
+    let reference_values =
+        reference.map(|i| crate::metrics::values_by_host(&results.cells[i], &metric.key));
     // The ratios' bootstraps dominate the cost of a table: compute them on all cores.
     let ratios: Vec<Option<Ratio>> = parallel_map(&results.cells, |index, cell| {
         let (Some(base), Some(_)) = (&reference_values, summaries[index]) else {
             return None;
         };
-        stats::ratio_of_medians(base, &metric.values(cell), &results.stats)
+        stats::stratified_ratio_of_medians(
+            base,
+            &crate::metrics::values_by_host(cell, &metric.key),
+            &results.stats,
+        )
     });
     let rows = results
         .cells

@@ -30,14 +30,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A new run directory `<out>/<name>/<run-id>`; the id is the UTC start time, made unique.
 pub fn create_run_dir(out: &Path, name: &str) -> Result<(String, PathBuf)> {
+    create_run_dir_suffixed(out, name, "")
+}
+
+/// [`create_run_dir`], the id ending in `suffix` (a shard's `-shard-K`).
+pub fn create_run_dir_suffixed(out: &Path, name: &str, suffix: &str) -> Result<(String, PathBuf)> {
     let base = out.join(name);
     fs::create_dir_all(&base).map_err(io_err("create", &base))?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     for n in 0..1000 {
         let id = if n == 0 {
-            stamp.clone()
+            format!("{stamp}{suffix}")
         } else {
-            format!("{stamp}-{n}")
+            format!("{stamp}-{n}{suffix}")
         };
         let dir = base.join(&id);
         match fs::create_dir(&dir) {

@@ -62,6 +62,10 @@ pub struct CellResult {
     /// readers skip them ([`CellMeta`]).
     #[serde(default, skip_serializing)]
     pub samples: Vec<Sample>,
+    /// The host of each of `samples` (runs.csv's `host` column), in a run merged from shards;
+    /// empty in one machine's run. Never in results.json.
+    #[serde(skip)]
+    pub sample_hosts: Vec<std::sync::Arc<str>>,
     /// Per metric (`wall_s`, `cpu_s`, `peak_memory_bytes`, custom...), over the measured
     /// invocations whose status is `ok`.
     pub summary: BTreeMap<String, crate::stats::Summary>,
@@ -215,6 +219,9 @@ pub struct RunResults<C = CellResult> {
     /// recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_average: Option<crate::disturbance::LoadAverage>,
+    /// A shard's run (`run --shard`) or a merged run (`merge`); absent from a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
 }
 
 /// A service's whole life, summed over its instances (one per invocation, or one per cell).
@@ -295,6 +302,7 @@ impl From<CellMeta> for CellResult {
             memory_timeline: c.memory_timeline,
             services: c.services,
             samples: Vec::new(),
+            sample_hosts: Vec::new(),
             summary: c.summary,
             failures: c.failures,
             suspect: c.suspect,
@@ -374,6 +382,7 @@ impl<C> RunResults<C> {
             cells: self.cells.into_iter().map(f).collect(),
             warnings: self.warnings,
             load_average: self.load_average,
+            shard: self.shard,
         }
     }
 }
@@ -504,15 +513,21 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
         .collect();
     // Each row goes straight to its cell as it is read: the samples are held once.
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); run.cells.len()];
+    let mut hosts: Vec<Vec<std::sync::Arc<str>>> = vec![Vec::new(); run.cells.len()];
     let head = read_csv_each(&csv_path, |row| {
         check_row(&csv_path, &row, &plan)?;
         // Every row's cell is known: check_row said so.
-        samples[index[&*row.sample.cell_id]].push(row.sample);
+        let cell = index[&*row.sample.cell_id];
+        samples[cell].push(row.sample);
+        if let Some(host) = row.host {
+            hosts[cell].push(host);
+        }
         Ok(())
     })?;
-    for (cell, samples) in run.cells.iter_mut().zip(samples) {
+    for ((cell, samples), hosts) in run.cells.iter_mut().zip(samples).zip(hosts) {
         cell.samples = samples;
         cell.samples.shrink_to_fit();
+        cell.sample_hosts = hosts;
     }
     if !recorded {
         for cell in &mut run.cells {

@@ -59,6 +59,9 @@ const FIXED: &[&str] = &[
     "disturbance_scope",
 ];
 
+/// How many fixed columns this version writes.
+pub const FIXED_COLUMNS: usize = FIXED.len();
+
 /// How many of [`FIXED`] a runs.csv without `status`, `flags` and `reason` has.
 const LEGACY_FIXED: usize = BEFORE_PRESSURE_FIXED - 3;
 /// How many of [`FIXED`] a runs.csv without the disturbance columns (`other_cpu_s`,
@@ -307,6 +310,24 @@ pub struct CsvRow {
     pub label: String,
     pub axis_values: Vec<String>,
     pub line: u64,
+    /// The machine that ran it: the [`HOST_COLUMN`] of a merged run (`benchbox merge`); `None`
+    /// in one machine's runs.csv.
+    pub host: Option<Arc<str>>,
+}
+
+/// The column a merged run's runs.csv adds after the fixed columns (before the metrics): the
+/// host name of the shard each row came from.
+pub const HOST_COLUMN: &str = "host";
+
+/// Where a runs.csv of this version's layout (`header`) ends its fixed columns: where a merged
+/// run puts [`HOST_COLUMN`]. `None` for another layout (an older benchbox's, or one that
+/// already has the host column).
+pub fn fixed_columns_end(header: &[String]) -> Option<usize> {
+    let phase_at = (2..header.len()).find(|&p| {
+        header.len() >= p + FIXED.len() && (0..FIXED.len()).all(|k| header[p + k] == FIXED[k])
+    })?;
+    let end = phase_at + FIXED.len();
+    (header.get(end).map(String::as_str) != Some(HOST_COLUMN)).then_some(end)
 }
 
 /// The last record of a runs.csv cut short by an interrupted write (a crash, a full disk): it
@@ -464,13 +485,19 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         FIXED.len()
     };
     let axes = header[2..phase_at].to_vec();
-    let counters_at = phase_at + fixed;
+    // A merged run's host column follows the fixed columns of this version's layout, before
+    // the counters' columns.
+    let host_at = (fixed == FIXED.len()
+        && header.get(phase_at + fixed).map(String::as_str) == Some(HOST_COLUMN))
+    .then_some(phase_at + fixed);
+    let counters_at = phase_at + fixed + usize::from(host_at.is_some());
     let counters = if fixed == FIXED.len() {
         counter_columns(&header, counters_at)
     } else {
         Vec::new()
     };
     let metrics_at = counters_at + counters.len();
+    let mut hosts: HashMap<Vec<u8>, Arc<str>> = HashMap::new();
     // Shared by every row's metrics (see `MetricValues`).
     let metric_names: Vec<Arc<String>> = header[metrics_at..]
         .iter()
@@ -524,11 +551,30 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
                 ),
             ));
         }
+        let host = match host_at {
+            Some(at) => {
+                let raw = record.get(at).unwrap_or(b"");
+                if raw.is_empty() {
+                    return Err(invalid(line, format!("column `{HOST_COLUMN}` is empty")));
+                }
+                let host = match hosts.get(raw) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h: Arc<str> = String::from_utf8_lossy(raw).into();
+                        hosts.insert(raw.to_vec(), h.clone());
+                        h
+                    }
+                };
+                Some(host)
+            }
+            None => None,
+        };
         each(CsvRow {
             sample: row.0,
             label: row.1,
             axis_values: row.2,
             line,
+            host,
         })?;
         std::mem::swap(&mut record, &mut next);
         has_record = has_next;
@@ -1074,7 +1120,7 @@ mod tests {
     fn disturbance_columns_round_trip_and_empty_is_not_zero() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let mut w = CsvWriter::open(&path, &[], &["ops".to_string()]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &["ops".to_string()]).unwrap();
         let mut measured = sample(1);
         measured.flags = vec![Flag::Disturbed];
         measured.measured.disturbance = Disturbance {
@@ -1137,11 +1183,11 @@ mod tests {
     fn a_runs_csv_without_disturbance_columns_reads_and_keeps_its_layout() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let header = header_with(&[], &FIXED[..BEFORE_DISTURBANCE_FIXED], &["ops".into()]);
+        let header = header_with(&[], &FIXED[..BEFORE_DISTURBANCE_FIXED], &[], &["ops".into()]);
         let row = "abc123,,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,5,,,,,12.5";
         let before = format!("{}\n{row}\n", header.join(","));
         fs::write(&path, &before).unwrap();
-        let mut w = CsvWriter::open(&path, &[], &["ops".into()]).unwrap();
+        let mut w = CsvWriter::open(&path, &[], &[], &["ops".into()]).unwrap();
         let mut s = sample(1);
         s.measured.pressure = Pressure::from_values([Some(7); 5]);
         s.measured.disturbance.other_cpu_s = Some(1.0);

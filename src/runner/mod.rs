@@ -70,6 +70,9 @@ pub struct RunOptions {
     pub cgroup_parent: Option<PathBuf>,
     /// The source revision measured (see [`crate::revision`]); a resumed run keeps its own.
     pub revision: Option<crate::revision::Revision>,
+    /// Run only this shard's slice of the plan (`--shard K/N`, `--shard-by`); a resumed run
+    /// keeps its own.
+    pub shard: Option<(plan::Shard, plan::ShardBy)>,
 }
 
 /// Progress of a run, for whoever is watching.
@@ -363,6 +366,17 @@ pub fn run_with(
     runner.stopping = Some(stopping);
 
     let slots = plan::schedule_selected(&runner.cells, &selected, matrix.order, seed, &done);
+    let slots = match &runner.recorder.results().shard {
+        Some(info) => match info.index {
+            Some(index) => plan::Shard {
+                index,
+                count: info.count,
+            }
+            .slice(info.by, &selected, slots),
+            None => slots,
+        },
+        None => slots,
+    };
     let (slots, together) = services_together(slots, &runner.cells);
     let loosened: Vec<String> = selected
         .iter()

@@ -103,10 +103,32 @@ pub(super) fn open(
                     &matrix.source_sha256[..12]
                 )));
             }
+            // A shard resumes as the shard it was: `--shard` may repeat it, never change it.
+            let was = previous
+                .shard
+                .as_ref()
+                .and_then(|s| Some((s.index?, s.count, s.by)));
+            let asked = opts.shard.map(|(s, by)| (s.index, s.count, by));
+            if asked.is_some() && asked != was {
+                return Err(RunError::Usage(format!(
+                    "cannot resume `{}` as shard {}: it was {}\n  hint: resume it without --shard, or with the shard it was",
+                    dir.display(),
+                    opts.shard
+                        .map(|(s, by)| format!("{s} by {by}"))
+                        .unwrap_or_default(),
+                    was.map_or("not a shard".to_string(), |(k, n, by)| format!(
+                        "shard {k}/{n} by {by}"
+                    ))
+                )));
+            }
             (previous.run_id.clone(), dir.clone(), Some(previous), lock)
         }
         None => {
-            let (id, dir) = results::create_run_dir(&opts.out_dir, &matrix.name)?;
+            // A shard's own directory: shards sharing an output directory never collide.
+            let suffix = opts
+                .shard
+                .map_or(String::new(), |(s, _)| format!("-shard-{}", s.index));
+            let (id, dir) = results::create_run_dir_suffixed(&opts.out_dir, &matrix.name, &suffix)?;
             let lock = RunLock::acquire(&dir, "run")?;
             (id, dir, None, lock)
         }
@@ -202,7 +224,7 @@ pub(super) fn open(
         .iter()
         .flat_map(|p| p.cells.iter().map(|c| (c.id.as_str(), c)))
         .collect();
-    let result_cells = cells
+    let result_cells: Vec<CellResult> = cells
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -231,6 +253,31 @@ pub(super) fn open(
             }
         })
         .collect();
+    // A shard records the plan it slices (every selected cell with its planned invocations,
+    // before slicing: the same in every shard) and, by cell, plans only its own cells.
+    let shard =
+        match &previous {
+            Some(p) => p.shard.clone(),
+            None => opts.shard.map(|(s, by)| crate::shard::ShardInfo {
+                count: s.count,
+                by,
+                plan_hash: plan::plan_hash(result_cells.iter().filter_map(|c: &CellResult| {
+                    c.planned.map(|p| (c.id.as_str(), p.warmup, p.runs))
+                })),
+                index: Some(s.index),
+                merged: Vec::new(),
+            }),
+        };
+    let mut result_cells = result_cells;
+    if previous.is_none()
+        && let Some((s, plan::ShardBy::Cell)) = opts.shard
+    {
+        for (position, &i) in selected.iter().enumerate() {
+            if !s.keeps(plan::ShardBy::Cell, position, Phase::Measure, 0) {
+                result_cells[i].planned = None;
+            }
+        }
+    }
     let results =
         RunResults {
             schema_version: results::SCHEMA_VERSION,
@@ -276,6 +323,7 @@ pub(super) fn open(
                 },
                 end: None,
             }),
+            shard,
         };
     let mut extractors = HashMap::new();
     for cell in &cells {

@@ -75,7 +75,9 @@ impl Recorder {
         match event {
             Event::Started { .. } => {
                 self.write_results()?;
-                if !self.resumed {
+                // A shard never moves `latest`: shards sharing an output directory would race
+                // on it, and no one shard is the run.
+                if !self.resumed && self.results.shard.is_none() {
                     results::update_latest(&self.dir)?;
                 }
             }

@@ -44,6 +44,12 @@
 mod dist;
 pub mod stopping;
 
+mod stratified;
+
+pub use stratified::{
+    between_host_spread, stratified_median_interval, stratified_ratio_of_medians,
+};
+
 pub use dist::{normal_cdf, normal_sf, t_cdf, t_quantile};
 
 use rand::SeedableRng;

@@ -1,0 +1,437 @@
+//! `benchbox merge`: shards of one plan (`run --shard`), from one or many machines, made into
+//! one run directory.
+//!
+//! Refused: a directory that is no shard, shards of different matrices (the matrix file's
+//! hash), plans (the plan hash: cell ids carry the images' digests, so a different lock file
+//! is a different plan), benchbox versions, shard counts or modes, a shard given twice, a row
+//! found in two shards, and missing shards unless allowed. runs.csv gains the `host` column
+//! (each row's shard's host name); with `--shard-by invocation` every shard ran the warm-ups,
+//! and the merged run keeps the first shard's. results.json is the first shard's with the
+//! merged run's status and times and `shard.merged` listing every shard; the summaries and
+//! reports are then rebuilt from runs.csv as `report` does.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::compare::host_differences;
+use crate::lock::RunLock;
+use crate::plan::ShardBy;
+use crate::render::Format;
+use crate::report::ReportError;
+use crate::results::{self, HOST_COLUMN, ResultsError, RunResults};
+use crate::shard::{ShardInfo, ShardRecord};
+use crate::status::RunStatus;
+
+/// Why shards were not merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// The shards do not make one run (exit 2).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+}
+
+/// What a merge made.
+#[derive(Debug)]
+pub struct Merged {
+    pub dir: PathBuf,
+    pub run: RunResults,
+    /// Host differences, missing shards, shards that did not complete.
+    pub warnings: Vec<String>,
+    /// Rows written to runs.csv.
+    pub rows: u64,
+}
+
+struct Shard {
+    dir: PathBuf,
+    run: RunResults,
+    index: u32,
+    _lock: RunLock,
+}
+
+fn refused(message: String) -> MergeError {
+    MergeError::Refused(message)
+}
+
+/// Merge the shard run directories `dirs` into the new run directory `out`, with the report
+/// `formats` (`benchbox merge`: all of them; summary.md and results.json always).
+pub fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    allow_missing: bool,
+    command_line: Vec<String>,
+    formats: &[Format],
+) -> Result<Merged, MergeError> {
+    if dirs.is_empty() {
+        return Err(refused(
+            "no shard to merge\n  hint: pass the shards' run directories, e.g. benchbox merge out/NAME/*-shard-* --out merged".into(),
+        ));
+    }
+    let mut shards = Vec::with_capacity(dirs.len());
+    let mut given_dirs = std::collections::HashSet::new();
+    for given in dirs {
+        let dir = results::run_dir(given)?;
+        if !given_dirs.insert(fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+            return Err(refused(format!(
+                "`{}` is given twice\n  hint: pass each shard's run directory once",
+                dir.display()
+            )));
+        }
+        if !dir.join("results.json").is_file() {
+            return Err(refused(format!(
+                "`{}` is not a run directory (no results.json)\n  hint: pass the directories `benchbox run --shard` wrote, e.g. out/NAME/<run-id>-shard-0",
+                dir.display()
+            )));
+        }
+        // A shard still being written (its run, a `report`) is not merged half-way.
+        let lock = RunLock::acquire(&dir, "merge")?;
+        let run = RunResults::read(&dir)?;
+        let index = match &run.shard {
+            Some(ShardInfo { index: Some(k), .. }) => *k,
+            Some(_) => {
+                return Err(refused(format!(
+                    "`{}` is a merged run, not a shard\n  hint: merge the shards themselves (results.json's shard.merged lists them)",
+                    dir.display()
+                )));
+            }
+            None => {
+                return Err(refused(format!(
+                    "`{}` is not a shard: it was not run with --shard\n  hint: run the matrix with `benchbox run FILE --shard K/N`, one K per machine",
+                    dir.display()
+                )));
+            }
+        };
+        shards.push(Shard {
+            dir,
+            run,
+            index,
+            _lock: lock,
+        });
+    }
+    shards.sort_by_key(|s| s.index);
+    let first = &shards[0];
+    let info = first.run.shard.clone().expect("checked above");
+    // Every difference that makes two shards parts of different runs.
+    for s in &shards[1..] {
+        let other = s.run.shard.as_ref().expect("checked above");
+        let mismatch = |what: &str, a: String, b: String, hint: &str| {
+            refused(format!(
+                "`{}` and `{}` are not shards of one run: {what} `{a}` vs `{b}`\n  hint: {hint}",
+                first.dir.display(),
+                s.dir.display()
+            ))
+        };
+        if s.run.matrix_sha256 != first.run.matrix_sha256 {
+            return Err(mismatch(
+                "different matrix files (sha256)",
+                short(&first.run.matrix_sha256),
+                short(&s.run.matrix_sha256),
+                "run every shard from the same matrix file",
+            ));
+        }
+        if other.plan_hash != info.plan_hash {
+            return Err(mismatch(
+                "different plans (cells, image digests from the lock file, --runs, --warmup or --only)",
+                short(&info.plan_hash),
+                short(&other.plan_hash),
+                "run every shard with the same lock file and the same --runs, --warmup and --only",
+            ));
+        }
+        if s.run.tool_version != first.run.tool_version {
+            return Err(mismatch(
+                "different benchbox versions",
+                first.run.tool_version.clone(),
+                s.run.tool_version.clone(),
+                "run every shard with the same benchbox",
+            ));
+        }
+        if other.count != info.count {
+            return Err(mismatch(
+                "different shard counts",
+                info.count.to_string(),
+                other.count.to_string(),
+                "run shards K/N with the same N",
+            ));
+        }
+        if other.by != info.by {
+            return Err(mismatch(
+                "different --shard-by",
+                info.by.to_string(),
+                other.by.to_string(),
+                "run every shard with the same --shard-by",
+            ));
+        }
+    }
+    for pair in shards.windows(2) {
+        if pair[0].index == pair[1].index {
+            return Err(refused(format!(
+                "shard {}/{} is given twice: `{}` and `{}`, whose slices overlap\n  hint: pass each shard once (a shard run again: keep one of its directories)",
+                pair[0].index,
+                info.count,
+                pair[0].dir.display(),
+                pair[1].dir.display()
+            )));
+        }
+    }
+    let mut warnings = Vec::new();
+    let present: Vec<u32> = shards.iter().map(|s| s.index).collect();
+    let missing: Vec<String> = (0..info.count)
+        .filter(|k| !present.contains(k))
+        .map(|k| k.to_string())
+        .collect();
+    if !missing.is_empty() {
+        let message = format!(
+            "shard(s) {} of {} missing: their invocations are not in the merged run",
+            missing.join(", "),
+            info.count
+        );
+        if !allow_missing {
+            return Err(refused(format!(
+                "{message}\n  hint: pass every shard's run directory, or --allow-missing to merge what there is (the missing invocations are then reported as missing)"
+            )));
+        }
+        warnings.push(message);
+    }
+    for s in &shards {
+        if s.run.status != RunStatus::Complete {
+            warnings.push(format!(
+                "shard {} (`{}`) is {}: the merged run holds what it ran",
+                s.index,
+                s.dir.display(),
+                s.run.status
+            ));
+        }
+        let differences = host_differences(&first.run.host, &s.run.host);
+        if !differences.is_empty() {
+            warnings.push(format!(
+                "THE SHARDS COME FROM DIFFERENT HOSTS: shard {} on `{}` vs shard {} on `{}` ({}): cells are compared within each host (a stratified bootstrap), but a cell measured on one host only reflects that host\n  hint: run every shard on the same kind of machine (one Slurm partition, one node pool)",
+                first.index,
+                first.run.host.hostname,
+                s.index,
+                s.run.host.hostname,
+                differences.join("; ")
+            ));
+        }
+    }
+
+    fs::create_dir_all(out).map_err(|e| io_error("create", out, e))?;
+    if fs::read_dir(out)
+        .map_err(|e| io_error("read", out, e))?
+        .next()
+        .is_some()
+    {
+        return Err(refused(format!(
+            "`{}` is not empty: merge writes a new run directory\n  hint: pass --out a directory that does not exist yet",
+            out.display()
+        )));
+    }
+    let _lock = RunLock::acquire(out, "merge")?;
+    let rows = write_runs_csv(&shards, info.by, &out.join("runs.csv"))?;
+
+    let mut run = first.run.clone();
+    run.run_id = out
+        .file_name()
+        .map_or_else(|| "merged".into(), |f| f.to_string_lossy().into_owned());
+    run.command_line = command_line;
+    run.started_at = shards
+        .iter()
+        .map(|s| s.run.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    run.finished_at = shards
+        .iter()
+        .filter_map(|s| s.run.finished_at.clone())
+        .max();
+    run.status = if missing.is_empty() && shards.iter().all(|s| s.run.status == RunStatus::Complete)
+    {
+        RunStatus::Complete
+    } else {
+        RunStatus::Interrupted
+    };
+    run.reason = None;
+    // By cell, a shard plans only its own cells: the merged run plans each cell as the shard
+    // that ran it did (and keeps what it applied).
+    for s in &shards[1..] {
+        for (cell, theirs) in run.cells.iter_mut().zip(&s.run.cells) {
+            if cell.planned.is_none() {
+                cell.planned = theirs.planned;
+            }
+            if cell.applied_limits.is_none() {
+                cell.applied_limits = theirs.applied_limits.clone();
+            }
+            if cell.setup_error.is_none() {
+                cell.setup_error = theirs.setup_error.clone();
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    run.warnings = shards
+        .iter()
+        .flat_map(|s| s.run.warnings.iter().cloned())
+        .filter(|w| seen.insert(w.clone()))
+        .chain(warnings.iter().cloned())
+        .collect();
+    run.shard = Some(ShardInfo {
+        index: None,
+        merged: shards
+            .iter()
+            .map(|s| ShardRecord {
+                index: s.index,
+                run_id: s.run.run_id.clone(),
+                dir: s.dir.display().to_string(),
+                status: s.run.status,
+                started_at: s.run.started_at.clone(),
+                finished_at: s.run.finished_at.clone(),
+                host: s.run.host.clone(),
+            })
+            .collect(),
+        ..info
+    });
+    run.write(out)?;
+    // The summaries and reports, from the merged runs.csv, as `benchbox report` makes them.
+    let rebuilt = crate::rebuild::rebuild(out, None, formats)?;
+    warnings.extend(rebuilt.warnings.iter().cloned());
+    Ok(Merged {
+        dir: out.to_path_buf(),
+        run: rebuilt.run,
+        warnings,
+        rows,
+    })
+}
+
+fn short(hash: &str) -> String {
+    hash[..12.min(hash.len())].to_string()
+}
+
+fn io_error(action: &'static str, path: &Path, source: io::Error) -> MergeError {
+    MergeError::Results(ResultsError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A runs.csv row's (cell, phase, invocation), as its bytes.
+type RowKey = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Copy every shard's rows into one runs.csv with the host column (in shard order, each
+/// shard's rows in its own order). The rows are copied as they are: the rebuild that follows
+/// reads them back validated. Returns the rows written.
+fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, MergeError> {
+    let file = fs::File::create(path).map_err(|e| io_error("create", path, e))?;
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(io::BufWriter::with_capacity(1 << 20, file));
+    let csv_error = |p: &Path, e: csv::Error| {
+        MergeError::Results(ResultsError::Csv {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        })
+    };
+    let mut header: Option<Vec<String>> = None;
+    let mut host_at = 0;
+    // (cell, phase, invocation) -> the shard that has it.
+    let mut seen: HashMap<RowKey, u32> = HashMap::new();
+    let mut rows = 0u64;
+    let mut out = csv::ByteRecord::new();
+    for s in shards {
+        let shard_csv = s.dir.join("runs.csv");
+        if !shard_csv.exists() {
+            return Err(MergeError::Results(ResultsError::NoRunsCsv {
+                path: shard_csv,
+            }));
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_path(&shard_csv)
+            .map_err(|e| csv_error(&shard_csv, e))?;
+        let theirs: Vec<String> = reader
+            .headers()
+            .map_err(|e| csv_error(&shard_csv, e))?
+            .iter()
+            .map(String::from)
+            .collect();
+        match &header {
+            None => {
+                host_at = results::fixed_columns_end(&theirs).ok_or_else(|| {
+                    refused(format!(
+                        "`{}` has not this benchbox's columns\n  hint: merge shards run by this version of benchbox",
+                        shard_csv.display()
+                    ))
+                })?;
+                let mut merged = theirs.clone();
+                merged.insert(host_at, HOST_COLUMN.to_string());
+                writer
+                    .write_record(&merged)
+                    .map_err(|e| csv_error(path, e))?;
+                header = Some(theirs);
+            }
+            Some(h) if *h != theirs => {
+                return Err(refused(format!(
+                    "`{}` has other columns than shard {}'s runs.csv\n  hint: merge shards of one matrix, run by one version of benchbox",
+                    shard_csv.display(),
+                    shards[0].index
+                )));
+            }
+            Some(_) => {}
+        }
+        let phase_at = host_at - results::FIXED_COLUMNS;
+        let host = s.run.host.hostname.as_bytes();
+        let mut record = csv::ByteRecord::new();
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(&shard_csv, e))?
+        {
+            let phase = record.get(phase_at).unwrap_or(b"");
+            // Every shard ran the warm-ups: the first shard's are kept.
+            if by == ShardBy::Invocation && phase == b"warmup" && s.index != shards[0].index {
+                continue;
+            }
+            let key = (
+                record.get(0).unwrap_or(b"").to_vec(),
+                phase.to_vec(),
+                record.get(phase_at + 1).unwrap_or(b"").to_vec(),
+            );
+            if let Some(other) = seen.insert(key, s.index) {
+                return Err(refused(format!(
+                    "shards {other} and {} both hold cell `{}` {} invocation {} (line {} of `{}`): their slices overlap\n  hint: merge shards of one `--shard K/N` split, each once",
+                    s.index,
+                    String::from_utf8_lossy(record.get(0).unwrap_or(b"")),
+                    String::from_utf8_lossy(phase),
+                    String::from_utf8_lossy(record.get(phase_at + 1).unwrap_or(b"")),
+                    record.position().map_or(0, |p| p.line()),
+                    shard_csv.display()
+                )));
+            }
+            out.clear();
+            for (i, field) in record.iter().enumerate() {
+                if i == host_at {
+                    out.push_field(host);
+                }
+                out.push_field(field);
+            }
+            if host_at == record.len() {
+                out.push_field(host);
+            }
+            writer
+                .write_byte_record(&out)
+                .map_err(|e| csv_error(path, e))?;
+            rows += 1;
+        }
+    }
+    let file = writer
+        .into_inner()
+        .map_err(|e| io_error("write", path, e.into_error()))?;
+    let file = file
+        .into_inner()
+        .map_err(|e| io_error("write", path, e.into_error()))?;
+    file.sync_all().map_err(|e| io_error("sync", path, e))?;
+    Ok(rows)
+}
