@@ -279,14 +279,19 @@ impl<'a> Analysis<'a> {
             reference,
             tables,
             memory_timelines: Vec::new(),
-            table: latex::TableOptions::default(),
+            // The matrix's `[report] table`; `report --wide` can only widen it.
+            table: latex::TableOptions {
+                wide: results.plan.report.wide_table == Some(true),
+                ..Default::default()
+            },
             figures: results.plan.report.clone(),
         })
     }
 
     /// This analysis with table.tex laid out as `table` says.
     pub fn with_table(mut self, table: latex::TableOptions) -> Self {
-        self.table = table;
+        let wide = self.table.wide || table.wide;
+        self.table = latex::TableOptions { wide, ..table };
         self
     }
 

@@ -1183,7 +1183,12 @@ mod tests {
     fn a_runs_csv_without_disturbance_columns_reads_and_keeps_its_layout() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("runs.csv");
-        let header = header_with(&[], &FIXED[..BEFORE_DISTURBANCE_FIXED], &[], &["ops".into()]);
+        let header = header_with(
+            &[],
+            &FIXED[..BEFORE_DISTURBANCE_FIXED],
+            &[],
+            &["ops".into()],
+        );
         let row = "abc123,,measure,0,2026-01-01T00:00:00Z,1.250000000,1.000000,0.125000,4096,,0,0,,false,false,0.000000,1.000000,0.125000,8192,10,0,3,1,ok,,,5,,,,,12.5";
         let before = format!("{}\n{row}\n", header.join(","));
         fs::write(&path, &before).unwrap();

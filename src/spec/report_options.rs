@@ -29,6 +29,10 @@ pub struct ReportOptions {
     /// Axis name -> how its values are placed on a plot's x axis.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub axes: BTreeMap<String, AxisScale>,
+    /// `table = "wide"`: table.tex as a `table*` across both columns (as `report --wide`);
+    /// `"column"` (the default): one column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wide_table: Option<bool>,
 }
 
 impl ReportOptions {
@@ -43,6 +47,7 @@ impl ReportOptions {
         out.font_size_pt = over.font_size_pt.or(out.font_size_pt);
         out.log_scale = over.log_scale.or(out.log_scale);
         out.palette = over.palette.or(out.palette);
+        out.wide_table = over.wide_table.or(out.wide_table);
         out.labels
             .extend(over.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         out.axes
@@ -91,6 +96,7 @@ pub const KEYS: &[&str] = &[
     "palette",
     "labels",
     "axes",
+    "table",
 ];
 
 /// `"column"`, `"page"`, or a length with its unit (`in`, `cm`, `mm`, `pt`) -> inches, 1 to 20.
@@ -233,6 +239,19 @@ pub(crate) fn parse<'n>(
                     check_font_size(pt).map_err(|m| problem(v, m, "8 or 9 pt suits a paper"))?,
                 );
             }
+            "table" => {
+                out.wide_table = Some(match string(v, &e.key)? {
+                    "wide" => true,
+                    "column" => false,
+                    other => {
+                        return Err(problem(
+                            v,
+                            format!("unknown table layout `{other}`"),
+                            "write \"column\" (one column, the default) or \"wide\" (a table* across both)",
+                        ));
+                    }
+                });
+            }
             "log-scale" => {
                 out.log_scale = Some(
                     parse_log_scale(string(v, &e.key)?)
@@ -288,6 +307,32 @@ pub(crate) fn parse<'n>(
                                 &a.key,
                                 axis_names.iter().map(String::as_str),
                                 "axes",
+                            ),
+                        });
+                    }
+                    // `axes = { level = "log" }` is short for `[report.axes.level] scale = "log"`.
+                    if let Kind::Str(text) = &a.value.kind {
+                        let scale = parse_axis_scale(text).map_err(|m| {
+                            problem(
+                                &a.value,
+                                m,
+                                "\"categorical\" (the default) places the values evenly",
+                            )
+                        })?;
+                        out.axes.insert(a.key.clone(), scale);
+                        continue;
+                    }
+                    if !matches!(a.value.kind, Kind::Table(_)) {
+                        return Err(Problem {
+                            node: &a.value,
+                            key_span: Some(a.key_span.clone()),
+                            message: format!(
+                                "[report.axes] `{}` must be a scale or a table with `scale`",
+                                a.key
+                            ),
+                            hint: format!(
+                                "write `{} = \"log\"` (or \"linear\", \"categorical\")",
+                                a.key
                             ),
                         });
                     }
@@ -359,6 +404,11 @@ mod tests {
             |m: &crate::spec::Matrix| m.cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&drawn), ids(&plain));
         assert_eq!(drawn.report.figure_width_in, Some(7.0));
+        assert_eq!(drawn.report.axes.get("level"), Some(&AxisScale::Log));
+        let table = ok(&format!("{base}[report.axes.level]\nscale = \"linear\"\n"));
+        assert_eq!(table.report.axes.get("level"), Some(&AxisScale::Linear));
+        let e = err(&format!("{base}[report]\naxes = {{ level = 3 }}\n"));
+        assert!(e.contains("must be a scale"), "{e}");
         assert!(plain.report.is_default());
         // A label for a name that is neither an axis nor a metric is an error at its place.
         let e = err(&format!("{base}[report]\nlabels = {{ levle = \"x\" }}\n"));

@@ -2,7 +2,9 @@
 //! resample draws every host's invocations from that host alone (as many as it measured),
 //! so the machine is a block and the interval does not mistake the mix of machines for
 //! noise. With one stratum it is, draw for draw, the plain bootstrap of
-//! [`super::ratio_of_medians`] and of the summaries' median interval.
+//! [`super::ratio_of_medians`] and of the summaries' median interval. Above the large-cell
+//! rule ([`uses_order_statistics`]) both give way to the plain closed-form intervals over the
+//! pooled invocations: conservative, and free of resampling.
 
 use rand::SeedableRng;
 use rand::distributions::{Distribution, Uniform};
@@ -10,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{
     Interval, Ratio, Resampler, StatsOptions, bootstrap_allowed, finite_sorted, index_sampler,
-    percentile_interval, quantile, ratio_of_medians, resamples_for,
+    percentile_interval, quantile, ratio_of_medians, resamples_for, uses_order_statistics,
 };
 
 /// One side's samples, as strata (one per host; any order within a stratum).
@@ -86,6 +88,12 @@ pub fn stratified_ratio_of_medians(
     if b.sorted.is_empty() || c.sorted.is_empty() {
         return None;
     }
+    // Large cells take the plain path's closed-form interval over the pooled invocations
+    // (no resampling at all): wider than the stratified one when hosts differ (the mix of
+    // machines counts as noise), so conservative, and it keeps a merged run's report fast.
+    if uses_order_statistics(b.sorted.len().max(c.sorted.len()), opts) {
+        return ratio_of_medians(&b.sorted, &c.sorted, opts);
+    }
     let (base_median, candidate_median) = (quantile(&b.sorted, 0.5), quantile(&c.sorted, 0.5));
     if !(base_median > 0.0 && candidate_median > 0.0) {
         return None;
@@ -118,7 +126,9 @@ pub fn stratified_ratio_of_medians(
 /// invocations in a stratum.
 pub fn stratified_median_interval(strata: &[Vec<f64>], opts: &StatsOptions) -> Option<Interval> {
     let s = Strata::new(strata);
-    if s.members.len() < 2 {
+    // Large cells keep the summary's own order-statistic interval over the pooled invocations
+    // (see `stratified_ratio_of_medians`).
+    if s.members.len() < 2 || uses_order_statistics(s.sorted.len(), opts) {
         return None;
     }
     let opts = &StatsOptions {
