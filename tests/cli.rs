@@ -361,8 +361,17 @@ timeout = "5s"
             "oom" => ("oom", "killed: out of memory"),
             _ => ("timeout", "timed out"),
         };
+        // `disturbed` depends on what else this shared machine runs meanwhile: not judged here.
+        let flags: Vec<&str> = row[col("flags")]
+            .split(';')
+            .filter(|f| !f.is_empty() && *f != "disturbed")
+            .collect();
         assert_eq!(
-            (&row[col("status")], &row[col("flags")], &row[col("reason")]),
+            (
+                &row[col("status")],
+                flags.join(";").as_str(),
+                &row[col("reason")]
+            ),
             (status, "", reason),
             "{row:?}"
         );

@@ -81,9 +81,9 @@ fn software_counters_are_recorded_and_agree_with_the_cgroups_cpu_time() {
     );
 
     let (header, rows) = p.csv("counted");
-    // After every older column: the pressure ones end just before the counters.
-    let psi = column(&header, "psi_io_full_us").unwrap();
-    assert_eq!(header[psi + 1], "task_clock_s", "{header:?}");
+    // After every older column: the disturbance ones end just before the counters.
+    let last = column(&header, "disturbance_scope").unwrap();
+    assert_eq!(header[last + 1], "task_clock_s", "{header:?}");
     for name in SOFTWARE.iter().chain(["counters_scaled"].iter()) {
         assert!(
             column(&header, name).is_some(),

@@ -272,7 +272,11 @@ pattern = 'score: (\d+)'
     let (header, rows) = whole_rows(&p, "cap");
     let row = &rows[0];
     assert_eq!(&row[column(&header, "status")], "ok", "{row:?}");
-    assert_eq!(&row[column(&header, "flags")], "log-truncated");
+    // `disturbed` depends on what else this shared machine runs meanwhile: not judged here.
+    assert_eq!(
+        row[column(&header, "flags")].replace("disturbed;", ""),
+        "log-truncated"
+    );
     // Matched on what the log kept: the score printed past the cap is not seen.
     assert_eq!(&row[column(&header, "score")], "42");
     let wall: f64 = row[column(&header, "wall_s")].parse().unwrap();

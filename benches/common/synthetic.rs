@@ -65,7 +65,7 @@ pub fn generate(
             let (user, system) = (wall * 0.9, wall * 0.05);
             writeln!(
                 csv,
-                "{id},{label},{jdk},{gc},measure,{i},2026-01-01T00:00:00.000Z,{wall:.9},{user:.6},{system:.6},{peak},0,{io_write},0,,false,false,{:.6},{user:.6},{system:.6},100000000,0,0,0,0,ok,,,,,,,,{}",
+                "{id},{label},{jdk},{gc},measure,{i},2026-01-01T00:00:00.000Z,{wall:.9},{user:.6},{system:.6},{peak},0,{io_write},0,,false,false,{:.6},{user:.6},{system:.6},100000000,0,0,0,0,ok,,,,,,,,,,,{}",
                 0.0,
                 1000.0 / wall
             )?;

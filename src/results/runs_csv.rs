@@ -1012,7 +1012,7 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines[0].ends_with(",psi_io_full_us,task_clock_s,context_switches,cpu_migrations,page_faults,counters_scaled,ops"),
+            lines[0].ends_with(",psi_io_full_us,other_cpu_s,steal_s,disturbance_scope,task_clock_s,context_switches,cpu_migrations,page_faults,counters_scaled,ops"),
             "{text}"
         );
         // No hardware columns: this run had none (not empty ones).

@@ -587,11 +587,11 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err(&format!("[limit]\n{RUN}")),
-        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, security, run, metric, services"
+        "envs/x.toml:1:2: unknown key `limit` at the top level\n  hint: did you mean `limits`? valid keys: name, description, matrix, environment, limits, security, run, metric, services, report"
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, timeout, memory-interval, max-log, disturbance-threshold, order, seed, allow-failures, counters"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, min-runs, max-runs, ci-width, budget, timeout, memory-interval, max-log, disturbance-threshold, order, seed, allow-failures, counters"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
@@ -622,7 +622,7 @@ fn wrong_types() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\nruns = \"10\"\n"),
-        "envs/x.toml:3:8: expected an integer for `runs`, found the string `10`"
+        "envs/x.toml:3:8: expected an integer or \"auto\" for `runs`, found the string `10`\n  hint: give a number of measured runs, or \"auto\" to stop each cell once its median is known well enough"
     );
     assert_eq!(
         err("limits = 3\n[run]\ncommand = \"x\"\n"),
@@ -733,7 +733,7 @@ fn value_errors() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\nruns = 0\n"),
-        "envs/x.toml:3:8: `runs` must be at least 1, found `0`\n  hint: a cell needs at least one measured run; to skip cells use `exclude` or --only"
+        "envs/x.toml:3:8: `runs` must be at least 1, found `0`\n  hint: a cell needs at least one measured run, or `runs = \"auto\"`; to skip cells use `exclude` or --only"
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\nwarmup = -1\n"),
@@ -1507,7 +1507,7 @@ fn malformed_image_references_are_refused() {
 
 #[test]
 fn names_of_builtin_columns_are_refused_for_axes_and_metrics() {
-    let columns = "cell, label, phase, invocation, started_at, wall_s, user_s, system_s, peak_memory_bytes, io_read_bytes, io_write_bytes, exit_code, signal, oom_killed, timed_out, throttled_s, rusage_user_s, rusage_system_s, max_rss_bytes, minor_faults, major_faults, voluntary_switches, involuntary_switches, status, flags, reason, psi_cpu_some_us, psi_memory_some_us, psi_memory_full_us, psi_io_some_us, psi_io_full_us, other_cpu_s, steal_s, disturbance_scope";
+    let columns = "cell, label, phase, invocation, started_at, wall_s, user_s, system_s, peak_memory_bytes, io_read_bytes, io_write_bytes, exit_code, signal, oom_killed, timed_out, throttled_s, rusage_user_s, rusage_system_s, max_rss_bytes, minor_faults, major_faults, voluntary_switches, involuntary_switches, status, flags, reason, psi_cpu_some_us, psi_memory_some_us, psi_memory_full_us, psi_io_some_us, psi_io_full_us, other_cpu_s, steal_s, disturbance_scope, task_clock_s, context_switches, cpu_migrations, page_faults, instructions, cycles, branches, branch_misses, cache_misses, counters_scaled";
     for name in [
         "cell",
         "label",
@@ -1875,7 +1875,12 @@ fn runs_auto_keeps_ids_and_reads_its_settings() {
 #[test]
 fn runs_auto_errors_point_at_the_value() {
     let e = err(&format!("{RUN}runs = \"many\"\n"));
-    assert!(e.starts_with("envs/x.toml:3:8: invalid runs `many`"), "{e}");
+    assert!(
+        e.starts_with(
+            "envs/x.toml:3:8: expected an integer or \"auto\" for `runs`, found the string `many`"
+        ),
+        "{e}"
+    );
     assert!(
         e.contains("hint: give a number of measured runs, or \"auto\""),
         "{e}"

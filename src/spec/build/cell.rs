@@ -241,7 +241,7 @@ fn adaptive_settings(r: &Reporter, run_t: &Node) -> Result<Option<Adaptive>> {
             Kind::Str(s) => {
                 return Err(r.node(
                     &e.value,
-                    format!("invalid runs `{s}`"),
+                    format!("expected an integer or \"auto\" for `runs`, found the string `{s}`"),
                     Some("give a number of measured runs, or \"auto\" to stop each cell once its median is known well enough".into()),
                 ));
             }
