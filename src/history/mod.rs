@@ -473,20 +473,39 @@ fn steps(
     let mut unreadable = Vec::new();
     for (&ri, wanted) in needs.iter_mut() {
         let path = runs[ri].dir.join("runs.csv");
+        // Where a disturbed row's values went (its line -> (cell, metric), position), so that
+        // a later `rerun` row replacing it (`[run] rerun-disturbed`) takes them out again.
+        let mut disturbed_at: HashMap<u64, Vec<((String, String), usize)>> = HashMap::new();
         let read = crate::results::read_csv_each(&path, |row| {
+            if let Some(earlier) = row.replaces {
+                for (k, at) in disturbed_at.remove(&earlier).unwrap_or_default() {
+                    // NaN marks the place: values are finite, and NaNs are dropped below.
+                    wanted.get_mut(&k).expect("a wanted key")[at] = f64::NAN;
+                }
+            }
             let sample = row.sample;
             if !sample.counts_toward_statistics() {
                 return Ok(());
             }
+            let disturbed = sample.flags.contains(&crate::status::Flag::Disturbed);
             for ((cell, key), values) in wanted.iter_mut() {
                 if *cell == *sample.cell_id
                     && let Some(v) = metrics::value(&sample, key).filter(|v| v.is_finite())
                 {
+                    if disturbed {
+                        disturbed_at
+                            .entry(row.line)
+                            .or_default()
+                            .push(((cell.clone(), key.clone()), values.len()));
+                    }
                     values.push(v);
                 }
             }
             Ok(())
         });
+        for values in wanted.values_mut() {
+            values.retain(|v| !v.is_nan());
+        }
         if let Err(e) = read {
             warnings.push(format!(
                 "the steps' intervals leave out run `{}`: {e}",

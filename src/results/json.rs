@@ -518,6 +518,9 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
         check_row(&csv_path, &row, &plan)?;
         // Every row's cell is known: check_row said so.
         let cell = index[&*row.sample.cell_id];
+        if row.replaces.is_some() {
+            Sample::mark_replaced(&mut samples[cell], row.sample.phase, row.sample.index);
+        }
         samples[cell].push(row.sample);
         if let Some(host) = row.host {
             hosts[cell].push(host);

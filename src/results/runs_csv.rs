@@ -13,7 +13,7 @@ use super::{MetricValues, Result, ResultsError, Sample, io_err};
 use crate::disturbance::{Disturbance, Scope};
 use crate::measurement::{Counters, Measurement, Pressure};
 use crate::plan::Phase;
-use crate::status::{self, Status};
+use crate::status::{self, Flag, Status};
 
 /// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. New
 /// columns come last, so every other column keeps its place: a runs.csv written before
@@ -313,6 +313,10 @@ pub struct CsvRow {
     /// The machine that ran it: the [`HOST_COLUMN`] of a merged run (`benchbox merge`); `None`
     /// in one machine's runs.csv.
     pub host: Option<Arc<str>>,
+    /// The line of the earlier row of the same (cell, phase, invocation) this `rerun` row
+    /// replaces (`[run] rerun-disturbed`): a reader that keeps rows marks that one
+    /// [`Flag::Replaced`](crate::status::Flag::Replaced). `None` for every other row.
+    pub replaces: Option<u64>,
 }
 
 /// The column a merged run's runs.csv adds after the fixed columns (before the metrics): the
@@ -387,14 +391,21 @@ pub const MAX_SECONDS: f64 = 1e9;
 /// end at `reason`) reads with no pressure.
 ///
 /// Errors name the line (and column): a row with the wrong number of fields (other than the
-/// last), a duplicate (cell, phase, invocation), a time that is negative, not finite or above
+/// last), a duplicate (cell, phase, invocation) other than a `rerun` row after a measured row
+/// flagged `disturbed` (which it replaces: that row is marked [`Flag::Replaced`]), a time that is negative, not finite or above
 /// [`MAX_SECONDS`], a byte count or counter that is not a whole number from 0 to 2^64-1, an exit
 /// code outside 0-255, a signal outside 1-64, a boolean other than `true`/`false`, an unknown
 /// phase, status or flag, and a custom metric that is not a finite number (metrics may be
 /// negative). The last record may be torn (see [`Torn`]); it is then left out and reported.
 pub fn read_csv(path: &Path) -> Result<CsvData> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<CsvRow> = Vec::new();
     let head = read_csv_each(path, |row| {
+        if let Some(earlier) = row.replaces {
+            // Searched from the newest: the superseded row is almost always the last.
+            if let Some(r) = rows.iter_mut().rev().find(|r| r.line == earlier) {
+                r.sample.flags.push(Flag::Replaced);
+            }
+        }
         rows.push(row);
         Ok(())
     })?;
@@ -504,9 +515,10 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         .map(|name| Arc::new(name.clone()))
         .collect();
     let mut data = CsvHead { axes, torn: None };
-    // (cell, phase, invocation) -> the line it was first seen on. Cell ids are interned.
+    // (cell, phase, invocation) -> the line of its latest row, and whether a `rerun` row may
+    // replace that one (a measured row flagged `disturbed`). Cell ids are interned.
     let mut cell_ids: HashMap<String, usize> = HashMap::new();
-    let mut seen: HashMap<(usize, Phase, u32), u64> = HashMap::new();
+    let mut seen: HashMap<(usize, Phase, u32), (u64, bool)> = HashMap::new();
     while has_record {
         let has_next = reader
             .read_byte_record(&mut next)
@@ -542,15 +554,28 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         let next_id = cell_ids.len();
         let cell = *cell_ids.entry(row.0.cell_id.clone()).or_insert(next_id);
         let key = (cell, row.0.phase, row.0.index);
-        if let Some(first) = seen.insert(key, line) {
-            return Err(invalid(
-                line,
-                format!(
-                    "a second row for cell `{}` {} invocation {} (the first is on line {first}: did two processes write this run at once?)",
-                    row.0.cell_id, row.0.phase, row.0.index
-                ),
-            ));
-        }
+        let flags = &row.0.flags;
+        let replaceable = row.0.phase == Phase::Measure && flags.contains(&Flag::Disturbed);
+        // The one duplicate allowed: a `rerun` row after a disturbed measured row (`[run]
+        // rerun-disturbed`), which it replaces; a chain of them ends at the last.
+        let replaces = match seen.insert(key, (line, replaceable)) {
+            None => None,
+            Some((earlier, true)) if flags.contains(&Flag::Rerun) => Some(earlier),
+            Some((earlier, was_disturbed)) => {
+                let why = if was_disturbed {
+                    "this row is not flagged `rerun`, so it cannot replace it"
+                } else {
+                    "did two processes write this run at once? Only a `rerun` row may follow a `disturbed` measured row of the same invocation"
+                };
+                return Err(invalid(
+                    line,
+                    format!(
+                        "a second row for cell `{}` {} invocation {} (the first is on line {earlier}: {why})",
+                        row.0.cell_id, row.0.phase, row.0.index
+                    ),
+                ));
+            }
+        };
         let host = match host_at {
             Some(at) => {
                 let raw = record.get(at).unwrap_or(b"");
@@ -575,6 +600,7 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
             axis_values: row.2,
             line,
             host,
+            replaces,
         })?;
         std::mem::swap(&mut record, &mut next);
         has_record = has_next;
@@ -895,7 +921,6 @@ pub fn check_row(path: &Path, row: &CsvRow, plan: &HashMap<&str, Option<Planned>
 mod tests {
     use super::super::tests::sample;
     use super::*;
-    use crate::status::Flag;
 
     #[test]
     fn csv_round_trips_and_appends_after_reopen() {
