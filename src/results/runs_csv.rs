@@ -563,14 +563,14 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
             Some((earlier, true)) if flags.contains(&Flag::Rerun) => Some(earlier),
             Some((earlier, was_disturbed)) => {
                 let why = if was_disturbed {
-                    "this row is not flagged `rerun`, so it cannot replace it"
+                    ", flagged `disturbed`: only a row flagged `rerun` may replace it"
                 } else {
-                    "did two processes write this run at once? Only a `rerun` row may follow a `disturbed` measured row of the same invocation"
+                    ": did two processes write this run at once?"
                 };
                 return Err(invalid(
                     line,
                     format!(
-                        "a second row for cell `{}` {} invocation {} (the first is on line {earlier}: {why})",
+                        "a second row for cell `{}` {} invocation {} (the first is on line {earlier}{why})",
                         row.0.cell_id, row.0.phase, row.0.index
                     ),
                 ));
@@ -1504,6 +1504,114 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
     }
 
     /// Regression: a torn last row made `report` exit 2 and `--resume` exit 1.
+    /// `[run] rerun-disturbed` writes `rerun` rows after disturbed ones; measured invocations
+    /// 1 to 4: 1 undisturbed, 2 replaced once, 3 a chain (its rerun disturbed too), 4 disturbed
+    /// past the cap (it stands).
+    fn with_reruns(dir: &Path) -> PathBuf {
+        let path = dir.join("runs.csv");
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &[], &["ops".into()]).unwrap();
+        let rows: [(u32, f64, &[Flag]); 7] = [
+            (1, 1.0, &[]),
+            (2, 9.0, &[Flag::Disturbed]),
+            (2, 2.0, &[Flag::Rerun]),
+            (3, 8.0, &[Flag::Disturbed]),
+            (3, 7.0, &[Flag::Disturbed, Flag::Rerun]),
+            (3, 3.0, &[Flag::Rerun]),
+            (4, 9.5, &[Flag::Disturbed]),
+        ];
+        for (i, wall, flags) in rows {
+            let mut s = sample(i);
+            s.measured.wall_s = wall;
+            s.flags = flags.to_vec();
+            w.append(&s, "jdk=17", &["17".into()]).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn a_rerun_row_replaces_the_disturbed_row_before_it_and_the_last_of_a_chain_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = with_reruns(tmp.path());
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows.len(), 7, "every row is read: runs.csv is append-only");
+        let replaces: Vec<Option<u64>> = rows.iter().map(|r| r.replaces).collect();
+        assert_eq!(
+            replaces,
+            [None, None, Some(3), None, Some(5), Some(6), None]
+        );
+        let replaced: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.sample.is_replaced())
+            .map(|r| r.sample.measured.wall_s)
+            .collect();
+        assert_eq!(replaced, [9.0, 8.0, 7.0]);
+        // The statistics see one row per invocation: the last; a disturbed row nothing
+        // replaced still counts.
+        let counted: Vec<(u32, f64)> = rows
+            .iter()
+            .filter(|r| r.sample.counts_toward_statistics())
+            .map(|r| (r.sample.index, r.sample.measured.wall_s))
+            .collect();
+        assert_eq!(counted, [(1, 1.0), (2, 2.0), (3, 3.0), (4, 9.5)]);
+        // `replaced` is the reader's: never written back.
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("replaced"), "{text}");
+    }
+
+    #[test]
+    fn every_other_duplicate_is_still_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = with_reruns(tmp.path());
+        let good = fs::read_to_string(&path).unwrap();
+        let last = |flags: &str, phase: &str| {
+            let line = good.lines().nth(1).unwrap();
+            with_field(
+                &format!("{}\n{line}\n", good.lines().next().unwrap()),
+                2,
+                "flags",
+                flags,
+            )
+            .lines()
+            .nth(1)
+            .unwrap()
+            .replace(",measure,", &format!(",{phase},"))
+        };
+        // A `rerun` row after a row that was not disturbed (invocation 1).
+        fs::write(&path, format!("{good}{}\n", last("rerun", "measure"))).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 9: a second row for cell `abc123` measure invocation 1 (the first is on line 2: did two processes write this run at once?)"),
+            "{e}"
+        );
+        // A row not flagged `rerun` after a disturbed one (invocation 4, line 8).
+        let four = good.lines().nth(7).unwrap();
+        fs::write(&path, format!("{good}{}\n", four.replace("disturbed", ""))).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 9: a second row for cell `abc123` measure invocation 4 (the first is on line 8, flagged `disturbed`: only a row flagged `rerun` may replace it)"),
+            "{e}"
+        );
+        // The same row twice (a `disturbed` row is not a `rerun` one).
+        fs::write(&path, format!("{good}{four}\n")).unwrap();
+        assert!(read_csv(&path).is_err());
+        // Warm-ups are never rerun: a disturbed warm-up is not replaced.
+        let warm = |flags: &str| last(flags, "warmup");
+        fs::write(
+            &path,
+            format!("{good}{}\n{}\n", warm("disturbed"), warm("rerun")),
+        )
+        .unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 10: a second row for cell `abc123` warmup invocation 1"),
+            "{e}"
+        );
+        // Nor may a file claim a row is replaced: that is the reader's to say.
+        fs::write(&path, format!("{good}{}\n", last("replaced", "warmup"))).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown flag `replaced`"), "{e}");
+    }
+
     #[test]
     fn a_torn_last_row_is_recognised_and_left_out() {
         let tmp = tempfile::tempdir().unwrap();
