@@ -448,6 +448,9 @@ fn noise_warnings(series: &[Series], runs: &[Run]) -> Vec<String> {
     out
 }
 
+/// A (cell id, metric key) pair.
+type CellMetric = (String, String);
+
 /// Each change's step over the invocations (runs.csv rows) of the runs on its two sides: each
 /// run's runs.csv is read once, keeping only the values some step needs.
 fn steps(
@@ -475,7 +478,7 @@ fn steps(
         let path = runs[ri].dir.join("runs.csv");
         // Where a disturbed row's values went (its line -> (cell, metric), position), so that
         // a later `rerun` row replacing it (`[run] rerun-disturbed`) takes them out again.
-        let mut disturbed_at: HashMap<u64, Vec<((String, String), usize)>> = HashMap::new();
+        let mut disturbed_at: HashMap<u64, Vec<(CellMetric, usize)>> = HashMap::new();
         let read = crate::results::read_csv_each(&path, |row| {
             if let Some(earlier) = row.replaces {
                 for (k, at) in disturbed_at.remove(&earlier).unwrap_or_default() {
