@@ -17,7 +17,8 @@
 //! (the [`Sandbox`] of this host, or a fake in tests: see [`run_with`]), and each [`Event`]
 //! goes first to the recorder (`record.rs`, which alone writes the run directory) and then to
 //! the caller. `preflight.rs` checks the host, `open.rs` opens the run directory,
-//! `invocation.rs` builds what the executor runs.
+//! `invocation.rs` builds what the executor runs, `rerun.rs` says which disturbed invocations
+//! run again in place (`[run] rerun-disturbed`).
 
 mod adaptive;
 mod executor;
