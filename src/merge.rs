@@ -399,7 +399,11 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
                 phase.to_vec(),
                 record.get(phase_at + 1).unwrap_or(b"").to_vec(),
             );
-            if let Some(other) = seen.insert(key, s.index) {
+            // A shard's own repeat (a `rerun` row replacing a disturbed one) is the rebuild's to
+            // validate; only two shards holding one invocation is an overlap.
+            if let Some(other) = seen.insert(key, s.index)
+                && other != s.index
+            {
                 return Err(refused(format!(
                     "shards {other} and {} both hold cell `{}` {} invocation {} (line {} of `{}`): their slices overlap\n  hint: merge shards of one `--shard K/N` split, each once",
                     s.index,

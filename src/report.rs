@@ -62,7 +62,10 @@ pub fn summarize_samples(
         })
         .collect();
     let mut warnings = Vec::new();
-    let measured = samples.iter().filter(|s| s.phase == Phase::Measure);
+    // A row replaced by a rerun is as if it had not run (the rerun is the invocation).
+    let measured = samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && !s.is_replaced());
     let failed = measured.clone().filter(|s| s.status.is_failure()).count();
     if failed > 0 {
         warnings.push(format!("{failed} failed invocation(s) excluded from the statistics\n  hint: see the logs/ directory of the run"));
@@ -95,6 +98,9 @@ pub fn summarize_samples(
     if let Some(w) = disturbed_warning(samples) {
         warnings.push(w);
     }
+    if let Some(w) = replaced_note(samples) {
+        warnings.push(w);
+    }
     (summaries, warnings)
 }
 
@@ -103,7 +109,7 @@ pub fn summarize_samples(
 fn disturbed_warning(samples: &[Sample]) -> Option<String> {
     let measured: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.phase == Phase::Measure)
+        .filter(|s| s.phase == Phase::Measure && !s.is_replaced())
         .collect();
     let disturbed: Vec<&Sample> = measured
         .iter()
@@ -132,6 +138,28 @@ fn disturbed_warning(samples: &[Sample]) -> Option<String> {
     ))
 }
 
+/// A cell's measured invocations replaced by a rerun (`[run] rerun-disturbed`), counted: the
+/// reader is told the statistics rest on the reruns, and where the replaced rows are.
+fn replaced_note(samples: &[Sample]) -> Option<String> {
+    let replaced: Vec<u32> = samples
+        .iter()
+        .filter(|s| s.phase == Phase::Measure && s.is_replaced())
+        .map(|s| s.index)
+        .collect();
+    let first = *replaced.first()?;
+    let mut slots = replaced.clone();
+    slots.dedup();
+    Some(format!(
+        "{} disturbed row(s) replaced by a rerun (`[run] rerun-disturbed`) in {} of {} measured invocations: the statistics use the reruns; the replaced rows stay in runs.csv (flagged `disturbed`), left out of them\n  hint: the first in measured invocation {first}; a row flagged `rerun` replaces the row before it of the same invocation",
+        replaced.len(),
+        slots.len(),
+        samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure && !s.is_replaced())
+            .count(),
+    ))
+}
+
 // ---------------------------------------------------------------------------
 // Loading and rebuilding.
 
@@ -155,6 +183,7 @@ pub fn summarize_one(cell: &mut CellResult, opts: &StatsOptions) {
     cell.failures = cell.count_failures();
     cell.suspect = cell.count_suspect();
     cell.disturbed = cell.count_disturbed();
+    cell.reruns = cell.count_replaced();
 }
 
 /// What a cell of `n` invocations that count gets from the large-sample rule, in words; None

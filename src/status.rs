@@ -13,10 +13,17 @@
 //!   service the workload depends on.
 //! - `suspect`: the workload exited 0, but its numbers cannot be trusted (see [`suspect_cpu`]).
 //!
-//! Flags qualify a row without changing its status: `disturbed` and `rerun` (not produced
-//! yet), `log-truncated` (the workload wrote more than `[run] max-log` to stdout or stderr: its
-//! log keeps the beginning and a marker line, and metric patterns saw only what was kept). In
-//! `runs.csv` they are `;`-separated.
+//! Flags qualify a row without changing its status: `disturbed` (other tasks or steal took
+//! more than the threshold of its CPUs, see [`crate::disturbance`]), `rerun` (the row replaces
+//! an earlier row of the same cell, phase and invocation that was `disturbed`: `[run]
+//! rerun-disturbed`), `log-truncated` (the workload wrote more than `[run] max-log` to stdout
+//! or stderr: its log keeps the beginning and a marker line, and metric patterns saw only what
+//! was kept). In `runs.csv` they are `;`-separated.
+//!
+//! One more flag lives in memory only, never in runs.csv: [`Flag::Replaced`], which the reader
+//! puts on a row a later `rerun` row supersedes. A replaced row stays in runs.csv (it is
+//! append-only) but never counts toward the statistics (see
+//! `Sample::counts_toward_statistics`).
 //!
 //! An error of benchbox's own (a full output disk) is never a status: it stops the run
 //! (`failed` in results.json) and the invocation in flight is not recorded at all.
@@ -137,9 +144,14 @@ pub enum Flag {
     Disturbed,
     LogTruncated,
     Rerun,
+    /// In memory only: a later `rerun` row of the same (cell, phase, invocation) supersedes
+    /// this row, which is then left out of the statistics. Never written to runs.csv, and
+    /// refused there: only the reader sets it.
+    Replaced,
 }
 
 impl Flag {
+    /// The flags runs.csv holds (not [`Flag::Replaced`], which is the reader's own).
     pub const ALL: [Flag; 3] = [Flag::Disturbed, Flag::LogTruncated, Flag::Rerun];
 
     pub fn as_str(self) -> &'static str {
@@ -147,6 +159,7 @@ impl Flag {
             Flag::Disturbed => "disturbed",
             Flag::LogTruncated => "log-truncated",
             Flag::Rerun => "rerun",
+            Flag::Replaced => "replaced",
         }
     }
 }
@@ -157,10 +170,12 @@ impl fmt::Display for Flag {
     }
 }
 
-/// The `flags` cell of runs.csv: `;`-separated, empty for none.
+/// The `flags` cell of runs.csv: `;`-separated, empty for none. [`Flag::Replaced`] is never
+/// written: it is what a reader learns from a later row, not a fact of this one.
 pub fn format_flags(flags: &[Flag]) -> String {
     flags
         .iter()
+        .filter(|f| **f != Flag::Replaced)
         .map(|f| f.as_str())
         .collect::<Vec<_>>()
         .join(";")
@@ -331,6 +346,16 @@ mod tests {
         assert_eq!(all, "disturbed;log-truncated;rerun");
         assert_eq!(parse_flags(&all), Ok(Flag::ALL.to_vec()));
         assert!(parse_flags("rerun;nope").unwrap_err().contains("`nope`"));
+        // `replaced` is the reader's, in memory only: never written, refused when read.
+        assert_eq!(
+            format_flags(&[Flag::Disturbed, Flag::Replaced]),
+            "disturbed"
+        );
+        assert!(
+            parse_flags("disturbed;replaced")
+                .unwrap_err()
+                .contains("`replaced`")
+        );
     }
 
     #[test]

@@ -216,11 +216,8 @@ pub fn summary_table_with(results: &RunResults, reference: Option<&str>) -> Stri
         let wall_summary = cell.summary.get("wall_s");
         let cpu = cell.summary.get("cpu_s");
         let mem = cell.summary.get("peak_memory_bytes");
-        let measured = cell
-            .samples
-            .iter()
-            .filter(|s| s.phase == crate::plan::Phase::Measure)
-            .count();
+        // A row a rerun replaced is not an invocation of its own.
+        let measured = cell.count_measured();
         // The ratio of medians, as every report computes it (its interval is in report.html).
         let ratio = match (reference.as_ref(), wall_summary, reference_wall) {
             (Some(r), Some(_), _) if r.index == i => "ref".to_string(),

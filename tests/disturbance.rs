@@ -200,3 +200,77 @@ fn compare_warns_when_the_runs_saw_different_noise() {
         "a warning, not a verdict"
     );
 }
+
+/// `[run] rerun-disturbed`: the loop holds CPU 1 only until the first measured row is in
+/// runs.csv, so at least that invocation is disturbed and run again. The disturbed rows stay in
+/// runs.csv, a row flagged `rerun` follows each, and the statistics count exactly `runs`
+/// invocations. (The host is shared: a rerun may be disturbed too, and be rerun in turn up to
+/// the cap; what is asserted holds either way.)
+#[test]
+fn disturbed_invocations_are_run_again_and_replaced() {
+    if !common::privileged() || !two_cpus() {
+        return;
+    }
+    let p = Project::new(&MATRIX.replace("runs = 3\n", "runs = 3\nrerun-disturbed = true\n"));
+    let hog = Hog::on(1);
+    let mut child = p
+        .cmd(&["run", "m.toml", "--out", "out", "--resamples", "200"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the first measured row is written (or the run is over).
+    let csv = p.path("out/pinned/latest/runs.csv");
+    while child.try_wait().unwrap().is_none() {
+        let text = std::fs::read_to_string(&csv).unwrap_or_default();
+        if text.lines().any(|l| l.contains(",measure,")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(hog);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = measured(&p);
+    let flags = |r: &std::collections::HashMap<String, String>, f: &str| {
+        r["flags"].split(';').any(|x| x == f)
+    };
+    // The first row was disturbed, and the next row is its rerun (same invocation).
+    assert!(flags(&rows[0], "disturbed"), "{rows:?}");
+    assert!(flags(&rows[1], "rerun"), "{rows:?}");
+    assert_eq!(rows[1]["invocation"], rows[0]["invocation"], "{rows:?}");
+    let reruns = rows.iter().filter(|r| flags(r, "rerun")).count();
+    assert!((1..=3).contains(&reruns), "at most `runs` reruns: {rows:?}");
+    assert_eq!(rows.len(), 3 + reruns, "{rows:?}");
+    // Every rerun follows a disturbed row of its invocation.
+    for pair in rows.windows(2) {
+        if flags(&pair[1], "rerun") {
+            assert!(flags(&pair[0], "disturbed"), "{pair:?}");
+            assert_eq!(pair[0]["invocation"], pair[1]["invocation"], "{pair:?}");
+        }
+    }
+    // The statistics: one value per invocation, the replaced rows out.
+    let json = p.results("pinned");
+    let cell = &json["cells"][0];
+    assert_eq!(cell["summary"]["wall_s"]["n"], 3, "{cell}");
+    assert_eq!(cell["reruns"], reruns, "{cell}");
+    let summary = std::fs::read_to_string(p.latest("pinned").join("summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!(
+            "{reruns} disturbed row(s) replaced by a rerun (`[run] rerun-disturbed`)"
+        )),
+        "{summary}"
+    );
+    assert!(
+        text(&o).contains("run again in its place (`rerun-disturbed`)"),
+        "{}",
+        text(&o)
+    );
+    // `report` rebuilds the same from runs.csv.
+    let o = p
+        .cmd(&["report", "out/pinned/latest", "--resamples", "200"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(p.results("pinned")["cells"][0]["summary"]["wall_s"]["n"], 3);
+}

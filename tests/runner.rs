@@ -30,6 +30,10 @@ struct Fake {
     /// While set, `broken` invocations fail with benchbox's own error (a full disk) and
     /// `blocklog` ones block their logs; cleared, the run can be resumed.
     broken: bool,
+    /// The measured (non-setup) invocations with these numbers come back `disturbed` (other
+    /// tasks took 0.2 s of the 0.25 s on its one CPU); every one with `always_disturbed`.
+    disturbed_at: Vec<usize>,
+    always_disturbed: bool,
     /// Every invocation executed: (cell id, phase, index).
     executed: Vec<(String, String, u32)>,
     /// Measured (non-setup) invocations executed.
@@ -88,6 +92,17 @@ impl Executor for Fake {
             return Ok(outcome);
         }
         fs::write(&inv.stdout, format!("value: {}\n", index + 10)).unwrap();
+        if self.always_disturbed || self.disturbed_at.contains(&number) {
+            outcome.disturbance = Some(benchbox::disturbance::Basis {
+                cpus: 1,
+                ticks_per_s: 100,
+            });
+            outcome.measured.disturbance = benchbox::disturbance::Disturbance {
+                other_cpu_s: Some(0.2),
+                steal_s: Some(0.0),
+                disturbance_scope: Some(benchbox::disturbance::Scope::Pinned),
+            };
+        }
         match what {
             "ok" => {}
             "fail" => {
@@ -541,4 +556,130 @@ fn a_record_that_cannot_be_written_stops_the_run_as_failed_and_resume_finishes_i
     assert_eq!(planted.len(), 1, "{planted:?}");
     fs::remove_file(&planted[0]).unwrap();
     resume_finishes(&p, &dir);
+}
+
+const RERUN: &str = r#"
+name = "fake"
+[run]
+command = ["ok"]
+warmup = 1
+runs = 3
+rerun-disturbed = true
+"#;
+
+/// runs.csv's rows as (phase, index, flags).
+fn flagged(dir: &Path) -> Vec<(String, u32, String)> {
+    results::read_csv(&dir.join("runs.csv"))
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| {
+            let s = &r.sample;
+            (
+                s.phase.to_string(),
+                s.index,
+                benchbox::status::format_flags(&s.flags),
+            )
+        })
+        .collect()
+}
+
+/// `[run] rerun-disturbed`: a disturbed measured invocation runs again at once (a disturbed
+/// warm-up does not); a run interrupted before the replacement was written runs it on
+/// `--resume`, flagged `rerun`; the statistics count each invocation once.
+#[test]
+fn a_disturbed_invocation_is_run_again_and_resume_runs_a_replacement_it_owes() {
+    let p = Project::new(RERUN);
+    // Numbers: 0 the warm-up, 1 measure-0, 2 measure-1 (disturbed), 3 its rerun (Ctrl-C).
+    let mut fake = Fake {
+        disturbed_at: vec![0, 2],
+        cancel_at: Some(3),
+        ..Default::default()
+    };
+    let first = p.run(&mut fake, None).unwrap();
+    assert!(first.interrupted);
+    let s = |phase: &str, i: u32, flags: &str| (phase.to_string(), i, flags.to_string());
+    assert_eq!(
+        flagged(&first.dir),
+        [
+            s("warmup", 0, "disturbed"),
+            s("measure", 0, ""),
+            s("measure", 1, "disturbed"),
+        ]
+    );
+    // Resumed: measure-1's replacement, then measure-2, disturbed and replaced in turn.
+    let mut again = Fake {
+        disturbed_at: vec![1],
+        ..Default::default()
+    };
+    let second = p.run(&mut again, Some(first.dir.clone())).unwrap();
+    assert!(!second.interrupted);
+    let id = &p.matrix.cells[0].id;
+    let ran = |phase: &str, i: u32| (id.clone(), phase.to_string(), i);
+    assert_eq!(
+        again.executed,
+        [ran("measure", 1), ran("measure", 2), ran("measure", 2)]
+    );
+    assert_eq!(
+        flagged(&second.dir)[3..],
+        [
+            s("measure", 1, "rerun"),
+            s("measure", 2, "disturbed"),
+            s("measure", 2, "rerun"),
+        ]
+    );
+    let json = json(&second.dir);
+    let cell = &json["cells"][0];
+    assert_eq!(cell["summary"]["wall_s"]["n"], 3, "{cell}");
+    assert_eq!(cell["reruns"], 2, "{cell}");
+    assert!(
+        cell.get("disturbed").is_none(),
+        "no disturbed row counts: {cell}"
+    );
+    let summary = fs::read_to_string(second.dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("2 disturbed row(s) replaced by a rerun (`[run] rerun-disturbed`) in 2 of 3 measured invocations"),
+        "{summary}"
+    );
+    // A resume of the complete run has nothing left to run.
+    let mut nothing = Fake::default();
+    p.run(&mut nothing, Some(second.dir.clone())).unwrap();
+    assert!(nothing.executed.is_empty(), "{:?}", nothing.executed);
+}
+
+/// On a host that disturbs everything, a cell gets at most `runs` reruns: then its disturbed
+/// rows stand (and count), and the run warns once, with the figures and a hint.
+#[test]
+fn reruns_stop_at_runs_per_cell_with_one_warning() {
+    let p = Project::new(&RERUN.replace("warmup = 1", "warmup = 0"));
+    let mut fake = Fake {
+        always_disturbed: true,
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+    let outcome = p
+        .run_with(&mut fake, None, &mut |e| {
+            if let Event::Warning { message } = e {
+                warnings.push(message.to_string());
+            }
+        })
+        .unwrap();
+    let rows = flagged(&outcome.dir);
+    // measure-0 three times (two reruns, then the cap), measure-1 and -2 once each.
+    assert_eq!(rows.len(), 3 + 3, "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| r.2.contains("rerun")).count(), 3);
+    let capped: Vec<&String> = warnings.iter().filter(|w| w.contains("reruns")).collect();
+    assert_eq!(capped.len(), 1, "once per cell: {warnings:?}");
+    assert!(
+        capped[0].contains("other tasks 0.200 s, steal 0.000 s in 0.250 s wall; threshold 5%")
+            && capped[0].contains("all 3 of its reruns")
+            && capped[0].contains("hint: quiet the host"),
+        "{}",
+        capped[0]
+    );
+    let json = json(&outcome.dir);
+    let cell = &json["cells"][0];
+    assert_eq!(cell["summary"]["wall_s"]["n"], 3, "{cell}");
+    assert_eq!(cell["reruns"], 3, "{cell}");
+    assert_eq!(cell["disturbed"], 3, "the rows past the cap count: {cell}");
 }

@@ -397,3 +397,45 @@ fn exports_for_kubernetes_and_github_are_what_the_engines_take() {
         assert!(o.status.success(), "{}", text(&o));
     }
 }
+
+/// A shard whose runs.csv replaced a disturbed row (`[run] rerun-disturbed`) holds that
+/// invocation twice: `merge` keeps both rows (the rebuild leaves the replaced one out), where two
+/// shards holding one invocation is still an overlap.
+#[test]
+fn merge_keeps_a_shards_replaced_row_and_its_rerun() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::on_host(MATRIX);
+    let shards = run_shards(&p, 2, "invocation");
+    // Shard 0's first measured row, as if disturbed, then replaced by a rerun of it.
+    let path = shards[0].join("runs.csv");
+    let text_of = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text_of.lines().map(String::from).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let flags = header.iter().position(|h| *h == "flags").unwrap();
+    let at = lines.iter().position(|l| l.contains(",measure,")).unwrap();
+    let with_flag = |line: &str, flag: &str| {
+        let mut f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[flags], "", "{line}");
+        f[flags] = flag;
+        f.join(",")
+    };
+    let original = lines[at].clone();
+    lines[at] = with_flag(&original, "disturbed");
+    lines.insert(at + 1, with_flag(&original, "rerun"));
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let o = merge(&p, &shards, "merged", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let merged = json(&p.path("merged/results.json"));
+    let cell = original.split(',').next().unwrap();
+    let c = merged["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == cell)
+        .unwrap();
+    assert_eq!(c["reruns"], 1, "{c}");
+    assert_eq!(c["summary"]["wall_s"]["n"], 4, "{c}");
+    assert_eq!(rows(&p.path("merged/runs.csv")).len(), 12 + 3 + 1);
+}

@@ -448,6 +448,9 @@ fn noise_warnings(series: &[Series], runs: &[Run]) -> Vec<String> {
     out
 }
 
+/// A (cell id, metric key) pair.
+type CellMetric = (String, String);
+
 /// Each change's step over the invocations (runs.csv rows) of the runs on its two sides: each
 /// run's runs.csv is read once, keeping only the values some step needs.
 fn steps(
@@ -472,21 +475,7 @@ fn steps(
     }
     let mut unreadable = Vec::new();
     for (&ri, wanted) in needs.iter_mut() {
-        let path = runs[ri].dir.join("runs.csv");
-        let read = crate::results::read_csv_each(&path, |row| {
-            let sample = row.sample;
-            if !sample.counts_toward_statistics() {
-                return Ok(());
-            }
-            for ((cell, key), values) in wanted.iter_mut() {
-                if *cell == *sample.cell_id
-                    && let Some(v) = metrics::value(&sample, key).filter(|v| v.is_finite())
-                {
-                    values.push(v);
-                }
-            }
-            Ok(())
-        });
+        let read = counted_values(&runs[ri].dir.join("runs.csv"), wanted);
         if let Err(e) = read {
             warnings.push(format!(
                 "the steps' intervals leave out run `{}`: {e}",
@@ -525,5 +514,81 @@ fn steps(
                 n_after: a.len(),
             });
         }
+    }
+}
+
+/// The values of each wanted (cell, metric) in the runs.csv at `path`, in file order, from the
+/// rows that count toward the statistics: a disturbed row that a later `rerun` row replaces
+/// (`[run] rerun-disturbed`) is taken out again once the replacement is read.
+fn counted_values(
+    path: &std::path::Path,
+    wanted: &mut HashMap<CellMetric, Vec<f64>>,
+) -> Result<(), crate::results::ResultsError> {
+    // Where a disturbed row's values went (its line -> (cell, metric), position).
+    let mut disturbed_at: HashMap<u64, Vec<(CellMetric, usize)>> = HashMap::new();
+    let read = crate::results::read_csv_each(path, |row| {
+        if let Some(earlier) = row.replaces {
+            for (k, at) in disturbed_at.remove(&earlier).unwrap_or_default() {
+                // NaN marks the place: values are finite, and NaNs are dropped below.
+                wanted.get_mut(&k).expect("a wanted key")[at] = f64::NAN;
+            }
+        }
+        let sample = row.sample;
+        if !sample.counts_toward_statistics() {
+            return Ok(());
+        }
+        let disturbed = sample.flags.contains(&crate::status::Flag::Disturbed);
+        for ((cell, key), values) in wanted.iter_mut() {
+            if *cell == *sample.cell_id
+                && let Some(v) = metrics::value(&sample, key).filter(|v| v.is_finite())
+            {
+                if disturbed {
+                    disturbed_at
+                        .entry(row.line)
+                        .or_default()
+                        .push(((cell.clone(), key.clone()), values.len()));
+                }
+                values.push(v);
+            }
+        }
+        Ok(())
+    });
+    for values in wanted.values_mut() {
+        values.retain(|v| !v.is_nan());
+    }
+    read.map(|_| ())
+}
+
+#[cfg(test)]
+mod rerun_tests {
+    use super::*;
+    use crate::status::Flag;
+
+    /// A step's values leave out the rows a rerun replaced, and keep a disturbed row nothing
+    /// replaced.
+    #[test]
+    fn replaced_rows_are_left_out_of_the_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("runs.csv");
+        let mut w =
+            crate::results::CsvWriter::open(&path, &["jdk".into()], &[], &["ops".into()]).unwrap();
+        let rows: [(u32, f64, &[Flag]); 6] = [
+            (1, 1.0, &[]),
+            (2, 9.0, &[Flag::Disturbed]),
+            (2, 8.0, &[Flag::Disturbed, Flag::Rerun]),
+            (2, 2.0, &[Flag::Rerun]),
+            (3, 7.0, &[Flag::Disturbed]),
+            (4, 4.0, &[]),
+        ];
+        for (i, wall, flags) in rows {
+            let mut s = crate::results::tests::sample(i);
+            s.measured.wall_s = wall;
+            s.flags = flags.to_vec();
+            w.append(&s, "jdk=17", &["17".into()]).unwrap();
+        }
+        let key = ("abc123".to_string(), "wall_s".to_string());
+        let mut wanted = HashMap::from([(key.clone(), Vec::new())]);
+        counted_values(&path, &mut wanted).unwrap();
+        assert_eq!(wanted[&key], [1.0, 2.0, 7.0, 4.0]);
     }
 }

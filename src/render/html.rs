@@ -159,16 +159,7 @@ fn intro(
         }
     };
     let host = &results.host;
-    let invocations: usize = results
-        .cells
-        .iter()
-        .map(|c| {
-            c.samples
-                .iter()
-                .filter(|s| s.phase == crate::plan::Phase::Measure)
-                .count()
-        })
-        .sum();
+    let invocations: usize = results.cells.iter().map(|c| c.count_measured()).sum();
     let reference = html! {
         @match reference {
             Some(r) => {

@@ -21,7 +21,6 @@ use std::fmt::Write as _;
 use super::{Analysis, LimitsInForce, MetricTable, RenderOptions, Result, limits_in_force};
 use crate::markdown::code;
 use crate::metrics::{self, Metric};
-use crate::plan::Phase;
 use crate::reference::Reference;
 use crate::results::RunResults;
 use crate::spec::{Better, axis_value_text};
@@ -56,16 +55,7 @@ pub fn markdown_of(analysis: &Analysis) -> String {
             format!("{} ({})", code(&a.name), md(&values.join(", ")))
         })
         .collect();
-    let measured: usize = run
-        .cells
-        .iter()
-        .map(|c| {
-            c.samples
-                .iter()
-                .filter(|s| s.phase == Phase::Measure)
-                .count()
-        })
-        .sum();
+    let measured: usize = run.cells.iter().map(|c| c.count_measured()).sum();
     let _ = writeln!(
         out,
         "- **matrix**: {} (sha256 {}), {} cell(s){}, {} measured invocation(s), {} order, status {}",

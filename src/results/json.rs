@@ -78,6 +78,11 @@ pub struct CellResult {
     /// [`crate::disturbance`]). Absent when none (and in files written before it existed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub disturbed: usize,
+    /// Measured invocations replaced by a rerun (`[run] rerun-disturbed`): disturbed rows that
+    /// stay in runs.csv, left out of the statistics. Absent when none (and in files written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reruns: usize,
     pub warnings: Vec<String>,
     /// `runs = "auto"`: how many measured invocations the cell reached and why it stopped.
     /// Absent for a fixed number of runs, and in results.json files written before it existed.
@@ -129,15 +134,24 @@ impl CellResult {
     pub fn count_failures(&self) -> usize {
         self.samples
             .iter()
-            .filter(|s| s.phase == Phase::Measure && s.status.is_failure())
+            .filter(|s| s.phase == Phase::Measure && !s.is_replaced() && s.status.is_failure())
             .count()
     }
 
-    /// Measured invocations in runs.csv, whatever their status.
+    /// Measured invocations in runs.csv, whatever their status (a row replaced by a rerun is
+    /// not one: its replacement is).
     pub fn count_measured(&self) -> usize {
         self.samples
             .iter()
-            .filter(|s| s.phase == Phase::Measure)
+            .filter(|s| s.phase == Phase::Measure && !s.is_replaced())
+            .count()
+    }
+
+    /// Measured invocations replaced by a rerun (`[run] rerun-disturbed`).
+    pub fn count_replaced(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.phase == Phase::Measure && s.is_replaced())
             .count()
     }
 
@@ -174,7 +188,9 @@ impl CellResult {
     pub fn count_suspect(&self) -> usize {
         self.samples
             .iter()
-            .filter(|s| s.phase == Phase::Measure && s.status == Status::Suspect)
+            .filter(|s| {
+                s.phase == Phase::Measure && !s.is_replaced() && s.status == Status::Suspect
+            })
             .count()
     }
 }
@@ -283,6 +299,8 @@ pub struct CellMeta {
     #[serde(default)]
     disturbed: usize,
     #[serde(default)]
+    reruns: usize,
+    #[serde(default)]
     warnings: Vec<String>,
     #[serde(default)]
     adaptive: Option<AdaptiveOutcome>,
@@ -307,6 +325,7 @@ impl From<CellMeta> for CellResult {
             failures: c.failures,
             suspect: c.suspect,
             disturbed: c.disturbed,
+            reruns: c.reruns,
             warnings: c.warnings,
             adaptive: c.adaptive,
         }
@@ -487,6 +506,7 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
         failures: 0,
         suspect: 0,
         disturbed: 0,
+        reruns: 0,
         warnings: Vec::new(),
         ..CellResult::from(c)
     });
@@ -518,6 +538,9 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
         check_row(&csv_path, &row, &plan)?;
         // Every row's cell is known: check_row said so.
         let cell = index[&*row.sample.cell_id];
+        if row.replaces.is_some() {
+            Sample::mark_replaced(&mut samples[cell], row.sample.phase, row.sample.index);
+        }
         samples[cell].push(row.sample);
         if let Some(host) = row.host {
             hosts[cell].push(host);

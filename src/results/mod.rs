@@ -60,9 +60,29 @@ pub struct Sample {
 
 impl Sample {
     /// Whether this invocation enters the statistics (summaries, ratios, `compare`, plots,
-    /// every report): a measured one whose status is `ok`.
+    /// every report): a measured one whose status is `ok`, and not replaced by a later `rerun`
+    /// row (see [`Flag::Replaced`]).
     pub fn counts_toward_statistics(&self) -> bool {
-        self.phase == Phase::Measure && self.status.counts()
+        self.phase == Phase::Measure && self.status.counts() && !self.is_replaced()
+    }
+
+    /// Whether a later `rerun` row of the same (cell, phase, invocation) supersedes this one
+    /// (`[run] rerun-disturbed`): it stays in runs.csv, but is as if it had not run.
+    pub fn is_replaced(&self) -> bool {
+        self.flags.contains(&Flag::Replaced)
+    }
+
+    /// Mark the last sample of `samples` for (`phase`, `index`) not yet replaced as replaced
+    /// (a `rerun` row was read for it); the rows of a cell are searched from the newest, where
+    /// the superseded one almost always is.
+    pub fn mark_replaced(samples: &mut [Sample], phase: Phase, index: u32) {
+        if let Some(s) = samples
+            .iter_mut()
+            .rev()
+            .find(|s| s.phase == phase && s.index == index && !s.is_replaced())
+        {
+            s.flags.push(Flag::Replaced);
+        }
     }
 
     pub fn cpu_s(&self) -> f64 {

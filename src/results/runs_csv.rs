@@ -13,7 +13,7 @@ use super::{MetricValues, Result, ResultsError, Sample, io_err};
 use crate::disturbance::{Disturbance, Scope};
 use crate::measurement::{Counters, Measurement, Pressure};
 use crate::plan::Phase;
-use crate::status::{self, Status};
+use crate::status::{self, Flag, Status};
 
 /// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. New
 /// columns come last, so every other column keeps its place: a runs.csv written before
@@ -313,6 +313,10 @@ pub struct CsvRow {
     /// The machine that ran it: the [`HOST_COLUMN`] of a merged run (`benchbox merge`); `None`
     /// in one machine's runs.csv.
     pub host: Option<Arc<str>>,
+    /// The line of the earlier row of the same (cell, phase, invocation) this `rerun` row
+    /// replaces (`[run] rerun-disturbed`): a reader that keeps rows marks that one
+    /// [`Flag::Replaced`](crate::status::Flag::Replaced). `None` for every other row.
+    pub replaces: Option<u64>,
 }
 
 /// The column a merged run's runs.csv adds after the fixed columns (before the metrics): the
@@ -387,14 +391,21 @@ pub const MAX_SECONDS: f64 = 1e9;
 /// end at `reason`) reads with no pressure.
 ///
 /// Errors name the line (and column): a row with the wrong number of fields (other than the
-/// last), a duplicate (cell, phase, invocation), a time that is negative, not finite or above
+/// last), a duplicate (cell, phase, invocation) other than a `rerun` row after a measured row
+/// flagged `disturbed` (which it replaces: that row is marked [`Flag::Replaced`]), a time that is negative, not finite or above
 /// [`MAX_SECONDS`], a byte count or counter that is not a whole number from 0 to 2^64-1, an exit
 /// code outside 0-255, a signal outside 1-64, a boolean other than `true`/`false`, an unknown
 /// phase, status or flag, and a custom metric that is not a finite number (metrics may be
 /// negative). The last record may be torn (see [`Torn`]); it is then left out and reported.
 pub fn read_csv(path: &Path) -> Result<CsvData> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<CsvRow> = Vec::new();
     let head = read_csv_each(path, |row| {
+        if let Some(earlier) = row.replaces {
+            // Searched from the newest: the superseded row is almost always the last.
+            if let Some(r) = rows.iter_mut().rev().find(|r| r.line == earlier) {
+                r.sample.flags.push(Flag::Replaced);
+            }
+        }
         rows.push(row);
         Ok(())
     })?;
@@ -504,9 +515,10 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         .map(|name| Arc::new(name.clone()))
         .collect();
     let mut data = CsvHead { axes, torn: None };
-    // (cell, phase, invocation) -> the line it was first seen on. Cell ids are interned.
+    // (cell, phase, invocation) -> the line of its latest row, and whether a `rerun` row may
+    // replace that one (a measured row flagged `disturbed`). Cell ids are interned.
     let mut cell_ids: HashMap<String, usize> = HashMap::new();
-    let mut seen: HashMap<(usize, Phase, u32), u64> = HashMap::new();
+    let mut seen: HashMap<(usize, Phase, u32), (u64, bool)> = HashMap::new();
     while has_record {
         let has_next = reader
             .read_byte_record(&mut next)
@@ -542,15 +554,28 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         let next_id = cell_ids.len();
         let cell = *cell_ids.entry(row.0.cell_id.clone()).or_insert(next_id);
         let key = (cell, row.0.phase, row.0.index);
-        if let Some(first) = seen.insert(key, line) {
-            return Err(invalid(
-                line,
-                format!(
-                    "a second row for cell `{}` {} invocation {} (the first is on line {first}: did two processes write this run at once?)",
-                    row.0.cell_id, row.0.phase, row.0.index
-                ),
-            ));
-        }
+        let flags = &row.0.flags;
+        let replaceable = row.0.phase == Phase::Measure && flags.contains(&Flag::Disturbed);
+        // The one duplicate allowed: a `rerun` row after a disturbed measured row (`[run]
+        // rerun-disturbed`), which it replaces; a chain of them ends at the last.
+        let replaces = match seen.insert(key, (line, replaceable)) {
+            None => None,
+            Some((earlier, true)) if flags.contains(&Flag::Rerun) => Some(earlier),
+            Some((earlier, was_disturbed)) => {
+                let why = if was_disturbed {
+                    ", flagged `disturbed`: only a row flagged `rerun` may replace it"
+                } else {
+                    ": did two processes write this run at once?"
+                };
+                return Err(invalid(
+                    line,
+                    format!(
+                        "a second row for cell `{}` {} invocation {} (the first is on line {earlier}{why})",
+                        row.0.cell_id, row.0.phase, row.0.index
+                    ),
+                ));
+            }
+        };
         let host = match host_at {
             Some(at) => {
                 let raw = record.get(at).unwrap_or(b"");
@@ -575,6 +600,7 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
             axis_values: row.2,
             line,
             host,
+            replaces,
         })?;
         std::mem::swap(&mut record, &mut next);
         has_record = has_next;
@@ -895,7 +921,6 @@ pub fn check_row(path: &Path, row: &CsvRow, plan: &HashMap<&str, Option<Planned>
 mod tests {
     use super::super::tests::sample;
     use super::*;
-    use crate::status::Flag;
 
     #[test]
     fn csv_round_trips_and_appends_after_reopen() {
@@ -1479,6 +1504,114 @@ c1,jdk=17,17,measure,3,2026-01-01T00:00:04Z,1.0,1.0,0.0,4096,,0,,9,false,true,0,
     }
 
     /// Regression: a torn last row made `report` exit 2 and `--resume` exit 1.
+    /// `[run] rerun-disturbed` writes `rerun` rows after disturbed ones; measured invocations
+    /// 1 to 4: 1 undisturbed, 2 replaced once, 3 a chain (its rerun disturbed too), 4 disturbed
+    /// past the cap (it stands).
+    fn with_reruns(dir: &Path) -> PathBuf {
+        let path = dir.join("runs.csv");
+        let mut w = CsvWriter::open(&path, &["jdk".into()], &[], &["ops".into()]).unwrap();
+        let rows: [(u32, f64, &[Flag]); 7] = [
+            (1, 1.0, &[]),
+            (2, 9.0, &[Flag::Disturbed]),
+            (2, 2.0, &[Flag::Rerun]),
+            (3, 8.0, &[Flag::Disturbed]),
+            (3, 7.0, &[Flag::Disturbed, Flag::Rerun]),
+            (3, 3.0, &[Flag::Rerun]),
+            (4, 9.5, &[Flag::Disturbed]),
+        ];
+        for (i, wall, flags) in rows {
+            let mut s = sample(i);
+            s.measured.wall_s = wall;
+            s.flags = flags.to_vec();
+            w.append(&s, "jdk=17", &["17".into()]).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn a_rerun_row_replaces_the_disturbed_row_before_it_and_the_last_of_a_chain_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = with_reruns(tmp.path());
+        let rows = read_csv(&path).unwrap().rows;
+        assert_eq!(rows.len(), 7, "every row is read: runs.csv is append-only");
+        let replaces: Vec<Option<u64>> = rows.iter().map(|r| r.replaces).collect();
+        assert_eq!(
+            replaces,
+            [None, None, Some(3), None, Some(5), Some(6), None]
+        );
+        let replaced: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.sample.is_replaced())
+            .map(|r| r.sample.measured.wall_s)
+            .collect();
+        assert_eq!(replaced, [9.0, 8.0, 7.0]);
+        // The statistics see one row per invocation: the last; a disturbed row nothing
+        // replaced still counts.
+        let counted: Vec<(u32, f64)> = rows
+            .iter()
+            .filter(|r| r.sample.counts_toward_statistics())
+            .map(|r| (r.sample.index, r.sample.measured.wall_s))
+            .collect();
+        assert_eq!(counted, [(1, 1.0), (2, 2.0), (3, 3.0), (4, 9.5)]);
+        // `replaced` is the reader's: never written back.
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("replaced"), "{text}");
+    }
+
+    #[test]
+    fn every_other_duplicate_is_still_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = with_reruns(tmp.path());
+        let good = fs::read_to_string(&path).unwrap();
+        let last = |flags: &str, phase: &str| {
+            let line = good.lines().nth(1).unwrap();
+            with_field(
+                &format!("{}\n{line}\n", good.lines().next().unwrap()),
+                2,
+                "flags",
+                flags,
+            )
+            .lines()
+            .nth(1)
+            .unwrap()
+            .replace(",measure,", &format!(",{phase},"))
+        };
+        // A `rerun` row after a row that was not disturbed (invocation 1).
+        fs::write(&path, format!("{good}{}\n", last("rerun", "measure"))).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 9: a second row for cell `abc123` measure invocation 1 (the first is on line 2: did two processes write this run at once?)"),
+            "{e}"
+        );
+        // A row not flagged `rerun` after a disturbed one (invocation 4, line 8).
+        let four = good.lines().nth(7).unwrap();
+        fs::write(&path, format!("{good}{}\n", four.replace("disturbed", ""))).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 9: a second row for cell `abc123` measure invocation 4 (the first is on line 8, flagged `disturbed`: only a row flagged `rerun` may replace it)"),
+            "{e}"
+        );
+        // The same row twice (a `disturbed` row is not a `rerun` one).
+        fs::write(&path, format!("{good}{four}\n")).unwrap();
+        assert!(read_csv(&path).is_err());
+        // Warm-ups are never rerun: a disturbed warm-up is not replaced.
+        let warm = |flags: &str| last(flags, "warmup");
+        fs::write(
+            &path,
+            format!("{good}{}\n{}\n", warm("disturbed"), warm("rerun")),
+        )
+        .unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 10: a second row for cell `abc123` warmup invocation 1"),
+            "{e}"
+        );
+        // Nor may a file claim a row is replaced: that is the reader's to say.
+        fs::write(&path, format!("{good}{}\n", last("replaced", "warmup"))).unwrap();
+        let e = read_csv(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown flag `replaced`"), "{e}");
+    }
+
     #[test]
     fn a_torn_last_row_is_recognised_and_left_out() {
         let tmp = tempfile::tempdir().unwrap();

@@ -17,7 +17,8 @@
 //! (the [`Sandbox`] of this host, or a fake in tests: see [`run_with`]), and each [`Event`]
 //! goes first to the recorder (`record.rs`, which alone writes the run directory) and then to
 //! the caller. `preflight.rs` checks the host, `open.rs` opens the run directory,
-//! `invocation.rs` builds what the executor runs.
+//! `invocation.rs` builds what the executor runs, `rerun.rs` says which disturbed invocations
+//! run again in place (`[run] rerun-disturbed`).
 
 mod adaptive;
 mod executor;
@@ -25,6 +26,7 @@ mod invocation;
 mod open;
 mod preflight;
 mod record;
+mod rerun;
 mod services;
 
 use std::collections::{BTreeMap, HashMap};
@@ -329,6 +331,7 @@ pub fn run_with(
         resumed,
         seed,
         done,
+        reruns,
         torn_warning,
         results,
         csv,
@@ -357,6 +360,7 @@ pub fn run_with(
         extractors,
         executor,
         stopping: None,
+        reruns,
         recorder: record::Recorder::new(dir.clone(), results, csv, resumed, resume_command),
     };
     let stopping = adaptive::Stopping::new(&runner.cells, |id| {
@@ -465,6 +469,8 @@ struct Runner<'e> {
     executor: &'e mut dyn Executor,
     /// `runs = "auto"`: which measured invocations are still wanted.
     stopping: Option<adaptive::Stopping>,
+    /// `[run] rerun-disturbed`: the reruns used, and those a resumed run owes.
+    reruns: rerun::Reruns,
     recorder: record::Recorder,
 }
 
@@ -504,8 +510,18 @@ impl Runner<'_> {
                 }
                 continue;
             }
-            if !self.invocation(slot, position, total, cancel, on_event)? {
-                return Ok(true);
+            // A disturbed invocation run again in place (`[run] rerun-disturbed`), until one
+            // is not or the cell's reruns are used up; a resumed run starts with the one owed.
+            let mut rerun =
+                self.reruns
+                    .take_owed(&self.cells[slot.cell].id, slot.phase, slot.index);
+            loop {
+                match self.invocation(slot, position, total, rerun, cancel, on_event)? {
+                    Attempt::Interrupted => return Ok(true),
+                    Attempt::Done => break,
+                    Attempt::Again if cancel.load(Ordering::SeqCst) => return Ok(true),
+                    Attempt::Again => rerun = true,
+                }
             }
             if !slots[position + 1..].iter().any(|s| s.cell == slot.cell) {
                 self.stop_pod(slot.cell);
@@ -613,15 +629,16 @@ impl Runner<'_> {
         }
     }
 
-    /// One scheduled invocation. Returns false when it was interrupted.
+    /// One scheduled invocation (`rerun`: replacing a disturbed row of the same slot).
     fn invocation(
         &mut self,
         slot: &Slot,
         position: usize,
         total: usize,
+        rerun: bool,
         cancel: &AtomicBool,
         on_event: &mut dyn FnMut(&Event),
-    ) -> Result<bool, RunError> {
+    ) -> Result<Attempt, RunError> {
         let cell = self.cells[slot.cell].clone();
         self.emit(
             &Event::InvocationStarted {
@@ -671,7 +688,7 @@ impl Runner<'_> {
             Err(e) => return Err(e.into()),
         };
         if outcome.interrupted && service_failure.is_none() {
-            return Ok(false);
+            return Ok(Attempt::Interrupted);
         }
         // Metric patterns see what the log kept (at most `max-log`), not the marker line.
         let stdout = fs::read(&inv.stdout).unwrap_or_default();
@@ -725,6 +742,17 @@ impl Runner<'_> {
                     .map_or_else(|| "none".into(), crate::spec::units::format_size)
             ));
         }
+        if rerun {
+            sample.flags.push(status::Flag::Rerun);
+        }
+        let decision = if slot.phase == Phase::Measure {
+            self.reruns.decide(&cell, &sample)
+        } else {
+            rerun::Decision::Stands
+        };
+        if decision == rerun::Decision::Again {
+            problems.push("run again in its place (`rerun-disturbed`)".into());
+        }
         let problem = (!problems.is_empty()).then(|| problems.join("; "));
         self.emit(
             &Event::InvocationFinished {
@@ -739,16 +767,35 @@ impl Runner<'_> {
             },
             on_event,
         )?;
-        if let Some(outcome) = self
-            .stopping
-            .as_mut()
-            .and_then(|s| s.observe(slot.cell, &sample))
+        if let rerun::Decision::Capped(Some(message)) = &decision {
+            on_event(&Event::Warning { message });
+        }
+        // A row about to be replaced is not the cell's sample: the stopping rule sees its
+        // replacement.
+        if decision != rerun::Decision::Again
+            && let Some(outcome) = self
+                .stopping
+                .as_mut()
+                .and_then(|s| s.observe(slot.cell, &sample))
         {
             self.recorder.adaptive_outcome(&cell.id, outcome);
         }
         self.recorder.checkpoint()?;
-        Ok(true)
+        Ok(if decision == rerun::Decision::Again {
+            Attempt::Again
+        } else {
+            Attempt::Done
+        })
     }
+}
+
+/// How one run of a slot ended.
+enum Attempt {
+    /// Ctrl-C: the run stops here.
+    Interrupted,
+    Done,
+    /// Disturbed: run the slot again (`[run] rerun-disturbed`).
+    Again,
 }
 
 impl Runner<'_> {

@@ -29,8 +29,11 @@ pub(super) struct Opened {
     /// A resumed run: its directory and `latest` exist already.
     pub resumed: bool,
     pub seed: u64,
-    /// Invocations runs.csv already holds (a resumed run).
+    /// Invocations runs.csv already holds (a resumed run), but for disturbed ones still owed
+    /// their replacement (`[run] rerun-disturbed`), which run again.
     pub done: HashSet<(String, Phase, u32)>,
+    /// The reruns a resumed runs.csv used, and the replacements it is owed.
+    pub reruns: super::rerun::Reruns,
     /// A torn last row of a resumed runs.csv, cut off.
     pub torn_warning: Option<String>,
     /// results.json as the run starts (status `running`; the samples are in runs.csv only).
@@ -139,6 +142,7 @@ pub(super) fn open(
         .or(matrix.seed)
         .unwrap_or_else(rand::random);
     let mut done: HashSet<(String, Phase, u32)> = HashSet::new();
+    let mut reruns = super::rerun::Reruns::default();
     let csv_path = dir.join("runs.csv");
     let mut torn_warning = None;
     if let Some(previous) = &previous
@@ -154,6 +158,7 @@ pub(super) fn open(
         let head = results::read_csv_each(&csv_path, |row| {
             results::check_row(&csv_path, &row, &plan)?;
             let s = row.sample;
+            reruns.resumed_row(&s);
             done.insert((s.cell_id.to_string(), s.phase, s.index));
             Ok(())
         })
@@ -173,6 +178,10 @@ pub(super) fn open(
                 "{}; it was cut off, and that invocation runs again",
                 torn.describe(&csv_path)
             ));
+        }
+        // Interrupted between a disturbed row and its replacement: the replacement runs now.
+        for (id, index) in reruns.owed(&cells) {
+            done.remove(&(id, Phase::Measure, index));
         }
     }
     let axes: Vec<String> = matrix.axes.iter().map(|a| a.name.clone()).collect();
@@ -340,6 +349,7 @@ pub(super) fn open(
         resumed: previous.is_some(),
         seed,
         done,
+        reruns,
         torn_warning,
         results,
         csv,

@@ -54,6 +54,7 @@ const RUN_KEYS: &[&str] = &[
     "memory-interval",
     "max-log",
     "disturbance-threshold",
+    "rerun-disturbed",
     "order",
     "seed",
     "allow-failures",

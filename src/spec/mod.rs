@@ -162,6 +162,12 @@ pub struct Cell {
     /// default, 5%. Not part of the id, and left out of the JSON at its default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disturbance_threshold: Option<f64>,
+    /// `[run] rerun-disturbed`: a measured invocation that comes back `ok` but `disturbed` is
+    /// run again in place (at most `runs` times per cell), the new row flagged `rerun`. Not
+    /// part of the id, and left out of the JSON when off, so plans written before the key
+    /// existed read the same.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rerun_disturbed: bool,
     /// Attach perf_event counters to each invocation (`[run] counters`, on by default). Not
     /// part of the id (it changes what is recorded, not what runs), and left out of the JSON
     /// when on, so plans written before the key existed read the same.
@@ -793,6 +799,10 @@ fn default_counters() -> bool {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_max_log() -> Option<u64> {

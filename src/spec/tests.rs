@@ -479,8 +479,9 @@ fn max_log_is_a_size_or_none_and_never_changes_ids() {
     );
 }
 
-/// `[run] disturbance-threshold` changes what is recorded about a run, not what runs: whatever
-/// its value, ids stay, and at its default the plan's JSON does not even name it.
+/// `[run] disturbance-threshold` and `rerun-disturbed` change what is recorded about a run, not
+/// what a cell measures: whatever their values, ids stay, and at their defaults the plan's JSON
+/// does not even name them.
 #[test]
 fn disturbance_keys_never_change_ids() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/quickstart.toml");
@@ -504,6 +505,21 @@ fn disturbance_keys_never_change_ids() {
     assert!(!json.contains("disturb"), "{json}");
     let set = with("disturbance-threshold = \"12.5%\"");
     assert_eq!(set.disturbance_threshold(), 0.125);
+    // `rerun-disturbed`: off by default and then absent from the JSON; on, still the same ids.
+    assert!(!default.rerun_disturbed);
+    assert!(!json.contains("rerun"), "{json}");
+    let set = with("rerun-disturbed = true");
+    assert!(set.rerun_disturbed);
+    assert!(
+        serde_json::to_string(&set)
+            .unwrap()
+            .contains("\"rerun_disturbed\":true")
+    );
+    assert!(!with("rerun-disturbed = false").rerun_disturbed);
+    assert_eq!(
+        err("[run]\ncommand = \"x\"\nrerun-disturbed = \"yes\"\n"),
+        "envs/x.toml:3:19: expected a boolean for `rerun-disturbed`, found the string `yes`"
+    );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ndisturbance-threshold = \"5\"\n"),
         "envs/x.toml:3:25: invalid `disturbance-threshold`: `5` is not a percentage\n  hint: write a percentage of the cell's CPU time, like \"5%\""

@@ -185,6 +185,16 @@ pub(super) fn build_cell(
         },
     };
 
+    // Run a disturbed measured invocation again, in place. Not part of the id: the cell
+    // measures the same thing, and a run with it compares with one without.
+    let rerun_disturbed = match run_t.get("rerun-disturbed") {
+        None => false,
+        Some(e) => match e.value.kind {
+            Kind::Bool(b) => b,
+            _ => return Err(r.wrong_type(&e.key, &e.value, "a boolean")),
+        },
+    };
+
     // perf_event counters on each invocation; `false` turns them off. Not part of the id.
     let counters = match run_t.get("counters") {
         None => true,
@@ -218,6 +228,7 @@ pub(super) fn build_cell(
         memory_interval,
         max_log,
         disturbance_threshold,
+        rerun_disturbed,
         counters,
         metrics,
         services,
