@@ -607,7 +607,7 @@ fn unknown_keys_everywhere() {
     );
     assert_eq!(
         err("[run]\ncommand = \"x\"\ncpu_quota = 1\n"),
-        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, min-runs, max-runs, ci-width, budget, timeout, memory-interval, max-log, disturbance-threshold, order, seed, allow-failures, counters"
+        "envs/x.toml:3:1: unknown key `cpu_quota` in [run]\n  hint: valid keys: command, setup, warmup, runs, min-runs, max-runs, ci-width, budget, timeout, memory-interval, max-log, disturbance-threshold, rerun-disturbed, order, seed, allow-failures, counters"
     );
     assert_eq!(
         err("[environment]\nimg = \"x\"\n"),
