@@ -336,7 +336,7 @@ fn metric_section(results: &RunResults, table: &MetricTable, plots: &[super::Plo
                             "\n"
                             figcaption {
                                 (p.caption) " " span.muted {
-                                    "(" code { "plots/" (p.stem) ".svg" } ", " code { ".png" } ")"
+                                    "(" code { "plots/" (p.stem) ".pdf" } ", " code { ".svg" } ", " code { ".png" } ")"
                                 }
                             }
                             "\n"
