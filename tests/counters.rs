@@ -11,6 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use common::project::{Project, text};
+use common::{NOBODY, give_to_nobody};
 
 const SOFTWARE: [&str; 4] = [
     "task_clock_s",
@@ -204,19 +205,6 @@ fn counters_off_records_none_and_keeps_the_ids() {
         ids
     };
     assert_eq!(ids(&off), ids(&on));
-}
-
-/// uid 65534 (`nobody`), as tests/rootless.rs runs benchbox.
-const NOBODY: u32 = 65534;
-
-fn give_to_nobody(path: &Path) {
-    let meta = fs::symlink_metadata(path).unwrap();
-    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
-    if meta.is_dir() {
-        for entry in fs::read_dir(path).unwrap() {
-            give_to_nobody(&entry.unwrap().path());
-        }
-    }
 }
 
 /// Rootless, the kernel may refuse counters (`kernel.perf_event_paranoid`): the run still

@@ -19,20 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::project::text;
-
-/// The ordinary user the tests run benchbox as.
-const NOBODY: u32 = 65534;
-
-/// `path` and everything under it owned by `nobody`.
-fn give_to_nobody(path: &Path) {
-    let meta = fs::symlink_metadata(path).unwrap();
-    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
-    if meta.is_dir() {
-        for entry in fs::read_dir(path).unwrap() {
-            give_to_nobody(&entry.unwrap().path());
-        }
-    }
-}
+use common::{NOBODY, give_to_nobody};
 
 /// A project owned by `nobody` (see `common::project::Project`): a busybox rootfs (its /tmp writable by
 /// anyone), a scratch directory, HOME, and `m.toml`.

@@ -22,6 +22,20 @@ pub fn privileged() -> bool {
     root
 }
 
+/// uid and gid 65534 (`nobody`): the ordinary user the rootless tests run benchbox as.
+pub const NOBODY: u32 = 65534;
+
+/// `path` and everything under it owned by `nobody`.
+pub fn give_to_nobody(path: &Path) {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            give_to_nobody(&entry.unwrap().path());
+        }
+    }
+}
+
 /// Copies an executable with `cp`, in a process of its own. A copy made here would hold a
 /// descriptor open for writing, and every child another test thread forks meanwhile inherits it
 /// until its exec; an exec of the copy in that window fails with ETXTBSY ("Text file busy").
