@@ -53,6 +53,19 @@ fn run_shards(p: &Project, n: u32, by: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `benchbox ARGS` (one `run --shard` into a fresh `--out`), and the shard's run directory.
+fn one_shard(p: &Project, args: &[&str]) -> PathBuf {
+    let o = p.cmd(args).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = args[args.iter().position(|a| *a == "--out").unwrap() + 1];
+    fs::read_dir(p.path(&format!("{out}/sh")))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
 fn merge(p: &Project, dirs: &[PathBuf], out: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["merge".to_string()];
     args.extend(dirs.iter().map(|d| d.display().to_string()));
@@ -184,23 +197,14 @@ fn merge_refuses_what_is_not_one_run() {
         "not a shard",
     );
     // Shards of other counts, other modes, other plans and other matrix files.
-    let o = p
-        .cmd(&["run", "m.toml", "--out", "o3", "--shard", "1/3"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let other_count = fs::read_dir(p.path("o3/sh"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let other_count = one_shard(&p, &["run", "m.toml", "--out", "o3", "--shard", "1/3"]);
     refused(
         merge(&p, &[two[0].clone(), other_count], "m5", &[]),
         "different shard counts",
     );
-    let o = p
-        .cmd(&[
+    let by_cell = one_shard(
+        &p,
+        &[
             "run",
             "m.toml",
             "--out",
@@ -209,49 +213,24 @@ fn merge_refuses_what_is_not_one_run() {
             "1/2",
             "--shard-by",
             "cell",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let by_cell = fs::read_dir(p.path("oc/sh"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        ],
+    );
     refused(
         merge(&p, &[two[0].clone(), by_cell], "m6", &[]),
         "different --shard-by",
     );
-    let o = p
-        .cmd(&[
+    let other_plan = one_shard(
+        &p,
+        &[
             "run", "m.toml", "--out", "or", "--shard", "1/2", "--runs", "5",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let other_plan = fs::read_dir(p.path("or/sh"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        ],
+    );
     refused(
         merge(&p, &[two[0].clone(), other_plan], "m7", &[]),
         "different plans",
     );
     fs::write(p.path("m.toml"), format!("{MATRIX}# edited\n")).unwrap();
-    let o = p
-        .cmd(&["run", "m.toml", "--out", "om", "--shard", "1/2"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let other_file = fs::read_dir(p.path("om/sh"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let other_file = one_shard(&p, &["run", "m.toml", "--out", "om", "--shard", "1/2"]);
     refused(
         merge(&p, &[two[0].clone(), other_file], "m8", &[]),
         "different matrix files",
