@@ -20,6 +20,11 @@
 #
 # also runs this build with `[run] counters = false` in the same session, for the cost of the
 # perf_event counters (target: <= 0.3 ms per invocation).
+#
+#   RUNS=15 sudo -E benches/overhead.sh [INVOCATIONS]
+#
+# times each whole run RUNS times (default 5): differences of a few tenths of a millisecond per
+# invocation need more than 5 on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-200}"
@@ -60,9 +65,9 @@ fi
 if [[ -n "${COUNTERS_OFF:-}" ]]; then
     commands+=("$bin run off.toml --out $work/out-off --resamples 100")
 fi
-BENCHBOX_SCRATCH="$work/scratch" hyperfine --style basic --warmup 1 --runs 5 --prepare 'sleep 2' --export-json bb.json \
+BENCHBOX_SCRATCH="$work/scratch" hyperfine --style basic --warmup 1 --runs "${RUNS:-5}" --prepare 'sleep 2' --export-json bb.json \
     "${commands[@]}" >/dev/null
-python3 - "$n" <<'PY'
+python3 - "$n" "${RUNS:-5}" <<'PY'
 import json, sys
 n = int(sys.argv[1])
 bare = json.load(open("bare.json"))["results"]
@@ -72,7 +77,7 @@ unshare_ms = bare[1]["median"] * 1e3
 bb_ms = bb["median"] * 1e3 / n
 print(f"bare fork+exec /bin/true      median {true_ms:7.3f} ms")
 print(f"unshare -m -p -f -i -u -n     median {unshare_ms:7.3f} ms")
-print(f"benchbox run, per invocation  median {bb_ms:7.3f} ms  ({n} invocations per run, 5 runs)")
+print(f"benchbox run, per invocation  median {bb_ms:7.3f} ms  ({n} invocations per run, {sys.argv[2]} runs)")
 print(f"ratio benchbox / unshare      {bb_ms / unshare_ms:5.2f}x   (target <= 3x)")
 print(f"target <= 10 ms per invocation: {'met' if bb_ms <= 10 else 'NOT met'}")
 results = json.load(open("bb.json"))["results"]

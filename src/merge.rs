@@ -318,8 +318,24 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> MergeError 
     })
 }
 
-/// A runs.csv row's (cell, phase, invocation), as its bytes.
-type RowKey = (Vec<u8>, Vec<u8>, Vec<u8>);
+/// A runs.csv row's (cell, phase, invocation): the cell and phase as their numbers in
+/// [`Interned`], so a million rows cost no allocation each.
+type RowKey = (u32, u32, u64);
+
+/// Distinct byte strings (cell ids, phases) numbered in order of first sight.
+#[derive(Default)]
+struct Interned(HashMap<Vec<u8>, u32>);
+
+impl Interned {
+    fn number(&mut self, bytes: &[u8]) -> u32 {
+        if let Some(&n) = self.0.get(bytes) {
+            return n;
+        }
+        let n = self.0.len() as u32;
+        self.0.insert(bytes.to_vec(), n);
+        n
+    }
+}
 
 /// Copy every shard's rows into one runs.csv with the host column (in shard order, each
 /// shard's rows in its own order). The rows are copied as they are: the rebuild that follows
@@ -339,6 +355,7 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
     let mut host_at = 0;
     // (cell, phase, invocation) -> the shard that has it.
     let mut seen: HashMap<RowKey, u32> = HashMap::new();
+    let (mut cells, mut phases) = (Interned::default(), Interned::default());
     let mut rows = 0u64;
     let mut out = csv::ByteRecord::new();
     for s in shards {
@@ -394,10 +411,22 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
             if by == ShardBy::Invocation && phase == b"warmup" && s.index != shards[0].index {
                 continue;
             }
+            let invocation = record.get(phase_at + 1).unwrap_or(b"");
+            let Some(number) = std::str::from_utf8(invocation)
+                .ok()
+                .and_then(|i| i.parse::<u64>().ok())
+            else {
+                return Err(refused(format!(
+                    "line {} of `{}`: the invocation `{}` is not a number\n  hint: merge the runs.csv files `benchbox run --shard` wrote, unedited",
+                    record.position().map_or(0, |p| p.line()),
+                    shard_csv.display(),
+                    String::from_utf8_lossy(invocation)
+                )));
+            };
             let key = (
-                record.get(0).unwrap_or(b"").to_vec(),
-                phase.to_vec(),
-                record.get(phase_at + 1).unwrap_or(b"").to_vec(),
+                cells.number(record.get(0).unwrap_or(b"")),
+                phases.number(phase),
+                number,
             );
             // A shard's own repeat (a `rerun` row replacing a disturbed one) is the rebuild's to
             // validate; only two shards holding one invocation is an overlap.

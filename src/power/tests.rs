@@ -5,12 +5,17 @@
 
 use super::*;
 
-/// `runs = "auto"` as the validation runs it: at most 50 invocations a side.
+/// `runs = "auto"` as the validation runs it: at most 50 invocations a side, stopping at a
+/// ±1.25% interval of the median (the README quotes the sweep of ci-width behind the choice).
 fn auto_rule() -> Rule {
+    rule(0.0125)
+}
+
+fn rule(ci_width: f64) -> Rule {
     Rule {
         min_runs: 10,
         max_runs: 50,
-        ci_width: 0.015,
+        ci_width,
     }
 }
 
@@ -26,14 +31,8 @@ fn scenario(cv: f64, effect: f64, sampling: Sampling, trials: u32, seed: u64) ->
     }
 }
 
-fn power_of_auto(trials: u32) -> Tally {
-    simulate(&scenario(
-        0.05,
-        0.10,
-        Sampling::Adaptive(auto_rule()),
-        trials,
-        11,
-    ))
+fn power_of(rule: Rule, trials: u32) -> Tally {
+    simulate(&scenario(0.05, 0.10, Sampling::Adaptive(rule), trials, 11))
 }
 
 fn aa_of_auto(trials: u32, threshold: f64) -> Tally {
@@ -43,14 +42,15 @@ fn aa_of_auto(trials: u32, threshold: f64) -> Tally {
     })
 }
 
-/// The target was >= 95% within 50 invocations a side; measured 112 of 120 (93%): the gate
-/// needs the whole bootstrap interval of a ratio of medians beyond 5%, and at n = 50 and 5%
-/// noise that interval is about ±2.5%. The README states the shortfall; this holds the line.
+/// The target: >= 95% within 50 invocations a side. The README's figure is 2,000 trials in
+/// release (`validation_figures`); these 200, in a debug build, must not fall below 93% (at a
+/// true 96.8%, a 200-trial estimate falls there about once in a thousand seeds; this seed is
+/// fixed).
 #[test]
 fn adaptive_runs_find_a_ten_percent_shift_at_five_percent_noise() {
-    let t = power_of_auto(120);
+    let t = power_of(auto_rule(), 200);
     eprintln!("power {t:?}");
-    assert!(t.regression_rate() >= 0.90, "{t:?}");
+    assert!(t.regression_rate() >= 0.93, "{t:?}");
     assert!(t.mean_n <= 50.0, "{t:?}");
 }
 
@@ -114,14 +114,26 @@ fn empirical_noise_is_relative_to_the_median() {
 #[test]
 #[ignore = "the README's figures: run in release"]
 fn validation_figures() {
-    let t = power_of_auto(2_000);
-    println!(
-        "power, 10% shift, 5% noise, auto (min 10, max 50, ci-width 1.5%): {:.1}% ({} of {}), mean n {:.1}",
-        100.0 * t.regression_rate(),
-        t.regressions,
-        t.trials,
-        t.mean_n
-    );
+    for ci_width in [0.02, 0.015, 0.0125, 0.01] {
+        let t = power_of(rule(ci_width), 2_000);
+        let quiet = simulate(&scenario(
+            0.01,
+            0.10,
+            Sampling::Adaptive(rule(ci_width)),
+            500,
+            11,
+        ));
+        println!(
+            "power, 10% shift, 5% noise, auto (min 10, max 50, ci-width {:.2}%): {:.1}% ({} of {}), mean n {:.1}; at 1% noise: {:.1}%, mean n {:.1}",
+            ci_width * 100.0,
+            100.0 * t.regression_rate(),
+            t.regressions,
+            t.trials,
+            t.mean_n,
+            100.0 * quiet.regression_rate(),
+            quiet.mean_n
+        );
+    }
     for threshold in [0.05, 0.0] {
         let t = aa_of_auto(2_000, threshold);
         println!(
@@ -138,7 +150,7 @@ fn validation_figures() {
         "coverage of the 95% ratio interval at n = 10: {:.1}%",
         100.0 * c
     );
-    for n in [10, 20] {
+    for n in [10, 20, 30, 40, 50] {
         let t = simulate(&scenario(0.05, 0.10, Sampling::Fixed(n), 2_000, 5));
         println!(
             "fixed n = {n}, 10% shift, 5% noise: {:.1}%",

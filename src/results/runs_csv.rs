@@ -551,8 +551,14 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
                 Ok(row)
             })
             .map_err(|message| invalid(line, message))?;
-        let next_id = cell_ids.len();
-        let cell = *cell_ids.entry(row.0.cell_id.clone()).or_insert(next_id);
+        let cell = match cell_ids.get(&row.0.cell_id) {
+            Some(&cell) => cell,
+            None => {
+                let next_id = cell_ids.len();
+                cell_ids.insert(row.0.cell_id.clone(), next_id);
+                next_id
+            }
+        };
         let key = (cell, row.0.phase, row.0.index);
         let flags = &row.0.flags;
         let replaceable = row.0.phase == Phase::Measure && flags.contains(&Flag::Disturbed);

@@ -1881,7 +1881,7 @@ fn runs_auto_keeps_ids_and_reads_its_settings() {
     let a = d.cells[0].adaptive.unwrap();
     assert_eq!(
         (a.min_runs, a.max_runs, a.ci_width, a.budget),
-        (10, 50, 0.02, None)
+        (10, 50, 0.0125, None)
     );
     assert_eq!(d.cells[0].runs, 50);
     assert_eq!(ok(RUN).cells[0].adaptive, None);
