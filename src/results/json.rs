@@ -532,7 +532,16 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
         .map(|c| (c.id.as_str(), c.planned))
         .collect();
     // Each row goes straight to its cell as it is read: the samples are held once.
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); run.cells.len()];
+    // Sized from the plan (bounded: results.json is input like any other), so a cell of a
+    // million rows is not copied over and over as it grows.
+    let mut samples: Vec<Vec<Sample>> = run
+        .cells
+        .iter()
+        .map(|c| {
+            let planned = c.planned.map_or(0, |p| p.warmup as usize + p.runs as usize);
+            Vec::with_capacity(planned.min(1 << 20))
+        })
+        .collect();
     let mut hosts: Vec<Vec<std::sync::Arc<str>>> = vec![Vec::new(); run.cells.len()];
     let head = read_csv_each(&csv_path, |row| {
         check_row(&csv_path, &row, &plan)?;
