@@ -433,6 +433,8 @@ pub struct CalibrateArgs {
     /// Scratch space, as for `run`.
     #[arg(long, env = "BENCHBOX_SCRATCH", value_name = "DIR")]
     pub scratch: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(clap::Args)]

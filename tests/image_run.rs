@@ -257,3 +257,39 @@ fn the_image_config_supplies_command_env_workdir_and_user() {
         "from-image from-matrix\n/work\n1000\n"
     );
 }
+
+/// `calibrate` measures image cells as `run` would: the images pulled and pinned (the lock
+/// file written), each cell's command run in its own image, the temporary run removed.
+#[test]
+fn calibrate_runs_image_cells_on_their_pinned_images() {
+    if !common::privileged() {
+        return;
+    }
+    let env = Env::new();
+    env.push_flavour("a", "A");
+    env.push_flavour("b", "B");
+    fs::write(
+        env.path("m.toml"),
+        MATRIX.replace("ADDR", &env.registry.addr).replace(
+            "test ! -e /written && echo > /written",
+            "grep -q '[AB]' /etc/flavour && sleep 0.05",
+        ),
+    )
+    .unwrap();
+    // A steady command and a large effect keep the simulations short (a debug build here).
+    let o = env.benchbox(&["calibrate", "m.toml", "--budget", "2s", "--effect", "50%"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for cell in ["flavour=a", "flavour=b"] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(cell))
+            .unwrap_or_else(|| panic!("{out}"));
+        // n: at least the 6 invocations a cell always gets, all of them ok.
+        let n: u32 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(n >= 6, "{row}");
+    }
+    let lock = fs::read_to_string(env.path("m.lock")).unwrap();
+    assert_eq!(lock.matches("digest = \"sha256:").count(), 2, "{lock}");
+    assert!(!env.path("out").exists());
+}

@@ -15,7 +15,7 @@ use benchbox::compare::parse_threshold;
 use benchbox::power::{self, Noise, Sampling, Scenario};
 use benchbox::results::CellResult;
 use benchbox::spec::{self, Adaptive};
-use benchbox::{exit, metrics, plan, resolve, runner, stats};
+use benchbox::{exit, metrics, plan, runner, stats};
 
 use super::{CliError, Outcome, code, validation_context};
 use crate::cli::CalibrateArgs;
@@ -60,12 +60,10 @@ pub fn run(args: CalibrateArgs) -> Outcome {
         }
     };
     let ctx = validation_context();
-    let matrix = spec::load_for_run(&args.file, &ctx, plan::MAX_RUN_CELLS)?;
-    if !resolve::image_refs(&matrix).is_empty() {
-        return Err(CliError::usage(
-            "calibrate does not run image cells yet\n  hint: calibrate a matrix whose cells use `rootfs` or the host, or run the matrix with `runs = \"auto\"`",
-        ));
-    }
+    let mut matrix = spec::load_for_run(&args.file, &ctx, plan::MAX_RUN_CELLS)?;
+    // Image cells are pulled (or found in the cache) and pinned as `run` does, lock file
+    // included, so the calibration measures the images the run will.
+    let images = super::run::resolve_images(&mut matrix, &args.file, &ctx, &args.cache, false)?;
     let selected = plan::filter_only(&matrix, &args.only).map_err(CliError::usage)?;
     // The matrix's own runs, for the detectable effect: `runs`, or `min-runs` of "auto".
     let current: Vec<u32> = matrix
@@ -106,7 +104,7 @@ pub fn run(args: CalibrateArgs) -> Outcome {
         scratch_base: args.scratch.clone().unwrap_or_else(std::env::temp_dir),
         stats: stats::StatsOptions::default(),
         command_line,
-        images: Default::default(),
+        images,
         cgroup_parent: None,
         revision: None,
         shard: None,

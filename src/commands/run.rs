@@ -69,38 +69,7 @@ pub fn run(args: RunArgs) -> Outcome {
         benchbox::shard::check_pinned_cpus(&matrix.cells, &selected, &allowed)
             .map_err(|e| CliError::new(exit::ISOLATION, e))?;
     }
-    let mut images = Default::default();
-    if !resolve::image_refs(&matrix).is_empty() {
-        let store = open_store(&cache)?;
-        let mode = if locked {
-            LockMode::Locked
-        } else {
-            LockMode::Use
-        };
-        let opts = PullOptions {
-            progress: true,
-            ..Default::default()
-        };
-        images = resolve::resolve(&mut matrix, &store, &opts, mode)?;
-        // A named user of an image cell could only be checked now that the image is unpacked:
-        // the file is checked again with the images' account files, so the error points at the
-        // line, before any invocation.
-        let named_user = |c: &spec::Cell| {
-            matches!(c.root, spec::Root::Image(_))
-                && c.user.as_deref().is_some_and(|u| u.parse::<u32>().is_err())
-        };
-        if matrix.cells.iter().any(named_user) {
-            let image_accounts = images
-                .iter()
-                .filter_map(|(r, i)| Some((r.clone(), resolve::image_accounts(i)?)))
-                .collect();
-            let ctx = ValidationContext {
-                image_accounts,
-                ..ctx
-            };
-            spec::load_for_run(&file, &ctx, plan::MAX_RUN_CELLS)?;
-        }
-    }
+    let images = resolve_images(&mut matrix, &file, &ctx, &cache, locked)?;
     let resume = resume.map(|r| {
         let p = PathBuf::from(&r);
         if p.join("results.json").exists() {
@@ -192,4 +161,49 @@ fn append_step_summary(run_dir: &Path) {
             Path::new(&target).display()
         );
     }
+}
+
+/// Pull (or find in the cache) the images of `matrix`'s image cells and pin their digests in
+/// it, as the lock file says (`locked`: only as it says); none when no cell uses an image.
+/// Shared by `run` and `calibrate`, which measure the same cells.
+pub(super) fn resolve_images(
+    matrix: &mut spec::Matrix,
+    file: &Path,
+    ctx: &ValidationContext,
+    cache: &crate::cli::CacheArgs,
+    locked: bool,
+) -> Result<std::collections::BTreeMap<String, benchbox::image::ResolvedImage>, CliError> {
+    if resolve::image_refs(matrix).is_empty() {
+        return Ok(Default::default());
+    }
+    let store = open_store(cache)?;
+    let mode = if locked {
+        LockMode::Locked
+    } else {
+        LockMode::Use
+    };
+    let opts = PullOptions {
+        progress: true,
+        ..Default::default()
+    };
+    let images = resolve::resolve(matrix, &store, &opts, mode)?;
+    // A named user of an image cell could only be checked now that the image is unpacked:
+    // the file is checked again with the images' account files, so the error points at the
+    // line, before any invocation.
+    let named_user = |c: &spec::Cell| {
+        matches!(c.root, spec::Root::Image(_))
+            && c.user.as_deref().is_some_and(|u| u.parse::<u32>().is_err())
+    };
+    if matrix.cells.iter().any(named_user) {
+        let image_accounts = images
+            .iter()
+            .filter_map(|(r, i)| Some((r.clone(), resolve::image_accounts(i)?)))
+            .collect();
+        let ctx = ValidationContext {
+            image_accounts,
+            ..ctx.clone()
+        };
+        spec::load_for_run(file, &ctx, plan::MAX_RUN_CELLS)?;
+    }
+    Ok(images)
 }
