@@ -17,22 +17,8 @@ cargo build --release --quiet
 bin="$PWD/target/release/benchbox"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/rootfs/bin" "$work/scratch"
-cp /bin/busybox "$work/rootfs/bin/busybox"
-ln -s busybox "$work/rootfs/bin/true"
-cat > "$work/on.toml" <<TOML
-name = "overhead"
-[environment]
-rootfs = "./rootfs"
-[limits]
-cpus = "0"
-memory = "64MiB"
-[run]
-command = ["/bin/true"]
-warmup = 0
-runs = $n
-allow-failures = true
-TOML
+source benches/true_rootfs.sh
+true_rootfs "$work" on.toml "$n"
 sed 's/^allow-failures = true$/allow-failures = true\ncounters = false/' "$work/on.toml" > "$work/off.toml"
 cd "$work"
 variants=(on off)

@@ -36,23 +36,8 @@ else
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/rootfs/bin" "$work/scratch"
-cp /bin/busybox "$work/rootfs/bin/busybox"
-ln -s busybox "$work/rootfs/bin/true"
-cat > "$work/m.toml" <<TOML
-name = "overhead"
-[environment]
-rootfs = "./rootfs"
-[limits]
-cpus = "0"
-memory = "64MiB"
-[run]
-command = ["/bin/true"]
-warmup = 0
-runs = $n
-# An emulated CPU (the VM lane's) can make an invocation of /bin/true suspect: timed anyway.
-allow-failures = true
-TOML
+source benches/true_rootfs.sh
+true_rootfs "$work" m.toml "$n"
 sed 's/^allow-failures = true$/allow-failures = true\ncounters = false/' "$work/m.toml" > "$work/off.toml"
 cd "$work"
 hyperfine --style basic -N --warmup 20 --runs "$n" --export-json bare.json '/bin/true' 'unshare -m -p -f -i -u -n true' >/dev/null

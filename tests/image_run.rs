@@ -40,6 +40,17 @@ impl Env {
             .unwrap()
     }
 
+    /// An environment with `bb:a` and `bb:b` pushed (flavours A and B) and `m.toml` written
+    /// from [`MATRIX`], as `edit` changes it.
+    fn with_two_flavours(edit: impl FnOnce(String) -> String) -> Env {
+        let env = Env::new();
+        env.push_flavour("a", "A");
+        env.push_flavour("b", "B");
+        let matrix = edit(MATRIX.replace("ADDR", &env.registry.addr));
+        fs::write(env.path("m.toml"), matrix).unwrap();
+        env
+    }
+
     /// A busybox root filesystem with /etc/flavour, imported and pushed as `bb:<tag>`.
     fn push_flavour(&self, tag: &str, flavour: &str) -> String {
         let root = self.path(&format!("root-{tag}-{flavour}"));
@@ -94,14 +105,7 @@ fn two_cells_on_two_images_are_pinned_run_and_survive_a_retag() {
     if !common::privileged() {
         return;
     }
-    let env = Env::new();
-    env.push_flavour("a", "A");
-    env.push_flavour("b", "B");
-    fs::write(
-        env.path("m.toml"),
-        MATRIX.replace("ADDR", &env.registry.addr),
-    )
-    .unwrap();
+    let env = Env::with_two_flavours(|m| m);
 
     // --locked without a lock file: exit 4, nothing run.
     let o = env.benchbox(&["run", "m.toml", "--out", "out", "--locked"]);
@@ -265,17 +269,12 @@ fn calibrate_runs_image_cells_on_their_pinned_images() {
     if !common::privileged() {
         return;
     }
-    let env = Env::new();
-    env.push_flavour("a", "A");
-    env.push_flavour("b", "B");
-    fs::write(
-        env.path("m.toml"),
-        MATRIX.replace("ADDR", &env.registry.addr).replace(
+    let env = Env::with_two_flavours(|m| {
+        m.replace(
             "test ! -e /written && echo > /written",
             "grep -q '[AB]' /etc/flavour && sleep 0.05",
-        ),
-    )
-    .unwrap();
+        )
+    });
     // A steady command and a large effect keep the simulations short (a debug build here).
     let o = env.benchbox(&["calibrate", "m.toml", "--budget", "2s", "--effect", "50%"]);
     assert!(o.status.success(), "{}", text(&o));
