@@ -1469,3 +1469,32 @@ fn v2_in_a_delegated_group_benchbox_moves_into_a_leaf_and_makes_its_groups_besid
         48u64 << 20
     );
 }
+
+/// `report --resamples N` wins over the recorded count and the large-sample rule, and is
+/// recorded in results.json: every interval of the rebuilt reports is the bootstrap with N.
+#[test]
+fn report_resamples_is_recorded_and_changes_the_intervals() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(&TWO_CELLS.replace("runs = 2", "runs = 6"));
+    let o = p.run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = p.results("two");
+    assert_eq!(before["stats"]["resamples"], 200);
+    assert!(before["stats"].get("resamples_explicit").is_some());
+    let dir = p.latest("two");
+    let o = run_cmd(&mut p.cmd(&["report", dir.to_str().unwrap(), "--resamples", "333"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let after = p.results("two");
+    assert_eq!(after["stats"]["resamples"], 333);
+    assert_eq!(after["stats"]["resamples_explicit"], true);
+    assert_eq!(after["stats"]["seed"], before["stats"]["seed"]);
+    let ci = |v: &serde_json::Value| v["cells"][0]["summary"]["wall_s"]["median_ci"].clone();
+    assert!(!ci(&after).is_null());
+    assert_ne!(
+        ci(&before),
+        ci(&after),
+        "another count of resamples, other draws"
+    );
+}

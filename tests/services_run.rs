@@ -520,3 +520,30 @@ fn a_run_with_services_interrupted_is_finished_by_resume() {
     );
     assert_nothing_left(tmp.path());
 }
+
+/// With `network = "host"` the service listens on the host's loopback: its tcp probe is made
+/// there (in the pod's own namespace nothing would ever answer), and the client reaches it.
+#[test]
+fn a_tcp_probe_with_the_hosts_network_connects_on_the_host() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // A port of its own: on the host's network, another test's service would answer on 8080.
+    let mut svc = httpd(&www(tmp.path()), Ready::Tcp(18087));
+    svc.command[2] = svc.command[2].replace("-p 8080", "-p 18087");
+    svc.ports = vec![18087];
+    let toml = CLIENT
+        .replace("web:8080", "web:18087")
+        .replace("[limits]", "[environment]\nnetwork = \"host\"\n[limits]");
+    let m = matrix(tmp.path(), &toml, vec![svc]);
+    let outcome = run(tmp.path(), &m);
+    let run = results(&outcome);
+    let cell = &run.cells[0];
+    assert_eq!(cell.samples.len(), 2);
+    for s in &cell.samples {
+        assert_eq!(s.status, Status::Ok, "{}", s.reason);
+    }
+    assert_nothing_left(tmp.path());
+}

@@ -259,6 +259,12 @@ impl Pod {
                     .group
                     .as_ref()
                     .is_none_or(|g| !g.pids().unwrap_or_default().is_empty()),
+                // With the host's network the service listens there, not in the pod's
+                // namespace: the probe connects from benchbox's own.
+                Ready::Tcp(port) if cell.network == crate::spec::Network::Host => {
+                    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, *port));
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                }
                 Ready::Tcp(port) => self.network.accepts_tcp(*port, Duration::from_millis(200)),
                 Ready::Log(text) => running.logs.iter().any(|log| {
                     fs::read(log).is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(text))

@@ -834,13 +834,10 @@ fn normal_quantile(p: f64) -> f64 {
 // ---------------------------------------------------------------------------
 // Internals.
 
-/// The bootstrap intervals of the mean and median of ascending `sorted` data, by the one rule
-/// (see the module doc): at most n, the bootstrap with [`resamples_for`] resamples; above
-/// [`ORDER_STATISTICS_ABOVE`], the order-statistic interval of the median and the bootstrap
-/// of the mean alone.
-/// The intervals of the mean and the median by the one rule: the bootstrap, or above the
-/// large-cell rule the median's order-statistic interval and the mean's Student t interval
-/// (`t_interval`). At more than 1,000 invocations the t interval of a mean is what its
+/// The intervals of the mean and the median of ascending `sorted` data by the one rule (see
+/// the module doc): the bootstrap with [`resamples_for`] resamples, or above
+/// [`ORDER_STATISTICS_ABOVE`] the median's order-statistic interval and the mean's Student t
+/// interval (`t_interval`). At more than 1,000 invocations the t interval of a mean is what its
 /// percentile bootstrap converges to (both rest on the mean's near-normal sampling
 /// distribution there), without Monte Carlo error, and without the 200 x n draws per
 /// (cell, metric) that made a merged run of 50,000 invocations per cell spend half its time
