@@ -252,6 +252,27 @@ pub fn summarize(run: &mut RunResults) {
         }
     });
     stratify_by_host(run);
+    note_cell_lifetime_services(run);
+}
+
+/// A cell whose services live for the whole cell ran its invocations one after another, not
+/// interleaved with the other cells' (see the runner): its notes say so, in every report.
+fn note_cell_lifetime_services(run: &mut RunResults) {
+    if run.cells.len() < 2 {
+        return;
+    }
+    for cell in &mut run.cells {
+        let together = run.plan.cell(&cell.id).is_some_and(|c| {
+            c.services
+                .iter()
+                .any(|s| s.lifetime == crate::spec::Lifetime::Cell)
+        });
+        if together {
+            cell.warnings.push(
+                "its services live for the whole cell (`lifetime = \"cell\"`), so its invocations ran one after another, not interleaved with the other cells': a drift of the host over the run shows between cells as a difference\n  hint: `lifetime = \"invocation\"` (the default) interleaves the cell with the others, a fresh service for each invocation".into(),
+            );
+        }
+    }
 }
 
 /// A run merged from shards on more than one host: each summary's median interval is

@@ -321,21 +321,37 @@ fn a_service_of_the_cell_lifetime_serves_every_invocation_once_started() {
     let tmp = tempfile::tempdir().unwrap();
     let mut svc = httpd(&www(tmp.path()), Ready::Log("Cpus_allowed".into()));
     svc.lifetime = Lifetime::Cell;
-    let toml = CLIENT.replace("runs = 2", "runs = 3");
+    // Two cells: each runs its invocations together, the report says so.
+    let toml = CLIENT
+        .replace("runs = 2", "runs = 3")
+        .replace("[limits]", "[matrix]\nround = [\"a\", \"b\"]\n[limits]");
     let m = matrix(tmp.path(), &toml, vec![svc]);
     let outcome = run(tmp.path(), &m);
     let run = results(&outcome);
-    let cell = &run.cells[0];
-    assert!(cell.samples.iter().all(|s| s.status == Status::Ok));
-    assert_eq!(cell.services["web"].instances, 1);
-    assert!(
-        outcome
-            .dir
-            .join("logs")
-            .join(&cell.slug)
-            .join("web/cell.out")
-            .exists()
-    );
+    for cell in &run.cells {
+        assert!(cell.samples.iter().all(|s| s.status == Status::Ok));
+        assert_eq!(cell.services["web"].instances, 1);
+        assert!(
+            outcome
+                .dir
+                .join("logs")
+                .join(&cell.slug)
+                .join("web/cell.out")
+                .exists()
+        );
+    }
+    // runs.csv: one cell's rows, then the other's.
+    let csv = fs::read_to_string(outcome.dir.join("runs.csv")).unwrap();
+    let cells: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(cells.len(), 6);
+    assert!(cells[..3].iter().all(|c| *c == cells[0]), "{cells:?}");
+    assert!(cells[3..].iter().all(|c| *c == cells[3]), "{cells:?}");
+    let summary = fs::read_to_string(outcome.dir.join("summary.md")).unwrap();
+    assert_eq!(summary.matches("not interleaved").count(), 2, "{summary}");
     assert_nothing_left(tmp.path());
 }
 
