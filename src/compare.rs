@@ -186,6 +186,11 @@ pub struct PairResult {
 pub struct Comparison {
     pub base_run: String,
     pub candidate_run: String,
+    /// The source revisions the two runs measured (short form), when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_revision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate_revision: Option<String>,
     pub metrics: Vec<String>,
     pub threshold: f64,
     pub confidence: f64,
@@ -573,6 +578,8 @@ pub(crate) fn judge(
     Comparison {
         base_run: base.run_id.clone(),
         candidate_run: candidate.run_id.clone(),
+        base_revision: base.revision.as_ref().map(|r| r.short().to_string()),
+        candidate_revision: candidate.revision.as_ref().map(|r| r.short().to_string()),
         metrics: opts.metrics.clone(),
         threshold: opts.threshold,
         confidence: opts.stats.confidence,

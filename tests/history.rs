@@ -385,6 +385,11 @@ fn a_step_at_run_16_is_found_gated_and_accepted_and_aa_runs_show_none() {
         serde_json::from_str(&fs::read_to_string(runs_of("out")[0].join("results.json")).unwrap())
             .unwrap();
     assert_eq!(first["revision"], json!({"id": "r01", "source": "flag"}));
+    // ... and shown in the reports.
+    let summary = fs::read_to_string(runs_of("out")[0].join("summary.md")).unwrap();
+    assert!(summary.contains("- **revision**: r01"), "{summary}");
+    let tex = fs::read_to_string(runs_of("out")[0].join("table.tex")).unwrap();
+    assert!(tex.contains("% Revision measured: r01"), "{tex}");
 
     let (code, json, all) = history(&p, &["out/hist", "--check", "--metric", "throughput"]);
     assert_eq!(code, Some(10), "{all}");

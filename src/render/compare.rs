@@ -97,11 +97,19 @@ fn method_line(cmp: &Comparison, quote: fn(&str) -> String) -> String {
             quote(&a.axis),
             quote(&format!("{}={}", a.axis, a.base)),
         ),
-        None => format!(
-            "candidate {} vs base {}",
-            quote(&cmp.candidate_run),
-            quote(&cmp.base_run)
-        ),
+        None => {
+            let revision = |r: &Option<String>| {
+                r.as_ref()
+                    .map_or_else(String::new, |r| format!(" (revision {})", quote(r)))
+            };
+            format!(
+                "candidate {}{} vs base {}{}",
+                quote(&cmp.candidate_run),
+                revision(&cmp.candidate_revision),
+                quote(&cmp.base_run),
+                revision(&cmp.base_revision)
+            )
+        }
     };
     format!(
         "{what}; change = median ratio - 1 with its {:.0}% bootstrap CI; threshold ±{}%; q = Mann-Whitney p adjusted by Benjamini-Hochberg across {} test(s)",
@@ -261,5 +269,34 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&json(&cmp)).unwrap();
         assert_eq!(json["pairs"][0]["verdict"], "regression");
         assert_eq!(json["regressions"], 1);
+        // No revision recorded: none shown, none in the JSON.
+        assert!(!md.contains("revision"), "{md}");
+        assert!(json.get("base_revision").is_none());
+    }
+
+    #[test]
+    fn the_revisions_of_both_runs_are_named() {
+        let revision = |id: &str| crate::revision::Revision {
+            id: id.into(),
+            describe: None,
+            branch: None,
+            commit_time: None,
+            source: crate::revision::Source::Flag,
+        };
+        let mut base = run("base-run", vec![cell("x", &[("w", "1")], &TEN)]);
+        let mut cand = run("cand-run", vec![cell("x", &[("w", "1")], &TEN)]);
+        base.revision = Some(revision("v1.0"));
+        cand.revision = Some(revision(&"a".repeat(40)));
+        let cmp = compare(&base, &cand, &fast_opts());
+        let md = markdown(&cmp, &cand, false);
+        assert!(
+            md.contains("candidate `cand-run` (revision `aaaaaaaaaaaa`) vs base `base-run` (revision `v1.0`)"),
+            "{md}"
+        );
+        let table = table(&cmp, &cand, false);
+        assert!(table.contains("(revision aaaaaaaaaaaa)"), "{table}");
+        let json: serde_json::Value = serde_json::from_str(&json(&cmp)).unwrap();
+        assert_eq!(json["base_revision"], "v1.0");
+        assert_eq!(json["candidate_revision"], "aaaaaaaaaaaa");
     }
 }

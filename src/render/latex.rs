@@ -501,6 +501,13 @@ pub fn latex_of(analysis: &Analysis) -> String {
         "% benchbox {}: run {} of `{}` (matrix sha256 {}).\n",
         results.tool_version, results.run_id, results.matrix_name, results.matrix_sha256
     ));
+    if let Some(r) = &results.revision {
+        // A comment line: a newline in a `--rev` must not end it.
+        out.push_str(&format!(
+            "% Revision measured: {}.\n",
+            r.describe_line().replace(['\n', '\r'], " ")
+        ));
+    }
     out.push_str(&format!(
         "% Needs \\usepackage{{booktabs,siunitx}}; use as \\input{{table.tex}} inside a {} environment.\n",
         if opts.wide {
