@@ -147,6 +147,27 @@ pub(super) fn tick(v: &f64) -> String {
     }
 }
 
+/// A tick label of `v` on an axis whose ticks are about `spacing` apart: the decimals that
+/// spacing needs (at least [`tick`]'s three when it needs fewer), trailing zeros dropped. A
+/// series within 0.0118 to 0.0123 gets 0.0118, 0.0119, ... rather than five "0.012".
+pub(super) fn tick_at_spacing(v: f64, spacing: f64) -> String {
+    if !(spacing.is_finite() && spacing > 0.0) {
+        return tick(&v);
+    }
+    let decimals = (-spacing.log10().floor() + 1.0).clamp(3.0, 12.0) as usize;
+    let text = format!("{v:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -1041,11 +1062,25 @@ fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, g: Geom, t: &Tr
         }
         t.x_labels.get(i as usize).cloned().unwrap_or_default()
     };
+    // As many revision labels as fit side by side (about 0.6 em a character, an em apart),
+    // at most 6; and y ticks with the decimals their spacing needs, so no two read the same.
+    let longest = t
+        .x_labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(1) as f64;
+    let em = g.text * g.scale;
+    let width = f64::from(root.dim_in_pixel().0) * 0.8;
+    let fit = (width / ((longest * 0.6 + 1.0) * em))
+        .floor()
+        .clamp(2.0, 6.0) as usize;
+    let y_tick = |v: &f64| tick_at_spacing(*v, (hi - lo) / 6.0);
     mesh(&mut chart, g, &t.x_title)
         .y_desc(t.y_title.as_str())
         .x_label_formatter(&label)
-        .y_label_formatter(&tick)
-        .x_labels(6)
+        .y_label_formatter(&y_tick)
+        .x_labels(fit)
         .y_labels(6)
         .draw()
         .map_err(err)?;
@@ -1748,6 +1783,23 @@ fn memory_band(timelines: &[&[(f64, u64)]]) -> Vec<(f64, f64, Band)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_carry_the_decimals_their_spacing_needs() {
+        // A trend from 0.0118 to 0.0123 with ticks 0.0001 apart: no two labels alike.
+        let labels: Vec<String> = (0..6)
+            .map(|i| tick_at_spacing(0.0118 + f64::from(i) * 0.0001, 0.0001))
+            .collect();
+        assert_eq!(
+            labels,
+            ["0.0118", "0.0119", "0.012", "0.0121", "0.0122", "0.0123"]
+        );
+        // Coarse spacing keeps tick's three decimals at most, trailing zeros dropped.
+        assert_eq!(tick_at_spacing(1.25, 0.5), "1.25");
+        assert_eq!(tick_at_spacing(2000.0, 500.0), "2000");
+        assert_eq!(tick_at_spacing(-0.0, 1.0), "0");
+        assert_eq!(tick_at_spacing(0.5, f64::NAN), tick(&0.5));
+    }
 
     #[test]
     fn jitter_is_fixed_and_spread() {
