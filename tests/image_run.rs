@@ -292,3 +292,43 @@ fn calibrate_runs_image_cells_on_their_pinned_images() {
     assert_eq!(lock.matches("digest = \"sha256:").count(), 2, "{lock}");
     assert!(!env.path("out").exists());
 }
+
+/// A service from an image, as the workload's are: pulled, pinned in the lock file, run with
+/// its image's files (the page it serves is the image's /etc/flavour), and an axis can choose
+/// the image.
+#[test]
+fn a_service_runs_from_its_pinned_image() {
+    if !common::privileged() {
+        return;
+    }
+    let env = Env::new();
+    env.push_flavour("a", "A");
+    env.push_flavour("b", "B");
+    let matrix = r#"
+name = "svcimg"
+[matrix]
+flavour = ["a", "b"]
+[environment]
+image = "ADDR/bench/bb:a"
+[limits]
+cpus = "0"
+memory = "64MiB"
+[run]
+command = "busybox wget -q -O - http://web:8080/flavour"
+warmup = 0
+runs = 2
+[services.web]
+image = "ADDR/bench/bb:{flavour}"
+command = ["busybox", "httpd", "-f", "-p", "8080", "-h", "/etc"]
+ready = { tcp = 8080 }
+"#
+    .replace("ADDR", &env.registry.addr);
+    fs::write(env.path("m.toml"), matrix).unwrap();
+    let o = env.benchbox(&["run", "m.toml", "--out", "out", "--resamples", "100"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(env.log("svcimg", "flavour-a"), "A");
+    assert_eq!(env.log("svcimg", "flavour-b"), "B");
+    // Both service images pinned (bb:a serves the workload too: two references in all).
+    let lock = fs::read_to_string(env.path("m.lock")).unwrap();
+    assert_eq!(lock.matches("digest = \"sha256:").count(), 2, "{lock}");
+}
