@@ -563,3 +563,37 @@ fn a_tcp_probe_with_the_hosts_network_connects_on_the_host() {
     }
     assert_nothing_left(tmp.path());
 }
+
+/// A workload that runs past its `timeout` beside a service: the invocation is `timeout` (not
+/// blamed on the service), and the service is stopped with it: nothing left behind.
+#[test]
+fn a_workload_timeout_with_a_service_up_stops_both() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = r#"
+name = "svc"
+[limits]
+cpus = "0"
+[run]
+command = "busybox wget -q -O - http://web:8080/index.html; sleep 30"
+timeout = "1s"
+warmup = 0
+runs = 1
+allow-failures = true
+"#;
+    let m = matrix(
+        tmp.path(),
+        toml,
+        vec![httpd(&www(tmp.path()), Ready::Tcp(8080))],
+    );
+    let outcome = run(tmp.path(), &m);
+    let run = results(&outcome);
+    let sample = &run.cells[0].samples[0];
+    assert_eq!(sample.status, Status::Timeout, "{}", sample.reason);
+    assert!(sample.measured.wall_s < 10.0, "{}", sample.measured.wall_s);
+    assert_eq!(run.cells[0].services["web"].instances, 1);
+    assert_nothing_left(tmp.path());
+}
