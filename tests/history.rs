@@ -276,6 +276,32 @@ fn the_command_says_what_was_skipped_and_points_at_a_bad_accepted_entry() {
     );
 }
 
+/// `--format md` prints the Markdown summary, and with `GITHUB_STEP_SUMMARY` set the same
+/// Markdown is appended to that file (after what a step wrote there before).
+#[test]
+fn markdown_is_printed_and_appended_to_the_step_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("m");
+    fake("r1", "2024-01-01T00:00:00Z", Some("r1"), 1.0).write(&root);
+    fake("r2", "2024-01-02T00:00:00Z", Some("r2"), 1.0).write(&root);
+    let summary = tmp.path().join("step-summary.md");
+    fs::write(&summary, "earlier step\n").unwrap();
+    let o = common::benchbox()
+        .args(["history", root.to_str().unwrap(), "--format", "md"])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let md = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(md.starts_with("## "), "{md}");
+    assert!(md.contains("r1") && md.contains("r2"), "{md}");
+    let appended = fs::read_to_string(&summary).unwrap();
+    assert_eq!(
+        appended,
+        format!("earlier step\n{}\n", md.trim_end_matches('\n'))
+    );
+}
+
 // ---- end to end: real runs ----
 
 const MATRIX: &str = r#"
