@@ -296,10 +296,8 @@ fn markdown_is_printed_and_appended_to_the_step_summary() {
     assert!(md.starts_with("## "), "{md}");
     assert!(md.contains("r1") && md.contains("r2"), "{md}");
     let appended = fs::read_to_string(&summary).unwrap();
-    assert_eq!(
-        appended,
-        format!("earlier step\n{}\n", md.trim_end_matches('\n'))
-    );
+    // Followed by a blank line, so a later step's Markdown starts a paragraph of its own.
+    assert_eq!(appended, format!("earlier step\n{md}\n"));
 }
 
 // ---- end to end: real runs ----
