@@ -512,6 +512,23 @@ fn a_step_at_run_16_is_found_gated_and_accepted_and_aa_runs_show_none() {
     assert_eq!(json["runs"].as_array().unwrap().len(), 30);
     assert_eq!(changes(&json), [], "{all}");
     assert_eq!(code, Some(0), "{all}");
+
+    // Fixed: 15 more runs back at the first level. Without the accepted file, --check passes:
+    // the regression at r16 no longer holds at the newest run (a step back cleared it).
+    fs::remove_file(p.path("hist.accepted.toml")).unwrap();
+    load(&p, 10_000);
+    for i in 31..=45 {
+        run(&p, "out", &format!("r{i:02}"));
+    }
+    let (code, json, all) = history(&p, &["out/hist", "--check", "--metric", "throughput"]);
+    let found = changes(&json);
+    assert!(
+        found.iter().any(|(_, _, d)| d == "regression")
+            && found.iter().any(|(_, _, d)| d == "improvement"),
+        "the step down and the step back: {found:?}\n{all}"
+    );
+    assert_eq!(json["failing"], 0, "{all}");
+    assert_eq!(code, Some(0), "{all}");
 }
 
 /// A hostile cell label, revision or metric name is text in history.html, never markup.
