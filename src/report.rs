@@ -258,16 +258,18 @@ pub fn summarize(run: &mut RunResults) {
 /// A cell whose services live for the whole cell ran its invocations one after another, not
 /// interleaved with the other cells' (see the runner): its notes say so, in every report.
 fn note_cell_lifetime_services(run: &mut RunResults) {
-    if run.cells.len() < 2 {
+    let together: std::collections::HashSet<&str> = run
+        .plan
+        .cells
+        .iter()
+        .filter(|c| c.keeps_services_up())
+        .map(|c| c.id.as_str())
+        .collect();
+    if run.cells.len() < 2 || together.is_empty() {
         return;
     }
     for cell in &mut run.cells {
-        let together = run.plan.cell(&cell.id).is_some_and(|c| {
-            c.services
-                .iter()
-                .any(|s| s.lifetime == crate::spec::Lifetime::Cell)
-        });
-        if together {
+        if together.contains(cell.id.as_str()) {
             cell.warnings.push(
                 "its services live for the whole cell (`lifetime = \"cell\"`), so its invocations ran one after another, not interleaved with the other cells': a drift of the host over the run shows between cells as a difference\n  hint: `lifetime = \"invocation\"` (the default) interleaves the cell with the others, a fresh service for each invocation".into(),
             );

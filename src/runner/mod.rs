@@ -884,12 +884,7 @@ struct WithServices {
 /// (`lifetime = "cell"`) moved together, where the cell's first invocation was; and those
 /// cells (their indices).
 fn services_together(slots: Vec<Slot>, cells: &[Cell]) -> (Vec<Slot>, Vec<usize>) {
-    let keeps = |i: usize| {
-        cells[i]
-            .services
-            .iter()
-            .any(|s| s.lifetime == Lifetime::Cell)
-    };
+    let keeps = |i: usize| cells[i].keeps_services_up();
     let mut together: Vec<usize> = Vec::new();
     for slot in &slots {
         if keeps(slot.cell) && !together.contains(&slot.cell) {

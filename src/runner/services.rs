@@ -262,8 +262,7 @@ impl Pod {
                 // With the host's network the service listens there, not in the pod's
                 // namespace: the probe connects from benchbox's own.
                 Ready::Tcp(port) if cell.network == crate::spec::Network::Host => {
-                    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, *port));
-                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                    crate::sandbox::network::loopback_accepts_tcp(*port, Duration::from_millis(200))
                 }
                 Ready::Tcp(port) => self.network.accepts_tcp(*port, Duration::from_millis(200)),
                 Ready::Log(text) => running.logs.iter().any(|log| {

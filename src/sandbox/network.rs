@@ -49,12 +49,18 @@ impl Network {
             if setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
                 return false;
             }
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            TcpStream::connect_timeout(&addr, timeout).is_ok()
+            loopback_accepts_tcp(port, timeout)
         })
         .join()
         .unwrap_or(false)
     }
+}
+
+/// Whether 127.0.0.1:`port` accepts a TCP connection within `timeout`, in the calling
+/// thread's network namespace (the host's, for a cell with `network = "host"`).
+pub fn loopback_accepts_tcp(port: u16, timeout: Duration) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, timeout).is_ok()
 }
 
 impl AsRawFd for Network {

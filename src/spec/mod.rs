@@ -205,6 +205,12 @@ impl Adaptive {
 }
 
 impl Cell {
+    /// Whether one of the cell's services lives for the whole cell (`lifetime = "cell"`): its
+    /// invocations then run together, not interleaved with other cells'.
+    pub fn keeps_services_up(&self) -> bool {
+        self.services.iter().any(|s| s.lifetime == Lifetime::Cell)
+    }
+
     /// The `[run] disturbance-threshold` in force (the default when not set).
     pub fn disturbance_threshold(&self) -> f64 {
         self.disturbance_threshold
