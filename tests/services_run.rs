@@ -597,3 +597,111 @@ allow-failures = true
     assert_eq!(run.cells[0].services["web"].instances, 1);
     assert_nothing_left(tmp.path());
 }
+
+/// A service that burns a CPU of its own from start to stop (`sh`'s busy loop), pinned to cpu 1.
+fn burner() -> Service {
+    let mut svc = httpd(Path::new("/"), Ready::Started);
+    svc.name = "burn".into();
+    svc.volumes = Vec::new();
+    svc.command = vec!["/bin/sh".into(), "-c".into(), "while :; do :; done".into()];
+    svc.ports = Vec::new();
+    svc.stop_timeout = Duration::from_millis(200);
+    svc
+}
+
+/// How long each workload's container is held in its set-up, before its exec.
+const SETUP: Duration = Duration::from_secs(1);
+
+/// A service's columns cover the workload's measured time (exec to exit), not its container's
+/// set-up: a service that is always busy on a CPU of its own uses at most the workload's wall
+/// time in the window, however long the workload's container takes to build. Here it takes
+/// [`SETUP`] at least: the workload runs as `root`, looked up in the container's /etc/passwd,
+/// which is a FIFO (a volume) that this test holds open that long before it gives root's line.
+/// The margin (0.1 s, for the readings at each end on a busy machine) is a tenth of that.
+#[test]
+fn a_services_window_is_the_workloads_exec_to_exit_not_its_set_up() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = r#"
+name = "window"
+[limits]
+cpus = "0"
+[run]
+command = "sleep 0.2"
+timeout = "30s"
+warmup = 0
+runs = 2
+"#;
+    let mut m = matrix(tmp.path(), toml, vec![burner()]);
+    let fifo = tmp.path().join("passwd");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    m.cells[0].user = Some("root".into());
+    m.cells[0].volumes = vec![Volume {
+        host: fifo.clone(),
+        target: "/etc/passwd".into(),
+        read_only: true,
+    }];
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let done = done.clone();
+        let dir = tmp.path().to_path_buf();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            use std::sync::atomic::Ordering;
+            let mut round = 0;
+            while !done.load(Ordering::SeqCst) {
+                // Non-blocking: refused while no container has it open to read.
+                let opened = fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&fifo);
+                match opened {
+                    Ok(mut passwd) => {
+                        std::thread::sleep(SETUP);
+                        // A fresh FIFO for the next container, in place before this one can
+                        // go on: this round can never pair with a container that is done.
+                        round += 1;
+                        let next = dir.join(format!("passwd-{round}"));
+                        nix::unistd::mkfifo(&next, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                            .unwrap();
+                        fs::rename(&next, &fifo).unwrap();
+                        let _ = passwd.write_all(b"root:x:0:0:root:/root:/bin/sh\n");
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+    };
+    let outcome = run(tmp.path(), &m);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    feeder.join().unwrap();
+    let run = results(&outcome);
+    let cell = &run.cells[0];
+    assert_eq!(cell.samples.len(), 2);
+    let mut in_windows = 0.0;
+    for s in &cell.samples {
+        assert_eq!(s.status, Status::Ok, "{}", s.reason);
+        let cpu = s.metrics["burn.cpu_s"];
+        let wall = s.measured.wall_s;
+        in_windows += cpu;
+        assert!(
+            cpu > 0.0 && cpu <= wall + 0.1,
+            "burn.cpu_s {cpu} over a wall time of {wall}"
+        );
+    }
+    // Not vacuous: the service did burn outside the windows, through the set-ups.
+    let burn = &cell.services["burn"];
+    let whole = burn.user_s + burn.system_s;
+    assert!(
+        whole > in_windows + 0.2,
+        "{whole} s in all, {in_windows} s in the windows"
+    );
+    assert_nothing_left(tmp.path());
+}

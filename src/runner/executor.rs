@@ -5,7 +5,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use crate::sandbox::{Invocation, Outcome, Sandbox, SandboxError};
+use crate::sandbox::{Invocation, Outcome, Sandbox, SandboxError, Watcher};
 
 /// Runs a run's invocations, one per call, in order.
 pub trait Executor {
@@ -16,6 +16,21 @@ pub trait Executor {
     /// (`start-failed`); any other error is benchbox's own and stops the run.
     fn execute(&mut self, inv: &Invocation, cancel: &AtomicBool) -> Result<Outcome, SandboxError>;
 
+    /// [`Executor::execute`], telling `watcher` when the workload's measured time starts and
+    /// ends (a cell's services are measured over it). By default, just before and just after
+    /// the whole invocation: an executor that knows the moments better says so.
+    fn execute_watched(
+        &mut self,
+        inv: &Invocation,
+        cancel: &AtomicBool,
+        watcher: &dyn Watcher,
+    ) -> Result<Outcome, SandboxError> {
+        watcher.exec();
+        let executed = self.execute(inv, cancel);
+        watcher.exited();
+        executed
+    }
+
     /// Wait until everything of the invocations that ended is gone (before the run's last
     /// writes, and before it is marked failed).
     fn settle(&mut self) -> Result<(), SandboxError>;
@@ -24,6 +39,15 @@ pub trait Executor {
 impl Executor for Sandbox {
     fn execute(&mut self, inv: &Invocation, cancel: &AtomicBool) -> Result<Outcome, SandboxError> {
         self.run(inv, cancel)
+    }
+
+    fn execute_watched(
+        &mut self,
+        inv: &Invocation,
+        cancel: &AtomicBool,
+        watcher: &dyn Watcher,
+    ) -> Result<Outcome, SandboxError> {
+        self.run_watched(inv, cancel, watcher)
     }
 
     fn settle(&mut self) -> Result<(), SandboxError> {

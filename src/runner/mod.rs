@@ -837,11 +837,11 @@ impl Runner<'_> {
             pod.join(inv);
             let stop_workload = AtomicBool::new(false);
             let window = pod.window(cell.memory_interval);
-            executed = window.during(pod, cancel, &stop_workload, || {
-                executor.execute(inv, &stop_workload)
+            executed = window.during(cancel, &stop_workload, || {
+                executor.execute_watched(inv, &stop_workload, &window)
             });
             failure = pod.failure();
-            columns = window.end(pod);
+            columns = window.end();
         }
         pod.stop(Some(Lifetime::Invocation));
         if failure.is_some() {

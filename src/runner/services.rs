@@ -365,23 +365,30 @@ impl Pod {
         std::mem::take(&mut self.stopped)
     }
 
-    /// Start measuring the running services over the workload's window.
-    pub fn window(&self, memory_interval: Option<Duration>) -> Window {
-        let groups: Vec<Option<&dyn Group>> =
-            self.running.iter().map(|r| r.group.as_deref()).collect();
-        let begin: Vec<Option<Counters>> = groups
-            .iter()
-            .map(|g| g.and_then(|g| g.counters().ok()))
-            .collect();
-        let current: Vec<u64> = groups
-            .iter()
-            .map(|g| g.and_then(|g| g.memory_current()).unwrap_or(0))
-            .collect();
+    /// The running services' window over the workload's measured time: it opens when the
+    /// workload execs and closes when it exits, as the workload's executor tells it (it is
+    /// the [`sandbox::Watcher`] of the workload's invocation).
+    pub fn window(&self, memory_interval: Option<Duration>) -> Window<'_> {
         Window {
-            begin,
-            largest: Arc::new(Mutex::new(current)),
+            pod: self,
+            edges: Mutex::new(Edges {
+                begin: None,
+                end: None,
+                largest: vec![0; self.running.len()],
+            }),
             interval: memory_interval.unwrap_or(Duration::from_millis(100)),
         }
+    }
+
+    /// One reading of each running service's group.
+    fn read(&self) -> Vec<Reading> {
+        self.running
+            .iter()
+            .map(|r| Reading {
+                counters: r.group.as_ref().and_then(|g| g.counters().ok()),
+                memory: r.group.as_ref().and_then(|g| g.memory_current()),
+            })
+            .collect()
     }
 }
 
@@ -391,24 +398,73 @@ impl Drop for Pod {
     }
 }
 
-/// The services' counters at the start of the workload's window, and the largest memory in
-/// use sampled during it.
-pub struct Window {
-    begin: Vec<Option<Counters>>,
-    largest: Arc<Mutex<Vec<u64>>>,
+/// A service's group, read at one end of the window (`None`s: no cgroup, or unreadable).
+#[derive(Clone, Copy)]
+struct Reading {
+    counters: Option<Counters>,
+    memory: Option<u64>,
+}
+
+/// The services measured over the workload's window (see [`Pod::window`]).
+pub struct Window<'p> {
+    pod: &'p Pod,
+    edges: Mutex<Edges>,
     interval: Duration,
 }
 
-impl Window {
-    /// Run `f` (the workload) while sampling the services' memory in use every `interval`,
-    /// and set `stop_workload` as soon as `cancel` is set or a service exits.
+/// What the window has seen so far.
+struct Edges {
+    /// The services' groups at the workload's exec (`None`: not yet, or it never got there).
+    begin: Option<Vec<Reading>>,
+    /// And at its exit (`None`: not yet, or the executor never said).
+    end: Option<Vec<Reading>>,
+    /// The largest memory in use seen in the window, per service.
+    largest: Vec<u64>,
+}
+
+impl Edges {
+    fn open(&self) -> bool {
+        self.begin.is_some() && self.end.is_none()
+    }
+
+    fn fold(&mut self, memory: impl Iterator<Item = Option<u64>>) {
+        for (l, m) in self.largest.iter_mut().zip(memory) {
+            *l = (*l).max(m.unwrap_or(0));
+        }
+    }
+}
+
+impl sandbox::Watcher for Window<'_> {
+    fn exec(&self) {
+        let now = self.pod.read();
+        let mut edges = self.edges.lock().unwrap_or_else(|e| e.into_inner());
+        if edges.begin.is_none() {
+            edges.fold(now.iter().map(|r| r.memory));
+            edges.begin = Some(now);
+        }
+    }
+
+    fn exited(&self) {
+        let now = self.pod.read();
+        let mut edges = self.edges.lock().unwrap_or_else(|e| e.into_inner());
+        if edges.open() {
+            edges.fold(now.iter().map(|r| r.memory));
+            edges.end = Some(now);
+        }
+    }
+}
+
+impl Window<'_> {
+    /// Run `f` (the workload, telling this window its exec and exit) while sampling the
+    /// services' memory in use every `interval` while the window is open, and set
+    /// `stop_workload` as soon as `cancel` is set or a service exits.
     pub fn during<T>(
         &self,
-        pod: &Pod,
         cancel: &AtomicBool,
         stop_workload: &AtomicBool,
         f: impl FnOnce() -> T,
     ) -> T {
+        let pod = self.pod;
         let (done, wake) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| {
             scope.spawn(move || {
@@ -419,10 +475,14 @@ impl Window {
                     }
                     if last.elapsed() >= self.interval {
                         last = Instant::now();
-                        let mut largest = self.largest.lock().unwrap_or_else(|e| e.into_inner());
-                        for (l, r) in largest.iter_mut().zip(&pod.running) {
-                            let now = r.group.as_ref().and_then(|g| g.memory_current());
-                            *l = (*l).max(now.unwrap_or(0));
+                        // Under the lock: no sample from outside the window gets in.
+                        let mut edges = self.edges.lock().unwrap_or_else(|e| e.into_inner());
+                        if edges.open() {
+                            let memory = pod
+                                .running
+                                .iter()
+                                .map(|r| r.group.as_ref().and_then(|g| g.memory_current()));
+                            edges.fold(memory);
                         }
                     }
                     // Woken as soon as the workload is done, not at the next tick.
@@ -440,20 +500,27 @@ impl Window {
 
     /// Each running service's columns over the window: `NAME.cpu_s`, `.user_s`, `.system_s`,
     /// `.peak_memory_bytes`, `.io_read_bytes`, `.io_write_bytes`, `.throttled_s`, `.ready_s`.
-    pub fn end(self, pod: &Pod) -> Vec<(String, f64)> {
-        let largest = self
-            .largest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+    /// A workload that never exec'd has no window: only `.ready_s`.
+    pub fn end(self) -> Vec<(String, f64)> {
+        let pod = self.pod;
+        let mut edges = self.edges.into_inner().unwrap_or_else(|e| e.into_inner());
+        // Its executor never said it exited (it failed on the way): it has, by now.
+        if edges.open() {
+            let now = pod.read();
+            edges.fold(now.iter().map(|r| r.memory));
+            edges.end = Some(now);
+        }
+        let reading = |edge: &Option<Vec<Reading>>, i: usize| {
+            edge.as_ref()
+                .and_then(|e| e.get(i))
+                .and_then(|r| r.counters)
+        };
         let mut columns = Vec::new();
         for (i, r) in pod.running.iter().enumerate() {
             let name = &r.name;
             columns.push((format!("{name}.ready_s"), r.ready_s));
-            let (Some(begin), Some(end)) = (
-                self.begin.get(i).copied().flatten(),
-                r.group.as_ref().and_then(|g| g.counters().ok()),
-            ) else {
+            let (Some(begin), Some(end)) = (reading(&edges.begin, i), reading(&edges.end, i))
+            else {
                 continue;
             };
             let user = end.cpu_user.saturating_sub(begin.cpu_user).as_secs_f64();
@@ -464,15 +531,10 @@ impl Window {
             columns.push((format!("{name}.cpu_s"), user + system));
             columns.push((format!("{name}.user_s"), user));
             columns.push((format!("{name}.system_s"), system));
-            let now = r
-                .group
-                .as_ref()
-                .and_then(|g| g.memory_current())
-                .unwrap_or(0);
             let peak = window_peak(
                 begin.memory_peak,
                 end.memory_peak,
-                largest.get(i).copied().unwrap_or(0).max(now),
+                edges.largest.get(i).copied().unwrap_or(0),
             );
             columns.push((format!("{name}.peak_memory_bytes"), peak as f64));
             if let (Some(a), Some(b)) = (begin.io_read_bytes, end.io_read_bytes) {

@@ -29,7 +29,9 @@
 //!    tells the parent the exec happened), and stops at the instant init reaps the workload.
 //!    Both readings are taken inside the container, so a busy host delaying the parent does
 //!    not stretch or shrink the measurement. Its stdout and stderr are pipes that a thread of
-//!    the parent drains into the logs.
+//!    the parent drains into the logs. The parent tells a caller's [`Watcher`] of the exec once
+//!    it has seen it, and of the workload's end when it reads the final counters (step 4): the
+//!    caller measures whatever it runs beside the workload (a cell's services) over that window.
 //! 4. When the workload exits, init SIGKILLs and reaps whatever it left in the pid namespace,
 //!    then sends its final status (with the `wait` rusage of the tree) and the metrics file.
 //!    The parent reads the cgroup's counters at that moment: final, and without the teardown.
@@ -205,6 +207,23 @@ pub const METRICS_PATH: &str = match METRICS_PATH_C.to_str() {
 /// The same, as init opens it.
 const METRICS_PATH_C: &std::ffi::CStr = c"/run/benchbox/metrics";
 
+/// Told the two moments that bound a workload's measured time, as they happen, on the thread
+/// that runs the invocation: what a caller measures beside the workload (the runner, a cell's
+/// services) is measured over exactly that window. Neither is told when the container never
+/// got as far as the exec; `exited` only after `exec`.
+pub trait Watcher {
+    /// The workload has exec'd (or died just before: then the invocation fails to start): its
+    /// wall time runs.
+    fn exec(&self) {}
+    /// The workload and everything it left behind are gone; its counters are read now.
+    fn exited(&self) {}
+}
+
+/// A [`Watcher`] for a caller with nothing to measure beside the workload.
+struct Unwatched;
+
+impl Watcher for Unwatched {}
+
 /// Runs invocations, one at a time per call, each in a fresh container, and owns the
 /// teardowns of those that ended: each finishes on a thread of its own, overlapping the next
 /// invocation's setup, and all are waited for before the next workload starts (and when the
@@ -236,8 +255,18 @@ impl Sandbox {
 
     /// Run one invocation to completion (or timeout, or `cancel`), in a fresh cgroup.
     pub fn run(&self, inv: &Invocation, cancel: &AtomicBool) -> Result<Outcome> {
+        self.run_watched(inv, cancel, &Unwatched)
+    }
+
+    /// [`Sandbox::run`], telling `watcher` when the workload's measured time starts and ends.
+    pub fn run_watched(
+        &self,
+        inv: &Invocation,
+        cancel: &AtomicBool,
+        watcher: &dyn Watcher,
+    ) -> Result<Outcome> {
         let group_name = cgroup::group_name(GROUP_SEQ.fetch_add(1, Ordering::SeqCst));
-        self.run_in_group(inv, &group_name, cancel)
+        self.run_in(inv, &group_name, cancel, watcher)
     }
 
     /// [`Sandbox::run`] in a cgroup called `group_name` (tests look at the group while it
@@ -247,6 +276,16 @@ impl Sandbox {
         inv: &Invocation,
         group_name: &str,
         cancel: &AtomicBool,
+    ) -> Result<Outcome> {
+        self.run_in(inv, group_name, cancel, &Unwatched)
+    }
+
+    fn run_in(
+        &self,
+        inv: &Invocation,
+        group_name: &str,
+        cancel: &AtomicBool,
+        watcher: &dyn Watcher,
     ) -> Result<Outcome> {
         // By default nothing of an invocation touches the disk: its writable layer and /run
         // live in a tmpfs mounted inside its own mount namespace, which vanishes with it.
@@ -276,6 +315,7 @@ impl Sandbox {
             disk_scratch.as_ref().map(|d| d.path()),
             &self.teardowns,
             cancel,
+            watcher,
         );
         let (outcome, launcher, group, output_error) = match (settled, group) {
             (Ok((outcome, launcher, output_error)), Some(group)) => {

@@ -39,7 +39,8 @@ fn cstring(s: &str) -> Result<CString> {
 /// One invocation up to its measurements; the launcher is returned when it is still to be
 /// reaped (the container's namespaces are still dying). The invocation's cgroup is made while
 /// the container sets up its namespaces and filesystem, and left in `group_slot` (to remove,
-/// whatever happened).
+/// whatever happened). `watcher` is told of the workload's exec and exit.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run_in(
     inv: &Invocation,
     cgroups: Option<&Hierarchy>,
@@ -48,6 +49,7 @@ pub(super) fn run_in(
     disk_scratch: Option<&Path>,
     teardowns: &Teardowns,
     cancel: &AtomicBool,
+    watcher: &dyn super::Watcher,
 ) -> Result<(Outcome, Option<Pid>, Option<SandboxError>)> {
     // The mount points of the new root and of the container's tmpfs, and host mode's empty
     // /tmp layer, are shared by all invocations under the scratch base: mounts happen in each
@@ -289,6 +291,7 @@ pub(super) fn run_in(
             &inv.counters,
             launcher,
             teardowns,
+            watcher,
             Channel {
                 report: &mut report,
                 go: &mut go,
@@ -368,6 +371,7 @@ fn supervise(
     counter_columns: &[&'static str],
     launcher: Pid,
     teardowns: &Teardowns,
+    watcher: &dyn super::Watcher,
     channel: Channel,
 ) -> Result<Supervised> {
     let Channel { report, go, exec } = channel;
@@ -403,6 +407,7 @@ fn supervise(
             let mut byte = [0u8; 1];
             let _ = exec.read(&mut byte);
             start_ns = monotonic_ns();
+            watcher.exec();
         }
         Some(Report::Error(message)) => setup_error = Some(message),
         Some(Report::ExecError { argv0, message }) => exec_error = Some((argv0, message)),
@@ -437,6 +442,10 @@ fn supervise(
     let end_fallback = monotonic_ns();
     let perf = counters_open.map(counters::Open::read).unwrap_or_default();
     let counters = group.counters();
+    // (Told only after `exec`: `start_ns` is set there.)
+    if start_ns > 0 {
+        watcher.exited();
+    }
     let stat_after = stat_before.as_ref().and_then(|_| read_proc_stat());
     // On an error, nothing of the container may outlive this call.
     let reap_now = |pending: &mut Option<Pid>| -> Result<()> {
