@@ -1,7 +1,8 @@
 //! Services beside a cell's workload, through the runner on this host (privileged): a busybox
 //! httpd service and a wget client in one private network, each pinned to its own CPU; a
 //! service that never becomes ready; one that crashes while the workload runs; a service that
-//! lives for the whole cell. Nothing is left behind (processes, groups, network).
+//! lives for the whole cell; a service measured over the workload's exec to exit only; the
+//! stop, SIGTERM then SIGKILL. Nothing is left behind (processes, groups, network).
 
 mod common;
 
@@ -703,5 +704,78 @@ runs = 2
         whole > in_windows + 0.2,
         "{whole} s in all, {in_windows} s in the windows"
     );
+    assert_nothing_left(tmp.path());
+}
+
+/// A service is stopped with SIGTERM, then SIGKILL after its `stop-timeout`: one that traps
+/// TERM has it first (its handler leaves a marker in a volume and exits, long before its
+/// grace is up), and one that ignores TERM is killed once its grace is up, leaving no process
+/// and no group.
+#[test]
+fn services_get_sigterm_then_sigkill_after_their_grace() {
+    if !common::privileged() {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let service = |name: &str, script: &str, grace: Duration| {
+        let mut svc = httpd(Path::new("/"), Ready::Started);
+        svc.name = name.into();
+        svc.volumes = vec![Volume {
+            host: out.clone(),
+            target: "/out".into(),
+            read_only: false,
+        }];
+        svc.command = vec!["/bin/sh".into(), "-c".into(), script.into()];
+        svc.ports = Vec::new();
+        svc.stop_timeout = grace;
+        svc
+    };
+    // `wait` returns as soon as a trapped signal comes.
+    let polite = service(
+        "polite",
+        "trap 'echo TERM > /out/polite; exit 0' TERM; sleep 1000 & wait",
+        Duration::from_secs(20),
+    );
+    // Its `sleep`s inherit the ignored TERM. The comment names it for pgrep.
+    let stubborn = service(
+        "stubborn",
+        "trap '' TERM; while :; do sleep 0.05; done # benchbox-test-ignores-term",
+        Duration::from_secs(1),
+    );
+    let toml = r#"
+name = "stop"
+[limits]
+cpus = "0"
+[run]
+command = "true"
+warmup = 0
+runs = 1
+"#;
+    let m = matrix(tmp.path(), toml, vec![polite, stubborn]);
+    let started = std::time::Instant::now();
+    let outcome = run(tmp.path(), &m);
+    let took = started.elapsed();
+    let run = results(&outcome);
+    let s = &run.cells[0].samples[0];
+    assert_eq!(s.status, Status::Ok, "{}", s.reason);
+    // TERM first: only a caught TERM writes the marker (SIGKILL cannot be caught)...
+    let marker = fs::read_to_string(out.join("polite"));
+    assert_eq!(marker.ok().as_deref(), Some("TERM\n"), "no TERM came first");
+    // ... and it was not kept for its 20 s of grace.
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // The stubborn one was given its grace, then killed: nothing of it is left.
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "benchbox-test-ignores-term"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "the service that ignores TERM is still running"
+    );
+    assert_eq!(run.cells[0].services["stubborn"].instances, 1);
     assert_nothing_left(tmp.path());
 }
