@@ -611,14 +611,14 @@ fn burner() -> Service {
 }
 
 /// How long each workload's container is held in its set-up, before its exec.
-const SETUP: Duration = Duration::from_secs(1);
+const SETUP: Duration = Duration::from_secs(2);
 
 /// A service's columns cover the workload's measured time (exec to exit), not its container's
 /// set-up: a service that is always busy on a CPU of its own uses at most the workload's wall
 /// time in the window, however long the workload's container takes to build. Here it takes
 /// [`SETUP`] at least: the workload runs as `root`, looked up in the container's /etc/passwd,
 /// which is a FIFO (a volume) that this test holds open that long before it gives root's line.
-/// The margin (0.1 s, for the readings at each end on a busy machine) is a tenth of that.
+/// The margin (0.2 s, for the readings at each end on a busy machine) is a tenth of that.
 #[test]
 fn a_services_window_is_the_workloads_exec_to_exit_not_its_set_up() {
     if !common::privileged() {
@@ -693,7 +693,7 @@ runs = 2
         let wall = s.measured.wall_s;
         in_windows += cpu;
         assert!(
-            cpu > 0.0 && cpu <= wall + 0.1,
+            cpu > 0.0 && cpu <= wall + 0.2,
             "burn.cpu_s {cpu} over a wall time of {wall}"
         );
     }
