@@ -739,11 +739,16 @@ fn services_get_sigterm_then_sigkill_after_their_grace() {
         "trap 'echo TERM > /out/polite; exit 0' TERM; sleep 1000 & wait",
         Duration::from_secs(20),
     );
-    // Its `sleep`s inherit the ignored TERM. The comment names it for pgrep.
+    // Catches TERM without exiting: notes when it came, and beats every 50 ms till killed
+    // (the `sleep` or `date` the TERM may kill only ends its round). Host root: coreutils
+    // `date`, which has %N (busybox's has not). The comment names it for pgrep.
+    let grace = Duration::from_secs(1);
     let stubborn = service(
         "stubborn",
-        "trap '' TERM; while :; do sleep 0.05; done # benchbox-test-ignores-term",
-        Duration::from_secs(1),
+        "trap 'date +%s%N > /out/term' TERM; \
+         while :; do date +%s%N > /out/beat.tmp && mv /out/beat.tmp /out/beat; sleep 0.05; done \
+         # benchbox-test-ignores-term",
+        grace,
     );
     let toml = r#"
 name = "stop"
@@ -766,8 +771,22 @@ runs = 1
     assert_eq!(marker.ok().as_deref(), Some("TERM\n"), "no TERM came first");
     // ... and it was not kept for its 20 s of grace.
     assert!(took < Duration::from_secs(15), "{took:?}");
-    // The stubborn one was given its grace, then killed: nothing of it is left.
-    assert!(took >= Duration::from_secs(1), "{took:?}");
+    // The stubborn one was given its grace after TERM, still beating, then killed...
+    let ns = |file: &str| -> i128 {
+        let text = fs::read_to_string(out.join(file)).unwrap_or_default();
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("/out/{file} of the stubborn service: {text:?}"))
+    };
+    let (term, beat) = (ns("term"), ns("beat"));
+    let alive = Duration::from_nanos(u64::try_from(beat - term).unwrap_or(0));
+    assert!(
+        alive >= grace - Duration::from_millis(300),
+        "last beat {:.3} s after TERM, against a grace of {grace:?}",
+        (beat - term) as f64 / 1e9
+    );
+    assert!(took >= grace, "{took:?}");
+    // ... and nothing of it is left.
     let left = std::process::Command::new("pgrep")
         .args(["-f", "benchbox-test-ignores-term"])
         .output()
