@@ -618,7 +618,8 @@ const SETUP: Duration = Duration::from_secs(2);
 /// time in the window, however long the workload's container takes to build. Here it takes
 /// [`SETUP`] at least: the workload runs as `root`, looked up in the container's /etc/passwd,
 /// which is a FIFO (a volume) that this test holds open that long before it gives root's line.
-/// The margin (0.2 s, for the readings at each end on a busy machine) is a tenth of that.
+/// The margin, half of that, is for the readings at each end on a busy or emulated machine
+/// (the VM lane's); the old window, which began before the set-up, overshot by all of it.
 #[test]
 fn a_services_window_is_the_workloads_exec_to_exit_not_its_set_up() {
     if !common::privileged() {
@@ -693,7 +694,7 @@ runs = 2
         let wall = s.measured.wall_s;
         in_windows += cpu;
         assert!(
-            cpu > 0.0 && cpu <= wall + 0.2,
+            cpu > 0.0 && cpu <= wall + SETUP.as_secs_f64() / 2.0,
             "burn.cpu_s {cpu} over a wall time of {wall}"
         );
     }
@@ -701,7 +702,7 @@ runs = 2
     let burn = &cell.services["burn"];
     let whole = burn.user_s + burn.system_s;
     assert!(
-        whole > in_windows + 0.2,
+        whole > in_windows + SETUP.as_secs_f64() / 2.0,
         "{whole} s in all, {in_windows} s in the windows"
     );
     assert_nothing_left(tmp.path());
