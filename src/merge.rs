@@ -221,6 +221,9 @@ pub fn merge(
         }
     }
 
+    // What this merge creates, it removes when it fails: a refused merge leaves no half-made
+    // run behind (the outermost directory it had to make, or else what it wrote in `out`).
+    let made = outermost_missing(out);
     fs::create_dir_all(out).map_err(|e| io_error("create", out, e))?;
     if fs::read_dir(out)
         .map_err(|e| io_error("read", out, e))?
@@ -232,8 +235,41 @@ pub fn merge(
             out.display()
         )));
     }
+    let complete = missing.is_empty();
+    let written = write_merged(
+        &shards,
+        info,
+        complete,
+        out,
+        command_line,
+        formats,
+        warnings,
+    );
+    if written.is_err() {
+        match &made {
+            Some(top) => {
+                let _ = fs::remove_dir_all(top);
+            }
+            None => remove_entries(out),
+        }
+    }
+    written
+}
+
+/// Write the merged run into `out` (an empty directory): runs.csv, results.json, the reports.
+/// `complete`: no shard is missing.
+fn write_merged(
+    shards: &[Shard],
+    info: ShardInfo,
+    complete: bool,
+    out: &Path,
+    command_line: Vec<String>,
+    formats: &[Format],
+    mut warnings: Vec<String>,
+) -> Result<Merged, MergeError> {
+    let first = &shards[0];
     let _lock = RunLock::acquire(out, "merge")?;
-    let rows = write_runs_csv(&shards, info.by, &out.join("runs.csv"))?;
+    let rows = write_runs_csv(shards, info.by, &out.join("runs.csv"))?;
 
     let mut run = first.run.clone();
     run.run_id = out
@@ -249,8 +285,7 @@ pub fn merge(
         .iter()
         .filter_map(|s| s.run.finished_at.clone())
         .max();
-    run.status = if missing.is_empty() && shards.iter().all(|s| s.run.status == RunStatus::Complete)
-    {
+    run.status = if complete && shards.iter().all(|s| s.run.status == RunStatus::Complete) {
         RunStatus::Complete
     } else {
         RunStatus::Interrupted
@@ -304,6 +339,29 @@ pub fn merge(
         warnings,
         rows,
     })
+}
+
+/// The outermost of `dir` and its ancestors that does not exist yet (what `create_dir_all`
+/// will make), or `None` when `dir` exists.
+fn outermost_missing(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .last()
+        .map(Path::to_path_buf)
+}
+
+/// Remove everything in `dir` (a directory that was empty before this merge wrote in it).
+fn remove_entries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+    }
 }
 
 fn short(hash: &str) -> String {

@@ -240,6 +240,33 @@ fn merge_refuses_what_is_not_one_run() {
     for m in ["m2", "m3", "m4", "m5", "m6", "m7", "m8"] {
         assert!(!p.path(m).join("runs.csv").exists(), "{m} was written");
     }
+    // Rows found in two shards are refused while runs.csv is being written: nothing of the
+    // half-made run is left, neither the directories merge made nor what it wrote in an
+    // empty one it was given.
+    let overlapping = p.path("overlapping");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&two[1])
+        .arg(&overlapping)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let theirs = fs::read_to_string(two[0].join("runs.csv")).unwrap();
+    let row = theirs.lines().last().unwrap();
+    let mut ours = fs::read_to_string(overlapping.join("runs.csv")).unwrap();
+    ours.push_str(row);
+    ours.push('\n');
+    fs::write(overlapping.join("runs.csv"), ours).unwrap();
+    let pair = [two[0].clone(), overlapping];
+    refused(merge(&p, &pair, "m9/deep", &[]), "overlap");
+    assert!(!p.path("m9").exists(), "m9 was left behind");
+    fs::create_dir(p.path("m10")).unwrap();
+    refused(merge(&p, &pair, "m10", &[]), "overlap");
+    assert_eq!(
+        fs::read_dir(p.path("m10")).unwrap().count(),
+        0,
+        "m10 holds what was written"
+    );
 }
 
 #[test]
