@@ -23,7 +23,7 @@
 //! not change; the kept counters never count (disabled, and only benchbox's own thread).
 //!
 //! The counters are opened one by one, not as a group read with one `read`: measured the same
-//! way, a group (`PERF_FORMAT_GROUP`, which 6.18 accepts with `inherit`) saved at most a few
+//! way, a group (`PERF_FORMAT_GROUP`, which Linux 6.18 accepts with `inherit`) saved at most a few
 //! microseconds (opening it took 10-35 us against 15-20, reading it 1 us against 2), not
 //! worth a second path and its fallback for the kernels that refuse a group read of inherited
 //! counters.
