@@ -16,12 +16,7 @@ runs="${RUNS:-5000}"
 for tool in hyperfine /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "error: $tool is needed" >&2; exit 2; }
 done
-if [[ -n "${BENCHBOX:-}" ]]; then
-    bin=$BENCHBOX
-else
-    cargo build --release --quiet
-    bin="$PWD/target/release/benchbox"
-fi
+source benches/binary.sh
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 source benches/true_rootfs.sh

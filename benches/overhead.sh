@@ -28,12 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-200}"
-if [[ -n "${BENCHBOX:-}" ]]; then
-    bin=$BENCHBOX
-else
-    cargo build --release --quiet
-    bin="$PWD/target/release/benchbox"
-fi
+source benches/binary.sh
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 source benches/true_rootfs.sh

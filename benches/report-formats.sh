@@ -47,12 +47,7 @@ for tool in /usr/bin/time hyperfine python3; do
     command -v "$tool" >/dev/null || { echo "error: $tool is needed" >&2; exit 2; }
 done
 cargo build --release --quiet --example synthetic_run
-if [[ -n "${BENCHBOX:-}" ]]; then
-    bin=$BENCHBOX
-else
-    cargo build --release --quiet
-    bin="$PWD/target/release/benchbox"
-fi
+source benches/binary.sh
 generator="$PWD/target/release/examples/synthetic_run"
 
 work="$(mktemp -d)"
