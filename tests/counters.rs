@@ -207,6 +207,38 @@ fn counters_off_records_none_and_keeps_the_ids() {
     assert_eq!(ids(&off), ids(&on));
 }
 
+/// `BENCHBOX_COUNTERS=off` turns them off for every cell, whatever the matrix says, and says so
+/// once (the VM lane sets it: under emulation the counters' cross-CPU calls locked the guest up).
+#[test]
+fn the_environment_can_turn_the_counters_off() {
+    if !common::privileged() {
+        return;
+    }
+    let p = Project::new(&matrix(""));
+    let o = p
+        .cmd(&["run", "m.toml", "--out", "out", "--resamples", "100"])
+        .env("BENCHBOX_COUNTERS", "off")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.matches("BENCHBOX_COUNTERS=off: no perf_event counters")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        !err.contains(NO_PMU_NOTE),
+        "nothing probed, nothing to explain: {err}"
+    );
+    let (header, rows) = p.csv("counted");
+    assert!(!rows.is_empty());
+    for name in SOFTWARE.iter().chain(&HARDWARE).chain(&["counters_scaled"]) {
+        assert!(column(&header, name).is_none(), "{name}: {header:?}");
+    }
+}
+
 /// Rootless, the kernel may refuse counters (`kernel.perf_event_paranoid`): the run still
 /// succeeds; each software counter is either recorded for every invocation or absent with a
 /// note saying why.

@@ -125,7 +125,12 @@ pub fn preflight(
     );
     let noise = host::noise::examine(&roots, &cpus, root, Some(NOISE_SAMPLE));
     // Which perf_event counters the run records: probed once, said once.
-    let counters = if cells.iter().any(|c| c.counters) {
+    let counters = if counters_turned_off() {
+        warnings.push(format!(
+            "{COUNTERS_ENV}=off: no perf_event counters are recorded for any cell (their columns are absent)"
+        ));
+        Vec::new()
+    } else if cells.iter().any(|c| c.counters) {
         let (columns, notes) = sandbox::counters::available(Path::new("/sys"));
         warnings.extend(notes);
         columns
@@ -185,4 +190,20 @@ fn userns_refused(why: &str) -> RunError {
     RunError::Isolation(format!(
         "benchbox runs without root, and this kernel does not let this user create the user namespace a rootless container needs: {why}\n  hint: allow unprivileged user namespaces (`sysctl -w user.max_user_namespaces=15000`; on Ubuntu 23.10+ also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`), or run benchbox as root"
     ))
+}
+
+/// The environment variable that turns the perf_event counters off for every cell, whatever
+/// the matrix says: for a machine where perf's own calls across CPUs are a hazard (an emulated
+/// machine: under QEMU's TCG the counters' cross-CPU calls have locked the guest up), or for a
+/// user who wants none without editing the matrix.
+pub const COUNTERS_ENV: &str = "BENCHBOX_COUNTERS";
+
+/// `BENCHBOX_COUNTERS=off` (or `0`, `false`, `no`) is set.
+fn counters_turned_off() -> bool {
+    std::env::var(COUNTERS_ENV).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "0" | "false" | "no"
+        )
+    })
 }
