@@ -738,7 +738,7 @@ fn services_get_sigterm_then_sigkill_after_their_grace() {
     let polite = service(
         "polite",
         "trap 'echo TERM > /out/polite; exit 0' TERM; sleep 1000 & wait",
-        Duration::from_secs(20),
+        Duration::from_secs(120),
     );
     // Catches TERM without exiting: notes when it came, and beats every 50 ms till killed
     // (the `sleep` or `date` the TERM may kill only ends its round). Host root: coreutils
@@ -772,8 +772,9 @@ runs = 1
     // TERM first: only a caught TERM writes the marker (SIGKILL cannot be caught)...
     let marker = fs::read_to_string(out.join("polite"));
     assert_eq!(marker.ok().as_deref(), Some("TERM\n"), "no TERM came first");
-    // ... and it was not kept for its 20 s of grace.
-    assert!(took < Duration::from_secs(15), "{took:?}");
+    // ... and it was not kept for its 120 s of grace (the whole run takes about 3 s here,
+    // 18 s under the VM lane's emulation).
+    assert!(took < Duration::from_secs(60), "{took:?}");
     // The stubborn one was given its grace after TERM, still beating, then killed...
     let ns = |file: &str| -> i128 {
         let text = fs::read_to_string(out.join(file)).unwrap_or_default();
