@@ -8,7 +8,9 @@
 //! (each row's shard's host name); with `--shard-by invocation` every shard ran the warm-ups,
 //! and the merged run keeps the first shard's. results.json is the first shard's with the
 //! merged run's status and times and `shard.merged` listing every shard; the summaries and
-//! reports are then rebuilt from runs.csv as `report` does.
+//! reports are then rebuilt as `report` does. The shards' rows are parsed once: each is
+//! written to the merged runs.csv and checked and kept as the merged file's row, so the
+//! rebuild has the samples without reading back the file just written.
 
 use std::collections::HashMap;
 use std::fs;
@@ -19,8 +21,9 @@ use crate::compare::host_differences;
 use crate::lock::RunLock;
 use crate::plan::ShardBy;
 use crate::render::Format;
+use crate::render::latex::TableOptions;
 use crate::report::ReportError;
-use crate::results::{self, HOST_COLUMN, ResultsError, RunResults};
+use crate::results::{self, CellSamples, HOST_COLUMN, ResultsError, RowChecker, RunResults};
 use crate::shard::{ShardInfo, ShardRecord};
 use crate::status::RunStatus;
 
@@ -269,7 +272,6 @@ fn write_merged(
 ) -> Result<Merged, MergeError> {
     let first = &shards[0];
     let _lock = RunLock::acquire(out, "merge")?;
-    let rows = write_runs_csv(shards, info.by, &out.join("runs.csv"))?;
 
     let mut run = first.run.clone();
     run.run_id = out
@@ -329,15 +331,30 @@ fn write_merged(
             .collect(),
         ..info
     });
+    // One pass over the shards' rows: each is written to the merged runs.csv and gathered into
+    // its cell's samples, checked as `benchbox report` would check it reading the file back.
+    let mut samples = CellSamples::of_written(&run, out)?;
+    let copied = write_runs_csv(&shards, info.by, &out.join("runs.csv"), &mut samples)?;
     run.write(out)?;
-    // The summaries and reports, from the merged runs.csv, as `benchbox report` makes them.
-    let rebuilt = crate::rebuild::rebuild(out, None, formats)?;
+    // A row that `report` would refuse fails the merge as that rebuild did, once the files
+    // are written.
+    copied.checked.map_err(ReportError::from)?;
+    // The summaries and reports, as `benchbox report` makes them from the merged runs.csv.
+    let rebuilt = crate::rebuild::rebuild_loaded(
+        out,
+        (samples.into_run(), Vec::new()),
+        None,
+        formats,
+        None,
+        TableOptions::default(),
+        &Default::default(),
+    )?;
     warnings.extend(rebuilt.warnings.iter().cloned());
     Ok(Merged {
         dir: out.to_path_buf(),
         run: rebuilt.run,
         warnings,
-        rows,
+        rows: copied.rows,
     })
 }
 
@@ -395,10 +412,26 @@ impl Interned {
     }
 }
 
+/// What [`write_runs_csv`] did: the rows it wrote, and whether every one of them is valid,
+/// as a read of the merged runs.csv would find them (its first error otherwise).
+struct Copied {
+    rows: u64,
+    checked: Result<(), ResultsError>,
+}
+
 /// Copy every shard's rows into one runs.csv with the host column (in shard order, each
-/// shard's rows in its own order). The rows are copied as they are: the rebuild that follows
-/// reads them back validated. Returns the rows written.
-fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, MergeError> {
+/// shard's rows in its own order), and give each row written to `samples`, checked as the
+/// merged file's row (its line, its host) by the validation that reads runs.csv back: the
+/// rows are parsed once. A refusal of the merge (an overlap, a row without an invocation
+/// number, a shard's unreadable runs.csv) is an error; a row that the validation refuses only
+/// ends the checking (it is [`Copied::checked`]), since the merge's own refusals of later rows
+/// come first.
+fn write_runs_csv(
+    shards: &[Shard],
+    by: ShardBy,
+    path: &Path,
+    samples: &mut CellSamples,
+) -> Result<Copied, MergeError> {
     let file = fs::File::create(path).map_err(|e| io_error("create", path, e))?;
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
@@ -416,6 +449,11 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
     let (mut cells, mut phases) = (Interned::default(), Interned::default());
     let mut rows = 0u64;
     let mut out = csv::ByteRecord::new();
+    let mut checker: Option<RowChecker> = None;
+    let mut checked = Ok(());
+    // The line of the merged file the next record starts on, as a reader counts them (each
+    // `\n`, those inside quoted fields included).
+    let mut line = 1u64;
     for s in shards {
         let shard_csv = s.dir.join("runs.csv");
         if !shard_csv.exists() {
@@ -446,6 +484,11 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
                 writer
                     .write_record(&merged)
                     .map_err(|e| csv_error(path, e))?;
+                line += lines_of(merged.iter().map(String::as_bytes));
+                match RowChecker::new(path, merged) {
+                    Ok(c) => checker = Some(c),
+                    Err(e) => checked = Err(e),
+                }
                 header = Some(theirs);
             }
             Some(h) if *h != theirs => {
@@ -515,6 +558,14 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
                 .write_byte_record(&out)
                 .map_err(|e| csv_error(path, e))?;
             rows += 1;
+            if checked.is_ok()
+                && let Some(checker) = &mut checker
+            {
+                checked = checker
+                    .check(&out, line)
+                    .and_then(|row| samples.add(row, || results::label_of(&out)));
+            }
+            line += lines_of(out.iter());
         }
     }
     let file = writer
@@ -524,5 +575,13 @@ fn write_runs_csv(shards: &[Shard], by: ShardBy, path: &Path) -> Result<u64, Mer
         .into_inner()
         .map_err(|e| io_error("write", path, e.into_error()))?;
     file.sync_all().map_err(|e| io_error("sync", path, e))?;
-    Ok(rows)
+    Ok(Copied { rows, checked })
+}
+
+/// How many lines a record written with these fields takes: its line end, and each `\n` in a
+/// field (written inside quotes).
+fn lines_of<'a>(fields: impl Iterator<Item = &'a [u8]>) -> u64 {
+    1 + fields
+        .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
+        .sum::<u64>()
 }

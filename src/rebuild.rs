@@ -134,7 +134,23 @@ pub fn rebuild_with(
     figures: &crate::spec::ReportOptions,
 ) -> Result<Rebuilt, ReportError> {
     let dir = results::run_dir(dir)?;
-    let (mut run, mut warnings) = results::load_checked(&dir)?;
+    let loaded = results::load_checked(&dir)?;
+    rebuild_loaded(&dir, loaded, reference, formats, resamples, table, figures)
+}
+
+/// [`rebuild_with`] from the run `loaded` already holds, with its samples, and the warnings
+/// of reading them: what `merge` rebuilds from the rows it has just written, without reading
+/// them back.
+pub fn rebuild_loaded(
+    dir: &Path,
+    loaded: (RunResults, Vec<String>),
+    reference: Option<&str>,
+    formats: &[Format],
+    resamples: Option<usize>,
+    table: TableOptions,
+    figures: &crate::spec::ReportOptions,
+) -> Result<Rebuilt, ReportError> {
+    let (mut run, mut warnings) = loaded;
     if let Some(resamples) = resamples {
         run.stats.resamples = resamples;
         run.stats.resamples_explicit = true;
@@ -164,7 +180,7 @@ pub fn rebuild_with(
             }
         ));
     }
-    let written = write_with(&dir, &run, reference, formats, table, figures)?;
+    let written = write_with(dir, &run, reference, formats, table, figures)?;
     Ok(Rebuilt {
         run,
         written,

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Planned, Result, ResultsError, Sample, check_row, io_err, read_csv_each};
+use super::{
+    Planned, Result, ResultsError, Sample, check_in_plan, io_err, label_of, read_csv_checked,
+};
 use crate::measurement::{Applied, Measurement};
 use crate::plan::{Phase, Plan};
 use crate::spec::Order;
@@ -482,8 +484,8 @@ pub fn load(dir: &Path) -> Result<RunResults> {
 }
 
 /// [`load`], and the warnings of the read: a torn last row of runs.csv, left out (see
-/// [`super::Torn`]). runs.csv is streamed, validated ([`read_csv_each`]) and checked against
-/// the run's plan row by row ([`check_row`]): a row of a cell the run does not have, or an
+/// [`super::Torn`]). runs.csv is streamed, validated ([`read_csv_checked`]) and checked against
+/// the run's plan row by row ([`CellSamples`]): a row of a cell the run does not have, or an
 /// invocation beyond the cell's planned count, is an error naming the line. A missing runs.csv
 /// is an error: the run's raw data is gone.
 pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
@@ -498,78 +500,132 @@ pub fn load_checked(dir: &Path) -> Result<(RunResults, Vec<String>)> {
     if !csv_path.exists() {
         return Err(ResultsError::NoRunsCsv { path: csv_path });
     }
-    // The summaries and counts are rebuilt from runs.csv (`report::summarize`), and the run is
-    // now in this version's schema, whatever the file's was (a version-1 file's samples were
-    // skipped).
-    let mut run = meta.map_cells(|c| CellResult {
-        summary: BTreeMap::new(),
-        failures: 0,
-        suspect: 0,
-        disturbed: 0,
-        reruns: 0,
-        warnings: Vec::new(),
-        ..CellResult::from(c)
-    });
-    // Written before benchbox recorded each cell's plan: from the plan and the command line.
-    // Rows are checked against it as if every cell had rows (a cell with rows was part of the
-    // run); a cell left without any is then unplanned if `--only` kept it out.
-    run.schema_version = super::SCHEMA_VERSION;
-    let recorded = run.cells.iter().any(|c| c.planned.is_some());
-    if !recorded {
-        for cell in &mut run.cells {
-            cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, true);
-        }
-    }
-    let index: HashMap<String, usize> = run
-        .cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.clone(), i))
-        .collect();
-    let plan: HashMap<&str, Option<Planned>> = run
-        .cells
-        .iter()
-        .map(|c| (c.id.as_str(), c.planned))
-        .collect();
-    // Each row goes straight to its cell as it is read: the samples are held once.
-    // Sized from the plan (bounded: results.json is input like any other), so a cell of a
-    // million rows is not copied over and over as it grows.
-    let mut samples: Vec<Vec<Sample>> = run
-        .cells
-        .iter()
-        .map(|c| {
-            let planned = c.planned.map_or(0, |p| p.warmup as usize + p.runs as usize);
-            Vec::with_capacity(planned.min(1 << 20))
-        })
-        .collect();
-    let mut hosts: Vec<Vec<std::sync::Arc<str>>> = vec![Vec::new(); run.cells.len()];
-    let head = read_csv_each(&csv_path, |row| {
-        check_row(&csv_path, &row, &plan)?;
-        // Every row's cell is known: check_row said so.
-        let cell = index[&*row.sample.cell_id];
-        if row.replaces.is_some() {
-            Sample::mark_replaced(&mut samples[cell], row.sample.phase, row.sample.index);
-        }
-        samples[cell].push(row.sample);
-        if let Some(host) = row.host {
-            hosts[cell].push(host);
-        }
-        Ok(())
+    let mut samples = CellSamples::new(meta, &csv_path);
+    let head = read_csv_checked(&csv_path, |row, record, _| {
+        samples.add(row, || label_of(record))
     })?;
-    for ((cell, samples), hosts) in run.cells.iter_mut().zip(samples).zip(hosts) {
-        cell.samples = samples;
-        cell.samples.shrink_to_fit();
-        cell.sample_hosts = hosts;
-    }
-    if !recorded {
-        for cell in &mut run.cells {
-            if cell.samples.is_empty() {
-                cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, false);
-            }
-        }
-    }
+    let run = samples.into_run();
     let warnings: Vec<String> = head.torn.iter().map(|t| t.warning(&csv_path)).collect();
     Ok((run, warnings))
+}
+
+/// A run's cells' samples, gathered row by row in runs.csv's order (read back by [`load`], or
+/// as `merge` writes them), each row checked against the run's plan ([`check_in_plan`]) and
+/// going straight to its cell: the samples are held once.
+pub struct CellSamples {
+    /// The run as [`load`] reads its results.json, without samples.
+    run: RunResults,
+    /// Whether results.json recorded each cell's plan (see [`CellSamples::new`]).
+    recorded: bool,
+    /// The runs.csv named in errors.
+    path: PathBuf,
+    /// Cell id -> its place in `run.cells`.
+    index: HashMap<String, usize>,
+    samples: Vec<Vec<Sample>>,
+    hosts: Vec<Vec<std::sync::Arc<str>>>,
+}
+
+impl CellSamples {
+    /// Ready for the rows of `path`, the runs.csv of the run whose results.json reads as
+    /// `meta`.
+    pub fn new(meta: RunResults<CellMeta>, path: &Path) -> CellSamples {
+        // The summaries and counts are rebuilt from runs.csv (`report::summarize`), and the run
+        // is now in this version's schema, whatever the file's was (a version-1 file's samples
+        // were skipped).
+        let mut run = meta.map_cells(|c| CellResult {
+            summary: BTreeMap::new(),
+            failures: 0,
+            suspect: 0,
+            disturbed: 0,
+            reruns: 0,
+            warnings: Vec::new(),
+            ..CellResult::from(c)
+        });
+        // Written before benchbox recorded each cell's plan: from the plan and the command
+        // line. Rows are checked against it as if every cell had rows (a cell with rows was
+        // part of the run); a cell left without any is then unplanned if `--only` kept it out.
+        run.schema_version = super::SCHEMA_VERSION;
+        let recorded = run.cells.iter().any(|c| c.planned.is_some());
+        if !recorded {
+            for cell in &mut run.cells {
+                cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, true);
+            }
+        }
+        let index: HashMap<String, usize> = run
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        // Sized from the plan (bounded: results.json is input like any other), so a cell of a
+        // million rows is not copied over and over as it grows.
+        let samples: Vec<Vec<Sample>> = run
+            .cells
+            .iter()
+            .map(|c| {
+                let planned = c.planned.map_or(0, |p| p.warmup as usize + p.runs as usize);
+                Vec::with_capacity(planned.min(1 << 20))
+            })
+            .collect();
+        let hosts = vec![Vec::new(); run.cells.len()];
+        CellSamples {
+            run,
+            recorded,
+            path: path.to_path_buf(),
+            index,
+            samples,
+            hosts,
+        }
+    }
+
+    /// [`CellSamples::new`] for a run made in memory (`merge`): `run` as [`load`] will read it
+    /// back once written to `dir`.
+    pub fn of_written(run: &RunResults, dir: &Path) -> Result<CellSamples> {
+        let not_read = |e: serde_json::Error| ResultsError::NotARun {
+            path: dir.to_path_buf(),
+            reason: format!("results.json does not parse: {e}"),
+        };
+        // Through its JSON, as results.json holds it: what is not written is not read back.
+        let json = serde_json::to_vec(run).map_err(not_read)?;
+        let meta: RunResults<CellMeta> = serde_json::from_slice(&json).map_err(not_read)?;
+        Ok(CellSamples::new(meta, &dir.join("runs.csv")))
+    }
+
+    /// The next row, checked against the plan: a row of a cell the run does not have, or an
+    /// invocation beyond the cell's planned count, is an error naming the line. `label`: the
+    /// row's, for that error.
+    pub fn add(&mut self, row: super::CheckedRow, label: impl FnOnce() -> String) -> Result<()> {
+        let cell = self.index.get(&*row.sample.cell_id).copied();
+        let planned = cell.map(|c| self.run.cells[c].planned);
+        check_in_plan(&self.path, row.line, &row.sample, planned, label)?;
+        let cell = cell.expect("check_in_plan refuses a row of a cell the run does not have");
+        if row.replaces.is_some() {
+            Sample::mark_replaced(&mut self.samples[cell], row.sample.phase, row.sample.index);
+        }
+        self.samples[cell].push(row.sample);
+        if let Some(host) = row.host {
+            self.hosts[cell].push(host);
+        }
+        Ok(())
+    }
+
+    /// The run with every row added; summaries left empty (see `report::summarize`).
+    pub fn into_run(self) -> RunResults {
+        let mut run = self.run;
+        for ((cell, samples), hosts) in run.cells.iter_mut().zip(self.samples).zip(self.hosts) {
+            cell.samples = samples;
+            cell.samples.shrink_to_fit();
+            cell.sample_hosts = hosts;
+        }
+        if !self.recorded {
+            for cell in &mut run.cells {
+                if cell.samples.is_empty() {
+                    cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, false);
+                }
+            }
+        }
+        run
+    }
 }
 
 /// A cell's planned invocations for a results.json written before benchbox recorded them:

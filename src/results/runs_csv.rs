@@ -421,13 +421,28 @@ pub fn read_csv(path: &Path) -> Result<CsvData> {
 /// error of `each` stops the read. Every row given to `each` is valid; an error in a later row
 /// is returned after it.
 pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) -> Result<CsvHead> {
+    read_csv_checked(path, |row, record, axes| {
+        // Checked: the label and axis values are valid UTF-8.
+        let text = |i: usize| String::from_utf8_lossy(record.get(i).unwrap_or(b"")).into_owned();
+        each(CsvRow {
+            sample: row.sample,
+            label: text(1),
+            axis_values: (2..2 + axes).map(text).collect(),
+            line: row.line,
+            host: row.host,
+            replaces: row.replaces,
+        })
+    })
+}
+
+/// [`read_csv_each`] without the label and axis values: each row goes to `each` with its
+/// record (to take them from when needed) and how many axes the file has.
+pub fn read_csv_checked(
+    path: &Path,
+    mut each: impl FnMut(CheckedRow, &csv::ByteRecord, usize) -> Result<()>,
+) -> Result<CsvHead> {
     let bad = |message: String| ResultsError::Csv {
         path: path.to_path_buf(),
-        message,
-    };
-    let invalid = |line: u64, message: String| ResultsError::Invalid {
-        path: path.to_path_buf(),
-        line,
         message,
     };
     let file = File::open(path).map_err(io_err("read", path))?;
@@ -465,60 +480,11 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
         .iter()
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect();
-    if header.first().map(String::as_str) != Some("cell") {
-        return Err(bad("its first column is not `cell`".into()));
-    }
-    // The fixed columns are found as a block, so an axis named like one of them (which older
-    // versions accepted) cannot be taken for it.
-    let phase_at = (2..header.len())
-        .find(|&p| {
-            header.len() >= p + LEGACY_FIXED && (0..LEGACY_FIXED).all(|k| header[p + k] == FIXED[k])
-        })
-        .ok_or_else(|| {
-            bad(format!(
-                "its columns are not cell, label, the axes, then {}",
-                FIXED[..LEGACY_FIXED].join(", ")
-            ))
-        })?;
-    // The longest layout whose columns are all there (see `FIXED`).
-    let has = |columns: std::ops::Range<usize>| {
-        columns
-            .into_iter()
-            .all(|k| header.get(phase_at + k).map(String::as_str) == Some(FIXED[k]))
+    let mut checker = RowChecker::new(path, header)?;
+    let mut data = CsvHead {
+        axes: checker.axes().to_vec(),
+        torn: None,
     };
-    let fixed = if !has(LEGACY_FIXED..BEFORE_PRESSURE_FIXED) {
-        LEGACY_FIXED
-    } else if !has(BEFORE_PRESSURE_FIXED..BEFORE_DISTURBANCE_FIXED) {
-        BEFORE_PRESSURE_FIXED
-    } else if !has(BEFORE_DISTURBANCE_FIXED..FIXED.len()) {
-        BEFORE_DISTURBANCE_FIXED
-    } else {
-        FIXED.len()
-    };
-    let axes = header[2..phase_at].to_vec();
-    // A merged run's host column follows the fixed columns of this version's layout, before
-    // the counters' columns.
-    let host_at = (fixed == FIXED.len()
-        && header.get(phase_at + fixed).map(String::as_str) == Some(HOST_COLUMN))
-    .then_some(phase_at + fixed);
-    let counters_at = phase_at + fixed + usize::from(host_at.is_some());
-    let counters = if fixed == FIXED.len() {
-        counter_columns(&header, counters_at)
-    } else {
-        Vec::new()
-    };
-    let metrics_at = counters_at + counters.len();
-    let mut hosts: HashMap<Vec<u8>, Arc<str>> = HashMap::new();
-    // Shared by every row's metrics (see `MetricValues`).
-    let metric_names: Vec<Arc<String>> = header[metrics_at..]
-        .iter()
-        .map(|name| Arc::new(name.clone()))
-        .collect();
-    let mut data = CsvHead { axes, torn: None };
-    // (cell, phase, invocation) -> the line of its latest row, and whether a `rerun` row may
-    // replace that one (a measured row flagged `disturbed`). Cell ids are interned.
-    let mut cell_ids: HashMap<String, usize> = HashMap::new();
-    let mut seen: HashMap<(usize, Phase, u32), (u64, bool)> = HashMap::new();
     while has_record {
         let has_next = reader
             .read_byte_record(&mut next)
@@ -528,43 +494,177 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
             .cloned()
             .unwrap_or_else(csv::Position::new);
         let line = position.line();
-        if !has_next && (!ends_with_newline || record.len() != header.len()) {
+        if !has_next && (!ends_with_newline || record.len() != checker.header.len()) {
             data.torn = Some(Torn {
                 line,
                 offset: position.byte(),
             });
             break;
         }
-        if record.len() != header.len() {
-            return Err(invalid(
-                line,
-                format!(
-                    "{} fields where the header has {}",
-                    record.len(),
-                    header.len()
-                ),
-            ));
+        let row = checker.check(&record, line)?;
+        each(row, &record, checker.axes.len())?;
+        std::mem::swap(&mut record, &mut next);
+        has_record = has_next;
+    }
+    Ok(data)
+}
+
+/// A row [`RowChecker::check`] read: its sample, and what [`CsvRow`] says of it besides the
+/// label and axis values (which the summaries do not need: building them for every row of a
+/// large run cost an allocation each).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRow {
+    pub sample: Sample,
+    pub line: u64,
+    /// See [`CsvRow::host`].
+    pub host: Option<Arc<str>>,
+    /// See [`CsvRow::replaces`].
+    pub replaces: Option<u64>,
+}
+
+/// The layout of one runs.csv (found from its header) and what checking its rows in file order
+/// remembers (the cells, hosts and invocations seen). The one validation of rows: for a file
+/// read back ([`read_csv_each`]), and for the rows `merge` writes, checked as a read of the file
+/// it writes would check them, without reading it again.
+pub struct RowChecker {
+    path: PathBuf,
+    header: Vec<String>,
+    axes: Vec<String>,
+    phase_at: usize,
+    /// How many of [`FIXED`] the file has.
+    fixed: usize,
+    host_at: Option<usize>,
+    counters: Vec<&'static str>,
+    counters_at: usize,
+    metrics_at: usize,
+    /// Shared by every row's metrics (see `MetricValues`).
+    metric_names: Vec<Arc<String>>,
+    hosts: HashMap<Vec<u8>, Arc<str>>,
+    /// Cell ids, interned.
+    cell_ids: HashMap<String, usize>,
+    /// (cell, phase, invocation) -> the line of its latest row, and whether a `rerun` row may
+    /// replace that one (a measured row flagged `disturbed`).
+    seen: HashMap<(usize, Phase, u32), (u64, bool)>,
+}
+
+impl RowChecker {
+    /// The checker of the rows of the runs.csv at `path` (named in errors) whose header is
+    /// `header`; an error when the header is not one of a runs.csv.
+    pub fn new(path: &Path, header: Vec<String>) -> Result<RowChecker> {
+        let bad = |message: String| ResultsError::Csv {
+            path: path.to_path_buf(),
+            message,
+        };
+        if header.first().map(String::as_str) != Some("cell") {
+            return Err(bad("its first column is not `cell`".into()));
         }
-        let row = parse_row(&record, &header, phase_at, fixed, metrics_at, &metric_names)
-            .and_then(|mut row| {
-                row.0.measured.counters = parse_counters(&record, &counters, counters_at)?;
-                Ok(row)
+        // The fixed columns are found as a block, so an axis named like one of them (which
+        // older versions accepted) cannot be taken for it.
+        let phase_at = (2..header.len())
+            .find(|&p| {
+                header.len() >= p + LEGACY_FIXED
+                    && (0..LEGACY_FIXED).all(|k| header[p + k] == FIXED[k])
             })
-            .map_err(|message| invalid(line, message))?;
-        let cell = match cell_ids.get(&row.0.cell_id) {
+            .ok_or_else(|| {
+                bad(format!(
+                    "its columns are not cell, label, the axes, then {}",
+                    FIXED[..LEGACY_FIXED].join(", ")
+                ))
+            })?;
+        // The longest layout whose columns are all there (see `FIXED`).
+        let has = |columns: std::ops::Range<usize>| {
+            columns
+                .into_iter()
+                .all(|k| header.get(phase_at + k).map(String::as_str) == Some(FIXED[k]))
+        };
+        let fixed = if !has(LEGACY_FIXED..BEFORE_PRESSURE_FIXED) {
+            LEGACY_FIXED
+        } else if !has(BEFORE_PRESSURE_FIXED..BEFORE_DISTURBANCE_FIXED) {
+            BEFORE_PRESSURE_FIXED
+        } else if !has(BEFORE_DISTURBANCE_FIXED..FIXED.len()) {
+            BEFORE_DISTURBANCE_FIXED
+        } else {
+            FIXED.len()
+        };
+        let axes = header[2..phase_at].to_vec();
+        // A merged run's host column follows the fixed columns of this version's layout,
+        // before the counters' columns.
+        let host_at = (fixed == FIXED.len()
+            && header.get(phase_at + fixed).map(String::as_str) == Some(HOST_COLUMN))
+        .then_some(phase_at + fixed);
+        let counters_at = phase_at + fixed + usize::from(host_at.is_some());
+        let counters = if fixed == FIXED.len() {
+            counter_columns(&header, counters_at)
+        } else {
+            Vec::new()
+        };
+        let metrics_at = counters_at + counters.len();
+        let metric_names: Vec<Arc<String>> = header[metrics_at..]
+            .iter()
+            .map(|name| Arc::new(name.clone()))
+            .collect();
+        Ok(RowChecker {
+            path: path.to_path_buf(),
+            header,
+            axes,
+            phase_at,
+            fixed,
+            host_at,
+            counters,
+            counters_at,
+            metrics_at,
+            metric_names,
+            hosts: HashMap::new(),
+            cell_ids: HashMap::new(),
+            seen: HashMap::new(),
+        })
+    }
+
+    /// The axis columns (between `label` and the fixed columns).
+    pub fn axes(&self) -> &[String] {
+        &self.axes
+    }
+
+    /// The next row, `record`, which starts on `line` of the file: its sample, or what is
+    /// wrong with it, naming the line and the column (see [`read_csv`]).
+    pub fn check(&mut self, record: &csv::ByteRecord, line: u64) -> Result<CheckedRow> {
+        let invalid = |message: String| ResultsError::Invalid {
+            path: self.path.clone(),
+            line,
+            message,
+        };
+        if record.len() != self.header.len() {
+            return Err(invalid(format!(
+                "{} fields where the header has {}",
+                record.len(),
+                self.header.len()
+            )));
+        }
+        let mut sample = parse_row(
+            record,
+            &self.header,
+            self.phase_at,
+            self.fixed,
+            self.metrics_at,
+            &self.metric_names,
+        )
+        .map_err(invalid)?;
+        sample.measured.counters =
+            parse_counters(record, &self.counters, self.counters_at).map_err(invalid)?;
+        let cell = match self.cell_ids.get(&sample.cell_id) {
             Some(&cell) => cell,
             None => {
-                let next_id = cell_ids.len();
-                cell_ids.insert(row.0.cell_id.clone(), next_id);
+                let next_id = self.cell_ids.len();
+                self.cell_ids.insert(sample.cell_id.clone(), next_id);
                 next_id
             }
         };
-        let key = (cell, row.0.phase, row.0.index);
-        let flags = &row.0.flags;
-        let replaceable = row.0.phase == Phase::Measure && flags.contains(&Flag::Disturbed);
+        let key = (cell, sample.phase, sample.index);
+        let flags = &sample.flags;
+        let replaceable = sample.phase == Phase::Measure && flags.contains(&Flag::Disturbed);
         // The one duplicate allowed: a `rerun` row after a disturbed measured row (`[run]
         // rerun-disturbed`), which it replaces; a chain of them ends at the last.
-        let replaces = match seen.insert(key, (line, replaceable)) {
+        let replaces = match self.seen.insert(key, (line, replaceable)) {
             None => None,
             Some((earlier, true)) if flags.contains(&Flag::Rerun) => Some(earlier),
             Some((earlier, was_disturbed)) => {
@@ -573,26 +673,23 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
                 } else {
                     ": did two processes write this run at once?"
                 };
-                return Err(invalid(
-                    line,
-                    format!(
-                        "a second row for cell `{}` {} invocation {} (the first is on line {earlier}{why})",
-                        row.0.cell_id, row.0.phase, row.0.index
-                    ),
-                ));
+                return Err(invalid(format!(
+                    "a second row for cell `{}` {} invocation {} (the first is on line {earlier}{why})",
+                    sample.cell_id, sample.phase, sample.index
+                )));
             }
         };
-        let host = match host_at {
+        let host = match self.host_at {
             Some(at) => {
                 let raw = record.get(at).unwrap_or(b"");
                 if raw.is_empty() {
-                    return Err(invalid(line, format!("column `{HOST_COLUMN}` is empty")));
+                    return Err(invalid(format!("column `{HOST_COLUMN}` is empty")));
                 }
-                let host = match hosts.get(raw) {
+                let host = match self.hosts.get(raw) {
                     Some(h) => h.clone(),
                     None => {
                         let h: Arc<str> = String::from_utf8_lossy(raw).into();
-                        hosts.insert(raw.to_vec(), h.clone());
+                        self.hosts.insert(raw.to_vec(), h.clone());
                         h
                     }
                 };
@@ -600,22 +697,18 @@ pub fn read_csv_each(path: &Path, mut each: impl FnMut(CsvRow) -> Result<()>) ->
             }
             None => None,
         };
-        each(CsvRow {
-            sample: row.0,
-            label: row.1,
-            axis_values: row.2,
+        Ok(CheckedRow {
+            sample,
             line,
             host,
             replaces,
-        })?;
-        std::mem::swap(&mut record, &mut next);
-        has_record = has_next;
+        })
     }
-    Ok(data)
 }
 
-/// One record of a runs.csv as (sample, label, axis values), or what is wrong with it (naming
-/// the column). `fixed`: how many of [`FIXED`] the file has.
+/// One record of a runs.csv as a sample, or what is wrong with it (naming the column); the
+/// label and the axis values are checked too (valid UTF-8), in their order. `fixed`: how
+/// many of [`FIXED`] the file has.
 fn parse_row(
     r: &csv::ByteRecord,
     header: &[String],
@@ -623,7 +716,7 @@ fn parse_row(
     fixed: usize,
     metrics_at: usize,
     metric_names: &[Arc<String>],
-) -> std::result::Result<(Sample, String, Vec<String>), String> {
+) -> std::result::Result<Sample, String> {
     let text = |i: usize| -> std::result::Result<&str, String> {
         std::str::from_utf8(r.get(i).unwrap_or(b""))
             .map_err(|_| format!("column `{}`: not valid UTF-8", header[i]))
@@ -814,11 +907,10 @@ fn parse_row(
         reason,
         metrics,
     };
-    let label = text(1)?.to_string();
-    let axis_values = (2..phase_at)
-        .map(|i| text(i).map(String::from))
-        .collect::<std::result::Result<Vec<String>, String>>()?;
-    Ok((sample, label, axis_values))
+    for i in 1..phase_at {
+        text(i)?;
+    }
+    Ok(sample)
 }
 
 /// The counters' fields of a record (`columns`, from `at`), checked like the fixed ones: a
@@ -898,13 +990,26 @@ pub fn check_plan(
 
 /// [`check_plan`] for one row, as [`read_csv_each`] gives them.
 pub fn check_row(path: &Path, row: &CsvRow, plan: &HashMap<&str, Option<Planned>>) -> Result<()> {
-    let s = &row.sample;
+    let planned = plan.get(&*row.sample.cell_id).copied();
+    check_in_plan(path, row.line, &row.sample, planned, || row.label.clone())
+}
+
+/// [`check_row`] for the sample `s` of the row on `line`, whose cell the run plans as
+/// `planned` (`None`: the run has no such cell); `label` is the row's, asked for only by the
+/// error that names it.
+pub fn check_in_plan(
+    path: &Path,
+    line: u64,
+    s: &Sample,
+    planned: Option<Option<Planned>>,
+    label: impl FnOnce() -> String,
+) -> Result<()> {
     let invalid = |message: String| ResultsError::Invalid {
         path: path.to_path_buf(),
-        line: row.line,
+        line,
         message,
     };
-    match plan.get(&*s.cell_id) {
+    match planned {
         None => Err(invalid(format!(
             "cell `{}` is not one of this run's cells (see results.json)",
             s.cell_id
@@ -916,11 +1021,17 @@ pub fn check_row(path: &Path, row: &CsvRow, plan: &HashMap<&str, Option<Planned>
             };
             Err(invalid(format!(
                 "{what} {} of cell `{}` is beyond the plan ({n} {what}s, numbered from 0)",
-                s.index, row.label
+                s.index,
+                label()
             )))
         }
         Some(_) => Ok(()),
     }
+}
+
+/// The label of a runs.csv record (its second column), as [`CsvRow::label`] has it.
+pub fn label_of(record: &csv::ByteRecord) -> String {
+    String::from_utf8_lossy(record.get(1).unwrap_or(b"")).into_owned()
 }
 
 #[cfg(test)]
