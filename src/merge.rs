@@ -12,7 +12,6 @@
 //! written to the merged runs.csv and checked and kept as the merged file's row, so the
 //! rebuild has the samples without reading back the file just written.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,6 +23,7 @@ use crate::render::Format;
 use crate::render::latex::TableOptions;
 use crate::report::ReportError;
 use crate::results::{self, CellSamples, HOST_COLUMN, ResultsError, RowChecker, RunResults};
+use crate::rowhash::{self, RowMap};
 use crate::shard::{ShardInfo, ShardRecord};
 use crate::status::RunStatus;
 
@@ -334,7 +334,21 @@ fn write_merged(
     // One pass over the shards' rows: each is written to the merged runs.csv and gathered into
     // its cell's samples, checked as `benchbox report` would check it reading the file back.
     let mut samples = CellSamples::of_written(&run, out)?;
-    let copied = write_runs_csv(&shards, info.by, &out.join("runs.csv"), &mut samples)?;
+    // Bounded: results.json is input like any other.
+    let planned_rows = run
+        .cells
+        .iter()
+        .filter_map(|c| c.planned)
+        .map(|p| p.warmup as usize + p.runs as usize)
+        .sum::<usize>()
+        .min(1 << 24);
+    let copied = write_runs_csv(
+        &shards,
+        info.by,
+        &out.join("runs.csv"),
+        &mut samples,
+        planned_rows,
+    )?;
     run.write(out)?;
     // A row that `report` would refuse fails the merge as that rebuild did, once the files
     // are written.
@@ -398,8 +412,13 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> MergeError 
 type RowKey = (u32, u32, u64);
 
 /// Distinct byte strings (cell ids, phases) numbered in order of first sight.
-#[derive(Default)]
-struct Interned(HashMap<Vec<u8>, u32>);
+struct Interned(RowMap<Vec<u8>, u32>);
+
+impl Default for Interned {
+    fn default() -> Interned {
+        Interned(rowhash::with_capacity(0))
+    }
+}
 
 impl Interned {
     fn number(&mut self, bytes: &[u8]) -> u32 {
@@ -426,11 +445,13 @@ struct Copied {
 /// number, a shard's unreadable runs.csv) is an error; a row that the validation refuses only
 /// ends the checking (it is [`Copied::checked`]), since the merge's own refusals of later rows
 /// come first.
+/// `planned_rows`: how many rows the merged run plans (to size its bookkeeping).
 fn write_runs_csv(
     shards: &[Shard],
     by: ShardBy,
     path: &Path,
     samples: &mut CellSamples,
+    planned_rows: usize,
 ) -> Result<Copied, MergeError> {
     let file = fs::File::create(path).map_err(|e| io_error("create", path, e))?;
     let mut writer = csv::WriterBuilder::new()
@@ -445,7 +466,7 @@ fn write_runs_csv(
     let mut header: Option<Vec<String>> = None;
     let mut host_at = 0;
     // (cell, phase, invocation) -> the shard that has it.
-    let mut seen: HashMap<RowKey, u32> = HashMap::new();
+    let mut seen: RowMap<RowKey, u32> = rowhash::with_capacity(planned_rows);
     let (mut cells, mut phases) = (Interned::default(), Interned::default());
     let mut rows = 0u64;
     let mut out = csv::ByteRecord::new();
@@ -484,9 +505,12 @@ fn write_runs_csv(
                 writer
                     .write_record(&merged)
                     .map_err(|e| csv_error(path, e))?;
-                line += lines_of(merged.iter().map(String::as_bytes));
+                line += lines_of(merged.concat().as_bytes());
                 match RowChecker::new(path, merged) {
-                    Ok(c) => checker = Some(c),
+                    Ok(mut c) => {
+                        c.reserve(planned_rows);
+                        checker = Some(c);
+                    }
                     Err(e) => checked = Err(e),
                 }
                 header = Some(theirs);
@@ -565,7 +589,7 @@ fn write_runs_csv(
                     .check(&out, line)
                     .and_then(|row| samples.add(row, || results::label_of(&out)));
             }
-            line += lines_of(out.iter());
+            line += lines_of(out.as_slice());
         }
     }
     let file = writer
@@ -579,9 +603,106 @@ fn write_runs_csv(
 }
 
 /// How many lines a record written with these fields takes: its line end, and each `\n` in a
-/// field (written inside quotes).
-fn lines_of<'a>(fields: impl Iterator<Item = &'a [u8]>) -> u64 {
-    1 + fields
-        .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
-        .sum::<u64>()
+/// field (written inside quotes). `fields`: its fields' bytes, one after the other.
+fn lines_of(fields: &[u8]) -> u64 {
+    // Almost every record has none: one fast search says so.
+    if !fields.contains(&b'\n') {
+        return 1;
+    }
+    1 + fields.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests_support::write_run;
+
+    /// The two shards (by invocation) of the run `write_run` makes, on two hosts: each has
+    /// every warm-up and the measured invocations i with i mod 2 = K.
+    fn two_shards(dir: &Path) -> Vec<PathBuf> {
+        let whole = dir.join("whole");
+        fs::create_dir(&whole).unwrap();
+        let run = write_run(&whole);
+        let csv = fs::read_to_string(whole.join("runs.csv")).unwrap();
+        let (header, rows) = csv.split_once('\n').unwrap();
+        (0..2u32)
+            .map(|k| {
+                let shard = dir.join(format!("shard-{k}"));
+                fs::create_dir(&shard).unwrap();
+                let mut r = run.clone();
+                r.host.hostname = format!("node{k}");
+                r.shard = Some(ShardInfo {
+                    count: 2,
+                    by: ShardBy::Invocation,
+                    plan_hash: "h".into(),
+                    index: Some(k),
+                    merged: Vec::new(),
+                });
+                r.write(&shard).unwrap();
+                let mine: String = rows
+                    .lines()
+                    .filter(|l| {
+                        let f: Vec<&str> = l.split(',').collect();
+                        f[4] == "warmup" || f[5].parse::<u32>().unwrap() % 2 == k
+                    })
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                fs::write(shard.join("runs.csv"), format!("{header}\n{mine}")).unwrap();
+                shard
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_one_pass_gives_what_a_rebuild_from_the_merged_runs_csv_gives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shards = two_shards(tmp.path());
+        let out = tmp.path().join("merged");
+        let merged = merge(&shards, &out, false, Vec::new(), &[]).unwrap();
+        assert_eq!(
+            merged.rows,
+            4 * 10 + 4,
+            "every measured row, shard 0's warm-ups"
+        );
+        let read = |f: &str| fs::read(out.join(f)).unwrap();
+        let (json, md) = (read("results.json"), read("summary.md"));
+        assert!(String::from_utf8_lossy(&md).contains("2 hosts"));
+        // `benchbox report` of the merged run reads runs.csv back: the same bytes.
+        crate::rebuild::rebuild(&out, None, &[]).unwrap();
+        assert!(read("results.json") == json && read("summary.md") == md);
+    }
+
+    /// Where `column` is in the runs.csv of [`write_run`] (two axes, no counters).
+    fn csv_header_position(column: &str) -> usize {
+        let header = results::csv_header(&["jdk".into(), "gc".into()], &[], &["ops".into()]);
+        header.iter().position(|c| c == column).unwrap()
+    }
+
+    #[test]
+    fn a_row_a_read_back_refuses_fails_the_merge_with_the_read_backs_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shards = two_shards(tmp.path());
+        // A reason over two lines in shard 0 (quoted), then a negative time in shard 1: the
+        // error names the merged file's line, counted as a reader counts it.
+        let edit = |k: usize, row: &str, field: usize, value: &str| {
+            let path = shards[k].join("runs.csv");
+            let text = fs::read_to_string(&path).unwrap();
+            let line = text.lines().find(|l| l.contains(row)).unwrap();
+            let mut fields: Vec<&str> = line.split(',').collect();
+            fields[field] = value;
+            fs::write(&path, text.replacen(line, &fields.join(","), 1)).unwrap();
+        };
+        let reason = csv_header_position("reason");
+        edit(0, ",measure,2,", reason, "\"two\nlines\"");
+        edit(1, ",measure,3,", csv_header_position("wall_s"), "-1");
+        let out = tmp.path().join("merged");
+        let e = merge(&shards, &out, false, Vec::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("column `wall_s`: `-1` is negative"), "{e}");
+        let read_back = crate::rebuild::rebuild(&out, None, &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, read_back);
+    }
 }

@@ -15,7 +15,7 @@
 //!   checked against the plan row by row ([`load_checked`]), each row going straight to its
 //!   cell, so the samples are held once; rows missing from it are shown as "n of N" everywhere.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,7 @@ use super::{
 };
 use crate::measurement::{Applied, Measurement};
 use crate::plan::{Phase, Plan};
+use crate::rowhash::RowMap;
 use crate::spec::Order;
 use crate::status::{RunStatus, Status};
 
@@ -520,7 +521,7 @@ pub struct CellSamples {
     /// The runs.csv named in errors.
     path: PathBuf,
     /// Cell id -> its place in `run.cells`.
-    index: HashMap<String, usize>,
+    index: RowMap<String, usize>,
     samples: Vec<Vec<Sample>>,
     hosts: Vec<Vec<std::sync::Arc<str>>>,
 }
@@ -551,7 +552,7 @@ impl CellSamples {
                 cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, true);
             }
         }
-        let index: HashMap<String, usize> = run
+        let index: RowMap<String, usize> = run
             .cells
             .iter()
             .enumerate()

@@ -13,6 +13,7 @@ use super::{MetricValues, Result, ResultsError, Sample, io_err};
 use crate::disturbance::{Disturbance, Scope};
 use crate::measurement::{Counters, Measurement, Pressure};
 use crate::plan::Phase;
+use crate::rowhash::{self, RowMap};
 use crate::status::{self, Flag, Status};
 
 /// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. New
@@ -541,10 +542,10 @@ pub struct RowChecker {
     metric_names: Vec<Arc<String>>,
     hosts: HashMap<Vec<u8>, Arc<str>>,
     /// Cell ids, interned.
-    cell_ids: HashMap<String, usize>,
+    cell_ids: RowMap<String, usize>,
     /// (cell, phase, invocation) -> the line of its latest row, and whether a `rerun` row may
     /// replace that one (a measured row flagged `disturbed`).
-    seen: HashMap<(usize, Phase, u32), (u64, bool)>,
+    seen: RowMap<(usize, Phase, u32), (u64, bool)>,
 }
 
 impl RowChecker {
@@ -615,9 +616,15 @@ impl RowChecker {
             metrics_at,
             metric_names,
             hosts: HashMap::new(),
-            cell_ids: HashMap::new(),
-            seen: HashMap::new(),
+            cell_ids: rowhash::with_capacity(0),
+            seen: rowhash::with_capacity(0),
         })
+    }
+
+    /// Make room for `rows` more rows (`merge` knows how many its shards plan), so that a
+    /// large file's bookkeeping is not rehashed as it grows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.seen.reserve(rows);
     }
 
     /// The axis columns (between `label` and the fixed columns).
