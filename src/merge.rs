@@ -334,14 +334,14 @@ fn write_merged(
     // One pass over the shards' rows: each is written to the merged runs.csv and gathered into
     // its cell's samples, checked as `benchbox report` would check it reading the file back.
     let mut samples = CellSamples::of_written(&run, out)?;
-    // Bounded: results.json is input like any other.
+    // Bounded (results.json is input like any other): a larger run's maps grow as it goes.
     let planned_rows = run
         .cells
         .iter()
         .filter_map(|c| c.planned)
         .map(|p| p.warmup as usize + p.runs as usize)
         .sum::<usize>()
-        .min(1 << 24);
+        .min(1 << 21);
     let copied = write_runs_csv(
         &shards,
         info.by,
@@ -444,8 +444,7 @@ struct Copied {
 /// rows are parsed once. A refusal of the merge (an overlap, a row without an invocation
 /// number, a shard's unreadable runs.csv) is an error; a row that the validation refuses only
 /// ends the checking (it is [`Copied::checked`]), since the merge's own refusals of later rows
-/// come first.
-/// `planned_rows`: how many rows the merged run plans (to size its bookkeeping).
+/// come first. `planned_rows`: how many rows the merged run plans (to size its bookkeeping).
 fn write_runs_csv(
     shards: &[Shard],
     by: ShardBy,
