@@ -34,7 +34,6 @@ pub mod report;
 pub mod resolve;
 pub mod results;
 pub mod revision;
-pub mod rowhash;
 pub mod runner;
 pub mod sandbox;
 pub mod shard;

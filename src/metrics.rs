@@ -358,22 +358,60 @@ impl Metric {
 
 /// The value of metric `key` in one invocation.
 pub fn value(sample: &Sample, key: &str) -> Option<f64> {
-    match key {
-        "wall_s" => Some(sample.measured.wall_s),
-        "user_s" => Some(sample.measured.user_s),
-        "system_s" => Some(sample.measured.system_s),
-        "cpu_s" => Some(sample.cpu_s()),
-        "peak_memory_bytes" => sample.measured.peak_memory_bytes.map(|b| b as f64),
-        "io_read_bytes" => sample.measured.io_read_bytes.map(|b| b as f64),
-        "io_write_bytes" => sample.measured.io_write_bytes.map(|b| b as f64),
-        // Zero where nothing reaped reported one (a command that never started).
-        "max_rss_bytes" => Some(sample.measured.rusage.max_rss_bytes as f64).filter(|b| *b > 0.0),
-        // Empty where not counted (counters off, no PMU, refused): no value, never a zero.
-        "task_clock_s" | "context_switches" | "cpu_migrations" | "page_faults" | "instructions"
-        | "cycles" | "branches" | "branch_misses" | "cache_misses" => {
-            sample.measured.counters.value(key)
+    Field::of(key).value(sample)
+}
+
+/// Where metric `key` is in a sample, found from the key once: a series of a million samples
+/// then reads each without matching the key's text again.
+#[derive(Clone, Copy)]
+enum Field<'k> {
+    Wall,
+    User,
+    System,
+    Cpu,
+    PeakMemory,
+    IoRead,
+    IoWrite,
+    MaxRss,
+    Counter(&'k str),
+    Custom(&'k str),
+}
+
+impl<'k> Field<'k> {
+    fn of(key: &'k str) -> Field<'k> {
+        match key {
+            "wall_s" => Field::Wall,
+            "user_s" => Field::User,
+            "system_s" => Field::System,
+            "cpu_s" => Field::Cpu,
+            "peak_memory_bytes" => Field::PeakMemory,
+            "io_read_bytes" => Field::IoRead,
+            "io_write_bytes" => Field::IoWrite,
+            "max_rss_bytes" => Field::MaxRss,
+            "task_clock_s" | "context_switches" | "cpu_migrations" | "page_faults"
+            | "instructions" | "cycles" | "branches" | "branch_misses" | "cache_misses" => {
+                Field::Counter(key)
+            }
+            custom => Field::Custom(custom),
         }
-        custom => sample.metrics.get(custom).copied(),
+    }
+
+    fn value(self, sample: &Sample) -> Option<f64> {
+        let m = &sample.measured;
+        match self {
+            Field::Wall => Some(m.wall_s),
+            Field::User => Some(m.user_s),
+            Field::System => Some(m.system_s),
+            Field::Cpu => Some(sample.cpu_s()),
+            Field::PeakMemory => m.peak_memory_bytes.map(|b| b as f64),
+            Field::IoRead => m.io_read_bytes.map(|b| b as f64),
+            Field::IoWrite => m.io_write_bytes.map(|b| b as f64),
+            // Zero where nothing reaped reported one (a command that never started).
+            Field::MaxRss => Some(m.rusage.max_rss_bytes as f64).filter(|b| *b > 0.0),
+            // Empty where not counted (counters off, no PMU, refused): no value, never a zero.
+            Field::Counter(key) => m.counters.value(key),
+            Field::Custom(key) => sample.metrics.get(key).copied(),
+        }
     }
 }
 
@@ -394,11 +432,12 @@ pub fn values_by_host(cell: &CellResult, key: &str) -> Vec<Vec<f64>> {
     // group last used beats a map lookup per invocation (a merged run has millions).
     let mut groups: Vec<(&str, Vec<f64>)> = Vec::new();
     let mut last = 0;
+    let field = Field::of(key);
     for (s, host) in cell.samples.iter().zip(&cell.sample_hosts) {
         if !s.counts_toward_statistics() {
             continue;
         }
-        let Some(v) = value(s, key).filter(|v| v.is_finite()) else {
+        let Some(v) = field.value(s).filter(|v| v.is_finite()) else {
             continue;
         };
         if groups.get(last).is_none_or(|(h, _)| *h != &**host) {
@@ -420,10 +459,11 @@ pub fn values_by_host(cell: &CellResult, key: &str) -> Vec<Vec<f64>> {
 }
 
 pub fn series(samples: &[Sample], key: &str) -> Vec<f64> {
+    let field = Field::of(key);
     samples
         .iter()
         .filter(|s| s.counts_toward_statistics())
-        .filter_map(|s| value(s, key))
+        .filter_map(|s| field.value(s))
         .collect()
 }
 

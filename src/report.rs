@@ -788,7 +788,7 @@ mod loader_properties {
         let mut c = Counts::new();
         for cell in &run.cells {
             for s in &cell.samples {
-                *c.entry((s.cell_id.clone(), s.phase)).or_default() += 1;
+                *c.entry((s.cell_id.to_string(), s.phase)).or_default() += 1;
             }
         }
         c

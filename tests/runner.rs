@@ -240,7 +240,7 @@ fn rows(dir: &Path) -> Vec<(String, String, u32, String)> {
         .map(|r| {
             let s = &r.sample;
             (
-                s.cell_id.clone(),
+                s.cell_id.to_string(),
                 s.phase.to_string(),
                 s.index,
                 s.status.as_str().to_string(),

@@ -28,9 +28,9 @@ use super::{
 };
 use crate::measurement::{Applied, Measurement};
 use crate::plan::{Phase, Plan};
-use crate::rowhash::RowMap;
 use crate::spec::Order;
 use crate::status::{RunStatus, Status};
+use rustc_hash::FxHashMap as RowMap;
 
 /// Per-cell part of results.json.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -518,10 +518,8 @@ pub struct CellSamples {
     run: RunResults,
     /// Whether results.json recorded each cell's plan (see [`CellSamples::new`]).
     recorded: bool,
-    /// The runs.csv named in errors.
-    path: PathBuf,
-    /// Cell id -> its place in `run.cells`.
-    index: RowMap<String, usize>,
+    /// Which cells and invocations the run planned.
+    plan: PlanCheck,
     samples: Vec<Vec<Sample>>,
     hosts: Vec<Vec<std::sync::Arc<str>>>,
 }
@@ -552,12 +550,17 @@ impl CellSamples {
                 cell.planned = planned_from_plan(&run.plan, &run.command_line, &cell.id, true);
             }
         }
-        let index: RowMap<String, usize> = run
-            .cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
+        let plan = PlanCheck {
+            path: path.to_path_buf(),
+            index: run
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.clone(), i))
+                .collect(),
+            ids: run.cells.iter().map(|c| c.id.clone()).collect(),
+            planned: run.cells.iter().map(|c| c.planned).collect(),
+        };
         // Sized from the plan (bounded: results.json is input like any other), so a cell of a
         // million rows is not copied over and over as it grows.
         let samples: Vec<Vec<Sample>> = run
@@ -572,8 +575,7 @@ impl CellSamples {
         CellSamples {
             run,
             recorded,
-            path: path.to_path_buf(),
-            index,
+            plan,
             samples,
             hosts,
         }
@@ -596,10 +598,19 @@ impl CellSamples {
     /// invocation beyond the cell's planned count, is an error naming the line. `label`: the
     /// row's, for that error.
     pub fn add(&mut self, row: super::CheckedRow, label: impl FnOnce() -> String) -> Result<()> {
-        let cell = self.index.get(&*row.sample.cell_id).copied();
-        let planned = cell.map(|c| self.run.cells[c].planned);
-        check_in_plan(&self.path, row.line, &row.sample, planned, label)?;
-        let cell = cell.expect("check_in_plan refuses a row of a cell the run does not have");
+        let cell = self.plan.check(row.line, &row.sample, label)?;
+        self.push(cell, row);
+        Ok(())
+    }
+
+    /// What [`CellSamples::add`] checks rows against, to check them elsewhere (`merge`'s
+    /// threads), then [`CellSamples::push`] them.
+    pub fn plan(&self) -> &PlanCheck {
+        &self.plan
+    }
+
+    /// The next row, of the run's cell `cell`, as [`PlanCheck::check`] found it.
+    pub fn push(&mut self, cell: usize, row: super::CheckedRow) {
         if row.replaces.is_some() {
             Sample::mark_replaced(&mut self.samples[cell], row.sample.phase, row.sample.index);
         }
@@ -607,7 +618,6 @@ impl CellSamples {
         if let Some(host) = row.host {
             self.hosts[cell].push(host);
         }
-        Ok(())
     }
 
     /// The run with every row added; summaries left empty (see `report::summarize`).
@@ -626,6 +636,52 @@ impl CellSamples {
             }
         }
         run
+    }
+}
+
+/// Which cells a run has and which invocations each planned: rows are checked against it.
+#[derive(Debug, Clone)]
+pub struct PlanCheck {
+    /// The runs.csv named in errors.
+    path: PathBuf,
+    /// Cell id -> its place in the run's cells.
+    index: RowMap<String, usize>,
+    /// The cells' ids and plans, in the run's order.
+    ids: Vec<String>,
+    planned: Vec<Option<Planned>>,
+}
+
+impl PlanCheck {
+    /// The place among the run's cells of the cell of `sample` (on `line`), or an error naming
+    /// the line when the run has no such cell or did not plan that invocation. `label`: the
+    /// row's, for that error.
+    pub fn check(
+        &self,
+        line: u64,
+        sample: &Sample,
+        label: impl FnOnce() -> String,
+    ) -> Result<usize> {
+        let cell = self.index.get(&*sample.cell_id).copied();
+        let planned = cell.map(|c| self.planned[c]);
+        check_in_plan(&self.path, line, sample, planned, label)?;
+        Ok(cell.expect("check_in_plan refuses a row of a cell the run does not have"))
+    }
+
+    /// How many cells the run has.
+    pub fn cells(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The id of the run's cell `cell`.
+    pub fn id(&self, cell: usize) -> &str {
+        &self.ids[cell]
+    }
+
+    /// The place among the run's cells of the cell `id`, if the run has it.
+    pub fn cell(&self, id: &[u8]) -> Option<usize> {
+        std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| self.index.get(id).copied())
     }
 }
 

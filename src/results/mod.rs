@@ -41,7 +41,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "SampleRecord")]
 pub struct Sample {
-    pub cell_id: String,
+    pub cell_id: std::sync::Arc<str>,
     pub phase: Phase,
     pub index: u32,
     pub started_at: String,
@@ -136,7 +136,7 @@ impl From<SampleRecord> for Sample {
             None => status::from_end(r.exit_code, r.signal, r.oom_killed, r.timed_out),
         };
         Sample {
-            cell_id: r.cell_id,
+            cell_id: r.cell_id.into(),
             phase: r.phase,
             index: r.index,
             started_at: r.started_at,
@@ -321,10 +321,12 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 mod files;
 mod json;
 mod runs_csv;
+mod seen;
 
 pub use files::*;
 pub use json::*;
 pub use runs_csv::*;
+pub use seen::Seen;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -13,8 +13,8 @@ use super::{MetricValues, Result, ResultsError, Sample, io_err};
 use crate::disturbance::{Disturbance, Scope};
 use crate::measurement::{Counters, Measurement, Pressure};
 use crate::plan::Phase;
-use crate::rowhash::{self, RowMap};
 use crate::status::{self, Flag, Status};
+use rustc_hash::FxHashMap as RowMap;
 
 /// The fixed columns of `runs.csv`, after the axis columns and before the metric columns. New
 /// columns come last, so every other column keeps its place: a runs.csv written before
@@ -251,7 +251,7 @@ impl CsvWriter {
 
     pub fn append(&mut self, sample: &Sample, label: &str, axis_values: &[String]) -> Result<()> {
         let m = &sample.measured;
-        let mut row = vec![sample.cell_id.clone(), label.to_string()];
+        let mut row = vec![sample.cell_id.to_string(), label.to_string()];
         row.extend(axis_values.iter().cloned());
         row.extend([
             sample.phase.to_string(),
@@ -527,6 +527,7 @@ pub struct CheckedRow {
 /// remembers (the cells, hosts and invocations seen). The one validation of rows: for a file
 /// read back ([`read_csv_each`]), and for the rows `merge` writes, checked as a read of the file
 /// it writes would check them, without reading it again.
+#[derive(Clone)]
 pub struct RowChecker {
     path: PathBuf,
     header: Vec<String>,
@@ -545,7 +546,9 @@ pub struct RowChecker {
     cell_ids: RowMap<String, usize>,
     /// (cell, phase, invocation) -> the line of its latest row, and whether a `rerun` row may
     /// replace that one (a measured row flagged `disturbed`).
-    seen: RowMap<(usize, Phase, u32), (u64, bool)>,
+    seen: super::Seen<(u64, bool)>,
+    /// The cell ids of [`RowChecker::check`]'s samples.
+    ids: CellIds,
 }
 
 impl RowChecker {
@@ -616,15 +619,10 @@ impl RowChecker {
             metrics_at,
             metric_names,
             hosts: HashMap::new(),
-            cell_ids: rowhash::with_capacity(0),
-            seen: rowhash::with_capacity(0),
+            cell_ids: RowMap::with_capacity_and_hasher(0, Default::default()),
+            seen: Default::default(),
+            ids: Default::default(),
         })
-    }
-
-    /// Make room for `rows` more rows (`merge` knows how many its shards plan), so that a
-    /// large file's bookkeeping is not rehashed as it grows.
-    pub fn reserve(&mut self, rows: usize) {
-        self.seen.reserve(rows);
     }
 
     /// The axis columns (between `label` and the fixed columns).
@@ -635,6 +633,18 @@ impl RowChecker {
     /// The next row, `record`, which starts on `line` of the file: its sample, or what is
     /// wrong with it, naming the line and the column (see [`read_csv`]).
     pub fn check(&mut self, record: &csv::ByteRecord, line: u64) -> Result<CheckedRow> {
+        let mut ids = std::mem::take(&mut self.ids);
+        let sample = self.parse(record, line, &mut ids);
+        self.ids = ids;
+        let sample = sample?;
+        let host = self.host_at.map(|at| record.get(at).unwrap_or(b""));
+        self.accept(sample, host, line)
+    }
+
+    /// The first half of [`RowChecker::check`], which needs no memory of earlier rows (so
+    /// `merge` parses shards on several threads): `record` as a sample, or what is wrong with
+    /// its fields. `ids`: the cell ids this thread has read, shared by its samples.
+    pub fn parse(&self, record: &csv::ByteRecord, line: u64, ids: &mut CellIds) -> Result<Sample> {
         let invalid = |message: String| ResultsError::Invalid {
             path: self.path.clone(),
             line,
@@ -654,24 +664,40 @@ impl RowChecker {
             self.fixed,
             self.metrics_at,
             &self.metric_names,
+            ids,
         )
         .map_err(invalid)?;
         sample.measured.counters =
             parse_counters(record, &self.counters, self.counters_at).map_err(invalid)?;
-        let cell = match self.cell_ids.get(&sample.cell_id) {
+        Ok(sample)
+    }
+
+    /// The second half of [`RowChecker::check`], in file order: `sample` (parsed from the row
+    /// on `line`, whose host column holds `host`, `None` when the file has none) against the
+    /// rows before it.
+    pub fn accept(&mut self, sample: Sample, host: Option<&[u8]>, line: u64) -> Result<CheckedRow> {
+        let invalid = |message: String| ResultsError::Invalid {
+            path: self.path.clone(),
+            line,
+            message,
+        };
+        let cell = match self.cell_ids.get(&*sample.cell_id) {
             Some(&cell) => cell,
             None => {
                 let next_id = self.cell_ids.len();
-                self.cell_ids.insert(sample.cell_id.clone(), next_id);
+                self.cell_ids.insert(sample.cell_id.to_string(), next_id);
                 next_id
             }
         };
-        let key = (cell, sample.phase, sample.index);
+        let group = 2 * cell + usize::from(sample.phase == Phase::Measure);
         let flags = &sample.flags;
         let replaceable = sample.phase == Phase::Measure && flags.contains(&Flag::Disturbed);
         // The one duplicate allowed: a `rerun` row after a disturbed measured row (`[run]
         // rerun-disturbed`), which it replaces; a chain of them ends at the last.
-        let replaces = match self.seen.insert(key, (line, replaceable)) {
+        let replaces = match self
+            .seen
+            .insert(group, u64::from(sample.index), (line, replaceable))
+        {
             None => None,
             Some((earlier, true)) if flags.contains(&Flag::Rerun) => Some(earlier),
             Some((earlier, was_disturbed)) => {
@@ -686,9 +712,8 @@ impl RowChecker {
                 )));
             }
         };
-        let host = match self.host_at {
-            Some(at) => {
-                let raw = record.get(at).unwrap_or(b"");
+        let host = match host {
+            Some(raw) => {
                 if raw.is_empty() {
                     return Err(invalid(format!("column `{HOST_COLUMN}` is empty")));
                 }
@@ -713,6 +738,37 @@ impl RowChecker {
     }
 }
 
+/// The cell ids read so far, each held once and shared by its cell's samples: a run of a
+/// million rows has a handful of cells, and an allocation per row (then a free) was a good part
+/// of reading one.
+#[derive(Debug, Clone, Default)]
+pub struct CellIds {
+    ids: RowMap<Box<str>, Arc<str>>,
+    last: Option<Arc<str>>,
+}
+
+impl CellIds {
+    /// The shared `id`.
+    pub fn get(&mut self, id: &str) -> Arc<str> {
+        // Rows of one cell often come together (a cell-lifetime service, `--order cell`).
+        if let Some(last) = &self.last
+            && **last == *id
+        {
+            return Arc::clone(last);
+        }
+        let shared = match self.ids.get(id) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared: Arc<str> = id.into();
+                self.ids.insert(id.into(), Arc::clone(&shared));
+                shared
+            }
+        };
+        self.last = Some(Arc::clone(&shared));
+        shared
+    }
+}
+
 /// One record of a runs.csv as a sample, or what is wrong with it (naming the column); the
 /// label and the axis values are checked too (valid UTF-8), in their order. `fixed`: how
 /// many of [`FIXED`] the file has.
@@ -723,6 +779,7 @@ fn parse_row(
     fixed: usize,
     metrics_at: usize,
     metric_names: &[Arc<String>],
+    ids: &mut CellIds,
 ) -> std::result::Result<Sample, String> {
     let text = |i: usize| -> std::result::Result<&str, String> {
         std::str::from_utf8(r.get(i).unwrap_or(b""))
@@ -879,7 +936,7 @@ fn parse_row(
         }
     }
     let sample = Sample {
-        cell_id: cell_id.to_string(),
+        cell_id: ids.get(cell_id),
         phase,
         index,
         started_at: field(2)?.to_string(),

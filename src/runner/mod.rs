@@ -696,7 +696,7 @@ impl Runner<'_> {
         let stdout = sandbox::kept_output(&stdout, outcome.output_truncated[0]);
         let extracted = self.extractors[&cell.id].extract(stdout, &outcome.metrics_file);
         let mut sample = Sample {
-            cell_id: cell.id.clone(),
+            cell_id: cell.id.as_str().into(),
             phase: slot.phase,
             index: slot.index,
             started_at,

@@ -59,9 +59,9 @@ impl Reruns {
             return;
         }
         if sample.flags.contains(&Flag::Rerun) {
-            *self.used.entry(sample.cell_id.clone()).or_default() += 1;
+            *self.used.entry(sample.cell_id.to_string()).or_default() += 1;
         }
-        let key = (sample.cell_id.clone(), sample.index);
+        let key = (sample.cell_id.to_string(), sample.index);
         if replaceable(sample) {
             self.latest_replaceable.insert(key);
         } else {
@@ -152,7 +152,7 @@ mod tests {
 
     fn sample(cell: &Cell, phase: Phase, index: u32, status: Status, flags: &[Flag]) -> Sample {
         Sample {
-            cell_id: cell.id.clone(),
+            cell_id: cell.id.as_str().into(),
             phase,
             index,
             started_at: String::new(),

@@ -16,14 +16,14 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod rows;
+
 use crate::compare::host_differences;
 use crate::lock::RunLock;
-use crate::plan::ShardBy;
 use crate::render::Format;
 use crate::render::latex::TableOptions;
 use crate::report::ReportError;
-use crate::results::{self, CellSamples, HOST_COLUMN, ResultsError, RowChecker, RunResults};
-use crate::rowhash::{self, RowMap};
+use crate::results::{self, CellSamples, ResultsError, RunResults};
 use crate::shard::{ShardInfo, ShardRecord};
 use crate::status::RunStatus;
 
@@ -334,21 +334,7 @@ fn write_merged(
     // One pass over the shards' rows: each is written to the merged runs.csv and gathered into
     // its cell's samples, checked as `benchbox report` would check it reading the file back.
     let mut samples = CellSamples::of_written(&run, out)?;
-    // Bounded (results.json is input like any other): a larger run's maps grow as it goes.
-    let planned_rows = run
-        .cells
-        .iter()
-        .filter_map(|c| c.planned)
-        .map(|p| p.warmup as usize + p.runs as usize)
-        .sum::<usize>()
-        .min(1 << 21);
-    let copied = write_runs_csv(
-        &shards,
-        info.by,
-        &out.join("runs.csv"),
-        &mut samples,
-        planned_rows,
-    )?;
+    let copied = rows::write_runs_csv(shards, info.by, &out.join("runs.csv"), &mut samples)?;
     run.write(out)?;
     // A row that `report` would refuse fails the merge as that rebuild did, once the files
     // are written.
@@ -407,231 +393,33 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> MergeError 
     })
 }
 
-/// A runs.csv row's (cell, phase, invocation): the cell and phase as their numbers in
-/// [`Interned`], so a million rows cost no allocation each.
-type RowKey = (u32, u32, u64);
-
-/// Distinct byte strings (cell ids, phases) numbered in order of first sight.
-struct Interned(RowMap<Vec<u8>, u32>);
-
-impl Default for Interned {
-    fn default() -> Interned {
-        Interned(rowhash::with_capacity(0))
-    }
-}
-
-impl Interned {
-    fn number(&mut self, bytes: &[u8]) -> u32 {
-        if let Some(&n) = self.0.get(bytes) {
-            return n;
-        }
-        let n = self.0.len() as u32;
-        self.0.insert(bytes.to_vec(), n);
-        n
-    }
-}
-
-/// What [`write_runs_csv`] did: the rows it wrote, and whether every one of them is valid,
-/// as a read of the merged runs.csv would find them (its first error otherwise).
-struct Copied {
-    rows: u64,
-    checked: Result<(), ResultsError>,
-}
-
-/// Copy every shard's rows into one runs.csv with the host column (in shard order, each
-/// shard's rows in its own order), and give each row written to `samples`, checked as the
-/// merged file's row (its line, its host) by the validation that reads runs.csv back: the
-/// rows are parsed once. A refusal of the merge (an overlap, a row without an invocation
-/// number, a shard's unreadable runs.csv) is an error; a row that the validation refuses only
-/// ends the checking (it is [`Copied::checked`]), since the merge's own refusals of later rows
-/// come first. `planned_rows`: how many rows the merged run plans (to size its bookkeeping).
-fn write_runs_csv(
-    shards: &[Shard],
-    by: ShardBy,
-    path: &Path,
-    samples: &mut CellSamples,
-    planned_rows: usize,
-) -> Result<Copied, MergeError> {
-    let file = fs::File::create(path).map_err(|e| io_error("create", path, e))?;
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(io::BufWriter::with_capacity(1 << 20, file));
-    let csv_error = |p: &Path, e: csv::Error| {
-        MergeError::Results(ResultsError::Csv {
-            path: p.to_path_buf(),
-            message: e.to_string(),
-        })
-    };
-    let mut header: Option<Vec<String>> = None;
-    let mut host_at = 0;
-    // (cell, phase, invocation) -> the shard that has it.
-    let mut seen: RowMap<RowKey, u32> = rowhash::with_capacity(planned_rows);
-    let (mut cells, mut phases) = (Interned::default(), Interned::default());
-    let mut rows = 0u64;
-    let mut out = csv::ByteRecord::new();
-    let mut checker: Option<RowChecker> = None;
-    let mut checked = Ok(());
-    // The line of the merged file the next record starts on, as a reader counts them (each
-    // `\n`, those inside quoted fields included).
-    let mut line = 1u64;
-    for s in shards {
-        let shard_csv = s.dir.join("runs.csv");
-        if !shard_csv.exists() {
-            return Err(MergeError::Results(ResultsError::NoRunsCsv {
-                path: shard_csv,
-            }));
-        }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_path(&shard_csv)
-            .map_err(|e| csv_error(&shard_csv, e))?;
-        let theirs: Vec<String> = reader
-            .headers()
-            .map_err(|e| csv_error(&shard_csv, e))?
-            .iter()
-            .map(String::from)
-            .collect();
-        match &header {
-            None => {
-                host_at = results::fixed_columns_end(&theirs).ok_or_else(|| {
-                    refused(format!(
-                        "`{}` has not this benchbox's columns\n  hint: merge shards run by this version of benchbox",
-                        shard_csv.display()
-                    ))
-                })?;
-                let mut merged = theirs.clone();
-                merged.insert(host_at, HOST_COLUMN.to_string());
-                writer
-                    .write_record(&merged)
-                    .map_err(|e| csv_error(path, e))?;
-                line += lines_of(merged.concat().as_bytes());
-                match RowChecker::new(path, merged) {
-                    Ok(mut c) => {
-                        c.reserve(planned_rows);
-                        checker = Some(c);
-                    }
-                    Err(e) => checked = Err(e),
-                }
-                header = Some(theirs);
-            }
-            Some(h) if *h != theirs => {
-                return Err(refused(format!(
-                    "`{}` has other columns than shard {}'s runs.csv\n  hint: merge shards of one matrix, run by one version of benchbox",
-                    shard_csv.display(),
-                    shards[0].index
-                )));
-            }
-            Some(_) => {}
-        }
-        let phase_at = host_at - results::FIXED_COLUMNS;
-        let host = s.run.host.hostname.as_bytes();
-        let mut record = csv::ByteRecord::new();
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| csv_error(&shard_csv, e))?
-        {
-            let phase = record.get(phase_at).unwrap_or(b"");
-            // Every shard ran the warm-ups: the first shard's are kept.
-            if by == ShardBy::Invocation && phase == b"warmup" && s.index != shards[0].index {
-                continue;
-            }
-            let invocation = record.get(phase_at + 1).unwrap_or(b"");
-            let Some(number) = std::str::from_utf8(invocation)
-                .ok()
-                .and_then(|i| i.parse::<u64>().ok())
-            else {
-                return Err(refused(format!(
-                    "line {} of `{}`: the invocation `{}` is not a number\n  hint: merge the runs.csv files `benchbox run --shard` wrote, unedited",
-                    record.position().map_or(0, |p| p.line()),
-                    shard_csv.display(),
-                    String::from_utf8_lossy(invocation)
-                )));
-            };
-            let key = (
-                cells.number(record.get(0).unwrap_or(b"")),
-                phases.number(phase),
-                number,
-            );
-            // A shard's own repeat (a `rerun` row replacing a disturbed one) is the rebuild's to
-            // validate; only two shards holding one invocation is an overlap.
-            if let Some(other) = seen.insert(key, s.index)
-                && other != s.index
-            {
-                return Err(refused(format!(
-                    "shards {other} and {} both hold cell `{}` {} invocation {} (line {} of `{}`): their slices overlap\n  hint: merge shards of one `--shard K/N` split, each once",
-                    s.index,
-                    String::from_utf8_lossy(record.get(0).unwrap_or(b"")),
-                    String::from_utf8_lossy(phase),
-                    String::from_utf8_lossy(record.get(phase_at + 1).unwrap_or(b"")),
-                    record.position().map_or(0, |p| p.line()),
-                    shard_csv.display()
-                )));
-            }
-            out.clear();
-            for (i, field) in record.iter().enumerate() {
-                if i == host_at {
-                    out.push_field(host);
-                }
-                out.push_field(field);
-            }
-            if host_at == record.len() {
-                out.push_field(host);
-            }
-            writer
-                .write_byte_record(&out)
-                .map_err(|e| csv_error(path, e))?;
-            rows += 1;
-            if checked.is_ok()
-                && let Some(checker) = &mut checker
-            {
-                checked = checker
-                    .check(&out, line)
-                    .and_then(|row| samples.add(row, || results::label_of(&out)));
-            }
-            line += lines_of(out.as_slice());
-        }
-    }
-    let file = writer
-        .into_inner()
-        .map_err(|e| io_error("write", path, e.into_error()))?;
-    let file = file
-        .into_inner()
-        .map_err(|e| io_error("write", path, e.into_error()))?;
-    file.sync_all().map_err(|e| io_error("sync", path, e))?;
-    Ok(Copied { rows, checked })
-}
-
-/// How many lines a record written with these fields takes: its line end, and each `\n` in a
-/// field (written inside quotes). `fields`: its fields' bytes, one after the other.
-fn lines_of(fields: &[u8]) -> u64 {
-    // Almost every record has none: one fast search says so.
-    if !fields.contains(&b'\n') {
-        return 1;
-    }
-    1 + fields.iter().filter(|&&b| b == b'\n').count() as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::ShardBy;
     use crate::report::tests_support::write_run;
 
     /// The two shards (by invocation) of the run `write_run` makes, on two hosts: each has
     /// every warm-up and the measured invocations i with i mod 2 = K.
     fn two_shards(dir: &Path) -> Vec<PathBuf> {
+        shards_of(dir, 2)
+    }
+
+    /// The `n` shards (by invocation) of the run `write_run` makes, each on its own host.
+    fn shards_of(dir: &Path, n: u32) -> Vec<PathBuf> {
         let whole = dir.join("whole");
         fs::create_dir(&whole).unwrap();
         let run = write_run(&whole);
         let csv = fs::read_to_string(whole.join("runs.csv")).unwrap();
         let (header, rows) = csv.split_once('\n').unwrap();
-        (0..2u32)
+        (0..n)
             .map(|k| {
                 let shard = dir.join(format!("shard-{k}"));
                 fs::create_dir(&shard).unwrap();
                 let mut r = run.clone();
                 r.host.hostname = format!("node{k}");
                 r.shard = Some(ShardInfo {
-                    count: 2,
+                    count: n,
                     by: ShardBy::Invocation,
                     plan_hash: "h".into(),
                     index: Some(k),
@@ -642,7 +430,7 @@ mod tests {
                     .lines()
                     .filter(|l| {
                         let f: Vec<&str> = l.split(',').collect();
-                        f[4] == "warmup" || f[5].parse::<u32>().unwrap() % 2 == k
+                        f[4] == "warmup" || f[5].parse::<u32>().unwrap() % n == k
                     })
                     .map(|l| format!("{l}\n"))
                     .collect();
@@ -683,25 +471,94 @@ mod tests {
         let shards = two_shards(tmp.path());
         // A reason over two lines in shard 0 (quoted), then a negative time in shard 1: the
         // error names the merged file's line, counted as a reader counts it.
-        let edit = |k: usize, row: &str, field: usize, value: &str| {
-            let path = shards[k].join("runs.csv");
-            let text = fs::read_to_string(&path).unwrap();
+        let edit = |path: &Path, row: &str, field: usize, value: &str| -> String {
+            let text = fs::read_to_string(path).unwrap();
             let line = text.lines().find(|l| l.contains(row)).unwrap();
             let mut fields: Vec<&str> = line.split(',').collect();
+            let was = fields[field].to_string();
             fields[field] = value;
-            fs::write(&path, text.replacen(line, &fields.join(","), 1)).unwrap();
+            fs::write(path, text.replacen(line, &fields.join(","), 1)).unwrap();
+            was
         };
-        let reason = csv_header_position("reason");
-        edit(0, ",measure,2,", reason, "\"two\nlines\"");
-        edit(1, ",measure,3,", csv_header_position("wall_s"), "-1");
+        let (reason, wall) = (csv_header_position("reason"), csv_header_position("wall_s"));
+        edit(
+            &shards[0].join("runs.csv"),
+            ",measure,2,",
+            reason,
+            "\"two\nlines\"",
+        );
+        let wall_was = edit(&shards[1].join("runs.csv"), ",measure,3,", wall, "-1");
         let out = tmp.path().join("merged");
         let e = merge(&shards, &out, false, Vec::new(), &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("column `wall_s`: `-1` is negative"), "{e}");
+        assert!(!out.exists(), "a failed merge leaves nothing");
+        // The same row made negative in the merged runs.csv, read back by `benchbox report`.
+        edit(&shards[1].join("runs.csv"), ",measure,3,", wall, &wall_was);
+        merge(&shards, &out, false, Vec::new(), &[]).unwrap();
+        edit(&out.join("runs.csv"), ",measure,3,", wall, "-1");
         let read_back = crate::rebuild::rebuild(&out, None, &[])
             .unwrap_err()
             .to_string();
         assert_eq!(e, read_back);
+    }
+
+    #[test]
+    fn errors_come_in_shard_order_whichever_thread_parsed_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shards = shards_of(tmp.path(), 5);
+        let edit = |k: usize, from: &str, to: &str| {
+            let path = shards[k].join("runs.csv");
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(text.contains(from), "{from} in shard {k}");
+            fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        };
+        // Shard 4's invocation 9 is no number, shard 1's invocation 6 (shard 1 holds 1 and 6)
+        // is shard 0's 5 (an overlap), and a row of shard 0 has a negative time: the overlap is
+        // the first refusal in shard order, and refusals come before a row's own error.
+        edit(4, ",measure,9,", ",measure,nine,");
+        edit(1, ",measure,6,", ",measure,5,");
+        let wall = results::csv_header(&["jdk".into(), "gc".into()], &[], &["ops".into()])
+            .iter()
+            .position(|c| c == "wall_s")
+            .unwrap();
+        let path = shards[0].join("runs.csv");
+        let text = fs::read_to_string(&path).unwrap();
+        let line = text.lines().find(|l| l.contains(",measure,0,")).unwrap();
+        let mut fields: Vec<&str> = line.split(',').collect();
+        fields[wall] = "-1";
+        fs::write(&path, text.replacen(line, &fields.join(","), 1)).unwrap();
+        // Threads finish shards in any order: the answer must not depend on it.
+        for attempt in 0..20 {
+            let out = tmp.path().join(format!("merged-{attempt}"));
+            let e = merge(&shards, &out, false, Vec::new(), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("shards 0 and 1 both hold cell") && e.contains("measure invocation 5"),
+                "attempt {attempt}: {e}"
+            );
+            assert!(!out.exists());
+        }
+        // Without the overlap, shard 4's refusal; without it too, shard 0's row.
+        edit(1, ",measure,5,", ",measure,6,");
+        let out = tmp.path().join("merged");
+        let e = merge(&shards, &out, false, Vec::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the invocation `nine` is not a number"), "{e}");
+        edit(4, ",measure,nine,", ",measure,9,");
+        let e = merge(&shards, &out, false, Vec::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("column `wall_s`: `-1` is negative"), "{e}");
+        edit(0, &fields.join(","), line);
+        let merged = merge(&shards, &out, false, Vec::new(), &[]).unwrap();
+        assert_eq!(
+            merged.rows,
+            4 * 10 + 4,
+            "every measured row, shard 0's warm-ups"
+        );
     }
 }
