@@ -2,18 +2,17 @@
 //! checked as the merged file's row, on as many threads as the machine has.
 //!
 //! Parsing a row (its numbers, its text) is most of a merge's work and needs nothing but the
-//! row, so worker threads take whole shards, in order, and parse them: each gives back the bytes
-//! its rows take in the merged file and each row's sample. The calling thread then takes the
-//! shards in shard order and does what depends on the rows before: the overlap between shards,
-//! runs.csv's own duplicate check ([`RowChecker::accept`]), the line numbers of the merged file,
-//! the writing. Errors come in the order one thread reading the shards one after the other would
-//! meet them.
+//! row, so worker threads parse the shards, each a fixed share of them (shard k to worker k mod
+//! the workers), and send each shard's rows a chunk at a time: the bytes they take in the merged
+//! file and each row's sample. The calling thread reads the shards in order, from their
+//! workers' channels (one chunk each, so no more than two chunks a worker are held), and does
+//! what depends on the rows before: the overlap between shards, runs.csv's own duplicate check
+//! ([`RowChecker::accept`]), the line numbers of the merged file, the writing. Errors come in
+//! the order one thread reading the shards one after the other would meet them.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use rustc_hash::FxHashMap;
@@ -79,89 +78,91 @@ pub(super) fn write_runs_csv(
         host_at,
         parser: checker.clone(),
         plan: samples.plan().clone(),
-        spent: Default::default(),
     };
     // (cell, phase, invocation) -> the shard that has it; a phase no run has (an edited file)
-    // in a map of its own.
+    // in a map of its own. Room for every planned row: a merge's rows come shard by shard, so
+    // each cell's invocations arrive spread over its whole range.
     let mut seen: Seen<u32> = Seen::default();
+    seen.reserve(samples.plan().planned_rows());
     let mut seen_in_other_phases: FxHashMap<(usize, usize, u64), u32> = FxHashMap::default();
-    let mut others = Others::default();
+    if let Some(checker) = &mut checker {
+        checker.reserve(samples.plan().planned_rows());
+    }
+    let (mut other_cells, mut other_phases) = (Others::default(), Others::default());
     let mut rows = 0u64;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(shards.len());
-    let next = AtomicUsize::new(0);
     std::thread::scope(|scope| -> Result<(), MergeError> {
-        let (sender, receiver) = mpsc::sync_channel::<(usize, ShardRows)>(threads);
-        for _ in 0..threads {
-            let (sender, job, next) = (sender.clone(), &job, &next);
-            scope.spawn(move || {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= job.shards.len() || sender.send((k, job.shard_rows(k))).is_err() {
-                        // Done, or the calling thread stopped at an error.
-                        return;
+        // Worker w parses shards w, w + threads, ... in turn, a chunk of rows at a time, into a
+        // channel of its own that holds one chunk: the calling thread reads the shards in order
+        // from their workers, and no more than two chunks a worker are ever held.
+        let receivers: Vec<mpsc::Receiver<ShardRows>> = (0..threads)
+            .map(|w| {
+                let (sender, receiver) = mpsc::sync_channel::<ShardRows>(1);
+                let job = &job;
+                scope.spawn(move || {
+                    for k in (w..job.shards.len()).step_by(threads) {
+                        // An error sending: the calling thread stopped at an error.
+                        if !job.shard_rows(k, &mut |chunk| sender.send(chunk).is_ok()) {
+                            return;
+                        }
                     }
-                }
-            });
-        }
-        drop(sender);
-        // Shards parsed ahead of the one the calling thread is at.
-        let mut ahead: BTreeMap<usize, ShardRows> = BTreeMap::new();
+                });
+                receiver
+            })
+            .collect();
         for (k, s) in shards.iter().enumerate() {
-            let shard = loop {
-                if let Some(shard) = ahead.remove(&k) {
-                    break shard;
-                }
-                let (i, rows) = receiver
-                    .recv()
-                    .expect("a worker sends every shard it takes");
-                ahead.insert(i, rows);
-            };
-            file.write_all(&shard.bytes)
-                .map_err(|e| io_error("write", path, e))?;
-            let refusal = shard.refused;
-            let host = s.run.host.hostname.as_bytes();
-            let (mut bytes, mut shard_rows) = (shard.bytes, shard.rows);
-            for row in shard_rows.drain(..) {
-                let (cell, phase) = (
-                    others.number(row.cell, job.plan.cells()),
-                    others.number(row.phase, 2),
-                );
-                // A shard's own repeat (a `rerun` row replacing a disturbed one) is the
-                // rebuild's to validate; only two shards holding one invocation is an overlap.
-                let before = if phase < 2 {
-                    seen.insert(cell * 2 + phase, row.invocation, s.index)
-                } else {
-                    seen_in_other_phases.insert((cell, phase, row.invocation), s.index)
-                };
-                if let Some(other) = before
-                    && other != s.index
-                {
+            loop {
+                let Ok(shard) = receivers[k % threads].recv() else {
                     return Err(refused(format!(
-                        "shards {other} and {} both hold cell `{}` {} invocation {} (line {} of `{}`): their slices overlap\n  hint: merge shards of one `--shard K/N` split, each once",
-                        s.index,
-                        others.text(cell, |c| samples.plan().id(c)),
-                        others.text(phase, |p| ["warmup", "measure"][p]),
-                        row.invocation,
-                        row.shard_line,
+                        "the thread reading `{}` stopped before its end",
                         s.dir.join("runs.csv").display()
                     )));
+                };
+                file.write_all(&shard.bytes)
+                    .map_err(|e| io_error("write", path, e))?;
+                let host = s.run.host.hostname.as_bytes();
+                for row in shard.rows {
+                    let (cell, phase) = (
+                        other_cells.number(row.cell, job.plan.cells()),
+                        other_phases.number(row.phase, 2),
+                    );
+                    // A shard's own repeat (a `rerun` row replacing a disturbed one) is the
+                    // rebuild's to validate; only two shards holding one invocation is an
+                    // overlap.
+                    let before = if phase < 2 {
+                        seen.insert(cell * 2 + phase, row.invocation, s.index)
+                    } else {
+                        seen_in_other_phases.insert((cell, phase, row.invocation), s.index)
+                    };
+                    if let Some(other) = before
+                        && other != s.index
+                    {
+                        return Err(refused(format!(
+                            "shards {other} and {} both hold cell `{}` {} invocation {} (line {} of `{}`): their slices overlap\n  hint: merge shards of one `--shard K/N` split, each once",
+                            s.index,
+                            other_cells.text(cell, |c| samples.plan().id(c)),
+                            other_phases.text(phase, |p| ["warmup", "measure"][p]),
+                            row.invocation,
+                            row.shard_line,
+                            s.dir.join("runs.csv").display()
+                        )));
+                    }
+                    rows += 1;
+                    if checked.is_ok()
+                        && let Some(checker) = &mut checker
+                    {
+                        checked = accept(checker, samples, row.parsed, host, line);
+                    }
+                    line += row.lines;
                 }
-                rows += 1;
-                if checked.is_ok()
-                    && let Some(checker) = &mut checker
-                {
-                    checked = accept(checker, samples, row.parsed, host, line);
+                if let Some(refusal) = shard.refused {
+                    return Err(refusal);
                 }
-                line += row.lines;
-            }
-            if let Some(refusal) = refusal {
-                return Err(refusal);
-            }
-            bytes.clear();
-            if let Ok(mut spent) = job.spent.lock() {
-                spent.push((bytes, shard_rows));
+                if shard.last {
+                    break;
+                }
             }
         }
         Ok(())
@@ -202,18 +203,32 @@ struct Job<'a> {
     /// `None` when the merged header is no runs.csv's (the calling thread has the error).
     parser: Option<RowChecker>,
     plan: PlanCheck,
-    /// Emptied buffers of shards done with, for the next shards.
-    spent: std::sync::Mutex<Vec<(Vec<u8>, Vec<ShardRow>)>>,
 }
 
-/// A shard's rows as a worker made them: the bytes they take in the merged runs.csv (with the
-/// host column), and what the calling thread needs of each.
+/// Rows a worker sends in one piece (a few in unit tests, so that their shards take several).
+const CHUNK: usize = if cfg!(test) { 3 } else { 8192 };
+
+/// A chunk of a shard's rows as a worker made them: the bytes they take in the merged runs.csv
+/// (with the host column), and what the calling thread needs of each.
 struct ShardRows {
     bytes: Vec<u8>,
     rows: Vec<ShardRow>,
     /// What ended the shard's rows early: a refusal of the merge (a runs.csv that cannot be
     /// read or has other columns, an invocation that is no number).
     refused: Option<MergeError>,
+    /// The shard's last chunk.
+    last: bool,
+}
+
+impl ShardRows {
+    fn new() -> ShardRows {
+        ShardRows {
+            bytes: Vec::new(),
+            rows: Vec::with_capacity(CHUNK),
+            refused: None,
+            last: false,
+        }
+    }
 }
 
 struct ShardRow {
@@ -247,27 +262,27 @@ impl Parsed {
 }
 
 impl Job<'_> {
-    /// Shard `k`'s rows, parsed.
-    fn shard_rows(&self, k: usize) -> ShardRows {
-        // The buffers of a shard the calling thread is done with: a million rows then cost
-        // no fresh memory (and page faults) per shard.
-        let (bytes, rows) = self
-            .spent
-            .lock()
-            .map_or(None, |mut spent| spent.pop())
-            .unwrap_or_default();
-        let mut out = ShardRows {
-            bytes,
-            rows,
-            refused: None,
-        };
-        if let Err(e) = self.copy_rows(k, &mut out) {
-            out.refused = Some(e);
+    /// Shard `k`'s rows, parsed, given to `send` a chunk at a time (the last one says so);
+    /// false when `send` refused one.
+    fn shard_rows(&self, k: usize, send: &mut dyn FnMut(ShardRows) -> bool) -> bool {
+        let mut chunk = ShardRows::new();
+        match self.copy_rows(k, &mut chunk, send) {
+            Ok(false) => return false,
+            Ok(true) => {}
+            Err(e) => chunk.refused = Some(e),
         }
-        out
+        chunk.last = true;
+        send(chunk)
     }
 
-    fn copy_rows(&self, k: usize, out: &mut ShardRows) -> Result<(), MergeError> {
+    /// [`Job::shard_rows`] but the last chunk, left in `chunk`; Ok(false) when `send` refused
+    /// one.
+    fn copy_rows(
+        &self,
+        k: usize,
+        chunk: &mut ShardRows,
+        send: &mut dyn FnMut(ShardRows) -> bool,
+    ) -> Result<bool, MergeError> {
         let s = &self.shards[k];
         let shard_csv = s.dir.join("runs.csv");
         let mut reader = open(&shard_csv)?;
@@ -279,12 +294,7 @@ impl Job<'_> {
                 self.shards[0].index
             )));
         }
-        let len = fs::metadata(&shard_csv).map_or(0, |m| m.len() as usize);
-        let mut bytes = std::mem::take(&mut out.bytes);
-        bytes.reserve(len + len / 8);
-        let mut writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(bytes);
+        let mut writer = bytes_writer();
         let phase_at = self.host_at - results::FIXED_COLUMNS;
         let host = s.run.host.hostname.as_bytes();
         let mut record = csv::ByteRecord::new();
@@ -321,11 +331,19 @@ impl Job<'_> {
             if self.host_at == record.len() {
                 merged.push_field(host);
             }
+            if chunk.rows.len() == CHUNK {
+                chunk.bytes = std::mem::replace(&mut writer, bytes_writer())
+                    .into_inner()
+                    .map_err(|e| io_error("write", &shard_csv, e.into_error()))?;
+                if !send(std::mem::replace(chunk, ShardRows::new())) {
+                    return Ok(false);
+                }
+            }
             writer
                 .write_byte_record(&merged)
                 .map_err(|e| csv_error(&shard_csv, e))?;
             let cell_id = record.get(0).unwrap_or(b"");
-            out.rows.push(ShardRow {
+            chunk.rows.push(ShardRow {
                 cell: match self.plan.cell(cell_id) {
                     Some(c) => Part::Known(c),
                     None => Part::Other(cell_id.into()),
@@ -347,10 +365,10 @@ impl Job<'_> {
                 }),
             });
         }
-        out.bytes = writer
+        chunk.bytes = writer
             .into_inner()
             .map_err(|e| io_error("write", &shard_csv, e.into_error()))?;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -426,6 +444,13 @@ fn header_of(reader: &mut csv::Reader<fs::File>, path: &Path) -> Result<Vec<Stri
 /// The columns of the runs.csv at `path`.
 fn read_header(path: &Path) -> Result<Vec<String>, MergeError> {
     header_of(&mut open(path)?, path)
+}
+
+/// A writer of records without a header, into memory.
+fn bytes_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> MergeError {

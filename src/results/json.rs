@@ -667,6 +667,17 @@ impl PlanCheck {
         Ok(cell.expect("check_in_plan refuses a row of a cell the run does not have"))
     }
 
+    /// How many rows the run plans (warm-ups and measured invocations of every cell), at most
+    /// 2^22: room to make for them, bounded since results.json is input like any other.
+    pub fn planned_rows(&self) -> usize {
+        self.planned
+            .iter()
+            .flatten()
+            .map(|p| p.warmup as usize + p.runs as usize)
+            .sum::<usize>()
+            .min(1 << 22)
+    }
+
     /// How many cells the run has.
     pub fn cells(&self) -> usize {
         self.ids.len()

@@ -625,6 +625,12 @@ impl RowChecker {
         })
     }
 
+    /// Room for `rows` invocations in the duplicate check whatever order they come in
+    /// (`merge`: shard by shard), see [`super::Seen::reserve`].
+    pub fn reserve(&mut self, rows: usize) {
+        self.seen.reserve(rows);
+    }
+
     /// The axis columns (between `label` and the fixed columns).
     pub fn axes(&self) -> &[String] {
         &self.axes
