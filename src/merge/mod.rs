@@ -561,4 +561,38 @@ mod tests {
             "every measured row, shard 0's warm-ups"
         );
     }
+
+    #[test]
+    fn an_unknown_phase_and_an_unknown_cell_are_not_taken_for_each_other_or_a_real_cell() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shards = shards_of(tmp.path(), 2);
+        let path = shards[0].join("runs.csv");
+        let text = fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let edit = |line: &mut String, at: usize, value: &str| {
+            let mut fields: Vec<&str> = line.split(',').collect();
+            fields[at] = value;
+            *line = fields.join(",");
+        };
+        // Shard 0: a warm-up whose phase is `x`, then a measured row whose cell is `x` and
+        // whose invocation, 1, is one shard 1 holds for every real cell. Numbered together,
+        // the unknown cell took the unknown phase's number, 2: a real cell's place, and a false
+        // overlap with shard 1.
+        let warmup = lines.iter().position(|l| l.contains(",warmup,")).unwrap();
+        edit(&mut lines[warmup], 4, "x");
+        let measured = lines
+            .iter()
+            .position(|l| l.contains(",measure,0,"))
+            .unwrap();
+        edit(&mut lines[measured], 0, "x");
+        edit(&mut lines[measured], 5, "1");
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let out = tmp.path().join("merged");
+        let e = merge(&shards, &out, false, Vec::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("overlap"), "{e}");
+        assert!(e.contains("unknown phase `x`"), "{e}");
+        assert!(!out.exists());
+    }
 }
