@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::measurement::Counters;
 use crate::results::{CellResult, RunResults, Sample};
 use crate::spec::Better;
 
@@ -388,9 +389,11 @@ impl<'k> Field<'k> {
             "io_read_bytes" => Field::IoRead,
             "io_write_bytes" => Field::IoWrite,
             "max_rss_bytes" => Field::MaxRss,
-            "task_clock_s" | "context_switches" | "cpu_migrations" | "page_faults"
-            | "instructions" | "cycles" | "branches" | "branch_misses" | "cache_misses" => {
-                Field::Counter(key)
+            counter
+                if Counters::SOFTWARE.contains(&counter)
+                    || Counters::HARDWARE.contains(&counter) =>
+            {
+                Field::Counter(counter)
             }
             custom => Field::Custom(custom),
         }
